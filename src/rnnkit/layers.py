@@ -1,0 +1,391 @@
+"""Recurrent layers: one generic time loop for any cell, and torch.nn drop-in replacements.
+
+:class:`Recurrent` runs any :class:`~rnnkit.cells.RecurrentCell` over a sequence: stacked layers,
+both directions, dropout between layers, variable lengths, an initial state in and the final state
+out. It holds no gate math; each step calls ``cell.step``. Its parameters carry torch.nn's flat
+names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so :class:`RNN`, :class:`LSTM` and
+:class:`GRU` share ``state_dict``s with ``torch.nn.RNN/LSTM/GRU`` key for key.
+
+``backend`` chooses how the loop runs, never what it computes:
+
+- ``"reference"``: the Python loop over ``cells.py`` (readable, any cell, the ground truth);
+- ``"torch"``: torch's native kernels (oneDNN on CPU, cuDNN on GPU) on the same parameters;
+  Elman, LSTM and GRU only;
+- ``"auto"`` (default): the fastest backend that supports the configuration.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
+from .errors import ConfigError, ShapeError
+
+__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "BACKENDS"]
+
+BACKENDS = ("auto", "reference", "torch")
+CELLS: dict[str, type[RecurrentCell]] = {
+    "elman": ElmanCell, "rnn": ElmanCell, "jordan": JordanCell, "lstm": LSTMCell, "gru": GRUCell,
+}
+StateLike = Union[Tensor, tuple[Tensor, ...]]
+
+
+def _cell_class(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:
+    if isinstance(cell, str):
+        try:
+            return CELLS[cell.lower()]
+        except KeyError:
+            raise ConfigError(f"unknown cell {cell!r}; choose one of elman, jordan, lstm, gru") from None
+    if isinstance(cell, type) and issubclass(cell, RecurrentCell):
+        return cell
+    raise ConfigError(f"cell must be a name or a RecurrentCell subclass, got {cell!r}")
+
+
+def _reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of ``x (B, T, F)`` within its own length; padding stays in place."""
+    if lengths is None:
+        return x.flip(1)
+    B, T = x.shape[:2]
+    t = torch.arange(T, device=x.device).expand(B, T)  # (B, T)
+    n = lengths.to(x.device).unsqueeze(1)  # (B, 1)
+    idx = torch.where(t < n, n - 1 - t, t)  # (B, T)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+class Recurrent(nn.Module):
+    """Any recurrent cell run over time, stacked and optionally bidirectional.
+
+    Args:
+        cell: ``"elman"`` (alias ``"rnn"``), ``"jordan"``, ``"lstm"``, ``"gru"`` or a
+            :class:`RecurrentCell` subclass.
+        input_size: features per time step.
+        hidden_size: units per layer and direction.
+        num_layers: stacked layers; layer k > 0 reads the outputs of layer k-1.
+        bias: learn biases.
+        batch_first: inputs and outputs are ``(B, T, F)`` instead of ``(T, B, F)``.
+        dropout: dropout on the outputs of every layer but the last, while training.
+        bidirectional: also run each layer backwards and concatenate both outputs.
+        backend: ``"auto"``, ``"reference"`` or ``"torch"`` (see the module docstring).
+        init: ``"torch"`` (default, torch.nn's uniform) or ``"keras"`` (see ``keras_init_``).
+        **cell_kwargs: passed to the cell (``nonlinearity``, ``proj_size``, ``output_size``, ...).
+
+    ``forward(input, hx=None, lengths=None) -> (output, h_n)``. ``input`` is ``(T, B, I)``
+    (``(B, T, I)`` if ``batch_first``), ``(T, I)`` unbatched, or a ``PackedSequence``.
+    ``hx``/``h_n`` is a tensor ``(L*D, B, S)`` for single-state cells and a tuple ``(h, c)`` for
+    LSTM. ``lengths (B,)`` marks variable-length sequences: outputs past a sequence's end are zero
+    and ``h_n`` is the state at each sequence's last step.
+    """
+
+    def __init__(self, cell: str | type[RecurrentCell], input_size: int, hidden_size: int,
+                 num_layers: int = 1, bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, backend: str = "auto",
+                 init: str = "torch", device=None, dtype=None, **cell_kwargs) -> None:
+        super().__init__()
+        cell_cls = _cell_class(cell)
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ConfigError(f"num_layers must be a positive integer, got {num_layers!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout acts between stacked layers; with num_layers=1 it does nothing",
+                          stacklevel=2)
+        self.cell_type = cell_cls
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.backend = backend
+        self.cell_kwargs = dict(cell_kwargs)
+        self._cells: list[RecurrentCell] = []  # math only; their weights live on this module
+        self._names: list[list[str]] = []  # per (layer, direction): this module's weight names
+        D = self.num_directions
+        layer_in = input_size
+        for layer in range(num_layers):
+            for d in range(D):
+                c = cell_cls(layer_in, hidden_size, bias, device=device, dtype=dtype, **cell_kwargs)
+                suffix = f"_l{layer}" + ("_reverse" if d else "")
+                names = []
+                for name, p in zip(c.weight_names, c.weights()):
+                    names.append(name + suffix)
+                    self.register_parameter(name + suffix, p)
+                c._parameters.clear()  # one owner per tensor: this layer
+                self._cells.append(c)
+                self._names.append(names)
+                if init != "torch":
+                    c.init_weights_(self._weights(len(self._cells) - 1), init)
+            layer_in = D * c.output_size
+        self.output_size = c.output_size
+        self.state_sizes = c.state_sizes
+
+    # --- structure -------------------------------------------------------------------------
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _weights(self, k: int) -> list[Tensor | None]:
+        return [getattr(self, n) for n in self._names[k]]
+
+    def cells_and_weights(self) -> list[tuple[RecurrentCell, list[Tensor | None]]]:
+        """``(cell, weights)`` for every layer and direction, in torch's order."""
+        return [(c, self._weights(k)) for k, c in enumerate(self._cells)]
+
+    def reset_parameters(self, init: str = "torch") -> None:
+        for c, w in self.cells_and_weights():
+            c.init_weights_(w, init)
+
+    def flatten_parameters(self) -> None:
+        """Accepted for drop-in compatibility with torch.nn; rnnkit needs no flat buffer."""
+
+    def resolved_backend(self) -> str:
+        """The backend ``"auto"`` resolves to for this layer."""
+        if self.backend != "auto":
+            return self.backend
+        return "torch" if self._torch_mode() is not None else "reference"
+
+    def _torch_mode(self) -> str | None:
+        if self.cell_type is LSTMCell:
+            return "lstm"
+        if self.cell_type is GRUCell:
+            return "gru"
+        if self.cell_type is ElmanCell:
+            return "rnn_" + self.cell_kwargs.get("nonlinearity", "tanh")
+        return None
+
+    def extra_repr(self) -> str:
+        s = f"{self.cell_type.__name__}, {self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        for k in ("batch_first", "bidirectional"):
+            if getattr(self, k):
+                s += f", {k}=True"
+        if not self.bias:
+            s += ", bias=False"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        s += "".join(f", {k}={v!r}" for k, v in self.cell_kwargs.items())
+        return s + f", backend={self.backend!r}"
+
+    # --- states ----------------------------------------------------------------------------
+    def init_state(self, batch: int | None = None, *, device=None, dtype=None) -> StateLike:
+        """Zero initial state in the format ``forward`` takes (``batch=None``: unbatched)."""
+        ref = self._weights(0)[0]
+        device, dtype = device or ref.device, dtype or ref.dtype
+        lead = (self.num_layers * self.num_directions,) + (() if batch is None else (batch,))
+        states = tuple(torch.zeros(*lead, s, device=device, dtype=dtype) for s in self.state_sizes)
+        return states[0] if len(states) == 1 else states
+
+    def step(self, x_t: Tensor, state: StateLike | None = None) -> tuple[Tensor, StateLike]:
+        """One time step for streaming inference: ``x_t (B, I)`` -> ``(y_t (B, D*O), state)``.
+
+        Equal to the matching step of ``forward`` on the whole sequence.
+        """
+        if self.bidirectional:
+            raise ConfigError("step() runs forward in time; a bidirectional layer needs the whole sequence")
+        x = x_t.unsqueeze(1) if self.batch_first else x_t.unsqueeze(0)  # (B, I) -> one step
+        out, state = self(x, state)
+        return (out.squeeze(1) if self.batch_first else out.squeeze(0)), state
+
+    def _split_state(self, hx: StateLike | None, batch: int, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
+        """Validate ``hx`` and return it as a tuple of ``(L*D, B, S)`` tensors."""
+        if hx is None:
+            return tuple(torch.zeros(self.num_layers * self.num_directions, batch, s,
+                                     device=x.device, dtype=x.dtype) for s in self.state_sizes)
+        states = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        if len(states) != len(self.state_sizes):
+            raise ShapeError(f"{type(self).__name__} expected a state of {len(self.state_sizes)} tensor(s), "
+                             f"got {len(states)}")
+        if unbatched:
+            states = tuple(s.unsqueeze(1) if s.dim() == 2 else s for s in states)
+        LD = self.num_layers * self.num_directions
+        for s, size in zip(states, self.state_sizes):
+            if tuple(s.shape) != (LD, batch, size):
+                raise ShapeError(f"{type(self).__name__} expected initial state of shape "
+                                 f"({LD}, {batch}, {size}), got {tuple(s.shape)}")
+            if s.dtype != x.dtype:
+                raise ShapeError(f"initial state has dtype {s.dtype} but the input is {x.dtype}")
+        return states
+
+    # --- forward ---------------------------------------------------------------------------
+    def forward(self, input: Tensor | PackedSequence, hx: StateLike | None = None,
+                lengths: Tensor | Sequence[int] | None = None):
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ConfigError("pass either a PackedSequence or lengths=, not both")
+            x, lengths = pad_packed_sequence(input, batch_first=True)  # (B, T, I), original order
+            unbatched = False
+        else:
+            x, unbatched = self._check_input(input)
+            if not self.batch_first:
+                x = x.transpose(0, 1)  # (T, B, I) -> (B, T, I)
+        B, T = x.shape[:2]
+        if lengths is not None:
+            lengths = self._check_lengths(lengths, B, T)
+        states = self._split_state(hx, B, x, unbatched)
+        if x.dtype != self._weights(0)[0].dtype:
+            raise ShapeError(f"{type(self).__name__} has {self._weights(0)[0].dtype} parameters but got "
+                             f"{x.dtype} input; convert one of them (module.to(dtype) or x.to(dtype))")
+        backend = self.resolved_backend()
+        if backend == "torch":
+            if self._torch_mode() is None:
+                raise ConfigError(f"backend='torch' does not support {self.cell_type.__name__}; "
+                                  "use backend='reference' or 'auto'")
+            out, new_states = self._forward_torch(x, states, lengths)
+        else:
+            out, new_states = self._forward_reference(x, states, lengths)
+        return self._format_output(out, new_states, input if packed else None, lengths, unbatched)
+
+    def _check_input(self, input: Tensor) -> tuple[Tensor, bool]:
+        if not isinstance(input, Tensor):
+            raise ShapeError(f"{type(self).__name__} expected a tensor or PackedSequence, got {type(input).__name__}")
+        layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
+        if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
+            raise ShapeError(f"{type(self).__name__} expected input of shape {layout} with F={self.input_size} "
+                             f"(or (T, {self.input_size}) unbatched), got {tuple(input.shape)}")
+        if not input.is_floating_point():
+            raise ShapeError(f"{type(self).__name__} expected a floating-point input, got {input.dtype}")
+        if input.dim() == 2:
+            return input.unsqueeze(0 if self.batch_first else 1), True
+        return input, False
+
+    @staticmethod
+    def _check_lengths(lengths, B: int, T: int) -> Tensor:
+        lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
+        if lengths.shape != (B,):
+            raise ShapeError(f"lengths must have shape ({B},), one per sequence, got {tuple(lengths.shape)}")
+        if (lengths < 1).any() or (lengths > T).any():
+            raise ShapeError(f"every length must be in [1, {T}] (the padded length), got {lengths.tolist()}")
+        return lengths
+
+    def _format_output(self, out: Tensor, states: tuple[Tensor, ...], packed_in: PackedSequence | None,
+                       lengths: Tensor | None, unbatched: bool):
+        if packed_in is not None:
+            idx = packed_in.sorted_indices
+            out_s = out if idx is None else out.index_select(0, idx.to(out.device))
+            len_s = lengths if idx is None else lengths.index_select(0, idx.cpu())
+            data = pack_padded_sequence(out_s, len_s, batch_first=True, enforce_sorted=True).data
+            out = PackedSequence(data, packed_in.batch_sizes, packed_in.sorted_indices,
+                                 packed_in.unsorted_indices)
+        elif unbatched:
+            out = out.squeeze(0)  # (1, T, H) -> (T, H)
+            states = tuple(s.squeeze(1) for s in states)
+        elif not self.batch_first:
+            out = out.transpose(0, 1)  # (B, T, H) -> (T, B, H)
+        return out, (states[0] if len(states) == 1 else states)
+
+    def _forward_reference(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None):
+        """The readable loop: every layer, direction and step through ``cell.step``."""
+        D = self.num_directions
+        B, T = x.shape[:2]
+        mask = None
+        if lengths is not None:
+            mask = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device)  # (B, T)
+        finals: list[tuple[Tensor, ...]] = []
+        layer_in = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                cell, w = self._cells[k], self._weights(k)
+                seq = layer_in if d == 0 else _reverse_padded(layer_in, lengths)
+                state = tuple(s[k] for s in states)
+                ys = []
+                for t in range(T):
+                    y, new = cell.step(seq[:, t], state, w)
+                    if mask is not None:
+                        m = mask[:, t].unsqueeze(1)  # (B, 1)
+                        new = tuple(torch.where(m, n, s) for n, s in zip(new, state))
+                        y = torch.where(m, y, torch.zeros_like(y))
+                    state = new
+                    ys.append(y)
+                out = torch.stack(ys, 1)  # T x (B, O) -> (B, T, O)
+                outs.append(out if d == 0 else _reverse_padded(out, lengths))
+                finals.append(state)
+            layer_in = torch.cat(outs, -1) if D == 2 else outs[0]  # (B, T, D*O)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_in = F.dropout(layer_in, self.dropout, training=True)
+        new_states = tuple(torch.stack([f[i] for f in finals]) for i in range(len(self.state_sizes)))
+        return layer_in, new_states  # (B, T, D*O), each (L*D, B, S)
+
+    def _forward_torch(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None):
+        """torch's fused kernels (``torch._VF``, what torch.nn.RNN itself calls) on our weights."""
+        mode = self._torch_mode()
+        fn = getattr(torch._VF, mode)
+        flat = [p for k in range(len(self._cells)) for p in self._weights(k) if p is not None]
+        hx = states if mode == "lstm" else states[0]
+        args = (flat, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
+            if lengths is None:
+                result = fn(x, hx, *args, True)
+                out, new = result[0], tuple(result[1:])
+            else:
+                T = x.shape[1]
+                packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+                perm, unperm = packed.sorted_indices, packed.unsorted_indices
+                hx = tuple(s.index_select(1, perm.to(s.device)) for s in states)
+                result = fn(packed.data, packed.batch_sizes, hx if mode == "lstm" else hx[0], *args)
+                out_packed = PackedSequence(result[0], packed.batch_sizes, perm, unperm)
+                out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=T)
+                new = tuple(s.index_select(1, unperm.to(s.device)) for s in result[1:])
+        return out, new
+
+
+class RNN(Recurrent):
+    """Elman RNN, a drop-in replacement for ``torch.nn.RNN`` (same arguments, defaults, shapes and
+    ``state_dict``), plus ``lengths=`` and ``backend=``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, backend: str = "auto", init: str = "torch",
+                 device=None, dtype=None) -> None:
+        super().__init__("elman", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, init, device, dtype, nonlinearity=nonlinearity)
+        self.nonlinearity = nonlinearity
+
+
+class LSTM(Recurrent):
+    """LSTM, a drop-in replacement for ``torch.nn.LSTM`` (same arguments, defaults, shapes and
+    ``state_dict``, ``proj_size`` included), plus ``lengths=`` and ``backend=``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, backend: str = "auto", init: str = "torch", device=None, dtype=None) -> None:
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, init, device, dtype, proj_size=proj_size)
+        self.proj_size = proj_size
+
+
+class GRU(Recurrent):
+    """GRU, a drop-in replacement for ``torch.nn.GRU`` (same arguments, defaults, shapes and
+    ``state_dict``), plus ``lengths=`` and ``backend=``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 backend: str = "auto", init: str = "torch", device=None, dtype=None) -> None:
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, init, device, dtype)
+
+
+class Jordan(Recurrent):
+    """Jordan network layer (state = previous output), with the same interface as :class:`RNN`.
+
+    ``output_size`` (default ``hidden_size``) is the width of ``y_t``, which is both the layer's
+    output and its recurrent state; ``output_activation`` is applied to it. torch.nn has no twin.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 output_size: int | None = None, nonlinearity: str = "tanh",
+                 output_activation: str = "identity", backend: str = "auto", init: str = "torch",
+                 device=None, dtype=None) -> None:
+        super().__init__("jordan", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, init, device, dtype, output_size=output_size,
+                         nonlinearity=nonlinearity, output_activation=output_activation)
