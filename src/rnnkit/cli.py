@@ -1,0 +1,266 @@
+"""The ``rnnkit`` command line. It calls the same functions as the Python API, nothing more.
+
+A user mistake (missing file, unknown column, bad setting, damaged run...) prints one line,
+``rnnkit: error: ...``, on stderr and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .config import DataConfig, ModelConfig, TrainConfig
+from .errors import RnnkitError, RunError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE = 2
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("data", metavar="DATA", help="CSV/TSV/Parquet file, or a built-in series such as builtin:sine "
+                                               "(see `rnnkit datasets`)")
+    g.add_argument("--target", action="append", default=[], metavar="COL",
+                   help="column to forecast; repeat for several (default: the only numeric column)")
+    g.add_argument("--time-col", metavar="COL", help="column of timestamps (parsed as dates, checked for order, "
+                                                    "duplicates and gaps; default: none, rows in file order)")
+    g.add_argument("--covariates", action="append", default=[], metavar="COL",
+                   help="past covariate column used as an input; repeat or comma-separate (default: none)")
+    g.add_argument("--fill", choices=["ffill", "interpolate"], help="fill missing values (default: refuse them)")
+    g.add_argument("--lookback", type=int, required=True, metavar="L", help="input steps per window")
+    g.add_argument("--horizon", type=int, required=True, metavar="H", help="steps to forecast")
+    g.add_argument("--stride", type=int, default=1, help="step between training windows (default: 1)")
+    g.add_argument("--val-frac", type=float, default=0.1, metavar="F",
+                   help="fraction of rows (after training, before test) for validation (default: 0.1)")
+    g.add_argument("--test-frac", type=float, default=0.2, metavar="F",
+                   help="last fraction of rows held out for testing (default: 0.2)")
+    g.add_argument("--scaler", choices=["minmax", "standard", "none"], default="minmax",
+                   help="scaling fitted on training rows only (default: minmax)")
+    g.add_argument("--seasonal-period", type=int, metavar="M",
+                   help="season length m for MASE and the seasonal-naive baseline (default: the built-in "
+                        "series' period, else 1)")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", choices=["lstm", "gru", "elman", "jordan"], default="lstm", help="recurrent cell (default: lstm)")
+    g.add_argument("--hidden", type=int, default=32, metavar="N", help="hidden units per layer (default: 32)")
+    g.add_argument("--layers", type=int, default=1, metavar="N", help="stacked layers (default: 1)")
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers (default: 0)")
+    g.add_argument("--bidirectional", action="store_true", help="bidirectional encoder (direct strategy only)")
+    g.add_argument("--strategy", choices=["direct", "recursive"], default="direct",
+                   help="direct: emit all H steps at once; recursive: one step, fed back (default: direct)")
+    g.add_argument("--init", choices=["torch", "keras"], default="torch", help="weight initialisation (default: torch)")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=200, help="maximum epochs (default: 200)")
+    g.add_argument("--batch-size", type=int, default=32, help="windows per batch (default: 32)")
+    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
+    g.add_argument("--optimizer", choices=["adam", "sgd", "adagrad", "rmsprop"], default="adam",
+                   help="optimiser (default: adam)")
+    g.add_argument("--momentum", type=float, default=0.0, help="momentum for sgd/rmsprop (default: 0)")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
+    g.add_argument("--clip-norm", type=float, help="clip the gradient norm to this value (default: off)")
+    g.add_argument("--clip-value", type=float, help="clip each gradient to +-this value (default: off)")
+    g.add_argument("--schedule", choices=["none", "cosine", "step", "plateau"], default="none",
+                   help="learning-rate schedule (default: none)")
+    g.add_argument("--loss", choices=["mse", "mae"], default="mse", help="training loss (default: mse)")
+    g.add_argument("--patience", type=int, default=20,
+                   help="early stopping: checks without improvement before stopping; 0 = no early stopping "
+                        "(default: 20)")
+    g.add_argument("--min-delta", type=float, default=0.0,
+                   help="relative fall that counts as improvement, 0.01 = 1%% (default: 0)")
+    g.add_argument("--check-every", type=int, default=1, help="epochs between validation checks (default: 1)")
+    g.add_argument("--many-to-many", action="store_true",
+                   help="recursive strategy: train on the next value at every step, not just the last")
+    g.add_argument("--warmup", type=int, default=0, help="many-to-many: leading steps left out of the loss (default: 0)")
+    g.add_argument("--stateful", action="store_true",
+                   help="recursive strategy: carry the state across batches over --batch-size streams, no shuffle")
+    g.add_argument("--tbptt", type=int, default=0, help="stateful: truncated-BPTT length in steps (default: whole stream)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> None:
+    p.add_argument("--out", required=out_required, metavar="RUN", help="run directory to create")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--verbose", action="store_true", help="print the loss every few epochs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnkit", description="Recurrent networks for sequences: fit, forecast, evaluate, backtest.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("fit", help="train a forecaster and write a run directory",
+                       description="Train a recurrent forecaster on DATA and write a run directory with the "
+                                   "weights, scaler, history, test metrics, a forecast and plots.")
+    _add_data_args(p), _add_model_args(p), _add_train_args(p), _add_output_args(p)
+
+    p = sub.add_parser("forecast", help="forecast past the end of the data with a trained run")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit fit`")
+    p.add_argument("--data", metavar="DATA", help="series to continue (default: the training data)")
+    p.add_argument("--horizon", type=int, help="steps to forecast (default: the trained horizon)")
+    p.add_argument("--out", metavar="FILE.csv", help="write the forecast here (default: print it)")
+
+    p = sub.add_parser("evaluate", help="metrics of a run against naive baselines")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit fit`")
+    p.add_argument("--data", metavar="DATA", help="data to score on (default: the run's test rows)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    p = sub.add_parser("backtest", help="rolling-origin evaluation over the last folds of the data")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit fit`")
+    p.add_argument("--data", required=True, metavar="DATA", help="series to backtest on")
+    p.add_argument("--folds", type=int, required=True, metavar="K", help="number of forecast origins")
+    p.add_argument("--refit", action="store_true", help="retrain on the expanding window at every fold (slow)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    sub.add_parser("datasets", help="list the built-in series")
+
+    p = sub.add_parser("demo", help="the whole workflow on a built-in series")
+    p.add_argument("--out", default="runs/demo", metavar="RUN", help="run directory (default: runs/demo)")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    return parser
+
+
+def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    covariates = tuple(c.strip() for item in a.covariates for c in item.split(",") if c.strip())
+    dc = DataConfig(source=a.data, targets=tuple(a.target), time_col=a.time_col, covariates=covariates,
+                    fill=a.fill, lookback=a.lookback, horizon=a.horizon, stride=a.stride,
+                    val_frac=a.val_frac, test_frac=a.test_frac, scaler=a.scaler,
+                    seasonal_period=a.seasonal_period)
+    mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout,
+                     bidirectional=a.bidirectional, strategy=a.strategy, init=a.init)
+    tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
+                     momentum=a.momentum, weight_decay=a.weight_decay, clip_norm=a.clip_norm,
+                     clip_value=a.clip_value, schedule=a.schedule, loss=a.loss, patience=a.patience,
+                     min_delta=a.min_delta, check_every=a.check_every, many_to_many=a.many_to_many,
+                     warmup=a.warmup, stateful=a.stateful, tbptt=a.tbptt, seed=a.seed,
+                     shuffle=not a.stateful)
+    return dc, mc, tc
+
+
+def _metrics_table(scores: dict) -> str:
+    from .metrics import format_table
+    return format_table({name: s["overall"] for name, s in scores.items()})
+
+
+def cmd_fit(a: argparse.Namespace) -> int:
+    from .pipeline import fit_forecaster, load_data
+    from .runs import save_forecast_run
+    dc, mc, tc = _configs(a)
+    if Path(a.out).exists() and not a.force:  # refuse before spending minutes on training
+        raise RunError(f"run directory {a.out} already exists; choose another --out or pass --force")
+    data = load_data(dc)
+    run = fit_forecaster(dc, mc, tc, data=data, quiet=a.quiet, verbose=a.verbose)
+    out = save_forecast_run(run, data, a.out, force=a.force)
+    h = run.history
+    print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}, {mc.strategy}) for {len(h.rows)} epochs"
+          + (f", best epoch {h.best_epoch}" if h.best_epoch else "") + (" (stopped early)" if h.stopped_early else ""))
+    if run.metrics:
+        print(f"test metrics ({run.meta['n_rows'] - run.meta['test_start']} rows, original units):")
+        print(_metrics_table(run.metrics))
+    print(f"run directory: {out}")
+    return 0
+
+
+def cmd_forecast(a: argparse.Namespace) -> int:
+    from .runs import load_run
+    run = load_run(a.run)
+    data = run.load_data(a.data) if a.data else run.load_data()
+    frame = run.forecast(data, horizon=a.horizon)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(a.out)
+        print(f"wrote {len(frame)} forecast steps to {a.out}")
+    else:
+        print(frame.to_string())
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .runs import load_run
+    run = load_run(a.run)
+    data = run.load_data(a.data) if a.data else run.load_data()
+    scores = run.evaluate(data)
+    if a.json:
+        from .runs import _json_safe
+        print(json.dumps(_json_safe(scores), indent=2))
+    else:
+        print(_metrics_table(scores))
+    return 0
+
+
+def cmd_backtest(a: argparse.Namespace) -> int:
+    from .runs import load_run
+    run = load_run(a.run)
+    result = run.backtest(run.load_data(a.data), folds=a.folds, refit=a.refit, quiet=True)
+    if a.json:
+        from .runs import _json_safe
+        print(json.dumps(_json_safe(result), indent=2))
+        return 0
+    print(f"{a.folds} folds, origins at rows {[f['origin'] for f in result['folds']]}, "
+          f"horizon {run.data_config.horizon}{', refit each fold' if a.refit else ''}:")
+    print(_metrics_table(result["overall"]))
+    return 0
+
+
+def cmd_datasets(a: argparse.Namespace) -> int:
+    from .data import list_builtins
+    rows = [("name", "rows", "m", "columns", "description")]
+    for b in list_builtins():
+        rows.append((f"builtin:{b.name}", str(b.n_rows), str(b.m), ",".join(b.columns), b.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    """The ReNom set-up: sin(x) on 50 points of [-10, 10], lookback 5, first half for training."""
+    from .pipeline import fit_forecaster, load_data
+    from .runs import save_forecast_run
+    dc = DataConfig(source="builtin:sine", lookback=5, horizon=1, val_frac=0.0, test_frac=0.5)
+    mc = ModelConfig(cell="lstm", hidden_size=16)
+    tc = TrainConfig(epochs=500, batch_size=5, lr=0.01, patience=0, seed=0)
+    print("rnnkit demo: LSTM(16) on builtin:sine (sin(x), 50 points on [-10, 10]), lookback 5, "
+          "first half train / second half test, Adam lr 0.01, batch 5, 500 epochs")
+    data = load_data(dc)
+    run = fit_forecaster(dc, mc, tc, data=data, quiet=a.quiet)
+    out = save_forecast_run(run, data, a.out, force=a.force)
+    mse = run.metrics["model"]["overall"]["rmse"] ** 2
+    print(f"test MSE {mse:.6f} (the ReNom tutorial reports about 0.002)")
+    print(_metrics_table(run.metrics))
+    print(f"run directory: {out}  (plots: {out / 'learning_curve.png'}, {out / 'forecast.png'})")
+    print(f"next: rnnkit evaluate --run {out}    rnnkit forecast --run {out} --horizon 10")
+    return 0
+
+
+COMMANDS = {"fit": cmd_fit, "forecast": cmd_forecast, "evaluate": cmd_evaluate, "backtest": cmd_backtest,
+            "datasets": cmd_datasets, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RnnkitError as e:
+        print(f"rnnkit: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Settings as frozen dataclasses: one object per concern, validated once, stored in every run.
+
+``ModelConfig`` says what network to build, ``DataConfig`` how to turn a table into windows, and
+``TrainConfig`` how to fit. Each validates itself on construction (a :class:`ConfigError` names
+the bad field and the allowed values) and round-trips through ``to_dict``/``from_dict`` (JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+__all__ = ["ModelConfig", "DataConfig", "TrainConfig"]
+
+CELL_NAMES = ("lstm", "gru", "elman", "jordan")
+OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop")
+SCHEDULES = ("none", "cosine", "step", "plateau")
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+def _positive(name: str, value: Any, zero_ok: bool = False) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if zero_ok else value >= 1)
+    if not ok:
+        raise ConfigError(f"{name} must be an integer {'>= 0' if zero_ok else '>= 1'}; got {value!r}")
+
+
+class _Serialisable:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kw)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Serialisable):
+    """The network: a recurrent stack and a linear head.
+
+    ``strategy="direct"`` makes the head emit all ``horizon`` steps from the last output at once;
+    ``"recursive"`` predicts one step ahead at every position and feeds predictions back as inputs
+    to forecast further. ``init`` is ``"torch"`` (torch.nn's uniform) or ``"keras"`` (Glorot /
+    orthogonal / forget bias 1). ``output_size`` and ``output_activation`` apply to Jordan cells.
+    """
+
+    cell: str = "lstm"
+    hidden_size: int = 32
+    num_layers: int = 1
+    dropout: float = 0.0
+    bidirectional: bool = False
+    nonlinearity: str = "tanh"
+    output_activation: str = "identity"
+    init: str = "torch"
+    strategy: str = "direct"
+
+    def __post_init__(self) -> None:
+        _choice("cell", self.cell, CELL_NAMES)
+        _positive("hidden_size", self.hidden_size)
+        _positive("num_layers", self.num_layers)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1); got {self.dropout!r}")
+        _choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
+        _choice("output_activation", self.output_activation, ("identity", "tanh", "sigmoid", "relu"))
+        _choice("init", self.init, ("torch", "keras"))
+        _choice("strategy", self.strategy, ("direct", "recursive"))
+        if self.bidirectional and self.strategy == "recursive":
+            raise ConfigError("a bidirectional encoder reads the whole window and cannot run step by step; "
+                              "use strategy='direct' or bidirectional=False")
+
+    def cell_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`rnnkit.layers.Recurrent` beyond the common ones."""
+        if self.cell == "jordan":
+            return {"nonlinearity": self.nonlinearity, "output_activation": self.output_activation}
+        if self.cell == "elman":
+            return {"nonlinearity": self.nonlinearity}
+        return {}
+
+
+@dataclass(frozen=True)
+class DataConfig(_Serialisable):
+    """How a table becomes training windows.
+
+    ``source`` is a file path or ``builtin:NAME``. The split is chronological: the last
+    ``test_frac`` of rows are the test part, the ``val_frac`` before them validation, the rest
+    training. The scaler is fitted on the training rows only. ``seasonal_period`` (m) is used by the
+    seasonal-naive baseline and MASE; ``None`` takes the built-in series' period, else 1.
+    """
+
+    source: str = "builtin:sine"
+    targets: tuple[str, ...] = ()
+    time_col: Optional[str] = None
+    covariates: tuple[str, ...] = ()
+    fill: Optional[str] = None
+    lookback: int = 12
+    horizon: int = 1
+    stride: int = 1
+    val_frac: float = 0.1
+    test_frac: float = 0.2
+    scaler: str = "minmax"
+    seasonal_period: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "covariates", tuple(self.covariates))
+        _positive("lookback", self.lookback)
+        _positive("horizon", self.horizon)
+        _positive("stride", self.stride)
+        for name in ("val_frac", "test_frac"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+                raise ConfigError(f"{name} must be a fraction in [0, 1); got {v!r}")
+        if self.val_frac + self.test_frac >= 1.0:
+            raise ConfigError("val_frac + test_frac must leave rows for training (sum below 1)")
+        _choice("scaler", self.scaler, ("minmax", "standard", "none"))
+        _choice("fill", self.fill, (None, "ffill", "interpolate"))
+        if self.seasonal_period is not None:
+            _positive("seasonal_period", self.seasonal_period)
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Serialisable):
+    """How to fit: optimiser, schedule, batching, early stopping, seeding.
+
+    Early stopping: every ``check_every`` epochs the validation loss is compared with the best so
+    far; an improvement must be a relative fall of more than ``min_delta`` (0.01 = 1 %). After
+    ``patience`` checks without one, training stops and (``restore_best``) the best weights return.
+    ``patience=0`` disables early stopping. The ReNom rule "stop when the loss has not fallen 1 %
+    over the last 200 epochs" is ``check_every=200, patience=1, min_delta=0.01``.
+
+    ``warmup``: in many-to-many training the first ``warmup`` steps of each window are left out
+    of the loss. ``stateful``: windows are consecutive slices of long streams, the state is carried
+    from batch to batch (detached every ``tbptt`` steps) and reset every epoch; no shuffling.
+    """
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    clip_norm: Optional[float] = None
+    clip_value: Optional[float] = None
+    schedule: str = "none"
+    loss: str = "mse"
+    patience: int = 20
+    min_delta: float = 0.0
+    check_every: int = 1
+    restore_best: bool = True
+    shuffle: bool = True
+    warmup: int = 0
+    many_to_many: bool = False
+    stateful: bool = False
+    tbptt: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("epochs", self.epochs)
+        _positive("batch_size", self.batch_size)
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive; got {self.lr!r}")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("loss", self.loss, ("mse", "mae"))
+        _positive("patience", self.patience, zero_ok=True)
+        _positive("check_every", self.check_every)
+        _positive("warmup", self.warmup, zero_ok=True)
+        _positive("tbptt", self.tbptt, zero_ok=True)
+        for name in ("clip_norm", "clip_value"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ConfigError(f"{name} must be positive when given; got {v!r}")
+        if self.min_delta < 0 or self.momentum < 0 or self.weight_decay < 0:
+            raise ConfigError("min_delta, momentum and weight_decay must be >= 0")
+        if not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer; got {self.seed!r}")
+

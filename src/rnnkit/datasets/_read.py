@@ -1,0 +1,362 @@
+"""Reading a series: parse a CSV/TSV/Parquet file or table, validate it, return SeriesData.
+
+Public names are re-exported by ``rnnkit.data`` (the usual import) and ``rnnkit.datasets``.
+
+Conventions used in every message:
+
+* **Row numbers** are *data rows counted from 1*, the header not counted: "data row 1" is the
+  first line after the header of a CSV file (line 2 of the file) and the first row of a
+  Parquet file.
+* ``fill`` never looks into the future for a value at the start of a series: values missing
+  before a column's first valid value cannot be filled and raise a ``DataError`` (drop those rows
+  from the file). ``"ffill"`` repeats the last valid value; ``"interpolate"`` draws a straight
+  line between valid neighbours (by row position) and repeats the last valid value at the end.
+* Timestamps must already be unique and in time order; rnnkit never reorders rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+
+__all__ = ["SeriesData", "read_series", "series_from_frame"]
+
+Fill = Literal["ffill", "interpolate"] | None
+_FILLS = (None, "ffill", "interpolate")
+_READERS = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
+_MAX_ROWS_SHOWN = 5
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesData:
+    """A validated multivariate series.
+
+    Attributes:
+        frame: float64 columns, targets first then covariates. The index is a DatetimeIndex
+            named after the time column when one was given, else a RangeIndex.
+        targets: names of the columns to forecast.
+        covariates: names of the extra input columns.
+        source: the path as given, or ``"builtin:NAME"``.
+        sha256: hex digest of the file bytes (of the array bytes for synthetic builtins).
+        freq: the pandas frequency of the time index (``"MS"``, ``"YS-JAN"``, ...), or None when
+            there is no time column or the timestamps are irregular.
+    """
+
+    frame: pd.DataFrame
+    targets: tuple[str, ...]
+    covariates: tuple[str, ...]
+    source: str
+    sha256: str
+    freq: str | None
+
+    @property
+    def values(self) -> np.ndarray:
+        """All columns as a float64 array of shape (N, n_targets + n_covariates)."""
+        return np.ascontiguousarray(self.frame.to_numpy(dtype=np.float64))
+
+    @property
+    def target_values(self) -> np.ndarray:
+        """The target columns as a float64 array of shape (N, n_targets)."""
+        return np.ascontiguousarray(self.frame[list(self.targets)].to_numpy(dtype=np.float64))
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def read_series(
+    source: str | Path,
+    target: str | Sequence[str] | None = None,
+    time_col: str | None = None,
+    covariates: Sequence[str] = (),
+    fill: Fill = None,
+) -> SeriesData:
+    """Read a CSV, TSV or Parquet file (or ``"builtin:NAME"``) and validate it.
+
+    Args:
+        source: a path ending in .csv, .tsv, .parquet or .pq, or ``"builtin:NAME"``
+            (see :func:`list_builtins`; a builtin's own target and time column are the defaults).
+        target: column(s) to forecast. None picks the only numeric column that is neither the
+            time column nor a covariate, and fails if there is not exactly one.
+        time_col: a column of dates; it becomes the index and is checked for parse errors,
+            duplicates, order and gaps (against the frequency of the most common step).
+        covariates: extra numeric input columns.
+        fill: None (missing values and gaps are errors), ``"ffill"`` or ``"interpolate"``
+            (gaps in a regular time index are inserted, then filled). Infinite values count as
+            missing.
+
+    Returns:
+        SeriesData with frame columns = targets then covariates, all float64.
+
+    Raises:
+        DataError: the file or its contents are unusable; the message says what to change.
+        ConfigError: ``fill`` is not one of the allowed values.
+    """
+    text = str(source)
+    if text.startswith("builtin:"):
+        from ._builtin import load_builtin as _load_builtin
+
+        return _load_builtin(text.removeprefix("builtin:"), target=target, time_col=time_col,
+                             covariates=covariates, fill=fill)
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix not in _READERS:
+        raise DataError(f"{text}: unsupported file type {suffix or '(none)'!r}; "
+                        f"use one of {', '.join(_READERS)} or 'builtin:NAME'")
+    if not path.exists():
+        raise DataError(f"{text}: file not found; check the path (relative paths start at "
+                        f"{Path.cwd()})")
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:  # a directory, no permission, ...
+        raise DataError(f"{text}: cannot read the file ({exc.strerror or exc})") from exc
+    raw = _parse_table(raw_bytes, suffix, text)
+    return series_from_frame(raw, target, time_col, covariates, fill, source=text,
+                             sha256=hashlib.sha256(raw_bytes).hexdigest())
+
+
+def _parse_table(raw_bytes: bytes, suffix: str, label: str) -> pd.DataFrame:
+    """Bytes of a file -> a raw DataFrame (CSV/TSV cells kept as strings)."""
+    if not raw_bytes.strip():
+        raise DataError(f"{label}: the file is empty; it needs a header row and data rows")
+    sep = _READERS[suffix]
+    try:
+        if sep is None:
+            return pd.read_parquet(io.BytesIO(raw_bytes), engine="pyarrow")
+        return pd.read_csv(io.BytesIO(raw_bytes), sep=sep, dtype=str, encoding="utf-8-sig")
+    except ImportError as exc:
+        raise DataError(f"{label}: reading Parquet needs pyarrow; install it with "
+                        f"`pip install rnnkit[parquet]` or convert the file to CSV") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                        f"save the file as UTF-8") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{label}: no columns found; the file needs a header row") from exc
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{label}: cannot parse the file ({first_line}); check that it is a "
+                        f"valid {suffix.lstrip('.').upper()} file") from exc
+
+
+def series_from_frame(
+    raw: pd.DataFrame,
+    target: str | Sequence[str] | None = None,
+    time_col: str | None = None,
+    covariates: Sequence[str] = (),
+    fill: Fill = None,
+    *,
+    source: str = "<DataFrame>",
+    sha256: str | None = None,
+) -> SeriesData:
+    """Validate an in-memory table exactly as :func:`read_series` validates a file.
+
+    ``raw`` may hold strings (as read from CSV) or numbers. ``sha256`` defaults to the digest of
+    ``raw.to_csv(index=False)``.
+    """
+    if fill not in _FILLS:
+        raise ConfigError(f"fill={fill!r} is not supported; use 'ffill', 'interpolate' or None")
+    if raw.shape[1] == 0:
+        raise DataError(f"{source}: no columns found; the file needs a header row")
+    if len(raw) == 0:
+        raise DataError(f"{source}: the header has no data rows under it; add data rows")
+    if sha256 is None:
+        sha256 = hashlib.sha256(raw.to_csv(index=False).encode()).hexdigest()
+    raw = raw.set_axis([str(c) for c in raw.columns], axis=1).reset_index(drop=True)
+    targets, covs = _choose_columns(raw, target, time_col, covariates, source)
+    if time_col is None:
+        index: pd.Index = pd.RangeIndex(len(raw))
+    else:
+        index = _time_index(raw[time_col], time_col, source)
+    frame = pd.DataFrame({c: _to_float(raw[c], c, source) for c in targets + covs})
+    frame.index = index
+    freq, missing = _infer_freq(index) if time_col is not None else (None, None)
+    if fill is None:
+        _check_finite(frame, source)
+        if missing is not None and len(missing):
+            _raise_gap(index, missing, freq, time_col, source)
+    else:
+        if missing is not None and len(missing):
+            frame = frame.reindex(index.union(missing))
+        frame = _fill(frame, fill, source)
+    return SeriesData(frame, tuple(targets), tuple(covs), source, sha256, freq)
+
+
+def _names(columns: Sequence[str]) -> str:
+    return ", ".join(repr(c) for c in columns)
+
+
+def _choose_columns(raw: pd.DataFrame, target: str | Sequence[str] | None, time_col: str | None,
+                    covariates: Sequence[str], source: str) -> tuple[list[str], list[str]]:
+    """Resolve and check the target, time and covariate names; return (targets, covariates)."""
+    available = list(raw.columns)
+    covs = [covariates] if isinstance(covariates, str) else list(covariates)
+    targets = None if target is None else [target] if isinstance(target, str) else list(target)
+    for role, names in (("time", [] if time_col is None else [time_col]), ("covariate", covs),
+                        ("target", targets or [])):
+        for name in names:
+            if name not in available:
+                raise DataError(f"{source}: no {role} column {name!r}; the columns are "
+                                f"{_names(available)}")
+    if targets is None:
+        candidates = [c for c in available
+                      if c != time_col and c not in covs and _looks_numeric(raw[c])]
+        if len(candidates) != 1:
+            found = f"{len(candidates)} numeric columns" if candidates else "no numeric column"
+            raise DataError(f"{source}: cannot choose the target column ({found} besides the "
+                            f"time column and covariates); name it with --target, one of "
+                            f"{_names(available)}")
+        targets = candidates
+    if not targets:
+        raise DataError(f"{source}: no target column given; name one with --target")
+    for role, names in (("target", targets), ("covariate", covs)):
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None:
+            raise DataError(f"{source}: {role} column {dup!r} is listed twice; list it once")
+    both = next((c for c in targets if c in covs), None)
+    if both is not None:
+        raise DataError(f"{source}: column {both!r} is both a target and a covariate; "
+                        f"targets are already inputs, so remove it from the covariates")
+    if time_col is not None and time_col in targets + covs:
+        raise DataError(f"{source}: the time column {time_col!r} cannot also be a target or "
+                        f"covariate; choose another column")
+    return targets, covs
+
+
+def _looks_numeric(col: pd.Series) -> bool:
+    if pd.api.types.is_numeric_dtype(col.dtype):
+        return True
+    present = col.dropna()
+    return len(present) > 0 and pd.to_numeric(present.astype(str).str.strip(),
+                                              errors="coerce").notna().all()
+
+
+def _to_float(col: pd.Series, name: str, source: str) -> np.ndarray:
+    """One raw column -> float64 values; non-numeric cells raise with their row and value."""
+    if pd.api.types.is_numeric_dtype(col.dtype):  # includes bool
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    text = col.astype(object).where(col.notna(), None)
+    stripped = pd.Series([v.strip() if isinstance(v, str) else v for v in text], dtype=object)
+    values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(np.isnan(values) & stripped.notna().to_numpy())
+    if len(bad):
+        more = f" ({len(bad) - 1} more rows like it)" if len(bad) > 1 else ""
+        raise DataError(f"{source}: column {name!r} has the non-numeric value "
+                        f"{stripped.iloc[bad[0]]!r} at data row {bad[0] + 1} (rows counted from "
+                        f"1 after the header){more}; fix the value or remove the row")
+    return values
+
+
+def _time_index(col: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
+    """Parse, then require unique and increasing timestamps (rows are never reordered)."""
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        stamps = pd.DatetimeIndex(col)
+        text = col.astype(str)
+    else:
+        text = col.astype(object).where(col.notna(), None).map(
+            lambda v: v.strip() if isinstance(v, str) else v)
+        text = text.map(lambda v: str(int(v)) if isinstance(v, (int, np.integer)) else v)
+        years = text.dropna().astype(str).str.fullmatch(r"\d{4}").all()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stamps = pd.DatetimeIndex(pd.to_datetime(text, errors="coerce",
+                                                     format="%Y" if years else None))
+    bad = np.flatnonzero(stamps.isna())
+    if len(bad):
+        raise DataError(f"{source}: time column {name!r} has {text.iloc[bad[0]]!r} at data row "
+                        f"{bad[0] + 1}, which is not a date in the format of the first row; "
+                        f"write every time as a date such as 2024-01-31")
+    dup = np.flatnonzero(stamps.duplicated())
+    if len(dup):
+        first = int(np.flatnonzero(stamps == stamps[dup[0]])[0])
+        raise DataError(f"{source}: duplicate time {stamps[dup[0]]} at data rows {first + 1} and "
+                        f"{dup[0] + 1}; keep one row per time (aggregate or drop duplicates)")
+    back = np.flatnonzero(np.diff(stamps.asi8) < 0)
+    if len(back):
+        i = int(back[0]) + 1
+        raise DataError(f"{source}: rows are not in time order: data row {i + 1} ({stamps[i]}) "
+                        f"comes after data row {i} ({stamps[i - 1]}); sort the file by "
+                        f"{name!r} first (rnnkit never reorders rows)")
+    return stamps.rename(name)
+
+
+def _infer_freq(index: pd.DatetimeIndex) -> tuple[str | None, pd.DatetimeIndex | None]:
+    """Return (freq, missing timestamps) for a regular index, or (None, None) if irregular.
+
+    A gap-free index is recognised by ``pd.infer_freq``. Otherwise the most common step
+    between rows proposes a frequency (calendar months, quarters and years are recognised by
+    their 28-31, 89-92 and 365-366 day steps); the frequency is accepted when every timestamp
+    lies on it, and the timestamps it has that the index lacks are the gaps.
+    """
+    if len(index) < 2:
+        return None, None
+    if len(index) >= 3:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = pd.infer_freq(index)
+        if found is not None:
+            return getattr(found, "freqstr", found), index[:0]
+    step = pd.Series(np.diff(index.asi8)).mode().iloc[0]
+    days = pd.Timedelta(step, unit=index.unit).total_seconds() / 86400
+    if 28 <= days <= 31:
+        candidates = ["MS", "ME"]
+    elif 89 <= days <= 92:
+        candidates = ["QS", "QE"]
+    elif 365 <= days <= 366:
+        candidates = ["YS", "YE"]
+    elif days == int(days):
+        candidates = [f"{int(days)}D"]
+    else:
+        candidates = [pd.tseries.frequencies.to_offset(pd.Timedelta(step, unit=index.unit))]
+    for freq in candidates:
+        full = pd.date_range(index[0], index[-1], freq=freq, unit=index.unit)
+        if index.isin(full).all():
+            return full.freqstr, full.difference(index).rename(index.name)
+    return None, None
+
+
+def _raise_gap(index: pd.DatetimeIndex, missing: pd.DatetimeIndex, freq: str | None,
+               name: str | None, source: str) -> None:
+    before = int(index.searchsorted(missing[0])) - 1
+    raise DataError(f"{source}: time column {name!r} has gaps at frequency {freq!r}: "
+                    f"{missing[0]} is missing after data row {before + 1} ({index[before]}); "
+                    f"{len(missing)} time(s) missing in all; add the rows, or use --fill ffill "
+                    f"or --fill interpolate to insert and fill them")
+
+
+def _check_finite(frame: pd.DataFrame, source: str) -> None:
+    for name in frame.columns:
+        bad = np.flatnonzero(~np.isfinite(frame[name].to_numpy()))
+        if len(bad):
+            rows = ", ".join(str(i + 1) for i in bad[:_MAX_ROWS_SHOWN])
+            total = f" ({len(bad)} rows in all)" if len(bad) > _MAX_ROWS_SHOWN else ""
+            raise DataError(f"{source}: column {name!r} has missing or infinite values at data "
+                            f"row(s) {rows}{total}; use --fill ffill or --fill interpolate, or "
+                            f"fix the file")
+
+
+def _fill(frame: pd.DataFrame, fill: str, source: str) -> pd.DataFrame:
+    frame = frame.replace([np.inf, -np.inf], np.nan)
+    for name in frame.columns:
+        valid = np.flatnonzero(frame[name].notna().to_numpy())
+        if len(valid) == 0:
+            raise DataError(f"{source}: column {name!r} has no valid values; remove it or fix "
+                            f"the file")
+        if valid[0] > 0:
+            where = frame.index[valid[0]]
+            where = f"data row {valid[0] + 1}" if isinstance(where, (int, np.integer)) else where
+            raise DataError(f"{source}: column {name!r} has no value before {where}; --fill "
+                            f"cannot fill the start of a series without looking ahead, so "
+                            f"drop the first rows or supply their values")
+    if fill == "interpolate":
+        frame = frame.interpolate(method="linear", limit_area="inside")
+    return frame.ffill()
+

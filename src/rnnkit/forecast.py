@@ -1,0 +1,151 @@
+"""Forecasting with a trained model: windows, future forecasts, naive baselines, backtests.
+
+Everything here works in the data's original units: contexts are scaled on the way in with the
+run's scaler (fitted on training rows only) and forecasts unscaled on the way out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import Scaler, make_windows
+from .errors import ConfigError, DataError
+from .metrics import forecast_metrics
+from .models import Forecaster
+
+if TYPE_CHECKING:
+    from .pipeline import ForecastRun
+
+__all__ = ["window_targets_start", "predict_windows", "naive_baselines", "score_forecasts",
+           "forecast_frame", "backtest"]
+
+
+def window_targets_start(n: int, lookback: int, horizon: int, stride: int = 1, start: int = 0,
+                         end: int | None = None) -> np.ndarray:
+    """Row index of the first target of each window :func:`~rnnkit.data.make_windows` makes."""
+    end = n if end is None else end
+    first = max(0, start - lookback)
+    return np.arange(first, end - lookback - horizon + 1, stride) + lookback
+
+
+@torch.no_grad()
+def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, horizon: int,
+                    n_targets: int, batch_size: int = 4096) -> np.ndarray:
+    """Forecast after each raw context window: ``(W, L, F)`` -> ``(W, horizon, C)``, original units.
+
+    All windows go through the model in large batches: a backtest costs one call, not one per fold.
+    """
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    scaled = scaler.transform(contexts)
+    outs = []
+    for i in range(0, len(scaled), batch_size):
+        x = torch.as_tensor(scaled[i:i + batch_size], dtype=dtype)
+        outs.append(model.predict(x, horizon).double().numpy())
+    y = np.concatenate(outs, 0)  # (W, H, C), scaled
+    y = scaler.inverse_transform(y, columns=list(range(n_targets)))
+    if not np.isfinite(y).all():
+        raise DataError("the model produced non-finite forecasts (NaN or inf); the run is unusable - "
+                        "retrain with a lower learning rate or gradient clipping")
+    return y
+
+
+def naive_baselines(values: np.ndarray, starts: np.ndarray, horizon: int, m: int) -> dict[str, np.ndarray]:
+    """Last-value and seasonal-naive forecasts for windows whose targets begin at ``starts``.
+
+    ``values (N, C)`` are the raw target rows. Last value repeats ``values[s-1]``; seasonal naive
+    repeats the last season, ``values[s - m + (h mod m)]`` for step ``h`` (needs ``s >= m``).
+    """
+    h = np.arange(horizon)
+    out = {"last value": values[starts - 1][:, None, :].repeat(horizon, 1)}
+    if m > 1:
+        if (starts < m).any():
+            raise ConfigError(f"seasonal period m={m} is longer than the history before the first window; "
+                              "use a smaller --seasonal-period")
+        out[f"seasonal naive (m={m})"] = values[starts[:, None] - m + (h % m)[None, :]]
+    return out
+
+
+def score_forecasts(actual: np.ndarray, predicted: np.ndarray, baselines: dict[str, np.ndarray],
+                    y_train: np.ndarray, m: int) -> dict:
+    """Metrics of the model and of every baseline: ``{"model": {...}, "last value": {...}, ...}``."""
+    scores = {"model": forecast_metrics(actual, predicted, y_train, m)}
+    for name, pred in baselines.items():
+        scores[name] = forecast_metrics(actual, pred, y_train, m)
+    return scores
+
+
+def forecast_frame(index: pd.Index, freq: str | None, forecast: np.ndarray, targets: tuple[str, ...]) -> pd.DataFrame:
+    """A table of future forecasts ``(H, C)`` whose index continues ``index`` past its end."""
+    H = forecast.shape[0]
+    if isinstance(index, pd.DatetimeIndex) and freq:
+        future = pd.date_range(index[-1], periods=H + 1, freq=freq)[1:]
+        future.name = index.name or "time"
+    else:
+        future = pd.RangeIndex(len(index), len(index) + H, name="step")
+    df = pd.DataFrame(forecast, index=future, columns=list(targets))
+    df.insert(0, "horizon", np.arange(1, H + 1))
+    return df
+
+
+def backtest(run: "ForecastRun", data, folds: int, horizon: int | None = None, refit: bool = False,
+             quiet: bool = True) -> dict:
+    """Rolling-origin evaluation with an expanding window over the last ``folds * horizon`` rows.
+
+    Fold k forecasts ``horizon`` steps from origin ``o_k = N - (folds - k) * horizon``. Without
+    ``refit`` the trained model is reused and all folds are forecast in one batched call; origins
+    must then lie after the rows the model was trained on when ``data`` is the training data. With
+    ``refit`` the whole pipeline (scaler included) is refitted on ``rows[:o_k]`` for every fold.
+    Returns per-fold and overall metrics for the model and the naive baselines.
+    """
+    dc = run.data_config
+    horizon = horizon or dc.horizon
+    if not isinstance(folds, int) or folds < 1:
+        raise ConfigError(f"folds must be a positive integer; got {folds!r}")
+    values = data.values
+    n, C = len(values), len(dc.targets)
+    origins = n - (folds - np.arange(folds)[::-1]) * horizon
+    origins = np.sort(origins)
+    if origins[0] < dc.lookback:
+        raise DataError(f"{folds} folds of {horizon} steps need at least {folds * horizon + dc.lookback} rows "
+                        f"(lookback {dc.lookback}); the data has {n}; use fewer --folds")
+    m = run.seasonal_period
+    if not refit:
+        if data.sha256 == run.meta.get("data_sha256") and origins[0] < run.meta.get("train_rows", 0):
+            raise DataError(f"fold 1 starts at row {origins[0]}, inside the {run.meta['train_rows']} rows the model "
+                            "was trained on; use fewer --folds or --refit")
+        contexts = values[origins[:, None] - dc.lookback + np.arange(dc.lookback)]  # (K, L, F)
+        preds = predict_windows(run.model, run.scaler, contexts, horizon, C)
+        train_rows = [run.meta.get("train_rows", origins[0])] * folds
+    else:
+        from .pipeline import fit_forecaster
+        preds, train_rows = [], []
+        for o in origins:
+            sub = dataclasses.replace(data, frame=data.frame.iloc[:int(o)])
+            r = fit_forecaster(dc.replace(test_frac=0.0, val_frac=min(dc.val_frac, 0.5)), run.model_config,
+                               run.train_config, data=sub, quiet=quiet, evaluate=False)
+            ctx = values[None, o - dc.lookback:o]
+            preds.append(predict_windows(r.model, r.scaler, ctx, horizon, C)[0])
+            train_rows.append(r.meta["train_rows"])
+        preds = np.stack(preds)
+    actual = values[origins[:, None] + np.arange(horizon)][..., :C]  # (K, H, C)
+    base = naive_baselines(values[:, :C], origins, horizon, m)
+    y_train = values[:train_rows[0], :C]
+    result = {"folds": [], "overall": score_forecasts(actual, preds, base, y_train, m)}
+    for k, o in enumerate(origins):
+        fold_base = {name: b[k:k + 1] for name, b in base.items()}
+        result["folds"].append({"origin": int(o), "train_rows": int(train_rows[k]),
+                                "scores": score_forecasts(actual[k:k + 1], preds[k:k + 1], fold_base, y_train, m)})
+    return result
+
+
+def windows_for(values: np.ndarray, n_targets: int, lookback: int, horizon: int, stride: int,
+                start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw context windows, their actual targets and target start rows for rows ``[start, end)``."""
+    X, Y = make_windows(values, values[:, :n_targets], lookback, horizon, stride, start, end)
+    return X, Y, window_targets_start(len(values), lookback, horizon, stride, start, end)

@@ -1,0 +1,231 @@
+"""The forecasting workflow in one place, shared by the Python API and the CLI.
+
+Data flows one way: table -> validated :class:`SeriesData` -> chronological split -> scaler
+fitted on the training rows -> windows -> :func:`rnnkit.train.fit` -> forecasts in original
+units -> metrics against naive baselines -> :class:`ForecastRun` (saved by :mod:`rnnkit.runs`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .config import DataConfig, ModelConfig, TrainConfig
+from .data import Scaler, SeriesData, list_builtins, read_series, split_series
+from .errors import ConfigError, DataError
+from .forecast import backtest, forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
+from .models import Forecaster
+from .train import History, fit
+
+__all__ = ["ForecastRun", "fit_forecaster", "load_data", "forecast_loss"]
+
+
+def load_data(config: DataConfig) -> SeriesData:
+    """Read the series ``config`` names (a file or ``builtin:NAME``), validated."""
+    return read_series(config.source, target=list(config.targets) or None, time_col=config.time_col,
+                       covariates=config.covariates, fill=config.fill)
+
+
+def _seasonal_period(config: DataConfig) -> int:
+    if config.seasonal_period is not None:
+        return config.seasonal_period
+    if config.source.startswith("builtin:"):
+        for info in list_builtins():
+            if info.name == config.source[len("builtin:"):]:
+                return info.m
+    return 1
+
+
+@dataclass
+class ForecastRun:
+    """A trained forecaster with everything needed to use it: scaler, settings, scores.
+
+    ``rnnkit.load_run(dir)`` returns one; :meth:`forecast`, :meth:`evaluate` and :meth:`backtest`
+    work in the data's original units.
+    """
+
+    model: Forecaster
+    scaler: Scaler
+    data_config: DataConfig
+    model_config: ModelConfig
+    train_config: TrainConfig
+    history: History | None = None
+    metrics: dict | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.data_config.targets
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.data_config.targets + self.data_config.covariates
+
+    @property
+    def seasonal_period(self) -> int:
+        return _seasonal_period(self.data_config)
+
+    def _check_columns(self, data: SeriesData) -> None:
+        got = tuple(data.targets) + tuple(data.covariates)
+        if got != self.columns:
+            raise DataError(f"the data has columns {list(got)} but the model was trained on {list(self.columns)}; "
+                            "pass data with the same target and covariate columns")
+
+    def load_data(self, source: str | None = None) -> SeriesData:
+        """Read ``source`` (default: the training data) with the run's column settings."""
+        cfg = self.data_config if source is None else self.data_config.replace(source=source)
+        data = load_data(cfg)
+        self._check_columns(data)
+        return data
+
+    def forecast(self, data: SeriesData | None = None, horizon: int | None = None) -> pd.DataFrame:
+        """Forecast ``horizon`` steps after the end of ``data`` (default: the training data)."""
+        data = data if data is not None else self.load_data()
+        self._check_columns(data)
+        L = self.data_config.lookback
+        if len(data) < L:
+            raise DataError(f"forecasting needs the last {L} rows (the lookback); the data has {len(data)}")
+        horizon = horizon or self.data_config.horizon
+        if horizon < 1:
+            raise ConfigError(f"horizon must be at least 1; got {horizon}")
+        context = data.values[None, -L:]  # (1, L, F)
+        y = predict_windows(self.model, self.scaler, context, horizon, len(self.targets))[0]
+        return forecast_frame(data.frame.index, data.freq, y, self.targets)
+
+    def evaluate(self, data: SeriesData | None = None) -> dict:
+        """Scores on the test rows (the last ``test_frac``; every window when ``data`` is new data).
+
+        Returns ``{"model": {...}, "last value": {...}, "seasonal naive (m=..)": {...}}``, each with
+        ``overall`` and ``per_step`` MAE, RMSE, MAPE, sMAPE and MASE in original units.
+        """
+        data = data if data is not None else self.load_data()
+        self._check_columns(data)
+        dc = self.data_config
+        values = data.values
+        same = data.sha256 == self.meta.get("data_sha256")
+        start = self.meta["test_start"] if same else dc.lookback
+        if start >= len(values):
+            raise DataError("the run has no test rows to evaluate (test_frac was 0); pass --data with new rows")
+        X, Y, starts = windows_for(values, len(self.targets), dc.lookback, dc.horizon, 1, start, len(values))
+        pred = predict_windows(self.model, self.scaler, X, dc.horizon, len(self.targets))
+        m = self.seasonal_period
+        base = naive_baselines(values[:, :len(self.targets)], starts, dc.horizon, m)
+        y_train = values[:self.meta.get("train_rows", start), :len(self.targets)]
+        return score_forecasts(Y, pred, base, y_train, m)
+
+    def backtest(self, data: SeriesData | None = None, folds: int = 5, refit: bool = False,
+                 quiet: bool = True) -> dict:
+        """Rolling-origin backtest; see :func:`rnnkit.forecast.backtest`."""
+        data = data if data is not None else self.load_data()
+        self._check_columns(data)
+        return backtest(self, data, folds, refit=refit, quiet=quiet)
+
+
+def forecast_loss(model: Forecaster, train_config: TrainConfig):
+    """The loss function :func:`rnnkit.train.fit` calls for a forecaster and these settings."""
+    crit = F.mse_loss if train_config.loss == "mse" else F.l1_loss
+    C, warm = model.n_targets, train_config.warmup
+    if train_config.stateful:
+        def stateful_loss(m, batch):
+            x, y, state = batch  # (B, T, F), (B, T, C)
+            pred, state = m(x, state, return_state=True)
+            return crit(pred[:, warm:], y[:, warm:]), state
+        return stateful_loss
+    if not model.recursive:
+        return lambda m, batch: crit(m(batch[0]), batch[1])
+    if train_config.many_to_many:
+        def many_to_many(m, batch):
+            x, y = batch
+            target = torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
+            return crit(m(x)[:, warm:], target[:, warm:])
+        return many_to_many
+    return lambda m, batch: crit(m(batch[0])[:, -1:], batch[1][:, :1])
+
+
+def _rows_needed(dc: DataConfig, n: int) -> None:
+    split = split_series(n, dc.val_frac, dc.test_frac)
+    problems = []
+    if split.train_end < dc.lookback + dc.horizon:
+        problems.append(f"{split.train_end} training rows (need lookback {dc.lookback} + horizon {dc.horizon})")
+    if dc.val_frac > 0 and split.val_end - split.train_end < dc.horizon:
+        problems.append(f"{split.val_end - split.train_end} validation rows (need at least horizon {dc.horizon})")
+    if dc.test_frac > 0 and n - split.val_end < dc.horizon:
+        problems.append(f"{n - split.val_end} test rows (need at least horizon {dc.horizon})")
+    if problems:
+        raise DataError(f"too few rows ({n}) for this split: " + "; ".join(problems) +
+                        "; use a smaller --lookback/--horizon, lower --val-frac/--test-frac, or more data")
+
+
+def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = None,
+                   train_config: TrainConfig | None = None, data: SeriesData | None = None,
+                   quiet: bool = False, evaluate: bool = True, dtype: torch.dtype = torch.float32,
+                   verbose: bool = False) -> ForecastRun:
+    """Read, split, scale, window, train and score: the whole forecasting job, returned as a run.
+
+    ``quiet`` hides the progress bar; ``verbose`` prints the losses about 20 times per run.
+    """
+    model_config = model_config or ModelConfig()
+    train_config = train_config or TrainConfig()
+    data = data if data is not None else load_data(data_config)
+    dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates))
+    if train_config.stateful and model_config.strategy != "recursive":
+        raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
+    values = data.values
+    n, C = len(values), len(dc.targets)
+    _rows_needed(dc, n)
+    split = split_series(n, dc.val_frac, dc.test_frac)
+    scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
+    scaled = scaler.transform(values)
+    torch.manual_seed(train_config.seed)
+    model = Forecaster(values.shape[1], C, dc.horizon, model_config).to(dtype)
+    as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+    if train_config.stateful:
+        train = _streams(scaled[:split.train_end], C, train_config.batch_size)
+        train, val = tuple(as_t(a) for a in train), None
+    else:
+        Xtr, Ytr = windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end)[:2]
+        train = (as_t(Xtr), as_t(Ytr))
+        val = None
+        if split.val_end > split.train_end:
+            Xv, Yv = windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)[:2]
+            val = (as_t(Xv), as_t(Yv))
+    callbacks = [_loss_printer(train_config.epochs)] if verbose else []
+    history = fit(model, forecast_loss(model, train_config), train, val, train_config, quiet=quiet,
+                  callbacks=callbacks)
+    meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": n,
+            "train_rows": split.train_end, "val_rows": split.val_end - split.train_end,
+            "test_start": split.val_end, "freq": data.freq, "dtype": str(dtype).replace("torch.", ""),
+            "index_is_time": isinstance(data.frame.index, pd.DatetimeIndex)}
+    run = ForecastRun(model, scaler, dc, model_config, train_config, history, None, meta)
+    if evaluate and split.val_end < n:
+        run.metrics = run.evaluate(data)
+    return run
+
+
+def _loss_printer(epochs: int):
+    every = max(1, epochs // 20)
+
+    def show(row: dict) -> None:
+        if row["epoch"] % every == 0 or row["epoch"] == 1:
+            print(f"epoch {row['epoch']:>5}  train {row['train_loss']:.6g}  val {row['val_loss']:.6g}",
+                  file=sys.stderr)
+    return show
+
+
+def _streams(scaled: np.ndarray, n_targets: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut one series into ``batch`` contiguous streams of (input, next value): ``(B, N', F)``, ``(B, N', C)``."""
+    x, y = scaled[:-1], scaled[1:, :n_targets]
+    per = len(x) // batch
+    if per < 1:
+        raise DataError(f"stateful training with batch size {batch} needs at least {batch + 1} training rows; "
+                        f"there are {len(scaled)}")
+    x = x[:per * batch].reshape(batch, per, -1)  # (N, F) -> (B, N/B, F)
+    y = y[:per * batch].reshape(batch, per, -1)
+    return x, y
+

@@ -1,0 +1,189 @@
+"""The run directory: rnnkit's unit of reproducibility.
+
+A run directory holds ``config.json`` (every setting, the seed, versions, the data's hash),
+``weights.safetensors``, ``scaler.json``, ``history.csv``, ``metrics.json``, ``forecast.csv``
+and the plots. It is written atomically (a temporary sibling directory renamed into place), so a
+failure never leaves half a run behind, and it loads without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import DataConfig, ModelConfig, TrainConfig
+from .data import Scaler
+from .errors import RnnkitError, RunError
+from .models import Forecaster
+from .train import History
+
+__all__ = ["save_run", "save_forecast_run", "load_run", "write_run_dir", "FORMAT_VERSION", "REQUIRED_FILES"]
+
+FORMAT_VERSION = 1
+REQUIRED_FILES = ("config.json", "weights.safetensors", "scaler.json")
+
+
+def _versions() -> dict[str, str]:
+    from . import __version__
+    return {"rnnkit": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf become null so the file is strict JSON; numpy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
+
+
+def write_run_dir(out: str | os.PathLike, write: Callable[[Path], None], force: bool = False) -> Path:
+    """Create run directory ``out`` atomically: ``write(tmp)`` fills a temporary sibling that is
+    renamed to ``out`` only when it succeeds. An existing ``out`` is refused unless ``force``."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise RunError(f"run directory {out} already exists; choose another --out or pass --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} exists and is not a directory; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        write(tmp)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[Path], None] | None = None,
+             kind: str = "forecast") -> Path:
+    """Write a :class:`~rnnkit.pipeline.ForecastRun` to ``out`` (see the module docstring).
+
+    ``extra(tmp_dir)`` may add files (forecast.csv, plots) before the directory is renamed into place.
+    """
+    def write(d: Path) -> None:
+        config = {
+            "format_version": FORMAT_VERSION, "kind": kind, "versions": _versions(),
+            "model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
+            "train": run.train_config.to_dict(), "meta": run.meta,
+            "shapes": {"input_size": run.model.input_size, "n_targets": run.model.n_targets,
+                       "horizon": run.model.horizon},
+        }
+        write_json(d / "config.json", config)
+        state = {k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
+        save_file(state, str(d / "weights.safetensors"))
+        write_json(d / "scaler.json", run.scaler.to_dict())
+        if run.history is not None:
+            run.history.to_frame().to_csv(d / "history.csv", index=False)
+        if run.metrics is not None:
+            write_json(d / "metrics.json", run.metrics)
+        if extra is not None:
+            extra(d)
+    return write_run_dir(out, write, force)
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    """``config.json`` of a run directory, checked for presence, completeness and version."""
+    d = Path(path)
+    if not d.is_dir():
+        raise RunError(f"run directory {d} does not exist; pass the --out directory of `rnnkit fit`")
+    missing = [f for f in REQUIRED_FILES if not (d / f).is_file()]
+    if missing:
+        raise RunError(f"run directory {d} is incomplete (missing {', '.join(missing)}); re-run `rnnkit fit`")
+    try:
+        config = json.loads((d / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{d / 'config.json'} is not valid JSON ({e}); the run is damaged, re-run `rnnkit fit`") from None
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version != FORMAT_VERSION:
+        raise RunError(f"run {d} has format version {version!r}, this rnnkit reads version {FORMAT_VERSION}; "
+                       "re-run `rnnkit fit` with this version")
+    return config
+
+
+def load_run(path: str | os.PathLike):
+    """Load a forecasting run directory and return a ready :class:`~rnnkit.pipeline.ForecastRun`.
+
+    Forecasts from the loaded run equal the original's bit for bit on the same machine.
+    """
+    from .pipeline import ForecastRun
+    d = Path(path)
+    config = read_config(d)
+    if config.get("kind", "forecast") != "forecast":
+        raise RunError(f"{d} is a {config['kind']!r} run, not a forecasting run")
+    try:
+        mc = ModelConfig.from_dict(config["model"])
+        dc = DataConfig.from_dict(config["data"])
+        tc = TrainConfig.from_dict(config["train"])
+        shapes = config["shapes"]
+        meta = config.get("meta", {})
+        dtype = getattr(torch, meta.get("dtype", "float32"))
+        model = Forecaster(shapes["input_size"], shapes["n_targets"], shapes["horizon"], mc).to(dtype)
+        model.load_state_dict(load_file(str(d / "weights.safetensors")))
+        scaler = Scaler.from_dict(json.loads((d / "scaler.json").read_text()))
+    except RnnkitError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
+        raise RunError(f"run {d} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                       "it may be damaged or from an incompatible version, re-run `rnnkit fit`") from None
+    model.eval()
+    history = None
+    if (d / "history.csv").is_file():
+        frame = pd.read_csv(d / "history.csv")
+        history = History(rows=frame.to_dict("records"))
+    metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else None
+    return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta)
+
+
+def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) -> Path:
+    """Save ``run`` with the files a person looks at: ``forecast.csv`` (the next ``horizon`` steps
+    after ``data``), ``learning_curve.png`` and ``forecast.png`` (history, test forecasts, future)."""
+    from .forecast import predict_windows, windows_for
+    from .plots import plot_forecast, plot_learning_curve
+
+    future = run.forecast(data)
+    dc, C = run.data_config, len(run.targets)
+    test_index = test_pred = None
+    start = run.meta["test_start"]
+    if start < len(data):
+        X, _, starts = windows_for(data.values, C, dc.lookback, 1, 1, start, len(data))
+        test_pred = predict_windows(run.model, run.scaler, X, 1, C)[:, 0]  # one step ahead, (W, C)
+        test_index = data.frame.index[starts]
+
+    def extra(d: Path) -> None:
+        future.to_csv(d / "forecast.csv")
+        if run.history is not None and run.history.rows:
+            plot_learning_curve(run.history, d / "learning_curve.png", title=f"{run.model_config.cell} learning curve")
+        index = data.frame.index
+        plot_forecast(index, data.target_values, run.targets, d / "forecast.png",
+                      future_index=future.index, forecast=future[list(run.targets)].to_numpy(),
+                      test_start=start if start < len(data) else None, test_index=test_index,
+                      test_pred=test_pred, title=f"{run.model_config.cell} forecast")
+    return save_run(run, out, force=force, extra=extra)
