@@ -20,3 +20,17 @@ CUDA = pytest.param(
 def device(request) -> torch.device:
     """A torch device: ``cpu`` always, ``cuda`` only where available."""
     return torch.device(request.param)
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test on one intra-op thread, then restore the previous setting.
+
+    The recurrent tests use tiny tensors. On a loaded 2-core machine torch's multithreaded LSTM
+    kernel (oneDNN/OpenMP) spends ~50x longer spinning between threads than computing; one thread
+    keeps those tests fast without changing what they compute.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

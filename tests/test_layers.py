@@ -17,7 +17,8 @@ from torch.testing import assert_close
 import rnnkit
 from rnnkit import ConfigError, RnnkitError, ShapeError
 
-pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN"),
+              pytest.mark.usefixtures("single_thread")]
 
 F64, F32 = torch.float64, torch.float32
 ATOL = {F64: 1e-10, F32: 1e-5}  # always with rtol=0
@@ -333,7 +334,8 @@ def test_dropout_acts_between_layers_in_train_mode(kind, backend):
     out_train = layer.train()(x)[0]
     out_eval = layer.eval()(x)[0]
     assert not torch.allclose(out_train, out_eval), "dropout had no effect in train mode"
-    assert (out_train != 0).all(), "the last layer's output must not be dropped"
+    if CELLS[kind][2].get("nonlinearity") != "relu":  # relu outputs are legitimately 0
+        assert (out_train != 0).all(), "the last layer's output must not be dropped"
 
 
 def test_dropout_with_one_layer_warns_and_does_nothing():

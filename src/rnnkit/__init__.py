@@ -1,15 +1,35 @@
-"""rnnkit: recurrent neural networks for sequences (Elman, Jordan, LSTM, GRU) on PyTorch."""
+"""rnnkit: recurrent neural networks for sequences (Elman, Jordan, LSTM, GRU) on PyTorch.
+
+Layers and cells are drop-in twins of torch.nn's; the workflow (data -> windows -> training ->
+forecasts -> metrics -> run directory) is :func:`fit_forecaster` and :func:`load_run`, the same
+functions the ``rnnkit`` command line calls. Models and the workflow use ``(B, T, F)`` tensors.
+Submodules with more: ``rnnkit.metrics``, ``rnnkit.plots``, ``rnnkit.forecast``.
+"""
 
 from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell, keras_init_
+from .config import DataConfig, ModelConfig, TrainConfig
 from .convert import from_torch, summary, to_torch
+from .data import Scaler, SeriesData, list_builtins, load_builtin, make_windows, read_series, split_series
 from .errors import ConfigError, DataError, RnnkitError, RunError, ShapeError, TrainingError
 from .layers import GRU, LSTM, RNN, Jordan, Recurrent
+from .models import Forecaster
+from .pipeline import ForecastRun, fit_forecaster
+from .runs import load_run, save_forecast_run, save_run
+from .train import History, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    # cells and layers
     "RecurrentCell", "ElmanCell", "JordanCell", "LSTMCell", "GRUCell", "keras_init_",
     "Recurrent", "RNN", "LSTM", "GRU", "Jordan", "to_torch", "from_torch", "summary",
+    # models and training
+    "Forecaster", "ModelConfig", "DataConfig", "TrainConfig", "fit", "History",
+    # data
+    "SeriesData", "read_series", "list_builtins", "load_builtin", "Scaler", "make_windows", "split_series",
+    # workflow and runs
+    "fit_forecaster", "ForecastRun", "load_run", "save_run", "save_forecast_run",
+    # errors
     "RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError",
 ]

@@ -198,12 +198,14 @@ class Recurrent(nn.Module):
             return tuple(torch.zeros(self.num_layers * self.num_directions, batch, s,
                                      device=x.device, dtype=x.dtype) for s in self.state_sizes)
         states = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        LD = self.num_layers * self.num_directions
         if len(states) != len(self.state_sizes):
-            raise ShapeError(f"{type(self).__name__} expected a state of {len(self.state_sizes)} tensor(s), "
-                             f"got {len(states)}")
+            expected = ", ".join(f"({LD}, {batch}, {size})" for size in self.state_sizes)
+            got = ", ".join(str(tuple(s.shape)) if isinstance(s, Tensor) else type(s).__name__ for s in states)
+            raise ShapeError(f"{type(self).__name__} expected a state of {len(self.state_sizes)} tensor(s) "
+                             f"of shapes {expected}, got {len(states)}: {got}")
         if unbatched:
             states = tuple(s.unsqueeze(1) if s.dim() == 2 else s for s in states)
-        LD = self.num_layers * self.num_directions
         for s, size in zip(states, self.state_sizes):
             if tuple(s.shape) != (LD, batch, size):
                 raise ShapeError(f"{type(self).__name__} expected initial state of shape "

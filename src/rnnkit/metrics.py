@@ -227,6 +227,6 @@ def format_table(rows: Mapping[str, Mapping[str, float]],
     lines = []
     for r in [header, *body]:
         first = r[0].ljust(widths[0])
-        rest = [cell.rjust(w) for cell, w in zip(r[1:], widths[1:])]
+        rest = [cell.rjust(w) for cell, w in zip(r[1:], widths[1:], strict=True)]
         lines.append("  ".join([first, *rest]).rstrip())
     return "\n".join(lines)

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -172,22 +172,28 @@ def series_from_frame(
         sha256 = hashlib.sha256(raw.to_csv(index=False).encode()).hexdigest()
     raw = raw.set_axis([str(c) for c in raw.columns], axis=1).reset_index(drop=True)
     targets, covs = _choose_columns(raw, target, time_col, covariates, source)
-    if time_col is None:
-        index: pd.Index = pd.RangeIndex(len(raw))
-    else:
-        index = _time_index(raw[time_col], time_col, source)
+    index: pd.Index = pd.RangeIndex(len(raw))
+    freq, missing = None, None
+    if time_col is not None:
+        stamps = _time_index(raw[time_col], time_col, source)
+        freq, missing = _infer_freq(stamps)
+        if fill is None and missing is not None and len(missing):
+            _raise_gap(stamps, missing, freq, time_col, source)
+        index = stamps
     frame = pd.DataFrame({c: _to_float(raw[c], c, source) for c in targets + covs})
     frame.index = index
-    freq, missing = _infer_freq(index) if time_col is not None else (None, None)
     if fill is None:
         _check_finite(frame, source)
-        if missing is not None and len(missing):
-            _raise_gap(index, missing, freq, time_col, source)
     else:
         if missing is not None and len(missing):
-            frame = frame.reindex(index.union(missing))
+            frame = frame.reindex(index.union(missing))  # insert the missing times as NaN rows
         frame = _fill(frame, fill, source)
     return SeriesData(frame, tuple(targets), tuple(covs), source, sha256, freq)
+
+
+def _when(stamp: pd.Timestamp) -> str:
+    """A timestamp for messages: '2020-01-31', or with the time of day when it has one."""
+    return stamp.date().isoformat() if stamp == stamp.normalize() else str(stamp)
 
 
 def _names(columns: Sequence[str]) -> str:
@@ -235,8 +241,8 @@ def _looks_numeric(col: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(col.dtype):
         return True
     present = col.dropna()
-    return len(present) > 0 and pd.to_numeric(present.astype(str).str.strip(),
-                                              errors="coerce").notna().all()
+    return len(present) > 0 and bool(pd.to_numeric(present.astype(str).str.strip(),
+                                                   errors="coerce").notna().all())
 
 
 def _to_float(col: pd.Series, name: str, source: str) -> np.ndarray:
@@ -271,20 +277,23 @@ def _time_index(col: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
                                                      format="%Y" if years else None))
     bad = np.flatnonzero(stamps.isna())
     if len(bad):
-        raise DataError(f"{source}: time column {name!r} has {text.iloc[bad[0]]!r} at data row "
-                        f"{bad[0] + 1}, which is not a date in the format of the first row; "
-                        f"write every time as a date such as 2024-01-31")
+        value = text.iloc[bad[0]]
+        shown = "an empty cell" if pd.isna(value) else repr(value)
+        raise DataError(f"{source}: time column {name!r} has {shown} at data row {bad[0] + 1}, "
+                        f"which is not a date in the format of the first row; write every time "
+                        f"as a date such as 2024-01-31")
     dup = np.flatnonzero(stamps.duplicated())
     if len(dup):
-        first = int(np.flatnonzero(stamps == stamps[dup[0]])[0])
-        raise DataError(f"{source}: duplicate time {stamps[dup[0]]} at data rows {first + 1} and "
+        stamp = stamps[dup[0]]
+        first = int(np.flatnonzero(stamps == stamp)[0])
+        raise DataError(f"{source}: duplicate time {_when(stamp)} at data rows {first + 1} and "
                         f"{dup[0] + 1}; keep one row per time (aggregate or drop duplicates)")
     back = np.flatnonzero(np.diff(stamps.asi8) < 0)
     if len(back):
         i = int(back[0]) + 1
-        raise DataError(f"{source}: rows are not in time order: data row {i + 1} ({stamps[i]}) "
-                        f"comes after data row {i} ({stamps[i - 1]}); sort the file by "
-                        f"{name!r} first (rnnkit never reorders rows)")
+        raise DataError(f"{source}: rows are not in time order: data row {i + 1} "
+                        f"({_when(stamps[i])}) comes after data row {i} ({_when(stamps[i - 1])}); "
+                        f"sort the file by {name!r} first (rnnkit never reorders rows)")
     return stamps.rename(name)
 
 
@@ -304,8 +313,9 @@ def _infer_freq(index: pd.DatetimeIndex) -> tuple[str | None, pd.DatetimeIndex |
             found = pd.infer_freq(index)
         if found is not None:
             return getattr(found, "freqstr", found), index[:0]
-    step = pd.Series(np.diff(index.asi8)).mode().iloc[0]
-    days = pd.Timedelta(step, unit=index.unit).total_seconds() / 86400
+    step = pd.Series(index[1:] - index[:-1]).mode().iloc[0]  # the most common Timedelta
+    days = step / pd.Timedelta(days=1)
+    candidates: list[Any]
     if 28 <= days <= 31:
         candidates = ["MS", "ME"]
     elif 89 <= days <= 92:
@@ -315,9 +325,9 @@ def _infer_freq(index: pd.DatetimeIndex) -> tuple[str | None, pd.DatetimeIndex |
     elif days == int(days):
         candidates = [f"{int(days)}D"]
     else:
-        candidates = [pd.tseries.frequencies.to_offset(pd.Timedelta(step, unit=index.unit))]
+        candidates = [pd.tseries.frequencies.to_offset(step)]
     for freq in candidates:
-        full = pd.date_range(index[0], index[-1], freq=freq, unit=index.unit)
+        full = pd.date_range(index[0], index[-1], freq=freq)
         if index.isin(full).all():
             return full.freqstr, full.difference(index).rename(index.name)
     return None, None
@@ -327,7 +337,8 @@ def _raise_gap(index: pd.DatetimeIndex, missing: pd.DatetimeIndex, freq: str | N
                name: str | None, source: str) -> None:
     before = int(index.searchsorted(missing[0])) - 1
     raise DataError(f"{source}: time column {name!r} has gaps at frequency {freq!r}: "
-                    f"{missing[0]} is missing after data row {before + 1} ({index[before]}); "
+                    f"{_when(missing[0])} is missing after data row {before + 1} "
+                    f"({_when(index[before])}); "
                     f"{len(missing)} time(s) missing in all; add the rows, or use --fill ffill "
                     f"or --fill interpolate to insert and fill them")
 
@@ -352,7 +363,8 @@ def _fill(frame: pd.DataFrame, fill: str, source: str) -> pd.DataFrame:
                             f"the file")
         if valid[0] > 0:
             where = frame.index[valid[0]]
-            where = f"data row {valid[0] + 1}" if isinstance(where, (int, np.integer)) else where
+            where = (f"data row {valid[0] + 1}" if isinstance(where, (int, np.integer))
+                     else _when(where))
             raise DataError(f"{source}: column {name!r} has no value before {where}; --fill "
                             f"cannot fill the start of a series without looking ahead, so "
                             f"drop the first rows or supply their values")
