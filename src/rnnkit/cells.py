@@ -147,10 +147,10 @@ class RecurrentCell(nn.Module):
         if unbatched:
             x_t = x_t.unsqueeze(0)
         if state is None:
-            state = self.init_state(x_t.shape[0], device=x_t.device, dtype=x_t.dtype)
-        elif isinstance(state, Tensor):
-            state = (state,)
-        state = tuple(s.unsqueeze(0) if unbatched else s for s in state)
+            state = self.init_state(x_t.shape[0], device=x_t.device, dtype=x_t.dtype)  # (B, S) already
+        else:
+            state = (state,) if isinstance(state, Tensor) else tuple(state)
+            state = tuple(s.unsqueeze(0) if unbatched else s for s in state)  # (S,) -> (1, S)
         self._check_state(state, x_t.shape[0])
         y, new_state = self.step(x_t, state, self.weights())
         if unbatched:

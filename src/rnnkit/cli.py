@@ -149,9 +149,10 @@ def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfi
     return dc, mc, tc
 
 
-def _metrics_table(scores: dict) -> str:
+def _metrics_table(scores: dict, label: str = "model") -> str:
+    """Overall metrics, one row per forecaster: the model (shown as ``label``) and the baselines."""
     from .metrics import format_table
-    return format_table({name: s["overall"] for name, s in scores.items()})
+    return format_table({(label if name == "model" else name): s["overall"] for name, s in scores.items()})
 
 
 def cmd_fit(a: argparse.Namespace) -> int:
@@ -168,7 +169,7 @@ def cmd_fit(a: argparse.Namespace) -> int:
           + (f", best epoch {h.best_epoch}" if h.best_epoch else "") + (" (stopped early)" if h.stopped_early else ""))
     if run.metrics:
         print(f"test metrics ({run.meta['n_rows'] - run.meta['test_start']} rows, original units):")
-        print(_metrics_table(run.metrics))
+        print(_metrics_table(run.metrics, f"rnnkit {mc.cell}"))
     print(f"run directory: {out}")
     return 0
 
@@ -196,7 +197,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         from .runs import _json_safe
         print(json.dumps(_json_safe(scores), indent=2))
     else:
-        print(_metrics_table(scores))
+        print(_metrics_table(scores, f"rnnkit {run.model_config.cell}"))
     return 0
 
 
@@ -210,7 +211,7 @@ def cmd_backtest(a: argparse.Namespace) -> int:
         return 0
     print(f"{a.folds} folds, origins at rows {[f['origin'] for f in result['folds']]}, "
           f"horizon {run.data_config.horizon}{', refit each fold' if a.refit else ''}:")
-    print(_metrics_table(result["overall"]))
+    print(_metrics_table(result["overall"], f"rnnkit {run.model_config.cell}"))
     return 0
 
 
@@ -239,7 +240,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     out = save_forecast_run(run, data, a.out, force=a.force)
     mse = run.metrics["model"]["overall"]["rmse"] ** 2
     print(f"test MSE {mse:.6f} (the ReNom tutorial reports about 0.002)")
-    print(_metrics_table(run.metrics))
+    print(_metrics_table(run.metrics, f"rnnkit {mc.cell}"))
     print(f"run directory: {out}  (plots: {out / 'learning_curve.png'}, {out / 'forecast.png'})")
     print(f"next: rnnkit evaluate --run {out}    rnnkit forecast --run {out} --horizon 10")
     return 0
