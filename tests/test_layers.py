@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not su
 F64, F32 = torch.float64, torch.float32
 ATOL = {F64: 1e-10, F32: 1e-5}  # always with rtol=0
 KINDS = ["rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru"]
-BACKENDS = ["reference", "torch"]
+BACKENDS = ["reference", "torch", "fused"]
 T, B = 5, 3
 LENGTHS = [5, 2, 4]  # unsorted, includes the full length
 
@@ -39,6 +39,8 @@ TWINS = {  # kind -> (rnnkit class, torch.nn class, extra kwargs for hidden_size
 
 
 def make_pair(kind, input_size=3, hidden_size=5, *, backend="reference", dtype=F64, device="cpu", **kw):
+    if backend == "fused" and (kind == "lstm_proj" or str(device) != "cpu"):
+        pytest.skip("the fused kernels cover CPU layers without projection (see test_fused_refuses_projection)")
     """(rnnkit layer, torch.nn twin) with the twin's weights copied into the rnnkit layer."""
     ours_cls, ref_cls, extra = TWINS[kind]
     kw = dict(kw, dtype=dtype, device=device, **extra(hidden_size))
@@ -146,15 +148,13 @@ def test_parity_float64_options(kind, backend, bias, batch_first, h0):
         copy_and_compare(ours, ref, x, hx, LENGTHS, mode)
 
 
-SIZES = [(I, H) for I, H in itertools.product([1, 3], [1, 5, 8])]
+SIZES = [pytest.param(k, b, I, H, id=f"{k}-{b}-I{I}H{H}")
+         for k, b, I, H in itertools.product(KINDS, BACKENDS, [1, 3], [1, 5, 8])
+         if not (k == "lstm_proj" and H == 1)]  # proj_size must be below hidden_size
 
 
-@pytest.mark.parametrize("input_size,hidden_size", SIZES, ids=[f"I{i}H{h}" for i, h in SIZES])
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind,backend,input_size,hidden_size", SIZES)
 def test_parity_float64_sizes(kind, backend, input_size, hidden_size):
-    if kind == "lstm_proj" and hidden_size == 1:
-        pytest.skip("proj_size must be below hidden_size")
     ours, ref = make_pair(kind, input_size, hidden_size, backend=backend, num_layers=2, bidirectional=True)
     x = make_input(False, input_size=input_size)
     copy_and_compare(ours, ref, x, random_hx(ref, B, F64), LENGTHS, "lengths")
@@ -199,8 +199,9 @@ def test_torch_backend_matches_reference_in_train_mode(kind):
     ref_backend, _ = make_pair(kind, backend="reference", num_layers=3, bidirectional=True)
     torch_backend, _ = make_pair(kind, backend="torch", num_layers=3, bidirectional=True)
     ref_backend.train(), torch_backend.train()
-    x = make_input(False)
-    copy_and_compare(torch_backend, ref_backend, x, random_hx(ref_backend, B, F64), LENGTHS, "lengths")
+    x, hx = make_input(False), random_hx(ref_backend, B, F64)
+    for mode in ("lengths", "packed"):  # "lengths": the reference layer is fed the packed input
+        copy_and_compare(torch_backend, ref_backend, x, hx, LENGTHS, mode)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -226,7 +227,9 @@ CELLS = {  # id -> (Recurrent cell name, cell class, cell kwargs); hidden_size 4
     "lstm_proj": ("lstm", rnnkit.LSTMCell, {"proj_size": 2}),
     "gru": ("gru", rnnkit.GRUCell, {}),
 }
-WITH_BACKENDS = [(k, b) for k in CELLS for b in BACKENDS if b == "reference" or "jordan" not in k]
+# torch has no Jordan kernel; the fused kernels have no LSTM projection (test_fused_refuses_projection)
+WITH_BACKENDS = [(k, b) for k in CELLS for b in BACKENDS
+                 if b == "reference" or (b == "torch" and "jordan" not in k) or (b == "fused" and k != "lstm_proj")]
 EXACT = dict(atol=1e-12, rtol=0.0)  # float64, same math in a different loop
 
 
@@ -393,6 +396,7 @@ def test_shape_errors_name_expected_and_received():
     _raises(ShapeError, lambda: lstm(x, lengths=[4, 0]), "[1, 4]", "[4, 0]")
     _raises(ShapeError, lambda: lstm(x, lengths=[4, 5]), "[1, 4]", "[4, 5]")
     _raises(ShapeError, lambda: lstm(x, lengths=[4, 3, 2]), "(2,)", "(3,)")
+    _raises(ShapeError, lambda: lstm(x[:, 0], (torch.randn(2, 1, 5), torch.randn(2, 1, 5))), "(2, 5)", "(2, 1, 5)")
     rnn = rnnkit.RNN(3, 5, batch_first=True)
     _raises(ShapeError, lambda: rnn(torch.randn(2, 4, 3), torch.randn(1, 3, 5)), "(1, 2, 5)", "(1, 3, 5)")
     _raises(ShapeError, lambda: rnn(torch.randn(2, 4, 3), torch.randn(1, 2, 5, dtype=F64)), "float64")
@@ -409,3 +413,28 @@ def test_config_errors():
     _raises(ConfigError, lambda: rnnkit.LSTM(3, 5, bidirectional=True).step(x[0]), "bidirectional")
     packed = pack_padded_sequence(x, torch.tensor([4, 3]))
     _raises(ConfigError, lambda: rnnkit.GRU(3, 5)(packed, lengths=[4, 3]), "lengths")
+
+
+@pytest.mark.parametrize("kind,backend", WITH_BACKENDS)
+def test_padding_values_never_matter(kind, backend):
+    """NaN in the padding gives the same outputs and (finite) gradients as zero padding."""
+    layer = make_layer(kind, backend, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(B, T, 3, dtype=F64)
+    results = []
+    for fill in (0.0, float("nan")):
+        xp = x.clone()
+        for b, n in enumerate(LENGTHS):
+            xp[b, n:] = fill
+        xp.requires_grad_()
+        layer.zero_grad()
+        out, hn = layer(xp, lengths=LENGTHS)
+        (out.sum() + sum(h.sum() for h in _as_tuple(hn))).backward()
+        results.append([out, *_as_tuple(hn), xp.grad, *(p.grad for p in layer.parameters())])
+    for a, b in zip(*results):
+        assert_close(a, b, atol=1e-12, rtol=0)  # assert_close also fails on any NaN
+
+
+def test_fused_refuses_projection():
+    lstm = rnnkit.LSTM(3, 4, proj_size=2, backend="fused")
+    with pytest.raises(rnnkit.ConfigError, match="proj_size"):
+        lstm(torch.zeros(2, 1, 3))

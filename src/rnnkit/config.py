@@ -189,3 +189,96 @@ class TrainConfig(_Serialisable):
         if not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer; got {self.seed!r}")
 
+
+
+# --- sequence classification and character language models (appended for issue 7) ----------
+
+UNKNOWN_POLICIES = ("error", "skip", "replace")
+
+
+def _fraction(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be a fraction in [0, 1); got {value!r}")
+
+
+@dataclass(frozen=True)
+class SequenceDataConfig(_Serialisable):
+    """How a file of labelled sequences becomes padded tensors for classification.
+
+    ``source`` (and ``test_source``) is a ``.ts``/``.tsv``/``.csv``/``.npz`` file or
+    ``builtin:NAME`` (see :func:`rnnkit.seqdata.read_sequences` for the formats and the meaning of
+    ``label_col``, ``id_col`` and ``text_col``). ``znorm`` z-normalises every series on its own
+    (the UCR convention); ``scaler`` is then fitted on the training steps only. ``val_frac`` of
+    the training file, stratified by class with ``seed`` of the TrainConfig, is held out for
+    validation. ``unknown`` and ``min_count`` apply to strings (see :class:`rnnkit.seqdata.CharVocab`).
+    """
+
+    source: str = "builtin:ItalyPowerDemand_TRAIN"
+    test_source: Optional[str] = None
+    label_col: Optional[str] = None
+    id_col: Optional[str] = None
+    text_col: Optional[str] = None
+    znorm: bool = False
+    scaler: str = "standard"
+    val_frac: float = 0.2
+    unknown: str = "replace"
+    min_count: int = 1
+
+    def __post_init__(self) -> None:
+        _choice("scaler", self.scaler, ("standard", "minmax", "none"))
+        _fraction("val_frac", self.val_frac)
+        _choice("unknown", self.unknown, UNKNOWN_POLICIES)
+        _positive("min_count", self.min_count)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(_Serialisable):
+    """The classifier's head: how outputs over time are pooled, and the loss weighting.
+
+    ``pool``: ``"last"`` (the output at each sequence's last step; for a bidirectional encoder
+    the backward direction's output at step 0), ``"mean"`` (over the valid steps) or
+    ``"attention"`` (additive attention over the valid steps). ``embedding_dim``: width of the
+    character embedding for string inputs. ``class_weights="balanced"`` weighs each class by
+    ``n / (K * n_class)`` in the cross-entropy, for imbalanced data.
+    """
+
+    pool: str = "last"
+    embedding_dim: int = 16
+    class_weights: str = "none"
+
+    def __post_init__(self) -> None:
+        _choice("pool", self.pool, ("last", "mean", "attention"))
+        _positive("embedding_dim", self.embedding_dim)
+        _choice("class_weights", self.class_weights, ("none", "balanced"))
+
+
+@dataclass(frozen=True)
+class TextConfig(_Serialisable):
+    """A character language model's data and input settings.
+
+    ``source`` is a UTF-8 text file or ``builtin:NAME``. The last ``val_frac`` of the text is
+    the validation part. Training cuts the rest into ``TrainConfig.batch_size`` contiguous streams
+    and runs truncated BPTT over chunks of ``seq_len`` characters, carrying the state across
+    chunks. ``steps`` is the number of optimiser steps wanted; it is rounded to whole passes over
+    the text. ``embedding_dim=0`` feeds one-hot vectors. ``unknown``/``min_count``: see
+    :class:`rnnkit.seqdata.CharVocab`.
+    """
+
+    source: str = "builtin:pydocs"
+    seq_len: int = 64
+    steps: int = 1000
+    val_frac: float = 0.1
+    embedding_dim: int = 0
+    unknown: str = "error"
+    min_count: int = 1
+
+    def __post_init__(self) -> None:
+        _positive("seq_len", self.seq_len)
+        _positive("steps", self.steps)
+        _fraction("val_frac", self.val_frac)
+        _positive("embedding_dim", self.embedding_dim, zero_ok=True)
+        _choice("unknown", self.unknown, UNKNOWN_POLICIES)
+        _positive("min_count", self.min_count)
+
+
+__all__ += ["SequenceDataConfig", "ClassifierConfig", "TextConfig"]

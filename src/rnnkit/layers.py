@@ -26,10 +26,12 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from .errors import ConfigError, ShapeError
+from .kernels import _native
+from .kernels import fused as fused_kernels
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "BACKENDS"]
 
-BACKENDS = ("auto", "reference", "torch")
+BACKENDS = ("auto", "reference", "torch", "fused")
 CELLS: dict[str, type[RecurrentCell]] = {
     "elman": ElmanCell, "rnn": ElmanCell, "jordan": JordanCell, "lstm": LSTMCell, "gru": GRUCell,
 }
@@ -130,7 +132,8 @@ class Recurrent(nn.Module):
         return 2 if self.bidirectional else 1
 
     def _weights(self, k: int) -> list[Tensor | None]:
-        return [getattr(self, n) for n in self._names[k]]
+        params = self._parameters  # direct dict access: Module.__getattr__ is slow on hot paths
+        return [params[n] for n in self._names[k]]
 
     def cells_and_weights(self) -> list[tuple[RecurrentCell, list[Tensor | None]]]:
         """``(cell, weights)`` for every layer and direction, in torch's order."""
@@ -143,11 +146,43 @@ class Recurrent(nn.Module):
     def flatten_parameters(self) -> None:
         """Accepted for drop-in compatibility with torch.nn; rnnkit needs no flat buffer."""
 
-    def resolved_backend(self) -> str:
-        """The backend ``"auto"`` resolves to for this layer."""
+    def resolved_backend(self, x: Tensor | None = None) -> str:
+        """The backend that runs for input ``x (B, T, I)`` (``"auto"`` decides per configuration).
+
+        ``"auto"``: the fused kernels on the CPU where they are faster (every Jordan and Elman
+        layer, GRU up to hidden 512, LSTM for small batch x hidden, where torch's single oneDNN
+        kernel does not yet pay off; see benchmarks/RESULTS.md), torch's kernels otherwise and on
+        GPUs, the reference loop for what neither covers. An explicit ``"fused"`` falls back to
+        ``"torch"`` (or ``"reference"``) with a one-line warning where the native kernels cannot
+        be built.
+        """
+        torch_or_ref = "torch" if self._torch_mode() is not None else "reference"
+        cell = self._cells[0]
+        if self.backend == "fused":
+            if x is not None and not fused_kernels.supports(cell, x):
+                raise ConfigError("backend='fused' runs on the CPU in float32/float64 without proj_size; "
+                                  "use backend='auto' or 'torch'")
+            if not _native.available():
+                _native.warn_unavailable()
+                return torch_or_ref
+            return "fused"
         if self.backend != "auto":
             return self.backend
-        return "torch" if self._torch_mode() is not None else "reference"
+        if x is None or not fused_kernels.supports(cell, x) or not self._fused_pays_off(x):
+            return torch_or_ref
+        if not _native.available():
+            _native.warn_unavailable()
+            return torch_or_ref
+        return "fused"
+
+    def _fused_pays_off(self, x: Tensor) -> bool:
+        """Where the fused kernels beat torch's, measured by ``make bench`` on a 2-core CPU."""
+        if self._torch_mode() is None:
+            return True  # Jordan: the alternative is the Python loop
+        B, H = x.shape[0], self.hidden_size  # x is (B, T, I) here
+        if self.cell_type is LSTMCell:
+            return B * H <= 2048 and H <= 256
+        return H <= 512
 
     def _torch_mode(self) -> str | None:
         if self.cell_type is LSTMCell:
@@ -188,9 +223,43 @@ class Recurrent(nn.Module):
         """
         if self.bidirectional:
             raise ConfigError("step() runs forward in time; a bidirectional layer needs the whole sequence")
+        fast = self._stream_fused(x_t, state)
+        if fast is not None:
+            return fast
         x = x_t.unsqueeze(1) if self.batch_first else x_t.unsqueeze(0)  # (B, I) -> one step
         out, state = self(x, state)
         return (out.squeeze(1) if self.batch_first else out.squeeze(0)), state
+
+    def _stream_fused(self, x_t: Tensor, state: StateLike | None):
+        """The native streaming step, or None where it does not apply (autograd needed, dropout
+        in training, not the CPU, unusual shapes, or no native kernels)."""
+        if self.backend in ("reference", "torch") or (self.training and self.dropout) or self.bidirectional:
+            return None
+        states = None if state is None else ((state,) if isinstance(state, Tensor) else tuple(state))
+        ref = self._weights(0)[0]
+        if (not isinstance(x_t, Tensor) or x_t.dim() != 2 or x_t.shape[1] != self.input_size
+                or x_t.dtype != ref.dtype or x_t.device.type != "cpu" or not fused_kernels.supports(self._cells[0], x_t)):
+            return None
+        if torch.is_grad_enabled() and (x_t.requires_grad or ref.requires_grad
+                                        or (states is not None and any(s.requires_grad for s in states))):
+            return None
+        B = x_t.shape[0]
+        if states is None:
+            states = self.init_state(B)
+            states = (states,) if isinstance(states, Tensor) else states
+        LD = self.num_layers
+        for s, size in zip(states, self.state_sizes):
+            if s.shape != (LD, B, size) or s.dtype != x_t.dtype:
+                return None  # let the general path explain the problem
+        weights = [self._weights(k) for k in range(len(self._cells))]
+        plan = getattr(self, "_stream_plan", None)
+        if plan is None or plan.B != B or plan.dtype != x_t.dtype or plan.key != plan.version_key(weights):
+            if not _native.available():
+                return None
+            plan = self._stream_plan = fused_kernels.StreamPlan(self._cells, weights, B)
+        s_out, c_out = plan.step(x_t.contiguous(), states[0].contiguous(),
+                                 states[1].contiguous() if len(states) > 1 else None)
+        return s_out[-1], (s_out if c_out is None else (s_out, c_out))
 
     def _split_state(self, hx: StateLike | None, batch: int, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
         """Validate ``hx`` and return it as a tuple of ``(L*D, B, S)`` tensors."""
@@ -204,8 +273,12 @@ class Recurrent(nn.Module):
             got = ", ".join(str(tuple(s.shape)) if isinstance(s, Tensor) else type(s).__name__ for s in states)
             raise ShapeError(f"{type(self).__name__} expected a state of {len(self.state_sizes)} tensor(s) "
                              f"of shapes {expected}, got {len(states)}: {got}")
-        if unbatched:
-            states = tuple(s.unsqueeze(1) if s.dim() == 2 else s for s in states)
+        if unbatched:  # (L*D, S) -> (L*D, 1, S); torch, too, requires a 2-D state here
+            for s, size in zip(states, self.state_sizes):
+                if s.dim() != 2:
+                    raise ShapeError(f"{type(self).__name__} with unbatched (T, {self.input_size}) input expected "
+                                     f"an initial state of shape ({LD}, {size}), got {tuple(s.shape)}")
+            states = tuple(s.unsqueeze(1) for s in states)
         for s, size in zip(states, self.state_sizes):
             if tuple(s.shape) != (LD, batch, size):
                 raise ShapeError(f"{type(self).__name__} expected initial state of shape "
@@ -234,14 +307,14 @@ class Recurrent(nn.Module):
         if x.dtype != self._weights(0)[0].dtype:
             raise ShapeError(f"{type(self).__name__} has {self._weights(0)[0].dtype} parameters but got "
                              f"{x.dtype} input; convert one of them (module.to(dtype) or x.to(dtype))")
-        backend = self.resolved_backend()
+        backend = self.resolved_backend(x)
         if backend == "torch":
             if self._torch_mode() is None:
                 raise ConfigError(f"backend='torch' does not support {self.cell_type.__name__}; "
                                   "use backend='reference' or 'auto'")
             out, new_states = self._forward_torch(x, states, lengths)
         else:
-            out, new_states = self._forward_reference(x, states, lengths)
+            out, new_states = self._forward_layers(x, states, lengths, fused=backend == "fused")
         return self._format_output(out, new_states, input if packed else None, lengths, unbatched)
 
     def _check_input(self, input: Tensor) -> tuple[Tensor, bool]:
@@ -282,13 +355,15 @@ class Recurrent(nn.Module):
             out = out.transpose(0, 1)  # (B, T, H) -> (T, B, H)
         return out, (states[0] if len(states) == 1 else states)
 
-    def _forward_reference(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None):
-        """The readable loop: every layer, direction and step through ``cell.step``."""
+    def _forward_layers(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None, fused: bool):
+        """Every layer and direction: the reference step loop, or one fused kernel per direction."""
         D = self.num_directions
         B, T = x.shape[:2]
         mask = None
         if lengths is not None:
             mask = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device)  # (B, T)
+            # padding never enters the math: NaN/inf there would poison the gradients (0 * nan)
+            x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
         finals: list[tuple[Tensor, ...]] = []
         layer_in = x
         for layer in range(self.num_layers):
@@ -298,16 +373,10 @@ class Recurrent(nn.Module):
                 cell, w = self._cells[k], self._weights(k)
                 seq = layer_in if d == 0 else _reverse_padded(layer_in, lengths)
                 state = tuple(s[k] for s in states)
-                ys = []
-                for t in range(T):
-                    y, new = cell.step(seq[:, t], state, w)
-                    if mask is not None:
-                        m = mask[:, t].unsqueeze(1)  # (B, 1)
-                        new = tuple(torch.where(m, n, s) for n, s in zip(new, state))
-                        y = torch.where(m, y, torch.zeros_like(y))
-                    state = new
-                    ys.append(y)
-                out = torch.stack(ys, 1)  # T x (B, O) -> (B, T, O)
+                if fused:
+                    out, state = fused_kernels.run_layer(cell, w, seq, state, lengths)
+                else:
+                    out, state = self._run_direction(cell, w, seq, state, mask)
                 outs.append(out if d == 0 else _reverse_padded(out, lengths))
                 finals.append(state)
             layer_in = torch.cat(outs, -1) if D == 2 else outs[0]  # (B, T, D*O)
@@ -315,6 +384,20 @@ class Recurrent(nn.Module):
                 layer_in = F.dropout(layer_in, self.dropout, training=True)
         new_states = tuple(torch.stack([f[i] for f in finals]) for i in range(len(self.state_sizes)))
         return layer_in, new_states  # (B, T, D*O), each (L*D, B, S)
+
+    @staticmethod
+    def _run_direction(cell: RecurrentCell, w, seq: Tensor, state: tuple[Tensor, ...], mask: Tensor | None):
+        """The readable loop over time: ``cell.step`` at every step; padded steps keep the state."""
+        ys = []
+        for t in range(seq.shape[1]):
+            y, new = cell.step(seq[:, t], state, w)
+            if mask is not None:
+                m = mask[:, t].unsqueeze(1)  # (B, 1)
+                new = tuple(torch.where(m, n, s) for n, s in zip(new, state))
+                y = torch.where(m, y, torch.zeros_like(y))
+            state = new
+            ys.append(y)
+        return torch.stack(ys, 1), state  # T x (B, O) -> (B, T, O)
 
     def _forward_torch(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None):
         """torch's fused kernels (``torch._VF``, what torch.nn.RNN itself calls) on our weights."""

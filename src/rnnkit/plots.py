@@ -83,3 +83,31 @@ def plot_series_prediction(actual: np.ndarray, predicted: np.ndarray, path: str 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_confusion_matrix(cm, labels: Sequence[str], path: str | os.PathLike, title: str = "Confusion matrix",
+                          normalize: bool = True) -> None:
+    """A confusion matrix as a heat map (rows: true class, columns: predicted), each cell labelled
+    with its count; with ``normalize`` the colours show the fraction of each true class (recall)."""
+    plt = _pyplot()
+    cm = np.asarray(cm, dtype=float)
+    k = len(labels)
+    rows = cm.sum(1, keepdims=True)
+    shade = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) if normalize else cm
+    size = min(1.2 + 0.55 * k, 14)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    im = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    ax.set_xticks(range(k), [str(x) for x in labels], rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+    ax.set_yticks(range(k), [str(x) for x in labels])
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
+                    color="white" if shade[i, j] > 0.5 * (shade.max() or 1) else "black")
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "count")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+__all__ += ["plot_confusion_matrix"]

@@ -1,0 +1,204 @@
+"""Build, cache and load rnnkit's native kernels (plain C, called through ctypes).
+
+The C source ships inside the package (``kernels/csrc``). On first use it is compiled with the
+system C compiler (``$CC``, else ``cc``/``gcc``/``clang``) into a per-user cache directory,
+keyed by the source's hash, the compiler and the machine, and reused afterwards. The compile
+takes about a second and is reported once; ``python -m rnnkit.kernels`` builds it explicitly.
+Where no compiler is available (or ``RNNKIT_NO_NATIVE=1``), everything still works on the torch
+and reference backends, with a one-line warning the first time a fused kernel was wanted.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from importlib.resources import files
+from pathlib import Path
+
+__all__ = ["library", "available", "cache_dir", "build", "TrainSpec", "NativeUnavailable"]
+
+log = logging.getLogger("rnnkit.kernels")
+SOURCES = ("rnnkit_kernels.c", "cells_impl.h", "trainer_impl.h")
+ABI_VERSION = 1
+FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fvisibility=hidden"]
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_failed: str | None = None
+_warned = False
+
+
+class NativeUnavailable(RuntimeError):
+    """The native kernels could not be built or loaded on this machine."""
+
+
+class TrainSpec(ctypes.Structure):
+    """Mirror of ``rk_train_spec`` in rnnkit_kernels.c."""
+
+    _fields_ = [(name, ctypes.c_int32) for name in (
+        "cell", "act", "out_act", "num_layers", "input_size", "hidden", "state", "head_out",
+        "head_mode", "warmup", "loss", "T", "optimizer", "reserved")] + \
+        [(name, ctypes.c_double) for name in (
+            "lr", "beta1", "beta2", "eps", "weight_decay", "momentum", "alpha", "clip_value", "clip_norm")]
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels live: ``$RNNKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/rnnkit``."""
+    if os.environ.get("RNNKIT_CACHE_DIR"):
+        return Path(os.environ["RNNKIT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rnnkit"
+
+
+def _compiler() -> str | None:
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc.split()[0]):
+            return cc
+    return None
+
+
+def _source_dir() -> Path:
+    return Path(str(files("rnnkit.kernels").joinpath("csrc")))
+
+
+def _cpu_flags() -> list[str]:
+    """Instruction-set flags for this CPU: AVX2+FMA where /proc/cpuinfo lists them (x86-64 Linux).
+
+    The library is compiled on the machine that runs it; the flags are part of the cache key, so
+    a cache shared with an older CPU never hands it instructions it lacks. No -march=native."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = set()
+    for line in info.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= flags and platform.machine() in ("x86_64", "AMD64") else []
+
+
+def _key(cc: str) -> str:
+    h = hashlib.sha256()
+    src = _source_dir()
+    for name in SOURCES:
+        h.update((src / name).read_bytes())
+    try:
+        version = subprocess.run(cc.split() + ["--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    h.update(version.encode())
+    h.update(" ".join(FLAGS + _cpu_flags()).encode())
+    h.update(f"{sys.platform}-{platform.machine()}".encode())
+    return h.hexdigest()[:16]
+
+
+def build(force: bool = False) -> Path:
+    """Compile the kernels if the cache has no current build; return the library's path."""
+    cc = _compiler()
+    if cc is None:
+        raise NativeUnavailable("no C compiler found (set CC, or install gcc or clang)")
+    suffix = ".dll" if sys.platform == "win32" else ".so"
+    target = cache_dir() / f"librnnkit-{_key(cc)}{suffix}"
+    if target.exists() and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = _source_dir() / "rnnkit_kernels.c"
+    fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cc.split() + FLAGS + _cpu_flags() + ["-o", tmp, str(src), "-lm"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        first = (proc.stderr or proc.stdout).strip().splitlines()[:1]
+        raise NativeUnavailable(f"compiling the native kernels failed: {first[0] if first else proc.returncode}")
+    os.replace(tmp, target)  # atomic: concurrent processes never load half a file
+    message = f"rnnkit: compiled native kernels in {time.perf_counter() - t0:.1f} s (cached at {target})"
+    log.info(message)
+    if sys.stderr.isatty():
+        print(message, file=sys.stderr)
+    return target
+
+
+def library() -> ctypes.CDLL:
+    """The loaded native library; raises :class:`NativeUnavailable` (once built or failed, cached)."""
+    global _lib, _failed
+    if _lib is not None:
+        return _lib
+    if _failed is not None:
+        raise NativeUnavailable(_failed)
+    with _lock:
+        if _lib is None and _failed is None:
+            try:
+                if os.environ.get("RNNKIT_NO_NATIVE", "") not in ("", "0"):
+                    raise NativeUnavailable("disabled by RNNKIT_NO_NATIVE")
+                lib = ctypes.CDLL(str(build()))
+                if lib.rk_abi_version() != ABI_VERSION:
+                    raise NativeUnavailable("stale native kernel build (ABI mismatch); delete " + str(cache_dir()))
+                _declare(lib)
+                _lib = lib
+            except (NativeUnavailable, OSError) as e:
+                _failed = str(e)
+    if _lib is None:
+        raise NativeUnavailable(_failed or "unavailable")
+    return _lib
+
+
+def available() -> bool:
+    """True when the native kernels are built and loaded (building them if needed)."""
+    try:
+        library()
+        return True
+    except NativeUnavailable:
+        return False
+
+
+def warn_unavailable() -> None:
+    """One-line warning, once per process, that rnnkit falls back to the torch backend."""
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(f"rnnkit: native kernels unavailable ({_failed}); using the torch backend instead",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    P, I, L, D = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
+    for suf in ("f32", "f64"):
+        f = getattr(lib, f"rk_forward_{suf}")
+        f.argtypes = [I, I, I, I, I, I, I] + [P] * 12 + [I]
+        f.restype = None
+        f = getattr(lib, f"rk_backward_{suf}")
+        f.argtypes = [I, I, I, I, I, I, I] + [P] * 16
+        f.restype = None
+        f = getattr(lib, f"rk_stream_{suf}")
+        f.argtypes = [I] * 8 + [P] * 7
+        f.restype = None
+        f = getattr(lib, f"rk_stream_work_{suf}")
+        f.argtypes = [I, I, I, I]
+        f.restype = L
+        for name in ("rk_forward_work", "rk_backward_work"):
+            f = getattr(lib, f"{name}_{suf}")
+            f.argtypes = [I, I, I]
+            f.restype = L
+        for name in ("rk_exp", "rk_tanh"):
+            f = getattr(lib, f"{name}_{suf}")
+            f.argtypes = [P, P, L]
+            f.restype = None
+        f = getattr(lib, f"rk_num_params_{suf}")
+        f.argtypes = [P]
+        f.restype = L
+        f = getattr(lib, f"rk_train_epoch_{suf}")
+        f.argtypes = [P, P, P, P, P, P, P, P, P, L, I, I, P]
+        f.restype = D

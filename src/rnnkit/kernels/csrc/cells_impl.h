@@ -1,0 +1,270 @@
+/* rnnkit fused kernels: sequence forward and BPTT backward for the four cells.
+ *
+ * Included twice by rnnkit_kernels.c, once with real=float (SUF=f32) and once with real=double
+ * (SUF=f64). The math is the math of src/rnnkit/cells.py, step for step; tests check every
+ * kernel against that reference (outputs, states and all gradients, float64 and float32).
+ *
+ * Layout: time-major and row-major. T steps, B sequences, H hidden units, S state width
+ * (H, or O for Jordan), G gate width (Elman H, Jordan H, LSTM 4H, GRU 3H).
+ *   xg    (T,B,G)  input part of the gates, biases included (GRU: b_ih only; Jordan: b_h)
+ *   whh   (G,S)    recurrent weights (Jordan: weight_yh)
+ *   hs    (T+1,B,S) states, hs[0] = h0;  cs (T+1,B,H) LSTM cell states
+ *   gates (T,B,G)  saved activations: LSTM i,f,g,o; GRU r,z,n
+ *   aux   (T,B,H)  LSTM tanh(c); GRU W_hn h + b_hn; Jordan hidden h
+ *   out   (T,B,S)  outputs, zero past each sequence's length
+ * A step t >= lengths[b] leaves the state unchanged and emits zeros (lengths may be NULL).
+ */
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SUF)
+
+static inline real FN(sigm)(real x) { return (real)1 / ((real)1 + EXP(-x)); }
+
+static inline real FN(act)(int kind, real x) {
+    switch (kind) {
+    case ACT_TANH: return TANH(x);
+    case ACT_RELU: return x > 0 ? x : 0;
+    case ACT_SIGMOID: return FN(sigm)(x);
+    default: return x;
+    }
+}
+
+/* derivative of the activation, written in terms of its output y */
+static inline real FN(dact)(int kind, real y) {
+    switch (kind) {
+    case ACT_TANH: return (real)1 - y * y;
+    case ACT_RELU: return y > 0 ? (real)1 : (real)0;
+    case ACT_SIGMOID: return y * ((real)1 - y);
+    default: return (real)1;
+    }
+}
+
+/* g[0:N] += v[0:K] @ M, M row-major (K,N): axpy form, vectorises over N without reassociation */
+static void FN(vecmat_acc)(const real *restrict v, const real *restrict M, real *restrict g, int K, int N) {
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const real v0 = v[k], v1 = v[k + 1], v2 = v[k + 2], v3 = v[k + 3];
+        const real *m0 = M + (size_t)k * N, *m1 = m0 + N, *m2 = m1 + N, *m3 = m2 + N;
+        for (int j = 0; j < N; ++j) g[j] += (m0[j] * v0 + m1[j] * v1) + (m2[j] * v2 + m3[j] * v3);
+    }
+    for (; k < K; ++k) {
+        const real vk = v[k];
+        const real *m0 = M + (size_t)k * N;
+        for (int j = 0; j < N; ++j) g[j] += m0[j] * vk;
+    }
+}
+
+static void FN(transpose)(const real *A, int R, int C, real *AT) {
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) AT[(size_t)c * R + r] = A[(size_t)r * C + c];
+}
+
+
+/* Workspace (in reals) the forward needs: transposed recurrent weights, then Jordan's
+ * transposed output weights (H*S) or GRU's hidden gate products (G). */
+RK_EXPORT int64_t FN(rk_forward_work)(int cell, int H, int S) {
+    const int G = gate_width(cell, H);
+    return (int64_t)G * S + (cell == CELL_JORDAN ? (int64_t)H * S : cell == CELL_GRU ? G : 0);
+}
+
+/* Jordan-only arguments: why (O,H), by (O) may be NULL when bias=False. GRU: bhh (3H) may be NULL.
+ * With pretransposed != 0, whh is already (S,G) and why (H,O) (the streaming step caches them). */
+RK_EXPORT void FN(rk_forward)(int cell, int act, int out_act, int B, int T, int H, int S,
+                              const real *xg, const real *whh, const real *bhh, const real *why,
+                              const real *by, const int64_t *lengths, real *hs, real *cs,
+                              real *gates, real *aux, real *out, real *work, int pretransposed) {
+    FTZ_BEGIN
+    const int G = gate_width(cell, H);
+    real *hh = work + (size_t)G * S;       /* GRU: (G) = W_hh h + b_hh of one sequence */
+    const real *WT = whh, *WyT = why;      /* (S,G) = whh^T; Jordan: (H,O) = why^T */
+    if (!pretransposed) {
+        FN(transpose)(whh, G, S, work);
+        WT = work;
+        if (cell == CELL_JORDAN) {
+            FN(transpose)(why, S, H, work + (size_t)G * S);
+            WyT = work + (size_t)G * S;
+        }
+    }
+    for (int t = 0; t < T; ++t) {
+        for (int b = 0; b < B; ++b) {
+            const size_t tb = (size_t)t * B + b;
+            const real *sp = hs + tb * S;                 /* previous state */
+            real *sn = hs + (tb + B) * S;                 /* next state */
+            real *o = out + tb * S;
+            real *g = gates + tb * G;
+            const int active = !lengths || t < lengths[b];
+            if (!active) {
+                memcpy(sn, sp, sizeof(real) * S);
+                if (cell == CELL_LSTM) memcpy(cs + (tb + B) * H, cs + tb * H, sizeof(real) * H);
+                memset(o, 0, sizeof(real) * S);
+                memset(g, 0, sizeof(real) * G);
+                memset(aux + tb * H, 0, sizeof(real) * H);
+                continue;
+            }
+            if (cell == CELL_GRU) {
+                real *hn = aux + tb * H;                  /* W_hn h + b_hn */
+                for (int j = 0; j < G; ++j) hh[j] = bhh ? bhh[j] : 0;
+                FN(vecmat_acc)(sp, WT, hh, S, G);
+                const real *x = xg + tb * G;
+                for (int j = 0; j < H; ++j) {
+                    const real r = FN(sigm)(x[j] + hh[j]);
+                    const real z = FN(sigm)(x[H + j] + hh[H + j]);
+                    const real hnj = hh[2 * H + j];
+                    const real n = TANH(x[2 * H + j] + r * hnj);
+                    g[j] = r; g[H + j] = z; g[2 * H + j] = n;
+                    hn[j] = hnj;
+                    sn[j] = o[j] = ((real)1 - z) * n + z * sp[j];
+                }
+                continue;
+            }
+            memcpy(g, xg + tb * G, sizeof(real) * G);
+            FN(vecmat_acc)(sp, WT, g, S, G);
+            if (cell == CELL_ELMAN) {
+                for (int j = 0; j < H; ++j) sn[j] = o[j] = FN(act)(act, g[j]);
+            } else if (cell == CELL_JORDAN) {
+                real *h = aux + tb * H;
+                for (int j = 0; j < H; ++j) h[j] = FN(act)(act, g[j]);
+                for (int k = 0; k < S; ++k) sn[k] = by ? by[k] : 0;
+                FN(vecmat_acc)(h, WyT, sn, H, S);
+                for (int k = 0; k < S; ++k) o[k] = sn[k] = FN(act)(out_act, sn[k]);
+            } else { /* LSTM */
+                const real *cp = cs + tb * H;
+                real *cn = cs + (tb + B) * H;
+                real *tc = aux + tb * H;
+                for (int j = 0; j < 2 * H; ++j) g[j] = FN(sigm)(g[j]);
+                for (int j = 2 * H; j < 3 * H; ++j) g[j] = TANH(g[j]);
+                for (int j = 3 * H; j < 4 * H; ++j) g[j] = FN(sigm)(g[j]);
+                for (int j = 0; j < H; ++j) {
+                    const real c = g[H + j] * cp[j] + g[j] * g[2 * H + j];
+                    cn[j] = c;
+                    tc[j] = TANH(c);
+                    sn[j] = o[j] = g[3 * H + j] * tc[j];
+                }
+            }
+        }
+    }
+    FTZ_END
+}
+
+RK_EXPORT int64_t FN(rk_backward_work)(int cell, int H, int S) {
+    return (int64_t)gate_width(cell, H) + S + H;
+}
+
+/* BPTT. dout (T,B,S) and dhn (B,S), dcn (B,H) may be NULL (zero). Writes:
+ *   dgx (T,B,G): gradient w.r.t. xg (so dW_ih = dgx^T x, db_ih = sum dgx, dx = dgx W_ih)
+ *   dgh (T,B,G): GRU only, gradient w.r.t. W_hh h + b_hh (dW_hh = dgh^T h_prev, db_hh = sum dgh);
+ *                other cells: dW_hh = dgx^T s_prev (dgh may be NULL)
+ *   dyp (T,B,O): Jordan only, gradient w.r.t. W_hy h + b_y (dW_hy = dyp^T h, db_y = sum dyp)
+ *   dh0 (B,S), dc0 (B,H, LSTM): gradients w.r.t. the initial state. */
+RK_EXPORT void FN(rk_backward)(int cell, int act, int out_act, int B, int T, int H, int S,
+                               const real *whh, const real *why, const int64_t *lengths,
+                               const real *hs, const real *cs, const real *gates, const real *aux,
+                               const real *dout, const real *dhn, const real *dcn,
+                               real *dgx, real *dgh, real *dyp, real *dh0, real *dc0, real *work) {
+    FTZ_BEGIN
+    const int G = gate_width(cell, H);
+    real *dgb = work;               /* (G) gate grads of one sequence, for the recurrent product */
+    real *dht = work + G;           /* (S) */
+    real *dhid = work + G + S;      /* (H) Jordan hidden grads */
+    real *dh = dh0, *dc = dc0;      /* running state grads live in the outputs */
+    if (dhn) memcpy(dh, dhn, sizeof(real) * B * S); else memset(dh, 0, sizeof(real) * B * S);
+    if (cell == CELL_LSTM) {
+        if (dcn) memcpy(dc, dcn, sizeof(real) * B * H); else memset(dc, 0, sizeof(real) * B * H);
+    }
+    for (int t = T - 1; t >= 0; --t) {
+        for (int b = 0; b < B; ++b) {
+            const size_t tb = (size_t)t * B + b;
+            real *dx = dgx + tb * G;
+            real *dhb = dh + (size_t)b * S;
+            const int active = !lengths || t < lengths[b];
+            if (!active) {
+                memset(dx, 0, sizeof(real) * G);
+                if (dgh) memset(dgh + tb * G, 0, sizeof(real) * G);
+                if (dyp) memset(dyp + tb * S, 0, sizeof(real) * S);
+                continue;
+            }
+            const real *g = gates + tb * G;
+            const real *sp = hs + tb * S, *sn = hs + (tb + B) * S;
+            for (int k = 0; k < S; ++k) dht[k] = dhb[k] + (dout ? dout[tb * S + k] : 0);
+            if (cell == CELL_ELMAN) {
+                for (int j = 0; j < H; ++j) dx[j] = dht[j] * FN(dact)(act, sn[j]);
+                memset(dhb, 0, sizeof(real) * S);
+                FN(vecmat_acc)(dx, whh, dhb, G, S);
+            } else if (cell == CELL_JORDAN) {
+                const real *h = aux + tb * H;
+                real *dy = dyp + tb * S;
+                for (int k = 0; k < S; ++k) dy[k] = dht[k] * FN(dact)(out_act, sn[k]);
+                memset(dhid, 0, sizeof(real) * H);
+                FN(vecmat_acc)(dy, why, dhid, S, H);
+                for (int j = 0; j < H; ++j) dx[j] = dhid[j] * FN(dact)(act, h[j]);
+                memset(dhb, 0, sizeof(real) * S);
+                FN(vecmat_acc)(dx, whh, dhb, G, S);
+            } else if (cell == CELL_LSTM) {
+                const real *tc = aux + tb * H, *cp = cs + tb * H;
+                real *dcb = dc + (size_t)b * H;
+                for (int j = 0; j < H; ++j) {
+                    const real i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+                    const real dcj = dcb[j] + dht[j] * o * ((real)1 - tc[j] * tc[j]);
+                    dx[j] = dcj * gg * i * ((real)1 - i);
+                    dx[H + j] = dcj * cp[j] * f * ((real)1 - f);
+                    dx[2 * H + j] = dcj * i * ((real)1 - gg * gg);
+                    dx[3 * H + j] = dht[j] * tc[j] * o * ((real)1 - o);
+                    dcb[j] = dcj * f;
+                }
+                memset(dhb, 0, sizeof(real) * S);
+                FN(vecmat_acc)(dx, whh, dhb, G, S);
+            } else { /* GRU */
+                const real *hn = aux + tb * H;
+                real *dr = dgh + tb * G;
+                for (int j = 0; j < H; ++j) {
+                    const real r = g[j], z = g[H + j], n = g[2 * H + j];
+                    const real dn = dht[j] * ((real)1 - z) * ((real)1 - n * n);
+                    const real dzp = dht[j] * (sp[j] - n) * z * ((real)1 - z);
+                    const real drp = dn * hn[j] * r * ((real)1 - r);
+                    dx[j] = drp; dx[H + j] = dzp; dx[2 * H + j] = dn;
+                    dr[j] = drp; dr[H + j] = dzp; dr[2 * H + j] = dn * r;
+                    dhb[j] = dht[j] * z;
+                }
+                FN(vecmat_acc)(dr, whh, dhb, G, S);
+            }
+        }
+    }
+    (void)dgb;
+    FTZ_END
+}
+
+/* Scratch (in reals) rk_stream needs for batch B. */
+RK_EXPORT int64_t FN(rk_stream_work)(int cell, int B, int H, int S) {
+    const int64_t G = gate_width(cell, H);
+    return 2 * B * G + 2 * (int64_t)B * S + 2 * (int64_t)B * H + B * (int64_t)H + FN(rk_forward_work)(cell, H, S);
+}
+
+/* One time step of an L-layer stack for streaming inference. Weights come pre-transposed, six
+ * pointers per layer in wptrs: wihT (in,G), whhT (S,G), b_x (G: the bias folded into the input
+ * part, or NULL), b_h (GRU's b_hh or NULL), whyT (H,O: Jordan), b_y (Jordan or NULL).
+ * x (B,I); s_in/s_out (L,B,S); c_in/c_out (L,B,H) for LSTM. Layer l > 0 reads s_out[l-1]. */
+RK_EXPORT void FN(rk_stream)(int L, int cell, int act, int out_act, int B, int I, int H, int S,
+                             const int64_t *wptrs, const real *x, const real *s_in, const real *c_in,
+                             real *s_out, real *c_out, real *scratch) {
+    FTZ_BEGIN
+    const int G = gate_width(cell, H);
+    real *xg = scratch, *hs = xg + (size_t)B * G, *cs = hs + 2 * (size_t)B * S;
+    real *gates = cs + 2 * (size_t)B * H, *aux = gates + (size_t)B * G, *work = aux + (size_t)B * H;
+    for (int l = 0; l < L; ++l) {
+        const real *const *w = (const real *const *)(wptrs + 6 * l);
+        const int in = l == 0 ? I : S;
+        const real *inp = l == 0 ? x : s_out + (size_t)(l - 1) * B * S;
+        for (int b = 0; b < B; ++b) {
+            real *g = xg + (size_t)b * G;
+            if (w[2]) memcpy(g, w[2], sizeof(real) * G); else memset(g, 0, sizeof(real) * G);
+            FN(vecmat_acc)(inp + (size_t)b * in, w[0], g, in, G);
+        }
+        memcpy(hs, s_in + (size_t)l * B * S, sizeof(real) * B * S);
+        if (cell == CELL_LSTM) memcpy(cs, c_in + (size_t)l * B * H, sizeof(real) * B * H);
+        FN(rk_forward)(cell, act, out_act, B, 1, H, S, xg, w[1], w[3], w[4], w[5], NULL, hs,
+                       cell == CELL_LSTM ? cs : NULL, gates, aux, s_out + (size_t)l * B * S, work, 1);
+        if (cell == CELL_LSTM) memcpy(c_out + (size_t)l * B * H, cs + (size_t)B * H, sizeof(real) * B * H);
+    }
+    FTZ_END
+}

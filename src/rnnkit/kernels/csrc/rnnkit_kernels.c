@@ -1,0 +1,118 @@
+/* rnnkit native kernels, compiled on first use by rnnkit/kernels/_native.py and called through
+ * ctypes. Plain C11, no dependencies, single-threaded (small recurrent models are latency-bound;
+ * torch's threads would only spin). No -march=native: the build is portable to any CPU of the
+ * architecture it was compiled on. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(_WIN32)
+#define RK_EXPORT __declspec(dllexport)
+#else
+#define RK_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* Flush denormals to zero inside the kernels (float32 gradients drifting into denormals make
+ * every operation ~100x slower), restoring the caller's mode on exit. x86-64 SSE only. */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#define FTZ_BEGIN const unsigned int rk_csr_ = _mm_getcsr(); _mm_setcsr(rk_csr_ | 0x8040);
+#define FTZ_END _mm_setcsr(rk_csr_);
+#else
+#define FTZ_BEGIN
+#define FTZ_END
+#endif
+
+enum { CELL_ELMAN = 0, CELL_JORDAN = 1, CELL_LSTM = 2, CELL_GRU = 3 };
+enum { ACT_TANH = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_IDENTITY = 3 };
+enum { LOSS_MSE = 0, LOSS_MAE = 1, LOSS_CE = 2 };
+enum { OPT_ADAM = 0, OPT_SGD = 1, OPT_ADAGRAD = 2, OPT_RMSPROP = 3 };
+#define RK_MAX_LAYERS 16
+
+/* mirrored by rnnkit/kernels/_native.py: TrainSpec */
+typedef struct {
+    int32_t cell, act, out_act, num_layers, input_size, hidden, state, head_out;
+    int32_t head_mode, warmup, loss, T, optimizer, reserved;
+    double lr, beta1, beta2, eps, weight_decay, momentum, alpha, clip_value, clip_norm;
+} rk_train_spec;
+
+RK_EXPORT int rk_abi_version(void) { return 1; }
+
+static inline int gate_width(int cell, int H) {
+    return cell == CELL_LSTM ? 4 * H : cell == CELL_GRU ? 3 * H : H;
+}
+
+/* exp without libm calls, so loops over gates vectorise: x = n ln2 + r, |r| <= ln2/2,
+ * e^r by its Taylor polynomial (degree 12 for double, 7 for float: relative error below 2e-16
+ * and 1e-7 over the whole range), 2^n through the exponent bits. Arguments are clamped to the
+ * finite range, so exp never overflows to inf (sigmoid(-1000) is 0, not NaN). */
+static inline double rk_exp(double x) {
+    x = x < -708.0 ? -708.0 : (x > 708.0 ? 708.0 : x);
+    const double shift = 6755399441055744.0;            /* 1.5 * 2^52: rounds to an integer */
+    const double t = x * 1.4426950408889634 + shift;
+    const double n = t - shift;
+    const double r = (x - n * 0.6931471805598903) - n * 5.497923018708371e-14;
+    double p = 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0; p = p * r + 1.0 / 3628800.0; p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0; p = p * r + 1.0 / 5040.0; p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0; p = p * r + 1.0 / 24.0; p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5; p = p * r + 1.0; p = p * r + 1.0;
+    int64_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 1023) << 52;                          /* low bits of t hold n */
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float rk_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float shift = 12582912.0f;                     /* 1.5 * 2^23 */
+    const float t = x * 1.44269504f + shift;
+    const float n = t - shift;
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f; p = p * r + 1.0f / 120.0f; p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f; p = p * r + 0.5f; p = p * r + 1.0f; p = p * r + 1.0f;
+    int32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* tanh(x) = 1 - 2 / (e^{2x} + 1): absolute error ~1 ulp of 1 (tolerances are absolute) */
+static inline double rk_tanh(double x) { return 1.0 - 2.0 / (rk_exp(2.0 * x) + 1.0); }
+static inline float rk_tanhf(float x) { return 1.0f - 2.0f / (rk_expf(2.0f * x) + 1.0f); }
+
+/* exported for the accuracy tests of the kernels' exp/tanh over their whole input range */
+RK_EXPORT void rk_exp_f64(const double *x, double *y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = rk_exp(x[i]); }
+RK_EXPORT void rk_tanh_f64(const double *x, double *y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = rk_tanh(x[i]); }
+RK_EXPORT void rk_exp_f32(const float *x, float *y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = rk_expf(x[i]); }
+RK_EXPORT void rk_tanh_f32(const float *x, float *y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = rk_tanhf(x[i]); }
+
+#define real float
+#define SUF f32
+#define EXP rk_expf
+#define TANH rk_tanhf
+#define SQRT sqrtf
+#define LOG logf
+#include "cells_impl.h"
+#include "trainer_impl.h"
+#undef real
+#undef SUF
+#undef EXP
+#undef TANH
+#undef SQRT
+#undef LOG
+
+#define real double
+#define SUF f64
+#define EXP rk_exp
+#define TANH rk_tanh
+#define SQRT sqrt
+#define LOG log
+#include "cells_impl.h"
+#include "trainer_impl.h"

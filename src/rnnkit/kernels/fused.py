@@ -1,0 +1,188 @@
+"""The ``fused`` backend: whole-sequence native kernels behind a torch.autograd.Function.
+
+For each layer and direction, torch computes the input projection of the whole sequence in one
+large matrix product (``x W_ih^T + b``, where BLAS is at its best), the native kernel runs the
+sequential recurrence and its BPTT, and torch computes the weight gradients as large products
+again. The kernel takes the same parameters and returns the same numbers as ``cells.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
+from . import _native
+
+__all__ = ["supports", "run_layer", "StreamPlan", "CELL_CODES", "act_code"]
+
+CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
+ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
+
+
+def act_code(cell: RecurrentCell) -> tuple[int, int]:
+    return ACT_CODES[getattr(cell, "nonlinearity", "tanh")], ACT_CODES[getattr(cell, "output_activation", "identity")]
+
+
+def supports(cell: RecurrentCell, x: Tensor) -> bool:
+    """Whether the fused kernels can run this cell on this input (CPU, float32/64, no projection)."""
+    return (type(cell) in CELL_CODES and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and not getattr(cell, "proj_size", 0))
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _fn(name: str, dtype: torch.dtype):
+    return getattr(_native.library(), f"{name}_{'f64' if dtype == torch.float64 else 'f32'}")
+
+
+def _unpack(cell: RecurrentCell, w: list[Tensor | None]):
+    """(w_ih, whh, b_x, b_h, why, by) with b_x the bias folded into the input projection."""
+    if isinstance(cell, JordanCell):
+        w_ih, w_yh, b_h, w_hy, b_y = w
+        return w_ih, w_yh, b_h, None, w_hy, b_y
+    w_ih, w_hh, b_ih, b_hh = w[:4]
+    if isinstance(cell, GRUCell):
+        return w_ih, w_hh, b_ih, b_hh, None, None
+    b = None if b_ih is None else b_ih + b_hh
+    return w_ih, w_hh, b, None, None, None
+
+
+class _FusedSequence(torch.autograd.Function):
+    """One layer, one direction, over a whole (B, T, I) sequence."""
+
+    @staticmethod
+    def forward(ctx, cell, lengths, x, s0, c0, *w):
+        w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
+        B, T, _ = x.shape
+        H, S = cell.hidden_size, cell.state_sizes[0]
+        G = whh.shape[0]
+        code = CELL_CODES[type(cell)]
+        act, out_act = act_code(cell)
+        opts = {"dtype": x.dtype, "device": x.device}
+        # every tensor whose pointer goes to the kernel is held in a variable until the call returns
+        x_tm = x.transpose(0, 1).contiguous()  # (B, T, I) -> (T, B, I)
+        xg = torch.matmul(x_tm, w_ih.t())  # (T, B, G)
+        if b_x is not None:
+            xg += b_x
+        xg = xg.contiguous()
+        hs = torch.empty(T + 1, B, S, **opts)
+        hs[0] = s0
+        cs = torch.empty(T + 1, B, H, **opts) if code == 2 else None
+        if cs is not None:
+            cs[0] = c0
+        gates = torch.empty(T, B, G, **opts)
+        aux = torch.empty(T, B, H, **opts)
+        out = torch.empty(T, B, S, **opts)
+        work = torch.empty(int(_fn("rk_forward_work", x.dtype)(code, H, S)), **opts)
+        whh_c, why_c = whh.contiguous(), None if why is None else why.contiguous()
+        lens = None if lengths is None else lengths.to(torch.int64).contiguous()
+        _fn("rk_forward", x.dtype)(code, act, out_act, B, T, H, S, _ptr(xg), _ptr(whh_c), _ptr(b_h),
+                                   _ptr(why_c), _ptr(by), _ptr(lens), _ptr(hs), _ptr(cs), _ptr(gates),
+                                   _ptr(aux), _ptr(out), _ptr(work), 0)
+        ctx.cell, ctx.code, ctx.lens = cell, code, lens
+        ctx.save_for_backward(x_tm, hs, cs if cs is not None else hs.new_empty(0), gates, aux, *w)
+        c_n = cs[T] if cs is not None else x.new_empty(0)
+        return out.transpose(0, 1), hs[T].clone(), c_n.clone()  # (B, T, S), (B, S), (B, H)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dout, dsn, dcn):
+        cell, code, lens = ctx.cell, ctx.code, ctx.lens
+        x_tm, hs, cs, gates, aux, *w = ctx.saved_tensors
+        w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
+        T, B, I = x_tm.shape
+        H, S = cell.hidden_size, cell.state_sizes[0]
+        G = whh.shape[0]
+        act, out_act = act_code(cell)
+        opts = {"dtype": x_tm.dtype, "device": x_tm.device}
+        dout_tm = None if dout is None else dout.transpose(0, 1).contiguous()  # (T, B, S)
+        dgx = torch.empty(T, B, G, **opts)
+        dgh = torch.empty(T, B, G, **opts) if code == 3 else None
+        dyp = torch.empty(T, B, S, **opts) if code == 1 else None
+        ds0 = torch.empty(B, S, **opts)
+        dc0 = torch.empty(B, H, **opts) if code == 2 else None
+        work = torch.empty(int(_fn("rk_backward_work", x_tm.dtype)(code, H, S)), **opts)
+        # keep every contiguous copy in a variable: a temporary would be freed before the call
+        whh_c = whh.contiguous()
+        why_c = None if why is None else why.contiguous()
+        dsn_c = None if dsn is None else dsn.contiguous()
+        dcn_c = None if (dcn is None or code != 2) else dcn.contiguous()
+        _fn("rk_backward", x_tm.dtype)(code, act, out_act, B, T, H, S, _ptr(whh_c), _ptr(why_c),
+                                       _ptr(lens), _ptr(hs), _ptr(cs if code == 2 else None), _ptr(gates),
+                                       _ptr(aux), _ptr(dout_tm), _ptr(dsn_c), _ptr(dcn_c), _ptr(dgx),
+                                       _ptr(dgh), _ptr(dyp), _ptr(ds0), _ptr(dc0), _ptr(work))
+        dgx2 = dgx.reshape(T * B, G)
+        s_prev = hs[:-1].reshape(T * B, S)
+        dgr = (dgh if code == 3 else dgx).reshape(T * B, G)
+        grads: list[Tensor | None] = [None] * len(w)
+        grads[0] = dgx2.t() @ x_tm.reshape(T * B, I)  # dW_ih (G, I)
+        grads[1] = dgr.t() @ s_prev  # dW_hh (G, S) (Jordan: dW_yh)
+        if code == 1:  # Jordan: weight_ih, weight_yh, bias_h, weight_hy, bias_y
+            dy = dyp.reshape(T * B, S)
+            if w[2] is not None:
+                grads[2] = dgx2.sum(0)
+                grads[4] = dy.sum(0)
+            grads[3] = dy.t() @ aux.reshape(T * B, H)
+        elif w[2] is not None:  # biases
+            grads[2] = dgx2.sum(0)
+            grads[3] = dgr.sum(0)
+        dx = (dgx @ w_ih).transpose(0, 1) if ctx.needs_input_grad[2] else None  # (B, T, I)
+        return (None, None, dx, ds0, dc0, *grads)
+
+
+def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tuple[Tensor, ...],
+              lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Fused twin of one direction of ``Recurrent._forward_reference``: ``x (B, T, I)``."""
+    s0 = state[0].contiguous()
+    c0 = state[1].contiguous() if len(state) > 1 else x.new_empty(0)
+    out, s_n, c_n = _FusedSequence.apply(cell, lengths, x, s0, c0, *w)
+    return out, ((s_n, c_n) if len(state) > 1 else (s_n,))
+
+
+class StreamPlan:
+    """Everything the native streaming step needs, prepared once: transposed weights, a pointer
+    table and scratch memory. Rebuilt when a weight changes (tracked by tensor versions) or the
+    batch size, dtype or device changes."""
+
+    def __init__(self, cells: list[RecurrentCell], weights: list[list[Tensor | None]], batch: int) -> None:
+        cell = cells[0]
+        self.code = CELL_CODES[type(cell)]
+        self.act, self.out_act = act_code(cell)
+        self.L, self.B = len(cells), batch
+        self.I, self.H, self.S = cell.input_size, cell.hidden_size, cell.state_sizes[0]
+        self.key = self.version_key(weights)
+        with torch.no_grad():
+            keep, ptrs = [], []
+            for w in weights:
+                w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
+                layer = [w_ih.t().contiguous(), whh.t().contiguous(),
+                         None if b_x is None else b_x.detach().contiguous(),
+                         None if b_h is None else b_h.detach().contiguous(),
+                         None if why is None else why.t().contiguous(),
+                         None if by is None else by.detach().contiguous()]
+                keep += [t for t in layer if t is not None]
+                ptrs += [0 if t is None else t.data_ptr() for t in layer]
+        ref = weights[0][0]
+        self.dtype = ref.dtype
+        self._keep = keep  # the pointer table points into these
+        self.table = torch.tensor(ptrs, dtype=torch.int64)
+        n = int(_fn("rk_stream_work", ref.dtype)(self.code, batch, self.H, self.S))
+        self.scratch = torch.empty(n, dtype=ref.dtype)
+        self.fn = _fn("rk_stream", ref.dtype)
+
+    @staticmethod
+    def version_key(weights: list[list[Tensor | None]]) -> tuple:
+        return tuple((t.data_ptr(), t._version) for w in weights for t in w if t is not None)
+
+    def step(self, x_t: Tensor, s_in: Tensor, c_in: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``x_t (B, I)``, ``s_in (L, B, S)``, ``c_in (L, B, H)`` -> new ``(s, c)``; no autograd."""
+        s_out = torch.empty_like(s_in)
+        c_out = None if c_in is None else torch.empty_like(c_in)
+        self.fn(self.L, self.code, self.act, self.out_act, self.B, self.I, self.H, self.S,
+                self.table.data_ptr(), x_t.data_ptr(), s_in.data_ptr(),
+                None if c_in is None else c_in.data_ptr(), s_out.data_ptr(),
+                None if c_out is None else c_out.data_ptr(), self.scratch.data_ptr())
+        return s_out, c_out

@@ -1,0 +1,172 @@
+"""The fused trainer: each epoch of training steps (forward, loss, BPTT, clipping, optimiser) runs
+in one native call on a flat parameter buffer.
+
+For the small models most rnnkit users train, torch spends nearly all of a training step in
+per-operator overhead (each small op costs microseconds, ``backward()`` alone tens of them); the
+arithmetic takes a few. Running the whole step natively removes that overhead. The optimiser
+maths is torch's exactly (Adam's lerp form and bias correction, SGD momentum, Adagrad, RMSprop),
+so the loss history equals the generic torch loop's to float tolerance on the same seed.
+
+Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.layers.Recurrent` of any of the
+four cells, biases on, no projection, no dropout between layers) and ``head`` (``nn.Linear``)
+whose forward is ``head(out[:, -1])`` (``head_mode="last"``) or ``head(out)``
+(``head_mode="all"``), MSE/MAE/cross-entropy loss, on the CPU in float32 or float64.
+:func:`create` returns None (or, when asked to insist, raises) for anything else, and the
+generic loop runs instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell
+from ..errors import ConfigError
+from . import _native
+from .fused import ACT_CODES, CELL_CODES
+
+__all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason"]
+
+LOSSES = {"mse": 0, "mae": 1, "ce": 2}
+OPTIMIZERS = {"adam": 0, "sgd": 1, "adagrad": 2, "rmsprop": 3}
+
+
+@dataclass
+class FusedTask:
+    """What the fused trainer needs besides the model: the loss's shape and the data in its layout.
+
+    ``x`` is ``(N, T, I)``; ``y`` is ``(N, P)`` for ``head_mode="last"`` (class indices ``(N,)``
+    for cross-entropy) or ``(N, T, P)`` for ``"all"`` (steps before ``warmup`` are ignored).
+    """
+
+    head_mode: str
+    loss: str
+    x: Tensor
+    y: Tensor
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
+    warmup: int = 0
+    class_weights: Tensor | None = None
+
+
+def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
+    """Why the fused trainer cannot run this model and task, or None when it can."""
+    rnn, head = getattr(model, "rnn", None), getattr(model, "head", None)
+    from ..layers import Recurrent
+    if not isinstance(rnn, Recurrent) or not isinstance(head, nn.Linear) or head.bias is None:
+        return "the model is not a recurrent layer plus a linear head"
+    if set(map(id, model.parameters())) != set(map(id, list(rnn.parameters()) + list(head.parameters()))):
+        return "the model has parameters outside its recurrent layer and head"
+    if rnn.cell_type not in CELL_CODES or rnn.bidirectional or not rnn.bias:
+        return "only unidirectional Elman/Jordan/LSTM/GRU layers with biases are fused"
+    if rnn.cell_kwargs.get("proj_size"):
+        return "LSTM projections (proj_size) are not fused"
+    if rnn.dropout and rnn.num_layers > 1:
+        return "dropout between layers is not fused"
+    if config.stateful:
+        return "stateful training is not fused"
+    p = next(model.parameters())
+    if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64):
+        return "the fused trainer runs on the CPU in float32/float64"
+    if task.loss not in LOSSES or task.head_mode not in ("last", "all"):
+        return f"loss {task.loss!r} / head mode {task.head_mode!r} is not fused"
+    if task.loss == "ce" and task.head_mode != "last":
+        return "cross-entropy is fused for last-step heads only"
+    if config.optimizer not in OPTIMIZERS:
+        return f"optimizer {config.optimizer!r} is not fused"
+    if not _native.available():
+        return "the native kernels are unavailable"
+    return None
+
+
+class FusedTrainer:
+    """Owns the flat buffers. While it lives, the model's parameters are views into ``flat``."""
+
+    def __init__(self, model: nn.Module, task: FusedTask, config) -> None:
+        self.model, self.task, self.config = model, task, config
+        rnn, head = model.rnn, model.head
+        params = list(model.parameters())
+        dtype = params[0].dtype
+        self.suffix = "f64" if dtype == torch.float64 else "f32"
+        lib = _native.library()
+        cell = rnn._cells[0]
+        spec = _native.TrainSpec()
+        spec.cell = CELL_CODES[rnn.cell_type]
+        spec.act = ACT_CODES[getattr(cell, "nonlinearity", "tanh")]
+        spec.out_act = ACT_CODES[getattr(cell, "output_activation", "identity")]
+        spec.num_layers, spec.input_size, spec.hidden = rnn.num_layers, rnn.input_size, rnn.hidden_size
+        spec.state, spec.head_out = cell.state_sizes[0], head.out_features
+        spec.head_mode = 0 if task.head_mode == "last" else 1
+        spec.warmup, spec.loss, spec.T = task.warmup, LOSSES[task.loss], task.x.shape[1]
+        spec.optimizer = OPTIMIZERS[config.optimizer]
+        spec.lr, spec.weight_decay, spec.momentum = config.lr, config.weight_decay, config.momentum
+        spec.beta1, spec.beta2 = 0.9, 0.999
+        spec.eps = 1e-8  # Adam and RMSprop (torch's defaults); Adagrad uses 1e-10 inside
+        spec.alpha = 0.99
+        spec.clip_value = config.clip_value or 0.0
+        spec.clip_norm = config.clip_norm or 0.0
+        self.spec = spec
+        self._epoch = getattr(lib, f"rk_train_epoch_{self.suffix}")
+        n = int(getattr(lib, f"rk_num_params_{self.suffix}")(ctypes.byref(spec)))
+        total = sum(p.numel() for p in params)
+        if n != total:
+            raise ConfigError(f"fused trainer layout mismatch ({n} vs {total} parameters)")
+        # one flat buffer; the parameters become views into it (in parameters() order)
+        self.flat = torch.cat([p.detach().reshape(-1) for p in params])
+        offset = 0
+        for p in params:
+            p.data = self.flat[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+        self.grad = torch.zeros_like(self.flat)
+        self.s1, self.s2 = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
+        self.step = torch.zeros(1, dtype=torch.int64)
+        self.x = task.x.to(dtype).contiguous()
+        self.y = task.y.to(dtype).contiguous()
+        self.x_val = None if task.x_val is None else task.x_val.to(dtype).contiguous()
+        self.y_val = None if task.y_val is None else task.y_val.to(dtype).contiguous()
+        self.class_w = None if task.class_weights is None else task.class_weights.to(dtype).contiguous()
+
+    def _call(self, x: Tensor, y: Tensor, order: Tensor, batch: int, train: bool) -> float:
+        order = order.to(torch.int64).contiguous()
+        return float(self._epoch(ctypes.byref(self.spec), self.flat.data_ptr(), self.grad.data_ptr(),
+                                 self.s1.data_ptr(), self.s2.data_ptr(), self.step.data_ptr(),
+                                 x.data_ptr(), y.data_ptr(), order.data_ptr(), order.numel(), batch,
+                                 1 if train else 0, None if self.class_w is None else self.class_w.data_ptr()))
+
+    def train_epoch(self, order: Tensor, batch_size: int, lr: float) -> float:
+        """One epoch over the training samples in ``order``; returns the mean loss."""
+        self.spec.lr = lr
+        with torch.no_grad():
+            return self._call(self.x, self.y, order, batch_size, True)
+
+    def val_loss(self, batch_size: int = 1024) -> float:
+        """Mean validation loss (no update)."""
+        n = self.x_val.shape[0]
+        return self._call(self.x_val, self.y_val, torch.arange(n), min(batch_size, n), False)
+
+    def release(self) -> None:
+        """Give every parameter its own storage again (so it can be saved and moved independently)."""
+        for p in self.model.parameters():
+            p.data = p.data.clone()
+
+
+def create(model: nn.Module, task: FusedTask | None, config, insist: bool = False) -> FusedTrainer | None:
+    """A :class:`FusedTrainer` where supported, else None (or :class:`ConfigError` if ``insist``)."""
+    if task is None:
+        if insist:
+            raise ConfigError("engine='fused' needs a task the fused trainer understands (forecasting, "
+                              "classification and text jobs provide one)")
+        return None
+    reason = unsupported_reason(model, task, config)
+    if reason is not None:
+        if insist:
+            raise ConfigError(f"engine='fused' cannot train this model: {reason}; use engine='auto' or 'torch'")
+        return None
+    return FusedTrainer(model, task, config)
+
+
+# keep the imports explicit for readers: these are the cells the trainer understands
+_SUPPORTED_CELLS = (ElmanCell, JordanCell, LSTMCell, GRUCell)

@@ -1,0 +1,246 @@
+"""Character-level language models in one place, shared by the Python API and ``rnnkit text``.
+
+Data flows one way: UTF-8 text -> the last ``val_frac`` held out -> :class:`~rnnkit.vocab.CharVocab`
+-> the training part cut into ``batch_size`` contiguous streams -> stateful truncated BPTT with
+:func:`rnnkit.train.fit` (the state carried from chunk to chunk, as min-char-rnn does) ->
+validation bits per character next to add-one smoothed n-gram baselines -> :class:`TextRun`.
+Sampling, priming and completion suggestions live in :mod:`rnnkit.textgen`.
+
+Bits per character of a text ``c_0 .. c_N`` is ``-(1/N) sum_{t=1..N} log2 p(c_t | c_0 .. c_{t-1})``:
+the model reads the text from a zero state and scores every character after the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig, TextConfig, TrainConfig
+from .errors import DataError, RnnkitError, RunError
+from .jobruns import read_job_config, versions
+from .models import CharLM
+from .runs import FORMAT_VERSION, write_json, write_run_dir
+from .seqdata import decode_utf8, load_source
+from .train import History, fit
+from .vocab import CharVocab
+
+__all__ = ["TextRun", "read_text", "fit_char_lm", "lm_loss", "nll_per_char", "bits_per_char",
+           "ngram_bits_per_char", "make_streams", "save_text_run", "load_text_run"]
+
+
+def read_text(source: str | os.PathLike) -> tuple[str, str, str]:
+    """``(text, display name, sha256)`` of a UTF-8 text file or ``builtin:NAME``."""
+    raw, name, _, _, sha = load_source(source, ("text",))
+    text = decode_utf8(raw, name)
+    if not text.strip():
+        raise DataError(f"{name} contains only whitespace; a language model needs text to learn from")
+    return text, name, sha
+
+
+def make_streams(ids: np.ndarray, streams: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut ``ids`` into ``streams`` contiguous rows of (input, next character): ``(B, N)`` each."""
+    per = (len(ids) - 1) // streams
+    if per < 2:
+        raise DataError(f"the training text has {len(ids)} characters, too few for {streams} parallel streams; "
+                        "use a smaller --batch-size or a longer text")
+    x = ids[:per * streams].reshape(streams, per)  # (N,) -> (B, N/B)
+    y = ids[1:per * streams + 1].reshape(streams, per)
+    return torch.as_tensor(x), torch.as_tensor(y)
+
+
+def lm_loss(model: CharLM, batch):
+    """Stateful loss for :func:`rnnkit.train.fit`: ``(x, y, state) -> (mean cross-entropy in nats, state)``."""
+    x, y, state = batch
+    logits, state = model(x, state)  # (B, T, V)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), state
+
+
+@torch.no_grad()
+def nll_per_char(model: CharLM, ids: np.ndarray, chunk: int = 4096) -> float:
+    """Mean negative log-likelihood (nats) of ``ids[1:]`` given the preceding ids, from a zero
+    state; the text is fed in chunks with the state carried, so any length fits in memory."""
+    if len(ids) < 2:
+        raise DataError("scoring a text needs at least 2 characters (the first is only read, never scored)")
+    model.eval()
+    ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+    state, total = None, 0.0
+    for s in range(0, len(ids_t) - 1, chunk):
+        x = ids_t[s:s + chunk][None]  # (1, T)
+        y = ids_t[s + 1:s + chunk + 1][None]
+        x = x[:, :y.shape[1]]
+        logits, state = model(x, state)
+        total += float(F.cross_entropy(logits[0].double(), y[0], reduction="sum"))
+    return total / (len(ids_t) - 1)
+
+
+def bits_per_char(model: CharLM, vocab: CharVocab, text: str) -> float:
+    """Bits per character of ``text`` under ``model`` (see the module docstring)."""
+    return nll_per_char(model, vocab.encode(text, what="text")) / math.log(2.0)
+
+
+def ngram_bits_per_char(train_text: str, text: str, n: int, alphabet: int) -> float:
+    """Bits per character of ``text[1:]`` under an add-one (Laplace) smoothed character n-gram.
+
+    ``P(c | h) = (count(h, c) + 1) / (count(h) + alphabet)`` with counts from ``train_text`` and
+    ``h`` the ``n - 1`` preceding characters (fewer at the start of ``text``, using the counts of
+    that shorter order). ``n = 1`` is the add-one unigram.
+    """
+    if n < 1 or alphabet < 1:
+        raise ValueError("n and alphabet must be at least 1")
+    ctx: list[dict[str, int]] = [dict() for _ in range(n)]
+    joint: list[dict[str, int]] = [dict() for _ in range(n)]
+    for k in range(n):  # order k: k characters of context
+        for i in range(k, len(train_text)):
+            h = train_text[i - k:i]
+            ctx[k][h] = ctx[k].get(h, 0) + 1
+            joint[k][h + train_text[i]] = joint[k].get(h + train_text[i], 0) + 1
+    total = 0.0
+    for i in range(1, len(text)):
+        k = min(n - 1, i)
+        h = text[i - k:i]
+        total -= math.log2((joint[k].get(h + text[i], 0) + 1) / (ctx[k].get(h, 0) + alphabet))
+    return total / (len(text) - 1)
+
+
+@dataclass
+class TextRun:
+    """A trained character language model with its vocabulary, settings and scores.
+
+    :func:`load_text_run` returns one. :meth:`bits_per_char` scores a text; :meth:`generate` and
+    :meth:`suggest` are :func:`rnnkit.textgen.generate` and :func:`rnnkit.textgen.suggest`.
+    """
+
+    model: CharLM
+    vocab: CharVocab
+    text_config: TextConfig
+    model_config: ModelConfig
+    train_config: TrainConfig
+    history: History | None = None
+    metrics: dict | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def bits_per_char(self, text: str) -> float:
+        return bits_per_char(self.model, self.vocab, text)
+
+    def generate(self, prime: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
+                 seed: int = 0) -> str:
+        """``length`` sampled characters after ``prime`` (default: the corpus' first character)."""
+        from .textgen import generate
+        return generate(self.model, self.vocab, prime or self.meta["first_char"], length, temperature, top_k, seed)
+
+    def suggest(self, prime: str, k: int = 5, max_chars: int = 20) -> dict:
+        from .textgen import suggest
+        return suggest(self.model, self.vocab, prime, k, max_chars)
+
+
+def fit_char_lm(text_config: TextConfig | None = None, model_config: ModelConfig | None = None,
+                train_config: TrainConfig | None = None, *, text: str | None = None, quiet: bool = False,
+                callbacks=(), dtype: torch.dtype = torch.float32, baselines: bool = True) -> TextRun:
+    """Train a character language model on ``text_config.source`` (or ``text``) and score it.
+
+    ``train_config.batch_size`` is the number of parallel streams; ``epochs``, ``stateful``,
+    ``tbptt`` and ``shuffle`` are set from ``text_config`` (``steps`` rounded to whole passes,
+    ``seq_len``). Returns a run whose metrics hold training and validation bits per character and,
+    with ``baselines``, those of add-one unigram, bigram and trigram models on the same split.
+    """
+    xc, mc = text_config or TextConfig(), model_config or ModelConfig()
+    tc = train_config or TrainConfig(lr=0.002, clip_norm=5.0, patience=0)
+    if text is None:
+        text, name, sha = read_text(xc.source)
+    else:
+        if not text.strip():
+            raise DataError("the text contains only whitespace; a language model needs text to learn from")
+        name, sha = "<text>", hashlib.sha256(text.encode("utf-8")).hexdigest()
+    n_val = int(round(len(text) * xc.val_frac))
+    train_text, val_text = text[:len(text) - n_val], text[len(text) - n_val:]
+    vocab = CharVocab.build(text, xc.unknown, xc.min_count)  # the whole text's characters (no counts leak)
+    x, y = make_streams(vocab.encode(train_text, what="training text"), tc.batch_size)
+    per_epoch = math.ceil(x.shape[1] / xc.seq_len)
+    epochs = max(1, round(xc.steps / per_epoch))
+    tc = tc.replace(epochs=epochs, stateful=True, tbptt=xc.seq_len, shuffle=False)
+    val = None
+    if len(val_text) >= 2:
+        v = torch.as_tensor(vocab.encode(val_text, what="validation text"))
+        val = (v[None, :-1], v[None, 1:])  # one stream, scored from a zero state
+    torch.manual_seed(tc.seed)
+    model = CharLM(len(vocab), mc, xc.embedding_dim).to(dtype)
+    history = fit(model, lm_loss, (x, y), val, tc, quiet=quiet, callbacks=callbacks)
+    meta = {"data_source": name, "data_sha256": sha, "n_chars": len(text), "train_chars": len(train_text),
+            "val_chars": len(val_text), "streams": tc.batch_size, "steps_per_epoch": per_epoch,
+            "epochs": epochs, "steps": per_epoch * len(history.rows), "first_char": text[0],
+            "dtype": str(dtype).replace("torch.", "")}
+    run = TextRun(model, vocab, xc, mc, tc, history, None, meta)
+    run.metrics = {"train": {"bits_per_char": run.bits_per_char(train_text), "chars": len(train_text)}}
+    if val is not None:
+        run.metrics["validation"] = {"bits_per_char": run.bits_per_char(val_text), "chars": len(val_text)}
+        if baselines:
+            run.metrics["baselines"] = {
+                f"add-one {label}": {"bits_per_char": ngram_bits_per_char(train_text, val_text, n, len(vocab))}
+                for n, label in ((1, "unigram"), (2, "bigram"), (3, "trigram"))}
+    return run
+
+
+# --- run directory -----------------------------------------------------------------------------
+
+def save_text_run(run: TextRun, out: str | os.PathLike, force: bool = False, plots: bool = True) -> Path:
+    """Write ``run`` atomically: config.json, weights.safetensors, vocab.json, history.csv,
+    metrics.json, sample.txt (300 characters, seed 0) and learning_curve.png."""
+    sample = run.meta["first_char"] + run.generate(length=300, temperature=1.0, seed=0)
+
+    def write(d: Path) -> None:
+        config = {"format_version": FORMAT_VERSION, "kind": "text", "versions": versions(),
+                  "model": run.model_config.to_dict(), "text": run.text_config.to_dict(),
+                  "train": run.train_config.to_dict(), "meta": run.meta,
+                  "shapes": {"vocab_size": len(run.vocab), "embedding_dim": run.text_config.embedding_dim}}
+        write_json(d / "config.json", config)
+        state = {k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
+        save_file(state, str(d / "weights.safetensors"))
+        (d / "vocab.json").write_text(json.dumps(run.vocab.to_dict(), ensure_ascii=False, indent=1) + "\n",
+                                      encoding="utf-8")
+        (d / "sample.txt").write_text(sample + "\n", encoding="utf-8")
+        if run.history is not None:
+            run.history.to_frame().to_csv(d / "history.csv", index=False)
+        if run.metrics:
+            write_json(d / "metrics.json", run.metrics)
+        if plots and run.history is not None and run.history.rows:
+            from .plots import plot_learning_curve
+            plot_learning_curve(run.history, d / "learning_curve.png",
+                                title=f"{run.model_config.cell} character model: cross-entropy (nats/char)")
+    return write_run_dir(out, write, force)
+
+
+def load_text_run(path: str | os.PathLike) -> TextRun:
+    """Load a text run directory; its bits per character and samples equal the original's."""
+    d = Path(path)
+    config = read_job_config(d, "text", ("weights.safetensors", "vocab.json"))
+    try:
+        mc, xc = ModelConfig.from_dict(config["model"]), TextConfig.from_dict(config["text"])
+        tc, meta = TrainConfig.from_dict(config["train"]), config["meta"]
+        vocab = CharVocab.from_dict(json.loads((d / "vocab.json").read_text(encoding="utf-8")))
+        model = CharLM(config["shapes"]["vocab_size"], mc, xc.embedding_dim)
+        model = model.to(getattr(torch, meta.get("dtype", "float32")))
+        model.load_state_dict(load_file(str(d / "weights.safetensors")))
+        if len(vocab) != model.vocab_size:
+            raise ValueError(f"vocab.json has {len(vocab)} characters, the weights {model.vocab_size}")
+    except RnnkitError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
+        raise RunError(f"run {d} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); it may be "
+                       "damaged or from an incompatible version, re-run `rnnkit text fit`") from None
+    model.eval()
+    history = None
+    if (d / "history.csv").is_file():
+        history = History(rows=pd.read_csv(d / "history.csv").to_dict("records"))
+    metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else None
+    return TextRun(model, vocab, xc, mc, tc, history, metrics, meta)
