@@ -142,6 +142,10 @@ class TrainConfig(_Serialisable):
     ``patience=0`` disables early stopping. The ReNom rule "stop when the loss has not fallen 1 %
     over the last 200 epochs" is ``check_every=200, patience=1, min_delta=0.01``.
 
+    ``engine``: ``"auto"`` runs whole epochs in the fused native trainer where the model and task
+    allow it (see :mod:`rnnkit.kernels.trainer`) and the generic torch loop otherwise;
+    ``"fused"`` insists (an error says why it cannot); ``"torch"`` always uses the generic loop.
+
     ``warmup``: in many-to-many training the first ``warmup`` steps of each window are left out
     of the loss. ``stateful``: windows are consecutive slices of long streams, the state is carried
     from batch to batch (detached every ``tbptt`` steps) and reset every epoch; no shuffling.
@@ -167,6 +171,7 @@ class TrainConfig(_Serialisable):
     stateful: bool = False
     tbptt: int = 0
     seed: int = 0
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs)
@@ -175,7 +180,8 @@ class TrainConfig(_Serialisable):
             raise ConfigError(f"lr must be positive; got {self.lr!r}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
-        _choice("loss", self.loss, ("mse", "mae"))
+        _choice("loss", self.loss, ("mse", "mae", "ce"))
+        _choice("engine", self.engine, ("auto", "fused", "torch"))
         _positive("patience", self.patience, zero_ok=True)
         _positive("check_every", self.check_every)
         _positive("warmup", self.warmup, zero_ok=True)

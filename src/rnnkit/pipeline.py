@@ -148,6 +148,26 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
     return lambda m, batch: crit(m(batch[0])[:, -1:], batch[1][:, :1])
 
 
+def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val):
+    """The same loss as :func:`forecast_loss`, described for the fused trainer (None: stateful)."""
+    from .kernels.trainer import FusedTask
+    if train_config.stateful:
+        return None
+    C = model.n_targets
+
+    def targets(x, y):
+        if not model.recursive:
+            return "last", y.reshape(y.shape[0], -1)  # (N, H, C) -> (N, H*C), the head's layout
+        if train_config.many_to_many:
+            return "all", torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
+        return "last", y[:, 0]
+    mode, y = targets(*train)
+    yv = None if val is None else targets(*val)[1]
+    return FusedTask(head_mode=mode, loss=train_config.loss, x=train[0], y=y,
+                     x_val=None if val is None else val[0], y_val=yv,
+                     warmup=train_config.warmup if mode == "all" else 0)
+
+
 def _rows_needed(dc: DataConfig, n: int) -> None:
     split = split_series(n, dc.val_frac, dc.test_frac)
     problems = []
@@ -197,7 +217,7 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             val = (as_t(Xv), as_t(Yv))
     callbacks = [_loss_printer(train_config.epochs)] if verbose else []
     history = fit(model, forecast_loss(model, train_config), train, val, train_config, quiet=quiet,
-                  callbacks=callbacks)
+                  callbacks=callbacks, fused=forecast_fused_task(model, train_config, train, val))
     meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": n,
             "train_rows": split.train_end, "val_rows": split.val_end - split.train_end,
             "test_start": split.val_end, "freq": data.freq, "dtype": str(dtype).replace("torch.", ""),

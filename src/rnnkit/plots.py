@@ -94,7 +94,7 @@ def plot_confusion_matrix(cm, labels: Sequence[str], path: str | os.PathLike, ti
     k = len(labels)
     rows = cm.sum(1, keepdims=True)
     shade = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) if normalize else cm
-    size = min(1.2 + 0.55 * k, 14)
+    size = min(max(3.5, 1.2 + 0.55 * k), 14)
     fig, ax = plt.subplots(figsize=(size + 1.2, size))
     im = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     ax.set_xticks(range(k), [str(x) for x in labels], rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")

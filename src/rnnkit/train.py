@@ -107,7 +107,7 @@ def _check_data(data: Sequence[Tensor], what: str) -> None:
 
 def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequence[Tensor] | None,
         config: TrainConfig, *, quiet: bool = False,
-        callbacks: Sequence[Callable[[dict], None]] = ()) -> History:
+        callbacks: Sequence[Callable[[dict], None]] = (), fused=None) -> History:
     """Train ``model`` in place and return its :class:`History`.
 
     ``train`` and ``val`` are tuples of tensors sharing their first (sample) dimension, sliced into
@@ -115,6 +115,10 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     training loss. With ``config.stateful``, ``train`` holds long streams ``(B, N, ...)`` instead
     (see :func:`_stateful_epoch`). A NaN or infinite loss stops training with
     :class:`TrainingError`. Each callback receives the epoch's row after it is recorded.
+
+    ``fused`` (a :class:`rnnkit.kernels.trainer.FusedTask` describing the same loss on the same
+    data) lets ``config.engine`` run each epoch natively; batches, shuffling, schedules, early
+    stopping and the history are the same either way.
     """
     _check_data(train, "training")
     if val is not None:
@@ -125,6 +129,10 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     gen = torch.Generator().manual_seed(config.seed)
     opt = make_optimizer(model.parameters(), config)
     sched = _make_schedule(opt, config)
+    trainer = None
+    if config.engine != "torch":
+        from .kernels import trainer as fused_trainer
+        trainer = fused_trainer.create(model, fused, config, insist=config.engine == "fused")
     history = History()
     best, best_state, bad_checks = math.inf, None, 0
     bar = None
@@ -135,7 +143,11 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     try:
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
-            if config.stateful:
+            if trainer is not None:
+                n = train[0].shape[0]
+                order = torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
+                train_loss = trainer.train_epoch(order, config.batch_size, opt.param_groups[0]["lr"])
+            elif config.stateful:
                 train_loss = _stateful_epoch(model, loss_fn, train, opt, config)
             else:
                 train_loss = _epoch(model, loss_fn, train, opt, config, gen)
@@ -146,7 +158,12 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
             checking = epoch % config.check_every == 0 or epoch == config.epochs
             val_loss = math.nan
             if checking:
-                val_loss = evaluate_loss(model, val_fn, val) if val is not None else train_loss
+                if val is None:
+                    val_loss = train_loss
+                elif trainer is not None and trainer.x_val is not None:
+                    val_loss = trainer.val_loss()
+                else:
+                    val_loss = evaluate_loss(model, val_fn, val)
             row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss if val is not None else math.nan,
                    "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
             history.rows.append(row)
@@ -174,6 +191,8 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     finally:
         if bar is not None:
             bar.close()
+        if trainer is not None:
+            trainer.release()
     if config.restore_best and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -1,0 +1,321 @@
+"""``rnnkit classify ...`` and ``rnnkit text ...``: the command lines of the two sequence jobs.
+
+:func:`add_job_parsers` registers both on ``rnnkit``'s subparsers; :data:`JOB_COMMANDS` maps
+their names to handlers, for ``rnnkit.cli``'s ``COMMANDS``. The handlers call the same functions
+as the Python API (:mod:`rnnkit.classify`, :mod:`rnnkit.text`), nothing more. ``python -m
+rnnkit.cli_jobs`` runs them on their own, with the same one-line errors and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import RnnkitError, RunError
+
+__all__ = ["add_job_parsers", "cmd_classify", "cmd_text", "JOB_COMMANDS", "build_parser", "main"]
+
+EXIT_USAGE = 2
+
+
+def _model_args(p: argparse.ArgumentParser, hidden: int, cell: str, text: bool) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", choices=["lstm", "gru", "elman", "jordan"], default=cell,
+                   help=f"recurrent cell (default: {cell})")
+    g.add_argument("--hidden", type=int, default=hidden, metavar="N", help=f"hidden units per layer (default: {hidden})")
+    g.add_argument("--layers", type=int, default=1, metavar="N", help="stacked layers (default: 1)")
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers (default: 0)")
+    g.add_argument("--init", choices=["torch", "keras"], default="torch", help="weight initialisation (default: torch)")
+    if text:
+        g.add_argument("--embedding-dim", type=int, default=0, metavar="E",
+                       help="character embedding width; 0 feeds one-hot vectors (default: 0)")
+        return
+    g.add_argument("--bidirectional", action="store_true", help="read each sequence in both directions")
+    g.add_argument("--pool", choices=["last", "mean", "attention"], default="last",
+                   help="how the outputs over time become one vector: last step, mean, or additive attention "
+                        "(default: last)")
+    g.add_argument("--embedding-dim", type=int, default=16, metavar="E",
+                   help="character embedding width, for string data (default: 16)")
+    g.add_argument("--class-weights", choices=["none", "balanced"], default="none",
+                   help="balanced: weigh each class by n / (K * n_class) in the loss (default: none)")
+
+
+def _train_args(p: argparse.ArgumentParser, epochs: int, batch: int, lr: float, clip: float | None,
+                patience: int, text: bool) -> None:
+    g = p.add_argument_group("training")
+    if text:
+        g.add_argument("--seq-len", type=int, default=64, metavar="N",
+                       help="truncated-BPTT length: characters per chunk (default: 64)")
+        g.add_argument("--steps", type=int, default=1000, metavar="N",
+                       help="optimiser steps, rounded to whole passes over the text (default: 1000)")
+        g.add_argument("--batch-size", type=int, default=batch,
+                       help=f"parallel streams the text is cut into (default: {batch})")
+    else:
+        g.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default: {epochs})")
+        g.add_argument("--batch-size", type=int, default=batch, help=f"sequences per batch (default: {batch})")
+    g.add_argument("--lr", type=float, default=lr, help=f"learning rate (default: {lr})")
+    g.add_argument("--optimizer", choices=["adam", "sgd", "adagrad", "rmsprop"], default="adam",
+                   help="optimiser (default: adam)")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
+    g.add_argument("--clip-norm", type=float, default=clip,
+                   help=f"clip the gradient norm to this value (default: {clip or 'off'})")
+    g.add_argument("--patience", type=int, default=patience,
+                   help=f"early stopping: {'passes' if text else 'epochs'} without a better validation loss "
+                        f"before stopping; 0 = never (default: {patience})")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def _out_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, metavar="RUN", help="run directory to create")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--verbose", action="store_true", help="print the losses every few epochs")
+
+
+def add_job_parsers(sub) -> None:
+    """Add ``classify`` and ``text`` (each with its own subcommands) to ``rnnkit``'s subparsers."""
+    c = sub.add_parser("classify", help="sequence classification: fit, predict, evaluate",
+                       description="Classify whole sequences (time series, multivariate, variable length, or "
+                                   "strings) with a recurrent network.")
+    cs = c.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = cs.add_parser("fit", help="train a classifier and write a run directory",
+                      description="Train on TRAIN (a .ts, UCR .tsv, .csv or .npz file, or builtin:NAME) and "
+                                  "write a run directory with the weights, classes, history, scores and plots.")
+    p.add_argument("train", metavar="TRAIN", help="training data: .ts/.tsv/.csv/.npz, or builtin:ItalyPowerDemand_TRAIN, "
+                                                 "builtin:JapaneseVowels_TRAIN, builtin:surnames")
+    g = p.add_argument_group("data")
+    g.add_argument("--test", metavar="TEST", help="labelled test data, scored after training (default: none)")
+    g.add_argument("--label-col", metavar="COL", help="CSV: the label column (default: 'label')")
+    g.add_argument("--id-col", metavar="COL", help="CSV long format: the column naming each row's series")
+    g.add_argument("--text-col", metavar="COL", help="CSV of strings: the text column (default: 'text' if present)")
+    g.add_argument("--znorm", action="store_true", help="z-normalise every series on its own (the UCR convention)")
+    g.add_argument("--scaler", choices=["standard", "minmax", "none"], default="standard",
+                   help="per-feature scaling fitted on the training steps only (default: standard)")
+    g.add_argument("--val-frac", type=float, default=0.2, metavar="F",
+                   help="fraction of TRAIN held out for validation, stratified by class (default: 0.2)")
+    g.add_argument("--unknown", choices=["error", "skip", "replace"], default="replace",
+                   help="strings: characters outside the vocabulary (default: replace)")
+    g.add_argument("--min-count", type=int, default=1,
+                   help="strings: characters seen fewer times in training count as unknown (default: 1)")
+    _model_args(p, 32, "gru", text=False)
+    _train_args(p, epochs=100, batch=32, lr=0.003, clip=None, patience=20, text=False)
+    _out_args(p)
+    p = cs.add_parser("predict", help="predicted label and class probabilities for each sequence")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit classify fit`")
+    p.add_argument("--data", required=True, metavar="FILE", help="sequences to classify (labels optional)")
+    p.add_argument("--out", metavar="FILE.csv", help="write the predictions here (default: print them)")
+    p = cs.add_parser("evaluate", help="accuracy, balanced accuracy, macro F1, per-class report, confusion matrix")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit classify fit`")
+    p.add_argument("--data", required=True, metavar="FILE", help="labelled sequences to score")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    t = sub.add_parser("text", help="character language models: fit, generate, evaluate, suggest",
+                       description="Train a character-level language model on a text and generate with it.")
+    ts = t.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = ts.add_parser("fit", help="train a character model and write a run directory",
+                      description="Train on CORPUS (a UTF-8 text file, or builtin:pydocs / builtin:zen) with "
+                                  "stateful truncated BPTT; report validation bits per character next to n-gram "
+                                  "baselines.")
+    p.add_argument("corpus", metavar="CORPUS", help="UTF-8 text file, or builtin:pydocs or builtin:zen")
+    g = p.add_argument_group("data")
+    g.add_argument("--val-frac", type=float, default=0.1, metavar="F",
+                   help="last fraction of the text held out for validation (default: 0.1)")
+    g.add_argument("--unknown", choices=["error", "skip", "replace"], default="error",
+                   help="characters outside the vocabulary in later prompts and texts (default: error)")
+    g.add_argument("--min-count", type=int, default=1,
+                   help="characters seen fewer times count as unknown; needs --unknown replace/skip (default: 1)")
+    _model_args(p, 128, "lstm", text=True)
+    _train_args(p, epochs=0, batch=32, lr=0.002, clip=5.0, patience=0, text=True)
+    _out_args(p)
+    p = ts.add_parser("generate", help="sample text from a trained model")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit text fit`")
+    p.add_argument("--prime", default="", metavar="TEXT", help="text to start from (default: the corpus' first character)")
+    p.add_argument("--length", type=int, default=200, help="characters to generate (default: 200)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature; lower is more conservative, 0 = most likely (default: 1.0)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely characters; 0 = all (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same text (default: 0)")
+    p = ts.add_parser("evaluate", help="bits per character of a text")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit text fit`")
+    p.add_argument("--data", required=True, metavar="FILE.txt", help="UTF-8 text to score")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = ts.add_parser("suggest", help="most likely next characters and word completions after a prompt")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit text fit`")
+    p.add_argument("--prime", required=True, metavar="TEXT", help="the text typed so far")
+    p.add_argument("--k", type=int, default=5, help="suggestions of each kind, and the beam width (default: 5)")
+    p.add_argument("--max-chars", type=int, default=20, help="longest completion searched (default: 20)")
+    p.add_argument("--json", action="store_true", help="print the suggestions as JSON")
+
+
+def _refuse_existing(a: argparse.Namespace) -> None:
+    if Path(a.out).exists() and not a.force:  # refuse before spending minutes on training
+        raise RunError(f"run directory {a.out} already exists; choose another --out or pass --force")
+
+
+def _callbacks(a: argparse.Namespace, epochs: int) -> list:
+    from .pipeline import _loss_printer
+    return [_loss_printer(epochs)] if a.verbose else []
+
+
+def _scores_table(metrics: dict) -> str:
+    from .metrics import format_table
+    rows = {f"{part} ({m['n']})": m for part, m in metrics.items() if isinstance(m, dict) and "accuracy" in m}
+    return format_table(rows, ["accuracy", "balanced_accuracy", "macro_f1"]).replace("model", "data ", 1)
+
+
+def _per_class_table(report: dict) -> str:
+    rows = [("class", "precision", "recall", "f1", "support")]
+    rows += [(c, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
+             for c, r in report["per_class"].items()]
+    w = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join([r[0].ljust(w[0])] + [x.rjust(wi) for x, wi in zip(r[1:], w[1:])]) for r in rows)
+
+
+def _classify_fit(a: argparse.Namespace) -> int:
+    from .classify import fit_classifier, save_classifier_run
+    from .config import ClassifierConfig, ModelConfig, SequenceDataConfig, TrainConfig
+    from .metrics import format_confusion
+    dc = SequenceDataConfig(source=a.train, test_source=a.test, label_col=a.label_col, id_col=a.id_col,
+                            text_col=a.text_col, znorm=a.znorm, scaler=a.scaler, val_frac=a.val_frac,
+                            unknown=a.unknown, min_count=a.min_count)
+    mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout,
+                     bidirectional=a.bidirectional, init=a.init)
+    hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights)
+    tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
+                     weight_decay=a.weight_decay, clip_norm=a.clip_norm, patience=a.patience, seed=a.seed)
+    _refuse_existing(a)
+    run = fit_classifier(dc, mc, hc, tc, quiet=a.quiet, callbacks=_callbacks(a, tc.epochs))
+    out = save_classifier_run(run, a.out, force=a.force)
+    h, m = run.history, run.meta
+    print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}{', bidirectional' if mc.bidirectional else ''}, "
+          f"pool {hc.pool}) on {m['n_train']} {m['input']} ({m['n_val']} held out for validation), "
+          f"{len(run.classes)} classes, {len(h.rows)} epochs" + (f", best epoch {h.best_epoch}" if h.best_epoch else "")
+          + (" (stopped early)" if h.stopped_early else ""))
+    print(_scores_table(run.metrics))
+    part = "test" if "test" in run.metrics else "validation" if "validation" in run.metrics else "train"
+    print(f"confusion matrix ({part}):\n" + format_confusion(run.metrics[part]["confusion_matrix"], run.classes))
+    print(f"run directory: {out}")
+    return 0
+
+
+def _classify_predict(a: argparse.Namespace) -> int:
+    from .classify import load_classifier_run
+    run = load_classifier_run(a.run)
+    frame = run.predictions_frame(run.load_data(a.data, require_labels=False))
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(a.out, index=False)
+        print(f"wrote {len(frame)} predictions to {a.out}")
+    else:
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _classify_evaluate(a: argparse.Namespace) -> int:
+    from .classify import load_classifier_run
+    from .metrics import format_confusion
+    run = load_classifier_run(a.run)
+    report = run.evaluate(run.load_data(a.data))
+    if a.json:
+        from .runs import _json_safe
+        print(json.dumps(_json_safe(report), indent=2))
+        return 0
+    print(_scores_table({"data": report}))
+    print(_per_class_table(report))
+    print("confusion matrix:\n" + format_confusion(report["confusion_matrix"], run.classes))
+    return 0
+
+
+def _text_fit(a: argparse.Namespace) -> int:
+    from .config import ModelConfig, TextConfig, TrainConfig
+    from .text import fit_char_lm, save_text_run
+    xc = TextConfig(source=a.corpus, seq_len=a.seq_len, steps=a.steps, val_frac=a.val_frac,
+                    embedding_dim=a.embedding_dim, unknown=a.unknown, min_count=a.min_count)
+    mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout, init=a.init)
+    tc = TrainConfig(batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, weight_decay=a.weight_decay,
+                     clip_norm=a.clip_norm, patience=a.patience, seed=a.seed)
+    _refuse_existing(a)
+    run = fit_char_lm(xc, mc, tc, quiet=a.quiet, callbacks=_callbacks(a, 20))
+    out = save_text_run(run, a.out, force=a.force)
+    m = run.meta
+    print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}) on {m['train_chars']} characters "
+          f"({len(run.vocab)} distinct) in {m['streams']} streams for {m['steps']} steps ({len(run.history.rows)} "
+          f"passes of {m['steps_per_epoch']} steps of {xc.seq_len} characters)")
+    rows = [("model", "bits/char")]
+    for part in ("train", "validation"):
+        if part in run.metrics:
+            rows.append((f"rnnkit {mc.cell} ({part}, {run.metrics[part]['chars']} chars)",
+                         f"{run.metrics[part]['bits_per_char']:.4f}"))
+    for name, b in run.metrics.get("baselines", {}).items():
+        rows.append((f"{name} (validation)", f"{b['bits_per_char']:.4f}"))
+    w = max(len(r[0]) for r in rows)
+    print("\n".join(f"{r[0].ljust(w)}  {r[1]:>9}" for r in rows))
+    print(f"sample (seed 0): {(out / 'sample.txt').read_text(encoding='utf-8')[:160]!r}")
+    print(f"run directory: {out}")
+    return 0
+
+
+def _text_other(a: argparse.Namespace) -> int:
+    from .text import load_text_run, read_text
+    run = load_text_run(a.run)
+    if a.action == "generate":
+        prime = a.prime or run.meta["first_char"]
+        print(prime + run.generate(prime, a.length, a.temperature, a.top_k, a.seed))
+        return 0
+    if a.action == "evaluate":
+        text, name, _ = read_text(a.data)
+        bpc = run.bits_per_char(text)
+        if a.json:
+            print(json.dumps({"data": name, "chars": len(text), "bits_per_char": bpc}))
+        else:
+            print(f"{name}: {bpc:.4f} bits per character over {len(text) - 1} scored characters")
+        return 0
+    result = run.suggest(a.prime, a.k, a.max_chars)
+    if a.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print("next character  probability")
+    for c, p in result["next"]:
+        print(f"{c!r:<14}  {p:11.4f}")
+    print("completion      probability")
+    for s in result["completions"]:
+        print(f"{s['text'] + ('' if s['complete'] else '...')!r:<14}  {s['prob']:11.4f}")
+    return 0
+
+
+def cmd_classify(a: argparse.Namespace) -> int:
+    return {"fit": _classify_fit, "predict": _classify_predict, "evaluate": _classify_evaluate}[a.action](a)
+
+
+def cmd_text(a: argparse.Namespace) -> int:
+    return _text_fit(a) if a.action == "fit" else _text_other(a)
+
+
+JOB_COMMANDS = {"classify": cmd_classify, "text": cmd_text}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A parser with only the ``classify`` and ``text`` commands (``rnnkit.cli`` has them all)."""
+    parser = argparse.ArgumentParser(prog="rnnkit", description="Sequence classification and character models.")
+    add_job_parsers(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``classify``/``text`` command line; errors as ``rnnkit.cli.main`` reports them."""
+    args = build_parser().parse_args(argv)
+    try:
+        return JOB_COMMANDS[args.command](args)
+    except RnnkitError as e:
+        print(f"rnnkit: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
