@@ -1,0 +1,247 @@
+"""The native kernels against the reference: exp/tanh accuracy, gradcheck, the fused trainer's
+history and parameters against the generic torch loop, streaming, and the fallback without them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import rnnkit
+from rnnkit import TrainConfig
+from rnnkit.kernels import _native
+from rnnkit.kernels.trainer import FusedTask
+from rnnkit.train import fit
+
+pytestmark = [pytest.mark.usefixtures("single_thread"),
+              pytest.mark.skipif(not _native.available(), reason="native kernels unavailable")]
+F64, F32 = torch.float64, torch.float32
+CELLS = {
+    "elman": {}, "elman_relu": {"nonlinearity": "relu"}, "lstm": {}, "gru": {},
+    "jordan": {"output_activation": "tanh"},
+}
+
+
+def cell_name(kind: str) -> str:
+    return kind.split("_")[0]
+
+
+@pytest.mark.parametrize("dtype, lo, hi, tol", [(F64, -700.0, 700.0, 1e-15), (F32, -85.0, 85.0, 2e-7)])
+def test_exp_relative_accuracy_over_whole_range(dtype, lo, hi, tol):
+    lib = _native.library()
+    suf = "f64" if dtype == F64 else "f32"
+    x = torch.linspace(lo, hi, 400_001, dtype=dtype)
+    y = torch.empty_like(x)
+    getattr(lib, f"rk_exp_{suf}")(x.data_ptr(), y.data_ptr(), x.numel())
+    ref = torch.exp(x.double())
+    assert ((y.double() - ref) / ref).abs().max().item() < tol
+
+
+@pytest.mark.parametrize("dtype, tol", [(F64, 1e-15), (F32, 3e-7)])
+def test_tanh_absolute_accuracy_and_saturation(dtype, tol):
+    lib = _native.library()
+    suf = "f64" if dtype == F64 else "f32"
+    x = torch.cat([torch.linspace(-40, 40, 400_001, dtype=dtype), torch.tensor([-1e30, 1e30, 0.0], dtype=dtype)])
+    y = torch.empty_like(x)
+    getattr(lib, f"rk_tanh_{suf}")(x.data_ptr(), y.data_ptr(), x.numel())
+    assert (y.double() - torch.tanh(x.double())).abs().max().item() < tol
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
+def test_gradcheck_fused_layer(kind):
+    """gradcheck w.r.t. the input, the initial state and every weight, with lengths, both directions."""
+    torch.manual_seed(0)
+    layer = rnnkit.Recurrent(cell_name(kind), 2, 3, num_layers=2, bidirectional=True, batch_first=True,
+                             backend="fused", dtype=F64, **CELLS[kind])
+    names = [n for n, _ in layer.named_parameters()]
+    x = torch.randn(2, 4, 2, dtype=F64, requires_grad=True)
+    h0 = tuple(s.clone().requires_grad_() for s in _states(layer.init_state(2)))
+    h0 = tuple(torch.randn_like(s).requires_grad_() for s in h0)
+    ws = tuple(p.detach().clone().requires_grad_() for p in layer.parameters())
+
+    def f(x, *rest):
+        states, weights = rest[:len(h0)], rest[len(h0):]
+        hx = states[0] if len(states) == 1 else states
+        out, h = torch.func.functional_call(layer, dict(zip(names, weights)), (x, hx), {"lengths": [4, 3]})
+        return (out, *_states(h))
+    assert torch.autograd.gradcheck(f, (x, *h0, *ws), eps=1e-6, atol=1e-7)
+
+
+def _states(h):
+    return h if isinstance(h, tuple) else (h,)
+
+
+class Net(nn.Module):
+    """A recurrent stack and a linear head: the model shape the fused trainer runs."""
+
+    def __init__(self, kind, I, H, P, layers, dtype):
+        super().__init__()
+        self.rnn = rnnkit.Recurrent(cell_name(kind), I, H, layers, batch_first=True, dtype=dtype, **CELLS[kind])
+        self.head = nn.Linear(self.rnn.output_size, P, dtype=dtype)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])  # (B, T, P)
+
+
+def data(N=23, T=6, I=2, P=3, dtype=F64, classes=None):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(N, T, I, generator=g, dtype=dtype)
+    if classes:
+        return x, torch.randint(0, classes, (N,), generator=g)
+    return x, torch.randn(N, T, P, generator=g, dtype=dtype) * 0.5
+
+
+def twin_runs(kind, config, mode, loss, dtype, layers=2, classes=None, class_weights=None):
+    """Train the same seeded model with the generic loop and the fused trainer."""
+    P = classes or 3
+    x, y = data(dtype=dtype, classes=classes, P=P)
+    xv, yv = x[:7], y[:7]
+    results = []
+    for engine in ("torch", "fused"):
+        torch.manual_seed(0)
+        model = Net(kind, 2, 4, P, layers, dtype)
+        if loss == "ce":
+            task_y, task_yv = y, yv
+            w = class_weights
+
+            def loss_fn(m, b):
+                return F.cross_entropy(m(b[0])[:, -1], b[1], weight=w)
+        elif mode == "last":
+            task_y, task_yv = y[:, -1], yv[:, -1]
+            crit = F.mse_loss if loss == "mse" else F.l1_loss
+
+            def loss_fn(m, b):
+                return crit(m(b[0])[:, -1], b[1][:, -1])
+        else:
+            task_y, task_yv = y, yv
+            crit = F.mse_loss if loss == "mse" else F.l1_loss
+
+            def loss_fn(m, b):
+                return crit(m(b[0])[:, 2:], b[1][:, 2:])
+        task = FusedTask(mode, loss, x, task_y, xv, task_yv, warmup=2 if mode == "all" else 0,
+                         class_weights=class_weights)
+        h = fit(model, loss_fn, (x, y), (xv, yv), config.replace(engine=engine), quiet=True, fused=task)
+        results.append((h, [p.detach().clone() for p in model.parameters()]))
+    return results
+
+
+OPTIMIZERS = [("adam", {}), ("sgd", {"momentum": 0.9}), ("sgd", {}), ("adagrad", {}), ("rmsprop", {}),
+              ("rmsprop", {"momentum": 0.5})]
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
+@pytest.mark.parametrize("opt, extra", OPTIMIZERS)
+def test_fused_trainer_equals_generic_loop_float64(kind, opt, extra):
+    config = TrainConfig(epochs=4, batch_size=5, lr=0.01, optimizer=opt, weight_decay=0.01, patience=0,
+                         clip_norm=1.0, **extra)
+    (h1, p1), (h2, p2) = twin_runs(kind, config, "all", "mse", F64)
+    assert h1.train_loss == pytest.approx(h2.train_loss, abs=1e-10, rel=0)
+    assert h1.val_loss == pytest.approx(h2.val_loss, abs=1e-10, rel=0)
+    for a, b in zip(p1, p2):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "jordan", "elman"])
+@pytest.mark.parametrize("mode, loss", [("last", "mse"), ("last", "mae"), ("all", "mae")])
+def test_fused_trainer_heads_and_losses(kind, mode, loss):
+    config = TrainConfig(epochs=3, batch_size=4, lr=0.01, patience=0, clip_value=0.5)
+    (h1, p1), (h2, p2) = twin_runs(kind, config, mode, loss, F64, layers=1)
+    assert h1.train_loss == pytest.approx(h2.train_loss, abs=1e-10, rel=0)
+    for a, b in zip(p1, p2):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("weights", [None, torch.tensor([1.0, 3.0, 0.5], dtype=F64)])
+def test_fused_trainer_cross_entropy(weights):
+    config = TrainConfig(epochs=3, batch_size=6, lr=0.02, patience=0)
+    (h1, p1), (h2, p2) = twin_runs("gru", config, "last", "ce", F64, classes=3, class_weights=weights)
+    assert h1.train_loss == pytest.approx(h2.train_loss, abs=1e-10, rel=0)
+    for a, b in zip(p1, p2):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "jordan"])
+def test_fused_trainer_float32(kind):
+    config = TrainConfig(epochs=3, batch_size=5, lr=0.01, patience=0)
+    (h1, p1), (h2, p2) = twin_runs(kind, config, "all", "mse", F32)
+    assert h1.train_loss == pytest.approx(h2.train_loss, abs=1e-5, rel=0)
+    for a, b in zip(p1, p2):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_fused_trainer_releases_parameters():
+    """During training the parameters are views of one flat buffer; afterwards each owns its memory."""
+    model = Net("gru", 2, 4, 3, 1, F64)
+    x, y = data()
+    fit(model, lambda m, b: F.mse_loss(m(b[0]), b[1]), (x, y), None, TrainConfig(epochs=1, engine="fused"),
+        quiet=True, fused=FusedTask("all", "mse", x, y))
+    assert all(p._base is None for p in model.parameters())
+    ptrs = [p.data_ptr() for p in model.parameters()]
+    assert len(set(ptrs)) == len(ptrs)
+
+
+def test_engine_fused_insists_with_a_reason():
+    model = Net("gru", 2, 4, 3, 1, F64)
+    model.rnn = rnnkit.Recurrent("gru", 2, 4, bidirectional=True, batch_first=True, dtype=F64)
+    x, y = data()
+    task = FusedTask("all", "mse", x, y)
+    with pytest.raises(rnnkit.ConfigError, match="unidirectional"):
+        fit(model, lambda m, b: F.mse_loss(m(b[0]), b[1]), (x, y), None,
+            TrainConfig(epochs=1, engine="fused"), quiet=True, fused=task)
+
+
+def test_forecaster_uses_fused_trainer_and_matches_torch_loop():
+    dc = rnnkit.DataConfig(source="builtin:sine", lookback=5, horizon=2, val_frac=0.2, test_frac=0.2)
+    runs = [rnnkit.fit_forecaster(dc, rnnkit.ModelConfig(cell="lstm", hidden_size=8),
+                                  TrainConfig(epochs=5, batch_size=5, engine=e, patience=0), quiet=True,
+                                  dtype=F64) for e in ("torch", "fused")]
+    assert runs[0].history.train_loss == pytest.approx(runs[1].history.train_loss, abs=1e-10, rel=0)
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
+def test_streaming_step_equals_full_sequence_without_autograd(kind):
+    torch.manual_seed(2)
+    layer = rnnkit.Recurrent(cell_name(kind), 3, 5, num_layers=2, dtype=F64, **CELLS[kind])
+    x = torch.randn(6, 4, 3, dtype=F64)
+    with torch.no_grad():
+        full, h_full = layer(x)
+        state = layer.init_state(4)
+        for t in range(6):
+            y, state = layer.step(x[t], state)
+            torch.testing.assert_close(y, full[t], atol=1e-12, rtol=0)
+    assert getattr(layer, "_stream_plan", None) is not None  # the native path ran
+    for a, b in zip(state if isinstance(state, tuple) else (state,), h_full if isinstance(h_full, tuple) else (h_full,)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_streaming_step_sees_weight_updates():
+    layer = rnnkit.GRU(2, 3, dtype=F64)
+    x = torch.randn(1, 2, dtype=F64)
+    with torch.no_grad():
+        y1, _ = layer.step(x)
+        layer.weight_hh_l0.add_(0.5)
+        layer.weight_ih_l0.add_(0.5)
+        y2, _ = layer.step(x)
+        ref, _ = layer(x.unsqueeze(0))
+    assert not torch.equal(y1, y2)
+    torch.testing.assert_close(y2, ref[0], atol=1e-12, rtol=0)
+
+
+def test_everything_works_without_native_kernels(tmp_path):
+    code = ("import warnings, torch, rnnkit\n"
+            "warnings.simplefilter('always')\n"
+            "m = rnnkit.GRU(2, 3, backend='fused')\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    out, h = m(torch.zeros(4, 1, 2))\n"
+            "print(out.shape, len(w), str(w[0].message) if w else '')\n")
+    env = {**os.environ, "RNNKIT_NO_NATIVE": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch.Size([4, 1, 3]) 1" in proc.stdout and "using the torch backend" in proc.stdout
