@@ -49,9 +49,13 @@ def strings(n_per_class: int = 60, seed: int = 0) -> SequenceData:
 FAST = TrainConfig(epochs=25, batch_size=16, lr=0.01, patience=0, seed=0)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(single_thread):
+    """Tiny models: one intra-op thread is faster on a loaded 2-core machine (see conftest)."""
+
+
 @pytest.fixture(scope="module")
 def wave_run():
-    torch.set_num_threads(1)
     return fit_classifier(SequenceDataConfig(val_frac=0.25), ModelConfig(cell="gru", hidden_size=16),
                           ClassifierConfig(pool="mean"), FAST, data=waveforms(), quiet=True)
 

@@ -232,34 +232,43 @@ class Recurrent(nn.Module):
 
     def _stream_fused(self, x_t: Tensor, state: StateLike | None):
         """The native streaming step, or None where it does not apply (autograd needed, dropout
-        in training, not the CPU, unusual shapes, or no native kernels)."""
-        if self.backend in ("reference", "torch") or (self.training and self.dropout) or self.bidirectional:
-            return None
-        states = None if state is None else ((state,) if isinstance(state, Tensor) else tuple(state))
-        ref = self._weights(0)[0]
-        if (not isinstance(x_t, Tensor) or x_t.dim() != 2 or x_t.shape[1] != self.input_size
-                or x_t.dtype != ref.dtype or x_t.device.type != "cpu" or not fused_kernels.supports(self._cells[0], x_t)):
-            return None
-        if torch.is_grad_enabled() and (x_t.requires_grad or ref.requires_grad
-                                        or (states is not None and any(s.requires_grad for s in states))):
-            return None
-        B = x_t.shape[0]
-        if states is None:
-            states = self.init_state(B)
-            states = (states,) if isinstance(states, Tensor) else states
-        LD = self.num_layers
-        for s, size in zip(states, self.state_sizes):
-            if s.shape != (LD, B, size) or s.dtype != x_t.dtype:
-                return None  # let the general path explain the problem
-        weights = [self._weights(k) for k in range(len(self._cells))]
-        plan = getattr(self, "_stream_plan", None)
-        if plan is None or plan.B != B or plan.dtype != x_t.dtype or plan.key != plan.version_key(weights):
-            if not _native.available():
+        in training, not the CPU, unusual shapes, or no native kernels). Kept lean: for small
+        models these few lines are most of the per-step cost."""
+        plan = self.__dict__.get("_stream_plan")
+        if plan is None or (self.training and self.dropout) or not plan.current(self._parameters, x_t, state):
+            plan = self._make_stream_plan(x_t, state)
+            if plan is None:
                 return None
-            plan = self._stream_plan = fused_kernels.StreamPlan(self._cells, weights, B)
-        s_out, c_out = plan.step(x_t.contiguous(), states[0].contiguous(),
-                                 states[1].contiguous() if len(states) > 1 else None)
-        return s_out[-1], (s_out if c_out is None else (s_out, c_out))
+        if state is None:
+            state = self.init_state(x_t.shape[0], dtype=x_t.dtype)
+        if plan.lstm:
+            s_out, c_out = plan.step(x_t, state[0], state[1])
+            return s_out[-1], (s_out, c_out)
+        s_out, _ = plan.step(x_t, state, None)
+        return s_out[-1], s_out
+
+    def _make_stream_plan(self, x_t: Tensor, state: StateLike | None):
+        """Check everything once; the plan then re-checks only what can change between steps."""
+        if self.backend in ("reference", "torch") or self.bidirectional or (self.training and self.dropout):
+            return None
+        if type(x_t) is not Tensor or x_t.dim() != 2 or x_t.shape[1] != self.input_size or x_t.device.type != "cpu":
+            return None
+        if not fused_kernels.supports(self._cells[0], x_t) or self._weights(0)[0].dtype != x_t.dtype:
+            return None
+        states = () if state is None else (state,) if type(state) is Tensor else tuple(state)
+        if state is not None and len(states) != len(self.state_sizes):
+            return None
+        for s, size in zip(states, self.state_sizes):
+            if type(s) is not Tensor or s.shape != (self.num_layers, x_t.shape[0], size) or s.dtype != x_t.dtype:
+                return None  # the general path explains the problem
+        if not _native.available():
+            return None
+        plan = fused_kernels.StreamPlan(self._cells, [self._weights(k) for k in range(len(self._cells))],
+                                        x_t.shape[0])
+        if not plan.current(self._parameters, x_t, state):
+            return None  # e.g. autograd is needed: the general path handles it
+        self._stream_plan = plan
+        return plan
 
     def _split_state(self, hx: StateLike | None, batch: int, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
         """Validate ``hx`` and return it as a tuple of ``(L*D, B, S)`` tensors."""

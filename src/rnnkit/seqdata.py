@@ -113,7 +113,7 @@ def load_source(source: str | Path, kinds: tuple[str, ...]) -> tuple[bytes, str,
             raise DataError(f"{name} ends in .gz but is not a readable gzip file ({e})") from None
         fname = fname[:-3]
     if not raw.strip():
-        raise DataError(f"{name} is empty; pass a file with data")
+        raise DataError(f"{name} is empty{' (only whitespace)' if raw else ''}; pass a file with data")
     return raw, name, Path(fname).suffix.lower(), options, sha
 
 
@@ -269,6 +269,8 @@ def _read_csv(text: str, name: str, label_col, id_col, text_col, require_labels:
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise DataError(f"{name} has a header but no data rows")
+    if label_col is not None and label_col not in frame.columns and not require_labels:
+        label_col = None  # data to predict need not carry the label column the model was trained with
     _column(frame, label_col, "--label-col", name)
     _column(frame, id_col, "--id-col", name)
     _column(frame, text_col, "--text-col", name)

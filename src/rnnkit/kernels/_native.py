@@ -185,6 +185,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         f = getattr(lib, f"rk_stream_{suf}")
         f.argtypes = [I] * 8 + [P] * 7
         f.restype = None
+        f = getattr(lib, f"rk_stream_packed_{suf}")
+        f.argtypes = [P]
+        f.restype = None
         f = getattr(lib, f"rk_stream_work_{suf}")
         f.argtypes = [I, I, I, I]
         f.restype = L

@@ -8,6 +8,9 @@ again. The kernel takes the same parameters and returns the same numbers as ``ce
 
 from __future__ import annotations
 
+import ctypes
+import operator
+
 import torch
 from torch import Tensor
 
@@ -144,16 +147,21 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
 
 class StreamPlan:
     """Everything the native streaming step needs, prepared once: transposed weights, a pointer
-    table and scratch memory. Rebuilt when a weight changes (tracked by tensor versions) or the
-    batch size, dtype or device changes."""
+    table, scratch memory and a packed argument array (one cheap foreign call per step).
+    :meth:`current` says whether it still matches the layer's weights (tensor identity and
+    version counters), batch size and dtype."""
 
     def __init__(self, cells: list[RecurrentCell], weights: list[list[Tensor | None]], batch: int) -> None:
         cell = cells[0]
-        self.code = CELL_CODES[type(cell)]
-        self.act, self.out_act = act_code(cell)
-        self.L, self.B = len(cells), batch
-        self.I, self.H, self.S = cell.input_size, cell.hidden_size, cell.state_sizes[0]
-        self.key = self.version_key(weights)
+        code = CELL_CODES[type(cell)]
+        act, out_act = act_code(cell)
+        H, S = cell.hidden_size, cell.state_sizes[0]
+        self.B, self.lstm = batch, code == 2
+        self.watch = [(t, t._version) for w in weights for t in w if t is not None]
+        self.param_objects = tuple(t for w in weights for t in w)  # parameters() order, Nones included
+        self.x_shape = torch.Size((batch, cell.input_size))
+        self.state_shapes = [torch.Size((len(cells), batch, s)) for s in cell.state_sizes]
+        self.device = weights[0][0].device
         with torch.no_grad():
             keep, ptrs = [], []
             for w in weights:
@@ -169,20 +177,47 @@ class StreamPlan:
         self.dtype = ref.dtype
         self._keep = keep  # the pointer table points into these
         self.table = torch.tensor(ptrs, dtype=torch.int64)
-        n = int(_fn("rk_stream_work", ref.dtype)(self.code, batch, self.H, self.S))
+        n = int(_fn("rk_stream_work", ref.dtype)(code, batch, H, S))
         self.scratch = torch.empty(n, dtype=ref.dtype)
-        self.fn = _fn("rk_stream", ref.dtype)
+        self.args = (ctypes.c_int64 * 15)(len(cells), code, act, out_act, batch, cell.input_size, H, S,
+                                          self.table.data_ptr(), 0, 0, 0, 0, 0, self.scratch.data_ptr())
+        self.fn = _fn("rk_stream_packed", ref.dtype)
 
-    @staticmethod
-    def version_key(weights: list[list[Tensor | None]]) -> tuple:
-        return tuple((t.data_ptr(), t._version) for w in weights for t in w if t is not None)
+    def current(self, parameters: dict, x_t: Tensor, state) -> bool:
+        """Whether this plan may run ``x_t``/``state`` now: same parameter objects, unchanged
+        (tensor version counters), same batch/dtype, contiguous CPU tensors, no autograd needed."""
+        if type(x_t) is not Tensor or x_t.shape != self.x_shape or x_t.dtype != self.dtype \
+                or not x_t.is_contiguous() or x_t.device != self.device:
+            return False
+        if state is None:
+            states = ()
+        elif self.lstm:
+            if type(state) is not tuple or len(state) != 2:
+                return False
+            states = state
+        else:
+            states = (state,)
+        for s, shape in zip(states, self.state_shapes):
+            if type(s) is not Tensor or s.shape != shape or s.dtype != self.dtype or not s.is_contiguous():
+                return False
+        if torch.is_grad_enabled() and (x_t.requires_grad or self.watch[0][0].requires_grad
+                                        or any(s.requires_grad for s in states)):
+            return False
+        values = parameters.values()
+        if len(values) != len(self.param_objects) or not all(map(operator.is_, values, self.param_objects)):
+            return False
+        return all(t._version == v for t, v in self.watch)
 
     def step(self, x_t: Tensor, s_in: Tensor, c_in: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """``x_t (B, I)``, ``s_in (L, B, S)``, ``c_in (L, B, H)`` -> new ``(s, c)``; no autograd."""
+        """``x_t (B, I)``, ``s_in (L, B, S)``, ``c_in (L, B, H)`` -> new ``(s, c)``; no autograd.
+        The inputs must be contiguous (:meth:`current` checked) and stay alive during the call."""
         s_out = torch.empty_like(s_in)
-        c_out = None if c_in is None else torch.empty_like(c_in)
-        self.fn(self.L, self.code, self.act, self.out_act, self.B, self.I, self.H, self.S,
-                self.table.data_ptr(), x_t.data_ptr(), s_in.data_ptr(),
-                None if c_in is None else c_in.data_ptr(), s_out.data_ptr(),
-                None if c_out is None else c_out.data_ptr(), self.scratch.data_ptr())
-        return s_out, c_out
+        a = self.args
+        a[9], a[10], a[12] = x_t.data_ptr(), s_in.data_ptr(), s_out.data_ptr()
+        if self.lstm:
+            c_out = torch.empty_like(c_in)
+            a[11], a[13] = c_in.data_ptr(), c_out.data_ptr()
+            self.fn(a)
+            return s_out, c_out
+        self.fn(a)
+        return s_out, None

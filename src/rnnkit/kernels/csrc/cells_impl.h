@@ -268,3 +268,12 @@ RK_EXPORT void FN(rk_stream)(int L, int cell, int act, int out_act, int B, int I
     }
     FTZ_END
 }
+
+/* rk_stream with its arguments packed in one int64 array (one cheap ctypes call per step):
+ * L, cell, act, out_act, B, I, H, S, wptrs, x, s_in, c_in, s_out, c_out, scratch. */
+RK_EXPORT void FN(rk_stream_packed)(const int64_t *a) {
+    FN(rk_stream)((int)a[0], (int)a[1], (int)a[2], (int)a[3], (int)a[4], (int)a[5], (int)a[6], (int)a[7],
+                  (const int64_t *)(intptr_t)a[8], (const real *)(intptr_t)a[9], (const real *)(intptr_t)a[10],
+                  (const real *)(intptr_t)a[11], (real *)(intptr_t)a[12], (real *)(intptr_t)a[13],
+                  (real *)(intptr_t)a[14]);
+}
