@@ -207,3 +207,15 @@ def test_subprocess_error_has_no_traceback(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("rnnkit: error:")
+
+
+def test_split_by_dates(csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(*fit_args(csv, out, "--val-start", "2017-01-01", "--test-start", "2018-01")) == 0
+    meta = json.loads((out / "config.json").read_text())["meta"]
+    assert (meta["train_rows"], meta["test_start"]) == (84, 96)  # 2010-01 + 84 months = 2017-01
+    capsys.readouterr()
+    assert run_cli(*fit_args(csv, tmp_path / "r2", "--test-start", "2030-01")) == 2
+    assert "2030-01" in capsys.readouterr().err
+    assert run_cli(*fit_args(csv, tmp_path / "r3", "--val-start", "2019-01", "--test-start", "2018-01")) == 2
+    assert "after" in capsys.readouterr().err

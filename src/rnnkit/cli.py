@@ -38,6 +38,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="fraction of rows (after training, before test) for validation (default: 0.1)")
     g.add_argument("--test-frac", type=float, default=0.2, metavar="F",
                    help="last fraction of rows held out for testing (default: 0.2)")
+    g.add_argument("--val-start", metavar="WHEN", help="split by time instead: validation starts at this date "
+                                                      "(or row number without --time-col); overrides the fractions")
+    g.add_argument("--test-start", metavar="WHEN", help="test rows start at this date (or row number); "
+                                                       "overrides the fractions")
     g.add_argument("--scaler", choices=["minmax", "standard", "none"], default="minmax",
                    help="scaling fitted on training rows only (default: minmax)")
     g.add_argument("--seasonal-period", type=int, metavar="M",
@@ -84,6 +88,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="recursive strategy: carry the state across batches over --batch-size streams, no shuffle")
     g.add_argument("--tbptt", type=int, default=0, help="stateful: truncated-BPTT length in steps (default: whole stream)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    g.add_argument("--engine", choices=["auto", "fused", "torch"], default="auto",
+                   help="auto: run whole epochs in rnnkit's native fused trainer where the model allows, "
+                        "else the torch loop; fused: insist; torch: always the torch loop (default: auto)")
 
 
 def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> None:
@@ -137,14 +144,14 @@ def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfi
     dc = DataConfig(source=a.data, targets=tuple(a.target), time_col=a.time_col, covariates=covariates,
                     fill=a.fill, lookback=a.lookback, horizon=a.horizon, stride=a.stride,
                     val_frac=a.val_frac, test_frac=a.test_frac, scaler=a.scaler,
-                    seasonal_period=a.seasonal_period)
+                    seasonal_period=a.seasonal_period, val_start=a.val_start, test_start=a.test_start)
     mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout,
                      bidirectional=a.bidirectional, strategy=a.strategy, init=a.init)
     tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
                      momentum=a.momentum, weight_decay=a.weight_decay, clip_norm=a.clip_norm,
                      clip_value=a.clip_value, schedule=a.schedule, loss=a.loss, patience=a.patience,
                      min_delta=a.min_delta, check_every=a.check_every, many_to_many=a.many_to_many,
-                     warmup=a.warmup, stateful=a.stateful, tbptt=a.tbptt, seed=a.seed,
+                     warmup=a.warmup, stateful=a.stateful, tbptt=a.tbptt, seed=a.seed, engine=a.engine,
                      shuffle=not a.stateful)
     return dc, mc, tc
 

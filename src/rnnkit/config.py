@@ -97,7 +97,10 @@ class DataConfig(_Serialisable):
 
     ``source`` is a file path or ``builtin:NAME``. The split is chronological: the last
     ``test_frac`` of rows are the test part, the ``val_frac`` before them validation, the rest
-    training. The scaler is fitted on the training rows only. ``seasonal_period`` (m) is used by the
+    training; or, when ``val_start``/``test_start`` are given (dates such as ``"1990-01"``, or row
+    numbers for series without a time column), the parts start there instead and the fractions
+    are ignored (a part without a start is then empty). The scaler is fitted on the training rows
+    only. ``seasonal_period`` (m) is used by the
     seasonal-naive baseline and MASE; ``None`` takes the built-in series' period, else 1.
     """
 
@@ -113,6 +116,8 @@ class DataConfig(_Serialisable):
     test_frac: float = 0.2
     scaler: str = "minmax"
     seasonal_period: Optional[int] = None
+    val_start: Optional[str] = None
+    test_start: Optional[str] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))

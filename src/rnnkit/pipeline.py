@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import DataConfig, ModelConfig, TrainConfig
-from .data import Scaler, SeriesData, list_builtins, read_series, split_series
+from .data import Scaler, SeriesData, list_builtins, read_series, split_at, split_series
 from .errors import ConfigError, DataError
 from .forecast import backtest, forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
 from .models import Forecaster
@@ -168,14 +168,29 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
                      warmup=train_config.warmup if mode == "all" else 0)
 
 
-def _rows_needed(dc: DataConfig, n: int) -> None:
-    split = split_series(n, dc.val_frac, dc.test_frac)
+def split_for(dc: DataConfig, data: SeriesData):
+    """The chronological split ``dc`` asks for: by start dates/rows if given, else by fractions."""
+    if dc.val_start is not None or dc.test_start is not None:
+        index = data.frame.index
+        conv = (lambda v: v) if isinstance(index, pd.DatetimeIndex) else (lambda v: v if v is None else int(v))
+        try:
+            return split_at(index, conv(dc.val_start), conv(dc.test_start))
+        except ValueError as e:
+            if isinstance(e, DataError) or isinstance(e, ConfigError):
+                raise
+            raise ConfigError(f"--val-start/--test-start must be row numbers for a series without --time-col; "
+                              f"got {dc.val_start!r}/{dc.test_start!r}") from None
+    return split_series(len(data), dc.val_frac, dc.test_frac)
+
+
+def _rows_needed(dc: DataConfig, split) -> None:
+    n = split.n
     problems = []
     if split.train_end < dc.lookback + dc.horizon:
         problems.append(f"{split.train_end} training rows (need lookback {dc.lookback} + horizon {dc.horizon})")
-    if dc.val_frac > 0 and split.val_end - split.train_end < dc.horizon:
+    if split.val_end > split.train_end and split.val_end - split.train_end < dc.horizon:
         problems.append(f"{split.val_end - split.train_end} validation rows (need at least horizon {dc.horizon})")
-    if dc.test_frac > 0 and n - split.val_end < dc.horizon:
+    if n > split.val_end and n - split.val_end < dc.horizon:
         problems.append(f"{n - split.val_end} test rows (need at least horizon {dc.horizon})")
     if problems:
         raise DataError(f"too few rows ({n}) for this split: " + "; ".join(problems) +
@@ -198,8 +213,8 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
     values = data.values
     n, C = len(values), len(dc.targets)
-    _rows_needed(dc, n)
-    split = split_series(n, dc.val_frac, dc.test_frac)
+    split = split_for(dc, data)
+    _rows_needed(dc, split)
     scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
     scaled = scaler.transform(values)
     torch.manual_seed(train_config.seed)
