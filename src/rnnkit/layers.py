@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from .errors import ConfigError, ShapeError
-from .kernels import _native
+from .kernels import dispatch
 from .kernels import fused as fused_kernels
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "BACKENDS"]
@@ -147,51 +147,11 @@ class Recurrent(nn.Module):
         """Accepted for drop-in compatibility with torch.nn; rnnkit needs no flat buffer."""
 
     def resolved_backend(self, x: Tensor | None = None) -> str:
-        """The backend that runs for input ``x (B, T, I)`` (``"auto"`` decides per configuration).
-
-        ``"auto"``: the fused kernels on the CPU where they are faster (every Jordan and Elman
-        layer, GRU up to hidden 512, LSTM for small batch x hidden, where torch's single oneDNN
-        kernel does not yet pay off; see benchmarks/RESULTS.md), torch's kernels otherwise and on
-        GPUs, the reference loop for what neither covers. An explicit ``"fused"`` falls back to
-        ``"torch"`` (or ``"reference"``) with a one-line warning where the native kernels cannot
-        be built.
-        """
-        torch_or_ref = "torch" if self._torch_mode() is not None else "reference"
-        cell = self._cells[0]
-        if self.backend == "fused":
-            if x is not None and not fused_kernels.supports(cell, x):
-                raise ConfigError("backend='fused' runs on the CPU in float32/float64 without proj_size; "
-                                  "use backend='auto' or 'torch'")
-            if not _native.available():
-                _native.warn_unavailable()
-                return torch_or_ref
-            return "fused"
-        if self.backend != "auto":
-            return self.backend
-        if x is None or not fused_kernels.supports(cell, x) or not self._fused_pays_off(x):
-            return torch_or_ref
-        if not _native.available():
-            _native.warn_unavailable()
-            return torch_or_ref
-        return "fused"
-
-    def _fused_pays_off(self, x: Tensor) -> bool:
-        """Where the fused kernels beat torch's, measured by ``make bench`` on a 2-core CPU."""
-        if self._torch_mode() is None:
-            return True  # Jordan: the alternative is the Python loop
-        B, H = x.shape[0], self.hidden_size  # x is (B, T, I) here
-        if self.cell_type is LSTMCell:
-            return B * H <= 2048 and H <= 256
-        return H <= 512
+        """The backend that runs for input ``x (B, T, I)``; see :func:`rnnkit.kernels.dispatch.choose`."""
+        return dispatch.choose(self, x)
 
     def _torch_mode(self) -> str | None:
-        if self.cell_type is LSTMCell:
-            return "lstm"
-        if self.cell_type is GRUCell:
-            return "gru"
-        if self.cell_type is ElmanCell:
-            return "rnn_" + self.cell_kwargs.get("nonlinearity", "tanh")
-        return None
+        return dispatch.torch_mode(self)
 
     def extra_repr(self) -> str:
         s = f"{self.cell_type.__name__}, {self.input_size}, {self.hidden_size}"
@@ -223,52 +183,12 @@ class Recurrent(nn.Module):
         """
         if self.bidirectional:
             raise ConfigError("step() runs forward in time; a bidirectional layer needs the whole sequence")
-        fast = self._stream_fused(x_t, state)
+        fast = fused_kernels.stream(self, x_t, state)
         if fast is not None:
             return fast
         x = x_t.unsqueeze(1) if self.batch_first else x_t.unsqueeze(0)  # (B, I) -> one step
         out, state = self(x, state)
         return (out.squeeze(1) if self.batch_first else out.squeeze(0)), state
-
-    def _stream_fused(self, x_t: Tensor, state: StateLike | None):
-        """The native streaming step, or None where it does not apply (autograd needed, dropout
-        in training, not the CPU, unusual shapes, or no native kernels). Kept lean: for small
-        models these few lines are most of the per-step cost."""
-        plan = self.__dict__.get("_stream_plan")
-        if plan is None or (self.training and self.dropout) or not plan.current(self._parameters, x_t, state):
-            plan = self._make_stream_plan(x_t, state)
-            if plan is None:
-                return None
-        if state is None:
-            state = self.init_state(x_t.shape[0], dtype=x_t.dtype)
-        if plan.lstm:
-            s_out, c_out = plan.step(x_t, state[0], state[1])
-            return s_out[-1], (s_out, c_out)
-        s_out, _ = plan.step(x_t, state, None)
-        return s_out[-1], s_out
-
-    def _make_stream_plan(self, x_t: Tensor, state: StateLike | None):
-        """Check everything once; the plan then re-checks only what can change between steps."""
-        if self.backend in ("reference", "torch") or self.bidirectional or (self.training and self.dropout):
-            return None
-        if type(x_t) is not Tensor or x_t.dim() != 2 or x_t.shape[1] != self.input_size or x_t.device.type != "cpu":
-            return None
-        if not fused_kernels.supports(self._cells[0], x_t) or self._weights(0)[0].dtype != x_t.dtype:
-            return None
-        states = () if state is None else (state,) if type(state) is Tensor else tuple(state)
-        if state is not None and len(states) != len(self.state_sizes):
-            return None
-        for s, size in zip(states, self.state_sizes):
-            if type(s) is not Tensor or s.shape != (self.num_layers, x_t.shape[0], size) or s.dtype != x_t.dtype:
-                return None  # the general path explains the problem
-        if not _native.available():
-            return None
-        plan = fused_kernels.StreamPlan(self._cells, [self._weights(k) for k in range(len(self._cells))],
-                                        x_t.shape[0])
-        if not plan.current(self._parameters, x_t, state):
-            return None  # e.g. autograd is needed: the general path handles it
-        self._stream_plan = plan
-        return plan
 
     def _split_state(self, hx: StateLike | None, batch: int, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
         """Validate ``hx`` and return it as a tuple of ``(L*D, B, S)`` tensors."""
@@ -321,7 +241,7 @@ class Recurrent(nn.Module):
             if self._torch_mode() is None:
                 raise ConfigError(f"backend='torch' does not support {self.cell_type.__name__}; "
                                   "use backend='reference' or 'auto'")
-            out, new_states = self._forward_torch(x, states, lengths)
+            out, new_states = dispatch.run_torch(self, x, states, lengths)
         else:
             out, new_states = self._forward_layers(x, states, lengths, fused=backend == "fused")
         return self._format_output(out, new_states, input if packed else None, lengths, unbatched)
@@ -407,30 +327,6 @@ class Recurrent(nn.Module):
             state = new
             ys.append(y)
         return torch.stack(ys, 1), state  # T x (B, O) -> (B, T, O)
-
-    def _forward_torch(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None):
-        """torch's fused kernels (``torch._VF``, what torch.nn.RNN itself calls) on our weights."""
-        mode = self._torch_mode()
-        fn = getattr(torch._VF, mode)
-        flat = [p for k in range(len(self._cells)) for p in self._weights(k) if p is not None]
-        hx = states if mode == "lstm" else states[0]
-        args = (flat, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
-            if lengths is None:
-                result = fn(x, hx, *args, True)
-                out, new = result[0], tuple(result[1:])
-            else:
-                T = x.shape[1]
-                packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-                perm, unperm = packed.sorted_indices, packed.unsorted_indices
-                hx = tuple(s.index_select(1, perm.to(s.device)) for s in states)
-                result = fn(packed.data, packed.batch_sizes, hx if mode == "lstm" else hx[0], *args)
-                out_packed = PackedSequence(result[0], packed.batch_sizes, perm, unperm)
-                out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=T)
-                new = tuple(s.index_select(1, unperm.to(s.device)) for s in result[1:])
-        return out, new
-
 
 class RNN(Recurrent):
     """Elman RNN, a drop-in replacement for ``torch.nn.RNN`` (same arguments, defaults, shapes and

@@ -17,7 +17,7 @@ from torch import Tensor
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
 
-__all__ = ["supports", "run_layer", "StreamPlan", "CELL_CODES", "act_code"]
+__all__ = ["supports", "run_layer", "StreamPlan", "stream", "CELL_CODES", "act_code"]
 
 CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
@@ -221,3 +221,44 @@ class StreamPlan:
             return s_out, c_out
         self.fn(a)
         return s_out, None
+
+
+def stream(layer, x_t: Tensor, state):
+    """The native streaming step, or None where it does not apply (autograd needed, dropout
+    in training, not the CPU, unusual shapes, or no native kernels). Kept lean: for small
+    models these few lines are most of the per-step cost."""
+    plan = layer.__dict__.get("_stream_plan")
+    if plan is None or (layer.training and layer.dropout) or not plan.current(layer._parameters, x_t, state):
+        plan = _make_plan(layer, x_t, state)
+        if plan is None:
+            return None
+    if state is None:
+        state = layer.init_state(x_t.shape[0], dtype=x_t.dtype)
+    if plan.lstm:
+        s_out, c_out = plan.step(x_t, state[0], state[1])
+        return s_out[-1], (s_out, c_out)
+    s_out, _ = plan.step(x_t, state, None)
+    return s_out[-1], s_out
+
+
+def _make_plan(layer, x_t: Tensor, state):
+    """Check everything once; the plan then re-checks only what can change between steps."""
+    if layer.backend in ("reference", "torch") or layer.bidirectional or (layer.training and layer.dropout):
+        return None
+    if type(x_t) is not Tensor or x_t.dim() != 2 or x_t.shape[1] != layer.input_size or x_t.device.type != "cpu":
+        return None
+    if not supports(layer._cells[0], x_t) or layer._weights(0)[0].dtype != x_t.dtype:
+        return None
+    states = () if state is None else (state,) if type(state) is Tensor else tuple(state)
+    if state is not None and len(states) != len(layer.state_sizes):
+        return None
+    for s, size in zip(states, layer.state_sizes):
+        if type(s) is not Tensor or s.shape != (layer.num_layers, x_t.shape[0], size) or s.dtype != x_t.dtype:
+            return None  # the general path explains the problem
+    if not _native.available():
+        return None
+    plan = StreamPlan(layer._cells, [layer._weights(k) for k in range(len(layer._cells))], x_t.shape[0])
+    if not plan.current(layer._parameters, x_t, state):
+        return None  # e.g. autograd is needed: the general path handles it
+    layer._stream_plan = plan
+    return plan

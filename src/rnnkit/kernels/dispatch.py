@@ -1,0 +1,96 @@
+"""Which kernel runs a recurrent layer, and torch's own kernels as a backend.
+
+``choose`` resolves ``backend="auto"`` per configuration; ``run_torch`` runs torch's fused
+kernels (``torch._VF``, what torch.nn.RNN/LSTM/GRU call: oneDNN on CPU, cuDNN on GPU) on an
+rnnkit layer's parameters.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ..cells import ElmanCell, GRUCell, LSTMCell
+from ..errors import ConfigError
+from . import _native
+from . import fused as fused_kernels
+
+__all__ = ["choose", "fused_pays_off", "torch_mode", "run_torch"]
+
+
+def choose(layer, x: Tensor | None = None) -> str:
+    """The backend that runs for input ``x (B, T, I)`` (``"auto"`` decides per configuration).
+
+    ``"auto"``: the fused kernels on the CPU where they are faster (every Jordan and Elman
+    layer, GRU up to hidden 512, LSTM for small batch x hidden, where torch's single oneDNN
+    kernel does not yet pay off; see benchmarks/RESULTS.md), torch's kernels otherwise and on
+    GPUs, the reference loop for what neither covers. An explicit ``"fused"`` falls back to
+    ``"torch"`` (or ``"reference"``) with a one-line warning where the native kernels cannot
+    be built.
+    """
+    torch_or_ref = "torch" if torch_mode(layer) is not None else "reference"
+    cell = layer._cells[0]
+    if layer.backend == "fused":
+        if x is not None and not fused_kernels.supports(cell, x):
+            raise ConfigError("backend='fused' runs on the CPU in float32/float64 without proj_size; "
+                              "use backend='auto' or 'torch'")
+        if not _native.available():
+            _native.warn_unavailable()
+            return torch_or_ref
+        return "fused"
+    if layer.backend != "auto":
+        return layer.backend
+    if x is None or not fused_kernels.supports(cell, x) or not fused_pays_off(layer, x):
+        return torch_or_ref
+    if not _native.available():
+        _native.warn_unavailable()
+        return torch_or_ref
+    return "fused"
+
+
+def fused_pays_off(layer, x: Tensor) -> bool:
+    """Where the fused kernels beat torch's, measured by ``make bench`` on a 2-core CPU."""
+    if torch_mode(layer) is None:
+        return True  # Jordan: the alternative is the Python loop
+    B, H = x.shape[0], layer.hidden_size  # x is (B, T, I) here
+    if layer.cell_type is LSTMCell:
+        return B * H <= 2048 and H <= 256
+    return H <= 512
+
+
+def torch_mode(layer) -> str | None:
+    """The torch._VF function for this layer's cell, or None (Jordan, custom cells)."""
+    if layer.cell_type is LSTMCell:
+        return "lstm"
+    if layer.cell_type is GRUCell:
+        return "gru"
+    if layer.cell_type is ElmanCell:
+        return "rnn_" + layer.cell_kwargs.get("nonlinearity", "tanh")
+    return None
+
+
+def run_torch(layer, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None):
+    """torch's fused kernels (``torch._VF``, what torch.nn.RNN itself calls) on our weights."""
+    mode = torch_mode(layer)
+    fn = getattr(torch._VF, mode)
+    flat = [p for k in range(len(layer._cells)) for p in layer._weights(k) if p is not None]
+    hx = states if mode == "lstm" else states[0]
+    args = (flat, layer.bias, layer.num_layers, layer.dropout, layer.training, layer.bidirectional)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
+        if lengths is None:
+            result = fn(x, hx, *args, True)
+            out, new = result[0], tuple(result[1:])
+        else:
+            T = x.shape[1]
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            perm, unperm = packed.sorted_indices, packed.unsorted_indices
+            hx = tuple(s.index_select(1, perm.to(s.device)) for s in states)
+            result = fn(packed.data, packed.batch_sizes, hx if mode == "lstm" else hx[0], *args)
+            out_packed = PackedSequence(result[0], packed.batch_sizes, perm, unperm)
+            out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=T)
+            new = tuple(s.index_select(1, unperm.to(s.device)) for s in result[1:])
+    return out, new
