@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints-cpu.txt torch
 	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[test]"
+	-$(PY) -m rnnkit.kernels
 	touch $(STAMP)
 
 demo: $(STAMP)
