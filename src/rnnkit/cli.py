@@ -172,7 +172,8 @@ def cmd_fit(a: argparse.Namespace) -> int:
     run = fit_forecaster(dc, mc, tc, data=data, quiet=a.quiet, verbose=a.verbose)
     out = save_forecast_run(run, data, a.out, force=a.force)
     h = run.history
-    print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}, {mc.strategy}) for {len(h.rows)} epochs"
+    print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}, {mc.strategy}) for {len(h.rows)} epochs "
+          f"with the {'fused native' if h.engine == 'fused' else 'torch'} trainer"
           + (f", best epoch {h.best_epoch}" if h.best_epoch else "") + (" (stopped early)" if h.stopped_early else ""))
     if run.metrics:
         print(f"test metrics ({run.meta['n_rows'] - run.meta['test_start']} rows, original units):")

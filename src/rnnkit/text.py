@@ -151,7 +151,7 @@ def fit_char_lm(text_config: TextConfig | None = None, model_config: ModelConfig
 
     ``train_config.batch_size`` is the number of parallel streams; ``epochs``, ``stateful``,
     ``tbptt`` and ``shuffle`` are set from ``text_config`` (``steps`` rounded to whole passes,
-    ``seq_len``). Returns a run whose metrics hold training and validation bits per character and,
+    ``seq_len``), and the validation loss is checked about 10 times per run (``check_every``). Returns a run whose metrics hold training and validation bits per character and,
     with ``baselines``, those of add-one unigram, bigram and trigram models on the same split.
     """
     xc, mc = text_config or TextConfig(), model_config or ModelConfig()
@@ -168,7 +168,9 @@ def fit_char_lm(text_config: TextConfig | None = None, model_config: ModelConfig
     x, y = make_streams(vocab.encode(train_text, what="training text"), tc.batch_size)
     per_epoch = math.ceil(x.shape[1] / xc.seq_len)
     epochs = max(1, round(xc.steps / per_epoch))
-    tc = tc.replace(epochs=epochs, stateful=True, tbptt=xc.seq_len, shuffle=False)
+    # scoring the validation text is one long sequential pass: check it about 10 times per run
+    tc = tc.replace(epochs=epochs, stateful=True, tbptt=xc.seq_len, shuffle=False,
+                    check_every=max(tc.check_every, epochs // 10))
     val = None
     if len(val_text) >= 2:
         v = torch.as_tensor(vocab.encode(val_text, what="validation text"))

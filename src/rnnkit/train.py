@@ -34,6 +34,7 @@ class History:
     rows: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
+    engine: str = "torch"  # which loop ran: "fused" (native trainer) or "torch"
 
     @property
     def train_loss(self) -> list[float]:
@@ -133,7 +134,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     if config.engine != "torch":
         from .kernels import trainer as fused_trainer
         trainer = fused_trainer.create(model, fused, config, insist=config.engine == "fused")
-    history = History()
+    history = History(engine="fused" if trainer is not None else "torch")
     best, best_state, bad_checks = math.inf, None, 0
     bar = None
     if progress_enabled(quiet):
