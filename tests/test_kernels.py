@@ -245,3 +245,34 @@ def test_everything_works_without_native_kernels(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "torch.Size([4, 1, 3]) 1" in proc.stdout and "using the torch backend" in proc.stdout
+
+
+@pytest.fixture(params=["whole-layer", "torch-gemm"])
+def layer_path(request, monkeypatch):
+    """Run a test through both fused layer paths: everything native, or native recurrence with
+    torch's matrix products for the input projection and weight gradients (large layers)."""
+    from rnnkit.kernels import fused
+    monkeypatch.setattr(fused, "SMALL_LAYER_MACS", 10**12 if request.param == "whole-layer" else 0)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
+@pytest.mark.parametrize("dtype, atol", [(F64, 1e-10), (F32, 1e-5)])
+def test_both_fused_layer_paths_match_reference(kind, dtype, atol, layer_path):
+    torch.manual_seed(4)
+    layer = rnnkit.Recurrent(cell_name(kind), 3, 5, num_layers=2, bidirectional=True, batch_first=True,
+                             dtype=dtype, **CELLS[kind])
+    x = torch.randn(4, 6, 3, dtype=dtype)
+    h0 = tuple(torch.randn_like(s) for s in _states(layer.init_state(4)))
+    results = []
+    for backend in ("reference", "fused"):
+        layer.backend = backend
+        xr = x.clone().requires_grad_()
+        hr = tuple(s.clone().requires_grad_() for s in h0)
+        out, h = layer(xr, hr[0] if len(hr) == 1 else hr, lengths=[6, 2, 5, 6])
+        loss = (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum() \
+            + sum((s * s).sum() for s in _states(h))
+        grads = torch.autograd.grad(loss, [xr, *hr, *layer.parameters()])
+        results.append([out, *_states(h), *grads])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=atol, rtol=0)

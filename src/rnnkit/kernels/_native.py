@@ -28,7 +28,7 @@ from pathlib import Path
 __all__ = ["library", "available", "cache_dir", "build", "TrainSpec", "NativeUnavailable"]
 
 log = logging.getLogger("rnnkit.kernels")
-SOURCES = ("rnnkit_kernels.c", "cells_impl.h", "trainer_impl.h")
+SOURCES = ("rnnkit_kernels.c", "cells_impl.h", "layer_impl.h", "trainer_impl.h")
 ABI_VERSION = 1
 FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fvisibility=hidden"]
 
@@ -199,6 +199,18 @@ def _declare(lib: ctypes.CDLL) -> None:
             f = getattr(lib, f"{name}_{suf}")
             f.argtypes = [P, P, L]
             f.restype = None
+        f = getattr(lib, f"rk_layer_saved_size_{suf}")
+        f.argtypes = [I] * 5
+        f.restype = L
+        f = getattr(lib, f"rk_layer_work_size_{suf}")
+        f.argtypes = [I] * 6
+        f.restype = L
+        f = getattr(lib, f"rk_layer_forward_{suf}")
+        f.argtypes = [I] * 8 + [P] * 15
+        f.restype = None
+        f = getattr(lib, f"rk_layer_backward_{suf}")
+        f.argtypes = [I] * 8 + [P] * 19
+        f.restype = None
         f = getattr(lib, f"rk_num_params_{suf}")
         f.argtypes = [P]
         f.restype = L

@@ -136,12 +136,86 @@ class _FusedSequence(torch.autograd.Function):
         return (None, None, dx, ds0, dc0, *grads)
 
 
+class _FusedLayer(torch.autograd.Function):
+    """One layer, one direction, entirely native: input projection, recurrence, and in backward
+    BPTT plus every gradient, one foreign call each way (for small layers, where a dozen torch
+    operations would cost more than the arithmetic)."""
+
+    @staticmethod
+    def forward(ctx, cell, lengths, x, s0, c0, *w):
+        code = CELL_CODES[type(cell)]
+        act, out_act = act_code(cell)
+        B, T, I = x.shape
+        H, S = cell.hidden_size, cell.state_sizes[0]
+        opts = {"dtype": x.dtype, "device": x.device}
+        fn = _fn("rk_layer_saved_size", x.dtype)
+        sv = torch.empty(int(fn(code, B, T, H, S)), **opts)
+        work = torch.empty(int(_fn("rk_layer_work_size", x.dtype)(code, B, T, I, H, S)), **opts)
+        out = torch.empty(B, T, S, **opts)
+        sn = torch.empty(B, S, **opts)
+        cn = torch.empty(B, H, **opts) if code == 2 else x.new_empty(0)
+        # every tensor whose pointer goes to the kernel is held in a variable until the call returns
+        x_c, s0_c = x.contiguous(), s0.contiguous()
+        c0_c = c0.contiguous() if code == 2 else None
+        wc = [None if t is None else t.contiguous() for t in w]
+        w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, wc)
+        lens = None if lengths is None else lengths.to(torch.int64).contiguous()
+        _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x_c), _ptr(w_ih), _ptr(whh),
+                                         _ptr(b_ih), _ptr(b_hh), _ptr(why), _ptr(by), _ptr(lens), _ptr(s0_c),
+                                         _ptr(c0_c), _ptr(sv), _ptr(out), _ptr(sn),
+                                         _ptr(cn) if code == 2 else None, _ptr(work))
+        ctx.cell, ctx.code, ctx.lens, ctx.work = cell, code, lens, work
+        ctx.save_for_backward(x_c, sv, *wc)
+        return out, sn, cn
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dout, dsn, dcn):
+        cell, code, lens, work = ctx.cell, ctx.code, ctx.lens, ctx.work
+        x, sv, *w = ctx.saved_tensors
+        act, out_act = act_code(cell)
+        B, T, I = x.shape
+        H, S = cell.hidden_size, cell.state_sizes[0]
+        opts = {"dtype": x.dtype, "device": x.device}
+        dout_c, dsn_c = dout.contiguous(), dsn.contiguous()
+        dcn_c = dcn.contiguous() if code == 2 else None
+        grads = [None if t is None else torch.empty_like(t) for t in w]
+        g_ih, g_hh, g_bih, g_bhh, g_why, g_by = _layer_args(code, grads)
+        w_ih, whh, _, _, why, _ = _layer_args(code, w)
+        ds0 = torch.empty(B, S, **opts)
+        dc0 = torch.empty(B, H, **opts) if code == 2 else None
+        dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[2] else None
+        _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
+                                          _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
+                                          _ptr(g_ih), _ptr(g_hh), _ptr(g_bih), _ptr(g_bhh), _ptr(g_why),
+                                          _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), _ptr(work))
+        return (None, None, dx, ds0, dc0, *grads)
+
+
+def _layer_args(code: int, w: list):
+    """(w_ih, whh, b_ih, b_hh, why, by) for the whole-layer kernels (Jordan: b_h as b_ih)."""
+    if code == 1:
+        w_ih, w_yh, b_h, w_hy, b_y = w
+        return w_ih, w_yh, b_h, None, w_hy, b_y
+    return w[0], w[1], w[2], w[3], None, None
+
+
+#: multiply-adds of the input projection and weight gradients below which one native call per
+#: direction beats torch's matrix products (measured by make bench; BLAS wins above it)
+SMALL_LAYER_MACS = 2_000_000
+
+
 def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tuple[Tensor, ...],
               lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Fused twin of one direction of ``Recurrent._forward_reference``: ``x (B, T, I)``."""
-    s0 = state[0].contiguous()
-    c0 = state[1].contiguous() if len(state) > 1 else x.new_empty(0)
-    out, s_n, c_n = _FusedSequence.apply(cell, lengths, x, s0, c0, *w)
+    """Fused twin of one direction of ``Recurrent``'s reference loop: ``x (B, T, I)``."""
+    s0 = state[0]
+    c0 = state[1] if len(state) > 1 else x.new_empty(0)
+    B, T, I = x.shape
+    G = w[1].shape[0]
+    if B * T * G * (I + w[1].shape[1]) <= SMALL_LAYER_MACS:
+        out, s_n, c_n = _FusedLayer.apply(cell, lengths, x, s0, c0, *w)
+    else:
+        out, s_n, c_n = _FusedSequence.apply(cell, lengths, x, s0.contiguous(), c0.contiguous(), *w)
     return out, ((s_n, c_n) if len(state) > 1 else (s_n,))
 
 

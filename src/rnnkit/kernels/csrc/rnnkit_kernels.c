@@ -100,6 +100,7 @@ RK_EXPORT void rk_tanh_f32(const float *x, float *y, int64_t n) { for (int64_t i
 #define SQRT sqrtf
 #define LOG logf
 #include "cells_impl.h"
+#include "layer_impl.h"
 #include "trainer_impl.h"
 #undef real
 #undef SUF
@@ -115,4 +116,5 @@ RK_EXPORT void rk_tanh_f32(const float *x, float *y, int64_t n) { for (int64_t i
 #define SQRT sqrt
 #define LOG log
 #include "cells_impl.h"
+#include "layer_impl.h"
 #include "trainer_impl.h"

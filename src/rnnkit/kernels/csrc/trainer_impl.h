@@ -25,10 +25,6 @@ RK_EXPORT int64_t FN(rk_num_params)(const rk_train_spec *sp) {
     return n + (int64_t)sp->head_out * sp->state + sp->head_out;
 }
 
-typedef struct {
-    real *xin, *xg, *hs, *cs, *gates, *aux, *out, *dgx, *dgh, *dyp, *dout;
-} FN(layer_buf);
-
 /* gradient step on the flat buffer, torch's formulas (torch.optim, single-tensor path) */
 static void FN(optimizer_step)(const rk_train_spec *sp, real *p, real *g, real *s1, real *s2,
                                int64_t n, int64_t step, double lr) {
@@ -128,6 +124,31 @@ static double FN(loss_grad)(const rk_train_spec *sp, const real *z, const real *
     return loss / (double)cnt;
 }
 
+/* pointers to one layer's weights (or gradients) inside a flat buffer laid out as above */
+typedef struct {
+    real *wih, *whh, *bih, *bhh, *why, *by;
+} FN(layer_ptrs);
+
+static FN(layer_ptrs) FN(layer_at)(const rk_train_spec *sp, real *base, int l) {
+    const int H = sp->hidden, S = sp->state, G = gate_width(sp->cell, H);
+    const int in = l == 0 ? sp->input_size : S;
+    real *p = base;
+    for (int m = 0; m < l; ++m) p += FN(layer_size)(sp, m);
+    FN(layer_ptrs) w;
+    w.wih = p;
+    w.whh = p + (size_t)G * in;
+    w.bih = w.whh + (size_t)G * S;
+    if (sp->cell == CELL_JORDAN) {
+        w.bhh = NULL;
+        w.why = w.bih + H;
+        w.by = w.why + (size_t)S * H;
+    } else {
+        w.bhh = w.bih + G;
+        w.why = w.by = NULL;
+    }
+    return w;
+}
+
 /* One epoch over the samples order[0:n] in batches (train != 0: update; 0: loss only).
  * X (N,T,I) batch-first; Y: per sample P values (head_mode 0; CE: the class index) or (T,P)
  * values (head_mode 1). Returns the mean loss weighted by batch size; NaN stops early. */
@@ -137,151 +158,88 @@ RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real 
                                     const real *class_w) {
     FTZ_BEGIN
     const int L = sp->num_layers, T = sp->T, I = sp->input_size, H = sp->hidden, S = sp->state;
-    const int G = gate_width(sp->cell, H), P = sp->head_out, cell = sp->cell;
+    const int P = sp->head_out, cell = sp->cell;
     const int W0 = sp->head_mode == 1 ? sp->warmup : T - 1, TR = T - W0;  /* head steps */
     const int64_t np = FN(rk_num_params)(sp);
     const int ysz = sp->head_mode == 1 ? T * P : (sp->loss == LOSS_CE ? 1 : P);
     const int B = batch;
-    /* one allocation for everything */
-    const int64_t fw = FN(rk_forward_work)(cell, H, S), bw = FN(rk_backward_work)(cell, H, S);
+    if (L > RK_MAX_LAYERS) { FTZ_END return NAN; }
+    /* one allocation: per layer the saved buffer, the output (B,T,S) and its gradient */
     const int maxin = I > S ? I : S;
-    const size_t per_layer = (size_t)T * B * maxin + 5 * (size_t)T * B * G + 3 * (size_t)(T + 1) * B * S
-                             + 3 * (size_t)(T + 1) * B * H + (size_t)T * B * S * 2;
-    const size_t total = per_layer * L + (size_t)TR * B * P * 3 + (size_t)B * (S + H) + fw + bw
-                         + (size_t)G * maxin + (size_t)S * P + 64;
+    const size_t saved = (size_t)FN(rk_layer_saved_size)(cell, B, T, H, S);
+    const size_t total = (size_t)L * (saved + 2 * (size_t)T * B * S) + (size_t)T * B * I
+                         + (size_t)FN(rk_layer_work_size)(cell, B, T, maxin, H, S)
+                         + 3 * (size_t)TR * B * P + (size_t)B * (S + H) + (size_t)S * P + 64;
     real *mem = (real *)calloc(total, sizeof(real));
     if (!mem) { FTZ_END return NAN; }
-    FN(layer_buf) lb[RK_MAX_LAYERS];
+    real *sv[RK_MAX_LAYERS], *out[RK_MAX_LAYERS], *dout[RK_MAX_LAYERS];
     real *q = mem;
-#define TAKE(ptr, count) do { ptr = q; q += (count); } while (0)
     for (int l = 0; l < L; ++l) {
-        const int in = l == 0 ? I : S;
-        TAKE(lb[l].xin, (size_t)T * B * in);
-        TAKE(lb[l].xg, (size_t)T * B * G);
-        TAKE(lb[l].hs, (size_t)(T + 1) * B * S);
-        TAKE(lb[l].cs, (size_t)(T + 1) * B * H);
-        TAKE(lb[l].gates, (size_t)T * B * G);
-        TAKE(lb[l].aux, (size_t)T * B * H);
-        TAKE(lb[l].out, (size_t)T * B * S);
-        TAKE(lb[l].dgx, (size_t)T * B * G);
-        TAKE(lb[l].dgh, (size_t)T * B * G);
-        TAKE(lb[l].dyp, (size_t)T * B * S);
-        TAKE(lb[l].dout, (size_t)T * B * S);
+        sv[l] = q; q += saved;
+        out[l] = q; q += (size_t)T * B * S;
+        dout[l] = q; q += (size_t)T * B * S;
     }
-    real *z, *dz, *yb, *dh0, *dc0, *fwork, *bwork, *WT, *hwork;
-    TAKE(z, (size_t)TR * B * P); TAKE(dz, (size_t)TR * B * P); TAKE(yb, (size_t)TR * B * P);
-    TAKE(dh0, (size_t)B * S); TAKE(dc0, (size_t)B * H);
-    TAKE(fwork, fw); TAKE(bwork, bw); TAKE(WT, (size_t)G * maxin); TAKE(hwork, (size_t)S * P);
-#undef TAKE
+    real *xb = q; q += (size_t)T * B * I;                 /* the batch, (B,T,I) */
+    real *z = q; q += (size_t)TR * B * P;
+    real *dz = q; q += (size_t)TR * B * P;
+    real *yb = q; q += (size_t)TR * B * P;
+    real *ds0 = q; q += (size_t)B * S;
+    real *dc0 = q; q += (size_t)B * H;
+    real *hwork = q; q += (size_t)S * P;
+    real *work = q;
     double total_loss = 0;
     for (int64_t start = 0; start < n; start += B) {
         const int nb = (int)(n - start < B ? n - start : B);
-        /* gather the batch, time-major */
-        for (int b = 0; b < nb; ++b) {
-            const real *xs = X + (size_t)order[start + b] * T * I;
-            for (int t = 0; t < T; ++t) memcpy(lb[0].xin + ((size_t)t * nb + b) * I, xs + (size_t)t * I, sizeof(real) * I);
-        }
+        for (int b = 0; b < nb; ++b)
+            memcpy(xb + (size_t)b * T * I, X + (size_t)order[start + b] * T * I, sizeof(real) * T * I);
         /* forward through the layers */
-        const real *pl = params;
         for (int l = 0; l < L; ++l) {
-            FN(layer_buf) *k = &lb[l];
-            const int in = l == 0 ? I : S;
-            const real *wih = pl, *whh = pl + (size_t)G * in, *bih = whh + (size_t)G * S, *bhh = bih + G;
-            const real *why = NULL, *by = NULL;
-            if (cell == CELL_JORDAN) { why = bih + H; by = why + (size_t)S * H; bhh = NULL; }
-            if (l > 0) memcpy(k->xin, lb[l - 1].out, sizeof(real) * (size_t)T * nb * in);
-            FN(transpose)(wih, G, in, WT);                /* (in,G) */
-            for (int r = 0; r < T * nb; ++r) {
-                real *g = k->xg + (size_t)r * G;
-                for (int j = 0; j < G; ++j) g[j] = bih[j] + ((cell == CELL_ELMAN || cell == CELL_LSTM) ? bhh[j] : 0);
-                FN(vecmat_acc)(k->xin + (size_t)r * in, WT, g, in, G);
-            }
-            memset(k->hs, 0, sizeof(real) * (size_t)nb * S);
-            memset(k->cs, 0, sizeof(real) * (size_t)nb * H);
-            FN(rk_forward)(cell, sp->act, sp->out_act, nb, T, H, S, k->xg, whh,
-                           cell == CELL_GRU ? bhh : NULL, why, by, NULL, k->hs, k->cs, k->gates,
-                           k->aux, k->out, fwork, 0);
-            pl += FN(layer_size)(sp, l);
+            FN(layer_ptrs) w = FN(layer_at)(sp, params, l);
+            FN(rk_layer_forward)(cell, sp->act, sp->out_act, nb, T, l == 0 ? I : S, H, S, l == 0 ? xb : out[l - 1],
+                                 w.wih, w.whh, w.bih, w.bhh, w.why, w.by, NULL, NULL, NULL, sv[l], out[l],
+                                 NULL, NULL, work);
         }
-        /* head and loss */
-        const real *wh = pl, *bh = pl + (size_t)P * S;
-        const real *top = lb[L - 1].out;
+        /* head and loss; head rows are (t, b) for t >= W0 */
+        const real *wh = params + (np - (int64_t)P * S - P), *bh = wh + (size_t)P * S;
+        const real *top = out[L - 1];
         FN(transpose)(wh, P, S, hwork);                   /* (S,P) */
         for (int t = W0; t < T; ++t)
             for (int b = 0; b < nb; ++b) {
                 const size_t r = (size_t)(t - W0) * nb + b;
                 real *zr = z + r * P;
                 for (int p = 0; p < P; ++p) zr[p] = bh[p];
-                FN(vecmat_acc)(top + ((size_t)t * nb + b) * S, hwork, zr, S, P);
+                FN(vecmat_acc)(top + ((size_t)b * T + t) * S, hwork, zr, S, P);
                 const real *ys = Y + (size_t)order[start + b] * ysz;
                 if (sp->head_mode == 1) memcpy(yb + r * P, ys + (size_t)t * P, sizeof(real) * P);
                 else if (sp->loss == LOSS_CE) yb[r] = ys[0];
                 else memcpy(yb + r * P, ys, sizeof(real) * P);
             }
-        /* rows are time-major (t, b); the loss is a mean, so the order does not matter */
         const double loss = FN(loss_grad)(sp, z, yb, dz, TR * nb, P, class_w);
         total_loss += loss * nb;
         if (!isfinite(loss)) { total_loss = NAN; break; }
         if (!train) continue;
         /* backward: head */
-        memset(grads, 0, sizeof(real) * np);
-        real *gwh = grads + (pl - params), *gbh = gwh + (size_t)P * S;
-        FN(layer_buf) *kt = &lb[L - 1];
-        memset(kt->dout, 0, sizeof(real) * (size_t)T * nb * S);
+        real *gwh = grads + (np - (int64_t)P * S - P), *gbh = gwh + (size_t)P * S;
+        memset(gwh, 0, sizeof(real) * ((size_t)P * S + P));
+        memset(dout[L - 1], 0, sizeof(real) * (size_t)T * nb * S);
         for (int t = W0; t < T; ++t)
             for (int b = 0; b < nb; ++b) {
-                const size_t r = (size_t)(t - W0) * nb + b;
-                const real *d = dz + r * P;
-                const real *h = top + ((size_t)t * nb + b) * S;
+                const real *d = dz + ((size_t)(t - W0) * nb + b) * P;
+                const real *h = top + ((size_t)b * T + t) * S;
                 for (int p = 0; p < P; ++p) {
                     gbh[p] += d[p];
                     real *gw = gwh + (size_t)p * S;
-                    for (int s = 0; s < S; ++s) gw[s] += d[p] * h[s];
+                    for (int s2i = 0; s2i < S; ++s2i) gw[s2i] += d[p] * h[s2i];
                 }
-                FN(vecmat_acc)(d, wh, kt->dout + ((size_t)t * nb + b) * S, P, S);
+                FN(vecmat_acc)(d, wh, dout[L - 1] + ((size_t)b * T + t) * S, P, S);
             }
-        /* backward: layers, top to bottom */
+        /* backward: layers, top to bottom; each writes the gradient of its input into the layer below */
         for (int l = L - 1; l >= 0; --l) {
-            FN(layer_buf) *k = &lb[l];
-            const int in = l == 0 ? I : S;
-            int64_t off = 0;
-            for (int m = 0; m < l; ++m) off += FN(layer_size)(sp, m);
-            const real *wih = params + off, *whh = wih + (size_t)G * in;
-            real *gih = grads + off, *ghh = gih + (size_t)G * in, *gbi = ghh + (size_t)G * S, *gbh2 = gbi + G;
-            const real *why = NULL;
-            real *ghy = NULL, *gby = NULL;
-            if (cell == CELL_JORDAN) { why = wih + (size_t)G * in + (size_t)G * S + H; ghy = gbi + H; gby = ghy + (size_t)S * H; }
-            FN(rk_backward)(cell, sp->act, sp->out_act, nb, T, H, S, whh, why, NULL, k->hs, k->cs,
-                            k->gates, k->aux, k->dout, NULL, NULL, k->dgx,
-                            cell == CELL_GRU ? k->dgh : NULL, cell == CELL_JORDAN ? k->dyp : NULL,
-                            dh0, dc0, bwork);
-            const real *dgr = cell == CELL_GRU ? k->dgh : k->dgx;   /* grads of the hidden product */
-            for (int r = 0; r < T * nb; ++r) {
-                const real *dx = k->dgx + (size_t)r * G, *dr = dgr + (size_t)r * G;
-                const real *x = k->xin + (size_t)r * in, *sprev = k->hs + (size_t)r * S;
-                for (int j = 0; j < G; ++j) {
-                    real *gi = gih + (size_t)j * in, *gh = ghh + (size_t)j * S;
-                    const real a = dx[j], c = dr[j];
-                    for (int i = 0; i < in; ++i) gi[i] += a * x[i];
-                    for (int s = 0; s < S; ++s) gh[s] += c * sprev[s];
-                    gbi[j] += a;
-                    if (cell != CELL_JORDAN) gbh2[j] += c;
-                }
-                if (cell == CELL_JORDAN) {
-                    const real *dy = k->dyp + (size_t)r * S, *h = k->aux + (size_t)r * H;
-                    for (int o = 0; o < S; ++o) {
-                        real *gy = ghy + (size_t)o * H;
-                        for (int j = 0; j < H; ++j) gy[j] += dy[o] * h[j];
-                        gby[o] += dy[o];
-                    }
-                }
-            }
-            if (l > 0) {
-                real *dprev = lb[l - 1].dout;
-                memset(dprev, 0, sizeof(real) * (size_t)T * nb * S);
-                for (int r = 0; r < T * nb; ++r)
-                    FN(vecmat_acc)(k->dgx + (size_t)r * G, wih, dprev + (size_t)r * S, G, in);
-            }
+            FN(layer_ptrs) w = FN(layer_at)(sp, params, l), g = FN(layer_at)(sp, grads, l);
+            FN(rk_layer_backward)(cell, sp->act, sp->out_act, nb, T, l == 0 ? I : S, H, S,
+                                  l == 0 ? xb : out[l - 1], w.wih, w.whh, w.why, NULL, sv[l], dout[l], NULL,
+                                  NULL, g.wih, g.whh, g.bih, g.bhh, g.why, g.by, ds0, dc0,
+                                  l > 0 ? dout[l - 1] : NULL, work);
         }
         FN(clip)(sp, grads, np);
         *step += 1;

@@ -1,0 +1,136 @@
+/* rnnkit fused kernels: one whole layer (one direction) in one call, forward and backward.
+ *
+ * Around the recurrence of cells_impl.h these add the input projection, the weight gradients and
+ * the input gradient, so a small layer costs one native call each way instead of a dozen torch
+ * operations. Inputs and outputs are batch-first like rnnkit's models: x (B,T,in), out (B,T,S),
+ * dout (B,T,S), dx (B,T,in). Everything backward needs lives in one "saved" buffer:
+ *   xg (T,B,G) | hs (T+1,B,S) | cs (T+1,B,H) | gates (T,B,G) | aux (T,B,H) | out_tm (T,B,S)
+ * Weights: w_ih (G,in), whh (G,S); biases b_ih, b_hh (G) (Jordan: b_h (H) and no b_hh);
+ * Jordan output layer why (S,H), by (S). Any bias may be NULL (bias=False).
+ */
+
+typedef struct {
+    real *xg, *hs, *cs, *gates, *aux, *out;
+} FN(saved_t);
+
+static FN(saved_t) FN(saved_views)(real *sv, int cell, int B, int T, int H, int S) {
+    const size_t G = gate_width(cell, H);
+    FN(saved_t) v;
+    v.xg = sv;
+    v.hs = v.xg + (size_t)T * B * G;
+    v.cs = v.hs + (size_t)(T + 1) * B * S;
+    v.gates = v.cs + (size_t)(T + 1) * B * H;
+    v.aux = v.gates + (size_t)T * B * G;
+    v.out = v.aux + (size_t)T * B * H;
+    return v;
+}
+
+RK_EXPORT int64_t FN(rk_layer_saved_size)(int cell, int B, int T, int H, int S) {
+    const int64_t G = gate_width(cell, H);
+    return 2 * (int64_t)T * B * G + 2 * (int64_t)(T + 1) * B * S + (int64_t)(T + 1) * B * H
+           + (int64_t)T * B * H + (int64_t)T * B * S;
+}
+
+RK_EXPORT int64_t FN(rk_layer_work_size)(int cell, int B, int T, int in, int H, int S) {
+    const int64_t G = gate_width(cell, H);
+    const int64_t fwd = G * in + FN(rk_forward_work)(cell, H, S);
+    const int64_t bwd = (int64_t)T * B * S + 3 * (int64_t)T * B * G + (int64_t)T * B * S
+                        + FN(rk_backward_work)(cell, H, S);
+    return fwd > bwd ? fwd : bwd;
+}
+
+/* Forward. s0 (B,S), c0 (B,H: LSTM) may be NULL (zeros). Writes sv, out (B,T,S), sn (B,S) and
+ * cn (B,H: LSTM) = the state after each sequence's last step. */
+RK_EXPORT void FN(rk_layer_forward)(int cell, int act, int out_act, int B, int T, int in, int H, int S,
+                                    const real *x, const real *wih, const real *whh, const real *bih,
+                                    const real *bhh, const real *why, const real *by,
+                                    const int64_t *lengths, const real *s0, const real *c0, real *sv,
+                                    real *out, real *sn, real *cn, real *work) {
+    FTZ_BEGIN
+    const int G = gate_width(cell, H);
+    FN(saved_t) v = FN(saved_views)(sv, cell, B, T, H, S);
+    real *WT = work;                              /* (in,G) = w_ih^T */
+    FN(transpose)(wih, G, in, WT);
+    const int fold = cell == CELL_ELMAN || cell == CELL_LSTM;  /* both biases join the input part */
+    for (int t = 0; t < T; ++t)
+        for (int b = 0; b < B; ++b) {
+            real *g = v.xg + ((size_t)t * B + b) * G;
+            for (int j = 0; j < G; ++j) g[j] = (bih ? bih[j] : 0) + (fold && bhh ? bhh[j] : 0);
+            FN(vecmat_acc)(x + ((size_t)b * T + t) * in, WT, g, in, G);
+        }
+    if (s0) memcpy(v.hs, s0, sizeof(real) * B * S); else memset(v.hs, 0, sizeof(real) * B * S);
+    if (cell == CELL_LSTM) {
+        if (c0) memcpy(v.cs, c0, sizeof(real) * B * H); else memset(v.cs, 0, sizeof(real) * B * H);
+    }
+    FN(rk_forward)(cell, act, out_act, B, T, H, S, v.xg, whh, cell == CELL_GRU ? bhh : NULL, why, by,
+                   lengths, v.hs, cell == CELL_LSTM ? v.cs : NULL, v.gates, v.aux, v.out,
+                   work + (size_t)G * in, 0);
+    for (int b = 0; b < B; ++b)
+        for (int t = 0; t < T; ++t)
+            memcpy(out + ((size_t)b * T + t) * S, v.out + ((size_t)t * B + b) * S, sizeof(real) * S);
+    /* inactive steps copy the state forward, so step T holds each sequence's final state */
+    if (sn) memcpy(sn, v.hs + (size_t)T * B * S, sizeof(real) * B * S);
+    if (cn && cell == CELL_LSTM) memcpy(cn, v.cs + (size_t)T * B * H, sizeof(real) * B * H);
+    FTZ_END
+}
+
+/* Backward. dout (B,T,S), dsn (B,S), dcn (B,H) may be NULL (zero). Writes (overwrites) the
+ * gradients of every weight that is non-NULL in the forward (gwih (G,in), gwhh (G,S), gbih, gbhh
+ * (G; Jordan gbih = d b_h (H)), gwhy (S,H), gby (S)), ds0 (B,S), dc0 (B,H: LSTM), and dx (B,T,in)
+ * when non-NULL. */
+RK_EXPORT void FN(rk_layer_backward)(int cell, int act, int out_act, int B, int T, int in, int H, int S,
+                                     const real *x, const real *wih, const real *whh, const real *why,
+                                     const int64_t *lengths, const real *sv, const real *dout,
+                                     const real *dsn, const real *dcn, real *gwih, real *gwhh,
+                                     real *gbih, real *gbhh, real *gwhy, real *gby, real *ds0,
+                                     real *dc0, real *dx, real *work) {
+    FTZ_BEGIN
+    const int G = gate_width(cell, H);
+    FN(saved_t) v = FN(saved_views)((real *)sv, cell, B, T, H, S);
+    const size_t TB = (size_t)T * B;
+    real *dout_tm = work, *dgx = dout_tm + TB * S, *dgh = dgx + TB * G, *dyp = dgh + TB * G;
+    real *bwork = dyp + TB * S;
+    if (dout)
+        for (int t = 0; t < T; ++t)
+            for (int b = 0; b < B; ++b)
+                memcpy(dout_tm + ((size_t)t * B + b) * S, dout + ((size_t)b * T + t) * S, sizeof(real) * S);
+    FN(rk_backward)(cell, act, out_act, B, T, H, S, whh, why, lengths, v.hs,
+                    cell == CELL_LSTM ? v.cs : NULL, v.gates, v.aux, dout ? dout_tm : NULL, dsn,
+                    cell == CELL_LSTM ? dcn : NULL, dgx, cell == CELL_GRU ? dgh : NULL,
+                    cell == CELL_JORDAN ? dyp : NULL, ds0, cell == CELL_LSTM ? dc0 : NULL, bwork);
+    const real *dgr = cell == CELL_GRU ? dgh : dgx;  /* grads of the hidden product */
+    memset(gwih, 0, sizeof(real) * (size_t)G * in);
+    memset(gwhh, 0, sizeof(real) * (size_t)G * S);
+    if (gbih) memset(gbih, 0, sizeof(real) * G);
+    if (gbhh) memset(gbhh, 0, sizeof(real) * G);
+    if (gwhy) memset(gwhy, 0, sizeof(real) * (size_t)S * H);
+    if (gby) memset(gby, 0, sizeof(real) * S);
+    for (int t = 0; t < T; ++t)
+        for (int b = 0; b < B; ++b) {
+            const size_t r = (size_t)t * B + b;
+            const real *a = dgx + r * G, *c = dgr + r * G;
+            const real *xr = x + ((size_t)b * T + t) * in, *sprev = v.hs + r * S;
+            for (int j = 0; j < G; ++j) {
+                real *gi = gwih + (size_t)j * in, *gh = gwhh + (size_t)j * S;
+                const real aj = a[j], cj = c[j];
+                for (int i = 0; i < in; ++i) gi[i] += aj * xr[i];
+                for (int s = 0; s < S; ++s) gh[s] += cj * sprev[s];
+                if (gbih) gbih[j] += aj;
+                if (gbhh) gbhh[j] += cj;
+            }
+            if (cell == CELL_JORDAN) {
+                const real *dy = dyp + r * S, *h = v.aux + r * H;
+                for (int o = 0; o < S; ++o) {
+                    real *gy = gwhy + (size_t)o * H;
+                    for (int j = 0; j < H; ++j) gy[j] += dy[o] * h[j];
+                    if (gby) gby[o] += dy[o];
+                }
+            }
+            if (dx) {
+                real *d = dx + ((size_t)b * T + t) * in;
+                memset(d, 0, sizeof(real) * in);
+                FN(vecmat_acc)(a, wih, d, G, in);
+            }
+        }
+    FTZ_END
+}
