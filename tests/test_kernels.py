@@ -257,6 +257,22 @@ def layer_path(request, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", sorted(CELLS))
+def test_both_fused_layer_paths_from_zero_state(kind, layer_path):
+    torch.manual_seed(5)
+    layer = rnnkit.Recurrent(cell_name(kind), 3, 5, num_layers=2, batch_first=True, dtype=F64, **CELLS[kind])
+    x = torch.randn(4, 6, 3, dtype=F64)
+    results = []
+    for backend in ("reference", "fused"):
+        layer.backend = backend
+        xr = x.clone().requires_grad_()
+        out, h = layer(xr)  # no initial state: zeros
+        grads = torch.autograd.grad(out.sum() + sum(s.sum() for s in _states(h)), [xr, *layer.parameters()])
+        results.append([out, *_states(h), *grads])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
 @pytest.mark.parametrize("dtype, atol", [(F64, 1e-10), (F32, 1e-5)])
 def test_both_fused_layer_paths_match_reference(kind, dtype, atol, layer_path):
     torch.manual_seed(4)

@@ -63,8 +63,9 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, batch: int, lr: float, 
     g.add_argument("--clip-norm", type=float, default=clip,
                    help=f"clip the gradient norm to this value (default: {clip or 'off'})")
     g.add_argument("--patience", type=int, default=patience,
-                   help=f"early stopping: {'passes' if text else 'epochs'} without a better validation loss "
-                        f"before stopping; 0 = never (default: {patience})")
+                   help=f"early stopping: {'validation checks (about 10 per run)' if text else 'epochs'} without a "
+                        f"better validation loss before stopping; 0 = never; the best weights are kept "
+                        f"(default: {patience})")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 

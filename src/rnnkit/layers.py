@@ -232,11 +232,12 @@ class Recurrent(nn.Module):
         B, T = x.shape[:2]
         if lengths is not None:
             lengths = self._check_lengths(lengths, B, T)
-        states = self._split_state(hx, B, x, unbatched)
         if x.dtype != self._weights(0)[0].dtype:
             raise ShapeError(f"{type(self).__name__} has {self._weights(0)[0].dtype} parameters but got "
                              f"{x.dtype} input; convert one of them (module.to(dtype) or x.to(dtype))")
         backend = self.resolved_backend(x)
+        # the fused kernels start from zeros themselves: no zero tensors to build and slice
+        states = None if hx is None and backend == "fused" else self._split_state(hx, B, x, unbatched)
         if backend == "torch":
             if self._torch_mode() is None:
                 raise ConfigError(f"backend='torch' does not support {self.cell_type.__name__}; "
@@ -301,7 +302,7 @@ class Recurrent(nn.Module):
                 k = layer * D + d
                 cell, w = self._cells[k], self._weights(k)
                 seq = layer_in if d == 0 else _reverse_padded(layer_in, lengths)
-                state = tuple(s[k] for s in states)
+                state = None if states is None else tuple(s[k] for s in states)
                 if fused:
                     out, state = fused_kernels.run_layer(cell, w, seq, state, lengths)
                 else:
@@ -311,6 +312,8 @@ class Recurrent(nn.Module):
             layer_in = torch.cat(outs, -1) if D == 2 else outs[0]  # (B, T, D*O)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_in = F.dropout(layer_in, self.dropout, training=True)
+        if len(finals) == 1:  # one layer, one direction: (B, S) -> (1, B, S)
+            return layer_in, tuple(f.unsqueeze(0) for f in finals[0])
         new_states = tuple(torch.stack([f[i] for f in finals]) for i in range(len(self.state_sizes)))
         return layer_in, new_states  # (B, T, D*O), each (L*D, B, S)
 

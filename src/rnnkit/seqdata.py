@@ -24,8 +24,6 @@ not impute classification data.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import io
 import zipfile
 from dataclasses import dataclass
@@ -35,10 +33,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .corpora import decode_utf8, load_source
 from .errors import ConfigError, DataError
 
-__all__ = ["SequenceData", "read_sequences", "load_source", "sort_labels", "stratified_split",
-           "znormalise", "pad_series"]
+__all__ = ["SequenceData", "read_sequences", "sort_labels", "stratified_split", "znormalise", "pad_series"]
 
 FORMATS = (".ts", ".tsv", ".csv", ".npz")
 
@@ -77,54 +75,6 @@ class SequenceData:
         pick = lambda xs: None if xs is None else tuple(xs[i] for i in idx)  # noqa: E731
         return SequenceData(pick(self.sequences), pick(self.labels), pick(self.ids), self.source,
                             self.sha256, self.declared_classes)
-
-
-# --- bytes ---------------------------------------------------------------------------------------
-
-def load_source(source: str | Path, kinds: tuple[str, ...]) -> tuple[bytes, str, str, dict, str]:
-    """``(bytes, display name, format suffix, built-in reader options, sha256)`` of a file or built-in.
-
-    gzip files are decompressed; missing, empty and unreadable files raise :class:`DataError`.
-    """
-    source = str(source)
-    options: dict = {}
-    if source.startswith("builtin:"):
-        from .corpora import get_corpus, read_corpus_bytes
-        corpus = get_corpus(source[len("builtin:"):], kinds)
-        raw, name, fname, options = read_corpus_bytes(corpus), source, corpus.file, corpus.options
-    else:
-        path = Path(source)
-        if not path.exists():
-            from .corpora import list_corpora
-            shown = ", ".join(f"builtin:{c.name}" for c in list_corpora() if c.kind in kinds)
-            raise DataError(f"file {source} does not exist; check the path, or use a built-in set ({shown})")
-        if path.is_dir():
-            raise DataError(f"{source} is a directory; pass a data file")
-        try:
-            raw = path.read_bytes()
-        except OSError as e:
-            raise DataError(f"cannot read {source}: {e.strerror}") from None
-        name, fname = source, path.name
-    sha = hashlib.sha256(raw).hexdigest()
-    if fname.lower().endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise DataError(f"{name} ends in .gz but is not a readable gzip file ({e})") from None
-        fname = fname[:-3]
-    if not raw.strip():
-        raise DataError(f"{name} is empty{' (only whitespace)' if raw else ''}; pass a file with data")
-    return raw, name, Path(fname).suffix.lower(), options, sha
-
-
-def decode_utf8(raw: bytes, name: str) -> str:
-    """``raw`` as text (UTF-8, a BOM allowed), newlines normalised to ``\\n``."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{name} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-                        "re-save it as UTF-8") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 # --- readers -------------------------------------------------------------------------------------

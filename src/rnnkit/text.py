@@ -31,7 +31,7 @@ from .errors import DataError, RnnkitError, RunError
 from .jobruns import read_job_config, versions
 from .models import CharLM
 from .runs import FORMAT_VERSION, write_json, write_run_dir
-from .seqdata import decode_utf8, load_source
+from .corpora import decode_utf8, load_source
 from .train import History, fit
 from .vocab import CharVocab
 

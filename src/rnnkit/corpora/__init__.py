@@ -1,4 +1,5 @@
-"""Built-in data for the ``classify`` and ``text`` jobs: files shipped in this folder.
+"""Built-in data for the ``classify`` and ``text`` jobs (files shipped in this folder), and
+:func:`load_source`, which reads a data file or a built-in as bytes for both jobs' readers.
 
 Nothing is downloaded at run time. Where each file comes from and its licence are in
 ``SOURCES.md`` beside this module. Use them as ``builtin:NAME`` wherever a file is accepted::
@@ -9,12 +10,15 @@ Nothing is downloaded at run time. Where each file comes from and its licence ar
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 from ..errors import DataError
 
-__all__ = ["Corpus", "CORPORA", "list_corpora", "get_corpus", "read_corpus_bytes"]
+__all__ = ["Corpus", "CORPORA", "list_corpora", "get_corpus", "read_corpus_bytes", "load_source", "decode_utf8"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +71,47 @@ def get_corpus(name: str, kinds: tuple[str, ...]) -> Corpus:
 def read_corpus_bytes(corpus: Corpus) -> bytes:
     """The raw bytes of a built-in file (still gzip-compressed for ``.gz`` files)."""
     return resources.files(__name__).joinpath(corpus.file).read_bytes()
+
+
+def load_source(source: str | Path, kinds: tuple[str, ...]) -> tuple[bytes, str, str, dict, str]:
+    """``(bytes, display name, format suffix, built-in reader options, sha256)`` of a file or built-in.
+
+    gzip files are decompressed; missing, empty and unreadable files raise :class:`DataError`.
+    """
+    source = str(source)
+    options: dict = {}
+    if source.startswith("builtin:"):
+        corpus = get_corpus(source[len("builtin:"):], kinds)
+        raw, name, fname, options = read_corpus_bytes(corpus), source, corpus.file, corpus.options
+    else:
+        path = Path(source)
+        if not path.exists():
+            shown = ", ".join(f"builtin:{c.name}" for c in list_corpora() if c.kind in kinds)
+            raise DataError(f"file {source} does not exist; check the path, or use a built-in set ({shown})")
+        if path.is_dir():
+            raise DataError(f"{source} is a directory; pass a data file")
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise DataError(f"cannot read {source}: {e.strerror}") from None
+        name, fname = source, path.name
+    sha = hashlib.sha256(raw).hexdigest()
+    if fname.lower().endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise DataError(f"{name} ends in .gz but is not a readable gzip file ({e})") from None
+        fname = fname[:-3]
+    if not raw.strip():
+        raise DataError(f"{name} is empty{' (only whitespace)' if raw else ''}; pass a file with data")
+    return raw, name, Path(fname).suffix.lower(), options, sha
+
+
+def decode_utf8(raw: bytes, name: str) -> str:
+    """``raw`` as text (UTF-8, a BOM allowed), newlines normalised to ``\\n``."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                        "re-save it as UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -155,8 +155,9 @@ class _FusedLayer(torch.autograd.Function):
         sn = torch.empty(B, S, **opts)
         cn = torch.empty(B, H, **opts) if code == 2 else x.new_empty(0)
         # every tensor whose pointer goes to the kernel is held in a variable until the call returns
-        x_c, s0_c = x.contiguous(), s0.contiguous()
-        c0_c = c0.contiguous() if code == 2 else None
+        x_c = x.contiguous()
+        s0_c = None if s0 is None else s0.contiguous()
+        c0_c = c0.contiguous() if code == 2 and c0 is not None else None
         wc = [None if t is None else t.contiguous() for t in w]
         w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, wc)
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
@@ -165,6 +166,7 @@ class _FusedLayer(torch.autograd.Function):
                                          _ptr(c0_c), _ptr(sv), _ptr(out), _ptr(sn),
                                          _ptr(cn) if code == 2 else None, _ptr(work))
         ctx.cell, ctx.code, ctx.lens, ctx.work = cell, code, lens, work
+        ctx.has_state = (s0 is not None, c0 is not None)
         ctx.save_for_backward(x_c, sv, *wc)
         return out, sn, cn
 
@@ -189,7 +191,7 @@ class _FusedLayer(torch.autograd.Function):
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
                                           _ptr(g_ih), _ptr(g_hh), _ptr(g_bih), _ptr(g_bhh), _ptr(g_why),
                                           _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), _ptr(work))
-        return (None, None, dx, ds0, dc0, *grads)
+        return (None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None, *grads)
 
 
 def _layer_args(code: int, w: list):
@@ -205,18 +207,22 @@ def _layer_args(code: int, w: list):
 SMALL_LAYER_MACS = 2_000_000
 
 
-def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tuple[Tensor, ...],
+def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tuple[Tensor, ...] | None,
               lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Fused twin of one direction of ``Recurrent``'s reference loop: ``x (B, T, I)``."""
-    s0 = state[0]
-    c0 = state[1] if len(state) > 1 else x.new_empty(0)
+    """Fused twin of one direction of ``Recurrent``'s reference loop: ``x (B, T, I)``; a ``None``
+    state means zeros."""
+    lstm = isinstance(cell, LSTMCell)
     B, T, I = x.shape
     G = w[1].shape[0]
     if B * T * G * (I + w[1].shape[1]) <= SMALL_LAYER_MACS:
+        s0, c0 = (None, None) if state is None else (state[0], state[1] if lstm else None)
         out, s_n, c_n = _FusedLayer.apply(cell, lengths, x, s0, c0, *w)
     else:
-        out, s_n, c_n = _FusedSequence.apply(cell, lengths, x, s0.contiguous(), c0.contiguous(), *w)
-    return out, ((s_n, c_n) if len(state) > 1 else (s_n,))
+        if state is None:
+            state = tuple(torch.zeros(B, n, device=x.device, dtype=x.dtype) for n in cell.state_sizes)
+        c0 = state[1].contiguous() if lstm else x.new_empty(0)
+        out, s_n, c_n = _FusedSequence.apply(cell, lengths, x, state[0].contiguous(), c0, *w)
+    return out, ((s_n, c_n) if lstm else (s_n,))
 
 
 class StreamPlan:
