@@ -67,6 +67,7 @@ class ModelConfig(_Serialisable):
     output_activation: str = "identity"
     init: str = "torch"
     strategy: str = "direct"
+    output_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         _choice("cell", self.cell, CELL_NAMES)
@@ -78,6 +79,11 @@ class ModelConfig(_Serialisable):
         _choice("output_activation", self.output_activation, ("identity", "tanh", "sigmoid", "relu"))
         _choice("init", self.init, ("torch", "keras"))
         _choice("strategy", self.strategy, ("direct", "recursive"))
+        if self.output_size is not None:
+            _positive("output_size", self.output_size)
+            if self.cell != "jordan":
+                raise ConfigError("output_size sets a Jordan network's output (context) width; "
+                                  f"the {self.cell} cell has none")
         if self.bidirectional and self.strategy == "recursive":
             raise ConfigError("a bidirectional encoder reads the whole window and cannot run step by step; "
                               "use strategy='direct' or bidirectional=False")
@@ -85,7 +91,8 @@ class ModelConfig(_Serialisable):
     def cell_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :class:`rnnkit.layers.Recurrent` beyond the common ones."""
         if self.cell == "jordan":
-            return {"nonlinearity": self.nonlinearity, "output_activation": self.output_activation}
+            return {"nonlinearity": self.nonlinearity, "output_activation": self.output_activation,
+                    "output_size": self.output_size}
         if self.cell == "elman":
             return {"nonlinearity": self.nonlinearity}
         return {}
@@ -143,7 +150,9 @@ class TrainConfig(_Serialisable):
 
     Early stopping: every ``check_every`` epochs the validation loss is compared with the best so
     far; an improvement must be a relative fall of more than ``min_delta`` (0.01 = 1 %). After
-    ``patience`` checks without one, training stops and (``restore_best``) the best weights return.
+    ``patience`` checks without one, training stops. With ``restore_best`` and validation data the
+    weights of the best validation check return at the end (also with ``patience=0``); without
+    validation data training ends with the last epoch's weights.
     ``patience=0`` disables early stopping. The ReNom rule "stop when the loss has not fallen 1 %
     over the last 200 epochs" is ``check_every=200, patience=1, min_delta=0.01``.
 

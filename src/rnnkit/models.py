@@ -73,6 +73,14 @@ class Forecaster(nn.Module):
         forecasts back (possible only without covariates).
         """
         horizon = horizon or self.horizon
+        was_training = self.training
+        self.eval()  # forecasts never use dropout
+        try:
+            return self._predict(context, horizon)
+        finally:
+            self.train(was_training)
+
+    def _predict(self, context: Tensor, horizon: int) -> Tensor:
         if self.recursive:
             return self.generate(context, horizon)
         y = self(context)
@@ -81,7 +89,7 @@ class Forecaster(nn.Module):
         if self.input_size != self.n_targets:
             raise ConfigError(f"this model was trained for horizon {self.horizon} with covariates; it cannot "
                               f"forecast {horizon} steps (future covariates are unknown)")
-        pieces, window = [y], torch.cat([context, y], 1)[:, -context.shape[1]:]
+        pieces, window = [y], torch.cat([context, y], 1)[:, -context.shape[1]:]  # slide the window
         while sum(p.shape[1] for p in pieces) < horizon:
             y = self(window)
             pieces.append(y)
@@ -93,6 +101,14 @@ class Forecaster(nn.Module):
         """Prime the state on ``prime (B, L, C)``, then run ``steps`` steps on its own outputs."""
         if not self.recursive:
             raise ConfigError("generate() needs a recursive model (strategy='recursive')")
+        was_training = self.training
+        self.eval()
+        try:
+            return self._generate(prime, steps)
+        finally:
+            self.train(was_training)
+
+    def _generate(self, prime: Tensor, steps: int) -> Tensor:
         y, state = self(prime, return_state=True)
         x_t = y[:, -1:]  # (B, 1, C): the first forecast
         outs = [x_t]

@@ -182,7 +182,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
                 continue
             if val_loss < best * (1.0 - config.min_delta) or best == math.inf:
                 best, bad_checks, history.best_epoch = val_loss, 0, epoch
-                if config.restore_best:
+                if config.restore_best and val is not None:
                     best_state = copy.deepcopy(model.state_dict())
             else:
                 bad_checks += 1

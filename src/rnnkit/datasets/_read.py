@@ -62,12 +62,12 @@ class SeriesData:
     @property
     def values(self) -> np.ndarray:
         """All columns as a float64 array of shape (N, n_targets + n_covariates)."""
-        return np.ascontiguousarray(self.frame.to_numpy(dtype=np.float64))
+        return self.frame.to_numpy(dtype=np.float64, copy=True)  # writable, C-contiguous
 
     @property
     def target_values(self) -> np.ndarray:
         """The target columns as a float64 array of shape (N, n_targets)."""
-        return np.ascontiguousarray(self.frame[list(self.targets)].to_numpy(dtype=np.float64))
+        return self.frame[list(self.targets)].to_numpy(dtype=np.float64, copy=True)
 
     def __len__(self) -> int:
         return len(self.frame)
