@@ -37,8 +37,28 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+_FNS: dict = {}
+_SIZES: dict = {}
+
+
 def _fn(name: str, dtype: torch.dtype):
-    return getattr(_native.library(), f"{name}_{'f64' if dtype == torch.float64 else 'f32'}")
+    """The native function ``name`` for ``dtype`` (looked up once)."""
+    f = _FNS.get((name, dtype))
+    if f is None:
+        f = _FNS[name, dtype] = getattr(_native.library(), f"{name}_{'f64' if dtype == torch.float64 else 'f32'}")
+    return f
+
+
+def _layer_sizes(code: int, dtype: torch.dtype, B: int, T: int, I: int, H: int, S: int) -> tuple[int, int]:
+    """(saved, work) buffer sizes of the whole-layer kernels, in elements (cached per shape)."""
+    key = (code, dtype, B, T, I, H, S)
+    sizes = _SIZES.get(key)
+    if sizes is None:
+        if len(_SIZES) > 4096:
+            _SIZES.clear()
+        sizes = _SIZES[key] = (int(_fn("rk_layer_saved_size", dtype)(code, B, T, H, S)),
+                               int(_fn("rk_layer_work_size", dtype)(code, B, T, I, H, S)))
+    return sizes
 
 
 def _unpack(cell: RecurrentCell, w: list[Tensor | None]):
@@ -148,12 +168,12 @@ class _FusedLayer(torch.autograd.Function):
         B, T, I = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
         opts = {"dtype": x.dtype, "device": x.device}
-        fn = _fn("rk_layer_saved_size", x.dtype)
-        sv = torch.empty(int(fn(code, B, T, H, S)), **opts)
-        work = torch.empty(int(_fn("rk_layer_work_size", x.dtype)(code, B, T, I, H, S)), **opts)
+        n_saved, n_work = _layer_sizes(code, x.dtype, B, T, I, H, S)
+        sv = torch.empty(n_saved + n_work, **opts)  # saved for backward, then scratch
+        work_ptr = sv.data_ptr() + n_saved * sv.element_size()
         out = torch.empty(B, T, S, **opts)
         sn = torch.empty(B, S, **opts)
-        cn = torch.empty(B, H, **opts) if code == 2 else x.new_empty(0)
+        cn = torch.empty(B, H, **opts) if code == 2 else None
         # every tensor whose pointer goes to the kernel is held in a variable until the call returns
         x_c = x.contiguous()
         s0_c = None if s0 is None else s0.contiguous()
@@ -163,9 +183,8 @@ class _FusedLayer(torch.autograd.Function):
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
         _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x_c), _ptr(w_ih), _ptr(whh),
                                          _ptr(b_ih), _ptr(b_hh), _ptr(why), _ptr(by), _ptr(lens), _ptr(s0_c),
-                                         _ptr(c0_c), _ptr(sv), _ptr(out), _ptr(sn),
-                                         _ptr(cn) if code == 2 else None, _ptr(work))
-        ctx.cell, ctx.code, ctx.lens, ctx.work = cell, code, lens, work
+                                         _ptr(c0_c), _ptr(sv), _ptr(out), _ptr(sn), _ptr(cn), work_ptr)
+        ctx.cell, ctx.code, ctx.lens, ctx.work_ptr = cell, code, lens, work_ptr
         ctx.has_state = (s0 is not None, c0 is not None)
         ctx.save_for_backward(x_c, sv, *wc)
         return out, sn, cn
@@ -173,14 +192,14 @@ class _FusedLayer(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout, dsn, dcn):
-        cell, code, lens, work = ctx.cell, ctx.code, ctx.lens, ctx.work
-        x, sv, *w = ctx.saved_tensors
+        cell, code, lens, work_ptr = ctx.cell, ctx.code, ctx.lens, ctx.work_ptr
+        x, sv, *w = ctx.saved_tensors  # sv holds the scratch at work_ptr too
         act, out_act = act_code(cell)
         B, T, I = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
         opts = {"dtype": x.dtype, "device": x.device}
         dout_c, dsn_c = dout.contiguous(), dsn.contiguous()
-        dcn_c = dcn.contiguous() if code == 2 else None
+        dcn_c = dcn.contiguous() if code == 2 and dcn is not None else None
         grads = [None if t is None else torch.empty_like(t) for t in w]
         g_ih, g_hh, g_bih, g_bhh, g_why, g_by = _layer_args(code, grads)
         w_ih, whh, _, _, why, _ = _layer_args(code, w)
@@ -190,7 +209,7 @@ class _FusedLayer(torch.autograd.Function):
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
                                           _ptr(g_ih), _ptr(g_hh), _ptr(g_bih), _ptr(g_bhh), _ptr(g_why),
-                                          _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), _ptr(work))
+                                          _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work_ptr)
         return (None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None, *grads)
 
 
