@@ -173,47 +173,30 @@ def warn_unavailable() -> None:
                       RuntimeWarning, stacklevel=3)
 
 
+_P, _I, _L, _D = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
+#: every exported kernel (each in an ``_f32`` and an ``_f64`` version): argument and result types,
+#: mirroring the C signatures in csrc/ (a mismatch here corrupts memory, so keep them together)
+SIGNATURES: dict[str, tuple[list, object]] = {
+    "rk_forward": ([_I] * 7 + [_P] * 12 + [_I], None),
+    "rk_backward": ([_I] * 7 + [_P] * 16, None),
+    "rk_forward_work": ([_I] * 3, _L),
+    "rk_backward_work": ([_I] * 3, _L),
+    "rk_layer_forward": ([_I] * 8 + [_P] * 15, None),
+    "rk_layer_backward": ([_I] * 8 + [_P] * 19, None),
+    "rk_layer_saved_size": ([_I] * 5, _L),
+    "rk_layer_work_size": ([_I] * 6, _L),
+    "rk_stream": ([_I] * 8 + [_P] * 7, None),
+    "rk_stream_packed": ([_P], None),
+    "rk_stream_work": ([_I] * 4, _L),
+    "rk_exp": ([_P, _P, _L], None),
+    "rk_tanh": ([_P, _P, _L], None),
+    "rk_num_params": ([_P], _L),
+    "rk_train_epoch": ([_P] * 9 + [_L, _I, _I, _P], _D),
+}
+
+
 def _declare(lib: ctypes.CDLL) -> None:
-    P, I, L, D = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
-    for suf in ("f32", "f64"):
-        f = getattr(lib, f"rk_forward_{suf}")
-        f.argtypes = [I, I, I, I, I, I, I] + [P] * 12 + [I]
-        f.restype = None
-        f = getattr(lib, f"rk_backward_{suf}")
-        f.argtypes = [I, I, I, I, I, I, I] + [P] * 16
-        f.restype = None
-        f = getattr(lib, f"rk_stream_{suf}")
-        f.argtypes = [I] * 8 + [P] * 7
-        f.restype = None
-        f = getattr(lib, f"rk_stream_packed_{suf}")
-        f.argtypes = [P]
-        f.restype = None
-        f = getattr(lib, f"rk_stream_work_{suf}")
-        f.argtypes = [I, I, I, I]
-        f.restype = L
-        for name in ("rk_forward_work", "rk_backward_work"):
+    for name, (argtypes, restype) in SIGNATURES.items():
+        for suf in ("f32", "f64"):
             f = getattr(lib, f"{name}_{suf}")
-            f.argtypes = [I, I, I]
-            f.restype = L
-        for name in ("rk_exp", "rk_tanh"):
-            f = getattr(lib, f"{name}_{suf}")
-            f.argtypes = [P, P, L]
-            f.restype = None
-        f = getattr(lib, f"rk_layer_saved_size_{suf}")
-        f.argtypes = [I] * 5
-        f.restype = L
-        f = getattr(lib, f"rk_layer_work_size_{suf}")
-        f.argtypes = [I] * 6
-        f.restype = L
-        f = getattr(lib, f"rk_layer_forward_{suf}")
-        f.argtypes = [I] * 8 + [P] * 15
-        f.restype = None
-        f = getattr(lib, f"rk_layer_backward_{suf}")
-        f.argtypes = [I] * 8 + [P] * 19
-        f.restype = None
-        f = getattr(lib, f"rk_num_params_{suf}")
-        f.argtypes = [P]
-        f.restype = L
-        f = getattr(lib, f"rk_train_epoch_{suf}")
-        f.argtypes = [P, P, P, P, P, P, P, P, P, L, I, I, P]
-        f.restype = D
+            f.argtypes, f.restype = argtypes, restype
