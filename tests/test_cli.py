@@ -171,6 +171,8 @@ def test_run_directory_problems(csv, tmp_path, capsys):
     (out / "config.json").write_text(json.dumps(config))
     assert run_cli("forecast", "--run", out) == 2
     assert "format version" in capsys.readouterr().err
+    config["format_version"] = 1
+    (out / "config.json").write_text(json.dumps(config))
     (out / "weights.safetensors").unlink()
     assert run_cli("forecast", "--run", out) == 2
     assert "incomplete" in capsys.readouterr().err

@@ -11,6 +11,10 @@ EXPECTED = {
     "Forecaster", "ModelConfig", "DataConfig", "TrainConfig", "fit", "History",
     "SeriesData", "read_series", "list_builtins", "load_builtin", "Scaler", "make_windows", "split_series",
     "fit_forecaster", "ForecastRun", "load_run", "save_run", "save_forecast_run",
+    "SequenceClassifier", "CharLM", "SequenceDataConfig", "ClassifierConfig", "TextConfig",
+    "fit_classifier", "ClassifierRun", "save_classifier_run", "load_classifier_run",
+    "fit_char_lm", "TextRun", "save_text_run", "load_text_run", "read_text",
+    "read_sequences", "SequenceData", "CharVocab",
     "RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError",
 }
 

@@ -15,7 +15,7 @@ from rnnkit.errors import ConfigError, DataError, RunError
 from rnnkit.models import CharLM
 from rnnkit.text import (bits_per_char, fit_char_lm, load_text_run, make_streams, ngram_bits_per_char,
                          nll_per_char, read_text, save_text_run)
-from rnnkit.textgen import generate, suggest
+from rnnkit.textgen import generate
 from rnnkit.vocab import CharVocab
 
 CORPUS = "hello world, hello there. " * 80  # 2,080 characters, 10 distinct
@@ -32,6 +32,16 @@ def hello_run():
 
 
 def train_hello():
+    """Trained on one thread whatever the caller's setting: float sums depend on the thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit_hello()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_hello():
     return fit_char_lm(TextConfig(seq_len=16, steps=240, val_frac=0.1), ModelConfig(cell="gru", hidden_size=32),
                        TrainConfig(batch_size=8, lr=0.01, clip_norm=5.0, patience=0), text=CORPUS, quiet=True)
 
@@ -52,7 +62,7 @@ def test_char_vocab_round_trip_and_policies():
 
 
 def test_read_text_builtin_and_bad_files(tmp_path):
-    zen, name, sha = read_text("builtin:zen")
+    zen, _, sha = read_text("builtin:zen")
     assert zen.startswith("The Zen of Python, by Tim Peters") and len(zen) == 857 and len(sha) == 64
     assert len(read_text("builtin:pydocs")[0]) > 150_000
     (tmp_path / "empty.txt").write_text("")
@@ -166,3 +176,16 @@ def test_saved_run_reloads_exactly(hello_run, tmp_path):
     assert loaded.vocab.chars == hello_run.vocab.chars
     with pytest.raises(RunError, match="is a 'text' run, not a 'classify' run"):
         load_classifier_run(out)
+
+
+@pytest.mark.slow
+def test_example_pydocs_beats_unigram_quickly():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parents[1] / "examples" / "text_pydocs.py"
+    spec = importlib.util.spec_from_file_location("example_text_pydocs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    m = module.main(quick=True)["metrics"]
+    assert m["validation"]["bits_per_char"] < m["baselines"]["add-one unigram"]["bits_per_char"]
+    assert m["baselines"]["add-one trigram"]["bits_per_char"] == pytest.approx(3.2063, abs=1e-4)

@@ -2,20 +2,25 @@
 
 Layers and cells are drop-in twins of torch.nn's; the workflow (data -> windows -> training ->
 forecasts -> metrics -> run directory) is :func:`fit_forecaster` and :func:`load_run`, the same
-functions the ``rnnkit`` command line calls. Models and the workflow use ``(B, T, F)`` tensors.
+functions the ``rnnkit`` command line calls; :func:`fit_classifier` and :func:`fit_char_lm` are
+the classification and character-model jobs. Models and the workflow use ``(B, T, F)`` tensors.
 Submodules with more: ``rnnkit.metrics``, ``rnnkit.plots``, ``rnnkit.forecast``.
 """
 
 from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell, keras_init_
-from .config import DataConfig, ModelConfig, TrainConfig
+from .classify import ClassifierRun, fit_classifier, load_classifier_run, save_classifier_run
+from .config import ClassifierConfig, DataConfig, ModelConfig, SequenceDataConfig, TextConfig, TrainConfig
 from .convert import from_torch, summary, to_torch
 from .data import Scaler, SeriesData, list_builtins, load_builtin, make_windows, read_series, split_series
 from .errors import ConfigError, DataError, RnnkitError, RunError, ShapeError, TrainingError
 from .layers import GRU, LSTM, RNN, Jordan, Recurrent
-from .models import Forecaster
+from .models import CharLM, Forecaster, SequenceClassifier
 from .pipeline import ForecastRun, fit_forecaster
 from .runs import load_run, save_forecast_run, save_run
+from .seqdata import SequenceData, read_sequences
+from .text import TextRun, fit_char_lm, load_text_run, read_text, save_text_run
 from .train import History, fit
+from .vocab import CharVocab
 
 __version__ = "0.1.0"
 
@@ -30,6 +35,11 @@ __all__ = [
     "SeriesData", "read_series", "list_builtins", "load_builtin", "Scaler", "make_windows", "split_series",
     # workflow and runs
     "fit_forecaster", "ForecastRun", "load_run", "save_run", "save_forecast_run",
+    # sequence classification and character models
+    "SequenceClassifier", "CharLM", "SequenceDataConfig", "ClassifierConfig", "TextConfig",
+    "fit_classifier", "ClassifierRun", "save_classifier_run", "load_classifier_run",
+    "fit_char_lm", "TextRun", "save_text_run", "load_text_run", "read_text",
+    "read_sequences", "SequenceData", "CharVocab",
     # errors
     "RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError",
 ]

@@ -24,7 +24,8 @@ from safetensors.torch import load_file, save_file
 from .config import ClassifierConfig, ModelConfig, SequenceDataConfig, TrainConfig
 from .data import Scaler
 from .errors import DataError, RnnkitError, RunError
-from .jobruns import read_job_config, versions
+from .runs import _versions as versions
+from .runs import read_config
 from .metrics import classification_report
 from .models import SequenceClassifier
 from .runs import FORMAT_VERSION, write_json, write_run_dir
@@ -273,7 +274,7 @@ def save_classifier_run(run: ClassifierRun, out: str | os.PathLike, force: bool 
 def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
     """Load a classification run directory; its predictions equal the original's bit for bit."""
     d = Path(path)
-    config = read_job_config(d, "classify", ("weights.safetensors", "labels.json"))
+    config = read_config(d, "classify", ("weights.safetensors", "labels.json"))
     try:
         mc, hc = ModelConfig.from_dict(config["model"]), ClassifierConfig.from_dict(config["head"])
         dc, tc = SequenceDataConfig.from_dict(config["data"]), TrainConfig.from_dict(config["train"])

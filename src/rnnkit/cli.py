@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import DataConfig, ModelConfig, TrainConfig
+from .cli_jobs import JOB_COMMANDS
 from .errors import RnnkitError, RunError
 
 __all__ = ["main", "build_parser"]
@@ -102,7 +103,8 @@ def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rnnkit", description="Recurrent networks for sequences: fit, forecast, evaluate, backtest.")
+        prog="rnnkit", description="Recurrent networks for sequences: forecasting (fit, forecast, evaluate, "
+                                   "backtest), sequence classification (classify) and character models (text).")
     from . import __version__
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -136,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", metavar="RUN", help="run directory (default: runs/demo)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+
+    from .cli_jobs import add_job_parsers
+    add_job_parsers(sub)  # rnnkit classify fit|predict|evaluate, rnnkit text fit|generate|evaluate|suggest
     return parser
 
 
@@ -183,8 +188,8 @@ def cmd_fit(a: argparse.Namespace) -> int:
 
 
 def cmd_forecast(a: argparse.Namespace) -> int:
-    from .runs import load_run
-    run = load_run(a.run)
+    from .runs import load_forecast_run
+    run = load_forecast_run(a.run)
     data = run.load_data(a.data) if a.data else run.load_data()
     frame = run.forecast(data, horizon=a.horizon)
     if a.out:
@@ -197,8 +202,8 @@ def cmd_forecast(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from .runs import load_run
-    run = load_run(a.run)
+    from .runs import load_forecast_run
+    run = load_forecast_run(a.run)
     data = run.load_data(a.data) if a.data else run.load_data()
     scores = run.evaluate(data)
     if a.json:
@@ -210,8 +215,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_backtest(a: argparse.Namespace) -> int:
-    from .runs import load_run
-    run = load_run(a.run)
+    from .runs import load_forecast_run
+    run = load_forecast_run(a.run)
     result = run.backtest(run.load_data(a.data), folds=a.folds, refit=a.refit, quiet=True)
     if a.json:
         from .runs import _json_safe
@@ -256,6 +261,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 COMMANDS = {"fit": cmd_fit, "forecast": cmd_forecast, "evaluate": cmd_evaluate, "backtest": cmd_backtest,
             "datasets": cmd_datasets, "demo": cmd_demo}
+COMMANDS.update(JOB_COMMANDS)  # "classify", "text"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from .errors import RnnkitError, RunError
 from .models import Forecaster
 from .train import History
 
-__all__ = ["save_run", "save_forecast_run", "load_run", "write_run_dir", "FORMAT_VERSION", "REQUIRED_FILES"]
+__all__ = ["save_run", "save_forecast_run", "load_run", "load_forecast_run", "read_config", "run_kind", "write_run_dir", "FORMAT_VERSION", "REQUIRED_FILES"]
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "weights.safetensors", "scaler.json")
@@ -109,35 +109,71 @@ def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[
     return write_run_dir(out, write, force)
 
 
-def read_config(path: str | os.PathLike) -> dict:
-    """``config.json`` of a run directory, checked for presence, completeness and version."""
+#: how each kind of run is made and used, for messages
+MAKE = {"forecast": "rnnkit fit", "classify": "rnnkit classify fit", "text": "rnnkit text fit"}
+USE = {"forecast": "rnnkit forecast/evaluate/backtest", "classify": "rnnkit classify predict/evaluate",
+       "text": "rnnkit text generate/evaluate/suggest"}
+
+
+def read_config(path: str | os.PathLike, kind: str = "forecast",
+                required: tuple[str, ...] = REQUIRED_FILES) -> dict:
+    """``config.json`` of a run directory of ``kind``, checked for presence, version, kind and the
+    ``required`` files, in that order, each failure a :class:`RunError` saying what to do."""
     d = Path(path)
+    make = MAKE.get(kind, "rnnkit fit")
     if not d.is_dir():
-        raise RunError(f"run directory {d} does not exist; pass the --out directory of `rnnkit fit`")
-    missing = [f for f in REQUIRED_FILES if not (d / f).is_file()]
-    if missing:
-        raise RunError(f"run directory {d} is incomplete (missing {', '.join(missing)}); re-run `rnnkit fit`")
+        raise RunError(f"run directory {d} does not exist; pass the --out directory of `{make}`")
+    if not (d / "config.json").is_file():
+        raise RunError(f"run directory {d} is incomplete (missing config.json); re-run `{make}`")
     try:
-        config = json.loads((d / "config.json").read_text())
+        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{d / 'config.json'} is not valid JSON ({e}); the run is damaged, re-run `rnnkit fit`") from None
+        raise RunError(f"{d / 'config.json'} is not valid JSON ({e}); the run is damaged, re-run `{make}`") from None
     version = config.get("format_version") if isinstance(config, dict) else None
     if version != FORMAT_VERSION:
         raise RunError(f"run {d} has format version {version!r}, this rnnkit reads version {FORMAT_VERSION}; "
-                       "re-run `rnnkit fit` with this version")
+                       f"re-run `{make}` with this version")
+    got = config.get("kind", "forecast")
+    if got != kind:
+        raise RunError(f"{d} is a {got!r} run, not a {kind!r} run; use it with `{USE.get(got, got)}`, "
+                       f"or pass a run made by `{make}`")
+    missing = [f for f in required if not (d / f).is_file()]
+    if missing:
+        raise RunError(f"run directory {d} is incomplete (missing {', '.join(missing)}); re-run `{make}`")
     return config
 
 
-def load_run(path: str | os.PathLike):
-    """Load a forecasting run directory and return a ready :class:`~rnnkit.pipeline.ForecastRun`.
+def run_kind(path: str | os.PathLike) -> str:
+    """The ``kind`` a run directory's config.json declares (``"forecast"`` when unreadable: the
+    loader then explains what is wrong)."""
+    try:
+        kind = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("kind", "forecast")
+    except (OSError, ValueError, AttributeError):
+        return "forecast"
+    return kind if isinstance(kind, str) else "forecast"
 
-    Forecasts from the loaded run equal the original's bit for bit on the same machine.
+
+def load_run(path: str | os.PathLike):
+    """Load any run directory, ready to use: a :class:`~rnnkit.pipeline.ForecastRun`, a
+    :class:`~rnnkit.classify.ClassifierRun` or a :class:`~rnnkit.text.TextRun` by its kind.
+
+    Predictions from the loaded run equal the original's bit for bit on the same machine.
     """
+    kind = run_kind(path)
+    if kind == "classify":
+        from .classify import load_classifier_run
+        return load_classifier_run(path)
+    if kind == "text":
+        from .text import load_text_run
+        return load_text_run(path)
+    return load_forecast_run(path)
+
+
+def load_forecast_run(path: str | os.PathLike):
+    """Load a forecasting run directory (see :func:`load_run`)."""
     from .pipeline import ForecastRun
     d = Path(path)
-    config = read_config(d)
-    if config.get("kind", "forecast") != "forecast":
-        raise RunError(f"{d} is a {config['kind']!r} run, not a forecasting run")
+    config = read_config(d, "forecast")
     try:
         mc = ModelConfig.from_dict(config["model"])
         dc = DataConfig.from_dict(config["data"])

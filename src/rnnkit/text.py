@@ -27,11 +27,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig, TextConfig, TrainConfig
+from .corpora import decode_utf8, load_source
 from .errors import DataError, RnnkitError, RunError
-from .jobruns import read_job_config, versions
+from .runs import _versions as versions
+from .runs import read_config
 from .models import CharLM
 from .runs import FORMAT_VERSION, write_json, write_run_dir
-from .corpora import decode_utf8, load_source
 from .train import History, fit
 from .vocab import CharVocab
 
@@ -225,7 +226,7 @@ def save_text_run(run: TextRun, out: str | os.PathLike, force: bool = False, plo
 def load_text_run(path: str | os.PathLike) -> TextRun:
     """Load a text run directory; its bits per character and samples equal the original's."""
     d = Path(path)
-    config = read_job_config(d, "text", ("weights.safetensors", "vocab.json"))
+    config = read_config(d, "text", ("weights.safetensors", "vocab.json"))
     try:
         mc, xc = ModelConfig.from_dict(config["model"]), TextConfig.from_dict(config["text"])
         tc, meta = TrainConfig.from_dict(config["train"]), config["meta"]

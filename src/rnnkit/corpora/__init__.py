@@ -45,7 +45,7 @@ CORPORA: dict[str, Corpus] = {c.name.lower(): c for c in [
     Corpus("JapaneseVowels_TEST", "JapaneseVowels_TEST.ts.gz", "series",
            "the 370 test utterances of JapaneseVowels", _UCR),
     Corpus("surnames", "surnames.csv", "strings",
-           "3,123 surnames in Latin script labelled with 11 languages (from Faker, MIT)",
+           "3,122 surnames in Latin script labelled with 11 languages (from Faker, MIT)",
            "MIT (Faker 40.54.0); see SOURCES.md", {"text_col": "name", "label_col": "language"}),
     Corpus("pydocs", "pydocs.txt", "text",
            "201 KB of Python 3.11 standard-library docstrings (English prose and code)",
