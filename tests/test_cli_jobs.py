@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnkit.cli_jobs import main
+from rnnkit.cli import main
 
 CLASSIFY_FAST = ["--epochs", "3", "--hidden", "4", "--batch-size", "16", "--quiet"]
 TEXT_FAST = ["--steps", "20", "--hidden", "8", "--seq-len", "8", "--batch-size", "4", "--quiet"]
@@ -227,10 +227,10 @@ def test_prompt_outside_vocabulary_and_runs_of_the_wrong_kind(corpus, waves_csv,
 
 def test_subprocess_error_has_no_traceback_and_help_shows_defaults(tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC}
-    proc = subprocess.run([sys.executable, "-m", "rnnkit.cli_jobs", "classify", "fit", str(tmp_path / "x.ts"),
+    proc = subprocess.run([sys.executable, "-m", "rnnkit.cli", "classify", "fit", str(tmp_path / "x.ts"),
                            "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.startswith("rnnkit: error:")
-    proc = subprocess.run([sys.executable, "-m", "rnnkit.cli_jobs", "text", "fit", "--help"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "rnnkit.cli", "text", "fit", "--help"], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 0 and "(default: 64)" in " ".join(proc.stdout.split()) and "--seq-len" in proc.stdout
 

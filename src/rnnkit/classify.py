@@ -9,7 +9,6 @@ accuracy, macro F1, confusion matrix -> :class:`ClassifierRun` (saved atomically
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,17 +18,30 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .config import ClassifierConfig, ModelConfig, SequenceDataConfig, TrainConfig
 from .data import Scaler
-from .errors import DataError, RnnkitError, RunError
-from .runs import _versions as versions
-from .runs import read_config
+from .errors import DataError
 from .metrics import classification_report
 from .models import SequenceClassifier
-from .runs import FORMAT_VERSION, write_json, write_run_dir
-from .seqdata import SequenceData, pad_series, read_sequences, sort_labels, stratified_split, znormalise
+from .runs import (
+    loading,
+    read_config,
+    read_json,
+    read_run_files,
+    write_json,
+    write_run_dir,
+    write_run_files,
+)
+from .seqdata import (
+    SequenceData,
+    pad_series,
+    read_sequences,
+    sort_labels,
+    stratified_split,
+    znormalise,
+)
 from .train import History, fit
 from .vocab import CharVocab
 
@@ -238,24 +250,17 @@ def save_classifier_run(run: ClassifierRun, out: str | os.PathLike, force: bool 
     """Write ``run`` atomically: config.json, weights.safetensors, labels.json, scaler.json or
     vocab.json, history.csv, metrics.json, confusion_matrix.csv and the plots."""
     def write(d: Path) -> None:
-        config = {"format_version": FORMAT_VERSION, "kind": "classify", "versions": versions(),
-                  "model": run.model_config.to_dict(), "head": run.head_config.to_dict(),
-                  "data": run.data_config.to_dict(), "train": run.train_config.to_dict(), "meta": run.meta,
-                  "shapes": {"input_size": run.meta["n_features"], "n_classes": len(run.classes),
-                             "vocab_size": None if run.vocab is None else len(run.vocab)}}
-        write_json(d / "config.json", config)
-        state = {k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
-        save_file(state, str(d / "weights.safetensors"))
+        sections = {"model": run.model_config.to_dict(), "head": run.head_config.to_dict(),
+                    "data": run.data_config.to_dict(), "train": run.train_config.to_dict(), "meta": run.meta,
+                    "shapes": {"input_size": run.meta["n_features"], "n_classes": len(run.classes),
+                               "vocab_size": None if run.vocab is None else len(run.vocab)}}
+        write_run_files(d, "classify", sections, run.model, run.history, run.metrics)
         write_json(d / "labels.json", {"classes": list(run.classes)})
         if run.scaler is not None:
             write_json(d / "scaler.json", run.scaler.to_dict())
         if run.vocab is not None:
-            (d / "vocab.json").write_text(json.dumps(run.vocab.to_dict(), ensure_ascii=False, indent=1) + "\n",
-                                          encoding="utf-8")
-        if run.history is not None:
-            run.history.to_frame().to_csv(d / "history.csv", index=False)
+            write_json(d / "vocab.json", run.vocab.to_dict())
         if run.metrics:
-            write_json(d / "metrics.json", run.metrics)
             part = "test" if "test" in run.metrics else "validation" if "validation" in run.metrics else "train"
             cm = run.metrics[part]["confusion_matrix"]
             pd.DataFrame(cm, index=pd.Index(run.classes, name="true"), columns=list(run.classes)).to_csv(
@@ -275,28 +280,20 @@ def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
     """Load a classification run directory; its predictions equal the original's bit for bit."""
     d = Path(path)
     config = read_config(d, "classify", ("weights.safetensors", "labels.json"))
-    try:
+    with loading(d, "classify"):
         mc, hc = ModelConfig.from_dict(config["model"]), ClassifierConfig.from_dict(config["head"])
         dc, tc = SequenceDataConfig.from_dict(config["data"]), TrainConfig.from_dict(config["train"])
         meta, shapes = config["meta"], config["shapes"]
-        classes = tuple(json.loads((d / "labels.json").read_text(encoding="utf-8"))["classes"])
+        classes = tuple(read_json(d / "labels.json")["classes"])
         vocab = scaler = None
         if shapes["vocab_size"] is not None:
-            vocab = CharVocab.from_dict(json.loads((d / "vocab.json").read_text(encoding="utf-8")))
+            vocab = CharVocab.from_dict(read_json(d / "vocab.json"))
         else:
-            scaler = Scaler.from_dict(json.loads((d / "scaler.json").read_text(encoding="utf-8")))
+            scaler = Scaler.from_dict(read_json(d / "scaler.json"))
         model = SequenceClassifier(shapes["input_size"], shapes["n_classes"], mc, hc.pool,
                                    vocab_size=shapes["vocab_size"], embedding_dim=hc.embedding_dim)
         model = model.to(getattr(torch, meta.get("dtype", "float32")))
         model.load_state_dict(load_file(str(d / "weights.safetensors")))
-    except RnnkitError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
-        raise RunError(f"run {d} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); it may be "
-                       "damaged or from an incompatible version, re-run `rnnkit classify fit`") from None
+        history, metrics = read_run_files(d)
     model.eval()
-    history = None
-    if (d / "history.csv").is_file():
-        history = History(rows=pd.read_csv(d / "history.csv").to_dict("records"))
-    metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else None
     return ClassifierRun(model, classes, dc, mc, hc, tc, scaler, vocab, history, metrics, meta)

@@ -2,23 +2,19 @@
 
 :func:`add_job_parsers` registers both on ``rnnkit``'s subparsers; :data:`JOB_COMMANDS` maps
 their names to handlers, for ``rnnkit.cli``'s ``COMMANDS``. The handlers call the same functions
-as the Python API (:mod:`rnnkit.classify`, :mod:`rnnkit.text`), nothing more. ``python -m
-rnnkit.cli_jobs`` runs them on their own, with the same one-line errors and exit status 2.
+as the Python API (:mod:`rnnkit.classify`, :mod:`rnnkit.text`), nothing more; ``rnnkit.cli.main``
+reports their errors (one line, exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import RnnkitError, RunError
+from .errors import RunError
 
-__all__ = ["add_job_parsers", "cmd_classify", "cmd_text", "JOB_COMMANDS", "build_parser", "main"]
-
-EXIT_USAGE = 2
+__all__ = ["add_job_parsers", "cmd_classify", "cmd_text", "JOB_COMMANDS"]
 
 
 def _model_args(p: argparse.ArgumentParser, hidden: int, cell: str, text: bool) -> None:
@@ -296,27 +292,3 @@ def cmd_text(a: argparse.Namespace) -> int:
 
 
 JOB_COMMANDS = {"classify": cmd_classify, "text": cmd_text}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A parser with only the ``classify`` and ``text`` commands (``rnnkit.cli`` has them all)."""
-    parser = argparse.ArgumentParser(prog="rnnkit", description="Sequence classification and character models.")
-    add_job_parsers(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``classify``/``text`` command line; errors as ``rnnkit.cli.main`` reports them."""
-    args = build_parser().parse_args(argv)
-    try:
-        return JOB_COMMANDS[args.command](args)
-    except RnnkitError as e:
-        print(f"rnnkit: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("rnnkit: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

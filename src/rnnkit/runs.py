@@ -14,8 +14,9 @@ import os
 import platform
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,8 @@ from .errors import RnnkitError, RunError
 from .models import Forecaster
 from .train import History
 
-__all__ = ["save_run", "save_forecast_run", "load_run", "load_forecast_run", "read_config", "run_kind", "write_run_dir", "FORMAT_VERSION", "REQUIRED_FILES"]
+__all__ = ["save_run", "save_forecast_run", "load_run", "load_forecast_run", "read_config", "run_kind",
+           "write_run_files", "read_run_files", "loading", "write_json", "read_json", "write_run_dir", "FORMAT_VERSION", "REQUIRED_FILES"]
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "weights.safetensors", "scaler.json")
@@ -54,7 +56,46 @@ def _json_safe(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_run_files(d: Path, kind: str, sections: dict[str, Any], model, history=None, metrics=None) -> None:
+    """The files every kind of run has: config.json (format version, kind, versions and
+    ``sections``), weights.safetensors, and history.csv / metrics.json when given."""
+    write_json(d / "config.json", {"format_version": FORMAT_VERSION, "kind": kind, "versions": _versions(),
+                                   **sections})
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(d / "weights.safetensors"))
+    if history is not None:
+        history.to_frame().to_csv(d / "history.csv", index=False)
+    if metrics:
+        write_json(d / "metrics.json", metrics)
+
+
+def read_run_files(d: Path) -> tuple[History | None, dict | None]:
+    """history.csv and metrics.json of a run directory, None where absent."""
+    history = None
+    if (d / "history.csv").is_file():
+        history = History(rows=pd.read_csv(d / "history.csv").to_dict("records"))
+    metrics = read_json(d / "metrics.json") if (d / "metrics.json").is_file() else None
+    return history, metrics
+
+
+@contextmanager
+def loading(d: Path, kind: str) -> Iterator[None]:
+    """Turn any failure while rebuilding a run from its files into one :class:`RunError`."""
+    try:
+        yield
+    except RnnkitError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
+        raise RunError(f"run {d} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); it may be "
+                       f"damaged or from an incompatible version, re-run `{MAKE.get(kind, 'rnnkit fit')}`") from None
 
 
 def write_run_dir(out: str | os.PathLike, write: Callable[[Path], None], force: bool = False) -> Path:
@@ -89,21 +130,12 @@ def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[
     ``extra(tmp_dir)`` may add files (forecast.csv, plots) before the directory is renamed into place.
     """
     def write(d: Path) -> None:
-        config = {
-            "format_version": FORMAT_VERSION, "kind": kind, "versions": _versions(),
-            "model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
-            "train": run.train_config.to_dict(), "meta": run.meta,
-            "shapes": {"input_size": run.model.input_size, "n_targets": run.model.n_targets,
-                       "horizon": run.model.horizon},
-        }
-        write_json(d / "config.json", config)
-        state = {k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
-        save_file(state, str(d / "weights.safetensors"))
+        sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
+                    "train": run.train_config.to_dict(), "meta": run.meta,
+                    "shapes": {"input_size": run.model.input_size, "n_targets": run.model.n_targets,
+                               "horizon": run.model.horizon}}
+        write_run_files(d, kind, sections, run.model, run.history, run.metrics)
         write_json(d / "scaler.json", run.scaler.to_dict())
-        if run.history is not None:
-            run.history.to_frame().to_csv(d / "history.csv", index=False)
-        if run.metrics is not None:
-            write_json(d / "metrics.json", run.metrics)
         if extra is not None:
             extra(d)
     return write_run_dir(out, write, force)
@@ -174,7 +206,7 @@ def load_forecast_run(path: str | os.PathLike):
     from .pipeline import ForecastRun
     d = Path(path)
     config = read_config(d, "forecast")
-    try:
+    with loading(d, "forecast"):
         mc = ModelConfig.from_dict(config["model"])
         dc = DataConfig.from_dict(config["data"])
         tc = TrainConfig.from_dict(config["train"])
@@ -183,18 +215,9 @@ def load_forecast_run(path: str | os.PathLike):
         dtype = getattr(torch, meta.get("dtype", "float32"))
         model = Forecaster(shapes["input_size"], shapes["n_targets"], shapes["horizon"], mc).to(dtype)
         model.load_state_dict(load_file(str(d / "weights.safetensors")))
-        scaler = Scaler.from_dict(json.loads((d / "scaler.json").read_text()))
-    except RnnkitError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
-        raise RunError(f"run {d} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); "
-                       "it may be damaged or from an incompatible version, re-run `rnnkit fit`") from None
+        scaler = Scaler.from_dict(read_json(d / "scaler.json"))
+        history, metrics = read_run_files(d)
     model.eval()
-    history = None
-    if (d / "history.csv").is_file():
-        frame = pd.read_csv(d / "history.csv")
-        history = History(rows=frame.to_dict("records"))
-    metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else None
     return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta)
 
 

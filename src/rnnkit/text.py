@@ -13,7 +13,6 @@ the model reads the text from a zero state and scores every character after the 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -21,18 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .config import ModelConfig, TextConfig, TrainConfig
 from .corpora import decode_utf8, load_source
-from .errors import DataError, RnnkitError, RunError
-from .runs import _versions as versions
-from .runs import read_config
+from .errors import DataError
 from .models import CharLM
-from .runs import FORMAT_VERSION, write_json, write_run_dir
+from .runs import (
+    loading,
+    read_config,
+    read_json,
+    read_run_files,
+    write_json,
+    write_run_dir,
+    write_run_files,
+)
 from .train import History, fit
 from .vocab import CharVocab
 
@@ -202,20 +206,12 @@ def save_text_run(run: TextRun, out: str | os.PathLike, force: bool = False, plo
     sample = run.meta["first_char"] + run.generate(length=300, temperature=1.0, seed=0)
 
     def write(d: Path) -> None:
-        config = {"format_version": FORMAT_VERSION, "kind": "text", "versions": versions(),
-                  "model": run.model_config.to_dict(), "text": run.text_config.to_dict(),
-                  "train": run.train_config.to_dict(), "meta": run.meta,
-                  "shapes": {"vocab_size": len(run.vocab), "embedding_dim": run.text_config.embedding_dim}}
-        write_json(d / "config.json", config)
-        state = {k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
-        save_file(state, str(d / "weights.safetensors"))
-        (d / "vocab.json").write_text(json.dumps(run.vocab.to_dict(), ensure_ascii=False, indent=1) + "\n",
-                                      encoding="utf-8")
+        sections = {"model": run.model_config.to_dict(), "text": run.text_config.to_dict(),
+                    "train": run.train_config.to_dict(), "meta": run.meta,
+                    "shapes": {"vocab_size": len(run.vocab), "embedding_dim": run.text_config.embedding_dim}}
+        write_run_files(d, "text", sections, run.model, run.history, run.metrics)
+        write_json(d / "vocab.json", run.vocab.to_dict())
         (d / "sample.txt").write_text(sample + "\n", encoding="utf-8")
-        if run.history is not None:
-            run.history.to_frame().to_csv(d / "history.csv", index=False)
-        if run.metrics:
-            write_json(d / "metrics.json", run.metrics)
         if plots and run.history is not None and run.history.rows:
             from .plots import plot_learning_curve
             plot_learning_curve(run.history, d / "learning_curve.png",
@@ -227,23 +223,15 @@ def load_text_run(path: str | os.PathLike) -> TextRun:
     """Load a text run directory; its bits per character and samples equal the original's."""
     d = Path(path)
     config = read_config(d, "text", ("weights.safetensors", "vocab.json"))
-    try:
+    with loading(d, "text"):
         mc, xc = ModelConfig.from_dict(config["model"]), TextConfig.from_dict(config["text"])
         tc, meta = TrainConfig.from_dict(config["train"]), config["meta"]
-        vocab = CharVocab.from_dict(json.loads((d / "vocab.json").read_text(encoding="utf-8")))
+        vocab = CharVocab.from_dict(read_json(d / "vocab.json"))
         model = CharLM(config["shapes"]["vocab_size"], mc, xc.embedding_dim)
         model = model.to(getattr(torch, meta.get("dtype", "float32")))
         model.load_state_dict(load_file(str(d / "weights.safetensors")))
         if len(vocab) != model.vocab_size:
             raise ValueError(f"vocab.json has {len(vocab)} characters, the weights {model.vocab_size}")
-    except RnnkitError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
-        raise RunError(f"run {d} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0]}); it may be "
-                       "damaged or from an incompatible version, re-run `rnnkit text fit`") from None
+        history, metrics = read_run_files(d)
     model.eval()
-    history = None
-    if (d / "history.csv").is_file():
-        history = History(rows=pd.read_csv(d / "history.csv").to_dict("records"))
-    metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else None
     return TextRun(model, vocab, xc, mc, tc, history, metrics, meta)
