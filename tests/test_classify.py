@@ -339,3 +339,18 @@ def test_example_italy_power_demand_beats_published_dtw():
 def test_example_names_by_language():
     r = _example("classify_names").main(quick=True)
     assert r["test"]["n"] == 625 and r["test"]["balanced_accuracy"] > 1 / 11  # better than chance after 3 epochs
+
+
+def test_fused_trainer_runs_equal_length_last_pool_classifiers_exactly():
+    """Real-valued series of one length with last-step pooling train in the native fused trainer;
+    the history equals the torch loop's (float64), and other set-ups fall back to the torch loop."""
+    dc = SequenceDataConfig(source="builtin:ItalyPowerDemand_TRAIN")
+    runs = [fit_classifier(dc, ModelConfig(cell="gru", hidden_size=8),
+                           train_config=TrainConfig(epochs=3, engine=e, patience=0), quiet=True, dtype=torch.float64)
+            for e in ("torch", "auto")]
+    assert [r.history.engine for r in runs] == ["torch", "fused"]
+    assert runs[0].history.train_loss == pytest.approx(runs[1].history.train_loss, abs=1e-10, rel=0)
+    assert runs[0].history.val_loss == pytest.approx(runs[1].history.val_loss, abs=1e-10, rel=0)
+    mean_pool = fit_classifier(dc, ModelConfig(cell="gru", hidden_size=8), ClassifierConfig(pool="mean"),
+                               train_config=TrainConfig(epochs=1), quiet=True)
+    assert mean_pool.history.engine == "torch"

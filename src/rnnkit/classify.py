@@ -67,6 +67,19 @@ def classification_loss(weight: torch.Tensor | None = None):
     return loss_fn
 
 
+def classification_fused_task(model: SequenceClassifier, train, val, weight):
+    """The same loss for the fused trainer, where it applies: real-valued series of one length
+    (no padding), last-step pooling; None otherwise (the torch loop then runs)."""
+    from .kernels.trainer import FusedTask
+    x, lengths, y = train
+    if model.pool != "last" or model.embedding is not None or bool((lengths != x.shape[1]).any()):
+        return None
+    if val is not None and (val[0].shape[1] != x.shape[1] or bool((val[1] != x.shape[1]).any())):
+        return None
+    return FusedTask("last", "ce", x, y, None if val is None else val[0], None if val is None else val[2],
+                     class_weights=weight)
+
+
 @dataclass
 class ClassifierRun:
     """A trained sequence classifier with what it needs to read new data: classes, scaler or vocabulary.
@@ -235,7 +248,8 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
         weight = torch.as_tensor(balanced_class_weights(y_tr, len(classes)), dtype=dtype)
     train = (*run.inputs(tr), torch.as_tensor(y_tr))
     val = None if va is None else (*run.inputs(va), torch.as_tensor(run.encode_labels(va)))
-    run.history = fit(model, classification_loss(weight), train, val, tc, quiet=quiet, callbacks=callbacks)
+    run.history = fit(model, classification_loss(weight), train, val, tc, quiet=quiet, callbacks=callbacks,
+                      fused=classification_fused_task(model, train, val, weight))
     run.metrics = {"train": run.evaluate(tr)}
     if va is not None:
         run.metrics["validation"] = run.evaluate(va)
