@@ -30,7 +30,9 @@ __all__ = ["library", "available", "cache_dir", "build", "TrainSpec", "NativeUna
 log = logging.getLogger("rnnkit.kernels")
 SOURCES = ("rnnkit_kernels.c", "cells_impl.h", "layer_impl.h", "trainer_impl.h")
 ABI_VERSION = 1
-FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fvisibility=hidden"]
+# -fno-trapping-math lets comparisons (the clamps in exp) become vector selects; NaN still
+# propagates. No -ffast-math: the kernels must match torch to float64 rounding.
+FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -179,7 +181,7 @@ _P, _I, _L, _D = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
 SIGNATURES: dict[str, tuple[list, object]] = {
     "rk_forward": ([_I] * 7 + [_P] * 12 + [_I], None),
     "rk_backward": ([_I] * 7 + [_P] * 16, None),
-    "rk_forward_work": ([_I] * 3, _L),
+    "rk_forward_work": ([_I] * 4, _L),
     "rk_backward_work": ([_I] * 3, _L),
     "rk_layer_forward": ([_I] * 8 + [_P] * 15, None),
     "rk_layer_backward": ([_I] * 8 + [_P] * 19, None),
@@ -188,6 +190,8 @@ SIGNATURES: dict[str, tuple[list, object]] = {
     "rk_stream": ([_I] * 8 + [_P] * 7, None),
     "rk_stream_packed": ([_P], None),
     "rk_stream_work": ([_I] * 4, _L),
+    "rk_panel_size": ([_I, _I], _L),
+    "rk_pack_panels": ([_P, _I, _I, _I, _P], None),
     "rk_exp": ([_P, _P, _L], None),
     "rk_tanh": ([_P, _P, _L], None),
     "rk_num_params": ([_P], _L),

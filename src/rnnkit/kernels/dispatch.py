@@ -24,10 +24,10 @@ __all__ = ["choose", "fused_pays_off", "torch_mode", "run_torch"]
 def choose(layer, x: Tensor | None = None) -> str:
     """The backend that runs for input ``x (B, T, I)`` (``"auto"`` decides per configuration).
 
-    ``"auto"``: the fused kernels on the CPU where they are faster (every Jordan and Elman
-    layer, GRU up to hidden 512, LSTM for small batch x hidden, where torch's single oneDNN
-    kernel does not yet pay off; see benchmarks/RESULTS.md), torch's kernels otherwise and on
-    GPUs, the reference loop for what neither covers. An explicit ``"fused"`` falls back to
+    ``"auto"``: the fused kernels on the CPU where they are faster (every Jordan layer; Elman and
+    GRU up to batch x hidden 8192; LSTM only up to 128, since torch runs LSTMs as one oneDNN
+    kernel; see :data:`FUSED_MAX_BH`), torch's kernels otherwise and on GPUs, the reference loop
+    for what neither covers. An explicit ``"fused"`` falls back to
     ``"torch"`` (or ``"reference"``) with a one-line warning where the native kernels cannot
     be built.
     """
@@ -51,14 +51,18 @@ def choose(layer, x: Tensor | None = None) -> str:
     return "fused"
 
 
+#: batch x hidden up to which the fused kernels beat torch's (forward + backward, measured by
+#: ``make bench``'s grid on a 2-core x86-64 CPU, 1 and 2 threads; see benchmarks/RESULTS.md).
+#: torch runs an LSTM as one oneDNN kernel, so fused wins only for tiny LSTMs; its GRU and
+#: Elman RNN are chains of small operations per step, which fused beats far further.
+FUSED_MAX_BH = {LSTMCell: 128, GRUCell: 8192, ElmanCell: 8192}
+
+
 def fused_pays_off(layer, x: Tensor) -> bool:
-    """Where the fused kernels beat torch's, measured by ``make bench`` on a 2-core CPU."""
+    """Where the fused kernels beat torch's for this layer and input ``x (B, T, I)``."""
     if torch_mode(layer) is None:
         return True  # Jordan: the alternative is the Python loop
-    B, H = x.shape[0], layer.hidden_size  # x is (B, T, I) here
-    if layer.cell_type is LSTMCell:
-        return B * H <= 2048 and H <= 256
-    return H <= 512
+    return x.shape[0] * layer.hidden_size <= FUSED_MAX_BH[layer.cell_type]
 
 
 def torch_mode(layer) -> str | None:

@@ -99,7 +99,7 @@ class _FusedSequence(torch.autograd.Function):
         gates = torch.empty(T, B, G, **opts)
         aux = torch.empty(T, B, H, **opts)
         out = torch.empty(T, B, S, **opts)
-        work = torch.empty(int(_fn("rk_forward_work", x.dtype)(code, H, S)), **opts)
+        work = torch.empty(int(_fn("rk_forward_work", x.dtype)(code, B, H, S)), **opts)
         whh_c, why_c = whh.contiguous(), None if why is None else why.contiguous()
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
         _fn("rk_forward", x.dtype)(code, act, out_act, B, T, H, S, _ptr(xg), _ptr(whh_c), _ptr(b_h),
@@ -244,6 +244,15 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
     return out, ((s_n, c_n) if lstm else (s_n,))
 
 
+def _panels_of_transpose(w: Tensor) -> Tensor:
+    """``w (N, K)`` packed as the kernels' panels of ``w^T (K, N)`` (see rk_pack_panels)."""
+    N, K = w.shape
+    w = w.detach().contiguous()
+    out = torch.empty(int(_fn("rk_panel_size", w.dtype)(K, N)), dtype=w.dtype)
+    _fn("rk_pack_panels", w.dtype)(w.data_ptr(), K, N, 1, out.data_ptr())
+    return out
+
+
 class StreamPlan:
     """Everything the native streaming step needs, prepared once: transposed weights, a pointer
     table, scratch memory and a packed argument array (one cheap foreign call per step).
@@ -265,7 +274,7 @@ class StreamPlan:
             keep, ptrs = [], []
             for w in weights:
                 w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
-                layer = [w_ih.t().contiguous(), whh.t().contiguous(),
+                layer = [_panels_of_transpose(w_ih), _panels_of_transpose(whh),
                          None if b_x is None else b_x.detach().contiguous(),
                          None if b_h is None else b_h.detach().contiguous(),
                          None if why is None else why.t().contiguous(),

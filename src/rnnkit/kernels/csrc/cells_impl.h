@@ -21,12 +21,45 @@
 
 static inline real FN(sigm)(real x) { return (real)1 / ((real)1 + EXP(-x)); }
 
-static inline real FN(act)(int kind, real x) {
+/* y[0:n] = act(x[0:n]); the switch stays outside the loops so each one vectorises */
+static void FN(act_vec)(int kind, const real *restrict x, real *restrict y, int n) {
     switch (kind) {
-    case ACT_TANH: return TANH(x);
-    case ACT_RELU: return x > 0 ? x : 0;
-    case ACT_SIGMOID: return FN(sigm)(x);
-    default: return x;
+    case ACT_TANH: for (int j = 0; j < n; ++j) y[j] = TANH(x[j]); break;
+    case ACT_RELU: for (int j = 0; j < n; ++j) y[j] = x[j] > 0 ? x[j] : 0; break;
+    case ACT_SIGMOID: for (int j = 0; j < n; ++j) y[j] = FN(sigm)(x[j]); break;
+    default: for (int j = 0; j < n; ++j) y[j] = x[j];
+    }
+}
+
+/* One step of the GRU and LSTM point-wise math for one sequence (restrict: the buffers never
+ * overlap, which lets the compiler vectorise the whole loop). */
+static void FN(gru_point)(int H, const real *restrict x, const real *restrict hb, const real *restrict sp,
+                          real *restrict g, real *restrict hn, real *restrict sn, real *restrict o) {
+    for (int j = 0; j < H; ++j) {
+        const real r = FN(sigm)(x[j] + hb[j]);
+        const real z = FN(sigm)(x[H + j] + hb[H + j]);
+        const real hnj = hb[2 * H + j];
+        const real n = TANH(x[2 * H + j] + r * hnj);
+        g[j] = r; g[H + j] = z; g[2 * H + j] = n;
+        hn[j] = hnj;
+        const real h = ((real)1 - z) * n + z * sp[j];
+        sn[j] = h;
+        o[j] = h;
+    }
+}
+
+static void FN(lstm_point)(int H, real *restrict g, const real *restrict cp, real *restrict cn,
+                           real *restrict tc, real *restrict sn, real *restrict o) {
+    for (int j = 0; j < 2 * H; ++j) g[j] = FN(sigm)(g[j]);
+    for (int j = 2 * H; j < 3 * H; ++j) g[j] = TANH(g[j]);
+    for (int j = 3 * H; j < 4 * H; ++j) g[j] = FN(sigm)(g[j]);
+    for (int j = 0; j < H; ++j) {
+        const real c = g[H + j] * cp[j] + g[j] * g[2 * H + j];
+        cn[j] = c;
+        tc[j] = TANH(c);
+        const real h = g[3 * H + j] * tc[j];
+        sn[j] = h;
+        o[j] = h;
     }
 }
 
@@ -55,40 +88,133 @@ static void FN(vecmat_acc)(const real *restrict v, const real *restrict M, real 
     }
 }
 
+/* Matrix products for the per-step recurrence and the whole-layer kernels.
+ *
+ * The right-hand matrix is first packed into "panels": strips of JB columns (two 256-bit vectors),
+ * each stored k-major and contiguous, zero-padded past N. Then four rows of A share every panel
+ * load and a JB-wide strip of four C rows stays in registers over the whole K loop, so the
+ * product runs near the FMA rate instead of the load rate, without the cache-set conflicts a
+ * column walk through a wide row-major matrix causes. Packing costs K*N once per call. */
+#define JB ((int)(64 / sizeof(real)))
+
+RK_EXPORT int64_t FN(rk_panel_size)(int K, int N) {
+    return (int64_t)((N + JB - 1) / JB) * K * JB;
+}
+
+/* P = panels of op(Bm) (K,N): op(Bm) = Bm for Bm (K,N), or Bm^T for Bm (N,K) when trans != 0 */
+RK_EXPORT void FN(rk_pack_panels)(const real *Bm, int K, int N, int trans, real *P) {
+    const int ns = (N + JB - 1) / JB;
+    for (int s = 0; s < ns; ++s)
+        for (int k = 0; k < K; ++k) {
+            real *p = P + ((size_t)s * K + k) * JB;
+            for (int q = 0; q < JB; ++q) {
+                const int j = s * JB + q;
+                p[q] = j >= N ? (real)0 : trans ? Bm[(size_t)j * K + k] : Bm[(size_t)k * N + j];
+            }
+        }
+}
+
+/* C[M,N] += A[M,K] @ op(B), op(B) given as panels P */
+static void FN(matmul_panels)(const real *restrict A, const real *restrict P, real *restrict C, int M, int K, int N) {
+    const int ns = (N + JB - 1) / JB;
+    int m = 0;
+    for (; m + 4 <= M; m += 4) {
+        const real *a0 = A + (size_t)m * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
+        real *c0 = C + (size_t)m * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
+        for (int s = 0; s < ns; ++s) {
+            const int j = s * JB, nv = N - j < JB ? N - j : JB;
+            const real *p = P + (size_t)s * K * JB;
+            real r0[JB], r1[JB], r2[JB], r3[JB];
+            for (int q = 0; q < JB; ++q) r0[q] = r1[q] = r2[q] = r3[q] = 0;
+            for (int k = 0; k < K; ++k) {
+                const real *w = p + (size_t)k * JB;
+                const real x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                for (int q = 0; q < JB; ++q) {
+                    const real wq = w[q];
+                    r0[q] += x0 * wq; r1[q] += x1 * wq; r2[q] += x2 * wq; r3[q] += x3 * wq;
+                }
+            }
+            for (int q = 0; q < nv; ++q) { c0[j + q] += r0[q]; c1[j + q] += r1[q]; c2[j + q] += r2[q]; c3[j + q] += r3[q]; }
+        }
+    }
+    for (; m < M; ++m) {  /* leftover rows: four independent accumulators over k hide FMA latency */
+        const real *a0 = A + (size_t)m * K;
+        real *c0 = C + (size_t)m * N;
+        for (int s = 0; s < ns; ++s) {
+            const int j = s * JB, nv = N - j < JB ? N - j : JB;
+            const real *p = P + (size_t)s * K * JB;
+            real r0[JB], r1[JB], r2[JB], r3[JB];
+            for (int q = 0; q < JB; ++q) r0[q] = r1[q] = r2[q] = r3[q] = 0;
+            int k = 0;
+            for (; k + 4 <= K; k += 4) {
+                const real *w = p + (size_t)k * JB;
+                const real x0 = a0[k], x1 = a0[k + 1], x2 = a0[k + 2], x3 = a0[k + 3];
+                for (int q = 0; q < JB; ++q) {
+                    r0[q] += x0 * w[q]; r1[q] += x1 * w[JB + q]; r2[q] += x2 * w[2 * JB + q]; r3[q] += x3 * w[3 * JB + q];
+                }
+            }
+            for (; k < K; ++k) {
+                const real *w = p + (size_t)k * JB;
+                const real x0 = a0[k];
+                for (int q = 0; q < JB; ++q) r0[q] += x0 * w[q];
+            }
+            for (int q = 0; q < nv; ++q) c0[j + q] += (r0[q] + r1[q]) + (r2[q] + r3[q]);
+        }
+    }
+}
+
+/* one-off C[M,N] += A[M,K] @ op(Bm), packing into scratch (rk_panel_size(K,N) reals) */
+static void FN(matmul_acc)(const real *A, const real *Bm, int trans, real *C, int M, int K, int N, real *scratch) {
+    FN(rk_pack_panels)(Bm, K, N, trans, scratch);
+    FN(matmul_panels)(A, scratch, C, M, K, N);
+}
+
 static void FN(transpose)(const real *A, int R, int C, real *AT) {
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) AT[(size_t)c * R + r] = A[(size_t)r * C + c];
 }
 
 
-/* Workspace (in reals) the forward needs: transposed recurrent weights, then Jordan's
- * transposed output weights (H*S) or GRU's hidden gate products (G). */
-RK_EXPORT int64_t FN(rk_forward_work)(int cell, int H, int S) {
-    const int G = gate_width(cell, H);
-    return (int64_t)G * S + (cell == CELL_JORDAN ? (int64_t)H * S : cell == CELL_GRU ? G : 0);
+/* Workspace (in reals) the forward needs for batch B: transposed recurrent weights, then
+ * Jordan's transposed output weights (H*S) or GRU's hidden gate products of one step (B*G). */
+RK_EXPORT int64_t FN(rk_forward_work)(int cell, int B, int H, int S) {
+    const int64_t G = gate_width(cell, H);
+    return FN(rk_panel_size)(S, (int)G) + (cell == CELL_JORDAN ? (int64_t)H * S : cell == CELL_GRU ? B * G : 0);
 }
 
 /* Jordan-only arguments: why (O,H), by (O) may be NULL when bias=False. GRU: bhh (3H) may be NULL.
- * With pretransposed != 0, whh is already (S,G) and why (H,O) (the streaming step caches them). */
+ * With pretransposed != 0, whh is already the panels of whh^T (rk_pack_panels(whh, S, G, 1)) and
+ * why is why^T (H,O): the streaming step prepares them once. */
 RK_EXPORT void FN(rk_forward)(int cell, int act, int out_act, int B, int T, int H, int S,
                               const real *xg, const real *whh, const real *bhh, const real *why,
                               const real *by, const int64_t *lengths, real *hs, real *cs,
                               real *gates, real *aux, real *out, real *work, int pretransposed) {
     FTZ_BEGIN
     const int G = gate_width(cell, H);
-    real *hh = work + (size_t)G * S;       /* GRU: (G) = W_hh h + b_hh of one sequence */
-    const real *WT = whh, *WyT = why;      /* (S,G) = whh^T; Jordan: (H,O) = why^T */
+    const size_t npan = (size_t)FN(rk_panel_size)(S, G);
+    real *hh = work + npan;                /* GRU: (B,G) = W_hh h + b_hh of one step */
+    const real *WT = whh, *WyT = why;      /* panels of whh^T (S,G); Jordan: (H,O) = why^T */
     if (!pretransposed) {
-        FN(transpose)(whh, G, S, work);
+        FN(rk_pack_panels)(whh, S, G, 1, work);
         WT = work;
         if (cell == CELL_JORDAN) {
-            FN(transpose)(why, S, H, work + (size_t)G * S);
-            WyT = work + (size_t)G * S;
+            FN(transpose)(why, S, H, work + npan);
+            WyT = work + npan;
         }
     }
     for (int t = 0; t < T; ++t) {
+        /* the recurrent product of all B sequences at once: (B,S) @ (S,G) */
+        const size_t t0 = (size_t)t * B;
+        if (cell == CELL_GRU) {
+            for (int b = 0; b < B; ++b)
+                for (int j = 0; j < G; ++j) hh[(size_t)b * G + j] = bhh ? bhh[j] : 0;
+            FN(matmul_panels)(hs + t0 * S, WT, hh, B, S, G);
+        } else {
+            memcpy(gates + t0 * G, xg + t0 * G, sizeof(real) * B * G);
+            FN(matmul_panels)(hs + t0 * S, WT, gates + t0 * G, B, S, G);
+        }
         for (int b = 0; b < B; ++b) {
-            const size_t tb = (size_t)t * B + b;
+            const size_t tb = t0 + b;
             const real *sp = hs + tb * S;                 /* previous state */
             real *sn = hs + (tb + B) * S;                 /* next state */
             real *o = out + tb * S;
@@ -103,53 +229,25 @@ RK_EXPORT void FN(rk_forward)(int cell, int act, int out_act, int B, int T, int 
                 continue;
             }
             if (cell == CELL_GRU) {
-                real *hn = aux + tb * H;                  /* W_hn h + b_hn */
-                for (int j = 0; j < G; ++j) hh[j] = bhh ? bhh[j] : 0;
-                FN(vecmat_acc)(sp, WT, hh, S, G);
-                const real *x = xg + tb * G;
-                for (int j = 0; j < H; ++j) {
-                    const real r = FN(sigm)(x[j] + hh[j]);
-                    const real z = FN(sigm)(x[H + j] + hh[H + j]);
-                    const real hnj = hh[2 * H + j];
-                    const real n = TANH(x[2 * H + j] + r * hnj);
-                    g[j] = r; g[H + j] = z; g[2 * H + j] = n;
-                    hn[j] = hnj;
-                    sn[j] = o[j] = ((real)1 - z) * n + z * sp[j];
-                }
-                continue;
-            }
-            memcpy(g, xg + tb * G, sizeof(real) * G);
-            FN(vecmat_acc)(sp, WT, g, S, G);
-            if (cell == CELL_ELMAN) {
-                for (int j = 0; j < H; ++j) sn[j] = o[j] = FN(act)(act, g[j]);
+                FN(gru_point)(H, xg + tb * G, hh + (size_t)b * G, sp, g, aux + tb * H, sn, o);
+            } else if (cell == CELL_ELMAN) {
+                FN(act_vec)(act, g, sn, H);
+                memcpy(o, sn, sizeof(real) * S);
             } else if (cell == CELL_JORDAN) {
                 real *h = aux + tb * H;
-                for (int j = 0; j < H; ++j) h[j] = FN(act)(act, g[j]);
-                for (int k = 0; k < S; ++k) sn[k] = by ? by[k] : 0;
-                FN(vecmat_acc)(h, WyT, sn, H, S);
-                for (int k = 0; k < S; ++k) o[k] = sn[k] = FN(act)(out_act, sn[k]);
+                FN(act_vec)(act, g, h, H);
+                for (int k = 0; k < S; ++k) o[k] = by ? by[k] : 0;
+                FN(vecmat_acc)(h, WyT, o, H, S);
+                FN(act_vec)(out_act, o, sn, S);
+                memcpy(o, sn, sizeof(real) * S);
             } else { /* LSTM */
-                const real *cp = cs + tb * H;
-                real *cn = cs + (tb + B) * H;
-                real *tc = aux + tb * H;
-                for (int j = 0; j < 2 * H; ++j) g[j] = FN(sigm)(g[j]);
-                for (int j = 2 * H; j < 3 * H; ++j) g[j] = TANH(g[j]);
-                for (int j = 3 * H; j < 4 * H; ++j) g[j] = FN(sigm)(g[j]);
-                for (int j = 0; j < H; ++j) {
-                    const real c = g[H + j] * cp[j] + g[j] * g[2 * H + j];
-                    cn[j] = c;
-                    tc[j] = TANH(c);
-                    sn[j] = o[j] = g[3 * H + j] * tc[j];
-                }
+                FN(lstm_point)(H, g, cs + tb * H, cs + (tb + B) * H, aux + tb * H, sn, o);
             }
         }
     }
     FTZ_END
 }
 
-RK_EXPORT int64_t FN(rk_backward_work)(int cell, int H, int S) {
-    return (int64_t)gate_width(cell, H) + S + H;
-}
 
 /* BPTT. dout (T,B,S) and dhn (B,S), dcn (B,H) may be NULL (zero). Writes:
  *   dgx (T,B,G): gradient w.r.t. xg (so dW_ih = dgx^T x, db_ih = sum dgx, dx = dgx W_ih)
@@ -164,21 +262,23 @@ RK_EXPORT void FN(rk_backward)(int cell, int act, int out_act, int B, int T, int
                                real *dgx, real *dgh, real *dyp, real *dh0, real *dc0, real *work) {
     FTZ_BEGIN
     const int G = gate_width(cell, H);
-    real *dgb = work;               /* (G) gate grads of one sequence, for the recurrent product */
-    real *dht = work + G;           /* (S) */
-    real *dhid = work + G + S;      /* (H) Jordan hidden grads */
+    real *dht = work;               /* (S) the state gradient of one sequence at one step */
+    real *dhid = work + S;          /* (H) Jordan hidden grads */
+    real *WP = dhid + H;            /* panels of whh (G,S) */
+    FN(rk_pack_panels)(whh, G, S, 0, WP);
     real *dh = dh0, *dc = dc0;      /* running state grads live in the outputs */
     if (dhn) memcpy(dh, dhn, sizeof(real) * B * S); else memset(dh, 0, sizeof(real) * B * S);
     if (cell == CELL_LSTM) {
         if (dcn) memcpy(dc, dcn, sizeof(real) * B * H); else memset(dc, 0, sizeof(real) * B * H);
     }
     for (int t = T - 1; t >= 0; --t) {
+        const size_t t0 = (size_t)t * B;
         for (int b = 0; b < B; ++b) {
-            const size_t tb = (size_t)t * B + b;
+            const size_t tb = t0 + b;
             real *dx = dgx + tb * G;
             real *dhb = dh + (size_t)b * S;
             const int active = !lengths || t < lengths[b];
-            if (!active) {
+            if (!active) {  /* the state passes through untouched; zero rows add nothing below */
                 memset(dx, 0, sizeof(real) * G);
                 if (dgh) memset(dgh + tb * G, 0, sizeof(real) * G);
                 if (dyp) memset(dyp + tb * S, 0, sizeof(real) * S);
@@ -187,10 +287,9 @@ RK_EXPORT void FN(rk_backward)(int cell, int act, int out_act, int B, int T, int
             const real *g = gates + tb * G;
             const real *sp = hs + tb * S, *sn = hs + (tb + B) * S;
             for (int k = 0; k < S; ++k) dht[k] = dhb[k] + (dout ? dout[tb * S + k] : 0);
+            memset(dhb, 0, sizeof(real) * S);  /* refilled: direct part here, product below */
             if (cell == CELL_ELMAN) {
                 for (int j = 0; j < H; ++j) dx[j] = dht[j] * FN(dact)(act, sn[j]);
-                memset(dhb, 0, sizeof(real) * S);
-                FN(vecmat_acc)(dx, whh, dhb, G, S);
             } else if (cell == CELL_JORDAN) {
                 const real *h = aux + tb * H;
                 real *dy = dyp + tb * S;
@@ -198,8 +297,6 @@ RK_EXPORT void FN(rk_backward)(int cell, int act, int out_act, int B, int T, int
                 memset(dhid, 0, sizeof(real) * H);
                 FN(vecmat_acc)(dy, why, dhid, S, H);
                 for (int j = 0; j < H; ++j) dx[j] = dhid[j] * FN(dact)(act, h[j]);
-                memset(dhb, 0, sizeof(real) * S);
-                FN(vecmat_acc)(dx, whh, dhb, G, S);
             } else if (cell == CELL_LSTM) {
                 const real *tc = aux + tb * H, *cp = cs + tb * H;
                 real *dcb = dc + (size_t)b * H;
@@ -212,8 +309,6 @@ RK_EXPORT void FN(rk_backward)(int cell, int act, int out_act, int B, int T, int
                     dx[3 * H + j] = dht[j] * tc[j] * o * ((real)1 - o);
                     dcb[j] = dcj * f;
                 }
-                memset(dhb, 0, sizeof(real) * S);
-                FN(vecmat_acc)(dx, whh, dhb, G, S);
             } else { /* GRU */
                 const real *hn = aux + tb * H;
                 real *dr = dgh + tb * G;
@@ -226,23 +321,28 @@ RK_EXPORT void FN(rk_backward)(int cell, int act, int out_act, int B, int T, int
                     dr[j] = drp; dr[H + j] = dzp; dr[2 * H + j] = dn * r;
                     dhb[j] = dht[j] * z;
                 }
-                FN(vecmat_acc)(dr, whh, dhb, G, S);
             }
         }
+        /* the recurrent product for all B sequences at once: dh += dR (B,G) @ W_hh (G,S) */
+        FN(matmul_panels)((cell == CELL_GRU ? dgh : dgx) + t0 * G, WP, dh, B, G, S);
     }
-    (void)dgb;
     FTZ_END
+}
+
+RK_EXPORT int64_t FN(rk_backward_work)(int cell, int H, int S) {
+    return (int64_t)S + H + FN(rk_panel_size)(gate_width(cell, H), S);
 }
 
 /* Scratch (in reals) rk_stream needs for batch B. */
 RK_EXPORT int64_t FN(rk_stream_work)(int cell, int B, int H, int S) {
     const int64_t G = gate_width(cell, H);
-    return 2 * B * G + 2 * (int64_t)B * S + 2 * (int64_t)B * H + B * (int64_t)H + FN(rk_forward_work)(cell, H, S);
+    return 2 * B * G + 2 * (int64_t)B * S + 2 * (int64_t)B * H + B * (int64_t)H + FN(rk_forward_work)(cell, B, H, S);
 }
 
-/* One time step of an L-layer stack for streaming inference. Weights come pre-transposed, six
- * pointers per layer in wptrs: wihT (in,G), whhT (S,G), b_x (G: the bias folded into the input
- * part, or NULL), b_h (GRU's b_hh or NULL), whyT (H,O: Jordan), b_y (Jordan or NULL).
+/* One time step of an L-layer stack for streaming inference. Weights come prepared, six pointers
+ * per layer in wptrs: panels of w_ih^T (in,G) and of w_hh^T (S,G) (rk_pack_panels with trans=1),
+ * b_x (G: the bias folded into the input part, or NULL), b_h (GRU's b_hh or NULL), why^T (H,O:
+ * Jordan), b_y (Jordan or NULL).
  * x (B,I); s_in/s_out (L,B,S); c_in/c_out (L,B,H) for LSTM. Layer l > 0 reads s_out[l-1]. */
 RK_EXPORT void FN(rk_stream)(int L, int cell, int act, int out_act, int B, int I, int H, int S,
                              const int64_t *wptrs, const real *x, const real *s_in, const real *c_in,
@@ -258,8 +358,8 @@ RK_EXPORT void FN(rk_stream)(int L, int cell, int act, int out_act, int B, int I
         for (int b = 0; b < B; ++b) {
             real *g = xg + (size_t)b * G;
             if (w[2]) memcpy(g, w[2], sizeof(real) * G); else memset(g, 0, sizeof(real) * G);
-            FN(vecmat_acc)(inp + (size_t)b * in, w[0], g, in, G);
         }
+        FN(matmul_panels)(inp, w[0], xg, B, in, G);
         memcpy(hs, s_in + (size_t)l * B * S, sizeof(real) * B * S);
         if (cell == CELL_LSTM) memcpy(cs, c_in + (size_t)l * B * H, sizeof(real) * B * H);
         FN(rk_forward)(cell, act, out_act, B, 1, H, S, xg, w[1], w[3], w[4], w[5], NULL, hs,

@@ -32,10 +32,11 @@ RK_EXPORT int64_t FN(rk_layer_saved_size)(int cell, int B, int T, int H, int S) 
 }
 
 RK_EXPORT int64_t FN(rk_layer_work_size)(int cell, int B, int T, int in, int H, int S) {
-    const int64_t G = gate_width(cell, H);
-    const int64_t fwd = G * in + FN(rk_forward_work)(cell, H, S);
-    const int64_t bwd = (int64_t)T * B * S + 3 * (int64_t)T * B * G + (int64_t)T * B * S
-                        + FN(rk_backward_work)(cell, H, S);
+    const int64_t G = gate_width(cell, H), TB = (int64_t)T * B;
+    const int64_t maxpan = FN(rk_panel_size)(in > (int)G ? in : (int)G, (int)TB > (int)G ? (int)TB : (int)G)
+                           + FN(rk_panel_size)((int)TB, in > S ? in : S) + FN(rk_panel_size)((int)G, in);
+    const int64_t fwd = FN(rk_panel_size)(in, (int)G) + TB * G + FN(rk_forward_work)(cell, B, H, S);
+    const int64_t bwd = TB * S + 3 * TB * G + TB * S + 3 * TB * G + FN(rk_backward_work)(cell, H, S) + maxpan;
     return fwd > bwd ? fwd : bwd;
 }
 
@@ -49,22 +50,24 @@ RK_EXPORT void FN(rk_layer_forward)(int cell, int act, int out_act, int B, int T
     FTZ_BEGIN
     const int G = gate_width(cell, H);
     FN(saved_t) v = FN(saved_views)(sv, cell, B, T, H, S);
-    real *WT = work;                              /* (in,G) = w_ih^T */
-    FN(transpose)(wih, G, in, WT);
+    const size_t TB = (size_t)T * B;
+    real *WP = work;                              /* panels of w_ih^T (in,G) */
+    real *xg_bt = WP + FN(rk_panel_size)(in, G);  /* (B*T,G) input part, rows in x's (b,t) order */
+    real *fwork = xg_bt + TB * G;
+    FN(rk_pack_panels)(wih, in, G, 1, WP);
     const int fold = cell == CELL_ELMAN || cell == CELL_LSTM;  /* both biases join the input part */
-    for (int t = 0; t < T; ++t)
-        for (int b = 0; b < B; ++b) {
-            real *g = v.xg + ((size_t)t * B + b) * G;
-            for (int j = 0; j < G; ++j) g[j] = (bih ? bih[j] : 0) + (fold && bhh ? bhh[j] : 0);
-            FN(vecmat_acc)(x + ((size_t)b * T + t) * in, WT, g, in, G);
-        }
+    for (size_t r = 0; r < TB; ++r)
+        for (int j = 0; j < G; ++j) xg_bt[r * G + j] = (bih ? bih[j] : 0) + (fold && bhh ? bhh[j] : 0);
+    FN(matmul_panels)(x, WP, xg_bt, (int)TB, in, G);   /* (B*T,in) @ (in,G) */
+    for (int b = 0; b < B; ++b)                     /* (b,t) rows -> time-major (t,b) */
+        for (int t = 0; t < T; ++t)
+            memcpy(v.xg + ((size_t)t * B + b) * G, xg_bt + ((size_t)b * T + t) * G, sizeof(real) * G);
     if (s0) memcpy(v.hs, s0, sizeof(real) * B * S); else memset(v.hs, 0, sizeof(real) * B * S);
     if (cell == CELL_LSTM) {
         if (c0) memcpy(v.cs, c0, sizeof(real) * B * H); else memset(v.cs, 0, sizeof(real) * B * H);
     }
     FN(rk_forward)(cell, act, out_act, B, T, H, S, v.xg, whh, cell == CELL_GRU ? bhh : NULL, why, by,
-                   lengths, v.hs, cell == CELL_LSTM ? v.cs : NULL, v.gates, v.aux, v.out,
-                   work + (size_t)G * in, 0);
+                   lengths, v.hs, cell == CELL_LSTM ? v.cs : NULL, v.gates, v.aux, v.out, fwork, 0);
     for (int b = 0; b < B; ++b)
         for (int t = 0; t < T; ++t)
             memcpy(out + ((size_t)b * T + t) * S, v.out + ((size_t)t * B + b) * S, sizeof(real) * S);
@@ -98,39 +101,44 @@ RK_EXPORT void FN(rk_layer_backward)(int cell, int act, int out_act, int B, int 
                     cell == CELL_LSTM ? v.cs : NULL, v.gates, v.aux, dout ? dout_tm : NULL, dsn,
                     cell == CELL_LSTM ? dcn : NULL, dgx, cell == CELL_GRU ? dgh : NULL,
                     cell == CELL_JORDAN ? dyp : NULL, ds0, cell == CELL_LSTM ? dc0 : NULL, bwork);
-    const real *dgr = cell == CELL_GRU ? dgh : dgx;  /* grads of the hidden product */
+    const real *dgr = cell == CELL_GRU ? dgh : dgx;  /* grads of the hidden product, (T,B,G) */
+    real *dgx_bt = bwork + FN(rk_backward_work)(cell, H, S);  /* (B*T,G): dgx in x's (b,t) order */
+    real *dgxT = dgx_bt + TB * G;                  /* (G,B*T) */
+    real *dgrT = dgxT + TB * G;                    /* (G,T*B) */
+    real *pan = dgrT + TB * G;                     /* panel scratch for the one-off products */
+    for (int b = 0; b < B; ++b)
+        for (int t = 0; t < T; ++t)
+            memcpy(dgx_bt + ((size_t)b * T + t) * G, dgx + ((size_t)t * B + b) * G, sizeof(real) * G);
+    FN(transpose)(dgx_bt, (int)TB, G, dgxT);
+    FN(transpose)(dgr, (int)TB, G, dgrT);
     memset(gwih, 0, sizeof(real) * (size_t)G * in);
     memset(gwhh, 0, sizeof(real) * (size_t)G * S);
-    if (gbih) memset(gbih, 0, sizeof(real) * G);
-    if (gbhh) memset(gbhh, 0, sizeof(real) * G);
-    if (gwhy) memset(gwhy, 0, sizeof(real) * (size_t)S * H);
-    if (gby) memset(gby, 0, sizeof(real) * S);
-    for (int t = 0; t < T; ++t)
-        for (int b = 0; b < B; ++b) {
-            const size_t r = (size_t)t * B + b;
+    FN(matmul_acc)(dgxT, x, 0, gwih, G, (int)TB, in, pan);       /* dW_ih = dgx^T x */
+    FN(matmul_acc)(dgrT, v.hs, 0, gwhh, G, (int)TB, S, pan);     /* dW_hh = dgr^T h_prev (hs rows 0..T-1) */
+    if (gbih || gbhh) {
+        if (gbih) memset(gbih, 0, sizeof(real) * G);
+        if (gbhh) memset(gbhh, 0, sizeof(real) * G);
+        for (size_t r = 0; r < TB; ++r) {
             const real *a = dgx + r * G, *c = dgr + r * G;
-            const real *xr = x + ((size_t)b * T + t) * in, *sprev = v.hs + r * S;
-            for (int j = 0; j < G; ++j) {
-                real *gi = gwih + (size_t)j * in, *gh = gwhh + (size_t)j * S;
-                const real aj = a[j], cj = c[j];
-                for (int i = 0; i < in; ++i) gi[i] += aj * xr[i];
-                for (int s = 0; s < S; ++s) gh[s] += cj * sprev[s];
-                if (gbih) gbih[j] += aj;
-                if (gbhh) gbhh[j] += cj;
-            }
-            if (cell == CELL_JORDAN) {
-                const real *dy = dyp + r * S, *h = v.aux + r * H;
-                for (int o = 0; o < S; ++o) {
-                    real *gy = gwhy + (size_t)o * H;
-                    for (int j = 0; j < H; ++j) gy[j] += dy[o] * h[j];
-                    if (gby) gby[o] += dy[o];
-                }
-            }
-            if (dx) {
-                real *d = dx + ((size_t)b * T + t) * in;
-                memset(d, 0, sizeof(real) * in);
-                FN(vecmat_acc)(a, wih, d, G, in);
+            if (gbih) for (int j = 0; j < G; ++j) gbih[j] += a[j];
+            if (gbhh) for (int j = 0; j < G; ++j) gbhh[j] += c[j];
+        }
+    }
+    if (cell == CELL_JORDAN) {
+        if (gwhy) memset(gwhy, 0, sizeof(real) * (size_t)S * H);
+        if (gby) memset(gby, 0, sizeof(real) * S);
+        for (size_t r = 0; r < TB; ++r) {
+            const real *dy = dyp + r * S, *h = v.aux + r * H;
+            for (int o = 0; o < S; ++o) {
+                real *gy = gwhy + (size_t)o * H;
+                for (int j = 0; j < H; ++j) gy[j] += dy[o] * h[j];
+                if (gby) gby[o] += dy[o];
             }
         }
+    }
+    if (dx) {                                            /* dx = dgx W_ih, rows (b,t) */
+        memset(dx, 0, sizeof(real) * TB * in);
+        FN(matmul_acc)(dgx_bt, wih, 0, dx, (int)TB, G, in, pan);
+    }
     FTZ_END
 }
