@@ -25,7 +25,7 @@ def choose(layer, x: Tensor | None = None) -> str:
     """The backend that runs for input ``x (B, T, I)`` (``"auto"`` decides per configuration).
 
     ``"auto"``: the fused kernels on the CPU where they are faster (every Jordan layer; Elman and
-    GRU up to batch x hidden 8192; LSTM only up to 128, since torch runs LSTMs as one oneDNN
+    GRU up to batch x hidden 4096; LSTM only up to 128, since torch runs LSTMs as one oneDNN
     kernel; see :data:`FUSED_MAX_BH`), torch's kernels otherwise and on GPUs, the reference loop
     for what neither covers. An explicit ``"fused"`` falls back to
     ``"torch"`` (or ``"reference"``) with a one-line warning where the native kernels cannot
@@ -55,7 +55,7 @@ def choose(layer, x: Tensor | None = None) -> str:
 #: ``make bench``'s grid on a 2-core x86-64 CPU, 1 and 2 threads; see benchmarks/RESULTS.md).
 #: torch runs an LSTM as one oneDNN kernel, so fused wins only for tiny LSTMs; its GRU and
 #: Elman RNN are chains of small operations per step, which fused beats far further.
-FUSED_MAX_BH = {LSTMCell: 128, GRUCell: 8192, ElmanCell: 8192}
+FUSED_MAX_BH = {LSTMCell: 128, GRUCell: 4096, ElmanCell: 4096}
 
 
 def fused_pays_off(layer, x: Tensor) -> bool:
