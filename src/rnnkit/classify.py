@@ -268,7 +268,8 @@ def save_classifier_run(run: ClassifierRun, out: str | os.PathLike, force: bool 
                     "data": run.data_config.to_dict(), "train": run.train_config.to_dict(), "meta": run.meta,
                     "shapes": {"input_size": run.meta["n_features"], "n_classes": len(run.classes),
                                "vocab_size": None if run.vocab is None else len(run.vocab)}}
-        write_run_files(d, "classify", sections, run.model, run.history, run.metrics)
+        write_run_files(d, "classify", sections, run.model, run.history, run.metrics,
+                        curve_title=f"{run.model_config.cell} classifier: cross-entropy" if plots else None)
         write_json(d / "labels.json", {"classes": list(run.classes)})
         if run.scaler is not None:
             write_json(d / "scaler.json", run.scaler.to_dict())
@@ -283,10 +284,6 @@ def save_classifier_run(run: ClassifierRun, out: str | os.PathLike, force: bool 
                 from .plots import plot_confusion_matrix
                 plot_confusion_matrix(cm, run.classes, d / "confusion_matrix.png",
                                       title=f"{run.model_config.cell} classifier, {part} data")
-        if plots and run.history is not None and run.history.rows:
-            from .plots import plot_learning_curve
-            plot_learning_curve(run.history, d / "learning_curve.png",
-                                title=f"{run.model_config.cell} classifier: cross-entropy")
     return write_run_dir(out, write, force)
 
 

@@ -64,15 +64,20 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_run_files(d: Path, kind: str, sections: dict[str, Any], model, history=None, metrics=None) -> None:
+def write_run_files(d: Path, kind: str, sections: dict[str, Any], model, history=None, metrics=None,
+                    curve_title: str | None = None) -> None:
     """The files every kind of run has: config.json (format version, kind, versions and
-    ``sections``), weights.safetensors, and history.csv / metrics.json when given."""
+    ``sections``), weights.safetensors, and history.csv / metrics.json / learning_curve.png
+    (when ``curve_title`` is given) where there is a history."""
     write_json(d / "config.json", {"format_version": FORMAT_VERSION, "kind": kind, "versions": _versions(),
                                    **sections})
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(d / "weights.safetensors"))
     if history is not None:
         history.to_frame().to_csv(d / "history.csv", index=False)
+        if curve_title is not None and history.rows:
+            from .plots import plot_learning_curve
+            plot_learning_curve(history, d / "learning_curve.png", title=curve_title)
     if metrics:
         write_json(d / "metrics.json", metrics)
 
@@ -124,7 +129,7 @@ def write_run_dir(out: str | os.PathLike, write: Callable[[Path], None], force: 
 
 
 def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[Path], None] | None = None,
-             kind: str = "forecast") -> Path:
+             kind: str = "forecast", plots: bool = False) -> Path:
     """Write a :class:`~rnnkit.pipeline.ForecastRun` to ``out`` (see the module docstring).
 
     ``extra(tmp_dir)`` may add files (forecast.csv, plots) before the directory is renamed into place.
@@ -134,7 +139,8 @@ def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[
                     "train": run.train_config.to_dict(), "meta": run.meta,
                     "shapes": {"input_size": run.model.input_size, "n_targets": run.model.n_targets,
                                "horizon": run.model.horizon}}
-        write_run_files(d, kind, sections, run.model, run.history, run.metrics)
+        write_run_files(d, kind, sections, run.model, run.history, run.metrics,
+                        curve_title=f"{run.model_config.cell} learning curve" if plots else None)
         write_json(d / "scaler.json", run.scaler.to_dict())
         if extra is not None:
             extra(d)
@@ -225,7 +231,7 @@ def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) ->
     """Save ``run`` with the files a person looks at: ``forecast.csv`` (the next ``horizon`` steps
     after ``data``), ``learning_curve.png`` and ``forecast.png`` (history, test forecasts, future)."""
     from .forecast import predict_windows, windows_for
-    from .plots import plot_forecast, plot_learning_curve
+    from .plots import plot_forecast
 
     future = run.forecast(data)
     dc, C = run.data_config, len(run.targets)
@@ -238,11 +244,9 @@ def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) ->
 
     def extra(d: Path) -> None:
         future.to_csv(d / "forecast.csv")
-        if run.history is not None and run.history.rows:
-            plot_learning_curve(run.history, d / "learning_curve.png", title=f"{run.model_config.cell} learning curve")
         index = data.frame.index
         plot_forecast(index, data.target_values, run.targets, d / "forecast.png",
                       future_index=future.index, forecast=future[list(run.targets)].to_numpy(),
                       test_start=start if start < len(data) else None, test_index=test_index,
                       test_pred=test_pred, title=f"{run.model_config.cell} forecast")
-    return save_run(run, out, force=force, extra=extra)
+    return save_run(run, out, force=force, extra=extra, plots=True)

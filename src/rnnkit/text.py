@@ -209,13 +209,11 @@ def save_text_run(run: TextRun, out: str | os.PathLike, force: bool = False, plo
         sections = {"model": run.model_config.to_dict(), "text": run.text_config.to_dict(),
                     "train": run.train_config.to_dict(), "meta": run.meta,
                     "shapes": {"vocab_size": len(run.vocab), "embedding_dim": run.text_config.embedding_dim}}
-        write_run_files(d, "text", sections, run.model, run.history, run.metrics)
+        title = f"{run.model_config.cell} character model: cross-entropy (nats/char)"
+        write_run_files(d, "text", sections, run.model, run.history, run.metrics,
+                        curve_title=title if plots else None)
         write_json(d / "vocab.json", run.vocab.to_dict())
         (d / "sample.txt").write_text(sample + "\n", encoding="utf-8")
-        if plots and run.history is not None and run.history.rows:
-            from .plots import plot_learning_curve
-            plot_learning_curve(run.history, d / "learning_curve.png",
-                                title=f"{run.model_config.cell} character model: cross-entropy (nats/char)")
     return write_run_dir(out, write, force)
 
 
