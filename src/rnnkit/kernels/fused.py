@@ -269,7 +269,6 @@ class StreamPlan:
         self.param_objects = tuple(t for w in weights for t in w)  # parameters() order, Nones included
         self.x_shape = torch.Size((batch, cell.input_size))
         self.state_shapes = [torch.Size((len(cells), batch, s)) for s in cell.state_sizes]
-        self.device = weights[0][0].device
         with torch.no_grad():
             keep, ptrs = [], []
             for w in weights:
@@ -295,7 +294,7 @@ class StreamPlan:
         """Whether this plan may run ``x_t``/``state`` now: same parameter objects, unchanged
         (tensor version counters), same batch/dtype, contiguous CPU tensors, no autograd needed."""
         if type(x_t) is not Tensor or x_t.shape != self.x_shape or x_t.dtype != self.dtype \
-                or not x_t.is_contiguous() or x_t.device != self.device:
+                or not x_t.is_cpu or not x_t.is_contiguous():
             return False
         if state is None:
             states = ()
