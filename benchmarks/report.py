@@ -44,9 +44,10 @@ def _targets(suites: dict) -> list[list[str]]:
             [(f"{r['cell'].upper()} t{r['threads']}", _r(r)) for r in fit
              if r["data"] == data and r["cell"] in ("lstm", "gru") and "DataLoader" in r["baseline"]])
     stream = suites.get("stream", {}).get("records", [])
-    add("streaming step, hidden 64: >= 5x nn.LSTMCell / nn.GRUCell", 5.0,
-        [(f"{r['cell'].upper()} t{r['threads']}", _r(r)) for r in stream
-         if r["hidden"] == 64 and r["baseline"].endswith("Cell")])
+    for mine in ("layer.step", "layer.step_ (in place)"):
+        add(f"streaming step `{mine}`, hidden 64: >= 5x nn.LSTMCell / nn.GRUCell", 5.0,
+            [(f"{r['cell'].upper()} t{r['threads']}", _r(r)) for r in stream
+             if r["hidden"] == 64 and r["baseline"].endswith("Cell") and r.get("rnnkit", "layer.step") == mine])
     grid = suites.get("grid", {}).get("records", [])
     if grid:
         from harness import geomean
@@ -136,8 +137,9 @@ def plot(results: dict, path: Path) -> None:
     stream = suites.get("stream", {}).get("records", [])
     for H in (64, 256):
         for cell in ("lstm", "gru"):
-            collect(f"step {H}\n{cell}", [r for r in stream if r["cell"] == cell and r["hidden"] == H
-                                          and r["baseline"].endswith("Cell")], 5.0 if H == 64 else None)
+            collect(f"step_ {H}\n{cell}", [r for r in stream if r["cell"] == cell and r["hidden"] == H
+                                           and r["baseline"].endswith("Cell")
+                                           and r.get("rnnkit") == "layer.step_ (in place)"], 5.0 if H == 64 else None)
     grid = suites.get("grid", {}).get("records", [])
     nrows = 1 + (2 if grid else 0)
     fig, axes = plt.subplots(nrows, 1, figsize=(13, 3.6 * nrows), squeeze=False)

@@ -1,6 +1,6 @@
 """Suite 2: streaming, one step at batch 1 under ``torch.no_grad()``.
 
-rnnkit's ``layer.step(x_t, state)`` vs ``nn.LSTMCell``/``nn.GRUCell`` and vs ``nn.LSTM``/``nn.GRU``
+rnnkit's ``layer.step(x_t, state)`` and the in-place ``layer.step_(x_t, state)`` vs ``nn.LSTMCell``/``nn.GRUCell`` and vs ``nn.LSTM``/``nn.GRU``
 on a sequence of length 1, each feeding its new state back in (a live stream), input size 1.
 
 Then a profile of rnnkit's step: the same call taken apart with ``time.perf_counter`` around its
@@ -32,19 +32,23 @@ def _contenders(cell: str, H: int) -> tuple[dict, object]:
         k[0] = (k[0] + 1) & 15
         return xs[k[0]]
     lstm = cell == "lstm"
-    st = {"rk": layer.init_state(1),
+    st = {"rk": layer.init_state(1), "rk_": layer.init_state(1),
           "cell": (torch.zeros(1, H), torch.zeros(1, H)) if lstm else torch.zeros(1, H),
           "seq": (torch.zeros(1, 1, H), torch.zeros(1, 1, H)) if lstm else torch.zeros(1, 1, H)}
 
     def rk_step():
         _, st["rk"] = layer.step(nxt(), st["rk"])
 
+    def rk_step_inplace():
+        layer.step_(nxt(), st["rk_"])  # the state is updated in place
+
     def cell_step():
         st["cell"] = tcell(nxt(), st["cell"])
 
     def seq_step():
         _, st["seq"] = tseq(nxt().unsqueeze(0), st["seq"])  # (1, 1, I): T=1
-    c = {"rnnkit layer.step": rk_step, f"nn.{type(tcell).__name__}": cell_step,
+    c = {"rnnkit layer.step": rk_step, "rnnkit layer.step_ (in place)": rk_step_inplace,
+         f"nn.{type(tcell).__name__}": cell_step,
          f"nn.{type(tseq).__name__} (T=1)": seq_step}
     return c, layer
 
@@ -96,16 +100,17 @@ def run(cfg) -> dict:
                 for cell in CELLS:
                     c, layer = _contenders(cell, H)
                     res = compare(c, repeats=cfg.repeats + 2, sample_s=cfg.sample_s, warmup=100)
-                    rk = res["rnnkit layer.step"]
-                    for name in c:
-                        if name == "rnnkit layer.step":
-                            continue
-                        r = ratio(res[name], rk)
-                        rows.append([nt, cell.upper(), H, fmt_time(rk.median), name, fmt_time(res[name].median),
-                                     fmt_ratio(r)])
-                        records.append({"threads": nt, "cell": cell, "hidden": H, "baseline": name,
-                                        "rnnkit_s": rk.to_dict(), "baseline_s": res[name].to_dict(),
-                                        "ratio": r.to_dict()})
+                    for mine in ("rnnkit layer.step", "rnnkit layer.step_ (in place)"):
+                        rk = res[mine]
+                        for name in c:
+                            if name.startswith("rnnkit"):
+                                continue
+                            r = ratio(res[name], rk)
+                            rows.append([nt, cell.upper(), H, mine[7:], fmt_time(rk.median), name,
+                                         fmt_time(res[name].median), fmt_ratio(r)])
+                            records.append({"threads": nt, "cell": cell, "hidden": H, "rnnkit": mine[7:],
+                                            "baseline": name, "rnnkit_s": rk.to_dict(),
+                                            "baseline_s": res[name].to_dict(), "ratio": r.to_dict()})
                     if nt == cfg.threads[0]:
                         prof = _profile(layer, H, cfg.repeats, cfg.sample_s / 2)
                         whole = prof[0][1]
@@ -114,12 +119,13 @@ def run(cfg) -> dict:
                                               f"{100 * v / whole:.0f} %" if whole else ""])
     return {
         "title": "2. Streaming: one step at batch 1 under torch.no_grad()",
-        "intro": ("`y, state = layer.step(x_t, state)` (rnnkit, default backend) vs `nn.LSTMCell/GRUCell` and "
-                  "`nn.LSTM/GRU` on a length-1 sequence; input size 1, float32, the new state fed back each step. "
-                  "Ratio = baseline time / rnnkit time. Target: >= 5x nn.LSTMCell/GRUCell at hidden 64."),
+        "intro": ("`y, state = layer.step(x_t, state)` and the in-place `y = layer.step_(x_t, state)` (rnnkit, "
+                  "default backend) vs `nn.LSTMCell/GRUCell` and `nn.LSTM/GRU` on a length-1 sequence; input size "
+                  "1, float32, the new state fed back each step. Ratio = baseline time / rnnkit time. Target: >= 5x "
+                  "nn.LSTMCell/GRUCell at hidden 64."),
         "tables": [
-            {"columns": ["threads", "cell", "hidden", "rnnkit time/step", "baseline", "baseline time/step",
-                         "ratio [min..max]"], "rows": rows},
+            {"columns": ["threads", "cell", "hidden", "rnnkit", "rnnkit time/step", "baseline",
+                         "baseline time/step", "ratio [min..max]"], "rows": rows},
             {"title": (f"Where rnnkit's streaming step spends its time (threads={cfg.threads[0]}; each piece timed "
                        "alone, median; % of the whole step; pieces nest, so they do not add up)"),
              "columns": ["cell", "hidden", "piece", "time", "% of step"], "rows": prof_rows},

@@ -292,3 +292,38 @@ def test_both_fused_layer_paths_match_reference(kind, dtype, atol, layer_path):
         results.append([out, *_states(h), *grads])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_inplace_streaming_step_equals_full_sequence(kind, backend):
+    torch.manual_seed(6)
+    layer = rnnkit.Recurrent(cell_name(kind), 3, 5, num_layers=2, dtype=F64, backend=backend, **CELLS[kind])
+    x = torch.randn(7, 4, 3, dtype=F64)
+    with torch.no_grad():
+        full, h_full = layer(x)
+    state = layer.init_state(4)
+    buffers = [t.data_ptr() for t in _states(state)]
+    for t in range(7):
+        y = layer.step_(x[t], state)
+        torch.testing.assert_close(y, full[t], atol=1e-12, rtol=0)
+    assert [t.data_ptr() for t in _states(state)] == buffers  # updated in place
+    for a, b in zip(_states(state), _states(h_full)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_inplace_streaming_sees_weight_updates_and_new_states():
+    layer = rnnkit.LSTM(2, 3, dtype=F64)
+    x = torch.randn(1, 2, dtype=F64)
+    state = layer.init_state(1)
+    layer.step_(x, state)
+    with torch.no_grad():
+        layer.weight_hh_l0.mul_(-1.0)
+        expected, _ = layer(x.unsqueeze(0), tuple(s.clone() for s in state))
+    torch.testing.assert_close(layer.step_(x, state), expected[0], atol=1e-12, rtol=0)
+    fresh = layer.init_state(1)  # another state object: checked and used on its own
+    with torch.no_grad():
+        ref, _ = layer(x.unsqueeze(0))
+    torch.testing.assert_close(layer.step_(x, fresh), ref[0], atol=1e-12, rtol=0)
+    with pytest.raises(rnnkit.ConfigError, match="init_state"):
+        layer.step_(x, None)

@@ -190,6 +190,25 @@ class Recurrent(nn.Module):
         out, state = self(x, state)
         return (out.squeeze(1) if self.batch_first else out.squeeze(0)), state
 
+    def step_(self, x_t: Tensor, state: StateLike) -> Tensor:
+        """In-place streaming step for inference, the fastest way to run a model on a live
+        stream: ``state`` (from :meth:`init_state`) is overwritten with the new state and the
+        output ``y_t (B, D*O)`` is returned, on the native path as a view into it: copy ``y_t`` if
+        you keep it across steps. Keep passing the same state object (do not resize it): its
+        checks and pointers are set up once. Equal to :meth:`step`; no autograd.
+        """
+        if state is None:
+            raise ConfigError("step_() updates a state in place; create one with init_state(batch)")
+        fast = fused_kernels.stream_inplace(self, x_t, state)
+        if fast is not None:
+            return fast
+        with torch.no_grad():  # general path, then copy into the caller's buffers
+            y, new = self.step(x_t, state)
+            for old, fresh in zip((state,) if isinstance(state, Tensor) else state,
+                                  (new,) if isinstance(new, Tensor) else new):
+                old.copy_(fresh)
+        return y
+
     def _split_state(self, hx: StateLike | None, batch: int, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
         """Validate ``hx`` and return it as a tuple of ``(L*D, B, S)`` tensors."""
         if hx is None:

@@ -17,7 +17,7 @@ from torch import Tensor
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
 
-__all__ = ["supports", "run_layer", "StreamPlan", "stream", "CELL_CODES", "act_code"]
+__all__ = ["supports", "run_layer", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
 
 CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
@@ -268,6 +268,8 @@ class StreamPlan:
         self.watch = [(t, t._version) for w in weights for t in w if t is not None]
         self.param_objects = tuple(t for w in weights for t in w)  # parameters() order, Nones included
         self.x_shape = torch.Size((batch, cell.input_size))
+        self.view_of = self.view = None  # step_: the state tensor last used and its output view
+        self.checked_state = None
         self.state_shapes = [torch.Size((len(cells), batch, s)) for s in cell.state_sizes]
         with torch.no_grad():
             keep, ptrs = [], []
@@ -289,14 +291,18 @@ class StreamPlan:
         self.args = (ctypes.c_int64 * 15)(len(cells), code, act, out_act, batch, cell.input_size, H, S,
                                           self.table.data_ptr(), 0, 0, 0, 0, 0, self.scratch.data_ptr())
         self.fn = _fn("rk_stream_packed", ref.dtype)
+        self.inplace_args = (ctypes.c_int64 * 15)(*self.args)
 
     def current(self, parameters: dict, x_t: Tensor, state) -> bool:
         """Whether this plan may run ``x_t``/``state`` now: same parameter objects, unchanged
-        (tensor version counters), same batch/dtype, contiguous CPU tensors, no autograd needed."""
+        (tensor version counters), same batch/dtype, contiguous CPU tensors, no autograd needed.
+        A state object that passed these checks before (the in-place stream's) is not re-checked."""
         if type(x_t) is not Tensor or x_t.shape != self.x_shape or x_t.dtype != self.dtype \
                 or not x_t.is_cpu or not x_t.is_contiguous():
             return False
-        if state is None:
+        if state is not None and state is self.checked_state:
+            states = ()
+        elif state is None:
             states = ()
         elif self.lstm:
             if type(state) is not tuple or len(state) != 2:
@@ -314,6 +320,10 @@ class StreamPlan:
         if len(values) != len(self.param_objects) or not all(map(operator.is_, values, self.param_objects)):
             return False
         return all(t._version == v for t, v in self.watch)
+
+    def remember(self, state) -> None:
+        """Skip the state checks for this very object from now on (the in-place stream)."""
+        self.checked_state = state
 
     def step(self, x_t: Tensor, s_in: Tensor, c_in: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """``x_t (B, I)``, ``s_in (L, B, S)``, ``c_in (L, B, H)`` -> new ``(s, c)``; no autograd.
@@ -346,6 +356,29 @@ def stream(layer, x_t: Tensor, state):
         return s_out[-1], (s_out, c_out)
     s_out, _ = plan.step(x_t, state, None)
     return s_out[-1], s_out
+
+
+def stream_inplace(layer, x_t: Tensor, state):
+    """In-place native step: overwrites ``state`` with the new state and returns the output, a
+    view into it (cached per state tensor), or None where the fast path does not apply."""
+    plan = layer.__dict__.get("_stream_plan")
+    if plan is None or (layer.training and layer.dropout) or not plan.current(layer._parameters, x_t, state):
+        plan = _make_plan(layer, x_t, state)
+        if plan is None:
+            return None
+    s = state[0] if plan.lstm else state
+    a = plan.inplace_args
+    if plan.view_of is not s:  # a new state object: validated by current() above
+        plan.view_of, plan.view = s, s[-1]
+        plan.remember(state)
+        c = state[1] if plan.lstm else None
+        a[:] = plan.args  # the state's pointers stay fixed while it is reused: set them once
+        a[10] = a[12] = s.data_ptr()
+        if c is not None:
+            a[11] = a[13] = c.data_ptr()
+    a[9] = x_t.data_ptr()
+    plan.fn(a)  # reads each layer's old state before writing its new one: in place is safe
+    return plan.view
 
 
 def _make_plan(layer, x_t: Tensor, state):
