@@ -3,7 +3,7 @@
 The C source ships inside the package (``kernels/csrc``). On first use it is compiled with the
 system C compiler (``$CC``, else ``cc``/``gcc``/``clang``) into a per-user cache directory,
 keyed by the source's hash, the compiler and the machine, and reused afterwards. The compile
-takes about a second and is reported once; ``python -m rnnkit.kernels`` builds it explicitly.
+takes a few seconds (about 6 s on a 2-core machine) and is reported once; ``python -m rnnkit.kernels`` builds it explicitly.
 Where no compiler is available (or ``RNNKIT_NO_NATIVE=1``), everything still works on the torch
 and reference backends, with a one-line warning the first time a fused kernel was wanted.
 """
