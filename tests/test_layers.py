@@ -83,7 +83,7 @@ def _run(module, x, hx, lengths, mode, is_ours):
     return out, _as_tuple(hn), x, hl
 
 
-def copy_and_compare(ours, ref, x, hx=None, lengths=None, mode="none", dtype=F64, seed=1):
+def assert_parity_with_torch(ours, ref, x, hx=None, lengths=None, mode="none", dtype=F64, seed=1):
     """Assert rnnkit ``ours`` == torch ``ref``: outputs, final states and all gradients."""
     ours.load_state_dict(ref.state_dict())
     tol = dict(atol=ATOL[dtype], rtol=0.0)
@@ -130,7 +130,7 @@ def make_input(batch_first, dtype=F64, device="cpu", input_size=3, seed=0):
 def test_parity_float64_structure(kind, backend, mode, num_layers, bidirectional):
     ours, ref = make_pair(kind, backend=backend, num_layers=num_layers, bidirectional=bidirectional)
     x = make_input(False)
-    copy_and_compare(ours, ref, x, random_hx(ref, B, F64), LENGTHS, mode)
+    assert_parity_with_torch(ours, ref, x, random_hx(ref, B, F64), LENGTHS, mode)
 
 
 @pytest.mark.parametrize("h0", [False, True], ids=["no_h0", "h0"])
@@ -145,7 +145,7 @@ def test_parity_float64_options(kind, backend, bias, batch_first, h0):
     x = make_input(batch_first)
     hx = random_hx(ref, B, F64) if h0 else None
     for mode in ("none", "lengths"):
-        copy_and_compare(ours, ref, x, hx, LENGTHS, mode)
+        assert_parity_with_torch(ours, ref, x, hx, LENGTHS, mode)
 
 
 SIZES = [pytest.param(k, b, I, H, id=f"{k}-{b}-I{I}H{H}")
@@ -157,7 +157,7 @@ SIZES = [pytest.param(k, b, I, H, id=f"{k}-{b}-I{I}H{H}")
 def test_parity_float64_sizes(kind, backend, input_size, hidden_size):
     ours, ref = make_pair(kind, input_size, hidden_size, backend=backend, num_layers=2, bidirectional=True)
     x = make_input(False, input_size=input_size)
-    copy_and_compare(ours, ref, x, random_hx(ref, B, F64), LENGTHS, "lengths")
+    assert_parity_with_torch(ours, ref, x, random_hx(ref, B, F64), LENGTHS, "lengths")
 
 
 @pytest.mark.parametrize("mode", ["none", "lengths", "packed"])
@@ -167,7 +167,7 @@ def test_parity_float64_sizes(kind, backend, input_size, hidden_size):
 def test_parity_float32(kind, backend, bidirectional, mode):
     ours, ref = make_pair(kind, backend=backend, dtype=F32, num_layers=2, bidirectional=bidirectional)
     x = make_input(False, F32)
-    copy_and_compare(ours, ref, x, random_hx(ref, B, F32), LENGTHS, mode, dtype=F32)
+    assert_parity_with_torch(ours, ref, x, random_hx(ref, B, F32), LENGTHS, mode, dtype=F32)
 
 
 @pytest.mark.parametrize("h0", [False, True], ids=["no_h0", "h0"])
@@ -179,7 +179,7 @@ def test_parity_unbatched(kind, backend, batch_first, h0):
     torch.manual_seed(0)
     x = torch.randn(T, 3, dtype=F64)  # (T, I) whatever batch_first says, as in torch
     hx = random_hx(ref, None, F64) if h0 else None
-    copy_and_compare(ours, ref, x, hx)
+    assert_parity_with_torch(ours, ref, x, hx)
 
 
 @pytest.mark.parametrize("dtype", [F64, F32], ids=["f64", "f32"])
@@ -190,7 +190,7 @@ def test_parity_on_device(kind, backend, dtype, device):
     x = make_input(False, dtype, device)
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # cuDNN float32 without TF32
         for mode in ("none", "lengths"):
-            copy_and_compare(ours, ref, x, random_hx(ref, B, dtype, device), LENGTHS, mode, dtype=dtype)
+            assert_parity_with_torch(ours, ref, x, random_hx(ref, B, dtype, device), LENGTHS, mode, dtype=dtype)
 
 
 @pytest.mark.parametrize("kind", ["rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru"])
@@ -201,7 +201,7 @@ def test_torch_backend_matches_reference_in_train_mode(kind):
     ref_backend.train(), torch_backend.train()
     x, hx = make_input(False), random_hx(ref_backend, B, F64)
     for mode in ("lengths", "packed"):  # "lengths": the reference layer is fed the packed input
-        copy_and_compare(torch_backend, ref_backend, x, hx, LENGTHS, mode)
+        assert_parity_with_torch(torch_backend, ref_backend, x, hx, LENGTHS, mode)
 
 
 @pytest.mark.parametrize("kind", KINDS)
