@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from .config import ClassifierConfig, ModelConfig, SequenceDataConfig, TrainConfig
 from .data import Scaler
@@ -26,6 +25,7 @@ from .errors import DataError
 from .metrics import classification_report
 from .models import SequenceClassifier
 from .runs import (
+    load_weights,
     loading,
     read_config,
     read_json,
@@ -303,8 +303,7 @@ def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
             scaler = Scaler.from_dict(read_json(d / "scaler.json"))
         model = SequenceClassifier(shapes["input_size"], shapes["n_classes"], mc, hc.pool,
                                    vocab_size=shapes["vocab_size"], embedding_dim=hc.embedding_dim)
-        model = model.to(getattr(torch, meta.get("dtype", "float32")))
-        model.load_state_dict(load_file(str(d / "weights.safetensors")))
+        model = load_weights(model, d, meta)
         history, metrics = read_run_files(d)
     model.eval()
     return ClassifierRun(model, classes, dc, mc, hc, tc, scaler, vocab, history, metrics, meta)

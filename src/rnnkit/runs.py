@@ -30,7 +30,7 @@ from .models import Forecaster
 from .train import History
 
 __all__ = ["save_run", "save_forecast_run", "load_run", "load_forecast_run", "read_config", "run_kind",
-           "write_run_files", "read_run_files", "loading", "write_json", "read_json", "write_run_dir", "FORMAT_VERSION", "REQUIRED_FILES"]
+           "write_run_files", "read_run_files", "load_weights", "loading", "write_json", "read_json", "write_run_dir", "FORMAT_VERSION", "REQUIRED_FILES"]
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "weights.safetensors", "scaler.json")
@@ -80,6 +80,13 @@ def write_run_files(d: Path, kind: str, sections: dict[str, Any], model, history
             plot_learning_curve(history, d / "learning_curve.png", title=curve_title)
     if metrics:
         write_json(d / "metrics.json", metrics)
+
+
+def load_weights(model, d: Path, meta: dict):
+    """``model`` in the run's dtype with the weights of ``d/weights.safetensors``, in eval mode."""
+    model = model.to(getattr(torch, meta.get("dtype", "float32")))
+    model.load_state_dict(load_file(str(d / "weights.safetensors")))
+    return model.eval()
 
 
 def read_run_files(d: Path) -> tuple[History | None, dict | None]:
@@ -218,9 +225,7 @@ def load_forecast_run(path: str | os.PathLike):
         tc = TrainConfig.from_dict(config["train"])
         shapes = config["shapes"]
         meta = config.get("meta", {})
-        dtype = getattr(torch, meta.get("dtype", "float32"))
-        model = Forecaster(shapes["input_size"], shapes["n_targets"], shapes["horizon"], mc).to(dtype)
-        model.load_state_dict(load_file(str(d / "weights.safetensors")))
+        model = load_weights(Forecaster(shapes["input_size"], shapes["n_targets"], shapes["horizon"], mc), d, meta)
         scaler = Scaler.from_dict(read_json(d / "scaler.json"))
         history, metrics = read_run_files(d)
     model.eval()

@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from .config import ModelConfig, TextConfig, TrainConfig
 from .corpora import decode_utf8, load_source
 from .errors import DataError
 from .models import CharLM
 from .runs import (
+    load_weights,
     loading,
     read_config,
     read_json,
@@ -225,9 +225,7 @@ def load_text_run(path: str | os.PathLike) -> TextRun:
         mc, xc = ModelConfig.from_dict(config["model"]), TextConfig.from_dict(config["text"])
         tc, meta = TrainConfig.from_dict(config["train"]), config["meta"]
         vocab = CharVocab.from_dict(read_json(d / "vocab.json"))
-        model = CharLM(config["shapes"]["vocab_size"], mc, xc.embedding_dim)
-        model = model.to(getattr(torch, meta.get("dtype", "float32")))
-        model.load_state_dict(load_file(str(d / "weights.safetensors")))
+        model = load_weights(CharLM(config["shapes"]["vocab_size"], mc, xc.embedding_dim), d, meta)
         if len(vocab) != model.vocab_size:
             raise ValueError(f"vocab.json has {len(vocab)} characters, the weights {model.vocab_size}")
         history, metrics = read_run_files(d)
