@@ -72,6 +72,13 @@ def _out_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="print the losses every few epochs")
 
 
+def _vocab_args(g, unknown_default: str, unknown_help: str, min_count_help: str) -> None:
+    """--unknown and --min-count: the character vocabulary's policy for unseen characters."""
+    g.add_argument("--unknown", choices=["error", "skip", "replace"], default=unknown_default,
+                   help=f"{unknown_help} (default: {unknown_default})")
+    g.add_argument("--min-count", type=int, default=1, help=f"{min_count_help} (default: 1)")
+
+
 def add_job_parsers(sub) -> None:
     """Add ``classify`` and ``text`` (each with its own subcommands) to ``rnnkit``'s subparsers."""
     c = sub.add_parser("classify", help="sequence classification: fit, predict, evaluate",
@@ -93,10 +100,8 @@ def add_job_parsers(sub) -> None:
                    help="per-feature scaling fitted on the training steps only (default: standard)")
     g.add_argument("--val-frac", type=float, default=0.2, metavar="F",
                    help="fraction of TRAIN held out for validation, stratified by class (default: 0.2)")
-    g.add_argument("--unknown", choices=["error", "skip", "replace"], default="replace",
-                   help="strings: characters outside the vocabulary (default: replace)")
-    g.add_argument("--min-count", type=int, default=1,
-                   help="strings: characters seen fewer times in training count as unknown (default: 1)")
+    _vocab_args(g, "replace", "strings: characters outside the vocabulary",
+                "strings: characters seen fewer times in training count as unknown")
     _model_args(p, 32, "gru", text=False)
     _train_args(p, epochs=100, batch=32, lr=0.003, clip=None, patience=20, text=False)
     _out_args(p)
@@ -120,10 +125,8 @@ def add_job_parsers(sub) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--val-frac", type=float, default=0.1, metavar="F",
                    help="last fraction of the text held out for validation (default: 0.1)")
-    g.add_argument("--unknown", choices=["error", "skip", "replace"], default="error",
-                   help="characters outside the vocabulary in later prompts and texts (default: error)")
-    g.add_argument("--min-count", type=int, default=1,
-                   help="characters seen fewer times count as unknown; needs --unknown replace/skip (default: 1)")
+    _vocab_args(g, "error", "characters outside the vocabulary in later prompts and texts",
+                "characters seen fewer times count as unknown; needs --unknown replace/skip")
     _model_args(p, 128, "lstm", text=True)
     _train_args(p, epochs=0, batch=32, lr=0.002, clip=5.0, patience=0, text=True)
     _out_args(p)

@@ -15,7 +15,7 @@ import torch
 
 from .data import Scaler, make_windows
 from .errors import ConfigError, DataError
-from .metrics import forecast_metrics
+from .metrics import forecast_metrics, last_value_forecast, seasonal_naive_forecast
 from .models import Forecaster
 
 if TYPE_CHECKING:
@@ -61,13 +61,14 @@ def naive_baselines(values: np.ndarray, starts: np.ndarray, horizon: int, m: int
     ``values (N, C)`` are the raw target rows. Last value repeats ``values[s-1]``; seasonal naive
     repeats the last season, ``values[s - m + (h mod m)]`` for step ``h`` (needs ``s >= m``).
     """
-    h = np.arange(horizon)
-    out = {"last value": values[starts - 1][:, None, :].repeat(horizon, 1)}
+    if m > 1 and (starts < m).any():
+        raise ConfigError(f"seasonal period m={m} is longer than the history before the first window; "
+                          "use a smaller --seasonal-period")
+    k = max(m, 1)
+    context = values[starts[:, None] - k + np.arange(k)]  # (W, k, C): the last season before each start
+    out = {"last value": last_value_forecast(context, horizon)}
     if m > 1:
-        if (starts < m).any():
-            raise ConfigError(f"seasonal period m={m} is longer than the history before the first window; "
-                              "use a smaller --seasonal-period")
-        out[f"seasonal naive (m={m})"] = values[starts[:, None] - m + (h % m)[None, :]]
+        out[f"seasonal naive (m={m})"] = seasonal_naive_forecast(context, horizon, m)
     return out
 
 

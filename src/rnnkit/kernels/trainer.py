@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell
 from ..errors import ConfigError
 from . import _native
 from .fused import ACT_CODES, CELL_CODES
@@ -167,6 +166,3 @@ def create(model: nn.Module, task: FusedTask | None, config, insist: bool = Fals
         return None
     return FusedTrainer(model, task, config)
 
-
-# keep the imports explicit for readers: these are the cells the trainer understands
-_SUPPORTED_CELLS = (ElmanCell, JordanCell, LSTMCell, GRUCell)
