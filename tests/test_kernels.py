@@ -205,6 +205,29 @@ def test_forecaster_uses_fused_trainer_and_matches_torch_loop():
     assert runs[0].history.train_loss == pytest.approx(runs[1].history.train_loss, abs=1e-10, rel=0)
 
 
+@pytest.mark.parametrize("hidden, batch, expected", [(8, 5, "fused"), (256, 64, "torch")])
+def test_auto_engine_uses_the_fused_trainer_only_where_it_pays_off(hidden, batch, expected):
+    """Large models train faster in torch's loop (BLAS/oneDNN products): auto must not pick the
+    native trainer there, while engine='fused' still insists."""
+    x, y = torch.randn(batch, 20, 1), torch.randn(batch, 20, 1)
+    task = FusedTask("all", "mse", x, y)
+    engines = []
+    for engine in ("auto", "fused"):
+        h = fit(Net("lstm", 1, hidden, 1, 1, torch.float32), lambda m, b: F.mse_loss(m(b[0]), b[1]), (x, y), None,
+                TrainConfig(epochs=1, batch_size=batch, engine=engine, patience=0), quiet=True, fused=task)
+        engines.append(h.engine)
+    assert engines == [expected, "fused"]
+
+
+def test_auto_limits_cover_every_cell():
+    from rnnkit.kernels import trainer
+    for kind in ("lstm", "gru", "elman", "jordan"):
+        model = Net(kind, 1, 16, 1, 1, F64)
+        assert trainer.pays_off(model, FusedTask("last", "mse", torch.zeros(5, 5, 1), torch.zeros(5, 1)), 5)
+        big = FusedTask("last", "mse", torch.zeros(512, 400, 1), torch.zeros(512, 1))
+        assert not trainer.pays_off(model, big, 512)
+
+
 @pytest.mark.parametrize("kind", sorted(CELLS))
 def test_streaming_step_equals_full_sequence_without_autograd(kind):
     torch.manual_seed(2)

@@ -157,7 +157,8 @@ class TrainConfig(_Serialisable):
     over the last 200 epochs" is ``check_every=200, patience=1, min_delta=0.01``.
 
     ``engine``: ``"auto"`` runs whole epochs in the fused native trainer where the model and task
-    allow it (see :mod:`rnnkit.kernels.trainer`) and the generic torch loop otherwise;
+    allow it and the model is small enough for it to be faster (see
+    :data:`rnnkit.kernels.trainer.AUTO_LIMITS`), and the generic torch loop otherwise;
     ``"fused"`` insists (an error says why it cannot); ``"torch"`` always uses the generic loop.
 
     ``warmup``: in many-to-many training the first ``warmup`` steps of each window are left out

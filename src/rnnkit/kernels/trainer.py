@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from . import _native
 from .fused import ACT_CODES, CELL_CODES
 
-__all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason"]
+__all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason", "pays_off", "AUTO_LIMITS"]
 
 LOSSES = {"mse": 0, "mae": 1, "ce": 2}
 OPTIMIZERS = {"adam": 0, "sgd": 1, "adagrad": 2, "rmsprop": 3}
@@ -79,6 +79,37 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
     if not _native.available():
         return "the native kernels are unavailable"
     return None
+
+
+#: Where ``engine="auto"`` picks the fused trainer, per cell: at most this batch x hidden, and at
+#: most this many million multiply-adds in one batch's forward pass through the recurrent layers
+#: (sum over layers of B*T*G*(in + S)). The native trainer computes its matrix products in plain
+#: C (one core); torch's loop pays microseconds per operation but reaches BLAS/oneDNN speed. Set
+#: from a grid of epoch times (hidden 16-256, batch 8-128, T 10/50, 1 and 2 threads, 2-core
+#: x86-64): inside these limits the fused trainer was 1.15x-25x faster than the torch loop, and the
+#: points just outside were 0.2x-1.2x (see benchmarks/RESULTS.md, section "engine").
+AUTO_LIMITS = {"lstm": (1024, 4.0), "gru": (2048, 16.0), "elman": (4096, 30.0), "jordan": (4096, 30.0)}
+
+
+def forward_mmacs(model: nn.Module, batch: int, T: int) -> float:
+    """Million multiply-adds of one batch's forward pass through ``model.rnn``'s layers."""
+    rnn = model.rnn
+    cell = rnn._cells[0]
+    S = cell.state_sizes[0]
+    G = rnn._weights(0)[1].shape[0]
+    total = 0.0
+    for layer in range(rnn.num_layers):
+        width = rnn.input_size if layer == 0 else S
+        total += batch * T * G * (width + S)
+    return total / 1e6
+
+
+def pays_off(model: nn.Module, task: FusedTask, batch: int) -> bool:
+    """Whether the fused trainer is expected to beat the torch loop for this size (AUTO_LIMITS)."""
+    rnn = model.rnn
+    max_bh, max_mmacs = AUTO_LIMITS[rnn.cell_type.__name__.replace("Cell", "").lower()]
+    return (min(batch, task.x.shape[0]) * rnn.hidden_size <= max_bh
+            and forward_mmacs(model, min(batch, task.x.shape[0]), task.x.shape[1]) <= max_mmacs)
 
 
 class FusedTrainer:
@@ -153,7 +184,8 @@ class FusedTrainer:
 
 
 def create(model: nn.Module, task: FusedTask | None, config, insist: bool = False) -> FusedTrainer | None:
-    """A :class:`FusedTrainer` where supported, else None (or :class:`ConfigError` if ``insist``)."""
+    """A :class:`FusedTrainer` where supported and (unless ``insist``) faster than the torch loop
+    (:func:`pays_off`), else None; with ``insist``, unsupported models raise :class:`ConfigError`."""
     if task is None:
         if insist:
             raise ConfigError("engine='fused' needs a task the fused trainer understands (forecasting, "
@@ -163,6 +195,8 @@ def create(model: nn.Module, task: FusedTask | None, config, insist: bool = Fals
     if reason is not None:
         if insist:
             raise ConfigError(f"engine='fused' cannot train this model: {reason}; use engine='auto' or 'torch'")
+        return None
+    if not insist and not pays_off(model, task, config.batch_size):
         return None
     return FusedTrainer(model, task, config)
 
