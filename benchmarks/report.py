@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-ORDER = ("layer", "trainer", "fit", "stream", "grid")
+ORDER = ("layer", "trainer", "fit", "stream", "grid", "engine")
 
 
 def _table(t: dict) -> list[str]:
@@ -60,6 +60,17 @@ def _targets(suites: dict) -> list[list[str]]:
         slow = [r for r in grid if r["ratio_auto"]["median"] < 0.9]
         rows.append(["grid: no configuration below 0.9x with backend=auto",
                      f"{len(slow)} of {len(grid)} below 0.9x" + (
+                         " (worst " + ", ".join(
+                             f"{r['cell'].upper()} H{r['hidden']} B{r['batch']} T{r['T']} t{r['threads']} "
+                             f"{r['ratio_auto']['median']:.2f}x"
+                             for r in sorted(slow, key=lambda r: r["ratio_auto"]["median"])[:4]) + ")"
+                         if slow else ""),
+                     "yes" if not slow else "no"])
+    engine = suites.get("engine", {}).get("records", [])
+    if engine:
+        slow = [r for r in engine if r["ratio_auto"]["median"] < 0.9]
+        rows.append(["training engine: `engine=\"auto\"` never below 0.9x of the torch loop",
+                     f"{len(slow)} of {len(engine)} below 0.9x" + (
                          " (worst " + ", ".join(
                              f"{r['cell'].upper()} H{r['hidden']} B{r['batch']} T{r['T']} t{r['threads']} "
                              f"{r['ratio_auto']['median']:.2f}x"

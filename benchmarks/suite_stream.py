@@ -70,7 +70,7 @@ def _profile(layer, H: int, repeats: int, sample_s: float) -> list[tuple[str, fl
     if plan is not None and hasattr(plan, "current"):
         pieces["plan.current(...) (per-step validity checks)"] = lambda: plan.current(layer._parameters, x, state)
     if plan is not None and hasattr(plan, "step"):
-        pieces["plan.step(...) (allocate outputs + native call)"] = lambda: plan.step(x, s0, c0)
+        pieces["plan.step(...) (take pooled outputs + native call)"] = lambda: plan.step(x, s0, c0)
     if plan is not None and hasattr(plan, "fn") and hasattr(plan, "args"):
         out_s, out_c = torch.empty_like(s0), (torch.empty_like(c0) if lstm else None)
         a = type(plan.args)(*plan.args)  # a private copy: plan.step rewrites the shared one's pointers
@@ -84,9 +84,9 @@ def _profile(layer, H: int, repeats: int, sample_s: float) -> list[tuple[str, fl
         pieces["ctypes call floor (rk_abi_version(), no work)"] = lambda: noop()
     except Exception:  # noqa: BLE001
         pass
-    pieces["torch.empty_like(state) x" + ("2" if lstm else "1")] = (
+    pieces["for comparison: torch.empty_like(state) x" + ("2" if lstm else "1") + " (pooled in layer.step)"] = (
         (lambda: (torch.empty_like(s0), torch.empty_like(c0))) if lstm else (lambda: torch.empty_like(s0)))
-    pieces["s_out[-1] (the output view)"] = lambda: s0[-1]
+    pieces["for comparison: s_out[-1], one view (pooled in layer.step)"] = lambda: s0[-1]
     with torch.no_grad():
         res = compare(pieces, repeats=repeats, sample_s=sample_s, warmup=50)
     return [(k, v.median) for k, v in res.items()]

@@ -244,6 +244,36 @@ def test_streaming_step_equals_full_sequence_without_autograd(kind):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_streaming_step_states_stay_valid_when_kept(kind, monkeypatch):
+    """The functional step hands out pooled memory: every state it returns must stay intact
+    however many steps follow (past several pool refills), and branching from an old state (a
+    beam search) must neither change it nor the states made from it."""
+    from rnnkit.kernels import fused
+    torch.manual_seed(3)
+    for pool_bytes in (1, 4 * 64 * 8 * 3):  # one step per pool, then a few steps per pool
+        monkeypatch.setattr(fused, "STREAM_POOL_BYTES", pool_bytes)
+        layer = rnnkit.Recurrent(kind, 2, 8, num_layers=2, dtype=F64)
+        x = torch.randn(20, 3, 2, dtype=F64)
+        with torch.no_grad():
+            full, _ = layer(x)
+            state, kept = layer.init_state(3), []
+            for t in range(20):
+                y, state = layer.step(x[t], state)
+                kept.append((y, state))
+            assert getattr(layer, "_stream_plan", None) is not None
+            for t, (y, _) in enumerate(kept):  # nothing was overwritten by later steps
+                torch.testing.assert_close(y, full[t], atol=1e-12, rtol=0)
+            root = kept[4][1]
+            before = [s.clone() for s in _states(root)]
+            branches = [layer.step(torch.full((3, 2), v, dtype=F64), root) for v in (0.5, -0.5)]
+            ref = [layer(torch.cat([x[:5], torch.full((1, 3, 2), v, dtype=F64)]))[0][-1] for v in (0.5, -0.5)]
+        for (y, _), r in zip(branches, ref):
+            torch.testing.assert_close(y, r, atol=1e-12, rtol=0)
+        for a, b in zip(_states(root), before):
+            assert torch.equal(a, b)
+
+
 def test_streaming_step_sees_weight_updates():
     layer = rnnkit.GRU(2, 3, dtype=F64)
     x = torch.randn(1, 2, dtype=F64)

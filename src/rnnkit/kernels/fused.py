@@ -253,24 +253,39 @@ def _panels_of_transpose(w: Tensor) -> Tensor:
     return out
 
 
+#: bytes of new states the functional streaming step allocates at once (see StreamPlan._refill)
+STREAM_POOL_BYTES = 64 * 1024
+_VERSION = operator.attrgetter("_version")
+
+
 class StreamPlan:
     """Everything the native streaming step needs, prepared once: transposed weights, a pointer
     table, scratch memory and a packed argument array (one cheap foreign call per step).
     :meth:`current` says whether it still matches the layer's weights (tensor identity and
-    version counters), batch size and dtype."""
+    version counters), batch size and dtype.
+
+    The functional step returns new state tensors each step. Allocating them one by one would
+    cost more than the step itself for small models, so they come from a pool: one allocation
+    holds the outputs of many steps, cut into views up front, and each step takes the next set.
+    Every step still gets memory of its own (the pool is never reused), so states kept by the
+    caller, e.g. in a beam search, stay valid."""
 
     def __init__(self, cells: list[RecurrentCell], weights: list[list[Tensor | None]], batch: int) -> None:
         cell = cells[0]
         code = CELL_CODES[type(cell)]
         act, out_act = act_code(cell)
         H, S = cell.hidden_size, cell.state_sizes[0]
-        self.B, self.lstm = batch, code == 2
-        self.watch = [(t, t._version) for w in weights for t in w if t is not None]
+        self.B, self.L, self.H, self.S, self.lstm = batch, len(cells), H, S, code == 2
+        self.watch = tuple(t for w in weights for t in w if t is not None)
+        self.versions = list(map(_VERSION, self.watch))
         self.param_objects = tuple(t for w in weights for t in w)  # parameters() order, Nones included
         self.x_shape = torch.Size((batch, cell.input_size))
         self.view_of = self.view = None  # step_: the state tensor last used and its output view
-        self.checked_state = None
+        self.trusted = None  # a state object known to be well-formed: checked once, or made here
         self.state_shapes = [torch.Size((len(cells), batch, s)) for s in cell.state_sizes]
+        self._ys: list[Tensor] = []  # the pool of step outputs (popped from the end)
+        self._ss: list[Tensor] = []
+        self._cs: list[Tensor] = []
         with torch.no_grad():
             keep, ptrs = [], []
             for w in weights:
@@ -296,13 +311,12 @@ class StreamPlan:
     def current(self, parameters: dict, x_t: Tensor, state) -> bool:
         """Whether this plan may run ``x_t``/``state`` now: same parameter objects, unchanged
         (tensor version counters), same batch/dtype, contiguous CPU tensors, no autograd needed.
-        A state object that passed these checks before (the in-place stream's) is not re-checked."""
+        The trusted state object (the in-place stream's, once checked, or the last one this plan
+        made) is not re-checked."""
         if type(x_t) is not Tensor or x_t.shape != self.x_shape or x_t.dtype != self.dtype \
                 or not x_t.is_cpu or not x_t.is_contiguous():
             return False
-        if state is not None and state is self.checked_state:
-            states = ()
-        elif state is None:
+        if state is None or state is self.trusted:
             states = ()
         elif self.lstm:
             if type(state) is not tuple or len(state) != 2:
@@ -313,31 +327,41 @@ class StreamPlan:
         for s, shape in zip(states, self.state_shapes):
             if type(s) is not Tensor or s.shape != shape or s.dtype != self.dtype or not s.is_contiguous():
                 return False
-        if torch.is_grad_enabled() and (x_t.requires_grad or self.watch[0][0].requires_grad
+        if torch.is_grad_enabled() and (x_t.requires_grad or self.watch[0].requires_grad
                                         or any(s.requires_grad for s in states)):
             return False
         values = parameters.values()
         if len(values) != len(self.param_objects) or not all(map(operator.is_, values, self.param_objects)):
             return False
-        return all(t._version == v for t, v in self.watch)
+        return list(map(_VERSION, self.watch)) == self.versions
 
-    def remember(self, state) -> None:
-        """Skip the state checks for this very object from now on (the in-place stream)."""
-        self.checked_state = state
+    def _refill(self) -> None:
+        """Allocate the outputs of the next steps at once, as views (see the class docstring)."""
+        L, B, H, S = self.L, self.B, self.H, self.S
+        n_s, n_c = L * B * S, (L * B * H if self.lstm else 0)
+        k = max(1, min(256, STREAM_POOL_BYTES // ((n_s + n_c) * self.scratch.element_size())))
+        pool = torch.empty(k, n_s + n_c, dtype=self.dtype)
+        s = pool[:, :n_s].view(k, L, B, S)
+        self._ss, self._ys = list(s.unbind(0)), list(s[:, L - 1].unbind(0))
+        if self.lstm:
+            self._cs = list(pool[:, n_s:].view(k, L, B, H).unbind(0))
 
-    def step(self, x_t: Tensor, s_in: Tensor, c_in: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """``x_t (B, I)``, ``s_in (L, B, S)``, ``c_in (L, B, H)`` -> new ``(s, c)``; no autograd.
+    def step(self, x_t: Tensor, s_in: Tensor, c_in: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``x_t (B, I)``, ``s_in (L, B, S)``, ``c_in (L, B, H)`` -> ``(y (B, S), s (L, B, S),
+        c (L, B, H) or None)``, new tensors (``y`` is a view of ``s``'s last layer); no autograd.
         The inputs must be contiguous (:meth:`current` checked) and stay alive during the call."""
-        s_out = torch.empty_like(s_in)
+        if not self._ss:
+            self._refill()
+        y, s_out = self._ys.pop(), self._ss.pop()
         a = self.args
         a[9], a[10], a[12] = x_t.data_ptr(), s_in.data_ptr(), s_out.data_ptr()
         if self.lstm:
-            c_out = torch.empty_like(c_in)
+            c_out = self._cs.pop()
             a[11], a[13] = c_in.data_ptr(), c_out.data_ptr()
             self.fn(a)
-            return s_out, c_out
+            return y, s_out, c_out
         self.fn(a)
-        return s_out, None
+        return y, s_out, None
 
 
 def stream(layer, x_t: Tensor, state):
@@ -352,10 +376,12 @@ def stream(layer, x_t: Tensor, state):
     if state is None:
         state = layer.init_state(x_t.shape[0], dtype=x_t.dtype)
     if plan.lstm:
-        s_out, c_out = plan.step(x_t, state[0], state[1])
-        return s_out[-1], (s_out, c_out)
-    s_out, _ = plan.step(x_t, state, None)
-    return s_out[-1], s_out
+        y, s_out, c_out = plan.step(x_t, state[0], state[1])
+        plan.trusted = new = (s_out, c_out)
+        return y, new
+    y, s_out, _ = plan.step(x_t, state, None)
+    plan.trusted = s_out
+    return y, s_out
 
 
 def stream_inplace(layer, x_t: Tensor, state):
@@ -370,7 +396,7 @@ def stream_inplace(layer, x_t: Tensor, state):
     a = plan.inplace_args
     if plan.view_of is not s:  # a new state object: validated by current() above
         plan.view_of, plan.view = s, s[-1]
-        plan.remember(state)
+        plan.trusted = state
         c = state[1] if plan.lstm else None
         a[:] = plan.args  # the state's pointers stay fixed while it is reused: set them once
         a[10] = a[12] = s.data_ptr()
