@@ -17,20 +17,22 @@ from torch import Tensor
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
 
-__all__ = ["supports", "run_layer", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
+__all__ = ["supports", "run_layer", "run_single", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
 
 CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
 
 
 def act_code(cell: RecurrentCell) -> tuple[int, int]:
-    return ACT_CODES[getattr(cell, "nonlinearity", "tanh")], ACT_CODES[getattr(cell, "output_activation", "identity")]
+    # the instance __dict__, not getattr: a missing attribute costs microseconds in nn.Module
+    d = cell.__dict__
+    return ACT_CODES[d.get("nonlinearity", "tanh")], ACT_CODES[d.get("output_activation", "identity")]
 
 
 def supports(cell: RecurrentCell, x: Tensor) -> bool:
     """Whether the fused kernels can run this cell on this input (CPU, float32/64, no projection)."""
     return (type(cell) in CELL_CODES and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and not getattr(cell, "proj_size", 0))
+            and not cell.__dict__.get("proj_size", 0))
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -163,6 +165,9 @@ class _FusedLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell, lengths, x, s0, c0, *w):
+        ctx.lead = lengths is _LEAD
+        if ctx.lead:
+            lengths = None
         code = CELL_CODES[type(cell)]
         act, out_act = act_code(cell)
         B, T, I = x.shape
@@ -172,8 +177,9 @@ class _FusedLayer(torch.autograd.Function):
         sv = torch.empty(n_saved + n_work, **opts)  # saved for backward, then scratch
         work_ptr = sv.data_ptr() + n_saved * sv.element_size()
         out = torch.empty(B, T, S, **opts)
-        sn = torch.empty(B, S, **opts)
-        cn = torch.empty(B, H, **opts) if code == 2 else None
+        lead = (1,) if ctx.lead else ()  # states shaped (1, B, S): a whole one-layer module's
+        sn = torch.empty(*lead, B, S, **opts)
+        cn = torch.empty(*lead, B, H, **opts) if code == 2 else None
         # every tensor whose pointer goes to the kernel is held in a variable until the call returns
         x_c = x.contiguous()
         s0_c = None if s0 is None else s0.contiguous()
@@ -203,8 +209,9 @@ class _FusedLayer(torch.autograd.Function):
         grads = [None if t is None else torch.empty_like(t) for t in w]
         g_ih, g_hh, g_bih, g_bhh, g_why, g_by = _layer_args(code, grads)
         w_ih, whh, _, _, why, _ = _layer_args(code, w)
-        ds0 = torch.empty(B, S, **opts)
-        dc0 = torch.empty(B, H, **opts) if code == 2 else None
+        lead = (1,) if ctx.lead else ()
+        ds0 = torch.empty(*lead, B, S, **opts)
+        dc0 = torch.empty(*lead, B, H, **opts) if code == 2 else None
         dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[2] else None
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
@@ -224,6 +231,25 @@ def _layer_args(code: int, w: list):
 #: multiply-adds of the input projection and weight gradients below which one native call per
 #: direction beats torch's matrix products (measured by make bench; BLAS wins above it)
 SMALL_LAYER_MACS = 2_000_000
+
+
+#: passed as ``lengths`` to :class:`_FusedLayer`: no lengths, and states shaped (1, B, S) in and
+#: out, as a whole one-layer module has them (saves the autograd views that reshape them)
+_LEAD = object()
+
+
+def run_single(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, states: tuple[Tensor, ...] | None,
+               ) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """A whole one-layer, one-direction module without lengths: states ``(1, B, S)`` in and out."""
+    B, T, I = x.shape
+    G = w[1].shape[0]
+    if B * T * G * (I + w[1].shape[1]) > SMALL_LAYER_MACS:
+        out, new = run_layer(cell, w, x, None if states is None else tuple(s[0] for s in states), None)
+        return out, tuple(s.unsqueeze(0) for s in new)
+    lstm = isinstance(cell, LSTMCell)
+    s0, c0 = (None, None) if states is None else (states[0].contiguous(), states[1].contiguous() if lstm else None)
+    out, s_n, c_n = _FusedLayer.apply(cell, _LEAD, x, s0, c0, *w)
+    return out, ((s_n, c_n) if lstm else (s_n,))
 
 
 def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tuple[Tensor, ...] | None,
