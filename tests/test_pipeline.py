@@ -103,6 +103,31 @@ def test_recursive_generate_equals_manual_feedback():
     torch.testing.assert_close(out, seq[:, 6:], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("strategy, cell, dtype", [("direct", "lstm", torch.float64), ("recursive", "gru", torch.float64),
+                                                 ("direct", "gru", torch.float32)])
+def test_forecaster_streaming_step_equals_forward_on_the_prefix(strategy, cell, dtype):
+    """model.step fed one observation at a time gives what forward gives on everything seen so far."""
+    torch.manual_seed(1)
+    inputs = 2 if strategy == "direct" else 1  # direct: a covariate too
+    model = rnnkit.Forecaster(inputs, 1, 3 if strategy == "direct" else 1,
+                              ModelConfig(cell=cell, hidden_size=6, num_layers=2, strategy=strategy)).to(dtype).eval()
+    x = torch.randn(4, 7, inputs, dtype=dtype)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    state = model.init_state(4)
+    for t in range(7):
+        y, state = model.step(x[:, t], state)
+        ref = model(x[:, :t + 1])
+        torch.testing.assert_close(y, ref if strategy == "direct" else ref[:, -1], rtol=0, atol=tol)
+    with pytest.raises(rnnkit.ShapeError, match=r"\(B, " + str(inputs) + r"\)"):
+        model.step(x, state)  # a whole sequence is not one step
+
+
+def test_bidirectional_forecaster_cannot_stream():
+    model = rnnkit.Forecaster(1, 1, 1, ModelConfig(hidden_size=4, bidirectional=True))
+    with pytest.raises(ConfigError, match="bidirectional"):
+        model.step(torch.zeros(1, 1))
+
+
 def test_direct_model_extends_horizon_only_without_covariates(sine_run):
     assert len(sine_run.forecast(horizon=4)) == 4  # trained for 1 step: repeats, feeding forecasts back
     run = fit_forecaster(DataConfig(source="builtin:macro", targets=("realgdp",), covariates=("unemp",),

@@ -11,7 +11,7 @@ import torch
 
 from rnnkit.classify import load_classifier_run
 from rnnkit.config import ModelConfig, TextConfig, TrainConfig
-from rnnkit.errors import ConfigError, DataError, RunError
+from rnnkit.errors import ConfigError, DataError, RunError, ShapeError
 from rnnkit.models import CharLM
 from rnnkit.text import (bits_per_char, fit_char_lm, load_text_run, make_streams, ngram_bits_per_char,
                          nll_per_char, read_text, save_text_run)
@@ -189,3 +189,17 @@ def test_example_pydocs_beats_unigram_quickly():
     m = module.main(quick=True)["metrics"]
     assert m["validation"]["bits_per_char"] < m["baselines"]["add-one unigram"]["bits_per_char"]
     assert m["baselines"]["add-one trigram"]["bits_per_char"] == pytest.approx(3.2063, abs=1e-4)
+
+
+@pytest.mark.parametrize("embedding_dim", [0, 4])
+def test_char_lm_step_equals_forward(embedding_dim):
+    torch.manual_seed(0)
+    model = CharLM(7, ModelConfig(cell="lstm", hidden_size=5, num_layers=2), embedding_dim).double().eval()
+    ids = torch.randint(0, 7, (3, 6))
+    logits, _ = model(ids)
+    state = model.init_state(3)
+    for t in range(6):
+        step_logits, state = model.step(ids[:, t], state)
+        torch.testing.assert_close(step_logits, logits[:, t], rtol=0, atol=1e-12)
+    with pytest.raises(ShapeError, match="one character id"):
+        model.step(ids, state)

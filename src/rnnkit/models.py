@@ -64,6 +64,27 @@ class Forecaster(nn.Module):
             y = self.head(out[:, -1]).view(x.shape[0], self.horizon, self.n_targets)  # (B, H*C) -> (B, H, C)
         return (y, state) if return_state else y
 
+    def init_state(self, batch: int = 1) -> StateLike:
+        """Zero recurrent state for :meth:`step` (what ``forward`` starts from)."""
+        return self.rnn.init_state(batch)
+
+    @torch.no_grad()
+    def step(self, x_t: Tensor, state: StateLike | None = None) -> tuple[Tensor, StateLike]:
+        """Streaming inference, one observation at a time: ``x_t (B, F)`` -> ``(y_t, state)``.
+
+        ``y_t`` is what ``forward`` outputs for everything fed so far: direct models give the
+        ``(B, horizon, C)`` forecast after this step, recursive ones the ``(B, C)`` prediction of
+        the next value. In the model's (scaled) units, without autograd; the layers run as they
+        are, so call ``model.eval()`` first if they use dropout. On the CPU this uses the native
+        streaming step (:meth:`rnnkit.layers.Recurrent.step`).
+        """
+        if x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
+            raise ShapeError(f"Forecaster.step expected one step of input (B, {self.input_size}), "
+                             f"got {tuple(x_t.shape)}")
+        out, state = self.rnn.step(x_t, state)  # (B, O)
+        y = self.head(out)
+        return (y if self.recursive else y.view(x_t.shape[0], self.horizon, self.n_targets)), state
+
     @torch.no_grad()
     def predict(self, context: Tensor, horizon: int | None = None) -> Tensor:
         """Forecast ``horizon`` steps after each context window: ``(B, L, F)`` -> ``(B, horizon, C)``.
@@ -273,6 +294,24 @@ class CharLM(nn.Module):
             inp = torch.nn.functional.one_hot(x, self.vocab_size).to(self.head.weight.dtype)  # (B, T, V)
         out, state = self.rnn(inp, state)  # (B, T, O)
         return self.head(out), state  # (B, T, V)
+
+    def init_state(self, batch: int = 1) -> StateLike:
+        """Zero recurrent state for :meth:`step`."""
+        return self.rnn.init_state(batch)
+
+    @torch.no_grad()
+    def step(self, ids: Tensor, state: StateLike | None = None) -> tuple[Tensor, StateLike]:
+        """One character per stream: ``ids (B,)`` long -> ``(logits (B, vocab_size), state)``,
+        the scores of the next character; equal to ``forward`` fed the same characters."""
+        if ids.dim() != 1 or ids.dtype != torch.long:
+            raise ShapeError(f"CharLM.step expected one character id per stream, (B,) long, "
+                             f"got {tuple(ids.shape)} {ids.dtype}")
+        if self.embedding is not None:
+            inp = self.embedding(ids)
+        else:
+            inp = torch.nn.functional.one_hot(ids, self.vocab_size).to(self.head.weight.dtype)
+        out, state = self.rnn.step(inp, state)
+        return self.head(out), state
 
 
 __all__ += ["SequenceClassifier", "CharLM", "AttentionPool"]

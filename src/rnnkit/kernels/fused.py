@@ -307,7 +307,9 @@ class StreamPlan:
         self.param_objects = tuple(t for w in weights for t in w)  # parameters() order, Nones included
         self.x_shape = torch.Size((batch, cell.input_size))
         self.view_of = self.view = None  # step_: the state tensor last used and its output view
-        self.trusted = None  # a state object known to be well-formed: checked once, or made here
+        # state objects known to be well-formed: the in-place stream's (checked once) and the last
+        # one the functional step made; two slots, so mixing both kinds of step costs nothing
+        self.trusted = self.trusted_made = None
         self.state_shapes = [torch.Size((len(cells), batch, s)) for s in cell.state_sizes]
         self._ys: list[Tensor] = []  # the pool of step outputs (popped from the end)
         self._ss: list[Tensor] = []
@@ -342,7 +344,7 @@ class StreamPlan:
         if type(x_t) is not Tensor or x_t.shape != self.x_shape or x_t.dtype != self.dtype \
                 or not x_t.is_cpu or not x_t.is_contiguous():
             return False
-        if state is None or state is self.trusted:
+        if state is None or state is self.trusted or state is self.trusted_made:
             states = ()
         elif self.lstm:
             if type(state) is not tuple or len(state) != 2:
@@ -403,10 +405,10 @@ def stream(layer, x_t: Tensor, state):
         state = layer.init_state(x_t.shape[0], dtype=x_t.dtype)
     if plan.lstm:
         y, s_out, c_out = plan.step(x_t, state[0], state[1])
-        plan.trusted = new = (s_out, c_out)
+        plan.trusted_made = new = (s_out, c_out)
         return y, new
     y, s_out, _ = plan.step(x_t, state, None)
-    plan.trusted = s_out
+    plan.trusted_made = s_out
     return y, s_out
 
 
