@@ -354,3 +354,16 @@ def test_fused_trainer_runs_equal_length_last_pool_classifiers_exactly():
     mean_pool = fit_classifier(dc, ModelConfig(cell="gru", hidden_size=8), ClassifierConfig(pool="mean"),
                                train_config=TrainConfig(epochs=1), quiet=True)
     assert mean_pool.history.engine == "torch"
+
+
+@pytest.mark.parametrize("cell, layers", [("gru", 1), ("lstm", 2), ("jordan", 1)])
+def test_fused_trainer_runs_variable_length_classifiers_exactly(cell, layers):
+    """Variable-length series (JapaneseVowels: 7 to 29 steps, padded) train in the fused trainer with
+    the padding masked: the same history as the torch loop, which cuts each batch to its longest."""
+    dc = SequenceDataConfig(source="builtin:JapaneseVowels_TRAIN")
+    runs = [fit_classifier(dc, ModelConfig(cell=cell, hidden_size=6, num_layers=layers),
+                           train_config=TrainConfig(epochs=2, engine=e, patience=0), quiet=True, dtype=torch.float64)
+            for e in ("torch", "auto")]
+    assert [r.history.engine for r in runs] == ["torch", "fused"]
+    assert runs[0].history.train_loss == pytest.approx(runs[1].history.train_loss, abs=1e-10, rel=0)
+    assert runs[0].history.val_loss == pytest.approx(runs[1].history.val_loss, abs=1e-10, rel=0)

@@ -380,3 +380,16 @@ def test_inplace_streaming_sees_weight_updates_and_new_states():
     torch.testing.assert_close(layer.step_(x, fresh), ref[0], atol=1e-12, rtol=0)
     with pytest.raises(rnnkit.ConfigError, match="init_state"):
         layer.step_(x, None)
+
+
+def test_fused_trainer_refuses_lengths_it_cannot_honour():
+    from rnnkit.kernels import trainer
+    model = Net("gru", 2, 4, 3, 1, F64)
+    x, y = data()
+    ok = FusedTask("last", "mse", x, y[:, -1], lengths=torch.full((23,), 6))
+    assert trainer.unsupported_reason(model, ok, TrainConfig()) is None
+    for bad in (FusedTask("all", "mse", x, y, lengths=torch.full((23,), 6)),  # per-step heads
+                FusedTask("last", "mse", x, y[:, -1], lengths=torch.full((23,), 7)),  # past the end
+                FusedTask("last", "mse", x, y[:, -1], lengths=torch.zeros(23, dtype=torch.int64)),
+                FusedTask("last", "mse", x, y[:, -1], lengths=torch.full((5,), 6))):  # wrong count
+        assert trainer.unsupported_reason(model, bad, TrainConfig()) is not None

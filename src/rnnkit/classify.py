@@ -68,16 +68,20 @@ def classification_loss(weight: torch.Tensor | None = None):
 
 
 def classification_fused_task(model: SequenceClassifier, train, val, weight):
-    """The same loss for the fused trainer, where it applies: real-valued series of one length
-    (no padding), last-step pooling; None otherwise (the torch loop then runs)."""
+    """The same loss for the fused trainer, where it applies: real-valued series (of any lengths:
+    the padding is masked), last-step pooling, one direction; None otherwise (the torch loop runs)."""
     from .kernels.trainer import FusedTask
     x, lengths, y = train
-    if model.pool != "last" or model.embedding is not None or bool((lengths != x.shape[1]).any()):
+    if model.pool != "last" or model.embedding is not None or model.rnn.bidirectional:
         return None
-    if val is not None and (val[0].shape[1] != x.shape[1] or bool((val[1] != x.shape[1]).any())):
-        return None
-    return FusedTask("last", "ce", x, y, None if val is None else val[0], None if val is None else val[2],
-                     class_weights=weight)
+    T = max(x.shape[1], 0 if val is None else val[0].shape[1])
+
+    def padded(t):  # zeros past the end: masked by the lengths, never read
+        return t if t.shape[1] == T else F.pad(t, (0, 0, 0, T - t.shape[1]))
+    full = bool((lengths == T).all()) and (val is None or bool((val[1] == T).all()))
+    return FusedTask("last", "ce", padded(x), y, None if val is None else padded(val[0]),
+                     None if val is None else val[2], class_weights=weight,
+                     lengths=None if full else lengths, val_lengths=None if full or val is None else val[1])
 
 
 @dataclass

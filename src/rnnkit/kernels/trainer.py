@@ -9,8 +9,9 @@ so the loss history equals the generic torch loop's to float tolerance on the sa
 
 Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.layers.Recurrent` of any of the
 four cells, biases on, no projection, no dropout between layers) and ``head`` (``nn.Linear``)
-whose forward is ``head(out[:, -1])`` (``head_mode="last"``) or ``head(out)``
-(``head_mode="all"``), MSE/MAE/cross-entropy loss, on the CPU in float32 or float64.
+whose forward is ``head(out[:, -1])`` (``head_mode="last"``, also with per-sequence lengths: the
+output at each sequence's last step) or ``head(out)`` (``head_mode="all"``), MSE/MAE/cross-entropy
+loss, on the CPU in float32 or float64.
 :func:`create` returns None (or, when asked to insist, raises) for anything else, and the
 generic loop runs instead.
 """
@@ -39,6 +40,8 @@ class FusedTask:
 
     ``x`` is ``(N, T, I)``; ``y`` is ``(N, P)`` for ``head_mode="last"`` (class indices ``(N,)``
     for cross-entropy) or ``(N, T, P)`` for ``"all"`` (steps before ``warmup`` are ignored).
+    ``lengths`` / ``val_lengths`` (``(N,)``, ``"last"`` only): each sequence's length; the steps
+    past it are padding, and the head reads the output at step ``length - 1``.
     """
 
     head_mode: str
@@ -49,6 +52,8 @@ class FusedTask:
     y_val: Tensor | None = None
     warmup: int = 0
     class_weights: Tensor | None = None
+    lengths: Tensor | None = None
+    val_lengths: Tensor | None = None
 
 
 def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
@@ -74,6 +79,15 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
         return f"loss {task.loss!r} / head mode {task.head_mode!r} is not fused"
     if task.loss == "ce" and task.head_mode != "last":
         return "cross-entropy is fused for last-step heads only"
+    T = task.x.shape[1]
+    for lengths, x in ((task.lengths, task.x), (task.val_lengths, task.x_val)):
+        if lengths is None:
+            continue
+        if task.head_mode != "last":
+            return "variable lengths are fused for last-step heads only"
+        if x is None or lengths.shape != (x.shape[0],) or x.shape[1] != T or bool((lengths < 1).any()) \
+                or bool((lengths > T).any()):
+            return "the lengths do not fit the data"  # the torch loop explains it
     if config.optimizer not in OPTIMIZERS:
         return f"optimizer {config.optimizer!r} is not fused"
     if not _native.available():
@@ -158,24 +172,27 @@ class FusedTrainer:
         self.x_val = None if task.x_val is None else task.x_val.to(dtype).contiguous()
         self.y_val = None if task.y_val is None else task.y_val.to(dtype).contiguous()
         self.class_w = None if task.class_weights is None else task.class_weights.to(dtype).contiguous()
+        self.lens = None if task.lengths is None else task.lengths.to(torch.int64).contiguous()
+        self.val_lens = None if task.val_lengths is None else task.val_lengths.to(torch.int64).contiguous()
 
-    def _call(self, x: Tensor, y: Tensor, order: Tensor, batch: int, train: bool) -> float:
+    def _call(self, x: Tensor, y: Tensor, lens: Tensor | None, order: Tensor, batch: int, train: bool) -> float:
         order = order.to(torch.int64).contiguous()
         return float(self._epoch(ctypes.byref(self.spec), self.flat.data_ptr(), self.grad.data_ptr(),
                                  self.s1.data_ptr(), self.s2.data_ptr(), self.step.data_ptr(),
                                  x.data_ptr(), y.data_ptr(), order.data_ptr(), order.numel(), batch,
-                                 1 if train else 0, None if self.class_w is None else self.class_w.data_ptr()))
+                                 1 if train else 0, None if self.class_w is None else self.class_w.data_ptr(),
+                                 None if lens is None else lens.data_ptr()))
 
     def train_epoch(self, order: Tensor, batch_size: int, lr: float) -> float:
         """One epoch over the training samples in ``order``; returns the mean loss."""
         self.spec.lr = lr
         with torch.no_grad():
-            return self._call(self.x, self.y, order, batch_size, True)
+            return self._call(self.x, self.y, self.lens, order, batch_size, True)
 
     def val_loss(self, batch_size: int = 1024) -> float:
         """Mean validation loss (no update)."""
         n = self.x_val.shape[0]
-        return self._call(self.x_val, self.y_val, torch.arange(n), min(batch_size, n), False)
+        return self._call(self.x_val, self.y_val, self.val_lens, torch.arange(n), min(batch_size, n), False)
 
     def release(self) -> None:
         """Give every parameter its own storage again (so it can be saved and moved independently)."""

@@ -151,11 +151,13 @@ static FN(layer_ptrs) FN(layer_at)(const rk_train_spec *sp, real *base, int l) {
 
 /* One epoch over the samples order[0:n] in batches (train != 0: update; 0: loss only).
  * X (N,T,I) batch-first; Y: per sample P values (head_mode 0; CE: the class index) or (T,P)
- * values (head_mode 1). Returns the mean loss weighted by batch size; NaN stops early. */
+ * values (head_mode 1). lens (N), may be NULL: each sample's length (head_mode 0 only): steps
+ * past it are padding, never read, and the head reads the output at step length - 1.
+ * Returns the mean loss weighted by batch size; NaN stops early. */
 RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real *grads, real *s1,
                                     real *s2, int64_t *step, const real *X, const real *Y,
                                     const int64_t *order, int64_t n, int batch, int train,
-                                    const real *class_w) {
+                                    const real *class_w, const int64_t *lens) {
     FTZ_BEGIN
     const int L = sp->num_layers, T = sp->T, I = sp->input_size, H = sp->hidden, S = sp->state;
     const int P = sp->head_out, cell = sp->cell;
@@ -171,7 +173,8 @@ RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real 
                          + (size_t)FN(rk_layer_work_size)(cell, B, T, maxin, H, S)
                          + 3 * (size_t)TR * B * P + (size_t)B * (S + H) + (size_t)S * P + 64;
     real *mem = (real *)calloc(total, sizeof(real));
-    if (!mem) { FTZ_END return NAN; }
+    int64_t *lb = lens ? (int64_t *)calloc((size_t)B, sizeof(int64_t)) : NULL;  /* the batch's lengths */
+    if (!mem || (lens && !lb)) { free(mem); free(lb); FTZ_END return NAN; }
     real *sv[RK_MAX_LAYERS], *out[RK_MAX_LAYERS], *dout[RK_MAX_LAYERS];
     real *q = mem;
     for (int l = 0; l < L; ++l) {
@@ -190,13 +193,15 @@ RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real 
     double total_loss = 0;
     for (int64_t start = 0; start < n; start += B) {
         const int nb = (int)(n - start < B ? n - start : B);
-        for (int b = 0; b < nb; ++b)
+        for (int b = 0; b < nb; ++b) {
             memcpy(xb + (size_t)b * T * I, X + (size_t)order[start + b] * T * I, sizeof(real) * T * I);
+            if (lb) lb[b] = lens[order[start + b]];
+        }
         /* forward through the layers */
         for (int l = 0; l < L; ++l) {
             FN(layer_ptrs) w = FN(layer_at)(sp, params, l);
             FN(rk_layer_forward)(cell, sp->act, sp->out_act, nb, T, l == 0 ? I : S, H, S, l == 0 ? xb : out[l - 1],
-                                 w.wih, w.whh, w.bih, w.bhh, w.why, w.by, NULL, NULL, NULL, sv[l], out[l],
+                                 w.wih, w.whh, w.bih, w.bhh, w.why, w.by, lb, NULL, NULL, sv[l], out[l],
                                  NULL, NULL, work);
         }
         /* head and loss; head rows are (t, b) for t >= W0 */
@@ -207,8 +212,9 @@ RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real 
             for (int b = 0; b < nb; ++b) {
                 const size_t r = (size_t)(t - W0) * nb + b;
                 real *zr = z + r * P;
+                const int tr = lb ? (int)lb[b] - 1 : t;  /* head_mode 0 with lengths: the last valid step */
                 for (int p = 0; p < P; ++p) zr[p] = bh[p];
-                FN(vecmat_acc)(top + ((size_t)b * T + t) * S, hwork, zr, S, P);
+                FN(vecmat_acc)(top + ((size_t)b * T + tr) * S, hwork, zr, S, P);
                 const real *ys = Y + (size_t)order[start + b] * ysz;
                 if (sp->head_mode == 1) memcpy(yb + r * P, ys + (size_t)t * P, sizeof(real) * P);
                 else if (sp->loss == LOSS_CE) yb[r] = ys[0];
@@ -225,19 +231,20 @@ RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real 
         for (int t = W0; t < T; ++t)
             for (int b = 0; b < nb; ++b) {
                 const real *d = dz + ((size_t)(t - W0) * nb + b) * P;
-                const real *h = top + ((size_t)b * T + t) * S;
+                const int tr = lb ? (int)lb[b] - 1 : t;
+                const real *h = top + ((size_t)b * T + tr) * S;
                 for (int p = 0; p < P; ++p) {
                     gbh[p] += d[p];
                     real *gw = gwh + (size_t)p * S;
                     for (int s2i = 0; s2i < S; ++s2i) gw[s2i] += d[p] * h[s2i];
                 }
-                FN(vecmat_acc)(d, wh, dout[L - 1] + ((size_t)b * T + t) * S, P, S);
+                FN(vecmat_acc)(d, wh, dout[L - 1] + ((size_t)b * T + tr) * S, P, S);
             }
         /* backward: layers, top to bottom; each writes the gradient of its input into the layer below */
         for (int l = L - 1; l >= 0; --l) {
             FN(layer_ptrs) w = FN(layer_at)(sp, params, l), g = FN(layer_at)(sp, grads, l);
             FN(rk_layer_backward)(cell, sp->act, sp->out_act, nb, T, l == 0 ? I : S, H, S,
-                                  l == 0 ? xb : out[l - 1], w.wih, w.whh, w.why, NULL, sv[l], dout[l], NULL,
+                                  l == 0 ? xb : out[l - 1], w.wih, w.whh, w.why, lb, sv[l], dout[l], NULL,
                                   NULL, g.wih, g.whh, g.bih, g.bhh, g.why, g.by, ds0, dc0,
                                   l > 0 ? dout[l - 1] : NULL, work);
         }
@@ -246,6 +253,7 @@ RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real 
         FN(optimizer_step)(sp, params, grads, s1, s2, np, *step, sp->lr);
     }
     free(mem);
+    free(lb);
     FTZ_END
     return total_loss / (double)n;
 }
