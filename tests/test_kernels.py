@@ -223,9 +223,10 @@ def test_auto_limits_cover_every_cell():
     from rnnkit.kernels import trainer
     for kind in ("lstm", "gru", "elman", "jordan"):
         model = Net(kind, 1, 16, 1, 1, F64)
-        assert trainer.pays_off(model, FusedTask("last", "mse", torch.zeros(5, 5, 1), torch.zeros(5, 1)), 5)
+        small = FusedTask("last", "mse", torch.zeros(5, 5, 1), torch.zeros(5, 1))
+        assert trainer.pays_off(model, small, TrainConfig(batch_size=5))
         big = FusedTask("last", "mse", torch.zeros(512, 400, 1), torch.zeros(512, 1))
-        assert not trainer.pays_off(model, big, 512)
+        assert not trainer.pays_off(model, big, TrainConfig(batch_size=512))
 
 
 @pytest.mark.parametrize("kind", sorted(CELLS))
@@ -393,3 +394,26 @@ def test_fused_trainer_refuses_lengths_it_cannot_honour():
                 FusedTask("last", "mse", x, y[:, -1], lengths=torch.zeros(23, dtype=torch.int64)),
                 FusedTask("last", "mse", x, y[:, -1], lengths=torch.full((5,), 6))):  # wrong count
         assert trainer.unsupported_reason(model, bad, TrainConfig()) is not None
+
+
+@pytest.mark.parametrize("kind, layers", [("lstm", 2), ("gru", 1), ("jordan", 1)])
+def test_fused_trainer_stateful_equals_generic_loop(kind, layers):
+    """Stateful truncated BPTT: 3 streams of 23 steps in chunks of 5 (the last one 3 long), the
+    state carried across chunks and reset every epoch; the loss history equals the torch loop's."""
+    from rnnkit.pipeline import forecast_fused_task, forecast_loss
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 23, 1, generator=g, dtype=F64)
+    y = torch.sin(torch.cumsum(x, 1))
+    config = TrainConfig(epochs=4, batch_size=3, stateful=True, tbptt=5, shuffle=False, patience=0,
+                         optimizer="adam", lr=0.01, clip_norm=0.5)
+    histories = []
+    for engine in ("torch", "fused"):
+        torch.manual_seed(0)
+        model = rnnkit.Forecaster(1, 1, config=rnnkit.ModelConfig(cell=kind, hidden_size=6, num_layers=layers,
+                                                                    strategy="recursive")).to(F64)
+        c = config.replace(engine=engine)
+        h = fit(model, forecast_loss(model, c), (x, y), None, c, quiet=True,
+                fused=forecast_fused_task(model, c, (x, y), None))
+        assert h.engine == engine
+        histories.append(h.train_loss)
+    assert histories[0] == pytest.approx(histories[1], abs=1e-10, rel=0)

@@ -29,7 +29,7 @@ __all__ = ["library", "available", "cache_dir", "build", "TrainSpec", "NativeUna
 
 log = logging.getLogger("rnnkit.kernels")
 SOURCES = ("rnnkit_kernels.c", "cells_impl.h", "layer_impl.h", "trainer_impl.h")
-ABI_VERSION = 2
+ABI_VERSION = 3
 # -fno-trapping-math lets comparisons (the clamps in exp) become vector selects; NaN still
 # propagates. No -ffast-math: the kernels must match torch to float64 rounding.
 FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
@@ -195,7 +195,7 @@ SIGNATURES: dict[str, tuple[list, object]] = {
     "rk_exp": ([_P, _P, _L], None),
     "rk_tanh": ([_P, _P, _L], None),
     "rk_num_params": ([_P], _L),
-    "rk_train_epoch": ([_P] * 9 + [_L, _I, _I, _P, _P], _D),
+    "rk_train_epoch": ([_P] * 9 + [_L, _I, _I, _P, _P, _P], _D),
 }
 
 

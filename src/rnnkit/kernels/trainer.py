@@ -7,7 +7,8 @@ arithmetic takes a few. Running the whole step natively removes that overhead. T
 maths is torch's exactly (Adam's lerp form and bias correction, SGD momentum, Adagrad, RMSprop),
 so the loss history equals the generic torch loop's to float tolerance on the same seed.
 
-Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.layers.Recurrent` of any of the
+Also stateful truncated BPTT (streams trained in chunks, the state carried between them), one
+native call per chunk. Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.layers.Recurrent` of any of the
 four cells, biases on, no projection, no dropout between layers) and ``head`` (``nn.Linear``)
 whose forward is ``head(out[:, -1])`` (``head_mode="last"``, also with per-sequence lengths: the
 output at each sequence's last step) or ``head(out)`` (``head_mode="all"``), MSE/MAE/cross-entropy
@@ -19,6 +20,7 @@ generic loop runs instead.
 from __future__ import annotations
 
 import ctypes
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +28,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from . import _native
+from ..cells import LSTMCell
 from .fused import ACT_CODES, CELL_CODES
 
 __all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason", "pays_off", "AUTO_LIMITS"]
@@ -42,6 +45,10 @@ class FusedTask:
     for cross-entropy) or ``(N, T, P)`` for ``"all"`` (steps before ``warmup`` are ignored).
     ``lengths`` / ``val_lengths`` (``(N,)``, ``"last"`` only): each sequence's length; the steps
     past it are padding, and the head reads the output at step ``length - 1``.
+    ``stateful`` (``"all"`` only, no warm-up): ``x`` and ``y`` are ``B`` long streams ``(B, N, .)``
+    trained in order in chunks of ``TrainConfig.tbptt`` steps, the state carried from chunk to
+    chunk and reset every epoch (:func:`rnnkit.train.fit`'s stateful loop); validation data are
+    windows scored from a zero state, as there.
     """
 
     head_mode: str
@@ -54,6 +61,7 @@ class FusedTask:
     class_weights: Tensor | None = None
     lengths: Tensor | None = None
     val_lengths: Tensor | None = None
+    stateful: bool = False
 
 
 def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
@@ -70,8 +78,10 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
         return "LSTM projections (proj_size) are not fused"
     if rnn.dropout and rnn.num_layers > 1:
         return "dropout between layers is not fused"
-    if config.stateful:
-        return "stateful training is not fused"
+    if config.stateful != task.stateful:
+        return "the task and the training settings disagree about stateful training"
+    if task.stateful and (task.head_mode != "all" or task.warmup or task.lengths is not None):
+        return "stateful training is fused for per-step heads without warm-up or lengths"
     p = next(model.parameters())
     if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64):
         return "the fused trainer runs on the CPU in float32/float64"
@@ -118,12 +128,15 @@ def forward_mmacs(model: nn.Module, batch: int, T: int) -> float:
     return total / 1e6
 
 
-def pays_off(model: nn.Module, task: FusedTask, batch: int) -> bool:
+def pays_off(model: nn.Module, task: FusedTask, config) -> bool:
     """Whether the fused trainer is expected to beat the torch loop for this size (AUTO_LIMITS)."""
     rnn = model.rnn
     max_bh, max_mmacs = AUTO_LIMITS[rnn.cell_type.__name__.replace("Cell", "").lower()]
-    return (min(batch, task.x.shape[0]) * rnn.hidden_size <= max_bh
-            and forward_mmacs(model, min(batch, task.x.shape[0]), task.x.shape[1]) <= max_mmacs)
+    if task.stateful:  # every step trains all streams on one chunk
+        batch, T = task.x.shape[0], min(config.tbptt or task.x.shape[1], task.x.shape[1])
+    else:
+        batch, T = min(config.batch_size, task.x.shape[0]), task.x.shape[1]
+    return batch * rnn.hidden_size <= max_bh and forward_mmacs(model, batch, T) <= max_mmacs
 
 
 class FusedTrainer:
@@ -174,23 +187,46 @@ class FusedTrainer:
         self.class_w = None if task.class_weights is None else task.class_weights.to(dtype).contiguous()
         self.lens = None if task.lengths is None else task.lengths.to(torch.int64).contiguous()
         self.val_lens = None if task.val_lengths is None else task.val_lengths.to(torch.int64).contiguous()
+        self.state = self.chunks = None
+        if task.stateful:  # the chunks of every epoch, and the state carried between them
+            B, N = self.x.shape[:2]
+            step = min(config.tbptt or N, N)
+            self.chunks = [(self.x[:, s:s + step].contiguous(), self.y[:, s:s + step].contiguous())
+                           for s in range(0, N, step)]
+            size = rnn.num_layers * B * (spec.state + (spec.hidden if spec.cell == CELL_CODES[LSTMCell] else 0))
+            self.state = torch.zeros(size, dtype=dtype)
+            self.stream_order = torch.arange(B)
 
-    def _call(self, x: Tensor, y: Tensor, lens: Tensor | None, order: Tensor, batch: int, train: bool) -> float:
+    def _call(self, x: Tensor, y: Tensor, lens: Tensor | None, order: Tensor, batch: int, train: bool,
+              state: Tensor | None = None) -> float:
         order = order.to(torch.int64).contiguous()
+        self.spec.T = x.shape[1]
         return float(self._epoch(ctypes.byref(self.spec), self.flat.data_ptr(), self.grad.data_ptr(),
                                  self.s1.data_ptr(), self.s2.data_ptr(), self.step.data_ptr(),
                                  x.data_ptr(), y.data_ptr(), order.data_ptr(), order.numel(), batch,
                                  1 if train else 0, None if self.class_w is None else self.class_w.data_ptr(),
-                                 None if lens is None else lens.data_ptr()))
+                                 None if lens is None else lens.data_ptr(),
+                                 None if state is None else state.data_ptr()))
 
     def train_epoch(self, order: Tensor, batch_size: int, lr: float) -> float:
-        """One epoch over the training samples in ``order``; returns the mean loss."""
+        """One epoch over the training samples in ``order`` (stateful: the chunks in time order;
+        ``order`` and ``batch_size`` do not apply); returns the mean loss."""
         self.spec.lr = lr
         with torch.no_grad():
-            return self._call(self.x, self.y, self.lens, order, batch_size, True)
+            if self.chunks is None:
+                return self._call(self.x, self.y, self.lens, order, batch_size, True)
+            self.state.zero_()
+            total = count = 0.0
+            B = self.x.shape[0]
+            for xc, yc in self.chunks:  # one native call per chunk, the state carried in self.state
+                loss = self._call(xc, yc, None, self.stream_order, B, True, self.state)
+                if not math.isfinite(loss):
+                    return loss
+                total, count = total + loss * xc.shape[1], count + xc.shape[1]
+            return total / count
 
     def val_loss(self, batch_size: int = 1024) -> float:
-        """Mean validation loss (no update)."""
+        """Mean validation loss (no update), from a zero state."""
         n = self.x_val.shape[0]
         return self._call(self.x_val, self.y_val, self.val_lens, torch.arange(n), min(batch_size, n), False)
 
@@ -213,7 +249,7 @@ def create(model: nn.Module, task: FusedTask | None, config, insist: bool = Fals
         if insist:
             raise ConfigError(f"engine='fused' cannot train this model: {reason}; use engine='auto' or 'torch'")
         return None
-    if not insist and not pays_off(model, task, config.batch_size):
+    if not insist and not pays_off(model, task, config):
         return None
     return FusedTrainer(model, task, config)
 

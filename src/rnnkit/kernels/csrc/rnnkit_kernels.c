@@ -37,7 +37,7 @@ typedef struct {
     double lr, beta1, beta2, eps, weight_decay, momentum, alpha, clip_value, clip_norm;
 } rk_train_spec;
 
-RK_EXPORT int rk_abi_version(void) { return 2; }
+RK_EXPORT int rk_abi_version(void) { return 3; }
 
 static inline int gate_width(int cell, int H) {
     return cell == CELL_LSTM ? 4 * H : cell == CELL_GRU ? 3 * H : H;

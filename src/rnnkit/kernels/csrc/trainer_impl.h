@@ -153,11 +153,13 @@ static FN(layer_ptrs) FN(layer_at)(const rk_train_spec *sp, real *base, int l) {
  * X (N,T,I) batch-first; Y: per sample P values (head_mode 0; CE: the class index) or (T,P)
  * values (head_mode 1). lens (N), may be NULL: each sample's length (head_mode 0 only): steps
  * past it are padding, never read, and the head reads the output at step length - 1.
+ * state, may be NULL (stateful truncated BPTT, one batch per call, n == batch): per layer the
+ * initial state (L,B,S), then for LSTM the cell states (L,B,H); overwritten with the final ones.
  * Returns the mean loss weighted by batch size; NaN stops early. */
 RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real *grads, real *s1,
                                     real *s2, int64_t *step, const real *X, const real *Y,
                                     const int64_t *order, int64_t n, int batch, int train,
-                                    const real *class_w, const int64_t *lens) {
+                                    const real *class_w, const int64_t *lens, real *state) {
     FTZ_BEGIN
     const int L = sp->num_layers, T = sp->T, I = sp->input_size, H = sp->hidden, S = sp->state;
     const int P = sp->head_out, cell = sp->cell;
@@ -165,7 +167,7 @@ RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real 
     const int64_t np = FN(rk_num_params)(sp);
     const int ysz = sp->head_mode == 1 ? T * P : (sp->loss == LOSS_CE ? 1 : P);
     const int B = batch;
-    if (L > RK_MAX_LAYERS) { FTZ_END return NAN; }
+    if (L > RK_MAX_LAYERS || (state && n != batch)) { FTZ_END return NAN; }
     /* one allocation: per layer the saved buffer, the output (B,T,S) and its gradient */
     const int maxin = I > S ? I : S;
     const size_t saved = (size_t)FN(rk_layer_saved_size)(cell, B, T, H, S);
@@ -200,9 +202,12 @@ RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real 
         /* forward through the layers */
         for (int l = 0; l < L; ++l) {
             FN(layer_ptrs) w = FN(layer_at)(sp, params, l);
+            /* stateful: the layer reads its initial state before it writes the final one, in place */
+            real *st = state ? state + (size_t)l * B * S : NULL;
+            real *ct = state && cell == CELL_LSTM ? state + (size_t)L * B * S + (size_t)l * B * H : NULL;
             FN(rk_layer_forward)(cell, sp->act, sp->out_act, nb, T, l == 0 ? I : S, H, S, l == 0 ? xb : out[l - 1],
-                                 w.wih, w.whh, w.bih, w.bhh, w.why, w.by, lb, NULL, NULL, sv[l], out[l],
-                                 NULL, NULL, work);
+                                 w.wih, w.whh, w.bih, w.bhh, w.why, w.by, lb, st, ct, sv[l], out[l],
+                                 st, ct, work);
         }
         /* head and loss; head rows are (t, b) for t >= W0 */
         const real *wh = params + (np - (int64_t)P * S - P), *bh = wh + (size_t)P * S;
