@@ -57,27 +57,20 @@ def _targets(suites: dict) -> list[list[str]]:
                 sel = [r["ratio_" + backend]["median"] for r in grid if r["cell"] == "gru" and r["threads"] == nt]
                 vals.append((f"t{nt}", geomean(sel)))
             add(f"grid: GRU geometric mean >= 2x nn.GRU (backend={backend})", 2.0, vals)
-        slow = [r for r in grid if r["ratio_auto"]["median"] < 0.9]
-        rows.append(["grid: no configuration below 0.9x with backend=auto",
-                     f"{len(slow)} of {len(grid)} below 0.9x" + (
-                         " (worst " + ", ".join(
-                             f"{r['cell'].upper()} H{r['hidden']} B{r['batch']} T{r['T']} t{r['threads']} "
-                             f"{r['ratio_auto']['median']:.2f}x"
-                             for r in sorted(slow, key=lambda r: r["ratio_auto"]["median"])[:4]) + ")"
-                         if slow else ""),
-                     "yes" if not slow else "no"])
+        rows.append(_never_below("grid: no configuration below 0.9x with backend=auto", grid))
     engine = suites.get("engine", {}).get("records", [])
     if engine:
-        slow = [r for r in engine if r["ratio_auto"]["median"] < 0.9]
-        rows.append(["training engine: `engine=\"auto\"` never below 0.9x of the torch loop",
-                     f"{len(slow)} of {len(engine)} below 0.9x" + (
-                         " (worst " + ", ".join(
-                             f"{r['cell'].upper()} H{r['hidden']} B{r['batch']} T{r['T']} t{r['threads']} "
-                             f"{r['ratio_auto']['median']:.2f}x"
-                             for r in sorted(slow, key=lambda r: r["ratio_auto"]["median"])[:4]) + ")"
-                         if slow else ""),
-                     "yes" if not slow else "no"])
+        rows.append(_never_below("training engine: `engine=\"auto\"` never below 0.9x of the torch loop", engine))
     return rows
+
+
+def _never_below(target: str, records: list[dict], floor: float = 0.9) -> list[str]:
+    """A target row: how many configurations ran ``auto`` below ``floor`` x, the worst four named."""
+    slow = sorted((r for r in records if r["ratio_auto"]["median"] < floor), key=lambda r: r["ratio_auto"]["median"])
+    worst = ", ".join(f"{r['cell'].upper()} H{r['hidden']} B{r['batch']} T{r['T']} t{r['threads']} "
+                      f"{r['ratio_auto']['median']:.2f}x" for r in slow[:4])
+    return [target, f"{len(slow)} of {len(records)} below {floor}x" + (f" (worst {worst})" if slow else ""),
+            "yes" if not slow else "no"]
 
 
 def write_markdown(results: dict, path: Path, plot_rel: str = "../docs/img/bench.png") -> None:
