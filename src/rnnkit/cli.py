@@ -91,8 +91,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tbptt", type=int, default=0, help="stateful: truncated-BPTT length in steps (default: whole stream)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     g.add_argument("--engine", choices=["auto", "fused", "torch"], default="auto",
-                   help="auto: run whole epochs in rnnkit's native fused trainer where the model allows, "
-                        "else the torch loop; fused: insist; torch: always the torch loop (default: auto)")
+                   help="auto: run whole epochs in rnnkit's native fused trainer where the model allows "
+                        "and is small enough for it to be faster, else the torch loop; fused: insist; "
+                        "torch: always the torch loop (default: auto)")
 
 
 def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> None:
