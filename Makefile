@@ -27,6 +27,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[bench]" || echo "rnnkit: Keras not installed; its contender is skipped"
 	$(PY) benchmarks/run.py
 
 clean:

@@ -286,3 +286,75 @@ def test_cell_config_errors():
     _raises(ConfigError, lambda: LSTMCell(3, 5, proj_size=5), "proj_size")
     _raises(ConfigError, lambda: GRUCell(0, 5), "input_size")
     _raises(ConfigError, lambda: GRUCell(3, 5).reset_parameters(init="he"), "he")
+
+
+# --- peephole LSTM (Gers, Schraudolph & Schmidhuber 2002) -----------------------------------------
+
+def _peephole_by_hand(x, h, c, w_ih, w_hh, b, p_i, p_f, p_o):
+    """One step written out gate by gate, independently of LSTMCell.step."""
+    H = h.shape[-1]
+    z = x @ w_ih.T + h @ w_hh.T + b
+    zi, zf, zg, zo = (z[:, k * H:(k + 1) * H] for k in range(4))
+    i = 1 / (1 + torch.exp(-(zi + p_i * c)))
+    f = 1 / (1 + torch.exp(-(zf + p_f * c)))
+    c_new = f * c + i * torch.tanh(zg)
+    o = 1 / (1 + torch.exp(-(zo + p_o * c_new)))
+    return o * torch.tanh(c_new), c_new
+
+
+def test_peephole_lstm_step_equals_the_equations():
+    torch.manual_seed(5)
+    cell = LSTMCell(3, 4, peephole=True, dtype=torch.float64)
+    x, h, c = (torch.randn(2, n, dtype=torch.float64) for n in (3, 4, 4))
+    y, (h1, c1) = cell(x, (h, c))
+    ref_h, ref_c = _peephole_by_hand(x, h, c, cell.weight_ih, cell.weight_hh, cell.bias_ih + cell.bias_hh,
+                                     cell.weight_ci, cell.weight_cf, cell.weight_co)
+    assert_close(h1, ref_h, atol=1e-14, rtol=0)
+    assert_close(c1, ref_c, atol=1e-14, rtol=0)
+    assert_close(y, h1, atol=0, rtol=0)
+    plain = LSTMCell(3, 4, dtype=torch.float64)  # zero peepholes: exactly the plain LSTM
+    plain.load_state_dict({k: v for k, v in cell.state_dict().items() if not k.startswith("weight_c")})
+    with torch.no_grad():
+        for name in ("weight_ci", "weight_cf", "weight_co"):
+            getattr(cell, name).zero_()
+    assert_close(cell(x, (h, c))[0], plain(x, (h, c))[0], atol=0, rtol=0)
+
+
+def test_peephole_lstm_gradcheck_and_keras_init():
+    torch.manual_seed(6)
+    cell = LSTMCell(2, 3, peephole=True, dtype=torch.float64)
+    x = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn(2, 3, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    ws = [w.detach().clone().requires_grad_() for w in cell.weights() if w is not None]
+
+    def f(x, h, c, *w):
+        full = [w[0], w[1], w[2], w[3], None, w[4], w[5], w[6]]
+        y, (h1, c1) = cell.step(x, (h, c), full)
+        return y, c1
+    assert torch.autograd.gradcheck(f, (x, *state, *ws), eps=1e-6, atol=1e-7)
+    keras = LSTMCell(2, 3, peephole=True)
+    keras.reset_parameters("keras")
+    assert all(torch.equal(getattr(keras, n), torch.zeros(3)) for n in ("weight_ci", "weight_cf", "weight_co"))
+
+
+def test_peephole_lstm_layer_runs_the_reference_loop_only():
+    torch.manual_seed(7)
+    layer = rnnkit.LSTM(2, 4, num_layers=2, batch_first=True, peephole=True, dtype=torch.float64)
+    assert "weight_co_l1" in layer.state_dict() and "weight_ci_l0" in dict(layer.named_parameters())
+    x = torch.randn(3, 5, 2, dtype=torch.float64)
+    assert layer.resolved_backend(x) == "reference"  # neither torch nor the fused kernels have peepholes
+    out, (h, c) = layer(x)
+    state = layer.init_state(3)
+    with torch.no_grad():
+        for t in range(5):
+            y, state = layer.step(x[:, t], state)
+            assert_close(y, out[:, t], atol=1e-12, rtol=0)
+    with pytest.raises(ConfigError, match="peephole"):
+        rnnkit.LSTM(2, 4, peephole=True, backend="fused", dtype=torch.float64)(x)
+    with pytest.raises(ConfigError, match="does not support"):
+        rnnkit.LSTM(2, 4, peephole=True, backend="torch", dtype=torch.float64)(x)
+    with pytest.raises(ConfigError, match="peephole"):
+        rnnkit.to_torch(layer)
+    with pytest.raises(ConfigError, match="peephole"):
+        rnnkit.ModelConfig(cell="gru", peephole=True)
+    assert "peephole=True" in repr(layer) and "peephole" not in repr(rnnkit.LSTM(2, 4))

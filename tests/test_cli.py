@@ -142,6 +142,7 @@ def test_bad_files_exit_2_with_one_line(case, tmp_path, capsys):
     (["--val-frac", "0.6", "--test-frac", "0.5"], "val_frac + test_frac"),
     (["--strategy", "recursive", "--covariates", "temp"], "covariates"),
     (["--strategy", "recursive", "--bidirectional"], "bidirectional"),
+    (["--cell", "gru", "--peephole"], "peephole"),
 ])
 def test_bad_settings_exit_2(csv, tmp_path, capsys, args, needle):
     out = tmp_path / "run"

@@ -159,3 +159,15 @@ def test_backtest_with_refit():
     run = fit_forecaster(SINE, ModelConfig(hidden_size=4), TrainConfig(epochs=2, patience=0), quiet=True)
     result = run.backtest(folds=2, refit=True)
     assert [f["train_rows"] for f in result["folds"]] == [48, 49]
+
+
+def test_peephole_lstm_forecaster_trains_saves_and_reloads(tmp_path):
+    """Peephole LSTMs run the whole workflow on the generic loop (no fused trainer for them)."""
+    run = fit_forecaster(SINE, ModelConfig(cell="lstm", hidden_size=6, peephole=True),
+                         TrainConfig(epochs=30, batch_size=5, lr=0.02, patience=0), quiet=True)
+    assert run.history.engine == "torch"
+    assert run.history.train_loss[-1] < 0.2 * run.history.train_loss[0]
+    data = rnnkit.load_builtin("sine")
+    loaded = load_run(rnnkit.save_forecast_run(run, data, tmp_path / "run"))
+    assert loaded.model_config.peephole and "rnn.weight_co_l0" in loaded.model.state_dict()
+    assert run.forecast(data, horizon=3).equals(loaded.forecast(data, horizon=3))

@@ -61,6 +61,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--strategy", choices=["direct", "recursive"], default="direct",
                    help="direct: emit all H steps at once; recursive: one step, fed back (default: direct)")
     g.add_argument("--init", choices=["torch", "keras"], default="torch", help="weight initialisation (default: torch)")
+    g.add_argument("--peephole", action="store_true",
+                   help="LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -153,7 +155,7 @@ def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfi
                     val_frac=a.val_frac, test_frac=a.test_frac, scaler=a.scaler,
                     seasonal_period=a.seasonal_period, val_start=a.val_start, test_start=a.test_start)
     mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout,
-                     bidirectional=a.bidirectional, strategy=a.strategy, init=a.init)
+                     bidirectional=a.bidirectional, strategy=a.strategy, init=a.init, peephole=a.peephole)
     tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
                      momentum=a.momentum, weight_decay=a.weight_decay, clip_norm=a.clip_norm,
                      clip_value=a.clip_value, schedule=a.schedule, loss=a.loss, patience=a.patience,

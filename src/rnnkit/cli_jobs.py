@@ -25,6 +25,8 @@ def _model_args(p: argparse.ArgumentParser, hidden: int, cell: str, text: bool) 
     g.add_argument("--layers", type=int, default=1, metavar="N", help="stacked layers (default: 1)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers (default: 0)")
     g.add_argument("--init", choices=["torch", "keras"], default="torch", help="weight initialisation (default: torch)")
+    g.add_argument("--peephole", action="store_true",
+                   help="LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)")
     if text:
         g.add_argument("--embedding-dim", type=int, default=0, metavar="E",
                        help="character embedding width; 0 feeds one-hot vectors (default: 0)")
@@ -182,7 +184,7 @@ def _classify_fit(a: argparse.Namespace) -> int:
                             text_col=a.text_col, znorm=a.znorm, scaler=a.scaler, val_frac=a.val_frac,
                             unknown=a.unknown, min_count=a.min_count)
     mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout,
-                     bidirectional=a.bidirectional, init=a.init)
+                     bidirectional=a.bidirectional, init=a.init, peephole=a.peephole)
     hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights)
     tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
                      weight_decay=a.weight_decay, clip_norm=a.clip_norm, patience=a.patience, seed=a.seed)
@@ -234,7 +236,8 @@ def _text_fit(a: argparse.Namespace) -> int:
     from .text import fit_char_lm, save_text_run
     xc = TextConfig(source=a.corpus, seq_len=a.seq_len, steps=a.steps, val_frac=a.val_frac,
                     embedding_dim=a.embedding_dim, unknown=a.unknown, min_count=a.min_count)
-    mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout, init=a.init)
+    mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout, init=a.init,
+                     peephole=a.peephole)
     tc = TrainConfig(batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, weight_decay=a.weight_decay,
                      clip_norm=a.clip_norm, patience=a.patience, seed=a.seed)
     _refuse_existing(a)

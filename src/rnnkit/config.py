@@ -55,7 +55,8 @@ class ModelConfig(_Serialisable):
     ``strategy="direct"`` makes the head emit all ``horizon`` steps from the last output at once;
     ``"recursive"`` predicts one step ahead at every position and feeds predictions back as inputs
     to forecast further. ``init`` is ``"torch"`` (torch.nn's uniform) or ``"keras"`` (Glorot /
-    orthogonal / forget bias 1). ``output_size`` and ``output_activation`` apply to Jordan cells.
+    orthogonal / forget bias 1). ``output_size`` and ``output_activation`` apply to Jordan cells,
+    ``peephole`` to LSTMs (peephole connections; such layers run rnnkit's reference loop).
     """
 
     cell: str = "lstm"
@@ -68,9 +69,14 @@ class ModelConfig(_Serialisable):
     init: str = "torch"
     strategy: str = "direct"
     output_size: Optional[int] = None
+    peephole: bool = False
 
     def __post_init__(self) -> None:
         _choice("cell", self.cell, CELL_NAMES)
+        if self.peephole not in (True, False):
+            raise ConfigError(f"peephole must be true or false; got {self.peephole!r}")
+        if self.peephole and self.cell != "lstm":
+            raise ConfigError(f"peephole connections belong to LSTM cells; the {self.cell} cell has none")
         _positive("hidden_size", self.hidden_size)
         _positive("num_layers", self.num_layers)
         if not 0.0 <= self.dropout < 1.0:
@@ -95,6 +101,8 @@ class ModelConfig(_Serialisable):
                     "output_size": self.output_size}
         if self.cell == "elman":
             return {"nonlinearity": self.nonlinearity}
+        if self.peephole:
+            return {"peephole": True}
         return {}
 
 

@@ -31,6 +31,8 @@ def to_torch(module: nn.Module) -> nn.Module:
         common = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
                       dropout=module.dropout, bidirectional=module.bidirectional, **kw)
         args = (module.input_size, module.hidden_size)
+        if module.cell_type is LSTMCell and module.cell_kwargs.get("peephole"):
+            raise ConfigError("torch.nn has no peephole LSTM; this layer runs only in rnnkit")
         if module.cell_type is LSTMCell:
             twin = nn.LSTM(*args, proj_size=module.cell_kwargs.get("proj_size", 0), **common)
         elif module.cell_type is GRUCell:
@@ -41,6 +43,8 @@ def to_torch(module: nn.Module) -> nn.Module:
             raise ConfigError(f"{module.cell_type.__name__} has no torch.nn counterpart")
     elif isinstance(module, RecurrentCell):
         args = (module.input_size, module.hidden_size, module.bias)
+        if isinstance(module, LSTMCell) and module.peephole:
+            raise ConfigError("torch.nn has no peephole LSTM cell; this cell runs only in rnnkit")
         if isinstance(module, LSTMCell) and not module.proj_size:
             twin = nn.LSTMCell(*args, **kw)
         elif isinstance(module, GRUCell):

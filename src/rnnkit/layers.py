@@ -367,13 +367,16 @@ class RNN(Recurrent):
 
 class LSTM(Recurrent):
     """LSTM, a drop-in replacement for ``torch.nn.LSTM`` (same arguments, defaults, shapes and
-    ``state_dict``, ``proj_size`` included), plus ``lengths=`` and ``backend=``."""
+    ``state_dict``, ``proj_size`` included), plus ``lengths=``, ``backend=`` and ``peephole=``
+    (peephole connections, see :class:`~rnnkit.cells.LSTMCell`; no torch.nn twin)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, backend: str = "auto", init: str = "torch", device=None, dtype=None) -> None:
+                 proj_size: int = 0, backend: str = "auto", init: str = "torch", device=None, dtype=None,
+                 peephole: bool = False) -> None:
         super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, init, device, dtype, proj_size=proj_size)
+                         bidirectional, backend, init, device, dtype, proj_size=proj_size,
+                         **({"peephole": True} if peephole else {}))
         self.proj_size = proj_size
 
 

@@ -35,8 +35,8 @@ def choose(layer, x: Tensor | None = None) -> str:
     cell = layer._cells[0]
     if layer.backend == "fused":
         if x is not None and not fused_kernels.supports(cell, x):
-            raise ConfigError("backend='fused' runs on the CPU in float32/float64 without proj_size; "
-                              "use backend='auto' or 'torch'")
+            raise ConfigError("backend='fused' runs on the CPU in float32/float64 without proj_size or "
+                              "peepholes; use backend='auto' or 'torch'")
         if not _native.available():
             _native.warn_unavailable()
             return torch_or_ref
@@ -66,9 +66,9 @@ def fused_pays_off(layer, x: Tensor) -> bool:
 
 
 def torch_mode(layer) -> str | None:
-    """The torch._VF function for this layer's cell, or None (Jordan, custom cells)."""
+    """The torch._VF function for this layer's cell, or None (Jordan, peephole LSTMs, custom cells)."""
     if layer.cell_type is LSTMCell:
-        return "lstm"
+        return None if layer.cell_kwargs.get("peephole") else "lstm"
     if layer.cell_type is GRUCell:
         return "gru"
     if layer.cell_type is ElmanCell:

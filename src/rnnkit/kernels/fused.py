@@ -30,9 +30,11 @@ def act_code(cell: RecurrentCell) -> tuple[int, int]:
 
 
 def supports(cell: RecurrentCell, x: Tensor) -> bool:
-    """Whether the fused kernels can run this cell on this input (CPU, float32/64, no projection)."""
+    """Whether the fused kernels can run this cell on this input (CPU, float32/64, no projection,
+    no peepholes)."""
+    d = cell.__dict__
     return (type(cell) in CELL_CODES and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and not cell.__dict__.get("proj_size", 0))
+            and not d.get("proj_size", 0) and not d.get("peephole", False))
 
 
 def _ptr(t: Tensor | None) -> int | None:

@@ -74,8 +74,8 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
         return "the model has parameters outside its recurrent layer and head"
     if rnn.cell_type not in CELL_CODES or rnn.bidirectional or not rnn.bias:
         return "only unidirectional Elman/Jordan/LSTM/GRU layers with biases are fused"
-    if rnn.cell_kwargs.get("proj_size"):
-        return "LSTM projections (proj_size) are not fused"
+    if rnn.cell_kwargs.get("proj_size") or rnn.cell_kwargs.get("peephole"):
+        return "LSTM projections (proj_size) and peepholes are not fused"
     if rnn.dropout and rnn.num_layers > 1:
         return "dropout between layers is not fused"
     if config.stateful != task.stateful:
