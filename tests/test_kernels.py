@@ -3,6 +3,7 @@ history and parameters against the generic torch loop, streaming, and the fallba
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from torch import nn
 import rnnkit
 from rnnkit import TrainConfig
 from rnnkit.kernels import _native
+from rnnkit.kernels import fused as fused_kernels
 from rnnkit.kernels.trainer import FusedTask
 from rnnkit.train import fit
 
@@ -417,3 +419,88 @@ def test_fused_trainer_stateful_equals_generic_loop(kind, layers):
         assert h.engine == engine
         histories.append(h.train_loss)
     assert histories[0] == pytest.approx(histories[1], abs=1e-10, rel=0)
+
+
+# --- review findings: trusted states, stale pointers, padding, data checks ---------------------------
+
+def test_streaming_never_trusts_a_state_whose_memory_changed():
+    """A state the step made (or step_ checked) is trusted by identity, but only while its
+    tensors still point where they did: swapping the storage must be caught, never read."""
+    layer = rnnkit.Recurrent("gru", 4, 16, num_layers=2, dtype=F64)
+    x = torch.randn(8, 4, dtype=F64)
+    with torch.no_grad():
+        _, s = layer.step(x, layer.init_state(8))
+        s.set_(torch.zeros(3, dtype=F64))  # now 3 numbers where 2 x 8 x 16 were
+        with pytest.raises(rnnkit.ShapeError):
+            layer.step(x, s)
+        inplace = layer.init_state(8)
+        layer.step_(x, inplace)
+        inplace.set_(torch.zeros(3, dtype=F64))
+        with pytest.raises(rnnkit.ShapeError):
+            layer.step_(x, inplace)
+
+
+def test_inplace_lstm_step_follows_a_new_cell_state():
+    torch.manual_seed(8)
+    layer = rnnkit.LSTM(3, 5, dtype=F64)
+    x = torch.randn(2, 3, dtype=F64)
+    with torch.no_grad():
+        h, c = layer.init_state(2)
+        layer.step_(x, (h, c))
+        c2 = torch.randn_like(c)
+        ref, (h_ref, c_ref) = layer.step(x, (h.clone(), c2.clone()))
+        y = layer.step_(x, (h, c2)).clone()  # same h object, a new c: must read and write c2
+    torch.testing.assert_close(y, ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(c2, c_ref, atol=1e-12, rtol=0)
+
+
+def test_streamed_states_hold_little_memory():
+    layer = rnnkit.LSTM(3, 4, num_layers=2)
+    with torch.no_grad():
+        y, (h, c) = layer.step(torch.zeros(1, 3))
+    assert max(t.untyped_storage().nbytes() for t in (y, h, c)) <= fused_kernels.STREAM_POOL_BYTES
+
+
+def test_streaming_under_autograd_tracks_every_trainable_weight():
+    layer = rnnkit.GRU(2, 3)
+    layer.weight_ih_l0.requires_grad_(False)  # frozen; the other weights still train
+    y, _ = layer.step(torch.zeros(1, 2))
+    assert y.requires_grad
+
+
+def test_fused_trainer_ignores_nan_padding_like_the_torch_loop():
+    g = torch.Generator().manual_seed(9)
+    x, lengths = torch.randn(12, 7, 2, generator=g, dtype=F64), torch.randint(2, 8, (12,), generator=g)
+    x[torch.arange(7).unsqueeze(0) >= lengths.unsqueeze(1)] = float("nan")
+    y = torch.randint(0, 3, (12,), generator=g)
+    runs = []
+    for engine in ("torch", "fused"):
+        torch.manual_seed(0)
+        model = rnnkit.SequenceClassifier(2, 3, rnnkit.ModelConfig(cell="gru", hidden_size=4)).to(F64)
+        from rnnkit.classify import classification_loss
+        h = fit(model, classification_loss(), (x, lengths, y), None,
+                TrainConfig(epochs=3, batch_size=5, engine=engine, patience=0), quiet=True,
+                fused=FusedTask("last", "ce", x, y, lengths=lengths))
+        runs.append(h.train_loss)
+    assert all(map(math.isfinite, runs[1]))
+    assert runs[0] == pytest.approx(runs[1], abs=1e-10, rel=0)
+
+
+def test_fused_trainer_refuses_data_that_do_not_fit_the_model():
+    from rnnkit.kernels import trainer
+    model = Net("gru", 2, 4, 3, 1, F64)
+    x, y = data()
+    assert trainer.unsupported_reason(model, FusedTask("all", "mse", x[..., :1], y), TrainConfig())
+    assert trainer.unsupported_reason(model, FusedTask("all", "mse", x, y[..., :2]), TrainConfig())
+    labels = torch.tensor([0, 1, 3] * 7 + [0, 1])
+    assert "labels" in trainer.unsupported_reason(model, FusedTask("last", "ce", x, labels), TrainConfig())
+
+
+def test_stateful_warmup_is_refused_with_its_reason():
+    from rnnkit.pipeline import forecast_fused_task, forecast_loss
+    x = torch.randn(2, 12, 1)
+    model = rnnkit.Forecaster(1, 1, config=rnnkit.ModelConfig(hidden_size=4, strategy="recursive"))
+    c = TrainConfig(epochs=1, batch_size=2, stateful=True, tbptt=4, warmup=1, shuffle=False, engine="fused")
+    with pytest.raises(rnnkit.ConfigError, match="warm-up"):
+        fit(model, forecast_loss(model, c), (x, x), None, c, quiet=True,
+            fused=forecast_fused_task(model, c, (x, x), None))

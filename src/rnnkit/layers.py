@@ -179,7 +179,10 @@ class Recurrent(nn.Module):
     def step(self, x_t: Tensor, state: StateLike | None = None) -> tuple[Tensor, StateLike]:
         """One time step for streaming inference: ``x_t (B, I)`` -> ``(y_t (B, D*O), state)``.
 
-        Equal to the matching step of ``forward`` on the whole sequence.
+        Equal to the matching step of ``forward`` on the whole sequence. The returned tensors are
+        new (on the native path several steps' states share one small allocation: ``clone()`` a
+        state before ``torch.save``-ing it alone). A layer streams for one thread at a time; give
+        each thread its own copy (``copy.deepcopy(layer)``).
         """
         if self.bidirectional:
             raise ConfigError("step() runs forward in time; a bidirectional layer needs the whole sequence")

@@ -149,14 +149,13 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
 
 
 def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val):
-    """The same loss as :func:`forecast_loss`, described for the fused trainer (None where it has
-    no such description: stateful training with a warm-up)."""
+    """The same loss as :func:`forecast_loss`, described for the fused trainer (which says what it
+    cannot run, e.g. stateful training with a warm-up)."""
     from .kernels.trainer import FusedTask
     if train_config.stateful:  # streams (B, N, F) -> the next value (B, N, C) at every step
-        if train_config.warmup:
-            return None
         return FusedTask(head_mode="all", loss=train_config.loss, x=train[0], y=train[1], stateful=True,
-                         x_val=None if val is None else val[0], y_val=None if val is None else val[1])
+                         x_val=None if val is None else val[0], y_val=None if val is None else val[1],
+                         warmup=train_config.warmup)
     C = model.n_targets
 
     def targets(x, y):

@@ -281,9 +281,12 @@ def _panels_of_transpose(w: Tensor) -> Tensor:
     return out
 
 
-#: bytes of new states the functional streaming step allocates at once (see StreamPlan._refill)
-STREAM_POOL_BYTES = 64 * 1024
+#: the functional streaming step allocates the states of up to STREAM_POOL_MAX steps at once, in
+#: at most STREAM_POOL_BYTES (or one step's worth); each returned state shares that allocation
+STREAM_POOL_BYTES = 8192
+STREAM_POOL_MAX = 32
 _VERSION = operator.attrgetter("_version")
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
 class StreamPlan:
@@ -294,9 +297,12 @@ class StreamPlan:
 
     The functional step returns new state tensors each step. Allocating them one by one would
     cost more than the step itself for small models, so they come from a pool: one allocation
-    holds the outputs of many steps, cut into views up front, and each step takes the next set.
-    Every step still gets memory of its own (the pool is never reused), so states kept by the
-    caller, e.g. in a beam search, stay valid."""
+    holds the outputs of up to 32 steps (8 KiB for small states), cut into views up front, and
+    each step takes the next set. Every step still gets memory of its own (the pool is never
+    reused), so states kept by the caller, e.g. in a beam search, stay valid.
+
+    A plan (so a layer's streaming step) serves one thread at a time: its argument array and
+    scratch memory are shared."""
 
     def __init__(self, cells: list[RecurrentCell], weights: list[list[Tensor | None]], batch: int) -> None:
         cell = cells[0]
@@ -308,14 +314,14 @@ class StreamPlan:
         self.versions = list(map(_VERSION, self.watch))
         self.param_objects = tuple(t for w in weights for t in w)  # parameters() order, Nones included
         self.x_shape = torch.Size((batch, cell.input_size))
-        self.view_of = self.view = None  # step_: the state tensor last used and its output view
-        # state objects known to be well-formed: the in-place stream's (checked once) and the last
-        # one the functional step made; two slots, so mixing both kinds of step costs nothing
+        self.view = None  # step_: the output view into the trusted state
+        # state objects known to be well-formed, with their data pointers when they were checked:
+        # the in-place stream's and the last one the functional step made (two slots, so mixing
+        # both kinds of step costs nothing). Identity plus unchanged pointers skip the checks.
         self.trusted = self.trusted_made = None
+        self.trusted_ptrs = self.made_ptrs = self.seen_ptrs = None
         self.state_shapes = [torch.Size((len(cells), batch, s)) for s in cell.state_sizes]
-        self._ys: list[Tensor] = []  # the pool of step outputs (popped from the end)
-        self._ss: list[Tensor] = []
-        self._cs: list[Tensor] = []
+        self._pool: list[tuple] = []  # (y, s, c, pointers of s and c) of future steps
         with torch.no_grad():
             keep, ptrs = [], []
             for w in weights:
@@ -338,27 +344,33 @@ class StreamPlan:
         self.fn = _fn("rk_stream_packed", ref.dtype)
         self.inplace_args = (ctypes.c_int64 * 15)(*self.args)
 
+    def pointers(self, state) -> tuple[int, int] | int:
+        return (state[0].data_ptr(), state[1].data_ptr()) if self.lstm else state.data_ptr()
+
     def current(self, parameters: dict, x_t: Tensor, state) -> bool:
         """Whether this plan may run ``x_t``/``state`` now: same parameter objects, unchanged
         (tensor version counters), same batch/dtype, contiguous CPU tensors, no autograd needed.
-        The trusted state object (the in-place stream's, once checked, or the last one this plan
-        made) is not re-checked."""
+        Without autograd, a trusted state object whose tensors still point where they did is not
+        re-checked (:attr:`seen_ptrs` then holds its pointers, else None)."""
         if type(x_t) is not Tensor or x_t.shape != self.x_shape or x_t.dtype != self.dtype \
                 or not x_t.is_cpu or not x_t.is_contiguous():
             return False
-        if state is None or state is self.trusted or state is self.trusted_made:
-            states = ()
-        elif self.lstm:
-            if type(state) is not tuple or len(state) != 2:
-                return False
-            states = state
-        else:
-            states = (state,)
+        grad = torch.is_grad_enabled()
+        states, self.seen_ptrs = (), None
+        if state is not None:
+            if not grad and (state is self.trusted or state is self.trusted_made):
+                ptrs = self.pointers(state)
+                if ptrs == (self.trusted_ptrs if state is self.trusted else self.made_ptrs):
+                    self.seen_ptrs = ptrs
+            if self.seen_ptrs is None:
+                if self.lstm and (type(state) is not tuple or len(state) != 2):
+                    return False
+                states = state if self.lstm else (state,)
         for s, shape in zip(states, self.state_shapes):
             if type(s) is not Tensor or s.shape != shape or s.dtype != self.dtype or not s.is_contiguous():
                 return False
-        if torch.is_grad_enabled() and (x_t.requires_grad or self.watch[0].requires_grad
-                                        or any(s.requires_grad for s in states)):
+        if grad and (x_t.requires_grad or any(map(_REQUIRES_GRAD, self.watch))
+                     or any(s.requires_grad for s in states)):
             return False
         values = parameters.values()
         if len(values) != len(self.param_objects) or not all(map(operator.is_, values, self.param_objects)):
@@ -369,29 +381,32 @@ class StreamPlan:
         """Allocate the outputs of the next steps at once, as views (see the class docstring)."""
         L, B, H, S = self.L, self.B, self.H, self.S
         n_s, n_c = L * B * S, (L * B * H if self.lstm else 0)
-        k = max(1, min(256, STREAM_POOL_BYTES // ((n_s + n_c) * self.scratch.element_size())))
+        k = max(1, min(STREAM_POOL_MAX, STREAM_POOL_BYTES // ((n_s + n_c) * self.scratch.element_size())))
         pool = torch.empty(k, n_s + n_c, dtype=self.dtype)
         s = pool[:, :n_s].view(k, L, B, S)
-        self._ss, self._ys = list(s.unbind(0)), list(s[:, L - 1].unbind(0))
-        if self.lstm:
-            self._cs = list(pool[:, n_s:].view(k, L, B, H).unbind(0))
+        cs = pool[:, n_s:].view(k, L, B, H).unbind(0) if self.lstm else (None,) * k
+        base, row, size = pool.data_ptr(), (n_s + n_c) * pool.element_size(), n_s * pool.element_size()
+        ptrs = [(base + i * row, base + i * row + size) if self.lstm else base + i * row for i in range(k)]
+        self._pool = list(zip(s[:, L - 1].unbind(0), s.unbind(0), cs, ptrs))
 
     def step(self, x_t: Tensor, s_in: Tensor, c_in: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
         """``x_t (B, I)``, ``s_in (L, B, S)``, ``c_in (L, B, H)`` -> ``(y (B, S), s (L, B, S),
         c (L, B, H) or None)``, new tensors (``y`` is a view of ``s``'s last layer); no autograd.
         The inputs must be contiguous (:meth:`current` checked) and stay alive during the call."""
-        if not self._ss:
+        try:
+            y, s_out, c_out, ptrs = self._pool.pop()
+        except IndexError:
             self._refill()
-        y, s_out = self._ys.pop(), self._ss.pop()
+            y, s_out, c_out, ptrs = self._pool.pop()
         a = self.args
-        a[9], a[10], a[12] = x_t.data_ptr(), s_in.data_ptr(), s_out.data_ptr()
-        if self.lstm:
-            c_out = self._cs.pop()
-            a[11], a[13] = c_in.data_ptr(), c_out.data_ptr()
-            self.fn(a)
-            return y, s_out, c_out
+        a[9], a[10] = x_t.data_ptr(), s_in.data_ptr()
+        if c_out is not None:
+            a[11], (a[12], a[13]) = c_in.data_ptr(), ptrs
+        else:
+            a[12] = ptrs
         self.fn(a)
-        return y, s_out, None
+        self.made_ptrs = ptrs  # the pointers of the state this step returns
+        return y, s_out, c_out
 
 
 def stream(layer, x_t: Tensor, state):
@@ -407,31 +422,32 @@ def stream(layer, x_t: Tensor, state):
         state = layer.init_state(x_t.shape[0], dtype=x_t.dtype)
     if plan.lstm:
         y, s_out, c_out = plan.step(x_t, state[0], state[1])
-        plan.trusted_made = new = (s_out, c_out)
-        return y, new
-    y, s_out, _ = plan.step(x_t, state, None)
-    plan.trusted_made = s_out
-    return y, s_out
+        new = (s_out, c_out)
+    else:
+        y, new, _ = plan.step(x_t, state, None)
+    plan.trusted_made = new  # plan.step recorded its pointers
+    return y, new
 
 
 def stream_inplace(layer, x_t: Tensor, state):
     """In-place native step: overwrites ``state`` with the new state and returns the output, a
-    view into it (cached per state tensor), or None where the fast path does not apply."""
+    view into it (cached per state object), or None where the fast path does not apply."""
     plan = layer.__dict__.get("_stream_plan")
     if plan is None or (layer.training and layer.dropout) or not plan.current(layer._parameters, x_t, state):
         plan = _make_plan(layer, x_t, state)
         if plan is None:
             return None
-    s = state[0] if plan.lstm else state
     a = plan.inplace_args
-    if plan.view_of is not s:  # a new state object: validated by current() above
-        plan.view_of, plan.view = s, s[-1]
-        plan.trusted = state
-        c = state[1] if plan.lstm else None
+    if state is not plan.trusted or plan.seen_ptrs is None:  # checked in full by current() above
+        ptrs = plan.pointers(state)
+        plan.trusted, plan.trusted_ptrs = state, ptrs
+        plan.view = (state[0] if plan.lstm else state)[-1]
         a[:] = plan.args  # the state's pointers stay fixed while it is reused: set them once
-        a[10] = a[12] = s.data_ptr()
-        if c is not None:
-            a[11] = a[13] = c.data_ptr()
+        if plan.lstm:
+            a[10] = a[12] = ptrs[0]
+            a[11] = a[13] = ptrs[1]
+        else:
+            a[10] = a[12] = ptrs
     a[9] = x_t.data_ptr()
     plan.fn(a)  # reads each layer's old state before writing its new one: in place is safe
     return plan.view

@@ -89,19 +89,38 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
         return f"loss {task.loss!r} / head mode {task.head_mode!r} is not fused"
     if task.loss == "ce" and task.head_mode != "last":
         return "cross-entropy is fused for last-step heads only"
-    T = task.x.shape[1]
-    for lengths, x in ((task.lengths, task.x), (task.val_lengths, task.x_val)):
-        if lengths is None:
-            continue
-        if task.head_mode != "last":
-            return "variable lengths are fused for last-step heads only"
-        if x is None or lengths.shape != (x.shape[0],) or x.shape[1] != T or bool((lengths < 1).any()) \
-                or bool((lengths > T).any()):
-            return "the lengths do not fit the data"  # the torch loop explains it
+    bad = _bad_data(model, task)
+    if bad:
+        return bad
     if config.optimizer not in OPTIMIZERS:
         return f"optimizer {config.optimizer!r} is not fused"
     if not _native.available():
         return "the native kernels are unavailable"
+    return None
+
+
+def _bad_data(model: nn.Module, task: FusedTask) -> str | None:
+    """Shapes and values the native loop would otherwise trust blindly (the torch loop then runs
+    and explains the problem)."""
+    P = model.head.out_features
+    for x, y, lengths in ((task.x, task.y, task.lengths), (task.x_val, task.y_val, task.val_lengths)):
+        if x is None:
+            continue
+        if y is None or x.dim() != 3 or x.shape[-1] != model.rnn.input_size or y.shape[0] != x.shape[0]:
+            return "the data do not fit the model"
+        if task.loss == "ce":
+            if y.dim() != 1 or bool((y < 0).any()) or bool((y >= P).any()):
+                return "the class labels do not fit the head"
+        elif y.shape[1:] != ((x.shape[1], P) if task.head_mode == "all" else (P,)):
+            return "the targets do not fit the head"
+        if lengths is None:
+            continue
+        if task.head_mode != "last":
+            return "variable lengths are fused for last-step heads only"
+        if lengths.shape != (x.shape[0],) or bool((lengths < 1).any()) or bool((lengths > x.shape[1]).any()):
+            return "the lengths do not fit the data"
+    if task.class_weights is not None and task.class_weights.shape != (P,):
+        return "the class weights do not fit the head"
     return None
 
 
@@ -124,8 +143,8 @@ def forward_mmacs(model: nn.Module, batch: int, T: int) -> float:
     total = 0.0
     for layer in range(rnn.num_layers):
         width = rnn.input_size if layer == 0 else S
-        total += batch * T * G * (width + S)
-    return total / 1e6
+        total += batch * T * (G * (width + S) + (S * G if rnn.cell_type.__name__ == "JordanCell" else 0))
+    return total / 1e6  # (Jordan: G = H, plus the output product W_hy (S, H))
 
 
 def pays_off(model: nn.Module, task: FusedTask, config) -> bool:
@@ -187,6 +206,9 @@ class FusedTrainer:
         self.class_w = None if task.class_weights is None else task.class_weights.to(dtype).contiguous()
         self.lens = None if task.lengths is None else task.lengths.to(torch.int64).contiguous()
         self.val_lens = None if task.val_lengths is None else task.val_lengths.to(torch.int64).contiguous()
+        # padding never enters the math (0 * NaN in a weight gradient would poison it), as in
+        # the torch loop, which zeroes it too
+        self.x, self.x_val = _zero_padding(self.x, self.lens), _zero_padding(self.x_val, self.val_lens)
         self.state = self.chunks = None
         if task.stateful:  # the chunks of every epoch, and the state carried between them
             B, N = self.x.shape[:2]
@@ -234,6 +256,13 @@ class FusedTrainer:
         """Give every parameter its own storage again (so it can be saved and moved independently)."""
         for p in self.model.parameters():
             p.data = p.data.clone()
+
+
+def _zero_padding(x: Tensor | None, lengths: Tensor | None) -> Tensor | None:
+    if x is None or lengths is None:
+        return x
+    valid = torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)  # (N, T)
+    return x.masked_fill(~valid.unsqueeze(-1), 0.0).contiguous()
 
 
 def create(model: nn.Module, task: FusedTask | None, config, insist: bool = False) -> FusedTrainer | None:
