@@ -504,3 +504,29 @@ def test_stateful_warmup_is_refused_with_its_reason():
     with pytest.raises(rnnkit.ConfigError, match="warm-up"):
         fit(model, forecast_loss(model, c), (x, x), None, c, quiet=True,
             fused=forecast_fused_task(model, c, (x, x), None))
+
+
+def test_streaming_step_sees_weights_changed_behind_torchs_back():
+    """The stream plan caches prepared weights: fused training (which writes the parameters'
+    memory natively) must be seen, and `.data` changes (untracked by torch) after
+    flatten_parameters(), as documented."""
+    torch.manual_seed(10)
+    model = rnnkit.Forecaster(1, 1, 1, rnnkit.ModelConfig(cell="gru", hidden_size=8))
+    x, y = torch.randn(40, 6, 1), torch.randn(40, 1, 1)
+    x0 = x[:, 0].contiguous()
+
+    def agrees():
+        with torch.no_grad():
+            out, _ = model.step(x0)
+            return torch.allclose(out, model(x[:, :1]), atol=1e-6, rtol=0)
+    assert agrees() and model.rnn.__dict__.get("_stream_plan") is not None
+    h = fit(model, lambda m, b: F.mse_loss(m(b[0]), b[1]), (x, y), None,
+            TrainConfig(epochs=2, batch_size=8, patience=0), quiet=True, fused=FusedTask("last", "mse", x, y[:, 0]))
+    assert h.engine == "fused" and agrees()
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.mul_(2)  # tracked: seen without help
+    assert agrees()
+    model.rnn.weight_hh_l0.data = model.rnn.weight_hh_l0.data * 2  # untracked: the documented refresh
+    model.rnn.weight_ih_l0.data.mul_(3)
+    model.rnn.flatten_parameters()
+    assert agrees()

@@ -144,7 +144,13 @@ class Recurrent(nn.Module):
             c.init_weights_(w, init)
 
     def flatten_parameters(self) -> None:
-        """Accepted for drop-in compatibility with torch.nn; rnnkit needs no flat buffer."""
+        """Accepted for drop-in compatibility with torch.nn (rnnkit needs no flat buffer), and
+        the way to make the streaming step re-read the weights: it caches a prepared copy and
+        notices every change torch tracks (in-place ops, optimisers, ``load_state_dict``, new
+        parameter objects, rnnkit's trainers), but not changes through ``.data``
+        (``p.data = w``, ``p.data.copy_(w)``), which torch does not track; call this after those,
+        as torch asks for its own cached RNN weights."""
+        self.__dict__.pop("_stream_plan", None)
 
     def resolved_backend(self, x: Tensor | None = None) -> str:
         """The backend that runs for input ``x (B, T, I)``; see :func:`rnnkit.kernels.dispatch.choose`."""

@@ -148,6 +148,8 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
                 n = train[0].shape[0]
                 order = torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
                 train_loss = trainer.train_epoch(order, config.batch_size, opt.param_groups[0]["lr"])
+                if callbacks:  # they may read the model: let torch see that the weights changed
+                    trainer.touch()
             elif config.stateful:
                 train_loss = _stateful_epoch(model, loss_fn, train, opt, config)
             else:

@@ -293,7 +293,9 @@ class StreamPlan:
     """Everything the native streaming step needs, prepared once: transposed weights, a pointer
     table, scratch memory and a packed argument array (one cheap foreign call per step).
     :meth:`current` says whether it still matches the layer's weights (tensor identity and
-    version counters), batch size and dtype.
+    version counters), batch size and dtype. Changes torch does not track (anything through
+    ``.data``) need ``layer.flatten_parameters()``, which drops the plan; the plan's own copies
+    and references keep every pointer it holds valid meanwhile.
 
     The functional step returns new state tensors each step. Allocating them one by one would
     cost more than the step itself for small models, so they come from a pool: one allocation
@@ -358,10 +360,11 @@ class StreamPlan:
         grad = torch.is_grad_enabled()
         states, self.seen_ptrs = (), None
         if state is not None:
-            if not grad and (state is self.trusted or state is self.trusted_made):
-                ptrs = self.pointers(state)
-                if ptrs == (self.trusted_ptrs if state is self.trusted else self.made_ptrs):
-                    self.seen_ptrs = ptrs
+            ref = None if grad else self.trusted_ptrs if state is self.trusted else \
+                self.made_ptrs if state is self.trusted_made else None
+            if ref is not None and ((state[0].data_ptr() == ref[0] and state[1].data_ptr() == ref[1])
+                                    if self.lstm else state.data_ptr() == ref):
+                self.seen_ptrs = ref
             if self.seen_ptrs is None:
                 if self.lstm and (type(state) is not tuple or len(state) != 2):
                     return False

@@ -252,10 +252,17 @@ class FusedTrainer:
         n = self.x_val.shape[0]
         return self._call(self.x_val, self.y_val, self.val_lens, torch.arange(n), min(batch_size, n), False)
 
+    def touch(self) -> None:
+        """Tell torch the parameters changed (the native epochs write their memory directly):
+        bumps their version counters, which caches such as the streaming step's watch."""
+        for p in self.model.parameters():
+            torch.autograd.graph.increment_version(p)
+
     def release(self) -> None:
         """Give every parameter its own storage again (so it can be saved and moved independently)."""
         for p in self.model.parameters():
             p.data = p.data.clone()
+        self.touch()
 
 
 def _zero_padding(x: Tensor | None, lengths: Tensor | None) -> Tensor | None:
