@@ -150,13 +150,14 @@ static void FN(matmul_panels)(const real *restrict A, const real *restrict P, re
                 const real *w = p + (size_t)k * JB;
                 const real x0 = a0[k], x1 = a0[k + 1], x2 = a0[k + 2], x3 = a0[k + 3];
                 for (int q = 0; q < JB; ++q) {
-                    r0[q] += x0 * w[q]; r1[q] += x1 * w[JB + q]; r2[q] += x2 * w[2 * JB + q]; r3[q] += x3 * w[3 * JB + q];
+                    r0[q] = MULADD(x0, w[q], r0[q]); r1[q] = MULADD(x1, w[JB + q], r1[q]);
+                    r2[q] = MULADD(x2, w[2 * JB + q], r2[q]); r3[q] = MULADD(x3, w[3 * JB + q], r3[q]);
                 }
             }
             for (; k < K; ++k) {
                 const real *w = p + (size_t)k * JB;
                 const real x0 = a0[k];
-                for (int q = 0; q < JB; ++q) r0[q] += x0 * w[q];
+                for (int q = 0; q < JB; ++q) r0[q] = MULADD(x0, w[q], r0[q]);
             }
             for (int q = 0; q < nv; ++q) c0[j + q] += (r0[q] + r1[q]) + (r2[q] + r3[q]);
         }
