@@ -398,7 +398,7 @@ def test_fused_trainer_refuses_lengths_it_cannot_honour():
         assert trainer.unsupported_reason(model, bad, TrainConfig()) is not None
 
 
-@pytest.mark.parametrize("kind, layers", [("lstm", 2), ("gru", 1), ("jordan", 1)])
+@pytest.mark.parametrize("kind, layers", [("lstm", 2), ("gru", 1), ("elman", 3), ("jordan", 1), ("jordan", 2)])
 def test_fused_trainer_stateful_equals_generic_loop(kind, layers):
     """Stateful truncated BPTT: 3 streams of 23 steps in chunks of 5 (the last one 3 long), the
     state carried across chunks and reset every epoch; the loss history equals the torch loop's."""
@@ -411,8 +411,9 @@ def test_fused_trainer_stateful_equals_generic_loop(kind, layers):
     histories = []
     for engine in ("torch", "fused"):
         torch.manual_seed(0)
+        extra = {"output_size": 3} if kind == "jordan" and layers == 2 else {}  # state width != hidden
         model = rnnkit.Forecaster(1, 1, config=rnnkit.ModelConfig(cell=kind, hidden_size=6, num_layers=layers,
-                                                                    strategy="recursive")).to(F64)
+                                                                    strategy="recursive", **extra)).to(F64)
         c = config.replace(engine=engine)
         h = fit(model, forecast_loss(model, c), (x, y), None, c, quiet=True,
                 fused=forecast_fused_task(model, c, (x, y), None))
