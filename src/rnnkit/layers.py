@@ -49,6 +49,14 @@ def _cell_class(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:
     raise ConfigError(f"cell must be a name or a RecurrentCell subclass, got {cell!r}")
 
 
+def valid_mask(lengths: Tensor | Sequence[int] | None, B: int, T: int, device=None) -> Tensor:
+    """``(B, T)`` True at the steps inside each sequence's length (all True without lengths)."""
+    if lengths is None:
+        return torch.ones(B, T, dtype=torch.bool, device=device)
+    t = torch.arange(T, device=device).unsqueeze(0)  # (1, T)
+    return t < torch.as_tensor(lengths, device=device).unsqueeze(1)  # (B, T)
+
+
 def _reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     """Reverse each sequence of ``x (B, T, F)`` within its own length; padding stays in place."""
     if lengths is None:
@@ -321,7 +329,7 @@ class Recurrent(nn.Module):
         B, T = x.shape[:2]
         mask = None
         if lengths is not None:
-            mask = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device)  # (B, T)
+            mask = valid_mask(lengths, B, T, x.device)  # (B, T)
             # padding never enters the math: NaN/inf there would poison the gradients (0 * nan)
             x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
         finals: list[tuple[Tensor, ...]] = []

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .errors import ConfigError, ShapeError
-from .layers import Recurrent, StateLike
+from .layers import Recurrent, StateLike, valid_mask
 
 __all__ = ["Forecaster"]
 
@@ -141,14 +141,6 @@ class Forecaster(nn.Module):
 
 # --- sequence classification and character language models (appended for issue 7) ----------
 
-def _valid_mask(lengths: Tensor | None, B: int, T: int, device) -> Tensor:
-    """``(B, T)`` True at the steps inside each sequence's length."""
-    if lengths is None:
-        return torch.ones(B, T, dtype=torch.bool, device=device)
-    t = torch.arange(T, device=device).unsqueeze(0)  # (1, T)
-    return t < torch.as_tensor(lengths, device=device).unsqueeze(1)  # (B, T)
-
-
 class AttentionPool(nn.Module):
     """Additive attention over time (Bahdanau, Cho & Bengio, ICLR 2015), masked to each length.
 
@@ -232,7 +224,7 @@ class SequenceClassifier(nn.Module):
             x = self.embedding(x)  # (B, T) -> (B, T, E)
         B, T = x.shape[:2]
         out, _ = self.rnn(x, lengths=lengths)  # (B, T, D*O), zero past each length
-        mask = _valid_mask(lengths, B, T, out.device)  # (B, T)
+        mask = valid_mask(lengths, B, T, out.device)  # (B, T)
         if self.pool == "mean":
             n = mask.sum(1, keepdim=True).to(out.dtype)  # (B, 1)
             return (out * mask.unsqueeze(-1)).sum(1) / n  # (B, T, W) -> (B, W)
@@ -255,7 +247,7 @@ class SequenceClassifier(nn.Module):
         if self.embedding is not None:
             x = self.embedding(x)
         out, _ = self.rnn(x, lengths=lengths)
-        return self.attention(out, _valid_mask(lengths, *x.shape[:2], out.device))[1]
+        return self.attention(out, valid_mask(lengths, *x.shape[:2], out.device))[1]
 
 
 class CharLM(nn.Module):
@@ -288,11 +280,7 @@ class CharLM(nn.Module):
     def forward(self, x: Tensor, state: StateLike | None = None) -> tuple[Tensor, StateLike]:
         if x.dim() != 2 or x.dtype != torch.long:
             raise ShapeError(f"CharLM expected character ids (B, T) of dtype long, got {tuple(x.shape)} {x.dtype}")
-        if self.embedding is not None:
-            inp = self.embedding(x)  # (B, T) -> (B, T, E)
-        else:
-            inp = torch.nn.functional.one_hot(x, self.vocab_size).to(self.head.weight.dtype)  # (B, T, V)
-        out, state = self.rnn(inp, state)  # (B, T, O)
+        out, state = self.rnn(self._inputs(x), state)  # (B, T, O)
         return self.head(out), state  # (B, T, V)
 
     def init_state(self, batch: int = 1) -> StateLike:
@@ -306,12 +294,14 @@ class CharLM(nn.Module):
         if ids.dim() != 1 or ids.dtype != torch.long:
             raise ShapeError(f"CharLM.step expected one character id per stream, (B,) long, "
                              f"got {tuple(ids.shape)} {ids.dtype}")
-        if self.embedding is not None:
-            inp = self.embedding(ids)
-        else:
-            inp = torch.nn.functional.one_hot(ids, self.vocab_size).to(self.head.weight.dtype)
-        out, state = self.rnn.step(inp, state)
+        out, state = self.rnn.step(self._inputs(ids), state)
         return self.head(out), state
+
+    def _inputs(self, ids: Tensor) -> Tensor:
+        """Character ids ``(...)`` -> the recurrent input ``(..., E)`` (embedded) or ``(..., V)`` (one-hot)."""
+        if self.embedding is not None:
+            return self.embedding(ids)
+        return torch.nn.functional.one_hot(ids, self.vocab_size).to(self.head.weight.dtype)
 
 
 __all__ += ["SequenceClassifier", "CharLM", "AttentionPool"]

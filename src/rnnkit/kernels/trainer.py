@@ -268,8 +268,8 @@ class FusedTrainer:
 def _zero_padding(x: Tensor | None, lengths: Tensor | None) -> Tensor | None:
     if x is None or lengths is None:
         return x
-    valid = torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)  # (N, T)
-    return x.masked_fill(~valid.unsqueeze(-1), 0.0).contiguous()
+    from ..layers import valid_mask
+    return x.masked_fill(~valid_mask(lengths, *x.shape[:2]).unsqueeze(-1), 0.0).contiguous()
 
 
 def create(model: nn.Module, task: FusedTask | None, config, insist: bool = False) -> FusedTrainer | None:
