@@ -324,7 +324,7 @@ class Recurrent(nn.Module):
     def _forward_layers(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None, fused: bool):
         """Every layer and direction: the reference step loop, or one fused kernel per direction."""
         if fused and lengths is None and len(self._cells) == 1:  # the common case, kept lean
-            return fused_kernels.run_single(self._cells[0], self._weights(0), x, states)
+            return fused_kernels.run_layer(self._cells[0], self._weights(0), x, states, None, lead=True)
         D = self.num_directions
         B, T = x.shape[:2]
         mask = None

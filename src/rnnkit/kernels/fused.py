@@ -17,7 +17,7 @@ from torch import Tensor
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
 
-__all__ = ["supports", "run_layer", "run_single", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
+__all__ = ["supports", "run_layer", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
 
 CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
@@ -166,10 +166,8 @@ class _FusedLayer(torch.autograd.Function):
     operations would cost more than the arithmetic)."""
 
     @staticmethod
-    def forward(ctx, cell, lengths, x, s0, c0, *w):
-        ctx.lead = lengths is _LEAD
-        if ctx.lead:
-            lengths = None
+    def forward(ctx, cell, lengths, lead, x, s0, c0, *w):
+        ctx.lead = lead
         code = CELL_CODES[type(cell)]
         act, out_act = act_code(cell)
         B, T, I = x.shape
@@ -179,7 +177,7 @@ class _FusedLayer(torch.autograd.Function):
         sv = torch.empty(n_saved + n_work, **opts)  # saved for backward, then scratch
         work_ptr = sv.data_ptr() + n_saved * sv.element_size()
         out = torch.empty(B, T, S, **opts)
-        lead = (1,) if ctx.lead else ()  # states shaped (1, B, S): a whole one-layer module's
+        lead = (1,) if ctx.lead else ()  # states shaped (1, B, S), as a one-layer module has them
         sn = torch.empty(*lead, B, S, **opts)
         cn = torch.empty(*lead, B, H, **opts) if code == 2 else None
         # every tensor whose pointer goes to the kernel is held in a variable until the call returns
@@ -214,12 +212,13 @@ class _FusedLayer(torch.autograd.Function):
         lead = (1,) if ctx.lead else ()
         ds0 = torch.empty(*lead, B, S, **opts)
         dc0 = torch.empty(*lead, B, H, **opts) if code == 2 else None
-        dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[2] else None
+        dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[3] else None
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
                                           _ptr(g_ih), _ptr(g_hh), _ptr(g_bih), _ptr(g_bhh), _ptr(g_why),
                                           _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work_ptr)
-        return (None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None, *grads)
+        return (None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
+                *grads)
 
 
 def _layer_args(code: int, w: list):
@@ -235,41 +234,26 @@ def _layer_args(code: int, w: list):
 SMALL_LAYER_MACS = 2_000_000
 
 
-#: passed as ``lengths`` to :class:`_FusedLayer`: no lengths, and states shaped (1, B, S) in and
-#: out, as a whole one-layer module has them (saves the autograd views that reshape them)
-_LEAD = object()
-
-
-def run_single(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, states: tuple[Tensor, ...] | None,
-               ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """A whole one-layer, one-direction module without lengths: states ``(1, B, S)`` in and out."""
-    B, T, I = x.shape
-    G = w[1].shape[0]
-    if B * T * G * (I + w[1].shape[1]) > SMALL_LAYER_MACS:
-        out, new = run_layer(cell, w, x, None if states is None else tuple(s[0] for s in states), None)
-        return out, tuple(s.unsqueeze(0) for s in new)
-    lstm = isinstance(cell, LSTMCell)
-    s0, c0 = (None, None) if states is None else (states[0].contiguous(), states[1].contiguous() if lstm else None)
-    out, s_n, c_n = _FusedLayer.apply(cell, _LEAD, x, s0, c0, *w)
-    return out, ((s_n, c_n) if lstm else (s_n,))
-
-
 def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tuple[Tensor, ...] | None,
-              lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+              lengths: Tensor | None, lead: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Fused twin of one direction of ``Recurrent``'s reference loop: ``x (B, T, I)``; a ``None``
-    state means zeros."""
+    state means zeros. States are ``(B, S)``, or ``(1, B, S)`` in and out with ``lead`` (a whole
+    one-layer module's: no autograd views to reshape them on the common path)."""
     lstm = isinstance(cell, LSTMCell)
     B, T, I = x.shape
     G = w[1].shape[0]
     if B * T * G * (I + w[1].shape[1]) <= SMALL_LAYER_MACS:
         s0, c0 = (None, None) if state is None else (state[0], state[1] if lstm else None)
-        out, s_n, c_n = _FusedLayer.apply(cell, lengths, x, s0, c0, *w)
-    else:
-        if state is None:
-            state = tuple(torch.zeros(B, n, device=x.device, dtype=x.dtype) for n in cell.state_sizes)
-        c0 = state[1].contiguous() if lstm else x.new_empty(0)
-        out, s_n, c_n = _FusedSequence.apply(cell, lengths, x, state[0].contiguous(), c0, *w)
-    return out, ((s_n, c_n) if lstm else (s_n,))
+        out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, x, s0, c0, *w)
+        return out, ((s_n, c_n) if lstm else (s_n,))
+    if state is None:
+        state = tuple(torch.zeros(B, n, device=x.device, dtype=x.dtype) for n in cell.state_sizes)
+    elif lead:
+        state = tuple(s[0] for s in state)
+    c0 = state[1].contiguous() if lstm else x.new_empty(0)
+    out, s_n, c_n = _FusedSequence.apply(cell, lengths, x, state[0].contiguous(), c0, *w)
+    new = (s_n, c_n) if lstm else (s_n,)
+    return out, (tuple(s.unsqueeze(0) for s in new) if lead else new)
 
 
 def _panels_of_transpose(w: Tensor) -> Tensor:
