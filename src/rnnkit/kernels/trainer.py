@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from . import _native
-from ..cells import LSTMCell
+from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell
 from .fused import ACT_CODES, CELL_CODES
 
 __all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason", "pays_off", "AUTO_LIMITS"]
@@ -131,7 +131,7 @@ def _bad_data(model: nn.Module, task: FusedTask) -> str | None:
 #: from a grid of epoch times (hidden 16-256, batch 8-128, T 10/50, 1 and 2 threads, 2-core
 #: x86-64): inside these limits the fused trainer was 1.15x-25x faster than the torch loop, and the
 #: points just outside were 0.2x-1.2x (see benchmarks/RESULTS.md, section "engine").
-AUTO_LIMITS = {"lstm": (1024, 4.0), "gru": (2048, 16.0), "elman": (4096, 30.0), "jordan": (4096, 30.0)}
+AUTO_LIMITS = {LSTMCell: (1024, 4.0), GRUCell: (2048, 16.0), ElmanCell: (4096, 30.0), JordanCell: (4096, 30.0)}
 
 
 def forward_mmacs(model: nn.Module, batch: int, T: int) -> float:
@@ -143,14 +143,14 @@ def forward_mmacs(model: nn.Module, batch: int, T: int) -> float:
     total = 0.0
     for layer in range(rnn.num_layers):
         width = rnn.input_size if layer == 0 else S
-        total += batch * T * (G * (width + S) + (S * G if rnn.cell_type.__name__ == "JordanCell" else 0))
+        total += batch * T * (G * (width + S) + (S * G if rnn.cell_type is JordanCell else 0))
     return total / 1e6  # (Jordan: G = H, plus the output product W_hy (S, H))
 
 
 def pays_off(model: nn.Module, task: FusedTask, config) -> bool:
     """Whether the fused trainer is expected to beat the torch loop for this size (AUTO_LIMITS)."""
     rnn = model.rnn
-    max_bh, max_mmacs = AUTO_LIMITS[rnn.cell_type.__name__.replace("Cell", "").lower()]
+    max_bh, max_mmacs = AUTO_LIMITS[rnn.cell_type]
     if task.stateful:  # every step trains all streams on one chunk
         batch, T = task.x.shape[0], min(config.tbptt or task.x.shape[1], task.x.shape[1])
     else:
