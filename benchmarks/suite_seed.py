@@ -32,6 +32,14 @@ def _rnnkit_layer(cell: str, backend: str):
     return cls(I, H, batch_first=True, backend=backend)
 
 
+def _add_result(rows: list, records: list, nt: int, cell: str, res: dict, name: str, base: str) -> None:
+    """One table row and one stored record: contender ``name`` against baseline ``base``."""
+    r = ratio(res[base], res[name])
+    rows.append([nt, cell.upper(), name, fmt_time(res[name].median), base, fmt_time(res[base].median), fmt_ratio(r)])
+    records.append({"threads": nt, "cell": cell, "contender": name, "baseline": base,
+                    "rnnkit_s": res[name].to_dict(), "baseline_s": res[base].to_dict(), "ratio": r.to_dict()})
+
+
 def _batches(n: int = 64, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """A pool of random batches cycled through: the loss never converges, so gradients never drift
     into float32 denormals (which would make timings bimodal after many steps)."""
@@ -121,12 +129,7 @@ def run_layer(cfg) -> dict:
                 c, pairs = _layer_contenders(cell, extra=cell in ("lstm", "gru") and not cfg.quick)
                 res = compare(c, repeats=cfg.repeats, sample_s=cfg.sample_s, warmup=20)
                 for name, base in pairs:
-                    r = ratio(res[base], res[name])
-                    rows.append([nt, cell.upper(), name, fmt_time(res[name].median), base,
-                                 fmt_time(res[base].median), fmt_ratio(r)])
-                    records.append({"threads": nt, "cell": cell, "contender": name, "baseline": base,
-                                    "rnnkit_s": res[name].to_dict(), "baseline_s": res[base].to_dict(),
-                                    "ratio": r.to_dict()})
+                    _add_result(rows, records, nt, cell, res, name, base)
             if nt == cfg.threads[0]:
                 for cell in ("lstm", "gru"):
                     for label, parts in _time_split(cell, 200 if cfg.quick else 2000).items():
@@ -220,14 +223,8 @@ def run_trainer(cfg) -> dict:
                 units[generic if cell in TORCH_TWIN else base] = steps
                 res = compare(c, repeats=cfg.repeats, sample_s=cfg.sample_s * 2, warmup=1, units=units)
                 for name in c:
-                    if name == base:
-                        continue
-                    r = ratio(res[base], res[name])
-                    rows.append([nt, cell.upper(), name, fmt_time(res[name].median), base,
-                                 fmt_time(res[base].median), fmt_ratio(r)])
-                    records.append({"threads": nt, "cell": cell, "contender": name, "baseline": base,
-                                    "rnnkit_s": res[name].to_dict(), "baseline_s": res[base].to_dict(),
-                                    "ratio": r.to_dict()})
+                    if name != base:
+                        _add_result(rows, records, nt, cell, res, name, base)
     return {
         "title": "1b. Seed regime: the fused trainer vs a plain torch loop",
         "intro": (f"Time per training step, derived from whole epochs: {n} windows of a noisy sine, batch {B} "

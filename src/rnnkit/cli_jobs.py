@@ -17,6 +17,10 @@ from .errors import RunError
 __all__ = ["add_job_parsers", "cmd_classify", "cmd_text", "JOB_COMMANDS"]
 
 
+def _run_arg(p: argparse.ArgumentParser, job: str) -> None:
+    p.add_argument("--run", required=True, metavar="RUN", help=f"run directory from `rnnkit {job} fit`")
+
+
 def _model_args(p: argparse.ArgumentParser, hidden: int, cell: str, text: bool) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=["lstm", "gru", "elman", "jordan"], default=cell,
@@ -108,11 +112,11 @@ def add_job_parsers(sub) -> None:
     _train_args(p, epochs=100, batch=32, lr=0.003, clip=None, patience=20, text=False)
     _out_args(p)
     p = cs.add_parser("predict", help="predicted label and class probabilities for each sequence")
-    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit classify fit`")
+    _run_arg(p, "classify")
     p.add_argument("--data", required=True, metavar="FILE", help="sequences to classify (labels optional)")
     p.add_argument("--out", metavar="FILE.csv", help="write the predictions here (default: print them)")
     p = cs.add_parser("evaluate", help="accuracy, balanced accuracy, macro F1, per-class report, confusion matrix")
-    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit classify fit`")
+    _run_arg(p, "classify")
     p.add_argument("--data", required=True, metavar="FILE", help="labelled sequences to score")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -133,7 +137,7 @@ def add_job_parsers(sub) -> None:
     _train_args(p, epochs=0, batch=32, lr=0.002, clip=5.0, patience=0, text=True)
     _out_args(p)
     p = ts.add_parser("generate", help="sample text from a trained model")
-    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit text fit`")
+    _run_arg(p, "text")
     p.add_argument("--prime", default="", metavar="TEXT", help="text to start from (default: the corpus' first character)")
     p.add_argument("--length", type=int, default=200, help="characters to generate (default: 200)")
     p.add_argument("--temperature", type=float, default=1.0,
@@ -141,11 +145,11 @@ def add_job_parsers(sub) -> None:
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely characters; 0 = all (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same text (default: 0)")
     p = ts.add_parser("evaluate", help="bits per character of a text")
-    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit text fit`")
+    _run_arg(p, "text")
     p.add_argument("--data", required=True, metavar="FILE.txt", help="UTF-8 text to score")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = ts.add_parser("suggest", help="most likely next characters and word completions after a prompt")
-    p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit text fit`")
+    _run_arg(p, "text")
     p.add_argument("--prime", required=True, metavar="TEXT", help="the text typed so far")
     p.add_argument("--k", type=int, default=5, help="suggestions of each kind, and the beam width (default: 5)")
     p.add_argument("--max-chars", type=int, default=20, help="longest completion searched (default: 20)")
