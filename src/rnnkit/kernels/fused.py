@@ -17,7 +17,7 @@ from torch import Tensor
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
 
-__all__ = ["supports", "run_layer", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
+__all__ = ["supports", "supports_cell", "run_layer", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
 
 CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
@@ -29,12 +29,15 @@ def act_code(cell: RecurrentCell) -> tuple[int, int]:
     return ACT_CODES[d.get("nonlinearity", "tanh")], ACT_CODES[d.get("output_activation", "identity")]
 
 
+def supports_cell(cell: RecurrentCell) -> bool:
+    """Whether the fused kernels have this cell's math (the four cells, no projection, no peepholes)."""
+    d = cell.__dict__  # not getattr: a missing attribute costs microseconds in nn.Module
+    return type(cell) in CELL_CODES and not d.get("proj_size", 0) and not d.get("peephole", False)
+
+
 def supports(cell: RecurrentCell, x: Tensor) -> bool:
-    """Whether the fused kernels can run this cell on this input (CPU, float32/64, no projection,
-    no peepholes)."""
-    d = cell.__dict__
-    return (type(cell) in CELL_CODES and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and not d.get("proj_size", 0) and not d.get("peephole", False))
+    """Whether the fused kernels can run this cell on this input (CPU, float32/64)."""
+    return supports_cell(cell) and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
 
 
 def _ptr(t: Tensor | None) -> int | None:

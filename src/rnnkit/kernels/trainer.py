@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from . import _native
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell
-from .fused import ACT_CODES, CELL_CODES
+from .fused import ACT_CODES, CELL_CODES, supports_cell
 
 __all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason", "pays_off", "AUTO_LIMITS"]
 
@@ -74,7 +74,7 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
         return "the model has parameters outside its recurrent layer and head"
     if rnn.cell_type not in CELL_CODES or rnn.bidirectional or not rnn.bias:
         return "only unidirectional Elman/Jordan/LSTM/GRU layers with biases are fused"
-    if rnn.cell_kwargs.get("proj_size") or rnn.cell_kwargs.get("peephole"):
+    if not supports_cell(rnn._cells[0]):
         return "LSTM projections (proj_size) and peepholes are not fused"
     if rnn.dropout and rnn.num_layers > 1:
         return "dropout between layers is not fused"
