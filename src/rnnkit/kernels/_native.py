@@ -74,7 +74,8 @@ def _source_dir() -> Path:
 
 
 def _cpu_flags() -> list[str]:
-    """Instruction-set flags for this CPU: AVX2+FMA where /proc/cpuinfo lists them (x86-64 Linux).
+    """Instruction-set flags for this CPU: AVX2+FMA, and AVX-512F, where /proc/cpuinfo lists them
+    (x86-64 Linux); the matrix micro-kernel picks its vector width and register block from them.
 
     The library is compiled on the machine that runs it; the flags are part of the cache key, so
     a cache shared with an older CPU never hands it instructions it lacks. No -march=native."""
@@ -87,7 +88,9 @@ def _cpu_flags() -> list[str]:
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
             break
-    return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= flags and platform.machine() in ("x86_64", "AMD64") else []
+    if platform.machine() not in ("x86_64", "AMD64") or not {"avx2", "fma"} <= flags:
+        return []
+    return ["-mavx2", "-mfma"] + (["-mavx512f"] if "avx512f" in flags else [])
 
 
 def _key(cc: str) -> str:

@@ -90,12 +90,23 @@ static void FN(vecmat_acc)(const real *restrict v, const real *restrict M, real 
 
 /* Matrix products for the per-step recurrence and the whole-layer kernels.
  *
- * The right-hand matrix is first packed into "panels": strips of JB columns (two 256-bit vectors),
- * each stored k-major and contiguous, zero-padded past N. Then four rows of A share every panel
- * load and a JB-wide strip of four C rows stays in registers over the whole K loop, so the
- * product runs near the FMA rate instead of the load rate, without the cache-set conflicts a
- * column walk through a wide row-major matrix causes. Packing costs K*N once per call. */
+ * The right-hand matrix is first packed into "panels": strips of JB columns (64 bytes: one
+ * AVX-512 vector, two AVX2 vectors), each stored k-major and contiguous, zero-padded past N. A
+ * register-blocked micro-kernel then keeps an RK_MR-row by RK_NP-panel block of C in vector
+ * registers over the whole K loop: each step loads RK_NP panel rows, broadcasts RK_MR values of
+ * A and issues RK_MR * RK_NP fused multiply-adds into independent accumulators (enough of them to
+ * hide the FMA latency), so the product runs near the FMA rate instead of the load rate, without
+ * the cache-set conflicts a column walk through a wide row-major matrix causes. The block shape
+ * per instruction set is chosen in rnnkit_kernels.c. Packing costs K*N once per call. */
 #define JB ((int)(64 / sizeof(real)))
+#define VL ((int)(RK_VBYTES / sizeof(real)))  /* reals per vector */
+#define NV (JB / VL)                          /* vectors per panel row */
+
+typedef real FN(vec) __attribute__((vector_size(RK_VBYTES)));
+
+/* unaligned vector load/store (memcpy: no aliasing or alignment assumptions; one instruction) */
+static inline FN(vec) FN(vload)(const real *p) { FN(vec) v; memcpy(&v, p, sizeof v); return v; }
+static inline void FN(vstore)(real *p, FN(vec) v) { memcpy(p, &v, sizeof v); }
 
 RK_EXPORT int64_t FN(rk_panel_size)(int K, int N) {
     return (int64_t)((N + JB - 1) / JB) * K * JB;
@@ -114,60 +125,121 @@ RK_EXPORT void FN(rk_pack_panels)(const real *Bm, int K, int N, int trans, real 
         }
 }
 
-/* C[M,N] += A[M,K] @ op(B), op(B) given as panels P */
-static void FN(matmul_panels)(const real *restrict A, const real *restrict P, real *restrict C, int M, int K, int N) {
-    const int ns = (N + JB - 1) / JB;
-    int m = 0;
-    for (; m + 4 <= M; m += 4) {
-        const real *a0 = A + (size_t)m * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
-        real *c0 = C + (size_t)m * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
-        for (int s = 0; s < ns; ++s) {
-            const int j = s * JB, nv = N - j < JB ? N - j : JB;
-            const real *p = P + (size_t)s * K * JB;
-            real r0[JB], r1[JB], r2[JB], r3[JB];
-            for (int q = 0; q < JB; ++q) r0[q] = r1[q] = r2[q] = r3[q] = 0;
-            for (int k = 0; k < K; ++k) {
-                const real *w = p + (size_t)k * JB;
-                const real x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
-                for (int q = 0; q < JB; ++q) {
-                    const real wq = w[q];
-                    r0[q] += x0 * wq; r1[q] += x1 * wq; r2[q] += x2 * wq; r3[q] += x3 * wq;
-                }
-            }
-            for (int q = 0; q < nv; ++q) { c0[j + q] += r0[q]; c1[j + q] += r1[q]; c2[j + q] += r2[q]; c3[j + q] += r3[q]; }
+/* C[mr rows, np panels] += A[mr rows, K] @ P[np panels]; mr, np and ta are compile-time
+ * constants after inlining, so acc lives in registers. Row r of A is A[r * lda + k], or with ta
+ * (A given transposed, (K, lda)) A[k * lda + r]. nvalid: valid columns from the first panel on. */
+static inline __attribute__((always_inline)) void FN(micro)(const int mr, const int np, const int ta,
+                                                           const real *restrict A, size_t lda, int K,
+                                                           const real *restrict P, real *restrict C,
+                                                           int N, int nvalid) {
+    FN(vec) acc[RK_MR_MAX][RK_NP][NV];
+    const size_t ps = (size_t)K * JB;
+    for (int r = 0; r < mr; ++r)
+        for (int p = 0; p < np; ++p)
+            for (int v = 0; v < NV; ++v) acc[r][p][v] = (FN(vec)){0};
+    for (int k = 0; k < K; ++k) {
+        FN(vec) w[RK_NP][NV];
+        for (int p = 0; p < np; ++p)
+            for (int v = 0; v < NV; ++v) w[p][v] = FN(vload)(P + p * ps + (size_t)k * JB + v * VL);
+        for (int r = 0; r < mr; ++r) {
+            const real a = ta ? A[(size_t)k * lda + r] : A[(size_t)r * lda + k];
+            for (int p = 0; p < np; ++p)
+                for (int v = 0; v < NV; ++v) acc[r][p][v] = VFMA(a, w[p][v], acc[r][p][v]);
         }
     }
-    for (; m < M; ++m) {  /* leftover rows: four independent accumulators over k hide FMA latency */
-        const real *a0 = A + (size_t)m * K;
-        real *c0 = C + (size_t)m * N;
-        for (int s = 0; s < ns; ++s) {
-            const int j = s * JB, nv = N - j < JB ? N - j : JB;
-            const real *p = P + (size_t)s * K * JB;
-            real r0[JB], r1[JB], r2[JB], r3[JB];
-            for (int q = 0; q < JB; ++q) r0[q] = r1[q] = r2[q] = r3[q] = 0;
-            int k = 0;
-            for (; k + 4 <= K; k += 4) {
-                const real *w = p + (size_t)k * JB;
-                const real x0 = a0[k], x1 = a0[k + 1], x2 = a0[k + 2], x3 = a0[k + 3];
-                for (int q = 0; q < JB; ++q) {
-                    r0[q] = MULADD(x0, w[q], r0[q]); r1[q] = MULADD(x1, w[JB + q], r1[q]);
-                    r2[q] = MULADD(x2, w[2 * JB + q], r2[q]); r3[q] = MULADD(x3, w[3 * JB + q], r3[q]);
-                }
+    for (int r = 0; r < mr; ++r) {
+        real *c = C + (size_t)r * N;
+        for (int p = 0; p < np; ++p) {
+            const int nv = nvalid - p * JB;
+            if (nv >= JB) {
+                for (int v = 0; v < NV; ++v)
+                    FN(vstore)(c + p * JB + v * VL, FN(vload)(c + p * JB + v * VL) + acc[r][p][v]);
+            } else {
+                real t[JB];
+                memcpy(t, acc[r][p], sizeof t);
+                for (int q = 0; q < nv; ++q) c[p * JB + q] += t[q];
             }
-            for (; k < K; ++k) {
-                const real *w = p + (size_t)k * JB;
-                const real x0 = a0[k];
-                for (int q = 0; q < JB; ++q) r0[q] = MULADD(x0, w[q], r0[q]);
-            }
-            for (int q = 0; q < nv; ++q) c0[j + q] += (r0[q] + r1[q]) + (r2[q] + r3[q]);
         }
     }
 }
 
-/* one-off C[M,N] += A[M,K] @ op(Bm), packing into scratch (rk_panel_size(K,N) reals) */
-static void FN(matmul_acc)(const real *A, const real *Bm, int trans, real *C, int M, int K, int N, real *scratch) {
+/* one row of A (the streaming step, batch-1 layers): four chains over k hide the FMA latency;
+ * a[k * inc] is the row's k-th value */
+static inline __attribute__((always_inline)) void FN(micro1)(const real *restrict a, size_t inc, int K,
+                                                            const real *restrict P, real *restrict c, int nvalid) {
+    FN(vec) acc[4][NV];
+    for (int u = 0; u < 4; ++u)
+        for (int v = 0; v < NV; ++v) acc[u][v] = (FN(vec)){0};
+    int k = 0;
+    for (; k + 4 <= K; k += 4)
+        for (int u = 0; u < 4; ++u)
+            for (int v = 0; v < NV; ++v)
+                acc[u][v] = VFMA(a[(k + u) * inc], FN(vload)(P + (size_t)(k + u) * JB + v * VL), acc[u][v]);
+    for (; k < K; ++k)
+        for (int v = 0; v < NV; ++v) acc[0][v] = VFMA(a[k * inc], FN(vload)(P + (size_t)k * JB + v * VL), acc[0][v]);
+    real t[JB];
+    for (int v = 0; v < NV; ++v) {
+        const FN(vec) sum = (acc[0][v] + acc[1][v]) + (acc[2][v] + acc[3][v]);
+        memcpy(t + v * VL, &sum, sizeof sum);
+    }
+    const int n = nvalid < JB ? nvalid : JB;
+    for (int q = 0; q < n; ++q) c[q] += t[q];
+}
+
+/* the leftover rows (fewer than RK_MR) of one block of np panels */
+static inline __attribute__((always_inline)) void FN(micro_rest)(int rest, int np, const int ta, const real *A,
+                                                                size_t lda, int K, const real *P, real *C,
+                                                                int N, int nvalid) {
+    if (rest == 1) {
+        for (int p = 0; p < np; ++p)
+            FN(micro1)(A, ta ? lda : 1, K, P + (size_t)p * K * JB, C + p * JB, nvalid - p * JB);
+        return;
+    }
+#define RK_REST(n) case n: { if (np == RK_NP) FN(micro)(n, RK_NP, ta, A, lda, K, P, C, N, nvalid); \
+                             else FN(micro)(n, 1, ta, A, lda, K, P, C, N, nvalid); } break;
+    switch (rest) {
+    RK_REST(2) RK_REST(3) RK_REST(4) RK_REST(5) RK_REST(6) default: RK_REST(7)
+    }
+#undef RK_REST
+}
+
+/* C[M,N] += op(A) @ op(B), op(B) given as panels P; op(A) = A (M,K), or with ta A^T for A (K,M) */
+static inline __attribute__((always_inline)) void FN(matmul_core)(const int ta, const real *restrict A,
+                                                                 const real *restrict P, real *restrict C,
+                                                                 int M, int K, int N) {
+    const int ns = (N + JB - 1) / JB;
+    const size_t ps = (size_t)K * JB, lda = ta ? (size_t)M : (size_t)K;
+    for (int s = 0; s < ns; s += RK_NP) {
+        const int np = ns - s < RK_NP ? ns - s : RK_NP, nvalid = N - s * JB;
+        const real *Ps = P + s * ps;
+        real *Cs = C + (size_t)s * JB;
+        int m = 0;
+        for (; m + RK_MR <= M; m += RK_MR) {
+            const real *Am = ta ? A + m : A + (size_t)m * K;
+            if (np == RK_NP) FN(micro)(RK_MR, RK_NP, ta, Am, lda, K, Ps, Cs + (size_t)m * N, N, nvalid);
+            else FN(micro)(RK_MR, 1, ta, Am, lda, K, Ps, Cs + (size_t)m * N, N, nvalid);
+        }
+        if (m < M) FN(micro_rest)(M - m, np, ta, ta ? A + m : A + (size_t)m * K, lda, K, Ps, Cs + (size_t)m * N, N, nvalid);
+    }
+}
+
+/* C[M,N] += A[M,K] @ op(B), op(B) given as panels P */
+static void FN(matmul_panels)(const real *restrict A, const real *restrict P, real *restrict C, int M, int K, int N) {
+    FN(matmul_core)(0, A, P, C, M, K, N);
+}
+
+/* C[M,N] += A^T @ op(B) for A (K,M) row-major: weight gradients without transposing A */
+static void FN(matmul_panels_ta)(const real *restrict A, const real *restrict P, real *restrict C, int M, int K, int N) {
+    FN(matmul_core)(1, A, P, C, M, K, N);
+}
+
+/* one-off C[M,N] += op(A) @ op(Bm), packing into scratch (rk_panel_size(K,N) reals); op(A) = A
+ * (M,K), or A^T for A (K,M) when trans_a != 0 */
+static void FN(matmul_acc)(const real *A, int trans_a, const real *Bm, int trans, real *C, int M, int K, int N,
+                           real *scratch) {
     FN(rk_pack_panels)(Bm, K, N, trans, scratch);
-    FN(matmul_panels)(A, scratch, C, M, K, N);
+    if (trans_a) FN(matmul_panels_ta)(A, scratch, C, M, K, N);
+    else FN(matmul_panels)(A, scratch, C, M, K, N);
 }
 
 static void FN(transpose)(const real *A, int R, int C, real *AT) {

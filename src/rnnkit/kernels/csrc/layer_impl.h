@@ -36,7 +36,7 @@ RK_EXPORT int64_t FN(rk_layer_work_size)(int cell, int B, int T, int in, int H, 
     const int64_t maxpan = FN(rk_panel_size)(in > (int)G ? in : (int)G, (int)TB > (int)G ? (int)TB : (int)G)
                            + FN(rk_panel_size)((int)TB, in > S ? in : S) + FN(rk_panel_size)((int)G, in);
     const int64_t fwd = FN(rk_panel_size)(in, (int)G) + TB * G + FN(rk_forward_work)(cell, B, H, S);
-    const int64_t bwd = TB * S + 3 * TB * G + TB * S + 3 * TB * G + FN(rk_backward_work)(cell, H, S) + maxpan;
+    const int64_t bwd = TB * S + 3 * TB * G + TB * S + TB * G + FN(rk_backward_work)(cell, H, S) + maxpan;
     return fwd > bwd ? fwd : bwd;
 }
 
@@ -103,18 +103,14 @@ RK_EXPORT void FN(rk_layer_backward)(int cell, int act, int out_act, int B, int 
                     cell == CELL_JORDAN ? dyp : NULL, ds0, cell == CELL_LSTM ? dc0 : NULL, bwork);
     const real *dgr = cell == CELL_GRU ? dgh : dgx;  /* grads of the hidden product, (T,B,G) */
     real *dgx_bt = bwork + FN(rk_backward_work)(cell, H, S);  /* (B*T,G): dgx in x's (b,t) order */
-    real *dgxT = dgx_bt + TB * G;                  /* (G,B*T) */
-    real *dgrT = dgxT + TB * G;                    /* (G,T*B) */
-    real *pan = dgrT + TB * G;                     /* panel scratch for the one-off products */
+    real *pan = dgx_bt + TB * G;                   /* panel scratch for the one-off products */
     for (int b = 0; b < B; ++b)
         for (int t = 0; t < T; ++t)
             memcpy(dgx_bt + ((size_t)b * T + t) * G, dgx + ((size_t)t * B + b) * G, sizeof(real) * G);
-    FN(transpose)(dgx_bt, (int)TB, G, dgxT);
-    FN(transpose)(dgr, (int)TB, G, dgrT);
     memset(gwih, 0, sizeof(real) * (size_t)G * in);
     memset(gwhh, 0, sizeof(real) * (size_t)G * S);
-    FN(matmul_acc)(dgxT, x, 0, gwih, G, (int)TB, in, pan);       /* dW_ih = dgx^T x */
-    FN(matmul_acc)(dgrT, v.hs, 0, gwhh, G, (int)TB, S, pan);     /* dW_hh = dgr^T h_prev (hs rows 0..T-1) */
+    FN(matmul_acc)(dgx_bt, 1, x, 0, gwih, G, (int)TB, in, pan);  /* dW_ih = dgx^T x */
+    FN(matmul_acc)(dgr, 1, v.hs, 0, gwhh, G, (int)TB, S, pan);   /* dW_hh = dgr^T h_prev (hs rows 0..T-1) */
     if (gbih || gbhh) {
         if (gbih) memset(gbih, 0, sizeof(real) * G);
         if (gbhh) memset(gbhh, 0, sizeof(real) * G);
@@ -138,7 +134,7 @@ RK_EXPORT void FN(rk_layer_backward)(int cell, int act, int out_act, int B, int 
     }
     if (dx) {                                            /* dx = dgx W_ih, rows (b,t) */
         memset(dx, 0, sizeof(real) * TB * in);
-        FN(matmul_acc)(dgx_bt, wih, 0, dx, (int)TB, G, in, pan);
+        FN(matmul_acc)(dgx_bt, 0, wih, 0, dx, (int)TB, G, in, pan);
     }
     FTZ_END
 }

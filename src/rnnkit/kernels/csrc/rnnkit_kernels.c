@@ -93,20 +93,37 @@ RK_EXPORT void rk_tanh_f64(const double *x, double *y, int64_t n) { for (int64_t
 RK_EXPORT void rk_exp_f32(const float *x, float *y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = rk_expf(x[i]); }
 RK_EXPORT void rk_tanh_f32(const float *x, float *y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = rk_tanhf(x[i]); }
 
-/* MULADD(a, b, c) = a * b + c, one fused instruction where the CPU has FMA (the compile flags
- * say so). Used only where the loop is bound by loads, not by the accumulation's latency (the
- * one-row products of the streaming step): a fused add's longer latency slows the 4-row loops. */
-#ifdef __FMA__
-#define MULADD_F32(a, b, c) fmaf((a), (b), (c))
-#define MULADD_F64(a, b, c) fma((a), (b), (c))
+/* Vector width and register block of the matrix micro-kernel (cells_impl.h), from the compile
+ * flags _native.py chose for this CPU: AVX-512 (32 vector registers: 8 rows x 2 panels = 16
+ * accumulators), AVX2+FMA (16 registers: 6 rows x 1 panel of two vectors = 12 accumulators), or
+ * portable 16-byte vectors (the compiler's SSE/NEON). VFMA(a, w, c) = a * w + c for a scalar a
+ * broadcast over the vectors w and c, one fused instruction where the CPU has one. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define RK_VBYTES 64
+#define RK_MR 8
+#define RK_NP 2
+#define VFMA_F32(a, w, c) ((vec_f32)_mm512_fmadd_ps(_mm512_set1_ps(a), (__m512)(w), (__m512)(c)))
+#define VFMA_F64(a, w, c) ((vec_f64)_mm512_fmadd_pd(_mm512_set1_pd(a), (__m512d)(w), (__m512d)(c)))
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define RK_VBYTES 32
+#define RK_MR 6
+#define RK_NP 1
+#define VFMA_F32(a, w, c) ((vec_f32)_mm256_fmadd_ps(_mm256_set1_ps(a), (__m256)(w), (__m256)(c)))
+#define VFMA_F64(a, w, c) ((vec_f64)_mm256_fmadd_pd(_mm256_set1_pd(a), (__m256d)(w), (__m256d)(c)))
 #else
-#define MULADD_F32(a, b, c) ((a) * (b) + (c))
-#define MULADD_F64(a, b, c) ((a) * (b) + (c))
+#define RK_VBYTES 16
+#define RK_MR 3
+#define RK_NP 1
+#define VFMA_F32(a, w, c) ((c) + (a) * (w))
+#define VFMA_F64(a, w, c) ((c) + (a) * (w))
 #endif
+#define RK_MR_MAX 8  /* the leftover-row kernels go up to 7 rows */
 
 #define real float
 #define SUF f32
-#define MULADD MULADD_F32
+#define VFMA VFMA_F32
 #define EXP rk_expf
 #define TANH rk_tanhf
 #define SQRT sqrtf
@@ -116,7 +133,7 @@ RK_EXPORT void rk_tanh_f32(const float *x, float *y, int64_t n) { for (int64_t i
 #include "trainer_impl.h"
 #undef real
 #undef SUF
-#undef MULADD
+#undef VFMA
 #undef EXP
 #undef TANH
 #undef SQRT
@@ -124,7 +141,7 @@ RK_EXPORT void rk_tanh_f32(const float *x, float *y, int64_t n) { for (int64_t i
 
 #define real double
 #define SUF f64
-#define MULADD MULADD_F64
+#define VFMA VFMA_F64
 #define EXP rk_exp
 #define TANH rk_tanh
 #define SQRT sqrt
