@@ -308,7 +308,7 @@ def layer_path(request, monkeypatch):
     """Run a test through both fused layer paths: everything native, or native recurrence with
     torch's matrix products for the input projection and weight gradients (large layers)."""
     from rnnkit.kernels import fused
-    monkeypatch.setattr(fused, "SMALL_LAYER_MACS", 10**12 if request.param == "whole-layer" else 0)
+    monkeypatch.setattr(fused, "WHOLE_LAYER_BYTES", 2**62 if request.param == "whole-layer" else 0)
     return request.param
 
 
@@ -531,3 +531,76 @@ def test_streaming_step_sees_weights_changed_behind_torchs_back():
     model.rnn.weight_ih_l0.data.mul_(3)
     model.rnn.flatten_parameters()
     assert agrees()
+
+
+def _native_matmul(a: torch.Tensor, trans_a: bool, b: torch.Tensor, trans_b: bool, c: torch.Tensor) -> torch.Tensor:
+    """C += op(A) @ op(B) through the kernels' register-blocked micro-kernel (a copy of c)."""
+    M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    N = b.shape[0] if trans_b else b.shape[1]
+    out = c.clone()
+    scratch = torch.empty(int(fused_kernels._fn("rk_panel_size", a.dtype)(K, N)), dtype=a.dtype)
+    fused_kernels._fn("rk_matmul", a.dtype)(a.data_ptr(), int(trans_a), b.data_ptr(), int(trans_b), out.data_ptr(),
+                                            M, K, N, scratch.data_ptr())
+    return out
+
+
+MATMUL_SHAPES = [(M, K, N) for M in (1, 2, 5, 7, 8, 9, 16, 17, 23) for K, N in ((1, 1), (3, 17), (16, 16), (13, 33), (40, 70))]
+
+
+@pytest.mark.parametrize("dtype, atol", [(F64, 1e-12), (F32, 1e-4)])
+def test_matrix_micro_kernel_equals_torch_on_every_edge(dtype, atol):
+    """Every row remainder of the register block (M mod 8, 6 and 3), partial panels (N mod 16
+    and 8), short and odd K, and both transposed-operand forms the kernels use."""
+    g = torch.Generator().manual_seed(0)
+    for M, K, N in MATMUL_SHAPES:
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                a = torch.randn((K, M) if trans_a else (M, K), generator=g, dtype=dtype)
+                b = torch.randn((N, K) if trans_b else (K, N), generator=g, dtype=dtype)
+                c = torch.randn(M, N, generator=g, dtype=dtype)
+                want = c + (a.t() if trans_a else a) @ (b.t() if trans_b else b)
+                got = _native_matmul(a, trans_a, b, trans_b, c)
+                torch.testing.assert_close(got, want, atol=atol, rtol=0, msg=f"{M}x{K}x{N} {trans_a} {trans_b}")
+
+
+ISA_CHECK = """
+import torch, rnnkit
+from rnnkit.kernels import _native, fused
+import test_kernels as tk
+print('bits', _native.vector_bits())
+tk.test_matrix_micro_kernel_equals_torch_on_every_edge(torch.float64, 1e-12)
+for cell in ('lstm', 'gru', 'elman'):
+    for limit in (2**62, 0):  # the whole-layer kernels and the torch-gemm path
+        fused.WHOLE_LAYER_BYTES = limit
+        torch.manual_seed(1)
+        layer = rnnkit.Recurrent(cell, 3, 17, batch_first=True, dtype=torch.float64)
+        x = torch.randn(9, 4, 3, dtype=torch.float64)
+        res = []
+        for backend in ('reference', 'fused'):
+            layer.backend = backend
+            xr = x.clone().requires_grad_()
+            out, h = layer(xr)
+            res.append([out, *torch.autograd.grad(out.sum(), [xr, *layer.parameters()])])
+        for a, b in zip(*res):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+print('ok')
+"""
+
+
+@pytest.mark.parametrize("isa, bits", [("generic", 128), ("avx2", 256)])
+def test_every_instruction_set_level_matches_the_reference(tmp_path, isa, bits):
+    """The default build is what the rest of this file tests; the lower levels (other CPUs, or
+    RNNKIT_NATIVE_ISA) compile different micro-kernels, so build each and check them too."""
+    if isa == "avx2" and "-mavx2" not in _native._cpu_flags():
+        pytest.skip("this CPU has no AVX2+FMA")
+    env = {**os.environ, "RNNKIT_NATIVE_ISA": isa, "RNNKIT_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), str(Path(__file__).parent)])}
+    proc = subprocess.run([sys.executable, "-c", ISA_CHECK], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"bits {bits}" in proc.stdout and proc.stdout.rstrip().endswith("ok")
+
+
+def test_an_unknown_instruction_set_level_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("RNNKIT_NATIVE_ISA", "sse9")
+    with pytest.raises(_native.NativeUnavailable, match="generic, avx2, avx512"):
+        _native._cpu_flags()

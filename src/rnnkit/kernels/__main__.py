@@ -2,7 +2,7 @@
 
 import sys
 
-from ._native import NativeUnavailable, build
+from ._native import NativeUnavailable, build, vector_bits
 
 
 def main() -> int:
@@ -11,7 +11,7 @@ def main() -> int:
     except NativeUnavailable as e:
         print(f"rnnkit: native kernels unavailable: {e}; the torch backend will be used", file=sys.stderr)
         return 1
-    print(f"rnnkit: native kernels ready at {path}")
+    print(f"rnnkit: native kernels ready at {path} ({vector_bits()}-bit vectors)")
     return 0
 
 

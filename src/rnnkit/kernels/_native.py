@@ -25,7 +25,7 @@ import warnings
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["library", "available", "cache_dir", "build", "TrainSpec", "NativeUnavailable"]
+__all__ = ["library", "available", "cache_dir", "build", "vector_bits", "TrainSpec", "NativeUnavailable"]
 
 log = logging.getLogger("rnnkit.kernels")
 SOURCES = ("rnnkit_kernels.c", "cells_impl.h", "layer_impl.h", "trainer_impl.h")
@@ -73,12 +73,21 @@ def _source_dir() -> Path:
     return Path(str(files("rnnkit.kernels").joinpath("csrc")))
 
 
+#: ``$RNNKIT_NATIVE_ISA`` caps the instruction set the kernels are compiled for
+ISA_LEVELS = ("generic", "avx2", "avx512")
+
+
 def _cpu_flags() -> list[str]:
     """Instruction-set flags for this CPU: AVX2+FMA, and AVX-512F, where /proc/cpuinfo lists them
     (x86-64 Linux); the matrix micro-kernel picks its vector width and register block from them.
+    ``RNNKIT_NATIVE_ISA=generic|avx2|avx512`` caps the level (e.g. ``avx2`` on CPUs that slow
+    down under AVX-512 code; ``generic`` for portable vectors only).
 
     The library is compiled on the machine that runs it; the flags are part of the cache key, so
     a cache shared with an older CPU never hands it instructions it lacks. No -march=native."""
+    cap = os.environ.get("RNNKIT_NATIVE_ISA", "").strip().lower() or "avx512"
+    if cap not in ISA_LEVELS:
+        raise NativeUnavailable(f"RNNKIT_NATIVE_ISA={cap!r}: use one of {', '.join(ISA_LEVELS)}")
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -88,9 +97,14 @@ def _cpu_flags() -> list[str]:
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
             break
-    if platform.machine() not in ("x86_64", "AMD64") or not {"avx2", "fma"} <= flags:
+    if cap == "generic" or platform.machine() not in ("x86_64", "AMD64") or not {"avx2", "fma"} <= flags:
         return []
-    return ["-mavx2", "-mfma"] + (["-mavx512f"] if "avx512f" in flags else [])
+    return ["-mavx2", "-mfma"] + (["-mavx512f"] if cap == "avx512" and "avx512f" in flags else [])
+
+
+def vector_bits() -> int:
+    """The SIMD width (bits) the loaded kernels were compiled for: 512, 256 or 128."""
+    return int(library().rk_vector_bits())
 
 
 def _key(cc: str) -> str:
@@ -195,6 +209,7 @@ SIGNATURES: dict[str, tuple[list, object]] = {
     "rk_stream_work": ([_I] * 4, _L),
     "rk_panel_size": ([_I, _I], _L),
     "rk_pack_panels": ([_P, _I, _I, _I, _P], None),
+    "rk_matmul": ([_P, _I, _P, _I, _P, _I, _I, _I, _P], None),
     "rk_exp": ([_P, _P, _L], None),
     "rk_tanh": ([_P, _P, _L], None),
     "rk_num_params": ([_P], _L),

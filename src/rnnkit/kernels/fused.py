@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import operator
+import threading
 
 import torch
 from torch import Tensor
@@ -78,6 +79,25 @@ def _unpack(cell: RecurrentCell, w: list[Tensor | None]):
         return w_ih, w_hh, b_ih, b_hh, None, None
     b = None if b_ih is None else b_ih + b_hh
     return w_ih, w_hh, b, None, None, None
+
+
+#: scratch memory of the whole-layer kernels kept per thread and dtype between calls, up to this
+#: size: a fresh multi-megabyte buffer per call costs more in page faults than the kernels' work
+SCRATCH_KEEP_BYTES = 32 << 20
+_SCRATCH = threading.local()
+
+
+def _scratch(n: int, dtype: torch.dtype) -> Tensor:
+    """A CPU buffer of at least ``n`` elements for one native call on this thread (reused by the
+    next call: the kernels use it only while they run, and never call back into Python)."""
+    cache = _SCRATCH.__dict__
+    buf = cache.get(dtype)
+    if buf is not None and buf.numel() >= n:
+        return buf
+    buf = torch.empty(n, dtype=dtype)
+    if n * buf.element_size() <= SCRATCH_KEEP_BYTES:
+        cache[dtype] = buf
+    return buf
 
 
 class _FusedSequence(torch.autograd.Function):
@@ -177,8 +197,8 @@ class _FusedLayer(torch.autograd.Function):
         H, S = cell.hidden_size, cell.state_sizes[0]
         opts = {"dtype": x.dtype, "device": x.device}
         n_saved, n_work = _layer_sizes(code, x.dtype, B, T, I, H, S)
-        sv = torch.empty(n_saved + n_work, **opts)  # saved for backward, then scratch
-        work_ptr = sv.data_ptr() + n_saved * sv.element_size()
+        sv = torch.empty(n_saved, **opts)  # saved for backward
+        work = _scratch(n_work, x.dtype)
         out = torch.empty(B, T, S, **opts)
         lead = (1,) if ctx.lead else ()  # states shaped (1, B, S), as a one-layer module has them
         sn = torch.empty(*lead, B, S, **opts)
@@ -192,8 +212,8 @@ class _FusedLayer(torch.autograd.Function):
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
         _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x_c), _ptr(w_ih), _ptr(whh),
                                          _ptr(b_ih), _ptr(b_hh), _ptr(why), _ptr(by), _ptr(lens), _ptr(s0_c),
-                                         _ptr(c0_c), _ptr(sv), _ptr(out), _ptr(sn), _ptr(cn), work_ptr)
-        ctx.cell, ctx.code, ctx.lens, ctx.work_ptr = cell, code, lens, work_ptr
+                                         _ptr(c0_c), _ptr(sv), _ptr(out), _ptr(sn), _ptr(cn), work.data_ptr())
+        ctx.cell, ctx.code, ctx.lens, ctx.n_work = cell, code, lens, n_work
         ctx.has_state = (s0 is not None, c0 is not None)
         ctx.save_for_backward(x_c, sv, *wc)
         return out, sn, cn
@@ -201,8 +221,9 @@ class _FusedLayer(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout, dsn, dcn):
-        cell, code, lens, work_ptr = ctx.cell, ctx.code, ctx.lens, ctx.work_ptr
-        x, sv, *w = ctx.saved_tensors  # sv holds the scratch at work_ptr too
+        cell, code, lens = ctx.cell, ctx.code, ctx.lens
+        x, sv, *w = ctx.saved_tensors
+        work = _scratch(ctx.n_work, x.dtype)
         act, out_act = act_code(cell)
         B, T, I = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
@@ -219,7 +240,7 @@ class _FusedLayer(torch.autograd.Function):
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
                                           _ptr(g_ih), _ptr(g_hh), _ptr(g_bih), _ptr(g_bhh), _ptr(g_why),
-                                          _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work_ptr)
+                                          _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work.data_ptr())
         return (None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
                 *grads)
 
@@ -232,9 +253,12 @@ def _layer_args(code: int, w: list):
     return w[0], w[1], w[2], w[3], None, None
 
 
-#: multiply-adds of the input projection and weight gradients below which one native call per
-#: direction beats torch's matrix products (measured by make bench; BLAS wins above it)
-SMALL_LAYER_MACS = 2_000_000
+#: memory (saved activations plus scratch) up to which a layer runs entirely in the native
+#: kernels, one call each way; above it torch computes the input projection and the weight
+#: gradients (large matrix products) around the native recurrence. With the register-blocked
+#: products the whole-layer kernels are the faster path at every size measured once their memory
+#: is reused; past this size a fresh buffer per call costs more in page faults than it saves.
+WHOLE_LAYER_BYTES = 48 << 20
 
 
 def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tuple[Tensor, ...] | None,
@@ -244,8 +268,8 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
     one-layer module's: no autograd views to reshape them on the common path)."""
     lstm = isinstance(cell, LSTMCell)
     B, T, I = x.shape
-    G = w[1].shape[0]
-    if B * T * G * (I + w[1].shape[1]) <= SMALL_LAYER_MACS:
+    saved, work = _layer_sizes(CELL_CODES[type(cell)], x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
+    if (saved + work) * x.element_size() <= WHOLE_LAYER_BYTES:
         s0, c0 = (None, None) if state is None else (state[0], state[1] if lstm else None)
         out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, x, s0, c0, *w)
         return out, ((s_n, c_n) if lstm else (s_n,))

@@ -242,6 +242,13 @@ static void FN(matmul_acc)(const real *A, int trans_a, const real *Bm, int trans
     else FN(matmul_panels)(A, scratch, C, M, K, N);
 }
 
+/* exported for the tests: C[M,N] += op(A) @ op(Bm) through the micro-kernel (scratch holds
+ * rk_panel_size(K, N) reals) */
+RK_EXPORT void FN(rk_matmul)(const real *A, int trans_a, const real *Bm, int trans_b, real *C, int M, int K, int N,
+                             real *scratch) {
+    FN(matmul_acc)(A, trans_a, Bm, trans_b, C, M, K, N, scratch);
+}
+
 static void FN(transpose)(const real *A, int R, int C, real *AT) {
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) AT[(size_t)c * R + r] = A[(size_t)r * C + c];

@@ -121,6 +121,9 @@ RK_EXPORT void rk_tanh_f32(const float *x, float *y, int64_t n) { for (int64_t i
 #endif
 #define RK_MR_MAX 8  /* the leftover-row kernels go up to 7 rows */
 
+/* the vector width the kernels were compiled for, in bits (reported by python -m rnnkit.kernels) */
+RK_EXPORT int rk_vector_bits(void) { return RK_VBYTES * 8; }
+
 #define real float
 #define SUF f32
 #define VFMA VFMA_F32
