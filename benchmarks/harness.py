@@ -215,7 +215,8 @@ def machine_info() -> dict:
         affinity = os.cpu_count()
     try:
         from rnnkit.kernels import _native
-        native = "available" if _native.available() else "UNAVAILABLE (fused falls back to torch)"
+        native = f"available ({_native.vector_bits()}-bit vectors)" if _native.available() \
+            else "UNAVAILABLE (fused falls back to torch)"
     except Exception as e:  # noqa: BLE001 - a report must not die on this
         native = f"unknown ({e})"
     return {

@@ -227,8 +227,8 @@ def test_auto_limits_cover_every_cell():
         model = Net(kind, 1, 16, 1, 1, F64)
         small = FusedTask("last", "mse", torch.zeros(5, 5, 1), torch.zeros(5, 1))
         assert trainer.pays_off(model, small, TrainConfig(batch_size=5))
-        big = FusedTask("last", "mse", torch.zeros(512, 400, 1), torch.zeros(512, 1))
-        assert not trainer.pays_off(model, big, TrainConfig(batch_size=512))
+        big = FusedTask("last", "mse", torch.zeros(2048, 400, 1), torch.zeros(2048, 1))
+        assert not trainer.pays_off(model, big, TrainConfig(batch_size=2048))
 
 
 @pytest.mark.parametrize("kind", sorted(CELLS))

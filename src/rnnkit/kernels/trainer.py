@@ -126,12 +126,15 @@ def _bad_data(model: nn.Module, task: FusedTask) -> str | None:
 
 #: Where ``engine="auto"`` picks the fused trainer, per cell: at most this batch x hidden, and at
 #: most this many million multiply-adds in one batch's forward pass through the recurrent layers
-#: (sum over layers of B*T*G*(in + S)). The native trainer computes its matrix products in plain
-#: C (one core); torch's loop pays microseconds per operation but reaches BLAS/oneDNN speed. Set
-#: from a grid of epoch times (hidden 16-256, batch 8-128, T 10/50, 1 and 2 threads, 2-core
-#: x86-64): inside these limits the fused trainer was 1.15x-25x faster than the torch loop, and the
-#: points just outside were 0.2x-1.2x (see benchmarks/RESULTS.md, section "engine").
-AUTO_LIMITS = {LSTMCell: (1024, 4.0), GRUCell: (2048, 16.0), ElmanCell: (4096, 30.0), JordanCell: (4096, 30.0)}
+#: (sum over layers of B*T*G*(in + S)). The native trainer runs on one core (register-blocked
+#: AVX-512/AVX2 products); torch's loop pays microseconds per operation but its BLAS/oneDNN use
+#: every thread. Set from a grid of epoch times (hidden 16-256, batch 8-64, T 10/50, 1 and 2
+#: threads, 2-core x86-64 with AVX-512): inside these limits the fused trainer was 1.2x-18x faster
+#: than the torch loop; the LSTM points just outside were 0.4x-1.2x (torch runs an LSTM as one
+#: oneDNN kernel), while GRU and Elman won at every size measured, so their limits stop at the
+#: grid's edge (see benchmarks/RESULTS.md, section "engine").
+AUTO_LIMITS = {LSTMCell: (4096, 25.0), GRUCell: (16384, 700.0), ElmanCell: (16384, 250.0),
+               JordanCell: (16384, 250.0)}
 
 
 def forward_mmacs(model: nn.Module, batch: int, T: int) -> float:
