@@ -189,14 +189,14 @@ class _FusedLayer(torch.autograd.Function):
     operations would cost more than the arithmetic)."""
 
     @staticmethod
-    def forward(ctx, cell, lengths, lead, x, s0, c0, *w):
+    def forward(ctx, cell, lengths, lead, sizes, x, s0, c0, *w):
         ctx.lead = lead
         code = CELL_CODES[type(cell)]
         act, out_act = act_code(cell)
         B, T, I = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
         opts = {"dtype": x.dtype, "device": x.device}
-        n_saved, n_work = _layer_sizes(code, x.dtype, B, T, I, H, S)
+        n_saved, n_work = sizes  # _layer_sizes, which run_layer already looked up
         sv = torch.empty(n_saved, **opts)  # saved for backward
         work = _scratch(n_work, x.dtype)
         out = torch.empty(B, T, S, **opts)
@@ -236,12 +236,12 @@ class _FusedLayer(torch.autograd.Function):
         lead = (1,) if ctx.lead else ()
         ds0 = torch.empty(*lead, B, S, **opts)
         dc0 = torch.empty(*lead, B, H, **opts) if code == 2 else None
-        dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[3] else None
+        dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[4] else None
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
                                           _ptr(g_ih), _ptr(g_hh), _ptr(g_bih), _ptr(g_bhh), _ptr(g_why),
                                           _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work.data_ptr())
-        return (None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
+        return (None, None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
                 *grads)
 
 
@@ -271,7 +271,7 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
     saved, work = _layer_sizes(CELL_CODES[type(cell)], x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
     if (saved + work) * x.element_size() <= WHOLE_LAYER_BYTES:
         s0, c0 = (None, None) if state is None else (state[0], state[1] if lstm else None)
-        out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, x, s0, c0, *w)
+        out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, (saved, work), x, s0, c0, *w)
         return out, ((s_n, c_n) if lstm else (s_n,))
     if state is None:
         state = tuple(torch.zeros(B, n, device=x.device, dtype=x.dtype) for n in cell.state_sizes)

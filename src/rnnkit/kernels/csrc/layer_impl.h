@@ -33,10 +33,11 @@ RK_EXPORT int64_t FN(rk_layer_saved_size)(int cell, int B, int T, int H, int S) 
 
 RK_EXPORT int64_t FN(rk_layer_work_size)(int cell, int B, int T, int in, int H, int S) {
     const int64_t G = gate_width(cell, H), TB = (int64_t)T * B;
-    const int64_t maxpan = FN(rk_panel_size)(in > (int)G ? in : (int)G, (int)TB > (int)G ? (int)TB : (int)G)
-                           + FN(rk_panel_size)((int)TB, in > S ? in : S) + FN(rk_panel_size)((int)G, in);
+    /* backward's panel scratch serves one product at a time: x or h_prev (TB rows), or w_ih (G rows) */
+    const int64_t pan_t = FN(rk_panel_size)((int)TB, in > S ? in : S), pan_w = FN(rk_panel_size)((int)G, in);
     const int64_t fwd = FN(rk_panel_size)(in, (int)G) + TB * G + FN(rk_forward_work)(cell, B, H, S);
-    const int64_t bwd = TB * S + 3 * TB * G + TB * S + TB * G + FN(rk_backward_work)(cell, H, S) + maxpan;
+    /* dout_tm (TB,S) | dgx, dgh (TB,G) | dyp (TB,S) | rk_backward's work | dgx_bt (TB,G) | panels */
+    const int64_t bwd = 2 * TB * S + 3 * TB * G + FN(rk_backward_work)(cell, H, S) + (pan_t > pan_w ? pan_t : pan_w);
     return fwd > bwd ? fwd : bwd;
 }
 
