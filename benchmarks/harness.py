@@ -51,12 +51,6 @@ class Stats:
     def max(self) -> float:
         return max(self.samples)
 
-    def quartiles(self) -> tuple[float, float]:
-        if len(self.samples) < 4:
-            return self.min, self.max
-        q = statistics.quantiles(self.samples, n=4, method="inclusive")
-        return q[0], q[2]
-
     def to_dict(self) -> dict:
         return {"median": self.median, "min": self.min, "max": self.max, "samples": self.samples}
 

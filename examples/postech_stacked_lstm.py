@@ -94,11 +94,6 @@ class StackedLSTM(nn.Module):
         return self.dense2(self.dense1(h[:, -1]))  # last step (B, 100) -> (B, 100)
 
 
-def lstm_params(inputs: int, hidden: int) -> int:
-    """Parameters of one torch-layout LSTM layer: 4 gates x (W_ih, W_hh, b_ih, b_hh)."""
-    return 4 * (hidden * inputs + hidden * hidden + 2 * hidden)
-
-
 @torch.no_grad()
 def mse_over(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, batch: int = 500) -> float:
     model.eval()

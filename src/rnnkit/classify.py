@@ -309,5 +309,4 @@ def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
                                    vocab_size=shapes["vocab_size"], embedding_dim=hc.embedding_dim)
         model = load_weights(model, d, meta)
         history, metrics = read_run_files(d)
-    model.eval()
     return ClassifierRun(model, classes, dc, mc, hc, tc, scaler, vocab, history, metrics, meta)

@@ -171,7 +171,7 @@ def read_config(path: str | os.PathLike, kind: str = "forecast",
     if not (d / "config.json").is_file():
         raise RunError(f"run directory {d} is incomplete (missing config.json); re-run `{make}`")
     try:
-        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+        config = read_json(d / "config.json")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{d / 'config.json'} is not valid JSON ({e}); the run is damaged, re-run `{make}`") from None
     version = config.get("format_version") if isinstance(config, dict) else None
@@ -192,7 +192,7 @@ def run_kind(path: str | os.PathLike) -> str:
     """The ``kind`` a run directory's config.json declares (``"forecast"`` when unreadable: the
     loader then explains what is wrong)."""
     try:
-        kind = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("kind", "forecast")
+        kind = read_json(Path(path) / "config.json").get("kind", "forecast")
     except (OSError, ValueError, AttributeError):
         return "forecast"
     return kind if isinstance(kind, str) else "forecast"
@@ -228,7 +228,6 @@ def load_forecast_run(path: str | os.PathLike):
         model = load_weights(Forecaster(shapes["input_size"], shapes["n_targets"], shapes["horizon"], mc), d, meta)
         scaler = Scaler.from_dict(read_json(d / "scaler.json"))
         history, metrics = read_run_files(d)
-    model.eval()
     return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta)
 
 

@@ -229,5 +229,4 @@ def load_text_run(path: str | os.PathLike) -> TextRun:
         if len(vocab) != model.vocab_size:
             raise ValueError(f"vocab.json has {len(vocab)} characters, the weights {model.vocab_size}")
         history, metrics = read_run_files(d)
-    model.eval()
     return TextRun(model, vocab, xc, mc, tc, history, metrics, meta)

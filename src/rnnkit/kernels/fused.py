@@ -1,9 +1,10 @@
 """The ``fused`` backend: whole-sequence native kernels behind a torch.autograd.Function.
 
-For each layer and direction, torch computes the input projection of the whole sequence in one
-large matrix product (``x W_ih^T + b``, where BLAS is at its best), the native kernel runs the
-sequential recurrence and its BPTT, and torch computes the weight gradients as large products
-again. The kernel takes the same parameters and returns the same numbers as ``cells.py``.
+For each layer and direction, one native call runs the whole layer forward (input projection and
+recurrence) and one runs its BPTT with every gradient (``_FusedLayer``). Layers whose buffers
+exceed :data:`WHOLE_LAYER_BYTES` keep only the recurrence native and leave the input projection
+and the weight gradients to torch's large matrix products (``_FusedSequence``). Either way the
+kernels take the same parameters and return the same numbers as ``cells.py``.
 """
 
 from __future__ import annotations
@@ -71,14 +72,10 @@ def _layer_sizes(code: int, dtype: torch.dtype, B: int, T: int, I: int, H: int, 
 
 def _unpack(cell: RecurrentCell, w: list[Tensor | None]):
     """(w_ih, whh, b_x, b_h, why, by) with b_x the bias folded into the input projection."""
-    if isinstance(cell, JordanCell):
-        w_ih, w_yh, b_h, w_hy, b_y = w
-        return w_ih, w_yh, b_h, None, w_hy, b_y
-    w_ih, w_hh, b_ih, b_hh = w[:4]
-    if isinstance(cell, GRUCell):
-        return w_ih, w_hh, b_ih, b_hh, None, None
-    b = None if b_ih is None else b_ih + b_hh
-    return w_ih, w_hh, b, None, None, None
+    w_ih, whh, b_ih, b_hh, why, by = _layer_args(CELL_CODES[type(cell)], w)
+    if isinstance(cell, (ElmanCell, LSTMCell)):  # both biases join the input part
+        return w_ih, whh, None if b_ih is None else b_ih + b_hh, None, None, None
+    return w_ih, whh, b_ih, b_hh, why, by
 
 
 #: scratch memory of the whole-layer kernels kept per thread and dtype between calls, up to this
@@ -301,7 +298,7 @@ _REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
 class StreamPlan:
-    """Everything the native streaming step needs, prepared once: transposed weights, a pointer
+    """Everything the native streaming step needs, prepared once: weights packed into panels, a pointer
     table, scratch memory and a packed argument array (one cheap foreign call per step).
     :meth:`current` says whether it still matches the layer's weights (tensor identity and
     version counters), batch size and dtype. Changes torch does not track (anything through
@@ -481,6 +478,9 @@ def _make_plan(layer, x_t: Tensor, state):
     for s, size in zip(states, layer.state_sizes):
         if type(s) is not Tensor or s.shape != (layer.num_layers, x_t.shape[0], size) or s.dtype != x_t.dtype:
             return None  # the general path explains the problem
+    if torch.is_grad_enabled() and (x_t.requires_grad or any(s.requires_grad for s in states) or any(
+            p is not None and p.requires_grad for p in layer._parameters.values())):
+        return None  # autograd is needed: the general path (not worth packing a plan to learn that)
     if not _native.available():
         return None
     plan = StreamPlan(layer._cells, [layer._weights(k) for k in range(len(layer._cells))], x_t.shape[0])

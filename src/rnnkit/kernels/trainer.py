@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from . import _native
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell
-from .fused import ACT_CODES, CELL_CODES, supports_cell
+from .fused import CELL_CODES, act_code, supports_cell
 
 __all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason", "pays_off", "AUTO_LIMITS"]
 
@@ -174,8 +174,7 @@ class FusedTrainer:
         cell = rnn._cells[0]
         spec = _native.TrainSpec()
         spec.cell = CELL_CODES[rnn.cell_type]
-        spec.act = ACT_CODES[getattr(cell, "nonlinearity", "tanh")]
-        spec.out_act = ACT_CODES[getattr(cell, "output_activation", "identity")]
+        spec.act, spec.out_act = act_code(cell)
         spec.num_layers, spec.input_size, spec.hidden = rnn.num_layers, rnn.input_size, rnn.hidden_size
         spec.state, spec.head_out = cell.state_sizes[0], head.out_features
         spec.head_mode = 0 if task.head_mode == "last" else 1

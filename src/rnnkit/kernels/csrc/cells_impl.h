@@ -255,7 +255,7 @@ static void FN(transpose)(const real *A, int R, int C, real *AT) {
 }
 
 
-/* Workspace (in reals) the forward needs for batch B: transposed recurrent weights, then
+/* Workspace (in reals) the forward needs for batch B: the recurrent weights packed into panels, then
  * Jordan's transposed output weights (H*S) or GRU's hidden gate products of one step (B*G). */
 RK_EXPORT int64_t FN(rk_forward_work)(int cell, int B, int H, int S) {
     const int64_t G = gate_width(cell, H);

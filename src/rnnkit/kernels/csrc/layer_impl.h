@@ -122,7 +122,7 @@ RK_EXPORT void FN(rk_layer_backward)(int cell, int act, int out_act, int B, int 
         }
     }
     if (cell == CELL_JORDAN) {
-        if (gwhy) memset(gwhy, 0, sizeof(real) * (size_t)S * H);
+        memset(gwhy, 0, sizeof(real) * (size_t)S * H);
         if (gby) memset(gby, 0, sizeof(real) * S);
         for (size_t r = 0; r < TB; ++r) {
             const real *dy = dyp + r * S, *h = v.aux + r * H;
