@@ -24,6 +24,7 @@ from .data import Scaler
 from .errors import DataError
 from .metrics import classification_report
 from .models import SequenceClassifier
+from .rundir import consistent_read
 from .runs import (
     load_weights,
     loading,
@@ -288,9 +289,10 @@ def save_classifier_run(run: ClassifierRun, out: str | os.PathLike, force: bool 
                 from .plots import plot_confusion_matrix
                 plot_confusion_matrix(cm, run.classes, d / "confusion_matrix.png",
                                       title=f"{run.model_config.cell} classifier, {part} data")
-    return write_run_dir(out, write, force)
+    return write_run_dir(out, write, force, protect=[run.data_config.source, run.data_config.test_source])
 
 
+@consistent_read
 def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
     """Load a classification run directory; its predictions equal the original's bit for bit."""
     d = Path(path)

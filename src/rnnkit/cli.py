@@ -10,12 +10,12 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from .config import DataConfig, ModelConfig, TrainConfig
 from .cli_jobs import JOB_COMMANDS
-from .errors import RnnkitError, RunError
+from .errors import RnnkitError
+from .rundir import check_out, write_file_atomic
 
 __all__ = ["main", "build_parser"]
 
@@ -175,8 +175,7 @@ def cmd_fit(a: argparse.Namespace) -> int:
     from .pipeline import fit_forecaster, load_data
     from .runs import save_forecast_run
     dc, mc, tc = _configs(a)
-    if Path(a.out).exists() and not a.force:  # refuse before spending minutes on training
-        raise RunError(f"run directory {a.out} already exists; choose another --out or pass --force")
+    check_out(a.out, a.force, protect=[a.data])  # refuse before spending minutes on training
     data = load_data(dc)
     run = fit_forecaster(dc, mc, tc, data=data, quiet=a.quiet, verbose=a.verbose)
     out = save_forecast_run(run, data, a.out, force=a.force)
@@ -197,8 +196,7 @@ def cmd_forecast(a: argparse.Namespace) -> int:
     data = run.load_data(a.data) if a.data else run.load_data()
     frame = run.forecast(data, horizon=a.horizon)
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(a.out)
+        write_file_atomic(a.out, frame.to_csv)
         print(f"wrote {len(frame)} forecast steps to {a.out}")
     else:
         print(frame.to_string())
@@ -209,11 +207,17 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .runs import load_forecast_run
     run = load_forecast_run(a.run)
     data = run.load_data(a.data) if a.data else run.load_data()
+    import pandas as pd
+    start = run.scoring_start(data)
     scores = run.evaluate(data)
     if a.json:
         from .runs import _json_safe
         print(json.dumps(_json_safe(scores), indent=2))
     else:
+        when = data.frame.index[start]
+        print(f"scored {len(data) - start} rows after the training and validation rows (from "
+              f"{'row ' + str(start) if not isinstance(when, pd.Timestamp) else str(when.date())}), "
+              f"{len(data) - start - run.data_config.horizon + 1} forecast origins:")
         print(_metrics_table(scores, f"rnnkit {run.model_config.cell}"))
     return 0
 
@@ -250,6 +254,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     dc = DataConfig(source="builtin:sine", lookback=5, horizon=1, val_frac=0.0, test_frac=0.5)
     mc = ModelConfig(cell="lstm", hidden_size=16)
     tc = TrainConfig(epochs=500, batch_size=5, lr=0.01, patience=0, seed=0)
+    check_out(a.out, a.force)
     print("rnnkit demo: LSTM(16) on builtin:sine (sin(x), 50 points on [-10, 10]), lookback 5, "
           "first half train / second half test, Adam lr 0.01, batch 5, 500 epochs")
     data = load_data(dc)
@@ -269,9 +274,24 @@ COMMANDS = {"fit": cmd_fit, "forecast": cmd_forecast, "evaluate": cmd_evaluate, 
 COMMANDS.update(JOB_COMMANDS)  # "classify", "text"
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that a run being written is cleaned up on the way out."""
+
+
+def _terminate_cleanly() -> None:
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        def handler(signum, frame):
+            raise _Terminated()
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _terminate_cleanly()
     try:
         return COMMANDS[args.command](args)
     except RnnkitError as e:
@@ -280,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("rnnkit: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from .errors import RunError
 
 __all__ = ["add_job_parsers", "cmd_classify", "cmd_text", "JOB_COMMANDS"]
 
@@ -156,9 +154,9 @@ def add_job_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the suggestions as JSON")
 
 
-def _refuse_existing(a: argparse.Namespace) -> None:
-    if Path(a.out).exists() and not a.force:  # refuse before spending minutes on training
-        raise RunError(f"run directory {a.out} already exists; choose another --out or pass --force")
+def _refuse_existing(a: argparse.Namespace, *sources: str | None) -> None:
+    from .rundir import check_out
+    check_out(a.out, a.force, protect=sources)  # refuse before spending minutes on training
 
 
 def _callbacks(a: argparse.Namespace, epochs: int) -> list:
@@ -192,7 +190,7 @@ def _classify_fit(a: argparse.Namespace) -> int:
     hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights)
     tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
                      weight_decay=a.weight_decay, clip_norm=a.clip_norm, patience=a.patience, seed=a.seed)
-    _refuse_existing(a)
+    _refuse_existing(a, a.train, a.test)
     run = fit_classifier(dc, mc, hc, tc, quiet=a.quiet, callbacks=_callbacks(a, tc.epochs))
     out = save_classifier_run(run, a.out, force=a.force)
     h, m = run.history, run.meta
@@ -212,8 +210,8 @@ def _classify_predict(a: argparse.Namespace) -> int:
     run = load_classifier_run(a.run)
     frame = run.predictions_frame(run.load_data(a.data, require_labels=False))
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(a.out, index=False)
+        from .rundir import write_file_atomic
+        write_file_atomic(a.out, lambda p: frame.to_csv(p, index=False))
         print(f"wrote {len(frame)} predictions to {a.out}")
     else:
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -244,7 +242,7 @@ def _text_fit(a: argparse.Namespace) -> int:
                      peephole=a.peephole)
     tc = TrainConfig(batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, weight_decay=a.weight_decay,
                      clip_norm=a.clip_norm, patience=a.patience, seed=a.seed)
-    _refuse_existing(a)
+    _refuse_existing(a, a.corpus)
     run = fit_char_lm(xc, mc, tc, quiet=a.quiet, callbacks=_callbacks(a, 20))
     out = save_text_run(run, a.out, force=a.force)
     m = run.meta

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,15 @@ def load_data(config: DataConfig) -> SeriesData:
     """Read the series ``config`` names (a file or ``builtin:NAME``), validated."""
     return read_series(config.source, target=list(config.targets) or None, time_col=config.time_col,
                        covariates=config.covariates, fill=config.fill)
+
+
+def _is_builtin(source: str) -> bool:
+    return str(source).startswith("builtin:")
+
+
+def _absolute(source: str) -> str:
+    """A file path made absolute (a run must find its data from any working directory)."""
+    return source if _is_builtin(source) or source.startswith("<") else str(Path(source).expanduser().absolute())
 
 
 def _seasonal_period(config: DataConfig) -> int:
@@ -80,6 +90,9 @@ class ForecastRun:
     def load_data(self, source: str | None = None) -> SeriesData:
         """Read ``source`` (default: the training data) with the run's column settings."""
         cfg = self.data_config if source is None else self.data_config.replace(source=source)
+        if source is None and not _is_builtin(cfg.source) and not Path(cfg.source).exists():
+            raise DataError(f"the run's training data {cfg.source} no longer exists (moved or deleted); "
+                            "pass the series with --data FILE")
         data = load_data(cfg)
         self._check_columns(data)
         return data
@@ -98,8 +111,28 @@ class ForecastRun:
         y = predict_windows(self.model, self.scaler, context, horizon, len(self.targets))[0]
         return forecast_frame(data.frame.index, data.freq, y, self.targets)
 
+    def scoring_start(self, data: SeriesData) -> int:
+        """The first row of ``data`` that :meth:`evaluate` scores: the first one after the end of the
+        run's training and validation rows, by time when both are time-indexed, else by row number.
+        Refuses (DataError) when ``data`` has fewer than ``horizon`` such rows."""
+        meta, H = self.meta, self.data_config.horizon
+        index = data.frame.index
+        end_time = meta.get("fit_end_time")
+        if end_time is not None and isinstance(index, pd.DatetimeIndex):
+            start = int(index.searchsorted(pd.Timestamp(end_time), side="right"))
+            after = f"after {end_time} (the end of the training and validation rows)"
+        else:
+            start = int(meta["test_start"])
+            after = f"after row {start} (the end of the training and validation rows)"
+        if len(data) - start < H:
+            raise DataError(f"the data has {max(len(data) - start, 0)} rows {after}; evaluation scores only rows "
+                            f"the model was not fitted or validated on and needs at least horizon {H}: pass --data "
+                            "with the series continued past the training data")
+        return start
+
     def evaluate(self, data: SeriesData | None = None) -> dict:
-        """Scores on the test rows (the last ``test_frac``; every window when ``data`` is new data).
+        """Scores on the rows after the training and validation rows (see :meth:`scoring_start`):
+        the run's test rows, or the new rows of ``data`` that continues the series.
 
         Returns ``{"model": {...}, "last value": {...}, "seasonal naive (m=..)": {...}}``, each with
         ``overall`` and ``per_step`` MAE, RMSE, MAPE, sMAPE and MASE in original units.
@@ -108,10 +141,7 @@ class ForecastRun:
         self._check_columns(data)
         dc = self.data_config
         values = data.values
-        same = data.sha256 == self.meta.get("data_sha256")
-        start = self.meta["test_start"] if same else dc.lookback
-        if start >= len(values):
-            raise DataError("the run has no test rows to evaluate (test_frac was 0); pass --data with new rows")
+        start = self.scoring_start(data)
         X, Y, starts = windows_for(values, len(self.targets), dc.lookback, dc.horizon, 1, start, len(values))
         pred = predict_windows(self.model, self.scaler, X, dc.horizon, len(self.targets))
         m = self.seasonal_period
@@ -211,7 +241,8 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     data = data if data is not None else load_data(data_config)
-    dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates))
+    dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates),
+                             source=_absolute(data_config.source))  # usable from any working directory
     if train_config.stateful and model_config.strategy != "recursive":
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
     values = data.values
@@ -239,7 +270,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": n,
             "train_rows": split.train_end, "val_rows": split.val_end - split.train_end,
             "test_start": split.val_end, "freq": data.freq, "dtype": str(dtype).replace("torch.", ""),
-            "index_is_time": isinstance(data.frame.index, pd.DatetimeIndex)}
+            "index_is_time": isinstance(data.frame.index, pd.DatetimeIndex),
+            "fit_end_time": (str(data.frame.index[split.val_end - 1])
+                             if isinstance(data.frame.index, pd.DatetimeIndex) else None)}
     run = ForecastRun(model, scaler, dc, model_config, train_config, history, None, meta)
     if evaluate and split.val_end < n:
         run.metrics = run.evaluate(data)

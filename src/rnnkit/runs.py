@@ -12,8 +12,6 @@ import json
 import math
 import os
 import platform
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -27,6 +25,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data import Scaler
 from .errors import RnnkitError, RunError
 from .models import Forecaster
+from .rundir import consistent_read, write_run_dir
 from .train import History
 
 __all__ = ["save_run", "save_forecast_run", "load_run", "load_forecast_run", "read_config", "run_kind",
@@ -110,31 +109,6 @@ def loading(d: Path, kind: str) -> Iterator[None]:
                        f"damaged or from an incompatible version, re-run `{MAKE.get(kind, 'rnnkit fit')}`") from None
 
 
-def write_run_dir(out: str | os.PathLike, write: Callable[[Path], None], force: bool = False) -> Path:
-    """Create run directory ``out`` atomically: ``write(tmp)`` fills a temporary sibling that is
-    renamed to ``out`` only when it succeeds. An existing ``out`` is refused unless ``force``."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise RunError(f"run directory {out} already exists; choose another --out or pass --force to replace it")
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out} exists and is not a directory; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        write(tmp)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
 def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[Path], None] | None = None,
              kind: str = "forecast", plots: bool = False) -> Path:
     """Write a :class:`~rnnkit.pipeline.ForecastRun` to ``out`` (see the module docstring).
@@ -151,7 +125,7 @@ def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[
         write_json(d / "scaler.json", run.scaler.to_dict())
         if extra is not None:
             extra(d)
-    return write_run_dir(out, write, force)
+    return write_run_dir(out, write, force, protect=[run.data_config.source])
 
 
 #: how each kind of run is made and used, for messages
@@ -198,6 +172,7 @@ def run_kind(path: str | os.PathLike) -> str:
     return kind if isinstance(kind, str) else "forecast"
 
 
+@consistent_read
 def load_run(path: str | os.PathLike):
     """Load any run directory, ready to use: a :class:`~rnnkit.pipeline.ForecastRun`, a
     :class:`~rnnkit.classify.ClassifierRun` or a :class:`~rnnkit.text.TextRun` by its kind.
@@ -214,6 +189,7 @@ def load_run(path: str | os.PathLike):
     return load_forecast_run(path)
 
 
+@consistent_read
 def load_forecast_run(path: str | os.PathLike):
     """Load a forecasting run directory (see :func:`load_run`)."""
     from .pipeline import ForecastRun

@@ -27,6 +27,7 @@ from .config import ModelConfig, TextConfig, TrainConfig
 from .corpora import decode_utf8, load_source
 from .errors import DataError
 from .models import CharLM
+from .rundir import consistent_read
 from .runs import (
     load_weights,
     loading,
@@ -214,9 +215,10 @@ def save_text_run(run: TextRun, out: str | os.PathLike, force: bool = False, plo
                         curve_title=title if plots else None)
         write_json(d / "vocab.json", run.vocab.to_dict())
         (d / "sample.txt").write_text(sample + "\n", encoding="utf-8")
-    return write_run_dir(out, write, force)
+    return write_run_dir(out, write, force, protect=[run.text_config.source])
 
 
+@consistent_read
 def load_text_run(path: str | os.PathLike) -> TextRun:
     """Load a text run directory; its bits per character and samples equal the original's."""
     d = Path(path)
