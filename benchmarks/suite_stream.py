@@ -64,7 +64,7 @@ def _profile(layer, H: int, repeats: int, sample_s: float) -> list[tuple[str, fl
     if stream is not None:
         pieces["kernels.fused.stream(layer, ...) (step minus its own checks)"] = lambda: stream(layer, x, state)
     layer.step(x, state)
-    plan = layer.__dict__.get("_stream_plan")
+    plan = fk.stream_plan(layer) if hasattr(fk, "stream_plan") else layer.__dict__.get("_stream_plan")
     lstm = isinstance(state, tuple)
     s0, c0 = (state if lstm else (state, None))
     if plan is not None and hasattr(plan, "current"):

@@ -242,7 +242,7 @@ def test_streaming_step_equals_full_sequence_without_autograd(kind):
         for t in range(6):
             y, state = layer.step(x[t], state)
             torch.testing.assert_close(y, full[t], atol=1e-12, rtol=0)
-    assert getattr(layer, "_stream_plan", None) is not None  # the native path ran
+    assert fused_kernels.stream_plan(layer) is not None  # the native path ran
     for a, b in zip(state if isinstance(state, tuple) else (state,), h_full if isinstance(h_full, tuple) else (h_full,)):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
@@ -264,7 +264,7 @@ def test_streaming_step_states_stay_valid_when_kept(kind, monkeypatch):
             for t in range(20):
                 y, state = layer.step(x[t], state)
                 kept.append((y, state))
-            assert getattr(layer, "_stream_plan", None) is not None
+            assert fused_kernels.stream_plan(layer) is not None
             for t, (y, _) in enumerate(kept):  # nothing was overwritten by later steps
                 torch.testing.assert_close(y, full[t], atol=1e-12, rtol=0)
             root = kept[4][1]
@@ -520,7 +520,7 @@ def test_streaming_step_sees_weights_changed_behind_torchs_back():
         with torch.no_grad():
             out, _ = model.step(x0)
             return torch.allclose(out, model(x[:, :1]), atol=1e-6, rtol=0)
-    assert agrees() and model.rnn.__dict__.get("_stream_plan") is not None
+    assert agrees() and fused_kernels.stream_plan(model.rnn) is not None
     h = fit(model, lambda m, b: F.mse_loss(m(b[0]), b[1]), (x, y), None,
             TrainConfig(epochs=2, batch_size=8, patience=0), quiet=True, fused=FusedTask("last", "mse", x, y[:, 0]))
     assert h.engine == "fused" and agrees()

@@ -30,12 +30,17 @@ __all__ = ["RecurrentCell", "ElmanCell", "JordanCell", "LSTMCell", "GRUCell", "k
 
 State = tuple[Tensor, ...]
 
+def _identity(v: Tensor) -> Tensor:
+    """A named function, not a lambda: cells hold their activations, and pickle needs a name."""
+    return v
+
+
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
     "relu": torch.relu,
     "sigmoid": torch.sigmoid,
-    "identity": lambda v: v,
-    "linear": lambda v: v,
+    "identity": _identity,
+    "linear": _identity,
 }
 
 

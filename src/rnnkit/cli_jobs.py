@@ -267,8 +267,16 @@ def _text_other(a: argparse.Namespace) -> int:
     from .text import load_text_run, read_text
     run = load_text_run(a.run)
     if a.action == "generate":
+        import sys
         prime = a.prime or run.meta["first_char"]
-        print(prime + run.generate(prime, a.length, a.temperature, a.top_k, a.seed))
+        chunks = run.generate_iter(prime, a.length, a.temperature, a.top_k, a.seed)  # checks the settings first
+        out = sys.stdout
+        out.write(prime)  # each piece as soon as it is made; a closed pipe (| head) ends it quietly in main()
+        for piece in chunks:
+            out.write(piece)
+            out.flush()
+        out.write("\n")
+        out.flush()  # here, not at exit, so that a closed pipe is still reported quietly by main()
         return 0
     if a.action == "evaluate":
         text, name, _ = read_text(a.data)

@@ -158,7 +158,15 @@ class Recurrent(nn.Module):
         parameter objects, rnnkit's trainers), but not changes through ``.data``
         (``p.data = w``, ``p.data.copy_(w)``), which torch does not track; call this after those,
         as torch asks for its own cached RNN weights."""
-        self.__dict__.pop("_stream_plan", None)
+        self.__dict__.pop(fused_kernels.PLANS_KEY, None)  # every thread's plan
+
+    def __getstate__(self) -> dict:
+        """What pickle, ``copy.deepcopy`` and ``torch.save`` keep: everything but the streaming
+        step's plans (ctypes pointer arrays into this process' memory, which cannot be pickled and
+        would point nowhere in a copy); a copy builds its own on its first native step."""
+        state = super().__getstate__()
+        state.pop(fused_kernels.PLANS_KEY, None)
+        return state
 
     def resolved_backend(self, x: Tensor | None = None) -> str:
         """The backend that runs for input ``x (B, T, I)``; see :func:`rnnkit.kernels.dispatch.choose`."""
@@ -195,8 +203,8 @@ class Recurrent(nn.Module):
 
         Equal to the matching step of ``forward`` on the whole sequence. The returned tensors are
         new (on the native path several steps' states share one small allocation: ``clone()`` a
-        state before ``torch.save``-ing it alone). A layer streams for one thread at a time; give
-        each thread its own copy (``copy.deepcopy(layer)``).
+        state before ``torch.save``-ing it alone). Threads may stream their own states through
+        one layer at once: each thread gets its own native plan (packed weights and scratch).
         """
         if self.bidirectional:
             raise ConfigError("step() runs forward in time; a bidirectional layer needs the whole sequence")

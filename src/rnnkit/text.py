@@ -17,7 +17,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -144,6 +144,14 @@ class TextRun:
         """``length`` sampled characters after ``prime`` (default: the corpus' first character)."""
         from .textgen import generate
         return generate(self.model, self.vocab, prime or self.meta["first_char"], length, temperature, top_k, seed)
+
+    def generate_iter(self, prime: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
+                      seed: int = 0, chunk: int | None = None) -> Iterator[str]:
+        """:meth:`generate`'s text in pieces as it is made (:func:`rnnkit.textgen.generate_iter`;
+        ``chunk`` characters each, by default :data:`rnnkit.textgen.CHUNK_CHARS`)."""
+        from .textgen import CHUNK_CHARS, generate_iter
+        return generate_iter(self.model, self.vocab, prime or self.meta["first_char"], length, temperature, top_k,
+                             seed, CHUNK_CHARS if chunk is None else chunk)
 
     def suggest(self, prime: str, k: int = 5, max_chars: int = 20) -> dict:
         from .textgen import suggest

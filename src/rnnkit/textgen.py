@@ -2,7 +2,9 @@
 
 :func:`generate` primes the state on a prompt, then samples one character at a time from
 ``softmax(logits / temperature)``, optionally restricted to the ``top_k`` most likely characters,
-with a seeded :class:`torch.Generator` (the same seed gives the same text). :func:`suggest` is the
+with a seeded :class:`torch.Generator` (the same seed gives the same text). :func:`generate_iter`
+yields the same text in chunks as it is made, for long outputs (``rnnkit text generate`` prints
+each chunk at once); :func:`generate` joins it. :func:`suggest` is the
 autosuggest use case: the most likely next characters, and the most likely completions of the
 current word found by a beam search.
 """
@@ -10,6 +12,7 @@ current word found by a beam search.
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -18,7 +21,7 @@ from .errors import ConfigError, DataError
 from .models import CharLM
 from .vocab import CharVocab
 
-__all__ = ["generate", "suggest", "pick_next", "BOUNDARY"]
+__all__ = ["generate", "generate_iter", "suggest", "pick_next", "BOUNDARY", "CHUNK_CHARS"]
 
 BOUNDARY = frozenset(" \t\n.,;:!?()[]{}\"'`")  # characters that end a word for suggest()
 
@@ -45,25 +48,53 @@ def pick_next(logits: Tensor, temperature: float, top_k: int, generator: torch.G
     return int(torch.multinomial(torch.softmax(z, -1), 1, generator=generator))
 
 
-@torch.no_grad()
-def generate(model: CharLM, vocab: CharVocab, prime: str, length: int = 200, temperature: float = 1.0,
-             top_k: int = 0, seed: int = 0) -> str:
-    """``length`` characters sampled after ``prime`` (which is not repeated in the result)."""
-    if not isinstance(length, int) or length < 0:
+#: characters per chunk of :func:`generate_iter`: the first appears within milliseconds, and a
+#: long text costs one decode and one write per chunk rather than per character
+CHUNK_CHARS = 256
+
+
+def generate_iter(model: CharLM, vocab: CharVocab, prime: str, length: int = 200, temperature: float = 1.0,
+                  top_k: int = 0, seed: int = 0, chunk: int = CHUNK_CHARS) -> Iterator[str]:
+    """``length`` characters sampled after ``prime`` (not repeated), yielded in pieces of ``chunk``
+    characters (the last may be shorter) as they are made; joined, exactly :func:`generate`'s text.
+
+    The settings are checked and the state primed on ``prime`` when this is called, so bad input
+    raises here rather than at the first ``next()``. Only the current chunk is held in memory.
+    """
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
         raise ConfigError(f"length must be a whole number >= 0; got {length!r}")
     if not temperature >= 0:
         raise ConfigError(f"temperature must be >= 0 (0 = always the most likely character); got {temperature!r}")
     if not isinstance(top_k, int) or top_k < 0:
         raise ConfigError(f"top_k must be a whole number >= 0 (0 = no restriction); got {top_k!r}")
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise ConfigError(f"chunk must be a whole number >= 1 (characters per piece); got {chunk!r}")
     gen = torch.Generator().manual_seed(seed)
-    last, state = _prime(model, vocab, prime)
-    out = []
+    with torch.no_grad():
+        last, state = _prime(model, vocab, prime)
+    return _sample(model, vocab, last, state, length, temperature, top_k, gen, chunk)
+
+
+@torch.no_grad()  # on a generator, torch holds no_grad around each resumption
+def _sample(model: CharLM, vocab: CharVocab, last: Tensor, state, length: int, temperature: float,
+            top_k: int, gen: torch.Generator, chunk: int) -> Iterator[str]:
+    out: list[int] = []
     for _ in range(length):
         i = pick_next(last, temperature, top_k, gen)
         out.append(i)
+        if len(out) == chunk:
+            yield vocab.decode(out)
+            out = []
         logits, state = model(torch.tensor([[i]]), state)
         last = logits[0, -1]
-    return vocab.decode(out)
+    if out:
+        yield vocab.decode(out)
+
+
+def generate(model: CharLM, vocab: CharVocab, prime: str, length: int = 200, temperature: float = 1.0,
+             top_k: int = 0, seed: int = 0) -> str:
+    """``length`` characters sampled after ``prime`` (which is not repeated in the result)."""
+    return "".join(generate_iter(model, vocab, prime, length, temperature, top_k, seed))
 
 
 def _select(state, idx: Tensor):

@@ -19,7 +19,8 @@ from torch import Tensor
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
 
-__all__ = ["supports", "supports_cell", "run_layer", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
+__all__ = ["supports", "supports_cell", "run_layer", "StreamPlan", "stream", "stream_inplace", "stream_plan",
+           "PLANS_KEY", "CELL_CODES", "act_code"]
 
 CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
@@ -311,8 +312,9 @@ class StreamPlan:
     each step takes the next set. Every step still gets memory of its own (the pool is never
     reused), so states kept by the caller, e.g. in a beam search, stay valid.
 
-    A plan (so a layer's streaming step) serves one thread at a time: its argument array and
-    scratch memory are shared."""
+    A plan serves one thread: its argument array, scratch memory and trusted states are rewritten
+    by every step. Each thread streaming through a layer therefore gets a plan of its own
+    (:class:`_ThreadPlans`), so threads may stream their own states through one layer at once."""
 
     def __init__(self, cells: list[RecurrentCell], weights: list[list[Tensor | None]], batch: int) -> None:
         cell = cells[0]
@@ -420,11 +422,40 @@ class StreamPlan:
         return y, s_out, c_out
 
 
+#: the key of a layer's :class:`_ThreadPlans` in its ``__dict__`` (left out of pickles and copies)
+PLANS_KEY = "_stream_plans"
+
+
+class _ThreadPlans(threading.local):
+    """A layer's stream plans, one per thread: ``.plan`` is the calling thread's (None before its
+    first native step). A plan's argument array and scratch are rewritten by every step, so two
+    threads sharing one would overwrite each other's pointers mid-call (silent garbage or a
+    crash); one each costs a thread-local lookup per step and a copy of the packed weights per
+    thread, and a thread's plan goes when the thread ends.
+
+    Pointer tables and ctypes arrays are only valid in this process, so the layer's
+    ``__getstate__`` leaves this object out of pickles, ``copy.deepcopy`` and ``torch.save``;
+    should it be copied on its own, it copies as an empty one (``__reduce__``)."""
+
+    plan: StreamPlan | None = None
+
+    def __reduce__(self):
+        return type(self), ()
+
+
+def stream_plan(layer) -> StreamPlan | None:
+    """The calling thread's stream plan for ``layer``, or None (none yet, or dropped by
+    ``flatten_parameters``)."""
+    plans = layer.__dict__.get(PLANS_KEY)
+    return None if plans is None else plans.plan
+
+
 def stream(layer, x_t: Tensor, state):
     """The native streaming step, or None where it does not apply (autograd needed, dropout
     in training, not the CPU, unusual shapes, or no native kernels). Kept lean: for small
     models these few lines are most of the per-step cost."""
-    plan = layer.__dict__.get("_stream_plan")
+    plans = layer.__dict__.get(PLANS_KEY)
+    plan = None if plans is None else plans.plan
     if plan is None or (layer.training and layer.dropout) or not plan.current(layer._parameters, x_t, state):
         plan = _make_plan(layer, x_t, state)
         if plan is None:
@@ -443,7 +474,8 @@ def stream(layer, x_t: Tensor, state):
 def stream_inplace(layer, x_t: Tensor, state):
     """In-place native step: overwrites ``state`` with the new state and returns the output, a
     view into it (cached per state object), or None where the fast path does not apply."""
-    plan = layer.__dict__.get("_stream_plan")
+    plans = layer.__dict__.get(PLANS_KEY)
+    plan = None if plans is None else plans.plan
     if plan is None or (layer.training and layer.dropout) or not plan.current(layer._parameters, x_t, state):
         plan = _make_plan(layer, x_t, state)
         if plan is None:
@@ -486,5 +518,8 @@ def _make_plan(layer, x_t: Tensor, state):
     plan = StreamPlan(layer._cells, [layer._weights(k) for k in range(len(layer._cells))], x_t.shape[0])
     if not plan.current(layer._parameters, x_t, state):
         return None  # e.g. autograd is needed: the general path handles it
-    layer._stream_plan = plan
+    plans = layer.__dict__.get(PLANS_KEY)
+    if plans is None:  # setdefault: threads making their first plans at once share one _ThreadPlans
+        plans = layer.__dict__.setdefault(PLANS_KEY, _ThreadPlans())
+    plans.plan = plan
     return plan
