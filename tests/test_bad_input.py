@@ -235,9 +235,9 @@ FAST = dict(epochs=1, batch_size=8)
     ({}, {"loss": "ce"}, "loss='ce'"),
     ({}, {"many_to_many": True}, "many_to_many"),
     ({"strategy": "recursive"}, {"warmup": 2}, "warmup"),
-    ({"strategy": "recursive"}, {"many_to_many": True, "warmup": 5}, "below the lookback"),
+    ({"strategy": "recursive"}, {"many_to_many": True, "warmup": 5}, "below the lookback (5)"),
     ({"strategy": "recursive"}, {"tbptt": 4}, "tbptt"),
-    ({"strategy": "recursive"}, {"stateful": True, "tbptt": 3, "warmup": 3, "shuffle": False}, "below the tbptt"),
+    ({"strategy": "recursive"}, {"stateful": True, "tbptt": 3, "warmup": 3, "shuffle": False}, "below the tbptt (3)"),
 ])
 def test_forecasting_refuses_what_it_does_not_use(model, train, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):
@@ -456,7 +456,7 @@ def test_entry_point_module_imports_only_the_standard_library():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
     text = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^rnnkit = "rnnkit.__main__:main"$', text, re.M)
+    assert re.search(r'^rnnkit = "rnnkit.__main__:run"$', text, re.M)
 
 
 def test_sigint_during_the_heavy_imports_is_one_line_and_130(tmp_path):
@@ -470,8 +470,9 @@ class Interrupt(importlib.abc.MetaPathFinder):
             os.kill(os.getpid(), signal.SIGINT)
         return None
 sys.meta_path.insert(0, Interrupt())
-from rnnkit.__main__ import main
-sys.exit(main(["fit", "builtin:sine", "--lookback", "5", "--horizon", "1", "--out", {str(tmp_path / "run")!r}]))
+sys.argv = ["rnnkit", "fit", "builtin:sine", "--lookback", "5", "--horizon", "1", "--out", {str(tmp_path / "run")!r}]
+from rnnkit.__main__ import run
+run()
 """
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=ENV, timeout=300)
     assert proc.returncode == 130, proc.stderr

@@ -56,10 +56,10 @@ def refuse_unsupported(job: str, model: ModelConfig, train: TrainConfig, *, look
             if not (train.many_to_many or train.stateful):
                 _refuse(job, f"warmup={train.warmup}", "warm-up steps are left out of a loss over every step; "
                         "it needs many_to_many=True or stateful=True")
-            limit = train.tbptt if train.stateful else lookback
+            limit, name = (train.tbptt, "tbptt") if train.stateful else (lookback, "lookback")
             if limit and train.warmup >= limit:
-                _refuse(job, f"warmup={train.warmup}", f"it must be below the {'tbptt' if train.stateful else 'lookback'}"
-                        f" ({limit}), or no step is left to train on")
+                raise ConfigError(f"warmup ({train.warmup}) must be below the {name} ({limit}): otherwise no step "
+                                  "is left in the loss; lower the warm-up")
         return
     if job not in ("classification", "text"):
         raise ValueError(f"unknown job {job!r}")

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .config import CELL_NAMES, OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, TrainConfig
 from .cli_jobs import JOB_COMMANDS
@@ -38,7 +38,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fill", choices=["ffill", "interpolate"], help="fill missing values (default: refuse them)")
     g.add_argument("--lookback", type=int, required=True, metavar="L", help="input steps per window")
     g.add_argument("--horizon", type=int, required=True, metavar="H", help="steps to forecast")
-    g.add_argument("--stride", type=int, default=_D.stride, help=f"step between training windows (default: {_D.stride})")
+    g.add_argument("--stride", type=int, default=_D.stride,
+                   help=f"step between training windows (default: {_D.stride})")
     g.add_argument("--val-frac", type=float, default=_D.val_frac, metavar="F",
                    help=f"fraction of rows (after training, before test) for validation (default: {_D.val_frac})")
     g.add_argument("--test-frac", type=float, default=_D.test_frac, metavar="F",
@@ -284,11 +285,13 @@ COMMANDS = {"fit": cmd_fit, "forecast": cmd_forecast, "evaluate": cmd_evaluate, 
 COMMANDS.update(JOB_COMMANDS)  # "classify", "text"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, loaded: Callable[[], None] | None = None) -> int:
     """Run one ``rnnkit`` command; returns the exit status (2 for a user mistake, 130 when interrupted).
 
     ``rnnkit.__main__.main`` (the console entry point) wraps this so that Ctrl-C during the first
-    imports is handled too."""
+    imports is handled too: with ``loaded``, the libraries every command needs are imported once
+    the arguments parse, then ``loaded()`` is called (``--help``, ``--version`` and usage errors
+    stay fast)."""
     try:
         parser = build_parser()
         try:
@@ -296,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as e:  # one line and where to look, not the whole usage text
             print(f"rnnkit: error: {e.message}; see `{e.prog} --help`", file=sys.stderr)
             return EXIT_USAGE
+        if loaded is not None:
+            import numpy, pandas, torch  # noqa: F401, E401 - see rnnkit.__main__
+            loaded()
         return COMMANDS[args.command](args)
     except RnnkitError as e:
         print(f"rnnkit: error: {e}", file=sys.stderr)

@@ -42,7 +42,8 @@ def _model_args(p: argparse.ArgumentParser, m: ModelConfig, text: bool) -> None:
                    help=f"stacked layers (default: {m.num_layers})")
     g.add_argument("--dropout", type=float, default=m.dropout,
                    help=f"dropout between stacked layers (default: {m.dropout:g})")
-    g.add_argument("--init", choices=["torch", "keras"], default=m.init, help=f"weight initialisation (default: {m.init})")
+    g.add_argument("--init", choices=["torch", "keras"], default=m.init,
+                   help=f"weight initialisation (default: {m.init})")
     g.add_argument("--peephole", action="store_true",
                    help="LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)")
     if text:
