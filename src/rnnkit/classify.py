@@ -19,9 +19,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .config import ClassifierConfig, ModelConfig, SequenceDataConfig, TrainConfig
+from .checks import check_training_memory, refuse_unsupported
+from .config import CLASSIFY_DEFAULTS, ClassifierConfig, ModelConfig, SequenceDataConfig, TrainConfig
 from .data import Scaler
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .metrics import classification_report
 from .models import SequenceClassifier
 from .rundir import consistent_read
@@ -209,10 +210,15 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
 
     ``data``/``test`` may be passed already read; otherwise ``data_config.source`` and
     ``test_source`` are read. Metrics are computed on the validation split and the test data.
+    Settings left as None start from :data:`rnnkit.config.CLASSIFY_DEFAULTS` (as the command line
+    does); settings classification does not use are refused (:func:`rnnkit.checks.refuse_unsupported`).
     """
-    dc, mc = data_config or SequenceDataConfig(), model_config or ModelConfig()
-    hc, tc = head_config or ClassifierConfig(), train_config or TrainConfig()
+    dc, mc = data_config or SequenceDataConfig(), model_config or CLASSIFY_DEFAULTS[0]
+    hc, tc = head_config or CLASSIFY_DEFAULTS[1], train_config or CLASSIFY_DEFAULTS[2]
+    refuse_unsupported("classification", mc, tc)
+    tc = tc.replace(loss="ce")  # recorded as the loss used
     data = data if data is not None else read_sequences(dc.source, dc.label_col, dc.id_col, dc.text_col)
+    _refuse_unused_inputs(data, dc, hc)
     if data.labels is None:
         raise DataError(f"{data.source} has no class labels; training needs labelled data")
     if test is None and dc.test_source:
@@ -236,6 +242,9 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
     else:
         seqs = znormalise(tr.sequences) if dc.znorm else tr.sequences
         scaler = Scaler(dc.scaler).fit(np.concatenate(seqs, 0))  # (sum T_i, F): training steps only
+    check_training_memory(mc, data.n_features, len(classes), min(tc.batch_size, len(train_idx)),
+                          int(data.lengths.max()), (len(vocab), hc.embedding_dim) if vocab else None,
+                          itemsize=torch.empty(0, dtype=dtype).element_size())
     torch.manual_seed(tc.seed)
     model = SequenceClassifier(data.n_features, len(classes), mc, hc.pool,
                                vocab_size=len(vocab) if vocab else None, embedding_dim=hc.embedding_dim).to(dtype)
@@ -261,6 +270,22 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
     if test is not None:
         run.metrics["test"] = run.evaluate(test)
     return run
+
+
+def _refuse_unused_inputs(data: SequenceData, dc: SequenceDataConfig, hc: ClassifierConfig) -> None:
+    """Settings for strings are refused for numeric series and the other way round, never ignored."""
+    d, dh = SequenceDataConfig(), ClassifierConfig()
+    if data.is_text:
+        unused = [n for n, v, dv in (("znorm", dc.znorm, d.znorm), ("scaler", dc.scaler, d.scaler)) if v != dv]
+        kind, other = "strings", "numeric series"
+    else:
+        unused = [n for n, v, dv in (("embedding_dim", hc.embedding_dim, dh.embedding_dim),
+                                     ("unknown", dc.unknown, d.unknown), ("min_count", dc.min_count, d.min_count))
+                  if v != dv]
+        kind, other = "numeric series", "strings"
+    if unused:
+        raise ConfigError(f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} to {other}, and "
+                          f"{data.source} holds {kind}; leave {'it' if len(unused) == 1 else 'them'} at the default")
 
 
 # --- run directory -----------------------------------------------------------------------------

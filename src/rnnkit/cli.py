@@ -10,16 +10,19 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
-from .config import DataConfig, ModelConfig, TrainConfig
+from .config import CELL_NAMES, OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, TrainConfig
 from .cli_jobs import JOB_COMMANDS
+from .cli_parse import Parser, UsageError, seed_arg
 from .errors import RnnkitError
 from .rundir import check_out, write_file_atomic
 
 __all__ = ["main", "build_parser"]
 
 EXIT_USAGE = 2
+# the defaults every option shows and starts from are the config dataclasses' own
+_D, _M, _T = DataConfig(), ModelConfig(), TrainConfig()
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -35,17 +38,18 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fill", choices=["ffill", "interpolate"], help="fill missing values (default: refuse them)")
     g.add_argument("--lookback", type=int, required=True, metavar="L", help="input steps per window")
     g.add_argument("--horizon", type=int, required=True, metavar="H", help="steps to forecast")
-    g.add_argument("--stride", type=int, default=1, help="step between training windows (default: 1)")
-    g.add_argument("--val-frac", type=float, default=0.1, metavar="F",
-                   help="fraction of rows (after training, before test) for validation (default: 0.1)")
-    g.add_argument("--test-frac", type=float, default=0.2, metavar="F",
-                   help="last fraction of rows held out for testing (default: 0.2)")
+    g.add_argument("--stride", type=int, default=_D.stride,
+                   help=f"step between training windows (default: {_D.stride})")
+    g.add_argument("--val-frac", type=float, default=_D.val_frac, metavar="F",
+                   help=f"fraction of rows (after training, before test) for validation (default: {_D.val_frac})")
+    g.add_argument("--test-frac", type=float, default=_D.test_frac, metavar="F",
+                   help=f"last fraction of rows held out for testing (default: {_D.test_frac})")
     g.add_argument("--val-start", metavar="WHEN", help="split by time instead: validation starts at this date "
                                                       "(or row number without --time-col); overrides the fractions")
     g.add_argument("--test-start", metavar="WHEN", help="test rows start at this date (or row number); "
                                                        "overrides the fractions")
-    g.add_argument("--scaler", choices=["minmax", "standard", "none"], default="minmax",
-                   help="scaling fitted on training rows only (default: minmax)")
+    g.add_argument("--scaler", choices=["minmax", "standard", "none"], default=_D.scaler,
+                   help=f"scaling fitted on training rows only (default: {_D.scaler})")
     g.add_argument("--seasonal-period", type=int, metavar="M",
                    help="season length m for MASE and the seasonal-naive baseline (default: the built-in "
                         "series' period, else 1)")
@@ -53,49 +57,61 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=["lstm", "gru", "elman", "jordan"], default="lstm", help="recurrent cell (default: lstm)")
-    g.add_argument("--hidden", type=int, default=32, metavar="N", help="hidden units per layer (default: 32)")
-    g.add_argument("--layers", type=int, default=1, metavar="N", help="stacked layers (default: 1)")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers (default: 0)")
+    g.add_argument("--cell", choices=CELL_NAMES, default=_M.cell, help=f"recurrent cell (default: {_M.cell})")
+    g.add_argument("--hidden", type=int, default=_M.hidden_size, metavar="N",
+                   help=f"hidden units per layer (default: {_M.hidden_size})")
+    g.add_argument("--layers", type=int, default=_M.num_layers, metavar="N",
+                   help=f"stacked layers (default: {_M.num_layers})")
+    g.add_argument("--dropout", type=float, default=_M.dropout,
+                   help=f"dropout between stacked layers (default: {_M.dropout:g})")
     g.add_argument("--bidirectional", action="store_true", help="bidirectional encoder (direct strategy only)")
-    g.add_argument("--strategy", choices=["direct", "recursive"], default="direct",
-                   help="direct: emit all H steps at once; recursive: one step, fed back (default: direct)")
-    g.add_argument("--init", choices=["torch", "keras"], default="torch", help="weight initialisation (default: torch)")
+    g.add_argument("--strategy", choices=["direct", "recursive"], default=_M.strategy,
+                   help=f"direct: emit all H steps at once; recursive: one step, fed back (default: {_M.strategy})")
+    g.add_argument("--init", choices=["torch", "keras"], default=_M.init,
+                   help=f"weight initialisation (default: {_M.init})")
     g.add_argument("--peephole", action="store_true",
                    help="LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=200, help="maximum epochs (default: 200)")
-    g.add_argument("--batch-size", type=int, default=32, help="windows per batch (default: 32)")
-    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
-    g.add_argument("--optimizer", choices=["adam", "sgd", "adagrad", "rmsprop"], default="adam",
-                   help="optimiser (default: adam)")
-    g.add_argument("--momentum", type=float, default=0.0, help="momentum for sgd/rmsprop (default: 0)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
-    g.add_argument("--clip-norm", type=float, help="clip the gradient norm to this value (default: off)")
-    g.add_argument("--clip-value", type=float, help="clip each gradient to +-this value (default: off)")
-    g.add_argument("--schedule", choices=["none", "cosine", "step", "plateau"], default="none",
-                   help="learning-rate schedule (default: none)")
-    g.add_argument("--loss", choices=["mse", "mae"], default="mse", help="training loss (default: mse)")
-    g.add_argument("--patience", type=int, default=20,
+    g.add_argument("--epochs", type=int, default=_T.epochs, help=f"maximum epochs (default: {_T.epochs})")
+    g.add_argument("--batch-size", type=int, default=_T.batch_size,
+                   help=f"windows per batch; more than there are windows means all of them (default: {_T.batch_size})")
+    g.add_argument("--lr", type=float, default=_T.lr, help=f"learning rate, at most 10 (default: {_T.lr:g})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=_T.optimizer,
+                   help=f"optimiser (default: {_T.optimizer})")
+    g.add_argument("--momentum", type=float, default=_T.momentum,
+                   help=f"momentum for sgd/rmsprop, in [0, 1) (default: {_T.momentum:g})")
+    g.add_argument("--weight-decay", type=float, default=_T.weight_decay,
+                   help=f"L2 weight decay, in [0, 1] (default: {_T.weight_decay:g})")
+    g.add_argument("--clip-norm", type=float, default=_T.clip_norm,
+                   help="clip the gradient norm to this value (default: off)")
+    g.add_argument("--clip-value", type=float, default=_T.clip_value,
+                   help="clip each gradient to +-this value (default: off)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=_T.schedule,
+                   help=f"learning-rate schedule (default: {_T.schedule})")
+    g.add_argument("--loss", choices=["mse", "mae"], default=_T.loss, help="training loss (default: mse)")
+    g.add_argument("--patience", type=int, default=_T.patience,
                    help="early stopping: checks without improvement before stopping; 0 = no early stopping "
-                        "(default: 20)")
-    g.add_argument("--min-delta", type=float, default=0.0,
-                   help="relative fall that counts as improvement, 0.01 = 1%% (default: 0)")
-    g.add_argument("--check-every", type=int, default=1, help="epochs between validation checks (default: 1)")
+                        f"(default: {_T.patience})")
+    g.add_argument("--min-delta", type=float, default=_T.min_delta,
+                   help=f"relative fall that counts as improvement, 0.01 = 1%% (default: {_T.min_delta:g})")
+    g.add_argument("--check-every", type=int, default=_T.check_every,
+                   help=f"epochs between validation checks (default: {_T.check_every})")
     g.add_argument("--many-to-many", action="store_true",
                    help="recursive strategy: train on the next value at every step, not just the last")
-    g.add_argument("--warmup", type=int, default=0, help="many-to-many: leading steps left out of the loss (default: 0)")
+    g.add_argument("--warmup", type=int, default=_T.warmup,
+                   help=f"many-to-many or stateful: leading steps left out of the loss (default: {_T.warmup})")
     g.add_argument("--stateful", action="store_true",
                    help="recursive strategy: carry the state across batches over --batch-size streams, no shuffle")
-    g.add_argument("--tbptt", type=int, default=0, help="stateful: truncated-BPTT length in steps (default: whole stream)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    g.add_argument("--engine", choices=["auto", "fused", "torch"], default="auto",
+    g.add_argument("--tbptt", type=int, default=_T.tbptt,
+                   help="stateful: truncated-BPTT length in steps (default: whole stream)")
+    seed_arg(g, _T.seed)
+    g.add_argument("--engine", choices=["auto", "fused", "torch"], default=_T.engine,
                    help="auto: run whole epochs in rnnkit's native fused trainer where the model allows "
                         "and is small enough for it to be faster, else the torch loop; fused: insist; "
-                        "torch: always the torch loop (default: auto)")
+                        f"torch: always the torch loop (default: {_T.engine})")
 
 
 def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> None:
@@ -106,7 +122,7 @@ def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rnnkit", description="Recurrent networks for sequences: forecasting (fit, forecast, evaluate, "
                                    "backtest), sequence classification (classify) and character models (text).")
     from . import __version__
@@ -288,11 +304,24 @@ def _terminate_cleanly() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def main(argv: Sequence[str] | None = None, loaded: Callable[[], None] | None = None) -> int:
+    """Run one ``rnnkit`` command; returns the exit status (2 for a user mistake, 130 when interrupted).
+
+    ``rnnkit.__main__.main`` (the console entry point) wraps this so that Ctrl-C during the first
+    imports is handled too: with ``loaded``, the libraries every command needs are imported once
+    the arguments parse, then ``loaded()`` is called (``--help``, ``--version`` and usage errors
+    stay fast)."""
     _terminate_cleanly()
     try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as e:  # one line and where to look, not the whole usage text
+            print(f"rnnkit: error: {e.message}; see `{e.prog} --help`", file=sys.stderr)
+            return EXIT_USAGE
+        if loaded is not None:
+            import numpy, pandas, torch  # noqa: F401, E401 - see rnnkit.__main__
+            loaded()
         return COMMANDS[args.command](args)
     except RnnkitError as e:
         print(f"rnnkit: error: {e}", file=sys.stderr)

@@ -11,6 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 
+from .cli_parse import seed_arg
+from .config import (
+    CELL_NAMES,
+    CLASSIFY_DEFAULTS,
+    OPTIMIZERS,
+    TEXT_DEFAULTS,
+    ModelConfig,
+    SequenceDataConfig,
+    TextConfig,
+    TrainConfig,
+)
 
 __all__ = ["add_job_parsers", "cmd_classify", "cmd_text", "JOB_COMMANDS"]
 
@@ -19,54 +30,62 @@ def _run_arg(p: argparse.ArgumentParser, job: str) -> None:
     p.add_argument("--run", required=True, metavar="RUN", help=f"run directory from `rnnkit {job} fit`")
 
 
-def _model_args(p: argparse.ArgumentParser, hidden: int, cell: str, text: bool) -> None:
+def _model_args(p: argparse.ArgumentParser, m: ModelConfig, text: bool) -> None:
+    """The model options, with the job's defaults ``m`` (:data:`rnnkit.config.CLASSIFY_DEFAULTS`, ...)."""
     g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=["lstm", "gru", "elman", "jordan"], default=cell,
-                   help=f"recurrent cell (default: {cell})")
-    g.add_argument("--hidden", type=int, default=hidden, metavar="N", help=f"hidden units per layer (default: {hidden})")
-    g.add_argument("--layers", type=int, default=1, metavar="N", help="stacked layers (default: 1)")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers (default: 0)")
-    g.add_argument("--init", choices=["torch", "keras"], default="torch", help="weight initialisation (default: torch)")
+    g.add_argument("--cell", choices=CELL_NAMES, default=m.cell, help=f"recurrent cell (default: {m.cell})")
+    g.add_argument("--hidden", type=int, default=m.hidden_size, metavar="N",
+                   help=f"hidden units per layer (default: {m.hidden_size})")
+    g.add_argument("--layers", type=int, default=m.num_layers, metavar="N",
+                   help=f"stacked layers (default: {m.num_layers})")
+    g.add_argument("--dropout", type=float, default=m.dropout,
+                   help=f"dropout between stacked layers (default: {m.dropout:g})")
+    g.add_argument("--init", choices=["torch", "keras"], default=m.init,
+                   help=f"weight initialisation (default: {m.init})")
     g.add_argument("--peephole", action="store_true",
                    help="LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)")
     if text:
-        g.add_argument("--embedding-dim", type=int, default=0, metavar="E",
-                       help="character embedding width; 0 feeds one-hot vectors (default: 0)")
+        e = TextConfig().embedding_dim
+        g.add_argument("--embedding-dim", type=int, default=e, metavar="E",
+                       help=f"character embedding width; 0 feeds one-hot vectors (default: {e})")
         return
+    h = CLASSIFY_DEFAULTS[1]
     g.add_argument("--bidirectional", action="store_true", help="read each sequence in both directions")
-    g.add_argument("--pool", choices=["last", "mean", "attention"], default="last",
+    g.add_argument("--pool", choices=["last", "mean", "attention"], default=h.pool,
                    help="how the outputs over time become one vector: last step, mean, or additive attention "
-                        "(default: last)")
-    g.add_argument("--embedding-dim", type=int, default=16, metavar="E",
-                   help="character embedding width, for string data (default: 16)")
-    g.add_argument("--class-weights", choices=["none", "balanced"], default="none",
-                   help="balanced: weigh each class by n / (K * n_class) in the loss (default: none)")
+                        f"(default: {h.pool})")
+    g.add_argument("--embedding-dim", type=int, default=h.embedding_dim, metavar="E",
+                   help=f"character embedding width, for string data (default: {h.embedding_dim})")
+    g.add_argument("--class-weights", choices=["none", "balanced"], default=h.class_weights,
+                   help=f"balanced: weigh each class by n / (K * n_class) in the loss (default: {h.class_weights})")
 
 
-def _train_args(p: argparse.ArgumentParser, epochs: int, batch: int, lr: float, clip: float | None,
-                patience: int, text: bool) -> None:
+def _train_args(p: argparse.ArgumentParser, t: TrainConfig, text: bool) -> None:
+    """The training options, with the job's defaults ``t``."""
     g = p.add_argument_group("training")
     if text:
-        g.add_argument("--seq-len", type=int, default=64, metavar="N",
-                       help="truncated-BPTT length: characters per chunk (default: 64)")
-        g.add_argument("--steps", type=int, default=1000, metavar="N",
-                       help="optimiser steps, rounded to whole passes over the text (default: 1000)")
-        g.add_argument("--batch-size", type=int, default=batch,
-                       help=f"parallel streams the text is cut into (default: {batch})")
+        x = TextConfig()
+        g.add_argument("--seq-len", type=int, default=x.seq_len, metavar="N",
+                       help=f"truncated-BPTT length: characters per chunk (default: {x.seq_len})")
+        g.add_argument("--steps", type=int, default=x.steps, metavar="N",
+                       help=f"optimiser steps, rounded to whole passes over the text (default: {x.steps})")
+        g.add_argument("--batch-size", type=int, default=t.batch_size,
+                       help=f"parallel streams the text is cut into (default: {t.batch_size})")
     else:
-        g.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default: {epochs})")
-        g.add_argument("--batch-size", type=int, default=batch, help=f"sequences per batch (default: {batch})")
-    g.add_argument("--lr", type=float, default=lr, help=f"learning rate (default: {lr})")
-    g.add_argument("--optimizer", choices=["adam", "sgd", "adagrad", "rmsprop"], default="adam",
-                   help="optimiser (default: adam)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
-    g.add_argument("--clip-norm", type=float, default=clip,
-                   help=f"clip the gradient norm to this value (default: {clip or 'off'})")
-    g.add_argument("--patience", type=int, default=patience,
+        g.add_argument("--epochs", type=int, default=t.epochs, help=f"maximum epochs (default: {t.epochs})")
+        g.add_argument("--batch-size", type=int, default=t.batch_size,
+                       help=f"sequences per batch (default: {t.batch_size})")
+    g.add_argument("--lr", type=float, default=t.lr, help=f"learning rate, at most 10 (default: {t.lr:g})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=t.optimizer, help=f"optimiser (default: {t.optimizer})")
+    g.add_argument("--weight-decay", type=float, default=t.weight_decay,
+                   help=f"L2 weight decay, in [0, 1] (default: {t.weight_decay:g})")
+    g.add_argument("--clip-norm", type=float, default=t.clip_norm,
+                   help=f"clip the gradient norm to this value (default: {t.clip_norm or 'off'})")
+    g.add_argument("--patience", type=int, default=t.patience,
                    help=f"early stopping: {'validation checks (about 10 per run)' if text else 'epochs'} without a "
                         f"better validation loss before stopping; 0 = never; the best weights are kept "
-                        f"(default: {patience})")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+                        f"(default: {t.patience})")
+    seed_arg(g, t.seed)
 
 
 def _out_args(p: argparse.ArgumentParser) -> None:
@@ -76,11 +95,12 @@ def _out_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="print the losses every few epochs")
 
 
-def _vocab_args(g, unknown_default: str, unknown_help: str, min_count_help: str) -> None:
+def _vocab_args(g, defaults, unknown_help: str, min_count_help: str) -> None:
     """--unknown and --min-count: the character vocabulary's policy for unseen characters."""
-    g.add_argument("--unknown", choices=["error", "skip", "replace"], default=unknown_default,
-                   help=f"{unknown_help} (default: {unknown_default})")
-    g.add_argument("--min-count", type=int, default=1, help=f"{min_count_help} (default: 1)")
+    g.add_argument("--unknown", choices=["error", "skip", "replace"], default=defaults.unknown,
+                   help=f"{unknown_help} (default: {defaults.unknown})")
+    g.add_argument("--min-count", type=int, default=defaults.min_count,
+                   help=f"{min_count_help} (default: {defaults.min_count})")
 
 
 def add_job_parsers(sub) -> None:
@@ -100,14 +120,15 @@ def add_job_parsers(sub) -> None:
     g.add_argument("--id-col", metavar="COL", help="CSV long format: the column naming each row's series")
     g.add_argument("--text-col", metavar="COL", help="CSV of strings: the text column (default: 'text' if present)")
     g.add_argument("--znorm", action="store_true", help="z-normalise every series on its own (the UCR convention)")
-    g.add_argument("--scaler", choices=["standard", "minmax", "none"], default="standard",
-                   help="per-feature scaling fitted on the training steps only (default: standard)")
-    g.add_argument("--val-frac", type=float, default=0.2, metavar="F",
-                   help="fraction of TRAIN held out for validation, stratified by class (default: 0.2)")
-    _vocab_args(g, "replace", "strings: characters outside the vocabulary",
+    sd = SequenceDataConfig()
+    g.add_argument("--scaler", choices=["standard", "minmax", "none"], default=sd.scaler,
+                   help=f"per-feature scaling fitted on the training steps only (default: {sd.scaler})")
+    g.add_argument("--val-frac", type=float, default=sd.val_frac, metavar="F",
+                   help=f"fraction of TRAIN held out for validation, stratified by class (default: {sd.val_frac})")
+    _vocab_args(g, sd, "strings: characters outside the vocabulary",
                 "strings: characters seen fewer times in training count as unknown")
-    _model_args(p, 32, "gru", text=False)
-    _train_args(p, epochs=100, batch=32, lr=0.003, clip=None, patience=20, text=False)
+    _model_args(p, CLASSIFY_DEFAULTS[0], text=False)
+    _train_args(p, CLASSIFY_DEFAULTS[2], text=False)
     _out_args(p)
     p = cs.add_parser("predict", help="predicted label and class probabilities for each sequence")
     _run_arg(p, "classify")
@@ -127,12 +148,13 @@ def add_job_parsers(sub) -> None:
                                   "baselines.")
     p.add_argument("corpus", metavar="CORPUS", help="UTF-8 text file, or builtin:pydocs or builtin:zen")
     g = p.add_argument_group("data")
-    g.add_argument("--val-frac", type=float, default=0.1, metavar="F",
-                   help="last fraction of the text held out for validation (default: 0.1)")
-    _vocab_args(g, "error", "characters outside the vocabulary in later prompts and texts",
+    xd = TextConfig()
+    g.add_argument("--val-frac", type=float, default=xd.val_frac, metavar="F",
+                   help=f"last fraction of the text held out for validation (default: {xd.val_frac})")
+    _vocab_args(g, xd, "characters outside the vocabulary in later prompts and texts",
                 "characters seen fewer times count as unknown; needs --unknown replace/skip")
-    _model_args(p, 128, "lstm", text=True)
-    _train_args(p, epochs=0, batch=32, lr=0.002, clip=5.0, patience=0, text=True)
+    _model_args(p, TEXT_DEFAULTS[0], text=True)
+    _train_args(p, TEXT_DEFAULTS[1], text=True)
     _out_args(p)
     p = ts.add_parser("generate", help="sample text from a trained model")
     _run_arg(p, "text")
@@ -141,7 +163,7 @@ def add_job_parsers(sub) -> None:
     p.add_argument("--temperature", type=float, default=1.0,
                    help="sampling temperature; lower is more conservative, 0 = most likely (default: 1.0)")
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely characters; 0 = all (default: 0)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same text (default: 0)")
+    seed_arg(p, 0, "random seed; the same seed gives the same text")
     p = ts.add_parser("evaluate", help="bits per character of a text")
     _run_arg(p, "text")
     p.add_argument("--data", required=True, metavar="FILE.txt", help="UTF-8 text to score")

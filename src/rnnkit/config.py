@@ -8,6 +8,7 @@ the bad field and the allowed values) and round-trips through ``to_dict``/``from
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -18,6 +19,17 @@ __all__ = ["ModelConfig", "DataConfig", "TrainConfig"]
 CELL_NAMES = ("lstm", "gru", "elman", "jordan")
 OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop")
 SCHEDULES = ("none", "cosine", "step", "plateau")
+#: deepest recurrent stack a config accepts: deeper stacks do not train, and building 10^6 layers
+#: would take hours before any error could be raised
+MAX_LAYERS = 1000
+#: largest learning rate accepted: no optimiser rnnkit offers trains with steps this large, and
+#: values near the float limit overflow the weights at the first step
+MAX_LR = 10.0
+#: largest clipping threshold: float32's largest value; a larger one cannot be represented in a
+#: float32 model's gradients (it would silently become infinity, i.e. no clipping)
+FLOAT32_MAX = 3.4028234663852886e38
+#: seeds are stored and passed to torch's generators, which take integers in [0, 2^63 - 1] portably
+MAX_SEED = 2**63 - 1
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:
@@ -29,6 +41,18 @@ def _positive(name: str, value: Any, zero_ok: bool = False) -> None:
     ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if zero_ok else value >= 1)
     if not ok:
         raise ConfigError(f"{name} must be an integer {'>= 0' if zero_ok else '>= 1'}; got {value!r}")
+
+
+def _real(name: str, value: Any, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False,
+          what: str = "a number") -> None:
+    """``value`` must be a finite real number in the interval from ``lo`` to ``hi`` (open or closed
+    at each end as given): NaN, infinities, booleans and strings are refused with the range."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise ConfigError(f"{name} must be {what} in {rng}; got {value!r}")
 
 
 class _Serialisable:
@@ -79,10 +103,21 @@ class ModelConfig(_Serialisable):
             raise ConfigError(f"peephole connections belong to LSTM cells; the {self.cell} cell has none")
         _positive("hidden_size", self.hidden_size)
         _positive("num_layers", self.num_layers)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1); got {self.dropout!r}")
+        if self.num_layers > MAX_LAYERS:
+            raise ConfigError(f"num_layers must be at most {MAX_LAYERS} (deeper recurrent stacks do not train); "
+                              f"got {self.num_layers}")
+        _real("dropout", self.dropout, 0.0, 1.0, hi_open=True, what="a fraction")
+        if self.dropout and self.num_layers == 1:
+            raise ConfigError(f"dropout ({self.dropout}) acts between stacked layers and a 1-layer network has "
+                              "none; use num_layers >= 2 or dropout=0")
         _choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
+        if self.nonlinearity != "tanh" and self.cell not in ("elman", "jordan"):
+            raise ConfigError(f"nonlinearity applies to Elman and Jordan cells; the {self.cell} cell's gates "
+                              "have fixed activations: leave nonlinearity='tanh'")
         _choice("output_activation", self.output_activation, ("identity", "tanh", "sigmoid", "relu"))
+        if self.output_activation != "identity" and self.cell != "jordan":
+            raise ConfigError(f"output_activation applies to Jordan cells; the {self.cell} cell has no output "
+                              "layer of its own: leave output_activation='identity'")
         _choice("init", self.init, ("torch", "keras"))
         _choice("strategy", self.strategy, ("direct", "recursive"))
         if self.output_size is not None:
@@ -141,9 +176,7 @@ class DataConfig(_Serialisable):
         _positive("horizon", self.horizon)
         _positive("stride", self.stride)
         for name in ("val_frac", "test_frac"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
-                raise ConfigError(f"{name} must be a fraction in [0, 1); got {v!r}")
+            _real(name, getattr(self, name), 0.0, 1.0, hi_open=True, what="a fraction")
         if self.val_frac + self.test_frac >= 1.0:
             raise ConfigError("val_frac + test_frac must leave rows for training (sum below 1)")
         _choice("scaler", self.scaler, ("minmax", "standard", "none"))
@@ -172,6 +205,15 @@ class TrainConfig(_Serialisable):
     ``warmup``: in many-to-many training the first ``warmup`` steps of each window are left out
     of the loss. ``stateful``: windows are consecutive slices of long streams, the state is carried
     from batch to batch (detached every ``tbptt`` steps) and reset every epoch; no shuffling.
+
+    ``loss``: ``None`` (the default) is the job's own loss: MSE for forecasting, cross-entropy for
+    classification and character models; the job records the loss it used. A loss the job cannot
+    train with (``"ce"`` for forecasting, ``"mse"``/``"mae"`` for the others) is refused there, as
+    is every other setting the job does not use (see :func:`rnnkit.checks.refuse_unsupported`).
+
+    Ranges: ``lr`` in (0, 10], ``momentum`` in [0, 1) (SGD and RMSprop only), ``weight_decay``
+    in [0, 1], ``min_delta`` in [0, 1), clipping thresholds in (0, 3.4e38] (float32's range), ``seed`` an
+    integer in [0, 2^63 - 1]. NaN and infinities are refused everywhere.
     """
 
     epochs: int = 100
@@ -183,7 +225,7 @@ class TrainConfig(_Serialisable):
     clip_norm: Optional[float] = None
     clip_value: Optional[float] = None
     schedule: str = "none"
-    loss: str = "mse"
+    loss: Optional[str] = None
     patience: int = 20
     min_delta: float = 0.0
     check_every: int = 1
@@ -199,11 +241,10 @@ class TrainConfig(_Serialisable):
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs)
         _positive("batch_size", self.batch_size)
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive; got {self.lr!r}")
+        _real("lr", self.lr, 0.0, MAX_LR, lo_open=True, what="a positive number")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
-        _choice("loss", self.loss, ("mse", "mae", "ce"))
+        _choice("loss", self.loss, (None, "mse", "mae", "ce"))
         _choice("engine", self.engine, ("auto", "fused", "torch"))
         _positive("patience", self.patience, zero_ok=True)
         _positive("check_every", self.check_every)
@@ -211,12 +252,19 @@ class TrainConfig(_Serialisable):
         _positive("tbptt", self.tbptt, zero_ok=True)
         for name in ("clip_norm", "clip_value"):
             v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ConfigError(f"{name} must be positive when given; got {v!r}")
-        if self.min_delta < 0 or self.momentum < 0 or self.weight_decay < 0:
-            raise ConfigError("min_delta, momentum and weight_decay must be >= 0")
-        if not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer; got {self.seed!r}")
+            if v is not None:
+                _real(name, v, 0.0, FLOAT32_MAX, lo_open=True, what="a positive number (when given)")
+        _real("min_delta", self.min_delta, 0.0, 1.0, hi_open=True, what="a relative fall")
+        _real("momentum", self.momentum, 0.0, 1.0, hi_open=True, what="a number")
+        if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
+            raise ConfigError(f"momentum applies to the sgd and rmsprop optimizers; {self.optimizer} has none "
+                              "(adam's betas are fixed): use optimizer='sgd' or 'rmsprop', or momentum=0")
+        _real("weight_decay", self.weight_decay, 0.0, 1.0, what="a number")
+        for name in ("restore_best", "shuffle", "many_to_many", "stateful"):
+            if getattr(self, name) not in (True, False):
+                raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer in [0, 2^63 - 1] ({MAX_SEED}); got {self.seed!r}")
 
 
 
@@ -311,3 +359,15 @@ class TextConfig(_Serialisable):
 
 
 __all__ += ["SequenceDataConfig", "ClassifierConfig", "TextConfig"]
+
+
+# --- each job's starting point --------------------------------------------------------------
+#: The settings a job starts from where the caller passes none: the job's function (given None)
+#: and its command line's defaults are both these, so ``rnnkit classify fit`` and
+#: ``fit_classifier()`` train the same model. Where a job's default differs from the dataclass
+#: field default, the reason is the job's: classification on short series does best with a GRU
+#: and a larger step; a character model needs a wider network, a clipped gradient and no early
+#: stopping (its validation loss is checked only about 10 times per run).
+FORECAST_DEFAULTS = (ModelConfig(), TrainConfig())
+CLASSIFY_DEFAULTS = (ModelConfig(cell="gru"), ClassifierConfig(), TrainConfig(lr=0.003))
+TEXT_DEFAULTS = (ModelConfig(hidden_size=128), TrainConfig(lr=0.002, clip_norm=5.0, patience=0))

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .checks import check_training_memory, refuse_unsupported
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import Scaler, SeriesData, list_builtins, read_series, split_at, split_series
 from .errors import ConfigError, DataError
@@ -158,8 +159,10 @@ class ForecastRun:
 
 
 def forecast_loss(model: Forecaster, train_config: TrainConfig):
-    """The loss function :func:`rnnkit.train.fit` calls for a forecaster and these settings."""
-    crit = F.mse_loss if train_config.loss == "mse" else F.l1_loss
+    """The loss function :func:`rnnkit.train.fit` calls for a forecaster and these settings
+    (``loss=None`` is MSE; a loss forecasting cannot use is refused, never replaced)."""
+    refuse_unsupported("forecasting", model.config, train_config)
+    crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss
     C, warm = model.n_targets, train_config.warmup
     if train_config.stateful:
         def stateful_loss(m, batch):
@@ -183,7 +186,7 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
     cannot run, e.g. stateful training with a warm-up)."""
     from .kernels.trainer import FusedTask
     if train_config.stateful:  # streams (B, N, F) -> the next value (B, N, C) at every step
-        return FusedTask(head_mode="all", loss=train_config.loss, x=train[0], y=train[1], stateful=True,
+        return FusedTask(head_mode="all", loss=train_config.loss or "mse", x=train[0], y=train[1], stateful=True,
                          x_val=None if val is None else val[0], y_val=None if val is None else val[1],
                          warmup=train_config.warmup)
     C = model.n_targets
@@ -196,7 +199,7 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
         return "last", y[:, 0]
     mode, y = targets(*train)
     yv = None if val is None else targets(*val)[1]
-    return FusedTask(head_mode=mode, loss=train_config.loss, x=train[0], y=y,
+    return FusedTask(head_mode=mode, loss=train_config.loss or "mse", x=train[0], y=y,
                      x_val=None if val is None else val[0], y_val=yv,
                      warmup=train_config.warmup if mode == "all" else 0)
 
@@ -240,6 +243,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     """
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
+    refuse_unsupported("forecasting", model_config, train_config, lookback=data_config.lookback)
+    if train_config.loss is None:  # the job's own loss, recorded in the run as the one used
+        train_config = train_config.replace(loss="mse")
     data = data if data is not None else load_data(data_config)
     dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates),
                              source=_absolute(data_config.source))  # usable from any working directory
@@ -251,6 +257,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     _rows_needed(dc, split)
     scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
     scaled = scaler.transform(values)
+    windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
+    check_training_memory(model_config, values.shape[1], C * dc.horizon, min(train_config.batch_size, windows),
+                          dc.lookback, itemsize=torch.empty(0, dtype=dtype).element_size())
     torch.manual_seed(train_config.seed)
     model = Forecaster(values.shape[1], C, dc.horizon, model_config).to(dtype)
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731

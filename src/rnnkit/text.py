@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig, TextConfig, TrainConfig
+from .checks import check_training_memory, refuse_unsupported
+from .config import TEXT_DEFAULTS, ModelConfig, TextConfig, TrainConfig
 from .corpora import decode_utf8, load_source
 from .errors import DataError
 from .models import CharLM
@@ -165,11 +166,16 @@ def fit_char_lm(text_config: TextConfig | None = None, model_config: ModelConfig
 
     ``train_config.batch_size`` is the number of parallel streams; ``epochs``, ``stateful``,
     ``tbptt`` and ``shuffle`` are set from ``text_config`` (``steps`` rounded to whole passes,
-    ``seq_len``), and the validation loss is checked about 10 times per run (``check_every``). Returns a run whose metrics hold training and validation bits per character and,
+    ``seq_len``), and the validation loss is checked about 10 times per run (``check_every``); a
+    ``train_config`` that sets them otherwise, or sets anything else a character model does not
+    use, is refused (:func:`rnnkit.checks.refuse_unsupported`). Settings left as None start from
+    :data:`rnnkit.config.TEXT_DEFAULTS`, as the command line does. Returns a run whose metrics
+    hold training and validation bits per character and,
     with ``baselines``, those of add-one unigram, bigram and trigram models on the same split.
     """
-    xc, mc = text_config or TextConfig(), model_config or ModelConfig()
-    tc = train_config or TrainConfig(lr=0.002, clip_norm=5.0, patience=0)
+    xc, mc = text_config or TextConfig(), model_config or TEXT_DEFAULTS[0]
+    tc = train_config or TEXT_DEFAULTS[1]
+    refuse_unsupported("text", mc, tc, text=xc)
     if text is None:
         text, name, sha = read_text(xc.source)
     else:
@@ -183,12 +189,15 @@ def fit_char_lm(text_config: TextConfig | None = None, model_config: ModelConfig
     per_epoch = math.ceil(x.shape[1] / xc.seq_len)
     epochs = max(1, round(xc.steps / per_epoch))
     # scoring the validation text is one long sequential pass: check it about 10 times per run
-    tc = tc.replace(epochs=epochs, stateful=True, tbptt=xc.seq_len, shuffle=False,
+    tc = tc.replace(epochs=epochs, stateful=True, tbptt=xc.seq_len, shuffle=False, loss="ce",
                     check_every=max(tc.check_every, epochs // 10))
     val = None
     if len(val_text) >= 2:
         v = torch.as_tensor(vocab.encode(val_text, what="validation text"))
         val = (v[None, :-1], v[None, 1:])  # one stream, scored from a zero state
+    check_training_memory(mc, xc.embedding_dim or len(vocab), len(vocab), tc.batch_size, xc.seq_len,
+                          (len(vocab), xc.embedding_dim) if xc.embedding_dim else None,
+                          itemsize=torch.empty(0, dtype=dtype).element_size())
     torch.manual_seed(tc.seed)
     model = CharLM(len(vocab), mc, xc.embedding_dim).to(dtype)
     history = fit(model, lm_loss, (x, y), val, tc, quiet=quiet, callbacks=callbacks)

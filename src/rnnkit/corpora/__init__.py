@@ -10,12 +10,12 @@ Nothing is downloaded at run time. Where each file comes from and its licence ar
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from ..checks import gunzip_limited, read_data_file
 from ..errors import DataError
 
 __all__ = ["Corpus", "CORPORA", "list_corpora", "get_corpus", "read_corpus_bytes", "load_source", "decode_utf8"]
@@ -90,15 +90,15 @@ def load_source(source: str | Path, kinds: tuple[str, ...]) -> tuple[bytes, str,
             raise DataError(f"file {source} does not exist; check the path, or use a built-in set ({shown})")
         if path.is_dir():
             raise DataError(f"{source} is a directory; pass a data file")
-        try:
-            raw = path.read_bytes()
+        try:  # a FIFO, a device or a file larger than memory is refused before reading
+            raw = read_data_file(path, source)
         except OSError as e:
             raise DataError(f"cannot read {source}: {e.strerror}") from None
         name, fname = source, path.name
     sha = hashlib.sha256(raw).hexdigest()
     if fname.lower().endswith(".gz"):
         try:
-            raw = gzip.decompress(raw)
+            raw = gunzip_limited(raw, name)  # a small file may expand without bound
         except (OSError, EOFError) as e:
             raise DataError(f"{name} ends in .gz but is not a readable gzip file ({e})") from None
         fname = fname[:-3]

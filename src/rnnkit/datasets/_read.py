@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ..checks import read_data_file
 from ..errors import ConfigError, DataError
 
 __all__ = ["SeriesData", "read_series", "series_from_frame"]
@@ -115,8 +116,8 @@ def read_series(
     if not path.exists():
         raise DataError(f"{text}: file not found; check the path (relative paths start at "
                         f"{Path.cwd()})")
-    try:
-        raw_bytes = path.read_bytes()
+    try:  # a FIFO, a device or a file larger than memory is refused before reading
+        raw_bytes = read_data_file(path, text)
     except OSError as exc:  # a directory, no permission, ...
         raise DataError(f"{text}: cannot read the file ({exc.strerror or exc})") from exc
     raw = _parse_table(raw_bytes, suffix, text)

@@ -64,6 +64,10 @@ def _layer_sizes(code: int, dtype: torch.dtype, B: int, T: int, I: int, H: int, 
     key = (code, dtype, B, T, I, H, S)
     sizes = _SIZES.get(key)
     if sizes is None:
+        from ..checks import check_c_int  # ctypes would wrap a size past 2^31 - 1 silently
+        for what, n in (("batch size", B), ("sequence length", T), ("input size", I), ("hidden size", H),
+                        ("state size", S)):
+            check_c_int(f"the {what}", n)
         if len(_SIZES) > 4096:
             _SIZES.clear()
         sizes = _SIZES[key] = (int(_fn("rk_layer_saved_size", dtype)(code, B, T, H, S)),

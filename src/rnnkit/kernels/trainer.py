@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_c_int
 from ..errors import ConfigError
 from . import _native
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell
@@ -172,6 +173,12 @@ class FusedTrainer:
         self.suffix = "f64" if dtype == torch.float64 else "f32"
         lib = _native.library()
         cell = rnn._cells[0]
+        # every size goes to C as an int32, which ctypes would wrap silently: check them first
+        for what, n in (("num_layers", rnn.num_layers), ("input_size", rnn.input_size),
+                        ("hidden_size", rnn.hidden_size), ("the state size", cell.state_sizes[0]),
+                        ("the head's outputs", head.out_features), ("warmup", task.warmup),
+                        ("the sequence length", task.x.shape[1])):
+            check_c_int(what, n)
         spec = _native.TrainSpec()
         spec.cell = CELL_CODES[rnn.cell_type]
         spec.act, spec.out_act = act_code(cell)
@@ -224,7 +231,9 @@ class FusedTrainer:
     def _call(self, x: Tensor, y: Tensor, lens: Tensor | None, order: Tensor, batch: int, train: bool,
               state: Tensor | None = None) -> float:
         order = order.to(torch.int64).contiguous()
-        self.spec.T = x.shape[1]
+        self.spec.T = check_c_int("the sequence length", x.shape[1])
+        # a batch larger than the data is the whole data (its natural meaning), and fits a C int
+        batch = check_c_int("batch_size", max(1, min(batch, order.numel())))
         return float(self._epoch(ctypes.byref(self.spec), self.flat.data_ptr(), self.grad.data_ptr(),
                                  self.s1.data_ptr(), self.s2.data_ptr(), self.step.data_ptr(),
                                  x.data_ptr(), y.data_ptr(), order.data_ptr(), order.numel(), batch,

@@ -1,0 +1,87 @@
+"""``rnnkit`` and ``python -m rnnkit``: the console entry point.
+
+Ctrl-C in the first seconds, while torch, numpy and pandas load, must print ``rnnkit: interrupted``
+(exit status 130) like Ctrl-C at any later time, not a 30-line traceback from inside an import.
+So this module imports only the standard library, and :func:`main` installs the handling before
+it imports anything else. While the heavy libraries load, Ctrl-C ends the process at once: there
+is nothing to clean up yet, and a KeyboardInterrupt raised inside an extension's import can
+surface as an unrelated ImportError (numpy turns it into "PyCapsule_Import could not import
+module datetime"). Once they are loaded, Ctrl-C raises KeyboardInterrupt again, so that whatever
+is under way cleans up as the exception unwinds, and ``rnnkit.cli.main`` reports it in one line.
+``rnnkit``'s package ``__init__`` loads its public names lazily for the same reason.
+
+Not covered: Ctrl-C in the first few hundredths of a second, while the Python interpreter itself
+starts (before any rnnkit code runs), still gets Python's own traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+__all__ = ["main", "run"]
+
+EXIT_INTERRUPTED = 130
+_MESSAGE = b"rnnkit: interrupted\n"
+
+
+def _exit_at_once(signum, frame) -> None:  # pragma: no cover - runs in a subprocess in the tests
+    try:
+        os.write(2, _MESSAGE)
+    except OSError:
+        pass
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _interrupted() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while we report must not print a traceback
+    try:
+        sys.stderr.write(_MESSAGE.decode())
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed: the status still says it
+        pass
+    return EXIT_INTERRUPTED
+
+
+def main(argv=None) -> int:
+    """Run ``rnnkit`` with ``argv`` (default: the command line); returns the exit status."""
+    try:  # (a background job started with SIGINT ignored keeps it ignored, as Python does)
+        handle = signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        if handle:
+            signal.signal(signal.SIGINT, _exit_at_once)
+    except ValueError:  # not the main thread: signals are the main thread's business
+        handle = False
+
+    def loaded() -> None:  # the heavy imports are done: from here on Ctrl-C unwinds and cleans up
+        if handle:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    try:
+        from .cli import main as cli_main
+        return cli_main(argv, loaded=loaded)
+    except KeyboardInterrupt:
+        return _interrupted()
+
+
+def run() -> None:
+    """The console entry point: :func:`main` on the command line, then exit with its status.
+
+    After Ctrl-C the process ends with ``os._exit(130)`` once the output is flushed: an interrupt
+    that lands inside a C extension's own ``PyRun_*`` call leaves the interpreter marked to
+    re-raise SIGINT at exit, which would end the process by the signal (status -2) after the
+    one-line message. Whatever cleans up (temporary run directories) has run while the exception
+    unwound."""
+    status = main()
+    if status == EXIT_INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    run()
