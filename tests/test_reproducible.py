@@ -2,7 +2,8 @@
 run files, and the wall-clock timing kept apart from them (history.csv vs timing.csv).
 
 Across thread counts nothing is promised for the torch loop: torch's multithreaded kernels split
-long sums between threads (see the TrainConfig docstring), so only the same thread count is tested.
+long sums between threads (see the TrainConfig docstring), so it is tested at one thread count;
+the fused trainer, single-threaded, is tested across two.
 """
 
 from __future__ import annotations
@@ -50,6 +51,21 @@ def test_torch_loop_with_dropout_repeats_exactly_at_one_thread_count(threads, n_
     assert list(w1) == list(w2)
     for k in w1:
         assert torch.equal(w1[k], w2[k]), k
+
+
+def test_fused_trainer_numbers_do_not_depend_on_the_thread_count(threads):
+    """The fused trainer runs each epoch natively on one thread: torch's thread count, which the
+    torch loop's kernels split their sums by, changes nothing, so exact equality holds."""
+    results = []
+    for n in (1, 2):
+        threads(n)
+        run = rnnkit.fit_forecaster(SINE, ModelConfig(cell="gru", hidden_size=8),
+                                    TORCH_LOOP.replace(engine="fused"), quiet=True)
+        assert run.history.engine == "fused"
+        results.append(([(r["train_loss"], r["val_loss"]) for r in run.history.rows],
+                        [p.detach().clone() for p in run.model.parameters()]))
+    (h1, w1), (h2, w2) = results
+    assert h1 == h2 and all(torch.equal(a, b) for a, b in zip(w1, w2))
 
 
 def _fit_cli(data, out, *extra) -> None:

@@ -172,6 +172,14 @@ class TrainConfig(_Serialisable):
     ``warmup``: in many-to-many training the first ``warmup`` steps of each window are left out
     of the loss. ``stateful``: windows are consecutive slices of long streams, the state is carried
     from batch to batch (detached every ``tbptt`` steps) and reset every epoch; no shuffling.
+
+    ``seed``: the same seed, data, versions and machine give the same history and weights, bit for
+    bit (dropout masks included), at the same thread count (``torch.set_num_threads``). At another
+    thread count the torch loop (``engine="torch"``, and every model with dropout) differs in the
+    last bits, which training amplifies: torch's multithreaded kernels (products over a long inner
+    dimension such as weight gradients summed over a batch, long sums, oneDNN's float32 LSTM)
+    split their sums between threads. Dropout masks do not depend on it. The fused trainer runs on
+    one thread and gives the same numbers at any thread count.
     """
 
     epochs: int = 100
