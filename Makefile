@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast test-isa bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,23 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# `make test-isa`: the suite three more times, as other machines run it, so that a test which holds
+# only on this CPU fails here first: (1) an AVX2-only x86-64 CPU, (2) one without AVX (portable
+# vectors), (3) one thread. Each caps rnnkit's kernels (RNNKIT_NATIVE_ISA) and torch's own: its
+# vectorised ops (ATEN_CPU_CAPABILITY, avx2 only where the CPU has it: torch does not check),
+# MKL's products (MKL_ENABLE_INSTRUCTIONS) and oneDNN (ONEDNN_MAX_CPU_ISA). The slow examples are
+# left out to keep it to a few minutes; `make test-isa ISA_TESTS=` runs them too.
+ISA_TESTS   ?= -m "not slow"
+ISA_AVX2     = RNNKIT_NATIVE_ISA=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 \
+               $(if $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo y),ATEN_CPU_CAPABILITY=avx2)
+ISA_GENERIC  = RNNKIT_NATIVE_ISA=generic ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 \
+               ONEDNN_MAX_CPU_ISA=SSE41
+
+test-isa: $(STAMP)
+	$(ISA_AVX2) $(PY) -m pytest -q $(ISA_TESTS)
+	$(ISA_GENERIC) $(PY) -m pytest -q $(ISA_TESTS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(ISA_TESTS)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[bench]" || echo "rnnkit: Keras not installed; its contender is skipped"

@@ -311,13 +311,17 @@ def test_peephole_lstm_step_equals_the_equations():
                                      cell.weight_ci, cell.weight_cf, cell.weight_co)
     assert_close(h1, ref_h, atol=1e-14, rtol=0)
     assert_close(c1, ref_c, atol=1e-14, rtol=0)
-    assert_close(y, h1, atol=0, rtol=0)
-    plain = LSTMCell(3, 4, dtype=torch.float64)  # zero peepholes: exactly the plain LSTM
+    assert y is h1 or torch.equal(y, h1)  # without projection the output is h itself: one tensor
+    plain = LSTMCell(3, 4, dtype=torch.float64)  # zero peepholes: the plain LSTM's numbers
     plain.load_state_dict({k: v for k, v in cell.state_dict().items() if not k.startswith("weight_c")})
     with torch.no_grad():
         for name in ("weight_ci", "weight_cf", "weight_co"):
             getattr(cell, name).zero_()
-    assert_close(cell(x, (h, c))[0], plain(x, (h, c))[0], atol=0, rtol=0)
+    # two code paths: adding the (zero) peephole terms turns the strided gate views into new
+    # tensors, and torch's sigmoid rounds differently on strided and contiguous input depending
+    # on the CPU's vector width (2.8e-17 apart under AVX2). float64 values of order 1 through a
+    # few ops: a few ulp (~1e-16); 1e-14 leaves ample margin and still catches any real change
+    assert_close(cell(x, (h, c))[0], plain(x, (h, c))[0], atol=1e-14, rtol=0)
 
 
 def test_peephole_lstm_gradcheck_and_keras_init():

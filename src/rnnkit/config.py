@@ -214,6 +214,14 @@ class TrainConfig(_Serialisable):
     Ranges: ``lr`` in (0, 10], ``momentum`` in [0, 1) (SGD and RMSprop only), ``weight_decay``
     in [0, 1], ``min_delta`` in [0, 1), clipping thresholds in (0, 3.4e38] (float32's range), ``seed`` an
     integer in [0, 2^63 - 1]. NaN and infinities are refused everywhere.
+
+    ``seed``: the same seed, data, versions and machine give the same history and weights, bit for
+    bit (dropout masks included), at the same thread count (``torch.set_num_threads``). At another
+    thread count the torch loop (``engine="torch"``, and every model with dropout) differs in the
+    last bits, which training amplifies: torch's multithreaded kernels (products over a long inner
+    dimension such as weight gradients summed over a batch, long sums, oneDNN's float32 LSTM)
+    split their sums between threads. Dropout masks do not depend on it. The fused trainer runs on
+    one thread and gives the same numbers at any thread count.
     """
 
     epochs: int = 100

@@ -66,14 +66,16 @@ def read_json(path: Path) -> Any:
 def write_run_files(d: Path, kind: str, sections: dict[str, Any], model, history=None, metrics=None,
                     curve_title: str | None = None) -> None:
     """The files every kind of run has: config.json (format version, kind, versions and
-    ``sections``), weights.safetensors, and history.csv / metrics.json / learning_curve.png
-    (when ``curve_title`` is given) where there is a history."""
+    ``sections``), weights.safetensors, and history.csv / timing.csv / metrics.json /
+    learning_curve.png (when ``curve_title`` is given) where there is a history. history.csv holds
+    only what the seed reproduces; the wall-clock seconds per epoch go to timing.csv."""
     write_json(d / "config.json", {"format_version": FORMAT_VERSION, "kind": kind, "versions": _versions(),
                                    **sections})
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(d / "weights.safetensors"))
     if history is not None:
         history.to_frame().to_csv(d / "history.csv", index=False)
+        history.timing_frame().to_csv(d / "timing.csv", index=False)
         if curve_title is not None and history.rows:
             from .plots import plot_learning_curve
             plot_learning_curve(history, d / "learning_curve.png", title=curve_title)
@@ -89,10 +91,12 @@ def load_weights(model, d: Path, meta: dict):
 
 
 def read_run_files(d: Path) -> tuple[History | None, dict | None]:
-    """history.csv and metrics.json of a run directory, None where absent."""
+    """history.csv (with timing.csv's seconds where present) and metrics.json of a run
+    directory, None where absent."""
     history = None
     if (d / "history.csv").is_file():
-        history = History(rows=pd.read_csv(d / "history.csv").to_dict("records"))
+        timing = pd.read_csv(d / "timing.csv") if (d / "timing.csv").is_file() else None
+        history = History.from_frames(pd.read_csv(d / "history.csv"), timing)
     metrics = read_json(d / "metrics.json") if (d / "metrics.json").is_file() else None
     return history, metrics
 

@@ -21,15 +21,27 @@ from torch import Tensor, nn
 from .config import TrainConfig
 from .errors import ShapeError, TrainingError
 
-__all__ = ["History", "fit", "make_optimizer", "progress_enabled"]
+__all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled"]
 
 LossFn = Callable[[nn.Module, Sequence[Tensor]], Tensor]
+
+
+#: the columns a run directory's history.csv holds: all reproduced exactly by the same seed on
+#: the same machine (and thread count), so two such runs write byte-identical files
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr")
+#: timing.csv: each epoch's wall-clock seconds, which differ from run to run, kept apart for that
+TIMING_COLUMNS = ("epoch", "seconds")
 
 
 @dataclass
 class History:
     """One row per epoch: ``epoch``, ``train_loss``, ``val_loss`` (NaN when not checked), ``lr``,
-    ``seconds``; plus where training stopped and which epoch's weights were kept."""
+    ``seconds``; plus where training stopped and which epoch's weights were kept.
+
+    Every column but the wall-clock ``seconds`` is reproducible, so a run directory stores them
+    apart: :meth:`to_frame` (history.csv) and :meth:`timing_frame` (timing.csv);
+    :meth:`from_frames` joins them again (``seconds`` absent where there is no timing).
+    """
 
     rows: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
@@ -45,8 +57,30 @@ class History:
         return [r["val_loss"] for r in self.rows]
 
     def to_frame(self):
+        """The reproducible columns (:data:`HISTORY_COLUMNS`), one row per epoch."""
         import pandas as pd
-        return pd.DataFrame(self.rows, columns=["epoch", "train_loss", "val_loss", "lr", "seconds"])
+        return pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS))
+
+    def timing_frame(self):
+        """``epoch`` and its wall-clock ``seconds`` (:data:`TIMING_COLUMNS`), one row per epoch."""
+        import pandas as pd
+        return pd.DataFrame(self.rows, columns=list(TIMING_COLUMNS))
+
+    @classmethod
+    def from_frames(cls, history, timing=None) -> "History":
+        """Rows from a history frame and, where given, the timing frame of the same epochs.
+
+        A history frame that still has a ``seconds`` column (run directories written before the
+        timing was split out) keeps it. A timing frame of other epochs is refused (ValueError):
+        the two files would then not come from one run.
+        """
+        rows = history.to_dict("records")
+        if timing is not None:
+            if list(timing.get("epoch", [])) != [r.get("epoch") for r in rows] or "seconds" not in timing:
+                raise ValueError("timing.csv does not list the epochs of history.csv with their seconds")
+            for row, seconds in zip(rows, timing["seconds"].tolist()):
+                row["seconds"] = seconds
+        return cls(rows=rows)
 
 
 def progress_enabled(quiet: bool = False) -> bool:
