@@ -10,12 +10,13 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 from .config import DataConfig, ModelConfig, TrainConfig
 from .cli_jobs import JOB_COMMANDS
-from .errors import RnnkitError, RunError
+from .errors import RnnkitError, RnnkitWarning, RunError
 
 __all__ = ["main", "build_parser"]
 
@@ -269,7 +270,20 @@ COMMANDS = {"fit": cmd_fit, "forecast": cmd_forecast, "evaluate": cmd_evaluate, 
 COMMANDS.update(JOB_COMMANDS)  # "classify", "text"
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """An :class:`RnnkitWarning` is for a person: one line on stderr, like an error; any other
+    warning as Python shows it."""
+    if issubclass(category, RnnkitWarning):
+        print(f"rnnkit: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
