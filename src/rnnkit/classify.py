@@ -25,13 +25,12 @@ from .data import Scaler
 from .errors import ConfigError, DataError
 from .metrics import classification_report
 from .models import SequenceClassifier
+from .runcheck import RunCheck
 from .rundir import consistent_read
 from .runs import (
     load_weights,
     loading,
     read_config,
-    read_json,
-    read_run_files,
     write_json,
     write_run_dir,
     write_run_files,
@@ -319,21 +318,31 @@ def save_classifier_run(run: ClassifierRun, out: str | os.PathLike, force: bool 
 
 @consistent_read
 def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
-    """Load a classification run directory; its predictions equal the original's bit for bit."""
+    """Load a classification run directory; its predictions equal the original's bit for bit.
+
+    Every file is checked against the config before the model is built (:mod:`rnnkit.runcheck`)."""
     d = Path(path)
     config = read_config(d, "classify", ("weights.safetensors", "labels.json"))
+    check = RunCheck(d, "classify")
     with loading(d, "classify"):
-        mc, hc = ModelConfig.from_dict(config["model"]), ClassifierConfig.from_dict(config["head"])
-        dc, tc = SequenceDataConfig.from_dict(config["data"]), TrainConfig.from_dict(config["train"])
-        meta, shapes = config["meta"], config["shapes"]
-        classes = tuple(read_json(d / "labels.json")["classes"])
+        s, meta, shapes = check.sections(config, {"model": ModelConfig, "head": ClassifierConfig,
+                                                  "data": SequenceDataConfig, "train": TrainConfig})
+        mc, hc, dc, tc = s["model"], s["head"], s["data"], s["train"]
+        strings, n_in = shapes["vocab_size"] is not None, shapes["input_size"]
+        check.agree(meta["input"] == ("strings" if strings else "series") and meta["n_features"] == n_in
+                    and (n_in == 0) == strings, "config.json",
+                    f"meta (input {meta['input']!r}, n_features {meta['n_features']}) and shapes (input_size "
+                    f"{n_in}, vocab_size {shapes['vocab_size']}) contradict each other")
+        classes = check.labels(shapes["n_classes"])
         vocab = scaler = None
-        if shapes["vocab_size"] is not None:
-            vocab = CharVocab.from_dict(read_json(d / "vocab.json"))
+        if strings:
+            vocab = check.vocab(shapes["vocab_size"])
         else:
-            scaler = Scaler.from_dict(read_json(d / "scaler.json"))
-        model = SequenceClassifier(shapes["input_size"], shapes["n_classes"], mc, hc.pool,
-                                   vocab_size=shapes["vocab_size"], embedding_dim=hc.embedding_dim)
-        model = load_weights(model, d, meta)
-        history, metrics = read_run_files(d)
+            scaler = check.scaler(n_in)
+        sizes = {"classes": len(classes), "input_size": n_in}
+        if strings:
+            sizes.update(vocab_size=len(vocab), **{"vocab_size x embedding_dim": len(vocab) * hc.embedding_dim})
+        model = load_weights(check, lambda: SequenceClassifier(n_in, len(classes), mc, hc.pool, vocab_size=shapes[
+            "vocab_size"], embedding_dim=hc.embedding_dim), meta, mc, sizes)
+        history, metrics = check.reports()
     return ClassifierRun(model, classes, dc, mc, hc, tc, scaler, vocab, history, metrics, meta)

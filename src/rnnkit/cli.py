@@ -10,12 +10,13 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from typing import Callable, Sequence
 
 from .config import CELL_NAMES, OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, TrainConfig
 from .cli_jobs import JOB_COMMANDS
 from .cli_parse import Parser, UsageError, seed_arg
-from .errors import RnnkitError
+from .errors import RnnkitError, RnnkitWarning
 from .rundir import check_out, write_file_atomic
 
 __all__ = ["main", "build_parser"]
@@ -290,6 +291,18 @@ COMMANDS = {"fit": cmd_fit, "forecast": cmd_forecast, "evaluate": cmd_evaluate, 
 COMMANDS.update(JOB_COMMANDS)  # "classify", "text"
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """An :class:`RnnkitWarning` is for a person: one line on stderr, like an error; any other
+    warning as Python shows it."""
+    if issubclass(category, RnnkitWarning):
+        print(f"rnnkit: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so that a run being written is cleaned up on the way out."""
 
@@ -311,6 +324,7 @@ def main(argv: Sequence[str] | None = None, loaded: Callable[[], None] | None = 
     imports is handled too: with ``loaded``, the libraries every command needs are imported once
     the arguments parse, then ``loaded()`` is called (``--help``, ``--version`` and usage errors
     stay fast)."""
+    warnings.showwarning = _show_warning
     _terminate_cleanly()
     try:
         parser = build_parser()

@@ -215,16 +215,38 @@ class Scaler:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Scaler:
-        """Rebuild a fitted Scaler from :meth:`to_dict` output."""
-        try:
-            scaler = cls(state["kind"])
-            offset = np.array([float(v) for v in state["offset"]], dtype=np.float64)
-            scale = np.array([float(v) for v in state["scale"]], dtype=np.float64)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"not a saved Scaler ({type(exc).__name__}: {exc}); expected "
-                              f"the keys 'kind', 'offset', 'scale' written by to_dict()") from exc
-        if offset.shape != scale.shape or not len(offset) or (scale == 0).any():
-            raise ConfigError("saved Scaler has mismatched, empty or zero parameters; re-fit it")
+        """Rebuild a fitted Scaler from :meth:`to_dict` output.
+
+        Strict, because the parameters come from a file: exactly the keys ``to_dict`` writes, a
+        known kind, finite numbers (not strings or booleans), one positive scale per column
+        (every kind fits scales > 0), and offset 0 / scale 1 for ``"none"``; anything else would
+        scale new data into nonsense without a word.
+        """
+        keys = ("kind", "offset", "scale")
+        if not isinstance(state, dict) or set(state) != set(keys):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ConfigError(f"not a saved Scaler (got {got}); expected exactly the keys 'kind', 'offset', "
+                              "'scale' written by to_dict()")
+        if state["kind"] not in cls.KINDS:
+            raise ConfigError(f"unknown scaler kind {state['kind']!r}; a saved Scaler is one of {', '.join(cls.KINDS)}")
+        params = {}
+        for key in ("offset", "scale"):
+            v = state[key]
+            if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+                raise ConfigError(f"a saved Scaler's {key!r} must be a list of numbers, one per column")
+            params[key] = np.array(v, dtype=np.float64)
+            if not np.isfinite(params[key]).all():
+                raise ConfigError(f"a saved Scaler's {key!r} holds NaN or infinite values; re-fit it")
+        offset, scale = params["offset"], params["scale"]
+        if offset.shape != scale.shape or not len(offset):
+            raise ConfigError(f"a saved Scaler needs one offset and one scale per column; got {len(offset)} "
+                              f"offset(s) and {len(scale)} scale(s)")
+        if (scale <= 0).any():
+            raise ConfigError(f"a saved Scaler's scales must be positive; column {int(np.argmax(scale <= 0))} "
+                              f"has {float(scale[scale <= 0][0])!r}")
+        if state["kind"] == "none" and ((offset != 0).any() or (scale != 1).any()):
+            raise ConfigError("a saved Scaler of kind 'none' must have offset 0 and scale 1 in every column")
+        scaler = cls(state["kind"])
         scaler.offset, scaler.scale = offset, scale
         return scaler
 

@@ -6,7 +6,7 @@ Every message says what was wrong and what to do about it. The command line prin
 
 from __future__ import annotations
 
-__all__ = ["RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError"]
+__all__ = ["RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError", "RnnkitWarning"]
 
 
 class RnnkitError(Exception):
@@ -31,3 +31,8 @@ class RunError(RnnkitError):
 
 class TrainingError(RnnkitError):
     """Training failed in a way the user must act on (for example the loss became NaN)."""
+
+
+class RnnkitWarning(UserWarning):
+    """Something rnnkit worked around that a user should know of (for example a damaged report
+    file of a run, ignored). The command line prints it as one ``rnnkit: warning: ...`` line."""

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .config import DataConfig, ModelConfig, TrainConfig
-from .data import Scaler
 from .errors import RnnkitError, RunError
 from .models import Forecaster
+from .runcheck import RunCheck
 from .rundir import consistent_read, write_run_dir
 from .train import History
 
@@ -83,22 +82,23 @@ def write_run_files(d: Path, kind: str, sections: dict[str, Any], model, history
         write_json(d / "metrics.json", metrics)
 
 
-def load_weights(model, d: Path, meta: dict):
-    """``model`` in the run's dtype with the weights of ``d/weights.safetensors``, in eval mode."""
-    model = model.to(getattr(torch, meta.get("dtype", "float32")))
-    model.load_state_dict(load_file(str(d / "weights.safetensors")))
-    return model.eval()
+def load_weights(check: RunCheck, build: Callable[[], torch.nn.Module], meta: dict, model_config: ModelConfig,
+                 sizes: dict[str, int]):
+    """``build()`` in the run's dtype with the weights of weights.safetensors, in eval mode.
+
+    The file is checked against the model the config describes before the model is built (see
+    :meth:`rnnkit.runcheck.RunCheck.weights`); ``sizes`` names the config's other widths and
+    counts (inputs, outputs, vocabulary) that the file's size must bound."""
+    mc = model_config
+    layers = mc.num_layers * (2 if mc.bidirectional else 1)
+    sizes = {"hidden_size": mc.hidden_size, "output_size": mc.output_size or 0, **sizes}
+    return check.weights(build, meta["dtype"], layers, sizes)
 
 
-def read_run_files(d: Path) -> tuple[History | None, dict | None]:
-    """history.csv (with timing.csv's seconds where present) and metrics.json of a run
-    directory, None where absent."""
-    history = None
-    if (d / "history.csv").is_file():
-        timing = pd.read_csv(d / "timing.csv") if (d / "timing.csv").is_file() else None
-        history = History.from_frames(pd.read_csv(d / "history.csv"), timing)
-    metrics = read_json(d / "metrics.json") if (d / "metrics.json").is_file() else None
-    return history, metrics
+def read_run_files(d: Path, kind: str = "forecast") -> tuple[History | None, dict | None]:
+    """history.csv and metrics.json of a run directory, None where absent; reports only, so a
+    damaged one is ignored with an :class:`~rnnkit.errors.RnnkitWarning` (it never stops a load)."""
+    return RunCheck(d, kind).reports()
 
 
 @contextmanager
@@ -146,21 +146,22 @@ def read_config(path: str | os.PathLike, kind: str = "forecast",
     make = MAKE.get(kind, "rnnkit fit")
     if not d.is_dir():
         raise RunError(f"run directory {d} does not exist; pass the --out directory of `{make}`")
-    if not (d / "config.json").is_file():
+    if not os.path.lexists(d / "config.json"):
         raise RunError(f"run directory {d} is incomplete (missing config.json); re-run `{make}`")
-    try:
-        config = read_json(d / "config.json")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{d / 'config.json'} is not valid JSON ({e}); the run is damaged, re-run `{make}`") from None
-    version = config.get("format_version") if isinstance(config, dict) else None
-    if version != FORMAT_VERSION:
-        raise RunError(f"run {d} has format version {version!r}, this rnnkit reads version {FORMAT_VERSION}; "
-                       f"re-run `{make}` with this version")
-    got = config.get("kind", "forecast")
+    check = RunCheck(d, kind)
+    config = check.json("config.json")
+    if not isinstance(config, dict):
+        check.fail("config.json", "is not a JSON object")
+    version = config.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:  # not true, 1.0 or "1"
+        raise RunError(f"run {d} has format version {version!r} (config.json), this rnnkit reads version "
+                       f"{FORMAT_VERSION}; re-run `{make}` with this version")
+    got = check.entries(config, "", {"format_version": "int", "kind": "str", "versions": "dict[str]"},
+                        exact=False)["kind"]
     if got != kind:
         raise RunError(f"{d} is a {got!r} run, not a {kind!r} run; use it with `{USE.get(got, got)}`, "
                        f"or pass a run made by `{make}`")
-    missing = [f for f in required if not (d / f).is_file()]
+    missing = [f for f in required if not os.path.lexists(d / f)]
     if missing:
         raise RunError(f"run directory {d} is incomplete (missing {', '.join(missing)}); re-run `{make}`")
     return config
@@ -170,8 +171,8 @@ def run_kind(path: str | os.PathLike) -> str:
     """The ``kind`` a run directory's config.json declares (``"forecast"`` when unreadable: the
     loader then explains what is wrong)."""
     try:
-        kind = read_json(Path(path) / "config.json").get("kind", "forecast")
-    except (OSError, ValueError, AttributeError):
+        kind = RunCheck(Path(path), "forecast").json("config.json").get("kind", "forecast")
+    except (RunError, AttributeError):
         return "forecast"
     return kind if isinstance(kind, str) else "forecast"
 
@@ -199,15 +200,23 @@ def load_forecast_run(path: str | os.PathLike):
     from .pipeline import ForecastRun
     d = Path(path)
     config = read_config(d, "forecast")
+    check = RunCheck(d, "forecast")
     with loading(d, "forecast"):
-        mc = ModelConfig.from_dict(config["model"])
-        dc = DataConfig.from_dict(config["data"])
-        tc = TrainConfig.from_dict(config["train"])
-        shapes = config["shapes"]
-        meta = config.get("meta", {})
-        model = load_weights(Forecaster(shapes["input_size"], shapes["n_targets"], shapes["horizon"], mc), d, meta)
-        scaler = Scaler.from_dict(read_json(d / "scaler.json"))
-        history, metrics = read_run_files(d)
+        s, meta, shapes = check.sections(config, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig})
+        mc, dc, tc = s["model"], s["data"], s["train"]
+        n_in, n_out = len(dc.targets) + len(dc.covariates), len(dc.targets)
+        check.agree(n_out >= 1 and (shapes["input_size"], shapes["n_targets"], shapes["horizon"]) ==
+                    (n_in, n_out, dc.horizon), "config.json",
+                    f"shapes {shapes} do not match the data section ({n_out} target(s), {n_in} input(s), "
+                    f"horizon {dc.horizon})")
+        rows = meta["train_rows"], meta["val_rows"], meta["test_start"], meta["n_rows"]
+        check.agree(0 < rows[0] and 0 <= rows[1] and rows[0] + rows[1] == rows[2] <= rows[3], "config.json",
+                    f"meta's split (train_rows {rows[0]}, val_rows {rows[1]}, test_start {rows[2]}, n_rows "
+                    f"{rows[3]}) is impossible")
+        scaler = check.scaler(n_in)
+        model = load_weights(check, lambda: Forecaster(n_in, n_out, dc.horizon, mc), meta, mc,
+                             {"input_size": n_in, "horizon x targets": dc.horizon * n_out})
+        history, metrics = check.reports()
     return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta)
 
 

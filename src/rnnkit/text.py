@@ -28,13 +28,12 @@ from .config import TEXT_DEFAULTS, ModelConfig, TextConfig, TrainConfig
 from .corpora import decode_utf8, load_source
 from .errors import DataError
 from .models import CharLM
+from .runcheck import RunCheck
 from .rundir import consistent_read
 from .runs import (
     load_weights,
     loading,
     read_config,
-    read_json,
-    read_run_files,
     write_json,
     write_run_dir,
     write_run_files,
@@ -237,15 +236,22 @@ def save_text_run(run: TextRun, out: str | os.PathLike, force: bool = False, plo
 
 @consistent_read
 def load_text_run(path: str | os.PathLike) -> TextRun:
-    """Load a text run directory; its bits per character and samples equal the original's."""
+    """Load a text run directory; its bits per character and samples equal the original's.
+
+    Every file is checked against the config before the model is built (:mod:`rnnkit.runcheck`)."""
     d = Path(path)
     config = read_config(d, "text", ("weights.safetensors", "vocab.json"))
+    check = RunCheck(d, "text")
     with loading(d, "text"):
-        mc, xc = ModelConfig.from_dict(config["model"]), TextConfig.from_dict(config["text"])
-        tc, meta = TrainConfig.from_dict(config["train"]), config["meta"]
-        vocab = CharVocab.from_dict(read_json(d / "vocab.json"))
-        model = load_weights(CharLM(config["shapes"]["vocab_size"], mc, xc.embedding_dim), d, meta)
-        if len(vocab) != model.vocab_size:
-            raise ValueError(f"vocab.json has {len(vocab)} characters, the weights {model.vocab_size}")
-        history, metrics = read_run_files(d)
+        s, meta, shapes = check.sections(config, {"model": ModelConfig, "text": TextConfig, "train": TrainConfig})
+        mc, xc, tc = s["model"], s["text"], s["train"]
+        check.agree(shapes["embedding_dim"] == xc.embedding_dim, "config.json",
+                    f"shapes.embedding_dim {shapes['embedding_dim']} differs from the text section's "
+                    f"embedding_dim {xc.embedding_dim}")
+        check.agree(len(meta["first_char"]) == 1, "config.json", "meta.first_char must be one character")
+        vocab = check.vocab(shapes["vocab_size"])
+        V = len(vocab)
+        model = load_weights(check, lambda: CharLM(V, mc, xc.embedding_dim), meta, mc,
+                             {"vocab_size": V, "vocab_size x embedding_dim": V * xc.embedding_dim})
+        history, metrics = check.reports()
     return TextRun(model, vocab, xc, mc, tc, history, metrics, meta)

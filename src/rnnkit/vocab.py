@@ -100,11 +100,20 @@ class CharVocab:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CharVocab:
-        try:
-            return cls(d["chars"], d["unknown"])
-        except (KeyError, TypeError) as e:
-            raise ConfigError(f"not a saved CharVocab ({type(e).__name__}: {e}); expected the keys "
-                              "'chars' and 'unknown' written by to_dict()") from None
+        """Rebuild a vocabulary from :meth:`to_dict` output: exactly its keys, distinct single
+        characters, a known policy. A ``"replace"`` vocabulary must list :attr:`UNK` itself:
+        the constructor would otherwise add it and shift every id the model learnt."""
+        if not isinstance(d, dict) or set(d) != {"chars", "unknown"}:
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise ConfigError(f"not a saved CharVocab (got {got}); expected exactly the keys 'chars' and "
+                              "'unknown' written by to_dict()")
+        chars = d["chars"]
+        if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+            raise ConfigError("a saved CharVocab's 'chars' must be a list of single characters")
+        if d["unknown"] == "replace" and cls.UNK not in chars:
+            raise ConfigError("a saved CharVocab with unknown='replace' must list U+FFFD (the unknown "
+                              "character's id); this one does not")
+        return cls(chars, d["unknown"])
 
     def __repr__(self) -> str:
         return f"CharVocab({len(self)} characters, unknown={self.unknown!r})"
