@@ -232,7 +232,7 @@ class Recurrent(nn.Module):
         """Called by ``torch.jit.script``: refuse clearly (TorchScript cannot compile the backend
         choice, ``lengths=`` or the native kernels), naming what works instead."""
         raise ConfigError(f"torch.jit.script cannot compile rnnkit.{type(self).__name__}; script its "
-                          "torch.nn twin, torch.jit.script(rnnkit.to_torch(layer)) (same weights), or use "
+                          "torch.nn twin, torch.jit.script(rnnkit.to_torch(layer)) (identical state_dict), or use "
                           "torch.jit.trace or torch.compile")
 
     def resolved_backend(self, x: Tensor | None = None) -> str:
