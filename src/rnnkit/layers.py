@@ -231,9 +231,9 @@ class Recurrent(nn.Module):
     def __prepare_scriptable__(self):
         """Called by ``torch.jit.script``: refuse clearly (TorchScript cannot compile the backend
         choice, ``lengths=`` or the native kernels), naming what works instead."""
-        raise ConfigError(f"torch.jit.script cannot compile rnnkit.{type(self).__name__}; script its "
-                          "torch.nn twin, torch.jit.script(rnnkit.to_torch(layer)) (identical state_dict), or use "
-                          "torch.jit.trace or torch.compile")
+        raise ConfigError(f"torch.jit.script cannot compile rnnkit.{type(self).__name__} (its backend "
+                          "choice, lengths= and native kernels are Python); use torch.jit.trace or "
+                          "torch.compile, or convert it to torch.nn's own layer with rnnkit.to_torch(layer)")
 
     def resolved_backend(self, x: Tensor | None = None) -> str:
         """The backend that runs for input ``x (B, T, I)``; see :func:`rnnkit.kernels.dispatch.choose`."""
