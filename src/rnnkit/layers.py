@@ -115,7 +115,10 @@ class Recurrent(nn.Module):
     (``(B, T, I)`` if ``batch_first``), ``(T, I)`` unbatched, or a ``PackedSequence``.
     ``hx``/``h_n`` is a tensor ``(L*D, B, S)`` for single-state cells and a tuple ``(h, c)`` for
     LSTM. ``lengths (B,)`` marks variable-length sequences: outputs past a sequence's end are zero
-    and ``h_n`` is the state at each sequence's last step.
+    and ``h_n`` is the state at each sequence's last step, as torch gives for the packed batch; the
+    output keeps the input's length T even when every length is shorter (torch's
+    ``pad_packed_sequence(..., total_length=T)``). A ``PackedSequence`` gives torch's
+    ``PackedSequence`` back (same ``batch_sizes`` and order).
     """
 
     def __init__(self, cell: str | type[RecurrentCell], input_size: int, hidden_size: int,
