@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import ConfigError, ShapeError
+from .errors import ConfigError, ConfigTypeError, ShapeError
 
 __all__ = ["RecurrentCell", "ElmanCell", "JordanCell", "LSTMCell", "GRUCell", "keras_init_"]
 
@@ -42,6 +42,25 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "identity": _identity,
     "linear": _identity,
 }
+
+
+def check_size(name: str, value, minimum: int = 1) -> int:
+    """``value`` as torch.nn checks a size: an ``int`` (TypeError otherwise; rnnkit also refuses
+    ``True``/``False``, which torch would take as 1/0), at least ``minimum`` (ValueError)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigTypeError(f"{name} should be of type int, got: {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ConfigError(f"{name} must be {'greater than zero' if minimum == 1 else f'at least {minimum}'}, "
+                          f"got {value}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as torch.nn checks a flag: exactly ``True`` or ``False`` (``"False"`` is not)."""
+    if not isinstance(value, bool):
+        raise ConfigTypeError(f"{name} should be of type bool, got: {type(value).__name__} ({value!r}); "
+                              "pass True or False")
+    return value
 
 
 def _activation(name: str, what: str) -> Callable[[Tensor], Tensor]:
@@ -65,12 +84,9 @@ class RecurrentCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.bias = bool(bias)
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.bias = check_bool("bias", bias)
 
     # --- what a subclass provides ---------------------------------------------------------
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -243,9 +259,7 @@ class JordanCell(RecurrentCell):
                  nonlinearity: str = "tanh", output_activation: str = "identity", *,
                  device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size, bias)
-        self.jordan_output_size = hidden_size if output_size is None else int(output_size)
-        if self.jordan_output_size < 1:
-            raise ConfigError(f"output_size must be a positive integer, got {output_size!r}")
+        self.jordan_output_size = hidden_size if output_size is None else check_size("output_size", output_size)
         if nonlinearity not in ("tanh", "relu"):
             raise ConfigError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -315,10 +329,11 @@ class LSTMCell(RecurrentCell):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, proj_size: int = 0, *,
                  peephole: bool = False, device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size, bias)
-        if not isinstance(proj_size, int) or proj_size < 0 or proj_size >= hidden_size and proj_size:
-            raise ConfigError(f"proj_size must be 0 or an integer below hidden_size={hidden_size}, got {proj_size!r}")
-        if not isinstance(peephole, bool):
-            raise ConfigError(f"peephole must be True or False, got {peephole!r}")
+        check_size("proj_size", proj_size, minimum=0)
+        if proj_size >= hidden_size:
+            raise ConfigError(f"proj_size has to be smaller than hidden_size={hidden_size} (or 0 for no "
+                              f"projection), got {proj_size}")
+        check_bool("peephole", peephole)
         self.proj_size, self.peephole = proj_size, peephole
         self._create_parameters(device, dtype)
 

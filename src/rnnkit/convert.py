@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize, prune
 
 from .cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
 from .errors import ConfigError
@@ -24,7 +26,9 @@ def to_torch(module: nn.Module) -> nn.Module:
 
     Supports :class:`RNN`/:class:`LSTM`/:class:`GRU` (and a :class:`Recurrent` of those cells) and
     :class:`ElmanCell`/:class:`LSTMCell`/:class:`GRUCell` (LSTM cells without projection).
-    Jordan networks have no torch.nn counterpart and raise :class:`ConfigError`.
+    Jordan networks have no torch.nn counterpart and raise :class:`ConfigError`. Parametrizations
+    (``weight_norm``, ``spectral_norm``, ``register_parametrization``) and pruning masks are carried
+    over, so the twin computes the same function and keeps training the same way.
     """
     kw = _same_device_dtype(module)
     if isinstance(module, Recurrent):
@@ -55,13 +59,28 @@ def to_torch(module: nn.Module) -> nn.Module:
             raise ConfigError(f"{type(module).__name__} has no torch.nn counterpart")
     else:
         raise ConfigError(f"to_torch expects an rnnkit layer or cell, got {type(module).__name__}")
+    _copy_reparametrizations(module, twin)
     twin.load_state_dict(module.state_dict())
     twin.train(module.training)
     return twin
 
 
+def _copy_reparametrizations(module: nn.Module, twin: nn.Module) -> None:
+    """Give ``twin`` the parametrizations and pruning masks of ``module`` (their tensors then come
+    with ``load_state_dict``), so both have the same ``state_dict`` keys and compute the same."""
+    if parametrize.is_parametrized(module):
+        for name, plist in module.parametrizations.items():
+            for p in plist:
+                parametrize.register_parametrization(twin, name, copy.deepcopy(p), unsafe=True)
+    for hook in module._forward_pre_hooks.values():
+        if isinstance(hook, prune.BasePruningMethod):
+            name = hook._tensor_name
+            prune.custom_from_mask(twin, name, getattr(module, name + "_mask"))
+
+
 def from_torch(module: nn.Module, backend: str = "auto") -> nn.Module:
-    """Return the rnnkit twin of a ``torch.nn`` RNN/LSTM/GRU or RNNCell/LSTMCell/GRUCell."""
+    """Return the rnnkit twin of a ``torch.nn`` RNN/LSTM/GRU or RNNCell/LSTMCell/GRUCell
+    (parametrizations and pruning masks included, as :func:`to_torch`)."""
     kw = _same_device_dtype(module)
     if isinstance(module, nn.RNNBase):
         common = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
@@ -86,6 +105,7 @@ def from_torch(module: nn.Module, backend: str = "auto") -> nn.Module:
             twin = ElmanCell(*args, nonlinearity=module.nonlinearity, **kw)
     else:
         raise ConfigError(f"from_torch expects a torch.nn RNN/LSTM/GRU or cell, got {type(module).__name__}")
+    _copy_reparametrizations(module, twin)
     twin.load_state_dict(module.state_dict())
     twin.train(module.training)
     return twin

@@ -6,7 +6,8 @@ Every message says what was wrong and what to do about it. The command line prin
 
 from __future__ import annotations
 
-__all__ = ["RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError", "RnnkitWarning"]
+__all__ = ["RnnkitError", "DataError", "ConfigError", "ConfigTypeError", "ShapeError", "RunError", "TrainingError",
+           "RnnkitWarning"]
 
 
 class RnnkitError(Exception):
@@ -31,6 +32,11 @@ class RunError(RnnkitError):
 
 class TrainingError(RnnkitError):
     """Training failed in a way the user must act on (for example the loss became NaN)."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A setting has the wrong type (``batch_first="False"``, ``hidden_size=4.0``): a
+    :class:`ConfigError` that is also the ``TypeError`` torch.nn raises for the same argument."""
 
 
 class RnnkitWarning(UserWarning):

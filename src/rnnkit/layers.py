@@ -12,10 +12,23 @@ names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so :class:`RNN`, :class:`
 - ``"torch"``: torch's native kernels (oneDNN on CPU, cuDNN on GPU) on the same parameters;
   Elman, LSTM and GRU only;
 - ``"auto"`` (default): the fastest backend that supports the configuration.
+
+The drop-in layers are not subclasses of ``torch.nn.RNNBase`` (so ``isinstance(m, nn.LSTM)`` is
+False), deliberately: torch's tools that act on RNNs look classes up by *exact* type
+(``torch.ao.quantization``'s mappings, Opacus' per-sample-gradient layers), so a subclass would
+not be handled by them either, while inheriting RNNBase's private bookkeeping (``_flat_weights``
+kept in sync in ``__setattr__``, ``_apply``, cuDNN weight flattening) and claiming torch's
+semantics for layers that add ``lengths=``, backends, peepholes and Jordan cells. Instead the
+layers carry the surface user code reads (``mode``, ``proj_size``, ``_flat_weights``,
+``_flat_weights_names``, ``_all_weights``, ``all_weights``, ``flatten_parameters()``, torch's
+``repr``), warn when ``torch.ao.quantization`` would leave them unquantized, refuse
+``torch.jit.script`` clearly, and :func:`rnnkit.to_torch` gives the ``torch.nn`` twin (identical
+``state_dict``) for tools that need torch's own class.
 """
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Sequence, Union
 
@@ -24,8 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
-from .errors import ConfigError, ShapeError
+from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell, check_bool, check_size
+from .errors import ConfigError, ConfigTypeError, ShapeError
 from .kernels import dispatch
 from .kernels import fused as fused_kernels
 
@@ -47,6 +60,19 @@ def _cell_class(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:
     if isinstance(cell, type) and issubclass(cell, RecurrentCell):
         return cell
     raise ConfigError(f"cell must be a name or a RecurrentCell subclass, got {cell!r}")
+
+
+def _check_dropout(dropout) -> float:
+    """``dropout`` as torch.nn checks it: a real number (not a bool, string or tensor) in [0, 1]."""
+    try:
+        p = float(dropout)
+    except (TypeError, ValueError):
+        raise (ConfigTypeError if not isinstance(dropout, str) else ConfigError)(
+            f"dropout should be a number in range [0, 1], got {dropout!r}") from None
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Number) or not 0.0 <= p <= 1.0:
+        raise ConfigError(f"dropout should be a number in range [0, 1] (the probability of zeroing an "
+                          f"element between stacked layers), got {dropout!r}")
+    return p
 
 
 def valid_mask(lengths: Tensor | Sequence[int] | None, B: int, T: int, device=None) -> Tensor:
@@ -89,7 +115,10 @@ class Recurrent(nn.Module):
     (``(B, T, I)`` if ``batch_first``), ``(T, I)`` unbatched, or a ``PackedSequence``.
     ``hx``/``h_n`` is a tensor ``(L*D, B, S)`` for single-state cells and a tuple ``(h, c)`` for
     LSTM. ``lengths (B,)`` marks variable-length sequences: outputs past a sequence's end are zero
-    and ``h_n`` is the state at each sequence's last step.
+    and ``h_n`` is the state at each sequence's last step, as torch gives for the packed batch; the
+    output keeps the input's length T even when every length is shorter (torch's
+    ``pad_packed_sequence(..., total_length=T)``). A ``PackedSequence`` gives torch's
+    ``PackedSequence`` back (same ``batch_sizes`` and order).
     """
 
     def __init__(self, cell: str | type[RecurrentCell], input_size: int, hidden_size: int,
@@ -98,23 +127,25 @@ class Recurrent(nn.Module):
                  init: str = "torch", device=None, dtype=None, **cell_kwargs) -> None:
         super().__init__()
         cell_cls = _cell_class(cell)
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ConfigError(f"num_layers must be a positive integer, got {num_layers!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
-        if backend not in BACKENDS:
+        check_size("num_layers", num_layers)
+        for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+            check_bool(name, flag)
+        dropout = _check_dropout(dropout)
+        if not isinstance(backend, str) or backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout acts between stacked layers; with num_layers=1 it does nothing",
                           stacklevel=2)
         self.cell_type = cell_cls
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
-        self.bidirectional = bool(bidirectional)
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        self.bidirectional = bidirectional
+        self.proj_size = cell_kwargs.get("proj_size", 0)  # torch.nn.RNNBase has it on every layer
         self.backend = backend
         self.cell_kwargs = dict(cell_kwargs)
         self._cells: list[RecurrentCell] = []  # math only; their weights live on this module
         self._names: list[list[str]] = []  # per (layer, direction): this module's weight names
+        self._all_weights: list[list[str]] = []  # the same without absent (None) weights, as torch.nn
         D = self.num_directions
         layer_in = input_size
         for layer in range(num_layers):
@@ -125,6 +156,7 @@ class Recurrent(nn.Module):
                 for name, p in zip(c.weight_names, c.weights()):
                     names.append(name + suffix)
                     self.register_parameter(name + suffix, p)
+                self._all_weights.append([n for n, p in zip(names, c.weights()) if p is not None])
                 c._parameters.clear()  # one owner per tensor: this layer
                 self._cells.append(c)
                 self._names.append(names)
@@ -140,8 +172,39 @@ class Recurrent(nn.Module):
         return 2 if self.bidirectional else 1
 
     def _weights(self, k: int) -> list[Tensor | None]:
+        """The weights of layer-direction ``k``, read afresh on every call (never cached), so
+        parametrizations (``weight_norm``, ``spectral_norm``, ``register_parametrization``) and
+        pruning, which replace a parameter by a computed attribute, are seen on every forward."""
         params = self._parameters  # direct dict access: Module.__getattr__ is slow on hot paths
-        return [params[n] for n in self._names[k]]
+        try:
+            return [params[n] for n in self._names[k]]
+        except KeyError:  # a parametrized or pruned weight lives outside _parameters
+            return [getattr(self, n) for n in self._names[k]]
+
+    # torch.nn.RNNBase's introspection surface, for code written against torch.nn's layers
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        return [n for names in self._all_weights for n in names]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        """Every weight in torch's order, read through the module (parametrizations included)."""
+        return [getattr(self, n) for n in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """The weights of each layer and direction, as ``torch.nn.RNNBase.all_weights``."""
+        return [[getattr(self, n) for n in names] for names in self._all_weights]
+
+    @property
+    def mode(self) -> str:
+        """torch.nn's mode string (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``, ``"RNN_RELU"``); rnnkit's
+        own cells: their name (``"JORDAN"``, ``"LSTM_PEEPHOLE"``)."""
+        if self.cell_type is ElmanCell:
+            return "RNN_" + self.cell_kwargs.get("nonlinearity", "tanh").upper()
+        name = {LSTMCell: "LSTM", GRUCell: "GRU", JordanCell: "JORDAN"}.get(self.cell_type)
+        name = name or self.cell_type.__name__.upper()
+        return name + ("_PEEPHOLE" if self.cell_kwargs.get("peephole") else "")
 
     def cells_and_weights(self) -> list[tuple[RecurrentCell, list[Tensor | None]]]:
         """``(cell, weights)`` for every layer and direction, in torch's order."""
@@ -168,6 +231,21 @@ class Recurrent(nn.Module):
         state.pop(fused_kernels.PLANS_KEY, None)
         return state
 
+    # --- torch tools that look classes up by exact type ------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        if name == "qconfig" and "qconfig" not in self.__dict__:  # torch.ao.quantization is at work
+            warnings.warn(f"torch.ao.quantization leaves rnnkit.{type(self).__name__} in floating point (it "
+                          "swaps only torch.nn's own classes, looked up by exact type); to quantize it, "
+                          "convert it first: rnnkit.to_torch(layer)", UserWarning, stacklevel=2)
+        super().__setattr__(name, value)
+
+    def __prepare_scriptable__(self):
+        """Called by ``torch.jit.script``: refuse clearly (TorchScript cannot compile the backend
+        choice, ``lengths=`` or the native kernels), naming what works instead."""
+        raise ConfigError(f"torch.jit.script cannot compile rnnkit.{type(self).__name__} (its backend "
+                          "choice, lengths= and native kernels are Python); use torch.jit.trace or "
+                          "torch.compile, or convert it to torch.nn's own layer with rnnkit.to_torch(layer)")
+
     def resolved_backend(self, x: Tensor | None = None) -> str:
         """The backend that runs for input ``x (B, T, I)``; see :func:`rnnkit.kernels.dispatch.choose`."""
         return dispatch.choose(self, x)
@@ -176,18 +254,28 @@ class Recurrent(nn.Module):
         return dispatch.torch_mode(self)
 
     def extra_repr(self) -> str:
-        s = f"{self.cell_type.__name__}, {self.input_size}, {self.hidden_size}"
+        """torch.nn.RNNBase's text (``LSTM(3, 4, num_layers=2, batch_first=True)``), then the
+        settings torch.nn has no word for (non-default ones only: ``nonlinearity='relu'``,
+        ``backend='fused'``, ``peephole=True``, ...); :class:`Recurrent` itself names its cell first."""
+        s = f"{self.input_size}, {self.hidden_size}"
+        if type(self) is Recurrent:
+            s = f"{self.cell_type.__name__}, " + s
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        for k in ("batch_first", "bidirectional"):
-            if getattr(self, k):
-                s += f", {k}=True"
         if not self.bias:
             s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
         if self.dropout:
             s += f", dropout={self.dropout}"
-        s += "".join(f", {k}={v!r}" for k, v in self.cell_kwargs.items())
-        return s + f", backend={self.backend!r}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        defaults = {"nonlinearity": "tanh", "output_activation": "identity", "output_size": None}
+        s += "".join(f", {k}={v!r}" for k, v in self.cell_kwargs.items()
+                     if k != "proj_size" and v != defaults.get(k, False))
+        return s + ("" if self.backend == "auto" else f", backend={self.backend!r}")
 
     # --- states ----------------------------------------------------------------------------
     def init_state(self, batch: int | None = None, *, device=None, dtype=None) -> StateLike:
@@ -258,6 +346,9 @@ class Recurrent(nn.Module):
                                  f"({LD}, {batch}, {size}), got {tuple(s.shape)}")
             if s.dtype != x.dtype:
                 raise ShapeError(f"initial state has dtype {s.dtype} but the input is {x.dtype}")
+            if s.device != x.device:
+                raise ShapeError(f"initial state is on {s.device} but the input is on {x.device}; "
+                                 "move one of them")
         return states
 
     # --- forward ---------------------------------------------------------------------------
@@ -276,9 +367,13 @@ class Recurrent(nn.Module):
         B, T = x.shape[:2]
         if lengths is not None:
             lengths = self._check_lengths(lengths, B, T)
-        if x.dtype != self._weights(0)[0].dtype:
-            raise ShapeError(f"{type(self).__name__} has {self._weights(0)[0].dtype} parameters but got "
+        ref = self._weights(0)[0]
+        if x.dtype != ref.dtype:
+            raise ShapeError(f"{type(self).__name__} has {ref.dtype} parameters but got "
                              f"{x.dtype} input; convert one of them (module.to(dtype) or x.to(dtype))")
+        if x.device != ref.device:  # the native kernels would read another device's memory
+            raise ShapeError(f"{type(self).__name__} has its parameters on {ref.device} but got input on "
+                             f"{x.device}; move one of them (module.to(x.device) or x.to(device))")
         backend = self.resolved_backend(x)
         # the fused kernels start from zeros themselves: no zero tensors to build and slice
         states = None if hx is None and backend == "fused" else self._split_state(hx, B, x, unbatched)
@@ -326,7 +421,8 @@ class Recurrent(nn.Module):
             out = out.squeeze(0)  # (1, T, H) -> (T, H)
             states = tuple(s.squeeze(1) for s in states)
         elif not self.batch_first:
-            out = out.transpose(0, 1)  # (B, T, H) -> (T, B, H)
+            # (B, T, H) -> (T, B, H), contiguous as torch.nn's: user code calls out.view(T, -1)
+            out = out.transpose(0, 1).contiguous()
         return out, (states[0] if len(states) == 1 else states)
 
     def _forward_layers(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None, fused: bool):
@@ -377,6 +473,14 @@ class Recurrent(nn.Module):
             ys.append(y)
         return torch.stack(ys, 1), state  # T x (B, O) -> (B, T, O)
 
+def _refuse_unsupported(kind: str, kwargs: dict) -> None:
+    """torch.nn.RNN/GRU answer ``proj_size=`` with a ValueError; any other unknown keyword is a TypeError."""
+    if "proj_size" in kwargs:
+        raise ConfigError(f"proj_size argument is only supported for LSTM, not {kind}")
+    if kwargs:
+        raise TypeError(f"{kind}.__init__() got an unexpected keyword argument {next(iter(kwargs))!r}")
+
+
 class RNN(Recurrent):
     """Elman RNN, a drop-in replacement for ``torch.nn.RNN`` (same arguments, defaults, shapes and
     ``state_dict``), plus ``lengths=`` and ``backend=``."""
@@ -384,7 +488,8 @@ class RNN(Recurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, backend: str = "auto", init: str = "torch",
-                 device=None, dtype=None) -> None:
+                 device=None, dtype=None, **unsupported) -> None:
+        _refuse_unsupported("RNN", unsupported)
         super().__init__("elman", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend, init, device, dtype, nonlinearity=nonlinearity)
         self.nonlinearity = nonlinearity
@@ -411,7 +516,8 @@ class GRU(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 backend: str = "auto", init: str = "torch", device=None, dtype=None) -> None:
+                 backend: str = "auto", init: str = "torch", device=None, dtype=None, **unsupported) -> None:
+        _refuse_unsupported("GRU", unsupported)
         super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, backend, init, device, dtype)
 

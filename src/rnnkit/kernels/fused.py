@@ -504,6 +504,8 @@ def _make_plan(layer, x_t: Tensor, state):
     """Check everything once; the plan then re-checks only what can change between steps."""
     if layer.backend in ("reference", "torch") or layer.bidirectional or (layer.training and layer.dropout):
         return None
+    if any(n not in layer._parameters for names in layer._names for n in names):
+        return None  # parametrized or pruned weights are computed per forward: the general path
     if type(x_t) is not Tensor or x_t.dim() != 2 or x_t.shape[1] != layer.input_size or x_t.device.type != "cpu":
         return None
     if not supports(layer._cells[0], x_t) or layer._weights(0)[0].dtype != x_t.dtype:
