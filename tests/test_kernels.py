@@ -605,3 +605,34 @@ def test_an_unknown_instruction_set_level_is_refused_with_the_choices(monkeypatc
     monkeypatch.setenv("RNNKIT_NATIVE_ISA", "sse9")
     with pytest.raises(_native.NativeUnavailable, match="generic, avx2, avx512"):
         _native._cpu_flags()
+
+
+@pytest.mark.parametrize("decorate", ["prune", "weight_norm", "hook"])
+def test_fused_trainer_leaves_decorated_models_to_the_torch_loop(decorate):
+    """The native loop reads the raw parameters and calls no module: a pruned, parametrized or
+    hooked model would train as if undecorated (pruning keeps the parameter count, so nothing
+    else notices). auto must take the torch loop, and give exactly its result."""
+    from torch.nn.utils import parametrizations, prune
+    from rnnkit.kernels import trainer
+
+    def build():
+        torch.manual_seed(0)
+        model = Net("gru", 2, 4, 3, 1, F64)
+        if decorate == "prune":
+            prune.l1_unstructured(model.rnn, "weight_hh_l0", amount=0.5)
+        elif decorate == "weight_norm":
+            parametrizations.weight_norm(model.head, "weight")
+        else:
+            model.head.register_forward_hook(lambda m, i, o: o * 0.5)
+        return model
+    x, y = data()
+    task = FusedTask("all", "mse", x, y)
+    assert "bypass" in trainer.unsupported_reason(build(), task, TrainConfig())
+    loss = lambda m, b: F.mse_loss(m(b[0]), b[1])  # noqa: E731
+    auto, loop = build(), build()
+    h_auto = fit(auto, loss, (x, y), None, TrainConfig(epochs=3), quiet=True, fused=task)
+    h_loop = fit(loop, loss, (x, y), None, TrainConfig(epochs=3, engine="torch"), quiet=True)
+    assert h_auto.engine == "torch"
+    assert [r["train_loss"] for r in h_auto.rows] == [r["train_loss"] for r in h_loop.rows]  # same code twice
+    with pytest.raises(rnnkit.RnnkitError, match="bypass"):
+        fit(build(), loss, (x, y), None, TrainConfig(epochs=1, engine="fused"), quiet=True, fused=task)

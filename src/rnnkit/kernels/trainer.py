@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from ..checks import check_c_int
 from ..errors import ConfigError
@@ -73,6 +74,9 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
         return "the model is not a recurrent layer plus a linear head"
     if set(map(id, model.parameters())) != set(map(id, list(rnn.parameters()) + list(head.parameters()))):
         return "the model has parameters outside its recurrent layer and head"
+    for m in model.modules():  # the native loop reads the raw parameters and calls no module
+        if parametrize.is_parametrized(m) or m._forward_pre_hooks or m._forward_hooks or m._backward_hooks:
+            return "the model has parametrizations, pruning or hooks, which the fused trainer would bypass"
     if rnn.cell_type not in CELL_CODES or rnn.bidirectional or not rnn.bias:
         return "only unidirectional Elman/Jordan/LSTM/GRU layers with biases are fused"
     if not supports_cell(rnn._cells[0]):
