@@ -407,6 +407,10 @@ def _identity(d: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+#: how long a loader keeps re-reading a run that other processes keep replacing (seconds)
+READ_PATIENCE = 30.0
+
+
 def _being_replaced(d: Path) -> bool:
     """Whether a live rnnkit process has renamed run ``d`` aside to replace it."""
     try:
@@ -426,7 +430,8 @@ def consistent_read(load: Callable[..., _T]) -> Callable[..., _T]:
     load is repeated (a ``--force`` replacement swapped it meanwhile)."""
     @functools.wraps(load)
     def wrapper(path, *args, **kwargs):
-        for _ in range(5):
+        deadline = time.monotonic() + READ_PATIENCE
+        while time.monotonic() < deadline:
             before = _identity(Path(path))
             try:
                 result = load(path, *args, **kwargs)
@@ -439,5 +444,6 @@ def consistent_read(load: Callable[..., _T]) -> Callable[..., _T]:
                 raise
             if _identity(Path(path)) == before:
                 return result
-        raise RunError(f"run directory {path} is being replaced repeatedly by another process; try again")
+        raise RunError(f"run directory {path} was replaced by another process again and again for "
+                       f"{READ_PATIENCE:.0f} s while being read; try again when it is done")
     return wrapper
