@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast test-asan bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,18 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# The native kernels built with AddressSanitizer + UBSan (RNNKIT_NATIVE_SANITIZE=1, its own cache
+# entry) under the kernel-focused tests. The ASan runtime must be loaded first, hence LD_PRELOAD;
+# torch's own allocations are not instrumented, so leak reports (about torch, not rnnkit) are off.
+ASAN_CC ?= gcc
+ASAN_TESTS ?= tests/test_kernels.py tests/test_tracing.py
+test-asan: $(STAMP)
+	RNNKIT_NATIVE_SANITIZE=1 CC=$(ASAN_CC) \
+	LD_PRELOAD="$$($(ASAN_CC) -print-file-name=libasan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(PY) -m pytest -q -p no:cacheprovider $(ASAN_TESTS)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[bench]" || echo "rnnkit: Keras not installed; its contender is skipped"

@@ -19,7 +19,7 @@ from torch import Tensor
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
 
-__all__ = ["supports", "supports_cell", "run_layer", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
+__all__ = ["supports", "supports_cell", "blocked_reason", "run_layer", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
 
 CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
@@ -40,6 +40,51 @@ def supports_cell(cell: RecurrentCell) -> bool:
 def supports(cell: RecurrentCell, x: Tensor) -> bool:
     """Whether the fused kernels can run this cell on this input (CPU, float32/64)."""
     return supports_cell(cell) and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+_IS_TRACING = torch._C._is_tracing
+_FUNCTORCH_LEVEL = torch._C._functorch.peek_interpreter_stack
+_DISPATCH_MODES = torch._C._len_torch_dispatch_stack
+_HAS_STORAGE = torch._C._has_storage
+_PLAIN = (Tensor, torch.nn.Parameter)
+
+
+FUNCTORCH = "a torch.func transform (vmap, grad, jacrev, jacfwd, ...)"
+
+
+def blocked_reason(x: Tensor) -> str | None:
+    """Why the native kernels must not run on ``x`` now (None: they may).
+
+    The kernels read and write raw memory through pointers, outside torch's dispatcher, so
+    nothing that records or transforms torch operations sees them: ``torch.jit.trace`` would
+    bake this call's sizes into the graph, ``torch.compile``/``torch.export`` trace with fake
+    tensors that have no memory, functorch transforms (vmap, grad, jacrev, jacfwd) wrap their
+    tensors, and dispatch modes (FakeTensorMode, FlopCounterMode, ...) would miss the work.
+    About 0.3 us: the four cheapest questions torch can answer, most likely first.
+    """
+    if torch.compiler.is_compiling():
+        return "torch.compile/torch.export"
+    if _IS_TRACING():
+        return "torch.jit.trace"
+    if _FUNCTORCH_LEVEL() is not None:
+        return FUNCTORCH
+    if _DISPATCH_MODES():
+        return "a TorchDispatchMode (FakeTensorMode, ...)"
+    if type(x) not in _PLAIN:
+        return f"a tensor subclass ({type(x).__name__})"
+    return None
+
+
+def _plain(t: Tensor | None) -> bool:
+    """Whether ``t`` is None or an ordinary tensor with memory (not batched, wrapped or fake)."""
+    return t is None or (type(t) in _PLAIN and _HAS_STORAGE(t))
+
+
+def _no_memory() -> RuntimeError:
+    """The last line of defence: fake and meta tensors report a null data pointer (FakeTensor
+    only warns), which a kernel would write through. The layers' dispatch never gets here."""
+    return RuntimeError("rnnkit's native kernels got a tensor without memory (a fake or meta tensor, e.g. under "
+                        "FakeTensorMode or torch.export); run the layer with backend='auto' or 'torch' there")
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -86,13 +131,16 @@ _SCRATCH = threading.local()
 
 def _scratch(n: int, dtype: torch.dtype) -> Tensor:
     """A CPU buffer of at least ``n`` elements for one native call on this thread (reused by the
-    next call: the kernels use it only while they run, and never call back into Python)."""
+    next call: the kernels use it only while they run, and never call back into Python).
+
+    Only an ordinary CPU tensor with memory is kept: one made under a fake or meta mode (a
+    failed ``torch.export``, a ``torch.device("meta")`` block) would break every later call."""
     cache = _SCRATCH.__dict__
     buf = cache.get(dtype)
     if buf is not None and buf.numel() >= n:
         return buf
-    buf = torch.empty(n, dtype=dtype)
-    if n * buf.element_size() <= SCRATCH_KEEP_BYTES:
+    buf = torch.empty(n, dtype=dtype, device="cpu")
+    if n * buf.element_size() <= SCRATCH_KEEP_BYTES and type(buf) is Tensor and _HAS_STORAGE(buf):
         cache[dtype] = buf
     return buf
 
@@ -126,19 +174,25 @@ class _FusedSequence(torch.autograd.Function):
         work = torch.empty(int(_fn("rk_forward_work", x.dtype)(code, B, H, S)), **opts)
         whh_c, why_c = whh.contiguous(), None if why is None else why.contiguous()
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
-        _fn("rk_forward", x.dtype)(code, act, out_act, B, T, H, S, _ptr(xg), _ptr(whh_c), _ptr(b_h),
+        p_xg, p_whh, p_out = _ptr(xg), _ptr(whh_c), _ptr(out)
+        if not (p_xg and p_whh and p_out):
+            raise _no_memory()
+        _fn("rk_forward", x.dtype)(code, act, out_act, B, T, H, S, p_xg, p_whh, _ptr(b_h),
                                    _ptr(why_c), _ptr(by), _ptr(lens), _ptr(hs), _ptr(cs), _ptr(gates),
-                                   _ptr(aux), _ptr(out), _ptr(work), 0)
+                                   _ptr(aux), p_out, _ptr(work), 0)
         ctx.cell, ctx.code, ctx.lens = cell, code, lens
-        ctx.save_for_backward(x_tm, hs, cs if cs is not None else hs.new_empty(0), gates, aux, *w)
+        ctx.save_for_backward(x_tm, hs, cs if cs is not None else hs.new_empty(0), gates, aux, x, s0, c0, *w)
         c_n = cs[T] if cs is not None else x.new_empty(0)
         return out.transpose(0, 1), hs[T].clone(), c_n.clone()  # (B, T, S), (B, S), (B, H)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, dout, dsn, dcn):
         cell, code, lens = ctx.cell, ctx.code, ctx.lens
-        x_tm, hs, cs, gates, aux, *w = ctx.saved_tensors
+        x_tm, hs, cs, gates, aux, x, s0, c0, *w = ctx.saved_tensors
+        if torch.is_grad_enabled() or not (_plain(dout) and _plain(dsn) and _plain(dcn)):
+            lstm = code == 2
+            return (None, None, *_grads_by_recompute(ctx, 2, cell, lens, False, (x, s0, c0 if lstm else None, *w),
+                                                     (dout, dsn, dcn if lstm else None)))
         w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
         T, B, I = x_tm.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
@@ -186,14 +240,16 @@ class _FusedLayer(torch.autograd.Function):
     operations would cost more than the arithmetic)."""
 
     @staticmethod
-    def forward(ctx, cell, lengths, lead, sizes, x, s0, c0, *w):
+    def forward(ctx, cell, lengths, lead, x, s0, c0, *w):
         ctx.lead = lead
         code = CELL_CODES[type(cell)]
         act, out_act = act_code(cell)
         B, T, I = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
         opts = {"dtype": x.dtype, "device": x.device}
-        n_saved, n_work = sizes  # _layer_sizes, which run_layer already looked up
+        # the buffers' sizes come from the very tensors the kernel gets, never from the caller:
+        # a replayed jit trace once passed the traced call's sizes with a longer input (overflow)
+        n_saved, n_work = _layer_sizes(code, x.dtype, B, T, I, H, S)
         sv = torch.empty(n_saved, **opts)  # saved for backward
         work = _scratch(n_work, x.dtype)
         out = torch.empty(B, T, S, **opts)
@@ -207,19 +263,28 @@ class _FusedLayer(torch.autograd.Function):
         wc = [None if t is None else t.contiguous() for t in w]
         w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, wc)
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
-        _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x_c), _ptr(w_ih), _ptr(whh),
+        p_x, p_wih, p_out = _ptr(x_c), _ptr(w_ih), _ptr(out)
+        if not (p_x and p_wih and p_out):
+            raise _no_memory()
+        _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, p_x, p_wih, _ptr(whh),
                                          _ptr(b_ih), _ptr(b_hh), _ptr(why), _ptr(by), _ptr(lens), _ptr(s0_c),
-                                         _ptr(c0_c), _ptr(sv), _ptr(out), _ptr(sn), _ptr(cn), work.data_ptr())
+                                         _ptr(c0_c), _ptr(sv), p_out, _ptr(sn), _ptr(cn), work.data_ptr())
         ctx.cell, ctx.code, ctx.lens, ctx.n_work = cell, code, lens, n_work
         ctx.has_state = (s0 is not None, c0 is not None)
-        ctx.save_for_backward(x_c, sv, *wc)
+        # the inputs as given, not their contiguous copies (the same tensors in the common
+        # case): a recomputing backward differentiates through them
+        ctx.save_for_backward(sv, x, s0, c0, *w)
         return out, sn, cn
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, dout, dsn, dcn):
         cell, code, lens = ctx.cell, ctx.code, ctx.lens
-        x, sv, *w = ctx.saved_tensors
+        sv, x_in, s0, c0, *w_in = ctx.saved_tensors
+        if torch.is_grad_enabled() or not (_plain(dout) and _plain(dsn) and _plain(dcn)):
+            return (None, None, None, *_grads_by_recompute(ctx, 3, cell, lens, ctx.lead, (x_in, s0, c0, *w_in),
+                                                           (dout, dsn, dcn)))
+        x = x_in.contiguous()
+        w = [None if t is None else t.contiguous() for t in w_in]
         work = _scratch(ctx.n_work, x.dtype)
         act, out_act = act_code(cell)
         B, T, I = x.shape
@@ -233,13 +298,47 @@ class _FusedLayer(torch.autograd.Function):
         lead = (1,) if ctx.lead else ()
         ds0 = torch.empty(*lead, B, S, **opts)
         dc0 = torch.empty(*lead, B, H, **opts) if code == 2 else None
-        dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[4] else None
+        dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[3] else None
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
                                           _ptr(g_ih), _ptr(g_hh), _ptr(g_bih), _ptr(g_bhh), _ptr(g_why),
                                           _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work.data_ptr())
-        return (None, None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
+        return (None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
                 *grads)
+
+
+def _grads_by_recompute(ctx, first: int, cell: RecurrentCell, lengths: Tensor | None, lead: bool,
+                        inputs: tuple, grads: tuple) -> tuple:
+    """The gradients for ``inputs = (x, s0, c0, *w)`` of one fused layer and direction, by
+    differentiating the reference loop (``cells.py``'s step, torch operations) instead of the
+    native BPTT. Autograd calls a backward this way when it records the backward itself
+    (``create_graph=True``: double backward, hvp, gradgradcheck) or hands it batched or wrapped
+    gradients the kernels cannot read (``jacobian(vectorize=True)``); the gradients are then
+    themselves differentiable and batchable, at the reference loop's speed. ``first`` is where
+    ``x`` sits among the Function's inputs; ``lead``: states are ``(1, B, S)``, else ``(B, S)``."""
+    from ..layers import Recurrent, valid_mask  # the one reference loop (layers imports this module)
+    x, s0, c0 = inputs[:3]
+    need = ctx.needs_input_grad[first:]
+    wanted = [i for i, t in enumerate(inputs) if t is not None and need[i]]
+    result: list[Tensor | None] = [None] * len(inputs)
+    if not wanted:
+        return tuple(result)
+    B, T, _ = x.shape
+    with torch.enable_grad():
+        state = tuple(x.new_zeros(B, n) if s is None else (s[0] if lead else s)  # (1, B, S) -> (B, S)
+                      for s, n in zip((s0, c0), cell.state_sizes))
+        mask = None if lengths is None else valid_mask(lengths, B, T, x.device)  # (B, T)
+        out, new = Recurrent._run_direction(cell, list(inputs[3:]), x, state, mask)
+    outs, douts = [out], [grads[0]]
+    for s, g in zip(new, grads[1:]):
+        if g is not None:  # the state's gradient, not the state, reshaped: (1, B, S) -> (B, S); under
+            outs.append(s)  # jacobian(vectorize=True)'s vmap a view of ``s`` would lose its grad_fn
+            douts.append(g[0] if lead else g)
+    got = torch.autograd.grad(outs, [inputs[i] for i in wanted], douts, create_graph=torch.is_grad_enabled(),
+                              allow_unused=True)
+    for i, g in zip(wanted, got):
+        result[i] = g
+    return tuple(result)
 
 
 def _layer_args(code: int, w: list):
@@ -268,7 +367,7 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
     saved, work = _layer_sizes(CELL_CODES[type(cell)], x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
     if (saved + work) * x.element_size() <= WHOLE_LAYER_BYTES:
         s0, c0 = (None, None) if state is None else (state[0], state[1] if lstm else None)
-        out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, (saved, work), x, s0, c0, *w)
+        out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, x, s0, c0, *w)
         return out, ((s_n, c_n) if lstm else (s_n,))
     if state is None:
         state = tuple(torch.zeros(B, n, device=x.device, dtype=x.dtype) for n in cell.state_sizes)
