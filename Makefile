@@ -27,13 +27,14 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 # The native kernels built with AddressSanitizer + UBSan (RNNKIT_NATIVE_SANITIZE=1, its own cache
-# entry) under the kernel-focused tests. The ASan runtime must be loaded first, hence LD_PRELOAD;
-# torch's own allocations are not instrumented, so leak reports (about torch, not rnnkit) are off.
+# entry) under the kernel-focused tests. The ASan runtime must be loaded first, hence LD_PRELOAD,
+# with libstdc++ (else ASan cannot intercept C++ exceptions, which torch throws); torch itself
+# is not instrumented, so leak reports (about torch's allocations, not rnnkit's) are off.
 ASAN_CC ?= gcc
 ASAN_TESTS ?= tests/test_kernels.py tests/test_tracing.py
 test-asan: $(STAMP)
 	RNNKIT_NATIVE_SANITIZE=1 CC=$(ASAN_CC) \
-	LD_PRELOAD="$$($(ASAN_CC) -print-file-name=libasan.so)" \
+	LD_PRELOAD="$$($(ASAN_CC) -print-file-name=libasan.so) $$($(ASAN_CC) -print-file-name=libstdc++.so)" \
 	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(PY) -m pytest -q -p no:cacheprovider $(ASAN_TESTS)

@@ -6,6 +6,8 @@ keyed by the source's hash, the compiler and the machine, and reused afterwards.
 takes a few seconds (about 6 s on a 2-core machine) and is reported once; ``python -m rnnkit.kernels`` builds it explicitly.
 Where no compiler is available (or ``RNNKIT_NO_NATIVE=1``), everything still works on the torch
 and reference backends, with a one-line warning the first time a fused kernel was wanted.
+``RNNKIT_NATIVE_SANITIZE=1`` builds (and caches separately) an AddressSanitizer + UBSan version
+for ``make test-asan``.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def choose(layer, x: Tensor | None = None) -> str:
     kernel; see :data:`FUSED_MAX_BH`), torch's kernels otherwise and on GPUs, the reference loop
     for what neither covers. An explicit ``"fused"`` falls back to
     ``"torch"`` (or ``"reference"``) with a one-line warning where the native kernels cannot
-    be built.
+    be built. Under tracing, compiling and functorch transforms see :func:`_choose_blocked`.
     """
     torch_or_ref = "torch" if torch_mode(layer) is not None else "reference"
     cell = layer._cells[0]
@@ -59,13 +59,15 @@ def _choose_blocked(layer, reason: str, torch_or_ref: str) -> str:
     """The backend under ``reason`` (tracing, compiling, a functorch transform, a dispatch mode;
     see :func:`~rnnkit.kernels.fused.blocked_reason`), where the native kernels cannot run:
     ``auto`` falls back to torch's kernels (the reference loop for cells torch lacks, and under
-    functorch transforms) with a one-time warning; an explicit ``fused`` is refused. Under ``torch.jit.trace`` the reference
-    loop is refused too: the trace would record one Python step per time step of the example
-    and replay exactly that many for every later input, silently dropping or inventing steps."""
+    functorch transforms) with a one-time warning; an explicit ``fused`` is refused. Under
+    ``torch.jit.trace`` the reference loop is refused too: the trace would record one Python
+    step per time step of the example and replay exactly that many for every later input,
+    silently dropping or inventing steps."""
     name = type(layer).__name__
     if layer.backend == "fused":
         raise ConfigError(f"backend='fused' cannot run under {reason}: the native kernels work outside torch's "
-                          f"operations, which {reason} records; use backend='auto' or 'torch' there")
+                          f"operations, the only thing it sees; use backend='auto' (which falls back) or "
+                          f"'{torch_or_ref}' there")
     # torch has no vmap rule for its RNN kernels (torch.nn.GRU fails under vmap): the reference
     # loop's operations have every functorch rule
     auto = "reference" if reason == fused_kernels.FUNCTORCH else torch_or_ref
@@ -77,7 +79,7 @@ def _choose_blocked(layer, reason: str, torch_or_ref: str) -> str:
                           f"replay the example's number of steps for every input; use {alt} instead")
     if layer.backend == "auto":
         _warn_once(f"rnnkit: the native kernels cannot run under {reason}; backend='auto' uses the {backend} "
-                   f"backend there (same numbers; pass backend='{backend}' to say so and silence this)")
+                   f"backend there (the same results; pass backend='{backend}' to say so and silence this)")
     return backend
 
 

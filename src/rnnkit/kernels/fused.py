@@ -42,6 +42,7 @@ def supports(cell: RecurrentCell, x: Tensor) -> bool:
     return supports_cell(cell) and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
 
 
+_IS_COMPILING = torch.compiler.is_compiling  # dynamo knows the function itself, under any name
 _IS_TRACING = torch._C._is_tracing
 _FUNCTORCH_LEVEL = torch._C._functorch.peek_interpreter_stack
 _DISPATCH_MODES = torch._C._len_torch_dispatch_stack
@@ -57,12 +58,12 @@ def blocked_reason(x: Tensor) -> str | None:
 
     The kernels read and write raw memory through pointers, outside torch's dispatcher, so
     nothing that records or transforms torch operations sees them: ``torch.jit.trace`` would
-    bake this call's sizes into the graph, ``torch.compile``/``torch.export`` trace with fake
-    tensors that have no memory, functorch transforms (vmap, grad, jacrev, jacfwd) wrap their
+    record an opaque Python call (frozen arguments, no saving), ``torch.compile``/``torch.export``
+    trace with fake tensors that have no memory, functorch transforms (vmap, grad, jacrev, jacfwd) wrap their
     tensors, and dispatch modes (FakeTensorMode, FlopCounterMode, ...) would miss the work.
-    About 0.3 us: the four cheapest questions torch can answer, most likely first.
-    """
-    if torch.compiler.is_compiling():
+    About 0.2 us: the cheapest questions torch can answer (measured ~1% of a small layer's
+    forward, ~7% of its in-place streaming step)."""
+    if _IS_COMPILING():  # first: dynamo answers it at trace time, and would stumble on the others
         return "torch.compile/torch.export"
     if _IS_TRACING():
         return "torch.jit.trace"
