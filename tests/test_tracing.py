@@ -450,3 +450,23 @@ def test_failed_and_fake_first_calls_leave_nothing_behind(tmp_path):
     proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the check reads /proc/self/maps")
+def test_sanitized_build_without_its_runtime_is_refused_not_a_crash(tmp_path):
+    """RNNKIT_NATIVE_SANITIZE=1 without the preloaded ASan runtime (``make test-asan`` sets it):
+    loading the library would end the process, so the kernels are unavailable with the fix."""
+    code = ("import warnings, torch, rnnkit\n"
+            "from rnnkit.kernels import _native\n"
+            "warnings.simplefilter('ignore')\n"
+            "print(_native.available())\n"
+            "print(rnnkit.GRU(2, 3)(torch.zeros(4, 1, 2))[0].shape)\n"
+            "_native.available() or print(_native._failed)\n")
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env.update(RNNKIT_NATIVE_SANITIZE="1", RNNKIT_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(Path(__file__).parents[1] / "src"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "False" and lines[1] == "torch.Size([4, 1, 3])"
+    assert "LD_PRELOAD" in lines[2] and not (tmp_path / "cache").exists()
