@@ -18,6 +18,7 @@ from ..cells import ElmanCell, GRUCell, LSTMCell
 from ..errors import ConfigError
 from . import _native
 from . import fused as fused_kernels
+from .transforms import FUNCTORCH, blocked_reason
 
 __all__ = ["choose", "fused_pays_off", "torch_mode", "run_torch"]
 
@@ -34,7 +35,7 @@ def choose(layer, x: Tensor | None = None) -> str:
     """
     torch_or_ref = "torch" if torch_mode(layer) is not None else "reference"
     cell = layer._cells[0]
-    blocked = None if x is None else fused_kernels.blocked_reason(x)
+    blocked = None if x is None else blocked_reason(x)
     if blocked is not None:
         return _choose_blocked(layer, blocked, torch_or_ref)
     if layer.backend == "fused":
@@ -57,7 +58,7 @@ def choose(layer, x: Tensor | None = None) -> str:
 
 def _choose_blocked(layer, reason: str, torch_or_ref: str) -> str:
     """The backend under ``reason`` (tracing, compiling, a functorch transform, a dispatch mode;
-    see :func:`~rnnkit.kernels.fused.blocked_reason`), where the native kernels cannot run:
+    see :func:`~rnnkit.kernels.transforms.blocked_reason`), where the native kernels cannot run:
     ``auto`` falls back to torch's kernels (the reference loop for cells torch lacks, and under
     functorch transforms) with a one-time warning; an explicit ``fused`` is refused. Under
     ``torch.jit.trace`` the reference loop is refused too: the trace would record one Python
@@ -70,7 +71,7 @@ def _choose_blocked(layer, reason: str, torch_or_ref: str) -> str:
                           f"'{torch_or_ref}' there")
     # torch has no vmap rule for its RNN kernels (torch.nn.GRU fails under vmap): the reference
     # loop's operations have every functorch rule
-    auto = "reference" if reason == fused_kernels.FUNCTORCH else torch_or_ref
+    auto = "reference" if reason == FUNCTORCH else torch_or_ref
     backend = auto if layer.backend == "auto" else layer.backend
     if backend == "reference" and torch.jit.is_tracing():
         alt = ("backend='torch' (or 'auto')" if torch_or_ref == "torch" else

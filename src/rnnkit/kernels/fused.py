@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
+from .transforms import blocked_reason, grads_by_recompute, is_plain, no_memory
 
 __all__ = ["supports", "supports_cell", "blocked_reason", "run_layer", "StreamPlan", "stream", "stream_inplace", "CELL_CODES", "act_code"]
 
@@ -40,52 +41,6 @@ def supports_cell(cell: RecurrentCell) -> bool:
 def supports(cell: RecurrentCell, x: Tensor) -> bool:
     """Whether the fused kernels can run this cell on this input (CPU, float32/64)."""
     return supports_cell(cell) and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-
-
-_IS_COMPILING = torch.compiler.is_compiling  # dynamo knows the function itself, under any name
-_IS_TRACING = torch._C._is_tracing
-_FUNCTORCH_LEVEL = torch._C._functorch.peek_interpreter_stack
-_DISPATCH_MODES = torch._C._len_torch_dispatch_stack
-_HAS_STORAGE = torch._C._has_storage
-_PLAIN = (Tensor, torch.nn.Parameter)
-
-
-FUNCTORCH = "a torch.func transform (vmap, grad, jacrev, jacfwd, ...)"
-
-
-def blocked_reason(x: Tensor) -> str | None:
-    """Why the native kernels must not run on ``x`` now (None: they may).
-
-    The kernels read and write raw memory through pointers, outside torch's dispatcher, so
-    nothing that records or transforms torch operations sees them: ``torch.jit.trace`` would
-    record an opaque Python call (frozen arguments, no saving), ``torch.compile``/``torch.export``
-    trace with fake tensors that have no memory, functorch transforms (vmap, grad, jacrev, jacfwd) wrap their
-    tensors, and dispatch modes (FakeTensorMode, FlopCounterMode, ...) would miss the work.
-    About 0.2 us: the cheapest questions torch can answer (measured ~1% of a small layer's
-    forward, ~7% of its in-place streaming step)."""
-    if _IS_COMPILING():  # first: dynamo answers it at trace time, and would stumble on the others
-        return "torch.compile/torch.export"
-    if _IS_TRACING():
-        return "torch.jit.trace"
-    if _FUNCTORCH_LEVEL() is not None:
-        return FUNCTORCH
-    if _DISPATCH_MODES():
-        return "a TorchDispatchMode (FakeTensorMode, ...)"
-    if type(x) not in _PLAIN:
-        return f"a tensor subclass ({type(x).__name__})"
-    return None
-
-
-def _plain(t: Tensor | None) -> bool:
-    """Whether ``t`` is None or an ordinary tensor with memory (not batched, wrapped or fake)."""
-    return t is None or (type(t) in _PLAIN and _HAS_STORAGE(t))
-
-
-def _no_memory() -> RuntimeError:
-    """The last line of defence: fake and meta tensors report a null data pointer (FakeTensor
-    only warns), which a kernel would write through. The layers' dispatch never gets here."""
-    return RuntimeError("rnnkit's native kernels got a tensor without memory (a fake or meta tensor, e.g. under "
-                        "FakeTensorMode or torch.export); run the layer with backend='auto' or 'torch' there")
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -141,7 +96,7 @@ def _scratch(n: int, dtype: torch.dtype) -> Tensor:
     if buf is not None and buf.numel() >= n:
         return buf
     buf = torch.empty(n, dtype=dtype, device="cpu")
-    if n * buf.element_size() <= SCRATCH_KEEP_BYTES and type(buf) is Tensor and _HAS_STORAGE(buf):
+    if n * buf.element_size() <= SCRATCH_KEEP_BYTES and is_plain(buf):
         cache[dtype] = buf
     return buf
 
@@ -177,7 +132,7 @@ class _FusedSequence(torch.autograd.Function):
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
         p_xg, p_whh, p_out = _ptr(xg), _ptr(whh_c), _ptr(out)
         if not (p_xg and p_whh and p_out):
-            raise _no_memory()
+            raise no_memory()
         _fn("rk_forward", x.dtype)(code, act, out_act, B, T, H, S, p_xg, p_whh, _ptr(b_h),
                                    _ptr(why_c), _ptr(by), _ptr(lens), _ptr(hs), _ptr(cs), _ptr(gates),
                                    _ptr(aux), p_out, _ptr(work), 0)
@@ -190,9 +145,9 @@ class _FusedSequence(torch.autograd.Function):
     def backward(ctx, dout, dsn, dcn):
         cell, code, lens = ctx.cell, ctx.code, ctx.lens
         x_tm, hs, cs, gates, aux, x, s0, c0, *w = ctx.saved_tensors
-        if torch.is_grad_enabled() or not (_plain(dout) and _plain(dsn) and _plain(dcn)):
+        if torch.is_grad_enabled() or not (is_plain(dout) and is_plain(dsn) and is_plain(dcn)):
             lstm = code == 2
-            return (None, None, *_grads_by_recompute(ctx, 2, cell, lens, False, (x, s0, c0 if lstm else None, *w),
+            return (None, None, *grads_by_recompute(ctx, 2, cell, lens, False, (x, s0, c0 if lstm else None, *w),
                                                      (dout, dsn, dcn if lstm else None)))
         w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
         T, B, I = x_tm.shape
@@ -266,7 +221,7 @@ class _FusedLayer(torch.autograd.Function):
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
         p_x, p_wih, p_out = _ptr(x_c), _ptr(w_ih), _ptr(out)
         if not (p_x and p_wih and p_out):
-            raise _no_memory()
+            raise no_memory()
         _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, p_x, p_wih, _ptr(whh),
                                          _ptr(b_ih), _ptr(b_hh), _ptr(why), _ptr(by), _ptr(lens), _ptr(s0_c),
                                          _ptr(c0_c), _ptr(sv), p_out, _ptr(sn), _ptr(cn), work.data_ptr())
@@ -281,8 +236,8 @@ class _FusedLayer(torch.autograd.Function):
     def backward(ctx, dout, dsn, dcn):
         cell, code, lens = ctx.cell, ctx.code, ctx.lens
         sv, x_in, s0, c0, *w_in = ctx.saved_tensors
-        if torch.is_grad_enabled() or not (_plain(dout) and _plain(dsn) and _plain(dcn)):
-            return (None, None, None, *_grads_by_recompute(ctx, 3, cell, lens, ctx.lead, (x_in, s0, c0, *w_in),
+        if torch.is_grad_enabled() or not (is_plain(dout) and is_plain(dsn) and is_plain(dcn)):
+            return (None, None, None, *grads_by_recompute(ctx, 3, cell, lens, ctx.lead, (x_in, s0, c0, *w_in),
                                                            (dout, dsn, dcn)))
         x = x_in.contiguous()
         w = [None if t is None else t.contiguous() for t in w_in]
@@ -306,40 +261,6 @@ class _FusedLayer(torch.autograd.Function):
                                           _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work.data_ptr())
         return (None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
                 *grads)
-
-
-def _grads_by_recompute(ctx, first: int, cell: RecurrentCell, lengths: Tensor | None, lead: bool,
-                        inputs: tuple, grads: tuple) -> tuple:
-    """The gradients for ``inputs = (x, s0, c0, *w)`` of one fused layer and direction, by
-    differentiating the reference loop (``cells.py``'s step, torch operations) instead of the
-    native BPTT. Autograd calls a backward this way when it records the backward itself
-    (``create_graph=True``: double backward, hvp, gradgradcheck) or hands it batched or wrapped
-    gradients the kernels cannot read (``jacobian(vectorize=True)``); the gradients are then
-    themselves differentiable and batchable, at the reference loop's speed. ``first`` is where
-    ``x`` sits among the Function's inputs; ``lead``: states are ``(1, B, S)``, else ``(B, S)``."""
-    from ..layers import Recurrent, valid_mask  # the one reference loop (layers imports this module)
-    x, s0, c0 = inputs[:3]
-    need = ctx.needs_input_grad[first:]
-    wanted = [i for i, t in enumerate(inputs) if t is not None and need[i]]
-    result: list[Tensor | None] = [None] * len(inputs)
-    if not wanted:
-        return tuple(result)
-    B, T, _ = x.shape
-    with torch.enable_grad():
-        state = tuple(x.new_zeros(B, n) if s is None else (s[0] if lead else s)  # (1, B, S) -> (B, S)
-                      for s, n in zip((s0, c0), cell.state_sizes))
-        mask = None if lengths is None else valid_mask(lengths, B, T, x.device)  # (B, T)
-        out, new = Recurrent._run_direction(cell, list(inputs[3:]), x, state, mask)
-    outs, douts = [out], [grads[0]]
-    for s, g in zip(new, grads[1:]):
-        if g is not None:  # the state's gradient, not the state, reshaped: (1, B, S) -> (B, S); under
-            outs.append(s)  # jacobian(vectorize=True)'s vmap a view of ``s`` would lose its grad_fn
-            douts.append(g[0] if lead else g)
-    got = torch.autograd.grad(outs, [inputs[i] for i in wanted], douts, create_graph=torch.is_grad_enabled(),
-                              allow_unused=True)
-    for i, g in zip(wanted, got):
-        result[i] = g
-    return tuple(result)
 
 
 def _layer_args(code: int, w: list):
