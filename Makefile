@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-isa bench clean
+.PHONY: install demo test test-fast test-isa test-asan bench clean
 
 install: $(STAMP)
 
@@ -42,6 +42,22 @@ test-isa: $(STAMP)
 	$(ISA_AVX2) $(PY) -m pytest -q $(ISA_TESTS)
 	$(ISA_GENERIC) $(PY) -m pytest -q $(ISA_TESTS)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(ISA_TESTS)
+
+# The native kernels built with AddressSanitizer + UBSan (RNNKIT_NATIVE_SANITIZE=1, its own cache
+# entry) under the kernel-focused tests. The ASan runtime must be loaded first, hence LD_PRELOAD,
+# with libstdc++ (else ASan cannot intercept C++ exceptions, which torch throws); torch itself
+# is not instrumented, so leak reports (about torch's allocations, not rnnkit's) are off.
+ASAN_CC ?= gcc
+ASAN_TESTS ?= tests/test_kernels.py tests/test_tracing.py
+# gradgradcheck runs the recomputing backward, torch operations rather than the kernels, and
+# takes minutes under ASan's allocator; the slow cases repeat the fast ones at larger sizes
+ASAN_PYTEST_ARGS ?= -m "not slow" -k "not gradgradcheck"
+test-asan: $(STAMP)
+	RNNKIT_NATIVE_SANITIZE=1 CC=$(ASAN_CC) \
+	LD_PRELOAD="$$($(ASAN_CC) -print-file-name=libasan.so) $$($(ASAN_CC) -print-file-name=libstdc++.so)" \
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(PY) -m pytest -q -p no:cacheprovider $(ASAN_PYTEST_ARGS) $(ASAN_TESTS)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[bench]" || echo "rnnkit: Keras not installed; its contender is skipped"

@@ -130,14 +130,10 @@ def _gradgrad(module, fargs):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("info, i", LAYER_ENTRIES)
-def test_second_derivatives_match_torch(info, i, backend, request):
+def test_second_derivatives_match_torch(info, i, backend):
     ref, twin, fargs = _pair(info, i, torch.float64, backend)
     if _refuses(info, i, backend):
         return  # the refusal is test_forward_and_grad_match_torch's
-    x = fargs[0]
-    if twin.resolved_backend(x.unsqueeze(0) if x.dim() == 2 else x) == "fused":
-        request.applymarker(pytest.mark.xfail(strict=False, reason="issue 13: double backward through fused "
-                                                                   "kernels, in progress"))
     for a, b in zip(_gradgrad(twin, fargs), _gradgrad(ref, fargs)):
         torch.testing.assert_close(a, b, **TOL[torch.float64])
 

@@ -296,7 +296,8 @@ class Recurrent(nn.Module):
         """
         if self.bidirectional:
             raise ConfigError("step() runs forward in time; a bidirectional layer needs the whole sequence")
-        fast = fused_kernels.stream(self, x_t, state)
+        # under tracing, compiling or a functorch transform the general path below falls back
+        fast = None if fused_kernels.blocked_reason(x_t) else fused_kernels.stream(self, x_t, state)
         if fast is not None:
             return fast
         x = x_t.unsqueeze(1) if self.batch_first else x_t.unsqueeze(0)  # (B, I) -> one step
@@ -312,7 +313,7 @@ class Recurrent(nn.Module):
         """
         if state is None:
             raise ConfigError("step_() updates a state in place; create one with init_state(batch)")
-        fast = fused_kernels.stream_inplace(self, x_t, state)
+        fast = None if fused_kernels.blocked_reason(x_t) else fused_kernels.stream_inplace(self, x_t, state)
         if fast is not None:
             return fast
         with torch.no_grad():  # general path, then copy into the caller's buffers

@@ -6,6 +6,8 @@ keyed by the source's hash, the compiler and the machine, and reused afterwards.
 takes a few seconds (about 6 s on a 2-core machine) and is reported once; ``python -m rnnkit.kernels`` builds it explicitly.
 Where no compiler is available (or ``RNNKIT_NO_NATIVE=1``), everything still works on the torch
 and reference backends, with a one-line warning the first time a fused kernel was wanted.
+``RNNKIT_NATIVE_SANITIZE=1`` builds (and caches separately) an AddressSanitizer + UBSan version
+for ``make test-asan``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ ABI_VERSION = 3
 # -fno-trapping-math lets comparisons (the clamps in exp) become vector selects; NaN still
 # propagates. No -ffast-math: the kernels must match torch to float64 rounding.
 FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
+#: ``RNNKIT_NATIVE_SANITIZE=1`` (``make test-asan``) adds these: AddressSanitizer and UBSan, every
+#: undefined-behaviour report fatal, debug lines for the reports. A separate cache entry (the
+#: flags are in the key); the process must preload the ASan runtime (see :func:`_check_sanitizer`)
+SANITIZE_FLAGS = ["-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -102,6 +108,27 @@ def _cpu_flags() -> list[str]:
     return ["-mavx2", "-mfma"] + (["-mavx512f"] if cap == "avx512" and "avx512f" in flags else [])
 
 
+def _sanitize() -> bool:
+    return os.environ.get("RNNKIT_NATIVE_SANITIZE", "") not in ("", "0")
+
+
+def _flags() -> list[str]:
+    """Every compiler flag of this build (the cache key includes them all)."""
+    return FLAGS + _cpu_flags() + (SANITIZE_FLAGS if _sanitize() else [])
+
+
+def _check_sanitizer() -> None:
+    """An ASan-instrumented library loads only into a process that started with the ASan runtime;
+    otherwise ASan ends the process on the spot. Say so instead."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return  # not Linux: let the loader decide
+    if "libasan" not in maps:
+        raise NativeUnavailable("RNNKIT_NATIVE_SANITIZE=1 needs the AddressSanitizer runtime preloaded: run with "
+                                "LD_PRELOAD=$(gcc -print-file-name=libasan.so) and CC=gcc (or use `make test-asan`)")
+
+
 def vector_bits() -> int:
     """The SIMD width (bits) the loaded kernels were compiled for: 512, 256 or 128."""
     return int(library().rk_vector_bits())
@@ -117,7 +144,7 @@ def _key(cc: str) -> str:
     except (OSError, subprocess.SubprocessError):
         version = ""
     h.update(version.encode())
-    h.update(" ".join(FLAGS + _cpu_flags()).encode())
+    h.update(" ".join(_flags()).encode())
     h.update(f"{sys.platform}-{platform.machine()}".encode())
     return h.hexdigest()[:16]
 
@@ -136,7 +163,7 @@ def build(force: bool = False) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=suffix, dir=target.parent)
     os.close(fd)
     t0 = time.perf_counter()
-    proc = subprocess.run(cc.split() + FLAGS + _cpu_flags() + ["-o", tmp, str(src), "-lm"],
+    proc = subprocess.run(cc.split() + _flags() + ["-o", tmp, str(src), "-lm"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         os.unlink(tmp)
@@ -162,6 +189,8 @@ def library() -> ctypes.CDLL:
             try:
                 if os.environ.get("RNNKIT_NO_NATIVE", "") not in ("", "0"):
                     raise NativeUnavailable("disabled by RNNKIT_NO_NATIVE")
+                if _sanitize():
+                    _check_sanitizer()
                 lib = ctypes.CDLL(str(build()))
                 if lib.rk_abi_version() != ABI_VERSION:
                     raise NativeUnavailable("stale native kernel build (ABI mismatch); delete " + str(cache_dir()))

@@ -7,6 +7,7 @@ rnnkit layer's parameters.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
@@ -17,6 +18,7 @@ from ..cells import ElmanCell, GRUCell, LSTMCell
 from ..errors import ConfigError
 from . import _native
 from . import fused as fused_kernels
+from .transforms import FUNCTORCH, blocked_reason
 
 __all__ = ["choose", "fused_pays_off", "torch_mode", "run_torch"]
 
@@ -29,10 +31,13 @@ def choose(layer, x: Tensor | None = None) -> str:
     kernel; see :data:`FUSED_MAX_BH`), torch's kernels otherwise and on GPUs, the reference loop
     for what neither covers. An explicit ``"fused"`` falls back to
     ``"torch"`` (or ``"reference"``) with a one-line warning where the native kernels cannot
-    be built.
+    be built. Under tracing, compiling and functorch transforms see :func:`_choose_blocked`.
     """
     torch_or_ref = "torch" if torch_mode(layer) is not None else "reference"
     cell = layer._cells[0]
+    blocked = None if x is None else blocked_reason(x)
+    if blocked is not None:
+        return _choose_blocked(layer, blocked, torch_or_ref)
     if layer.backend == "fused":
         if x is not None and not fused_kernels.supports(cell, x):
             raise ConfigError("backend='fused' runs on the CPU in float32/float64 without proj_size or "
@@ -49,6 +54,58 @@ def choose(layer, x: Tensor | None = None) -> str:
         _native.warn_unavailable()
         return torch_or_ref
     return "fused"
+
+
+def _choose_blocked(layer, reason: str, torch_or_ref: str) -> str:
+    """The backend under ``reason`` (tracing, compiling, a functorch transform, a dispatch mode;
+    see :func:`~rnnkit.kernels.transforms.blocked_reason`), where the native kernels cannot run:
+    ``auto`` falls back to torch's kernels (the reference loop for cells torch lacks, and under
+    functorch transforms) with a one-time warning; an explicit ``fused`` is refused. Under
+    ``torch.jit.trace`` the reference loop is refused too: the trace would record one Python
+    step per time step of the example and replay exactly that many for every later input,
+    silently dropping or inventing steps."""
+    name = type(layer).__name__
+    if layer.backend == "fused":
+        raise ConfigError(f"backend='fused' cannot run under {reason}: the native kernels work outside torch's "
+                          f"operations, the only thing it sees; use backend='auto' (which falls back) or "
+                          f"'{torch_or_ref}' there")
+    # torch has no vmap rule for its RNN kernels (torch.nn.GRU fails under vmap): the reference
+    # loop's operations have every functorch rule
+    auto = "reference" if reason == FUNCTORCH else torch_or_ref
+    backend = auto if layer.backend == "auto" else layer.backend
+    if backend == "reference" and torch.jit.is_tracing():
+        alt = ("backend='torch' (or 'auto')" if torch_or_ref == "torch" else
+               "torch.compile or torch.export (which follow or check the length)")
+        raise ConfigError(f"torch.jit.trace cannot record {name}'s reference loop over time: the trace would "
+                          f"replay the example's number of steps for every input; use {alt} instead")
+    if layer.backend == "auto":
+        _warn_once(f"rnnkit: the native kernels cannot run under {reason}; backend='auto' uses the {backend} "
+                   f"backend there (the same results; pass backend='{backend}' to say so and silence this)")
+    return backend
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """``warnings.warn(message)`` once per process and message, also while dynamo traces: it
+    cannot trace ``warnings.warn``, but ``comptime`` runs a function at compile time (the
+    function may not close over anything, so it reads ``message`` from this frame)."""
+    if torch.compiler.is_compiling():
+        from torch._dynamo.comptime import comptime
+        comptime(_warn_compiling, lambda: _warn_now(message))  # (torch.export without dynamo: now)
+    else:
+        _warn_now(message)
+
+
+def _warn_compiling(ctx) -> None:
+    _warn_now(ctx.get_local("message").as_python_constant())
+
+
+def _warn_now(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=6)
 
 
 #: batch x hidden up to which the fused kernels beat torch's (forward + backward, measured by
@@ -83,8 +140,10 @@ def run_torch(layer, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | No
     flat = [p for k in range(len(layer._cells)) for p in layer._weights(k) if p is not None]
     hx = states if mode == "lstm" else states[0]
     args = (flat, layer.bias, layer.num_layers, layer.dropout, layer.training, layer.bidirectional)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
+    compiling = torch.compiler.is_compiling()  # dynamo cannot trace warning filters
+    with contextlib.nullcontext() if compiling else warnings.catch_warnings():
+        if not compiling:
+            warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
         if lengths is None:
             result = fn(x, hx, *args, True)
             out, new = result[0], tuple(result[1:])

@@ -18,9 +18,10 @@ from torch import Tensor
 
 from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
+from .transforms import blocked_reason, grads_by_recompute, is_plain, no_memory
 
-__all__ = ["supports", "supports_cell", "run_layer", "StreamPlan", "stream", "stream_inplace", "stream_plan",
-           "PLANS_KEY", "CELL_CODES", "act_code"]
+__all__ = ["supports", "supports_cell", "blocked_reason", "run_layer", "StreamPlan", "stream", "stream_inplace",
+           "stream_plan", "PLANS_KEY", "CELL_CODES", "act_code"]
 
 CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
@@ -91,13 +92,16 @@ _SCRATCH = threading.local()
 
 def _scratch(n: int, dtype: torch.dtype) -> Tensor:
     """A CPU buffer of at least ``n`` elements for one native call on this thread (reused by the
-    next call: the kernels use it only while they run, and never call back into Python)."""
+    next call: the kernels use it only while they run, and never call back into Python).
+
+    Only an ordinary CPU tensor with memory is kept: one made under a fake or meta mode (a
+    failed ``torch.export``, a ``torch.device("meta")`` block) would break every later call."""
     cache = _SCRATCH.__dict__
     buf = cache.get(dtype)
     if buf is not None and buf.numel() >= n:
         return buf
-    buf = torch.empty(n, dtype=dtype)
-    if n * buf.element_size() <= SCRATCH_KEEP_BYTES:
+    buf = torch.empty(n, dtype=dtype, device="cpu")
+    if n * buf.element_size() <= SCRATCH_KEEP_BYTES and is_plain(buf):
         cache[dtype] = buf
     return buf
 
@@ -131,19 +135,25 @@ class _FusedSequence(torch.autograd.Function):
         work = torch.empty(int(_fn("rk_forward_work", x.dtype)(code, B, H, S)), **opts)
         whh_c, why_c = whh.contiguous(), None if why is None else why.contiguous()
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
-        _fn("rk_forward", x.dtype)(code, act, out_act, B, T, H, S, _ptr(xg), _ptr(whh_c), _ptr(b_h),
+        p_xg, p_whh, p_out = _ptr(xg), _ptr(whh_c), _ptr(out)
+        if not (p_xg and p_whh and p_out):
+            raise no_memory()
+        _fn("rk_forward", x.dtype)(code, act, out_act, B, T, H, S, p_xg, p_whh, _ptr(b_h),
                                    _ptr(why_c), _ptr(by), _ptr(lens), _ptr(hs), _ptr(cs), _ptr(gates),
-                                   _ptr(aux), _ptr(out), _ptr(work), 0)
+                                   _ptr(aux), p_out, _ptr(work), 0)
         ctx.cell, ctx.code, ctx.lens = cell, code, lens
-        ctx.save_for_backward(x_tm, hs, cs if cs is not None else hs.new_empty(0), gates, aux, *w)
+        ctx.save_for_backward(x_tm, hs, cs if cs is not None else hs.new_empty(0), gates, aux, x, s0, c0, *w)
         c_n = cs[T] if cs is not None else x.new_empty(0)
         return out.transpose(0, 1), hs[T].clone(), c_n.clone()  # (B, T, S), (B, S), (B, H)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, dout, dsn, dcn):
         cell, code, lens = ctx.cell, ctx.code, ctx.lens
-        x_tm, hs, cs, gates, aux, *w = ctx.saved_tensors
+        x_tm, hs, cs, gates, aux, x, s0, c0, *w = ctx.saved_tensors
+        if torch.is_grad_enabled() or not (is_plain(dout) and is_plain(dsn) and is_plain(dcn)):
+            lstm = code == 2
+            return (None, None, *grads_by_recompute(ctx, 2, cell, lens, False, (x, s0, c0 if lstm else None, *w),
+                                                     (dout, dsn, dcn if lstm else None)))
         w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
         T, B, I = x_tm.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
@@ -191,14 +201,16 @@ class _FusedLayer(torch.autograd.Function):
     operations would cost more than the arithmetic)."""
 
     @staticmethod
-    def forward(ctx, cell, lengths, lead, sizes, x, s0, c0, *w):
+    def forward(ctx, cell, lengths, lead, x, s0, c0, *w):
         ctx.lead = lead
         code = CELL_CODES[type(cell)]
         act, out_act = act_code(cell)
         B, T, I = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
         opts = {"dtype": x.dtype, "device": x.device}
-        n_saved, n_work = sizes  # _layer_sizes, which run_layer already looked up
+        # the buffers' sizes come from the very tensors the kernel gets, never from the caller:
+        # a replayed jit trace once passed the traced call's sizes with a longer input (overflow)
+        n_saved, n_work = _layer_sizes(code, x.dtype, B, T, I, H, S)
         sv = torch.empty(n_saved, **opts)  # saved for backward
         work = _scratch(n_work, x.dtype)
         out = torch.empty(B, T, S, **opts)
@@ -212,19 +224,28 @@ class _FusedLayer(torch.autograd.Function):
         wc = [None if t is None else t.contiguous() for t in w]
         w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, wc)
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
-        _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x_c), _ptr(w_ih), _ptr(whh),
+        p_x, p_wih, p_out = _ptr(x_c), _ptr(w_ih), _ptr(out)
+        if not (p_x and p_wih and p_out):
+            raise no_memory()
+        _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, p_x, p_wih, _ptr(whh),
                                          _ptr(b_ih), _ptr(b_hh), _ptr(why), _ptr(by), _ptr(lens), _ptr(s0_c),
-                                         _ptr(c0_c), _ptr(sv), _ptr(out), _ptr(sn), _ptr(cn), work.data_ptr())
+                                         _ptr(c0_c), _ptr(sv), p_out, _ptr(sn), _ptr(cn), work.data_ptr())
         ctx.cell, ctx.code, ctx.lens, ctx.n_work = cell, code, lens, n_work
         ctx.has_state = (s0 is not None, c0 is not None)
-        ctx.save_for_backward(x_c, sv, *wc)
+        # the inputs as given, not their contiguous copies (the same tensors in the common
+        # case): a recomputing backward differentiates through them
+        ctx.save_for_backward(sv, x, s0, c0, *w)
         return out, sn, cn
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, dout, dsn, dcn):
         cell, code, lens = ctx.cell, ctx.code, ctx.lens
-        x, sv, *w = ctx.saved_tensors
+        sv, x_in, s0, c0, *w_in = ctx.saved_tensors
+        if torch.is_grad_enabled() or not (is_plain(dout) and is_plain(dsn) and is_plain(dcn)):
+            return (None, None, None, *grads_by_recompute(ctx, 3, cell, lens, ctx.lead, (x_in, s0, c0, *w_in),
+                                                           (dout, dsn, dcn)))
+        x = x_in.contiguous()
+        w = [None if t is None else t.contiguous() for t in w_in]
         work = _scratch(ctx.n_work, x.dtype)
         act, out_act = act_code(cell)
         B, T, I = x.shape
@@ -238,12 +259,12 @@ class _FusedLayer(torch.autograd.Function):
         lead = (1,) if ctx.lead else ()
         ds0 = torch.empty(*lead, B, S, **opts)
         dc0 = torch.empty(*lead, B, H, **opts) if code == 2 else None
-        dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[4] else None
+        dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[3] else None
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
                                           _ptr(g_ih), _ptr(g_hh), _ptr(g_bih), _ptr(g_bhh), _ptr(g_why),
                                           _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work.data_ptr())
-        return (None, None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
+        return (None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
                 *grads)
 
 
@@ -273,7 +294,7 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
     saved, work = _layer_sizes(CELL_CODES[type(cell)], x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
     if (saved + work) * x.element_size() <= WHOLE_LAYER_BYTES:
         s0, c0 = (None, None) if state is None else (state[0], state[1] if lstm else None)
-        out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, (saved, work), x, s0, c0, *w)
+        out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, x, s0, c0, *w)
         return out, ((s_n, c_n) if lstm else (s_n,))
     if state is None:
         state = tuple(torch.zeros(B, n, device=x.device, dtype=x.dtype) for n in cell.state_sizes)

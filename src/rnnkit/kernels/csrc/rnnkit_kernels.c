@@ -58,9 +58,9 @@ static inline double rk_exp(double x) {
     p = p * r + 1.0 / 40320.0; p = p * r + 1.0 / 5040.0; p = p * r + 1.0 / 720.0;
     p = p * r + 1.0 / 120.0; p = p * r + 1.0 / 24.0; p = p * r + 1.0 / 6.0;
     p = p * r + 0.5; p = p * r + 1.0; p = p * r + 1.0;
-    int64_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits + 1023) << 52;                          /* low bits of t hold n */
+    uint64_t bits;                                       /* unsigned: the shift drops t's high bits, */
+    memcpy(&bits, &t, sizeof bits);                      /* which as a signed shift would be UB */
+    bits = (bits + 1023u) << 52;                         /* low bits of t hold n */
     double scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
@@ -75,9 +75,9 @@ static inline float rk_expf(float x) {
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f; p = p * r + 1.0f / 120.0f; p = p * r + 1.0f / 24.0f;
     p = p * r + 1.0f / 6.0f; p = p * r + 0.5f; p = p * r + 1.0f; p = p * r + 1.0f;
-    int32_t bits;
+    uint32_t bits;                                       /* unsigned, as in rk_exp */
     memcpy(&bits, &t, sizeof bits);
-    bits = (bits + 127) << 23;
+    bits = (bits + 127u) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
