@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..cells import ElmanCell, GRUCell, LSTMCell
 from ..errors import ConfigError
+from ..nn.cells import ElmanCell, GRUCell, LSTMCell
 from . import _native
 from . import fused as fused_kernels
 
@@ -32,7 +32,7 @@ def choose(layer, x: Tensor | None = None) -> str:
     be built.
     """
     torch_or_ref = "torch" if torch_mode(layer) is not None else "reference"
-    cell = layer._cells[0]
+    cell = layer.cells[0]
     if layer.backend == "fused":
         if x is not None and not fused_kernels.supports(cell, x):
             raise ConfigError("backend='fused' runs on the CPU in float32/float64 without proj_size or "
@@ -80,7 +80,7 @@ def run_torch(layer, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | No
     """torch's fused kernels (``torch._VF``, what torch.nn.RNN itself calls) on our weights."""
     mode = torch_mode(layer)
     fn = getattr(torch._VF, mode)
-    flat = [p for k in range(len(layer._cells)) for p in layer._weights(k) if p is not None]
+    flat = [p for k in range(len(layer.cells)) for p in layer.weights_of(k) if p is not None]
     hx = states if mode == "lstm" else states[0]
     args = (flat, layer.bias, layer.num_layers, layer.dropout, layer.training, layer.bidirectional)
     with warnings.catch_warnings():
