@@ -12,7 +12,8 @@ import argparse
 import json
 
 from ...cli_parse import loss_callbacks, model_args, out_args, refuse_existing, run_arg, train_args, vocab_args
-from .config import CLASSIFY_DEFAULTS, SequenceDataConfig
+from ...config import ModelConfig, TrainConfig
+from .config import CLASSIFY_DEFAULTS, ClassifierConfig, SequenceDataConfig
 
 __all__ = ["register", "cmd_classify", "COMMANDS"]
 
@@ -85,8 +86,6 @@ def _per_class_table(report: dict) -> str:
 def _classify_fit(a: argparse.Namespace) -> int:
     from .workflow import fit_classifier
     from .run import save_classifier_run
-    from .config import ClassifierConfig
-    from ...config import ModelConfig, TrainConfig
     from .metrics import format_confusion
     dc = SequenceDataConfig(source=a.train, test_source=a.test, label_col=a.label_col, id_col=a.id_col,
                             text_col=a.text_col, znorm=a.znorm, scaler=a.scaler, val_frac=a.val_frac,

@@ -175,7 +175,8 @@ def _metrics_table(scores: dict, label: str = "model") -> str:
 
 
 def cmd_fit(a: argparse.Namespace) -> int:
-    from .workflow import fit_forecaster, load_data
+    from .data import load_data
+    from .workflow import fit_forecaster
     from .run import save_forecast_run
     dc, mc, tc = _configs(a)
     check_out(a.out, a.force, protect=[a.data])  # refuse before spending minutes on training
@@ -252,7 +253,8 @@ def cmd_datasets(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     """The ReNom set-up: sin(x) on 50 points of [-10, 10], lookback 5, first half for training."""
-    from .workflow import fit_forecaster, load_data
+    from .data import load_data
+    from .workflow import fit_forecaster
     from .run import save_forecast_run
     dc = DataConfig(source="builtin:sine", lookback=5, horizon=1, val_frac=0.0, test_frac=0.5)
     mc = ModelConfig(cell="lstm", hidden_size=16)

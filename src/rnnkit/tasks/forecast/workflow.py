@@ -18,45 +18,18 @@ import torch
 import torch.nn.functional as F
 
 from ...config import ModelConfig, TrainConfig
-from ...data.builtin import list_builtins
 from ...data.scaler import Scaler
 from ...data.series import SeriesData
-from ...data.sources import read_series
-from ...data.split import split_at, split_series
 from ...errors import ConfigError, DataError
 from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit, loss_printer
 from .config import DataConfig, refuse_unsupported
+from .data import absolute_source, check_rows, is_builtin, load_data, seasonal_period, series_streams, split_for
 from .model import Forecaster
 from .predict import forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
 
-__all__ = ["ForecastRun", "fit_forecaster", "load_data", "forecast_loss", "forecast_fused_task", "backtest"]
-
-
-def load_data(config: DataConfig) -> SeriesData:
-    """Read the series ``config`` names (a file or ``builtin:NAME``), validated."""
-    return read_series(config.source, target=list(config.targets) or None, time_col=config.time_col,
-                       covariates=config.covariates, fill=config.fill)
-
-
-def _is_builtin(source: str) -> bool:
-    return str(source).startswith("builtin:")
-
-
-def _absolute(source: str) -> str:
-    """A file path made absolute (a run must find its data from any working directory)."""
-    return source if _is_builtin(source) or source.startswith("<") else str(Path(source).expanduser().absolute())
-
-
-def _seasonal_period(config: DataConfig) -> int:
-    if config.seasonal_period is not None:
-        return config.seasonal_period
-    if config.source.startswith("builtin:"):
-        for info in list_builtins():
-            if info.name == config.source[len("builtin:"):]:
-                return info.m
-    return 1
+__all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest"]
 
 
 @dataclass
@@ -86,7 +59,7 @@ class ForecastRun:
 
     @property
     def seasonal_period(self) -> int:
-        return _seasonal_period(self.data_config)
+        return seasonal_period(self.data_config)
 
     def _check_columns(self, data: SeriesData) -> None:
         got = tuple(data.targets) + tuple(data.covariates)
@@ -97,7 +70,7 @@ class ForecastRun:
     def load_data(self, source: str | None = None) -> SeriesData:
         """Read ``source`` (default: the training data) with the run's column settings."""
         cfg = self.data_config if source is None else self.data_config.replace(source=source)
-        if source is None and not _is_builtin(cfg.source) and not Path(cfg.source).exists():
+        if source is None and not is_builtin(cfg.source) and not Path(cfg.source).exists():
             raise DataError(f"the run's training data {cfg.source} no longer exists (moved or deleted); "
                             "pass the series with --data FILE")
         data = load_data(cfg)
@@ -209,35 +182,6 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
                      warmup=train_config.warmup if mode == "all" else 0)
 
 
-def split_for(dc: DataConfig, data: SeriesData):
-    """The chronological split ``dc`` asks for: by start dates/rows if given, else by fractions."""
-    if dc.val_start is not None or dc.test_start is not None:
-        index = data.frame.index
-        conv = (lambda v: v) if isinstance(index, pd.DatetimeIndex) else (lambda v: v if v is None else int(v))
-        try:
-            return split_at(index, conv(dc.val_start), conv(dc.test_start))
-        except ValueError as e:
-            if isinstance(e, DataError) or isinstance(e, ConfigError):
-                raise
-            raise ConfigError(f"--val-start/--test-start must be row numbers for a series without --time-col; "
-                              f"got {dc.val_start!r}/{dc.test_start!r}") from None
-    return split_series(len(data), dc.val_frac, dc.test_frac)
-
-
-def _rows_needed(dc: DataConfig, split) -> None:
-    n = split.n
-    problems = []
-    if split.train_end < dc.lookback + dc.horizon:
-        problems.append(f"{split.train_end} training rows (need lookback {dc.lookback} + horizon {dc.horizon})")
-    if split.val_end > split.train_end and split.val_end - split.train_end < dc.horizon:
-        problems.append(f"{split.val_end - split.train_end} validation rows (need at least horizon {dc.horizon})")
-    if n > split.val_end and n - split.val_end < dc.horizon:
-        problems.append(f"{n - split.val_end} test rows (need at least horizon {dc.horizon})")
-    if problems:
-        raise DataError(f"too few rows ({n}) for this split: " + "; ".join(problems) +
-                        "; use a smaller --lookback/--horizon, lower --val-frac/--test-frac, or more data")
-
-
 def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = None,
                    train_config: TrainConfig | None = None, data: SeriesData | None = None,
                    quiet: bool = False, evaluate: bool = True, dtype: torch.dtype = torch.float32,
@@ -253,13 +197,13 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
         train_config = train_config.replace(loss="mse")
     data = data if data is not None else load_data(data_config)
     dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates),
-                             source=_absolute(data_config.source))  # usable from any working directory
+                             source=absolute_source(data_config.source))  # usable from any working directory
     if train_config.stateful and model_config.strategy != "recursive":
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
     values = data.values
     n, C = len(values), len(dc.targets)
     split = split_for(dc, data)
-    _rows_needed(dc, split)
+    check_rows(dc, split)
     scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
     scaled = scaler.transform(values)
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
@@ -269,7 +213,7 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     model = Forecaster(values.shape[1], C, dc.horizon, model_config).to(dtype)
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
     if train_config.stateful:
-        train = _streams(scaled[:split.train_end], C, train_config.batch_size)
+        train = series_streams(scaled[:split.train_end], C, train_config.batch_size)
         train, val = tuple(as_t(a) for a in train), None
     else:
         Xtr, Ytr = windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end)[:2]
@@ -291,18 +235,6 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     if evaluate and split.val_end < n:
         run.metrics = run.evaluate(data)
     return run
-
-
-def _streams(scaled: np.ndarray, n_targets: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut one series into ``batch`` contiguous streams of (input, next value): ``(B, N', F)``, ``(B, N', C)``."""
-    x, y = scaled[:-1], scaled[1:, :n_targets]
-    per = len(x) // batch
-    if per < 1:
-        raise DataError(f"stateful training with batch size {batch} needs at least {batch + 1} training rows; "
-                        f"there are {len(scaled)}")
-    x = x[:per * batch].reshape(batch, per, -1)  # (N, F) -> (B, N/B, F)
-    y = y[:per * batch].reshape(batch, per, -1)
-    return x, y
 
 
 def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, refit: bool = False,

@@ -13,6 +13,7 @@ import json
 
 from ...cli_parse import (loss_callbacks, model_args, out_args, refuse_existing, run_arg, seed_arg, train_args,
                           vocab_args)
+from ...config import ModelConfig, TrainConfig
 from .config import TEXT_DEFAULTS, TextConfig
 
 __all__ = ["register", "cmd_text", "COMMANDS"]
@@ -70,7 +71,6 @@ def register(sub) -> None:
 
 
 def _text_fit(a: argparse.Namespace) -> int:
-    from ...config import ModelConfig, TrainConfig
     from .workflow import fit_char_lm
     from .run import save_text_run
     xc = TextConfig(source=a.corpus, seq_len=a.seq_len, steps=a.steps, val_frac=a.val_frac,
