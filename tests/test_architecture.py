@@ -222,3 +222,23 @@ def test_every_exception_is_still_needed():
 def test_each_job_has_the_same_shape(job):
     files = {p.name for p in (PACKAGE / "tasks" / job).glob("*.py")}
     assert {"__init__.py", "config.py", "model.py", "workflow.py", "metrics.py", "run.py", "cli.py"} <= files
+
+
+def test_kernels_read_a_layer_only_through_its_public_view():
+    """The kernels take what they need from a layer through its accessors (``cells``,
+    ``weights_of(k)``, ``weights_are_parameters()``), never its private attributes. Allowed:
+    torch.nn.Module's own ``_parameters`` dict (read directly on the streaming hot path, where
+    ``Module.__getattr__`` is slow) and private names of the modules a kernel imports."""
+    allowed = {"_parameters"}
+    bad = []
+    for m, path in MODULES.items():
+        if not _within(m, "rnnkit.kernels"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {(a.asname or a.name).split(".")[0] for n in ast.walk(tree)
+                   if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+        for n in ast.walk(tree):
+            if (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and _private(n.attr)
+                    and n.value.id not in {"self", "cls"} | modules and n.attr not in allowed):
+                bad.append(f"{m}:{n.lineno} reads {n.value.id}.{n.attr}")
+    assert not bad, "\n".join(bad)
