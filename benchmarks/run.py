@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(store.read_text()) if store.exists() else {"suites": {}}
     warnings.filterwarnings("ignore", category=UserWarning)  # e.g. DataLoader/keras chatter
     machine = harness.machine_info()  # also builds/loads the native kernels
-    import rnnkit.pipeline  # noqa: F401  (import everything the suites use, then freeze the heap)
+    import rnnkit.tasks.forecast.workflow  # noqa: F401  (import everything the suites use, then freeze the heap)
     import torch.utils.data  # noqa: F401
     harness.freeze_heap()
     results["machine"] = machine

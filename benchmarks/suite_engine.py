@@ -37,7 +37,7 @@ def _fit_call(cell: str, hidden: int, batch: int, x, y, engine: str):
     """One call = ``rnnkit.fit`` for 2 epochs over the windows (set-up included, as in a run)."""
     from rnnkit import TrainConfig
     from rnnkit.kernels.trainer import FusedTask
-    from rnnkit.train import fit
+    from rnnkit.training.loop import fit
     task = FusedTask("last", "mse", x, y)
     config = TrainConfig(epochs=2, batch_size=batch, engine=engine, patience=0)
     seen = {}

@@ -29,7 +29,7 @@ def _datasets(quick: bool) -> dict:
     """name -> (SeriesData, description). ReNom's 50-point sine, and a longer synthetic one."""
     import pandas as pd
     import rnnkit
-    from rnnkit.data import series_from_frame
+    from rnnkit.data.series import series_from_frame
     sets = {"sine50": (rnnkit.load_builtin("sine"), "builtin:sine (ReNom: 50 points)")}
     if not quick:
         t = np.linspace(0.0, 80 * np.pi, 2000)
@@ -50,7 +50,7 @@ def _configs(cell: str, epochs: int):
 def _same_windows(data) -> tuple[np.ndarray, np.ndarray]:
     """The training windows fit_forecaster makes (split, min-max scaler on train rows, windows)."""
     import rnnkit
-    from rnnkit.forecast import windows_for
+    from rnnkit.tasks.forecast.predict import windows_for
     dc = _configs("lstm", 1)[0]
     values = data.values
     split = rnnkit.split_series(len(values), dc.val_frac, dc.test_frac)

@@ -201,7 +201,7 @@ def _windows(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _fit_fn(cell: str, x, y, engine: str, epochs: int):
     import rnnkit
-    from rnnkit.pipeline import forecast_fused_task, forecast_loss
+    from rnnkit.tasks.forecast.workflow import forecast_fused_task, forecast_loss
     torch.manual_seed(0)
     model = rnnkit.Forecaster(I, 1, 1, rnnkit.ModelConfig(cell=cell, hidden_size=H))
     config = rnnkit.TrainConfig(epochs=epochs, batch_size=B, lr=1e-3, patience=0, restore_best=False,

@@ -19,10 +19,11 @@ import argparse
 import numpy as np
 import torch
 
-from rnnkit.classify import fit_classifier
-from rnnkit.config import ClassifierConfig, ModelConfig, SequenceDataConfig, TrainConfig
-from rnnkit.metrics import format_confusion
-from rnnkit.seqdata import SequenceData, read_sequences, stratified_split
+from rnnkit.tasks.classify.workflow import fit_classifier
+from rnnkit.tasks.classify.config import ClassifierConfig, SequenceDataConfig
+from rnnkit.config import ModelConfig, TrainConfig
+from rnnkit.tasks.classify.metrics import format_confusion
+from rnnkit.tasks.classify.data import SequenceData, read_sequences, stratified_split
 
 
 def main(quick: bool = False, seed: int = 0) -> dict:

@@ -21,9 +21,10 @@ import time
 import numpy as np
 import torch
 
-from rnnkit.classify import fit_classifier
-from rnnkit.config import ClassifierConfig, ModelConfig, SequenceDataConfig, TrainConfig
-from rnnkit.seqdata import read_sequences
+from rnnkit.tasks.classify.workflow import fit_classifier
+from rnnkit.tasks.classify.config import ClassifierConfig, SequenceDataConfig
+from rnnkit.config import ModelConfig, TrainConfig
+from rnnkit.tasks.classify.data import read_sequences
 
 # UCR archive 2018, DataSummary.csv, row "ItalyPowerDemand": error rates of 1-NN classifiers
 PUBLISHED_ERRORS = {"ItalyPowerDemand": {"1-NN Euclidean": 0.0447, "1-NN DTW, learned window (w=0)": 0.0447,

@@ -14,7 +14,7 @@ through the network and the output at the last step is appended.
 With rnnkit: ``Forecaster(1, 1, ModelConfig(cell="elman", hidden_size=20, strategy="recursive",
 init="keras"))`` is the same network (rnnkit's Elman layer has torch's two bias vectors, so 481
 parameters instead of 461), and ``TrainConfig(many_to_many=True, optimizer="sgd", lr=0.01,
-batch_size=8, epochs=20)`` the same training, with :func:`rnnkit.pipeline.forecast_loss`
+batch_size=8, epochs=20)`` the same training, with :func:`rnnkit.tasks.forecast.workflow.forecast_loss`
 scoring every step. The validation windows are the last 4, as Keras takes them (before any
 shuffling). ``restore_best=False`` keeps the weights of epoch 20, as Keras does, and the
 reported validation MSE is that of epoch 20.
@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 import rnnkit
-from rnnkit import plots
-from rnnkit.pipeline import forecast_loss
+from rnnkit.training import plots
+from rnnkit.tasks.forecast.workflow import forecast_loss
 
 NAME = "hidden_state_simplernn"
 N_RNN = 10  # steps per window

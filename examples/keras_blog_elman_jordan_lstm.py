@@ -20,7 +20,7 @@ This script does all of it with rnnkit's public API:
    output fed back as input (``Forecaster.generate`` primed on a single value), and
    prime-then-generate (``Forecaster.generate(prime, steps)`` primed on 10 values).
 3. **The stateful LSTM** of the post: ``TrainConfig(stateful=True, tbptt=1, batch_size=1,
-   shuffle=False)``, trained by :func:`rnnkit.fit` with :func:`rnnkit.pipeline.forecast_loss`.
+   shuffle=False)``, trained by :func:`rnnkit.fit` with :func:`rnnkit.tasks.forecast.workflow.forecast_loss`.
    ``tbptt=1`` is what Keras does with ``batch_input_shape=(1, 1, 1)``: one optimiser step per
    time step, the state carried (and detached) from step to step and reset every epoch. Then
    ``generate(series, 36)`` primes on sin(0..35) and runs free for 36 steps.
@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import rnnkit
-from rnnkit import plots
-from rnnkit.pipeline import forecast_fused_task, forecast_loss
+from rnnkit.training import plots
+from rnnkit.tasks.forecast.workflow import forecast_fused_task, forecast_loss
 
 NAME = "keras_blog_elman_jordan_lstm"
 WINDOW = 10

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit import plots
+from rnnkit.training import plots
 
 NAME = "min_char_rnn_regression"
 HIDDEN = 100

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"MSE {gen_mse:.5f}; signal variance {np.var(truth):.5f}  [training {seconds:.1f} s]")
         past = signal[start:start + N_STEP * N_INPUT]
         plot_generation(past, truth, gen, gen_mse, out / "generated.png")
-        from rnnkit import plots
+        from rnnkit.training import plots
         plots.plot_learning_curve(history, out / "learning_curve.png", title="stacked LSTM, training MSE")
     finally:
         torch.set_num_threads(threads)

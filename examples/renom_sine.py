@@ -12,7 +12,7 @@ Here the same experiment runs for the LSTM and for the Elman network whose equat
 tutorial writes out (tanh hidden layer, linear output), both through rnnkit's public API:
 
 * windows: :func:`rnnkit.make_windows`; model: :class:`rnnkit.Forecaster` (many-to-one, one
-  step ahead); training: :func:`rnnkit.fit` with the loss :func:`rnnkit.pipeline.forecast_loss`;
+  step ahead); training: :func:`rnnkit.fit` with the loss :func:`rnnkit.tasks.forecast.workflow.forecast_loss`;
 * the stopping rule is ``TrainConfig(check_every=200, patience=1, min_delta=0.01)`` with the
   *test* windows as validation data, exactly as the tutorial does (so the test loss is not an
   untouched hold-out score here; it also chooses when to stop). ``restore_best=False`` keeps the
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 import rnnkit
-from rnnkit.pipeline import forecast_loss
+from rnnkit.tasks.forecast.workflow import forecast_loss
 
 NAME = "renom_sine"
 LOOKBACK = 5

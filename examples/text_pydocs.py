@@ -18,8 +18,9 @@ import time
 
 import torch
 
-from rnnkit.config import ModelConfig, TextConfig, TrainConfig
-from rnnkit.text import fit_char_lm
+from rnnkit.config import ModelConfig, TrainConfig
+from rnnkit.tasks.text.config import TextConfig
+from rnnkit.tasks.text.workflow import fit_char_lm
 
 SETUP = dict(text=TextConfig(source="builtin:pydocs", seq_len=64, steps=2000, val_frac=0.1),
              model=ModelConfig(cell="lstm", hidden_size=128),

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-import rnnkit.checks as checks
+import rnnkit.data.sources as sources
+import rnnkit.training.checks as checks
+from rnnkit.kernels import limits
 from rnnkit import (
     ClassifierConfig,
     ConfigError,
@@ -36,7 +38,8 @@ from rnnkit import (
     fit_forecaster,
 )
 from rnnkit.cli import build_parser, main
-from rnnkit.config import CLASSIFY_DEFAULTS, TEXT_DEFAULTS
+from rnnkit.tasks.classify.config import CLASSIFY_DEFAULTS
+from rnnkit.tasks.text.config import TEXT_DEFAULTS
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -177,10 +180,10 @@ def test_sizes_past_c_int_are_refused_before_the_native_call():
         from rnnkit.kernels import fused
         import torch
         fused._layer_sizes(0, torch.float32, 2**31, 1, 1, 1, 1)
-    assert checks.check_c_int("x", 2**31 - 1) == 2**31 - 1
+    assert limits.check_c_int("x", 2**31 - 1) == 2**31 - 1
     for bad in (2**31, -1):
         with pytest.raises(ConfigError, match="x"):
-            checks.check_c_int("x", bad)
+            limits.check_c_int("x", bad)
 
 
 # --- 5. floats: finite and in range -----------------------------------------------------------------
@@ -409,7 +412,7 @@ def test_a_named_pipe_as_data_is_refused(capsys, tmp_path, job):
 def test_a_device_as_data_is_refused(capsys, tmp_path, monkeypatch, job):
     if not os.path.exists("/dev/zero"):
         pytest.skip("no /dev/zero")
-    monkeypatch.setattr(checks, "max_file_bytes", lambda: 1 << 20)  # a regression reads 1 MiB, not all memory
+    monkeypatch.setattr(sources, "max_file_bytes", lambda: 1 << 20)  # a regression reads 1 MiB, not all memory
     data = tmp_path / ("zero.txt" if job == "text" else "zero.csv")
     data.symlink_to("/dev/zero")
     out = tmp_path / "run"
@@ -420,7 +423,7 @@ def test_a_device_as_data_is_refused(capsys, tmp_path, monkeypatch, job):
 
 @pytest.mark.parametrize("job", ["fit", "classify", "text"])
 def test_files_above_the_size_limit_are_refused_before_reading(capsys, tmp_path, monkeypatch, job):
-    monkeypatch.setattr(checks, "max_file_bytes", lambda: 1000)
+    monkeypatch.setattr(sources, "max_file_bytes", lambda: 1000)
     data = tmp_path / ("big.txt" if job == "text" else "big.csv")
     data.write_text("value,label\n" + "1.0,a\n" * 400)
     out = tmp_path / "run"
@@ -434,15 +437,15 @@ def test_a_sparse_file_larger_than_memory_is_refused_without_reading(tmp_path):
     data = tmp_path / "huge.csv"
     with open(data, "wb") as f:
         try:
-            f.truncate(checks.max_file_bytes() + 1)  # sparse: no disk space used
+            f.truncate(sources.max_file_bytes() + 1)  # sparse: no disk space used
         except OSError:
             pytest.skip("the file system cannot hold a sparse file this large")
-    with pytest.raises(checks.DataError, match="larger than the"):
-        checks.read_data_file(data)
+    with pytest.raises(sources.DataError, match="larger than the"):
+        sources.read_data_file(data)
 
 
 def test_a_gzip_that_expands_past_the_limit_is_refused(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(checks, "max_file_bytes", lambda: 1 << 20)
+    monkeypatch.setattr(sources, "max_file_bytes", lambda: 1 << 20)
     data = tmp_path / "bomb.ts.gz"
     data.write_bytes(gzip.compress(b"0" * (2 << 20)))
     assert "decompresses to more than" in one_line_error(capsys, classify_fit(tmp_path / "run", data=data))

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import rnnkit
+from rnnkit.nn.layers import BACKENDS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -146,7 +147,7 @@ def _window(rng, steps=20, scale=1.0):
 
 
 @pytest.mark.parametrize("backend", [b for b in ("auto", "reference", "torch", "fused")
-                                     if b in rnnkit.layers.BACKENDS])
+                                     if b in BACKENDS])
 @pytest.mark.parametrize("hidden", [1, 7, 100])
 def test_min_char_rnn_gradients_match_numpy_bptt(backend, hidden):
     rng = np.random.default_rng(hidden)

@@ -4,7 +4,9 @@ Layers and cells are drop-in twins of torch.nn's; the workflow (data -> windows 
 forecasts -> metrics -> run directory) is :func:`fit_forecaster` and :func:`load_run`, the same
 functions the ``rnnkit`` command line calls; :func:`fit_classifier` and :func:`fit_char_lm` are
 the classification and character-model jobs. Models and the workflow use ``(B, T, F)`` tensors.
-Submodules with more: ``rnnkit.metrics``, ``rnnkit.plots``, ``rnnkit.forecast``.
+Submodules with more: ``rnnkit.nn`` (the math), ``rnnkit.kernels``, ``rnnkit.training``,
+``rnnkit.data`` and each job's ``rnnkit.tasks.forecast|classify|text`` (its metrics, plots and
+helpers); see the README's "Project layout".
 """
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
@@ -14,41 +16,69 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 # The names, their modules and `__all__` are the same as with eager imports; type checkers and
 # `from rnnkit import *` see them all.
 _LAZY = {
-    "cells": ("ElmanCell", "GRUCell", "JordanCell", "LSTMCell", "RecurrentCell", "keras_init_"),
-    "classify": ("ClassifierRun", "fit_classifier", "load_classifier_run", "save_classifier_run"),
-    "config": ("ClassifierConfig", "DataConfig", "ModelConfig", "SequenceDataConfig", "TextConfig", "TrainConfig"),
-    "convert": ("from_torch", "summary", "to_torch"),
-    "data": ("Scaler", "SeriesData", "list_builtins", "load_builtin", "make_windows", "read_series", "split_series"),
+    "nn.cells": ("ElmanCell", "GRUCell", "JordanCell", "LSTMCell", "RecurrentCell"),
+    "nn.init": ("keras_init_",),
+    "nn.convert": ("from_torch", "summary", "to_torch"),
+    "nn.layers": ("GRU", "LSTM", "RNN", "Jordan", "Recurrent"),
+    "config": ("ModelConfig", "TrainConfig"),
     "errors": ("ConfigError", "DataError", "RnnkitError", "RunError", "ShapeError", "TrainingError"),
-    "layers": ("GRU", "LSTM", "RNN", "Jordan", "Recurrent"),
-    "models": ("CharLM", "Forecaster", "SequenceClassifier"),
-    "pipeline": ("ForecastRun", "fit_forecaster"),
-    "runs": ("load_run", "save_forecast_run", "save_run"),
-    "seqdata": ("SequenceData", "read_sequences"),
-    "text": ("TextRun", "fit_char_lm", "load_text_run", "read_text", "save_text_run"),
-    "train": ("History", "fit"),
-    "vocab": ("CharVocab",),
+    "training.loop": ("History", "fit"),
+    "data.scaler": ("Scaler",),
+    "data.series": ("SeriesData",),
+    "data.builtin": ("list_builtins", "load_builtin"),
+    "data.sources": ("read_series",),
+    "data.split": ("split_series",),
+    "data.windows": ("make_windows",),
+    "data.vocab": ("CharVocab",),
+    "tasks": ("load_run",),
+    "tasks.forecast.config": ("DataConfig",),
+    "tasks.forecast.model": ("Forecaster",),
+    "tasks.forecast.workflow": ("ForecastRun", "fit_forecaster"),
+    "tasks.forecast.run": ("save_forecast_run", "save_run"),
+    "tasks.classify.config": ("ClassifierConfig", "SequenceDataConfig"),
+    "tasks.classify.data": ("SequenceData", "read_sequences"),
+    "tasks.classify.model": ("SequenceClassifier",),
+    "tasks.classify.workflow": ("ClassifierRun", "fit_classifier"),
+    "tasks.classify.run": ("load_classifier_run", "save_classifier_run"),
+    "tasks.text.config": ("TextConfig",),
+    "tasks.text.model": ("CharLM",),
+    "tasks.text.workflow": ("TextRun", "fit_char_lm", "read_text"),
+    "tasks.text.run": ("load_text_run", "save_text_run"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
 if _TYPE_CHECKING:  # pragma: no cover
-    from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell, keras_init_
-    from .classify import ClassifierRun, fit_classifier, load_classifier_run, save_classifier_run
-    from .config import ClassifierConfig, DataConfig, ModelConfig, SequenceDataConfig, TextConfig, TrainConfig
-    from .convert import from_torch, summary, to_torch
-    from .data import Scaler, SeriesData, list_builtins, load_builtin, make_windows, read_series, split_series
+    from .nn.cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
+    from .nn.init import keras_init_
+    from .nn.convert import from_torch, summary, to_torch
+    from .nn.layers import GRU, LSTM, RNN, Jordan, Recurrent
+    from .config import ModelConfig, TrainConfig
     from .errors import ConfigError, DataError, RnnkitError, RunError, ShapeError, TrainingError
-    from .layers import GRU, LSTM, RNN, Jordan, Recurrent
-    from .models import CharLM, Forecaster, SequenceClassifier
-    from .pipeline import ForecastRun, fit_forecaster
-    from .runs import load_run, save_forecast_run, save_run
-    from .seqdata import SequenceData, read_sequences
-    from .text import TextRun, fit_char_lm, load_text_run, read_text, save_text_run
-    from .train import History, fit
-    from .vocab import CharVocab
+    from .training.loop import History, fit
+    from .data.scaler import Scaler
+    from .data.series import SeriesData
+    from .data.builtin import list_builtins, load_builtin
+    from .data.sources import read_series
+    from .data.split import split_series
+    from .data.windows import make_windows
+    from .data.vocab import CharVocab
+    from .tasks import load_run
+    from .tasks.forecast.config import DataConfig
+    from .tasks.forecast.model import Forecaster
+    from .tasks.forecast.workflow import ForecastRun, fit_forecaster
+    from .tasks.forecast.run import save_forecast_run, save_run
+    from .tasks.classify.config import ClassifierConfig, SequenceDataConfig
+    from .tasks.classify.data import SequenceData, read_sequences
+    from .tasks.classify.model import SequenceClassifier
+    from .tasks.classify.workflow import ClassifierRun, fit_classifier
+    from .tasks.classify.run import load_classifier_run, save_classifier_run
+    from .tasks.text.config import TextConfig
+    from .tasks.text.model import CharLM
+    from .tasks.text.workflow import TextRun, fit_char_lm, read_text
+    from .tasks.text.run import load_text_run, save_text_run
 
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "__version__",
@@ -75,7 +105,7 @@ def __getattr__(name: str):
     import importlib
     import importlib.util
     module = _MODULE_OF.get(name)
-    if module is None:  # a submodule such as rnnkit.metrics, as eager imports made them available
+    if module is None:  # a submodule such as rnnkit.nn, as eager imports made them available
         if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
             return importlib.import_module(f".{name}", __name__)
         raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")

@@ -1,8 +1,10 @@
 """Settings as frozen dataclasses: one object per concern, validated once, stored in every run.
 
-``ModelConfig`` says what network to build, ``DataConfig`` how to turn a table into windows, and
-``TrainConfig`` how to fit. Each validates itself on construction (a :class:`ConfigError` names
-the bad field and the allowed values) and round-trips through ``to_dict``/``from_dict`` (JSON).
+The settings every job shares live here: ``ModelConfig`` says what network to build and
+``TrainConfig`` how to fit. Each job's own settings (``DataConfig`` of forecasting, ...) are in its
+``tasks/X/config.py``, built with the validators below. Each validates itself on construction (a
+:class:`ConfigError` names the bad field and the allowed values) and round-trips through
+``to_dict``/``from_dict`` (JSON).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any, Optional
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "DataConfig", "TrainConfig"]
+__all__ = ["ModelConfig", "TrainConfig", "Serialisable", "check_choice", "check_positive", "check_real",
+           "check_fraction", "refuse_setting", "refuse_forecasting_settings"]
 
 CELL_NAMES = ("lstm", "gru", "elman", "jordan")
 OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop")
@@ -32,18 +35,18 @@ FLOAT32_MAX = 3.4028234663852886e38
 MAX_SEED = 2**63 - 1
 
 
-def _choice(name: str, value: Any, allowed: tuple) -> None:
+def check_choice(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
 
 
-def _positive(name: str, value: Any, zero_ok: bool = False) -> None:
+def check_positive(name: str, value: Any, zero_ok: bool = False) -> None:
     ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if zero_ok else value >= 1)
     if not ok:
         raise ConfigError(f"{name} must be an integer {'>= 0' if zero_ok else '>= 1'}; got {value!r}")
 
 
-def _real(name: str, value: Any, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False,
+def check_real(name: str, value: Any, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False,
           what: str = "a number") -> None:
     """``value`` must be a finite real number in the interval from ``lo`` to ``hi`` (open or closed
     at each end as given): NaN, infinities, booleans and strings are refused with the range."""
@@ -55,7 +58,7 @@ def _real(name: str, value: Any, lo: float, hi: float, lo_open: bool = False, hi
         raise ConfigError(f"{name} must be {what} in {rng}; got {value!r}")
 
 
-class _Serialisable:
+class Serialisable:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[arg-type]
 
@@ -73,7 +76,7 @@ class _Serialisable:
 
 
 @dataclass(frozen=True)
-class ModelConfig(_Serialisable):
+class ModelConfig(Serialisable):
     """The network: a recurrent stack and a linear head.
 
     ``strategy="direct"`` makes the head emit all ``horizon`` steps from the last output at once;
@@ -96,32 +99,32 @@ class ModelConfig(_Serialisable):
     peephole: bool = False
 
     def __post_init__(self) -> None:
-        _choice("cell", self.cell, CELL_NAMES)
+        check_choice("cell", self.cell, CELL_NAMES)
         if self.peephole not in (True, False):
             raise ConfigError(f"peephole must be true or false; got {self.peephole!r}")
         if self.peephole and self.cell != "lstm":
             raise ConfigError(f"peephole connections belong to LSTM cells; the {self.cell} cell has none")
-        _positive("hidden_size", self.hidden_size)
-        _positive("num_layers", self.num_layers)
+        check_positive("hidden_size", self.hidden_size)
+        check_positive("num_layers", self.num_layers)
         if self.num_layers > MAX_LAYERS:
             raise ConfigError(f"num_layers must be at most {MAX_LAYERS} (deeper recurrent stacks do not train); "
                               f"got {self.num_layers}")
-        _real("dropout", self.dropout, 0.0, 1.0, hi_open=True, what="a fraction")
+        check_real("dropout", self.dropout, 0.0, 1.0, hi_open=True, what="a fraction")
         if self.dropout and self.num_layers == 1:
             raise ConfigError(f"dropout ({self.dropout}) acts between stacked layers and a 1-layer network has "
                               "none; use num_layers >= 2 or dropout=0")
-        _choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
+        check_choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
         if self.nonlinearity != "tanh" and self.cell not in ("elman", "jordan"):
             raise ConfigError(f"nonlinearity applies to Elman and Jordan cells; the {self.cell} cell's gates "
                               "have fixed activations: leave nonlinearity='tanh'")
-        _choice("output_activation", self.output_activation, ("identity", "tanh", "sigmoid", "relu"))
+        check_choice("output_activation", self.output_activation, ("identity", "tanh", "sigmoid", "relu"))
         if self.output_activation != "identity" and self.cell != "jordan":
             raise ConfigError(f"output_activation applies to Jordan cells; the {self.cell} cell has no output "
                               "layer of its own: leave output_activation='identity'")
-        _choice("init", self.init, ("torch", "keras"))
-        _choice("strategy", self.strategy, ("direct", "recursive"))
+        check_choice("init", self.init, ("torch", "keras"))
+        check_choice("strategy", self.strategy, ("direct", "recursive"))
         if self.output_size is not None:
-            _positive("output_size", self.output_size)
+            check_positive("output_size", self.output_size)
             if self.cell != "jordan":
                 raise ConfigError("output_size sets a Jordan network's output (context) width; "
                                   f"the {self.cell} cell has none")
@@ -130,7 +133,7 @@ class ModelConfig(_Serialisable):
                               "use strategy='direct' or bidirectional=False")
 
     def cell_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`rnnkit.layers.Recurrent` beyond the common ones."""
+        """Keyword arguments for :class:`rnnkit.nn.layers.Recurrent` beyond the common ones."""
         if self.cell == "jordan":
             return {"nonlinearity": self.nonlinearity, "output_activation": self.output_activation,
                     "output_size": self.output_size}
@@ -142,51 +145,7 @@ class ModelConfig(_Serialisable):
 
 
 @dataclass(frozen=True)
-class DataConfig(_Serialisable):
-    """How a table becomes training windows.
-
-    ``source`` is a file path or ``builtin:NAME``. The split is chronological: the last
-    ``test_frac`` of rows are the test part, the ``val_frac`` before them validation, the rest
-    training; or, when ``val_start``/``test_start`` are given (dates such as ``"1990-01"``, or row
-    numbers for series without a time column), the parts start there instead and the fractions
-    are ignored (a part without a start is then empty). The scaler is fitted on the training rows
-    only. ``seasonal_period`` (m) is used by the
-    seasonal-naive baseline and MASE; ``None`` takes the built-in series' period, else 1.
-    """
-
-    source: str = "builtin:sine"
-    targets: tuple[str, ...] = ()
-    time_col: Optional[str] = None
-    covariates: tuple[str, ...] = ()
-    fill: Optional[str] = None
-    lookback: int = 12
-    horizon: int = 1
-    stride: int = 1
-    val_frac: float = 0.1
-    test_frac: float = 0.2
-    scaler: str = "minmax"
-    seasonal_period: Optional[int] = None
-    val_start: Optional[str] = None
-    test_start: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "targets", tuple(self.targets))
-        object.__setattr__(self, "covariates", tuple(self.covariates))
-        _positive("lookback", self.lookback)
-        _positive("horizon", self.horizon)
-        _positive("stride", self.stride)
-        for name in ("val_frac", "test_frac"):
-            _real(name, getattr(self, name), 0.0, 1.0, hi_open=True, what="a fraction")
-        if self.val_frac + self.test_frac >= 1.0:
-            raise ConfigError("val_frac + test_frac must leave rows for training (sum below 1)")
-        _choice("scaler", self.scaler, ("minmax", "standard", "none"))
-        _choice("fill", self.fill, (None, "ffill", "interpolate"))
-        if self.seasonal_period is not None:
-            _positive("seasonal_period", self.seasonal_period)
-
-
-@dataclass(frozen=True)
-class TrainConfig(_Serialisable):
+class TrainConfig(Serialisable):
     """How to fit: optimiser, schedule, batching, early stopping, seeding.
 
     Early stopping: every ``check_every`` epochs the validation loss is compared with the best so
@@ -209,7 +168,7 @@ class TrainConfig(_Serialisable):
     ``loss``: ``None`` (the default) is the job's own loss: MSE for forecasting, cross-entropy for
     classification and character models; the job records the loss it used. A loss the job cannot
     train with (``"ce"`` for forecasting, ``"mse"``/``"mae"`` for the others) is refused there, as
-    is every other setting the job does not use (see :func:`rnnkit.checks.refuse_unsupported`).
+    is every other setting the job does not use (see each job's ``refuse_unsupported`` in ``tasks/X/config.py``).
 
     Ranges: ``lr`` in (0, 10], ``momentum`` in [0, 1) (SGD and RMSprop only), ``weight_decay``
     in [0, 1], ``min_delta`` in [0, 1), clipping thresholds in (0, 3.4e38] (float32's range), ``seed`` an
@@ -247,27 +206,27 @@ class TrainConfig(_Serialisable):
     engine: str = "auto"
 
     def __post_init__(self) -> None:
-        _positive("epochs", self.epochs)
-        _positive("batch_size", self.batch_size)
-        _real("lr", self.lr, 0.0, MAX_LR, lo_open=True, what="a positive number")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("loss", self.loss, (None, "mse", "mae", "ce"))
-        _choice("engine", self.engine, ("auto", "fused", "torch"))
-        _positive("patience", self.patience, zero_ok=True)
-        _positive("check_every", self.check_every)
-        _positive("warmup", self.warmup, zero_ok=True)
-        _positive("tbptt", self.tbptt, zero_ok=True)
+        check_positive("epochs", self.epochs)
+        check_positive("batch_size", self.batch_size)
+        check_real("lr", self.lr, 0.0, MAX_LR, lo_open=True, what="a positive number")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("loss", self.loss, (None, "mse", "mae", "ce"))
+        check_choice("engine", self.engine, ("auto", "fused", "torch"))
+        check_positive("patience", self.patience, zero_ok=True)
+        check_positive("check_every", self.check_every)
+        check_positive("warmup", self.warmup, zero_ok=True)
+        check_positive("tbptt", self.tbptt, zero_ok=True)
         for name in ("clip_norm", "clip_value"):
             v = getattr(self, name)
             if v is not None:
-                _real(name, v, 0.0, FLOAT32_MAX, lo_open=True, what="a positive number (when given)")
-        _real("min_delta", self.min_delta, 0.0, 1.0, hi_open=True, what="a relative fall")
-        _real("momentum", self.momentum, 0.0, 1.0, hi_open=True, what="a number")
+                check_real(name, v, 0.0, FLOAT32_MAX, lo_open=True, what="a positive number (when given)")
+        check_real("min_delta", self.min_delta, 0.0, 1.0, hi_open=True, what="a relative fall")
+        check_real("momentum", self.momentum, 0.0, 1.0, hi_open=True, what="a number")
         if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
             raise ConfigError(f"momentum applies to the sgd and rmsprop optimizers; {self.optimizer} has none "
                               "(adam's betas are fixed): use optimizer='sgd' or 'rmsprop', or momentum=0")
-        _real("weight_decay", self.weight_decay, 0.0, 1.0, what="a number")
+        check_real("weight_decay", self.weight_decay, 0.0, 1.0, what="a number")
         for name in ("restore_best", "shuffle", "many_to_many", "stateful"):
             if getattr(self, name) not in (True, False):
                 raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
@@ -276,106 +235,29 @@ class TrainConfig(_Serialisable):
 
 
 
-# --- sequence classification and character language models (appended for issue 7) ----------
+# --- shared by the jobs' own configs (tasks/*/config.py) -----------------------------------------
 
 UNKNOWN_POLICIES = ("error", "skip", "replace")
 
 
-def _fraction(name: str, value: Any) -> None:
+def check_fraction(name: str, value: Any) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
         raise ConfigError(f"{name} must be a fraction in [0, 1); got {value!r}")
 
 
-@dataclass(frozen=True)
-class SequenceDataConfig(_Serialisable):
-    """How a file of labelled sequences becomes padded tensors for classification.
-
-    ``source`` (and ``test_source``) is a ``.ts``/``.tsv``/``.csv``/``.npz`` file or
-    ``builtin:NAME`` (see :func:`rnnkit.seqdata.read_sequences` for the formats and the meaning of
-    ``label_col``, ``id_col`` and ``text_col``). ``znorm`` z-normalises every series on its own
-    (the UCR convention); ``scaler`` is then fitted on the training steps only. ``val_frac`` of
-    the training file, stratified by class with ``seed`` of the TrainConfig, is held out for
-    validation. ``unknown`` and ``min_count`` apply to strings (see :class:`rnnkit.seqdata.CharVocab`).
-    """
-
-    source: str = "builtin:ItalyPowerDemand_TRAIN"
-    test_source: Optional[str] = None
-    label_col: Optional[str] = None
-    id_col: Optional[str] = None
-    text_col: Optional[str] = None
-    znorm: bool = False
-    scaler: str = "standard"
-    val_frac: float = 0.2
-    unknown: str = "replace"
-    min_count: int = 1
-
-    def __post_init__(self) -> None:
-        _choice("scaler", self.scaler, ("standard", "minmax", "none"))
-        _fraction("val_frac", self.val_frac)
-        _choice("unknown", self.unknown, UNKNOWN_POLICIES)
-        _positive("min_count", self.min_count)
+def refuse_setting(job: str, what: str, why: str) -> None:
+    """Raise :class:`ConfigError`: the setting ``what`` does not apply to ``job``, because ``why``.
+    Each job refuses what it would ignore or replace (its ``tasks/X/config.py``'s
+    ``refuse_unsupported``); a setting at its dataclass default counts as "not set"."""
+    raise ConfigError(f"{what} does not apply to {job}: {why}")
 
 
-@dataclass(frozen=True)
-class ClassifierConfig(_Serialisable):
-    """The classifier's head: how outputs over time are pooled, and the loss weighting.
-
-    ``pool``: ``"last"`` (the output at each sequence's last step; for a bidirectional encoder
-    the backward direction's output at step 0), ``"mean"`` (over the valid steps) or
-    ``"attention"`` (additive attention over the valid steps). ``embedding_dim``: width of the
-    character embedding for string inputs. ``class_weights="balanced"`` weighs each class by
-    ``n / (K * n_class)`` in the cross-entropy, for imbalanced data.
-    """
-
-    pool: str = "last"
-    embedding_dim: int = 16
-    class_weights: str = "none"
-
-    def __post_init__(self) -> None:
-        _choice("pool", self.pool, ("last", "mean", "attention"))
-        _positive("embedding_dim", self.embedding_dim)
-        _choice("class_weights", self.class_weights, ("none", "balanced"))
-
-
-@dataclass(frozen=True)
-class TextConfig(_Serialisable):
-    """A character language model's data and input settings.
-
-    ``source`` is a UTF-8 text file or ``builtin:NAME``. The last ``val_frac`` of the text is
-    the validation part. Training cuts the rest into ``TrainConfig.batch_size`` contiguous streams
-    and runs truncated BPTT over chunks of ``seq_len`` characters, carrying the state across
-    chunks. ``steps`` is the number of optimiser steps wanted; it is rounded to whole passes over
-    the text. ``embedding_dim=0`` feeds one-hot vectors. ``unknown``/``min_count``: see
-    :class:`rnnkit.seqdata.CharVocab`.
-    """
-
-    source: str = "builtin:pydocs"
-    seq_len: int = 64
-    steps: int = 1000
-    val_frac: float = 0.1
-    embedding_dim: int = 0
-    unknown: str = "error"
-    min_count: int = 1
-
-    def __post_init__(self) -> None:
-        _positive("seq_len", self.seq_len)
-        _positive("steps", self.steps)
-        _fraction("val_frac", self.val_frac)
-        _positive("embedding_dim", self.embedding_dim, zero_ok=True)
-        _choice("unknown", self.unknown, UNKNOWN_POLICIES)
-        _positive("min_count", self.min_count)
-
-
-__all__ += ["SequenceDataConfig", "ClassifierConfig", "TextConfig"]
-
-
-# --- each job's starting point --------------------------------------------------------------
-#: The settings a job starts from where the caller passes none: the job's function (given None)
-#: and its command line's defaults are both these, so ``rnnkit classify fit`` and
-#: ``fit_classifier()`` train the same model. Where a job's default differs from the dataclass
-#: field default, the reason is the job's: classification on short series does best with a GRU
-#: and a larger step; a character model needs a wider network, a clipped gradient and no early
-#: stopping (its validation loss is checked only about 10 times per run).
-FORECAST_DEFAULTS = (ModelConfig(), TrainConfig())
-CLASSIFY_DEFAULTS = (ModelConfig(cell="gru"), ClassifierConfig(), TrainConfig(lr=0.003))
-TEXT_DEFAULTS = (ModelConfig(hidden_size=128), TrainConfig(lr=0.002, clip_norm=5.0, patience=0))
+def refuse_forecasting_settings(job: str, model: ModelConfig, train: TrainConfig) -> None:
+    """Refuse the forecasting-only settings (and a loss other than cross-entropy) for ``job``, one
+    of the jobs that train with cross-entropy (classification, text)."""
+    if train.loss not in (None, "ce"):
+        refuse_setting(job, f"loss={train.loss!r}", "it trains with cross-entropy; leave loss unset (or 'ce')")
+    if model.strategy != "direct":
+        refuse_setting(job, f"strategy={model.strategy!r}", "strategy is a forecasting setting")
+    if train.many_to_many or train.warmup:
+        refuse_setting(job, "many_to_many/warmup", "they are forecasting settings")

@@ -1,5 +1,5 @@
 """Fast paths. A kernel is a choice of how to compute, never a second model: each takes the same
-parameters and returns the same numbers as ``rnnkit.cells`` (tests check outputs, states and every
+parameters and returns the same numbers as ``rnnkit.nn.cells`` (tests check outputs, states and every
 gradient in float64 and float32).
 
 - ``fused``: native whole-sequence forward/BPTT kernels for all four cells, a streaming step,

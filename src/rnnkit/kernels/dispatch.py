@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..cells import ElmanCell, GRUCell, LSTMCell
 from ..errors import ConfigError
+from ..nn.cells import ElmanCell, GRUCell, LSTMCell
 from . import _native
 from . import fused as fused_kernels
 from .transforms import FUNCTORCH, blocked_reason
@@ -34,7 +34,7 @@ def choose(layer, x: Tensor | None = None) -> str:
     be built. Under tracing, compiling and functorch transforms see :func:`_choose_blocked`.
     """
     torch_or_ref = "torch" if torch_mode(layer) is not None else "reference"
-    cell = layer._cells[0]
+    cell = layer.cells[0]
     blocked = None if x is None else blocked_reason(x)
     if blocked is not None:
         return _choose_blocked(layer, blocked, torch_or_ref)
@@ -137,7 +137,7 @@ def run_torch(layer, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | No
     """torch's fused kernels (``torch._VF``, what torch.nn.RNN itself calls) on our weights."""
     mode = torch_mode(layer)
     fn = getattr(torch._VF, mode)
-    flat = [p for k in range(len(layer._cells)) for p in layer._weights(k) if p is not None]
+    flat = [p for k in range(len(layer.cells)) for p in layer.weights_of(k) if p is not None]
     hx = states if mode == "lstm" else states[0]
     args = (flat, layer.bias, layer.num_layers, layer.dropout, layer.training, layer.bidirectional)
     compiling = torch.compiler.is_compiling()  # dynamo cannot trace warning filters

@@ -16,8 +16,9 @@ import threading
 import torch
 from torch import Tensor
 
-from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
+from ..nn.cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
 from . import _native
+from .limits import check_c_int  # ctypes would wrap a size past 2^31 - 1 silently
 from .transforms import blocked_reason, grads_by_recompute, is_plain, no_memory
 
 __all__ = ["supports", "supports_cell", "blocked_reason", "run_layer", "StreamPlan", "stream", "stream_inplace",
@@ -65,7 +66,6 @@ def _layer_sizes(code: int, dtype: torch.dtype, B: int, T: int, I: int, H: int, 
     key = (code, dtype, B, T, I, H, S)
     sizes = _SIZES.get(key)
     if sizes is None:
-        from ..checks import check_c_int  # ctypes would wrap a size past 2^31 - 1 silently
         for what, n in (("batch size", B), ("sequence length", T), ("input size", I), ("hidden size", H),
                         ("state size", S)):
             check_c_int(f"the {what}", n)
@@ -525,11 +525,11 @@ def _make_plan(layer, x_t: Tensor, state):
     """Check everything once; the plan then re-checks only what can change between steps."""
     if layer.backend in ("reference", "torch") or layer.bidirectional or (layer.training and layer.dropout):
         return None
-    if any(n not in layer._parameters for names in layer._names for n in names):
+    if not layer.weights_are_parameters():
         return None  # parametrized or pruned weights are computed per forward: the general path
     if type(x_t) is not Tensor or x_t.dim() != 2 or x_t.shape[1] != layer.input_size or x_t.device.type != "cpu":
         return None
-    if not supports(layer._cells[0], x_t) or layer._weights(0)[0].dtype != x_t.dtype:
+    if not supports(layer.cells[0], x_t) or layer.weights_of(0)[0].dtype != x_t.dtype:
         return None
     states = () if state is None else (state,) if type(state) is Tensor else tuple(state)
     if state is not None and len(states) != len(layer.state_sizes):
@@ -542,7 +542,7 @@ def _make_plan(layer, x_t: Tensor, state):
         return None  # autograd is needed: the general path (not worth packing a plan to learn that)
     if not _native.available():
         return None
-    plan = StreamPlan(layer._cells, [layer._weights(k) for k in range(len(layer._cells))], x_t.shape[0])
+    plan = StreamPlan(layer.cells, [layer.weights_of(k) for k in range(len(layer.cells))], x_t.shape[0])
     if not plan.current(layer._parameters, x_t, state):
         return None  # e.g. autograd is needed: the general path handles it
     plans = layer.__dict__.get(PLANS_KEY)

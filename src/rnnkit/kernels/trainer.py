@@ -8,7 +8,7 @@ maths is torch's exactly (Adam's lerp form and bias correction, SGD momentum, Ad
 so the loss history equals the generic torch loop's to float tolerance on the same seed.
 
 Also stateful truncated BPTT (streams trained in chunks, the state carried between them), one
-native call per chunk. Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.layers.Recurrent` of any of the
+native call per chunk. Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.nn.layers.Recurrent` of any of the
 four cells, biases on, no projection, no dropout between layers) and ``head`` (``nn.Linear``)
 whose forward is ``head(out[:, -1])`` (``head_mode="last"``, also with per-sequence lengths: the
 output at each sequence's last step) or ``head(out)`` (``head_mode="all"``), MSE/MAE/cross-entropy
@@ -27,11 +27,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ..checks import check_c_int
 from ..errors import ConfigError
+from ..nn.cells import ElmanCell, GRUCell, JordanCell, LSTMCell
+from ..nn.layers import Recurrent
+from ..nn.loop import valid_mask
 from . import _native
-from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell
 from .fused import CELL_CODES, act_code, supports_cell
+from .limits import check_c_int
 
 __all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason", "pays_off", "AUTO_LIMITS"]
 
@@ -49,7 +51,7 @@ class FusedTask:
     past it are padding, and the head reads the output at step ``length - 1``.
     ``stateful`` (``"all"`` only, no warm-up): ``x`` and ``y`` are ``B`` long streams ``(B, N, .)``
     trained in order in chunks of ``TrainConfig.tbptt`` steps, the state carried from chunk to
-    chunk and reset every epoch (:func:`rnnkit.train.fit`'s stateful loop); validation data are
+    chunk and reset every epoch (:func:`rnnkit.training.loop.fit`'s stateful loop); validation data are
     windows scored from a zero state, as there.
     """
 
@@ -69,7 +71,6 @@ class FusedTask:
 def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
     """Why the fused trainer cannot run this model and task, or None when it can."""
     rnn, head = getattr(model, "rnn", None), getattr(model, "head", None)
-    from ..layers import Recurrent
     if not isinstance(rnn, Recurrent) or not isinstance(head, nn.Linear) or head.bias is None:
         return "the model is not a recurrent layer plus a linear head"
     if set(map(id, model.parameters())) != set(map(id, list(rnn.parameters()) + list(head.parameters()))):
@@ -79,7 +80,7 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
             return "the model has parametrizations, pruning or hooks, which the fused trainer would bypass"
     if rnn.cell_type not in CELL_CODES or rnn.bidirectional or not rnn.bias:
         return "only unidirectional Elman/Jordan/LSTM/GRU layers with biases are fused"
-    if not supports_cell(rnn._cells[0]):
+    if not supports_cell(rnn.cells[0]):
         return "LSTM projections (proj_size) and peepholes are not fused"
     if rnn.dropout and rnn.num_layers > 1:
         return "dropout between layers is not fused"
@@ -145,9 +146,9 @@ AUTO_LIMITS = {LSTMCell: (4096, 25.0), GRUCell: (16384, 700.0), ElmanCell: (1638
 def forward_mmacs(model: nn.Module, batch: int, T: int) -> float:
     """Million multiply-adds of one batch's forward pass through ``model.rnn``'s layers."""
     rnn = model.rnn
-    cell = rnn._cells[0]
+    cell = rnn.cells[0]
     S = cell.state_sizes[0]
-    G = rnn._weights(0)[1].shape[0]
+    G = rnn.weights_of(0)[1].shape[0]
     total = 0.0
     for layer in range(rnn.num_layers):
         width = rnn.input_size if layer == 0 else S
@@ -176,7 +177,7 @@ class FusedTrainer:
         dtype = params[0].dtype
         self.suffix = "f64" if dtype == torch.float64 else "f32"
         lib = _native.library()
-        cell = rnn._cells[0]
+        cell = rnn.cells[0]
         # every size goes to C as an int32, which ctypes would wrap silently: check them first
         for what, n in (("num_layers", rnn.num_layers), ("input_size", rnn.input_size),
                         ("hidden_size", rnn.hidden_size), ("the state size", cell.state_sizes[0]),
@@ -283,7 +284,6 @@ class FusedTrainer:
 def _zero_padding(x: Tensor | None, lengths: Tensor | None) -> Tensor | None:
     if x is None or lengths is None:
         return x
-    from ..layers import valid_mask
     return x.masked_fill(~valid_mask(lengths, *x.shape[:2]).unsqueeze(-1), 0.0).contiguous()
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..cells import RecurrentCell
+from ..nn.cells.base import RecurrentCell
+from ..nn.loop import run_direction, valid_mask
 
 __all__ = ["blocked_reason", "FUNCTORCH", "is_plain", "grads_by_recompute", "no_memory"]
 
@@ -72,7 +73,6 @@ def grads_by_recompute(ctx, first: int, cell: RecurrentCell, lengths: Tensor | N
     gradients the kernels cannot read (``jacobian(vectorize=True)``); the gradients are then
     themselves differentiable and batchable, at the reference loop's speed. ``first`` is where
     ``x`` sits among the Function's inputs; ``lead``: states are ``(1, B, S)``, else ``(B, S)``."""
-    from ..layers import Recurrent, valid_mask  # the one reference loop (layers imports the kernels)
     x, s0, c0 = inputs[:3]
     need = ctx.needs_input_grad[first:]
     wanted = [i for i, t in enumerate(inputs) if t is not None and need[i]]
@@ -84,7 +84,7 @@ def grads_by_recompute(ctx, first: int, cell: RecurrentCell, lengths: Tensor | N
         state = tuple(x.new_zeros(B, n) if s is None else (s[0] if lead else s)  # (1, B, S) -> (B, S)
                       for s, n in zip((s0, c0), cell.state_sizes))
         mask = None if lengths is None else valid_mask(lengths, B, T, x.device)  # (B, T)
-        out, new = Recurrent._run_direction(cell, list(inputs[3:]), x, state, mask)
+        out, new = run_direction(cell, list(inputs[3:]), x, state, mask)
     outs, douts = [out], [grads[0]]
     for s, g in zip(new, grads[1:]):
         if g is not None:  # the state's gradient, not the state, reshaped: (1, B, S) -> (B, S); under

@@ -1,0 +1,196 @@
+"""The cell contract every recurrent cell follows, and the helpers the cells share.
+
+Each cell is one file next to this one (elman.py, jordan.py, lstm.py, gru.py), its equations in
+its docstring; this file holds no gate math.
+
+Every cell follows one contract, the Keras one::
+
+    y_t, state_t = cell(x_t, state_{t-1})
+
+where ``state`` is a tuple of tensors (``(h,)`` for Elman and GRU, ``(h, c)`` for LSTM, ``(y,)``
+for Jordan) and ``y_t`` is what the cell emits at step t (the next layer's input). The math is
+written once, in :meth:`RecurrentCell.step`, which takes the weights as arguments; ``forward``
+calls it with the cell's own parameters, and :class:`rnnkit.nn.layers.Recurrent` calls it with the
+parameters of each layer and direction. Parameter names, shapes, initialisation and gate order are
+torch.nn's, so ``state_dict``s move to and from ``torch.nn.LSTMCell`` etc. unchanged.
+
+Shapes: ``x_t`` is ``(B, input_size)`` (or ``(input_size,)`` unbatched, as torch allows);
+every state tensor is ``(B, size)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import ConfigError, ConfigTypeError, ShapeError
+from ..init import keras_init_weights
+
+__all__ = ["RecurrentCell", "State", "check_size", "check_bool", "activation", "ACTIVATIONS"]
+
+State = tuple[Tensor, ...]
+
+def identity(v: Tensor) -> Tensor:
+    """A named function, not a lambda: cells hold their activations, and pickle needs a name."""
+    return v
+
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "identity": identity,
+    "linear": identity,
+}
+
+
+def check_size(name: str, value, minimum: int = 1) -> int:
+    """``value`` as torch.nn checks a size: an ``int`` (TypeError otherwise; rnnkit also refuses
+    ``True``/``False``, which torch would take as 1/0), at least ``minimum`` (ValueError)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigTypeError(f"{name} should be of type int, got: {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ConfigError(f"{name} must be {'greater than zero' if minimum == 1 else f'at least {minimum}'}, "
+                          f"got {value}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as torch.nn checks a flag: exactly ``True`` or ``False`` (``"False"`` is not)."""
+    if not isinstance(value, bool):
+        raise ConfigTypeError(f"{name} should be of type bool, got: {type(value).__name__} ({value!r}); "
+                              "pass True or False")
+    return value
+
+
+def activation(name: str, what: str) -> Callable[[Tensor], Tensor]:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown {what} {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}"
+        ) from None
+
+
+class RecurrentCell(nn.Module):
+    """Base class: parameter bookkeeping, validation and ``init_state`` shared by all cells.
+
+    Subclasses set ``weight_names`` (in the order :meth:`step` takes them), implement
+    :meth:`parameter_shapes` and :meth:`step`, and say how large their state and output are.
+    """
+
+    #: names of the tensors :meth:`step` takes, torch's names where torch has the cell
+    weight_names: tuple[str, ...] = ()
+    #: gate blocks stacked in ``weight_ih``/``weight_hh`` (LSTM 4, GRU 3): Keras-style init
+    #: initialises each block on its own
+    gate_blocks: int = 1
+    #: whether Keras-style init sets a forget-gate bias of 1 (the LSTM's ``unit_forget_bias``)
+    keras_forget_bias: bool = False
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+        super().__init__()
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.bias = check_bool("bias", bias)
+
+    # --- what a subclass provides ---------------------------------------------------------
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of every weight, by name (biases only when ``bias=True``)."""
+        raise NotImplementedError
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        """Width of each tensor of the state tuple."""
+        return (self.hidden_size,)
+
+    @property
+    def output_size(self) -> int:
+        """Width of ``y_t``, the tensor the cell emits each step."""
+        return self.hidden_size
+
+    def step(self, x_t: Tensor, state: State, weights: Sequence[Tensor | None]) -> tuple[Tensor, State]:
+        """One time step with explicit ``weights`` (ordered as ``weight_names``)."""
+        raise NotImplementedError
+
+    # --- shared machinery ----------------------------------------------------------------------
+    def _create_parameters(self, device=None, dtype=None) -> None:
+        for name in self.weight_names:
+            shape = self.parameter_shapes().get(name)
+            if shape is None:
+                self.register_parameter(name, None)
+            else:
+                self.register_parameter(name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self, init: str = "torch") -> None:
+        """Initialise the weights.
+
+        ``"torch"`` (default): every weight and bias uniform in ``[-1/sqrt(H), 1/sqrt(H)]``, exactly
+        as torch.nn. ``"keras"``: Glorot-uniform input weights, orthogonal recurrent weights, zero
+        biases and (LSTM) forget-gate bias 1, as Keras does; see :func:`keras_init_`.
+        """
+        self.init_weights_(self.weights(), init)
+
+    def init_weights_(self, weights: Sequence[Tensor | None], init: str = "torch") -> None:
+        """Initialise ``weights`` (this cell's, or a layer's copy of them) in place."""
+        if init == "torch":
+            bound = 1.0 / math.sqrt(self.hidden_size)
+            with torch.no_grad():
+                for p in weights:
+                    if p is not None:
+                        p.uniform_(-bound, bound)
+        elif init == "keras":
+            keras_init_weights(self, weights)
+        else:
+            raise ConfigError(f"unknown init {init!r}; choose 'torch' or 'keras'")
+
+    def weights(self) -> list[Tensor | None]:
+        """This cell's parameters in the order :meth:`step` takes them."""
+        return [getattr(self, n) for n in self.weight_names]
+
+    def init_state(self, batch: int | None = None, *, device=None, dtype=None) -> State:
+        """All-zero state for ``batch`` sequences (``None``: unbatched)."""
+        ref = next(p for p in self.weights() if p is not None)
+        device = device if device is not None else ref.device
+        dtype = dtype if dtype is not None else ref.dtype
+        lead = () if batch is None else (batch,)
+        return tuple(torch.zeros(*lead, s, device=device, dtype=dtype) for s in self.state_sizes)
+
+    def forward(self, x_t: Tensor, state: State | Tensor | None = None) -> tuple[Tensor, State]:
+        """Advance one step: ``(B, input_size)`` and the previous state -> ``(y_t, state_t)``."""
+        weight = self.weights()[0]
+        if x_t.dim() not in (1, 2) or x_t.shape[-1] != self.input_size:
+            raise ShapeError(
+                f"{type(self).__name__} expected input of shape (B, {self.input_size}) or "
+                f"({self.input_size},), got {tuple(x_t.shape)}"
+            )
+        if x_t.dtype != weight.dtype:
+            raise ShapeError(
+                f"{type(self).__name__} has {weight.dtype} parameters but got {x_t.dtype} input; "
+                f"convert one of them (e.g. cell.to({x_t.dtype}) or x.to({weight.dtype}))"
+            )
+        unbatched = x_t.dim() == 1
+        if unbatched:
+            x_t = x_t.unsqueeze(0)
+        if state is None:
+            state = self.init_state(x_t.shape[0], device=x_t.device, dtype=x_t.dtype)  # (B, S) already
+        else:
+            state = (state,) if isinstance(state, Tensor) else tuple(state)
+            state = tuple(s.unsqueeze(0) if unbatched else s for s in state)  # (S,) -> (1, S)
+        self._check_state(state, x_t.shape[0])
+        y, new_state = self.step(x_t, state, self.weights())
+        if unbatched:
+            return y.squeeze(0), tuple(s.squeeze(0) for s in new_state)
+        return y, new_state
+
+    def _check_state(self, state: State, batch: int) -> None:
+        expected = tuple((batch, s) for s in self.state_sizes)
+        got = tuple(tuple(s.shape) for s in state)
+        if got != expected:
+            raise ShapeError(f"{type(self).__name__} expected state shapes {expected}, got {got}")
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")

@@ -1,0 +1,50 @@
+"""The Elman (simple) recurrent cell: the hidden state feeds back into itself."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from ...errors import ConfigError
+from .base import RecurrentCell, activation
+
+__all__ = ["ElmanCell"]
+
+
+class ElmanCell(RecurrentCell):
+    r"""Elman (simple) recurrent cell, torch.nn.RNNCell's twin.
+
+    .. math::
+        h_t = \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}),\qquad y_t = h_t
+
+    Args:
+        input_size: features of ``x_t``.
+        hidden_size: units ``H``.
+        bias: learn ``b_ih`` and ``b_hh``.
+        nonlinearity: ``"tanh"`` (default) or ``"relu"``.
+
+    Shape: ``x_t (B, I)``, state ``(h,)`` with ``h (B, H)``; ``weight_ih (H, I)``, ``weight_hh (H, H)``.
+    """
+
+    weight_names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", *, device=None, dtype=None) -> None:
+        super().__init__(input_size, hidden_size, bias)
+        if nonlinearity not in ("tanh", "relu"):
+            raise ConfigError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self._act = activation(nonlinearity, "nonlinearity")
+        self._create_parameters(device, dtype)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        H, I = self.hidden_size, self.input_size
+        shapes = {"weight_ih": (H, I), "weight_hh": (H, H)}
+        if self.bias:
+            shapes.update(bias_ih=(H,), bias_hh=(H,))
+        return shapes
+
+    def step(self, x_t, state, weights):
+        w_ih, w_hh, b_ih, b_hh = weights
+        (h_prev,) = state
+        h = self._act(F.linear(x_t, w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh))
+        return h, (h,)

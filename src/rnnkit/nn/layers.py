@@ -1,0 +1,534 @@
+"""Recurrent layers: one generic time loop for any cell, and torch.nn drop-in replacements.
+
+:class:`Recurrent` runs any :class:`~rnnkit.nn.cells.RecurrentCell` over a sequence: stacked layers,
+both directions, dropout between layers, variable lengths, an initial state in and the final state
+out. It holds no gate math; each step calls ``cell.step``. Its parameters carry torch.nn's flat
+names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so :class:`RNN`, :class:`LSTM` and
+:class:`GRU` share ``state_dict``s with ``torch.nn.RNN/LSTM/GRU`` key for key.
+
+``backend`` chooses how the loop runs, never what it computes:
+
+- ``"reference"``: the Python loop over ``cells.py`` (readable, any cell, the ground truth);
+- ``"torch"``: torch's native kernels (oneDNN on CPU, cuDNN on GPU) on the same parameters;
+  Elman, LSTM and GRU only;
+- ``"auto"`` (default): the fastest backend that supports the configuration.
+
+The drop-in layers are not subclasses of ``torch.nn.RNNBase`` (so ``isinstance(m, nn.LSTM)`` is
+False), deliberately: torch's tools that act on RNNs look classes up by *exact* type
+(``torch.ao.quantization``'s mappings, Opacus' per-sample-gradient layers), so a subclass would
+not be handled by them either, while inheriting RNNBase's private bookkeeping (``_flat_weights``
+kept in sync in ``__setattr__``, ``_apply``, cuDNN weight flattening) and claiming torch's
+semantics for layers that add ``lengths=``, backends, peepholes and Jordan cells. Instead the
+layers carry the surface user code reads (``mode``, ``proj_size``, ``_flat_weights``,
+``_flat_weights_names``, ``_all_weights``, ``all_weights``, ``flatten_parameters()``, torch's
+``repr``), warn when ``torch.ao.quantization`` would leave them unquantized, refuse
+``torch.jit.script`` clearly, and :func:`rnnkit.to_torch` gives the ``torch.nn`` twin (identical
+``state_dict``) for tools that need torch's own class.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ..errors import ConfigError, ConfigTypeError, ShapeError
+from ..kernels import dispatch
+from ..kernels import fused as fused_kernels
+from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell, check_bool, check_size
+from .loop import run_direction, valid_mask
+
+__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "BACKENDS"]
+
+BACKENDS = ("auto", "reference", "torch", "fused")
+CELLS: dict[str, type[RecurrentCell]] = {
+    "elman": ElmanCell, "rnn": ElmanCell, "jordan": JordanCell, "lstm": LSTMCell, "gru": GRUCell,
+}
+StateLike = Union[Tensor, tuple[Tensor, ...]]
+
+
+def _cell_class(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:
+    if isinstance(cell, str):
+        try:
+            return CELLS[cell.lower()]
+        except KeyError:
+            raise ConfigError(f"unknown cell {cell!r}; choose one of elman, jordan, lstm, gru") from None
+    if isinstance(cell, type) and issubclass(cell, RecurrentCell):
+        return cell
+    raise ConfigError(f"cell must be a name or a RecurrentCell subclass, got {cell!r}")
+
+
+def _check_dropout(dropout) -> float:
+    """``dropout`` as torch.nn checks it: a real number (not a bool, string or tensor) in [0, 1]."""
+    try:
+        p = float(dropout)
+    except (TypeError, ValueError):
+        raise (ConfigTypeError if not isinstance(dropout, str) else ConfigError)(
+            f"dropout should be a number in range [0, 1], got {dropout!r}") from None
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Number) or not 0.0 <= p <= 1.0:
+        raise ConfigError(f"dropout should be a number in range [0, 1] (the probability of zeroing an "
+                          f"element between stacked layers), got {dropout!r}")
+    return p
+
+
+def _reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of ``x (B, T, F)`` within its own length; padding stays in place."""
+    if lengths is None:
+        return x.flip(1)
+    B, T = x.shape[:2]
+    t = torch.arange(T, device=x.device).expand(B, T)  # (B, T)
+    n = lengths.to(x.device).unsqueeze(1)  # (B, 1)
+    idx = torch.where(t < n, n - 1 - t, t)  # (B, T)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+class Recurrent(nn.Module):
+    """Any recurrent cell run over time, stacked and optionally bidirectional.
+
+    Args:
+        cell: ``"elman"`` (alias ``"rnn"``), ``"jordan"``, ``"lstm"``, ``"gru"`` or a
+            :class:`RecurrentCell` subclass.
+        input_size: features per time step.
+        hidden_size: units per layer and direction.
+        num_layers: stacked layers; layer k > 0 reads the outputs of layer k-1.
+        bias: learn biases.
+        batch_first: inputs and outputs are ``(B, T, F)`` instead of ``(T, B, F)``.
+        dropout: dropout on the outputs of every layer but the last, while training.
+        bidirectional: also run each layer backwards and concatenate both outputs.
+        backend: ``"auto"``, ``"reference"`` or ``"torch"`` (see the module docstring).
+        init: ``"torch"`` (default, torch.nn's uniform) or ``"keras"`` (see ``keras_init_``).
+        **cell_kwargs: passed to the cell (``nonlinearity``, ``proj_size``, ``output_size``, ...).
+
+    ``forward(input, hx=None, lengths=None) -> (output, h_n)``. ``input`` is ``(T, B, I)``
+    (``(B, T, I)`` if ``batch_first``), ``(T, I)`` unbatched, or a ``PackedSequence``.
+    ``hx``/``h_n`` is a tensor ``(L*D, B, S)`` for single-state cells and a tuple ``(h, c)`` for
+    LSTM. ``lengths (B,)`` marks variable-length sequences: outputs past a sequence's end are zero
+    and ``h_n`` is the state at each sequence's last step, as torch gives for the packed batch; the
+    output keeps the input's length T even when every length is shorter (torch's
+    ``pad_packed_sequence(..., total_length=T)``). A ``PackedSequence`` gives torch's
+    ``PackedSequence`` back (same ``batch_sizes`` and order).
+    """
+
+    def __init__(self, cell: str | type[RecurrentCell], input_size: int, hidden_size: int,
+                 num_layers: int = 1, bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, backend: str = "auto",
+                 init: str = "torch", device=None, dtype=None, **cell_kwargs) -> None:
+        super().__init__()
+        cell_cls = _cell_class(cell)
+        check_size("num_layers", num_layers)
+        for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+            check_bool(name, flag)
+        dropout = _check_dropout(dropout)
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout acts between stacked layers; with num_layers=1 it does nothing",
+                          stacklevel=2)
+        self.cell_type = cell_cls
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        self.bidirectional = bidirectional
+        self.proj_size = cell_kwargs.get("proj_size", 0)  # torch.nn.RNNBase has it on every layer
+        self.backend = backend
+        self.cell_kwargs = dict(cell_kwargs)
+        self._cells: list[RecurrentCell] = []  # math only; their weights live on this module
+        self._names: list[list[str]] = []  # per (layer, direction): this module's weight names
+        self._all_weights: list[list[str]] = []  # the same without absent (None) weights, as torch.nn
+        D = self.num_directions
+        layer_in = input_size
+        for layer in range(num_layers):
+            for d in range(D):
+                c = cell_cls(layer_in, hidden_size, bias, device=device, dtype=dtype, **cell_kwargs)
+                suffix = f"_l{layer}" + ("_reverse" if d else "")
+                names = []
+                for name, p in zip(c.weight_names, c.weights()):
+                    names.append(name + suffix)
+                    self.register_parameter(name + suffix, p)
+                self._all_weights.append([n for n, p in zip(names, c.weights()) if p is not None])
+                c._parameters.clear()  # one owner per tensor: this layer
+                self._cells.append(c)
+                self._names.append(names)
+                if init != "torch":
+                    c.init_weights_(self._weights(len(self._cells) - 1), init)
+            layer_in = D * c.output_size
+        self.output_size = c.output_size
+        self.state_sizes = c.state_sizes
+
+    # --- structure -------------------------------------------------------------------------
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _weights(self, k: int) -> list[Tensor | None]:
+        """The weights of layer-direction ``k``, read afresh on every call (never cached), so
+        parametrizations (``weight_norm``, ``spectral_norm``, ``register_parametrization``) and
+        pruning, which replace a parameter by a computed attribute, are seen on every forward."""
+        params = self._parameters  # direct dict access: Module.__getattr__ is slow on hot paths
+        try:
+            return [params[n] for n in self._names[k]]
+        except KeyError:  # a parametrized or pruned weight lives outside _parameters
+            return [getattr(self, n) for n in self._names[k]]
+
+    # torch.nn.RNNBase's introspection surface, for code written against torch.nn's layers
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        return [n for names in self._all_weights for n in names]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        """Every weight in torch's order, read through the module (parametrizations included)."""
+        return [getattr(self, n) for n in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """The weights of each layer and direction, as ``torch.nn.RNNBase.all_weights``."""
+        return [[getattr(self, n) for n in names] for names in self._all_weights]
+
+    @property
+    def mode(self) -> str:
+        """torch.nn's mode string (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``, ``"RNN_RELU"``); rnnkit's
+        own cells: their name (``"JORDAN"``, ``"LSTM_PEEPHOLE"``)."""
+        if self.cell_type is ElmanCell:
+            return "RNN_" + self.cell_kwargs.get("nonlinearity", "tanh").upper()
+        name = {LSTMCell: "LSTM", GRUCell: "GRU", JordanCell: "JORDAN"}.get(self.cell_type)
+        name = name or self.cell_type.__name__.upper()
+        return name + ("_PEEPHOLE" if self.cell_kwargs.get("peephole") else "")
+
+    def cells_and_weights(self) -> list[tuple[RecurrentCell, list[Tensor | None]]]:
+        """``(cell, weights)`` for every layer and direction, in torch's order."""
+        return [(c, self._weights(k)) for k, c in enumerate(self._cells)]
+
+    # the view rnnkit.kernels reads (they never touch the layer's private attributes)
+    @property
+    def cells(self) -> tuple[RecurrentCell, ...]:
+        """The cell (math only; its weights live on this module) of every layer and direction."""
+        return tuple(self._cells)
+
+    def weights_of(self, k: int) -> list[Tensor | None]:
+        """The weights of layer-direction ``k``, read afresh (parametrizations and pruning included)."""
+        return self._weights(k)
+
+    def weights_are_parameters(self) -> bool:
+        """Whether every weight is a plain parameter (none is computed by a parametrization or pruning)."""
+        return all(n in self._parameters for names in self._names for n in names)
+
+    def reset_parameters(self, init: str = "torch") -> None:
+        for c, w in self.cells_and_weights():
+            c.init_weights_(w, init)
+
+    def flatten_parameters(self) -> None:
+        """Accepted for drop-in compatibility with torch.nn (rnnkit needs no flat buffer), and
+        the way to make the streaming step re-read the weights: it caches a prepared copy and
+        notices every change torch tracks (in-place ops, optimisers, ``load_state_dict``, new
+        parameter objects, rnnkit's trainers), but not changes through ``.data``
+        (``p.data = w``, ``p.data.copy_(w)``), which torch does not track; call this after those,
+        as torch asks for its own cached RNN weights."""
+        self.__dict__.pop(fused_kernels.PLANS_KEY, None)  # every thread's plan
+
+    def __getstate__(self) -> dict:
+        """What pickle, ``copy.deepcopy`` and ``torch.save`` keep: everything but the streaming
+        step's plans (ctypes pointer arrays into this process' memory, which cannot be pickled and
+        would point nowhere in a copy); a copy builds its own on its first native step."""
+        state = super().__getstate__()
+        state.pop(fused_kernels.PLANS_KEY, None)
+        return state
+
+    # --- torch tools that look classes up by exact type ------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        if name == "qconfig" and "qconfig" not in self.__dict__:  # torch.ao.quantization is at work
+            warnings.warn(f"torch.ao.quantization leaves rnnkit.{type(self).__name__} in floating point (it "
+                          "swaps only torch.nn's own classes, looked up by exact type); to quantize it, "
+                          "convert it first: rnnkit.to_torch(layer)", UserWarning, stacklevel=2)
+        super().__setattr__(name, value)
+
+    def __prepare_scriptable__(self):
+        """Called by ``torch.jit.script``: refuse clearly (TorchScript cannot compile the backend
+        choice, ``lengths=`` or the native kernels), naming what works instead."""
+        raise ConfigError(f"torch.jit.script cannot compile rnnkit.{type(self).__name__} (its backend "
+                          "choice, lengths= and native kernels are Python); use torch.jit.trace or "
+                          "torch.compile, or convert it to torch.nn's own layer with rnnkit.to_torch(layer)")
+
+    def resolved_backend(self, x: Tensor | None = None) -> str:
+        """The backend that runs for input ``x (B, T, I)``; see :func:`rnnkit.kernels.dispatch.choose`."""
+        return dispatch.choose(self, x)
+
+    def _torch_mode(self) -> str | None:
+        return dispatch.torch_mode(self)
+
+    def extra_repr(self) -> str:
+        """torch.nn.RNNBase's text (``LSTM(3, 4, num_layers=2, batch_first=True)``), then the
+        settings torch.nn has no word for (non-default ones only: ``nonlinearity='relu'``,
+        ``backend='fused'``, ``peephole=True``, ...); :class:`Recurrent` itself names its cell first."""
+        s = f"{self.input_size}, {self.hidden_size}"
+        if type(self) is Recurrent:
+            s = f"{self.cell_type.__name__}, " + s
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        defaults = {"nonlinearity": "tanh", "output_activation": "identity", "output_size": None}
+        s += "".join(f", {k}={v!r}" for k, v in self.cell_kwargs.items()
+                     if k != "proj_size" and v != defaults.get(k, False))
+        return s + ("" if self.backend == "auto" else f", backend={self.backend!r}")
+
+    # --- states ----------------------------------------------------------------------------
+    def init_state(self, batch: int | None = None, *, device=None, dtype=None) -> StateLike:
+        """Zero initial state in the format ``forward`` takes (``batch=None``: unbatched)."""
+        ref = self._weights(0)[0]
+        device, dtype = device or ref.device, dtype or ref.dtype
+        lead = (self.num_layers * self.num_directions,) + (() if batch is None else (batch,))
+        states = tuple(torch.zeros(*lead, s, device=device, dtype=dtype) for s in self.state_sizes)
+        return states[0] if len(states) == 1 else states
+
+    def step(self, x_t: Tensor, state: StateLike | None = None) -> tuple[Tensor, StateLike]:
+        """One time step for streaming inference: ``x_t (B, I)`` -> ``(y_t (B, D*O), state)``.
+
+        Equal to the matching step of ``forward`` on the whole sequence. The returned tensors are
+        new (on the native path several steps' states share one small allocation: ``clone()`` a
+        state before ``torch.save``-ing it alone). Threads may stream their own states through
+        one layer at once: each thread gets its own native plan (packed weights and scratch).
+        """
+        if self.bidirectional:
+            raise ConfigError("step() runs forward in time; a bidirectional layer needs the whole sequence")
+        # under tracing, compiling or a functorch transform the general path below falls back
+        fast = None if fused_kernels.blocked_reason(x_t) else fused_kernels.stream(self, x_t, state)
+        if fast is not None:
+            return fast
+        x = x_t.unsqueeze(1) if self.batch_first else x_t.unsqueeze(0)  # (B, I) -> one step
+        out, state = self(x, state)
+        return (out.squeeze(1) if self.batch_first else out.squeeze(0)), state
+
+    def step_(self, x_t: Tensor, state: StateLike) -> Tensor:
+        """In-place streaming step for inference, the fastest way to run a model on a live
+        stream: ``state`` (from :meth:`init_state`) is overwritten with the new state and the
+        output ``y_t (B, D*O)`` is returned, on the native path as a view into it: copy ``y_t`` if
+        you keep it across steps. Keep passing the same state object (do not resize it): its
+        checks and pointers are set up once. Equal to :meth:`step`; no autograd.
+        """
+        if state is None:
+            raise ConfigError("step_() updates a state in place; create one with init_state(batch)")
+        fast = None if fused_kernels.blocked_reason(x_t) else fused_kernels.stream_inplace(self, x_t, state)
+        if fast is not None:
+            return fast
+        with torch.no_grad():  # general path, then copy into the caller's buffers
+            y, new = self.step(x_t, state)
+            for old, fresh in zip((state,) if isinstance(state, Tensor) else state,
+                                  (new,) if isinstance(new, Tensor) else new):
+                old.copy_(fresh)
+        return y
+
+    def _split_state(self, hx: StateLike | None, batch: int, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
+        """Validate ``hx`` and return it as a tuple of ``(L*D, B, S)`` tensors."""
+        if hx is None:
+            return tuple(torch.zeros(self.num_layers * self.num_directions, batch, s,
+                                     device=x.device, dtype=x.dtype) for s in self.state_sizes)
+        states = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        LD = self.num_layers * self.num_directions
+        if len(states) != len(self.state_sizes):
+            expected = ", ".join(f"({LD}, {batch}, {size})" for size in self.state_sizes)
+            got = ", ".join(str(tuple(s.shape)) if isinstance(s, Tensor) else type(s).__name__ for s in states)
+            raise ShapeError(f"{type(self).__name__} expected a state of {len(self.state_sizes)} tensor(s) "
+                             f"of shapes {expected}, got {len(states)}: {got}")
+        if unbatched:  # (L*D, S) -> (L*D, 1, S); torch, too, requires a 2-D state here
+            for s, size in zip(states, self.state_sizes):
+                if s.dim() != 2:
+                    raise ShapeError(f"{type(self).__name__} with unbatched (T, {self.input_size}) input expected "
+                                     f"an initial state of shape ({LD}, {size}), got {tuple(s.shape)}")
+            states = tuple(s.unsqueeze(1) for s in states)
+        for s, size in zip(states, self.state_sizes):
+            if tuple(s.shape) != (LD, batch, size):
+                raise ShapeError(f"{type(self).__name__} expected initial state of shape "
+                                 f"({LD}, {batch}, {size}), got {tuple(s.shape)}")
+            if s.dtype != x.dtype:
+                raise ShapeError(f"initial state has dtype {s.dtype} but the input is {x.dtype}")
+            if s.device != x.device:
+                raise ShapeError(f"initial state is on {s.device} but the input is on {x.device}; "
+                                 "move one of them")
+        return states
+
+    # --- forward ---------------------------------------------------------------------------
+    def forward(self, input: Tensor | PackedSequence, hx: StateLike | None = None,
+                lengths: Tensor | Sequence[int] | None = None):
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ConfigError("pass either a PackedSequence or lengths=, not both")
+            x, lengths = pad_packed_sequence(input, batch_first=True)  # (B, T, I), original order
+            unbatched = False
+        else:
+            x, unbatched = self._check_input(input)
+            if not self.batch_first:
+                x = x.transpose(0, 1)  # (T, B, I) -> (B, T, I)
+        B, T = x.shape[:2]
+        if lengths is not None:
+            lengths = self._check_lengths(lengths, B, T)
+        ref = self._weights(0)[0]
+        if x.dtype != ref.dtype:
+            raise ShapeError(f"{type(self).__name__} has {ref.dtype} parameters but got "
+                             f"{x.dtype} input; convert one of them (module.to(dtype) or x.to(dtype))")
+        if x.device != ref.device:  # the native kernels would read another device's memory
+            raise ShapeError(f"{type(self).__name__} has its parameters on {ref.device} but got input on "
+                             f"{x.device}; move one of them (module.to(x.device) or x.to(device))")
+        backend = self.resolved_backend(x)
+        # the fused kernels start from zeros themselves: no zero tensors to build and slice
+        states = None if hx is None and backend == "fused" else self._split_state(hx, B, x, unbatched)
+        if backend == "torch":
+            if self._torch_mode() is None:
+                raise ConfigError(f"backend='torch' does not support {self.cell_type.__name__}; "
+                                  "use backend='reference' or 'auto'")
+            out, new_states = dispatch.run_torch(self, x, states, lengths)
+        else:
+            out, new_states = self._forward_layers(x, states, lengths, fused=backend == "fused")
+        return self._format_output(out, new_states, input if packed else None, lengths, unbatched)
+
+    def _check_input(self, input: Tensor) -> tuple[Tensor, bool]:
+        if not isinstance(input, Tensor):
+            raise ShapeError(f"{type(self).__name__} expected a tensor or PackedSequence, got {type(input).__name__}")
+        layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
+        if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
+            raise ShapeError(f"{type(self).__name__} expected input of shape {layout} with F={self.input_size} "
+                             f"(or (T, {self.input_size}) unbatched), got {tuple(input.shape)}")
+        if not input.is_floating_point():
+            raise ShapeError(f"{type(self).__name__} expected a floating-point input, got {input.dtype}")
+        if input.dim() == 2:
+            return input.unsqueeze(0 if self.batch_first else 1), True
+        return input, False
+
+    @staticmethod
+    def _check_lengths(lengths, B: int, T: int) -> Tensor:
+        lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
+        if lengths.shape != (B,):
+            raise ShapeError(f"lengths must have shape ({B},), one per sequence, got {tuple(lengths.shape)}")
+        if (lengths < 1).any() or (lengths > T).any():
+            raise ShapeError(f"every length must be in [1, {T}] (the padded length), got {lengths.tolist()}")
+        return lengths
+
+    def _format_output(self, out: Tensor, states: tuple[Tensor, ...], packed_in: PackedSequence | None,
+                       lengths: Tensor | None, unbatched: bool):
+        if packed_in is not None:
+            idx = packed_in.sorted_indices
+            out_s = out if idx is None else out.index_select(0, idx.to(out.device))
+            len_s = lengths if idx is None else lengths.index_select(0, idx.cpu())
+            data = pack_padded_sequence(out_s, len_s, batch_first=True, enforce_sorted=True).data
+            out = PackedSequence(data, packed_in.batch_sizes, packed_in.sorted_indices,
+                                 packed_in.unsorted_indices)
+        elif unbatched:
+            out = out.squeeze(0)  # (1, T, H) -> (T, H)
+            states = tuple(s.squeeze(1) for s in states)
+        elif not self.batch_first:
+            # (B, T, H) -> (T, B, H), contiguous as torch.nn's: user code calls out.view(T, -1)
+            out = out.transpose(0, 1).contiguous()
+        return out, (states[0] if len(states) == 1 else states)
+
+    def _forward_layers(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None, fused: bool):
+        """Every layer and direction: the reference step loop, or one fused kernel per direction."""
+        if fused and lengths is None and len(self._cells) == 1:  # the common case, kept lean
+            return fused_kernels.run_layer(self._cells[0], self._weights(0), x, states, None, lead=True)
+        D = self.num_directions
+        B, T = x.shape[:2]
+        mask = None
+        if lengths is not None:
+            mask = valid_mask(lengths, B, T, x.device)  # (B, T)
+            # padding never enters the math: NaN/inf there would poison the gradients (0 * nan)
+            x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+        finals: list[tuple[Tensor, ...]] = []
+        layer_in = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                cell, w = self._cells[k], self._weights(k)
+                seq = layer_in if d == 0 else _reverse_padded(layer_in, lengths)
+                state = None if states is None else tuple(s[k] for s in states)
+                if fused:
+                    out, state = fused_kernels.run_layer(cell, w, seq, state, lengths)
+                else:
+                    out, state = run_direction(cell, w, seq, state, mask)
+                outs.append(out if d == 0 else _reverse_padded(out, lengths))
+                finals.append(state)
+            layer_in = torch.cat(outs, -1) if D == 2 else outs[0]  # (B, T, D*O)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_in = F.dropout(layer_in, self.dropout, training=True)
+        if len(finals) == 1:  # one layer, one direction: (B, S) -> (1, B, S)
+            return layer_in, tuple(f.unsqueeze(0) for f in finals[0])
+        new_states = tuple(torch.stack([f[i] for f in finals]) for i in range(len(self.state_sizes)))
+        return layer_in, new_states  # (B, T, D*O), each (L*D, B, S)
+
+
+def _refuse_unsupported(kind: str, kwargs: dict) -> None:
+    """torch.nn.RNN/GRU answer ``proj_size=`` with a ValueError; any other unknown keyword is a TypeError."""
+    if "proj_size" in kwargs:
+        raise ConfigError(f"proj_size argument is only supported for LSTM, not {kind}")
+    if kwargs:
+        raise TypeError(f"{kind}.__init__() got an unexpected keyword argument {next(iter(kwargs))!r}")
+
+
+class RNN(Recurrent):
+    """Elman RNN, a drop-in replacement for ``torch.nn.RNN`` (same arguments, defaults, shapes and
+    ``state_dict``), plus ``lengths=`` and ``backend=``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, backend: str = "auto", init: str = "torch",
+                 device=None, dtype=None, **unsupported) -> None:
+        _refuse_unsupported("RNN", unsupported)
+        super().__init__("elman", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, init, device, dtype, nonlinearity=nonlinearity)
+        self.nonlinearity = nonlinearity
+
+
+class LSTM(Recurrent):
+    """LSTM, a drop-in replacement for ``torch.nn.LSTM`` (same arguments, defaults, shapes and
+    ``state_dict``, ``proj_size`` included), plus ``lengths=``, ``backend=`` and ``peephole=``
+    (peephole connections, see :class:`~rnnkit.nn.cells.LSTMCell`; no torch.nn twin)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, backend: str = "auto", init: str = "torch", device=None, dtype=None,
+                 peephole: bool = False) -> None:
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, init, device, dtype, proj_size=proj_size,
+                         **({"peephole": True} if peephole else {}))
+        self.proj_size = proj_size
+
+
+class GRU(Recurrent):
+    """GRU, a drop-in replacement for ``torch.nn.GRU`` (same arguments, defaults, shapes and
+    ``state_dict``), plus ``lengths=`` and ``backend=``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 backend: str = "auto", init: str = "torch", device=None, dtype=None, **unsupported) -> None:
+        _refuse_unsupported("GRU", unsupported)
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, init, device, dtype)
+
+
+class Jordan(Recurrent):
+    """Jordan network layer (state = previous output), with the same interface as :class:`RNN`.
+
+    ``output_size`` (default ``hidden_size``) is the width of ``y_t``, which is both the layer's
+    output and its recurrent state; ``output_activation`` is applied to it. torch.nn has no twin.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 output_size: int | None = None, nonlinearity: str = "tanh",
+                 output_activation: str = "identity", backend: str = "auto", init: str = "torch",
+                 device=None, dtype=None) -> None:
+        super().__init__("jordan", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, init, device, dtype, output_size=output_size,
+                         nonlinearity=nonlinearity, output_activation=output_activation)

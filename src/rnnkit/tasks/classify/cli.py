@@ -1,0 +1,145 @@
+"""``rnnkit classify fit|predict|evaluate``: sequence classification's command line.
+
+:func:`register` adds the command to ``rnnkit``'s subparsers; :data:`COMMANDS` maps its name to the
+handler. The handlers call the same functions as the Python API (:mod:`rnnkit.tasks.classify`),
+nothing more; ``rnnkit.cli.main`` reports their errors (one line, exit status 2). The job's modules
+are imported when a command runs, so that ``--help`` and usage errors stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ...cli_parse import loss_callbacks, model_args, out_args, refuse_existing, run_arg, train_args, vocab_args
+from ...config import ModelConfig, TrainConfig
+from .config import CLASSIFY_DEFAULTS, ClassifierConfig, SequenceDataConfig
+
+__all__ = ["register", "cmd_classify", "COMMANDS"]
+
+
+def register(sub) -> None:
+    """Add ``rnnkit classify`` (with its subcommands fit, predict, evaluate) to ``rnnkit``'s subparsers."""
+    c = sub.add_parser("classify", help="sequence classification: fit, predict, evaluate",
+                       description="Classify whole sequences (time series, multivariate, variable length, or "
+                                   "strings) with a recurrent network.")
+    cs = c.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = cs.add_parser("fit", help="train a classifier and write a run directory",
+                      description="Train on TRAIN (a .ts, UCR .tsv, .csv or .npz file, or builtin:NAME) and "
+                                  "write a run directory with the weights, classes, history, scores and plots.")
+    p.add_argument("train", metavar="TRAIN", help="training data: .ts/.tsv/.csv/.npz, or builtin:ItalyPowerDemand_TRAIN, "
+                                                 "builtin:JapaneseVowels_TRAIN, builtin:surnames")
+    g = p.add_argument_group("data")
+    g.add_argument("--test", metavar="TEST", help="labelled test data, scored after training (default: none)")
+    g.add_argument("--label-col", metavar="COL", help="CSV: the label column (default: 'label')")
+    g.add_argument("--id-col", metavar="COL", help="CSV long format: the column naming each row's series")
+    g.add_argument("--text-col", metavar="COL", help="CSV of strings: the text column (default: 'text' if present)")
+    g.add_argument("--znorm", action="store_true", help="z-normalise every series on its own (the UCR convention)")
+    sd = SequenceDataConfig()
+    g.add_argument("--scaler", choices=["standard", "minmax", "none"], default=sd.scaler,
+                   help=f"per-feature scaling fitted on the training steps only (default: {sd.scaler})")
+    g.add_argument("--val-frac", type=float, default=sd.val_frac, metavar="F",
+                   help=f"fraction of TRAIN held out for validation, stratified by class (default: {sd.val_frac})")
+    vocab_args(g, sd, "strings: characters outside the vocabulary",
+                "strings: characters seen fewer times in training count as unknown")
+    g = model_args(p, CLASSIFY_DEFAULTS[0])
+    h = CLASSIFY_DEFAULTS[1]
+    g.add_argument("--bidirectional", action="store_true", help="read each sequence in both directions")
+    g.add_argument("--pool", choices=["last", "mean", "attention"], default=h.pool,
+                   help="how the outputs over time become one vector: last step, mean, or additive attention "
+                        f"(default: {h.pool})")
+    g.add_argument("--embedding-dim", type=int, default=h.embedding_dim, metavar="E",
+                   help=f"character embedding width, for string data (default: {h.embedding_dim})")
+    g.add_argument("--class-weights", choices=["none", "balanced"], default=h.class_weights,
+                   help=f"balanced: weigh each class by n / (K * n_class) in the loss (default: {h.class_weights})")
+    t = CLASSIFY_DEFAULTS[2]
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=t.epochs, help=f"maximum epochs (default: {t.epochs})")
+    g.add_argument("--batch-size", type=int, default=t.batch_size,
+                   help=f"sequences per batch (default: {t.batch_size})")
+    train_args(g, t, "epochs")
+    out_args(p)
+    p = cs.add_parser("predict", help="predicted label and class probabilities for each sequence")
+    run_arg(p, "classify")
+    p.add_argument("--data", required=True, metavar="FILE", help="sequences to classify (labels optional)")
+    p.add_argument("--out", metavar="FILE.csv", help="write the predictions here (default: print them)")
+    p = cs.add_parser("evaluate", help="accuracy, balanced accuracy, macro F1, per-class report, confusion matrix")
+    run_arg(p, "classify")
+    p.add_argument("--data", required=True, metavar="FILE", help="labelled sequences to score")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _scores_table(metrics: dict) -> str:
+    from ...report import format_table
+    rows = {f"{part} ({m['n']})": m for part, m in metrics.items() if isinstance(m, dict) and "accuracy" in m}
+    return format_table(rows, ["accuracy", "balanced_accuracy", "macro_f1"]).replace("model", "data ", 1)
+
+
+def _per_class_table(report: dict) -> str:
+    rows = [("class", "precision", "recall", "f1", "support")]
+    rows += [(c, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", str(r["support"]))
+             for c, r in report["per_class"].items()]
+    w = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join([r[0].ljust(w[0])] + [x.rjust(wi) for x, wi in zip(r[1:], w[1:])]) for r in rows)
+
+
+def _classify_fit(a: argparse.Namespace) -> int:
+    from .workflow import fit_classifier
+    from .run import save_classifier_run
+    from .metrics import format_confusion
+    dc = SequenceDataConfig(source=a.train, test_source=a.test, label_col=a.label_col, id_col=a.id_col,
+                            text_col=a.text_col, znorm=a.znorm, scaler=a.scaler, val_frac=a.val_frac,
+                            unknown=a.unknown, min_count=a.min_count)
+    mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout,
+                     bidirectional=a.bidirectional, init=a.init, peephole=a.peephole)
+    hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights)
+    tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
+                     weight_decay=a.weight_decay, clip_norm=a.clip_norm, patience=a.patience, seed=a.seed)
+    refuse_existing(a, a.train, a.test)
+    run = fit_classifier(dc, mc, hc, tc, quiet=a.quiet, callbacks=loss_callbacks(a, tc.epochs))
+    out = save_classifier_run(run, a.out, force=a.force)
+    h, m = run.history, run.meta
+    print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}{', bidirectional' if mc.bidirectional else ''}, "
+          f"pool {hc.pool}) on {m['n_train']} {m['input']} ({m['n_val']} held out for validation), "
+          f"{len(run.classes)} classes, {len(h.rows)} epochs" + (f", best epoch {h.best_epoch}" if h.best_epoch else "")
+          + (" (stopped early)" if h.stopped_early else ""))
+    print(_scores_table(run.metrics))
+    part = "test" if "test" in run.metrics else "validation" if "validation" in run.metrics else "train"
+    print(f"confusion matrix ({part}):\n" + format_confusion(run.metrics[part]["confusion_matrix"], run.classes))
+    print(f"run directory: {out}")
+    return 0
+
+
+def _classify_predict(a: argparse.Namespace) -> int:
+    from .run import load_classifier_run
+    run = load_classifier_run(a.run)
+    frame = run.predictions_frame(run.load_data(a.data, require_labels=False))
+    if a.out:
+        from ...training.rundir import write_file_atomic
+        write_file_atomic(a.out, lambda p: frame.to_csv(p, index=False))
+        print(f"wrote {len(frame)} predictions to {a.out}")
+    else:
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _classify_evaluate(a: argparse.Namespace) -> int:
+    from .run import load_classifier_run
+    from .metrics import format_confusion
+    run = load_classifier_run(a.run)
+    report = run.evaluate(run.load_data(a.data))
+    if a.json:
+        from ...training.runs import json_safe
+        print(json.dumps(json_safe(report), indent=2))
+        return 0
+    print(_scores_table({"data": report}))
+    print(_per_class_table(report))
+    print("confusion matrix:\n" + format_confusion(report["confusion_matrix"], run.classes))
+    return 0
+
+
+def cmd_classify(a: argparse.Namespace) -> int:
+    return {"fit": _classify_fit, "predict": _classify_predict, "evaluate": _classify_evaluate}[a.action](a)
+
+
+COMMANDS = {"classify": cmd_classify}

@@ -1,0 +1,97 @@
+"""Forecasting with a trained model: windows, future forecasts, naive baselines and their scores
+(the rolling-origin backtest, which may refit, is in :mod:`rnnkit.tasks.forecast.workflow`).
+
+Everything here works in the data's original units: contexts are scaled on the way in with the
+run's scaler (fitted on training rows only) and forecasts unscaled on the way out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...data.scaler import Scaler
+from ...data.windows import make_windows
+from ...errors import ConfigError, DataError
+from .metrics import forecast_metrics, last_value_forecast, seasonal_naive_forecast
+from .model import Forecaster
+
+__all__ = ["window_targets_start", "predict_windows", "naive_baselines", "score_forecasts",
+           "forecast_frame", "windows_for"]
+
+
+def window_targets_start(n: int, lookback: int, horizon: int, stride: int = 1, start: int = 0,
+                         end: int | None = None) -> np.ndarray:
+    """Row index of the first target of each window :func:`~rnnkit.data.make_windows` makes."""
+    end = n if end is None else end
+    first = max(0, start - lookback)
+    return np.arange(first, end - lookback - horizon + 1, stride) + lookback
+
+
+@torch.no_grad()
+def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, horizon: int,
+                    n_targets: int, batch_size: int = 4096) -> np.ndarray:
+    """Forecast after each raw context window: ``(W, L, F)`` -> ``(W, horizon, C)``, original units.
+
+    All windows go through the model in large batches: a backtest costs one call, not one per fold.
+    """
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    scaled = scaler.transform(contexts)
+    outs = []
+    for i in range(0, len(scaled), batch_size):
+        x = torch.as_tensor(scaled[i:i + batch_size], dtype=dtype)
+        outs.append(model.predict(x, horizon).double().numpy())
+    y = np.concatenate(outs, 0)  # (W, H, C), scaled
+    y = scaler.inverse_transform(y, columns=list(range(n_targets)))
+    if not np.isfinite(y).all():
+        raise DataError("the model produced non-finite forecasts (NaN or inf); the run is unusable - "
+                        "retrain with a lower learning rate or gradient clipping")
+    return y
+
+
+def naive_baselines(values: np.ndarray, starts: np.ndarray, horizon: int, m: int) -> dict[str, np.ndarray]:
+    """Last-value and seasonal-naive forecasts for windows whose targets begin at ``starts``.
+
+    ``values (N, C)`` are the raw target rows. Last value repeats ``values[s-1]``; seasonal naive
+    repeats the last season, ``values[s - m + (h mod m)]`` for step ``h`` (needs ``s >= m``).
+    """
+    if m > 1 and (starts < m).any():
+        raise ConfigError(f"seasonal period m={m} is longer than the history before the first window; "
+                          "use a smaller --seasonal-period")
+    k = max(m, 1)
+    context = values[starts[:, None] - k + np.arange(k)]  # (W, k, C): the last season before each start
+    out = {"last value": last_value_forecast(context, horizon)}
+    if m > 1:
+        out[f"seasonal naive (m={m})"] = seasonal_naive_forecast(context, horizon, m)
+    return out
+
+
+def score_forecasts(actual: np.ndarray, predicted: np.ndarray, baselines: dict[str, np.ndarray],
+                    y_train: np.ndarray, m: int) -> dict:
+    """Metrics of the model and of every baseline: ``{"model": {...}, "last value": {...}, ...}``."""
+    scores = {"model": forecast_metrics(actual, predicted, y_train, m)}
+    for name, pred in baselines.items():
+        scores[name] = forecast_metrics(actual, pred, y_train, m)
+    return scores
+
+
+def forecast_frame(index: pd.Index, freq: str | None, forecast: np.ndarray, targets: tuple[str, ...]) -> pd.DataFrame:
+    """A table of future forecasts ``(H, C)`` whose index continues ``index`` past its end."""
+    H = forecast.shape[0]
+    if isinstance(index, pd.DatetimeIndex) and freq:
+        future = pd.date_range(index[-1], periods=H + 1, freq=freq)[1:]
+        future.name = index.name or "time"
+    else:
+        future = pd.RangeIndex(len(index), len(index) + H, name="step")
+    df = pd.DataFrame(forecast, index=future, columns=list(targets))
+    df.insert(0, "horizon", np.arange(1, H + 1))
+    return df
+
+
+def windows_for(values: np.ndarray, n_targets: int, lookback: int, horizon: int, stride: int,
+                start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw context windows, their actual targets and target start rows for rows ``[start, end)``."""
+    X, Y = make_windows(values, values[:, :n_targets], lookback, horizon, stride, start, end)
+    return X, Y, window_targets_start(len(values), lookback, horizon, stride, start, end)

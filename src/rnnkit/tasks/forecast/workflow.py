@@ -1,0 +1,287 @@
+"""The forecasting workflow in one place, shared by the Python API and the CLI.
+
+Data flows one way: table -> validated :class:`SeriesData` -> chronological split -> scaler
+fitted on the training rows -> windows -> :func:`rnnkit.training.loop.fit` -> forecasts in original
+units -> metrics against naive baselines -> :class:`ForecastRun` (saved by :mod:`rnnkit.tasks.forecast.run`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ...config import ModelConfig, TrainConfig
+from ...data.scaler import Scaler
+from ...data.series import SeriesData
+from ...errors import ConfigError, DataError
+from ...kernels.trainer import FusedTask
+from ...training.checks import check_training_memory
+from ...training.loop import History, fit, loss_printer
+from .config import DataConfig, refuse_unsupported
+from .data import absolute_source, check_rows, is_builtin, load_data, seasonal_period, series_streams, split_for
+from .model import Forecaster
+from .predict import forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
+
+__all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest"]
+
+
+@dataclass
+class ForecastRun:
+    """A trained forecaster with everything needed to use it: scaler, settings, scores.
+
+    ``rnnkit.load_run(dir)`` returns one; :meth:`forecast`, :meth:`evaluate` and :meth:`backtest`
+    work in the data's original units.
+    """
+
+    model: Forecaster
+    scaler: Scaler
+    data_config: DataConfig
+    model_config: ModelConfig
+    train_config: TrainConfig
+    history: History | None = None
+    metrics: dict | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.data_config.targets
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.data_config.targets + self.data_config.covariates
+
+    @property
+    def seasonal_period(self) -> int:
+        return seasonal_period(self.data_config)
+
+    def _check_columns(self, data: SeriesData) -> None:
+        got = tuple(data.targets) + tuple(data.covariates)
+        if got != self.columns:
+            raise DataError(f"the data has columns {list(got)} but the model was trained on {list(self.columns)}; "
+                            "pass data with the same target and covariate columns")
+
+    def load_data(self, source: str | None = None) -> SeriesData:
+        """Read ``source`` (default: the training data) with the run's column settings."""
+        cfg = self.data_config if source is None else self.data_config.replace(source=source)
+        if source is None and not is_builtin(cfg.source) and not Path(cfg.source).exists():
+            raise DataError(f"the run's training data {cfg.source} no longer exists (moved or deleted); "
+                            "pass the series with --data FILE")
+        data = load_data(cfg)
+        self._check_columns(data)
+        return data
+
+    def forecast(self, data: SeriesData | None = None, horizon: int | None = None) -> pd.DataFrame:
+        """Forecast ``horizon`` steps after the end of ``data`` (default: the training data)."""
+        data = data if data is not None else self.load_data()
+        self._check_columns(data)
+        L = self.data_config.lookback
+        if len(data) < L:
+            raise DataError(f"forecasting needs the last {L} rows (the lookback); the data has {len(data)}")
+        horizon = horizon or self.data_config.horizon
+        if horizon < 1:
+            raise ConfigError(f"horizon must be at least 1; got {horizon}")
+        context = data.values[None, -L:]  # (1, L, F)
+        y = predict_windows(self.model, self.scaler, context, horizon, len(self.targets))[0]
+        return forecast_frame(data.frame.index, data.freq, y, self.targets)
+
+    def scoring_start(self, data: SeriesData) -> int:
+        """The first row of ``data`` that :meth:`evaluate` scores: the first one after the end of the
+        run's training and validation rows, by time when both are time-indexed, else by row number.
+        Refuses (DataError) when ``data`` has fewer than ``horizon`` such rows."""
+        meta, H = self.meta, self.data_config.horizon
+        index = data.frame.index
+        end_time = meta.get("fit_end_time")
+        if end_time is not None and isinstance(index, pd.DatetimeIndex):
+            start = int(index.searchsorted(pd.Timestamp(end_time), side="right"))
+            after = f"after {end_time} (the end of the training and validation rows)"
+        else:
+            start = int(meta["test_start"])
+            after = f"after row {start} (the end of the training and validation rows)"
+        if len(data) - start < H:
+            raise DataError(f"the data has {max(len(data) - start, 0)} rows {after}; evaluation scores only rows "
+                            f"the model was not fitted or validated on and needs at least horizon {H}: pass --data "
+                            "with the series continued past the training data")
+        return start
+
+    def evaluate(self, data: SeriesData | None = None) -> dict:
+        """Scores on the rows after the training and validation rows (see :meth:`scoring_start`):
+        the run's test rows, or the new rows of ``data`` that continues the series.
+
+        Returns ``{"model": {...}, "last value": {...}, "seasonal naive (m=..)": {...}}``, each with
+        ``overall`` and ``per_step`` MAE, RMSE, MAPE, sMAPE and MASE in original units.
+        """
+        data = data if data is not None else self.load_data()
+        self._check_columns(data)
+        dc = self.data_config
+        values = data.values
+        start = self.scoring_start(data)
+        X, Y, starts = windows_for(values, len(self.targets), dc.lookback, dc.horizon, 1, start, len(values))
+        pred = predict_windows(self.model, self.scaler, X, dc.horizon, len(self.targets))
+        m = self.seasonal_period
+        base = naive_baselines(values[:, :len(self.targets)], starts, dc.horizon, m)
+        y_train = values[:self.meta.get("train_rows", start), :len(self.targets)]
+        return score_forecasts(Y, pred, base, y_train, m)
+
+    def backtest(self, data: SeriesData | None = None, folds: int = 5, refit: bool = False,
+                 quiet: bool = True) -> dict:
+        """Rolling-origin backtest; see :func:`backtest`."""
+        data = data if data is not None else self.load_data()
+        self._check_columns(data)
+        return backtest(self, data, folds, refit=refit, quiet=quiet)
+
+
+def forecast_loss(model: Forecaster, train_config: TrainConfig):
+    """The loss function :func:`rnnkit.training.loop.fit` calls for a forecaster and these settings
+    (``loss=None`` is MSE; a loss forecasting cannot use is refused, never replaced)."""
+    refuse_unsupported(model.config, train_config)
+    crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss
+    C, warm = model.n_targets, train_config.warmup
+    if train_config.stateful:
+        def stateful_loss(m, batch):
+            x, y, state = batch  # (B, T, F), (B, T, C)
+            pred, state = m(x, state, return_state=True)
+            return crit(pred[:, warm:], y[:, warm:]), state
+        return stateful_loss
+    if not model.recursive:
+        return lambda m, batch: crit(m(batch[0]), batch[1])
+    if train_config.many_to_many:
+        def many_to_many(m, batch):
+            x, y = batch
+            target = torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
+            return crit(m(x)[:, warm:], target[:, warm:])
+        return many_to_many
+    return lambda m, batch: crit(m(batch[0])[:, -1:], batch[1][:, :1])
+
+
+def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val):
+    """The same loss as :func:`forecast_loss`, described for the fused trainer (which says what it
+    cannot run, e.g. stateful training with a warm-up)."""
+    if train_config.stateful:  # streams (B, N, F) -> the next value (B, N, C) at every step
+        return FusedTask(head_mode="all", loss=train_config.loss or "mse", x=train[0], y=train[1], stateful=True,
+                         x_val=None if val is None else val[0], y_val=None if val is None else val[1],
+                         warmup=train_config.warmup)
+    C = model.n_targets
+
+    def targets(x, y):
+        if not model.recursive:
+            return "last", y.reshape(y.shape[0], -1)  # (N, H, C) -> (N, H*C), the head's layout
+        if train_config.many_to_many:
+            return "all", torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
+        return "last", y[:, 0]
+    mode, y = targets(*train)
+    yv = None if val is None else targets(*val)[1]
+    return FusedTask(head_mode=mode, loss=train_config.loss or "mse", x=train[0], y=y,
+                     x_val=None if val is None else val[0], y_val=yv,
+                     warmup=train_config.warmup if mode == "all" else 0)
+
+
+def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = None,
+                   train_config: TrainConfig | None = None, data: SeriesData | None = None,
+                   quiet: bool = False, evaluate: bool = True, dtype: torch.dtype = torch.float32,
+                   verbose: bool = False) -> ForecastRun:
+    """Read, split, scale, window, train and score: the whole forecasting job, returned as a run.
+
+    ``quiet`` hides the progress bar; ``verbose`` prints the losses about 20 times per run.
+    """
+    model_config = model_config or ModelConfig()
+    train_config = train_config or TrainConfig()
+    refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
+    if train_config.loss is None:  # the job's own loss, recorded in the run as the one used
+        train_config = train_config.replace(loss="mse")
+    data = data if data is not None else load_data(data_config)
+    dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates),
+                             source=absolute_source(data_config.source))  # usable from any working directory
+    if train_config.stateful and model_config.strategy != "recursive":
+        raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
+    values = data.values
+    n, C = len(values), len(dc.targets)
+    split = split_for(dc, data)
+    check_rows(dc, split)
+    scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
+    scaled = scaler.transform(values)
+    windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
+    check_training_memory(model_config, values.shape[1], C * dc.horizon, min(train_config.batch_size, windows),
+                          dc.lookback, itemsize=torch.empty(0, dtype=dtype).element_size())
+    torch.manual_seed(train_config.seed)
+    model = Forecaster(values.shape[1], C, dc.horizon, model_config).to(dtype)
+    as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+    if train_config.stateful:
+        train = series_streams(scaled[:split.train_end], C, train_config.batch_size)
+        train, val = tuple(as_t(a) for a in train), None
+    else:
+        Xtr, Ytr = windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end)[:2]
+        train = (as_t(Xtr), as_t(Ytr))
+        val = None
+        if split.val_end > split.train_end:
+            Xv, Yv = windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)[:2]
+            val = (as_t(Xv), as_t(Yv))
+    callbacks = [loss_printer(train_config.epochs)] if verbose else []
+    history = fit(model, forecast_loss(model, train_config), train, val, train_config, quiet=quiet,
+                  callbacks=callbacks, fused=forecast_fused_task(model, train_config, train, val))
+    meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": n,
+            "train_rows": split.train_end, "val_rows": split.val_end - split.train_end,
+            "test_start": split.val_end, "freq": data.freq, "dtype": str(dtype).replace("torch.", ""),
+            "index_is_time": isinstance(data.frame.index, pd.DatetimeIndex),
+            "fit_end_time": (str(data.frame.index[split.val_end - 1])
+                             if isinstance(data.frame.index, pd.DatetimeIndex) else None)}
+    run = ForecastRun(model, scaler, dc, model_config, train_config, history, None, meta)
+    if evaluate and split.val_end < n:
+        run.metrics = run.evaluate(data)
+    return run
+
+
+def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, refit: bool = False,
+             quiet: bool = True) -> dict:
+    """Rolling-origin evaluation with an expanding window over the last ``folds * horizon`` rows.
+
+    Fold k forecasts ``horizon`` steps from origin ``o_k = N - (folds - k) * horizon``. Without
+    ``refit`` the trained model is reused and all folds are forecast in one batched call; origins
+    must then lie after the rows the model was trained on when ``data`` is the training data. With
+    ``refit`` the whole pipeline (scaler included) is refitted on ``rows[:o_k]`` for every fold.
+    Returns per-fold and overall metrics for the model and the naive baselines.
+    """
+    dc = run.data_config
+    horizon = horizon or dc.horizon
+    if not isinstance(folds, int) or folds < 1:
+        raise ConfigError(f"folds must be a positive integer; got {folds!r}")
+    values = data.values
+    n, C = len(values), len(dc.targets)
+    origins = n - (folds - np.arange(folds)[::-1]) * horizon
+    origins = np.sort(origins)
+    if origins[0] < dc.lookback:
+        raise DataError(f"{folds} folds of {horizon} steps need at least {folds * horizon + dc.lookback} rows "
+                        f"(lookback {dc.lookback}); the data has {n}; use fewer --folds")
+    m = run.seasonal_period
+    if not refit:
+        if data.sha256 == run.meta.get("data_sha256") and origins[0] < run.meta.get("train_rows", 0):
+            raise DataError(f"fold 1 starts at row {origins[0]}, inside the {run.meta['train_rows']} rows the model "
+                            "was trained on; use fewer --folds or --refit")
+        contexts = values[origins[:, None] - dc.lookback + np.arange(dc.lookback)]  # (K, L, F)
+        preds = predict_windows(run.model, run.scaler, contexts, horizon, C)
+        train_rows = [run.meta.get("train_rows", origins[0])] * folds
+    else:
+        preds, train_rows = [], []
+        for o in origins:
+            sub = dataclasses.replace(data, frame=data.frame.iloc[:int(o)])
+            r = fit_forecaster(dc.replace(test_frac=0.0, val_frac=min(dc.val_frac, 0.5)), run.model_config,
+                               run.train_config, data=sub, quiet=quiet, evaluate=False)
+            ctx = values[None, o - dc.lookback:o]
+            preds.append(predict_windows(r.model, r.scaler, ctx, horizon, C)[0])
+            train_rows.append(r.meta["train_rows"])
+        preds = np.stack(preds)
+    actual = values[origins[:, None] + np.arange(horizon)][..., :C]  # (K, H, C)
+    base = naive_baselines(values[:, :C], origins, horizon, m)
+    y_train = values[:train_rows[0], :C]
+    result = {"folds": [], "overall": score_forecasts(actual, preds, base, y_train, m)}
+    for k, o in enumerate(origins):
+        fold_base = {name: b[k:k + 1] for name, b in base.items()}
+        result["folds"].append({"origin": int(o), "train_rows": int(train_rows[k]),
+                                "scores": score_forecasts(actual[k:k + 1], preds[k:k + 1], fold_base, y_train, m)})
+    return result

@@ -1,0 +1,62 @@
+"""Character language models' settings (:class:`TextConfig`), the job's starting point, and the
+shared settings it does not use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...config import (UNKNOWN_POLICIES, ModelConfig, Serialisable, TrainConfig, check_choice, check_fraction,
+                       check_positive, refuse_forecasting_settings, refuse_setting)
+
+__all__ = ["TextConfig", "TEXT_DEFAULTS", "refuse_unsupported"]
+
+
+@dataclass(frozen=True)
+class TextConfig(Serialisable):
+    """A character language model's data and input settings.
+
+    ``source`` is a UTF-8 text file or ``builtin:NAME``. The last ``val_frac`` of the text is
+    the validation part. Training cuts the rest into ``TrainConfig.batch_size`` contiguous streams
+    and runs truncated BPTT over chunks of ``seq_len`` characters, carrying the state across
+    chunks. ``steps`` is the number of optimiser steps wanted; it is rounded to whole passes over
+    the text. ``embedding_dim=0`` feeds one-hot vectors. ``unknown``/``min_count``: see
+    :class:`rnnkit.data.vocab.CharVocab`.
+    """
+
+    source: str = "builtin:pydocs"
+    seq_len: int = 64
+    steps: int = 1000
+    val_frac: float = 0.1
+    embedding_dim: int = 0
+    unknown: str = "error"
+    min_count: int = 1
+
+    def __post_init__(self) -> None:
+        check_positive("seq_len", self.seq_len)
+        check_positive("steps", self.steps)
+        check_fraction("val_frac", self.val_frac)
+        check_positive("embedding_dim", self.embedding_dim, zero_ok=True)
+        check_choice("unknown", self.unknown, UNKNOWN_POLICIES)
+        check_positive("min_count", self.min_count)
+
+
+#: The settings a job starts from where the caller passes none: the job's function (given None)
+#: and its command line's defaults are both these, so ``rnnkit classify fit`` and
+#: ``fit_classifier()`` train the same model. Where a job's default differs from the dataclass
+#: field default, the reason is the job's: classification on short series does best with a GRU
+#: and a larger step; a character model needs a wider network, a clipped gradient and no early
+#: stopping (its validation loss is checked only about 10 times per run).
+TEXT_DEFAULTS = (ModelConfig(hidden_size=128), TrainConfig(lr=0.002, clip_norm=5.0, patience=0))
+
+
+def refuse_unsupported(model: ModelConfig, train: TrainConfig, *, text: TextConfig | None = None) -> None:
+    """Raise :class:`~rnnkit.errors.ConfigError` for the first setting of ``model``/``train`` that a
+    character model would ignore or replace; ``text`` gives the truncated-BPTT length."""
+    job = "text"
+    refuse_forecasting_settings(job, model, train)
+    seq_len = text.seq_len if text is not None else TextConfig().seq_len
+    if train.epochs != TrainConfig().epochs:
+        refuse_setting(job, f"epochs={train.epochs}", "a character model's length is TextConfig.steps (--steps), "
+                       "rounded to whole passes over the text")
+    if train.tbptt not in (0, seq_len):
+        refuse_setting(job, f"tbptt={train.tbptt}", f"the truncated-BPTT length is TextConfig.seq_len ({seq_len})")

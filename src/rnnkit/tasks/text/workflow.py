@@ -1,0 +1,182 @@
+"""Character-level language models in one place, shared by the Python API and ``rnnkit text``.
+
+Data flows one way: UTF-8 text -> the last ``val_frac`` held out -> :class:`~rnnkit.data.vocab.CharVocab`
+-> the training part cut into ``batch_size`` contiguous streams -> stateful truncated BPTT with
+:func:`rnnkit.training.loop.fit` (the state carried from chunk to chunk, as min-char-rnn does) ->
+validation bits per character next to add-one smoothed n-gram baselines -> :class:`TextRun`.
+Sampling, priming and completion suggestions live in :mod:`rnnkit.tasks.text.generate`; the run
+directory in :mod:`rnnkit.tasks.text.run`.
+
+Bits per character of a text ``c_0 .. c_N`` is ``-(1/N) sum_{t=1..N} log2 p(c_t | c_0 .. c_{t-1})``:
+the model reads the text from a zero state and scores every character after the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...config import ModelConfig, TrainConfig
+from ...data.sources import decode_utf8, load_source
+from ...data.vocab import CharVocab
+from ...errors import DataError
+from ...training.checks import check_training_memory
+from ...training.loop import History, fit
+from . import generate as textgen  # called through the module: its functions can be replaced in tests
+from .config import TEXT_DEFAULTS, TextConfig, refuse_unsupported
+from .metrics import ngram_bits_per_char
+from .model import CharLM
+
+__all__ = ["TextRun", "read_text", "fit_char_lm", "lm_loss", "nll_per_char", "bits_per_char", "make_streams"]
+
+
+def read_text(source: str | os.PathLike) -> tuple[str, str, str]:
+    """``(text, display name, sha256)`` of a UTF-8 text file or ``builtin:NAME``."""
+    raw, name, _, _, sha = load_source(source, ("text",))
+    text = decode_utf8(raw, name)
+    if not text.strip():
+        raise DataError(f"{name} contains only whitespace; a language model needs text to learn from")
+    return text, name, sha
+
+
+def make_streams(ids: np.ndarray, streams: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut ``ids`` into ``streams`` contiguous rows of (input, next character): ``(B, N)`` each."""
+    per = (len(ids) - 1) // streams
+    if per < 2:
+        raise DataError(f"the training text has {len(ids)} characters, too few for {streams} parallel streams; "
+                        "use a smaller --batch-size or a longer text")
+    x = ids[:per * streams].reshape(streams, per)  # (N,) -> (B, N/B)
+    y = ids[1:per * streams + 1].reshape(streams, per)
+    return torch.as_tensor(x), torch.as_tensor(y)
+
+
+def lm_loss(model: CharLM, batch):
+    """Stateful loss for :func:`rnnkit.training.loop.fit`: ``(x, y, state) -> (mean cross-entropy in nats, state)``."""
+    x, y, state = batch
+    logits, state = model(x, state)  # (B, T, V)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), state
+
+
+@torch.no_grad()
+def nll_per_char(model: CharLM, ids: np.ndarray, chunk: int = 4096) -> float:
+    """Mean negative log-likelihood (nats) of ``ids[1:]`` given the preceding ids, from a zero
+    state; the text is fed in chunks with the state carried, so any length fits in memory."""
+    if len(ids) < 2:
+        raise DataError("scoring a text needs at least 2 characters (the first is only read, never scored)")
+    model.eval()
+    ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+    state, total = None, 0.0
+    for s in range(0, len(ids_t) - 1, chunk):
+        x = ids_t[s:s + chunk][None]  # (1, T)
+        y = ids_t[s + 1:s + chunk + 1][None]
+        x = x[:, :y.shape[1]]
+        logits, state = model(x, state)
+        total += float(F.cross_entropy(logits[0].double(), y[0], reduction="sum"))
+    return total / (len(ids_t) - 1)
+
+
+def bits_per_char(model: CharLM, vocab: CharVocab, text: str) -> float:
+    """Bits per character of ``text`` under ``model`` (see the module docstring)."""
+    return nll_per_char(model, vocab.encode(text, what="text")) / math.log(2.0)
+
+
+@dataclass
+class TextRun:
+    """A trained character language model with its vocabulary, settings and scores.
+
+    :func:`load_text_run` returns one. :meth:`bits_per_char` scores a text; :meth:`generate` and
+    :meth:`suggest` are :func:`rnnkit.tasks.text.generate.generate` and
+    :func:`rnnkit.tasks.text.generate.suggest`.
+    """
+
+    model: CharLM
+    vocab: CharVocab
+    text_config: TextConfig
+    model_config: ModelConfig
+    train_config: TrainConfig
+    history: History | None = None
+    metrics: dict | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def bits_per_char(self, text: str) -> float:
+        return bits_per_char(self.model, self.vocab, text)
+
+    def generate(self, prime: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
+                 seed: int = 0) -> str:
+        """``length`` sampled characters after ``prime`` (default: the corpus' first character)."""
+        return textgen.generate(self.model, self.vocab, prime or self.meta["first_char"], length, temperature, top_k,
+                                seed)
+
+    def generate_iter(self, prime: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
+                      seed: int = 0, chunk: int | None = None) -> Iterator[str]:
+        """:meth:`generate`'s text in pieces as it is made (:func:`rnnkit.tasks.text.generate.generate_iter`;
+        ``chunk`` characters each, by default :data:`rnnkit.tasks.text.generate.CHUNK_CHARS`)."""
+        return textgen.generate_iter(self.model, self.vocab, prime or self.meta["first_char"], length, temperature,
+                                     top_k, seed, textgen.CHUNK_CHARS if chunk is None else chunk)
+
+    def suggest(self, prime: str, k: int = 5, max_chars: int = 20) -> dict:
+        return textgen.suggest(self.model, self.vocab, prime, k, max_chars)
+
+
+def fit_char_lm(text_config: TextConfig | None = None, model_config: ModelConfig | None = None,
+                train_config: TrainConfig | None = None, *, text: str | None = None, quiet: bool = False,
+                callbacks=(), dtype: torch.dtype = torch.float32, baselines: bool = True) -> TextRun:
+    """Train a character language model on ``text_config.source`` (or ``text``) and score it.
+
+    ``train_config.batch_size`` is the number of parallel streams; ``epochs``, ``stateful``,
+    ``tbptt`` and ``shuffle`` are set from ``text_config`` (``steps`` rounded to whole passes,
+    ``seq_len``), and the validation loss is checked about 10 times per run (``check_every``); a
+    ``train_config`` that sets them otherwise, or sets anything else a character model does not
+    use, is refused (:func:`rnnkit.tasks.text.config.refuse_unsupported`). Settings left as None start from
+    :data:`rnnkit.tasks.text.config.TEXT_DEFAULTS`, as the command line does. Returns a run whose metrics
+    hold training and validation bits per character and,
+    with ``baselines``, those of add-one unigram, bigram and trigram models on the same split.
+    """
+    xc, mc = text_config or TextConfig(), model_config or TEXT_DEFAULTS[0]
+    tc = train_config or TEXT_DEFAULTS[1]
+    refuse_unsupported(mc, tc, text=xc)
+    if text is None:
+        text, name, sha = read_text(xc.source)
+    else:
+        if not text.strip():
+            raise DataError("the text contains only whitespace; a language model needs text to learn from")
+        name, sha = "<text>", hashlib.sha256(text.encode("utf-8")).hexdigest()
+    n_val = int(round(len(text) * xc.val_frac))
+    train_text, val_text = text[:len(text) - n_val], text[len(text) - n_val:]
+    vocab = CharVocab.build(text, xc.unknown, xc.min_count)  # the whole text's characters (no counts leak)
+    x, y = make_streams(vocab.encode(train_text, what="training text"), tc.batch_size)
+    per_epoch = math.ceil(x.shape[1] / xc.seq_len)
+    epochs = max(1, round(xc.steps / per_epoch))
+    # scoring the validation text is one long sequential pass: check it about 10 times per run
+    tc = tc.replace(epochs=epochs, stateful=True, tbptt=xc.seq_len, shuffle=False, loss="ce",
+                    check_every=max(tc.check_every, epochs // 10))
+    val = None
+    if len(val_text) >= 2:
+        v = torch.as_tensor(vocab.encode(val_text, what="validation text"))
+        val = (v[None, :-1], v[None, 1:])  # one stream, scored from a zero state
+    check_training_memory(mc, xc.embedding_dim or len(vocab), len(vocab), tc.batch_size, xc.seq_len,
+                          (len(vocab), xc.embedding_dim) if xc.embedding_dim else None,
+                          itemsize=torch.empty(0, dtype=dtype).element_size())
+    torch.manual_seed(tc.seed)
+    model = CharLM(len(vocab), mc, xc.embedding_dim).to(dtype)
+    history = fit(model, lm_loss, (x, y), val, tc, quiet=quiet, callbacks=callbacks)
+    meta = {"data_source": name, "data_sha256": sha, "n_chars": len(text), "train_chars": len(train_text),
+            "val_chars": len(val_text), "streams": tc.batch_size, "steps_per_epoch": per_epoch,
+            "epochs": epochs, "steps": per_epoch * len(history.rows), "first_char": text[0],
+            "dtype": str(dtype).replace("torch.", "")}
+    run = TextRun(model, vocab, xc, mc, tc, history, None, meta)
+    run.metrics = {"train": {"bits_per_char": run.bits_per_char(train_text), "chars": len(train_text)}}
+    if val is not None:
+        run.metrics["validation"] = {"bits_per_char": run.bits_per_char(val_text), "chars": len(val_text)}
+        if baselines:
+            run.metrics["baselines"] = {
+                f"add-one {label}": {"bits_per_char": ngram_bits_per_char(train_text, val_text, n, len(vocab))}
+                for n, label in ((1, "unigram"), (2, "bigram"), (3, "trigram"))}
+    return run

@@ -1,0 +1,292 @@
+"""The training loop: optimisers, schedules, clipping, early stopping, stateful TBPTT, history.
+
+:func:`fit` trains any model given a ``loss_fn(model, batch) -> scalar`` on in-memory tensors
+(no DataLoader: for the small models rnnkit targets, per-batch Python overhead matters). Training
+is seeded and deterministic on the CPU: the same seed and data give an identical history.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..config import TrainConfig
+from ..errors import ShapeError, TrainingError
+from ..kernels import trainer as fused_trainer
+
+__all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled", "loss_printer"]
+
+LossFn = Callable[[nn.Module, Sequence[Tensor]], Tensor]
+
+
+#: the columns a run directory's history.csv holds: all reproduced exactly by the same seed on
+#: the same machine (and thread count), so two such runs write byte-identical files
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr")
+#: timing.csv: each epoch's wall-clock seconds, which differ from run to run, kept apart for that
+TIMING_COLUMNS = ("epoch", "seconds")
+
+
+@dataclass
+class History:
+    """One row per epoch: ``epoch``, ``train_loss``, ``val_loss`` (NaN when not checked), ``lr``,
+    ``seconds``; plus where training stopped and which epoch's weights were kept.
+
+    Every column but the wall-clock ``seconds`` is reproducible, so a run directory stores them
+    apart: :meth:`to_frame` (history.csv) and :meth:`timing_frame` (timing.csv);
+    :meth:`from_frames` joins them again (``seconds`` absent where there is no timing).
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    engine: str = "torch"  # which loop ran: "fused" (native trainer) or "torch"
+
+    @property
+    def train_loss(self) -> list[float]:
+        return [r["train_loss"] for r in self.rows]
+
+    @property
+    def val_loss(self) -> list[float]:
+        return [r["val_loss"] for r in self.rows]
+
+    def to_frame(self):
+        """The reproducible columns (:data:`HISTORY_COLUMNS`), one row per epoch."""
+        import pandas as pd
+        return pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS))
+
+    def timing_frame(self):
+        """``epoch`` and its wall-clock ``seconds`` (:data:`TIMING_COLUMNS`), one row per epoch."""
+        import pandas as pd
+        return pd.DataFrame(self.rows, columns=list(TIMING_COLUMNS))
+
+    @classmethod
+    def from_frames(cls, history, timing=None) -> "History":
+        """Rows from a history frame and, where given, the timing frame of the same epochs.
+
+        A history frame that still has a ``seconds`` column (run directories written before the
+        timing was split out) keeps it. A timing frame of other epochs is refused (ValueError):
+        the two files would then not come from one run.
+        """
+        rows = history.to_dict("records")
+        if timing is not None:
+            if list(timing.get("epoch", [])) != [r.get("epoch") for r in rows] or "seconds" not in timing:
+                raise ValueError("timing.csv does not list the epochs of history.csv with their seconds")
+            for row, seconds in zip(rows, timing["seconds"].tolist()):
+                row["seconds"] = seconds
+        return cls(rows=rows)
+
+
+def progress_enabled(quiet: bool = False) -> bool:
+    """Show progress bars only for a person at a terminal: not when quiet, piped, or CI=true."""
+    if quiet or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return False
+    return sys.stderr.isatty()
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``config.optimizer`` names, with its learning rate and weight decay."""
+    kw = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, **kw)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, momentum=config.momentum, **kw)
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, **kw)
+    return torch.optim.RMSprop(params, momentum=config.momentum, **kw)
+
+
+def _make_schedule(opt: torch.optim.Optimizer, config: TrainConfig):
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, config.epochs // 3), gamma=0.1)
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, config.patience // 2))
+    return None
+
+
+def _clip(model: nn.Module, config: TrainConfig) -> None:
+    if config.clip_value is not None:
+        nn.utils.clip_grad_value_(model.parameters(), config.clip_value)
+    if config.clip_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor], batch_size: int = 1024) -> float:
+    """Mean of ``loss_fn`` over ``data`` in eval mode (batches weighted by their size)."""
+    was = model.training
+    model.eval()
+    n = data[0].shape[0]
+    total = 0.0
+    for i in range(0, n, batch_size):
+        batch = [t[i:i + batch_size] for t in data]
+        total += float(loss_fn(model, batch)) * batch[0].shape[0]
+    model.train(was)
+    return total / n
+
+
+def _check_data(data: Sequence[Tensor], what: str) -> None:
+    n = {t.shape[0] for t in data}
+    if len(n) != 1 or 0 in n:
+        raise ShapeError(f"{what} tensors must share a non-zero first dimension; got shapes "
+                         f"{[tuple(t.shape) for t in data]}")
+
+
+def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequence[Tensor] | None,
+        config: TrainConfig, *, quiet: bool = False,
+        callbacks: Sequence[Callable[[dict], None]] = (), fused=None) -> History:
+    """Train ``model`` in place and return its :class:`History`.
+
+    ``train`` and ``val`` are tuples of tensors sharing their first (sample) dimension, sliced into
+    batches and passed to ``loss_fn(model, batch)``. Without ``val``, early stopping watches the
+    training loss. With ``config.stateful``, ``train`` holds long streams ``(B, N, ...)`` instead
+    (see :func:`_stateful_epoch`). A NaN or infinite loss stops training with
+    :class:`TrainingError`. Each callback receives the epoch's row after it is recorded.
+
+    ``fused`` (a :class:`rnnkit.kernels.trainer.FusedTask` describing the same loss on the same
+    data) lets ``config.engine`` run each epoch natively; batches, shuffling, schedules, early
+    stopping and the history are the same either way.
+    """
+    _check_data(train, "training")
+    if val is not None:
+        _check_data(val, "validation")
+    # stateful loss functions take (x, y, state) and return (loss, state); validation starts fresh
+    val_fn = (lambda m, b: loss_fn(m, (*b, None))[0]) if config.stateful else loss_fn
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    opt = make_optimizer(model.parameters(), config)
+    sched = _make_schedule(opt, config)
+    trainer = None
+    if config.engine != "torch":
+        trainer = fused_trainer.create(model, fused, config, insist=config.engine == "fused")
+    history = History(engine="fused" if trainer is not None else "torch")
+    best, best_state, bad_checks = math.inf, None, 0
+    bar = None
+    if progress_enabled(quiet):
+        from tqdm.auto import tqdm
+        bar = tqdm(total=config.epochs, desc="training", unit="epoch", leave=False)
+    model.train()
+    try:
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            if trainer is not None:
+                n = train[0].shape[0]
+                order = torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
+                train_loss = trainer.train_epoch(order, config.batch_size, opt.param_groups[0]["lr"])
+                if callbacks:  # they may read the model: let torch see that the weights changed
+                    trainer.touch()
+            elif config.stateful:
+                train_loss = _stateful_epoch(model, loss_fn, train, opt, config)
+            else:
+                train_loss = _epoch(model, loss_fn, train, opt, config, gen)
+            if not math.isfinite(train_loss):
+                raise TrainingError(
+                    f"training diverged at epoch {epoch} (loss is {train_loss}); lower the learning rate "
+                    f"(now {config.lr}), clip gradients (clip_norm=1.0) or check the data scaling")
+            checking = epoch % config.check_every == 0 or epoch == config.epochs
+            val_loss = math.nan
+            if checking:
+                if val is None:
+                    val_loss = train_loss
+                elif trainer is not None and trainer.x_val is not None:
+                    val_loss = trainer.val_loss()
+                else:
+                    val_loss = evaluate_loss(model, val_fn, val)
+            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss if val is not None else math.nan,
+                   "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+            history.rows.append(row)
+            for cb in callbacks:
+                cb(row)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if checking:
+                    sched.step(val_loss)
+            elif sched is not None:
+                sched.step()
+            if not checking:
+                continue
+            if val_loss < best * (1.0 - config.min_delta) or best == math.inf:
+                best, bad_checks, history.best_epoch = val_loss, 0, epoch
+                if config.restore_best and val is not None:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_checks += 1
+                if config.patience and bad_checks >= config.patience:
+                    history.stopped_early = True
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+        if trainer is not None:
+            trainer.release()
+    if config.restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator) -> float:
+    n = train[0].shape[0]
+    order = torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
+    total = 0.0
+    for i in range(0, n, config.batch_size):
+        idx = order[i:i + config.batch_size]
+        batch = [t[idx] for t in train]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model, batch)
+        loss.backward()
+        _clip(model, config)
+        opt.step()
+        total += float(loss.detach()) * idx.numel()
+    return total / n
+
+
+def _detach(state):
+    if state is None:
+        return None
+    return state.detach() if isinstance(state, Tensor) else tuple(s.detach() for s in state)
+
+
+def _stateful_epoch(model, loss_fn, train, opt, config: TrainConfig) -> float:
+    """One pass over streams ``(B, N, ...)``: chunks of ``tbptt`` steps in order, the state carried
+    (and detached) between chunks and reset at the start of the epoch.
+
+    ``loss_fn(model, (x_chunk, y_chunk, state))`` must return ``(loss, new_state)`` here.
+    """
+    N = train[0].shape[1]
+    chunk = config.tbptt or N
+    state, total, count = None, 0.0, 0
+    for s in range(0, N, chunk):
+        batch = [t[:, s:s + chunk] for t in train]
+        opt.zero_grad(set_to_none=True)
+        loss, state = loss_fn(model, (*batch, state))
+        loss.backward()
+        _clip(model, config)
+        opt.step()
+        state = _detach(state)
+        steps = batch[0].shape[1]
+        total += float(loss.detach()) * steps
+        count += steps
+    return total / count
+
+
+def loss_printer(epochs: int):
+    """A callback printing the epoch's losses to stderr, about 20 times per run (``--verbose``)."""
+    every = max(1, epochs // 20)
+
+    def show(row: dict) -> None:
+        if row["epoch"] % every == 0 or row["epoch"] == 1:
+            print(f"epoch {row['epoch']:>5}  train {row['train_loss']:.6g}  val {row['val_loss']:.6g}",
+                  file=sys.stderr)
+    return show
