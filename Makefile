@@ -52,12 +52,14 @@ ASAN_TESTS ?= tests/kernels/test_kernels.py tests/kernels/test_tracing.py
 # gradgradcheck runs the recomputing backward, torch operations rather than the kernels, and
 # takes minutes under ASan's allocator; the slow cases repeat the fast ones at larger sizes
 ASAN_PYTEST_ARGS ?= -m "not slow" -k "not gradgradcheck"
-test-asan: $(STAMP)
-	RNNKIT_NATIVE_SANITIZE=1 CC=$(ASAN_CC) \
+ASAN_ENV = RNNKIT_NATIVE_SANITIZE=1 CC=$(ASAN_CC) \
 	LD_PRELOAD="$$($(ASAN_CC) -print-file-name=libasan.so) $$($(ASAN_CC) -print-file-name=libstdc++.so)" \
 	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	$(PY) -m pytest -q -p no:cacheprovider $(ASAN_PYTEST_ARGS) $(ASAN_TESTS)
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+test-asan: $(STAMP)
+	@# the sanitized kernels must really load, or every kernel test would quietly skip
+	$(ASAN_ENV) $(PY) -c "from rnnkit.kernels import _native; assert _native.available(), 'rnnkit: the sanitized native kernels did not load'"
+	$(ASAN_ENV) $(PY) -m pytest -q -p no:cacheprovider $(ASAN_PYTEST_ARGS) $(ASAN_TESTS)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[bench]" || echo "rnnkit: Keras not installed; its contender is skipped"
