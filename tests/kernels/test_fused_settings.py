@@ -175,8 +175,40 @@ def test_auto_records_why_it_fell_back():
     config = BASE.replace(engine="auto")
     history, _ = _train(config, {"bidirectional": True})
     assert history.engine == "torch" and "unidirectional" in history.engine_reason
+    x, y = torch.randn(64, 20, 1), torch.randn(64, 1, 1)  # an LSTM(256) on batches of 64: torch is faster
     history = fit(Forecaster(1, 1, 1, ModelConfig(cell="lstm", hidden_size=256)),
-                  lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]),
-                  (torch.randn(64, 20, 1), torch.randn(64, 1, 1)), None, config.replace(batch_size=64, epochs=1),
-                  quiet=True, fused=trainer.FusedTask("last", "mse", torch.randn(64, 20, 1), torch.randn(64, 1)))
+                  lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]), (x, y), None,
+                  config.replace(batch_size=64, epochs=1), quiet=True,
+                  fused=trainer.FusedTask("last", "mse", x, y[:, 0]))  # (N, 1, 1) -> (N, 1): the head's layout
     assert history.engine == "torch" and "pay off" in history.engine_reason
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step"])
+def test_a_schedule_on_the_fused_trainer_warns_of_nothing(schedule):
+    """torch's optimizer never steps while the native epochs train (they read its lr): torch's
+    warning about stepping a scheduler before its optimizer does not apply and is not shown."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history, _ = _train(BASE.replace(schedule=schedule, engine="fused"), {})
+    assert history.engine == "fused"
+
+
+@pytest.mark.parametrize("changes, task_changes, words", [
+    ({"loss": "mae"}, {"loss": "mse"}, "loss='mae'"),
+    ({"many_to_many": True}, {"head_mode": "last"}, "many_to_many"),
+    ({"warmup": 2, "many_to_many": True}, {"warmup": 1}, "warmup=2"),
+])
+def test_settings_the_task_disagrees_with_are_refused(changes, task_changes, words):
+    """The loss settings reach the fused trainer through the job's FusedTask: a task that says
+    otherwise would train another loss than the torch loop's, so it is refused, never run."""
+    config = BASE.replace(**changes)
+    task = dataclasses.replace(trainer.FusedTask("all", "mse", torch.zeros(4, 6, 1), torch.zeros(4, 6, 1),
+                                                 warmup=config.warmup), **task_changes)
+    if task.head_mode == "last":
+        task = dataclasses.replace(task, y=torch.zeros(4, 1))
+    model = Forecaster(1, 1, 1, ModelConfig(cell="gru", hidden_size=5, strategy="recursive")).to(F64)
+    assert words in trainer.unsupported_reason(model, task, config)
+    with pytest.raises(rnnkit.ConfigError, match=words.replace("(", r"\(")):
+        trainer.create(model, task, config, insist=True)
+    assert trainer.create(model, task, config) == (None, trainer.unsupported_reason(model, task, config))

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -214,7 +215,13 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
                 if checking:
                     sched.step(val_loss)
             elif sched is not None:
-                sched.step()
+                if trainer is not None and epoch == 1:  # torch's optimizer never steps here (the native
+                    # epochs update the weights, at its lr): its step-order warning does not apply
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                        sched.step()
+                else:
+                    sched.step()
             if not checking:
                 continue
             if val_loss < best * (1.0 - config.min_delta) or best == math.inf:
