@@ -160,6 +160,10 @@ class TrainConfig(Serialisable):
     allow it and the model is small enough for it to be faster (see
     :data:`rnnkit.kernels.trainer.AUTO_LIMITS`), and the generic torch loop otherwise;
     ``"fused"`` insists (an error says why it cannot); ``"torch"`` always uses the generic loop.
+    The fused trainer declares the settings it honours, and the values of each, in
+    :data:`rnnkit.kernels.trainer.HONOURED` (today every field here, with every optimizer and
+    schedule); with a setting outside it ``"fused"`` refuses and ``"auto"`` runs the torch loop,
+    the reason recorded in ``History.engine_reason``, never silently ignoring the setting.
 
     ``warmup``: in many-to-many training the first ``warmup`` steps of each window are left out
     of the loss. ``stateful``: windows are consecutive slices of long streams, the state is carried

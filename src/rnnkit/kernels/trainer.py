@@ -12,14 +12,15 @@ native call per chunk. Supported: a model with ``rnn`` (an unidirectional :class
 four cells, biases on, no projection, no dropout between layers) and ``head`` (``nn.Linear``)
 whose forward is ``head(out[:, -1])`` (``head_mode="last"``, also with per-sequence lengths: the
 output at each sequence's last step) or ``head(out)`` (``head_mode="all"``), MSE/MAE/cross-entropy
-loss, on the CPU in float32 or float64.
-:func:`create` returns None (or, when asked to insist, raises) for anything else, and the
+loss, on the CPU in float32 or float64, with the training settings :data:`HONOURED` declares.
+:func:`create` declines (or, when asked to insist, raises) for anything else, saying why, and the
 generic loop runs instead.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -35,10 +36,53 @@ from . import _native
 from .fused import CELL_CODES, act_code, supports_cell
 from .limits import check_c_int
 
-__all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason", "pays_off", "AUTO_LIMITS"]
+__all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason", "unsupported_setting", "pays_off",
+           "AUTO_LIMITS", "HONOURED"]
 
 LOSSES = {"mse": 0, "mae": 1, "ce": 2}
 OPTIMIZERS = {"adam": 0, "sgd": 1, "adagrad": 2, "rmsprop": 3}
+
+#: Every :class:`~rnnkit.config.TrainConfig` field the fused trainer honours, with the values it
+#: supports (None: every value TrainConfig accepts). Training with a field outside this table at
+#: a value other than its default, or a value outside the listed ones, is refused
+#: (:func:`unsupported_setting`): ``engine="auto"`` then runs the torch loop and records why in
+#: ``History.engine_reason``, ``engine="fused"`` raises. So a new TrainConfig field is refused
+#: until someone checks that the native path honours it and adds it here (and to
+#: tests/kernels/test_fused_settings.py, which sets every field in turn and compares the loops).
+HONOURED: dict[str, tuple | None] = {
+    # run by training.loop.fit around the native epochs, with the same code as the torch loop
+    "epochs": None, "patience": None, "min_delta": None, "check_every": None, "restore_best": None,
+    "seed": None, "engine": None,
+    "shuffle": None,                                     # fit draws each epoch's order, same generator
+    "lr": None,                                          # passed to every native epoch
+    "schedule": ("none", "cosine", "step", "plateau"),   # fit steps torch's scheduler: the lr above
+    # inside the native epoch, with torch's formulas (csrc/trainer_impl.h)
+    "batch_size": None,
+    "optimizer": tuple(OPTIMIZERS),                      # adam, sgd, adagrad, rmsprop
+    "momentum": None,                                    # sgd and rmsprop (TrainConfig refuses others)
+    "weight_decay": None,                                # L2 added to the gradient, as torch.optim
+    "clip_value": None, "clip_norm": None,               # value first, then norm, as fit's _clip
+    # the loss the job describes in its FusedTask (unsupported_reason checks they agree)
+    "loss": (None, *LOSSES), "warmup": None, "many_to_many": None,
+    "stateful": None, "tbptt": None,                     # chunks of tbptt steps, state carried
+}
+
+
+def unsupported_setting(config) -> str | None:
+    """The first training setting outside :data:`HONOURED`, described for a person, or None.
+
+    A field the table does not list counts as honoured only at its default value (which is the
+    behaviour the fused trainer was written for)."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name not in HONOURED:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if value != default:
+                return f"the fused trainer does not implement the setting {f.name}={value!r}"
+        elif HONOURED[f.name] is not None and value not in HONOURED[f.name]:
+            return (f"the fused trainer does not implement {f.name}={value!r} (it supports "
+                    f"{', '.join(map(repr, HONOURED[f.name]))})")
+    return None
 
 
 @dataclass
@@ -84,8 +128,17 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
         return "LSTM projections (proj_size) and peepholes are not fused"
     if rnn.dropout and rnn.num_layers > 1:
         return "dropout between layers is not fused"
+    bad = unsupported_setting(config)
+    if bad:
+        return bad
     if config.stateful != task.stateful:
         return "the task and the training settings disagree about stateful training"
+    if config.loss is not None and config.loss != task.loss:
+        return f"the task's loss {task.loss!r} and the training setting loss={config.loss!r} disagree"
+    if config.many_to_many and task.head_mode != "all":
+        return "many_to_many=True needs a task with a loss over every step (head_mode='all')"
+    if config.warmup and config.warmup != task.warmup:
+        return f"the task's warm-up ({task.warmup}) and the training setting warmup={config.warmup} disagree"
     if task.stateful and (task.head_mode != "all" or task.warmup or task.lengths is not None):
         return "stateful training is fused for per-step heads without warm-up or lengths"
     p = next(model.parameters())
@@ -287,20 +340,22 @@ def _zero_padding(x: Tensor | None, lengths: Tensor | None) -> Tensor | None:
     return x.masked_fill(~valid_mask(lengths, *x.shape[:2]).unsqueeze(-1), 0.0).contiguous()
 
 
-def create(model: nn.Module, task: FusedTask | None, config, insist: bool = False) -> FusedTrainer | None:
-    """A :class:`FusedTrainer` where supported and (unless ``insist``) faster than the torch loop
-    (:func:`pays_off`), else None; with ``insist``, unsupported models raise :class:`ConfigError`."""
+def create(model: nn.Module, task: FusedTask | None, config,
+           insist: bool = False) -> tuple[FusedTrainer | None, str | None]:
+    """``(trainer, None)`` where supported and (unless ``insist``) faster than the torch loop
+    (:func:`pays_off`), else ``(None, why not)``, which the torch loop records in its history;
+    with ``insist``, an unsupported model, task or setting raises :class:`ConfigError` instead."""
     if task is None:
         if insist:
             raise ConfigError("engine='fused' needs a task the fused trainer understands (forecasting, "
                               "classification and text jobs provide one)")
-        return None
+        return None, "the job describes no task for the fused trainer"
     reason = unsupported_reason(model, task, config)
     if reason is not None:
         if insist:
             raise ConfigError(f"engine='fused' cannot train this model: {reason}; use engine='auto' or 'torch'")
-        return None
+        return None, reason
     if not insist and not pays_off(model, task, config):
-        return None
-    return FusedTrainer(model, task, config)
+        return None, "the model is too large for the fused trainer to pay off (see kernels.trainer.AUTO_LIMITS)"
+    return FusedTrainer(model, task, config), None
 

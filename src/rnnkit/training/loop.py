@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -48,6 +49,7 @@ class History:
     best_epoch: int | None = None
     stopped_early: bool = False
     engine: str = "torch"  # which loop ran: "fused" (native trainer) or "torch"
+    engine_reason: str | None = None  # why the torch loop ran (None when the fused trainer did)
 
     @property
     def train_loss(self) -> list[float]:
@@ -165,10 +167,10 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     gen = torch.Generator().manual_seed(config.seed)
     opt = make_optimizer(model.parameters(), config)
     sched = _make_schedule(opt, config)
-    trainer = None
+    trainer, reason = None, "engine='torch'"
     if config.engine != "torch":
-        trainer = fused_trainer.create(model, fused, config, insist=config.engine == "fused")
-    history = History(engine="fused" if trainer is not None else "torch")
+        trainer, reason = fused_trainer.create(model, fused, config, insist=config.engine == "fused")
+    history = History(engine="fused" if trainer is not None else "torch", engine_reason=reason)
     best, best_state, bad_checks = math.inf, None, 0
     bar = None
     if progress_enabled(quiet):
@@ -213,7 +215,13 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
                 if checking:
                     sched.step(val_loss)
             elif sched is not None:
-                sched.step()
+                if trainer is not None and epoch == 1:  # torch's optimizer never steps here (the native
+                    # epochs update the weights, at its lr): its step-order warning does not apply
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                        sched.step()
+                else:
+                    sched.step()
             if not checking:
                 continue
             if val_loss < best * (1.0 - config.min_delta) or best == math.inf:
