@@ -318,41 +318,27 @@ _D, _M, _T = DataConfig(), ModelConfig(), TrainConfig()
 _S, _X = SequenceDataConfig(), TextConfig()
 CM, CH, CT = CLASSIFY_DEFAULTS
 TM, TT = TEXT_DEFAULTS
-MODEL = {"cell": "cell", "hidden": "hidden_size", "layers": "num_layers", "dropout": "dropout", "init": "init",
-         "peephole": "peephole"}
-# option dest -> (config object holding the default, field); NOT_CONFIG: options that are no setting
+# Options built from ModelConfig/TrainConfig fields (rnnkit.cli_parse.config_arg) name their field in
+# their dest ("TrainConfig.lr"): the test finds them itself and needs only each job's default configs.
+JOB_DEFAULTS = {("fit",): (_M, _T), ("classify", "fit"): (CM, CT), ("text", "fit"): (TM, TT)}
+# the jobs' own options, still declared by hand: option dest -> (config object holding the default, field)
 DEFAULTS = {
-    ("fit",): {
-        **{k: (_D, f) for k, f in {"target": "targets", "time_col": "time_col", "covariates": "covariates",
-                                   "fill": "fill", "stride": "stride", "val_frac": "val_frac",
-                                   "test_frac": "test_frac", "val_start": "val_start", "test_start": "test_start",
-                                   "scaler": "scaler", "seasonal_period": "seasonal_period"}.items()},
-        **{k: (_M, f) for k, f in {**MODEL, "bidirectional": "bidirectional", "strategy": "strategy"}.items()},
-        **{k: (_T, k) for k in ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "clip_norm",
-                                "clip_value", "schedule", "loss", "patience", "min_delta", "check_every",
-                                "many_to_many", "warmup", "stateful", "tbptt", "seed", "engine")},
-    },
+    ("fit",): {k: (_D, f) for k, f in {"target": "targets", "time_col": "time_col", "covariates": "covariates",
+                                       "fill": "fill", "stride": "stride", "val_frac": "val_frac",
+                                       "test_frac": "test_frac", "val_start": "val_start", "test_start": "test_start",
+                                       "scaler": "scaler", "seasonal_period": "seasonal_period"}.items()},
     ("classify", "fit"): {
         **{k: (_S, f) for k, f in {"test": "test_source", "label_col": "label_col", "id_col": "id_col",
                                    "text_col": "text_col", "znorm": "znorm", "scaler": "scaler",
                                    "val_frac": "val_frac", "unknown": "unknown", "min_count": "min_count"}.items()},
-        **{k: (CM, f) for k, f in {**MODEL, "bidirectional": "bidirectional"}.items()},
         **{k: (CH, k) for k in ("pool", "embedding_dim", "class_weights")},
-        **{k: (CT, k) for k in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "clip_norm", "patience",
-                                "seed")},
     },
-    ("text", "fit"): {
-        **{k: (_X, k) for k in ("val_frac", "unknown", "min_count", "seq_len", "steps", "embedding_dim")},
-        **{k: (TM, f) for k, f in MODEL.items()},
-        **{k: (TT, k) for k in ("batch_size", "lr", "optimizer", "weight_decay", "clip_norm", "patience", "seed")},
-    },
+    ("text", "fit"): {k: (_X, k) for k in ("val_frac", "unknown", "min_count", "seq_len", "steps", "embedding_dim")},
 }
 REQUIRED = {("fit",): ["DATA", "--lookback", "5", "--horizon", "1", "--out", "r"],
             ("classify", "fit"): ["TRAIN", "--out", "r"], ("text", "fit"): ["CORPUS", "--out", "r"]}
 NOT_CONFIG = {"help", "command", "action", "data", "train", "corpus", "lookback", "horizon", "out", "force", "quiet",
               "verbose"}
-
-
 def _subparser(parser, path):
     for name in path:
         action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
@@ -360,10 +346,23 @@ def _subparser(parser, path):
     return parser
 
 
+def _config_mapping(path) -> dict:
+    """dest -> (default config, field) of every option built from a shared config's field."""
+    by_class = {type(c).__name__: c for c in JOB_DEFAULTS[path]}
+    mapping = {}
+    for action in _subparser(build_parser(), path)._actions:
+        if "." in action.dest:
+            cls, field = action.dest.split(".", 1)
+            assert field in {f.name for f in dataclasses.fields(by_class[cls])}, action.dest
+            mapping[action.dest] = (by_class[cls], field)
+    return mapping
+
+
 @pytest.mark.parametrize("path", list(DEFAULTS), ids=" ".join)
 def test_every_cli_default_is_the_config_default(path):
     args = vars(build_parser().parse_args([*path, *REQUIRED[path]]))
-    mapping = DEFAULTS[path]
+    mapping = {**DEFAULTS[path], **_config_mapping(path)}
+    # an option neither built from a config field nor declared above fails here
     unmapped = set(args) - set(mapping) - NOT_CONFIG
     assert not unmapped, f"options without a config field in this test: {unmapped}"
     for dest, (config, field) in mapping.items():
@@ -377,6 +376,34 @@ def test_every_cli_default_is_the_config_default(path):
         if value not in (None, (), False) and dest not in ("loss",):
             shown = f"{value:g}" if isinstance(value, float) else str(value)
             assert f"default: {shown}" in helps[dest], (dest, helps[dest])
+
+
+@pytest.mark.parametrize("cls", [ModelConfig, TrainConfig])
+def test_config_metadata_choices_are_what_the_config_accepts(cls):
+    # the option's choices come from the field's metadata and its validation from __post_init__:
+    # every choice must construct (with the settings it needs) and anything else must be refused
+    needs = {"strategy": {"recursive": {}}, "cell": {}, "loss": {}}
+    for f in dataclasses.fields(cls):
+        for choice in f.metadata.get("choices", ()):
+            cls(**{f.name: choice, **needs.get(f.name, {}).get(choice, {})})
+        if "choices" in f.metadata:
+            with pytest.raises(ConfigError):
+                cls(**{f.name: "no-such-choice"})
+
+
+def test_a_value_given_on_the_command_line_reaches_the_config():
+    # every option built from a config field carries its value to that field (config_values)
+    from rnnkit.cli_parse import config_values
+    values = {"ModelConfig.hidden_size": "7", "ModelConfig.num_layers": "2", "ModelConfig.dropout": "0.25",
+              "TrainConfig.lr": "0.5", "TrainConfig.seed": "11", "TrainConfig.clip_norm": "3"}
+    parser = _subparser(build_parser(), ("classify", "fit"))
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.dest in values}
+    argv = ["classify", "fit", "TRAIN", "--out", "r", "--cell", "lstm", "--peephole"]
+    argv += [x for dest, v in values.items() for x in (flags[dest], v)]
+    a = build_parser().parse_args(argv)
+    mc, tc = ModelConfig(**config_values(a, ModelConfig)), TrainConfig(**config_values(a, TrainConfig))
+    assert (mc.cell, mc.hidden_size, mc.num_layers, mc.dropout, mc.peephole) == ("lstm", 7, 2, 0.25, True)
+    assert (tc.lr, tc.seed, tc.clip_norm) == (0.5, 11, 3.0)
 
 
 # --- 8. data that are not regular files, or too large --------------------------------------------------

@@ -1,5 +1,12 @@
-"""Pieces shared by every ``rnnkit`` parser: one-line usage errors, the seed option, and the options
-the sequence jobs (``classify``, ``text``) share.
+"""Pieces shared by every ``rnnkit`` parser: one-line usage errors, the seed option, the options
+built from the config dataclasses (:func:`config_arg`), and the options the sequence jobs
+(``classify``, ``text``) share.
+
+A config field's option comes from one place, the field itself: its name (``--batch-size`` for
+``batch_size``, or the metadata's ``"flag"``), its type, its default (from the job's default config),
+and the metadata's ``"help"``, ``"choices"`` and ``"metavar"``. Its value lands in the namespace
+under ``"ConfigClass.field"``, so :func:`config_values` builds the config from the command line
+with no hand-kept mapping, and a test checks every such option's default against its config.
 
 argparse's own ``error()`` prints the whole usage text (twenty lines for ``rnnkit fit``) and exits
 from deep inside parsing; :class:`Parser` raises :class:`UsageError` instead, and
@@ -10,12 +17,14 @@ exit status 2, like every other user mistake. ``--help`` and ``--version`` are u
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any
 
-from .config import CELL_NAMES, MAX_SEED, OPTIMIZERS, ModelConfig, TrainConfig
+from .config import MAX_SEED, ModelConfig, TrainConfig
 from .training.rundir import check_out
 
 __all__ = ["Parser", "UsageError", "seed_arg", "seed_value", "EXIT_USAGE", "run_arg", "model_args", "train_args",
-           "out_args", "vocab_args", "refuse_existing", "loss_callbacks"]
+           "out_args", "vocab_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
 
 #: the exit status of a user mistake
 EXIT_USAGE = 2
@@ -53,6 +62,51 @@ def seed_arg(p, default: int, what: str = "random seed") -> None:
     p.add_argument("--seed", type=seed_value, default=default, metavar="N", help=f"{what} (default: {default})")
 
 
+# --- options built from the config dataclasses ---------------------------------------------------
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    """The Python type of a field declared ``int``, ``float``, ``str``, ``bool`` or ``Optional[...]`` of one."""
+    name = f.type if isinstance(f.type, str) else f.type.__name__
+    name = name[len("Optional["):-1] if name.startswith("Optional[") else name
+    return _TYPES[name]
+
+
+def config_arg(g, config, name: str, *, help: str | None = None, choices: tuple | None = None,
+               default_text: str | None = None) -> argparse.Action:
+    """Add the option of field ``name`` of the config dataclass instance ``config`` (the job's
+    defaults) to parser or group ``g``, from the field's name, type and metadata (see the module
+    docstring); ``help`` and ``choices`` override the metadata's where a job means something
+    narrower (``--batch-size`` counts windows, sequences or streams; forecasting trains with mse or
+    mae only), ``default_text`` says what a default of None means for the job. ``--seed`` takes
+    :func:`seed_value`. A bool field is a switch that turns it on, so its default must be False."""
+    f = {f.name: f for f in dataclasses.fields(config)}[name]
+    md, default, kind = f.metadata, getattr(config, name), _field_type(f)
+    flag = "--" + md.get("flag", name).replace("_", "-")
+    text = help or md["help"]
+    dest = f"{type(config).__name__}.{name}"
+    if kind is bool:
+        if default is not False:
+            raise ValueError(f"{dest} defaults to {default!r}: a command-line switch can only turn it on")
+        return g.add_argument(flag, action="store_true", dest=dest, help=text)
+    if default is None:
+        shown = default_text or md.get("off", "none")
+    else:
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+    choices = choices or md.get("choices")
+    return g.add_argument(flag, dest=dest, type=seed_value if (type(config), name) == (TrainConfig, "seed") else kind,
+                          default=default, choices=choices, help=f"{text} (default: {shown})",
+                          metavar=None if choices else md.get("metavar", flag[2:].upper().replace("-", "_")))
+
+
+def config_values(a: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """``{field: value}`` of every option :func:`config_arg` added for fields of ``cls``."""
+    prefix = f"{cls.__name__}."
+    return {k[len(prefix):]: v for k, v in vars(a).items() if k.startswith(prefix)}
+
+
 # --- options the sequence jobs share --------------------------------------------------------------
 
 def run_arg(p: argparse.ArgumentParser, job: str) -> None:
@@ -63,34 +117,19 @@ def model_args(p: argparse.ArgumentParser, m: ModelConfig):
     """The model options every sequence job has, with the job's defaults ``m`` (its ``tasks/X/config.py``'s
     ``*_DEFAULTS``); returns the group, for the job's own model options."""
     g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=CELL_NAMES, default=m.cell, help=f"recurrent cell (default: {m.cell})")
-    g.add_argument("--hidden", type=int, default=m.hidden_size, metavar="N",
-                   help=f"hidden units per layer (default: {m.hidden_size})")
-    g.add_argument("--layers", type=int, default=m.num_layers, metavar="N",
-                   help=f"stacked layers (default: {m.num_layers})")
-    g.add_argument("--dropout", type=float, default=m.dropout,
-                   help=f"dropout between stacked layers (default: {m.dropout:g})")
-    g.add_argument("--init", choices=["torch", "keras"], default=m.init,
-                   help=f"weight initialisation (default: {m.init})")
-    g.add_argument("--peephole", action="store_true",
-                   help="LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)")
+    for name in ("cell", "hidden_size", "num_layers", "dropout", "init", "peephole"):
+        config_arg(g, m, name)
     return g
 
 
 def train_args(g, t: TrainConfig, patience_unit: str) -> None:
     """The training options every sequence job has, added to the group ``g`` after the job's own,
     with the job's defaults ``t``; ``patience_unit`` says what early stopping counts."""
-    g.add_argument("--lr", type=float, default=t.lr, help=f"learning rate, at most 10 (default: {t.lr:g})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=t.optimizer, help=f"optimiser (default: {t.optimizer})")
-    g.add_argument("--weight-decay", type=float, default=t.weight_decay,
-                   help=f"L2 weight decay, in [0, 1] (default: {t.weight_decay:g})")
-    g.add_argument("--clip-norm", type=float, default=t.clip_norm,
-                   help=f"clip the gradient norm to this value (default: {t.clip_norm or 'off'})")
-    g.add_argument("--patience", type=int, default=t.patience,
-                   help=f"early stopping: {patience_unit} without a "
-                        f"better validation loss before stopping; 0 = never; the best weights are kept "
-                        f"(default: {t.patience})")
-    seed_arg(g, t.seed)
+    for name in ("lr", "optimizer", "weight_decay", "clip_norm"):
+        config_arg(g, t, name)
+    config_arg(g, t, "patience", help=f"early stopping: {patience_unit} without a better validation loss before "
+                                      "stopping; 0 = never; the best weights are kept")
+    config_arg(g, t, "seed")
 
 
 def out_args(p: argparse.ArgumentParser) -> None:

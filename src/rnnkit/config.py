@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .errors import ConfigError
@@ -86,17 +86,22 @@ class ModelConfig(Serialisable):
     ``peephole`` to LSTMs (peephole connections; such layers run rnnkit's reference loop).
     """
 
-    cell: str = "lstm"
-    hidden_size: int = 32
-    num_layers: int = 1
-    dropout: float = 0.0
-    bidirectional: bool = False
+    # metadata: the command line's option for the field (rnnkit.cli_parse.config_arg): "help", and
+    # where they are not the field's own name, type or free text, "flag", "metavar", "choices"
+    cell: str = field(default="lstm", metadata={"help": "recurrent cell", "choices": CELL_NAMES})
+    hidden_size: int = field(default=32, metadata={"help": "hidden units per layer", "flag": "hidden",
+                                                   "metavar": "N"})
+    num_layers: int = field(default=1, metadata={"help": "stacked layers", "flag": "layers", "metavar": "N"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout between stacked layers"})
+    bidirectional: bool = field(default=False, metadata={"help": "bidirectional encoder (direct strategy only)"})
     nonlinearity: str = "tanh"
     output_activation: str = "identity"
-    init: str = "torch"
-    strategy: str = "direct"
+    init: str = field(default="torch", metadata={"help": "weight initialisation", "choices": ("torch", "keras")})
+    strategy: str = field(default="direct", metadata={
+        "help": "direct: emit all H steps at once; recursive: one step, fed back", "choices": ("direct", "recursive")})
     output_size: Optional[int] = None
-    peephole: bool = False
+    peephole: bool = field(default=False, metadata={
+        "help": "LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)"})
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, CELL_NAMES)
@@ -187,27 +192,39 @@ class TrainConfig(Serialisable):
     one thread and gives the same numbers at any thread count.
     """
 
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    clip_norm: Optional[float] = None
-    clip_value: Optional[float] = None
-    schedule: str = "none"
-    loss: Optional[str] = None
-    patience: int = 20
-    min_delta: float = 0.0
-    check_every: int = 1
+    # metadata: the command line's option (see ModelConfig); "off": what a default of None means
+    epochs: int = field(default=100, metadata={"help": "maximum epochs"})
+    batch_size: int = field(default=32, metadata={"help": "examples per batch"})
+    lr: float = field(default=1e-3, metadata={"help": "learning rate, at most 10"})
+    optimizer: str = field(default="adam", metadata={"help": "optimiser", "choices": OPTIMIZERS})
+    momentum: float = field(default=0.0, metadata={"help": "momentum for sgd/rmsprop, in [0, 1)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "L2 weight decay, in [0, 1]"})
+    clip_norm: Optional[float] = field(default=None, metadata={"help": "clip the gradient norm to this value",
+                                                               "off": "off"})
+    clip_value: Optional[float] = field(default=None, metadata={"help": "clip each gradient to +-this value",
+                                                                "off": "off"})
+    schedule: str = field(default="none", metadata={"help": "learning-rate schedule", "choices": SCHEDULES})
+    loss: Optional[str] = field(default=None, metadata={"help": "training loss", "choices": ("mse", "mae", "ce"),
+                                                        "off": "the job's own"})
+    patience: int = field(default=20, metadata={
+        "help": "early stopping: checks without a better validation loss before stopping; 0 = never; the best "
+                "weights are kept"})
+    min_delta: float = field(default=0.0, metadata={
+        "help": "relative fall that counts as improvement, 0.01 = 1%%"})  # %% for argparse's help formatting
+    check_every: int = field(default=1, metadata={"help": "epochs between validation checks"})
     restore_best: bool = True
     shuffle: bool = True
-    warmup: int = 0
-    many_to_many: bool = False
-    stateful: bool = False
-    tbptt: int = 0
-    seed: int = 0
-    engine: str = "auto"
+    warmup: int = field(default=0, metadata={"help": "many-to-many or stateful: leading steps left out of the loss"})
+    many_to_many: bool = field(default=False, metadata={
+        "help": "recursive strategy: train on the next value at every step, not just the last"})
+    stateful: bool = field(default=False, metadata={
+        "help": "recursive strategy: carry the state across batches over --batch-size streams, no shuffle"})
+    tbptt: int = field(default=0, metadata={"help": "stateful: truncated-BPTT length in steps; 0 = the whole stream"})
+    seed: int = field(default=0, metadata={"help": "random seed", "metavar": "N"})
+    engine: str = field(default="auto", metadata={
+        "help": "auto: run whole epochs in rnnkit's native fused trainer where the model allows and is small "
+                "enough for it to be faster, else the torch loop; fused: insist; torch: always the torch loop",
+        "choices": ("auto", "fused", "torch")})
 
     def __post_init__(self) -> None:
         check_positive("epochs", self.epochs)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...cli_parse import loss_callbacks, model_args, out_args, refuse_existing, run_arg, train_args, vocab_args
+from ...cli_parse import (config_arg, config_values, loss_callbacks, model_args, out_args, refuse_existing, run_arg,
+                          train_args, vocab_args)
 from ...config import ModelConfig, TrainConfig
 from .config import CLASSIFY_DEFAULTS, ClassifierConfig, SequenceDataConfig
 
@@ -44,7 +45,7 @@ def register(sub) -> None:
                 "strings: characters seen fewer times in training count as unknown")
     g = model_args(p, CLASSIFY_DEFAULTS[0])
     h = CLASSIFY_DEFAULTS[1]
-    g.add_argument("--bidirectional", action="store_true", help="read each sequence in both directions")
+    config_arg(g, CLASSIFY_DEFAULTS[0], "bidirectional", help="read each sequence in both directions")
     g.add_argument("--pool", choices=["last", "mean", "attention"], default=h.pool,
                    help="how the outputs over time become one vector: last step, mean, or additive attention "
                         f"(default: {h.pool})")
@@ -54,9 +55,8 @@ def register(sub) -> None:
                    help=f"balanced: weigh each class by n / (K * n_class) in the loss (default: {h.class_weights})")
     t = CLASSIFY_DEFAULTS[2]
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=t.epochs, help=f"maximum epochs (default: {t.epochs})")
-    g.add_argument("--batch-size", type=int, default=t.batch_size,
-                   help=f"sequences per batch (default: {t.batch_size})")
+    config_arg(g, t, "epochs")
+    config_arg(g, t, "batch_size", help="sequences per batch")
     train_args(g, t, "epochs")
     out_args(p)
     p = cs.add_parser("predict", help="predicted label and class probabilities for each sequence")
@@ -90,11 +90,9 @@ def _classify_fit(a: argparse.Namespace) -> int:
     dc = SequenceDataConfig(source=a.train, test_source=a.test, label_col=a.label_col, id_col=a.id_col,
                             text_col=a.text_col, znorm=a.znorm, scaler=a.scaler, val_frac=a.val_frac,
                             unknown=a.unknown, min_count=a.min_count)
-    mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout,
-                     bidirectional=a.bidirectional, init=a.init, peephole=a.peephole)
+    mc = ModelConfig(**config_values(a, ModelConfig))
     hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights)
-    tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
-                     weight_decay=a.weight_decay, clip_norm=a.clip_norm, patience=a.patience, seed=a.seed)
+    tc = TrainConfig(**config_values(a, TrainConfig))
     refuse_existing(a, a.train, a.test)
     run = fit_classifier(dc, mc, hc, tc, quiet=a.quiet, callbacks=loss_callbacks(a, tc.epochs))
     out = save_classifier_run(run, a.out, force=a.force)

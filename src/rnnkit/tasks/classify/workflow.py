@@ -4,14 +4,16 @@ Data flows one way: file -> :class:`~rnnkit.tasks.classify.data.SequenceData` ->
 -> per-series z-normalisation (optional) -> scaler fitted on the training steps only (series) or
 a :class:`~rnnkit.data.vocab.CharVocab` built from the training strings -> padded tensors with lengths
 -> :func:`rnnkit.training.loop.fit` (cross-entropy, optionally class-weighted) -> accuracy, balanced
-accuracy, macro F1, confusion matrix -> :class:`ClassifierRun` (saved atomically as a run directory by
-:mod:`rnnkit.tasks.classify.run`).
+accuracy, macro F1, confusion matrix -> :class:`ClassifierRun`, written atomically as a run directory
+by :meth:`ClassifierRun.save` and read back by :mod:`rnnkit.tasks.classify.run` (which imports this
+module, so the writing lives here: a run saves itself without an import cycle).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,9 @@ from ...errors import ConfigError, DataError
 from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit
+from ...training.plots import plot_confusion_matrix
+from ...training.rundir import write_run_dir
+from ...training.runs import write_json, write_run_files
 from .config import CLASSIFY_DEFAULTS, ClassifierConfig, SequenceDataConfig, refuse_unsupported
 from .data import SequenceData, pad_series, read_sequences, sort_labels, stratified_split, znormalise
 from .metrics import classification_report
@@ -171,6 +176,32 @@ class ClassifierRun:
             frame[f"p_{c}"] = p[:, k]
         return frame
 
+    def save(self, out: str | os.PathLike, force: bool = False, plots: bool = True) -> Path:
+        """Write the run directory ``out`` atomically (refusing an existing one unless ``force``):
+        config.json, weights.safetensors, labels.json, scaler.json or vocab.json, history.csv,
+        metrics.json, confusion_matrix.csv and, with ``plots``, the plots."""
+        def write(d: Path) -> None:
+            sections = {"model": self.model_config.to_dict(), "head": self.head_config.to_dict(),
+                        "data": self.data_config.to_dict(), "train": self.train_config.to_dict(), "meta": self.meta,
+                        "shapes": {"input_size": self.meta["n_features"], "n_classes": len(self.classes),
+                                   "vocab_size": None if self.vocab is None else len(self.vocab)}}
+            write_run_files(d, "classify", sections, self.model, self.history, self.metrics,
+                            curve_title=f"{self.model_config.cell} classifier: cross-entropy" if plots else None)
+            write_json(d / "labels.json", {"classes": list(self.classes)})
+            if self.scaler is not None:
+                write_json(d / "scaler.json", self.scaler.to_dict())
+            if self.vocab is not None:
+                write_json(d / "vocab.json", self.vocab.to_dict())
+            if self.metrics:
+                part = "test" if "test" in self.metrics else "validation" if "validation" in self.metrics else "train"
+                cm = self.metrics[part]["confusion_matrix"]
+                pd.DataFrame(cm, index=pd.Index(self.classes, name="true"), columns=list(self.classes)).to_csv(
+                    d / "confusion_matrix.csv")
+                if plots:
+                    plot_confusion_matrix(cm, self.classes, d / "confusion_matrix.png",
+                                          title=f"{self.model_config.cell} classifier, {part} data")
+        return write_run_dir(out, write, force, protect=[self.data_config.source, self.data_config.test_source])
+
 
 def _check_test(data: SequenceData, test: SequenceData, classes: tuple[str, ...]) -> None:
     if test.is_text != data.is_text or test.n_features != data.n_features:
@@ -188,8 +219,11 @@ def _check_test(data: SequenceData, test: SequenceData, classes: tuple[str, ...]
 def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: ModelConfig | None = None,
                    head_config: ClassifierConfig | None = None, train_config: TrainConfig | None = None, *,
                    data: SequenceData | None = None, test: SequenceData | None = None, quiet: bool = False,
-                   callbacks=(), dtype: torch.dtype = torch.float32) -> ClassifierRun:
+                   callbacks=None, dtype: torch.dtype = torch.float32) -> ClassifierRun:
     """Read, split, normalise, train and score: the whole classification job, returned as a run.
+
+    ``callbacks`` are called after every epoch with its history row, as in every job's ``fit_X``;
+    ``quiet`` hides the progress bar.
 
     ``data``/``test`` may be passed already read; otherwise ``data_config.source`` and
     ``test_source`` are read. Metrics are computed on the validation split and the test data.
@@ -245,7 +279,8 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
         weight = torch.as_tensor(balanced_class_weights(y_tr, len(classes)), dtype=dtype)
     train = (*run.inputs(tr), torch.as_tensor(y_tr))
     val = None if va is None else (*run.inputs(va), torch.as_tensor(run.encode_labels(va)))
-    run.history = fit(model, classification_loss(weight), train, val, tc, quiet=quiet, callbacks=callbacks,
+    run.history = fit(model, classification_loss(weight), train, val, tc, quiet=quiet,
+                      callbacks=list(callbacks or ()),
                       fused=classification_fused_task(model, train, val, weight))
     run.metrics = {"train": run.evaluate(tr)}
     if va is not None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...cli_parse import seed_arg
-from ...config import CELL_NAMES, OPTIMIZERS, SCHEDULES, ModelConfig, TrainConfig
+from ...cli_parse import config_arg, config_values
+from ...config import ModelConfig, TrainConfig
 from ...training.rundir import check_out, write_file_atomic
 from .config import DataConfig
 
@@ -54,61 +54,20 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=CELL_NAMES, default=_M.cell, help=f"recurrent cell (default: {_M.cell})")
-    g.add_argument("--hidden", type=int, default=_M.hidden_size, metavar="N",
-                   help=f"hidden units per layer (default: {_M.hidden_size})")
-    g.add_argument("--layers", type=int, default=_M.num_layers, metavar="N",
-                   help=f"stacked layers (default: {_M.num_layers})")
-    g.add_argument("--dropout", type=float, default=_M.dropout,
-                   help=f"dropout between stacked layers (default: {_M.dropout:g})")
-    g.add_argument("--bidirectional", action="store_true", help="bidirectional encoder (direct strategy only)")
-    g.add_argument("--strategy", choices=["direct", "recursive"], default=_M.strategy,
-                   help=f"direct: emit all H steps at once; recursive: one step, fed back (default: {_M.strategy})")
-    g.add_argument("--init", choices=["torch", "keras"], default=_M.init,
-                   help=f"weight initialisation (default: {_M.init})")
-    g.add_argument("--peephole", action="store_true",
-                   help="LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)")
+    for name in ("cell", "hidden_size", "num_layers", "dropout", "bidirectional", "strategy", "init", "peephole"):
+        config_arg(g, _M, name)
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=_T.epochs, help=f"maximum epochs (default: {_T.epochs})")
-    g.add_argument("--batch-size", type=int, default=_T.batch_size,
-                   help=f"windows per batch; more than there are windows means all of them (default: {_T.batch_size})")
-    g.add_argument("--lr", type=float, default=_T.lr, help=f"learning rate, at most 10 (default: {_T.lr:g})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=_T.optimizer,
-                   help=f"optimiser (default: {_T.optimizer})")
-    g.add_argument("--momentum", type=float, default=_T.momentum,
-                   help=f"momentum for sgd/rmsprop, in [0, 1) (default: {_T.momentum:g})")
-    g.add_argument("--weight-decay", type=float, default=_T.weight_decay,
-                   help=f"L2 weight decay, in [0, 1] (default: {_T.weight_decay:g})")
-    g.add_argument("--clip-norm", type=float, default=_T.clip_norm,
-                   help="clip the gradient norm to this value (default: off)")
-    g.add_argument("--clip-value", type=float, default=_T.clip_value,
-                   help="clip each gradient to +-this value (default: off)")
-    g.add_argument("--schedule", choices=SCHEDULES, default=_T.schedule,
-                   help=f"learning-rate schedule (default: {_T.schedule})")
-    g.add_argument("--loss", choices=["mse", "mae"], default=_T.loss, help="training loss (default: mse)")
-    g.add_argument("--patience", type=int, default=_T.patience,
-                   help="early stopping: checks without improvement before stopping; 0 = no early stopping "
-                        f"(default: {_T.patience})")
-    g.add_argument("--min-delta", type=float, default=_T.min_delta,
-                   help=f"relative fall that counts as improvement, 0.01 = 1%% (default: {_T.min_delta:g})")
-    g.add_argument("--check-every", type=int, default=_T.check_every,
-                   help=f"epochs between validation checks (default: {_T.check_every})")
-    g.add_argument("--many-to-many", action="store_true",
-                   help="recursive strategy: train on the next value at every step, not just the last")
-    g.add_argument("--warmup", type=int, default=_T.warmup,
-                   help=f"many-to-many or stateful: leading steps left out of the loss (default: {_T.warmup})")
-    g.add_argument("--stateful", action="store_true",
-                   help="recursive strategy: carry the state across batches over --batch-size streams, no shuffle")
-    g.add_argument("--tbptt", type=int, default=_T.tbptt,
-                   help="stateful: truncated-BPTT length in steps (default: whole stream)")
-    seed_arg(g, _T.seed)
-    g.add_argument("--engine", choices=["auto", "fused", "torch"], default=_T.engine,
-                   help="auto: run whole epochs in rnnkit's native fused trainer where the model allows "
-                        "and is small enough for it to be faster, else the torch loop; fused: insist; "
-                        f"torch: always the torch loop (default: {_T.engine})")
+    config_arg(g, _T, "epochs")
+    config_arg(g, _T, "batch_size", help="windows per batch; more than there are windows means all of them")
+    for name in ("lr", "optimizer", "momentum", "weight_decay", "clip_norm", "clip_value", "schedule"):
+        config_arg(g, _T, name)
+    config_arg(g, _T, "loss", choices=("mse", "mae"), default_text="mse")  # forecast_loss: None is mse
+    for name in ("patience", "min_delta", "check_every", "many_to_many", "warmup", "stateful", "tbptt", "seed",
+                 "engine"):
+        config_arg(g, _T, name)
 
 
 def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> None:
@@ -157,14 +116,9 @@ def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfi
                     fill=a.fill, lookback=a.lookback, horizon=a.horizon, stride=a.stride,
                     val_frac=a.val_frac, test_frac=a.test_frac, scaler=a.scaler,
                     seasonal_period=a.seasonal_period, val_start=a.val_start, test_start=a.test_start)
-    mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout,
-                     bidirectional=a.bidirectional, strategy=a.strategy, init=a.init, peephole=a.peephole)
-    tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
-                     momentum=a.momentum, weight_decay=a.weight_decay, clip_norm=a.clip_norm,
-                     clip_value=a.clip_value, schedule=a.schedule, loss=a.loss, patience=a.patience,
-                     min_delta=a.min_delta, check_every=a.check_every, many_to_many=a.many_to_many,
-                     warmup=a.warmup, stateful=a.stateful, tbptt=a.tbptt, seed=a.seed, engine=a.engine,
-                     shuffle=not a.stateful)
+    mc = ModelConfig(**config_values(a, ModelConfig))
+    values = config_values(a, TrainConfig)
+    tc = TrainConfig(**values, shuffle=not values["stateful"])  # stateful streams are read in order
     return dc, mc, tc
 
 

@@ -2,15 +2,18 @@
 
 Data flows one way: table -> validated :class:`SeriesData` -> chronological split -> scaler
 fitted on the training rows -> windows -> :func:`rnnkit.training.loop.fit` -> forecasts in original
-units -> metrics against naive baselines -> :class:`ForecastRun` (saved by :mod:`rnnkit.tasks.forecast.run`).
+units -> metrics against naive baselines -> :class:`ForecastRun`, written by :meth:`ForecastRun.save`
+and read back by :mod:`rnnkit.tasks.forecast.run` (which imports this module, so the writing lives
+here: a run saves itself without an import cycle).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -24,12 +27,15 @@ from ...errors import ConfigError, DataError
 from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit, loss_printer
+from ...training.plots import plot_forecast
+from ...training.rundir import write_run_dir
+from ...training.runs import write_json, write_run_files
 from .config import DataConfig, refuse_unsupported
 from .data import absolute_source, check_rows, is_builtin, load_data, seasonal_period, series_streams, split_for
 from .model import Forecaster
 from .predict import forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
 
-__all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest"]
+__all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest", "write_forecast_run"]
 
 
 @dataclass
@@ -136,6 +142,49 @@ class ForecastRun:
         self._check_columns(data)
         return backtest(self, data, folds, refit=refit, quiet=quiet)
 
+    def save(self, out: str | os.PathLike, force: bool = False, data: SeriesData | None = None) -> Path:
+        """Write the run directory ``out`` atomically (refusing an existing one unless ``force``), with
+        the files a person looks at: ``forecast.csv`` (the next ``horizon`` steps after ``data``),
+        ``learning_curve.png`` and ``forecast.png`` (history, test forecasts, future). ``data`` is
+        the series those are made from; by default the training data is read again (the file must
+        still exist)."""
+        data = data if data is not None else self.load_data()
+        future = self.forecast(data)
+        dc, C = self.data_config, len(self.targets)
+        test_index = test_pred = None
+        start = self.meta["test_start"]
+        if start < len(data):
+            X, _, starts = windows_for(data.values, C, dc.lookback, 1, 1, start, len(data))
+            test_pred = predict_windows(self.model, self.scaler, X, 1, C)[:, 0]  # one step ahead, (W, C)
+            test_index = data.frame.index[starts]
+
+        def extra(d: Path) -> None:
+            future.to_csv(d / "forecast.csv")
+            plot_forecast(data.frame.index, data.target_values, self.targets, d / "forecast.png",
+                          future_index=future.index, forecast=future[list(self.targets)].to_numpy(),
+                          test_start=start if start < len(data) else None, test_index=test_index,
+                          test_pred=test_pred, title=f"{self.model_config.cell} forecast")
+        return write_forecast_run(self, out, force=force, extra=extra, plots=True)
+
+
+def write_forecast_run(run: ForecastRun, out: str | os.PathLike, force: bool = False,
+                       extra: Callable[[Path], None] | None = None, kind: str = "forecast",
+                       plots: bool = False) -> Path:
+    """Write the files every forecasting run has (config, weights, scaler, history, metrics) to ``out``
+    atomically; ``extra(tmp_dir)`` may add files (forecast.csv, plots) before the directory is
+    renamed into place. :meth:`ForecastRun.save` adds those; :func:`rnnkit.save_run` does not."""
+    def write(d: Path) -> None:
+        sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
+                    "train": run.train_config.to_dict(), "meta": run.meta,
+                    "shapes": {"input_size": run.model.input_size, "n_targets": run.model.n_targets,
+                               "horizon": run.model.horizon}}
+        write_run_files(d, kind, sections, run.model, run.history, run.metrics,
+                        curve_title=f"{run.model_config.cell} learning curve" if plots else None)
+        write_json(d / "scaler.json", run.scaler.to_dict())
+        if extra is not None:
+            extra(d)
+    return write_run_dir(out, write, force, protect=[run.data_config.source])
+
 
 def forecast_loss(model: Forecaster, train_config: TrainConfig):
     """The loss function :func:`rnnkit.training.loop.fit` calls for a forecaster and these settings
@@ -185,10 +234,12 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
 def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = None,
                    train_config: TrainConfig | None = None, data: SeriesData | None = None,
                    quiet: bool = False, evaluate: bool = True, dtype: torch.dtype = torch.float32,
-                   verbose: bool = False) -> ForecastRun:
+                   verbose: bool = False, callbacks=None) -> ForecastRun:
     """Read, split, scale, window, train and score: the whole forecasting job, returned as a run.
 
-    ``quiet`` hides the progress bar; ``verbose`` prints the losses about 20 times per run.
+    ``callbacks`` are called after every epoch with its history row, as in every job's ``fit_X``;
+    ``quiet`` hides the progress bar; ``verbose`` adds a callback that prints the losses about 20
+    times per run.
     """
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
@@ -222,7 +273,7 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
         if split.val_end > split.train_end:
             Xv, Yv = windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)[:2]
             val = (as_t(Xv), as_t(Yv))
-    callbacks = [loss_printer(train_config.epochs)] if verbose else []
+    callbacks = list(callbacks or ()) + ([loss_printer(train_config.epochs)] if verbose else [])
     history = fit(model, forecast_loss(model, train_config), train, val, train_config, quiet=quiet,
                   callbacks=callbacks, fused=forecast_fused_task(model, train_config, train, val))
     meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": n,

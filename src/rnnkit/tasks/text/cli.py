@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...cli_parse import (loss_callbacks, model_args, out_args, refuse_existing, run_arg, seed_arg, train_args,
-                          vocab_args)
+from ...cli_parse import (config_arg, config_values, loss_callbacks, model_args, out_args, refuse_existing, run_arg,
+                          seed_arg, train_args, vocab_args)
 from ...config import ModelConfig, TrainConfig
 from .config import TEXT_DEFAULTS, TextConfig
 
@@ -46,8 +46,7 @@ def register(sub) -> None:
                    help=f"truncated-BPTT length: characters per chunk (default: {x.seq_len})")
     g.add_argument("--steps", type=int, default=x.steps, metavar="N",
                    help=f"optimiser steps, rounded to whole passes over the text (default: {x.steps})")
-    g.add_argument("--batch-size", type=int, default=t.batch_size,
-                   help=f"parallel streams the text is cut into (default: {t.batch_size})")
+    config_arg(g, t, "batch_size", help="parallel streams the text is cut into")
     train_args(g, t, "validation checks (about 10 per run)")
     out_args(p)
     p = ts.add_parser("generate", help="sample text from a trained model")
@@ -75,10 +74,8 @@ def _text_fit(a: argparse.Namespace) -> int:
     from .run import save_text_run
     xc = TextConfig(source=a.corpus, seq_len=a.seq_len, steps=a.steps, val_frac=a.val_frac,
                     embedding_dim=a.embedding_dim, unknown=a.unknown, min_count=a.min_count)
-    mc = ModelConfig(cell=a.cell, hidden_size=a.hidden, num_layers=a.layers, dropout=a.dropout, init=a.init,
-                     peephole=a.peephole)
-    tc = TrainConfig(batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, weight_decay=a.weight_decay,
-                     clip_norm=a.clip_norm, patience=a.patience, seed=a.seed)
+    mc = ModelConfig(**config_values(a, ModelConfig))
+    tc = TrainConfig(**config_values(a, TrainConfig))
     refuse_existing(a, a.corpus)
     run = fit_char_lm(xc, mc, tc, quiet=a.quiet, callbacks=loss_callbacks(a, 20))
     out = save_text_run(run, a.out, force=a.force)

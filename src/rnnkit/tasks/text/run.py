@@ -1,6 +1,7 @@
-"""A character-model run directory: saving a :class:`~rnnkit.tasks.text.workflow.TextRun` (config,
-weights, vocabulary, reports and a sample) and loading it back. The files every kind of run has are
-written and checked by :mod:`rnnkit.training.runs`."""
+"""A character-model run directory: loading a :class:`~rnnkit.tasks.text.workflow.TextRun` back,
+checked file by file. It is written by :meth:`~rnnkit.tasks.text.workflow.TextRun.save` (this module
+imports the run class, so the class cannot import this module back); :func:`save_text_run` is a
+thin call of it. The files every kind of run has are written and checked by :mod:`rnnkit.training.runs`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from ...config import ModelConfig, TrainConfig
 from ...training.runcheck import RunCheck
 from ...training.rundir import consistent_read
-from ...training.runs import load_weights, loading, read_config, write_json, write_run_dir, write_run_files
+from ...training.runs import load_weights, loading, read_config
 from .config import TextConfig
 from .model import CharLM
 from .workflow import TextRun
@@ -19,20 +20,8 @@ __all__ = ["save_text_run", "load_text_run"]
 
 
 def save_text_run(run: TextRun, out: str | os.PathLike, force: bool = False, plots: bool = True) -> Path:
-    """Write ``run`` atomically: config.json, weights.safetensors, vocab.json, history.csv,
-    metrics.json, sample.txt (300 characters, seed 0) and learning_curve.png."""
-    sample = run.meta["first_char"] + run.generate(length=300, temperature=1.0, seed=0)
-
-    def write(d: Path) -> None:
-        sections = {"model": run.model_config.to_dict(), "text": run.text_config.to_dict(),
-                    "train": run.train_config.to_dict(), "meta": run.meta,
-                    "shapes": {"vocab_size": len(run.vocab), "embedding_dim": run.text_config.embedding_dim}}
-        title = f"{run.model_config.cell} character model: cross-entropy (nats/char)"
-        write_run_files(d, "text", sections, run.model, run.history, run.metrics,
-                        curve_title=title if plots else None)
-        write_json(d / "vocab.json", run.vocab.to_dict())
-        (d / "sample.txt").write_text(sample + "\n", encoding="utf-8")
-    return write_run_dir(out, write, force, protect=[run.text_config.source])
+    """``run.save(out, force, plots)``: see :meth:`~rnnkit.tasks.text.workflow.TextRun.save`."""
+    return run.save(out, force=force, plots=plots)
 
 
 @consistent_read

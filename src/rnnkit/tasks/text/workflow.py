@@ -4,8 +4,9 @@ Data flows one way: UTF-8 text -> the last ``val_frac`` held out -> :class:`~rnn
 -> the training part cut into ``batch_size`` contiguous streams -> stateful truncated BPTT with
 :func:`rnnkit.training.loop.fit` (the state carried from chunk to chunk, as min-char-rnn does) ->
 validation bits per character next to add-one smoothed n-gram baselines -> :class:`TextRun`.
-Sampling, priming and completion suggestions live in :mod:`rnnkit.tasks.text.generate`; the run
-directory in :mod:`rnnkit.tasks.text.run`.
+Sampling, priming and completion suggestions live in :mod:`rnnkit.tasks.text.generate`. A run is
+written by :meth:`TextRun.save` and read back by :mod:`rnnkit.tasks.text.run` (which imports this
+module, so the writing lives here: a run saves itself without an import cycle).
 
 Bits per character of a text ``c_0 .. c_N`` is ``-(1/N) sum_{t=1..N} log2 p(c_t | c_0 .. c_{t-1})``:
 the model reads the text from a zero state and scores every character after the first.
@@ -17,6 +18,7 @@ import hashlib
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -29,6 +31,8 @@ from ...data.vocab import CharVocab
 from ...errors import DataError
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit
+from ...training.rundir import write_run_dir
+from ...training.runs import write_json, write_run_files
 from . import generate as textgen  # called through the module: its functions can be replaced in tests
 from .config import TEXT_DEFAULTS, TextConfig, refuse_unsupported
 from .metrics import ngram_bits_per_char
@@ -124,11 +128,31 @@ class TextRun:
     def suggest(self, prime: str, k: int = 5, max_chars: int = 20) -> dict:
         return textgen.suggest(self.model, self.vocab, prime, k, max_chars)
 
+    def save(self, out: str | os.PathLike, force: bool = False, plots: bool = True) -> Path:
+        """Write the run directory ``out`` atomically (refusing an existing one unless ``force``):
+        config.json, weights.safetensors, vocab.json, history.csv, metrics.json, sample.txt (300
+        characters, seed 0) and, with ``plots``, learning_curve.png."""
+        sample = self.meta["first_char"] + self.generate(length=300, temperature=1.0, seed=0)
+
+        def write(d: Path) -> None:
+            sections = {"model": self.model_config.to_dict(), "text": self.text_config.to_dict(),
+                        "train": self.train_config.to_dict(), "meta": self.meta,
+                        "shapes": {"vocab_size": len(self.vocab), "embedding_dim": self.text_config.embedding_dim}}
+            title = f"{self.model_config.cell} character model: cross-entropy (nats/char)"
+            write_run_files(d, "text", sections, self.model, self.history, self.metrics,
+                            curve_title=title if plots else None)
+            write_json(d / "vocab.json", self.vocab.to_dict())
+            (d / "sample.txt").write_text(sample + "\n", encoding="utf-8")
+        return write_run_dir(out, write, force, protect=[self.text_config.source])
+
 
 def fit_char_lm(text_config: TextConfig | None = None, model_config: ModelConfig | None = None,
                 train_config: TrainConfig | None = None, *, text: str | None = None, quiet: bool = False,
-                callbacks=(), dtype: torch.dtype = torch.float32, baselines: bool = True) -> TextRun:
+                callbacks=None, dtype: torch.dtype = torch.float32, baselines: bool = True) -> TextRun:
     """Train a character language model on ``text_config.source`` (or ``text``) and score it.
+
+    ``callbacks`` are called after every epoch with its history row, as in every job's ``fit_X``;
+    ``quiet`` hides the progress bar.
 
     ``train_config.batch_size`` is the number of parallel streams; ``epochs``, ``stateful``,
     ``tbptt`` and ``shuffle`` are set from ``text_config`` (``steps`` rounded to whole passes,
@@ -166,7 +190,7 @@ def fit_char_lm(text_config: TextConfig | None = None, model_config: ModelConfig
                           itemsize=torch.empty(0, dtype=dtype).element_size())
     torch.manual_seed(tc.seed)
     model = CharLM(len(vocab), mc, xc.embedding_dim).to(dtype)
-    history = fit(model, lm_loss, (x, y), val, tc, quiet=quiet, callbacks=callbacks)
+    history = fit(model, lm_loss, (x, y), val, tc, quiet=quiet, callbacks=list(callbacks or ()))
     meta = {"data_source": name, "data_sha256": sha, "n_chars": len(text), "train_chars": len(train_text),
             "val_chars": len(val_text), "streams": tc.batch_size, "steps_per_epoch": per_epoch,
             "epochs": epochs, "steps": per_epoch * len(history.rows), "first_char": text[0],
