@@ -174,7 +174,8 @@ ALLOWED = {
     "rnnkit.nn": ("rnnkit.nn", "rnnkit.errors"),
     "rnnkit.kernels": ("rnnkit.kernels", "rnnkit.nn", "rnnkit.errors"),
     "rnnkit.data": ("rnnkit.data", "rnnkit.errors"),
-    "rnnkit.config": ("rnnkit.errors",),
+    # the shared settings name cells: ModelConfig's choices and cell arguments come from the cell registry
+    "rnnkit.config": ("rnnkit.errors", "rnnkit.nn.cells"),
 }
 #: what a layer must never import
 FORBIDDEN = {

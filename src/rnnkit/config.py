@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .errors import ConfigError
+from .nn.cells import cell_names, cell_spec, cell_specs
 
 __all__ = ["ModelConfig", "TrainConfig", "Serialisable", "check_choice", "check_positive", "check_real",
            "check_fraction", "refuse_setting", "refuse_forecasting_settings"]
 
-CELL_NAMES = ("lstm", "gru", "elman", "jordan")
+#: the cells the command line offers: every cell registered in rnnkit.nn.cells (a cell registered
+#: later, by user code, is accepted by ModelConfig, which asks the registry itself)
+CELL_NAMES = cell_names()
 OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop")
 SCHEDULES = ("none", "cosine", "step", "plateau")
 #: deepest recurrent stack a config accepts: deeper stacks do not train, and building 10^6 layers
@@ -56,6 +59,17 @@ def check_real(name: str, value: Any, lo: float, hi: float, lo_open: bool = Fals
     if not ok:
         rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
         raise ConfigError(f"{name} must be {what} in {rng}; got {value!r}")
+
+
+def _takes(cell: str, field: str) -> bool:
+    """Whether the ``cell`` is built with the ModelConfig ``field`` (its CellSpec's ``config_kwargs``)."""
+    return field in cell_spec(cell).config_kwargs
+
+
+def _cells_taking(field: str) -> str:
+    """``"elman and jordan"``: the registered cells built with the ModelConfig ``field``, for messages."""
+    names = [s.name for s in cell_specs() if field in s.config_kwargs]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 class Serialisable:
@@ -104,11 +118,12 @@ class ModelConfig(Serialisable):
         "help": "LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)"})
 
     def __post_init__(self) -> None:
-        check_choice("cell", self.cell, CELL_NAMES)
+        check_choice("cell", self.cell, cell_names())
         if self.peephole not in (True, False):
             raise ConfigError(f"peephole must be true or false; got {self.peephole!r}")
-        if self.peephole and self.cell != "lstm":
-            raise ConfigError(f"peephole connections belong to LSTM cells; the {self.cell} cell has none")
+        if self.peephole and not _takes(self.cell, "peephole"):
+            raise ConfigError(f"peephole connections belong to {_cells_taking('peephole')} cells; the {self.cell} "
+                              "cell has none")
         check_positive("hidden_size", self.hidden_size)
         check_positive("num_layers", self.num_layers)
         if self.num_layers > MAX_LAYERS:
@@ -119,34 +134,28 @@ class ModelConfig(Serialisable):
             raise ConfigError(f"dropout ({self.dropout}) acts between stacked layers and a 1-layer network has "
                               "none; use num_layers >= 2 or dropout=0")
         check_choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
-        if self.nonlinearity != "tanh" and self.cell not in ("elman", "jordan"):
-            raise ConfigError(f"nonlinearity applies to Elman and Jordan cells; the {self.cell} cell's gates "
-                              "have fixed activations: leave nonlinearity='tanh'")
+        if self.nonlinearity != "tanh" and not _takes(self.cell, "nonlinearity"):
+            raise ConfigError(f"nonlinearity applies to {_cells_taking('nonlinearity')} cells; the {self.cell} "
+                              "cell's gates have fixed activations: leave nonlinearity='tanh'")
         check_choice("output_activation", self.output_activation, ("identity", "tanh", "sigmoid", "relu"))
-        if self.output_activation != "identity" and self.cell != "jordan":
-            raise ConfigError(f"output_activation applies to Jordan cells; the {self.cell} cell has no output "
-                              "layer of its own: leave output_activation='identity'")
+        if self.output_activation != "identity" and not _takes(self.cell, "output_activation"):
+            raise ConfigError(f"output_activation applies to {_cells_taking('output_activation')} cells; the "
+                              f"{self.cell} cell has no output layer of its own: leave output_activation='identity'")
         check_choice("init", self.init, ("torch", "keras"))
         check_choice("strategy", self.strategy, ("direct", "recursive"))
         if self.output_size is not None:
             check_positive("output_size", self.output_size)
-            if self.cell != "jordan":
-                raise ConfigError("output_size sets a Jordan network's output (context) width; "
-                                  f"the {self.cell} cell has none")
+            if not _takes(self.cell, "output_size"):
+                raise ConfigError(f"output_size sets a {_cells_taking('output_size')} network's output (context) "
+                                  f"width; the {self.cell} cell has none")
         if self.bidirectional and self.strategy == "recursive":
             raise ConfigError("a bidirectional encoder reads the whole window and cannot run step by step; "
                               "use strategy='direct' or bidirectional=False")
 
     def cell_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`rnnkit.nn.layers.Recurrent` beyond the common ones."""
-        if self.cell == "jordan":
-            return {"nonlinearity": self.nonlinearity, "output_activation": self.output_activation,
-                    "output_size": self.output_size}
-        if self.cell == "elman":
-            return {"nonlinearity": self.nonlinearity}
-        if self.peephole:
-            return {"peephole": True}
-        return {}
+        """Keyword arguments for :class:`rnnkit.nn.layers.Recurrent` beyond the common ones: the
+        fields the cell's :class:`~rnnkit.nn.cells.CellSpec` names in ``config_kwargs``."""
+        return {k: getattr(self, k) for k in cell_spec(self.cell).config_kwargs}
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ def choose(layer, x: Tensor | None = None) -> str:
     if blocked is not None:
         return _choose_blocked(layer, blocked, torch_or_ref)
     if layer.backend == "fused":
+        if type(cell) not in fused_kernels.CELL_CODES:  # no native code in the cell's CellSpec
+            raise ConfigError(f"backend='fused' has no native kernel for {type(cell).__name__}; "
+                              f"use backend='auto' or '{torch_or_ref}'")
         if x is not None and not fused_kernels.supports(cell, x):
             raise ConfigError("backend='fused' runs on the CPU in float32/float64 without proj_size or "
                               "peepholes; use backend='auto' or 'torch'")

@@ -16,7 +16,8 @@ import threading
 import torch
 from torch import Tensor
 
-from ..nn.cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
+from ..nn.cells import RecurrentCell
+from ..nn.cells.base import NATIVE_CODES
 from . import _native
 from .limits import check_c_int  # ctypes would wrap a size past 2^31 - 1 silently
 from .transforms import blocked_reason, grads_by_recompute, is_plain, no_memory
@@ -24,7 +25,11 @@ from .transforms import blocked_reason, grads_by_recompute, is_plain, no_memory
 __all__ = ["supports", "supports_cell", "blocked_reason", "run_layer", "StreamPlan", "stream", "stream_inplace",
            "stream_plan", "PLANS_KEY", "CELL_CODES", "act_code"]
 
-CELL_CODES = {ElmanCell: 0, JordanCell: 1, LSTMCell: 2, GRUCell: 3}
+#: cell class -> the native kernels' code for its math (csrc: 0 Elman, 1 Jordan, 2 LSTM, 3 GRU): a
+#: live read-only view of the codes the cells' CellSpecs declare, looked up by exact type (one dict
+#: lookup, as fast as a literal table); a cell without a code has no native kernel
+CELL_CODES = NATIVE_CODES
+ELMAN, JORDAN, LSTM, GRU = 0, 1, 2, 3
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
 
 
@@ -35,7 +40,8 @@ def act_code(cell: RecurrentCell) -> tuple[int, int]:
 
 
 def supports_cell(cell: RecurrentCell) -> bool:
-    """Whether the fused kernels have this cell's math (the four cells, no projection, no peepholes)."""
+    """Whether the fused kernels have this cell's math (a cell whose CellSpec has a native code; no
+    projection, no peepholes)."""
     d = cell.__dict__  # not getattr: a missing attribute costs microseconds in nn.Module
     return type(cell) in CELL_CODES and not d.get("proj_size", 0) and not d.get("peephole", False)
 
@@ -78,8 +84,9 @@ def _layer_sizes(code: int, dtype: torch.dtype, B: int, T: int, I: int, H: int, 
 
 def _unpack(cell: RecurrentCell, w: list[Tensor | None]):
     """(w_ih, whh, b_x, b_h, why, by) with b_x the bias folded into the input projection."""
-    w_ih, whh, b_ih, b_hh, why, by = _layer_args(CELL_CODES[type(cell)], w)
-    if isinstance(cell, (ElmanCell, LSTMCell)):  # both biases join the input part
+    code = CELL_CODES[type(cell)]
+    w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, w)
+    if code in (ELMAN, LSTM):  # both biases join the input part
         return w_ih, whh, None if b_ih is None else b_ih + b_hh, None, None, None
     return w_ih, whh, b_ih, b_hh, why, by
 
@@ -126,7 +133,7 @@ class _FusedSequence(torch.autograd.Function):
         xg = xg.contiguous()
         hs = torch.empty(T + 1, B, S, **opts)
         hs[0] = s0
-        cs = torch.empty(T + 1, B, H, **opts) if code == 2 else None
+        cs = torch.empty(T + 1, B, H, **opts) if code == LSTM else None
         if cs is not None:
             cs[0] = c0
         gates = torch.empty(T, B, G, **opts)
@@ -151,7 +158,7 @@ class _FusedSequence(torch.autograd.Function):
         cell, code, lens = ctx.cell, ctx.code, ctx.lens
         x_tm, hs, cs, gates, aux, x, s0, c0, *w = ctx.saved_tensors
         if torch.is_grad_enabled() or not (is_plain(dout) and is_plain(dsn) and is_plain(dcn)):
-            lstm = code == 2
+            lstm = code == LSTM
             return (None, None, *grads_by_recompute(ctx, 2, cell, lens, False, (x, s0, c0 if lstm else None, *w),
                                                      (dout, dsn, dcn if lstm else None)))
         w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
@@ -162,27 +169,27 @@ class _FusedSequence(torch.autograd.Function):
         opts = {"dtype": x_tm.dtype, "device": x_tm.device}
         dout_tm = None if dout is None else dout.transpose(0, 1).contiguous()  # (T, B, S)
         dgx = torch.empty(T, B, G, **opts)
-        dgh = torch.empty(T, B, G, **opts) if code == 3 else None
-        dyp = torch.empty(T, B, S, **opts) if code == 1 else None
+        dgh = torch.empty(T, B, G, **opts) if code == GRU else None
+        dyp = torch.empty(T, B, S, **opts) if code == JORDAN else None
         ds0 = torch.empty(B, S, **opts)
-        dc0 = torch.empty(B, H, **opts) if code == 2 else None
+        dc0 = torch.empty(B, H, **opts) if code == LSTM else None
         work = torch.empty(int(_fn("rk_backward_work", x_tm.dtype)(code, H, S)), **opts)
         # keep every contiguous copy in a variable: a temporary would be freed before the call
         whh_c = whh.contiguous()
         why_c = None if why is None else why.contiguous()
         dsn_c = None if dsn is None else dsn.contiguous()
-        dcn_c = None if (dcn is None or code != 2) else dcn.contiguous()
+        dcn_c = None if (dcn is None or code != LSTM) else dcn.contiguous()
         _fn("rk_backward", x_tm.dtype)(code, act, out_act, B, T, H, S, _ptr(whh_c), _ptr(why_c),
-                                       _ptr(lens), _ptr(hs), _ptr(cs if code == 2 else None), _ptr(gates),
+                                       _ptr(lens), _ptr(hs), _ptr(cs if code == LSTM else None), _ptr(gates),
                                        _ptr(aux), _ptr(dout_tm), _ptr(dsn_c), _ptr(dcn_c), _ptr(dgx),
                                        _ptr(dgh), _ptr(dyp), _ptr(ds0), _ptr(dc0), _ptr(work))
         dgx2 = dgx.reshape(T * B, G)
         s_prev = hs[:-1].reshape(T * B, S)
-        dgr = (dgh if code == 3 else dgx).reshape(T * B, G)
+        dgr = (dgh if code == GRU else dgx).reshape(T * B, G)
         grads: list[Tensor | None] = [None] * len(w)
         grads[0] = dgx2.t() @ x_tm.reshape(T * B, I)  # dW_ih (G, I)
         grads[1] = dgr.t() @ s_prev  # dW_hh (G, S) (Jordan: dW_yh)
-        if code == 1:  # Jordan: weight_ih, weight_yh, bias_h, weight_hy, bias_y
+        if code == JORDAN:  # Jordan: weight_ih, weight_yh, bias_h, weight_hy, bias_y
             dy = dyp.reshape(T * B, S)
             if w[2] is not None:
                 grads[2] = dgx2.sum(0)
@@ -216,11 +223,11 @@ class _FusedLayer(torch.autograd.Function):
         out = torch.empty(B, T, S, **opts)
         lead = (1,) if ctx.lead else ()  # states shaped (1, B, S), as a one-layer module has them
         sn = torch.empty(*lead, B, S, **opts)
-        cn = torch.empty(*lead, B, H, **opts) if code == 2 else None
+        cn = torch.empty(*lead, B, H, **opts) if code == LSTM else None
         # every tensor whose pointer goes to the kernel is held in a variable until the call returns
         x_c = x.contiguous()
         s0_c = None if s0 is None else s0.contiguous()
-        c0_c = c0.contiguous() if code == 2 and c0 is not None else None
+        c0_c = c0.contiguous() if code == LSTM and c0 is not None else None
         wc = [None if t is None else t.contiguous() for t in w]
         w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, wc)
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
@@ -252,13 +259,13 @@ class _FusedLayer(torch.autograd.Function):
         H, S = cell.hidden_size, cell.state_sizes[0]
         opts = {"dtype": x.dtype, "device": x.device}
         dout_c, dsn_c = dout.contiguous(), dsn.contiguous()
-        dcn_c = dcn.contiguous() if code == 2 and dcn is not None else None
+        dcn_c = dcn.contiguous() if code == LSTM and dcn is not None else None
         grads = [None if t is None else torch.empty_like(t) for t in w]
         g_ih, g_hh, g_bih, g_bhh, g_why, g_by = _layer_args(code, grads)
         w_ih, whh, _, _, why, _ = _layer_args(code, w)
         lead = (1,) if ctx.lead else ()
         ds0 = torch.empty(*lead, B, S, **opts)
-        dc0 = torch.empty(*lead, B, H, **opts) if code == 2 else None
+        dc0 = torch.empty(*lead, B, H, **opts) if code == LSTM else None
         dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[3] else None
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
@@ -270,7 +277,7 @@ class _FusedLayer(torch.autograd.Function):
 
 def _layer_args(code: int, w: list):
     """(w_ih, whh, b_ih, b_hh, why, by) for the whole-layer kernels (Jordan: b_h as b_ih)."""
-    if code == 1:
+    if code == JORDAN:
         w_ih, w_yh, b_h, w_hy, b_y = w
         return w_ih, w_yh, b_h, None, w_hy, b_y
     return w[0], w[1], w[2], w[3], None, None
@@ -289,9 +296,10 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
     """Fused twin of one direction of ``Recurrent``'s reference loop: ``x (B, T, I)``; a ``None``
     state means zeros. States are ``(B, S)``, or ``(1, B, S)`` in and out with ``lead`` (a whole
     one-layer module's: no autograd views to reshape them on the common path)."""
-    lstm = isinstance(cell, LSTMCell)
+    code = CELL_CODES[type(cell)]
+    lstm = code == LSTM
     B, T, I = x.shape
-    saved, work = _layer_sizes(CELL_CODES[type(cell)], x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
+    saved, work = _layer_sizes(code, x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
     if (saved + work) * x.element_size() <= WHOLE_LAYER_BYTES:
         s0, c0 = (None, None) if state is None else (state[0], state[1] if lstm else None)
         out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, x, s0, c0, *w)
@@ -346,7 +354,7 @@ class StreamPlan:
         code = CELL_CODES[type(cell)]
         act, out_act = act_code(cell)
         H, S = cell.hidden_size, cell.state_sizes[0]
-        self.B, self.L, self.H, self.S, self.lstm = batch, len(cells), H, S, code == 2
+        self.B, self.L, self.H, self.S, self.lstm = batch, len(cells), H, S, code == LSTM
         self.watch = tuple(t for w in weights for t in w if t is not None)
         self.versions = list(map(_VERSION, self.watch))
         self.param_objects = tuple(t for w in weights for t in w)  # parameters() order, Nones included

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils import parametrize, prune
 
 from ..errors import ConfigError
-from .cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
+from .cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, spec_of
 from .layers import GRU, LSTM, RNN, Recurrent
 
 __all__ = ["to_torch", "from_torch", "summary"]
@@ -35,16 +35,14 @@ def to_torch(module: nn.Module) -> nn.Module:
         common = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
                       dropout=module.dropout, bidirectional=module.bidirectional, **kw)
         args = (module.input_size, module.hidden_size)
-        if module.cell_type is LSTMCell and module.cell_kwargs.get("peephole"):
+        if module.cell_kwargs.get("peephole"):
             raise ConfigError("torch.nn has no peephole LSTM; this layer runs only in rnnkit")
-        if module.cell_type is LSTMCell:
-            twin = nn.LSTM(*args, proj_size=module.cell_kwargs.get("proj_size", 0), **common)
-        elif module.cell_type is GRUCell:
-            twin = nn.GRU(*args, **common)
-        elif module.cell_type is ElmanCell:
-            twin = nn.RNN(*args, nonlinearity=module.cell_kwargs.get("nonlinearity", "tanh"), **common)
-        else:
+        spec = spec_of(module.cell_type)  # the twin is declared in the cell's CellSpec
+        if spec is None or spec.torch_layer is None:
             raise ConfigError(f"{module.cell_type.__name__} has no torch.nn counterpart")
+        # the cell's other settings are torch's arguments too (nonlinearity, proj_size)
+        extra = {k: v for k, v in module.cell_kwargs.items() if k != "peephole"}
+        twin = spec.torch_layer(*args, **extra, **common)
     elif isinstance(module, RecurrentCell):
         args = (module.input_size, module.hidden_size, module.bias)
         if isinstance(module, LSTMCell) and module.peephole:

@@ -28,15 +28,16 @@ def keras_init_(module: nn.Module) -> nn.Module:
     """
     pairs = module.cells_and_weights() if hasattr(module, "cells_and_weights") else [(module, module.weights())]
     for cell, weights in pairs:
-        keras_init_weights(cell, weights)
+        cell.init_weights_(weights, "keras")  # the cell looks up its gate blocks in its CellSpec
     return module
 
 
-def keras_init_weights(cell: nn.Module, weights: Sequence[Tensor | None]) -> None:
-    """Keras-style init of one cell's ``weights`` (see :func:`keras_init_`); the cell says how many
-    gate blocks its matrices stack (``gate_blocks``) and whether it has a forget gate
-    (``keras_forget_bias``), so this module needs no cell class (the cells import it)."""
-    blocks = cell.gate_blocks
+def keras_init_weights(cell: nn.Module, weights: Sequence[Tensor | None], blocks: int,
+                       forget_bias: bool) -> None:
+    """Keras-style init of one cell's ``weights`` (see :func:`keras_init_`): ``blocks`` gate blocks
+    stacked in ``weight_ih``/``weight_hh`` and, with ``forget_bias``, a forget gate in the second
+    block, both from the cell's :class:`~rnnkit.nn.cells.CellSpec` (which the caller, the cell,
+    looks up: this module imports no cell, since the cells import it)."""
     with torch.no_grad():
         for name, p in zip(cell.weight_names, weights):
             if p is None:
@@ -46,7 +47,7 @@ def keras_init_weights(cell: nn.Module, weights: Sequence[Tensor | None]) -> Non
                 continue
             if name.startswith("bias"):
                 p.zero_()
-                if cell.keras_forget_bias:
+                if forget_bias:
                     p[cell.hidden_size:2 * cell.hidden_size] = 0.5  # b_if + b_hf = 1
                 continue
             rows = p.shape[0] // blocks if name in ("weight_ih", "weight_hh") else p.shape[0]

@@ -40,24 +40,18 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..errors import ConfigError, ConfigTypeError, ShapeError
 from ..kernels import dispatch
 from ..kernels import fused as fused_kernels
-from .cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell, check_bool, check_size
+from .cells import ElmanCell, RecurrentCell, cell_spec, check_bool, check_size, spec_of
 from .loop import run_direction, valid_mask
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "BACKENDS"]
 
 BACKENDS = ("auto", "reference", "torch", "fused")
-CELLS: dict[str, type[RecurrentCell]] = {
-    "elman": ElmanCell, "rnn": ElmanCell, "jordan": JordanCell, "lstm": LSTMCell, "gru": GRUCell,
-}
 StateLike = Union[Tensor, tuple[Tensor, ...]]
 
 
 def _cell_class(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:
     if isinstance(cell, str):
-        try:
-            return CELLS[cell.lower()]
-        except KeyError:
-            raise ConfigError(f"unknown cell {cell!r}; choose one of elman, jordan, lstm, gru") from None
+        return cell_spec(cell).cell  # the registry: every cell file registers its CellSpec
     if isinstance(cell, type) and issubclass(cell, RecurrentCell):
         return cell
     raise ConfigError(f"cell must be a name or a RecurrentCell subclass, got {cell!r}")
@@ -91,7 +85,8 @@ class Recurrent(nn.Module):
     """Any recurrent cell run over time, stacked and optionally bidirectional.
 
     Args:
-        cell: ``"elman"`` (alias ``"rnn"``), ``"jordan"``, ``"lstm"``, ``"gru"`` or a
+        cell: a registered cell's name (``"lstm"``, ``"gru"``, ``"elman"`` (alias ``"rnn"``),
+            ``"jordan"``, ``"mingru"``, ...; see :func:`rnnkit.nn.cells.cell_specs`) or a
             :class:`RecurrentCell` subclass.
         input_size: features per time step.
         hidden_size: units per layer and direction.
@@ -195,8 +190,8 @@ class Recurrent(nn.Module):
         own cells: their name (``"JORDAN"``, ``"LSTM_PEEPHOLE"``)."""
         if self.cell_type is ElmanCell:
             return "RNN_" + self.cell_kwargs.get("nonlinearity", "tanh").upper()
-        name = {LSTMCell: "LSTM", GRUCell: "GRU", JordanCell: "JORDAN"}.get(self.cell_type)
-        name = name or self.cell_type.__name__.upper()
+        spec = spec_of(self.cell_type)
+        name = spec.name.upper() if spec is not None else self.cell_type.__name__.upper()
         return name + ("_PEEPHOLE" if self.cell_kwargs.get("peephole") else "")
 
     def cells_and_weights(self) -> list[tuple[RecurrentCell, list[Tensor | None]]]:

@@ -14,18 +14,17 @@ from __future__ import annotations
 from ..config import ModelConfig
 from ..data.sources import gib, physical_memory
 from ..errors import ConfigError
+from ..nn.cells import cell_spec
 
 __all__ = ["check_training_memory", "training_bytes"]
 
 
 # --- memory ---------------------------------------------------------------------------------------
 
-_GATES = {"lstm": 4, "gru": 3, "elman": 1, "jordan": 1}
-
-
 def _recurrent_params(model: ModelConfig, input_size: int) -> tuple[int, int]:
-    """(parameters, output width) of the recurrent stack ``model`` describes on ``input_size`` inputs."""
-    H, G = model.hidden_size, _GATES[model.cell] * model.hidden_size
+    """(parameters, output width) of the recurrent stack ``model`` describes on ``input_size`` inputs
+    (counting a ``weight_hh`` per gate block: an upper bound for cells without one, such as mingru)."""
+    H, G = model.hidden_size, cell_spec(model.cell).gate_blocks * model.hidden_size
     S = (model.output_size or H) if model.cell == "jordan" else H  # the recurrent state / output width
     D = 2 if model.bidirectional else 1
     total, width = 0, input_size
@@ -49,7 +48,7 @@ def training_bytes(model: ModelConfig, input_size: int, outputs: int, batch: int
     vocab, dim = embedding or (0, 0)
     params, width = _recurrent_params(model, dim or input_size)
     params += width * outputs + outputs + vocab * dim
-    H, G = model.hidden_size, _GATES[model.cell] * model.hidden_size
+    H, G = model.hidden_size, cell_spec(model.cell).gate_blocks * model.hidden_size
     per_step = (G + 3 * H) * model.num_layers * (2 if model.bidirectional else 1) + input_size + outputs
     return 5 * params * itemsize, 2 * batch * steps * per_step * itemsize
 

@@ -1,7 +1,11 @@
 """The cell contract every recurrent cell follows, and the helpers the cells share.
 
-Each cell is one file next to this one (elman.py, jordan.py, lstm.py, gru.py), its equations in
-its docstring; this file holds no gate math.
+Each cell is one file next to this one (elman.py, jordan.py, lstm.py, gru.py, mingru.py), its
+equations in its docstring; this file holds no gate math. Each cell file ends by registering a
+:class:`CellSpec` (:func:`register_cell`): what the rest of rnnkit needs to know about the cell
+(its name, gate blocks, torch.nn twins, native kernel code, the ``ModelConfig`` fields it takes)
+is declared there, once, and read through :func:`cell_spec` / :func:`spec_of` instead of type
+switches spread over the package.
 
 Every cell follows one contract, the Keras one::
 
@@ -21,7 +25,9 @@ every state tensor is ``(B, size)``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+import types
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +35,8 @@ from torch import Tensor, nn
 from ...errors import ConfigError, ConfigTypeError, ShapeError
 from ..init import keras_init_weights
 
-__all__ = ["RecurrentCell", "State", "check_size", "check_bool", "activation", "ACTIVATIONS"]
+__all__ = ["RecurrentCell", "State", "check_size", "check_bool", "activation", "ACTIVATIONS", "CellSpec",
+           "register_cell", "cell_spec", "cell_specs", "cell_names", "spec_of", "NATIVE_CODES"]
 
 State = tuple[Tensor, ...]
 
@@ -84,11 +91,6 @@ class RecurrentCell(nn.Module):
 
     #: names of the tensors :meth:`step` takes, torch's names where torch has the cell
     weight_names: tuple[str, ...] = ()
-    #: gate blocks stacked in ``weight_ih``/``weight_hh`` (LSTM 4, GRU 3): Keras-style init
-    #: initialises each block on its own
-    gate_blocks: int = 1
-    #: whether Keras-style init sets a forget-gate bias of 1 (the LSTM's ``unit_forget_bias``)
-    keras_forget_bias: bool = False
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
@@ -143,7 +145,13 @@ class RecurrentCell(nn.Module):
                     if p is not None:
                         p.uniform_(-bound, bound)
         elif init == "keras":
-            keras_init_weights(self, weights)
+            spec = spec_of(type(self))
+            if spec is None:  # the gate blocks would be a guess, and a wrong one goes unnoticed
+                raise ConfigError(f"init='keras' initialises each gate block on its own, and "
+                                  f"{type(self).__name__} is not registered, so its gate blocks are unknown; "
+                                  "register it with rnnkit.nn.cells.register_cell(CellSpec(...)) or use "
+                                  "init='torch'")
+            keras_init_weights(self, weights, spec.gate_blocks, spec.keras_forget_bias)
         else:
             raise ConfigError(f"unknown init {init!r}; choose 'torch' or 'keras'")
 
@@ -194,3 +202,105 @@ class RecurrentCell(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+# --- the cell registry ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What rnnkit needs to know about one cell class, declared once at the end of its file.
+
+    Args:
+        name: the cell's name in ``Recurrent(name, ...)``, ``ModelConfig(cell=name)`` and
+            ``rnnkit fit --cell name`` (lower case).
+        cell: the :class:`RecurrentCell` subclass.
+        gate_blocks: gate blocks stacked in ``weight_ih``/``weight_hh`` (LSTM 4, GRU 3, Elman and
+            Jordan 1); Keras-style init initialises each block on its own.
+        torch_layer: the ``torch.nn`` layer with the same parameters (``nn.GRU``), or None.
+        torch_cell: the ``torch.nn`` cell with the same parameters (``nn.GRUCell``), or None.
+        native: the cell's code in the native kernels (``kernels/csrc``), or None: the fused
+            backend and trainer then refuse (or, on ``"auto"``, skip) it.
+        keras_forget_bias: Keras-style init sets a forget-gate bias of 1 (the LSTM's
+            ``unit_forget_bias``).
+        config_kwargs: the :class:`rnnkit.ModelConfig` fields passed to the cell as keyword
+            arguments; every other cell-specific field must keep its default for this cell.
+        aliases: other names :func:`cell_spec` accepts (``"rnn"`` for Elman); not offered as choices.
+    """
+
+    name: str
+    cell: type
+    gate_blocks: int = 1
+    torch_layer: Optional[type] = None
+    torch_cell: Optional[type] = None
+    native: Optional[int] = None
+    keras_forget_bias: bool = False
+    config_kwargs: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
+_BY_NAME: dict[str, CellSpec] = {}  # names and aliases
+_BY_CLASS: dict[type, CellSpec] = {}
+_SPECS: list[CellSpec] = []  # registration order: the order choices are listed in
+_NATIVE: dict[type, int] = {}
+#: cell class -> native kernel code, for the cells the native kernels have (a live read-only view)
+NATIVE_CODES: Mapping[type, int] = types.MappingProxyType(_NATIVE)
+
+
+def register_cell(spec: CellSpec) -> CellSpec:
+    """Make ``spec.cell`` known under ``spec.name`` (and its aliases); returns ``spec``.
+
+    Registering the same class again replaces its spec (a reloaded module); a name already
+    taken by another class is refused, so one cell cannot silently shadow another.
+    """
+    if not isinstance(spec, CellSpec):
+        raise ConfigTypeError(f"register_cell expects a CellSpec, got {type(spec).__name__}")
+    if not (isinstance(spec.cell, type) and issubclass(spec.cell, RecurrentCell)):
+        raise ConfigError(f"CellSpec.cell must be a RecurrentCell subclass, got {spec.cell!r}")
+    names = (spec.name, *spec.aliases)
+    for n in names:
+        if not isinstance(n, str) or not n or n != n.lower():
+            raise ConfigError(f"a cell name must be a non-empty lower-case string, got {n!r}")
+        taken = _BY_NAME.get(n)
+        if taken is not None and taken.cell.__qualname__ != spec.cell.__qualname__:
+            raise ConfigError(f"the cell name {n!r} is already taken by {taken.cell.__name__}; choose another")
+    check_size("gate_blocks", spec.gate_blocks)
+    if spec.native is not None:
+        check_size("native", spec.native, minimum=0)
+    old = next((s for s in _SPECS if s.name == spec.name), None)
+    if old is not None:  # the same cell again (a reloaded module): replace it in place
+        _SPECS[_SPECS.index(old)] = spec
+        _BY_CLASS.pop(old.cell, None)
+        _NATIVE.pop(old.cell, None)
+    else:
+        _SPECS.append(spec)
+    _BY_NAME.update(dict.fromkeys(names, spec))
+    _BY_CLASS[spec.cell] = spec
+    if spec.native is not None:
+        _NATIVE[spec.cell] = spec.native
+    return spec
+
+
+def cell_specs() -> tuple[CellSpec, ...]:
+    """Every registered cell, in registration order (nn/cells/__init__.py's import order)."""
+    return tuple(_SPECS)
+
+
+def cell_names() -> tuple[str, ...]:
+    """The registered cells' names (without aliases), the choices of ``--cell``."""
+    return tuple(s.name for s in _SPECS)
+
+
+def cell_spec(name: str) -> CellSpec:
+    """The spec registered under ``name`` (case-insensitive; aliases too), or a ConfigError
+    listing the choices."""
+    spec = _BY_NAME.get(name.lower()) if isinstance(name, str) else None
+    if spec is None:
+        raise ConfigError(f"unknown cell {name!r}; choose one of {', '.join(cell_names())}")
+    return spec
+
+
+def spec_of(cell_type: type) -> CellSpec | None:
+    """The spec of exactly this class, or None for an unregistered one (a subclass of a
+    registered cell is not that cell: it may change the math, so it gets no native kernel and
+    no torch.nn twin until it registers itself)."""
+    return _BY_CLASS.get(cell_type)

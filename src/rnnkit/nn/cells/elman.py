@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
+from torch import nn
 
 from ...errors import ConfigError
-from .base import RecurrentCell, activation
+from .base import CellSpec, RecurrentCell, activation, register_cell
 
 __all__ = ["ElmanCell"]
 
@@ -48,3 +49,7 @@ class ElmanCell(RecurrentCell):
         (h_prev,) = state
         h = self._act(F.linear(x_t, w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh))
         return h, (h,)
+
+
+register_cell(CellSpec("elman", ElmanCell, gate_blocks=1, torch_layer=nn.RNN, torch_cell=nn.RNNCell, native=0,
+                       config_kwargs=("nonlinearity",), aliases=("rnn",)))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .base import RecurrentCell
+from .base import CellSpec, RecurrentCell, register_cell
 
 __all__ = ["GRUCell"]
 
@@ -27,7 +28,6 @@ class GRUCell(RecurrentCell):
     Shape: ``weight_ih (3H, I)``, ``weight_hh (3H, H)``, biases ``(3H,)``; state ``(h,)``.
     """
 
-    gate_blocks = 3
     weight_names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, device=None, dtype=None) -> None:
@@ -51,3 +51,6 @@ class GRUCell(RecurrentCell):
         n = torch.tanh(x_n + r * h_n)
         h = (1 - z) * n + z * h_prev
         return h, (h,)
+
+
+register_cell(CellSpec("gru", GRUCell, gate_blocks=3, torch_layer=nn.GRU, torch_cell=nn.GRUCell, native=3))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ...errors import ConfigError
-from .base import RecurrentCell, activation, check_size
+from .base import CellSpec, RecurrentCell, activation, check_size, register_cell
 
 __all__ = ["JordanCell"]
 
@@ -74,3 +74,7 @@ class JordanCell(RecurrentCell):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", output_size={self.jordan_output_size}"
+
+
+register_cell(CellSpec("jordan", JordanCell, gate_blocks=1, native=1,
+                       config_kwargs=("nonlinearity", "output_activation", "output_size")))

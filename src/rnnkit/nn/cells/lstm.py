@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ...errors import ConfigError
-from .base import RecurrentCell, check_bool, check_size
+from .base import CellSpec, RecurrentCell, check_bool, check_size, register_cell
 
 __all__ = ["LSTMCell"]
 
@@ -40,8 +41,6 @@ class LSTMCell(RecurrentCell):
     ``c (B, H)``.
     """
 
-    gate_blocks = 4
-    keras_forget_bias = True
     weight_names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_ci", "weight_cf",
                     "weight_co")
 
@@ -93,3 +92,7 @@ class LSTMCell(RecurrentCell):
     def extra_repr(self) -> str:
         return (super().extra_repr() + (f", proj_size={self.proj_size}" if self.proj_size else "")
                 + (", peephole=True" if self.peephole else ""))
+
+
+register_cell(CellSpec("lstm", LSTMCell, gate_blocks=4, torch_layer=nn.LSTM, torch_cell=nn.LSTMCell, native=2,
+                       keras_forget_bias=True, config_kwargs=("peephole",)))
