@@ -102,8 +102,9 @@ def _rows(history):
     return [(r["train_loss"], r["val_loss"], r["lr"]) for r in history.rows]
 
 
-def _same_training(changes: dict, model_changes: dict, field: str) -> None:
-    """The torch loop and the fused trainer train alike with ``changes``, which set ``field``."""
+def assert_same_training(changes: dict, model_changes: dict, field: str):
+    """Assert that the torch loop and the fused trainer train alike with ``changes``, which set
+    ``field``; returns both histories (torch loop, fused)."""
     config = BASE.replace(**changes)
     (h_torch, p_torch) = _train(config.replace(engine="torch"), model_changes)
     if field != "engine":  # the setting must change the torch loop's training here, else agreeing
@@ -124,13 +125,14 @@ def _same_training(changes: dict, model_changes: dict, field: str) -> None:
     assert (h_fused.best_epoch, h_fused.stopped_early) == (h_torch.best_epoch, h_torch.stopped_early)
     for a, b in zip(p_torch, p_fused):  # restore_best: the same epoch's weights come back
         torch.testing.assert_close(a, b, atol=TOL, rtol=0)
+    return h_torch, h_fused
 
 
 @pytest.mark.parametrize("field", sorted(SETTINGS))
 def test_each_setting_is_honoured_or_refused(field):
     changes, model_changes, expected = SETTINGS[field]
     if expected == "fused":
-        _same_training(changes, model_changes, field)
+        assert_same_training(changes, model_changes, field)
         return
     config = BASE.replace(**changes)
     with pytest.raises(rnnkit.ConfigError, match=expected):
@@ -141,7 +143,9 @@ def test_each_setting_is_honoured_or_refused(field):
 
 @pytest.mark.parametrize("field, changes", MORE, ids=[repr(c) for _, c in MORE])
 def test_every_declared_choice_is_honoured(field, changes):
-    _same_training(changes, {}, field)
+    h_torch, h_fused = assert_same_training(changes, {}, field)
+    assert h_fused.engine == "fused" and h_torch.engine == "torch"  # the choice ran natively, not in torch's loop
+    assert [r["lr"] for r in h_fused.rows] == pytest.approx([r["lr"] for r in h_torch.rows], abs=TOL, rel=0)
 
 
 def test_a_setting_outside_the_declared_list_is_refused(monkeypatch):
