@@ -71,7 +71,7 @@ def one_line_error(capsys, args) -> str:
 # --- 1. argparse errors ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, needle, cmd", [
-    (["fit", "builtin:sine", "--lookback", "5"], "required: --horizon, --out", "rnnkit fit"),
+    (["fit", "builtin:sine", "--lookback", "5"], "required: --out", "rnnkit fit"),
     (["fit", "builtin:sine", "--lookback", "5", "--horizon", "1", "--out", "r", "--cell", "xyz"],
      "invalid choice: 'xyz'", "rnnkit fit"),
     (["classify", "fit", "d.csv", "--out", "r", "--epochs", "abc"], "invalid int value: 'abc'", "rnnkit classify fit"),
@@ -320,13 +320,10 @@ CM, CH, CT = CLASSIFY_DEFAULTS
 TM, TT = TEXT_DEFAULTS
 # Options built from ModelConfig/TrainConfig fields (rnnkit.cli_parse.config_arg) name their field in
 # their dest ("TrainConfig.lr"): the test finds them itself and needs only each job's default configs.
-JOB_DEFAULTS = {("fit",): (_M, _T), ("classify", "fit"): (CM, CT), ("text", "fit"): (TM, TT)}
+JOB_DEFAULTS = {("fit",): (_D, _M, _T), ("classify", "fit"): (CM, CT), ("text", "fit"): (TM, TT)}
 # the jobs' own options, still declared by hand: option dest -> (config object holding the default, field)
 DEFAULTS = {
-    ("fit",): {k: (_D, f) for k, f in {"target": "targets", "time_col": "time_col", "covariates": "covariates",
-                                       "fill": "fill", "stride": "stride", "val_frac": "val_frac",
-                                       "test_frac": "test_frac", "val_start": "val_start", "test_start": "test_start",
-                                       "scaler": "scaler", "seasonal_period": "seasonal_period"}.items()},
+    ("fit",): {k: (_D, f) for k, f in {"target": "targets", "covariates": "covariates"}.items()},
     ("classify", "fit"): {
         **{k: (_S, f) for k, f in {"test": "test_source", "label_col": "label_col", "id_col": "id_col",
                                    "text_col": "text_col", "znorm": "znorm", "scaler": "scaler",
@@ -335,9 +332,9 @@ DEFAULTS = {
     },
     ("text", "fit"): {k: (_X, k) for k in ("val_frac", "unknown", "min_count", "seq_len", "steps", "embedding_dim")},
 }
-REQUIRED = {("fit",): ["DATA", "--lookback", "5", "--horizon", "1", "--out", "r"],
+REQUIRED = {("fit",): ["DATA", "--out", "r"],
             ("classify", "fit"): ["TRAIN", "--out", "r"], ("text", "fit"): ["CORPUS", "--out", "r"]}
-NOT_CONFIG = {"help", "command", "action", "data", "train", "corpus", "lookback", "horizon", "out", "force", "quiet",
+NOT_CONFIG = {"help", "command", "action", "data", "train", "corpus", "out", "force", "quiet",
               "verbose"}
 def _subparser(parser, path):
     for name in path:

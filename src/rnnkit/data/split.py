@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["Split", "split_series", "split_at"]
+__all__ = ["Split", "split_series", "split_at", "round_rows"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Split:
         return slice(self.val_end, self.n)
 
 
-def _round_rows(n: int, frac: float) -> int:
+def round_rows(n: int, frac: float) -> int:
     """n * frac rounded to the nearest whole row, halves up (n=25, frac=0.1 -> 3)."""
     return math.floor(round(n * frac, 9) + 0.5)
 
@@ -70,7 +70,7 @@ def split_series(n: int, val_frac: float = 0.1, test_frac: float = 0.2,
     if val_frac + test_frac >= 1.0:
         raise ConfigError(f"val_frac + test_frac = {val_frac + test_frac:g} leaves no rows "
                           f"for training; make their sum smaller than 1")
-    n_val, n_test = _round_rows(n, val_frac), _round_rows(n, test_frac)
+    n_val, n_test = round_rows(n, val_frac), round_rows(n, test_frac)
     n_train = n - n_val - n_test
     if n_train < max(min_train, 1):
         raise DataError(f"only {n_train} of {n} rows are left for training, {max(min_train, 1)}"

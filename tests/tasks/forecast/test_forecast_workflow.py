@@ -12,7 +12,6 @@ import rnnkit
 from rnnkit import ConfigError, DataConfig, ModelConfig, TrainConfig, fit_forecaster, load_run
 from rnnkit.data.scaler import Scaler
 from rnnkit.data.split import split_series
-from rnnkit.tasks.forecast.predict import predict_windows
 
 SINE = DataConfig(source="builtin:sine", lookback=5, horizon=1, val_frac=0.0, test_frac=0.5)
 
@@ -147,7 +146,7 @@ def test_backtest_batches_equal_per_fold_predictions(sine_run):
     vals = data.values
     for fold in result["folds"]:
         o = fold["origin"]
-        pred = predict_windows(sine_run.model, sine_run.scaler, vals[None, o - 5:o], 1, 1)
+        pred = sine_run.predict_contexts(vals[None, o - 5:o], 1)
         assert fold["scores"]["model"]["overall"]["mae"] == pytest.approx(abs(pred[0, 0, 0] - vals[o, 0]), abs=1e-6)  # float32: batched vs single
 
 

@@ -28,28 +28,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                                                "(see `rnnkit datasets`)")
     g.add_argument("--target", action="append", default=[], metavar="COL",
                    help="column to forecast; repeat for several (default: the only numeric column)")
-    g.add_argument("--time-col", metavar="COL", help="column of timestamps (parsed as dates, checked for order, "
-                                                    "duplicates and gaps; default: none, rows in file order)")
+    config_arg(g, _D, "time_col")
     g.add_argument("--covariates", action="append", default=[], metavar="COL",
                    help="past covariate column used as an input; repeat or comma-separate (default: none)")
-    g.add_argument("--fill", choices=["ffill", "interpolate"], help="fill missing values (default: refuse them)")
-    g.add_argument("--lookback", type=int, required=True, metavar="L", help="input steps per window")
-    g.add_argument("--horizon", type=int, required=True, metavar="H", help="steps to forecast")
-    g.add_argument("--stride", type=int, default=_D.stride,
-                   help=f"step between training windows (default: {_D.stride})")
-    g.add_argument("--val-frac", type=float, default=_D.val_frac, metavar="F",
-                   help=f"fraction of rows (after training, before test) for validation (default: {_D.val_frac})")
-    g.add_argument("--test-frac", type=float, default=_D.test_frac, metavar="F",
-                   help=f"last fraction of rows held out for testing (default: {_D.test_frac})")
-    g.add_argument("--val-start", metavar="WHEN", help="split by time instead: validation starts at this date "
-                                                      "(or row number without --time-col); overrides the fractions")
-    g.add_argument("--test-start", metavar="WHEN", help="test rows start at this date (or row number); "
-                                                       "overrides the fractions")
-    g.add_argument("--scaler", choices=["minmax", "standard", "none"], default=_D.scaler,
-                   help=f"scaling fitted on training rows only (default: {_D.scaler})")
-    g.add_argument("--seasonal-period", type=int, metavar="M",
-                   help="season length m for MASE and the seasonal-naive baseline (default: the built-in "
-                        "series' period, else 1)")
+    for name in ("fill", "lookback", "horizon", "stride", "val_frac", "test_frac", "val_start", "test_start",
+                 "scaler", "seasonal_period", "normalise", "skip", "transform"):
+        config_arg(g, _D, name)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -112,10 +96,7 @@ def register(sub) -> None:
 
 def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     covariates = tuple(c.strip() for item in a.covariates for c in item.split(",") if c.strip())
-    dc = DataConfig(source=a.data, targets=tuple(a.target), time_col=a.time_col, covariates=covariates,
-                    fill=a.fill, lookback=a.lookback, horizon=a.horizon, stride=a.stride,
-                    val_frac=a.val_frac, test_frac=a.test_frac, scaler=a.scaler,
-                    seasonal_period=a.seasonal_period, val_start=a.val_start, test_start=a.test_start)
+    dc = DataConfig(source=a.data, targets=tuple(a.target), covariates=covariates, **config_values(a, DataConfig))
     mc = ModelConfig(**config_values(a, ModelConfig))
     values = config_values(a, TrainConfig)
     tc = TrainConfig(**values, shuffle=not values["stateful"])  # stateful streams are read in order

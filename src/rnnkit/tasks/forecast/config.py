@@ -3,12 +3,14 @@ starting point, and the shared settings forecasting does not use."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from ...config import (ModelConfig, Serialisable, TrainConfig, check_choice, check_positive, check_real,
                        refuse_setting)
+from ...data.boxcox import TRANSFORMS
 from ...errors import ConfigError
+from .normalise import NORMALISE, SKIPS
 
 __all__ = ["DataConfig", "FORECAST_DEFAULTS", "refuse_unsupported"]
 
@@ -17,40 +19,82 @@ __all__ = ["DataConfig", "FORECAST_DEFAULTS", "refuse_unsupported"]
 class DataConfig(Serialisable):
     """How a table becomes training windows.
 
-    ``source`` is a file path or ``builtin:NAME``. The split is chronological: the last
-    ``test_frac`` of rows are the test part, the ``val_frac`` before them validation, the rest
-    training; or, when ``val_start``/``test_start`` are given (dates such as ``"1990-01"``, or row
-    numbers for series without a time column), the parts start there instead and the fractions
-    are ignored (a part without a start is then empty). The scaler is fitted on the training rows
-    only. ``seasonal_period`` (m) is used by the
-    seasonal-naive baseline and MASE; ``None`` takes the built-in series' period, else 1.
+    ``source`` is a file path or ``builtin:NAME``. The split is chronological: test rows last,
+    validation rows before them, training rows first. By default (``val_frac``/``test_frac``
+    None) the parts are sized in horizons: validation is ``max(horizon, 10% of the rows)`` and
+    test ``max(horizon, 20% of the rows)``, each shrunk to one horizon when the series is too
+    short to leave enough training windows. A fraction given explicitly is used as it is. When
+    ``val_start``/``test_start`` are given (dates such as ``"1990-01"``, or row numbers for series
+    without a time column), the parts start there instead and the fractions are ignored (a part
+    without a start is then empty). The scaler is fitted on the training rows only.
+    ``seasonal_period`` (m) is used by the seasonal-naive skip and baseline and by MASE; ``None``
+    takes the built-in series' period, else the one the time column's frequency implies (12 for
+    monthly data, 4 quarterly, 7 daily, 24 hourly), else 1.
+
+    ``lookback`` None takes two seasons (``2 m``; ``max(2 horizon, 8)`` without a season),
+    shortened when the training rows are too few. ``normalise="window"`` shifts and scales each
+    input window by its own mean and standard deviation (``"auto"``: except for stateful
+    training, whose streams have no windows); ``skip`` makes the head predict the correction to a
+    naive forecast (``"auto"``: the seasonal one when ``lookback >= m > 1``, else the last value;
+    none for recursive models); ``transform`` is a log or Box-Cox transform of the targets
+    (``"auto"``: log when all training values are positive and their spread grows with their
+    level, by Guerrero's method). See :mod:`rnnkit.tasks.forecast.normalise`. A run stores the
+    choices ``"auto"`` made, so it reloads as trained.
     """
 
     source: str = "builtin:sine"
     targets: tuple[str, ...] = ()
-    time_col: Optional[str] = None
+    time_col: Optional[str] = field(default=None, metadata={
+        "help": "column of timestamps (parsed as dates, checked for order, duplicates and gaps)", "metavar": "COL",
+        "off": "none, rows in file order"})
     covariates: tuple[str, ...] = ()
-    fill: Optional[str] = None
-    lookback: int = 12
-    horizon: int = 1
-    stride: int = 1
-    val_frac: float = 0.1
-    test_frac: float = 0.2
-    scaler: str = "minmax"
-    seasonal_period: Optional[int] = None
-    val_start: Optional[str] = None
-    test_start: Optional[str] = None
+    fill: Optional[str] = field(default=None, metadata={
+        "help": "fill missing values", "choices": ("ffill", "interpolate"), "off": "refuse them"})
+    lookback: Optional[int] = field(default=None, metadata={
+        "help": "input steps per window", "metavar": "L", "off": "two seasons, or max(2 horizon, 8)"})
+    horizon: int = field(default=1, metadata={"help": "steps to forecast", "metavar": "H"})
+    stride: int = field(default=1, metadata={"help": "step between training windows"})
+    val_frac: Optional[float] = field(default=None, metadata={
+        "help": "fraction of rows (after training, before test) for validation", "metavar": "F",
+        "off": "max(horizon, 10%% of the rows)"})
+    test_frac: Optional[float] = field(default=None, metadata={
+        "help": "last fraction of rows held out for testing", "metavar": "F",
+        "off": "max(horizon, 20%% of the rows)"})
+    scaler: str = field(default="minmax", metadata={
+        "help": "scaling fitted on training rows only", "choices": ("minmax", "standard", "none")})
+    seasonal_period: Optional[int] = field(default=None, metadata={
+        "help": "season length m for the seasonal skip, the seasonal-naive baseline and MASE", "metavar": "M",
+        "off": "the built-in series' period, else the time column's frequency's, else 1"})
+    val_start: Optional[str] = field(default=None, metadata={
+        "help": "split by time instead: validation starts at this date (or row number without --time-col); "
+                "overrides the fractions", "metavar": "WHEN"})
+    test_start: Optional[str] = field(default=None, metadata={
+        "help": "test rows start at this date (or row number); overrides the fractions", "metavar": "WHEN"})
+    normalise: str = field(default="auto", metadata={
+        "help": "per-window normalisation of the targets (auto: window, except for stateful training)",
+        "choices": ("auto",) + NORMALISE})
+    skip: str = field(default="auto", metadata={
+        "help": "the head predicts the correction to this naive forecast (auto: seasonal when lookback >= m > 1, "
+                "else last; none for recursive models)", "choices": ("auto",) + SKIPS})
+    transform: str = field(default="auto", metadata={
+        "help": "target transform, inverted on the forecasts (auto: log when positive values spread with "
+                "their level)", "choices": TRANSFORMS})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "covariates", tuple(self.covariates))
-        check_positive("lookback", self.lookback)
+        if self.lookback is not None:
+            check_positive("lookback", self.lookback)
         check_positive("horizon", self.horizon)
         check_positive("stride", self.stride)
         for name in ("val_frac", "test_frac"):
-            check_real(name, getattr(self, name), 0.0, 1.0, hi_open=True, what="a fraction")
-        if self.val_frac + self.test_frac >= 1.0:
+            if getattr(self, name) is not None:
+                check_real(name, getattr(self, name), 0.0, 1.0, hi_open=True, what="a fraction")
+        if (self.val_frac or 0.0) + (self.test_frac or 0.0) >= 1.0:
             raise ConfigError("val_frac + test_frac must leave rows for training (sum below 1)")
+        check_choice("normalise", self.normalise, ("auto",) + NORMALISE)
+        check_choice("skip", self.skip, ("auto",) + SKIPS)
+        check_choice("transform", self.transform, TRANSFORMS)
         check_choice("scaler", self.scaler, ("minmax", "standard", "none"))
         check_choice("fill", self.fill, (None, "ffill", "interpolate"))
         if self.seasonal_period is not None:

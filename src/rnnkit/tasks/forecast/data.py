@@ -11,11 +11,12 @@ import pandas as pd
 from ...data.builtin import list_builtins
 from ...data.series import SeriesData
 from ...data.sources import read_series
-from ...data.split import split_at, split_series
+from ...data.split import Split, round_rows, split_at, split_series
 from ...errors import ConfigError, DataError
 from .config import DataConfig
 
-__all__ = ["load_data", "is_builtin", "absolute_source", "seasonal_period", "split_for", "check_rows", "series_streams"]
+__all__ = ["load_data", "is_builtin", "absolute_source", "seasonal_period", "freq_season", "default_lookback",
+           "resolve_split", "split_for", "check_rows", "series_streams"]
 
 
 def load_data(config: DataConfig) -> SeriesData:
@@ -34,15 +35,75 @@ def absolute_source(source: str) -> str:
     return source if is_builtin(source) or source.startswith("<") else str(Path(source).expanduser().absolute())
 
 
-def seasonal_period(config: DataConfig) -> int:
-    """The season length m: the configured one, else the built-in series' own, else 1."""
+#: the season a calendar frequency implies (pandas offset names, without their anchors):
+#: the usual m of the M competitions and of statsforecast's season_length
+FREQ_SEASON = {"h": 24, "H": 24, "D": 7, "B": 5, "W": 52, "M": 12, "MS": 12, "ME": 12, "BM": 12, "BMS": 12,
+               "BME": 12, "SM": 24, "SMS": 24, "SME": 24, "Q": 4, "QS": 4, "QE": 4, "BQ": 4, "BQS": 4, "BQE": 4}
+
+
+def freq_season(freq: str | None) -> int:
+    """The season length a pandas frequency implies (``"MS"`` -> 12, ``"QS-OCT"`` -> 4, ``"D"`` -> 7);
+    1 for yearly, sub-hourly, multiples such as ``"2D"``, or no frequency."""
+    if not freq:
+        return 1
+    return FREQ_SEASON.get(str(freq).split("-")[0], 1)
+
+
+def seasonal_period(config: DataConfig, freq: str | None = None) -> int:
+    """The season length m: the configured one, else the built-in series' own, else the one the
+    data's frequency ``freq`` implies (:func:`freq_season`), else 1."""
     if config.seasonal_period is not None:
         return config.seasonal_period
     if config.source.startswith("builtin:"):
         for info in list_builtins():
             if info.name == config.source[len("builtin:"):]:
                 return info.m
-    return 1
+    return freq_season(freq)
+
+
+#: training windows the default lookback leaves at least, where the series allows
+MIN_WINDOWS = 8
+
+
+def default_lookback(m: int, horizon: int) -> int:
+    """Two seasons, or ``max(2 horizon, 8)`` steps for a series without a season."""
+    return 2 * m if m > 1 else max(2 * horizon, 8)
+
+
+def resolve_split(dc: DataConfig, data: SeriesData, m: int):
+    """The lookback and the chronological split for ``dc`` on ``data``: ``(lookback, Split)``.
+
+    Parts given by start or by an explicit fraction are used as they are. Parts left to the
+    default are sized in horizons (see :class:`DataConfig`) and shrunk to one horizon, test first,
+    when the training rows would otherwise hold fewer than :data:`MIN_WINDOWS` windows; a default
+    lookback is then shortened too (never below 1). :func:`check_rows` refuses what still does not fit.
+    """
+    n, H = len(data), dc.horizon
+    L = dc.lookback or default_lookback(m, H)
+    if dc.val_start is not None or dc.test_start is not None:
+        split = split_for(dc, data)
+    else:
+        def rows(frac, default):
+            return round_rows(n, frac) if frac is not None else max(H, round_rows(n, default))
+        val, test = rows(dc.val_frac, 0.1), rows(dc.test_frac, 0.2)
+        need = lambda lookback: lookback + H + MIN_WINDOWS - 1  # noqa: E731
+        if dc.test_frac is None and n - val - test < need(L):
+            test = H
+        if dc.val_frac is None and n - val - test < need(L):
+            val = H
+        split = _split_rows(n, val, test)
+    if dc.lookback is None:
+        spare = split.train_end - H - MIN_WINDOWS + 1  # the longest lookback leaving MIN_WINDOWS windows
+        if spare < L:
+            L = spare if spare >= 1 else max(1, split.train_end - H)
+    return L, split
+
+
+def _split_rows(n: int, val: int, test: int):
+    if n - val - test < 1:
+        raise DataError(f"the series has {n} rows: too few for {val} validation and {test} test rows and any "
+                        "training; use a smaller --horizon, --val-frac 0 --test-frac 0, or more data")
+    return Split(train_end=n - val - test, val_end=n - test, n=n)
 
 
 def split_for(dc: DataConfig, data: SeriesData):
@@ -57,11 +118,13 @@ def split_for(dc: DataConfig, data: SeriesData):
                 raise
             raise ConfigError(f"--val-start/--test-start must be row numbers for a series without --time-col; "
                               f"got {dc.val_start!r}/{dc.test_start!r}") from None
-    return split_series(len(data), dc.val_frac, dc.test_frac)
+    return split_series(len(data), 0.1 if dc.val_frac is None else dc.val_frac,
+                        0.2 if dc.test_frac is None else dc.test_frac)
 
 
 def check_rows(dc: DataConfig, split) -> None:
-    """Refuse (:class:`DataError`) a split with too few rows for the windows ``dc`` asks for."""
+    """Refuse (:class:`DataError`) a split with too few rows for the windows ``dc`` asks for
+    (``dc.lookback`` resolved)."""
     n = split.n
     problems = []
     if split.train_end < dc.lookback + dc.horizon:

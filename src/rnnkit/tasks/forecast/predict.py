@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...data.boxcox import TargetTransform
 from ...data.scaler import Scaler
 from ...data.windows import make_windows
 from ...errors import ConfigError, DataError
 from .metrics import forecast_metrics, last_value_forecast, seasonal_naive_forecast
 from .model import Forecaster
+from .normalise import WindowNorm
 
 __all__ = ["window_targets_start", "predict_windows", "naive_baselines", "score_forecasts",
            "forecast_frame", "windows_for"]
@@ -31,24 +33,51 @@ def window_targets_start(n: int, lookback: int, horizon: int, stride: int = 1, s
 
 @torch.no_grad()
 def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, horizon: int,
-                    n_targets: int, batch_size: int = 4096) -> np.ndarray:
+                    n_targets: int, batch_size: int = 4096, norm: WindowNorm | None = None,
+                    transform: TargetTransform | None = None) -> np.ndarray:
     """Forecast after each raw context window: ``(W, L, F)`` -> ``(W, horizon, C)``, original units.
 
-    All windows go through the model in large batches: a backtest costs one call, not one per fold.
+    The contexts go the way the training windows went: the run's target ``transform``, its
+    ``scaler``, then its per-window ``norm``; the forecasts come back the reverse way. All
+    windows go through the model in large batches: a backtest costs one call, not one per fold.
     """
     model.eval()
     dtype = next(model.parameters()).dtype
-    scaled = scaler.transform(contexts)
+    raw = np.array(contexts, dtype=np.float64, copy=True)
+    if transform is not None:
+        raw[..., :n_targets] = transform.forward(raw[..., :n_targets])
+    scaled = scaler.transform(raw)
     outs = []
     for i in range(0, len(scaled), batch_size):
-        x = torch.as_tensor(scaled[i:i + batch_size], dtype=dtype)
-        outs.append(model.predict(x, horizon).double().numpy())
+        outs.append(_predict_scaled(model, scaled[i:i + batch_size], horizon, norm, dtype))
     y = np.concatenate(outs, 0)  # (W, H, C), scaled
     y = scaler.inverse_transform(y, columns=list(range(n_targets)))
+    if transform is not None:
+        y = transform.inverse(y)
     if not np.isfinite(y).all():
         raise DataError("the model produced non-finite forecasts (NaN or inf); the run is unusable - "
                         "retrain with a lower learning rate or gradient clipping")
     return y
+
+
+def _predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype) -> np.ndarray:
+    """Forecasts in scaled units after windows ``x (W, L, F)`` (scaled units too)."""
+    as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+    if norm is None or not norm.active:
+        return model.predict(as_t(x), horizon).double().numpy()
+    if model.recursive:  # generates in the window's normalised units, mapped back at the end
+        return norm.decode(x, model.predict(as_t(norm.inputs(x)), horizon).double().numpy())
+    if horizon > model.horizon and model.input_size != model.n_targets:
+        raise ConfigError(f"this model was trained for horizon {model.horizon} with covariates; it cannot "
+                          f"forecast {horizon} steps (future covariates are unknown)")
+    pieces, window, L, got = [], x, x.shape[1], 0
+    while got < horizon:  # beyond the trained horizon: feed the forecasts back, one block at a time
+        y = norm.decode(window, model(as_t(norm.inputs(window))).double().numpy())  # (W, H, C)
+        pieces.append(y)
+        got += y.shape[1]
+        if got < horizon:
+            window = np.concatenate([window, y], 1)[:, -L:]
+    return np.concatenate(pieces, 1)[:, :horizon]
 
 
 def naive_baselines(values: np.ndarray, starts: np.ndarray, horizon: int, m: int) -> dict[str, np.ndarray]:

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Callable
 
 from ...config import ModelConfig, TrainConfig
+from ...errors import ConfigError
 from ...training.runcheck import RunCheck
 from ...training.rundir import consistent_read
 from ...training.runs import load_weights, loading, read_config
 from .config import DataConfig
+from ...data.boxcox import TargetTransform
 from .model import Forecaster
+from .normalise import WindowNorm
 from .workflow import ForecastRun, write_forecast_run
 
 __all__ = ["save_run", "save_forecast_run", "load_forecast_run"]
@@ -49,7 +52,16 @@ def load_forecast_run(path: str | os.PathLike):
         model = load_weights(check, lambda: Forecaster(n_in, n_out, dc.horizon, mc), meta, mc,
                              {"input_size": n_in, "horizon x targets": dc.horizon * n_out})
         history, metrics = check.reports()
-    return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta)
+        check.agree("auto" not in (dc.normalise, dc.skip, dc.transform) and dc.seasonal_period is not None
+                    and len(meta["norm_floor"]) == n_out, "config.json",
+                    "the data section's normalise/skip/transform/seasonal_period or meta.norm_floor do not describe "
+                    "a trained run (a run stores the choices 'auto' made)")
+        norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]))
+        try:
+            transform = TargetTransform(dc.transform, float(meta["transform_lambda"]))
+        except ConfigError as e:
+            check.fail("config.json", str(e))
+    return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform)
 
 
 def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) -> Path:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ...config import ModelConfig, TrainConfig
+from ...data.boxcox import TargetTransform
 from ...data.scaler import Scaler
 from ...data.series import SeriesData
 from ...errors import ConfigError, DataError
@@ -31,8 +32,9 @@ from ...training.plots import plot_forecast
 from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
 from .config import DataConfig, refuse_unsupported
-from .data import absolute_source, check_rows, is_builtin, load_data, seasonal_period, series_streams, split_for
+from .data import absolute_source, check_rows, is_builtin, load_data, resolve_split, seasonal_period, series_streams
 from .model import Forecaster
+from .normalise import WindowNorm
 from .predict import forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
 
 __all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest", "write_forecast_run"]
@@ -54,6 +56,13 @@ class ForecastRun:
     history: History | None = None
     metrics: dict | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    norm: WindowNorm | None = None
+    transform: TargetTransform | None = None
+
+    def predict_contexts(self, contexts: np.ndarray, horizon: int) -> np.ndarray:
+        """Forecasts ``(W, horizon, C)`` in original units after raw context windows ``(W, L, F)``."""
+        return predict_windows(self.model, self.scaler, contexts, horizon, len(self.targets),
+                               norm=self.norm, transform=self.transform)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -94,7 +103,7 @@ class ForecastRun:
         if horizon < 1:
             raise ConfigError(f"horizon must be at least 1; got {horizon}")
         context = data.values[None, -L:]  # (1, L, F)
-        y = predict_windows(self.model, self.scaler, context, horizon, len(self.targets))[0]
+        y = self.predict_contexts(context, horizon)[0]
         return forecast_frame(data.frame.index, data.freq, y, self.targets)
 
     def scoring_start(self, data: SeriesData) -> int:
@@ -129,7 +138,7 @@ class ForecastRun:
         values = data.values
         start = self.scoring_start(data)
         X, Y, starts = windows_for(values, len(self.targets), dc.lookback, dc.horizon, 1, start, len(values))
-        pred = predict_windows(self.model, self.scaler, X, dc.horizon, len(self.targets))
+        pred = self.predict_contexts(X, dc.horizon)
         m = self.seasonal_period
         base = naive_baselines(values[:, :len(self.targets)], starts, dc.horizon, m)
         y_train = values[:self.meta.get("train_rows", start), :len(self.targets)]
@@ -155,7 +164,7 @@ class ForecastRun:
         start = self.meta["test_start"]
         if start < len(data):
             X, _, starts = windows_for(data.values, C, dc.lookback, 1, 1, start, len(data))
-            test_pred = predict_windows(self.model, self.scaler, X, 1, C)[:, 0]  # one step ahead, (W, C)
+            test_pred = self.predict_contexts(X, 1)[:, 0]  # one step ahead, (W, C)
             test_index = data.frame.index[starts]
 
         def extra(d: Path) -> None:
@@ -246,46 +255,98 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
     if train_config.loss is None:  # the job's own loss, recorded in the run as the one used
         train_config = train_config.replace(loss="mse")
+    if data is not None and data_config.source == DataConfig.source and data.source != data_config.source:
+        data_config = data_config.replace(source=data.source)  # the default source is not this data's
     data = data if data is not None else load_data(data_config)
     dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates),
                              source=absolute_source(data_config.source))  # usable from any working directory
     if train_config.stateful and model_config.strategy != "recursive":
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
-    values = data.values
-    n, C = len(values), len(dc.targets)
-    split = split_for(dc, data)
+    n, C = len(data), len(dc.targets)
+    m = seasonal_period(dc, data.freq)
+    lookback, split = resolve_split(dc, data, m)
+    normalise, skip = resolve_norm(dc, model_config, train_config, lookback, m)
+    values = data.values.copy()
+    transform = TargetTransform.choose(dc.transform, values[:split.train_end, :C], m)
+    values[:, :C] = transform.forward(values[:, :C])
+    dc = dc.replace(lookback=lookback, seasonal_period=m, normalise=normalise, skip=skip, transform=transform.name)
+    refuse_unsupported(model_config, train_config, lookback=lookback)
     check_rows(dc, split)
     scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
     scaled = scaler.transform(values)
+    norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C])
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     check_training_memory(model_config, values.shape[1], C * dc.horizon, min(train_config.batch_size, windows),
                           dc.lookback, itemsize=torch.empty(0, dtype=dtype).element_size())
     torch.manual_seed(train_config.seed)
     model = Forecaster(values.shape[1], C, dc.horizon, model_config).to(dtype)
+    if norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
+        torch.nn.init.zeros_(model.head.weight)
+        torch.nn.init.zeros_(model.head.bias)
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+
+    def pairs(X, Y):
+        return tuple(as_t(a) for a in (norm.encode(X, Y) if norm.active else (X, Y)))
     if train_config.stateful:
         train = series_streams(scaled[:split.train_end], C, train_config.batch_size)
         train, val = tuple(as_t(a) for a in train), None
     else:
-        Xtr, Ytr = windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end)[:2]
-        train = (as_t(Xtr), as_t(Ytr))
+        train = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end)[:2])
         val = None
         if split.val_end > split.train_end:
-            Xv, Yv = windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)[:2]
-            val = (as_t(Xv), as_t(Yv))
+            val = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)[:2])
     callbacks = list(callbacks or ()) + ([loss_printer(train_config.epochs)] if verbose else [])
     history = fit(model, forecast_loss(model, train_config), train, val, train_config, quiet=quiet,
                   callbacks=callbacks, fused=forecast_fused_task(model, train_config, train, val))
+    fallback = norm.skip != "none" and val is not None and not _beats_naive(model, val, train_config.loss)
+    if fallback:  # on the validation windows the naive forecast did better: forecast it, exactly
+        with torch.no_grad():
+            model.head.weight.zero_()
+            model.head.bias.zero_()
     meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": n,
             "train_rows": split.train_end, "val_rows": split.val_end - split.train_end,
             "test_start": split.val_end, "freq": data.freq, "dtype": str(dtype).replace("torch.", ""),
             "index_is_time": isinstance(data.frame.index, pd.DatetimeIndex),
             "fit_end_time": (str(data.frame.index[split.val_end - 1])
-                             if isinstance(data.frame.index, pd.DatetimeIndex) else None)}
-    run = ForecastRun(model, scaler, dc, model_config, train_config, history, None, meta)
+                             if isinstance(data.frame.index, pd.DatetimeIndex) else None),
+            "norm_floor": list(norm.floor), "transform_lambda": transform.lam, "naive_fallback": fallback}
+    run = ForecastRun(model, scaler, dc, model_config, train_config, history, None, meta, norm, transform)
     if evaluate and split.val_end < n:
         run.metrics = run.evaluate(data)
     return run
+
+
+def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookback: int, m: int) -> tuple[str, str]:
+    """The normalisation and skip ``dc`` asks for, with ``"auto"`` resolved (see :class:`DataConfig`);
+    refuses combinations that cannot work."""
+    recursive = model.strategy == "recursive"
+    normalise = dc.normalise if dc.normalise != "auto" else ("none" if train.stateful else "window")
+    skip = dc.skip
+    if skip == "auto":
+        skip = "none" if recursive or train.stateful else ("seasonal" if 1 < m <= lookback else "last")
+    if train.stateful and (normalise != "none" or skip != "none"):
+        raise ConfigError("stateful training runs over whole streams, which have no windows to normalise; "
+                          "use --normalise none --skip none (the defaults for stateful training)")
+    if recursive and skip != "none":
+        raise ConfigError(f"skip={skip!r} is for direct models (the head corrects a naive forecast of the whole "
+                          "horizon); a recursive model predicts each value itself: use --skip none")
+    if skip == "seasonal" and not 1 < m <= lookback:
+        raise ConfigError(f"skip='seasonal' repeats the last season, which needs a seasonal period m > 1 and a "
+                          f"lookback of at least m (m={m}, lookback {lookback}); use --skip last")
+    return normalise, skip
+
+
+@torch.no_grad()
+def _beats_naive(model: Forecaster, val, loss: str) -> bool:
+    """Whether the trained model's validation loss is below the naive forecast's (the zero correction)."""
+    crit = F.l1_loss if loss == "mae" else F.mse_loss
+    was = model.training
+    model.eval()
+    try:
+        x, y = val
+        return float(crit(model(x), y)) < float(crit(torch.zeros_like(y), y))
+    finally:
+        model.train(was)
 
 
 def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, refit: bool = False,
@@ -315,16 +376,17 @@ def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, ref
             raise DataError(f"fold 1 starts at row {origins[0]}, inside the {run.meta['train_rows']} rows the model "
                             "was trained on; use fewer --folds or --refit")
         contexts = values[origins[:, None] - dc.lookback + np.arange(dc.lookback)]  # (K, L, F)
-        preds = predict_windows(run.model, run.scaler, contexts, horizon, C)
+        preds = run.predict_contexts(contexts, horizon)
         train_rows = [run.meta.get("train_rows", origins[0])] * folds
     else:
         preds, train_rows = [], []
         for o in origins:
             sub = dataclasses.replace(data, frame=data.frame.iloc[:int(o)])
-            r = fit_forecaster(dc.replace(test_frac=0.0, val_frac=min(dc.val_frac, 0.5)), run.model_config,
+            val_frac = None if dc.val_frac is None else min(dc.val_frac, 0.5)
+            r = fit_forecaster(dc.replace(test_frac=0.0, val_frac=val_frac), run.model_config,
                                run.train_config, data=sub, quiet=quiet, evaluate=False)
             ctx = values[None, o - dc.lookback:o]
-            preds.append(predict_windows(r.model, r.scaler, ctx, horizon, C)[0])
+            preds.append(r.predict_contexts(ctx, horizon)[0])
             train_rows.append(r.meta["train_rows"])
         preds = np.stack(preds)
     actual = values[origins[:, None] + np.arange(horizon)][..., :C]  # (K, H, C)

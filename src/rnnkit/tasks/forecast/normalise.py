@@ -1,0 +1,109 @@
+"""Level- and scale-free forecasting: per-window normalisation and the naive-forecast skip.
+
+A forecaster that predicts absolute values must extrapolate every level it has not seen in
+training (every trended series) and, untrained or weak, is worse than "repeat the last value".
+Two changes to what the network sees and predicts remove both failures:
+
+* **Per-window (instance) normalisation** (RevIN, Kim et al., ICLR 2022, without its learned
+  affine: the first recurrent layer's input weights and the head already are affine maps of the
+  same quantities). Each context window's target columns are shifted by their own mean and divided
+  by their own standard deviation; the forecast is mapped back with the same two numbers. The
+  network then sees shapes, never levels. Covariates keep the run's global scaling.
+* **The naive skip.** The head predicts the *correction* to a naive forecast, in units of the
+  window's scale: ``y = naive + scale * head(h)``, where naive repeats the last value or the last
+  season (``y[t+h] = y[t+h-m]``). With a zero-initialised head the untrained model *is* the naive
+  forecast, so training can only move it where the data says so.
+
+Both are data transforms around an unchanged network (a recurrent layer and a linear head), so
+the fused trainer and the native kernels train it exactly as before: the windows are encoded once
+(:meth:`WindowNorm.encode`) and forecasts decoded (:meth:`WindowNorm.decode`).
+
+Everything here works in the run's *scaled* units (after :class:`~rnnkit.data.scaler.Scaler`), on
+arrays ``X (W, L, F)`` whose first ``n_targets`` columns are the targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["WindowNorm", "NORMALISE", "SKIPS"]
+
+NORMALISE = ("window", "none")
+SKIPS = ("none", "last", "seasonal")
+
+#: a window's scale is at least this fraction of the training rows' own standard deviation, so a
+#: flat window does not turn its rounding noise into unit-size inputs
+SCALE_FLOOR = 1e-3
+
+
+@dataclass(frozen=True)
+class WindowNorm:
+    """How context windows are normalised and what the head predicts the correction to.
+
+    Args:
+        normalise: ``"window"`` (each window by its own mean and standard deviation) or ``"none"``.
+        skip: ``"seasonal"`` (the last season, needs lookback >= m), ``"last"`` (the last value) or
+            ``"none"`` (the head predicts the normalised value itself).
+        m: the season length used by ``skip="seasonal"``.
+        n_targets: the number of target columns (the first columns of every window).
+        floor: ``(C,)`` smallest scale per target, in scaled units.
+    """
+
+    normalise: str
+    skip: str
+    m: int
+    n_targets: int
+    floor: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, normalise: str, skip: str, m: int, train_targets: np.ndarray) -> "WindowNorm":
+        """The normalisation for a run whose scaled training target rows are ``(N, C)``."""
+        std = np.asarray(train_targets, dtype=np.float64).std(axis=0)
+        floor = np.where(std > 0, SCALE_FLOOR * std, SCALE_FLOOR)
+        return cls(normalise, skip, int(m), train_targets.shape[1], tuple(float(f) for f in floor))
+
+    @property
+    def active(self) -> bool:
+        """Whether this changes anything (``"none"``/``"none"`` is the identity)."""
+        return self.normalise != "none" or self.skip != "none"
+
+    def stats(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each window's target level and scale, ``(W, 1, C)`` each (0 and 1 without normalising)."""
+        y = X[..., :self.n_targets]  # (W, L, C)
+        if self.normalise == "none":
+            return np.zeros_like(y[:, :1]), np.ones_like(y[:, :1])
+        level = y.mean(axis=1, keepdims=True)  # (W, 1, C)
+        scale = np.maximum(y.std(axis=1, keepdims=True), np.asarray(self.floor))
+        return level, scale
+
+    def base(self, X: np.ndarray, horizon: int) -> np.ndarray:
+        """The forecast the head corrects, ``(W, horizon, C)`` in scaled units: the naive forecast,
+        or the window's level when there is no skip."""
+        y = X[..., :self.n_targets]  # (W, L, C)
+        if self.skip == "none":
+            return np.repeat(self.stats(X)[0], horizon, axis=1)
+        if self.skip == "seasonal":
+            m = self.m
+            steps = y.shape[1] - m + np.arange(horizon) % m  # y[t+h] = y[t+h-m], repeated each season
+            return y[:, steps]
+        return np.repeat(y[:, -1:], horizon, axis=1)
+
+    def inputs(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with its target columns normalised per window (a copy; covariates unchanged)."""
+        level, scale = self.stats(X)
+        out = np.array(X, dtype=np.float64, copy=True)
+        out[..., :self.n_targets] = (out[..., :self.n_targets] - level) / scale
+        return out
+
+    def encode(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training pairs in the network's units: normalised inputs and the head's targets
+        ``(Y - base) / scale`` for windows ``X (W, L, F)``, ``Y (W, H, C)``."""
+        _, scale = self.stats(X)
+        return self.inputs(X), (Y - self.base(X, Y.shape[1])) / scale
+
+    def decode(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Forecasts in scaled units from the network's outputs ``(W, H, C)`` after windows ``X``."""
+        _, scale = self.stats(X)
+        return self.base(X, out.shape[1]) + scale * out

@@ -1,0 +1,168 @@
+"""Per-window normalisation, the naive skip, target transforms and the defaults sized in horizons
+(issue 15, item 1 and 3): closed forms, the baselines' own functions as references, end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rnnkit import ConfigError, DataConfig, DataError, ModelConfig, TrainConfig, fit_forecaster, load_run
+from rnnkit.data.series import series_from_frame
+from rnnkit.tasks.forecast.data import default_lookback, freq_season, resolve_split
+from rnnkit.tasks.forecast.metrics import last_value_forecast, seasonal_naive_forecast
+from rnnkit.tasks.forecast.normalise import WindowNorm
+
+rng = np.random.default_rng(0)
+
+
+def _norm(skip="seasonal", normalise="window", m=4, C=2):
+    return WindowNorm.fit(normalise, skip, m, rng.normal(size=(50, C)))
+
+
+@pytest.mark.parametrize("skip", ["none", "last", "seasonal"])
+@pytest.mark.parametrize("normalise", ["window", "none"])
+def test_decode_inverts_encode_exactly(skip, normalise):
+    norm = _norm(skip, normalise)
+    X, Y = rng.normal(size=(7, 9, 3)) * 50 + 10, rng.normal(size=(7, 5, 2))  # 2 targets + 1 covariate
+    Xn, Yn = norm.encode(X, Y)
+    np.testing.assert_allclose(norm.decode(X, Yn), Y, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(Xn[..., 2], X[..., 2])  # covariates keep the global scaling
+
+
+def test_window_inputs_ignore_level_and_scale():
+    norm = _norm()
+    X = rng.normal(size=(4, 8, 2))
+    shifted = X * 1e4 + 3e5  # another level and unit: the network sees the same inputs
+    np.testing.assert_allclose(norm.inputs(shifted), norm.inputs(X), atol=1e-9)
+    Xn = norm.inputs(X)
+    np.testing.assert_allclose(Xn.mean(axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(Xn.std(axis=1), 1, atol=1e-12)
+
+
+def test_flat_window_is_not_blown_up():
+    norm = WindowNorm.fit("window", "last", 1, np.arange(10.0)[:, None])
+    X = np.full((1, 6, 1), 5.0)
+    X[0, -1, 0] += 1e-9  # rounding noise on a flat window
+    assert np.abs(norm.inputs(X)).max() < 1e-3
+
+
+@pytest.mark.parametrize("skip, reference", [
+    ("last", lambda X, H, m: last_value_forecast(X, H)),
+    ("seasonal", lambda X, H, m: seasonal_naive_forecast(X, H, m)),
+])
+def test_base_is_the_baselines_forecast(skip, reference):
+    m, H = 4, 10
+    norm = WindowNorm.fit("window", skip, m, rng.normal(size=(20, 1)))
+    X = rng.normal(size=(5, 9, 1))
+    np.testing.assert_array_equal(norm.base(X, H), reference(X, H, m))
+
+
+def _monthly(values, start="2000-01-01"):
+    frame = pd.DataFrame({"date": pd.date_range(start, periods=len(values), freq="MS").strftime("%Y-%m-%d"),
+                          "y": values})
+    return series_from_frame(frame, time_col="date")
+
+
+def test_untrained_model_forecasts_the_seasonal_naive_forecast():
+    t = np.arange(96)
+    data = _monthly(100 + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(size=96))
+    run = fit_forecaster(DataConfig(horizon=6, transform="none"), ModelConfig(hidden_size=4),
+                         TrainConfig(epochs=1, lr=1e-12), data=data, quiet=True)
+    assert (run.data_config.seasonal_period, run.data_config.lookback, run.data_config.skip) == (12, 24, "seasonal")
+    with torch.no_grad():  # a zero head: the correction is zero, the forecast is the naive one
+        run.model.head.weight.zero_()
+        run.model.head.bias.zero_()
+    got = run.forecast(data)["y"].to_numpy()
+    np.testing.assert_allclose(got, data.target_values[-12:-6, 0], rtol=1e-6)
+
+
+def test_trend_beyond_the_training_range_is_followed():
+    # a ramp: every test value lies above every training value; the old design (global min-max
+    # scaling, absolute outputs) had to extrapolate with a tanh network
+    y = 3.0 * np.arange(200) + 50 + rng.normal(scale=0.5, size=200)
+    data = series_from_frame(pd.DataFrame({"y": y}))
+    dc = DataConfig(horizon=3, lookback=10, transform="none")
+    new = fit_forecaster(dc, ModelConfig(hidden_size=8), TrainConfig(epochs=60), data=data, quiet=True)
+    old = fit_forecaster(dc.replace(normalise="none", skip="none"), ModelConfig(hidden_size=8),
+                         TrainConfig(epochs=60), data=data, quiet=True)
+    mae = lambda r, who="model": r.metrics[who]["overall"]["mae"]  # noqa: E731
+    assert mae(new) < 0.5 * mae(new, "last value")  # the last value is 3 to 9 below the truth
+    assert mae(new) < 0.2 * mae(old)
+
+
+def test_naive_fallback_on_noise_and_round_trip(tmp_path):
+    data = series_from_frame(pd.DataFrame({"y": np.cumsum(rng.normal(size=120))}))  # a random walk
+    run = fit_forecaster(DataConfig(horizon=4, lookback=8), ModelConfig(hidden_size=4),
+                         TrainConfig(epochs=30), data=data, quiet=True)
+    if run.meta["naive_fallback"]:  # then it is exactly the last value
+        np.testing.assert_array_equal(run.forecast(data)["y"].to_numpy(), np.repeat(data.target_values[-1, 0], 4))
+    run.save(tmp_path / "r", data=data)
+    back = load_run(tmp_path / "r")
+    np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), run.forecast(data)["y"].to_numpy())
+    assert back.meta["naive_fallback"] == run.meta["naive_fallback"]
+
+
+def test_log_transform_chosen_for_growing_swings_and_saved(tmp_path):
+    t = np.arange(144)
+    y = np.exp(5 + 0.01 * t) * (1 + 0.25 * np.sin(2 * np.pi * t / 12))  # swings grow with the level
+    data = _monthly(y)
+    run = fit_forecaster(DataConfig(horizon=12), ModelConfig(hidden_size=4), TrainConfig(epochs=2), data=data,
+                         quiet=True)
+    assert run.data_config.transform == "log" and run.transform.lam == 0.0
+    run.save(tmp_path / "r", data=data)
+    back = load_run(tmp_path / "r")
+    assert back.transform == run.transform
+    np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), run.forecast(data)["y"].to_numpy())
+    additive = _monthly(100 + 0.1 * t + 10 * np.sin(2 * np.pi * t / 12))
+    assert fit_forecaster(DataConfig(horizon=12), ModelConfig(hidden_size=4), TrainConfig(epochs=1),
+                          data=additive, quiet=True).data_config.transform == "none"
+
+
+@pytest.mark.parametrize("freq, m", [("MS", 12), ("ME", 12), ("QS-OCT", 4), ("QE-DEC", 4), ("D", 7), ("h", 24),
+                                     ("W-SUN", 52), ("YS-JAN", 1), ("2D", 1), ("min", 1), (None, 1)])
+def test_season_from_frequency(freq, m):
+    assert freq_season(freq) == m
+
+
+def test_defaults_sized_in_horizons():
+    t = np.arange(108)  # the issue's monthly case: 108 months, lookback 24, horizon 12
+    data = _monthly(200 + t + 20 * np.sin(2 * np.pi * t / 12))
+    L, split = resolve_split(DataConfig(horizon=12, lookback=24), data, 12)
+    # the old defaults left 11 validation rows (10%) for a horizon of 12 and refused the fit
+    assert (L, split.train_end, split.val_end - split.train_end, split.n - split.val_end) == (24, 74, 12, 22)
+    run = fit_forecaster(DataConfig(horizon=12, lookback=24), ModelConfig(hidden_size=4), TrainConfig(epochs=1),
+                         data=data, quiet=True)
+    assert len(run.metrics["model"]["per_step"]) == 12
+    # a 36-month series, horizon 6: test and validation shrink to one horizon, the lookback to fit
+    L, split = resolve_split(DataConfig(horizon=6), _monthly(np.arange(36.0) + 1), 12)
+    assert (split.train_end, split.val_end, L) == (24, 30, 24 - 6 - 8 + 1)
+    assert default_lookback(12, 6) == 24 and default_lookback(1, 6) == 12 and default_lookback(1, 1) == 8
+
+
+def test_explicit_fractions_are_used_as_given():
+    data = _monthly(np.arange(108.0) + 1)
+    with pytest.raises(DataError, match="11 validation rows"):
+        fit_forecaster(DataConfig(horizon=12, lookback=24, val_frac=0.1, test_frac=0.2), data=data, quiet=True)
+
+
+@pytest.mark.parametrize("dc, model, train, needle", [
+    (DataConfig(skip="last"), ModelConfig(strategy="recursive"), TrainConfig(), "for direct models"),
+    (DataConfig(skip="seasonal", lookback=6, seasonal_period=12), ModelConfig(), TrainConfig(), "lookback of at least m"),
+    (DataConfig(normalise="window"), ModelConfig(strategy="recursive"), TrainConfig(stateful=True, shuffle=False),
+     "stateful training"),
+])
+def test_refused_combinations(dc, model, train, needle):
+    data = _monthly(np.arange(60.0) + 1)
+    with pytest.raises(ConfigError, match=needle):
+        fit_forecaster(dc.replace(horizon=2), model, train.replace(epochs=1), data=data, quiet=True)
+
+
+def test_recursive_model_is_normalised_without_skip():
+    t = np.arange(96)
+    data = _monthly(50 + 5 * np.sin(2 * np.pi * t / 12))
+    run = fit_forecaster(DataConfig(horizon=3), ModelConfig(hidden_size=4, strategy="recursive"),
+                         TrainConfig(epochs=2), data=data, quiet=True)
+    assert (run.data_config.normalise, run.data_config.skip) == ("window", "none")
+    assert run.forecast(data).shape == (3, 2)
