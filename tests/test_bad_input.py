@@ -40,6 +40,7 @@ from rnnkit import (
 from rnnkit.cli import build_parser, main
 from rnnkit.tasks.classify.config import CLASSIFY_DEFAULTS
 from rnnkit.tasks.text.config import TEXT_DEFAULTS
+from rnnkit.tasks.forecast.config import SearchConfig
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -320,7 +321,7 @@ CM, CH, CT = CLASSIFY_DEFAULTS
 TM, TT = TEXT_DEFAULTS
 # Options built from ModelConfig/TrainConfig fields (rnnkit.cli_parse.config_arg) name their field in
 # their dest ("TrainConfig.lr"): the test finds them itself and needs only each job's default configs.
-JOB_DEFAULTS = {("fit",): (_D, _M, _T), ("classify", "fit"): (CM, CT), ("text", "fit"): (TM, TT)}
+JOB_DEFAULTS = {("fit",): (_D, _M, _T, SearchConfig()), ("classify", "fit"): (CM, CT), ("text", "fit"): (TM, TT)}
 # the jobs' own options, still declared by hand: option dest -> (config object holding the default, field)
 DEFAULTS = {
     ("fit",): {k: (_D, f) for k, f in {"target": "targets", "covariates": "covariates"}.items()},

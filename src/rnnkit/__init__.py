@@ -31,7 +31,7 @@ _LAZY = {
     "data.windows": ("make_windows",),
     "data.vocab": ("CharVocab",),
     "tasks": ("load_run",),
-    "tasks.forecast.config": ("DataConfig",),
+    "tasks.forecast.config": ("DataConfig", "SearchConfig"),
     "tasks.forecast.model": ("Forecaster",),
     "tasks.forecast.workflow": ("ForecastRun", "fit_forecaster"),
     "tasks.forecast.run": ("save_forecast_run", "save_run"),
@@ -63,7 +63,7 @@ if _TYPE_CHECKING:  # pragma: no cover
     from .data.windows import make_windows
     from .data.vocab import CharVocab
     from .tasks import load_run
-    from .tasks.forecast.config import DataConfig
+    from .tasks.forecast.config import DataConfig, SearchConfig
     from .tasks.forecast.model import Forecaster
     from .tasks.forecast.workflow import ForecastRun, fit_forecaster
     from .tasks.forecast.run import save_forecast_run, save_run
@@ -86,7 +86,7 @@ __all__ = [
     "RecurrentCell", "ElmanCell", "JordanCell", "LSTMCell", "GRUCell", "keras_init_",
     "Recurrent", "RNN", "LSTM", "GRU", "Jordan", "to_torch", "from_torch", "summary",
     # models and training
-    "Forecaster", "ModelConfig", "DataConfig", "TrainConfig", "fit", "History",
+    "Forecaster", "ModelConfig", "DataConfig", "SearchConfig", "TrainConfig", "fit", "History",
     # data
     "SeriesData", "read_series", "list_builtins", "load_builtin", "Scaler", "make_windows", "split_series",
     # workflow and runs

@@ -70,7 +70,7 @@ META = {
     "forecast": {**_COMMON_META, "n_rows": "int", "train_rows": "int", "val_rows": "int",
                  "test_start": "int", "freq": "str|null", "index_is_time": "bool",
                  "fit_end_time": "str|null", "norm_floor": "list[num]", "transform_lambda": "num",
-                 "naive_fallback": "bool"},
+                 "ensemble": "int", "naive_members": "int"},
     "classify": {**_COMMON_META, "n_series": "int", "n_train": "int", "n_val": "int",
                  "val_index": "list[int]", "input": "str", "n_features": "int",
                  "test_source": "str|null", "test_sha256": "str|null", "train_class_counts": "dict[int]"},

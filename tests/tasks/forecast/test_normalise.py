@@ -92,16 +92,21 @@ def test_trend_beyond_the_training_range_is_followed():
     assert mae(new) < 0.2 * mae(old)
 
 
-def test_naive_fallback_on_noise_and_round_trip(tmp_path):
+def test_naive_fallback_and_round_trip(tmp_path):
+    # huge plain SGD steps leave the head's corrections far off: on the validation windows the
+    # last value does better, so the run forecasts exactly the last value
     data = series_from_frame(pd.DataFrame({"y": np.cumsum(rng.normal(size=120))}))  # a random walk
     run = fit_forecaster(DataConfig(horizon=4, lookback=8), ModelConfig(hidden_size=4),
-                         TrainConfig(epochs=30), data=data, quiet=True)
-    if run.meta["naive_fallback"]:  # then it is exactly the last value
-        np.testing.assert_array_equal(run.forecast(data)["y"].to_numpy(), np.repeat(data.target_values[-1, 0], 4))
-    run.save(tmp_path / "r", data=data)
+                         TrainConfig(epochs=3, lr=5.0, optimizer="sgd", clip_norm=5.0, patience=0,
+                                     restore_best=False), data=data, quiet=True)
+    assert run.meta["naive_members"] == 1
+    np.testing.assert_array_equal(run.forecast(data)["y"].to_numpy(), np.repeat(data.target_values[-1, 0], 4))
+    sane = fit_forecaster(DataConfig(horizon=4, lookback=8), ModelConfig(hidden_size=4), TrainConfig(epochs=30),
+                          data=data, quiet=True)
+    sane.save(tmp_path / "r", data=data)
     back = load_run(tmp_path / "r")
-    np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), run.forecast(data)["y"].to_numpy())
-    assert back.meta["naive_fallback"] == run.meta["naive_fallback"]
+    np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), sane.forecast(data)["y"].to_numpy())
+    assert back.meta["naive_members"] == sane.meta["naive_members"]
 
 
 def test_log_transform_chosen_for_growing_swings_and_saved(tmp_path):

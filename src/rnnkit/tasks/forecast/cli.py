@@ -14,12 +14,12 @@ import json
 from ...cli_parse import config_arg, config_values
 from ...config import ModelConfig, TrainConfig
 from ...training.rundir import check_out, write_file_atomic
-from .config import DataConfig
+from .config import DataConfig, SearchConfig
 
 __all__ = ["register", "COMMANDS"]
 
 # the defaults every option shows and starts from are the config dataclasses' own
-_D, _M, _T = DataConfig(), ModelConfig(), TrainConfig()
+_D, _M, _T, _S = DataConfig(), ModelConfig(), TrainConfig(), SearchConfig()
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -54,6 +54,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         config_arg(g, _T, name)
 
 
+def _add_search_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ensembles and search")
+    for name in ("ensemble", "auto", "time_budget"):
+        config_arg(g, _S, name)
+
+
 def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     p.add_argument("--out", required=out_required, metavar="RUN", help="run directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
@@ -66,7 +72,7 @@ def register(sub) -> None:
     p = sub.add_parser("fit", help="train a forecaster and write a run directory",
                        description="Train a recurrent forecaster on DATA and write a run directory with the "
                                    "weights, scaler, history, test metrics, a forecast and plots.")
-    _add_data_args(p), _add_model_args(p), _add_train_args(p), _add_output_args(p)
+    _add_data_args(p), _add_model_args(p), _add_train_args(p), _add_search_args(p), _add_output_args(p)
 
     p = sub.add_parser("forecast", help="forecast past the end of the data with a trained run")
     p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit fit`")
@@ -94,13 +100,13 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
 
-def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfig, SearchConfig]:
     covariates = tuple(c.strip() for item in a.covariates for c in item.split(",") if c.strip())
     dc = DataConfig(source=a.data, targets=tuple(a.target), covariates=covariates, **config_values(a, DataConfig))
     mc = ModelConfig(**config_values(a, ModelConfig))
     values = config_values(a, TrainConfig)
     tc = TrainConfig(**values, shuffle=not values["stateful"])  # stateful streams are read in order
-    return dc, mc, tc
+    return dc, mc, tc, SearchConfig(**config_values(a, SearchConfig))
 
 
 def _metrics_table(scores: dict, label: str = "model") -> str:
@@ -113,15 +119,26 @@ def cmd_fit(a: argparse.Namespace) -> int:
     from .data import load_data
     from .workflow import fit_forecaster
     from .run import save_forecast_run
-    dc, mc, tc = _configs(a)
+    dc, mc, tc, search = _configs(a)
     check_out(a.out, a.force, protect=[a.data])  # refuse before spending minutes on training
     data = load_data(dc)
-    run = fit_forecaster(dc, mc, tc, data=data, quiet=a.quiet, verbose=a.verbose)
+    run = fit_forecaster(dc, mc, tc, data=data, quiet=a.quiet, verbose=a.verbose, search=search)
     out = save_forecast_run(run, data, a.out, force=a.force)
-    h = run.history
-    print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}, {mc.strategy}) for {len(h.rows)} epochs "
+    h, mc, rd, meta = run.history, run.model_config, run.data_config, run.meta
+    if "search" in meta:
+        tried = len(meta["search"])
+        print(f"auto: tried {tried} setting(s); chose lookback {rd.lookback}, hidden {mc.hidden_size}, "
+              f"lr {run.train_config.lr:g}, normalise {rd.normalise}, skip {rd.skip}")
+    members = meta["ensemble"]
+    print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}, {mc.strategy}"
+          + (f", ensemble of {members}, median" if members > 1 else "") + f") for {len(h.rows)} epochs "
           f"with the {'fused native' if h.engine == 'fused' else 'torch'} trainer"
           + (f", best epoch {h.best_epoch}" if h.best_epoch else "") + (" (stopped early)" if h.stopped_early else ""))
+    print(f"lookback {rd.lookback}, season m={rd.seasonal_period}, normalise {rd.normalise}, skip {rd.skip}, "
+          f"transform {rd.transform}")
+    if meta["naive_members"]:
+        print(f"{meta['naive_members']} of {members} member(s) did not beat the {rd.skip} naive forecast on the "
+              "validation rows and forecast it instead")
     if run.metrics:
         print(f"test metrics ({run.meta['n_rows'] - run.meta['test_start']} rows, original units):")
         print(_metrics_table(run.metrics, f"rnnkit {mc.cell}"))

@@ -12,7 +12,7 @@ from ...data.boxcox import TRANSFORMS
 from ...errors import ConfigError
 from .normalise import NORMALISE, SKIPS
 
-__all__ = ["DataConfig", "FORECAST_DEFAULTS", "refuse_unsupported"]
+__all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "refuse_unsupported"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,32 @@ class DataConfig(Serialisable):
         check_choice("fill", self.fill, (None, "ffill", "interpolate"))
         if self.seasonal_period is not None:
             check_positive("seasonal_period", self.seasonal_period)
+
+
+@dataclass(frozen=True)
+class SearchConfig(Serialisable):
+    """What speed buys: an ensemble of ``ensemble`` forecasters trained from consecutive seeds and
+    combined by the median, and ``auto``, a search over lookback, width, learning rate and
+    normalisation on the validation windows within ``time_budget`` seconds, whose best settings
+    then train the ensemble. See :mod:`rnnkit.tasks.forecast.search`."""
+
+    ensemble: int = field(default=1, metadata={
+        "help": "forecasters trained from consecutive seeds, combined by the median", "metavar": "N"})
+    auto: bool = field(default=False, metadata={
+        "help": "search lookback, width, learning rate and normalisation on the validation windows "
+                "(within --time-budget), then train the ensemble with the best"})
+    time_budget: float = field(default=60.0, metadata={
+        "help": "--auto: seconds the search may take, the final ensemble included", "metavar": "S"})
+
+    def __post_init__(self) -> None:
+        check_positive("ensemble", self.ensemble)
+        if self.ensemble > MAX_ENSEMBLE:
+            raise ConfigError(f"ensemble={self.ensemble} is more members than rnnkit trains (at most {MAX_ENSEMBLE})")
+        check_real("time_budget", self.time_budget, 0.0, 1e7, lo_open=True, what="seconds")
+
+
+#: most members an ensemble may have: beyond a few dozen the median no longer moves
+MAX_ENSEMBLE = 100
 
 
 #: The settings a job starts from where the caller passes none: the job's function (given None)

@@ -14,7 +14,8 @@ from ...errors import ConfigError
 from ...training.runcheck import RunCheck
 from ...training.rundir import consistent_read
 from ...training.runs import load_weights, loading, read_config
-from .config import DataConfig
+from .config import MAX_ENSEMBLE, DataConfig, SearchConfig
+from .fitting import ForecastEnsemble
 from ...data.boxcox import TargetTransform
 from .model import Forecaster
 from .normalise import WindowNorm
@@ -37,8 +38,12 @@ def load_forecast_run(path: str | os.PathLike):
     config = read_config(d, "forecast")
     check = RunCheck(d, "forecast")
     with loading(d, "forecast"):
-        s, meta, shapes = check.sections(config, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig})
+        s, meta, shapes = check.sections(config, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
+                                                  "search": SearchConfig})
         mc, dc, tc = s["model"], s["data"], s["train"]
+        members = meta["ensemble"]
+        check.agree(1 <= members <= MAX_ENSEMBLE and 0 <= meta["naive_members"] <= members, "config.json",
+                    f"meta's ensemble of {members} member(s), {meta['naive_members']} naive, is impossible")
         n_in, n_out = len(dc.targets) + len(dc.covariates), len(dc.targets)
         check.agree(n_out >= 1 and (shapes["input_size"], shapes["n_targets"], shapes["horizon"]) ==
                     (n_in, n_out, dc.horizon), "config.json",
@@ -49,8 +54,10 @@ def load_forecast_run(path: str | os.PathLike):
                     f"meta's split (train_rows {rows[0]}, val_rows {rows[1]}, test_start {rows[2]}, n_rows "
                     f"{rows[3]}) is impossible")
         scaler = check.scaler(n_in)
-        model = load_weights(check, lambda: Forecaster(n_in, n_out, dc.horizon, mc), meta, mc,
-                             {"input_size": n_in, "horizon x targets": dc.horizon * n_out})
+        def build():
+            one = lambda: Forecaster(n_in, n_out, dc.horizon, mc)  # noqa: E731
+            return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
+        model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets": dc.horizon * n_out})
         history, metrics = check.reports()
         check.agree("auto" not in (dc.normalise, dc.skip, dc.transform) and dc.seasonal_period is not None
                     and len(meta["norm_floor"]) == n_out, "config.json",
@@ -61,7 +68,7 @@ def load_forecast_run(path: str | os.PathLike):
             transform = TargetTransform(dc.transform, float(meta["transform_lambda"]))
         except ConfigError as e:
             check.fail("config.json", str(e))
-    return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform)
+    return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform, s["search"])
 
 
 def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,24 +19,23 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from ...config import ModelConfig, TrainConfig
 from ...data.boxcox import TargetTransform
 from ...data.scaler import Scaler
 from ...data.series import SeriesData
 from ...errors import ConfigError, DataError
-from ...kernels.trainer import FusedTask
-from ...training.checks import check_training_memory
-from ...training.loop import History, fit, loss_printer
+from ...training.loop import History, loss_printer
 from ...training.plots import plot_forecast
 from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
-from .config import DataConfig, refuse_unsupported
-from .data import absolute_source, check_rows, is_builtin, load_data, resolve_split, seasonal_period, series_streams
+from .config import DataConfig, SearchConfig
+from .data import is_builtin, load_data, seasonal_period
+from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, prepare, train_members
 from .model import Forecaster
 from .normalise import WindowNorm
 from .predict import forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
+from .search import AUTO_ENSEMBLE, auto_search
 
 __all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest", "write_forecast_run"]
 
@@ -48,7 +48,7 @@ class ForecastRun:
     work in the data's original units.
     """
 
-    model: Forecaster
+    model: Forecaster | ForecastEnsemble
     scaler: Scaler
     data_config: DataConfig
     model_config: ModelConfig
@@ -58,6 +58,7 @@ class ForecastRun:
     meta: dict[str, Any] = field(default_factory=dict)
     norm: WindowNorm | None = None
     transform: TargetTransform | None = None
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def predict_contexts(self, contexts: np.ndarray, horizon: int) -> np.ndarray:
         """Forecasts ``(W, horizon, C)`` in original units after raw context windows ``(W, L, F)``."""
@@ -184,7 +185,7 @@ def write_forecast_run(run: ForecastRun, out: str | os.PathLike, force: bool = F
     renamed into place. :meth:`ForecastRun.save` adds those; :func:`rnnkit.save_run` does not."""
     def write(d: Path) -> None:
         sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
-                    "train": run.train_config.to_dict(), "meta": run.meta,
+                    "train": run.train_config.to_dict(), "search": run.search.to_dict(), "meta": run.meta,
                     "shapes": {"input_size": run.model.input_size, "n_targets": run.model.n_targets,
                                "horizon": run.model.horizon}}
         write_run_files(d, kind, sections, run.model, run.history, run.metrics,
@@ -195,158 +196,52 @@ def write_forecast_run(run: ForecastRun, out: str | os.PathLike, force: bool = F
     return write_run_dir(out, write, force, protect=[run.data_config.source])
 
 
-def forecast_loss(model: Forecaster, train_config: TrainConfig):
-    """The loss function :func:`rnnkit.training.loop.fit` calls for a forecaster and these settings
-    (``loss=None`` is MSE; a loss forecasting cannot use is refused, never replaced)."""
-    refuse_unsupported(model.config, train_config)
-    crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss
-    C, warm = model.n_targets, train_config.warmup
-    if train_config.stateful:
-        def stateful_loss(m, batch):
-            x, y, state = batch  # (B, T, F), (B, T, C)
-            pred, state = m(x, state, return_state=True)
-            return crit(pred[:, warm:], y[:, warm:]), state
-        return stateful_loss
-    if not model.recursive:
-        return lambda m, batch: crit(m(batch[0]), batch[1])
-    if train_config.many_to_many:
-        def many_to_many(m, batch):
-            x, y = batch
-            target = torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
-            return crit(m(x)[:, warm:], target[:, warm:])
-        return many_to_many
-    return lambda m, batch: crit(m(batch[0])[:, -1:], batch[1][:, :1])
-
-
-def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val):
-    """The same loss as :func:`forecast_loss`, described for the fused trainer (which says what it
-    cannot run, e.g. stateful training with a warm-up)."""
-    if train_config.stateful:  # streams (B, N, F) -> the next value (B, N, C) at every step
-        return FusedTask(head_mode="all", loss=train_config.loss or "mse", x=train[0], y=train[1], stateful=True,
-                         x_val=None if val is None else val[0], y_val=None if val is None else val[1],
-                         warmup=train_config.warmup)
-    C = model.n_targets
-
-    def targets(x, y):
-        if not model.recursive:
-            return "last", y.reshape(y.shape[0], -1)  # (N, H, C) -> (N, H*C), the head's layout
-        if train_config.many_to_many:
-            return "all", torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
-        return "last", y[:, 0]
-    mode, y = targets(*train)
-    yv = None if val is None else targets(*val)[1]
-    return FusedTask(head_mode=mode, loss=train_config.loss or "mse", x=train[0], y=y,
-                     x_val=None if val is None else val[0], y_val=yv,
-                     warmup=train_config.warmup if mode == "all" else 0)
-
-
 def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = None,
                    train_config: TrainConfig | None = None, data: SeriesData | None = None,
                    quiet: bool = False, evaluate: bool = True, dtype: torch.dtype = torch.float32,
-                   verbose: bool = False, callbacks=None) -> ForecastRun:
+                   verbose: bool = False, callbacks=None, search: SearchConfig | None = None) -> ForecastRun:
     """Read, split, scale, window, train and score: the whole forecasting job, returned as a run.
 
-    ``callbacks`` are called after every epoch with its history row, as in every job's ``fit_X``;
-    ``quiet`` hides the progress bar; ``verbose`` adds a callback that prints the losses about 20
-    times per run.
+    ``search`` asks for an ensemble (``SearchConfig(ensemble=N)``: N forecasters from consecutive
+    seeds, trained side by side, forecasting their median) or for ``auto``, a search for the
+    settings (see :mod:`rnnkit.tasks.forecast.search`) whose winner trains an ensemble of at least
+    :data:`~rnnkit.tasks.forecast.search.AUTO_ENSEMBLE`. ``callbacks`` are called after every epoch
+    (of the first member) with its history row, as in every job's ``fit_X``; ``quiet`` hides the
+    progress display; ``verbose`` prints the losses about 20 times per run and the search's steps.
     """
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
-    refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
-    if train_config.loss is None:  # the job's own loss, recorded in the run as the one used
-        train_config = train_config.replace(loss="mse")
-    if data is not None and data_config.source == DataConfig.source and data.source != data_config.source:
-        data_config = data_config.replace(source=data.source)  # the default source is not this data's
-    data = data if data is not None else load_data(data_config)
-    dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates),
-                             source=absolute_source(data_config.source))  # usable from any working directory
-    if train_config.stateful and model_config.strategy != "recursive":
-        raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
-    n, C = len(data), len(dc.targets)
-    m = seasonal_period(dc, data.freq)
-    lookback, split = resolve_split(dc, data, m)
-    normalise, skip = resolve_norm(dc, model_config, train_config, lookback, m)
-    values = data.values.copy()
-    transform = TargetTransform.choose(dc.transform, values[:split.train_end, :C], m)
-    values[:, :C] = transform.forward(values[:, :C])
-    dc = dc.replace(lookback=lookback, seasonal_period=m, normalise=normalise, skip=skip, transform=transform.name)
-    refuse_unsupported(model_config, train_config, lookback=lookback)
-    check_rows(dc, split)
-    scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
-    scaled = scaler.transform(values)
-    norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C])
-    windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
-    check_training_memory(model_config, values.shape[1], C * dc.horizon, min(train_config.batch_size, windows),
-                          dc.lookback, itemsize=torch.empty(0, dtype=dtype).element_size())
-    torch.manual_seed(train_config.seed)
-    model = Forecaster(values.shape[1], C, dc.horizon, model_config).to(dtype)
-    if norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
-        torch.nn.init.zeros_(model.head.weight)
-        torch.nn.init.zeros_(model.head.bias)
-    as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
-
-    def pairs(X, Y):
-        return tuple(as_t(a) for a in (norm.encode(X, Y) if norm.active else (X, Y)))
-    if train_config.stateful:
-        train = series_streams(scaled[:split.train_end], C, train_config.batch_size)
-        train, val = tuple(as_t(a) for a in train), None
+    search = search or SearchConfig()
+    record, members = None, search.ensemble
+    if search.auto:
+        members = max(search.ensemble, AUTO_ENSEMBLE)
+        say = (lambda s: print(s, file=sys.stderr)) if verbose else (lambda s: None)
+        prep, model_config, train_config, record = auto_search(data_config, model_config, train_config, data, dtype,
+                                                               search.time_budget, members, say)
     else:
-        train = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end)[:2])
-        val = None
-        if split.val_end > split.train_end:
-            val = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)[:2])
+        prep = prepare(data_config, model_config, train_config, data, dtype)
+    train_config = prep.train_config
     callbacks = list(callbacks or ()) + ([loss_printer(train_config.epochs)] if verbose else [])
-    history = fit(model, forecast_loss(model, train_config), train, val, train_config, quiet=quiet,
-                  callbacks=callbacks, fused=forecast_fused_task(model, train_config, train, val))
-    fallback = norm.skip != "none" and val is not None and not _beats_naive(model, val, train_config.loss)
-    if fallback:  # on the validation windows the naive forecast did better: forecast it, exactly
-        with torch.no_grad():
-            model.head.weight.zero_()
-            model.head.bias.zero_()
-    meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": n,
+    models, histories, fallback = train_members(prep, model_config, train_config, members, quiet=quiet,
+                                                callbacks=callbacks)
+    data, split, dc = prep.data, prep.split, prep.data_config
+    meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": len(data),
             "train_rows": split.train_end, "val_rows": split.val_end - split.train_end,
             "test_start": split.val_end, "freq": data.freq, "dtype": str(dtype).replace("torch.", ""),
             "index_is_time": isinstance(data.frame.index, pd.DatetimeIndex),
             "fit_end_time": (str(data.frame.index[split.val_end - 1])
                              if isinstance(data.frame.index, pd.DatetimeIndex) else None),
-            "norm_floor": list(norm.floor), "transform_lambda": transform.lam, "naive_fallback": fallback}
-    run = ForecastRun(model, scaler, dc, model_config, train_config, history, None, meta, norm, transform)
-    if evaluate and split.val_end < n:
+            "norm_floor": list(prep.norm.floor), "transform_lambda": prep.transform.lam,
+            "ensemble": members, "naive_members": int(sum(fallback)),
+            "member_best_epochs": [h.best_epoch for h in histories]}
+    if record is not None:
+        meta["search"] = record
+    model = models[0] if members == 1 else ForecastEnsemble(models)
+    run = ForecastRun(model, prep.scaler, dc, model_config, train_config, histories[0], None, meta, prep.norm,
+                      prep.transform, search)
+    if evaluate and split.val_end < len(data):
         run.metrics = run.evaluate(data)
     return run
-
-
-def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookback: int, m: int) -> tuple[str, str]:
-    """The normalisation and skip ``dc`` asks for, with ``"auto"`` resolved (see :class:`DataConfig`);
-    refuses combinations that cannot work."""
-    recursive = model.strategy == "recursive"
-    normalise = dc.normalise if dc.normalise != "auto" else ("none" if train.stateful else "window")
-    skip = dc.skip
-    if skip == "auto":
-        skip = "none" if recursive or train.stateful else ("seasonal" if 1 < m <= lookback else "last")
-    if train.stateful and (normalise != "none" or skip != "none"):
-        raise ConfigError("stateful training runs over whole streams, which have no windows to normalise; "
-                          "use --normalise none --skip none (the defaults for stateful training)")
-    if recursive and skip != "none":
-        raise ConfigError(f"skip={skip!r} is for direct models (the head corrects a naive forecast of the whole "
-                          "horizon); a recursive model predicts each value itself: use --skip none")
-    if skip == "seasonal" and not 1 < m <= lookback:
-        raise ConfigError(f"skip='seasonal' repeats the last season, which needs a seasonal period m > 1 and a "
-                          f"lookback of at least m (m={m}, lookback {lookback}); use --skip last")
-    return normalise, skip
-
-
-@torch.no_grad()
-def _beats_naive(model: Forecaster, val, loss: str) -> bool:
-    """Whether the trained model's validation loss is below the naive forecast's (the zero correction)."""
-    crit = F.l1_loss if loss == "mae" else F.mse_loss
-    was = model.training
-    model.eval()
-    try:
-        x, y = val
-        return float(crit(model(x), y)) < float(crit(torch.zeros_like(y), y))
-    finally:
-        model.train(was)
 
 
 def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, refit: bool = False,

@@ -1,0 +1,273 @@
+"""Training forecasters: the prepared windows of one run (:func:`prepare`), its loss for both
+engines, and the members of an ensemble trained from several seeds, on every core
+(:func:`train_members`), combined by the median (:class:`ForecastEnsemble`).
+
+The data flows one way (see DESIGN.md): series -> split -> target transform -> scaler fitted on the
+training rows -> windows -> per-window normalisation (:mod:`.normalise`) -> tensors. What a run
+must store to forecast again (the resolved config, scaler, normalisation, transform) is in the
+:class:`Prepared` it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...config import ModelConfig, TrainConfig
+from ...data.boxcox import TargetTransform
+from ...data.scaler import Scaler
+from ...data.series import SeriesData
+from ...data.split import Split
+from ...errors import ConfigError
+from ...kernels.trainer import FusedTask
+from ...training.checks import check_training_memory
+from ...training.loop import History, fit
+from .config import DataConfig, refuse_unsupported
+from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
+from .model import Forecaster
+from .normalise import WindowNorm
+from .predict import windows_for
+
+__all__ = ["Prepared", "prepare", "train_members", "ForecastEnsemble", "forecast_loss", "forecast_fused_task",
+           "resolve_norm"]
+
+
+@dataclass
+class Prepared:
+    """One run's data, ready to train on: the resolved config, the fitted transforms and the
+    training and validation tensors in the network's units."""
+
+    data: SeriesData
+    data_config: DataConfig
+    train_config: TrainConfig
+    split: Split
+    scaler: Scaler
+    norm: WindowNorm
+    transform: TargetTransform
+    train: tuple[Tensor, ...]
+    val: tuple[Tensor, ...] | None
+    dtype: torch.dtype
+
+    @property
+    def n_inputs(self) -> int:
+        return self.data.values.shape[1]
+
+
+def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig,
+            data: SeriesData | None = None, dtype: torch.dtype = torch.float32, split: Split | None = None) -> Prepared:
+    """Read, split, transform, scale, window and normalise: everything before training. ``split``
+    fixes the rows of each part (the search compares candidates on the same validation rows)."""
+    refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
+    if train_config.loss is None:  # the job's own loss, recorded in the run as the one used
+        train_config = train_config.replace(loss="mse")
+    if data is not None and data_config.source == DataConfig.source and data.source != data_config.source:
+        data_config = data_config.replace(source=data.source)  # the default source is not this data's
+    data = data if data is not None else load_data(data_config)
+    dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates),
+                             source=absolute_source(data_config.source))  # usable from any working directory
+    if train_config.stateful and model_config.strategy != "recursive":
+        raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
+    C = len(dc.targets)
+    m = seasonal_period(dc, data.freq)
+    lookback, default_split = resolve_split(dc, data, m)
+    split = split or default_split
+    normalise, skip = resolve_norm(dc, model_config, train_config, lookback, m)
+    values = data.values.copy()
+    transform = TargetTransform.choose(dc.transform, values[:split.train_end, :C], m)
+    values[:, :C] = transform.forward(values[:, :C])
+    dc = dc.replace(lookback=lookback, seasonal_period=m, normalise=normalise, skip=skip, transform=transform.name)
+    refuse_unsupported(model_config, train_config, lookback=lookback)
+    check_rows(dc, split)
+    scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
+    scaled = scaler.transform(values)
+    norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C])
+    windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
+    check_training_memory(model_config, values.shape[1], C * dc.horizon, min(train_config.batch_size, windows),
+                          dc.lookback, itemsize=torch.empty(0, dtype=dtype).element_size())
+    as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+
+    def pairs(X, Y):
+        return tuple(as_t(a) for a in (norm.encode(X, Y) if norm.active else (X, Y)))
+    if train_config.stateful:
+        train, val = tuple(as_t(a) for a in series_streams(scaled[:split.train_end], C, train_config.batch_size)), None
+    else:
+        train = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end)[:2])
+        val = None
+        if split.val_end > split.train_end:
+            val = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)[:2])
+    return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype)
+
+
+def train_members(prep: Prepared, model_config: ModelConfig, train_config: TrainConfig, n: int = 1, *,
+                  quiet: bool = False, callbacks=()) -> tuple[list[Forecaster], list[History], list[bool]]:
+    """Train ``n`` forecasters of one design on ``prep``, member k from seed ``seed + k``.
+
+    Members are built one after another (their initial weights depend only on their seed) and
+    trained side by side on every core: the native trainer runs outside Python's lock. Members
+    whose training is not deterministic under threads (dropout on the torch loop, which draws from
+    torch's global generator) train one at a time. A member whose validation loss is not below the
+    naive forecast's is set to forecast it exactly (a zero correction): the naive fallback.
+    Returns the members, their histories and which of them fell back.
+    """
+    C, dc = len(prep.data_config.targets), prep.data_config
+    models = []
+    for k in range(n):
+        torch.manual_seed(train_config.seed + k)
+        model = Forecaster(prep.n_inputs, C, dc.horizon, model_config).to(prep.dtype)
+        if prep.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
+            nn.init.zeros_(model.head.weight)
+            nn.init.zeros_(model.head.bias)
+        models.append(model)
+    configs = [train_config.replace(seed=train_config.seed + k) for k in range(n)]
+
+    def one(k: int) -> History:
+        m, c = models[k], configs[k]
+        return fit(m, forecast_loss(m, c), prep.train, prep.val, c, quiet=quiet or n > 1,
+                   callbacks=callbacks if k == 0 else (),
+                   fused=forecast_fused_task(m, c, prep.train, prep.val))
+    threads = min(n, os.cpu_count() or 1)
+    if threads > 1 and not (model_config.dropout > 0 and train_config.engine == "torch"):
+        with ThreadPoolExecutor(threads) as pool:
+            histories = list(pool.map(one, range(n)))
+    else:
+        histories = [one(k) for k in range(n)]
+    fallback = []
+    for model in models:
+        naive = prep.norm.skip != "none" and prep.val is not None and not _beats_naive(model, prep.val,
+                                                                                       train_config.loss)
+        if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
+            with torch.no_grad():
+                model.head.weight.zero_()
+                model.head.bias.zero_()
+        fallback.append(naive)
+    return models, histories, fallback
+
+
+class ForecastEnsemble(nn.Module):
+    """Forecasters of one design (different seeds) whose forecasts are combined by the median.
+
+    It has a :class:`Forecaster`'s interface (``forward``, ``predict``, ``step``): each member
+    forecasts and the median across members is returned. The per-window normalisation decodes
+    with a positive scale, so the median of the decoded forecasts is the decoded median.
+    """
+
+    def __init__(self, members: Sequence[Forecaster]) -> None:
+        super().__init__()
+        if not members:
+            raise ConfigError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        first = members[0]
+        self.config, self.input_size, self.n_targets, self.horizon = (first.config, first.input_size,
+                                                                      first.n_targets, first.horizon)
+
+    @property
+    def recursive(self) -> bool:
+        return self.members[0].recursive
+
+    @staticmethod
+    def _median(outs: list[Tensor]) -> Tensor:
+        return torch.quantile(torch.stack(outs), 0.5, dim=0)  # (N, ...) -> (...): the middle, or the mean of two
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._median([m(x) for m in self.members])
+
+    @torch.no_grad()
+    def predict(self, context: Tensor, horizon: int | None = None) -> Tensor:
+        return self._median([m.predict(context, horizon) for m in self.members])
+
+    def init_state(self, batch: int = 1):
+        return tuple(m.init_state(batch) for m in self.members)
+
+    @torch.no_grad()
+    def step(self, x_t: Tensor, state=None):
+        states = state if state is not None else (None,) * len(self.members)
+        outs = [m.step(x_t, s) for m, s in zip(self.members, states)]
+        return self._median([y for y, _ in outs]), tuple(s for _, s in outs)
+
+
+def forecast_loss(model: Forecaster, train_config: TrainConfig):
+    """The loss function :func:`rnnkit.training.loop.fit` calls for a forecaster and these settings
+    (``loss=None`` is MSE; a loss forecasting cannot use is refused, never replaced)."""
+    refuse_unsupported(model.config, train_config)
+    crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss
+    C, warm = model.n_targets, train_config.warmup
+    if train_config.stateful:
+        def stateful_loss(m, batch):
+            x, y, state = batch  # (B, T, F), (B, T, C)
+            pred, state = m(x, state, return_state=True)
+            return crit(pred[:, warm:], y[:, warm:]), state
+        return stateful_loss
+    if not model.recursive:
+        return lambda m, batch: crit(m(batch[0]), batch[1])
+    if train_config.many_to_many:
+        def many_to_many(m, batch):
+            x, y = batch
+            target = torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
+            return crit(m(x)[:, warm:], target[:, warm:])
+        return many_to_many
+    return lambda m, batch: crit(m(batch[0])[:, -1:], batch[1][:, :1])
+
+
+def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val):
+    """The same loss as :func:`forecast_loss`, described for the fused trainer (which says what it
+    cannot run, e.g. stateful training with a warm-up)."""
+    if train_config.stateful:  # streams (B, N, F) -> the next value (B, N, C) at every step
+        return FusedTask(head_mode="all", loss=train_config.loss or "mse", x=train[0], y=train[1], stateful=True,
+                         x_val=None if val is None else val[0], y_val=None if val is None else val[1],
+                         warmup=train_config.warmup)
+    C = model.n_targets
+
+    def targets(x, y):
+        if not model.recursive:
+            return "last", y.reshape(y.shape[0], -1)  # (N, H, C) -> (N, H*C), the head's layout
+        if train_config.many_to_many:
+            return "all", torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
+        return "last", y[:, 0]
+    mode, y = targets(*train)
+    yv = None if val is None else targets(*val)[1]
+    return FusedTask(head_mode=mode, loss=train_config.loss or "mse", x=train[0], y=y,
+                     x_val=None if val is None else val[0], y_val=yv,
+                     warmup=train_config.warmup if mode == "all" else 0)
+
+
+
+def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookback: int, m: int) -> tuple[str, str]:
+    """The normalisation and skip ``dc`` asks for, with ``"auto"`` resolved (see :class:`DataConfig`);
+    refuses combinations that cannot work."""
+    recursive = model.strategy == "recursive"
+    normalise = dc.normalise if dc.normalise != "auto" else ("none" if train.stateful else "window")
+    skip = dc.skip
+    if skip == "auto":
+        skip = "none" if recursive or train.stateful else ("seasonal" if 1 < m <= lookback else "last")
+    if train.stateful and (normalise != "none" or skip != "none"):
+        raise ConfigError("stateful training runs over whole streams, which have no windows to normalise; "
+                          "use --normalise none --skip none (the defaults for stateful training)")
+    if recursive and skip != "none":
+        raise ConfigError(f"skip={skip!r} is for direct models (the head corrects a naive forecast of the whole "
+                          "horizon); a recursive model predicts each value itself: use --skip none")
+    if skip == "seasonal" and not 1 < m <= lookback:
+        raise ConfigError(f"skip='seasonal' repeats the last season, which needs a seasonal period m > 1 and a "
+                          f"lookback of at least m (m={m}, lookback {lookback}); use --skip last")
+    return normalise, skip
+
+
+@torch.no_grad()
+def _beats_naive(model: Forecaster, val, loss: str) -> bool:
+    """Whether the trained model's validation loss is below the naive forecast's (the zero correction)."""
+    crit = F.l1_loss if loss == "mae" else F.mse_loss
+    was = model.training
+    model.eval()
+    try:
+        x, y = val
+        return float(crit(model(x), y)) < float(crit(torch.zeros_like(y), y))
+    finally:
+        model.train(was)
+
+

@@ -1,0 +1,108 @@
+"""``--auto``: a small search over lookback, width, learning rate and the naive skip, paid for by
+the fused trainer's speed, within a time budget.
+
+The search is coordinate descent from the defaults: for each setting in turn (lookback, then
+hidden size, then learning rate, then the naive forecast the head corrects) it trains one forecaster per alternative,
+with the best values found so far for the others, and keeps an alternative only if it lowers the
+validation error by at least :data:`MARGIN`. Every candidate is scored on the same validation windows (the split is fixed by
+the first candidate), in the data's original units, as the mean absolute error divided by the
+mean absolute one-step change of the training rows (MASE's scale, so that several targets weigh
+alike). Candidates stop when the budget, less the estimated cost of the final ensemble, is spent;
+what was tried and what was chosen is returned for the run's record.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from ...config import ModelConfig, TrainConfig
+from ...data.series import SeriesData
+from ...errors import DataError
+from .config import DataConfig
+from .fitting import Prepared, prepare, train_members
+from .predict import predict_windows, windows_for
+
+__all__ = ["auto_search", "AUTO_ENSEMBLE"]
+
+#: an alternative replaces the current best only if it lowers the validation error by this
+#: fraction: on a few validation windows smaller gains are mostly noise, and chasing them overfits
+MARGIN = 0.1
+
+#: members of the ensemble ``--auto`` trains with the settings it chose (``--ensemble`` may ask more)
+AUTO_ENSEMBLE = 5
+
+
+def _alternatives(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, m: int, H: int, lookback: int):
+    """The settings tried, in order: (name, [changes to (data, model, train) configs])."""
+    looks = sorted({max(1, v) for v in ((m, 3 * m) if m > 1 else (max(H, 4), 4 * max(H, 2)))} - {lookback})
+    return [
+        ("lookback", [({"lookback": v}, {}, {}) for v in looks]),
+        ("hidden_size", [({}, {"hidden_size": v}, {}) for v in (16, 64) if v != mc.hidden_size]),
+        ("lr", [({}, {}, {"lr": v}) for v in (3e-3, 3e-4) if v != tc.lr]),
+        ("skip", [({"skip": "last"}, {}, {})] if m > 1 else []),
+    ]
+
+
+def validation_error(prep: Prepared, model) -> float:
+    """Scale-free validation error of ``model`` on ``prep``'s validation windows, original units."""
+    dc, split = prep.data_config, prep.split
+    raw, C = prep.data.values, len(dc.targets)
+    X, Y, _ = windows_for(raw, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)
+    pred = predict_windows(model, prep.scaler, X, dc.horizon, C, norm=prep.norm, transform=prep.transform)
+    scale = np.abs(np.diff(raw[:split.train_end, :C], axis=0)).mean(axis=0)  # (C,)
+    scale = np.where(scale > 0, scale, 1.0)
+    return float((np.abs(pred - Y).mean(axis=(0, 1)) / scale).mean())
+
+
+def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesData | None, dtype,
+                budget: float, final_members: int,
+                say: Callable[[str], None] = lambda s: None) -> tuple[Prepared, ModelConfig, TrainConfig, list[dict]]:
+    """The best settings found within ``budget`` seconds (keeping time for ``final_members``
+    members of the final ensemble): ``(prepared data, model config, train config, record)``."""
+    start = time.perf_counter()
+    prep = prepare(dc, mc, tc, data, dtype)
+    if prep.val is None:
+        raise DataError("--auto chooses settings on the validation rows, and this split has none; "
+                        "leave --val-frac at its default or give one above 0")
+    data, split = prep.data, prep.split
+
+    def score(prep_c: Prepared, mc_c: ModelConfig, tc_c: TrainConfig) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        models, _, _ = train_members(prep_c, mc_c, tc_c, 1, quiet=True)
+        return validation_error(prep_c, models[0]), time.perf_counter() - t0
+
+    best_err, cost = score(prep, mc, prep.train_config)
+    base = {"lookback": prep.data_config.lookback, "hidden_size": mc.hidden_size, "lr": tc.lr,
+            "normalise": prep.data_config.normalise, "skip": prep.data_config.skip}
+    record = [{**base, "val_error": best_err, "seconds": cost, "chosen": True}]
+    say(f"auto: defaults {base}: validation error {best_err:.4g}")
+    best = (prep, mc, prep.train_config)
+    m, H = prep.data_config.seasonal_period, prep.data_config.horizon
+    final_cost = cost * final_members / 2  # members train two at a time (or more, with more cores)
+    fixed = {"val_frac": None, "test_frac": None, "val_start": None, "test_start": None}
+    for name, options in _alternatives(dc, mc, tc, m, H, prep.data_config.lookback):
+        for d_ch, m_ch, t_ch in options:
+            if time.perf_counter() - start + cost + final_cost > budget:
+                say("auto: time budget reached")
+                return (*best, record)
+            bp, bm, bt = best
+            dc_c = bp.data_config.replace(**fixed, **d_ch)
+            if "lookback" in d_ch and bp.data_config.skip == "seasonal" and d_ch["lookback"] < m:
+                dc_c = dc_c.replace(skip="last")  # the last season no longer fits in the window
+            mc_c, tc_c = bm.replace(**m_ch), bt.replace(**t_ch)
+            try:
+                prep_c = prepare(dc_c, mc_c, tc_c, data, dtype, split=split)
+            except DataError:  # e.g. a lookback the series is too short for
+                continue
+            err, secs = score(prep_c, mc_c, tc_c)
+            cost = max(cost, secs)
+            changes = {**d_ch, **m_ch, **t_ch}
+            better = err < (1.0 - MARGIN) * best_err
+            record.append({**changes, "val_error": err, "seconds": secs, "chosen": better})
+            say(f"auto: {changes}: validation error {err:.4g}{'  (better)' if better else ''}")
+            if better:
+                best_err, best = err, (prep_c, mc_c, tc_c)
+    return (*best, record)
