@@ -64,13 +64,13 @@ _CODE = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch
 
 # What the writers put in config.json besides the dataclass sections, as JSON type specs:
 # "int", "num" (a finite number), "str", "bool", "null", "list[X]", "dict[X]" (string keys) and
-# "A|B". META may hold more keys (they are kept, not checked); SHAPES must be exactly these.
+# "A|B", "any" (any JSON value). META may hold more keys (they are kept, not checked); SHAPES must be exactly these.
 _COMMON_META = {"data_source": "str", "data_sha256": "str", "dtype": "str"}
 META = {
     "forecast": {**_COMMON_META, "n_rows": "int", "train_rows": "int", "val_rows": "int",
                  "test_start": "int", "freq": "str|null", "index_is_time": "bool",
                  "fit_end_time": "str|null", "norm_floor": "list[num]", "transform_lambda": "num",
-                 "ensemble": "int", "naive_members": "int"},
+                 "ensemble": "int", "naive_members": "int", "member_best_epochs": "list[int]", "selection": "any"},
     "classify": {**_COMMON_META, "n_series": "int", "n_train": "int", "n_val": "int",
                  "val_index": "list[int]", "input": "str", "n_features": "int",
                  "test_source": "str|null", "test_sha256": "str|null", "train_class_counts": "dict[int]"},
@@ -93,6 +93,8 @@ def _conforms(value: Any, spec: str) -> bool:
         return isinstance(value, list) and all(_conforms(v, spec[5:-1]) for v in value)
     if spec.startswith("dict["):
         return isinstance(value, dict) and all(_conforms(v, spec[5:-1]) for v in value.values())
+    if spec == "any":  # a record kept for people (what a search tried), never read back into a model
+        return True
     if spec == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if spec == "num":
@@ -101,7 +103,7 @@ def _conforms(value: Any, spec: str) -> bool:
 
 
 def _describe(spec: str) -> str:
-    names = {"int": "an integer", "num": "a number", "str": "a string", "bool": "true or false", "null": "null"}
+    names = {"any": "any value", "int": "an integer", "num": "a number", "str": "a string", "bool": "true or false", "null": "null"}
     if "|" in spec:
         return " or ".join(_describe(s) for s in spec.split("|"))
     if spec.startswith("list["):

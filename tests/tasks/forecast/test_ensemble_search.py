@@ -63,7 +63,7 @@ def test_auto_tries_alternatives_and_records_its_choice(tmp_path):
     data = _data()
     run = fit_forecaster(DC, ModelConfig(hidden_size=4), TrainConfig(epochs=5), data=data, quiet=True,
                          search=SearchConfig(auto=True, time_budget=600))
-    record = run.meta["search"]
+    record = run.meta["selection"]["search"]
     assert record[0]["chosen"] and {"lookback", "hidden_size", "lr", "val_error"} <= set(record[0])
     assert len(record) >= 6  # lookback x2, width x2, lr x2, skip: all tried within a generous budget
     assert all(np.isfinite(r["val_error"]) for r in record)
@@ -78,7 +78,7 @@ def test_auto_stops_at_its_budget():
     # a budget smaller than one fit leaves only the defaults (the first candidate always runs)
     run = fit_forecaster(DC, ModelConfig(hidden_size=4), TrainConfig(epochs=3), data=_data(), quiet=True,
                          search=SearchConfig(auto=True, time_budget=1e-6))
-    assert len(run.meta["search"]) == 1
+    assert len(run.meta["selection"]["search"]) == 1
 
 
 def test_refusals():

@@ -125,8 +125,8 @@ def cmd_fit(a: argparse.Namespace) -> int:
     run = fit_forecaster(dc, mc, tc, data=data, quiet=a.quiet, verbose=a.verbose, search=search)
     out = save_forecast_run(run, data, a.out, force=a.force)
     h, mc, rd, meta = run.history, run.model_config, run.data_config, run.meta
-    if "search" in meta:
-        tried = len(meta["search"])
+    if meta["selection"]["search"]:
+        tried = len(meta["selection"]["search"])
         print(f"auto: tried {tried} setting(s); chose lookback {rd.lookback}, hidden {mc.hidden_size}, "
               f"lr {run.train_config.lr:g}, normalise {rd.normalise}, skip {rd.skip}")
     members = meta["ensemble"]

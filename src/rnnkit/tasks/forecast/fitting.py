@@ -106,8 +106,8 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
 
 
 def train_members(prep: Prepared, model_config: ModelConfig, train_config: TrainConfig, n: int = 1, *,
-                  quiet: bool = False, callbacks=()) -> tuple[list[Forecaster], list[History], list[bool]]:
-    """Train ``n`` forecasters of one design on ``prep``, member k from seed ``seed + k``.
+                  quiet: bool = False, callbacks=(), first: int = 0) -> tuple[list[Forecaster], list[History], list[bool]]:
+    """Train ``n`` forecasters of one design on ``prep``, member k from seed ``seed + first + k``.
 
     Members are built one after another (their initial weights depend only on their seed) and
     trained side by side on every core: the native trainer runs outside Python's lock. Members
@@ -118,14 +118,14 @@ def train_members(prep: Prepared, model_config: ModelConfig, train_config: Train
     """
     C, dc = len(prep.data_config.targets), prep.data_config
     models = []
-    for k in range(n):
+    for k in range(first, first + n):
         torch.manual_seed(train_config.seed + k)
         model = Forecaster(prep.n_inputs, C, dc.horizon, model_config).to(prep.dtype)
         if prep.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
             nn.init.zeros_(model.head.weight)
             nn.init.zeros_(model.head.bias)
         models.append(model)
-    configs = [train_config.replace(seed=train_config.seed + k) for k in range(n)]
+    configs = [train_config.replace(seed=train_config.seed + k) for k in range(first, first + n)]
 
     def one(k: int) -> History:
         m, c = models[k], configs[k]

@@ -25,11 +25,16 @@ from .config import DataConfig
 from .fitting import Prepared, prepare, train_members
 from .predict import predict_windows, windows_for
 
-__all__ = ["auto_search", "AUTO_ENSEMBLE"]
+__all__ = ["auto_search", "choose_normalisation", "validation_error", "AUTO_ENSEMBLE"]
 
 #: an alternative replaces the current best only if it lowers the validation error by this
 #: fraction: on a few validation windows smaller gains are mostly noise, and chasing them overfits
 MARGIN = 0.1
+
+#: validation windows below which normalise="auto" does not measure, and takes per-window normalisation
+MIN_CHOICE_WINDOWS = 20
+#: how much lower the plain network's validation error must be for normalise="auto" to take it
+CHOICE_MARGIN = 0.05
 
 #: members of the ensemble ``--auto`` trains with the settings it chose (``--ensemble`` may ask more)
 AUTO_ENSEMBLE = 5
@@ -63,10 +68,11 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
     """The best settings found within ``budget`` seconds (keeping time for ``final_members``
     members of the final ensemble): ``(prepared data, model config, train config, record)``."""
     start = time.perf_counter()
-    prep = prepare(dc, mc, tc, data, dtype)
-    if prep.val is None:
+    probe = prepare(dc, mc, tc, data, dtype)
+    if probe.val is None:
         raise DataError("--auto chooses settings on the validation rows, and this split has none; "
                         "leave --val-frac at its default or give one above 0")
+    prep, models, _, _, errors = choose_normalisation(dc, mc, tc, probe.data, dtype)
     data, split = prep.data, prep.split
 
     def score(prep_c: Prepared, mc_c: ModelConfig, tc_c: TrainConfig) -> tuple[float, float]:
@@ -74,7 +80,8 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
         models, _, _ = train_members(prep_c, mc_c, tc_c, 1, quiet=True)
         return validation_error(prep_c, models[0]), time.perf_counter() - t0
 
-    best_err, cost = score(prep, mc, prep.train_config)
+    best_err = validation_error(prep, models[0])
+    cost = (time.perf_counter() - start) / (2 if errors else 1)
     base = {"lookback": prep.data_config.lookback, "hidden_size": mc.hidden_size, "lr": tc.lr,
             "normalise": prep.data_config.normalise, "skip": prep.data_config.skip}
     record = [{**base, "val_error": best_err, "seconds": cost, "chosen": True}]
@@ -106,3 +113,33 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
             if better:
                 best_err, best = err, (prep_c, mc_c, tc_c)
     return (*best, record)
+
+
+def choose_normalisation(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesData | None, dtype,
+                         quiet: bool = True, callbacks=()):
+    """``normalise="auto"``: train one forecaster per normalisation and keep the one with the lower
+    validation error (see :func:`validation_error`), as the first member of the run.
+
+    Per-window normalisation with the naive skip is what lets a network follow a trend or a level
+    it never saw; on a stationary series, whose level itself says where it is heading (a
+    mean-reverting one), the plain globally scaled network can do better. Which holds is measured
+    on the validation windows rather than guessed, where they are enough to measure it: with fewer
+    than :data:`MIN_CHOICE_WINDOWS` validation windows (short series, where the choice of the
+    plain network was measured to be noise that hurt), without validation rows, or for stateful
+    training, ``"auto"`` resolves as :func:`~rnnkit.tasks.forecast.fitting.resolve_norm` says. The
+    plain network must be better by :data:`CHOICE_MARGIN`.
+
+    Returns ``(prepared data, [model], [history], [fell back], {normalise: validation error})``.
+    """
+    window = prepare(dc.replace(normalise="window") if dc.normalise == "auto" and not tc.stateful else dc,
+                     mc, tc, data, dtype)
+    trained = train_members(window, mc, window.train_config, 1, quiet=quiet, callbacks=callbacks)
+    if dc.normalise != "auto" or tc.stateful or window.val is None or len(window.val[0]) < MIN_CHOICE_WINDOWS:
+        return window, *trained, {}
+    plain = prepare(dc.replace(normalise="none", skip="none" if dc.skip == "auto" else dc.skip), mc, tc,
+                    window.data, dtype, split=window.split)
+    other = train_members(plain, mc, plain.train_config, 1, quiet=True)
+    errors = {"window": validation_error(window, trained[0][0]), "none": validation_error(plain, other[0][0])}
+    if errors["none"] < (1.0 - CHOICE_MARGIN) * errors["window"]:
+        return plain, *other, errors
+    return window, *trained, errors

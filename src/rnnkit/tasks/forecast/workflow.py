@@ -31,11 +31,11 @@ from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
 from .config import DataConfig, SearchConfig
 from .data import is_builtin, load_data, seasonal_period
-from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, prepare, train_members
+from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, train_members
 from .model import Forecaster
 from .normalise import WindowNorm
 from .predict import forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
-from .search import AUTO_ENSEMBLE, auto_search
+from .search import AUTO_ENSEMBLE, auto_search, choose_normalisation
 
 __all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest", "write_forecast_run"]
 
@@ -218,12 +218,18 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
         say = (lambda s: print(s, file=sys.stderr)) if verbose else (lambda s: None)
         prep, model_config, train_config, record = auto_search(data_config, model_config, train_config, data, dtype,
                                                                search.time_budget, members, say)
-    else:
-        prep = prepare(data_config, model_config, train_config, data, dtype)
-    train_config = prep.train_config
     callbacks = list(callbacks or ()) + ([loss_printer(train_config.epochs)] if verbose else [])
-    models, histories, fallback = train_members(prep, model_config, train_config, members, quiet=quiet,
-                                                callbacks=callbacks)
+    if search.auto:
+        models, histories, fallback = train_members(prep, model_config, prep.train_config, members, quiet=quiet,
+                                                    callbacks=callbacks)
+        choice = {}
+    else:  # the first member decides the normalisation when it is "auto"; the others follow it
+        prep, models, histories, fallback, choice = choose_normalisation(data_config, model_config, train_config,
+                                                                         data, dtype, quiet, callbacks)
+        if members > 1:
+            more = train_members(prep, model_config, prep.train_config, members - 1, quiet=quiet, first=1)
+            models, histories, fallback = models + more[0], histories + more[1], fallback + more[2]
+    train_config = prep.train_config
     data, split, dc = prep.data, prep.split, prep.data_config
     meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": len(data),
             "train_rows": split.train_end, "val_rows": split.val_end - split.train_end,
@@ -233,9 +239,10 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
                              if isinstance(data.frame.index, pd.DatetimeIndex) else None),
             "norm_floor": list(prep.norm.floor), "transform_lambda": prep.transform.lam,
             "ensemble": members, "naive_members": int(sum(fallback)),
-            "member_best_epochs": [h.best_epoch for h in histories]}
-    if record is not None:
-        meta["search"] = record
+            "member_best_epochs": [h.best_epoch or 0 for h in histories],
+            # what was measured to choose the settings: {normalise: validation error} when
+            # normalise="auto" measured it, and every setting --auto tried
+            "selection": {"normalise": choice, "search": record or []}}
     model = models[0] if members == 1 else ForecastEnsemble(models)
     run = ForecastRun(model, prep.scaler, dc, model_config, train_config, histories[0], None, meta, prep.norm,
                       prep.transform, search)
