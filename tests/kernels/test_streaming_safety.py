@@ -33,7 +33,7 @@ from rnnkit.tasks.text import generate as textgen
 from rnnkit.cli import main
 from rnnkit.config import ModelConfig, TrainConfig
 from rnnkit.tasks.text.config import TextConfig
-from rnnkit.errors import ConfigError, DataError
+from rnnkit.errors import ConfigError, DataError, RnnkitWarning
 from rnnkit.kernels import _native
 from rnnkit.kernels import fused as fused_kernels
 from rnnkit.tasks.text.model import CharLM
@@ -333,7 +333,9 @@ def test_generate_iter_is_lazy_and_checks_its_settings_when_called(tiny_lm):
                                                                          "temperature")):
         with pytest.raises(error, match=needle):
             textgen.generate_iter(model, vocab, "he", **kwargs)  # raised at the call, before any next()
-    with pytest.raises(DataError, match="prompt"):
+    with pytest.raises(DataError, match="prompt"):  # strict mode refuses the prompt at the call
+        textgen.generate_iter(model, vocab, "xyz", 10, unknown="error")
+    with pytest.warns(RnnkitWarning, match="3 characters of the prompt"):  # the default reports it at the call
         textgen.generate_iter(model, vocab, "xyz", 10)
 
 

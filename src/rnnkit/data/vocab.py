@@ -14,12 +14,13 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["CharVocab"]
+__all__ = ["CharVocab", "show_chars"]
 
 POLICIES = ("error", "skip", "replace")
 
 
-def _show(chars: Sequence[str], limit: int = 8) -> str:
+def show_chars(chars: Sequence[str], limit: int = 8) -> str:
+    """Characters for a message: ``'é' (U+00E9), 'ø' (U+00F8)``, the first ``limit`` of them."""
     shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in chars[:limit])
     return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
 
@@ -34,9 +35,15 @@ class CharVocab:
     - ``"replace"``: map them to :attr:`UNK` (U+FFFD), which then has its own id (always 0).
       :meth:`build` with ``min_count > 1`` also maps the training text's rare characters to it,
       so the model learns what to do with a character it does not know.
+
+    :meth:`encode` can be given another policy for one call (``unknown=``). ``"replace"`` on a
+    vocabulary without :attr:`UNK` maps unknown characters to :attr:`NO_ID` (-1): "a character
+    the model does not know", which a model reads as no character (a zero input vector, see
+    :class:`rnnkit.tasks.text.model.CharLM`) and never predicts.
     """
 
     UNK = "\ufffd"
+    NO_ID = -1
 
     def __init__(self, chars: Iterable[str], unknown: str = "error") -> None:
         if unknown not in POLICIES:
@@ -73,27 +80,45 @@ class CharVocab:
         """The distinct characters of ``text`` outside the vocabulary, in order of appearance."""
         return list(dict.fromkeys(c for c in text if c not in self.index))
 
-    def encode(self, text: str, what: str = "text") -> np.ndarray:
-        """``text`` as an int64 array of ids, applying the unknown-character policy.
+    @property
+    def unknown_id(self) -> int:
+        """The id ``"replace"`` gives a character outside the vocabulary: :attr:`UNK`'s when the
+        vocabulary has it, else :attr:`NO_ID`."""
+        return self.index.get(self.UNK, self.NO_ID)
+
+    def count_unknown(self, text: str) -> tuple[int, list[str]]:
+        """``(characters of text outside the vocabulary, the distinct ones in order of appearance)``."""
+        outside = [c for c in text if c not in self.index]
+        return len(outside), list(dict.fromkeys(outside))
+
+    def encode(self, text: str, what: str = "text", unknown: str | None = None) -> np.ndarray:
+        """``text`` as an int64 array of ids, applying the unknown-character policy ``unknown``
+        (by default the vocabulary's own, :attr:`unknown`).
 
         ``what`` names the text in error messages ("prompt", "text in data row 3", ...).
         """
+        policy = self.unknown if unknown is None else unknown
+        if policy not in POLICIES:
+            raise ConfigError(f"unknown must be one of {', '.join(POLICIES)}; got {policy!r}")
         try:
             return np.fromiter((self.index[c] for c in text), dtype=np.int64, count=len(text))
         except KeyError:
             pass
         missing = self.missing(text)
-        if self.unknown == "error":
+        if policy == "error":
+            fix = ("use unknown='replace' (--unknown replace) to map them to the unknown symbol, or 'skip' to drop "
+                   "them" if unknown is not None else "train with unknown='replace' or 'skip' (--unknown)")
             raise DataError(f"the {what} contains {len(missing)} character(s) the model's vocabulary lacks: "
-                            f"{_show(missing)}; remove them, or train with unknown='replace' or 'skip' "
-                            f"(--unknown); the vocabulary has {len(self)} characters") from None
-        if self.unknown == "skip":
+                            f"{show_chars(missing)}; remove them, or {fix}; the vocabulary has {len(self)} "
+                            f"characters") from None
+        if policy == "skip":
             return np.array([self.index[c] for c in text if c in self.index], dtype=np.int64)
-        unk = self.index[self.UNK]
+        unk = self.unknown_id
         return np.array([self.index.get(c, unk) for c in text], dtype=np.int64)
 
     def decode(self, ids: Iterable[int]) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        """The characters of ``ids``; :attr:`NO_ID` (a character outside the vocabulary) shows as :attr:`UNK`."""
+        return "".join(self.UNK if int(i) == self.NO_ID else self.chars[int(i)] for i in ids)
 
     def to_dict(self) -> dict[str, Any]:
         return {"chars": list(self.chars), "unknown": self.unknown}

@@ -14,7 +14,7 @@ from rnnkit.config import ModelConfig, TrainConfig
 from rnnkit.tasks.text.config import TextConfig
 from rnnkit.errors import ConfigError, DataError, RunError, ShapeError
 from rnnkit.tasks.text.model import CharLM
-from rnnkit.tasks.text.workflow import bits_per_char, fit_char_lm, make_streams, nll_per_char, read_text
+from rnnkit.tasks.text.workflow import bits_per_char, evaluate_text, fit_char_lm, make_streams, nll_per_char, read_text
 from rnnkit.tasks.text.run import load_text_run, save_text_run
 from rnnkit.tasks.text.metrics import ngram_bits_per_char
 from rnnkit.tasks.text.generate import generate
@@ -114,6 +114,28 @@ def test_bits_per_char_matches_hand_computed_softmax():
     assert nll_per_char(model, np.array(ids), chunk=2) == pytest.approx(nll_per_char(model, np.array(ids)), rel=1e-13)
 
 
+def test_unknown_characters_are_read_as_no_input_and_left_out_of_the_score():
+    model, vocab, text = _hand_model(), CharVocab("abc"), "abXcaYYb"  # X, Y outside the vocabulary
+    sd = {k: v.numpy() for k, v in model.state_dict().items()}
+    h, nll, scored = np.zeros(2), 0.0, 0
+    for t in range(len(text) - 1):
+        x = np.eye(3)[vocab.index[text[t]]] if text[t] in vocab else np.zeros(3)  # unknown: no character
+        h = np.tanh(sd["rnn.weight_ih_l0"] @ x + sd["rnn.bias_ih_l0"] + sd["rnn.weight_hh_l0"] @ h
+                    + sd["rnn.bias_hh_l0"])
+        if text[t + 1] in vocab:  # an unknown next character has no probability: not scored
+            z = sd["head.weight"] @ h + sd["head.bias"]
+            nll -= z[vocab.index[text[t + 1]]] - math.log(sum(math.exp(v) for v in z))
+            scored += 1
+    result = evaluate_text(model, vocab, text)
+    assert scored == 4 and result["scored"] == scored and result["chars"] == len(text)
+    assert result["bits_per_char"] == pytest.approx(nll / scored / math.log(2), rel=1e-13)
+    assert result["unknown"]["count"] == 3 and result["unknown"]["distinct"] == ["X", "Y"]
+    with pytest.raises(DataError, match="nothing to score"):
+        evaluate_text(model, vocab, "aXY")
+    with pytest.raises(DataError, match=r"2 character\(s\).*'X'"):
+        evaluate_text(model, vocab, text, unknown="error")
+
+
 def test_ngram_baseline_matches_hand_computation():
     # bigram on train "abab": after 'a' always 'b' (2 of 2), after 'b' 'a' (1 of 1); add-one, alphabet 2
     expected = -(math.log2(3 / 4) + math.log2(2 / 3)) / 2
@@ -154,11 +176,11 @@ def test_suggest_next_characters_and_completions(hello_run):
     assert hello_run.suggest("hello th", k=2)["completions"][0]["text"] == "ere"
 
 
-def test_prompt_outside_vocabulary_is_an_error(hello_run):
-    with pytest.raises(DataError, match=r"prompt contains 1 character\(s\).*'Z' \(U\+005A\)"):
-        hello_run.generate("hello Z", 5)
+def test_prompt_outside_vocabulary_is_an_error_in_strict_mode(hello_run):
+    with pytest.raises(DataError, match=r"prompt contains 1 character\(s\).*'Z' \(U\+005A\).*--unknown replace"):
+        hello_run.generate("hello Z", 5, unknown="error")
     with pytest.raises(DataError, match="text contains"):
-        hello_run.bits_per_char("HELLO")
+        hello_run.bits_per_char("HELLO", unknown="error")
 
 
 def test_language_model_cannot_be_bidirectional():

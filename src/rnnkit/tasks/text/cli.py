@@ -13,8 +13,8 @@ import json
 
 from ...cli_parse import (config_arg, config_values, loss_callbacks, model_args, out_args, refuse_existing, run_arg,
                           seed_arg, train_args, vocab_args)
-from ...config import ModelConfig, TrainConfig
-from .config import TEXT_DEFAULTS, TextConfig
+from ...config import UNKNOWN_POLICIES, ModelConfig, TrainConfig
+from .config import TEXT_DEFAULTS, UNKNOWN_AT_USE, TextConfig
 
 __all__ = ["register", "cmd_text", "COMMANDS"]
 
@@ -33,7 +33,9 @@ def register(sub) -> None:
     xd = TextConfig()
     g.add_argument("--val-frac", type=float, default=xd.val_frac, metavar="F",
                    help=f"last fraction of the text held out for validation (default: {xd.val_frac})")
-    vocab_args(g, xd, "characters outside the vocabulary in later prompts and texts",
+    vocab_args(g, xd, "the vocabulary's rare characters (seen fewer than --min-count times): replace = a trained "
+                "unknown symbol U+FFFD, skip = dropped from training, error = none allowed; later texts and "
+                "prompts choose their own --unknown",
                 "characters seen fewer times count as unknown; needs --unknown replace/skip")
     g = model_args(p, TEXT_DEFAULTS[0])
     e = TextConfig().embedding_dim
@@ -57,16 +59,26 @@ def register(sub) -> None:
                    help="sampling temperature; lower is more conservative, 0 = most likely (default: 1.0)")
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely characters; 0 = all (default: 0)")
     seed_arg(p, 0, "random seed; the same seed gives the same text")
+    _unknown_arg(p, "the prompt")
     p = ts.add_parser("evaluate", help="bits per character of a text")
     run_arg(p, "text")
     p.add_argument("--data", required=True, metavar="FILE.txt", help="UTF-8 text to score")
+    _unknown_arg(p, "the text", " (read as no character and not scored, unless the model has a trained U+FFFD)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = ts.add_parser("suggest", help="most likely next characters and word completions after a prompt")
     run_arg(p, "text")
     p.add_argument("--prime", required=True, metavar="TEXT", help="the text typed so far")
     p.add_argument("--k", type=int, default=5, help="suggestions of each kind, and the beam width (default: 5)")
     p.add_argument("--max-chars", type=int, default=20, help="longest completion searched (default: 20)")
+    _unknown_arg(p, "the prompt")
     p.add_argument("--json", action="store_true", help="print the suggestions as JSON")
+
+
+def _unknown_arg(p, where: str, mapped: str = "") -> None:
+    p.add_argument("--unknown", choices=UNKNOWN_POLICIES, default=UNKNOWN_AT_USE,
+                   help=f"characters of {where} outside the model's vocabulary: replace = map them to the unknown "
+                        f"symbol{mapped}, counted and reported; skip = drop them; error = refuse them (default: "
+                        f"{UNKNOWN_AT_USE})")
 
 
 def _text_fit(a: argparse.Namespace) -> int:
@@ -104,7 +116,8 @@ def _text_other(a: argparse.Namespace) -> int:
     if a.action == "generate":
         import sys
         prime = a.prime or run.meta["first_char"]
-        chunks = run.generate_iter(prime, a.length, a.temperature, a.top_k, a.seed)  # checks the settings first
+        chunks = run.generate_iter(prime, a.length, a.temperature, a.top_k, a.seed,  # checks the settings first
+                                   unknown=a.unknown)  # and warns (one line on stderr) of unknown characters
         out = sys.stdout
         out.write(prime)  # each piece as soon as it is made; a closed pipe (| head) ends it quietly in main()
         for piece in chunks:
@@ -115,16 +128,21 @@ def _text_other(a: argparse.Namespace) -> int:
         return 0
     if a.action == "evaluate":
         text, name, _ = read_text(a.data)
-        bpc = run.bits_per_char(text)
+        result = run.evaluate(text, a.unknown)
         if a.json:
-            print(json.dumps({"data": name, "chars": len(text), "bits_per_char": bpc}))
+            print(json.dumps({"data": name, **result}, ensure_ascii=False))
         else:
-            print(f"{name}: {bpc:.4f} bits per character over {len(text) - 1} scored characters")
+            print(f"{name}: {result['bits_per_char']:.4f} bits per character over {result['scored']} scored "
+                  f"characters")
+            if result["unknown"]["message"]:
+                print(result["unknown"]["message"])
         return 0
-    result = run.suggest(a.prime, a.k, a.max_chars)
+    result = run.suggest(a.prime, a.k, a.max_chars, unknown=a.unknown)
     if a.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
+    if result["unknown"]["message"]:
+        print(result["unknown"]["message"])
     print("next character  probability")
     for c, p in result["next"]:
         print(f"{c!r:<14}  {p:11.4f}")

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from ...config import (UNKNOWN_POLICIES, ModelConfig, Serialisable, TrainConfig, check_choice, check_fraction,
                        check_positive, refuse_forecasting_settings, refuse_setting)
 
-__all__ = ["TextConfig", "TEXT_DEFAULTS", "refuse_unsupported"]
+__all__ = ["TextConfig", "TEXT_DEFAULTS", "UNKNOWN_AT_USE", "refuse_unsupported"]
+
+#: What ``evaluate``, ``generate`` and ``suggest`` (and their Python functions) do with characters
+#: outside a trained model's vocabulary unless told otherwise (``--unknown``/``unknown=``): map them
+#: to the unknown symbol, count them and report them (:mod:`rnnkit.tasks.text.data`). ``"error"``
+#: refuses them, ``"skip"`` drops them.
+UNKNOWN_AT_USE = "replace"
 
 
 @dataclass(frozen=True)
@@ -19,8 +25,14 @@ class TextConfig(Serialisable):
     the validation part. Training cuts the rest into ``TrainConfig.batch_size`` contiguous streams
     and runs truncated BPTT over chunks of ``seq_len`` characters, carrying the state across
     chunks. ``steps`` is the number of optimiser steps wanted; it is rounded to whole passes over
-    the text. ``embedding_dim=0`` feeds one-hot vectors. ``unknown``/``min_count``: see
-    :class:`rnnkit.data.vocab.CharVocab`.
+    the text. ``embedding_dim=0`` feeds one-hot vectors.
+
+    ``unknown``/``min_count`` shape the vocabulary (:class:`rnnkit.data.vocab.CharVocab`):
+    ``"replace"`` gives it a symbol U+FFFD, trained on the characters seen fewer than ``min_count``
+    times (never trained when ``min_count`` is 1); ``"skip"`` drops those characters from training;
+    ``"error"`` (the default) has neither and needs ``min_count=1``. Characters outside the
+    vocabulary in later texts and prompts follow the policy given there (:data:`UNKNOWN_AT_USE` by
+    default), whatever this one is.
     """
 
     source: str = "builtin:pydocs"

@@ -7,18 +7,25 @@ yields the same text in chunks as it is made, for long outputs (``rnnkit text ge
 each chunk at once); :func:`generate` joins it. :func:`suggest` is the
 autosuggest use case: the most likely next characters, and the most likely completions of the
 current word found by a beam search.
+
+Characters of a prompt outside the vocabulary follow ``unknown`` (:mod:`rnnkit.tasks.text.data`; by
+default they are mapped to the unknown symbol): :func:`suggest` reports them in its result,
+:func:`generate_iter` and :func:`generate` in an :class:`~rnnkit.errors.RnnkitWarning`.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterator
 
 import torch
 from torch import Tensor
 
 from ...data.vocab import CharVocab
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError, DataError, RnnkitWarning
+from .config import UNKNOWN_AT_USE
+from .data import UnknownChars, encode_text
 from .model import CharLM
 
 __all__ = ["generate", "generate_iter", "suggest", "pick_next", "BOUNDARY", "CHUNK_CHARS"]
@@ -26,14 +33,14 @@ __all__ = ["generate", "generate_iter", "suggest", "pick_next", "BOUNDARY", "CHU
 BOUNDARY = frozenset(" \t\n.,;:!?()[]{}\"'`")  # characters that end a word for suggest()
 
 
-def _prime(model: CharLM, vocab: CharVocab, prompt: str):
-    ids = vocab.encode(prompt, what="prompt")
+def _prime(model: CharLM, vocab: CharVocab, prompt: str, unknown: str) -> tuple[Tensor, object, UnknownChars]:
+    ids, report = encode_text(vocab, prompt, "prompt", unknown)
     if len(ids) == 0:
         raise DataError("the prompt is empty (after dropping unknown characters); give at least one character "
                         "the model knows")
     model.eval()
     logits, state = model(torch.as_tensor(ids)[None])  # (1, L, V)
-    return logits[0, -1], state
+    return logits[0, -1], state, report
 
 
 def pick_next(logits: Tensor, temperature: float, top_k: int, generator: torch.Generator) -> int:
@@ -54,7 +61,8 @@ CHUNK_CHARS = 256
 
 
 def generate_iter(model: CharLM, vocab: CharVocab, prime: str, length: int = 200, temperature: float = 1.0,
-                  top_k: int = 0, seed: int = 0, chunk: int = CHUNK_CHARS) -> Iterator[str]:
+                  top_k: int = 0, seed: int = 0, chunk: int = CHUNK_CHARS, *,
+                  unknown: str = UNKNOWN_AT_USE) -> Iterator[str]:
     """``length`` characters sampled after ``prime`` (not repeated), yielded in pieces of ``chunk``
     characters (the last may be shorter) as they are made; joined, exactly :func:`generate`'s text.
 
@@ -71,7 +79,9 @@ def generate_iter(model: CharLM, vocab: CharVocab, prime: str, length: int = 200
         raise ConfigError(f"chunk must be a whole number >= 1 (characters per piece); got {chunk!r}")
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        last, state = _prime(model, vocab, prime)
+        last, state, report = _prime(model, vocab, prime, unknown)
+    if report.count:
+        warnings.warn(report.describe("prompt"), RnnkitWarning, stacklevel=2)
     return _sample(model, vocab, last, state, length, temperature, top_k, gen, chunk)
 
 
@@ -92,9 +102,9 @@ def _sample(model: CharLM, vocab: CharVocab, last: Tensor, state, length: int, t
 
 
 def generate(model: CharLM, vocab: CharVocab, prime: str, length: int = 200, temperature: float = 1.0,
-             top_k: int = 0, seed: int = 0) -> str:
+             top_k: int = 0, seed: int = 0, *, unknown: str = UNKNOWN_AT_USE) -> str:
     """``length`` characters sampled after ``prime`` (which is not repeated in the result)."""
-    return "".join(generate_iter(model, vocab, prime, length, temperature, top_k, seed))
+    return "".join(generate_iter(model, vocab, prime, length, temperature, top_k, seed, unknown=unknown))
 
 
 def _select(state, idx: Tensor):
@@ -106,7 +116,7 @@ def _select(state, idx: Tensor):
 
 @torch.no_grad()
 def suggest(model: CharLM, vocab: CharVocab, prime: str, k: int = 5, max_chars: int = 20,
-            boundary=BOUNDARY) -> dict:
+            boundary=BOUNDARY, *, unknown: str = UNKNOWN_AT_USE) -> dict:
     """Autosuggest after ``prime``: the ``k`` most likely next characters and word completions.
 
     Completions come from a beam search of width ``k``: a beam ends when the model emits a
@@ -114,13 +124,15 @@ def suggest(model: CharLM, vocab: CharVocab, prime: str, k: int = 5, max_chars: 
     completion *and* the word ending there (summed over the boundary characters). Beams still open after ``max_chars`` characters are
     reported with ``"complete": False``.
 
-    Returns ``{"next": [(char, prob), ...], "completions": [{"text", "prob", "complete"}, ...]}``.
+    Returns ``{"next": [(char, prob), ...], "completions": [{"text", "prob", "complete"}, ...],
+    "unknown": {...}}``, the last the prompt's characters outside the vocabulary
+    (:meth:`~rnnkit.tasks.text.data.UnknownChars.to_dict`).
     """
     if not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be a whole number >= 1; got {k!r}")
     if not isinstance(max_chars, int) or max_chars < 1:
         raise ConfigError(f"max_chars must be a whole number >= 1; got {max_chars!r}")
-    last, state = _prime(model, vocab, prime)
+    last, state, report = _prime(model, vocab, prime, unknown)
     lp = torch.log_softmax(last.double(), -1)[None]  # (1, V)
     top = torch.topk(lp[0], min(k, len(vocab)))
     nxt = [(vocab.chars[int(i)], float(v.exp())) for v, i in zip(top.values, top.indices)]
@@ -154,4 +166,4 @@ def suggest(model: CharLM, vocab: CharVocab, prime: str, k: int = 5, max_chars: 
     if len(found) < k and cand:
         found += [{"text": t, "prob": math.exp(s), "complete": False}
                   for s, t in sorted(zip(scores, texts), reverse=True)[:k - len(found)]]
-    return {"next": nxt, "completions": found}
+    return {"next": nxt, "completions": found, "unknown": report.to_dict("prompt")}

@@ -20,7 +20,9 @@ class CharLM(nn.Module):
     """A character-level language model: embedding (or one-hot) -> recurrent stack -> next-char logits.
 
     ``forward(x (B, T) long, state=None) -> (logits (B, T, vocab_size), state)``: the logits at
-    step t score the character at t + 1. The state in and out lets training carry it across
+    step t score the character at t + 1. The id -1 (:attr:`rnnkit.data.vocab.CharVocab.NO_ID`, a
+    character outside the vocabulary) is read as no character: a zero input vector (zero one-hot,
+    or a zero embedding), so only the biases and the state carry that step. The state in and out lets training carry it across
     chunks (truncated BPTT) and lets generation feed one character at a time.
 
     Args:
@@ -64,7 +66,17 @@ class CharLM(nn.Module):
         return self.head(out), state
 
     def _inputs(self, ids: Tensor) -> Tensor:
-        """Character ids ``(...)`` -> the recurrent input ``(..., E)`` (embedded) or ``(..., V)`` (one-hot)."""
+        """Character ids ``(...)`` -> the recurrent input ``(..., E)`` (embedded) or ``(..., V)`` (one-hot);
+        id -1 (a character outside the vocabulary) -> zeros."""
+        unknown = ids < 0
+        masked = bool(unknown.any())
+        if masked:
+            if bool((ids < -1).any()):
+                raise ShapeError(f"CharLM got the character id {int(ids.min())}; ids are 0..{self.vocab_size - 1}, "
+                                 "or -1 for a character outside the vocabulary")
+            ids = ids.masked_fill(unknown, 0)
         if self.embedding is not None:
-            return self.embedding(ids)
-        return torch.nn.functional.one_hot(ids, self.vocab_size).to(self.head.weight.dtype)
+            x = self.embedding(ids)
+        else:
+            x = torch.nn.functional.one_hot(ids, self.vocab_size).to(self.head.weight.dtype)
+        return x.masked_fill(unknown[..., None], 0.0) if masked else x  # (..., E or V)

@@ -9,7 +9,9 @@ written by :meth:`TextRun.save` and read back by :mod:`rnnkit.tasks.text.run` (w
 module, so the writing lives here: a run saves itself without an import cycle).
 
 Bits per character of a text ``c_0 .. c_N`` is ``-(1/N) sum_{t=1..N} log2 p(c_t | c_0 .. c_{t-1})``:
-the model reads the text from a zero state and scores every character after the first.
+the model reads the text from a zero state and scores every character after the first. A
+character outside the vocabulary mapped to "no character" (id -1, :mod:`rnnkit.tasks.text.data`) is
+read but not scored: N counts the scored characters only, and :func:`evaluate_text` reports both.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -28,17 +32,19 @@ import torch.nn.functional as F
 from ...config import ModelConfig, TrainConfig
 from ...data.sources import decode_utf8, load_source
 from ...data.vocab import CharVocab
-from ...errors import DataError
+from ...errors import DataError, RnnkitWarning
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit
 from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
 from . import generate as textgen  # called through the module: its functions can be replaced in tests
-from .config import TEXT_DEFAULTS, TextConfig, refuse_unsupported
+from .config import TEXT_DEFAULTS, UNKNOWN_AT_USE, TextConfig, refuse_unsupported
+from .data import encode_text
 from .metrics import ngram_bits_per_char
 from .model import CharLM
 
-__all__ = ["TextRun", "read_text", "fit_char_lm", "lm_loss", "nll_per_char", "bits_per_char", "make_streams"]
+__all__ = ["TextRun", "read_text", "fit_char_lm", "lm_loss", "nll_sum", "nll_per_char", "bits_per_char",
+           "evaluate_text", "make_streams"]
 
 
 def read_text(source: str | os.PathLike) -> tuple[str, str, str]:
@@ -69,26 +75,56 @@ def lm_loss(model: CharLM, batch):
 
 
 @torch.no_grad()
-def nll_per_char(model: CharLM, ids: np.ndarray, chunk: int = 4096) -> float:
-    """Mean negative log-likelihood (nats) of ``ids[1:]`` given the preceding ids, from a zero
-    state; the text is fed in chunks with the state carried, so any length fits in memory."""
+def nll_sum(model: CharLM, ids: np.ndarray, chunk: int = 4096) -> tuple[float, int]:
+    """``(summed negative log-likelihood in nats, characters scored)`` of ``ids[1:]`` given the
+    preceding ids, from a zero state. Ids -1 (characters outside the vocabulary) are read as no
+    character and not scored. The text is fed in chunks with the state carried, so any length fits."""
     if len(ids) < 2:
         raise DataError("scoring a text needs at least 2 characters (the first is only read, never scored)")
     model.eval()
     ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
-    state, total = None, 0.0
+    state, total, scored = None, 0.0, 0
     for s in range(0, len(ids_t) - 1, chunk):
         x = ids_t[s:s + chunk][None]  # (1, T)
         y = ids_t[s + 1:s + chunk + 1][None]
         x = x[:, :y.shape[1]]
         logits, state = model(x, state)
-        total += float(F.cross_entropy(logits[0].double(), y[0], reduction="sum"))
-    return total / (len(ids_t) - 1)
+        total += float(F.cross_entropy(logits[0].double(), y[0], reduction="sum", ignore_index=-1))
+        scored += int((y >= 0).sum())
+    return total, scored
 
 
-def bits_per_char(model: CharLM, vocab: CharVocab, text: str) -> float:
-    """Bits per character of ``text`` under ``model`` (see the module docstring)."""
-    return nll_per_char(model, vocab.encode(text, what="text")) / math.log(2.0)
+def _mean(total: float, scored: int) -> float:
+    if scored == 0:
+        raise DataError("no character of the text after the first is in the model's vocabulary; there is "
+                        "nothing to score")
+    return total / scored
+
+
+def nll_per_char(model: CharLM, ids: np.ndarray, chunk: int = 4096) -> float:
+    """Mean negative log-likelihood (nats) per scored character (:func:`nll_sum`)."""
+    return _mean(*nll_sum(model, ids, chunk))
+
+
+def evaluate_text(model: CharLM, vocab: CharVocab, text: str, unknown: str | None = UNKNOWN_AT_USE) -> dict:
+    """Bits per character of ``text`` and what was scored: ``{"bits_per_char", "chars" (of the text),
+    "scored" (characters scored), "unknown" (:meth:`UnknownChars.to_dict`)}``.
+
+    ``unknown`` is the policy for characters outside the vocabulary (:mod:`rnnkit.tasks.text.data`;
+    None: the vocabulary's own, as training used)."""
+    ids, report = encode_text(vocab, text, "text", vocab.unknown if unknown is None else unknown)
+    total, scored = nll_sum(model, ids)
+    return {"bits_per_char": _mean(total, scored) / math.log(2.0), "chars": len(text), "scored": scored,
+            "unknown": report.to_dict("text", scoring=True)}
+
+
+def bits_per_char(model: CharLM, vocab: CharVocab, text: str, unknown: str | None = UNKNOWN_AT_USE) -> float:
+    """Bits per character of ``text`` under ``model`` (see the module docstring): :func:`evaluate_text`'s
+    number; characters outside the vocabulary are reported in an :class:`~rnnkit.errors.RnnkitWarning`."""
+    result = evaluate_text(model, vocab, text, unknown)
+    if result["unknown"]["message"]:
+        warnings.warn(result["unknown"]["message"], RnnkitWarning, stacklevel=2)
+    return result["bits_per_char"]
 
 
 @dataclass
@@ -109,24 +145,28 @@ class TextRun:
     metrics: dict | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def bits_per_char(self, text: str) -> float:
-        return bits_per_char(self.model, self.vocab, text)
+    def bits_per_char(self, text: str, unknown: str | None = UNKNOWN_AT_USE) -> float:
+        return bits_per_char(self.model, self.vocab, text, unknown)
+
+    def evaluate(self, text: str, unknown: str | None = UNKNOWN_AT_USE) -> dict:
+        """:func:`evaluate_text`: bits per character, characters scored and those outside the vocabulary."""
+        return evaluate_text(self.model, self.vocab, text, unknown)
 
     def generate(self, prime: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
-                 seed: int = 0) -> str:
+                 seed: int = 0, unknown: str = UNKNOWN_AT_USE) -> str:
         """``length`` sampled characters after ``prime`` (default: the corpus' first character)."""
         return textgen.generate(self.model, self.vocab, prime or self.meta["first_char"], length, temperature, top_k,
-                                seed)
+                                seed, unknown=unknown)
 
     def generate_iter(self, prime: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
-                      seed: int = 0, chunk: int | None = None) -> Iterator[str]:
+                      seed: int = 0, chunk: int | None = None, unknown: str = UNKNOWN_AT_USE) -> Iterator[str]:
         """:meth:`generate`'s text in pieces as it is made (:func:`rnnkit.tasks.text.generate.generate_iter`;
         ``chunk`` characters each, by default :data:`rnnkit.tasks.text.generate.CHUNK_CHARS`)."""
         return textgen.generate_iter(self.model, self.vocab, prime or self.meta["first_char"], length, temperature,
-                                     top_k, seed, textgen.CHUNK_CHARS if chunk is None else chunk)
+                                     top_k, seed, textgen.CHUNK_CHARS if chunk is None else chunk, unknown=unknown)
 
-    def suggest(self, prime: str, k: int = 5, max_chars: int = 20) -> dict:
-        return textgen.suggest(self.model, self.vocab, prime, k, max_chars)
+    def suggest(self, prime: str, k: int = 5, max_chars: int = 20, unknown: str = UNKNOWN_AT_USE) -> dict:
+        return textgen.suggest(self.model, self.vocab, prime, k, max_chars, unknown=unknown)
 
     def save(self, out: str | os.PathLike, force: bool = False, plots: bool = True) -> Path:
         """Write the run directory ``out`` atomically (refusing an existing one unless ``force``):
@@ -196,9 +236,11 @@ def fit_char_lm(text_config: TextConfig | None = None, model_config: ModelConfig
             "epochs": epochs, "steps": per_epoch * len(history.rows), "first_char": text[0],
             "dtype": str(dtype).replace("torch.", "")}
     run = TextRun(model, vocab, xc, mc, tc, history, None, meta)
-    run.metrics = {"train": {"bits_per_char": run.bits_per_char(train_text), "chars": len(train_text)}}
+    # scored as trained: rare characters under the vocabulary's own policy (skipped, or its U+FFFD)
+    run.metrics = {"train": {"bits_per_char": run.evaluate(train_text, None)["bits_per_char"], "chars": len(train_text)}}
     if val is not None:
-        run.metrics["validation"] = {"bits_per_char": run.bits_per_char(val_text), "chars": len(val_text)}
+        run.metrics["validation"] = {"bits_per_char": run.evaluate(val_text, None)["bits_per_char"],
+                                     "chars": len(val_text)}
         if baselines:
             run.metrics["baselines"] = {
                 f"add-one {label}": {"bits_per_char": ngram_bits_per_char(train_text, val_text, n, len(vocab))}
