@@ -287,7 +287,7 @@ def test_classification_defaults_are_the_command_lines_and_record_the_loss():
 @pytest.mark.parametrize("model, train, needle", [
     ({}, {"loss": "mse"}, "loss='mse'"), ({"strategy": "recursive"}, {}, "strategy"),
     ({}, {"epochs": 5}, "epochs"), ({}, {"tbptt": 7}, "tbptt"), ({}, {"many_to_many": True}, "many_to_many"),
-    ({}, {"warmup": 2}, "warmup"),
+    ({}, {"warmup": 2}, "warmup"), ({}, {"steps": 5}, "TrainConfig.steps=5"),
 ])
 def test_text_refuses_what_it_does_not_use(model, train, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):

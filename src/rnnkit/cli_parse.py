@@ -7,6 +7,8 @@ A config field's option comes from one place, the field itself: its name (``--ba
 and the metadata's ``"help"``, ``"choices"`` and ``"metavar"``. Its value lands in the namespace
 under ``"ConfigClass.field"``, so :func:`config_values` builds the config from the command line
 with no hand-kept mapping, and a test checks every such option's default against its config.
+The options a user typed are recorded too (:data:`GIVEN`), for the one rule between two options
+(:func:`config_values`): ``--epochs`` without ``--steps`` turns a job's default step budget off.
 
 argparse's own ``error()`` prints the whole usage text (twenty lines for ``rnnkit fit``) and exits
 from deep inside parsing; :class:`Parser` raises :class:`UsageError` instead, and
@@ -65,6 +67,17 @@ def seed_arg(p, default: int, what: str = "random seed") -> None:
 # --- options built from the config dataclasses ---------------------------------------------------
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+#: the namespace attribute holding the dests of the config options given on the command line
+GIVEN = "given_options"
+
+
+class _Store(argparse.Action):
+    """argparse's ``store``, also recording that the option was given (in ``namespace.given_options``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        given = getattr(namespace, GIVEN, None) or set()
+        setattr(namespace, GIVEN, given | {self.dest})
 
 
 def _field_type(f: dataclasses.Field) -> type:
@@ -96,15 +109,24 @@ def config_arg(g, config, name: str, *, help: str | None = None, choices: tuple 
     else:
         shown = f"{default:g}" if isinstance(default, float) else str(default)
     choices = choices or md.get("choices")
-    return g.add_argument(flag, dest=dest, type=seed_value if (type(config), name) == (TrainConfig, "seed") else kind,
+    return g.add_argument(flag, dest=dest, action=_Store,
+                          type=seed_value if (type(config), name) == (TrainConfig, "seed") else kind,
                           default=default, choices=choices, help=f"{text} (default: {shown})",
                           metavar=None if choices else md.get("metavar", flag[2:].upper().replace("-", "_")))
 
 
 def config_values(a: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """``{field: value}`` of every option :func:`config_arg` added for fields of ``cls``."""
+    """``{field: value}`` of every option :func:`config_arg` added for fields of ``cls``.
+
+    For :class:`TrainConfig`, ``--epochs`` given without ``--steps`` sets ``steps`` to None: a
+    job may default to a step budget (with a larger epoch cap), but whoever asks for N epochs
+    gets N epochs."""
     prefix = f"{cls.__name__}."
-    return {k[len(prefix):]: v for k, v in vars(a).items() if k.startswith(prefix)}
+    values = {k[len(prefix):]: v for k, v in vars(a).items() if k.startswith(prefix)}
+    given = getattr(a, GIVEN, None) or set()
+    if cls is TrainConfig and "steps" in values and f"{prefix}epochs" in given and f"{prefix}steps" not in given:
+        values["steps"] = None
+    return values
 
 
 # --- options the sequence jobs share --------------------------------------------------------------

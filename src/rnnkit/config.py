@@ -162,6 +162,13 @@ class ModelConfig(Serialisable):
 class TrainConfig(Serialisable):
     """How to fit: optimiser, schedule, batching, early stopping, seeding.
 
+    The budget: ``epochs`` passes over the training data, or, with ``steps``, that many optimiser
+    steps (one per batch; stateful training: one per truncated-BPTT chunk), stopping mid-epoch
+    when the budget runs out there, with ``epochs`` as a cap: training runs
+    ``min(epochs, ceil(steps / steps per epoch))`` epochs, the last one possibly partial. The
+    schedules are sized by the epochs that will run, and early stopping still counts epochs
+    (``check_every``, ``patience``); the last epoch that runs is always checked.
+
     Early stopping: every ``check_every`` epochs the validation loss is compared with the best so
     far; an improvement must be a relative fall of more than ``min_delta`` (0.01 = 1 %). After
     ``patience`` checks without one, training stops. With ``restore_best`` and validation data the
@@ -202,7 +209,12 @@ class TrainConfig(Serialisable):
     """
 
     # metadata: the command line's option (see ModelConfig); "off": what a default of None means
-    epochs: int = field(default=100, metadata={"help": "maximum epochs"})
+    # the command line's one rule between options (cli_parse.config_values): --epochs given
+    # without --steps turns a job's default step budget off
+    epochs: int = field(default=100, metadata={"help": "maximum epochs (passed without --steps, it is the "
+                                                       "budget and a default --steps is off)"})
+    steps: Optional[int] = field(default=None, metadata={
+        "help": "training budget in optimiser steps; epochs is then a cap", "off": "off"})
     batch_size: int = field(default=32, metadata={"help": "examples per batch"})
     lr: float = field(default=1e-3, metadata={"help": "learning rate, at most 10"})
     optimizer: str = field(default="adam", metadata={"help": "optimiser", "choices": OPTIMIZERS})
@@ -237,6 +249,10 @@ class TrainConfig(Serialisable):
 
     def __post_init__(self) -> None:
         check_positive("epochs", self.epochs)
+        if self.steps is not None and (not isinstance(self.steps, int) or isinstance(self.steps, bool)
+                                       or self.steps < 1):
+            raise ConfigError(f"steps must be an integer >= 1 (a budget in optimiser steps) or None (the budget "
+                              f"is then epochs); got {self.steps!r}")
         check_positive("batch_size", self.batch_size)
         check_real("lr", self.lr, 0.0, MAX_LR, lo_open=True, what="a positive number")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)

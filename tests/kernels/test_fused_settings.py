@@ -34,6 +34,8 @@ BASE = TrainConfig(epochs=6, batch_size=8, lr=0.01)
 # Values are the job's valid combinations (warm-up needs a loss over every step, and so on).
 SETTINGS = {
     "epochs": ({"epochs": 3}, {}, "fused"),
+    # 50 windows in batches of 8: 7 steps per epoch; 16 steps = 2 epochs and 2 batches of a third
+    "steps": ({"steps": 16}, {}, "fused"),
     "batch_size": ({"batch_size": 5}, {}, "fused"),
     "lr": ({"lr": 0.03}, {}, "fused"),
     "optimizer": ({"optimizer": "rmsprop"}, {}, "fused"),
@@ -59,7 +61,13 @@ SETTINGS = {
 MORE = [("optimizer", {"optimizer": "sgd"}), ("optimizer", {"optimizer": "adagrad"}),
         ("momentum", {"optimizer": "rmsprop", "momentum": 0.5}), ("schedule", {"schedule": "step"}),
         # the plateau schedule halves the rate after 2 checks without improvement (patience // 2)
-        ("schedule", {"schedule": "plateau", "patience": 4, "check_every": 2, "epochs": 30, "lr": 0.2})]
+        ("schedule", {"schedule": "plateau", "patience": 4, "check_every": 2, "epochs": 30, "lr": 0.2}),
+        # a budget with a schedule sized by it, early stopping that restores the best weights, a
+        # budget of whole epochs, and stateful chunks (26 steps in chunks of 4: 7 per epoch); the
+        # epoch cap winning trains as without the budget, counted in the test below
+        ("steps", {"steps": 30, "epochs": 40, "schedule": "cosine"}),
+        ("steps", {"steps": 60, "epochs": 40, "patience": 2, "check_every": 2, "lr": 0.2}),
+        ("steps", {"steps": 14}), ("steps", {"steps": 10, "stateful": True, "batch_size": 3, "tbptt": 4})]
 
 
 def test_every_field_is_in_the_table():
@@ -141,11 +149,30 @@ def test_each_setting_is_honoured_or_refused(field):
     assert history.engine == "torch" and expected in history.engine_reason
 
 
+def _model_changes(changes: dict) -> dict:
+    return {"strategy": "recursive"} if changes.get("stateful") else {}
+
+
 @pytest.mark.parametrize("field, changes", MORE, ids=[repr(c) for _, c in MORE])
 def test_every_declared_choice_is_honoured(field, changes):
-    h_torch, h_fused = assert_same_training(changes, {}, field)
+    h_torch, h_fused = assert_same_training(changes, _model_changes(changes), field)
     assert h_fused.engine == "fused" and h_torch.engine == "torch"  # the choice ran natively, not in torch's loop
     assert [r["lr"] for r in h_fused.rows] == pytest.approx([r["lr"] for r in h_torch.rows], abs=TOL, rel=0)
+
+
+@pytest.mark.parametrize("changes, steps", [
+    ({"steps": 16}, 16), ({"steps": 1000, "epochs": 2}, 14), ({"epochs": 2}, 14),
+    ({"steps": 10, "stateful": True, "batch_size": 3, "tbptt": 4}, 10),
+])
+def test_the_fused_trainer_takes_exactly_the_budgeted_steps(monkeypatch, changes, steps):
+    """Counted where the native optimiser counts them: its step counter (Adam's t), read when
+    the trainer gives the parameters back at the end of training."""
+    counts = []
+    release = trainer.FusedTrainer.release
+    monkeypatch.setattr(trainer.FusedTrainer, "release", lambda self: (counts.append(int(self.step)), release(self)))
+    config = BASE.replace(engine="fused", patience=0, **changes)
+    history, _ = _train(config, _model_changes(changes))
+    assert history.engine == "fused" and counts == [steps] and history.rows[-1]["steps"] == steps
 
 
 def test_a_setting_outside_the_declared_list_is_refused(monkeypatch):

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -383,3 +384,17 @@ def test_absent_reports_are_not_a_problem(runs, tmp_path):
         warnings.simplefilter("error")
         run = rnnkit.load_run(damaged(runs, "forecast", tmp_path, drop))
     assert run.history is None and run.metrics is None
+
+
+def test_a_history_written_before_the_steps_column_loads(runs, tmp_path):
+    """history.csv gained its ``steps`` column with the step budget; the older files, without it
+    (and the oldest, with ``seconds``), are still read, with no warning."""
+    def older(d: Path) -> None:
+        frame = pd.read_csv(d / "history.csv")
+        assert list(frame.columns) == ["epoch", "steps", "train_loss", "val_loss", "lr"]
+        frame.drop(columns="steps").assign(seconds=0.5).to_csv(d / "history.csv", index=False)
+        (d / "timing.csv").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = rnnkit.load_run(damaged(runs, "forecast", tmp_path, older))
+    assert run.history.rows and all("steps" not in r and r["seconds"] == 0.5 for r in run.history.rows)

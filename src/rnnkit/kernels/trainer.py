@@ -53,6 +53,7 @@ HONOURED: dict[str, tuple | None] = {
     # run by training.loop.fit around the native epochs, with the same code as the torch loop
     "epochs": None, "patience": None, "min_delta": None, "check_every": None, "restore_best": None,
     "seed": None, "engine": None,
+    "steps": None,                                       # fit passes each epoch's step limit (the budget left)
     "shuffle": None,                                     # fit draws each epoch's order, same generator
     "lr": None,                                          # passed to every native epoch
     "schedule": ("none", "cosine", "step", "plateau"),   # fit steps torch's scheduler: the lr above
@@ -299,17 +300,21 @@ class FusedTrainer:
                                  None if lens is None else lens.data_ptr(),
                                  None if state is None else state.data_ptr()))
 
-    def train_epoch(self, order: Tensor, batch_size: int, lr: float) -> float:
+    def train_epoch(self, order: Tensor, batch_size: int, lr: float, max_steps: int | None = None) -> float:
         """One epoch over the training samples in ``order`` (stateful: the chunks in time order;
-        ``order`` and ``batch_size`` do not apply); returns the mean loss."""
+        ``order`` and ``batch_size`` do not apply), of at most ``max_steps`` optimiser steps (the
+        first batches of ``order``, or the first chunks); returns the mean loss over the samples
+        (steps) trained on."""
         self.spec.lr = lr
         with torch.no_grad():
             if self.chunks is None:
+                if max_steps is not None:
+                    order = order[:max_steps * max(1, batch_size)]
                 return self._call(self.x, self.y, self.lens, order, batch_size, True)
             self.state.zero_()
             total = count = 0.0
             B = self.x.shape[0]
-            for xc, yc in self.chunks:  # one native call per chunk, the state carried in self.state
+            for xc, yc in self.chunks[:max_steps]:  # one native call per chunk, the state carried in self.state
                 loss = self._call(xc, yc, None, self.stream_order, B, True, self.state)
                 if not math.isfinite(loss):
                     return loss

@@ -23,22 +23,26 @@ from ..config import TrainConfig
 from ..errors import ShapeError, TrainingError
 from ..kernels import trainer as fused_trainer
 
-__all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled", "loss_printer"]
+__all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled", "loss_printer",
+           "steps_per_epoch", "planned_epochs"]
 
 LossFn = Callable[[nn.Module, Sequence[Tensor]], Tensor]
 
 
 #: the columns a run directory's history.csv holds: all reproduced exactly by the same seed on
-#: the same machine (and thread count), so two such runs write byte-identical files
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr")
+#: the same machine (and thread count), so two such runs write byte-identical files. ``steps``
+#: counts the optimiser steps taken up to the end of the epoch.
+HISTORY_COLUMNS = ("epoch", "steps", "train_loss", "val_loss", "lr")
 #: timing.csv: each epoch's wall-clock seconds, which differ from run to run, kept apart for that
 TIMING_COLUMNS = ("epoch", "seconds")
 
 
 @dataclass
 class History:
-    """One row per epoch: ``epoch``, ``train_loss``, ``val_loss`` (NaN when not checked), ``lr``,
-    ``seconds``; plus where training stopped and which epoch's weights were kept.
+    """One row per epoch: ``epoch``, ``steps`` (optimiser steps so far), ``train_loss`` (the mean
+    over the examples the epoch trained on: fewer in an epoch the step budget cut short),
+    ``val_loss`` (NaN when not checked), ``lr``, ``seconds``; plus where training stopped and
+    which epoch's weights were kept.
 
     Every column but the wall-clock ``seconds`` is reproducible, so a run directory stores them
     apart: :meth:`to_frame` (history.csv) and :meth:`timing_frame` (timing.csv);
@@ -105,11 +109,30 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, momentum=config.momentum, **kw)
 
 
-def _make_schedule(opt: torch.optim.Optimizer, config: TrainConfig):
+def steps_per_epoch(train: Sequence[Tensor], config: TrainConfig) -> int:
+    """Optimiser steps in one whole epoch over ``train``: one per batch, or (stateful) one per
+    truncated-BPTT chunk of the streams ``(B, N, ...)``."""
+    if config.stateful:
+        n, per = train[0].shape[1], config.tbptt or train[0].shape[1]
+    else:
+        n, per = train[0].shape[0], config.batch_size
+    return max(1, -(-n // per))
+
+
+def planned_epochs(config: TrainConfig, per_epoch: int) -> int:
+    """The epochs training runs unless it stops early: ``epochs``, or with a step budget the
+    epochs that budget needs (the last one possibly partial) when fewer."""
+    if config.steps is None:
+        return config.epochs
+    return min(config.epochs, -(-config.steps // per_epoch))
+
+
+def _make_schedule(opt: torch.optim.Optimizer, config: TrainConfig, epochs: int):
+    """The schedule ``config`` names, sized by the ``epochs`` that will run and stepped once per epoch."""
     if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     if config.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, config.epochs // 3), gamma=0.1)
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1)
     if config.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, config.patience // 2))
     return None
@@ -153,6 +176,8 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     training loss. With ``config.stateful``, ``train`` holds long streams ``(B, N, ...)`` instead
     (see :func:`_stateful_epoch`). A NaN or infinite loss stops training with
     :class:`TrainingError`. Each callback receives the epoch's row after it is recorded.
+    ``config.steps`` stops training after that many optimiser steps, mid-epoch if need be (see
+    :func:`planned_epochs`).
 
     ``fused`` (a :class:`rnnkit.kernels.trainer.FusedTask` describing the same loss on the same
     data) lets ``config.engine`` run each epoch natively; batches, shuffling, schedules, early
@@ -166,35 +191,40 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     opt = make_optimizer(model.parameters(), config)
-    sched = _make_schedule(opt, config)
+    per_epoch = steps_per_epoch(train, config)
+    epochs = planned_epochs(config, per_epoch)
+    sched = _make_schedule(opt, config, epochs)
     trainer, reason = None, "engine='torch'"
     if config.engine != "torch":
         trainer, reason = fused_trainer.create(model, fused, config, insist=config.engine == "fused")
     history = History(engine="fused" if trainer is not None else "torch", engine_reason=reason)
-    best, best_state, bad_checks = math.inf, None, 0
+    best, best_state, bad_checks, done = math.inf, None, 0, 0
     bar = None
     if progress_enabled(quiet):
         from tqdm.auto import tqdm
-        bar = tqdm(total=config.epochs, desc="training", unit="epoch", leave=False)
+        bar = tqdm(total=epochs, desc="training", unit="epoch", leave=False)
     model.train()
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
+            # the optimiser steps of this epoch: all of them, or what is left of the step budget
+            limit = per_epoch if config.steps is None else min(per_epoch, config.steps - done)
             if trainer is not None:
                 n = train[0].shape[0]
                 order = torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
-                train_loss = trainer.train_epoch(order, config.batch_size, opt.param_groups[0]["lr"])
+                train_loss = trainer.train_epoch(order, config.batch_size, opt.param_groups[0]["lr"], limit)
                 if callbacks:  # they may read the model: let torch see that the weights changed
                     trainer.touch()
             elif config.stateful:
-                train_loss = _stateful_epoch(model, loss_fn, train, opt, config)
+                train_loss = _stateful_epoch(model, loss_fn, train, opt, config, limit)
             else:
-                train_loss = _epoch(model, loss_fn, train, opt, config, gen)
+                train_loss = _epoch(model, loss_fn, train, opt, config, gen, limit)
+            done += limit
             if not math.isfinite(train_loss):
                 raise TrainingError(
                     f"training diverged at epoch {epoch} (loss is {train_loss}); lower the learning rate "
                     f"(now {config.lr}), clip gradients (clip_norm=1.0) or check the data scaling")
-            checking = epoch % config.check_every == 0 or epoch == config.epochs
+            checking = epoch % config.check_every == 0 or epoch == epochs
             val_loss = math.nan
             if checking:
                 if val is None:
@@ -203,7 +233,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
                     val_loss = trainer.val_loss()
                 else:
                     val_loss = evaluate_loss(model, val_fn, val)
-            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss if val is not None else math.nan,
+            row = {"epoch": epoch, "steps": done, "train_loss": train_loss, "val_loss": val_loss if val is not None else math.nan,
                    "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
             history.rows.append(row)
             for cb in callbacks:
@@ -244,9 +274,13 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     return history
 
 
-def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator) -> float:
+def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator, limit: int) -> float:
+    """One epoch of at most ``limit`` batches (the whole order is drawn either way, so the
+    generator advances alike); returns the mean loss over the examples trained on."""
     n = train[0].shape[0]
     order = torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
+    order = order[:limit * config.batch_size]
+    n = order.numel()
     total = 0.0
     for i in range(0, n, config.batch_size):
         idx = order[i:i + config.batch_size]
@@ -266,16 +300,17 @@ def _detach(state):
     return state.detach() if isinstance(state, Tensor) else tuple(s.detach() for s in state)
 
 
-def _stateful_epoch(model, loss_fn, train, opt, config: TrainConfig) -> float:
-    """One pass over streams ``(B, N, ...)``: chunks of ``tbptt`` steps in order, the state carried
-    (and detached) between chunks and reset at the start of the epoch.
+def _stateful_epoch(model, loss_fn, train, opt, config: TrainConfig, limit: int) -> float:
+    """One pass over streams ``(B, N, ...)``: chunks of ``tbptt`` steps in order (the first
+    ``limit`` of them), the state carried (and detached) between chunks and reset at the start of
+    the epoch.
 
     ``loss_fn(model, (x_chunk, y_chunk, state))`` must return ``(loss, new_state)`` here.
     """
     N = train[0].shape[1]
     chunk = config.tbptt or N
     state, total, count = None, 0.0, 0
-    for s in range(0, N, chunk):
+    for s in range(0, min(N, limit * chunk), chunk):
         batch = [t[:, s:s + chunk] for t in train]
         opt.zero_grad(set_to_none=True)
         loss, state = loss_fn(model, (*batch, state))

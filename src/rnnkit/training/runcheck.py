@@ -380,10 +380,11 @@ class RunCheck:
         """``(History or None, metrics dict or None)``; a damaged one is ignored with a warning."""
         import pandas as pd
         history = metrics = None
-        columns = ["epoch", "train_loss", "val_loss", "lr"]  # runs before timing.csv: "seconds" too
+        columns = ["epoch", "steps", "train_loss", "val_loss", "lr"]
+        older = [c for c in columns if c != "steps"]  # runs before the steps column; before timing.csv: "seconds" too
         if os.path.lexists(self.d / "history.csv"):
             try:
-                frame = self._numeric_csv("history.csv", (columns, columns + ["seconds"]))
+                frame = self._numeric_csv("history.csv", (columns, older, older + ["seconds"]))
                 history = History.from_frames(frame)
             except (RunError, ValueError, TypeError, OverflowError) as e:
                 self._ignored("history.csv", e)

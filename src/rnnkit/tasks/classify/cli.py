@@ -56,6 +56,7 @@ def register(sub) -> None:
     t = CLASSIFY_DEFAULTS[2]
     g = p.add_argument_group("training")
     config_arg(g, t, "epochs")
+    config_arg(g, t, "steps")
     config_arg(g, t, "batch_size", help="sequences per batch")
     train_args(g, t, "epochs")
     out_args(p)

@@ -45,6 +45,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     config_arg(g, _T, "epochs")
+    config_arg(g, _T, "steps", help="training budget in optimiser steps (one per batch; stateful: per chunk); "
+                                    "--epochs is then a cap")
     config_arg(g, _T, "batch_size", help="windows per batch; more than there are windows means all of them")
     for name in ("lr", "optimizer", "momentum", "weight_decay", "clip_norm", "clip_value", "schedule"):
         config_arg(g, _T, name)

@@ -67,6 +67,9 @@ def refuse_unsupported(model: ModelConfig, train: TrainConfig, *, text: TextConf
     job = "text"
     refuse_forecasting_settings(job, model, train)
     seq_len = text.seq_len if text is not None else TextConfig().seq_len
+    if train.steps is not None:
+        refuse_setting(job, f"TrainConfig.steps={train.steps}", "a character model's budget is TextConfig.steps "
+                       "(--steps), rounded to whole passes over the text")
     if train.epochs != TrainConfig().epochs:
         refuse_setting(job, f"epochs={train.epochs}", "a character model's length is TextConfig.steps (--steps), "
                        "rounded to whole passes over the text")
