@@ -9,13 +9,19 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
+# $(call venv,FOLDER,EXTRA): a venv with the CPU build of torch first, then rnnkit (editable) with EXTRA;
+# builds the native kernels up front
+define venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet -c constraints-cpu.txt torch
+	$(1)/bin/python -m pip install --quiet -c constraints-cpu.txt -e ".[$(2)]"
+	-$(1)/bin/python -m rnnkit.kernels
+	touch $(1)/.installed
+endef
+
 $(STAMP): pyproject.toml constraints-cpu.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints-cpu.txt torch
-	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[test]"
-	-$(PY) -m rnnkit.kernels
-	touch $(STAMP)
+	$(call venv,$(VENV),test)
 
 demo: $(STAMP)
 	$(VENV)/bin/rnnkit demo --out runs/demo --force
@@ -75,12 +81,7 @@ QSTAMP := $(QVENV)/.installed
 QUALITY_ARGS ?=
 
 $(QSTAMP): pyproject.toml constraints-cpu.txt
-	test -x $(QPY) || $(PYTHON) -m venv $(QVENV)
-	$(QPY) -m pip install --quiet --upgrade pip
-	$(QPY) -m pip install --quiet -c constraints-cpu.txt torch
-	$(QPY) -m pip install --quiet -c constraints-cpu.txt -e ".[bench]"
-	-$(QPY) -m rnnkit.kernels
-	touch $(QSTAMP)
+	$(call venv,$(QVENV),bench)
 
 quality: $(QSTAMP)
 	$(QPY) benchmarks/quality/run.py $(QUALITY_ARGS)

@@ -73,9 +73,13 @@ class SequenceSet:
 
     @property
     def summary(self) -> dict:
-        lengths = [len(x) for x in self.X_train + self.X_test]
+        every = self.X_train + self.X_test
+        lengths = [len(x) for x in every]
+        znorm = all(np.allclose(x.mean(0), 0, atol=1e-3) and any(np.allclose(x.std(0, ddof=d), 1, atol=1e-2) for d in (0, 1))
+                    for x in every if len(x) > 1)  # the archives divide by n or by n - 1
         return {"train": len(self.X_train), "test": len(self.X_test), "classes": len(set(self.y_train)),
-                "features": int(self.X_train[0].shape[1]), "min_length": min(lengths), "max_length": max(lengths)}
+                "features": int(self.X_train[0].shape[1]), "min_length": min(lengths), "max_length": max(lengths),
+                "znormalised": bool(znorm)}
 
 
 def _series(name: str, origin: str, values, freq: str, start: str | None) -> Series:
