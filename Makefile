@@ -5,17 +5,23 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-isa test-asan bench clean
+.PHONY: install demo test test-fast test-isa test-asan bench quality clean
 
 install: $(STAMP)
 
+# $(call venv,FOLDER,EXTRA): a venv with the CPU build of torch first, then rnnkit (editable) with EXTRA;
+# builds the native kernels up front
+define venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet -c constraints-cpu.txt torch
+	$(1)/bin/python -m pip install --quiet -c constraints-cpu.txt -e ".[$(2)]"
+	-$(1)/bin/python -m rnnkit.kernels
+	touch $(1)/.installed
+endef
+
 $(STAMP): pyproject.toml constraints-cpu.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints-cpu.txt torch
-	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[test]"
-	-$(PY) -m rnnkit.kernels
-	touch $(STAMP)
+	$(call venv,$(VENV),test)
 
 demo: $(STAMP)
 	$(VENV)/bin/rnnkit demo --out runs/demo --force
@@ -65,5 +71,20 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints-cpu.txt -e ".[bench]" || echo "rnnkit: Keras not installed; its contender is skipped"
 	$(PY) benchmarks/run.py
 
+# `make quality`: rnnkit's accuracy against the classical methods on public data (benchmarks/quality/,
+# about 20 minutes on 2 cores; `make quality QUALITY_ARGS=--quick` for a few minutes). Its data and
+# contenders come with the `bench` extra (statsforecast, pmdarima, sktime, aeon, tslearn, pyts,
+# statsmodels), which hold pandas below 3, so they get a venv of their own: the test venv keeps its versions.
+QVENV  := .venv-quality
+QPY    := $(QVENV)/bin/python
+QSTAMP := $(QVENV)/.installed
+QUALITY_ARGS ?=
+
+$(QSTAMP): pyproject.toml constraints-cpu.txt
+	$(call venv,$(QVENV),bench)
+
+quality: $(QSTAMP)
+	$(QPY) benchmarks/quality/run.py $(QUALITY_ARGS)
+
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(QVENV) runs build src/*.egg-info .pytest_cache
