@@ -49,12 +49,13 @@ def parse_option(text: str) -> tuple[str, object]:
 def _targets(job: str) -> list:
     """The configs (defaults first) and the fit function an option of ``job`` may set."""
     if job == "forecast":
-        return [rnnkit.DataConfig(), *FORECAST_DEFAULTS, rnnkit.fit_forecaster]
+        return [rnnkit.DataConfig(), *FORECAST_DEFAULTS, rnnkit.SearchConfig(), rnnkit.fit_forecaster]
     return [rnnkit.SequenceDataConfig(), *CLASSIFY_DEFAULTS, rnnkit.fit_classifier]
 
 
 #: fit-function keywords these functions set themselves
-_OWN = {"data_config", "model_config", "head_config", "train_config", "data", "test", "quiet", "callbacks"}
+_OWN = {"data_config", "model_config", "head_config", "train_config", "data", "test", "quiet", "callbacks",
+        "search"}
 
 
 def _names(target) -> set[str]:
@@ -106,8 +107,8 @@ def fit_rnnkit_forecast(y_train: pd.Series, horizon: int, m: int, options: dict)
     timed = isinstance(y_train.index, pd.DatetimeIndex)
     frame = pd.DataFrame({"time": y_train.index, "y": y_train.to_numpy()} if timed else {"y": y_train.to_numpy()})
     data = series_from_frame(frame, target="y", time_col="time" if timed else None, source=str(y_train.name))
-    (dc, mc, tc), kwargs = _configure("forecast", options, horizon=horizon, seasonal_period=m, test_frac=0.0)
-    run = rnnkit.fit_forecaster(dc, mc, tc, data=data, quiet=True, **kwargs)
+    (dc, mc, tc, search), kwargs = _configure("forecast", options, horizon=horizon, seasonal_period=m, test_frac=0.0)
+    run = rnnkit.fit_forecaster(dc, mc, tc, data=data, quiet=True, search=search, **kwargs)
     return run.forecast(data, horizon=horizon)["y"].to_numpy(dtype=np.float64)
 
 

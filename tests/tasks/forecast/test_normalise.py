@@ -171,3 +171,14 @@ def test_recursive_model_is_normalised_without_skip():
                          TrainConfig(epochs=2), data=data, quiet=True)
     assert (run.data_config.normalise, run.data_config.skip) == ("window", "none")
     assert run.forecast(data).shape == (3, 2)
+
+
+def test_very_short_series_trains_without_validation():
+    # 24 months, horizon 12 (ShampooSales-like once its last year is held out): no room for a
+    # validation horizon; the default leaves validation and test out instead of refusing
+    data = _monthly(np.arange(24.0) + 10)
+    L, split = resolve_split(DataConfig(horizon=12), data, 12)
+    assert (split.train_end, split.val_end, split.n) == (24, 24, 24) and L == 24 - 12 - 8 + 1
+    run = fit_forecaster(DataConfig(horizon=12), ModelConfig(hidden_size=4), TrainConfig(epochs=2), data=data,
+                         quiet=True)
+    assert run.meta["val_rows"] == 0 and run.forecast(data).shape == (12, 2)

@@ -23,7 +23,8 @@ class DataConfig(Serialisable):
     validation rows before them, training rows first. By default (``val_frac``/``test_frac``
     None) the parts are sized in horizons: validation is ``max(horizon, 10% of the rows)`` and
     test ``max(horizon, 20% of the rows)``, each shrunk to one horizon when the series is too
-    short to leave enough training windows. A fraction given explicitly is used as it is. When
+    short to leave enough training windows, and left out when even that does not fit (a very short
+    series then trains without early stopping on validation, and without the naive fallback). A fraction given explicitly is used as it is. When
     ``val_start``/``test_start`` are given (dates such as ``"1990-01"``, or row numbers for series
     without a time column), the parts start there instead and the fractions are ignored (a part
     without a start is then empty). The scaler is fitted on the training rows only.

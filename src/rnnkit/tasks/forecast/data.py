@@ -75,8 +75,9 @@ def resolve_split(dc: DataConfig, data: SeriesData, m: int):
 
     Parts given by start or by an explicit fraction are used as they are. Parts left to the
     default are sized in horizons (see :class:`DataConfig`) and shrunk to one horizon, test first,
-    when the training rows would otherwise hold fewer than :data:`MIN_WINDOWS` windows; a default
-    lookback is then shortened too (never below 1). :func:`check_rows` refuses what still does not fit.
+    when the training rows would otherwise hold fewer than :data:`MIN_WINDOWS` windows; on a series
+    too short even for that (fewer than horizon + :data:`MIN_WINDOWS` training rows) validation
+    and then test are left out; a default lookback is then shortened too (never below 1). :func:`check_rows` refuses what still does not fit.
     """
     n, H = len(data), dc.horizon
     L = dc.lookback or default_lookback(m, H)
@@ -91,6 +92,10 @@ def resolve_split(dc: DataConfig, data: SeriesData, m: int):
             test = H
         if dc.val_frac is None and n - val - test < need(L):
             val = H
+        if dc.val_frac is None and n - val - test < need(1):  # too short to hold out a horizon: no validation
+            val = 0
+        if dc.test_frac is None and n - val - test < need(1):
+            test = 0
         split = _split_rows(n, val, test)
     if dc.lookback is None:
         spare = split.train_end - H - MIN_WINDOWS + 1  # the longest lookback leaving MIN_WINDOWS windows
