@@ -14,13 +14,13 @@ from rnnkit.tasks.forecast.search import AUTO_ENSEMBLE
 
 from rnnkit.cli import main
 
-t = np.arange(120)
-SERIES = 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(size=120)
+t = np.arange(300)  # 30 validation rows of a horizon of 6: 25 windows, enough for --auto to compare
+SERIES = 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(size=300)
 DC = DataConfig(horizon=6, transform="none")
 
 
 def _data():
-    frame = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=120, freq="MS").strftime("%Y-%m-%d"),
+    frame = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=300, freq="MS").strftime("%Y-%m-%d"),
                           "y": SERIES})
     return series_from_frame(frame, time_col="date")
 
@@ -72,6 +72,14 @@ def test_auto_tries_alternatives_and_records_its_choice(tmp_path):
     back = load_run(tmp_path / "r")
     assert back.model_config == run.model_config and back.data_config == run.data_config
     np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), run.forecast(data)["y"].to_numpy())
+
+
+def test_auto_keeps_the_defaults_on_few_validation_windows():
+    frame = _data().frame.iloc[:100]  # 10 validation rows, 5 windows
+    data = series_from_frame(frame.reset_index(), time_col="date")
+    run = fit_forecaster(DC, ModelConfig(hidden_size=4), TrainConfig(epochs=3), data=data, quiet=True,
+                         search=SearchConfig(auto=True, time_budget=600))
+    assert len(run.meta["selection"]["search"]) == 1 and run.meta["ensemble"] == AUTO_ENSEMBLE
 
 
 def test_auto_stops_at_its_budget():

@@ -8,7 +8,10 @@ validation error by at least :data:`MARGIN`. Every candidate is scored on the sa
 the first candidate), in the data's original units, as the mean absolute error divided by the
 mean absolute one-step change of the training rows (MASE's scale, so that several targets weigh
 alike). Candidates stop when the budget, less the estimated cost of the final ensemble, is spent;
-what was tried and what was chosen is returned for the run's record.
+what was tried and what was chosen is returned for the run's record. With fewer than
+:data:`MIN_CHOICE_WINDOWS` validation windows (a short series, whose validation is one or a few
+horizons) nothing is compared: on the quality benchmark such comparisons chose worse settings
+about as often as better ones, so ``--auto`` then keeps the defaults and only adds the ensemble.
 """
 
 from __future__ import annotations
@@ -87,6 +90,10 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
     record = [{**base, "val_error": best_err, "seconds": cost, "chosen": True}]
     say(f"auto: defaults {base}: validation error {best_err:.4g}")
     best = (prep, mc, prep.train_config)
+    if len(prep.val[0]) < MIN_CHOICE_WINDOWS:
+        say(f"auto: {len(prep.val[0])} validation window(s) are too few to compare settings (at least "
+            f"{MIN_CHOICE_WINDOWS}); keeping the defaults, trained as an ensemble")
+        return (*best, record)
     m, H = prep.data_config.seasonal_period, prep.data_config.horizon
     final_cost = cost * final_members / 2  # members train two at a time (or more, with more cores)
     fixed = {"val_frac": None, "test_frac": None, "val_start": None, "test_start": None}
