@@ -16,20 +16,19 @@ import threading
 import torch
 from torch import Tensor
 
-from ..nn.cells import RecurrentCell
-from ..nn.cells.base import NATIVE_CODES
+from ..nn.cells import NativeSpec, RecurrentCell
+from ..nn.cells.base import NATIVE
 from . import _native
 from .limits import check_c_int  # ctypes would wrap a size past 2^31 - 1 silently
 from .transforms import blocked_reason, grads_by_recompute, is_plain, no_memory
 
 __all__ = ["supports", "supports_cell", "blocked_reason", "run_layer", "StreamPlan", "stream", "stream_inplace",
-           "stream_plan", "PLANS_KEY", "CELL_CODES", "act_code"]
+           "stream_plan", "PLANS_KEY", "NATIVE", "act_code", "unsupported_settings"]
 
-#: cell class -> the native kernels' code for its math (csrc: 0 Elman, 1 Jordan, 2 LSTM, 3 GRU): a
-#: live read-only view of the codes the cells' CellSpecs declare, looked up by exact type (one dict
-#: lookup, as fast as a literal table); a cell without a code has no native kernel
-CELL_CODES = NATIVE_CODES
-ELMAN, JORDAN, LSTM, GRU = 0, 1, 2, 3
+#: cell class -> its :class:`~rnnkit.nn.cells.NativeSpec` (its code in csrc/cells.h, the kernels'
+#: weight order, its traits): a live read-only view of what the cells' CellSpecs declare, looked
+#: up by exact type (one dict lookup); a cell without one has no native kernel. The kernels below
+#: know no cell by name: what differs between cells they read from its NativeSpec.
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
 
 
@@ -40,10 +39,19 @@ def act_code(cell: RecurrentCell) -> tuple[int, int]:
 
 
 def supports_cell(cell: RecurrentCell) -> bool:
-    """Whether the fused kernels have this cell's math (a cell whose CellSpec has a native code; no
-    projection, no peepholes)."""
+    """Whether the fused kernels have this cell's math: its CellSpec has a NativeSpec, and none of
+    the settings that spec lists as unsupported is set (the LSTM's projection and peepholes)."""
+    native = NATIVE.get(type(cell))
+    if native is None:
+        return False
     d = cell.__dict__  # not getattr: a missing attribute costs microseconds in nn.Module
-    return type(cell) in CELL_CODES and not d.get("proj_size", 0) and not d.get("peephole", False)
+    return not any(d.get(name) for name in native.unsupported)
+
+
+def unsupported_settings(cell_type: type) -> tuple[str, ...]:
+    """The settings of ``cell_type`` the fused kernels lack (none for a cell they do not have)."""
+    native = NATIVE.get(cell_type)
+    return () if native is None else native.unsupported
 
 
 def supports(cell: RecurrentCell, x: Tensor) -> bool:
@@ -82,12 +90,11 @@ def _layer_sizes(code: int, dtype: torch.dtype, B: int, T: int, I: int, H: int, 
     return sizes
 
 
-def _unpack(cell: RecurrentCell, w: list[Tensor | None]):
+def _unpack(native: NativeSpec, w: list[Tensor | None]):
     """(w_ih, whh, b_x, b_h, why, by) with b_x the bias folded into the input projection."""
-    code = CELL_CODES[type(cell)]
-    w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, w)
-    if code in (ELMAN, LSTM):  # both biases join the input part
-        return w_ih, whh, None if b_ih is None else b_ih + b_hh, None, None, None
+    w_ih, whh, b_ih, b_hh, why, by = native.arrange(w)
+    if native.folds_biases:  # both biases join the input part
+        return w_ih, whh, None if b_ih is None else b_ih + b_hh, None, why, by
     return w_ih, whh, b_ih, b_hh, why, by
 
 
@@ -118,11 +125,12 @@ class _FusedSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell, lengths, x, s0, c0, *w):
-        w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
+        native = NATIVE[type(cell)]
+        w_ih, whh, b_x, b_h, why, by = _unpack(native, list(w))
         B, T, _ = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
         G = whh.shape[0]
-        code = CELL_CODES[type(cell)]
+        code = native.code
         act, out_act = act_code(cell)
         opts = {"dtype": x.dtype, "device": x.device}
         # every tensor whose pointer goes to the kernel is held in a variable until the call returns
@@ -133,7 +141,7 @@ class _FusedSequence(torch.autograd.Function):
         xg = xg.contiguous()
         hs = torch.empty(T + 1, B, S, **opts)
         hs[0] = s0
-        cs = torch.empty(T + 1, B, H, **opts) if code == LSTM else None
+        cs = torch.empty(T + 1, B, H, **opts) if native.cell_state else None
         if cs is not None:
             cs[0] = c0
         gates = torch.empty(T, B, G, **opts)
@@ -148,20 +156,20 @@ class _FusedSequence(torch.autograd.Function):
         _fn("rk_forward", x.dtype)(code, act, out_act, B, T, H, S, p_xg, p_whh, _ptr(b_h),
                                    _ptr(why_c), _ptr(by), _ptr(lens), _ptr(hs), _ptr(cs), _ptr(gates),
                                    _ptr(aux), p_out, _ptr(work), 0)
-        ctx.cell, ctx.code, ctx.lens = cell, code, lens
+        ctx.cell, ctx.native, ctx.lens = cell, native, lens
         ctx.save_for_backward(x_tm, hs, cs if cs is not None else hs.new_empty(0), gates, aux, x, s0, c0, *w)
         c_n = cs[T] if cs is not None else x.new_empty(0)
         return out.transpose(0, 1), hs[T].clone(), c_n.clone()  # (B, T, S), (B, S), (B, H)
 
     @staticmethod
     def backward(ctx, dout, dsn, dcn):
-        cell, code, lens = ctx.cell, ctx.code, ctx.lens
+        cell, native, lens = ctx.cell, ctx.native, ctx.lens
+        code, two = native.code, native.cell_state  # two: the state is (s, c)
         x_tm, hs, cs, gates, aux, x, s0, c0, *w = ctx.saved_tensors
         if torch.is_grad_enabled() or not (is_plain(dout) and is_plain(dsn) and is_plain(dcn)):
-            lstm = code == LSTM
-            return (None, None, *grads_by_recompute(ctx, 2, cell, lens, False, (x, s0, c0 if lstm else None, *w),
-                                                     (dout, dsn, dcn if lstm else None)))
-        w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
+            return (None, None, *grads_by_recompute(ctx, 2, cell, lens, False, (x, s0, c0 if two else None, *w),
+                                                     (dout, dsn, dcn if two else None)))
+        w_ih, whh, b_x, b_h, why, by = _unpack(native, list(w))
         T, B, I = x_tm.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
         G = whh.shape[0]
@@ -169,35 +177,36 @@ class _FusedSequence(torch.autograd.Function):
         opts = {"dtype": x_tm.dtype, "device": x_tm.device}
         dout_tm = None if dout is None else dout.transpose(0, 1).contiguous()  # (T, B, S)
         dgx = torch.empty(T, B, G, **opts)
-        dgh = torch.empty(T, B, G, **opts) if code == GRU else None
-        dyp = torch.empty(T, B, S, **opts) if code == JORDAN else None
+        dgh = torch.empty(T, B, G, **opts) if native.hidden_apart else None
+        dyp = torch.empty(T, B, S, **opts) if native.output_layer else None
         ds0 = torch.empty(B, S, **opts)
-        dc0 = torch.empty(B, H, **opts) if code == LSTM else None
+        dc0 = torch.empty(B, H, **opts) if two else None
         work = torch.empty(int(_fn("rk_backward_work", x_tm.dtype)(code, H, S)), **opts)
         # keep every contiguous copy in a variable: a temporary would be freed before the call
         whh_c = whh.contiguous()
         why_c = None if why is None else why.contiguous()
         dsn_c = None if dsn is None else dsn.contiguous()
-        dcn_c = None if (dcn is None or code != LSTM) else dcn.contiguous()
+        dcn_c = None if (dcn is None or not two) else dcn.contiguous()
         _fn("rk_backward", x_tm.dtype)(code, act, out_act, B, T, H, S, _ptr(whh_c), _ptr(why_c),
-                                       _ptr(lens), _ptr(hs), _ptr(cs if code == LSTM else None), _ptr(gates),
+                                       _ptr(lens), _ptr(hs), _ptr(cs if two else None), _ptr(gates),
                                        _ptr(aux), _ptr(dout_tm), _ptr(dsn_c), _ptr(dcn_c), _ptr(dgx),
                                        _ptr(dgh), _ptr(dyp), _ptr(ds0), _ptr(dc0), _ptr(work))
         dgx2 = dgx.reshape(T * B, G)
         s_prev = hs[:-1].reshape(T * B, S)
-        dgr = (dgh if code == GRU else dgx).reshape(T * B, G)
-        grads: list[Tensor | None] = [None] * len(w)
-        grads[0] = dgx2.t() @ x_tm.reshape(T * B, I)  # dW_ih (G, I)
-        grads[1] = dgr.t() @ s_prev  # dW_hh (G, S) (Jordan: dW_yh)
-        if code == JORDAN:  # Jordan: weight_ih, weight_yh, bias_h, weight_hy, bias_y
+        dgr = (dgh if native.hidden_apart else dgx).reshape(T * B, G)
+        # the gradients in the kernels' order, then in the cell's (arrange maps the one onto the other)
+        g_ih = dgx2.t() @ x_tm.reshape(T * B, I)  # dW_ih (G, I)
+        g_hh = dgr.t() @ s_prev  # dW_hh (G, S) (Jordan: dW_yh)
+        _, _, b_ih, b_hh, _, b_y = native.arrange(w)
+        g_bih = None if b_ih is None else dgx2.sum(0)
+        g_bhh = None if b_hh is None else dgr.sum(0)
+        g_why = g_by = None
+        if native.output_layer:  # dW_hy = dy^T h, db_y = sum dy
             dy = dyp.reshape(T * B, S)
-            if w[2] is not None:
-                grads[2] = dgx2.sum(0)
-                grads[4] = dy.sum(0)
-            grads[3] = dy.t() @ aux.reshape(T * B, H)
-        elif w[2] is not None:  # biases
-            grads[2] = dgx2.sum(0)
-            grads[3] = dgr.sum(0)
+            g_why = dy.t() @ aux.reshape(T * B, H)
+            g_by = None if b_y is None else dy.sum(0)
+        by_slot = dict(zip(native.arrange(range(len(w))), (g_ih, g_hh, g_bih, g_bhh, g_why, g_by)))
+        grads = [by_slot.get(k) for k in range(len(w))]
         dx = (dgx @ w_ih).transpose(0, 1) if ctx.needs_input_grad[2] else None  # (B, T, I)
         return (None, None, dx, ds0, dc0, *grads)
 
@@ -210,7 +219,8 @@ class _FusedLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cell, lengths, lead, x, s0, c0, *w):
         ctx.lead = lead
-        code = CELL_CODES[type(cell)]
+        native = NATIVE[type(cell)]
+        code, two = native.code, native.cell_state
         act, out_act = act_code(cell)
         B, T, I = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
@@ -223,13 +233,13 @@ class _FusedLayer(torch.autograd.Function):
         out = torch.empty(B, T, S, **opts)
         lead = (1,) if ctx.lead else ()  # states shaped (1, B, S), as a one-layer module has them
         sn = torch.empty(*lead, B, S, **opts)
-        cn = torch.empty(*lead, B, H, **opts) if code == LSTM else None
+        cn = torch.empty(*lead, B, H, **opts) if two else None
         # every tensor whose pointer goes to the kernel is held in a variable until the call returns
         x_c = x.contiguous()
         s0_c = None if s0 is None else s0.contiguous()
-        c0_c = c0.contiguous() if code == LSTM and c0 is not None else None
+        c0_c = c0.contiguous() if two and c0 is not None else None
         wc = [None if t is None else t.contiguous() for t in w]
-        w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, wc)
+        w_ih, whh, b_ih, b_hh, why, by = native.arrange(wc)
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
         p_x, p_wih, p_out = _ptr(x_c), _ptr(w_ih), _ptr(out)
         if not (p_x and p_wih and p_out):
@@ -237,7 +247,7 @@ class _FusedLayer(torch.autograd.Function):
         _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, p_x, p_wih, _ptr(whh),
                                          _ptr(b_ih), _ptr(b_hh), _ptr(why), _ptr(by), _ptr(lens), _ptr(s0_c),
                                          _ptr(c0_c), _ptr(sv), p_out, _ptr(sn), _ptr(cn), work.data_ptr())
-        ctx.cell, ctx.code, ctx.lens, ctx.n_work = cell, code, lens, n_work
+        ctx.cell, ctx.native, ctx.lens, ctx.n_work = cell, native, lens, n_work
         ctx.has_state = (s0 is not None, c0 is not None)
         # the inputs as given, not their contiguous copies (the same tensors in the common
         # case): a recomputing backward differentiates through them
@@ -246,7 +256,8 @@ class _FusedLayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dsn, dcn):
-        cell, code, lens = ctx.cell, ctx.code, ctx.lens
+        cell, native, lens = ctx.cell, ctx.native, ctx.lens
+        code, two = native.code, native.cell_state
         sv, x_in, s0, c0, *w_in = ctx.saved_tensors
         if torch.is_grad_enabled() or not (is_plain(dout) and is_plain(dsn) and is_plain(dcn)):
             return (None, None, None, *grads_by_recompute(ctx, 3, cell, lens, ctx.lead, (x_in, s0, c0, *w_in),
@@ -259,13 +270,13 @@ class _FusedLayer(torch.autograd.Function):
         H, S = cell.hidden_size, cell.state_sizes[0]
         opts = {"dtype": x.dtype, "device": x.device}
         dout_c, dsn_c = dout.contiguous(), dsn.contiguous()
-        dcn_c = dcn.contiguous() if code == LSTM and dcn is not None else None
+        dcn_c = dcn.contiguous() if two and dcn is not None else None
         grads = [None if t is None else torch.empty_like(t) for t in w]
-        g_ih, g_hh, g_bih, g_bhh, g_why, g_by = _layer_args(code, grads)
-        w_ih, whh, _, _, why, _ = _layer_args(code, w)
+        g_ih, g_hh, g_bih, g_bhh, g_why, g_by = native.arrange(grads)
+        w_ih, whh, _, _, why, _ = native.arrange(w)
         lead = (1,) if ctx.lead else ()
         ds0 = torch.empty(*lead, B, S, **opts)
-        dc0 = torch.empty(*lead, B, H, **opts) if code == LSTM else None
+        dc0 = torch.empty(*lead, B, H, **opts) if two else None
         dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[3] else None
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
@@ -273,14 +284,6 @@ class _FusedLayer(torch.autograd.Function):
                                           _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work.data_ptr())
         return (None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
                 *grads)
-
-
-def _layer_args(code: int, w: list):
-    """(w_ih, whh, b_ih, b_hh, why, by) for the whole-layer kernels (Jordan: b_h as b_ih)."""
-    if code == JORDAN:
-        w_ih, w_yh, b_h, w_hy, b_y = w
-        return w_ih, w_yh, b_h, None, w_hy, b_y
-    return w[0], w[1], w[2], w[3], None, None
 
 
 #: memory (saved activations plus scratch) up to which a layer runs entirely in the native
@@ -296,10 +299,10 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
     """Fused twin of one direction of ``Recurrent``'s reference loop: ``x (B, T, I)``; a ``None``
     state means zeros. States are ``(B, S)``, or ``(1, B, S)`` in and out with ``lead`` (a whole
     one-layer module's: no autograd views to reshape them on the common path)."""
-    code = CELL_CODES[type(cell)]
-    lstm = code == LSTM
+    native = NATIVE[type(cell)]
+    lstm = native.cell_state  # the state is (s, c)
     B, T, I = x.shape
-    saved, work = _layer_sizes(code, x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
+    saved, work = _layer_sizes(native.code, x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
     if (saved + work) * x.element_size() <= WHOLE_LAYER_BYTES:
         s0, c0 = (None, None) if state is None else (state[0], state[1] if lstm else None)
         out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, x, s0, c0, *w)
@@ -351,10 +354,12 @@ class StreamPlan:
 
     def __init__(self, cells: list[RecurrentCell], weights: list[list[Tensor | None]], batch: int) -> None:
         cell = cells[0]
-        code = CELL_CODES[type(cell)]
+        native = NATIVE[type(cell)]
+        code = native.code
         act, out_act = act_code(cell)
         H, S = cell.hidden_size, cell.state_sizes[0]
-        self.B, self.L, self.H, self.S, self.lstm = batch, len(cells), H, S, code == LSTM
+        # lstm: the state is a pair (s, c), as an LSTM's (the cell_state trait)
+        self.B, self.L, self.H, self.S, self.lstm = batch, len(cells), H, S, native.cell_state
         self.watch = tuple(t for w in weights for t in w if t is not None)
         self.versions = list(map(_VERSION, self.watch))
         self.param_objects = tuple(t for w in weights for t in w)  # parameters() order, Nones included
@@ -370,7 +375,7 @@ class StreamPlan:
         with torch.no_grad():
             keep, ptrs = [], []
             for w in weights:
-                w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
+                w_ih, whh, b_x, b_h, why, by = _unpack(native, list(w))
                 layer = [_panels_of_transpose(w_ih), _panels_of_transpose(whh),
                          None if b_x is None else b_x.detach().contiguous(),
                          None if b_h is None else b_h.detach().contiguous(),
