@@ -27,7 +27,7 @@ import warnings
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["library", "available", "cache_dir", "build", "sources", "vector_bits", "cell_info", "TRAITS", "TrainSpec",
+__all__ = ["library", "function", "available", "cache_dir", "build", "sources", "vector_bits", "cell_info", "TRAITS", "TrainSpec",
            "NativeUnavailable"]
 
 log = logging.getLogger("rnnkit.kernels")
@@ -219,6 +219,19 @@ def library() -> ctypes.CDLL:
     if _lib is None:
         raise NativeUnavailable(_failed or "unavailable")
     return _lib
+
+
+_FUNCTIONS: dict = {}
+
+
+def function(name: str, dtype):
+    """The native function ``name`` for ``dtype`` (``rk_forward`` -> ``rk_forward_f32`` for
+    ``torch.float32``, ``_f64`` for ``torch.float64``), looked up once."""
+    f = _FUNCTIONS.get((name, dtype))
+    if f is None:
+        suffix = "f64" if str(dtype) == "torch.float64" else "f32"
+        f = _FUNCTIONS[name, dtype] = getattr(library(), f"{name}_{suffix}")
+    return f
 
 
 def available() -> bool:

@@ -35,6 +35,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from ..errors import ConfigError, ShapeError
 from ..kernels import dispatch
 from ..kernels import fused as fused_kernels
+from ..kernels import stream as stream_kernels
 from .cells import RecurrentCell, cell_spec, check_bool, check_size
 from .formats import StateLike, check_dropout, check_input, check_lengths, format_output, reverse_padded, split_state
 from .loop import run_direction, valid_mask
@@ -198,14 +199,14 @@ class Recurrent(nn.Module):
         parameter objects, rnnkit's trainers), but not changes through ``.data``
         (``p.data = w``, ``p.data.copy_(w)``), which torch does not track; call this after those,
         as torch asks for its own cached RNN weights."""
-        self.__dict__.pop(fused_kernels.PLANS_KEY, None)  # every thread's plan
+        self.__dict__.pop(stream_kernels.PLANS_KEY, None)  # every thread's plan
 
     def __getstate__(self) -> dict:
         """What pickle, ``copy.deepcopy`` and ``torch.save`` keep: everything but the streaming
         step's plans (ctypes pointer arrays into this process' memory, which cannot be pickled and
         would point nowhere in a copy); a copy builds its own on its first native step."""
         state = super().__getstate__()
-        state.pop(fused_kernels.PLANS_KEY, None)
+        state.pop(stream_kernels.PLANS_KEY, None)
         return state
 
     # --- torch tools that look classes up by exact type ------------------------------------
@@ -271,7 +272,7 @@ class Recurrent(nn.Module):
         if self.bidirectional:
             raise ConfigError("step() runs forward in time; a bidirectional layer needs the whole sequence")
         # under tracing, compiling or a functorch transform the general path below falls back
-        fast = None if fused_kernels.blocked_reason(x_t) else fused_kernels.stream(self, x_t, state)
+        fast = None if fused_kernels.blocked_reason(x_t) else stream_kernels.stream(self, x_t, state)
         if fast is not None:
             return fast
         x = x_t.unsqueeze(1) if self.batch_first else x_t.unsqueeze(0)  # (B, I) -> one step
@@ -287,7 +288,7 @@ class Recurrent(nn.Module):
         """
         if state is None:
             raise ConfigError("step_() updates a state in place; create one with init_state(batch)")
-        fast = None if fused_kernels.blocked_reason(x_t) else fused_kernels.stream_inplace(self, x_t, state)
+        fast = None if fused_kernels.blocked_reason(x_t) else stream_kernels.stream_inplace(self, x_t, state)
         if fast is not None:
             return fast
         with torch.no_grad():  # general path, then copy into the caller's buffers

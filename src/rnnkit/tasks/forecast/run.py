@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from ...config import ModelConfig, TrainConfig
-from ...training.runcheck import RunCheck
 from ...training.rundir import consistent_read
-from ...training.runs import load_weights, loading, read_config
+from ...training.runs import load_weights, open_run
 from .config import DataConfig
 from .model import Forecaster
 from .workflow import ForecastRun, write_forecast_run
@@ -30,12 +29,8 @@ def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[
 @consistent_read
 def load_forecast_run(path: str | os.PathLike):
     """Load a forecasting run directory (see :func:`load_run`)."""
-    d = Path(path)
-    config = read_config(d, "forecast")
-    check = RunCheck(d, "forecast")
-    with loading(d, "forecast"):
-        s, meta, shapes = check.sections(config, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig})
-        mc, dc, tc = s["model"], s["data"], s["train"]
+    with open_run(path, "forecast", {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}) as run:
+        check, (mc, dc, tc), meta, shapes = run
         n_in, n_out = len(dc.targets) + len(dc.covariates), len(dc.targets)
         check.agree(n_out >= 1 and (shapes["input_size"], shapes["n_targets"], shapes["horizon"]) ==
                     (n_in, n_out, dc.horizon), "config.json",
