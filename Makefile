@@ -54,7 +54,8 @@ test-isa: $(STAMP)
 # with libstdc++ (else ASan cannot intercept C++ exceptions, which torch throws); torch itself
 # is not instrumented, so leak reports (about torch's allocations, not rnnkit's) are off.
 ASAN_CC ?= gcc
-ASAN_TESTS ?= tests/kernels/test_kernels.py tests/kernels/test_tracing.py
+ASAN_TESTS ?= $(addprefix tests/kernels/,test_kernels.py test_fused_trainer.py test_streaming.py \
+	test_tracing.py test_functorch.py test_cell_table.py)
 # gradgradcheck runs the recomputing backward, torch operations rather than the kernels, and
 # takes minutes under ASan's allocator; the slow cases repeat the fast ones at larger sizes
 ASAN_PYTEST_ARGS ?= -m "not slow" -k "not gradgradcheck"

@@ -3,9 +3,10 @@
 ``rnnkit.fit`` runs whole epochs in the native fused trainer or in the generic torch loop (whose
 layers still use the fused kernels where those pay off). The fused trainer removes all per-step
 framework overhead but computes its matrix products on one core, so it wins for small and medium
-models and can lose for large LSTMs (torch's multi-threaded oneDNN kernel); ``rnnkit.kernels.trainer.AUTO_LIMITS`` draws the line. This suite
-times both engines side by side on a grid around that line, a recurrent layer plus a Linear head
-on the last step, MSE, Adam, and reports the engine auto chose and its speed against the torch loop.
+models and can lose for large LSTMs (torch's multi-threaded oneDNN kernel); each cell's
+``NativeSpec.trainer_limits`` draw the line. This suite times both engines side by side on a grid
+around that line, a recurrent layer plus a Linear head on the last step, MSE, Adam, and reports the
+engine auto chose and its speed against the torch loop.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ on a sequence of length 1, each feeding its new state back in (a live stream), i
 
 Then a profile of rnnkit's step: the same call taken apart with ``time.perf_counter`` around its
 pieces (each piece timed alone in a tight loop, interleaved). The pieces are internal names of
-``rnnkit.kernels.fused``; where they change, the profile says "n/a" instead of failing.
+``rnnkit.kernels.stream``; where they change, the profile says "n/a" instead of failing.
 """
 
 from __future__ import annotations
@@ -56,13 +56,13 @@ def _contenders(cell: str, H: int) -> tuple[dict, object]:
 def _profile(layer, H: int, repeats: int, sample_s: float) -> list[tuple[str, float | None]]:
     """Median seconds of each piece of ``layer.step`` (None where the internals differ)."""
     from rnnkit.kernels import _native
-    from rnnkit.kernels import fused as fk
+    from rnnkit.kernels import stream as fk
     x = torch.randn(1, I)
     state = layer.init_state(1)
     pieces: dict[str, object] = {"layer.step(x, state), whole": lambda: layer.step(x, state)}
     stream = getattr(fk, "stream", None)
     if stream is not None:
-        pieces["kernels.fused.stream(layer, ...) (step minus its own checks)"] = lambda: stream(layer, x, state)
+        pieces["kernels.stream.stream(layer, ...) (step minus its own checks)"] = lambda: stream(layer, x, state)
     layer.step(x, state)
     plan = fk.stream_plan(layer) if hasattr(fk, "stream_plan") else layer.__dict__.get("_stream_plan")
     lstm = isinstance(state, tuple)

@@ -18,13 +18,15 @@ PACKAGE = SRC / "rnnkit"
 
 #: Layering exceptions, each with its reason. Keep this short: fix the code instead where possible.
 EXCEPTIONS = {
-    # A layer chooses its kernel per call (backend="auto" | "reference" | "torch" | "fused"), so the
-    # time loop calls into the kernels. The kernels never import rnnkit.nn.layers back (they read the
-    # layer through its public view: cells, weights_of(k), weights_are_parameters()), so the
-    # dependency is one-way and there is no cycle; inverting it (kernels registering themselves with
-    # the layer) is left for when layers.py is split (see the README's "Project layout").
+    # A layer chooses its kernel per call (backend="auto" | "reference" | "torch" | "fused"), so
+    # Recurrent's forward and step call the kernels it picks (dispatch, the fused layer, the streaming
+    # step). Those read the layer only through its public view (cells, weights_of(k),
+    # weights_are_parameters()) and never import rnnkit.nn.layers, so there is no cycle. Inverting the
+    # dependency (kernels registering themselves as the layer's backends) would make what a layer
+    # computes depend on what else happened to be imported, for no gain while the backends are fixed.
     ("rnnkit.nn.layers", "rnnkit.kernels.dispatch"),
     ("rnnkit.nn.layers", "rnnkit.kernels.fused"),
+    ("rnnkit.nn.layers", "rnnkit.kernels.stream"),
 }
 
 
@@ -244,4 +246,84 @@ def test_kernels_read_a_layer_only_through_its_public_view():
             if (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and _private(n.attr)
                     and n.value.id not in {"self", "cls"} | modules and n.attr not in allowed):
                 bad.append(f"{m}:{n.lineno} reads {n.value.id}.{n.attr}")
+    assert not bad, "\n".join(bad)
+
+
+# --- per-cell knowledge lives in nn/cells -----------------------------------------------------------
+
+#: where naming a cell is the point: the cells themselves, and the torch.nn drop-ins (one class per cell
+#: by definition, each a Recurrent of its cell)
+CELL_HOMES = ("rnnkit.nn.cells", "rnnkit.nn.dropin")
+
+
+def _cell_words() -> tuple[set[str], set[str]]:
+    """The registered cells' names and aliases, and the identifiers that stand for one cell: its class,
+    its torch.nn twins and drop-in layer (``LSTMCell``, ``nn.GRU``, ``RNN``) and constants named after it
+    (``LSTM = 2``)."""
+    from rnnkit.nn.cells import cell_specs
+    from rnnkit.nn.dropin import DROP_INS
+    specs = cell_specs()
+    names = {n for s in specs for n in (s.name, *s.aliases)}
+    classes = {s.cell.__name__ for s in specs} | {n.upper() for n in names} | {c.__name__ for c in DROP_INS.values()}
+    classes |= {t.__name__ for s in specs for t in (s.torch_layer, s.torch_cell) if t is not None}
+    return names, classes
+
+
+def _cell_switches(tree: ast.AST, names: set[str], classes: set[str]) -> list[tuple[int, str]]:
+    """``(line, what)`` of every place that branches on, or tabulates by, a particular cell: a comparison
+    with a cell's name (``cell == "jordan"``, ``cell in ("lstm", "gru")``) or class (``t is LSTMCell``),
+    ``isinstance(x, GRUCell)``, and a dict keyed by cell names or classes (``{LSTMCell: 128}``)."""
+    def is_name(n) -> bool:
+        return isinstance(n, ast.Constant) and n.value in names
+
+    def is_class(n) -> bool:
+        return (isinstance(n, ast.Name) and n.id in classes) or (isinstance(n, ast.Attribute) and n.attr in classes)
+
+    def mentions(n) -> bool:
+        items = n.elts if isinstance(n, (ast.Tuple, ast.List, ast.Set)) else [n]
+        return any(is_name(i) or is_class(i) for i in items)
+
+    found = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Compare) and any(mentions(o) for o in [n.left, *n.comparators]):
+            found.append((n.lineno, "compares with a cell"))
+        elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("isinstance", "issubclass")
+              and len(n.args) == 2 and mentions(n.args[1])):
+            found.append((n.lineno, f"{n.func.id} of a cell class"))
+        elif isinstance(n, ast.Dict) and any(k is not None and (is_name(k) or is_class(k)) for k in n.keys):
+            found.append((n.lineno, "a table keyed by cell"))
+        elif isinstance(n, ast.match_case) and any(is_name(p.value) for p in ast.walk(n.pattern)
+                                                   if isinstance(p, ast.MatchValue)):
+            found.append((n.pattern.lineno, "matches a cell name"))
+    return found
+
+
+def test_the_cell_switch_finder_sees_each_form():
+    names, classes = {"lstm", "gru"}, {"LSTMCell", "GRUCell"}
+    code = """
+if model.cell == "lstm": pass
+if cell in ("gru", "lstm"): pass
+if layer.cell_type is cells.LSTMCell: pass
+if isinstance(c, (GRUCell, LSTMCell)): pass
+LIMITS = {LSTMCell: 1, "gru": 2}
+match name:
+    case "gru": pass
+ok = ModelConfig(cell="lstm")            # choosing a cell is not a switch
+ok = name == "lstm_like" or x is Other   # neither a cell name nor a cell class
+"""
+    found = _cell_switches(ast.parse(code), names, classes)
+    assert [line for line, _ in found] == [2, 3, 4, 5, 6, 8]
+
+
+def test_no_per_cell_switch_outside_the_cells():
+    """What differs between cells is declared once, in each cell's file (its CellSpec and NativeSpec, its
+    torch_mode / torch_kwargs methods) and read from there; a switch on a cell's name or class elsewhere
+    would have to be edited for every new cell (and is silently wrong for the one nobody edited)."""
+    names, classes = _cell_words()
+    bad = []
+    for m, path in MODULES.items():
+        if any(_within(m, home) for home in CELL_HOMES):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        bad += [f"{m}:{line} {what}" for line, what in _cell_switches(tree, names, classes)]
     assert not bad, "\n".join(bad)

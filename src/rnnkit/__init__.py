@@ -19,7 +19,8 @@ _LAZY = {
     "nn.cells": ("ElmanCell", "GRUCell", "JordanCell", "LSTMCell", "RecurrentCell"),
     "nn.init": ("keras_init_",),
     "nn.convert": ("from_torch", "summary", "to_torch"),
-    "nn.layers": ("GRU", "LSTM", "RNN", "Jordan", "Recurrent"),
+    "nn.layers": ("Recurrent",),
+    "nn.dropin": ("GRU", "LSTM", "RNN", "Jordan"),
     "config": ("ModelConfig", "TrainConfig"),
     "errors": ("ConfigError", "DataError", "RnnkitError", "RunError", "ShapeError", "TrainingError"),
     "training.loop": ("History", "fit"),
@@ -51,7 +52,8 @@ if _TYPE_CHECKING:  # pragma: no cover
     from .nn.cells import ElmanCell, GRUCell, JordanCell, LSTMCell, RecurrentCell
     from .nn.init import keras_init_
     from .nn.convert import from_torch, summary, to_torch
-    from .nn.layers import GRU, LSTM, RNN, Jordan, Recurrent
+    from .nn.layers import Recurrent
+    from .nn.dropin import GRU, LSTM, RNN, Jordan
     from .config import ModelConfig, TrainConfig
     from .errors import ConfigError, DataError, RnnkitError, RunError, ShapeError, TrainingError
     from .training.loop import History, fit

@@ -179,7 +179,7 @@ class TrainConfig(Serialisable):
 
     ``engine``: ``"auto"`` runs whole epochs in the fused native trainer where the model and task
     allow it and the model is small enough for it to be faster (see
-    :data:`rnnkit.kernels.trainer.AUTO_LIMITS`), and the generic torch loop otherwise;
+    :func:`rnnkit.kernels.trainer.auto_limits`), and the generic torch loop otherwise;
     ``"fused"`` insists (an error says why it cannot); ``"torch"`` always uses the generic loop.
     The fused trainer declares the settings it honours, and the values of each, in
     :data:`rnnkit.kernels.trainer.HONOURED` (today every field here, with every optimizer and

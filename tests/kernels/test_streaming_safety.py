@@ -35,7 +35,7 @@ from rnnkit.config import ModelConfig, TrainConfig
 from rnnkit.tasks.text.config import TextConfig
 from rnnkit.errors import ConfigError, DataError, RnnkitWarning
 from rnnkit.kernels import _native
-from rnnkit.kernels import fused as fused_kernels
+from rnnkit.kernels import stream as stream_kernels
 from rnnkit.tasks.text.model import CharLM
 from rnnkit.tasks.forecast.model import Forecaster
 from rnnkit.tasks.classify.model import SequenceClassifier
@@ -102,7 +102,7 @@ def _stream(layer, xs: torch.Tensor, inplace: bool):
             else:
                 y, state = layer.step(x, state)
                 ys.append(y)
-    return torch.stack(ys), _clone(state), fused_kernels.stream_plan(layer)
+    return torch.stack(ys), _clone(state), stream_kernels.stream_plan(layer)
 
 
 @pytest.mark.parametrize("mode", ["step_", "step", "mixed"])
@@ -153,9 +153,9 @@ def test_flatten_parameters_drops_every_threads_plan():
         layer.step(torch.zeros(1, 2))
         _in_threads(lambda i: layer.step(torch.zeros(1, 2)), n=2)
     if NATIVE:
-        assert fused_kernels.stream_plan(layer) is not None
+        assert stream_kernels.stream_plan(layer) is not None
     layer.flatten_parameters()
-    assert fused_kernels.PLANS_KEY not in layer.__dict__ and fused_kernels.stream_plan(layer) is None
+    assert stream_kernels.PLANS_KEY not in layer.__dict__ and stream_kernels.stream_plan(layer) is None
 
 
 # --- 2. copying what has streamed -------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_a_streamed_layer_copies_and_the_copy_streams_like_the_original(kind, ho
             layer.step_(x, state)  # the in-place stream's plan ...
         layer.step(xs[6], state)  # ... and the functional one's pooled states
         if NATIVE:
-            assert fused_kernels.stream_plan(layer) is not None
+            assert stream_kernels.stream_plan(layer) is not None
         if how == "state_dict":
             buf = io.BytesIO()
             torch.save(layer.state_dict(), buf)
@@ -200,7 +200,7 @@ def test_a_streamed_layer_copies_and_the_copy_streams_like_the_original(kind, ho
             twin = other
         else:
             twin = COPIERS[how](layer)
-        assert fused_kernels.PLANS_KEY not in twin.__dict__
+        assert stream_kernels.PLANS_KEY not in twin.__dict__
         assert list(twin.state_dict()) == list(layer.state_dict())
         assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), layer.state_dict().values()))
         s_orig, s_twin = _clone(state), _clone(state)
@@ -211,8 +211,8 @@ def test_a_streamed_layer_copies_and_the_copy_streams_like_the_original(kind, ho
             assert torch.equal(y_t, y_o)
         assert torch.equal(twin(xs)[0], layer(xs)[0])
         if NATIVE:
-            assert fused_kernels.stream_plan(twin) is not None
-            assert fused_kernels.stream_plan(twin) is not fused_kernels.stream_plan(layer)
+            assert stream_kernels.stream_plan(twin) is not None
+            assert stream_kernels.stream_plan(twin) is not stream_kernels.stream_plan(layer)
         # independent: the copy's new weights change the copy's stream only
         before = layer.step(xs[0], None)[0]
         next(twin.parameters()).add_(0.5)
@@ -244,7 +244,7 @@ def test_no_native_handle_travels_in_a_pickle():
         layer.eval().step_(torch.randn(2, 3), layer.init_state(2))  # ... and a plan
     mods = _pickled_globals(layer)
     assert not {m for m in mods if m.startswith(("ctypes", "_ctypes", "_thread", "threading", "rnnkit.kernels"))}, mods
-    assert "rnnkit.nn.layers" in mods  # the check reads real module names
+    assert "rnnkit.nn.dropin" in mods  # the check reads real module names (rnnkit.LSTM lives there)
     buf = io.BytesIO()
     torch.save(layer, buf)
     with zipfile.ZipFile(buf) as z:

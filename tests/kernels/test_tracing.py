@@ -1,5 +1,6 @@
-"""The layers under torch's program transforms: jit.trace, torch.compile, torch.export, functorch
-(vmap, jacrev, jacfwd, grad, jacobian(vectorize=True)) and double backward.
+"""The layers under torch's tracing and compiling: jit.trace, torch.compile, torch.export, the
+streaming step under them, and what the native layer keeps between calls under fake modes and
+failed exports (functorch and double backward: test_functorch.py).
 
 The native kernels run outside torch's operations, so none of these can see them. ``auto`` falls
 back to torch's kernels (the reference loop for Jordan and under functorch) with a one-time
@@ -7,8 +8,8 @@ warning, an explicit ``fused`` is refused with a ConfigError, and the fused auto
 backward recomputes in torch operations when autograd records it (create_graph) or hands it
 batched gradients. Every check compares with the eager layer on the same weights: between two
 code paths, float64 agrees to about 1e-15 per operation, so 1e-10 leaves ample room for the
-longer chains of a sequence and still catches any wrong step (errors there are O(1e-2)).
-"""
+longer chains of a sequence and still catches any wrong step (errors there are O(1e-2)); the
+layers and helpers are in tracing_cases.py."""
 
 from __future__ import annotations
 
@@ -22,68 +23,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import rnnkit
 from rnnkit.errors import ConfigError
-from rnnkit.kernels import _native, dispatch
+from rnnkit.kernels import _native
 from rnnkit.kernels import fused as fused_kernels
+from rnnkit.kernels import stream as stream_kernels
+from tracing_cases import needs_native, F64, KINDS, TWINNED, make, assert_same
 
 pytestmark = [pytest.mark.usefixtures("single_thread")]
-needs_native = pytest.mark.skipif(not _native.available(), reason="native kernels unavailable")
-F64, F32 = torch.float64, torch.float32
-TOL = {F64: 1e-10, F32: 1e-5}  # see the module docstring; float32: ~1e-7 per operation
-KINDS = {  # name -> (layer class, constructor options)
-    "rnn_tanh": (rnnkit.RNN, {}), "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"}),
-    "lstm": (rnnkit.LSTM, {}), "gru": (rnnkit.GRU, {}), "jordan": (rnnkit.Jordan, {}),
-}
-TWINNED = ["rnn_tanh", "lstm", "gru"]  # torch.nn has these, so auto falls back to torch's kernels
-
-
-def make(kind, backend="auto", dtype=F64, seed=0, **kw):
-    torch.manual_seed(seed)
-    cls, opts = KINDS[kind]
-    return cls(3, 4, backend=backend, dtype=dtype, **opts, **kw)
-
-
-def twin(layer, backend):
-    """The same layer and weights on another backend (the eager reference for a comparison)."""
-    other = type(layer)(layer.input_size, layer.hidden_size, layer.num_layers, **_options(layer), backend=backend,
-                        dtype=layer.weights_of(0)[0].dtype)
-    other.load_state_dict(layer.state_dict())
-    return other
-
-
-def _options(layer):
-    opts = {"bidirectional": layer.bidirectional, "batch_first": layer.batch_first}
-    if isinstance(layer, rnnkit.RNN):
-        opts["nonlinearity"] = layer.nonlinearity
-    return opts
-
-
-def states(h):
-    return h if isinstance(h, tuple) else (h,)
-
-
-def assert_same(got, want, dtype=F64):
-    got, want = (got, want) if isinstance(got, (tuple, list)) else ((got,), (want,))
-    for a, b in zip(got, want):
-        for x, y in zip(states(a), states(b)):
-            torch.testing.assert_close(x, y, atol=TOL[dtype], rtol=0)
-
-
-@pytest.fixture
-def fresh_warnings(monkeypatch):
-    """The one-time fallback warnings as in a fresh process."""
-    monkeypatch.setattr(dispatch, "_WARNED", set())
-
-
-@pytest.fixture
-def fresh_dynamo():
-    """Each compile test starts from dynamo's empty cache (it keeps compiled frames per code
-    object, and too many recompiles of ``Recurrent.forward`` would end in eager fallbacks)."""
-    import torch._dynamo
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
 
 
 # --- jit.trace -------------------------------------------------------------------------------------
@@ -221,66 +167,6 @@ def test_explicit_fused_is_refused_under_export():
         torch.export.export(make("lstm", "fused"), (torch.randn(5, 2, 3, dtype=F64),))
 
 
-# --- functorch transforms ----------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", [F64, F32], ids=["f64", "f32"])
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_vmap_equals_a_loop_over_the_batch(kind, dtype):
-    layer = make(kind, dtype=dtype)
-    xs = torch.randn(3, 5, 2, 3, dtype=dtype)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out, h = torch.func.vmap(layer)(xs)
-    for i, x in enumerate(xs):
-        want_out, want_h = layer(x)
-        assert_same((out[i], tuple(s[i] for s in states(h))), (want_out, states(want_h)), dtype)
-
-
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_jacobians_equal_the_eager_jacobian(kind):
-    """jacobian(vectorize=True) runs the fused forward eagerly and then its backward on batched
-    gradients (the recomputing path); jacrev/jacfwd/grad run the whole layer under functorch
-    (the reference loop). Each equals the plain row-by-row jacobian through the native BPTT."""
-    layer = make(kind)
-    x = torch.randn(4, 2, 3, dtype=F64)
-
-    def f(v):
-        return layer(v)[0]
-
-    want = torch.autograd.functional.jacobian(f, x)  # row by row: the eager backward
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert_same(torch.autograd.functional.jacobian(f, x, vectorize=True), want)
-        assert_same(torch.func.jacrev(f)(x), want)
-        assert_same(torch.func.jacfwd(f)(x), want)
-        g = torch.func.grad(lambda v: f(v).pow(2).sum())(x)
-    x_ = x.clone().requires_grad_()
-    f(x_).pow(2).sum().backward()
-    assert_same(g, x_.grad)
-
-
-@needs_native
-def test_jacobian_vectorized_through_the_split_kernels(monkeypatch):
-    """The same for layers too big for the whole-layer kernels (_FusedSequence)."""
-    monkeypatch.setattr(fused_kernels, "WHOLE_LAYER_BYTES", 0)
-    layer = make("lstm", "fused")
-    x = torch.randn(4, 2, 3, dtype=F64)
-    f = lambda v: layer(v)[0]  # noqa: E731
-    assert_same(torch.autograd.functional.jacobian(f, x, vectorize=True), torch.autograd.functional.jacobian(f, x))
-
-
-@needs_native
-@pytest.mark.parametrize("transform", ["vmap", "grad", "jacrev", "jacfwd"])
-def test_explicit_fused_is_refused_under_functorch(transform):
-    layer = make("gru", "fused")
-    x = torch.randn(2, 5, 2, 3, dtype=F64)
-    fn = {"vmap": lambda: torch.func.vmap(lambda v: layer(v)[0])(x),
-          "grad": lambda: torch.func.grad(lambda v: layer(v)[0].sum())(x[0]),
-          "jacrev": lambda: torch.func.jacrev(lambda v: layer(v)[0])(x[0]),
-          "jacfwd": lambda: torch.func.jacfwd(lambda v: layer(v)[0])(x[0])}[transform]
-    with pytest.raises(ConfigError, match="backend='fused' cannot run under a torch.func transform"):
-        fn()
-
-
 # --- streaming steps under the same transforms --------------------------------------------------
 class _Stepper(torch.nn.Module):
     """One streaming step as a module: ``step`` from zeros, or ``step_`` on a copy of ``state``."""
@@ -306,7 +192,7 @@ def test_streaming_steps_under_trace_vmap_and_compile(inplace, fresh_dynamo):
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         want = stepper(x, h)
-        assert fused_kernels.stream_plan(layer) is not None or not _native.available()
+        assert stream_kernels.stream_plan(layer) is not None or not _native.available()
         traced = torch.jit.trace(stepper, (x, h))
         other = torch.randn(4, 3, dtype=F64), torch.randn(1, 4, 4, dtype=F64)
         assert_same(traced(*other), stepper(*other))
@@ -315,60 +201,6 @@ def test_streaming_steps_under_trace_vmap_and_compile(inplace, fresh_dynamo):
         for i in range(3):
             assert_same(tuple(t[i] for t in got), stepper(xs[i], hs[i]))
         assert_same(torch.compile(stepper, backend="eager", fullgraph=True)(x, h), want)
-
-
-# --- double backward -------------------------------------------------------------------------------
-@needs_native
-def test_hvp_through_the_fused_kernels_is_the_reference_hvp():
-    """Second derivatives used to be exactly zero, silently, through the native backward."""
-    layer = make("gru", "fused")
-    ref = twin(layer, "reference")
-    x, v = torch.randn(5, 2, 3, dtype=F64), torch.randn(5, 2, 3, dtype=F64)
-    _, got = torch.autograd.functional.hvp(lambda t: layer(t)[0].pow(2).sum(), x, v)
-    _, want = torch.autograd.functional.hvp(lambda t: ref(t)[0].pow(2).sum(), x, v)
-    assert got.norm() > 0.1  # far from the zero the old backward gave
-    assert_same(got, want)
-
-
-CONFIGS = {"1layer": {"num_layers": 1}, "bidir_lengths": {"num_layers": 1, "bidirectional": True},
-           "2layer_bidir_lengths": {"num_layers": 2, "bidirectional": True}}
-#: two stacked bidirectional layers take 2-12 s per case (a numerical Jacobian of the gradient
-#: over every weight): long, so marked slow; the fast cases cover each piece on its own
-GRADGRAD_CONFIGS = ["1layer", "bidir_lengths", pytest.param("2layer_bidir_lengths", marks=pytest.mark.slow)]
-
-
-def _gradgrad_case(kind, backend, config, monkeypatch):
-    if backend == "torch" and kind == "jordan":
-        pytest.skip("torch has no Jordan layer")
-    if backend.startswith("fused") and not _native.available():
-        pytest.skip("native kernels unavailable")
-    if backend == "fused_split":  # layers too big for the whole-layer kernels: _FusedSequence
-        monkeypatch.setattr(fused_kernels, "WHOLE_LAYER_BYTES", 0)
-    cls, opts = KINDS[kind]
-    opts = {**opts, **CONFIGS[config]}
-    torch.manual_seed(1)
-    layer = cls(2, 2, batch_first=True, backend=backend.split("_")[0], dtype=F64, **opts)
-    names = [n for n, _ in layer.named_parameters()]
-    D = 2 if layer.bidirectional else 1
-    x = torch.randn(2, 3, 2, dtype=F64, requires_grad=True)
-    h0 = tuple(torch.randn(layer.num_layers * D, 2, s, dtype=F64, requires_grad=True) for s in layer.state_sizes)
-    ws = tuple(p.detach().clone().requires_grad_() for p in layer.parameters())
-    lengths = torch.tensor([3, 2]) if "lengths" in config else None
-
-    def f(x, *rest):
-        hs, params = rest[:len(h0)], rest[len(h0):]
-        out, h = torch.func.functional_call(layer, dict(zip(names, params)), (x, hs[0] if len(hs) == 1 else hs),
-                                            {"lengths": lengths})
-        return (out, *states(h))
-    return f, (x, *h0, *ws)
-
-
-@pytest.mark.parametrize("config", GRADGRAD_CONFIGS)
-@pytest.mark.parametrize("backend", ["reference", "torch", "fused", "fused_split"])
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_gradgradcheck(kind, backend, config, monkeypatch):
-    f, inputs = _gradgrad_case(kind, backend, config, monkeypatch)
-    assert torch.autograd.gradgradcheck(f, inputs, eps=1e-6, atol=1e-6)
 
 
 # --- no state outlives a failed or fake call -----------------------------------------------------
@@ -388,7 +220,7 @@ FRESH_PROCESS = r"""
 import warnings, torch, rnnkit
 from torch._subclasses.fake_tensor import FakeTensorMode
 from rnnkit.errors import ConfigError
-from rnnkit.kernels import fused
+from rnnkit.kernels import fused, stream
 warnings.simplefilter("ignore")
 F64, F32 = torch.float64, torch.float32
 torch.manual_seed(0)
@@ -418,7 +250,7 @@ for dtype in (F32, F64):
         a.requires_grad_(False)
         with torch.no_grad():
             a.step(mode.from_tensor(torch.randn(2, 3, dtype=dtype)))
-        assert fused.stream_plan(a) is None
+        assert stream.stream_plan(a) is None
 # then every eager fused call of each dtype works and matches the reference
 for dtype, tol in ((F32, 1e-5), (F64, 1e-10)):
     for cls in (rnnkit.GRU, rnnkit.LSTM, rnnkit.RNN, rnnkit.Jordan):
@@ -435,7 +267,7 @@ for dtype, tol in ((F32, 1e-5), (F64, 1e-10)):
         with torch.no_grad():
             y, _ = m.step(x[0].detach())
             assert (y - want[0]).abs().max() < tol
-        assert fused.stream_plan(m) is not None
+        assert stream.stream_plan(m) is not None
 for buf in fused._SCRATCH.__dict__.values():
     assert type(buf) is torch.Tensor
 print("ok")
@@ -446,7 +278,7 @@ print("ok")
 def test_failed_and_fake_first_calls_leave_nothing_behind(tmp_path):
     """In a fresh process, failed export/compile calls and fake-tensor calls come first; every
     later eager fused call of either dtype (new modules included) must work and be right."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
@@ -464,7 +296,7 @@ def test_sanitized_build_without_its_runtime_is_refused_not_a_crash(tmp_path):
             "_native.available() or print(_native._failed)\n")
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     env.update(RNNKIT_NATIVE_SANITIZE="1", RNNKIT_CACHE_DIR=str(tmp_path / "cache"),
-               PYTHONPATH=str(Path(__file__).parents[1] / "src"))
+               PYTHONPATH=str(Path(__file__).parents[2] / "src"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()

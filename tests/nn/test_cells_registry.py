@@ -17,7 +17,8 @@ import rnnkit
 from rnnkit import ConfigError
 from rnnkit.cli import main
 from rnnkit.config import CELL_NAMES
-from rnnkit.nn.cells import CellSpec, MinGRUCell, RecurrentCell, cell_spec, cell_specs, register_cell, spec_of
+from rnnkit.nn.cells import (CellSpec, GRUCell, MinGRUCell, NativeSpec, RecurrentCell, cell_spec, cell_specs,
+                             register_cell, spec_of)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -155,6 +156,39 @@ def test_register_cell_refuses_a_taken_name_and_bad_specs():
     with pytest.raises(ConfigError, match="gate_blocks"):
         register_cell(CellSpec("other", Other, gate_blocks=0))
     assert "other" not in [s.name for s in cell_specs()]
+
+
+def test_register_cell_refuses_native_specs_that_do_not_fit_the_cell():
+    class Other(GRUCell):
+        pass
+
+    weights = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", None, None)
+    with pytest.raises(ConfigError, match="already the gru cell's"):  # one line each in csrc/cells.h
+        register_cell(CellSpec("other", Other, 3, native=NativeSpec(3, weights, (1, 1.0))))
+    with pytest.raises(ConfigError, match="weight_yh, which Other does not have"):
+        register_cell(CellSpec("other", Other, 3, native=NativeSpec(9, ("weight_ih", "weight_yh", None, None, None,
+                                                                        None), (1, 1.0))))
+    with pytest.raises(ConfigError, match="w_ih and w_hh required"):
+        register_cell(CellSpec("other", Other, 3, native=NativeSpec(9, weights[:4], (1, 1.0))))
+    with pytest.raises(ConfigError, match="NativeSpec or None"):
+        register_cell(CellSpec("other", Other, 3, native=3))
+    assert "other" not in [s.name for s in cell_specs()]
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.native is not None], ids=lambda s: s.name)
+def test_native_weight_order_matches_the_cells_shapes(spec):
+    """The kernels take a layer's weights as (w_ih (G, I), w_hh (G, S), b_ih, b_hh, w_hy (S, H), b_y):
+    NativeSpec.arrange puts the cell's own weights in that order, by name."""
+    cell = spec.cell(3, 4, **({"output_size": 2} if "output_size" in spec.config_kwargs else {}))
+    w_ih, w_hh, b_ih, b_hh, w_hy, b_y = spec.native.arrange(cell.weights())
+    G, S = spec.gate_blocks * 4, cell.state_sizes[0]
+    assert (w_ih.shape, w_hh.shape) == ((G, 3), (G, S))
+    assert b_ih.shape == (G,)
+    assert (b_hh is None) == (spec.native.weights[3] is None) and (b_hh is None or b_hh.shape == (G,))
+    assert (w_hy is None) == (not spec.native.output_layer)
+    if w_hy is not None:
+        assert w_hy.shape == (S, 4) and b_y.shape == (S,)
+    assert spec.native.cell_state == (len(cell.state_sizes) == 2)
 
 
 def test_keras_init_of_an_unregistered_cell_is_refused():

@@ -203,18 +203,18 @@ def test_a_reader_never_sees_a_mix_of_two_runs(tmp_path):
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    import rnnkit.training.rundir as rd
+    import rnnkit.training.atomic as at
     point = sys.argv[1]
     def die(*a, **k):
         os.kill(os.getpid(), signal.SIGKILL)
     if point == "swap":
-        rd._swap = die
+        at.exchange = die
     elif point == "between-renames":       # a system without an atomic swap, killed mid-way
-        rd._swap = lambda new, old: False
-        rd._rename_noreplace = die
+        at.exchange = lambda new, old: False
+        at.rename_noreplace = die
     elif point == "writing":
-        real = rd._fsync_tree
-        rd._fsync_tree = die
+        real = at.fsync_tree
+        at.fsync_tree = die
     from rnnkit.cli import main
     sys.exit(main(sys.argv[2:]))
 """)
@@ -253,8 +253,8 @@ def test_next_write_removes_temporaries_of_killed_processes(csv, tmp_path):
 def test_sigterm_while_writing_leaves_nothing(csv, tmp_path):
     script = textwrap.dedent("""
         import os, signal, sys
-        import rnnkit.training.rundir as rd
-        rd._fsync_tree = lambda d: os.kill(os.getpid(), signal.SIGTERM)
+        import rnnkit.training.atomic as at
+        at.fsync_tree = lambda d: os.kill(os.getpid(), signal.SIGTERM)
         from rnnkit.cli import main
         sys.exit(main(sys.argv[1:]))
     """)

@@ -27,11 +27,11 @@ import warnings
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["library", "available", "cache_dir", "build", "vector_bits", "TrainSpec", "NativeUnavailable"]
+__all__ = ["library", "function", "available", "cache_dir", "build", "sources", "vector_bits", "cell_info", "TRAITS", "TrainSpec",
+           "NativeUnavailable"]
 
 log = logging.getLogger("rnnkit.kernels")
-SOURCES = ("rnnkit_kernels.c", "cells_impl.h", "layer_impl.h", "trainer_impl.h")
-ABI_VERSION = 3
+ABI_VERSION = 4
 # -fno-trapping-math lets comparisons (the clamps in exp) become vector selects; NaN still
 # propagates. No -ffast-math: the kernels must match torch to float64 rounding.
 FLAGS = ["-O3", "-std=c11", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
@@ -134,11 +134,29 @@ def vector_bits() -> int:
     return int(library().rk_vector_bits())
 
 
+def cell_info(code: int) -> tuple[int, int] | None:
+    """``(gate blocks, traits)`` of the cell with this code in the kernels' table (csrc/cells.h),
+    or None for a code no cell has; traits are the bits :data:`TRAITS` names."""
+    info = int(library().rk_cell_info(code))
+    return None if info < 0 else (info >> 8, info & 0xFF)
+
+
+#: the cell traits of csrc/cells.h (RK_CELL_STATE, RK_HIDDEN_APART, RK_OUTPUT_LAYER), by bit
+TRAITS = {"cell_state": 1, "hidden_apart": 2, "output_layer": 4}
+
+
+def sources() -> list[Path]:
+    """Every file the build reads: rnnkit_kernels.c and the headers it includes (csrc/*.h: the
+    generic code and one header per cell), in a fixed order for the cache key."""
+    src = _source_dir()
+    return sorted([*src.glob("*.c"), *src.glob("*.h")], key=lambda p: p.name)
+
+
 def _key(cc: str) -> str:
     h = hashlib.sha256()
-    src = _source_dir()
-    for name in SOURCES:
-        h.update((src / name).read_bytes())
+    for path in sources():
+        h.update(path.name.encode() + b"\0")
+        h.update(path.read_bytes())
     try:
         version = subprocess.run(cc.split() + ["--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
@@ -203,6 +221,19 @@ def library() -> ctypes.CDLL:
     return _lib
 
 
+_FUNCTIONS: dict = {}
+
+
+def function(name: str, dtype):
+    """The native function ``name`` for ``dtype`` (``rk_forward`` -> ``rk_forward_f32`` for
+    ``torch.float32``, ``_f64`` for ``torch.float64``), looked up once."""
+    f = _FUNCTIONS.get((name, dtype))
+    if f is None:
+        suffix = "f64" if str(dtype) == "torch.float64" else "f32"
+        f = _FUNCTIONS[name, dtype] = getattr(library(), f"{name}_{suffix}")
+    return f
+
+
 def available() -> bool:
     """True when the native kernels are built and loaded (building them if needed)."""
     try:
@@ -247,6 +278,7 @@ SIGNATURES: dict[str, tuple[list, object]] = {
 
 
 def _declare(lib: ctypes.CDLL) -> None:
+    lib.rk_cell_info.argtypes, lib.rk_cell_info.restype = [_I], _I
     for name, (argtypes, restype) in SIGNATURES.items():
         for suf in ("f32", "f64"):
             f = getattr(lib, f"{name}_{suf}")

@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..errors import ConfigError
-from ..nn.cells import ElmanCell, GRUCell, LSTMCell
+from ..nn.cells.base import NATIVE
 from . import _native
 from . import fused as fused_kernels
 from .transforms import FUNCTORCH, blocked_reason
@@ -26,9 +26,9 @@ __all__ = ["choose", "fused_pays_off", "torch_mode", "run_torch"]
 def choose(layer, x: Tensor | None = None) -> str:
     """The backend that runs for input ``x (B, T, I)`` (``"auto"`` decides per configuration).
 
-    ``"auto"``: the fused kernels on the CPU where they are faster (every Jordan layer; Elman and
-    GRU up to batch x hidden 4096; LSTM only up to 128, since torch runs LSTMs as one oneDNN
-    kernel; see :data:`FUSED_MAX_BH`), torch's kernels otherwise and on GPUs, the reference loop
+    ``"auto"``: the fused kernels on the CPU where they are faster (see :func:`fused_pays_off`:
+    every Jordan layer; Elman and GRU up to batch x hidden 4096; LSTM only up to 128, since torch
+    runs LSTMs as one oneDNN kernel), torch's kernels otherwise and on GPUs, the reference loop
     for what neither covers. An explicit ``"fused"`` falls back to
     ``"torch"`` (or ``"reference"``) with a one-line warning where the native kernels cannot
     be built. Under tracing, compiling and functorch transforms see :func:`_choose_blocked`.
@@ -39,12 +39,14 @@ def choose(layer, x: Tensor | None = None) -> str:
     if blocked is not None:
         return _choose_blocked(layer, blocked, torch_or_ref)
     if layer.backend == "fused":
-        if type(cell) not in fused_kernels.CELL_CODES:  # no native code in the cell's CellSpec
+        if type(cell) not in NATIVE:  # no NativeSpec in the cell's CellSpec
             raise ConfigError(f"backend='fused' has no native kernel for {type(cell).__name__}; "
                               f"use backend='auto' or '{torch_or_ref}'")
         if x is not None and not fused_kernels.supports(cell, x):
-            raise ConfigError("backend='fused' runs on the CPU in float32/float64 without proj_size or "
-                              "peepholes; use backend='auto' or 'torch'")
+            lacks = fused_kernels.unsupported_settings(type(cell))
+            raise ConfigError("backend='fused' runs on the CPU in float32/float64"
+                              + (f" without {' or '.join(lacks)}" if lacks else "")
+                              + f"; use backend='auto' or '{torch_or_ref}'")
         if not _native.available():
             _native.warn_unavailable()
             return torch_or_ref
@@ -111,29 +113,22 @@ def _warn_now(message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=6)
 
 
-#: batch x hidden up to which the fused kernels beat torch's (forward + backward, measured by
-#: ``make bench``'s grid on a 2-core x86-64 CPU, 1 and 2 threads; see benchmarks/RESULTS.md).
-#: torch runs an LSTM as one oneDNN kernel, so fused wins only for tiny LSTMs; its GRU and
-#: Elman RNN are chains of small operations per step, which fused beats far further.
-FUSED_MAX_BH = {LSTMCell: 128, GRUCell: 4096, ElmanCell: 4096}
-
-
 def fused_pays_off(layer, x: Tensor) -> bool:
-    """Where the fused kernels beat torch's for this layer and input ``x (B, T, I)``."""
+    """Where the fused kernels beat torch's for this layer and input ``x (B, T, I)``: up to the
+    batch x hidden its cell's :attr:`NativeSpec.layer_max_bh <rnnkit.nn.cells.NativeSpec>` says
+    (measured by ``make bench``'s grid on a 2-core x86-64 CPU, 1 and 2 threads; see
+    benchmarks/RESULTS.md), always where torch has no kernel for the cell (the alternative is the
+    Python loop)."""
     if torch_mode(layer) is None:
-        return True  # Jordan: the alternative is the Python loop
-    return x.shape[0] * layer.hidden_size <= FUSED_MAX_BH[layer.cell_type]
+        return True
+    limit = NATIVE[layer.cell_type].layer_max_bh
+    return limit is None or x.shape[0] * layer.hidden_size <= limit
 
 
 def torch_mode(layer) -> str | None:
-    """The torch._VF function for this layer's cell, or None (Jordan, peephole LSTMs, custom cells)."""
-    if layer.cell_type is LSTMCell:
-        return None if layer.cell_kwargs.get("peephole") else "lstm"
-    if layer.cell_type is GRUCell:
-        return "gru"
-    if layer.cell_type is ElmanCell:
-        return "rnn_" + layer.cell_kwargs.get("nonlinearity", "tanh")
-    return None
+    """The torch._VF function for this layer's cell with its settings
+    (:meth:`~rnnkit.nn.cells.RecurrentCell.torch_mode`), or None (Jordan, peephole LSTMs, minGRU)."""
+    return layer.cells[0].torch_mode()
 
 
 def run_torch(layer, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None):
@@ -141,7 +136,8 @@ def run_torch(layer, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | No
     mode = torch_mode(layer)
     fn = getattr(torch._VF, mode)
     flat = [p for k in range(len(layer.cells)) for p in layer.weights_of(k) if p is not None]
-    hx = states if mode == "lstm" else states[0]
+    two = len(states) == 2  # torch takes a pair (h, c) as one argument, a single state as a tensor
+    hx = states if two else states[0]
     args = (flat, layer.bias, layer.num_layers, layer.dropout, layer.training, layer.bidirectional)
     compiling = torch.compiler.is_compiling()  # dynamo cannot trace warning filters
     with contextlib.nullcontext() if compiling else warnings.catch_warnings():
@@ -155,7 +151,7 @@ def run_torch(layer, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | No
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             perm, unperm = packed.sorted_indices, packed.unsorted_indices
             hx = tuple(s.index_select(1, perm.to(s.device)) for s in states)
-            result = fn(packed.data, packed.batch_sizes, hx if mode == "lstm" else hx[0], *args)
+            result = fn(packed.data, packed.batch_sizes, hx if two else hx[0], *args)
             out_packed = PackedSequence(result[0], packed.batch_sizes, perm, unperm)
             out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=T)
             new = tuple(s.index_select(1, unperm.to(s.device)) for s in result[1:])

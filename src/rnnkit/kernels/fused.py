@@ -4,32 +4,32 @@ For each layer and direction, one native call runs the whole layer forward (inpu
 recurrence) and one runs its BPTT with every gradient (``_FusedLayer``). Layers whose buffers
 exceed :data:`WHOLE_LAYER_BYTES` keep only the recurrence native and leave the input projection
 and the weight gradients to torch's large matrix products (``_FusedSequence``). Either way the
-kernels take the same parameters and return the same numbers as ``cells.py``.
+kernels take the same parameters and return the same numbers as ``rnnkit.nn.cells``. The same
+kernels' streaming step is :mod:`rnnkit.kernels.stream`.
+
+The code here knows no cell by name: what differs between cells (the kernels' code for it, the
+order it gives its weights in, whether its state is a pair, whether its recurrent part stays
+apart, an output layer) it reads from the cell's :class:`~rnnkit.nn.cells.NativeSpec`, looked up
+by exact type in :data:`NATIVE` (a live read-only view of what the CellSpecs declare; a cell
+without one has no native kernel).
 """
 
 from __future__ import annotations
 
-import ctypes
-import operator
 import threading
 
 import torch
 from torch import Tensor
 
-from ..nn.cells import RecurrentCell
-from ..nn.cells.base import NATIVE_CODES
+from ..nn.cells import NativeSpec, RecurrentCell
+from ..nn.cells.base import NATIVE
 from . import _native
 from .limits import check_c_int  # ctypes would wrap a size past 2^31 - 1 silently
 from .transforms import blocked_reason, grads_by_recompute, is_plain, no_memory
 
-__all__ = ["supports", "supports_cell", "blocked_reason", "run_layer", "StreamPlan", "stream", "stream_inplace",
-           "stream_plan", "PLANS_KEY", "CELL_CODES", "act_code"]
+__all__ = ["supports", "supports_cell", "blocked_reason", "run_layer", "NATIVE", "act_code", "unsupported_settings",
+           "fold_biases", "WHOLE_LAYER_BYTES"]
 
-#: cell class -> the native kernels' code for its math (csrc: 0 Elman, 1 Jordan, 2 LSTM, 3 GRU): a
-#: live read-only view of the codes the cells' CellSpecs declare, looked up by exact type (one dict
-#: lookup, as fast as a literal table); a cell without a code has no native kernel
-CELL_CODES = NATIVE_CODES
-ELMAN, JORDAN, LSTM, GRU = 0, 1, 2, 3
 ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "identity": 3, "linear": 3}
 
 
@@ -40,10 +40,22 @@ def act_code(cell: RecurrentCell) -> tuple[int, int]:
 
 
 def supports_cell(cell: RecurrentCell) -> bool:
-    """Whether the fused kernels have this cell's math (a cell whose CellSpec has a native code; no
-    projection, no peepholes)."""
+    """Whether the fused kernels have this cell's math: its CellSpec has a NativeSpec, and none of
+    the settings that spec lists as unsupported is set (the LSTM's projection and peepholes)."""
+    native = NATIVE.get(type(cell))
+    if native is None:
+        return False
     d = cell.__dict__  # not getattr: a missing attribute costs microseconds in nn.Module
-    return type(cell) in CELL_CODES and not d.get("proj_size", 0) and not d.get("peephole", False)
+    for name in native.unsupported:  # a loop, not any(): this runs on every forward
+        if d.get(name):
+            return False
+    return True
+
+
+def unsupported_settings(cell_type: type) -> tuple[str, ...]:
+    """The settings of ``cell_type`` the fused kernels lack (none for a cell they do not have)."""
+    native = NATIVE.get(cell_type)
+    return () if native is None else native.unsupported
 
 
 def supports(cell: RecurrentCell, x: Tensor) -> bool:
@@ -55,16 +67,8 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-_FNS: dict = {}
+_fn = _native.function  # the native function ``name`` for ``dtype``
 _SIZES: dict = {}
-
-
-def _fn(name: str, dtype: torch.dtype):
-    """The native function ``name`` for ``dtype`` (looked up once)."""
-    f = _FNS.get((name, dtype))
-    if f is None:
-        f = _FNS[name, dtype] = getattr(_native.library(), f"{name}_{'f64' if dtype == torch.float64 else 'f32'}")
-    return f
 
 
 def _layer_sizes(code: int, dtype: torch.dtype, B: int, T: int, I: int, H: int, S: int) -> tuple[int, int]:
@@ -82,12 +86,13 @@ def _layer_sizes(code: int, dtype: torch.dtype, B: int, T: int, I: int, H: int, 
     return sizes
 
 
-def _unpack(cell: RecurrentCell, w: list[Tensor | None]):
-    """(w_ih, whh, b_x, b_h, why, by) with b_x the bias folded into the input projection."""
-    code = CELL_CODES[type(cell)]
-    w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, w)
-    if code in (ELMAN, LSTM):  # both biases join the input part
-        return w_ih, whh, None if b_ih is None else b_ih + b_hh, None, None, None
+def fold_biases(native: NativeSpec, w: list[Tensor | None]):
+    """One layer's weights ``w`` in the kernels' order, ``(w_ih, whh, b_x, b_h, why, by)``, with
+    ``b_x`` the bias folded into the input projection (both biases, unless the recurrent part stays
+    apart)."""
+    w_ih, whh, b_ih, b_hh, why, by = native.arrange(w)
+    if native.folds_biases:  # both biases join the input part
+        return w_ih, whh, None if b_ih is None else b_ih + b_hh, None, why, by
     return w_ih, whh, b_ih, b_hh, why, by
 
 
@@ -118,11 +123,12 @@ class _FusedSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell, lengths, x, s0, c0, *w):
-        w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
+        native = NATIVE[type(cell)]
+        w_ih, whh, b_x, b_h, why, by = fold_biases(native, list(w))
         B, T, _ = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
         G = whh.shape[0]
-        code = CELL_CODES[type(cell)]
+        code = native.code
         act, out_act = act_code(cell)
         opts = {"dtype": x.dtype, "device": x.device}
         # every tensor whose pointer goes to the kernel is held in a variable until the call returns
@@ -133,7 +139,7 @@ class _FusedSequence(torch.autograd.Function):
         xg = xg.contiguous()
         hs = torch.empty(T + 1, B, S, **opts)
         hs[0] = s0
-        cs = torch.empty(T + 1, B, H, **opts) if code == LSTM else None
+        cs = torch.empty(T + 1, B, H, **opts) if native.cell_state else None
         if cs is not None:
             cs[0] = c0
         gates = torch.empty(T, B, G, **opts)
@@ -148,20 +154,20 @@ class _FusedSequence(torch.autograd.Function):
         _fn("rk_forward", x.dtype)(code, act, out_act, B, T, H, S, p_xg, p_whh, _ptr(b_h),
                                    _ptr(why_c), _ptr(by), _ptr(lens), _ptr(hs), _ptr(cs), _ptr(gates),
                                    _ptr(aux), p_out, _ptr(work), 0)
-        ctx.cell, ctx.code, ctx.lens = cell, code, lens
+        ctx.cell, ctx.native, ctx.lens = cell, native, lens
         ctx.save_for_backward(x_tm, hs, cs if cs is not None else hs.new_empty(0), gates, aux, x, s0, c0, *w)
         c_n = cs[T] if cs is not None else x.new_empty(0)
         return out.transpose(0, 1), hs[T].clone(), c_n.clone()  # (B, T, S), (B, S), (B, H)
 
     @staticmethod
     def backward(ctx, dout, dsn, dcn):
-        cell, code, lens = ctx.cell, ctx.code, ctx.lens
+        cell, native, lens = ctx.cell, ctx.native, ctx.lens
+        code, two = native.code, native.cell_state  # two: the state is (s, c)
         x_tm, hs, cs, gates, aux, x, s0, c0, *w = ctx.saved_tensors
         if torch.is_grad_enabled() or not (is_plain(dout) and is_plain(dsn) and is_plain(dcn)):
-            lstm = code == LSTM
-            return (None, None, *grads_by_recompute(ctx, 2, cell, lens, False, (x, s0, c0 if lstm else None, *w),
-                                                     (dout, dsn, dcn if lstm else None)))
-        w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
+            return (None, None, *grads_by_recompute(ctx, 2, cell, lens, False, (x, s0, c0 if two else None, *w),
+                                                     (dout, dsn, dcn if two else None)))
+        w_ih, whh, b_x, b_h, why, by = fold_biases(native, list(w))
         T, B, I = x_tm.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
         G = whh.shape[0]
@@ -169,35 +175,36 @@ class _FusedSequence(torch.autograd.Function):
         opts = {"dtype": x_tm.dtype, "device": x_tm.device}
         dout_tm = None if dout is None else dout.transpose(0, 1).contiguous()  # (T, B, S)
         dgx = torch.empty(T, B, G, **opts)
-        dgh = torch.empty(T, B, G, **opts) if code == GRU else None
-        dyp = torch.empty(T, B, S, **opts) if code == JORDAN else None
+        dgh = torch.empty(T, B, G, **opts) if native.hidden_apart else None
+        dyp = torch.empty(T, B, S, **opts) if native.output_layer else None
         ds0 = torch.empty(B, S, **opts)
-        dc0 = torch.empty(B, H, **opts) if code == LSTM else None
+        dc0 = torch.empty(B, H, **opts) if two else None
         work = torch.empty(int(_fn("rk_backward_work", x_tm.dtype)(code, H, S)), **opts)
         # keep every contiguous copy in a variable: a temporary would be freed before the call
         whh_c = whh.contiguous()
         why_c = None if why is None else why.contiguous()
         dsn_c = None if dsn is None else dsn.contiguous()
-        dcn_c = None if (dcn is None or code != LSTM) else dcn.contiguous()
+        dcn_c = None if (dcn is None or not two) else dcn.contiguous()
         _fn("rk_backward", x_tm.dtype)(code, act, out_act, B, T, H, S, _ptr(whh_c), _ptr(why_c),
-                                       _ptr(lens), _ptr(hs), _ptr(cs if code == LSTM else None), _ptr(gates),
+                                       _ptr(lens), _ptr(hs), _ptr(cs if two else None), _ptr(gates),
                                        _ptr(aux), _ptr(dout_tm), _ptr(dsn_c), _ptr(dcn_c), _ptr(dgx),
                                        _ptr(dgh), _ptr(dyp), _ptr(ds0), _ptr(dc0), _ptr(work))
         dgx2 = dgx.reshape(T * B, G)
         s_prev = hs[:-1].reshape(T * B, S)
-        dgr = (dgh if code == GRU else dgx).reshape(T * B, G)
-        grads: list[Tensor | None] = [None] * len(w)
-        grads[0] = dgx2.t() @ x_tm.reshape(T * B, I)  # dW_ih (G, I)
-        grads[1] = dgr.t() @ s_prev  # dW_hh (G, S) (Jordan: dW_yh)
-        if code == JORDAN:  # Jordan: weight_ih, weight_yh, bias_h, weight_hy, bias_y
+        dgr = (dgh if native.hidden_apart else dgx).reshape(T * B, G)
+        # the gradients in the kernels' order, then in the cell's (arrange maps the one onto the other)
+        g_ih = dgx2.t() @ x_tm.reshape(T * B, I)  # dW_ih (G, I)
+        g_hh = dgr.t() @ s_prev  # dW_hh (G, S) (Jordan: dW_yh)
+        _, _, b_ih, b_hh, _, b_y = native.arrange(w)
+        g_bih = None if b_ih is None else dgx2.sum(0)
+        g_bhh = None if b_hh is None else dgr.sum(0)
+        g_why = g_by = None
+        if native.output_layer:  # dW_hy = dy^T h, db_y = sum dy
             dy = dyp.reshape(T * B, S)
-            if w[2] is not None:
-                grads[2] = dgx2.sum(0)
-                grads[4] = dy.sum(0)
-            grads[3] = dy.t() @ aux.reshape(T * B, H)
-        elif w[2] is not None:  # biases
-            grads[2] = dgx2.sum(0)
-            grads[3] = dgr.sum(0)
+            g_why = dy.t() @ aux.reshape(T * B, H)
+            g_by = None if b_y is None else dy.sum(0)
+        by_slot = dict(zip(native.arrange(range(len(w))), (g_ih, g_hh, g_bih, g_bhh, g_why, g_by)))
+        grads = [by_slot.get(k) for k in range(len(w))]
         dx = (dgx @ w_ih).transpose(0, 1) if ctx.needs_input_grad[2] else None  # (B, T, I)
         return (None, None, dx, ds0, dc0, *grads)
 
@@ -210,7 +217,8 @@ class _FusedLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cell, lengths, lead, x, s0, c0, *w):
         ctx.lead = lead
-        code = CELL_CODES[type(cell)]
+        native = NATIVE[type(cell)]
+        code, two = native.code, native.cell_state
         act, out_act = act_code(cell)
         B, T, I = x.shape
         H, S = cell.hidden_size, cell.state_sizes[0]
@@ -223,13 +231,13 @@ class _FusedLayer(torch.autograd.Function):
         out = torch.empty(B, T, S, **opts)
         lead = (1,) if ctx.lead else ()  # states shaped (1, B, S), as a one-layer module has them
         sn = torch.empty(*lead, B, S, **opts)
-        cn = torch.empty(*lead, B, H, **opts) if code == LSTM else None
+        cn = torch.empty(*lead, B, H, **opts) if two else None
         # every tensor whose pointer goes to the kernel is held in a variable until the call returns
         x_c = x.contiguous()
         s0_c = None if s0 is None else s0.contiguous()
-        c0_c = c0.contiguous() if code == LSTM and c0 is not None else None
+        c0_c = c0.contiguous() if two and c0 is not None else None
         wc = [None if t is None else t.contiguous() for t in w]
-        w_ih, whh, b_ih, b_hh, why, by = _layer_args(code, wc)
+        w_ih, whh, b_ih, b_hh, why, by = native.arrange(wc)
         lens = None if lengths is None else lengths.to(torch.int64).contiguous()
         p_x, p_wih, p_out = _ptr(x_c), _ptr(w_ih), _ptr(out)
         if not (p_x and p_wih and p_out):
@@ -237,7 +245,7 @@ class _FusedLayer(torch.autograd.Function):
         _fn("rk_layer_forward", x.dtype)(code, act, out_act, B, T, I, H, S, p_x, p_wih, _ptr(whh),
                                          _ptr(b_ih), _ptr(b_hh), _ptr(why), _ptr(by), _ptr(lens), _ptr(s0_c),
                                          _ptr(c0_c), _ptr(sv), p_out, _ptr(sn), _ptr(cn), work.data_ptr())
-        ctx.cell, ctx.code, ctx.lens, ctx.n_work = cell, code, lens, n_work
+        ctx.cell, ctx.native, ctx.lens, ctx.n_work = cell, native, lens, n_work
         ctx.has_state = (s0 is not None, c0 is not None)
         # the inputs as given, not their contiguous copies (the same tensors in the common
         # case): a recomputing backward differentiates through them
@@ -246,7 +254,8 @@ class _FusedLayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dsn, dcn):
-        cell, code, lens = ctx.cell, ctx.code, ctx.lens
+        cell, native, lens = ctx.cell, ctx.native, ctx.lens
+        code, two = native.code, native.cell_state
         sv, x_in, s0, c0, *w_in = ctx.saved_tensors
         if torch.is_grad_enabled() or not (is_plain(dout) and is_plain(dsn) and is_plain(dcn)):
             return (None, None, None, *grads_by_recompute(ctx, 3, cell, lens, ctx.lead, (x_in, s0, c0, *w_in),
@@ -259,13 +268,13 @@ class _FusedLayer(torch.autograd.Function):
         H, S = cell.hidden_size, cell.state_sizes[0]
         opts = {"dtype": x.dtype, "device": x.device}
         dout_c, dsn_c = dout.contiguous(), dsn.contiguous()
-        dcn_c = dcn.contiguous() if code == LSTM and dcn is not None else None
+        dcn_c = dcn.contiguous() if two and dcn is not None else None
         grads = [None if t is None else torch.empty_like(t) for t in w]
-        g_ih, g_hh, g_bih, g_bhh, g_why, g_by = _layer_args(code, grads)
-        w_ih, whh, _, _, why, _ = _layer_args(code, w)
+        g_ih, g_hh, g_bih, g_bhh, g_why, g_by = native.arrange(grads)
+        w_ih, whh, _, _, why, _ = native.arrange(w)
         lead = (1,) if ctx.lead else ()
         ds0 = torch.empty(*lead, B, S, **opts)
-        dc0 = torch.empty(*lead, B, H, **opts) if code == LSTM else None
+        dc0 = torch.empty(*lead, B, H, **opts) if two else None
         dx = torch.empty(B, T, I, **opts) if ctx.needs_input_grad[3] else None
         _fn("rk_layer_backward", x.dtype)(code, act, out_act, B, T, I, H, S, _ptr(x), _ptr(w_ih), _ptr(whh),
                                           _ptr(why), _ptr(lens), _ptr(sv), _ptr(dout_c), _ptr(dsn_c), _ptr(dcn_c),
@@ -273,14 +282,6 @@ class _FusedLayer(torch.autograd.Function):
                                           _ptr(g_by), _ptr(ds0), _ptr(dc0), _ptr(dx), work.data_ptr())
         return (None, None, None, dx, ds0 if ctx.has_state[0] else None, dc0 if ctx.has_state[1] else None,
                 *grads)
-
-
-def _layer_args(code: int, w: list):
-    """(w_ih, whh, b_ih, b_hh, why, by) for the whole-layer kernels (Jordan: b_h as b_ih)."""
-    if code == JORDAN:
-        w_ih, w_yh, b_h, w_hy, b_y = w
-        return w_ih, w_yh, b_h, None, w_hy, b_y
-    return w[0], w[1], w[2], w[3], None, None
 
 
 #: memory (saved activations plus scratch) up to which a layer runs entirely in the native
@@ -296,10 +297,10 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
     """Fused twin of one direction of ``Recurrent``'s reference loop: ``x (B, T, I)``; a ``None``
     state means zeros. States are ``(B, S)``, or ``(1, B, S)`` in and out with ``lead`` (a whole
     one-layer module's: no autograd views to reshape them on the common path)."""
-    code = CELL_CODES[type(cell)]
-    lstm = code == LSTM
+    native = NATIVE[type(cell)]
+    lstm = native.cell_state  # the state is (s, c)
     B, T, I = x.shape
-    saved, work = _layer_sizes(code, x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
+    saved, work = _layer_sizes(native.code, x.dtype, B, T, I, cell.hidden_size, cell.state_sizes[0])
     if (saved + work) * x.element_size() <= WHOLE_LAYER_BYTES:
         s0, c0 = (None, None) if state is None else (state[0], state[1] if lstm else None)
         out, s_n, c_n = _FusedLayer.apply(cell, lengths, lead, x, s0, c0, *w)
@@ -312,249 +313,3 @@ def run_layer(cell: RecurrentCell, w: list[Tensor | None], x: Tensor, state: tup
     out, s_n, c_n = _FusedSequence.apply(cell, lengths, x, state[0].contiguous(), c0, *w)
     new = (s_n, c_n) if lstm else (s_n,)
     return out, (tuple(s.unsqueeze(0) for s in new) if lead else new)
-
-
-def _panels_of_transpose(w: Tensor) -> Tensor:
-    """``w (N, K)`` packed as the kernels' panels of ``w^T (K, N)`` (see rk_pack_panels)."""
-    N, K = w.shape
-    w = w.detach().contiguous()
-    out = torch.empty(int(_fn("rk_panel_size", w.dtype)(K, N)), dtype=w.dtype)
-    _fn("rk_pack_panels", w.dtype)(w.data_ptr(), K, N, 1, out.data_ptr())
-    return out
-
-
-#: the functional streaming step allocates the states of up to STREAM_POOL_MAX steps at once, in
-#: at most STREAM_POOL_BYTES (or one step's worth); each returned state shares that allocation
-STREAM_POOL_BYTES = 8192
-STREAM_POOL_MAX = 32
-_VERSION = operator.attrgetter("_version")
-_REQUIRES_GRAD = operator.attrgetter("requires_grad")
-
-
-class StreamPlan:
-    """Everything the native streaming step needs, prepared once: weights packed into panels, a pointer
-    table, scratch memory and a packed argument array (one cheap foreign call per step).
-    :meth:`current` says whether it still matches the layer's weights (tensor identity and
-    version counters), batch size and dtype. Changes torch does not track (anything through
-    ``.data``) need ``layer.flatten_parameters()``, which drops the plan; the plan's own copies
-    and references keep every pointer it holds valid meanwhile.
-
-    The functional step returns new state tensors each step. Allocating them one by one would
-    cost more than the step itself for small models, so they come from a pool: one allocation
-    holds the outputs of up to 32 steps (8 KiB for small states), cut into views up front, and
-    each step takes the next set. Every step still gets memory of its own (the pool is never
-    reused), so states kept by the caller, e.g. in a beam search, stay valid.
-
-    A plan serves one thread: its argument array, scratch memory and trusted states are rewritten
-    by every step. Each thread streaming through a layer therefore gets a plan of its own
-    (:class:`_ThreadPlans`), so threads may stream their own states through one layer at once."""
-
-    def __init__(self, cells: list[RecurrentCell], weights: list[list[Tensor | None]], batch: int) -> None:
-        cell = cells[0]
-        code = CELL_CODES[type(cell)]
-        act, out_act = act_code(cell)
-        H, S = cell.hidden_size, cell.state_sizes[0]
-        self.B, self.L, self.H, self.S, self.lstm = batch, len(cells), H, S, code == LSTM
-        self.watch = tuple(t for w in weights for t in w if t is not None)
-        self.versions = list(map(_VERSION, self.watch))
-        self.param_objects = tuple(t for w in weights for t in w)  # parameters() order, Nones included
-        self.x_shape = torch.Size((batch, cell.input_size))
-        self.view = None  # step_: the output view into the trusted state
-        # state objects known to be well-formed, with their data pointers when they were checked:
-        # the in-place stream's and the last one the functional step made (two slots, so mixing
-        # both kinds of step costs nothing). Identity plus unchanged pointers skip the checks.
-        self.trusted = self.trusted_made = None
-        self.trusted_ptrs = self.made_ptrs = self.seen_ptrs = None
-        self.state_shapes = [torch.Size((len(cells), batch, s)) for s in cell.state_sizes]
-        self._pool: list[tuple] = []  # (y, s, c, pointers of s and c) of future steps
-        with torch.no_grad():
-            keep, ptrs = [], []
-            for w in weights:
-                w_ih, whh, b_x, b_h, why, by = _unpack(cell, list(w))
-                layer = [_panels_of_transpose(w_ih), _panels_of_transpose(whh),
-                         None if b_x is None else b_x.detach().contiguous(),
-                         None if b_h is None else b_h.detach().contiguous(),
-                         None if why is None else why.t().contiguous(),
-                         None if by is None else by.detach().contiguous()]
-                keep += [t for t in layer if t is not None]
-                ptrs += [0 if t is None else t.data_ptr() for t in layer]
-        ref = weights[0][0]
-        self.dtype = ref.dtype
-        self._keep = keep  # the pointer table points into these
-        self.table = torch.tensor(ptrs, dtype=torch.int64)
-        n = int(_fn("rk_stream_work", ref.dtype)(code, batch, H, S))
-        self.scratch = torch.empty(n, dtype=ref.dtype)
-        self.args = (ctypes.c_int64 * 15)(len(cells), code, act, out_act, batch, cell.input_size, H, S,
-                                          self.table.data_ptr(), 0, 0, 0, 0, 0, self.scratch.data_ptr())
-        self.fn = _fn("rk_stream_packed", ref.dtype)
-        self.inplace_args = (ctypes.c_int64 * 15)(*self.args)
-
-    def pointers(self, state) -> tuple[int, int] | int:
-        return (state[0].data_ptr(), state[1].data_ptr()) if self.lstm else state.data_ptr()
-
-    def current(self, parameters: dict, x_t: Tensor, state) -> bool:
-        """Whether this plan may run ``x_t``/``state`` now: same parameter objects, unchanged
-        (tensor version counters), same batch/dtype, contiguous CPU tensors, no autograd needed.
-        Without autograd, a trusted state object whose tensors still point where they did is not
-        re-checked (:attr:`seen_ptrs` then holds its pointers, else None)."""
-        if type(x_t) is not Tensor or x_t.shape != self.x_shape or x_t.dtype != self.dtype \
-                or not x_t.is_cpu or not x_t.is_contiguous():
-            return False
-        grad = torch.is_grad_enabled()
-        states, self.seen_ptrs = (), None
-        if state is not None:
-            ref = None if grad else self.trusted_ptrs if state is self.trusted else \
-                self.made_ptrs if state is self.trusted_made else None
-            if ref is not None and ((state[0].data_ptr() == ref[0] and state[1].data_ptr() == ref[1])
-                                    if self.lstm else state.data_ptr() == ref):
-                self.seen_ptrs = ref
-            if self.seen_ptrs is None:
-                if self.lstm and (type(state) is not tuple or len(state) != 2):
-                    return False
-                states = state if self.lstm else (state,)
-        for s, shape in zip(states, self.state_shapes):
-            if type(s) is not Tensor or s.shape != shape or s.dtype != self.dtype or not s.is_contiguous():
-                return False
-        if grad and (x_t.requires_grad or any(map(_REQUIRES_GRAD, self.watch))
-                     or any(s.requires_grad for s in states)):
-            return False
-        values = parameters.values()
-        if len(values) != len(self.param_objects) or not all(map(operator.is_, values, self.param_objects)):
-            return False
-        return list(map(_VERSION, self.watch)) == self.versions
-
-    def _refill(self) -> None:
-        """Allocate the outputs of the next steps at once, as views (see the class docstring)."""
-        L, B, H, S = self.L, self.B, self.H, self.S
-        n_s, n_c = L * B * S, (L * B * H if self.lstm else 0)
-        k = max(1, min(STREAM_POOL_MAX, STREAM_POOL_BYTES // ((n_s + n_c) * self.scratch.element_size())))
-        pool = torch.empty(k, n_s + n_c, dtype=self.dtype)
-        s = pool[:, :n_s].view(k, L, B, S)
-        cs = pool[:, n_s:].view(k, L, B, H).unbind(0) if self.lstm else (None,) * k
-        base, row, size = pool.data_ptr(), (n_s + n_c) * pool.element_size(), n_s * pool.element_size()
-        ptrs = [(base + i * row, base + i * row + size) if self.lstm else base + i * row for i in range(k)]
-        self._pool = list(zip(s[:, L - 1].unbind(0), s.unbind(0), cs, ptrs))
-
-    def step(self, x_t: Tensor, s_in: Tensor, c_in: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-        """``x_t (B, I)``, ``s_in (L, B, S)``, ``c_in (L, B, H)`` -> ``(y (B, S), s (L, B, S),
-        c (L, B, H) or None)``, new tensors (``y`` is a view of ``s``'s last layer); no autograd.
-        The inputs must be contiguous (:meth:`current` checked) and stay alive during the call."""
-        try:
-            y, s_out, c_out, ptrs = self._pool.pop()
-        except IndexError:
-            self._refill()
-            y, s_out, c_out, ptrs = self._pool.pop()
-        a = self.args
-        a[9], a[10] = x_t.data_ptr(), s_in.data_ptr()
-        if c_out is not None:
-            a[11], (a[12], a[13]) = c_in.data_ptr(), ptrs
-        else:
-            a[12] = ptrs
-        self.fn(a)
-        self.made_ptrs = ptrs  # the pointers of the state this step returns
-        return y, s_out, c_out
-
-
-#: the key of a layer's :class:`_ThreadPlans` in its ``__dict__`` (left out of pickles and copies)
-PLANS_KEY = "_stream_plans"
-
-
-class _ThreadPlans(threading.local):
-    """A layer's stream plans, one per thread: ``.plan`` is the calling thread's (None before its
-    first native step). A plan's argument array and scratch are rewritten by every step, so two
-    threads sharing one would overwrite each other's pointers mid-call (silent garbage or a
-    crash); one each costs a thread-local lookup per step and a copy of the packed weights per
-    thread, and a thread's plan goes when the thread ends.
-
-    Pointer tables and ctypes arrays are only valid in this process, so the layer's
-    ``__getstate__`` leaves this object out of pickles, ``copy.deepcopy`` and ``torch.save``;
-    should it be copied on its own, it copies as an empty one (``__reduce__``)."""
-
-    plan: StreamPlan | None = None
-
-    def __reduce__(self):
-        return type(self), ()
-
-
-def stream_plan(layer) -> StreamPlan | None:
-    """The calling thread's stream plan for ``layer``, or None (none yet, or dropped by
-    ``flatten_parameters``)."""
-    plans = layer.__dict__.get(PLANS_KEY)
-    return None if plans is None else plans.plan
-
-
-def stream(layer, x_t: Tensor, state):
-    """The native streaming step, or None where it does not apply (autograd needed, dropout
-    in training, not the CPU, unusual shapes, or no native kernels). Kept lean: for small
-    models these few lines are most of the per-step cost."""
-    plans = layer.__dict__.get(PLANS_KEY)
-    plan = None if plans is None else plans.plan
-    if plan is None or (layer.training and layer.dropout) or not plan.current(layer._parameters, x_t, state):
-        plan = _make_plan(layer, x_t, state)
-        if plan is None:
-            return None
-    if state is None:
-        state = layer.init_state(x_t.shape[0], dtype=x_t.dtype)
-    if plan.lstm:
-        y, s_out, c_out = plan.step(x_t, state[0], state[1])
-        new = (s_out, c_out)
-    else:
-        y, new, _ = plan.step(x_t, state, None)
-    plan.trusted_made = new  # plan.step recorded its pointers
-    return y, new
-
-
-def stream_inplace(layer, x_t: Tensor, state):
-    """In-place native step: overwrites ``state`` with the new state and returns the output, a
-    view into it (cached per state object), or None where the fast path does not apply."""
-    plans = layer.__dict__.get(PLANS_KEY)
-    plan = None if plans is None else plans.plan
-    if plan is None or (layer.training and layer.dropout) or not plan.current(layer._parameters, x_t, state):
-        plan = _make_plan(layer, x_t, state)
-        if plan is None:
-            return None
-    a = plan.inplace_args
-    if state is not plan.trusted or plan.seen_ptrs is None:  # checked in full by current() above
-        ptrs = plan.pointers(state)
-        plan.trusted, plan.trusted_ptrs = state, ptrs
-        plan.view = (state[0] if plan.lstm else state)[-1]
-        a[:] = plan.args  # the state's pointers stay fixed while it is reused: set them once
-        if plan.lstm:
-            a[10] = a[12] = ptrs[0]
-            a[11] = a[13] = ptrs[1]
-        else:
-            a[10] = a[12] = ptrs
-    a[9] = x_t.data_ptr()
-    plan.fn(a)  # reads each layer's old state before writing its new one: in place is safe
-    return plan.view
-
-
-def _make_plan(layer, x_t: Tensor, state):
-    """Check everything once; the plan then re-checks only what can change between steps."""
-    if layer.backend in ("reference", "torch") or layer.bidirectional or (layer.training and layer.dropout):
-        return None
-    if not layer.weights_are_parameters():
-        return None  # parametrized or pruned weights are computed per forward: the general path
-    if type(x_t) is not Tensor or x_t.dim() != 2 or x_t.shape[1] != layer.input_size or x_t.device.type != "cpu":
-        return None
-    if not supports(layer.cells[0], x_t) or layer.weights_of(0)[0].dtype != x_t.dtype:
-        return None
-    states = () if state is None else (state,) if type(state) is Tensor else tuple(state)
-    if state is not None and len(states) != len(layer.state_sizes):
-        return None
-    for s, size in zip(states, layer.state_sizes):
-        if type(s) is not Tensor or s.shape != (layer.num_layers, x_t.shape[0], size) or s.dtype != x_t.dtype:
-            return None  # the general path explains the problem
-    if torch.is_grad_enabled() and (x_t.requires_grad or any(s.requires_grad for s in states) or any(
-            p is not None and p.requires_grad for p in layer._parameters.values())):
-        return None  # autograd is needed: the general path (not worth packing a plan to learn that)
-    if not _native.available():
-        return None
-    plan = StreamPlan(layer.cells, [layer.weights_of(k) for k in range(len(layer.cells))], x_t.shape[0])
-    if not plan.current(layer._parameters, x_t, state):
-        return None  # e.g. autograd is needed: the general path handles it
-    plans = layer.__dict__.get(PLANS_KEY)
-    if plans is None:  # setdefault: threads making their first plans at once share one _ThreadPlans
-        plans = layer.__dict__.setdefault(PLANS_KEY, _ThreadPlans())
-    plans.plan = plan
-    return plan

@@ -8,8 +8,8 @@ maths is torch's exactly (Adam's lerp form and bias correction, SGD momentum, Ad
 so the loss history equals the generic torch loop's to float tolerance on the same seed.
 
 Also stateful truncated BPTT (streams trained in chunks, the state carried between them), one
-native call per chunk. Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.nn.layers.Recurrent` of any of the
-four cells, biases on, no projection, no dropout between layers) and ``head`` (``nn.Linear``)
+native call per chunk. Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.nn.layers.Recurrent` of a cell
+the native kernels have (its CellSpec has a NativeSpec), biases on, no projection, no dropout between layers) and ``head`` (``nn.Linear``)
 whose forward is ``head(out[:, -1])`` (``head_mode="last"``, also with per-sequence lengths: the
 output at each sequence's last step) or ``head(out)`` (``head_mode="all"``), MSE/MAE/cross-entropy
 loss, on the CPU in float32 or float64, with the training settings :data:`HONOURED` declares.
@@ -29,15 +29,16 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from ..errors import ConfigError
-from ..nn.cells import ElmanCell, GRUCell, JordanCell, LSTMCell
+from ..nn.cells import cell_specs
+from ..nn.cells.base import NATIVE
 from ..nn.layers import Recurrent
 from ..nn.loop import valid_mask
 from . import _native
-from .fused import CELL_CODES, act_code, supports_cell
+from .fused import act_code, supports_cell, unsupported_settings
 from .limits import check_c_int
 
 __all__ = ["FusedTask", "FusedTrainer", "create", "unsupported_reason", "unsupported_setting", "pays_off",
-           "AUTO_LIMITS", "HONOURED"]
+           "auto_limits", "forward_mmacs", "HONOURED"]
 
 LOSSES = {"mse": 0, "mae": 1, "ce": 2}
 OPTIMIZERS = {"adam": 0, "sgd": 1, "adagrad": 2, "rmsprop": 3}
@@ -123,10 +124,11 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
     for m in model.modules():  # the native loop reads the raw parameters and calls no module
         if parametrize.is_parametrized(m) or m._forward_pre_hooks or m._forward_hooks or m._backward_hooks:
             return "the model has parametrizations, pruning or hooks, which the fused trainer would bypass"
-    if rnn.cell_type not in CELL_CODES or rnn.bidirectional or not rnn.bias:
-        return "only unidirectional Elman/Jordan/LSTM/GRU layers with biases are fused"
+    if rnn.cell_type not in NATIVE or rnn.bidirectional or not rnn.bias:
+        native = "/".join(s.name for s in cell_specs() if s.native is not None)
+        return f"only unidirectional layers of cells with native kernels ({native}) with biases are fused"
     if not supports_cell(rnn.cells[0]):
-        return "LSTM projections (proj_size) and peepholes are not fused"
+        return f"{rnn.cell_type.__name__}'s {' and '.join(unsupported_settings(rnn.cell_type))} are not fused"
     if rnn.dropout and rnn.num_layers > 1:
         return "dropout between layers is not fused"
     bad = unsupported_setting(config)
@@ -184,36 +186,37 @@ def _bad_data(model: nn.Module, task: FusedTask) -> str | None:
     return None
 
 
-#: Where ``engine="auto"`` picks the fused trainer, per cell: at most this batch x hidden, and at
-#: most this many million multiply-adds in one batch's forward pass through the recurrent layers
-#: (sum over layers of B*T*G*(in + S)). The native trainer runs on one core (register-blocked
-#: AVX-512/AVX2 products); torch's loop pays microseconds per operation but its BLAS/oneDNN use
-#: every thread. Set from a grid of epoch times (hidden 16-256, batch 8-64, T 10/50, 1 and 2
-#: threads, 2-core x86-64 with AVX-512): inside these limits the fused trainer was 1.2x-18x faster
-#: than the torch loop; the LSTM points just outside were 0.4x-1.2x (torch runs an LSTM as one
-#: oneDNN kernel), while GRU and Elman won at every size measured, so their limits stop at the
-#: grid's edge (see benchmarks/RESULTS.md, section "engine").
-AUTO_LIMITS = {LSTMCell: (4096, 25.0), GRUCell: (16384, 700.0), ElmanCell: (16384, 250.0),
-               JordanCell: (16384, 250.0)}
+def auto_limits(cell_type: type) -> tuple[int, float]:
+    """Where ``engine="auto"`` picks the fused trainer for this cell (its
+    :attr:`NativeSpec.trainer_limits <rnnkit.nn.cells.NativeSpec>`): at most this batch x hidden,
+    and at most this many million multiply-adds in one batch's forward pass through the recurrent
+    layers (:func:`forward_mmacs`).
+
+    The native trainer runs on one core (register-blocked AVX-512/AVX2 products); torch's loop pays
+    microseconds per operation but its BLAS/oneDNN use every thread. The limits were set from a
+    grid of epoch times (hidden 16-256, batch 8-64, T 10/50, 1 and 2 threads, 2-core x86-64 with
+    AVX-512): inside them the fused trainer was 1.2x-18x faster than the torch loop; the LSTM points
+    just outside were 0.4x-1.2x (torch runs an LSTM as one oneDNN kernel), while GRU and Elman won
+    at every size measured, so their limits stop at the grid's edge (see benchmarks/RESULTS.md,
+    section "engine")."""
+    return NATIVE[cell_type].trainer_limits
 
 
 def forward_mmacs(model: nn.Module, batch: int, T: int) -> float:
-    """Million multiply-adds of one batch's forward pass through ``model.rnn``'s layers."""
+    """Million multiply-adds of one batch's forward pass through ``model.rnn``'s layers: every
+    weight matrix of each layer once per sequence and step (B*T*G*(in + S) for most cells; an
+    output layer, Jordan's, adds its W_hy (S, H))."""
     rnn = model.rnn
-    cell = rnn.cells[0]
-    S = cell.state_sizes[0]
-    G = rnn.weights_of(0)[1].shape[0]
     total = 0.0
-    for layer in range(rnn.num_layers):
-        width = rnn.input_size if layer == 0 else S
-        total += batch * T * (G * (width + S) + (S * G if rnn.cell_type is JordanCell else 0))
-    return total / 1e6  # (Jordan: G = H, plus the output product W_hy (S, H))
+    for k in range(rnn.num_layers):  # unidirectional: layer k is layer-direction k
+        total += batch * T * sum(w.numel() for w in rnn.weights_of(k) if w is not None and w.dim() == 2)
+    return total / 1e6
 
 
 def pays_off(model: nn.Module, task: FusedTask, config) -> bool:
-    """Whether the fused trainer is expected to beat the torch loop for this size (AUTO_LIMITS)."""
+    """Whether the fused trainer is expected to beat the torch loop for this size (:func:`auto_limits`)."""
     rnn = model.rnn
-    max_bh, max_mmacs = AUTO_LIMITS[rnn.cell_type]
+    max_bh, max_mmacs = auto_limits(rnn.cell_type)
     if task.stateful:  # every step trains all streams on one chunk
         batch, T = task.x.shape[0], min(config.tbptt or task.x.shape[1], task.x.shape[1])
     else:
@@ -238,8 +241,9 @@ class FusedTrainer:
                         ("the head's outputs", head.out_features), ("warmup", task.warmup),
                         ("the sequence length", task.x.shape[1])):
             check_c_int(what, n)
+        native = NATIVE[rnn.cell_type]
         spec = _native.TrainSpec()
-        spec.cell = CELL_CODES[rnn.cell_type]
+        spec.cell = native.code
         spec.act, spec.out_act = act_code(cell)
         spec.num_layers, spec.input_size, spec.hidden = rnn.num_layers, rnn.input_size, rnn.hidden_size
         spec.state, spec.head_out = cell.state_sizes[0], head.out_features
@@ -283,7 +287,7 @@ class FusedTrainer:
             step = min(config.tbptt or N, N)
             self.chunks = [(self.x[:, s:s + step].contiguous(), self.y[:, s:s + step].contiguous())
                            for s in range(0, N, step)]
-            size = rnn.num_layers * B * (spec.state + (spec.hidden if spec.cell == CELL_CODES[LSTMCell] else 0))
+            size = rnn.num_layers * B * (spec.state + (spec.hidden if native.cell_state else 0))
             self.state = torch.zeros(size, dtype=dtype)
             self.stream_order = torch.arange(B)
 
@@ -361,6 +365,7 @@ def create(model: nn.Module, task: FusedTask | None, config,
             raise ConfigError(f"engine='fused' cannot train this model: {reason}; use engine='auto' or 'torch'")
         return None, reason
     if not insist and not pays_off(model, task, config):
-        return None, "the model is too large for the fused trainer to pay off (see kernels.trainer.AUTO_LIMITS)"
+        return None, ("the model is too large for the fused trainer to pay off (see its cell's "
+                      "NativeSpec.trainer_limits, kernels.trainer.auto_limits)")
     return FusedTrainer(model, task, config), None
 

@@ -10,8 +10,9 @@ from torch import nn
 from torch.nn.utils import parametrize, prune
 
 from ..errors import ConfigError
-from .cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, spec_of
-from .layers import GRU, LSTM, RNN, Recurrent
+from .cells import RecurrentCell, cell_specs, spec_of
+from .dropin import DROP_INS
+from .layers import Recurrent
 
 __all__ = ["to_torch", "from_torch", "summary"]
 
@@ -21,42 +22,45 @@ def _same_device_dtype(module: nn.Module) -> dict:
     return {"device": p.device, "dtype": p.dtype}
 
 
+def _twin_spec(module: nn.Module, kind: str):
+    """The CellSpec whose torch.nn twin (``kind``: ``"torch_layer"`` or ``"torch_cell"``) ``module`` is."""
+    return next((s for s in cell_specs() if getattr(s, kind) is not None and isinstance(module, getattr(s, kind))),
+                None)
+
+
+def _no_twin(cell: RecurrentCell, has_twin: bool) -> ConfigError:
+    return ConfigError(f"{type(cell).__name__} has no torch.nn counterpart"
+                       + (f" with these settings ({cell!r})" if has_twin else "") + "; it runs only in rnnkit")
+
+
 def to_torch(module: nn.Module) -> nn.Module:
     """Return the ``torch.nn`` twin of an rnnkit layer or cell, with an identical ``state_dict``.
 
     Supports :class:`RNN`/:class:`LSTM`/:class:`GRU` (and a :class:`Recurrent` of those cells) and
-    :class:`ElmanCell`/:class:`LSTMCell`/:class:`GRUCell` (LSTM cells without projection).
-    Jordan networks have no torch.nn counterpart and raise :class:`ConfigError`. Parametrizations
+    :class:`ElmanCell`/:class:`LSTMCell`/:class:`GRUCell` (LSTM cells without projection): every
+    cell whose :class:`~rnnkit.nn.cells.CellSpec` names a torch.nn twin, with settings that twin has
+    (:meth:`~rnnkit.nn.cells.RecurrentCell.torch_kwargs`). Jordan networks, minGRU and peephole
+    LSTMs have no torch.nn counterpart and raise :class:`ConfigError`. Parametrizations
     (``weight_norm``, ``spectral_norm``, ``register_parametrization``) and pruning masks are carried
     over, so the twin computes the same function and keeps training the same way.
     """
     kw = _same_device_dtype(module)
     if isinstance(module, Recurrent):
+        cell, layer = module.cells[0], True
+        args = (module.input_size, module.hidden_size)
         common = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
                       dropout=module.dropout, bidirectional=module.bidirectional, **kw)
-        args = (module.input_size, module.hidden_size)
-        if module.cell_kwargs.get("peephole"):
-            raise ConfigError("torch.nn has no peephole LSTM; this layer runs only in rnnkit")
-        spec = spec_of(module.cell_type)  # the twin is declared in the cell's CellSpec
-        if spec is None or spec.torch_layer is None:
-            raise ConfigError(f"{module.cell_type.__name__} has no torch.nn counterpart")
-        # the cell's other settings are torch's arguments too (nonlinearity, proj_size)
-        extra = {k: v for k, v in module.cell_kwargs.items() if k != "peephole"}
-        twin = spec.torch_layer(*args, **extra, **common)
     elif isinstance(module, RecurrentCell):
-        args = (module.input_size, module.hidden_size, module.bias)
-        if isinstance(module, LSTMCell) and module.peephole:
-            raise ConfigError("torch.nn has no peephole LSTM cell; this cell runs only in rnnkit")
-        if isinstance(module, LSTMCell) and not module.proj_size:
-            twin = nn.LSTMCell(*args, **kw)
-        elif isinstance(module, GRUCell):
-            twin = nn.GRUCell(*args, **kw)
-        elif isinstance(module, ElmanCell):
-            twin = nn.RNNCell(*args, nonlinearity=module.nonlinearity, **kw)
-        else:
-            raise ConfigError(f"{type(module).__name__} has no torch.nn counterpart")
+        cell, layer = module, False
+        args, common = (module.input_size, module.hidden_size, module.bias), kw
     else:
         raise ConfigError(f"to_torch expects an rnnkit layer or cell, got {type(module).__name__}")
+    spec = spec_of(type(cell))  # the twins are declared in the cell's CellSpec
+    twin_type = None if spec is None else spec.torch_layer if layer else spec.torch_cell
+    settings = cell.torch_kwargs(layer) if twin_type is not None else None
+    if settings is None:
+        raise _no_twin(cell, twin_type is not None)
+    twin = twin_type(*args, **settings, **common)
     _copy_reparametrizations(module, twin)
     twin.load_state_dict(module.state_dict())
     twin.train(module.training)
@@ -78,31 +82,25 @@ def _copy_reparametrizations(module: nn.Module, twin: nn.Module) -> None:
 
 def from_torch(module: nn.Module, backend: str = "auto") -> nn.Module:
     """Return the rnnkit twin of a ``torch.nn`` RNN/LSTM/GRU or RNNCell/LSTMCell/GRUCell
-    (parametrizations and pruning masks included, as :func:`to_torch`)."""
+    (parametrizations and pruning masks included, as :func:`to_torch`): the drop-in layer
+    (:mod:`rnnkit.nn.dropin`) or the cell whose CellSpec names ``module``'s class as its twin."""
     kw = _same_device_dtype(module)
-    if isinstance(module, nn.RNNBase):
+    layer = isinstance(module, nn.RNNBase)
+    spec = _twin_spec(module, "torch_layer" if layer else "torch_cell")
+    if spec is None:
+        raise ConfigError(f"from_torch expects a torch.nn RNN/LSTM/GRU or cell, got {type(module).__name__}")
+    settings = spec.cell.kwargs_from_torch(module)
+    if layer:
         common = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
                       dropout=float(module.dropout), bidirectional=module.bidirectional,
                       backend=backend, **kw)
-        args = (module.input_size, module.hidden_size)
-        if isinstance(module, nn.LSTM):
-            twin = LSTM(*args, proj_size=module.proj_size, **common)
-        elif isinstance(module, nn.GRU):
-            twin = GRU(*args, **common)
-        elif isinstance(module, nn.RNN):
-            twin = RNN(*args, nonlinearity=module.nonlinearity, **common)
+        drop_in = DROP_INS.get(spec.name)
+        if drop_in is not None:
+            twin = drop_in(module.input_size, module.hidden_size, **settings, **common)
         else:
-            raise ConfigError(f"unsupported torch module {type(module).__name__}")
-    elif isinstance(module, nn.RNNCellBase):
-        args = (module.input_size, module.hidden_size, module.bias)
-        if isinstance(module, nn.LSTMCell):
-            twin = LSTMCell(*args, **kw)
-        elif isinstance(module, nn.GRUCell):
-            twin = GRUCell(*args, **kw)
-        else:
-            twin = ElmanCell(*args, nonlinearity=module.nonlinearity, **kw)
+            twin = Recurrent(spec.name, module.input_size, module.hidden_size, **settings, **common)
     else:
-        raise ConfigError(f"from_torch expects a torch.nn RNN/LSTM/GRU or cell, got {type(module).__name__}")
+        twin = spec.cell(module.input_size, module.hidden_size, module.bias, **settings, **kw)
     _copy_reparametrizations(module, twin)
     twin.load_state_dict(module.state_dict())
     twin.train(module.training)

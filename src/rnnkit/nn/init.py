@@ -42,12 +42,9 @@ def keras_init_weights(cell: nn.Module, weights: Sequence[Tensor | None], blocks
         for name, p in zip(cell.weight_names, weights):
             if p is None:
                 continue
-            if p.dim() == 1 and name.startswith("weight_c"):  # peepholes start at 0: a plain LSTM
+            if p.dim() == 1:  # biases and element-wise weights (peepholes: a plain LSTM at first) start at 0
                 p.zero_()
-                continue
-            if name.startswith("bias"):
-                p.zero_()
-                if forget_bias:
+                if forget_bias and name.startswith("bias"):
                     p[cell.hidden_size:2 * cell.hidden_size] = 0.5  # b_if + b_hf = 1
                 continue
             rows = p.shape[0] // blocks if name in ("weight_ih", "weight_hh") else p.shape[0]

@@ -1,10 +1,10 @@
-"""Recurrent layers: one generic time loop for any cell, and torch.nn drop-in replacements.
+"""The recurrent layer: one generic time loop for any cell (the torch.nn drop-ins build on it).
 
 :class:`Recurrent` runs any :class:`~rnnkit.nn.cells.RecurrentCell` over a sequence: stacked layers,
 both directions, dropout between layers, variable lengths, an initial state in and the final state
 out. It holds no gate math; each step calls ``cell.step``. Its parameters carry torch.nn's flat
-names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so :class:`RNN`, :class:`LSTM` and
-:class:`GRU` share ``state_dict``s with ``torch.nn.RNN/LSTM/GRU`` key for key.
+names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so the drop-ins ``RNN``, ``LSTM`` and
+``GRU`` share ``state_dict``s with ``torch.nn.RNN/LSTM/GRU`` key for key.
 
 ``backend`` chooses how the loop runs, never what it computes:
 
@@ -13,40 +13,36 @@ names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so :class:`RNN`, :class:`
   Elman, LSTM and GRU only;
 - ``"auto"`` (default): the fastest backend that supports the configuration.
 
-The drop-in layers are not subclasses of ``torch.nn.RNNBase`` (so ``isinstance(m, nn.LSTM)`` is
-False), deliberately: torch's tools that act on RNNs look classes up by *exact* type
-(``torch.ao.quantization``'s mappings, Opacus' per-sample-gradient layers), so a subclass would
-not be handled by them either, while inheriting RNNBase's private bookkeeping (``_flat_weights``
-kept in sync in ``__setattr__``, ``_apply``, cuDNN weight flattening) and claiming torch's
-semantics for layers that add ``lengths=``, backends, peepholes and Jordan cells. Instead the
-layers carry the surface user code reads (``mode``, ``proj_size``, ``_flat_weights``,
-``_flat_weights_names``, ``_all_weights``, ``all_weights``, ``flatten_parameters()``, torch's
-``repr``), warn when ``torch.ao.quantization`` would leave them unquantized, refuse
-``torch.jit.script`` clearly, and :func:`rnnkit.to_torch` gives the ``torch.nn`` twin (identical
-``state_dict``) for tools that need torch's own class.
+It carries the surface code written for torch.nn reads (``mode``, ``proj_size``,
+``_flat_weights``, ``_flat_weights_names``, ``_all_weights``, ``all_weights``,
+``flatten_parameters()``, torch's ``repr``); the drop-in classes :class:`~rnnkit.nn.dropin.RNN`,
+:class:`~rnnkit.nn.dropin.LSTM`, :class:`~rnnkit.nn.dropin.GRU` live in :mod:`rnnkit.nn.dropin`,
+and torch.nn's input and output conventions (layouts, lengths, states) in :mod:`rnnkit.nn.formats`.
 """
 
 from __future__ import annotations
 
-import numbers
+import functools
+import inspect
 import warnings
-from typing import Sequence, Union
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from ..errors import ConfigError, ConfigTypeError, ShapeError
+from ..errors import ConfigError, ShapeError
 from ..kernels import dispatch
 from ..kernels import fused as fused_kernels
-from .cells import ElmanCell, RecurrentCell, cell_spec, check_bool, check_size, spec_of
+from ..kernels import stream as stream_kernels
+from .cells import RecurrentCell, cell_spec, check_bool, check_size
+from .formats import StateLike, check_dropout, check_input, check_lengths, format_output, reverse_padded, split_state
 from .loop import run_direction, valid_mask
 
-__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Jordan", "BACKENDS"]
+__all__ = ["Recurrent", "BACKENDS", "StateLike"]
 
 BACKENDS = ("auto", "reference", "torch", "fused")
-StateLike = Union[Tensor, tuple[Tensor, ...]]
 
 
 def _cell_class(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:
@@ -57,28 +53,11 @@ def _cell_class(cell: str | type[RecurrentCell]) -> type[RecurrentCell]:
     raise ConfigError(f"cell must be a name or a RecurrentCell subclass, got {cell!r}")
 
 
-def _check_dropout(dropout) -> float:
-    """``dropout`` as torch.nn checks it: a real number (not a bool, string or tensor) in [0, 1]."""
-    try:
-        p = float(dropout)
-    except (TypeError, ValueError):
-        raise (ConfigTypeError if not isinstance(dropout, str) else ConfigError)(
-            f"dropout should be a number in range [0, 1], got {dropout!r}") from None
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Number) or not 0.0 <= p <= 1.0:
-        raise ConfigError(f"dropout should be a number in range [0, 1] (the probability of zeroing an "
-                          f"element between stacked layers), got {dropout!r}")
-    return p
-
-
-def _reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse each sequence of ``x (B, T, F)`` within its own length; padding stays in place."""
-    if lengths is None:
-        return x.flip(1)
-    B, T = x.shape[:2]
-    t = torch.arange(T, device=x.device).expand(B, T)  # (B, T)
-    n = lengths.to(x.device).unsqueeze(1)  # (B, 1)
-    idx = torch.where(t < n, n - 1 - t, t)  # (B, T)
-    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+@functools.lru_cache(maxsize=None)
+def _cell_defaults(cell_type: type) -> dict:
+    """The default of every keyword argument of ``cell_type`` (what ``repr`` leaves out)."""
+    params = inspect.signature(cell_type.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
 class Recurrent(nn.Module):
@@ -118,7 +97,7 @@ class Recurrent(nn.Module):
         check_size("num_layers", num_layers)
         for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
             check_bool(name, flag)
-        dropout = _check_dropout(dropout)
+        dropout = check_dropout(dropout)
         if not isinstance(backend, str) or backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if dropout > 0 and num_layers == 1:
@@ -187,12 +166,9 @@ class Recurrent(nn.Module):
     @property
     def mode(self) -> str:
         """torch.nn's mode string (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``, ``"RNN_RELU"``); rnnkit's
-        own cells: their name (``"JORDAN"``, ``"LSTM_PEEPHOLE"``)."""
-        if self.cell_type is ElmanCell:
-            return "RNN_" + self.cell_kwargs.get("nonlinearity", "tanh").upper()
-        spec = spec_of(self.cell_type)
-        name = spec.name.upper() if spec is not None else self.cell_type.__name__.upper()
-        return name + ("_PEEPHOLE" if self.cell_kwargs.get("peephole") else "")
+        own cells: their name (``"JORDAN"``, ``"LSTM_PEEPHOLE"``); see
+        :attr:`RecurrentCell.mode <rnnkit.nn.cells.RecurrentCell.mode>`."""
+        return self._cells[0].mode
 
     def cells_and_weights(self) -> list[tuple[RecurrentCell, list[Tensor | None]]]:
         """``(cell, weights)`` for every layer and direction, in torch's order."""
@@ -223,14 +199,14 @@ class Recurrent(nn.Module):
         parameter objects, rnnkit's trainers), but not changes through ``.data``
         (``p.data = w``, ``p.data.copy_(w)``), which torch does not track; call this after those,
         as torch asks for its own cached RNN weights."""
-        self.__dict__.pop(fused_kernels.PLANS_KEY, None)  # every thread's plan
+        self.__dict__.pop(stream_kernels.PLANS_KEY, None)  # every thread's plan
 
     def __getstate__(self) -> dict:
         """What pickle, ``copy.deepcopy`` and ``torch.save`` keep: everything but the streaming
         step's plans (ctypes pointer arrays into this process' memory, which cannot be pickled and
         would point nowhere in a copy); a copy builds its own on its first native step."""
         state = super().__getstate__()
-        state.pop(fused_kernels.PLANS_KEY, None)
+        state.pop(stream_kernels.PLANS_KEY, None)
         return state
 
     # --- torch tools that look classes up by exact type ------------------------------------
@@ -252,9 +228,6 @@ class Recurrent(nn.Module):
         """The backend that runs for input ``x (B, T, I)``; see :func:`rnnkit.kernels.dispatch.choose`."""
         return dispatch.choose(self, x)
 
-    def _torch_mode(self) -> str | None:
-        return dispatch.torch_mode(self)
-
     def extra_repr(self) -> str:
         """torch.nn.RNNBase's text (``LSTM(3, 4, num_layers=2, batch_first=True)``), then the
         settings torch.nn has no word for (non-default ones only: ``nonlinearity='relu'``,
@@ -274,7 +247,7 @@ class Recurrent(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
-        defaults = {"nonlinearity": "tanh", "output_activation": "identity", "output_size": None}
+        defaults = _cell_defaults(self.cell_type)
         s += "".join(f", {k}={v!r}" for k, v in self.cell_kwargs.items()
                      if k != "proj_size" and v != defaults.get(k, False))
         return s + ("" if self.backend == "auto" else f", backend={self.backend!r}")
@@ -299,7 +272,7 @@ class Recurrent(nn.Module):
         if self.bidirectional:
             raise ConfigError("step() runs forward in time; a bidirectional layer needs the whole sequence")
         # under tracing, compiling or a functorch transform the general path below falls back
-        fast = None if fused_kernels.blocked_reason(x_t) else fused_kernels.stream(self, x_t, state)
+        fast = None if fused_kernels.blocked_reason(x_t) else stream_kernels.stream(self, x_t, state)
         if fast is not None:
             return fast
         x = x_t.unsqueeze(1) if self.batch_first else x_t.unsqueeze(0)  # (B, I) -> one step
@@ -315,7 +288,7 @@ class Recurrent(nn.Module):
         """
         if state is None:
             raise ConfigError("step_() updates a state in place; create one with init_state(batch)")
-        fast = None if fused_kernels.blocked_reason(x_t) else fused_kernels.stream_inplace(self, x_t, state)
+        fast = None if fused_kernels.blocked_reason(x_t) else stream_kernels.stream_inplace(self, x_t, state)
         if fast is not None:
             return fast
         with torch.no_grad():  # general path, then copy into the caller's buffers
@@ -324,35 +297,6 @@ class Recurrent(nn.Module):
                                   (new,) if isinstance(new, Tensor) else new):
                 old.copy_(fresh)
         return y
-
-    def _split_state(self, hx: StateLike | None, batch: int, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
-        """Validate ``hx`` and return it as a tuple of ``(L*D, B, S)`` tensors."""
-        if hx is None:
-            return tuple(torch.zeros(self.num_layers * self.num_directions, batch, s,
-                                     device=x.device, dtype=x.dtype) for s in self.state_sizes)
-        states = (hx,) if isinstance(hx, Tensor) else tuple(hx)
-        LD = self.num_layers * self.num_directions
-        if len(states) != len(self.state_sizes):
-            expected = ", ".join(f"({LD}, {batch}, {size})" for size in self.state_sizes)
-            got = ", ".join(str(tuple(s.shape)) if isinstance(s, Tensor) else type(s).__name__ for s in states)
-            raise ShapeError(f"{type(self).__name__} expected a state of {len(self.state_sizes)} tensor(s) "
-                             f"of shapes {expected}, got {len(states)}: {got}")
-        if unbatched:  # (L*D, S) -> (L*D, 1, S); torch, too, requires a 2-D state here
-            for s, size in zip(states, self.state_sizes):
-                if s.dim() != 2:
-                    raise ShapeError(f"{type(self).__name__} with unbatched (T, {self.input_size}) input expected "
-                                     f"an initial state of shape ({LD}, {size}), got {tuple(s.shape)}")
-            states = tuple(s.unsqueeze(1) for s in states)
-        for s, size in zip(states, self.state_sizes):
-            if tuple(s.shape) != (LD, batch, size):
-                raise ShapeError(f"{type(self).__name__} expected initial state of shape "
-                                 f"({LD}, {batch}, {size}), got {tuple(s.shape)}")
-            if s.dtype != x.dtype:
-                raise ShapeError(f"initial state has dtype {s.dtype} but the input is {x.dtype}")
-            if s.device != x.device:
-                raise ShapeError(f"initial state is on {s.device} but the input is on {x.device}; "
-                                 "move one of them")
-        return states
 
     # --- forward ---------------------------------------------------------------------------
     def forward(self, input: Tensor | PackedSequence, hx: StateLike | None = None,
@@ -364,12 +308,12 @@ class Recurrent(nn.Module):
             x, lengths = pad_packed_sequence(input, batch_first=True)  # (B, T, I), original order
             unbatched = False
         else:
-            x, unbatched = self._check_input(input)
+            x, unbatched = check_input(self, input)
             if not self.batch_first:
                 x = x.transpose(0, 1)  # (T, B, I) -> (B, T, I)
         B, T = x.shape[:2]
         if lengths is not None:
-            lengths = self._check_lengths(lengths, B, T)
+            lengths = check_lengths(lengths, B, T)
         ref = self._weights(0)[0]
         if x.dtype != ref.dtype:
             raise ShapeError(f"{type(self).__name__} has {ref.dtype} parameters but got "
@@ -379,54 +323,15 @@ class Recurrent(nn.Module):
                              f"{x.device}; move one of them (module.to(x.device) or x.to(device))")
         backend = self.resolved_backend(x)
         # the fused kernels start from zeros themselves: no zero tensors to build and slice
-        states = None if hx is None and backend == "fused" else self._split_state(hx, B, x, unbatched)
+        states = None if hx is None and backend == "fused" else split_state(self, hx, B, x, unbatched)
         if backend == "torch":
-            if self._torch_mode() is None:
+            if dispatch.torch_mode(self) is None:
                 raise ConfigError(f"backend='torch' does not support {self.cell_type.__name__}; "
                                   "use backend='reference' or 'auto'")
             out, new_states = dispatch.run_torch(self, x, states, lengths)
         else:
             out, new_states = self._forward_layers(x, states, lengths, fused=backend == "fused")
-        return self._format_output(out, new_states, input if packed else None, lengths, unbatched)
-
-    def _check_input(self, input: Tensor) -> tuple[Tensor, bool]:
-        if not isinstance(input, Tensor):
-            raise ShapeError(f"{type(self).__name__} expected a tensor or PackedSequence, got {type(input).__name__}")
-        layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
-        if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
-            raise ShapeError(f"{type(self).__name__} expected input of shape {layout} with F={self.input_size} "
-                             f"(or (T, {self.input_size}) unbatched), got {tuple(input.shape)}")
-        if not input.is_floating_point():
-            raise ShapeError(f"{type(self).__name__} expected a floating-point input, got {input.dtype}")
-        if input.dim() == 2:
-            return input.unsqueeze(0 if self.batch_first else 1), True
-        return input, False
-
-    @staticmethod
-    def _check_lengths(lengths, B: int, T: int) -> Tensor:
-        lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
-        if lengths.shape != (B,):
-            raise ShapeError(f"lengths must have shape ({B},), one per sequence, got {tuple(lengths.shape)}")
-        if (lengths < 1).any() or (lengths > T).any():
-            raise ShapeError(f"every length must be in [1, {T}] (the padded length), got {lengths.tolist()}")
-        return lengths
-
-    def _format_output(self, out: Tensor, states: tuple[Tensor, ...], packed_in: PackedSequence | None,
-                       lengths: Tensor | None, unbatched: bool):
-        if packed_in is not None:
-            idx = packed_in.sorted_indices
-            out_s = out if idx is None else out.index_select(0, idx.to(out.device))
-            len_s = lengths if idx is None else lengths.index_select(0, idx.cpu())
-            data = pack_padded_sequence(out_s, len_s, batch_first=True, enforce_sorted=True).data
-            out = PackedSequence(data, packed_in.batch_sizes, packed_in.sorted_indices,
-                                 packed_in.unsorted_indices)
-        elif unbatched:
-            out = out.squeeze(0)  # (1, T, H) -> (T, H)
-            states = tuple(s.squeeze(1) for s in states)
-        elif not self.batch_first:
-            # (B, T, H) -> (T, B, H), contiguous as torch.nn's: user code calls out.view(T, -1)
-            out = out.transpose(0, 1).contiguous()
-        return out, (states[0] if len(states) == 1 else states)
+        return format_output(self, out, new_states, input if packed else None, lengths, unbatched)
 
     def _forward_layers(self, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None, fused: bool):
         """Every layer and direction: the reference step loop, or one fused kernel per direction."""
@@ -446,13 +351,13 @@ class Recurrent(nn.Module):
             for d in range(D):
                 k = layer * D + d
                 cell, w = self._cells[k], self._weights(k)
-                seq = layer_in if d == 0 else _reverse_padded(layer_in, lengths)
+                seq = layer_in if d == 0 else reverse_padded(layer_in, lengths)
                 state = None if states is None else tuple(s[k] for s in states)
                 if fused:
                     out, state = fused_kernels.run_layer(cell, w, seq, state, lengths)
                 else:
                     out, state = run_direction(cell, w, seq, state, mask)
-                outs.append(out if d == 0 else _reverse_padded(out, lengths))
+                outs.append(out if d == 0 else reverse_padded(out, lengths))
                 finals.append(state)
             layer_in = torch.cat(outs, -1) if D == 2 else outs[0]  # (B, T, D*O)
             if self.dropout and self.training and layer < self.num_layers - 1:
@@ -461,69 +366,3 @@ class Recurrent(nn.Module):
             return layer_in, tuple(f.unsqueeze(0) for f in finals[0])
         new_states = tuple(torch.stack([f[i] for f in finals]) for i in range(len(self.state_sizes)))
         return layer_in, new_states  # (B, T, D*O), each (L*D, B, S)
-
-
-def _refuse_unsupported(kind: str, kwargs: dict) -> None:
-    """torch.nn.RNN/GRU answer ``proj_size=`` with a ValueError; any other unknown keyword is a TypeError."""
-    if "proj_size" in kwargs:
-        raise ConfigError(f"proj_size argument is only supported for LSTM, not {kind}")
-    if kwargs:
-        raise TypeError(f"{kind}.__init__() got an unexpected keyword argument {next(iter(kwargs))!r}")
-
-
-class RNN(Recurrent):
-    """Elman RNN, a drop-in replacement for ``torch.nn.RNN`` (same arguments, defaults, shapes and
-    ``state_dict``), plus ``lengths=`` and ``backend=``."""
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, backend: str = "auto", init: str = "torch",
-                 device=None, dtype=None, **unsupported) -> None:
-        _refuse_unsupported("RNN", unsupported)
-        super().__init__("elman", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, init, device, dtype, nonlinearity=nonlinearity)
-        self.nonlinearity = nonlinearity
-
-
-class LSTM(Recurrent):
-    """LSTM, a drop-in replacement for ``torch.nn.LSTM`` (same arguments, defaults, shapes and
-    ``state_dict``, ``proj_size`` included), plus ``lengths=``, ``backend=`` and ``peephole=``
-    (peephole connections, see :class:`~rnnkit.nn.cells.LSTMCell`; no torch.nn twin)."""
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, backend: str = "auto", init: str = "torch", device=None, dtype=None,
-                 peephole: bool = False) -> None:
-        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, init, device, dtype, proj_size=proj_size,
-                         **({"peephole": True} if peephole else {}))
-        self.proj_size = proj_size
-
-
-class GRU(Recurrent):
-    """GRU, a drop-in replacement for ``torch.nn.GRU`` (same arguments, defaults, shapes and
-    ``state_dict``), plus ``lengths=`` and ``backend=``."""
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 backend: str = "auto", init: str = "torch", device=None, dtype=None, **unsupported) -> None:
-        _refuse_unsupported("GRU", unsupported)
-        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, init, device, dtype)
-
-
-class Jordan(Recurrent):
-    """Jordan network layer (state = previous output), with the same interface as :class:`RNN`.
-
-    ``output_size`` (default ``hidden_size``) is the width of ``y_t``, which is both the layer's
-    output and its recurrent state; ``output_activation`` is applied to it. torch.nn has no twin.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 output_size: int | None = None, nonlinearity: str = "tanh",
-                 output_activation: str = "identity", backend: str = "auto", init: str = "torch",
-                 device=None, dtype=None) -> None:
-        super().__init__("jordan", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, init, device, dtype, output_size=output_size,
-                         nonlinearity=nonlinearity, output_activation=output_activation)

@@ -11,6 +11,8 @@ Elsewhere: each job refuses the settings it does not use in its ``tasks/X/config
 
 from __future__ import annotations
 
+import math
+
 from ..config import ModelConfig
 from ..data.sources import gib, physical_memory
 from ..errors import ConfigError
@@ -22,18 +24,18 @@ __all__ = ["check_training_memory", "training_bytes"]
 # --- memory ---------------------------------------------------------------------------------------
 
 def _recurrent_params(model: ModelConfig, input_size: int) -> tuple[int, int]:
-    """(parameters, output width) of the recurrent stack ``model`` describes on ``input_size`` inputs
-    (counting a ``weight_hh`` per gate block: an upper bound for cells without one, such as mingru)."""
-    H, G = model.hidden_size, cell_spec(model.cell).gate_blocks * model.hidden_size
-    S = (model.output_size or H) if model.cell == "jordan" else H  # the recurrent state / output width
+    """(parameters, output width) of the recurrent stack ``model`` describes on ``input_size`` inputs,
+    counted from the cell's own parameter shapes (:meth:`~rnnkit.nn.cells.RecurrentCell.without_parameters`:
+    nothing is allocated, so ``hidden_size=10**9`` is counted, not built)."""
+    spec, kwargs = cell_spec(model.cell), model.cell_kwargs()
     D = 2 if model.bidirectional else 1
-    total, width = 0, input_size
+    total, width, cells = 0, input_size, {}
     for _ in range(model.num_layers):
-        per = G * (width + S) + 2 * G + (S * H + S if model.cell == "jordan" else 0)
-        if model.peephole:
-            per += 3 * H
-        total += D * per
-        width = D * S
+        cell = cells.get(width)
+        if cell is None:
+            cell = cells[width] = spec.cell.without_parameters(width, model.hidden_size, **kwargs)
+        total += D * sum(math.prod(shape) for shape in cell.parameter_shapes().values())
+        width = D * cell.output_size
     return total, width
 
 

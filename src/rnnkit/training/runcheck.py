@@ -20,14 +20,14 @@ loaders (:func:`rnnkit.tasks.forecast.run.load_forecast_run`, :func:`rnnkit.task
 5. history.csv and metrics.json are reports, not needed to use a run: when one is damaged it is
    ignored with an :class:`~rnnkit.errors.RnnkitWarning`, and loading goes on.
 
-Files are read through :meth:`RunCheck.open`, the one place that touches the directory.
+Files are read through :meth:`RunCheck.open`, the one place that touches the directory. What the
+files may hold (the config's tables, JSON types, strict JSON) is :mod:`rnnkit.training.runschema`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import math
 import os
 import stat
@@ -43,8 +43,9 @@ from ..data.scaler import Scaler
 from ..data.vocab import CharVocab
 from ..errors import ConfigError, RnnkitError, RnnkitWarning, RunError
 from .loop import History
+from .runschema import META, RUN_DTYPES, SHAPES, conforms, describe, field_spec, show, strict_json
 
-__all__ = ["RunCheck", "MAX_JSON_BYTES", "MAX_HEADER_BYTES", "META", "SHAPES", "RUN_DTYPES", "MAKE", "USE"]
+__all__ = ["RunCheck", "MAX_JSON_BYTES", "MAX_HEADER_BYTES", "MAKE", "USE"]
 
 #: the largest JSON file of a run rnnkit reads (config.json of a classifier keeps the validation
 #: indices, about 8 bytes per series; vocabularies and metrics are far smaller)
@@ -55,96 +56,10 @@ MAX_HEADER_BYTES = 100 << 20
 MAKE = {"forecast": "rnnkit fit", "classify": "rnnkit classify fit", "text": "rnnkit text fit"}
 USE = {"forecast": "rnnkit forecast/evaluate/backtest", "classify": "rnnkit classify predict/evaluate",
        "text": "rnnkit text generate/evaluate/suggest"}
-#: the dtypes a run's model may have, and their safetensors codes
-RUN_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8,
              "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 _CODE = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
          torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL", torch.uint8: "U8"}
-
-# What the writers put in config.json besides the dataclass sections, as JSON type specs:
-# "int", "num" (a finite number), "str", "bool", "null", "list[X]", "dict[X]" (string keys) and
-# "A|B", "any" (any JSON value). META may hold more keys (they are kept, not checked); SHAPES must be exactly these.
-_COMMON_META = {"data_source": "str", "data_sha256": "str", "dtype": "str"}
-META = {
-    "forecast": {**_COMMON_META, "n_rows": "int", "train_rows": "int", "val_rows": "int",
-                 "test_start": "int", "freq": "str|null", "index_is_time": "bool",
-                 "fit_end_time": "str|null", "norm_floor": "list[num]", "transform_lambda": "num",
-                 "ensemble": "int", "naive_members": "int", "member_best_epochs": "list[int]", "selection": "any"},
-    "classify": {**_COMMON_META, "n_series": "int", "n_train": "int", "n_val": "int",
-                 "val_index": "list[int]", "input": "str", "n_features": "int",
-                 "test_source": "str|null", "test_sha256": "str|null", "train_class_counts": "dict[int]"},
-    "text": {**_COMMON_META, "n_chars": "int", "train_chars": "int", "val_chars": "int", "streams": "int",
-             "steps_per_epoch": "int", "epochs": "int", "steps": "int", "first_char": "str"},
-}
-SHAPES = {
-    "forecast": {"input_size": "int", "n_targets": "int", "horizon": "int"},
-    "classify": {"input_size": "int", "n_classes": "int", "vocab_size": "int|null"},
-    "text": {"vocab_size": "int", "embedding_dim": "int"},
-}
-TOP = {"format_version": "int", "kind": "str", "versions": "dict[str]"}
-
-
-def _conforms(value: Any, spec: str) -> bool:
-    """Whether the parsed JSON ``value`` has the type ``spec`` describes (see META)."""
-    if "|" in spec:
-        return any(_conforms(value, s) for s in spec.split("|"))
-    if spec.startswith("list["):
-        return isinstance(value, list) and all(_conforms(v, spec[5:-1]) for v in value)
-    if spec.startswith("dict["):
-        return isinstance(value, dict) and all(_conforms(v, spec[5:-1]) for v in value.values())
-    if spec == "any":  # a record kept for people (what a search tried), never read back into a model
-        return True
-    if spec == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if spec == "num":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return {"str": str, "bool": bool, "null": type(None)}[spec] is type(value)
-
-
-def _describe(spec: str) -> str:
-    names = {"any": "any value", "int": "an integer", "num": "a number", "str": "a string", "bool": "true or false", "null": "null"}
-    if "|" in spec:
-        return " or ".join(_describe(s) for s in spec.split("|"))
-    if spec.startswith("list["):
-        return f"a list of {_describe(spec[5:-1]).split(' ', 1)[1]}s"
-    if spec.startswith("dict["):
-        return f"an object of {_describe(spec[5:-1]).split(' ', 1)[1]}s"
-    return names[spec]
-
-
-def _show(value: Any) -> str:
-    """A short one-line rendering of a JSON value for a message (containers only by size: they
-    may nest too deeply to print)."""
-    if isinstance(value, (list, dict)):
-        return f"{'a list' if isinstance(value, list) else 'an object'} of {len(value)} item(s)"
-    text = json.dumps(value, ensure_ascii=True)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _field_spec(hint: Any) -> str:
-    """The JSON spec of a config dataclass field from its type hint (int, float, str, bool,
-    Optional[...] and tuple[str, ...] are all the configs use)."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is typing.Union:
-        return "|".join(_field_spec(a) for a in args)
-    if typing.get_origin(hint) is tuple:
-        return f"list[{_field_spec(args[0])}]"
-    return {int: "int", float: "num", str: "str", bool: "bool", type(None): "null"}[hint]
-
-
-def _strict_json(raw: bytes) -> Any:
-    def no_constant(name: str) -> NoReturn:
-        raise ValueError(f"{name} is not JSON (rnnkit writes null for a missing number)")
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-        d = dict(pairs)
-        if len(d) != len(pairs):
-            seen = [k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])]
-            raise ValueError(f"the key {seen[0]!r} appears twice in one object")
-        return d
-    return json.loads(raw.decode("utf-8"), parse_constant=no_constant, object_pairs_hook=no_duplicates)
-
 
 class RunCheck:
     """The checks of one run directory ``d`` of ``kind``; each failure is a :class:`RunError`
@@ -193,7 +108,7 @@ class RunCheck:
         """The strict JSON content of ``name`` (``raw``: its bytes, already read)."""
         raw = self.read(name) if raw is None else raw
         try:
-            return _strict_json(raw)
+            return strict_json(raw)
         except UnicodeDecodeError as e:
             self.fail(name, f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})")
         except RecursionError:
@@ -209,7 +124,7 @@ class RunCheck:
         where = f"the {section!r} section" if section else "the file"
         if not isinstance(d, dict):
             self.fail("config.json", f"lacks the {section!r} section" if d is None else
-                      f"{where} must be a JSON object, not {_show(d)}")
+                      f"{where} must be a JSON object, not {show(d)}")
         missing = [k for k in spec if k not in d]
         if missing:
             self.fail("config.json", f"{where} lacks {', '.join(map(repr, missing))}")
@@ -217,14 +132,14 @@ class RunCheck:
         if exact and extra:
             self.fail("config.json", f"{where} has unknown key(s) {', '.join(map(repr, extra))}")
         for k, s in spec.items():
-            if not _conforms(d[k], s):
-                self.fail("config.json", f"{k!r} in {where} must be {_describe(s)}, not {_show(d[k])}")
+            if not conforms(d[k], s):
+                self.fail("config.json", f"{k!r} in {where} must be {describe(s)}, not {show(d[k])}")
         return d
 
     def section(self, config: dict, section: str, cls: type) -> Any:
         """``cls.from_dict(config[section])`` after checking every field's presence and JSON type."""
         hints = typing.get_type_hints(cls)
-        spec = {f.name: _field_spec(hints[f.name]) for f in dataclasses.fields(cls)}
+        spec = {f.name: field_spec(hints[f.name]) for f in dataclasses.fields(cls)}
         d = self.entries(config, section, spec)
         try:
             return cls.from_dict(d)
@@ -237,7 +152,7 @@ class RunCheck:
         meta = self.entries(config, "meta", META[self.kind], exact=False)
         shapes = self.entries(config, "shapes", SHAPES[self.kind])
         if meta["dtype"] not in RUN_DTYPES:
-            self.fail("config.json", f"meta.dtype is {_show(meta['dtype'])}, not a dtype rnnkit models have "
+            self.fail("config.json", f"meta.dtype is {show(meta['dtype'])}, not a dtype rnnkit models have "
                                      f"({', '.join(RUN_DTYPES)})")
         bad = [k for k, v in shapes.items() if v is not None and v < 0]
         if bad:
@@ -274,7 +189,7 @@ class RunCheck:
         """labels.json's classes: ``n_classes`` distinct strings."""
         d = self.json("labels.json")
         classes = d.get("classes") if isinstance(d, dict) else None
-        if not isinstance(d, dict) or set(d) != {"classes"} or not _conforms(classes, "list[str]"):
+        if not isinstance(d, dict) or set(d) != {"classes"} or not conforms(classes, "list[str]"):
             self.fail("labels.json", 'must be {"classes": [one string per class]}')
         self.agree(len(set(classes)) == len(classes), "labels.json", "lists a class twice")
         self.agree(len(classes) == n_classes, "labels.json",
@@ -292,7 +207,7 @@ class RunCheck:
             self.fail(name, f"declares a {n}-byte header in a {size}-byte file: it is truncated or not "
                             "a safetensors file")
         try:
-            header = _strict_json(f.read(n))
+            header = strict_json(f.read(n))
         except (ValueError, RecursionError):
             self.fail(name, "has no valid safetensors header (not a safetensors file, or damaged)")
         if not isinstance(header, dict):
@@ -301,8 +216,8 @@ class RunCheck:
         out, spans = {}, []
         for key, e in header.items():
             ok = (isinstance(e, dict) and set(e) == {"dtype", "shape", "data_offsets"} and e["dtype"] in _ITEMSIZE
-                  and _conforms(e["shape"], "list[int]") and all(s >= 0 for s in e["shape"])
-                  and _conforms(e["data_offsets"], "list[int]") and len(e["data_offsets"]) == 2)
+                  and conforms(e["shape"], "list[int]") and all(s >= 0 for s in e["shape"])
+                  and conforms(e["data_offsets"], "list[int]") and len(e["data_offsets"]) == 2)
             if not ok:
                 self.fail(name, f"the header entry of tensor {key!r} is malformed")
             begin, end = e["data_offsets"]

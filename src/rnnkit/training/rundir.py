@@ -17,28 +17,26 @@ The guarantees (the README's "What a run directory holds" states them for users)
 - **No debris.** Temporaries are named after their host and process; the next write to the same
   parent removes those of dead processes (a SIGKILL during a write leaves nothing behind for long).
 - Files and directories follow the umask, and are flushed to disk before the rename.
+
+The atomic steps themselves (renames, temporaries' names, fsync) are :mod:`rnnkit.training.atomic`;
+this module is the policy built on them.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import functools
 import json
 import os
-import secrets
 import shutil
-import socket
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
 from ..errors import RnnkitError, RunError
+from . import atomic
 
-__all__ = ["RUN_FILES", "RUN_KINDS", "check_out", "write_run_dir", "write_file_atomic", "consistent_read",
-           "is_run_dir", "clean_stale"]
+__all__ = ["RUN_FILES", "RUN_KINDS", "check_out", "write_run_dir", "consistent_read", "is_run_dir", "clean_stale"]
 
 #: every file any kind of run writes; ``--force`` refuses to replace a directory holding anything
 #: else (a test checks that each kind writes only these)
@@ -48,110 +46,7 @@ RUN_FILES = frozenset({
     "confusion_matrix.csv", "confusion_matrix.png", "sample.txt"})
 RUN_KINDS = ("forecast", "classify", "text")
 
-_TAG = "rnnkit"
 _T = TypeVar("_T")
-
-
-# --- atomic renames --------------------------------------------------------------------------------
-
-def _libc():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    except OSError:  # pragma: no cover - no C library to call
-        return None
-
-
-_LIBC = _libc()
-_SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276, "arm64": 276}.get(os.uname().machine if hasattr(os, "uname") else "")
-
-
-def _rename2(src: Path, dst: Path, flags: int) -> bool:
-    """``renameat2(src, dst, flags)`` (Linux: 1 = NOREPLACE, 2 = EXCHANGE) or ``renamex_np`` (macOS:
-    4 = EXCL, 2 = SWAP, passed in the same ``flags``). True when done; False when this system or
-    file system cannot do it (the caller falls back); OSError for a real failure (EEXIST...)."""
-    if _LIBC is None:
-        return False
-    a, b = os.fsencode(src), os.fsencode(dst)
-    if sys.platform.startswith("linux"):
-        fn = getattr(_LIBC, "renameat2", None)
-        if fn is not None:
-            rc = fn(-100, a, -100, b, ctypes.c_uint(flags))  # AT_FDCWD
-        elif _SYS_RENAMEAT2 is not None:
-            rc = _LIBC.syscall(_SYS_RENAMEAT2, -100, a, -100, b, ctypes.c_uint(flags))
-        else:
-            return False
-    elif sys.platform == "darwin":
-        fn = getattr(_LIBC, "renamex_np", None)
-        if fn is None:
-            return False
-        rc = fn(a, b, ctypes.c_uint({1: 4, 2: 2}[flags]))
-    else:
-        return False
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, getattr(errno, "EOPNOTSUPP", errno.ENOTSUP)):
-        return False
-    raise OSError(err, os.strerror(err), str(dst))
-
-
-def _rename_noreplace(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``, failing with FileExistsError when ``dst`` exists (even empty)."""
-    if _rename2(src, dst, 1):
-        return
-    # no atomic no-replace here: a lock file makes check-and-rename exclusive among rnnkit processes
-    lock = dst.parent / f".{dst.name}.{_TAG}-lock"
-    deadline = time.monotonic() + 10.0
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            if time.monotonic() > deadline:
-                raise RunError(f"{lock} is held by another rnnkit process; remove it if none is running") from None
-            time.sleep(0.05)
-    try:
-        if os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, "File exists", str(dst))
-        os.rename(src, dst)
-    finally:
-        os.close(fd)
-        os.unlink(lock)
-
-
-def _swap(new: Path, old: Path) -> bool:
-    """Exchange two directories atomically; False where the system cannot."""
-    return _rename2(new, old, 2)
-
-
-# --- temporaries -----------------------------------------------------------------------------------
-
-def _host() -> str:
-    return socket.gethostname().replace("~", "-") or "host"
-
-
-def _temp_name(out: Path, suffix: str) -> Path:
-    return out.parent / f".{out.name}~{_TAG}~{_host()}~{os.getpid()}~{secrets.token_hex(4)}.{suffix}"
-
-
-def _parse_temp(name: str) -> tuple[str, str, int, str] | None:
-    """(run name, host, pid, "tmp"|"old") of a temporary's file name, None if not one of ours."""
-    if not name.startswith(".") or not (name.endswith(".tmp") or name.endswith(".old")):
-        return None
-    parts = name[1:-4].rsplit("~", 4)
-    if len(parts) != 5 or parts[1] != _TAG or not parts[3].isdigit():
-        return None
-    return parts[0], parts[2], int(parts[3]), name[-3:]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
 
 
 def clean_stale(parent: Path) -> list[str]:
@@ -162,15 +57,15 @@ def clean_stale(parent: Path) -> list[str]:
         names = os.listdir(parent)
     except OSError:
         return done
-    host = _host()
+    host = atomic.host()
     for name in names:
-        info = _parse_temp(name)
-        if info is None or info[1] != host or _alive(info[2]):
+        info = atomic.parse_temp(name)
+        if info is None or info[1] != host or atomic.process_alive(info[2]):
             continue
         path, target = parent / name, parent / info[0]
         if info[3] == "old" and not os.path.lexists(target) and is_run_dir(path):
             try:
-                _rename_noreplace(path, target)
+                atomic.rename_noreplace(path, target)
                 done.append(f"restored {target} from an interrupted replacement")
                 continue
             except OSError:
@@ -261,54 +156,11 @@ def check_out(out: str | os.PathLike, force: bool = False, protect: Iterable[str
         raise RunError(f"cannot create run directory {out}: {base} is a file, not a directory; choose another --out")
     if probe:
         try:
-            os.rmdir(_mkdtemp_in(base))
+            os.rmdir(atomic.probe_dir(base))
         except OSError as e:
             raise RunError(f"cannot create run directory {out}: {base} is not writable ({e.strerror}); "
                            "choose another --out") from None
     return out
-
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # no /proc: read it the only portable way (not thread-safe, rare)
-    os.umask(mask)
-    return mask
-
-
-def _mkdtemp_in(parent: Path) -> Path:
-    p = parent / f".{_TAG}-probe~{os.getpid()}~{secrets.token_hex(4)}"
-    os.mkdir(p)
-    return p
-
-
-def _fsync_tree(d: Path) -> None:
-    for root, dirs, files in os.walk(d):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    _fsync_dir(d)
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_error(out: Path, e: OSError) -> RunError:
@@ -331,7 +183,7 @@ def write_run_dir(out: str | os.PathLike, write: Callable[[Path], None], force: 
     except OSError as e:
         raise _write_error(out, e) from None
     clean_stale(out.parent)
-    tmp = _temp_name(out, "tmp")
+    tmp = atomic.temp_name(out, "tmp")
     try:
         os.mkdir(tmp, 0o700)
     except OSError as e:
@@ -339,64 +191,39 @@ def write_run_dir(out: str | os.PathLike, write: Callable[[Path], None], force: 
     try:
         try:
             write(tmp)
-            mode = 0o777 & ~_umask()
+            mode = 0o777 & ~atomic.current_umask()
             os.chmod(tmp, mode)
             for name in os.listdir(tmp):
                 os.chmod(tmp / name, mode & 0o666)
-            _fsync_tree(tmp)
+            atomic.fsync_tree(tmp)
             _place(tmp, out, force, protect)
         except OSError as e:
             raise _write_error(out, e) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # after a swap, tmp holds the old run
-    _fsync_dir(out.parent)
+    atomic.fsync_dir(out.parent)
     return out
 
 
 def _place(tmp: Path, out: Path, force: bool, protect: list) -> None:
     if force and os.path.lexists(out):
         check_out(out, force, protect, probe=False)  # still a run: nobody put their files there meanwhile
-        if _swap(tmp, out):
+        if atomic.exchange(tmp, out):
             return
-        old = _temp_name(out, "old")  # no atomic swap: rename aside, put back by clean_stale if killed
+        old = atomic.temp_name(out, "old")  # no atomic swap: rename aside, put back by clean_stale if killed
         os.rename(out, old)
         try:
-            _rename_noreplace(tmp, out)
+            atomic.rename_noreplace(tmp, out)
         except BaseException:
             os.rename(old, out)
             raise
         shutil.rmtree(old, ignore_errors=True)
         return
     try:
-        _rename_noreplace(tmp, out)
+        atomic.rename_noreplace(tmp, out)
     except FileExistsError:
         raise RunError(f"run directory {out} was created by another process while this one was running; "
                        "this run was not saved: choose another --out or pass --force to replace it") from None
-
-
-def write_file_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Write a single output file (``forecast --out``, predictions) through a temporary sibling, so a
-    failure (a full disk) leaves the old file or none, never a truncated one."""
-    path = Path(path)
-    if path.is_dir():
-        raise RunError(f"{path} is a directory; pass a file name for --out")
-    try:
-        if os.path.exists(path) and not path.is_file():  # /dev/stdout, a pipe: write to it as it is
-            write(path)
-            return path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}~{_TAG}~{_host()}~{os.getpid()}~{secrets.token_hex(4)}.tmp"
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-    except OSError as e:
-        what = e.strerror or str(e)
-        raise RunError(f"could not write {path} ({what}); nothing was written: free some space, check the "
-                       "permissions or choose another --out") from None
-    return path
 
 
 def _identity(d: Path) -> tuple[int, int] | None:
@@ -418,8 +245,9 @@ def _being_replaced(d: Path) -> bool:
     except OSError:
         return False
     for name in names:
-        info = _parse_temp(name)
-        if info is not None and info[0] == d.name and info[3] == "old" and info[1] == _host() and _alive(info[2]):
+        info = atomic.parse_temp(name)
+        if (info is not None and info[0] == d.name and info[3] == "old" and info[1] == atomic.host()
+                and atomic.process_alive(info[2])):
             return True
     return False
 

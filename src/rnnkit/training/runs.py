@@ -14,7 +14,7 @@ import os
 import platform
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -26,9 +26,10 @@ from ..errors import RnnkitError, RunError
 from .loop import History
 from .plots import plot_learning_curve
 from .runcheck import MAKE, USE, RunCheck
+from .runschema import TOP
 from .rundir import write_run_dir
 
-__all__ = ["read_config", "run_kind", "write_run_files", "read_run_files", "load_weights", "loading", "write_json",
+__all__ = ["open_run", "OpenRun", "read_config", "run_kind", "write_run_files", "read_run_files", "load_weights", "loading", "write_json",
            "read_json", "json_safe", "write_run_dir", "FORMAT_VERSION", "REQUIRED_FILES", "MAKE", "USE"]
 
 FORMAT_VERSION = 1
@@ -112,6 +113,37 @@ def loading(d: Path, kind: str) -> Iterator[None]:
                        f"damaged or from an incompatible version, re-run `{MAKE.get(kind, 'rnnkit fit')}`") from None
 
 
+class OpenRun(NamedTuple):
+    """A run directory being loaded (:func:`open_run`): its checker, its config's dataclass sections
+    in the order asked for, and its ``meta`` and ``shapes`` tables, all checked."""
+
+    check: RunCheck
+    sections: tuple
+    meta: dict
+    shapes: dict
+
+
+@contextmanager
+def open_run(path: str | os.PathLike, kind: str, sections: dict[str, type],
+             required: tuple[str, ...] = REQUIRED_FILES) -> Iterator[OpenRun]:
+    """The opening every job's run loader shares: ``config.json`` of the run directory ``path``
+    read and checked (:func:`read_config`: presence, format version, kind, the ``required``
+    files), then every dataclass section (``{"model": ModelConfig, ...}``), ``meta`` and
+    ``shapes`` checked (:meth:`RunCheck.sections`). The ``with`` body checks and loads the rest
+    through ``run.check``; any failure in it that is not already an rnnkit error becomes one
+    :class:`RunError` (:func:`loading`)::
+
+        with open_run(path, "text", {"model": ModelConfig, "text": TextConfig}) as run:
+            (mc, xc), check = run.sections, run.check
+    """
+    d = Path(path)
+    config = read_config(d, kind, required)
+    check = RunCheck(d, kind)
+    with loading(d, kind):
+        objs, meta, shapes = check.sections(config, sections)
+        yield OpenRun(check, tuple(objs[name] for name in sections), meta, shapes)
+
+
 def read_config(path: str | os.PathLike, kind: str = "forecast",
                 required: tuple[str, ...] = REQUIRED_FILES) -> dict:
     """``config.json`` of a run directory of ``kind``, checked for presence, version, kind and the
@@ -130,8 +162,7 @@ def read_config(path: str | os.PathLike, kind: str = "forecast",
     if type(version) is not int or version != FORMAT_VERSION:  # not true, 1.0 or "1"
         raise RunError(f"run {d} has format version {version!r} (config.json), this rnnkit reads version "
                        f"{FORMAT_VERSION}; re-run `{make}` with this version")
-    got = check.entries(config, "", {"format_version": "int", "kind": "str", "versions": "dict[str]"},
-                        exact=False)["kind"]
+    got = check.entries(config, "", TOP, exact=False)["kind"]
     if got != kind:
         raise RunError(f"{d} is a {got!r} run, not a {kind!r} run; use it with `{USE.get(got, got)}`, "
                        f"or pass a run made by `{make}`")

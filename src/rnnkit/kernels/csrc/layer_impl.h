@@ -1,12 +1,12 @@
 /* rnnkit fused kernels: one whole layer (one direction) in one call, forward and backward.
  *
- * Around the recurrence of cells_impl.h these add the input projection, the weight gradients and
+ * Around the recurrence of recurrence_impl.h these add the input projection, the weight gradients and
  * the input gradient, so a small layer costs one native call each way instead of a dozen torch
  * operations. Inputs and outputs are batch-first like rnnkit's models: x (B,T,in), out (B,T,S),
  * dout (B,T,S), dx (B,T,in). Everything backward needs lives in one "saved" buffer:
  *   xg (T,B,G) | hs (T+1,B,S) | cs (T+1,B,H) | gates (T,B,G) | aux (T,B,H) | out_tm (T,B,S)
- * Weights: w_ih (G,in), whh (G,S); biases b_ih, b_hh (G) (Jordan: b_h (H) and no b_hh);
- * Jordan output layer why (S,H), by (S). Any bias may be NULL (bias=False).
+ * Weights: w_ih (G,in), whh (G,S); biases b_ih, b_hh (G) (RK_OUTPUT_LAYER, Jordan: b_h (H) and no
+ * b_hh); the output layer why (S,H), by (S). Any bias may be NULL (bias=False).
  */
 
 typedef struct {
@@ -41,8 +41,8 @@ RK_EXPORT int64_t FN(rk_layer_work_size)(int cell, int B, int T, int in, int H, 
     return fwd > bwd ? fwd : bwd;
 }
 
-/* Forward. s0 (B,S), c0 (B,H: LSTM) may be NULL (zeros). Writes sv, out (B,T,S), sn (B,S) and
- * cn (B,H: LSTM) = the state after each sequence's last step. */
+/* Forward. s0 (B,S), c0 (B,H: RK_CELL_STATE) may be NULL (zeros). Writes sv, out (B,T,S), sn (B,S) and
+ * cn (B,H: RK_CELL_STATE) = the state after each sequence's last step. */
 RK_EXPORT void FN(rk_layer_forward)(int cell, int act, int out_act, int B, int T, int in, int H, int S,
                                     const real *x, const real *wih, const real *whh, const real *bih,
                                     const real *bhh, const real *why, const real *by,
@@ -50,13 +50,14 @@ RK_EXPORT void FN(rk_layer_forward)(int cell, int act, int out_act, int B, int T
                                     real *out, real *sn, real *cn, real *work) {
     FTZ_BEGIN
     const int G = gate_width(cell, H);
+    const int apart = cell_has(cell, RK_HIDDEN_APART), cstate = cell_has(cell, RK_CELL_STATE);
     FN(saved_t) v = FN(saved_views)(sv, cell, B, T, H, S);
     const size_t TB = (size_t)T * B;
     real *WP = work;                              /* panels of w_ih^T (in,G) */
     real *xg_bt = WP + FN(rk_panel_size)(in, G);  /* (B*T,G) input part, rows in x's (b,t) order */
     real *fwork = xg_bt + TB * G;
     FN(rk_pack_panels)(wih, in, G, 1, WP);
-    const int fold = cell == CELL_ELMAN || cell == CELL_LSTM;  /* both biases join the input part */
+    const int fold = !apart;  /* both biases join the input part (an output layer has no b_hh) */
     for (size_t r = 0; r < TB; ++r)
         for (int j = 0; j < G; ++j) xg_bt[r * G + j] = (bih ? bih[j] : 0) + (fold && bhh ? bhh[j] : 0);
     FN(matmul_panels)(x, WP, xg_bt, (int)TB, in, G);   /* (B*T,in) @ (in,G) */
@@ -64,23 +65,23 @@ RK_EXPORT void FN(rk_layer_forward)(int cell, int act, int out_act, int B, int T
         for (int t = 0; t < T; ++t)
             memcpy(v.xg + ((size_t)t * B + b) * G, xg_bt + ((size_t)b * T + t) * G, sizeof(real) * G);
     if (s0) memcpy(v.hs, s0, sizeof(real) * B * S); else memset(v.hs, 0, sizeof(real) * B * S);
-    if (cell == CELL_LSTM) {
+    if (cstate) {
         if (c0) memcpy(v.cs, c0, sizeof(real) * B * H); else memset(v.cs, 0, sizeof(real) * B * H);
     }
-    FN(rk_forward)(cell, act, out_act, B, T, H, S, v.xg, whh, cell == CELL_GRU ? bhh : NULL, why, by,
-                   lengths, v.hs, cell == CELL_LSTM ? v.cs : NULL, v.gates, v.aux, v.out, fwork, 0);
+    FN(rk_forward)(cell, act, out_act, B, T, H, S, v.xg, whh, apart ? bhh : NULL, why, by,
+                   lengths, v.hs, cstate ? v.cs : NULL, v.gates, v.aux, v.out, fwork, 0);
     for (int b = 0; b < B; ++b)
         for (int t = 0; t < T; ++t)
             memcpy(out + ((size_t)b * T + t) * S, v.out + ((size_t)t * B + b) * S, sizeof(real) * S);
     /* inactive steps copy the state forward, so step T holds each sequence's final state */
     if (sn) memcpy(sn, v.hs + (size_t)T * B * S, sizeof(real) * B * S);
-    if (cn && cell == CELL_LSTM) memcpy(cn, v.cs + (size_t)T * B * H, sizeof(real) * B * H);
+    if (cn && cstate) memcpy(cn, v.cs + (size_t)T * B * H, sizeof(real) * B * H);
     FTZ_END
 }
 
 /* Backward. dout (B,T,S), dsn (B,S), dcn (B,H) may be NULL (zero). Writes (overwrites) the
  * gradients of every weight that is non-NULL in the forward (gwih (G,in), gwhh (G,S), gbih, gbhh
- * (G; Jordan gbih = d b_h (H)), gwhy (S,H), gby (S)), ds0 (B,S), dc0 (B,H: LSTM), and dx (B,T,in)
+ * (G; Jordan gbih = d b_h (H)), gwhy (S,H), gby (S)), ds0 (B,S), dc0 (B,H: RK_CELL_STATE), and dx (B,T,in)
  * when non-NULL. */
 RK_EXPORT void FN(rk_layer_backward)(int cell, int act, int out_act, int B, int T, int in, int H, int S,
                                      const real *x, const real *wih, const real *whh, const real *why,
@@ -90,6 +91,8 @@ RK_EXPORT void FN(rk_layer_backward)(int cell, int act, int out_act, int B, int 
                                      real *dc0, real *dx, real *work) {
     FTZ_BEGIN
     const int G = gate_width(cell, H);
+    const int apart = cell_has(cell, RK_HIDDEN_APART), cstate = cell_has(cell, RK_CELL_STATE);
+    const int outlayer = cell_has(cell, RK_OUTPUT_LAYER);
     FN(saved_t) v = FN(saved_views)((real *)sv, cell, B, T, H, S);
     const size_t TB = (size_t)T * B;
     real *dout_tm = work, *dgx = dout_tm + TB * S, *dgh = dgx + TB * G, *dyp = dgh + TB * G;
@@ -99,10 +102,10 @@ RK_EXPORT void FN(rk_layer_backward)(int cell, int act, int out_act, int B, int 
             for (int b = 0; b < B; ++b)
                 memcpy(dout_tm + ((size_t)t * B + b) * S, dout + ((size_t)b * T + t) * S, sizeof(real) * S);
     FN(rk_backward)(cell, act, out_act, B, T, H, S, whh, why, lengths, v.hs,
-                    cell == CELL_LSTM ? v.cs : NULL, v.gates, v.aux, dout ? dout_tm : NULL, dsn,
-                    cell == CELL_LSTM ? dcn : NULL, dgx, cell == CELL_GRU ? dgh : NULL,
-                    cell == CELL_JORDAN ? dyp : NULL, ds0, cell == CELL_LSTM ? dc0 : NULL, bwork);
-    const real *dgr = cell == CELL_GRU ? dgh : dgx;  /* grads of the hidden product, (T,B,G) */
+                    cstate ? v.cs : NULL, v.gates, v.aux, dout ? dout_tm : NULL, dsn,
+                    cstate ? dcn : NULL, dgx, apart ? dgh : NULL,
+                    outlayer ? dyp : NULL, ds0, cstate ? dc0 : NULL, bwork);
+    const real *dgr = apart ? dgh : dgx;  /* grads of the hidden product, (T,B,G) */
     real *dgx_bt = bwork + FN(rk_backward_work)(cell, H, S);  /* (B*T,G): dgx in x's (b,t) order */
     real *pan = dgx_bt + TB * G;                   /* panel scratch for the one-off products */
     for (int b = 0; b < B; ++b)
@@ -121,7 +124,7 @@ RK_EXPORT void FN(rk_layer_backward)(int cell, int act, int out_act, int B, int 
             if (gbhh) for (int j = 0; j < G; ++j) gbhh[j] += c[j];
         }
     }
-    if (cell == CELL_JORDAN) {
+    if (outlayer) {
         memset(gwhy, 0, sizeof(real) * (size_t)S * H);
         if (gby) memset(gby, 0, sizeof(real) * S);
         for (size_t r = 0; r < TB; ++r) {

@@ -24,7 +24,6 @@
 #define FTZ_END
 #endif
 
-enum { CELL_ELMAN = 0, CELL_JORDAN = 1, CELL_LSTM = 2, CELL_GRU = 3 };
 enum { ACT_TANH = 0, ACT_RELU = 1, ACT_SIGMOID = 2, ACT_IDENTITY = 3 };
 enum { LOSS_MSE = 0, LOSS_MAE = 1, LOSS_CE = 2 };
 enum { OPT_ADAM = 0, OPT_SGD = 1, OPT_ADAGRAD = 2, OPT_RMSPROP = 3 };
@@ -37,11 +36,7 @@ typedef struct {
     double lr, beta1, beta2, eps, weight_decay, momentum, alpha, clip_value, clip_norm;
 } rk_train_spec;
 
-RK_EXPORT int rk_abi_version(void) { return 3; }
-
-static inline int gate_width(int cell, int H) {
-    return cell == CELL_LSTM ? 4 * H : cell == CELL_GRU ? 3 * H : H;
-}
+RK_EXPORT int rk_abi_version(void) { return 4; }
 
 /* exp without libm calls, so loops over gates vectorise: x = n ln2 + r, |r| <= ln2/2,
  * e^r by its Taylor polynomial (degree 12 for double, 7 for float: relative error below 2e-16
@@ -93,7 +88,7 @@ RK_EXPORT void rk_tanh_f64(const double *x, double *y, int64_t n) { for (int64_t
 RK_EXPORT void rk_exp_f32(const float *x, float *y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = rk_expf(x[i]); }
 RK_EXPORT void rk_tanh_f32(const float *x, float *y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = rk_tanhf(x[i]); }
 
-/* Vector width and register block of the matrix micro-kernel (cells_impl.h), from the compile
+/* Vector width and register block of the matrix micro-kernel (math_impl.h), from the compile
  * flags _native.py chose for this CPU: AVX-512 (32 vector registers: 8 rows x 2 panels = 16
  * accumulators), AVX2+FMA (16 registers: 6 rows x 1 panel of two vectors = 12 accumulators), or
  * portable 16-byte vectors (the compiler's SSE/NEON). VFMA(a, w, c) = a * w + c for a scalar a
@@ -131,9 +126,11 @@ RK_EXPORT int rk_vector_bits(void) { return RK_VBYTES * 8; }
 #define TANH rk_tanhf
 #define SQRT sqrtf
 #define LOG logf
-#include "cells_impl.h"
-#include "layer_impl.h"
-#include "trainer_impl.h"
+#include "math_impl.h"      /* activations, matrix products: generic */
+#include "cells.h"          /* the cells' table and each cell's step (cell_*.h) */
+#include "recurrence_impl.h" /* a cell over a sequence, forward and BPTT; the streaming step */
+#include "layer_impl.h"     /* a whole layer in one call */
+#include "trainer_impl.h"   /* a whole training epoch in one call */
 #undef real
 #undef SUF
 #undef VFMA
@@ -149,6 +146,8 @@ RK_EXPORT int rk_vector_bits(void) { return RK_VBYTES * 8; }
 #define TANH rk_tanh
 #define SQRT sqrt
 #define LOG log
-#include "cells_impl.h"
-#include "layer_impl.h"
-#include "trainer_impl.h"
+#include "math_impl.h"      /* activations, matrix products: generic */
+#include "cells.h"          /* the cells' table and each cell's step (cell_*.h) */
+#include "recurrence_impl.h" /* a cell over a sequence, forward and BPTT; the streaming step */
+#include "layer_impl.h"     /* a whole layer in one call */
+#include "trainer_impl.h"   /* a whole training epoch in one call */

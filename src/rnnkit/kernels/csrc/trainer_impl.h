@@ -7,16 +7,17 @@
  * weights). Optimisers: torch's Adam, SGD (momentum), Adagrad, RMSprop formulas exactly.
  *
  * Flat parameter order (= the model's parameters() order), per layer l with input width in_l:
- *   Elman/LSTM/GRU: W_ih (G,in_l), W_hh (G,S), b_ih (G), b_hh (G)
- *   Jordan:         W_ih (H,in_l), W_yh (H,O), b_h (H), W_hy (O,H), b_y (O)
+ *   most cells (Elman, LSTM, GRU): W_ih (G,in_l), W_hh (G,S), b_ih (G), b_hh (G)
+ *   RK_OUTPUT_LAYER (Jordan):     W_ih (H,in_l), W_yh (H,O), b_h (H), W_hy (O,H), b_y (O)
  * then the head: W (P,S), b (P).
  */
 
 static int64_t FN(layer_size)(const rk_train_spec *sp, int l) {
     const int H = sp->hidden, S = sp->state, G = gate_width(sp->cell, H);
     const int in = l == 0 ? sp->input_size : S;
-    if (sp->cell == CELL_JORDAN) return (int64_t)H * in + (int64_t)H * S + H + (int64_t)S * H + S;
-    return (int64_t)G * in + (int64_t)G * S + 2 * G;
+    /* W_ih, W_hh, b_ih, then b_hh, or an output layer's W_hy and b_y */
+    const int64_t rest = cell_has(sp->cell, RK_OUTPUT_LAYER) ? (int64_t)S * H + S : G;
+    return (int64_t)G * in + (int64_t)G * S + G + rest;
 }
 
 RK_EXPORT int64_t FN(rk_num_params)(const rk_train_spec *sp) {
@@ -138,9 +139,9 @@ static FN(layer_ptrs) FN(layer_at)(const rk_train_spec *sp, real *base, int l) {
     w.wih = p;
     w.whh = p + (size_t)G * in;
     w.bih = w.whh + (size_t)G * S;
-    if (sp->cell == CELL_JORDAN) {
+    if (cell_has(sp->cell, RK_OUTPUT_LAYER)) {
         w.bhh = NULL;
-        w.why = w.bih + H;
+        w.why = w.bih + G;
         w.by = w.why + (size_t)S * H;
     } else {
         w.bhh = w.bih + G;
@@ -154,7 +155,7 @@ static FN(layer_ptrs) FN(layer_at)(const rk_train_spec *sp, real *base, int l) {
  * values (head_mode 1). lens (N), may be NULL: each sample's length (head_mode 0 only): steps
  * past it are padding, never read, and the head reads the output at step length - 1.
  * state, may be NULL (stateful truncated BPTT, one batch per call, n == batch): per layer the
- * initial state (L,B,S), then for LSTM the cell states (L,B,H); overwritten with the final ones.
+ * initial state (L,B,S), then for RK_CELL_STATE cells the cell states (L,B,H); overwritten with the final ones.
  * Returns the mean loss weighted by batch size; NaN stops early. */
 RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real *grads, real *s1,
                                     real *s2, int64_t *step, const real *X, const real *Y,
@@ -204,7 +205,7 @@ RK_EXPORT double FN(rk_train_epoch)(const rk_train_spec *sp, real *params, real 
             FN(layer_ptrs) w = FN(layer_at)(sp, params, l);
             /* stateful: the layer reads its initial state before it writes the final one, in place */
             real *st = state ? state + (size_t)l * B * S : NULL;
-            real *ct = state && cell == CELL_LSTM ? state + (size_t)L * B * S + (size_t)l * B * H : NULL;
+            real *ct = state && cell_has(cell, RK_CELL_STATE) ? state + (size_t)L * B * S + (size_t)l * B * H : NULL;
             FN(rk_layer_forward)(cell, sp->act, sp->out_act, nb, T, l == 0 ? I : S, H, S, l == 0 ? xb : out[l - 1],
                                  w.wih, w.whh, w.bih, w.bhh, w.why, w.by, lb, st, ct, sv[l], out[l],
                                  st, ct, work);

@@ -3,9 +3,10 @@
 Each cell is one file next to this one (elman.py, jordan.py, lstm.py, gru.py, mingru.py), its
 equations in its docstring; this file holds no gate math. Each cell file ends by registering a
 :class:`CellSpec` (:func:`register_cell`): what the rest of rnnkit needs to know about the cell
-(its name, gate blocks, torch.nn twins, native kernel code, the ``ModelConfig`` fields it takes)
-is declared there, once, and read through :func:`cell_spec` / :func:`spec_of` instead of type
-switches spread over the package.
+(its name, gate blocks, torch.nn twins, how the native kernels run it (:class:`NativeSpec`), the
+``ModelConfig`` fields it takes) is declared there, once, and read through :func:`cell_spec` /
+:func:`spec_of` instead of type switches spread over the package. What depends on a cell's
+settings (torch's name for it, its torch.nn twin's arguments) is a method of the cell class.
 
 Every cell follows one contract, the Keras one::
 
@@ -26,17 +27,17 @@ from __future__ import annotations
 
 import math
 import types
-from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ...errors import ConfigError, ConfigTypeError, ShapeError
 from ..init import keras_init_weights
+from .spec import NATIVE_SLOTS, CellSpec, NativeSpec
 
 __all__ = ["RecurrentCell", "State", "check_size", "check_bool", "activation", "ACTIVATIONS", "CellSpec",
-           "register_cell", "cell_spec", "cell_specs", "cell_names", "spec_of", "NATIVE_CODES"]
+           "NativeSpec", "register_cell", "cell_spec", "cell_specs", "cell_names", "spec_of", "NATIVE"]
 
 State = tuple[Tensor, ...]
 
@@ -82,6 +83,13 @@ def activation(name: str, what: str) -> Callable[[Tensor], Tensor]:
         ) from None
 
 
+def _no_parameters(cell, device=None, dtype=None) -> None:
+    """``_create_parameters`` of :meth:`RecurrentCell.without_parameters`' instances."""
+
+
+_SIZED: dict[type, type] = {}  # cell class -> its parameterless subclass
+
+
 class RecurrentCell(nn.Module):
     """Base class: parameter bookkeeping, validation and ``init_state`` shared by all cells.
 
@@ -116,6 +124,49 @@ class RecurrentCell(nn.Module):
     def step(self, x_t: Tensor, state: State, weights: Sequence[Tensor | None]) -> tuple[Tensor, State]:
         """One time step with explicit ``weights`` (ordered as ``weight_names``)."""
         raise NotImplementedError
+
+    # --- torch.nn's view of the cell (override where torch has it) ---------------------------
+    def torch_mode(self) -> str | None:
+        """torch's name for this cell with these settings, or None where torch has no such cell.
+
+        The name is torch.nn's ``mode`` in lower case and the ``torch._VF`` kernel that runs it
+        (``"lstm"``, ``"gru"``, ``"rnn_tanh"``); None for Jordan, minGRU, peephole LSTMs."""
+        return None
+
+    def torch_kwargs(self, layer: bool = True) -> dict | None:
+        """The settings (beyond sizes and ``bias``) that make this cell's torch.nn twin compute the
+        same (the layer, :attr:`CellSpec.torch_layer`, or with ``layer=False`` the cell,
+        :attr:`CellSpec.torch_cell`), or None where that twin cannot have them."""
+        return {} if self.torch_mode() is not None else None
+
+    @classmethod
+    def kwargs_from_torch(cls, module: nn.Module) -> dict:
+        """This cell's settings read from its torch.nn twin ``module`` (layer or cell): the inverse
+        of :meth:`torch_kwargs`."""
+        return {}
+
+    @property
+    def mode(self) -> str:
+        """torch.nn's mode string (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``) where torch has the cell,
+        else the cell's registered name in capitals (``"JORDAN"``, ``"MINGRU"``)."""
+        torch_mode = self.torch_mode()
+        if torch_mode is not None:
+            return torch_mode.upper()
+        spec = spec_of(type(self))
+        return (spec.name if spec is not None else type(self).__name__).upper()
+
+    @classmethod
+    def without_parameters(cls, *args, **kwargs) -> "RecurrentCell":
+        """An instance with these settings (checked as usual) but no parameters: its
+        :meth:`parameter_shapes`, ``output_size`` and ``state_sizes`` answer what a real one would
+        have, for sizing a model before allocating it (``hidden_size=10**9`` included); it cannot
+        run. Nothing is allocated and no random number is drawn."""
+        sized = _SIZED.get(cls)
+        if sized is None:
+            sized = _SIZED[cls] = type(cls.__name__, (cls,), {"_create_parameters": _no_parameters,
+                                                              "__module__": cls.__module__,
+                                                              "__qualname__": cls.__qualname__ + ".sized"})
+        return sized(*args, **kwargs)
 
     # --- shared machinery ----------------------------------------------------------------------
     def _create_parameters(self, device=None, dtype=None) -> None:
@@ -206,44 +257,32 @@ class RecurrentCell(nn.Module):
 
 # --- the cell registry ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class CellSpec:
-    """What rnnkit needs to know about one cell class, declared once at the end of its file.
-
-    Args:
-        name: the cell's name in ``Recurrent(name, ...)``, ``ModelConfig(cell=name)`` and
-            ``rnnkit fit --cell name`` (lower case).
-        cell: the :class:`RecurrentCell` subclass.
-        gate_blocks: gate blocks stacked in ``weight_ih``/``weight_hh`` (LSTM 4, GRU 3, Elman and
-            Jordan 1); Keras-style init initialises each block on its own.
-        torch_layer: the ``torch.nn`` layer with the same parameters (``nn.GRU``), or None.
-        torch_cell: the ``torch.nn`` cell with the same parameters (``nn.GRUCell``), or None.
-        native: the cell's code in the native kernels (``kernels/csrc``), or None: the fused
-            backend and trainer then refuse (or, on ``"auto"``, skip) it.
-        keras_forget_bias: Keras-style init sets a forget-gate bias of 1 (the LSTM's
-            ``unit_forget_bias``).
-        config_kwargs: the :class:`rnnkit.ModelConfig` fields passed to the cell as keyword
-            arguments; every other cell-specific field must keep its default for this cell.
-        aliases: other names :func:`cell_spec` accepts (``"rnn"`` for Elman); not offered as choices.
-    """
-
-    name: str
-    cell: type
-    gate_blocks: int = 1
-    torch_layer: Optional[type] = None
-    torch_cell: Optional[type] = None
-    native: Optional[int] = None
-    keras_forget_bias: bool = False
-    config_kwargs: tuple[str, ...] = ()
-    aliases: tuple[str, ...] = ()
-
-
 _BY_NAME: dict[str, CellSpec] = {}  # names and aliases
 _BY_CLASS: dict[type, CellSpec] = {}
 _SPECS: list[CellSpec] = []  # registration order: the order choices are listed in
-_NATIVE: dict[type, int] = {}
-#: cell class -> native kernel code, for the cells the native kernels have (a live read-only view)
-NATIVE_CODES: Mapping[type, int] = types.MappingProxyType(_NATIVE)
+_NATIVE: dict[type, NativeSpec] = {}
+#: cell class -> its :class:`NativeSpec`, for the cells the native kernels have (a live read-only
+#: view, looked up by exact type on the kernels' hot paths: one dict lookup)
+NATIVE: Mapping[type, NativeSpec] = types.MappingProxyType(_NATIVE)
+
+
+def _check_native(spec: CellSpec) -> None:
+    native = spec.native
+    if not isinstance(native, NativeSpec):
+        raise ConfigTypeError(f"CellSpec.native must be a NativeSpec or None, got {type(native).__name__}")
+    check_size("NativeSpec.code", native.code, minimum=0)
+    if len(native.weights) != len(NATIVE_SLOTS) or native.weights[0] is None or native.weights[1] is None:
+        raise ConfigError(f"NativeSpec.weights names the cell's weights for the slots {', '.join(NATIVE_SLOTS)} "
+                          f"(w_ih and w_hh required), got {native.weights!r}")
+    unknown = [n for n in native.weights if n is not None and n not in spec.cell.weight_names]
+    if unknown:
+        raise ConfigError(f"NativeSpec.weights names {', '.join(unknown)}, which {spec.cell.__name__} does not have "
+                          f"(its weight_names: {', '.join(spec.cell.weight_names)})")
+    taken = next((s for s in _SPECS if s.native is not None and s.native.code == native.code
+                  and s.name != spec.name), None)
+    if taken is not None:
+        raise ConfigError(f"the native code {native.code} is already the {taken.name} cell's; each cell has its own "
+                          "line in the kernels' table (csrc/cells.h)")
 
 
 def register_cell(spec: CellSpec) -> CellSpec:
@@ -265,7 +304,8 @@ def register_cell(spec: CellSpec) -> CellSpec:
             raise ConfigError(f"the cell name {n!r} is already taken by {taken.cell.__name__}; choose another")
     check_size("gate_blocks", spec.gate_blocks)
     if spec.native is not None:
-        check_size("native", spec.native, minimum=0)
+        _check_native(spec)
+        spec.native.bind(spec.cell)
     old = next((s for s in _SPECS if s.name == spec.name), None)
     if old is not None:  # the same cell again (a reloaded module): replace it in place
         _SPECS[_SPECS.index(old)] = spec

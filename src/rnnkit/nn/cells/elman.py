@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
-from .base import CellSpec, RecurrentCell, activation, register_cell
+from .base import CellSpec, NativeSpec, RecurrentCell, activation, register_cell
 
 __all__ = ["ElmanCell"]
 
@@ -50,6 +50,20 @@ class ElmanCell(RecurrentCell):
         h = self._act(F.linear(x_t, w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh))
         return h, (h,)
 
+    def torch_mode(self) -> str | None:
+        return "rnn_" + self.nonlinearity
 
-register_cell(CellSpec("elman", ElmanCell, gate_blocks=1, torch_layer=nn.RNN, torch_cell=nn.RNNCell, native=0,
+    def torch_kwargs(self, layer: bool = True) -> dict | None:
+        return {"nonlinearity": self.nonlinearity}
+
+    @classmethod
+    def kwargs_from_torch(cls, module: nn.Module) -> dict:
+        return {"nonlinearity": module.nonlinearity}
+
+
+# As the GRU: the fused kernels win up to batch x hidden 4096 per layer, and the trainer at every
+# size measured (benchmarks/RESULTS.md, sections "grid" and "engine").
+register_cell(CellSpec("elman", ElmanCell, gate_blocks=1, torch_layer=nn.RNN, torch_cell=nn.RNNCell,
+                       native=NativeSpec(0, ("weight_ih", "weight_hh", "bias_ih", "bias_hh", None, None),
+                                         trainer_limits=(16384, 250.0), layer_max_bh=4096),
                        config_kwargs=("nonlinearity",), aliases=("rnn",)))

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CellSpec, RecurrentCell, register_cell
+from .base import CellSpec, NativeSpec, RecurrentCell, register_cell
 
 __all__ = ["GRUCell"]
 
@@ -52,5 +52,13 @@ class GRUCell(RecurrentCell):
         h = (1 - z) * n + z * h_prev
         return h, (h,)
 
+    def torch_mode(self) -> str | None:
+        return "gru"
 
-register_cell(CellSpec("gru", GRUCell, gate_blocks=3, torch_layer=nn.GRU, torch_cell=nn.GRUCell, native=3))
+
+# torch's GRU is a chain of small operations per step, which the fused kernels beat far further
+# than its one-kernel LSTM: layers up to batch x hidden 4096, the trainer at every size measured
+# (the limits are the grid's edge; benchmarks/RESULTS.md, sections "grid" and "engine").
+register_cell(CellSpec("gru", GRUCell, gate_blocks=3, torch_layer=nn.GRU, torch_cell=nn.GRUCell,
+                       native=NativeSpec(3, ("weight_ih", "weight_hh", "bias_ih", "bias_hh", None, None),
+                                         trainer_limits=(16384, 700.0), layer_max_bh=4096, hidden_apart=True)))

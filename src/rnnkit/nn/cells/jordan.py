@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ...errors import ConfigError
-from .base import CellSpec, RecurrentCell, activation, check_size, register_cell
+from .base import CellSpec, NativeSpec, RecurrentCell, activation, check_size, register_cell
 
 __all__ = ["JordanCell"]
 
@@ -76,5 +76,9 @@ class JordanCell(RecurrentCell):
         return super().extra_repr() + f", output_size={self.jordan_output_size}"
 
 
-register_cell(CellSpec("jordan", JordanCell, gate_blocks=1, native=1,
+# torch has no Jordan layer, so the fused layer kernels always beat the alternative (the Python
+# loop); the trainer's limits are the Elman cell's, whose math it shares but for the output layer.
+register_cell(CellSpec("jordan", JordanCell, gate_blocks=1,
+                       native=NativeSpec(1, ("weight_ih", "weight_yh", "bias_h", None, "weight_hy", "bias_y"),
+                                         trainer_limits=(16384, 250.0)),
                        config_kwargs=("nonlinearity", "output_activation", "output_size")))

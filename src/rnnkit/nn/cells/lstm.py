@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
-from .base import CellSpec, RecurrentCell, check_bool, check_size, register_cell
+from .base import CellSpec, NativeSpec, RecurrentCell, check_bool, check_size, register_cell
 
 __all__ = ["LSTMCell"]
 
@@ -89,10 +89,32 @@ class LSTMCell(RecurrentCell):
             h = F.linear(h, w_hr)  # (B, H) -> (B, P)
         return h, (h, c)
 
+    def torch_mode(self) -> str | None:
+        return None if self.peephole else "lstm"  # torch has no peepholes
+
+    def torch_kwargs(self, layer: bool = True) -> dict | None:
+        if self.peephole or (self.proj_size and not layer):  # torch.nn.LSTMCell has no projection
+            return None
+        return {"proj_size": self.proj_size} if layer else {}
+
+    @classmethod
+    def kwargs_from_torch(cls, module: nn.Module) -> dict:
+        return {"proj_size": getattr(module, "proj_size", 0)}
+
+    @property
+    def mode(self) -> str:
+        return "LSTM_PEEPHOLE" if self.peephole else "LSTM"
+
     def extra_repr(self) -> str:
         return (super().extra_repr() + (f", proj_size={self.proj_size}" if self.proj_size else "")
                 + (", peephole=True" if self.peephole else ""))
 
 
-register_cell(CellSpec("lstm", LSTMCell, gate_blocks=4, torch_layer=nn.LSTM, torch_cell=nn.LSTMCell, native=2,
+# The fused kernels beat torch's only for tiny LSTMs (torch runs an LSTM as one oneDNN kernel):
+# layers up to batch x hidden 128, the trainer up to 4096 and 25 M multiply-adds per batch
+# (benchmarks/RESULTS.md, sections "grid" and "engine").
+register_cell(CellSpec("lstm", LSTMCell, gate_blocks=4, torch_layer=nn.LSTM, torch_cell=nn.LSTMCell,
+                       native=NativeSpec(2, ("weight_ih", "weight_hh", "bias_ih", "bias_hh", None, None),
+                                         trainer_limits=(4096, 25.0), layer_max_bh=128, cell_state=True,
+                                         unsupported=("proj_size", "peephole")),
                        keras_forget_bias=True, config_kwargs=("peephole",)))

@@ -114,7 +114,7 @@ def _classify_predict(a: argparse.Namespace) -> int:
     run = load_classifier_run(a.run)
     frame = run.predictions_frame(run.load_data(a.data, require_labels=False))
     if a.out:
-        from ...training.rundir import write_file_atomic
+        from ...training.atomic import write_file_atomic
         write_file_atomic(a.out, lambda p: frame.to_csv(p, index=False))
         print(f"wrote {len(frame)} predictions to {a.out}")
     else:

@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 
 from ...config import ModelConfig, TrainConfig
-from ...training.runcheck import RunCheck
 from ...training.rundir import consistent_read
-from ...training.runs import load_weights, loading, read_config
+from ...training.runs import load_weights, open_run
 from .config import ClassifierConfig, SequenceDataConfig
 from .model import SequenceClassifier
 from .workflow import ClassifierRun
@@ -30,13 +29,9 @@ def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
     """Load a classification run directory; its predictions equal the original's bit for bit.
 
     Every file is checked against the config before the model is built (:mod:`rnnkit.training.runcheck`)."""
-    d = Path(path)
-    config = read_config(d, "classify", ("weights.safetensors", "labels.json"))
-    check = RunCheck(d, "classify")
-    with loading(d, "classify"):
-        s, meta, shapes = check.sections(config, {"model": ModelConfig, "head": ClassifierConfig,
-                                                  "data": SequenceDataConfig, "train": TrainConfig})
-        mc, hc, dc, tc = s["model"], s["head"], s["data"], s["train"]
+    with open_run(path, "classify", {"model": ModelConfig, "head": ClassifierConfig, "data": SequenceDataConfig,
+                                     "train": TrainConfig}, ("weights.safetensors", "labels.json")) as run:
+        check, (mc, hc, dc, tc), meta, shapes = run
         strings, n_in = shapes["vocab_size"] is not None, shapes["input_size"]
         check.agree(meta["input"] == ("strings" if strings else "series") and meta["n_features"] == n_in
                     and (n_in == 0) == strings, "config.json",

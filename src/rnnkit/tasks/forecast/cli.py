@@ -13,7 +13,8 @@ import json
 
 from ...cli_parse import config_arg, config_values
 from ...config import ModelConfig, TrainConfig
-from ...training.rundir import check_out, write_file_atomic
+from ...training.atomic import write_file_atomic
+from ...training.rundir import check_out
 from .config import DataConfig, SearchConfig
 
 __all__ = ["register", "COMMANDS"]

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Callable
 
 from ...config import ModelConfig, TrainConfig
+from ...data.boxcox import TargetTransform
 from ...errors import ConfigError
-from ...training.runcheck import RunCheck
 from ...training.rundir import consistent_read
-from ...training.runs import load_weights, loading, read_config
+from ...training.runs import load_weights, open_run
 from .config import MAX_ENSEMBLE, DataConfig, SearchConfig
 from .fitting import ForecastEnsemble
-from ...data.boxcox import TargetTransform
 from .model import Forecaster
 from .normalise import WindowNorm
 from .workflow import ForecastRun, write_forecast_run
@@ -34,13 +33,9 @@ def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[
 @consistent_read
 def load_forecast_run(path: str | os.PathLike):
     """Load a forecasting run directory (see :func:`load_run`)."""
-    d = Path(path)
-    config = read_config(d, "forecast")
-    check = RunCheck(d, "forecast")
-    with loading(d, "forecast"):
-        s, meta, shapes = check.sections(config, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
-                                                  "search": SearchConfig})
-        mc, dc, tc = s["model"], s["data"], s["train"]
+    with open_run(path, "forecast", {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
+                                     "search": SearchConfig}) as run:
+        check, (mc, dc, tc, sc), meta, shapes = run
         members = meta["ensemble"]
         check.agree(1 <= members <= MAX_ENSEMBLE and 0 <= meta["naive_members"] <= members, "config.json",
                     f"meta's ensemble of {members} member(s), {meta['naive_members']} naive, is impossible")
@@ -68,7 +63,7 @@ def load_forecast_run(path: str | os.PathLike):
             transform = TargetTransform(dc.transform, float(meta["transform_lambda"]))
         except ConfigError as e:
             check.fail("config.json", str(e))
-    return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform, s["search"])
+    return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform, sc)
 
 
 def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) -> Path:

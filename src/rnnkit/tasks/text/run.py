@@ -9,9 +9,8 @@ import os
 from pathlib import Path
 
 from ...config import ModelConfig, TrainConfig
-from ...training.runcheck import RunCheck
 from ...training.rundir import consistent_read
-from ...training.runs import load_weights, loading, read_config
+from ...training.runs import load_weights, open_run
 from .config import TextConfig
 from .model import CharLM
 from .workflow import TextRun
@@ -29,12 +28,9 @@ def load_text_run(path: str | os.PathLike) -> TextRun:
     """Load a text run directory; its bits per character and samples equal the original's.
 
     Every file is checked against the config before the model is built (:mod:`rnnkit.training.runcheck`)."""
-    d = Path(path)
-    config = read_config(d, "text", ("weights.safetensors", "vocab.json"))
-    check = RunCheck(d, "text")
-    with loading(d, "text"):
-        s, meta, shapes = check.sections(config, {"model": ModelConfig, "text": TextConfig, "train": TrainConfig})
-        mc, xc, tc = s["model"], s["text"], s["train"]
+    with open_run(path, "text", {"model": ModelConfig, "text": TextConfig, "train": TrainConfig},
+                  ("weights.safetensors", "vocab.json")) as run:
+        check, (mc, xc, tc), meta, shapes = run
         check.agree(shapes["embedding_dim"] == xc.embedding_dim, "config.json",
                     f"shapes.embedding_dim {shapes['embedding_dim']} differs from the text section's "
                     f"embedding_dim {xc.embedding_dim}")
