@@ -182,3 +182,21 @@ def test_very_short_series_trains_without_validation():
     run = fit_forecaster(DataConfig(horizon=12), ModelConfig(hidden_size=4), TrainConfig(epochs=2), data=data,
                          quiet=True)
     assert run.meta["val_rows"] == 0 and run.forecast(data).shape == (12, 2)
+
+
+def test_drift_base_is_the_line_through_the_window():
+    norm = WindowNorm.fit("window", "drift", 1, rng.normal(size=(20, 1)))
+    X = np.array([[[2.0], [5.0], [4.0], [8.0]]])  # slope (8 - 2) / 3 = 2 per step
+    np.testing.assert_allclose(norm.base(X, 3)[0, :, 0], [10.0, 12.0, 14.0])
+
+
+@pytest.mark.parametrize("series, expected", [
+    (lambda t: 0.5 * t + np.random.default_rng(2).normal(scale=0.05, size=t.size), "drift"),  # a steady trend
+    (lambda t: 10 * np.sin(2 * np.pi * t / 12), "seasonal"),
+    (lambda t: np.cumsum(np.random.default_rng(3).normal(size=t.size)), "last"),  # a random walk
+])
+def test_auto_skip_is_the_naive_forecast_that_fits_the_training_windows(series, expected):
+    data = _monthly(series(np.arange(120.0)) + 100)
+    run = fit_forecaster(DataConfig(horizon=6, transform="none"), ModelConfig(hidden_size=4), TrainConfig(epochs=1),
+                         data=data, quiet=True)
+    assert run.data_config.skip == expected

@@ -32,7 +32,7 @@ from ...training.loop import History, fit
 from .config import DataConfig, refuse_unsupported
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
 from .model import Forecaster
-from .normalise import WindowNorm
+from .normalise import WindowNorm, choose_skip
 from .predict import windows_for
 
 __all__ = ["Prepared", "prepare", "train_members", "ForecastEnsemble", "forecast_loss", "forecast_fused_task",
@@ -87,6 +87,10 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     check_rows(dc, split)
     scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
     scaled = scaler.transform(values)
+    if skip == "auto":  # the naive forecast that fits the training windows best
+        candidates = ("last", "drift") + (("seasonal",) if 1 < m <= lookback else ())
+        skip = choose_skip(candidates, m, *windows_for(scaled, C, lookback, dc.horizon, 1, 0, split.train_end)[:2])
+        dc = dc.replace(skip=skip)
     norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C])
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     check_training_memory(model_config, values.shape[1], C * dc.horizon, min(train_config.batch_size, windows),
@@ -244,12 +248,12 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
     recursive = model.strategy == "recursive"
     normalise = dc.normalise if dc.normalise != "auto" else ("none" if train.stateful else "window")
     skip = dc.skip
-    if skip == "auto":
-        skip = "none" if recursive or train.stateful else ("seasonal" if 1 < m <= lookback else "last")
+    if skip == "auto" and (recursive or train.stateful):
+        skip = "none"  # else "auto" stays, for prepare() to choose on the training windows
     if train.stateful and (normalise != "none" or skip != "none"):
         raise ConfigError("stateful training runs over whole streams, which have no windows to normalise; "
                           "use --normalise none --skip none (the defaults for stateful training)")
-    if recursive and skip != "none":
+    if recursive and skip not in ("none", "auto"):
         raise ConfigError(f"skip={skip!r} is for direct models (the head corrects a naive forecast of the whole "
                           "horizon); a recursive model predicts each value itself: use --skip none")
     if skip == "seasonal" and not 1 < m <= lookback:

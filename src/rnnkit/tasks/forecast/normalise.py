@@ -10,8 +10,9 @@ Two changes to what the network sees and predicts remove both failures:
   by their own standard deviation; the forecast is mapped back with the same two numbers. The
   network then sees shapes, never levels. Covariates keep the run's global scaling.
 * **The naive skip.** The head predicts the *correction* to a naive forecast, in units of the
-  window's scale: ``y = naive + scale * head(h)``, where naive repeats the last value or the last
-  season (``y[t+h] = y[t+h-m]``). With a zero-initialised head the untrained model *is* the naive
+  window's scale: ``y = naive + scale * head(h)``, where naive repeats the last value, the last
+  season (``y[t+h] = y[t+h-m]``) or extends the window's drift (the line through its first and
+  last values, as the naive-with-drift forecast). With a zero-initialised head the untrained model *is* the naive
   forecast, so training can only move it where the data says so.
 
 Both are data transforms around an unchanged network (a recurrent layer and a linear head), so
@@ -28,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WindowNorm", "NORMALISE", "SKIPS"]
+__all__ = ["WindowNorm", "NORMALISE", "SKIPS", "choose_skip"]
 
 NORMALISE = ("window", "none")
-SKIPS = ("none", "last", "seasonal")
+SKIPS = ("none", "last", "drift", "seasonal")
 
 #: a window's scale is at least this fraction of the training rows' own standard deviation, so a
 #: flat window does not turn its rounding noise into unit-size inputs
@@ -44,8 +45,9 @@ class WindowNorm:
 
     Args:
         normalise: ``"window"`` (each window by its own mean and standard deviation) or ``"none"``.
-        skip: ``"seasonal"`` (the last season, needs lookback >= m), ``"last"`` (the last value) or
-            ``"none"`` (the head predicts the normalised value itself).
+        skip: ``"seasonal"`` (the last season, needs lookback >= m), ``"last"`` (the last value),
+            ``"drift"`` (the last value plus the window's mean step per step ahead) or ``"none"`` (the
+            head predicts the normalised value itself).
         m: the season length used by ``skip="seasonal"``.
         n_targets: the number of target columns (the first columns of every window).
         floor: ``(C,)`` smallest scale per target, in scaled units.
@@ -88,7 +90,11 @@ class WindowNorm:
             m = self.m
             steps = y.shape[1] - m + np.arange(horizon) % m  # y[t+h] = y[t+h-m], repeated each season
             return y[:, steps]
-        return np.repeat(y[:, -1:], horizon, axis=1)
+        last = np.repeat(y[:, -1:], horizon, axis=1)  # (W, H, C)
+        if self.skip == "drift" and y.shape[1] > 1:  # the line through the window's first and last values
+            slope = (y[:, -1:] - y[:, :1]) / (y.shape[1] - 1)  # (W, 1, C)
+            return last + slope * np.arange(1, horizon + 1)[None, :, None]
+        return last
 
     def inputs(self, X: np.ndarray) -> np.ndarray:
         """``X`` with its target columns normalised per window (a copy; covariates unchanged)."""
@@ -107,3 +113,13 @@ class WindowNorm:
         """Forecasts in scaled units from the network's outputs ``(W, H, C)`` after windows ``X``."""
         _, scale = self.stats(X)
         return self.base(X, out.shape[1]) + scale * out
+
+
+def choose_skip(candidates: tuple[str, ...], m: int, X: np.ndarray, Y: np.ndarray) -> str:
+    """The naive forecast, of ``candidates``, with the lowest mean absolute error on the training
+    windows ``X (W, L, F)``, ``Y (W, H, C)`` (scaled units): ``skip="auto"``'s choice. No network is
+    trained for it, and every training window counts, so the choice is cheap and not noisy."""
+    C = Y.shape[2]
+    errors = {s: float(np.abs(WindowNorm("none", s, m, C, (1.0,) * C).base(X, Y.shape[1]) - Y).mean())
+              for s in candidates}
+    return min(candidates, key=lambda s: (errors[s], candidates.index(s)))  # ties: the earlier, simpler one
