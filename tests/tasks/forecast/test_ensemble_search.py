@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnkit import ConfigError, DataConfig, DataError, ModelConfig, SearchConfig, TrainConfig, fit_forecaster, load_run
+from rnnkit import ConfigError, DataConfig, ModelConfig, SearchConfig, TrainConfig, fit_forecaster, load_run
 from rnnkit.data.series import series_from_frame
 from rnnkit.tasks.forecast.fitting import ForecastEnsemble
 from rnnkit.tasks.forecast.predict import predict_windows
@@ -89,15 +89,16 @@ def test_auto_stops_at_its_budget():
     assert len(run.meta["selection"]["search"]) == 1
 
 
-def test_refusals():
+def test_refusals_and_auto_without_validation():
     with pytest.raises(ConfigError, match="ensemble"):
         SearchConfig(ensemble=0)
     with pytest.raises(ConfigError, match="at most"):
         SearchConfig(ensemble=1000)
     with pytest.raises(ConfigError, match="time_budget"):
         SearchConfig(time_budget=float("nan"))
-    with pytest.raises(DataError, match="validation rows"):
-        fit_forecaster(DC.replace(val_frac=0.0), data=_data(), quiet=True, search=SearchConfig(auto=True))
+    run = fit_forecaster(DC.replace(val_frac=0.0), ModelConfig(hidden_size=4), TrainConfig(epochs=2), data=_data(),
+                         quiet=True, search=SearchConfig(auto=True))  # nothing to compare on: the defaults
+    assert len(run.meta["selection"]["search"]) == 1 and run.meta["ensemble"] == AUTO_ENSEMBLE
 
 
 def run_cli(*args) -> int:

@@ -71,11 +71,12 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
     """The best settings found within ``budget`` seconds (keeping time for ``final_members``
     members of the final ensemble): ``(prepared data, model config, train config, record)``."""
     start = time.perf_counter()
-    probe = prepare(dc, mc, tc, data, dtype)
-    if probe.val is None:
-        raise DataError("--auto chooses settings on the validation rows, and this split has none; "
-                        "leave --val-frac at its default or give one above 0")
-    prep, models, _, _, errors = choose_normalisation(dc, mc, tc, probe.data, dtype)
+    prep, models, _, _, errors = choose_normalisation(dc, mc, tc, data, dtype)
+    if prep.val is None:  # a series too short to hold out validation rows, or --val-frac 0
+        say("auto: no validation rows to compare settings on; keeping the defaults, trained as an ensemble")
+        base = {"lookback": prep.data_config.lookback, "hidden_size": mc.hidden_size, "lr": tc.lr,
+                "normalise": prep.data_config.normalise, "skip": prep.data_config.skip}
+        return prep, mc, prep.train_config, [{**base, "val_error": None, "seconds": 0.0, "chosen": True}]
     data, split = prep.data, prep.split
 
     def score(prep_c: Prepared, mc_c: ModelConfig, tc_c: TrainConfig) -> tuple[float, float]:
