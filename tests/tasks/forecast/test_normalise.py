@@ -200,3 +200,29 @@ def test_auto_skip_is_the_naive_forecast_that_fits_the_training_windows(series, 
     run = fit_forecaster(DataConfig(horizon=6, transform="none"), ModelConfig(hidden_size=4), TrainConfig(epochs=1),
                          data=data, quiet=True)
     assert run.data_config.skip == expected
+
+
+def test_calendar_features_reach_the_direct_model_over_the_horizon(tmp_path):
+    t = np.arange(120)
+    data = _monthly(100 + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(size=120))
+    run = fit_forecaster(DataConfig(horizon=6), ModelConfig(hidden_size=4), TrainConfig(epochs=2), data=data,
+                         quiet=True)
+    L = run.data_config.lookback
+    assert run.data_config.calendar == "sincos" and run.model.input_size == 1 + 2 + 1  # y, sin, cos, flag
+    known = run.known(data, [len(data)])[0]  # (L + 6, 3): the context's months, then the next 6
+    months = np.concatenate([data.frame.index.month[-L:], (data.frame.index.month[-1] + np.arange(1, 7) - 1) % 12 + 1])
+    np.testing.assert_allclose(known[:, 0], np.sin(2 * np.pi * months / 12), atol=1e-12)
+    np.testing.assert_array_equal(known[:, 2], np.r_[np.zeros(L), np.ones(6)])
+    run.save(tmp_path / "r", data=data)
+    np.testing.assert_array_equal(load_run(tmp_path / "r").forecast(data)["y"].to_numpy(),
+                                  run.forecast(data)["y"].to_numpy())
+    with pytest.raises(ConfigError, match="calendar features"):
+        run.forecast(data, horizon=7)
+    plain = series_from_frame(pd.DataFrame({"y": data.target_values[:, 0]}))  # no dates: no calendar
+    assert fit_forecaster(DataConfig(horizon=6), ModelConfig(hidden_size=4), TrainConfig(epochs=1), data=plain,
+                          quiet=True).data_config.calendar == "none"
+    with pytest.raises(ConfigError, match="dated rows"):
+        fit_forecaster(DataConfig(horizon=6, calendar="sincos"), data=plain, quiet=True)
+    with pytest.raises(ConfigError, match="recursive"):
+        fit_forecaster(DataConfig(horizon=6, calendar="onehot"), ModelConfig(strategy="recursive"), data=data,
+                       quiet=True)

@@ -10,6 +10,7 @@ from ...config import (ModelConfig, Serialisable, TrainConfig, check_choice, che
                        refuse_setting)
 from ...data.boxcox import TRANSFORMS
 from ...errors import ConfigError
+from .known import CALENDAR
 from .normalise import NORMALISE, SKIPS
 
 __all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "refuse_unsupported"]
@@ -77,6 +78,9 @@ class DataConfig(Serialisable):
     skip: str = field(default="auto", metadata={
         "help": "the head predicts the correction to this naive forecast (auto: seasonal when lookback >= m > 1, "
                 "else last; none for recursive models)", "choices": ("auto",) + SKIPS})
+    calendar: str = field(default="auto", metadata={
+        "help": "calendar features (month, weekday, hour... by frequency) as known inputs over the horizon "
+                "(auto: sin/cos pairs for a direct model on dated rows)", "choices": CALENDAR})
     transform: str = field(default="auto", metadata={
         "help": "target transform, inverted on the forecasts (auto: log when positive values spread with "
                 "their level)", "choices": TRANSFORMS})
@@ -96,6 +100,7 @@ class DataConfig(Serialisable):
         check_choice("normalise", self.normalise, ("auto",) + NORMALISE)
         check_choice("skip", self.skip, ("auto",) + SKIPS)
         check_choice("transform", self.transform, TRANSFORMS)
+        check_choice("calendar", self.calendar, CALENDAR)
         check_choice("scaler", self.scaler, ("minmax", "standard", "none"))
         check_choice("fill", self.fill, (None, "ffill", "interpolate"))
         if self.seasonal_period is not None:

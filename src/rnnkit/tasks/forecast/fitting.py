@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -32,6 +33,7 @@ from ...training.loop import History, fit
 from .config import DataConfig, refuse_unsupported
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
 from .model import Forecaster
+from .known import calendar_width, extend, known_windows
 from .normalise import WindowNorm, choose_skip
 from .predict import windows_for
 
@@ -57,7 +59,17 @@ class Prepared:
 
     @property
     def n_inputs(self) -> int:
-        return self.data.values.shape[1]
+        """Features per input step: the data's columns, then the known inputs' (calendar + flag)."""
+        return self.data.values.shape[1] + self.known_width
+
+    @property
+    def known_width(self) -> int:
+        return known_width(self.data.freq, self.data_config.calendar)
+
+    def known(self, starts: np.ndarray) -> np.ndarray | None:
+        """The known inputs of windows whose targets start at rows ``starts`` (see :mod:`.known`)."""
+        dc = self.data_config
+        return known_windows(self.data.frame.index, self.data.freq, dc.calendar, starts, dc.lookback, dc.horizon)
 
 
 def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig,
@@ -82,7 +94,9 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     values = data.values.copy()
     transform = TargetTransform.choose(dc.transform, values[:split.train_end, :C], m)
     values[:, :C] = transform.forward(values[:, :C])
-    dc = dc.replace(lookback=lookback, seasonal_period=m, normalise=normalise, skip=skip, transform=transform.name)
+    calendar = resolve_calendar(dc, model_config, data)
+    dc = dc.replace(lookback=lookback, seasonal_period=m, normalise=normalise, skip=skip, transform=transform.name,
+                    calendar=calendar)
     refuse_unsupported(model_config, train_config, lookback=lookback)
     check_rows(dc, split)
     scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
@@ -93,19 +107,22 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         dc = dc.replace(skip=skip)
     norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C])
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
-    check_training_memory(model_config, values.shape[1], C * dc.horizon, min(train_config.batch_size, windows),
-                          dc.lookback, itemsize=torch.empty(0, dtype=dtype).element_size())
+    K = known_width(data.freq, calendar)
+    check_training_memory(model_config, values.shape[1] + K, C * dc.horizon, min(train_config.batch_size, windows),
+                          dc.lookback + (dc.horizon if K else 0), itemsize=torch.empty(0, dtype=dtype).element_size())
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
 
-    def pairs(X, Y):
-        return tuple(as_t(a) for a in (norm.encode(X, Y) if norm.active else (X, Y)))
+    def pairs(X, Y, starts):
+        X, Y = norm.encode(X, Y) if norm.active else (X, Y)
+        known = known_windows(data.frame.index, data.freq, calendar, starts, dc.lookback, dc.horizon)
+        return as_t(extend(X, known)), as_t(Y)
     if train_config.stateful:
         train, val = tuple(as_t(a) for a in series_streams(scaled[:split.train_end], C, train_config.batch_size)), None
     else:
-        train = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end)[:2])
+        train = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end))
         val = None
         if split.val_end > split.train_end:
-            val = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)[:2])
+            val = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end))
     return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype)
 
 
@@ -260,6 +277,29 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
         raise ConfigError(f"skip='seasonal' repeats the last season, which needs a seasonal period m > 1 and a "
                           f"lookback of at least m (m={m}, lookback {lookback}); use --skip last")
     return normalise, skip
+
+
+def resolve_calendar(dc: DataConfig, model: ModelConfig, data: SeriesData) -> str:
+    """The calendar features ``dc`` asks for, ``"auto"`` resolved: sin/cos pairs for a direct model on
+    dated rows whose frequency has a cycle (monthly, quarterly, weekly, daily, hourly), else none."""
+    dated = isinstance(data.frame.index, pd.DatetimeIndex) and bool(data.freq)
+    if dc.calendar == "auto":
+        return "sincos" if dated and model.strategy == "direct" and known_width(data.freq, "sincos") else "none"
+    if dc.calendar != "none" and dated and not known_width(data.freq, dc.calendar):
+        return "none"  # yearly data: no cycle to describe
+    if dc.calendar != "none" and not dated:
+        raise ConfigError(f"calendar={dc.calendar!r} needs dated rows at a regular frequency; pass --time-col (or "
+                          "use --calendar none)")
+    if dc.calendar != "none" and model.strategy != "direct":
+        raise ConfigError("calendar features are known inputs over the horizon, which a direct model reads; a "
+                          "recursive model has no such inputs: use --calendar none")
+    return dc.calendar
+
+
+def known_width(freq: str | None, calendar: str) -> int:
+    """Features per step the known inputs add: the calendar's, plus the future flag (0 without any)."""
+    K = calendar_width(freq, calendar)
+    return K + 1 if K else 0
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from ...data.windows import make_windows
 from ...errors import ConfigError, DataError
 from .metrics import forecast_metrics, last_value_forecast, seasonal_naive_forecast
 from .model import Forecaster
+from .known import extend
 from .normalise import WindowNorm
 
 __all__ = ["window_targets_start", "predict_windows", "naive_baselines", "score_forecasts",
@@ -34,11 +35,12 @@ def window_targets_start(n: int, lookback: int, horizon: int, stride: int = 1, s
 @torch.no_grad()
 def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, horizon: int,
                     n_targets: int, batch_size: int = 4096, norm: WindowNorm | None = None,
-                    transform: TargetTransform | None = None) -> np.ndarray:
+                    transform: TargetTransform | None = None, known: np.ndarray | None = None) -> np.ndarray:
     """Forecast after each raw context window: ``(W, L, F)`` -> ``(W, horizon, C)``, original units.
 
     The contexts go the way the training windows went: the run's target ``transform``, its
-    ``scaler``, then its per-window ``norm``; the forecasts come back the reverse way. All
+    ``scaler``, then its per-window ``norm``, followed by each window's ``known`` future inputs
+    (:mod:`rnnkit.tasks.forecast.known`); the forecasts come back the reverse way. All
     windows go through the model in large batches: a backtest costs one call, not one per fold.
     """
     model.eval()
@@ -49,7 +51,8 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     scaled = scaler.transform(raw)
     outs = []
     for i in range(0, len(scaled), batch_size):
-        outs.append(_predict_scaled(model, scaled[i:i + batch_size], horizon, norm, dtype))
+        outs.append(_predict_scaled(model, scaled[i:i + batch_size], horizon, norm, dtype,
+                                    None if known is None else known[i:i + batch_size]))
     y = np.concatenate(outs, 0)  # (W, H, C), scaled
     y = scaler.inverse_transform(y, columns=list(range(n_targets)))
     if transform is not None:
@@ -60,9 +63,17 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     return y
 
 
-def _predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype) -> np.ndarray:
+def _predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
+                    known: np.ndarray | None = None) -> np.ndarray:
     """Forecasts in scaled units after windows ``x (W, L, F)`` (scaled units too)."""
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+    if known is not None:  # a direct model whose input runs on over the horizon's known inputs
+        if horizon > model.horizon:
+            raise ConfigError(f"this model was trained for horizon {model.horizon} with calendar features; it "
+                              f"cannot forecast {horizon} steps (refit with --horizon {horizon})")
+        x_in = norm.inputs(x) if norm is not None and norm.active else x
+        out = model(as_t(extend(x_in, known))).double().numpy()[:, :horizon]
+        return norm.decode(x, out) if norm is not None and norm.active else out
     if norm is None or not norm.active:
         return model.predict(as_t(x), horizon).double().numpy()
     if model.recursive:  # generates in the window's normalised units, mapped back at the end

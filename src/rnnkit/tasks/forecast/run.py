@@ -11,11 +11,11 @@ from typing import Callable
 
 from ...config import ModelConfig, TrainConfig
 from ...data.boxcox import TargetTransform
-from ...errors import ConfigError
+from ...errors import ConfigError, RnnkitError
 from ...training.rundir import consistent_read
 from ...training.runs import load_weights, open_run
 from .config import MAX_ENSEMBLE, DataConfig, SearchConfig
-from .fitting import ForecastEnsemble
+from .fitting import ForecastEnsemble, known_width
 from .model import Forecaster
 from .normalise import WindowNorm
 from .workflow import ForecastRun, write_forecast_run
@@ -39,7 +39,11 @@ def load_forecast_run(path: str | os.PathLike):
         members = meta["ensemble"]
         check.agree(1 <= members <= MAX_ENSEMBLE and 0 <= meta["naive_members"] <= members, "config.json",
                     f"meta's ensemble of {members} member(s), {meta['naive_members']} naive, is impossible")
-        n_in, n_out = len(dc.targets) + len(dc.covariates), len(dc.targets)
+        n_cols, n_out = len(dc.targets) + len(dc.covariates), len(dc.targets)
+        try:  # the known future inputs (calendar features and their flag) the model reads after the columns
+            n_in = n_cols + known_width(meta["freq"], dc.calendar)
+        except RnnkitError as e:
+            check.fail("config.json", f"its calendar {dc.calendar!r} at frequency {meta['freq']!r} is unusable ({e})")
         check.agree(n_out >= 1 and (shapes["input_size"], shapes["n_targets"], shapes["horizon"]) ==
                     (n_in, n_out, dc.horizon), "config.json",
                     f"shapes {shapes} do not match the data section ({n_out} target(s), {n_in} input(s), "
@@ -48,7 +52,7 @@ def load_forecast_run(path: str | os.PathLike):
         check.agree(0 < rows[0] and 0 <= rows[1] and rows[0] + rows[1] == rows[2] <= rows[3], "config.json",
                     f"meta's split (train_rows {rows[0]}, val_rows {rows[1]}, test_start {rows[2]}, n_rows "
                     f"{rows[3]}) is impossible")
-        scaler = check.scaler(n_in)
+        scaler = check.scaler(n_cols)
         def build():
             one = lambda: Forecaster(n_in, n_out, dc.horizon, mc)  # noqa: E731
             return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])

@@ -58,8 +58,9 @@ def validation_error(prep: Prepared, model) -> float:
     """Scale-free validation error of ``model`` on ``prep``'s validation windows, original units."""
     dc, split = prep.data_config, prep.split
     raw, C = prep.data.values, len(dc.targets)
-    X, Y, _ = windows_for(raw, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)
-    pred = predict_windows(model, prep.scaler, X, dc.horizon, C, norm=prep.norm, transform=prep.transform)
+    X, Y, starts = windows_for(raw, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end)
+    pred = predict_windows(model, prep.scaler, X, dc.horizon, C, norm=prep.norm, transform=prep.transform,
+                           known=prep.known(starts))
     scale = np.abs(np.diff(raw[:split.train_end, :C], axis=0)).mean(axis=0)  # (C,)
     scale = np.where(scale > 0, scale, 1.0)
     return float((np.abs(pred - Y).mean(axis=(0, 1)) / scale).mean())

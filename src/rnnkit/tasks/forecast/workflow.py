@@ -33,6 +33,7 @@ from .config import DataConfig, SearchConfig
 from .data import is_builtin, load_data, seasonal_period
 from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, train_members
 from .model import Forecaster
+from .known import known_windows
 from .normalise import WindowNorm
 from .predict import forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
 from .search import AUTO_ENSEMBLE, auto_search, choose_normalisation
@@ -60,10 +61,19 @@ class ForecastRun:
     transform: TargetTransform | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
 
-    def predict_contexts(self, contexts: np.ndarray, horizon: int) -> np.ndarray:
-        """Forecasts ``(W, horizon, C)`` in original units after raw context windows ``(W, L, F)``."""
+    def predict_contexts(self, contexts: np.ndarray, horizon: int, known: np.ndarray | None = None) -> np.ndarray:
+        """Forecasts ``(W, horizon, C)`` in original units after raw context windows ``(W, L, F)``;
+        ``known`` are their known future inputs (:meth:`known`), needed when the run has calendar features."""
         return predict_windows(self.model, self.scaler, contexts, horizon, len(self.targets),
-                               norm=self.norm, transform=self.transform)
+                               norm=self.norm, transform=self.transform, known=known)
+
+    def known(self, data: SeriesData, starts) -> np.ndarray | None:
+        """The known future inputs (calendar features) of ``data``'s windows whose targets start at
+        rows ``starts``; None for a run without them."""
+        dc = self.data_config
+        if dc.calendar == "none":
+            return None
+        return known_windows(data.frame.index, data.freq, dc.calendar, np.asarray(starts), dc.lookback, dc.horizon)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -104,7 +114,7 @@ class ForecastRun:
         if horizon < 1:
             raise ConfigError(f"horizon must be at least 1; got {horizon}")
         context = data.values[None, -L:]  # (1, L, F)
-        y = self.predict_contexts(context, horizon)[0]
+        y = self.predict_contexts(context, horizon, self.known(data, [len(data)]))[0]
         return forecast_frame(data.frame.index, data.freq, y, self.targets)
 
     def scoring_start(self, data: SeriesData) -> int:
@@ -139,7 +149,7 @@ class ForecastRun:
         values = data.values
         start = self.scoring_start(data)
         X, Y, starts = windows_for(values, len(self.targets), dc.lookback, dc.horizon, 1, start, len(values))
-        pred = self.predict_contexts(X, dc.horizon)
+        pred = self.predict_contexts(X, dc.horizon, self.known(data, starts))
         m = self.seasonal_period
         base = naive_baselines(values[:, :len(self.targets)], starts, dc.horizon, m)
         y_train = values[:self.meta.get("train_rows", start), :len(self.targets)]
@@ -165,7 +175,7 @@ class ForecastRun:
         start = self.meta["test_start"]
         if start < len(data):
             X, _, starts = windows_for(data.values, C, dc.lookback, 1, 1, start, len(data))
-            test_pred = self.predict_contexts(X, 1)[:, 0]  # one step ahead, (W, C)
+            test_pred = self.predict_contexts(X, 1, self.known(data, starts))[:, 0]  # one step ahead, (W, C)
             test_index = data.frame.index[starts]
 
         def extra(d: Path) -> None:
@@ -278,7 +288,7 @@ def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, ref
             raise DataError(f"fold 1 starts at row {origins[0]}, inside the {run.meta['train_rows']} rows the model "
                             "was trained on; use fewer --folds or --refit")
         contexts = values[origins[:, None] - dc.lookback + np.arange(dc.lookback)]  # (K, L, F)
-        preds = run.predict_contexts(contexts, horizon)
+        preds = run.predict_contexts(contexts, horizon, run.known(data, origins))
         train_rows = [run.meta.get("train_rows", origins[0])] * folds
     else:
         preds, train_rows = [], []
@@ -288,7 +298,7 @@ def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, ref
             r = fit_forecaster(dc.replace(test_frac=0.0, val_frac=val_frac), run.model_config,
                                run.train_config, data=sub, quiet=quiet, evaluate=False)
             ctx = values[None, o - dc.lookback:o]
-            preds.append(r.predict_contexts(ctx, horizon)[0])
+            preds.append(r.predict_contexts(ctx, horizon, r.known(data, [o]))[0])
             train_rows.append(r.meta["train_rows"])
         preds = np.stack(preds)
     actual = values[origins[:, None] + np.arange(horizon)][..., :C]  # (K, H, C)
