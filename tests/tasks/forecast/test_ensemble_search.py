@@ -16,7 +16,7 @@ from rnnkit.cli import main
 
 t = np.arange(300)  # 30 validation rows of a horizon of 6: 25 windows, enough for --auto to compare
 SERIES = 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(size=300)
-DC = DataConfig(horizon=6, transform="none")
+DC = DataConfig(horizon=6, transform="none", calendar="sincos")
 
 
 def _data():

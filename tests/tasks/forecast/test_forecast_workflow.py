@@ -131,7 +131,7 @@ def test_bidirectional_forecaster_cannot_stream():
 def test_direct_model_extends_horizon_only_without_covariates(sine_run):
     assert len(sine_run.forecast(horizon=4)) == 4  # trained for 1 step: repeats, feeding forecasts back
     run = fit_forecaster(DataConfig(source="builtin:macro", targets=("realgdp",), covariates=("unemp",),
-                                    lookback=8, horizon=2, calendar="none"),
+                                    lookback=8, horizon=2),
                          ModelConfig(hidden_size=4), TrainConfig(epochs=1), quiet=True)
     assert run.forecast(horizon=2).shape == (2, 2)
     with pytest.raises(ConfigError, match="covariates"):

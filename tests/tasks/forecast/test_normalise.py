@@ -205,8 +205,10 @@ def test_auto_skip_is_the_naive_forecast_that_fits_the_training_windows(series, 
 def test_calendar_features_reach_the_direct_model_over_the_horizon(tmp_path):
     t = np.arange(120)
     data = _monthly(100 + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(size=120))
-    run = fit_forecaster(DataConfig(horizon=6), ModelConfig(hidden_size=4), TrainConfig(epochs=2), data=data,
-                         quiet=True)
+    assert fit_forecaster(DataConfig(horizon=6), ModelConfig(hidden_size=4), TrainConfig(epochs=1), data=data,
+                          quiet=True).data_config.calendar == "none"  # off by default (measured)
+    run = fit_forecaster(DataConfig(horizon=6, calendar="sincos"), ModelConfig(hidden_size=4), TrainConfig(epochs=2),
+                         data=data, quiet=True)
     L = run.data_config.lookback
     assert run.data_config.calendar == "sincos" and run.model.input_size == 1 + 2 + 1  # y, sin, cos, flag
     known = run.known(data, [len(data)])[0]  # (L + 6, 3): the context's months, then the next 6
@@ -219,8 +221,6 @@ def test_calendar_features_reach_the_direct_model_over_the_horizon(tmp_path):
     with pytest.raises(ConfigError, match="calendar features"):
         run.forecast(data, horizon=7)
     plain = series_from_frame(pd.DataFrame({"y": data.target_values[:, 0]}))  # no dates: no calendar
-    assert fit_forecaster(DataConfig(horizon=6), ModelConfig(hidden_size=4), TrainConfig(epochs=1), data=plain,
-                          quiet=True).data_config.calendar == "none"
     with pytest.raises(ConfigError, match="dated rows"):
         fit_forecaster(DataConfig(horizon=6, calendar="sincos"), data=plain, quiet=True)
     with pytest.raises(ConfigError, match="recursive"):

@@ -78,9 +78,9 @@ class DataConfig(Serialisable):
     skip: str = field(default="auto", metadata={
         "help": "the head predicts the correction to this naive forecast (auto: seasonal when lookback >= m > 1, "
                 "else last; none for recursive models)", "choices": ("auto",) + SKIPS})
-    calendar: str = field(default="auto", metadata={
-        "help": "calendar features (month, weekday, hour... by frequency) as known inputs over the horizon "
-                "(auto: sin/cos pairs for a direct model on dated rows)", "choices": CALENDAR})
+    calendar: str = field(default="none", metadata={
+        "help": "calendar features (month, weekday, hour... by frequency) as known inputs over the horizon, "
+                "for a direct model on dated rows", "choices": CALENDAR})
     transform: str = field(default="auto", metadata={
         "help": "target transform, inverted on the forecasts (auto: log when positive values spread with "
                 "their level)", "choices": TRANSFORMS})

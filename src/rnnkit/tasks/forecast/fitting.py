@@ -280,11 +280,13 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
 
 
 def resolve_calendar(dc: DataConfig, model: ModelConfig, data: SeriesData) -> str:
-    """The calendar features ``dc`` asks for, ``"auto"`` resolved: sin/cos pairs for a direct model on
-    dated rows whose frequency has a cycle (monthly, quarterly, weekly, daily, hourly), else none."""
+    """The calendar features ``dc`` asks for, checked: they need a direct model on dated rows, and
+    are none at a frequency without a cycle (yearly).
+
+    They are off by default: measured on ``make quality`` (14 real series), sin/cos calendar
+    features on top of the seasonal skip gave a geo-mean relative MASE of 0.847 against 0.820
+    without them: where the lookback holds a season, the naive skip already carries the cycle."""
     dated = isinstance(data.frame.index, pd.DatetimeIndex) and bool(data.freq)
-    if dc.calendar == "auto":
-        return "sincos" if dated and model.strategy == "direct" and known_width(data.freq, "sincos") else "none"
     if dc.calendar != "none" and dated and not known_width(data.freq, dc.calendar):
         return "none"  # yearly data: no cycle to describe
     if dc.calendar != "none" and not dated:

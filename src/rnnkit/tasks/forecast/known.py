@@ -19,7 +19,7 @@ from ...data.calendar import calendar_features, future_index
 
 __all__ = ["CALENDAR", "calendar_width", "known_windows", "extend"]
 
-CALENDAR = ("auto", "none", "sincos", "onehot")
+CALENDAR = ("none", "sincos", "onehot")
 
 
 def calendar_width(freq: str | None, kind: str) -> int:
