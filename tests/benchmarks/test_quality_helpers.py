@@ -110,9 +110,10 @@ def test_rnnkit_options_reach_the_right_config():
     opts = {"lookback": 24, "classify.pool": "mean", "epochs": 7}
     assert rnnkit_calls.job_options("forecast", opts) == {"lookback": 24, "epochs": 7}
     assert rnnkit_calls.job_options("classify", opts) == {"pool": "mean", "epochs": 7}
-    (dc, mc, tc), kwargs = rnnkit_calls._configure("forecast", {"cell": "gru", "epochs": 7}, horizon=6,
-                                                   seasonal_period=1, test_frac=0.0)
-    assert (dc.horizon, dc.seasonal_period, dc.test_frac, mc.cell, tc.epochs, kwargs) == (6, 1, 0.0, "gru", 7, {})
+    (dc, mc, tc, sc), kwargs = rnnkit_calls._configure("forecast", {"cell": "gru", "epochs": 7, "ensemble": 3},
+                                                       horizon=6, seasonal_period=1, test_frac=0.0)
+    assert (dc.horizon, dc.seasonal_period, dc.test_frac, mc.cell, tc.epochs, sc.ensemble, kwargs) == \
+        (6, 1, 0.0, "gru", 7, 3, {})
     (_, mc, _, tc), _ = rnnkit_calls._configure("classify", {})
     from rnnkit.tasks.classify.config import CLASSIFY_DEFAULTS
     assert (mc, tc) == (CLASSIFY_DEFAULTS[0], CLASSIFY_DEFAULTS[2])  # the job's defaults, not the dataclasses'
