@@ -56,6 +56,8 @@ class Prepared:
     train: tuple[Tensor, ...]
     val: tuple[Tensor, ...] | None
     dtype: torch.dtype
+    #: the default split had to leave validation out (the series is too short to hold out a horizon)
+    too_short: bool = False
 
     @property
     def n_inputs(self) -> int:
@@ -123,7 +125,9 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         val = None
         if split.val_end > split.train_end:
             val = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end))
-    return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype)
+    too_short = (dc.val_frac is None and dc.val_start is None and dc.test_start is None and val is None
+                 and not train_config.stateful)
+    return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype, too_short)
 
 
 def train_members(prep: Prepared, model_config: ModelConfig, train_config: TrainConfig, n: int = 1, *,
@@ -134,7 +138,9 @@ def train_members(prep: Prepared, model_config: ModelConfig, train_config: Train
     trained side by side on every core: the native trainer runs outside Python's lock. Members
     whose training is not deterministic under threads (dropout on the torch loop, which draws from
     torch's global generator) train one at a time. A member whose validation loss is not below the
-    naive forecast's is set to forecast it exactly (a zero correction): the naive fallback.
+    naive forecast's is set to forecast it exactly (a zero correction): the naive fallback; so is
+    every member on a series too short to hold out validation rows (:attr:`Prepared.too_short`),
+    where nothing could show that the network does better.
     Returns the members, their histories and which of them fell back.
     """
     C, dc = len(prep.data_config.targets), prep.data_config
@@ -161,8 +167,9 @@ def train_members(prep: Prepared, model_config: ModelConfig, train_config: Train
         histories = [one(k) for k in range(n)]
     fallback = []
     for model in models:
-        naive = prep.norm.skip != "none" and prep.val is not None and not _beats_naive(model, prep.val,
-                                                                                       train_config.loss)
+        # on a series too short to validate, nothing shows that a network beats the naive forecast
+        naive = prep.norm.skip != "none" and (prep.too_short or (
+            prep.val is not None and not _beats_naive(model, prep.val, train_config.loss)))
         if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
             with torch.no_grad():
                 model.head.weight.zero_()
