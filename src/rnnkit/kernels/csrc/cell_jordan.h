@@ -13,11 +13,11 @@ static inline void FN(jordan_forward)(const FN(step_t) *s) {
 }
 
 static inline void FN(jordan_backward)(const FN(grad_t) *d) {
-    const int H = d->H, S = d->S;
+    const int H = d->H, S = d->S, act = d->act, out_act = d->out_act;
     const real *h = d->aux, *dht = d->dh, *sn = d->sn;
     real *dy = d->dy, *dhid = d->tmp, *dx = d->dx;
-    for (int k = 0; k < S; ++k) dy[k] = dht[k] * FN(dact)(d->out_act, sn[k]);
+    for (int k = 0; k < S; ++k) dy[k] = dht[k] * FN(dact)(out_act, sn[k]);
     memset(dhid, 0, sizeof(real) * H);
     FN(vecmat_acc)(dy, d->wy, dhid, S, H);
-    for (int j = 0; j < H; ++j) dx[j] = dhid[j] * FN(dact)(d->act, h[j]);
+    for (int j = 0; j < H; ++j) dx[j] = dhid[j] * FN(dact)(act, h[j]);
 }

@@ -103,6 +103,7 @@ RK_EXPORT void FN(rk_backward)(int cell, int act, int out_act, int B, int T, int
     FTZ_BEGIN
     const int G = gate_width(cell, H);
     const int apart = cell_has(cell, RK_HIDDEN_APART), cstate = cell_has(cell, RK_CELL_STATE);
+    const int outlayer = cell_has(cell, RK_OUTPUT_LAYER);
     real *dht = work;               /* (S) the state gradient of one sequence at one step */
     real *dhid = work + S;          /* (H) the cell's scratch (Jordan: hidden grads) */
     real *WP = dhid + H;            /* panels of whh (G,S) */
@@ -131,8 +132,8 @@ RK_EXPORT void FN(rk_backward)(int cell, int act, int out_act, int B, int T, int
             memset(dhb, 0, sizeof(real) * S);  /* refilled: direct part here, product below */
             gr.g = gates + tb * G; gr.aux = aux + tb * H; gr.sp = hs + tb * S; gr.sn = hs + (tb + B) * S;
             gr.dx = dx; gr.dsp = dhb;
-            gr.dgh = dgh ? dgh + tb * G : NULL;
-            gr.dy = dyp ? dyp + tb * S : NULL;
+            if (apart) gr.dgh = dgh + tb * G;
+            if (outlayer) gr.dy = dyp + tb * S;
             if (cstate) { gr.cp = cs + tb * H; gr.dc = dc + (size_t)b * H; }
             switch (cell) { RK_CELLS(RK_BACKWARD_CASE) default: break; }
         }
