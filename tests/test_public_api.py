@@ -8,7 +8,7 @@ EXPECTED = {
     "__version__",
     "RecurrentCell", "ElmanCell", "JordanCell", "LSTMCell", "GRUCell", "keras_init_",
     "Recurrent", "RNN", "LSTM", "GRU", "Jordan", "to_torch", "from_torch", "summary",
-    "Forecaster", "ModelConfig", "DataConfig", "TrainConfig", "fit", "History",
+    "Forecaster", "ModelConfig", "DataConfig", "SearchConfig", "TrainConfig", "fit", "History",
     "SeriesData", "read_series", "list_builtins", "load_builtin", "Scaler", "make_windows", "split_series",
     "fit_forecaster", "ForecastRun", "load_run", "save_run", "save_forecast_run",
     "SequenceClassifier", "CharLM", "SequenceDataConfig", "ClassifierConfig", "TextConfig",
