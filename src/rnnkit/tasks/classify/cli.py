@@ -14,7 +14,7 @@ import json
 from ...cli_parse import (config_arg, config_values, loss_callbacks, model_args, out_args, refuse_existing, run_arg,
                           train_args, vocab_args)
 from ...config import ModelConfig, TrainConfig
-from .config import CLASSIFY_DEFAULTS, ClassifierConfig, SequenceDataConfig
+from .config import CLASSIFY_DEFAULTS, MAX_FRAMES, ClassifierConfig, SequenceDataConfig
 
 __all__ = ["register", "cmd_classify", "COMMANDS"]
 
@@ -49,6 +49,10 @@ def register(sub) -> None:
     g.add_argument("--pool", choices=["last", "mean", "attention"], default=h.pool,
                    help="how the outputs over time become one vector: last step, mean, or additive attention "
                         f"(default: {h.pool})")
+    g.add_argument("--frame", type=int, default=h.frame, metavar="K",
+                   help="read each series K steps at a time, one frame of K steps per recurrent step (1: step by "
+                        f"step; default: the fewest steps that cut the longest training series into at most "
+                        f"{MAX_FRAMES} frames)")
     g.add_argument("--embedding-dim", type=int, default=h.embedding_dim, metavar="E",
                    help=f"character embedding width, for string data (default: {h.embedding_dim})")
     g.add_argument("--class-weights", choices=["none", "balanced"], default=h.class_weights,
@@ -92,14 +96,15 @@ def _classify_fit(a: argparse.Namespace) -> int:
                             text_col=a.text_col, znorm=a.znorm, scaler=a.scaler, val_frac=a.val_frac,
                             unknown=a.unknown, min_count=a.min_count)
     mc = ModelConfig(**config_values(a, ModelConfig))
-    hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights)
+    hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights, frame=a.frame)
     tc = TrainConfig(**config_values(a, TrainConfig))
     refuse_existing(a, a.train, a.test)
     run = fit_classifier(dc, mc, hc, tc, quiet=a.quiet, callbacks=loss_callbacks(a, tc.epochs))
     out = save_classifier_run(run, a.out, force=a.force)
     h, m = run.history, run.meta
+    hc = run.head_config  # with the frame it chose
     print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}{', bidirectional' if mc.bidirectional else ''}, "
-          f"pool {hc.pool}) on {m['n_train']} {m['input']} ({m['n_val']} held out for validation), "
+          f"pool {hc.pool}{f', frames of {hc.frame} steps' if hc.frame > 1 else ''}) on {m['n_train']} {m['input']} ({m['n_val']} held out for validation), "
           f"{len(run.classes)} classes, {len(h.rows)} epochs" + (f", best epoch {h.best_epoch}" if h.best_epoch else "")
           + (" (stopped early)" if h.stopped_early else ""))
     print(_scores_table(run.metrics))

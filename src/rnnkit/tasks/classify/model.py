@@ -6,6 +6,7 @@ All models take ``(B, T, F)`` inputs (batch first), as does the whole workflow.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import ModelConfig
@@ -48,6 +49,10 @@ class SequenceClassifier(nn.Module):
     variable-length sequences: the encoder masks the padding (see :class:`Recurrent`) and every
     pooling reads only the valid steps, so padding never changes a sequence's logits.
 
+    ``frame=k`` (real-valued inputs) feeds the encoder ``k`` consecutive steps at a time
+    (:meth:`framed`): ``(B, T, F)`` becomes ``(B, ceil(T / k), k * F)``, each sequence's last
+    frame zero-filled past its length, which becomes ``ceil(length / k)`` frames.
+
     Pooling (``pool``): ``"last"`` takes the output at step ``length - 1`` (for a bidirectional
     encoder, the backward half at step 0, where the backward pass ends); ``"mean"`` averages the
     valid steps; ``"attention"`` is :class:`AttentionPool`.
@@ -59,6 +64,7 @@ class SequenceClassifier(nn.Module):
         pool: ``"last"``, ``"mean"`` or ``"attention"``.
         vocab_size: characters in the vocabulary, for string inputs (``None``: real-valued inputs).
         embedding_dim: width of the character embedding.
+        frame: steps per encoder step, for real-valued inputs (1: step by step).
 
     ``forward(x, lengths=None) -> logits (B, n_classes)``.
     """
@@ -66,18 +72,21 @@ class SequenceClassifier(nn.Module):
     POOLS = ("last", "mean", "attention")
 
     def __init__(self, input_size: int, n_classes: int, config: ModelConfig | None = None,
-                 pool: str = "last", vocab_size: int | None = None, embedding_dim: int = 16) -> None:
+                 pool: str = "last", vocab_size: int | None = None, embedding_dim: int = 16,
+                 frame: int = 1) -> None:
         super().__init__()
         config = config or ModelConfig()
         if pool not in self.POOLS:
             raise ConfigError(f"pool must be one of {', '.join(self.POOLS)}; got {pool!r}")
+        if not isinstance(frame, int) or isinstance(frame, bool) or frame < 1 or (vocab_size and frame != 1):
+            raise ConfigError(f"frame must be an integer >= 1 (1 for character inputs); got {frame!r}")
         if n_classes < 2:
             raise ConfigError(f"a classifier needs at least 2 classes; got {n_classes}")
         self.config, self.pool, self.n_classes = config, pool, n_classes
-        self.vocab_size = vocab_size
+        self.vocab_size, self.frame = vocab_size, frame
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if vocab_size else None
         self.input_size = embedding_dim if vocab_size else input_size
-        self.rnn = Recurrent(config.cell, self.input_size, config.hidden_size, config.num_layers,
+        self.rnn = Recurrent(config.cell, self.input_size * frame, config.hidden_size, config.num_layers,
                              batch_first=True, dropout=config.dropout, bidirectional=config.bidirectional,
                              init=config.init, **config.cell_kwargs())
         self.width = self.rnn.num_directions * self.rnn.output_size
@@ -92,11 +101,25 @@ class SequenceClassifier(nn.Module):
         elif x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ShapeError(f"SequenceClassifier expected input (B, T, {self.input_size}), got {tuple(x.shape)}")
 
+    def framed(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """``(x (B, T, F), lengths)`` as the encoder reads them: ``(B, ceil(T / k), k * F)`` frames
+        of ``k = frame`` steps, zero past each length, and each sequence's number of frames."""
+        k = self.frame
+        if k == 1:
+            return x, lengths
+        B, T, n = x.shape[0], x.shape[1], -(-x.shape[1] // k)
+        if lengths is not None:  # padding never enters a frame, whatever it holds
+            x = x.masked_fill(~valid_mask(lengths, B, T, x.device).unsqueeze(-1), 0.0)
+            lengths = torch.div(lengths + (k - 1), k, rounding_mode="floor")  # (B,) frames
+        x = F.pad(x, (0, 0, 0, n * k - T))  # (B, T, F) -> (B, n * k, F), zeros at the end
+        return x.reshape(B, n, k * x.shape[2]), lengths  # (B, n * k, F) -> (B, n, k * F)
+
     def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The pooled representation ``(B, width)`` the head reads."""
         self._check(x)
         if self.embedding is not None:
             x = self.embedding(x)  # (B, T) -> (B, T, E)
+        x, lengths = self.framed(x, lengths)
         B, T = x.shape[:2]
         out, _ = self.rnn(x, lengths=lengths)  # (B, T, D*O), zero past each length
         mask = valid_mask(lengths, B, T, out.device)  # (B, T)
@@ -116,10 +139,12 @@ class SequenceClassifier(nn.Module):
         return self.head(self.encode(x, lengths))  # (B, n_classes)
 
     def attention_weights(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Attention weights ``(B, T)`` over the steps (attention pooling only)."""
+        """Attention weights ``(B, T)`` over the steps (``(B, ceil(T / frame))`` over the frames;
+        attention pooling only)."""
         if self.attention is None:
             raise ConfigError("attention_weights() needs pool='attention'")
         if self.embedding is not None:
             x = self.embedding(x)
+        x, lengths = self.framed(x, lengths)
         out, _ = self.rnn(x, lengths=lengths)
         return self.attention(out, valid_mask(lengths, *x.shape[:2], out.device))[1]

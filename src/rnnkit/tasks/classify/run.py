@@ -37,6 +37,8 @@ def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
                     and (n_in == 0) == strings, "config.json",
                     f"meta (input {meta['input']!r}, n_features {meta['n_features']}) and shapes (input_size "
                     f"{n_in}, vocab_size {shapes['vocab_size']}) contradict each other")
+        check.agree(hc.frame is not None and (hc.frame == 1 or not strings), "config.json",
+                    f"the 'head' section's frame ({hc.frame}) is not one a run uses (an integer, 1 for strings)")
         classes = check.labels(shapes["n_classes"])
         vocab = scaler = None
         if strings:
@@ -47,6 +49,6 @@ def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
         if strings:
             sizes.update(vocab_size=len(vocab), **{"vocab_size x embedding_dim": len(vocab) * hc.embedding_dim})
         model = load_weights(check, lambda: SequenceClassifier(n_in, len(classes), mc, hc.pool, vocab_size=shapes[
-            "vocab_size"], embedding_dim=hc.embedding_dim), meta, mc, sizes)
+            "vocab_size"], embedding_dim=hc.embedding_dim, frame=hc.frame), meta, mc, sizes)
         history, metrics = check.reports()
     return ClassifierRun(model, classes, dc, mc, hc, tc, scaler, vocab, history, metrics, meta)

@@ -31,7 +31,7 @@ from ...training.loop import History, fit
 from ...training.plots import plot_confusion_matrix
 from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
-from .config import CLASSIFY_DEFAULTS, ClassifierConfig, SequenceDataConfig, refuse_unsupported
+from .config import CLASSIFY_DEFAULTS, ClassifierConfig, SequenceDataConfig, frame_for, refuse_unsupported
 from .data import SequenceData, pad_series, read_sequences, sort_labels, stratified_split, znormalise
 from .metrics import classification_report
 from .model import SequenceClassifier
@@ -60,10 +60,14 @@ def classification_loss(weight: torch.Tensor | None = None):
 
 def classification_fused_task(model: SequenceClassifier, train, val, weight):
     """The same loss for the fused trainer, where it applies: real-valued series (of any lengths:
-    the padding is masked), last-step pooling, one direction; None otherwise (the torch loop runs)."""
-    x, lengths, y = train
+    the padding is masked; in the model's frames), last-step pooling, one direction; None
+    otherwise (the torch loop runs)."""
     if model.pool != "last" or model.embedding is not None or model.rnn.bidirectional:
         return None
+    x, lengths = model.framed(train[0], train[1])
+    y = train[2]
+    if val is not None:
+        val = (*model.framed(val[0], val[1]), val[2])
     T = max(x.shape[1], 0 if val is None else val[0].shape[1])
 
     def padded(t):  # zeros past the end: masked by the lengths, never read
@@ -250,6 +254,8 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
                             "no examples in the training data; add examples or remove them from @classLabel")
     if test is not None:
         _check_test(data, test, classes)
+    # the frame is chosen from the longest training series and stored in the run's settings
+    hc = hc.replace(frame=1 if data.is_text and hc.frame is None else frame_for(hc.frame, int(data.lengths.max())))
     train_idx, val_idx = stratified_split(data.labels, dc.val_frac, tc.seed)
     tr = data.subset(train_idx)
     va = data.subset(val_idx) if len(val_idx) else None
@@ -259,12 +265,12 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
     else:
         seqs = znormalise(tr.sequences) if dc.znorm else tr.sequences
         scaler = Scaler(dc.scaler).fit(np.concatenate(seqs, 0))  # (sum T_i, F): training steps only
-    check_training_memory(mc, data.n_features, len(classes), min(tc.batch_size, len(train_idx)),
-                          int(data.lengths.max()), (len(vocab), hc.embedding_dim) if vocab else None,
+    check_training_memory(mc, data.n_features * hc.frame, len(classes), min(tc.batch_size, len(train_idx)),
+                          -(-int(data.lengths.max()) // hc.frame), (len(vocab), hc.embedding_dim) if vocab else None,
                           itemsize=torch.empty(0, dtype=dtype).element_size())
     torch.manual_seed(tc.seed)
-    model = SequenceClassifier(data.n_features, len(classes), mc, hc.pool,
-                               vocab_size=len(vocab) if vocab else None, embedding_dim=hc.embedding_dim).to(dtype)
+    model = SequenceClassifier(data.n_features, len(classes), mc, hc.pool, vocab_size=len(vocab) if vocab else None,
+                               embedding_dim=hc.embedding_dim, frame=hc.frame).to(dtype)
     meta = {"data_source": data.source, "data_sha256": data.sha256, "n_series": len(data),
             "n_train": len(train_idx), "n_val": len(val_idx), "val_index": val_idx.tolist(),
             "input": "strings" if data.is_text else "series", "n_features": data.n_features,
@@ -295,6 +301,7 @@ def _refuse_unused_inputs(data: SequenceData, dc: SequenceDataConfig, hc: Classi
     d, dh = SequenceDataConfig(), ClassifierConfig()
     if data.is_text:
         unused = [n for n, v, dv in (("znorm", dc.znorm, d.znorm), ("scaler", dc.scaler, d.scaler)) if v != dv]
+        unused += ["frame"] if hc.frame not in (None, 1) else []  # strings are read character by character
         kind, other = "strings", "numeric series"
     else:
         unused = [n for n, v, dv in (("embedding_dim", hc.embedding_dim, dh.embedding_dim),

@@ -55,9 +55,8 @@ class TextConfig(Serialisable):
 #: The settings a job starts from where the caller passes none: the job's function (given None)
 #: and its command line's defaults are both these, so ``rnnkit classify fit`` and
 #: ``fit_classifier()`` train the same model. Where a job's default differs from the dataclass
-#: field default, the reason is the job's: classification on short series does best with a GRU
-#: and a larger step; a character model needs a wider network, a clipped gradient and no early
-#: stopping (its validation loss is checked only about 10 times per run).
+#: field default, the reason is the job's: a character model needs a wider network, a clipped
+#: gradient and no early stopping (its validation loss is checked only about 10 times per run).
 TEXT_DEFAULTS = (ModelConfig(hidden_size=128), TrainConfig(lr=0.002, clip_norm=5.0, patience=0))
 
 
