@@ -73,10 +73,10 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
     members of the final ensemble): ``(prepared data, model config, train config, record)``."""
     start = time.perf_counter()
     prep, models, _, _, errors = choose_normalisation(dc, mc, tc, data, dtype)
+    base = {"lookback": prep.data_config.lookback, "hidden_size": mc.hidden_size, "lr": tc.lr,
+            "normalise": prep.data_config.normalise, "skip": prep.data_config.skip}
     if prep.val is None:  # a series too short to hold out validation rows, or --val-frac 0
         say("auto: no validation rows to compare settings on; keeping the defaults, trained as an ensemble")
-        base = {"lookback": prep.data_config.lookback, "hidden_size": mc.hidden_size, "lr": tc.lr,
-                "normalise": prep.data_config.normalise, "skip": prep.data_config.skip}
         return prep, mc, prep.train_config, [{**base, "val_error": None, "seconds": 0.0, "chosen": True}]
     data, split = prep.data, prep.split
 
@@ -87,8 +87,6 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
 
     best_err = validation_error(prep, models[0])
     cost = (time.perf_counter() - start) / (2 if errors else 1)
-    base = {"lookback": prep.data_config.lookback, "hidden_size": mc.hidden_size, "lr": tc.lr,
-            "normalise": prep.data_config.normalise, "skip": prep.data_config.skip}
     record = [{**base, "val_error": best_err, "seconds": cost, "chosen": True}]
     say(f"auto: defaults {base}: validation error {best_err:.4g}")
     best = (prep, mc, prep.train_config)
