@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-ORDER = ("layer", "trainer", "fit", "stream", "grid", "engine")
+ORDER = ("layer", "trainer", "fit", "stream", "grid", "engine", "search")
 
 
 def _table(t: dict) -> list[str]:
@@ -61,7 +61,22 @@ def _targets(suites: dict) -> list[list[str]]:
     engine = suites.get("engine", {}).get("records", [])
     if engine:
         rows.append(_never_below("training engine: `engine=\"auto\"` never below 0.9x of the torch loop", engine))
+    for r in suites.get("search", {}).get("records", []):
+        rows += _search_rows(r)
     return rows
+
+
+def _search_rows(r: dict) -> list[list[str]]:
+    """The two rows of suite 5 (lower is better): --auto's wall time, --ensemble 10's cost."""
+    a, e, n = r["auto_s"], r["ensemble_ratio"], r["ensemble"]
+    lo_hi = lambda d, f: f"[{f(d['min'])}..{f(d['max'])}]"  # noqa: E731
+    secs, times = (lambda v: f"{v:.1f}"), (lambda v: f"{v:.2f}")
+    return [[f"`rnnkit fit --auto` on a {r['rows']}-point series: under 60 s on 2 cores",
+             f"t{r['threads']}: {a['median']:.1f} s {lo_hi(a, secs)} ({r['cores']} cores)",
+             "yes" if a["max"] < 60 else ("partly" if a["median"] < 60 else "no")],
+            [f"`--ensemble {n}` costs less than {n}x one fit",
+             f"t{r['threads']}: {e['median']:.2f}x {lo_hi(e, times)}",
+             "yes" if e["max"] < n else ("partly" if e["median"] < n else "no")]]
 
 
 def _never_below(target: str, records: list[dict], floor: float = 0.9) -> list[str]:

@@ -4,7 +4,8 @@
     python benchmarks/run.py --quick          # smoke run (~1 minute), written to benchmarks/quick/
     python benchmarks/run.py --suite stream   # one suite (repeatable); the others keep their stored results
 
-Suites: layer, trainer, fit (the seed regime: 1a, 1b, 1c), stream, grid, engine; ``seed`` = layer+trainer+fit.
+Suites: layer, trainer, fit (the seed regime: 1a, 1b, 1c), stream, grid, engine, search; ``seed`` =
+layer+trainer+fit.
 Results: ``results.json`` (raw samples) and ``RESULTS.md`` in the output folder, and the plot
 ``docs/img/bench.png`` (``quick/bench.png`` for --quick). See benchmarks/README.md.
 """
@@ -29,7 +30,7 @@ import report  # noqa: E402
 
 SUITES = {"layer": ("suite_seed", "run_layer"), "trainer": ("suite_seed", "run_trainer"),
           "fit": ("suite_fit", "run"), "stream": ("suite_stream", "run"), "grid": ("suite_grid", "run"),
-          "engine": ("suite_engine", "run")}
+          "engine": ("suite_engine", "run"), "search": ("suite_search", "run")}
 ALIASES = {"seed": ("layer", "trainer", "fit"), "all": tuple(SUITES)}
 
 
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         now = machine if name == names[0] else harness.machine_info()
         res.update(date=now["date"], commit=now["commit"],
                    seconds=time.perf_counter() - t0, quick=cfg.quick,
-                   threads=[n for n in wanted if n not in gate.skipped], skipped_threads=gate.skipped,
+                   threads=res.pop("timed_threads", [n for n in wanted if n not in gate.skipped]),
+                   skipped_threads=gate.skipped,
                    probes=gate.probes, load_before=load_before, load_after=harness.loadavg(), cpu=machine["cpu"])
         results["suites"][name] = res
         store.write_text(_dumps(results))  # keep what is done if a later suite fails

@@ -25,8 +25,8 @@ from typing import Any
 from .config import MAX_SEED, ModelConfig, TrainConfig
 from .training.rundir import check_out
 
-__all__ = ["Parser", "UsageError", "seed_arg", "seed_value", "EXIT_USAGE", "run_arg", "model_args", "train_args",
-           "out_args", "vocab_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
+__all__ = ["Parser", "UsageError", "seed_arg", "seed_value", "int_list", "EXIT_USAGE", "run_arg", "model_args",
+           "train_args", "out_args", "vocab_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
 
 #: the exit status of a user mistake
 EXIT_USAGE = 2
@@ -66,7 +66,16 @@ def seed_arg(p, default: int, what: str = "random seed") -> None:
 
 # --- options built from the config dataclasses ---------------------------------------------------
 
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+def int_list(text: str) -> tuple[int, ...]:
+    """An argparse ``type``: ``"12,24,36"`` -> ``(12, 24, 36)`` (the option of a ``tuple[int, ...]`` field)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}: pass integers separated by commas, e.g. 12,24,36") \
+            from None
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": int_list}
 #: the namespace attribute holding the dests of the config options given on the command line
 GIVEN = "given_options"
 
@@ -81,7 +90,8 @@ class _Store(argparse.Action):
 
 
 def _field_type(f: dataclasses.Field) -> type:
-    """The Python type of a field declared ``int``, ``float``, ``str``, ``bool`` or ``Optional[...]`` of one."""
+    """The Python type of a field declared ``int``, ``float``, ``str``, ``bool`` or ``Optional[...]`` of one
+    (a ``tuple[int, ...]`` field takes :func:`int_list`)."""
     name = f.type if isinstance(f.type, str) else f.type.__name__
     name = name[len("Optional["):-1] if name.startswith("Optional[") else name
     return _TYPES[name]
@@ -104,7 +114,7 @@ def config_arg(g, config, name: str, *, help: str | None = None, choices: tuple 
         if default is not False:
             raise ValueError(f"{dest} defaults to {default!r}: a command-line switch can only turn it on")
         return g.add_argument(flag, action="store_true", dest=dest, help=text)
-    if default is None:
+    if default is None or default == ():
         shown = default_text or md.get("off", "none")
     else:
         shown = f"{default:g}" if isinstance(default, float) else str(default)

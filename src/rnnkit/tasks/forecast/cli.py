@@ -59,7 +59,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 def _add_search_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ensembles and search")
-    for name in ("ensemble", "auto", "time_budget"):
+    for name in ("ensemble", "ensemble_lookbacks", "auto", "time_budget"):
         config_arg(g, _S, name)
 
 
@@ -137,10 +137,13 @@ def cmd_fit(a: argparse.Namespace) -> int:
           + (f", ensemble of {members}, median" if members > 1 else "") + f") for {len(h.rows)} epochs "
           f"with the {'fused native' if h.engine == 'fused' else 'torch'} trainer"
           + (f", best epoch {h.best_epoch}" if h.best_epoch else "") + (" (stopped early)" if h.stopped_early else ""))
-    print(f"lookback {rd.lookback}, season m={rd.seasonal_period}, normalise {rd.normalise}, skip {rd.skip}, "
-          f"transform {rd.transform}")
+    looks = run.search.ensemble_lookbacks
+    print((f"lookbacks {', '.join(map(str, looks))} (skips {', '.join(meta['lookback_skips'])})" if looks else
+           f"lookback {rd.lookback}") + f", season m={rd.seasonal_period}, normalise {rd.normalise}, "
+          + (f"skip {rd.skip}, " if not looks else "") + f"transform {rd.transform}")
     if meta["naive_members"]:
-        print(f"{meta['naive_members']} of {members} member(s) did not beat the {rd.skip} naive forecast on the "
+        naive = "their" if looks else f"the {rd.skip}"
+        print(f"{meta['naive_members']} of {members} member(s) did not beat {naive} naive forecast on the "
               "validation rows and forecast it instead")
     if run.metrics:
         print(f"test metrics ({run.meta['n_rows'] - run.meta['test_start']} rows, original units):")

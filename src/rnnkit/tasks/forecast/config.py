@@ -111,9 +111,11 @@ class DataConfig(Serialisable):
 @dataclass(frozen=True)
 class SearchConfig(Serialisable):
     """What speed buys: an ensemble of ``ensemble`` forecasters trained from consecutive seeds and
-    combined by the median, and ``auto``, a search over lookback, width, learning rate and
-    normalisation on the validation windows within ``time_budget`` seconds, whose best settings
-    then train the ensemble. See :mod:`rnnkit.tasks.forecast.search`."""
+    combined by the median (with ``ensemble_lookbacks``, member k also reads the k-th of those
+    lookbacks, cyclically, and is trained on windows of that length), and ``auto``, a search over
+    lookback, width, learning rate and normalisation on the validation windows within
+    ``time_budget`` seconds, whose best settings then train the ensemble. See
+    :mod:`rnnkit.tasks.forecast.search`."""
 
     ensemble: int = field(default=1, metadata={
         "help": "forecasters trained from consecutive seeds, combined by the median", "metavar": "N"})
@@ -122,12 +124,32 @@ class SearchConfig(Serialisable):
                 "(within --time-budget), then train the ensemble with the best"})
     time_budget: float = field(default=60.0, metadata={
         "help": "--auto: seconds the search may take, the final ensemble included", "metavar": "S"})
+    ensemble_lookbacks: tuple[int, ...] = field(default=(), metadata={
+        "help": "comma-separated lookbacks the ensemble's members cycle over (with the seeds), each member "
+                "trained on its own windows; the run's lookback is the longest", "metavar": "L1,L2,...",
+        "off": "every member uses --lookback"})
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ensemble_lookbacks", tuple(self.ensemble_lookbacks))
         check_positive("ensemble", self.ensemble)
         if self.ensemble > MAX_ENSEMBLE:
             raise ConfigError(f"ensemble={self.ensemble} is more members than rnnkit trains (at most {MAX_ENSEMBLE})")
         check_real("time_budget", self.time_budget, 0.0, 1e7, lo_open=True, what="seconds")
+        looks = self.ensemble_lookbacks
+        for v in looks:
+            check_positive("each of ensemble_lookbacks", v)
+        if len(set(looks)) != len(looks):
+            raise ConfigError(f"ensemble_lookbacks {','.join(map(str, looks))} names a lookback twice; give each once")
+        if looks and self.auto:
+            raise ConfigError("--auto chooses the lookback itself; use --ensemble-lookbacks without --auto")
+        if len(looks) > self.ensemble:
+            raise ConfigError(f"an ensemble of {self.ensemble} member(s) cannot cover {len(looks)} lookbacks; pass "
+                              f"--ensemble {len(looks)} or more (the members cycle over the lookbacks)")
+
+    def member_lookbacks(self, members: int) -> tuple[int, ...]:
+        """The lookback of each of ``members`` members: ``ensemble_lookbacks`` in turn (empty without them)."""
+        looks = self.ensemble_lookbacks
+        return tuple(looks[k % len(looks)] for k in range(members)) if looks else ()
 
 
 #: most members an ensemble may have: beyond a few dozen the median no longer moves

@@ -137,9 +137,11 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype, too_short)
 
 
-def train_members(prep: Prepared, model_config: ModelConfig, train_config: TrainConfig, n: int = 1, *,
-                  quiet: bool = False, callbacks=(), first: int = 0) -> tuple[list[Forecaster], list[History], list[bool]]:
-    """Train ``n`` forecasters of one design on ``prep``, member k from seed ``seed + first + k``.
+def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig, train_config: TrainConfig,
+                  n: int = 1, *, quiet: bool = False, callbacks=(),
+                  first: int = 0) -> tuple[list[Forecaster], list[History], list[bool]]:
+    """Train ``n`` forecasters of one design on ``prep``, member k from seed ``seed + first + k``;
+    ``prep`` may also be one per member (an ensemble over several lookbacks), ``n`` is then their number.
 
     Members are built one after another (their initial weights depend only on their seed) and
     trained side by side on every core: the native trainer runs outside Python's lock. Members
@@ -150,22 +152,23 @@ def train_members(prep: Prepared, model_config: ModelConfig, train_config: Train
     where nothing could show that the network does better.
     Returns the members, their histories and which of them fell back.
     """
-    C, dc = len(prep.data_config.targets), prep.data_config
+    preps = [prep] * n if isinstance(prep, Prepared) else list(prep)
+    n = len(preps)
     models = []
-    for k in range(first, first + n):
+    for k, p in enumerate(preps, first):
         torch.manual_seed(train_config.seed + k)
-        model = Forecaster(prep.n_inputs, C, dc.horizon, model_config).to(prep.dtype)
-        if prep.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
+        model = Forecaster(p.n_inputs, len(p.data_config.targets), p.data_config.horizon, model_config).to(p.dtype)
+        if p.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
             nn.init.zeros_(model.head.weight)
             nn.init.zeros_(model.head.bias)
         models.append(model)
     configs = [train_config.replace(seed=train_config.seed + k) for k in range(first, first + n)]
 
     def one(k: int) -> History:
-        m, c = models[k], configs[k]
-        return fit(m, forecast_loss(m, c), prep.train, prep.val, c, quiet=quiet or n > 1,
+        m, c, p = models[k], configs[k], preps[k]
+        return fit(m, forecast_loss(m, c), p.train, p.val, c, quiet=quiet or n > 1,
                    callbacks=callbacks if k == 0 else (),
-                   fused=forecast_fused_task(m, c, prep.train, prep.val))
+                   fused=forecast_fused_task(m, c, p.train, p.val))
     threads = min(n, os.cpu_count() or 1)
     if threads > 1 and not (model_config.dropout > 0 and train_config.engine == "torch"):
         with ThreadPoolExecutor(threads) as pool:
@@ -173,10 +176,10 @@ def train_members(prep: Prepared, model_config: ModelConfig, train_config: Train
     else:
         histories = [one(k) for k in range(n)]
     fallback = []
-    for model in models:
+    for model, p in zip(models, preps):
         # on a series too short to validate, nothing shows that a network beats the naive forecast
-        naive = prep.norm.skip != "none" and (prep.too_short or (
-            prep.val is not None and not _beats_naive(model, prep.val, train_config.loss)))
+        naive = p.norm.skip != "none" and (p.too_short or (
+            p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
         if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
             with torch.no_grad():
                 model.head.weight.zero_()
@@ -191,16 +194,36 @@ class ForecastEnsemble(nn.Module):
     It has a :class:`Forecaster`'s interface (``forward``, ``predict``, ``step``): each member
     forecasts and the median across members is returned. The per-window normalisation decodes
     with a positive scale, so the median of the decoded forecasts is the decoded median.
+
+    With ``lookbacks`` (one per member; ``norms``: each member's :class:`WindowNorm`) the members
+    read windows of different lengths: given a context of the longest, member k reads its last
+    ``lookbacks[k]`` steps (``forward`` and ``predict`` slice the network's input so). Each member
+    then normalises and decodes its own window, which
+    :func:`~rnnkit.tasks.forecast.predict.predict_windows` does before taking the median of the
+    decoded forecasts; ``forward``'s slices are the ensemble only without normalisation.
     """
 
-    def __init__(self, members: Sequence[Forecaster]) -> None:
+    def __init__(self, members: Sequence[Forecaster], lookbacks: Sequence[int] | None = None,
+                 norms: Sequence[WindowNorm] | None = None) -> None:
         super().__init__()
         if not members:
             raise ConfigError("an ensemble needs at least one member")
+        if lookbacks is not None and not (len(lookbacks) == len(members) == len(norms or ())):
+            raise ConfigError(f"an ensemble of {len(members)} members needs a lookback and a normalisation for each")
         self.members = nn.ModuleList(members)
+        self.lookbacks = tuple(lookbacks) if lookbacks is not None else None
+        self.norms = tuple(norms) if lookbacks is not None else None
         first = members[0]
         self.config, self.input_size, self.n_targets, self.horizon = (first.config, first.input_size,
                                                                       first.n_targets, first.horizon)
+
+    def _inputs(self, x: Tensor) -> list[Tensor]:
+        """Each member's input: all of ``x``, or with lookbacks its last steps (known inputs, which
+        follow the context, included)."""
+        if self.lookbacks is None:
+            return [x] * len(self.members)
+        longest = max(self.lookbacks)
+        return [x[:, longest - L:] for L in self.lookbacks]  # (B, T, F) -> (B, T - longest + L, F)
 
     @property
     def recursive(self) -> bool:
@@ -211,11 +234,11 @@ class ForecastEnsemble(nn.Module):
         return torch.quantile(torch.stack(outs), 0.5, dim=0)  # (N, ...) -> (...): the middle, or the mean of two
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._median([m(x) for m in self.members])
+        return self._median([m(x_k) for m, x_k in zip(self.members, self._inputs(x))])
 
     @torch.no_grad()
     def predict(self, context: Tensor, horizon: int | None = None) -> Tensor:
-        return self._median([m.predict(context, horizon) for m in self.members])
+        return self._median([m.predict(c, horizon) for m, c in zip(self.members, self._inputs(context))])
 
     def init_state(self, batch: int = 1):
         return tuple(m.init_state(batch) for m in self.members)

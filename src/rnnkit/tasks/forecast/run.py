@@ -5,6 +5,7 @@ of it. The files every kind of run has are written and checked by :mod:`rnnkit.t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Callable
@@ -17,7 +18,7 @@ from ...training.runs import load_weights, open_run
 from .config import MAX_ENSEMBLE, DataConfig, SearchConfig
 from .fitting import ForecastEnsemble, known_width
 from .model import Forecaster
-from .normalise import WindowNorm
+from .normalise import SKIPS, WindowNorm
 from .workflow import ForecastRun, write_forecast_run
 
 __all__ = ["save_run", "save_forecast_run", "load_forecast_run"]
@@ -63,11 +64,30 @@ def load_forecast_run(path: str | os.PathLike):
                     "the data section's normalise/skip/transform/seasonal_period or meta.norm_floor do not describe "
                     "a trained run (a run stores the choices 'auto' made)")
         norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]))
+        if sc.ensemble_lookbacks and members > 1:
+            skips = _member_skips(check, sc, meta, dc, members)
+            model = ForecastEnsemble(list(model.members), sc.member_lookbacks(members),
+                                     [dataclasses.replace(norm, skip=s) for s in skips])
         try:
             transform = TargetTransform(dc.transform, float(meta["transform_lambda"]))
         except ConfigError as e:
             check.fail("config.json", str(e))
     return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform, sc)
+
+
+def _member_skips(check, sc: SearchConfig, meta: dict, dc: DataConfig, members: int) -> list[str]:
+    """Each member's skip in an ensemble over several lookbacks (meta's ``lookback_skips``), checked."""
+    looks, skips = sc.ensemble_lookbacks, meta.get("lookback_skips")
+    check.agree(isinstance(skips, list) and len(skips) == len(looks) and all(s in SKIPS for s in skips),
+                "config.json", f"meta.lookback_skips must name a skip ({', '.join(SKIPS)}) for each of the "
+                f"{len(looks)} lookbacks of search.ensemble_lookbacks; it is {skips!r}")
+    m = dc.seasonal_period
+    check.agree(dc.lookback == max(looks) and all(s != "seasonal" or 1 < m <= L for s, L in zip(skips, looks)),
+                "config.json", f"the data section's lookback {dc.lookback} and meta.lookback_skips {skips} do not fit "
+                f"search.ensemble_lookbacks {list(looks)} (the run's lookback is the longest; a seasonal skip needs "
+                f"a lookback of at least m={m})")
+    by = dict(zip(looks, skips))
+    return [by[L] for L in sc.member_lookbacks(members)]
 
 
 def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) -> Path:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ...config import ModelConfig, TrainConfig
 from ...data.series import SeriesData
+from ...data.split import Split
 from ...errors import DataError
 from .config import DataConfig
 from .fitting import Prepared, prepare, train_members
@@ -123,7 +124,7 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
 
 
 def choose_normalisation(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesData | None, dtype,
-                         quiet: bool = True, callbacks=()):
+                         quiet: bool = True, callbacks=(), split: Split | None = None):
     """``normalise="auto"``: train one forecaster per normalisation and keep the one with the lower
     validation error (see :func:`validation_error`), as the first member of the run.
 
@@ -136,10 +137,11 @@ def choose_normalisation(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data:
     training, ``"auto"`` resolves as :func:`~rnnkit.tasks.forecast.fitting.resolve_norm` says. The
     plain network must be better by :data:`CHOICE_MARGIN`.
 
+    ``split`` fixes the rows of each part (see :func:`~rnnkit.tasks.forecast.fitting.prepare`).
     Returns ``(prepared data, [model], [history], [fell back], {normalise: validation error})``.
     """
     window = prepare(dc.replace(normalise="window") if dc.normalise == "auto" and not tc.stateful else dc,
-                     mc, tc, data, dtype)
+                     mc, tc, data, dtype, split=split)
     trained = train_members(window, mc, window.train_config, 1, quiet=quiet, callbacks=callbacks)
     if dc.normalise != "auto" or tc.stateful or window.val is None or len(window.val[0]) < MIN_CHOICE_WINDOWS:
         return window, *trained, {}

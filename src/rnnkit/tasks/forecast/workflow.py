@@ -31,7 +31,8 @@ from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
 from .config import DataConfig, SearchConfig
 from .data import is_builtin, load_data, seasonal_period
-from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, train_members
+from .fitting import (ForecastEnsemble, Prepared, forecast_fused_task, forecast_loss, prepare, resolve_norm,
+                      train_members)
 from .model import Forecaster
 from .known import known_windows
 from .normalise import WindowNorm
@@ -215,7 +216,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     ``search`` asks for an ensemble (``SearchConfig(ensemble=N)``: N forecasters from consecutive
     seeds, trained side by side, forecasting their median) or for ``auto``, a search for the
     settings (see :mod:`rnnkit.tasks.forecast.search`) whose winner trains an ensemble of at least
-    :data:`~rnnkit.tasks.forecast.search.AUTO_ENSEMBLE`. ``callbacks`` are called after every epoch
+    :data:`~rnnkit.tasks.forecast.search.AUTO_ENSEMBLE`. With ``ensemble_lookbacks`` member k reads the
+    k-th of them (cyclically): each lookback is prepared on its own windows of the same split rows
+    (the one the longest needs) and the run's lookback is the longest. ``callbacks`` are called after every epoch
     (of the first member) with its history row, as in every job's ``fit_X``; ``quiet`` hides the
     progress display; ``verbose`` prints the losses about 20 times per run and the search's steps.
     """
@@ -223,6 +226,7 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     train_config = train_config or TrainConfig()
     search = search or SearchConfig()
     record, members = None, search.ensemble
+    looks, split = search.member_lookbacks(members), None  # each member's lookback, when they differ
     if search.auto:
         members = max(search.ensemble, AUTO_ENSEMBLE)
         say = (lambda s: print(s, file=sys.stderr)) if verbose else (lambda s: None)
@@ -234,13 +238,19 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
                                                     callbacks=callbacks)
         choice = {}
     else:  # the first member decides the normalisation when it is "auto"; the others follow it
+        if looks:
+            data_config, data, split = _lookbacks_split(data_config, model_config, train_config, data, dtype,
+                                                        search.ensemble_lookbacks)
         prep, models, histories, fallback, choice = choose_normalisation(data_config, model_config, train_config,
-                                                                         data, dtype, quiet, callbacks)
+                                                                         data, dtype, quiet, callbacks, split)
+        preps = _member_preps(prep, data_config, model_config, looks) if looks else [prep] * members
         if members > 1:
-            more = train_members(prep, model_config, prep.train_config, members - 1, quiet=quiet, first=1)
+            more = train_members(preps[1:], model_config, prep.train_config, quiet=quiet, first=1)
             models, histories, fallback = models + more[0], histories + more[1], fallback + more[2]
     train_config = prep.train_config
     data, split, dc = prep.data, prep.split, prep.data_config
+    if looks:  # the run's lookback is the longest: every member's context fits in it
+        dc = dc.replace(lookback=max(looks))
     meta = {"data_sha256": data.sha256, "data_source": data.source, "n_rows": len(data),
             "train_rows": split.train_end, "val_rows": split.val_end - split.train_end,
             "test_start": split.val_end, "freq": data.freq, "dtype": str(dtype).replace("torch.", ""),
@@ -253,12 +263,45 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             # what was measured to choose the settings: {normalise: validation error} when
             # normalise="auto" measured it, and every setting --auto tried
             "selection": {"normalise": choice, "search": record or []}}
-    model = models[0] if members == 1 else ForecastEnsemble(models)
+    if looks:  # each lookback's skip ("auto": chosen on its own training windows)
+        meta["lookback_skips"] = [preps[looks.index(L)].data_config.skip for L in search.ensemble_lookbacks]
+    model = (models[0] if members == 1 else
+             ForecastEnsemble(models, looks, [p.norm for p in preps]) if looks else ForecastEnsemble(models))
     run = ForecastRun(model, prep.scaler, dc, model_config, train_config, histories[0], None, meta, prep.norm,
                       prep.transform, search)
     if evaluate and split.val_end < len(data):
         run.metrics = run.evaluate(data)
     return run
+
+
+def _lookbacks_split(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesData | None, dtype,
+                     lookbacks: tuple[int, ...]):
+    """For an ensemble over ``lookbacks``: ``(the first member's data config, the data, the split)``.
+    The split is the one the longest lookback needs (refused here, before any training, when the
+    series is too short for it), so that every member is validated and tested on the same rows."""
+    if dc.lookback is not None:
+        raise ConfigError("--lookback and --ensemble-lookbacks both set the lookback; give the lookbacks in "
+                          "--ensemble-lookbacks only")
+    if tc.stateful:
+        raise ConfigError("stateful training runs over whole streams, not windows of a lookback; use "
+                          "--ensemble-lookbacks without --stateful")
+    longest = prepare(dc.replace(lookback=max(lookbacks)), mc, tc, data, dtype)
+    for L in lookbacks:  # e.g. a seasonal skip with a lookback shorter than the season
+        resolve_norm(dc, mc, tc, L, longest.data_config.seasonal_period)
+    return dc.replace(lookback=lookbacks[0]), longest.data, longest.split
+
+
+def _member_preps(first: Prepared, dc: DataConfig, mc: ModelConfig, looks: tuple[int, ...]) -> list[Prepared]:
+    """Each member's data in an ensemble whose member k reads ``looks[k]`` (the first one's is
+    ``first``): its own windows, on the same split rows, with the first member's normalisation (a
+    skip left to "auto" is chosen on each lookback's own windows, as for the first)."""
+    plain = dc.normalise == "auto" and first.data_config.normalise == "none"  # the first chose the plain network
+    dc = dc.replace(normalise=first.data_config.normalise, skip="none" if plain and dc.skip == "auto" else dc.skip)
+    by = {first.data_config.lookback: first}
+    for L in looks:
+        if L not in by:
+            by[L] = prepare(dc.replace(lookback=L), mc, first.train_config, first.data, first.dtype, split=first.split)
+    return [by[L] for L in looks]
 
 
 def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, refit: bool = False,

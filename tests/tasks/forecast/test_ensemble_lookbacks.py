@@ -1,0 +1,153 @@
+"""Ensembles over several lookbacks (``--ensemble-lookbacks``, issue 15 item 4): member k reads the
+k-th lookback (cyclically), trained on windows of that length; the forecast is the median."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rnnkit import (ConfigError, DataConfig, DataError, ModelConfig, RnnkitError, SearchConfig, TrainConfig,
+                    fit_forecaster, load_run)
+from rnnkit.cli import main
+from rnnkit.data.series import series_from_frame
+from rnnkit.tasks.forecast.fitting import ForecastEnsemble
+from rnnkit.tasks.forecast.known import known_windows
+from rnnkit.tasks.forecast.normalise import WindowNorm
+from rnnkit.tasks.forecast.predict import predict_windows
+
+t = np.arange(300)
+SERIES = 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(1).normal(size=300)
+# monthly (m=12), calendar features as known inputs: each member must get its own slice of them too
+DC = DataConfig(horizon=6, transform="none", calendar="sincos")
+LOOKS = (12, 6, 24)  # 6 < m: that member cannot use the seasonal skip and must choose another
+MC, TC = ModelConfig(hidden_size=5), TrainConfig(epochs=12)
+
+
+def _data(values=SERIES):
+    frame = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=len(values), freq="MS").strftime("%Y-%m-%d"),
+                          "y": values})
+    return series_from_frame(frame, time_col="date")
+
+
+@pytest.fixture(scope="module")
+def look_run():
+    return fit_forecaster(DC, MC, TC, data=_data(), quiet=True, search=SearchConfig(ensemble=4, ensemble_lookbacks=LOOKS))
+
+
+def _by_hand(run, data) -> np.ndarray:
+    """Each member's forecast after the end of ``data``, from its own last rows, its own skip and
+    its own calendar inputs, in original units: (members, horizon)."""
+    skips = dict(zip(LOOKS, run.meta["lookback_skips"]))
+    out = []
+    for k, member in enumerate(run.model.members):
+        L = LOOKS[k % len(LOOKS)]
+        norm = WindowNorm(run.norm.normalise, skips[L], 12, 1, run.norm.floor)
+        known = known_windows(data.frame.index, data.freq, "sincos", np.array([len(data)]), L, 6)
+        out.append(predict_windows(member, run.scaler, data.values[None, -L:], 6, 1, norm=norm,
+                                   transform=run.transform, known=known)[0, :, 0])
+    return np.stack(out)
+
+
+def test_forecast_is_the_median_of_the_members_on_their_own_lookbacks(look_run):
+    data, run = _data(), look_run
+    assert isinstance(run.model, ForecastEnsemble) and run.model.lookbacks == (12, 6, 24, 12)
+    assert run.data_config.lookback == 24 and run.meta["ensemble"] == 4  # the run's lookback: the longest
+    skips = dict(zip(LOOKS, run.meta["lookback_skips"]))
+    assert skips[6] in ("last", "drift")  # the seasonal naive forecast needs a lookback of m = 12
+    each = _by_hand(run, data)
+    assert not np.allclose(each[0], each[3])  # same lookback, other seed: another member
+    # float32 networks, the same operations in the same order: equal up to float64 rounding
+    np.testing.assert_allclose(run.forecast(data)["y"].to_numpy(), np.median(each, axis=0), rtol=1e-12)
+
+
+def test_each_member_reads_only_its_last_rows(look_run):
+    changed = SERIES.copy()
+    changed[-7] += 50.0  # inside the last 12 and 24 rows, outside the last 6
+    before, after = _by_hand(look_run, _data()), _by_hand(look_run, _data(changed))
+    np.testing.assert_array_equal(before[1], after[1])  # the lookback-6 member does not see row -7
+    assert not np.allclose(before[0], after[0]) and not np.allclose(before[2], after[2])
+
+
+def test_a_member_is_the_forecaster_its_lookback_and_seed_train(look_run):
+    # member 1 (lookback 6, seed 1) is what a single fit with those settings trains: its own windows
+    # on the same rows (the split is the default's here: the series is long enough for lookback 24)
+    dc = DC.replace(lookback=6, normalise=look_run.data_config.normalise)
+    one = fit_forecaster(dc, MC, TC.replace(seed=1), data=_data(), quiet=True)
+    assert one.meta["train_rows"] == look_run.meta["train_rows"] and one.data_config.skip == \
+        look_run.meta["lookback_skips"][1]
+    mine, theirs = one.model.state_dict(), look_run.model.members[1].state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_save_and_load_round_trip(look_run, tmp_path):
+    data = _data()
+    look_run.save(tmp_path / "r", data=data)
+    back = load_run(tmp_path / "r")
+    assert isinstance(back.model, ForecastEnsemble) and back.model.lookbacks == look_run.model.lookbacks
+    assert back.search == SearchConfig(ensemble=4, ensemble_lookbacks=LOOKS)
+    assert [n.skip for n in back.model.norms] == [n.skip for n in look_run.model.norms]
+    np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), look_run.forecast(data)["y"].to_numpy())
+    assert back.evaluate(data) == look_run.evaluate(data)
+
+
+def test_a_damaged_lookback_record_is_refused(look_run, tmp_path):
+    look_run.save(tmp_path / "r", data=_data())
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    cfg["meta"]["lookback_skips"] = ["seasonal"] * 3  # lookback 6 cannot repeat a season of 12
+    (tmp_path / "r" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RnnkitError, match="lookback_skips"):
+        load_run(tmp_path / "r")
+
+
+@pytest.mark.parametrize("kw, needle", [
+    ({"ensemble": 2, "ensemble_lookbacks": (0, 12)}, "each of ensemble_lookbacks must be an integer >= 1"),
+    ({"ensemble": 2, "ensemble_lookbacks": (12, 12)}, "twice"),
+    ({"ensemble": 2, "ensemble_lookbacks": (6, 12, 24)}, "--ensemble 3 or more"),
+    ({"ensemble": 5, "ensemble_lookbacks": (6, 12), "auto": True}, "--auto chooses the lookback"),
+])
+def test_invalid_lookbacks_are_refused(kw, needle):
+    with pytest.raises(ConfigError, match=needle):
+        SearchConfig(**kw)
+
+
+def test_lookbacks_the_data_cannot_hold_are_refused_before_training():
+    calls = []
+    with pytest.raises(DataError, match="need lookback 400"):  # the series has 300 rows
+        fit_forecaster(DC, MC, TC, data=_data(), quiet=True, callbacks=[calls.append],
+                       search=SearchConfig(ensemble=2, ensemble_lookbacks=(12, 400)))
+    with pytest.raises(ConfigError, match="lookback of at least m"):  # a seasonal skip asked for, lookback 6 < m
+        fit_forecaster(DC.replace(skip="seasonal"), MC, TC, data=_data(), quiet=True, callbacks=[calls.append],
+                       search=SearchConfig(ensemble=2, ensemble_lookbacks=(12, 6)))
+    with pytest.raises(ConfigError, match="--ensemble-lookbacks only"):
+        fit_forecaster(DC.replace(lookback=12), MC, TC, data=_data(), quiet=True,
+                       search=SearchConfig(ensemble=2, ensemble_lookbacks=(12, 6)))
+    assert calls == []  # no epoch was trained
+
+
+@pytest.mark.parametrize("value, needle", [("0,12", "integer >= 1"), ("12,x", "invalid list"),
+                                           ("12,400", "too few rows")])
+def test_cli_refuses_bad_lookbacks_in_one_line(tmp_path, capsys, value, needle):
+    csv = tmp_path / "s.csv"
+    _data().frame.to_csv(csv)
+    out = tmp_path / "run"
+    code = main(["fit", str(csv), "--time-col", "date", "--horizon", "6", "--ensemble", "2",
+                 "--ensemble-lookbacks", value, "--epochs", "2", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err and not out.exists()
+
+
+def test_cli_trains_and_reloads_a_lookback_ensemble(tmp_path, capsys):
+    csv = tmp_path / "s.csv"
+    _data().frame.to_csv(csv)
+    assert main(["fit", str(csv), "--time-col", "date", "--horizon", "6", "--hidden", "4", "--epochs", "3",
+                 "--ensemble", "3", "--ensemble-lookbacks", "12,24", "--out", str(tmp_path / "e"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of 3, median" in out and "lookbacks 12, 24" in out
+    assert main(["forecast", "--run", str(tmp_path / "e")]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("2025-")]
+    expected = load_run(tmp_path / "e").forecast()["y"].to_numpy()  # the reloaded ensemble, median of 3
+    np.testing.assert_allclose([float(r[-1]) for r in rows], expected, rtol=1e-6)  # printed to 6 decimals
