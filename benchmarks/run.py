@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         now = machine if name == names[0] else harness.machine_info()
         res.update(date=now["date"], commit=now["commit"],
                    seconds=time.perf_counter() - t0, quick=cfg.quick,
-                   threads=res.pop("timed_threads", [n for n in wanted if n not in gate.skipped]),
-                   skipped_threads=gate.skipped,
+                   threads=[n for n in wanted if n not in gate.skipped], skipped_threads=gate.skipped,
                    probes=gate.probes, load_before=load_before, load_after=harness.loadavg(), cpu=machine["cpu"])
         results["suites"][name] = res
         store.write_text(_dumps(results))  # keep what is done if a later suite fails

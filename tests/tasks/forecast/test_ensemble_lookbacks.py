@@ -16,13 +16,15 @@ from rnnkit.cli import main
 from rnnkit.data.series import series_from_frame
 from rnnkit.tasks.forecast.fitting import ForecastEnsemble
 from rnnkit.tasks.forecast.known import known_windows
-from rnnkit.tasks.forecast.normalise import WindowNorm
 from rnnkit.tasks.forecast.predict import predict_windows
 
 t = np.arange(300)
-SERIES = 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(1).normal(size=300)
+# growth with a small multiplicative season: "auto" chooses the skip and the transform by lookback
+# (here the last value on the log scale for 6 and 12, the drift in the data's units for 24)
+SERIES = 100 * np.exp(0.008 * t) * (1 + 0.06 * np.sin(2 * np.pi * t / 12)) * \
+    np.exp(0.01 * np.random.default_rng(1).normal(size=300))
 # monthly (m=12), calendar features as known inputs: each member must get its own slice of them too
-DC = DataConfig(horizon=6, transform="none", calendar="sincos")
+DC = DataConfig(horizon=6, calendar="sincos")
 LOOKS = (12, 6, 24)  # 6 < m: that member cannot use the seasonal skip and must choose another
 MC, TC = ModelConfig(hidden_size=5), TrainConfig(epochs=12)
 
@@ -35,20 +37,19 @@ def _data(values=SERIES):
 
 @pytest.fixture(scope="module")
 def look_run():
-    return fit_forecaster(DC, MC, TC, data=_data(), quiet=True, search=SearchConfig(ensemble=4, ensemble_lookbacks=LOOKS))
+    return fit_forecaster(DC, MC, TC, data=_data(), quiet=True,
+                          search=SearchConfig(ensemble=4, ensemble_lookbacks=LOOKS))
 
 
 def _by_hand(run, data) -> np.ndarray:
-    """Each member's forecast after the end of ``data``, from its own last rows, its own skip and
-    its own calendar inputs, in original units: (members, horizon)."""
-    skips = dict(zip(LOOKS, run.meta["lookback_skips"]))
+    """Each member's forecast after the end of ``data``, from its own last rows and calendar inputs
+    through its own transform, scaler and normalisation, in original units: (members, horizon)."""
     out = []
-    for k, member in enumerate(run.model.members):
-        L = LOOKS[k % len(LOOKS)]
-        norm = WindowNorm(run.norm.normalise, skips[L], 12, 1, run.norm.floor)
+    for member, view in zip(run.model.members, run.model.views):
+        L = view.lookback
         known = known_windows(data.frame.index, data.freq, "sincos", np.array([len(data)]), L, 6)
-        out.append(predict_windows(member, run.scaler, data.values[None, -L:], 6, 1, norm=norm,
-                                   transform=run.transform, known=known)[0, :, 0])
+        out.append(predict_windows(member, view.scaler, data.values[None, -L:], 6, 1, norm=view.norm,
+                                   transform=view.transform, known=known)[0, :, 0])
     return np.stack(out)
 
 
@@ -56,17 +57,20 @@ def test_forecast_is_the_median_of_the_members_on_their_own_lookbacks(look_run):
     data, run = _data(), look_run
     assert isinstance(run.model, ForecastEnsemble) and run.model.lookbacks == (12, 6, 24, 12)
     assert run.data_config.lookback == 24 and run.meta["ensemble"] == 4  # the run's lookback: the longest
-    skips = dict(zip(LOOKS, run.meta["lookback_skips"]))
+    skips = {v["lookback"]: v["skip"] for v in run.meta["lookback_members"]}
     assert skips[6] in ("last", "drift")  # the seasonal naive forecast needs a lookback of m = 12
+    # the members' pipelines differ (so that the test sees each member use its own)
+    assert len({v.transform.name for v in run.model.views}) == 2
+    assert len({v.scaler.to_dict()["scale"][0] for v in run.model.views}) == 2
     each = _by_hand(run, data)
     assert not np.allclose(each[0], each[3])  # same lookback, other seed: another member
-    # float32 networks, the same operations in the same order: equal up to float64 rounding
+    # the same operations on the same numbers: equal up to float64 rounding
     np.testing.assert_allclose(run.forecast(data)["y"].to_numpy(), np.median(each, axis=0), rtol=1e-12)
 
 
 def test_each_member_reads_only_its_last_rows(look_run):
     changed = SERIES.copy()
-    changed[-7] += 50.0  # inside the last 12 and 24 rows, outside the last 6
+    changed[-7] *= 1.5  # inside the last 12 and 24 rows, outside the last 6
     before, after = _by_hand(look_run, _data()), _by_hand(look_run, _data(changed))
     np.testing.assert_array_equal(before[1], after[1])  # the lookback-6 member does not see row -7
     assert not np.allclose(before[0], after[0]) and not np.allclose(before[2], after[2])
@@ -74,13 +78,17 @@ def test_each_member_reads_only_its_last_rows(look_run):
 
 def test_a_member_is_the_forecaster_its_lookback_and_seed_train(look_run):
     # member 1 (lookback 6, seed 1) is what a single fit with those settings trains: its own windows
-    # on the same rows (the split is the default's here: the series is long enough for lookback 24)
-    dc = DC.replace(lookback=6, normalise=look_run.data_config.normalise)
-    one = fit_forecaster(dc, MC, TC.replace(seed=1), data=_data(), quiet=True)
-    assert one.meta["train_rows"] == look_run.meta["train_rows"] and one.data_config.skip == \
-        look_run.meta["lookback_skips"][1]
+    # on the same rows (the split is the default's here: the series is long enough for lookback 24),
+    # with the skip and transform "auto" chooses on them, and the ensemble's normalisation
+    data = _data()
+    one = fit_forecaster(DC.replace(lookback=6, normalise=look_run.data_config.normalise), MC, TC.replace(seed=1),
+                         data=data, quiet=True)
+    view = look_run.model.views[1]
+    assert one.meta["train_rows"] == look_run.meta["train_rows"]
+    assert (one.norm, one.transform, one.scaler.to_dict()) == (view.norm, view.transform, view.scaler.to_dict())
     mine, theirs = one.model.state_dict(), look_run.model.members[1].state_dict()
     assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    np.testing.assert_array_equal(one.forecast(data)["y"].to_numpy(), _by_hand(look_run, data)[1])
 
 
 def test_save_and_load_round_trip(look_run, tmp_path):
@@ -89,7 +97,9 @@ def test_save_and_load_round_trip(look_run, tmp_path):
     back = load_run(tmp_path / "r")
     assert isinstance(back.model, ForecastEnsemble) and back.model.lookbacks == look_run.model.lookbacks
     assert back.search == SearchConfig(ensemble=4, ensemble_lookbacks=LOOKS)
-    assert [n.skip for n in back.model.norms] == [n.skip for n in look_run.model.norms]
+    for a, b in zip(back.model.views, look_run.model.views):
+        assert (a.lookback, a.norm, a.transform, a.scaler.to_dict()) == \
+            (b.lookback, b.norm, b.transform, b.scaler.to_dict())
     np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), look_run.forecast(data)["y"].to_numpy())
     assert back.evaluate(data) == look_run.evaluate(data)
 
@@ -97,9 +107,13 @@ def test_save_and_load_round_trip(look_run, tmp_path):
 def test_a_damaged_lookback_record_is_refused(look_run, tmp_path):
     look_run.save(tmp_path / "r", data=_data())
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
-    cfg["meta"]["lookback_skips"] = ["seasonal"] * 3  # lookback 6 cannot repeat a season of 12
+    cfg["meta"]["lookback_members"][1]["skip"] = "seasonal"  # lookback 6 cannot repeat a season of 12
     (tmp_path / "r" / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(RnnkitError, match="lookback_skips"):
+    with pytest.raises(RnnkitError, match="lookback_members' lookback 6 is not one a run makes"):
+        load_run(tmp_path / "r")
+    cfg["meta"]["lookback_members"] = cfg["meta"]["lookback_members"][:2]  # lookback 24 undescribed
+    (tmp_path / "r" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RnnkitError, match="must describe each of the 3 lookbacks"):
         load_run(tmp_path / "r")
 
 
@@ -146,7 +160,7 @@ def test_cli_trains_and_reloads_a_lookback_ensemble(tmp_path, capsys):
     assert main(["fit", str(csv), "--time-col", "date", "--horizon", "6", "--hidden", "4", "--epochs", "3",
                  "--ensemble", "3", "--ensemble-lookbacks", "12,24", "--out", str(tmp_path / "e"), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "ensemble of 3, median" in out and "lookbacks 12, 24" in out
+    assert "ensemble of 3, median" in out and "lookbacks 12 (skip " in out and "; 24 (skip " in out
     assert main(["forecast", "--run", str(tmp_path / "e")]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("2025-")]
     expected = load_run(tmp_path / "e").forecast()["y"].to_numpy()  # the reloaded ensemble, median of 3

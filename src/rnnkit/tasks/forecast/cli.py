@@ -138,9 +138,13 @@ def cmd_fit(a: argparse.Namespace) -> int:
           f"with the {'fused native' if h.engine == 'fused' else 'torch'} trainer"
           + (f", best epoch {h.best_epoch}" if h.best_epoch else "") + (" (stopped early)" if h.stopped_early else ""))
     looks = run.search.ensemble_lookbacks
-    print((f"lookbacks {', '.join(map(str, looks))} (skips {', '.join(meta['lookback_skips'])})" if looks else
-           f"lookback {rd.lookback}") + f", season m={rd.seasonal_period}, normalise {rd.normalise}, "
-          + (f"skip {rd.skip}, " if not looks else "") + f"transform {rd.transform}")
+    if looks:  # members cycle over the lookbacks, each with the skip and transform of its own windows
+        each = "; ".join(f"{v['lookback']} (skip {v['skip']}, transform {v['transform']})"
+                         for v in meta["lookback_members"])
+        print(f"lookbacks {each}, season m={rd.seasonal_period}, normalise {rd.normalise}")
+    else:
+        print(f"lookback {rd.lookback}, season m={rd.seasonal_period}, normalise {rd.normalise}, skip {rd.skip}, "
+              f"transform {rd.transform}")
     if meta["naive_members"]:
         naive = "their" if looks else f"the {rd.skip}"
         print(f"{meta['naive_members']} of {members} member(s) did not beat {naive} naive forecast on the "

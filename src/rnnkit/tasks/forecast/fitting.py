@@ -37,8 +37,8 @@ from .known import calendar_width, extend, known_windows
 from .normalise import WindowNorm, choose_skip
 from .predict import windows_for
 
-__all__ = ["Prepared", "prepare", "train_members", "ForecastEnsemble", "forecast_loss", "forecast_fused_task",
-           "resolve_norm"]
+__all__ = ["Prepared", "prepare", "train_members", "MemberView", "ForecastEnsemble", "forecast_loss",
+           "forecast_fused_task", "resolve_norm"]
 
 
 @dataclass
@@ -188,6 +188,28 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     return models, histories, fallback
 
 
+@dataclass(frozen=True)
+class MemberView:
+    """How a member of an ensemble over several lookbacks reads a context: its last ``lookback``
+    rows, through the target transform, scaler and per-window normalisation of the member's own
+    training windows (its :class:`Prepared`; a transform or skip left to "auto" may differ by lookback)."""
+
+    lookback: int
+    transform: TargetTransform
+    scaler: Scaler
+    norm: WindowNorm
+
+    @classmethod
+    def of(cls, prep: Prepared) -> "MemberView":
+        return cls(prep.data_config.lookback, prep.transform, prep.scaler, prep.norm)
+
+    def to_dict(self) -> dict:
+        """What a run stores of it (meta's ``lookback_members``), read back by the run's loader."""
+        return {"lookback": self.lookback, "skip": self.norm.skip, "norm_floor": list(self.norm.floor),
+                "transform": self.transform.name, "transform_lambda": self.transform.lam,
+                "scaler": self.scaler.to_dict()}
+
+
 class ForecastEnsemble(nn.Module):
     """Forecasters of one design (different seeds) whose forecasts are combined by the median.
 
@@ -195,32 +217,36 @@ class ForecastEnsemble(nn.Module):
     forecasts and the median across members is returned. The per-window normalisation decodes
     with a positive scale, so the median of the decoded forecasts is the decoded median.
 
-    With ``lookbacks`` (one per member; ``norms``: each member's :class:`WindowNorm`) the members
-    read windows of different lengths: given a context of the longest, member k reads its last
-    ``lookbacks[k]`` steps (``forward`` and ``predict`` slice the network's input so). Each member
-    then normalises and decodes its own window, which
+    With ``views`` (one :class:`MemberView` per member) the members read windows of different
+    lengths: given a context of the longest, member k reads its last ``views[k].lookback`` steps
+    (``forward`` and ``predict`` slice the network's input so). Each member then transforms,
+    scales, normalises and decodes its own window, which
     :func:`~rnnkit.tasks.forecast.predict.predict_windows` does before taking the median of the
-    decoded forecasts; ``forward``'s slices are the ensemble only without normalisation.
+    forecasts in the data's units; ``forward``'s slices alone are the ensemble only where every
+    member's pipeline is the identity.
     """
 
-    def __init__(self, members: Sequence[Forecaster], lookbacks: Sequence[int] | None = None,
-                 norms: Sequence[WindowNorm] | None = None) -> None:
+    def __init__(self, members: Sequence[Forecaster], views: Sequence[MemberView] | None = None) -> None:
         super().__init__()
         if not members:
             raise ConfigError("an ensemble needs at least one member")
-        if lookbacks is not None and not (len(lookbacks) == len(members) == len(norms or ())):
-            raise ConfigError(f"an ensemble of {len(members)} members needs a lookback and a normalisation for each")
+        if views is not None and len(views) != len(members):
+            raise ConfigError(f"an ensemble of {len(members)} members needs a view for each; got {len(views)}")
         self.members = nn.ModuleList(members)
-        self.lookbacks = tuple(lookbacks) if lookbacks is not None else None
-        self.norms = tuple(norms) if lookbacks is not None else None
+        self.views = tuple(views) if views is not None else None
         first = members[0]
         self.config, self.input_size, self.n_targets, self.horizon = (first.config, first.input_size,
                                                                       first.n_targets, first.horizon)
 
+    @property
+    def lookbacks(self) -> tuple[int, ...] | None:
+        """Each member's lookback, for an ensemble over several lookbacks (else None)."""
+        return None if self.views is None else tuple(v.lookback for v in self.views)
+
     def _inputs(self, x: Tensor) -> list[Tensor]:
         """Each member's input: all of ``x``, or with lookbacks its last steps (known inputs, which
         follow the context, included)."""
-        if self.lookbacks is None:
+        if self.views is None:
             return [x] * len(self.members)
         longest = max(self.lookbacks)
         return [x[:, longest - L:] for L in self.lookbacks]  # (B, T, F) -> (B, T - longest + L, F)

@@ -42,9 +42,20 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     ``scaler``, then its per-window ``norm``, followed by each window's ``known`` future inputs
     (:mod:`rnnkit.tasks.forecast.known`); the forecasts come back the reverse way. All
     windows go through the model in large batches: a backtest costs one call, not one per fold.
-    An ensemble over several lookbacks normalises each member's window with that member's own
-    ``norms`` (``norm`` is then not used) and takes the median of the decoded forecasts.
+    An ensemble over several lookbacks passes each member's window through that member's own
+    view (its transform, scaler and normalisation; ``scaler``, ``norm`` and ``transform`` are then
+    not used) and takes the median of the members' forecasts in original units.
     """
+    views = getattr(model, "views", None)
+    if views:  # an ensemble over several lookbacks (fitting.ForecastEnsemble): each member its own way
+        L = np.shape(contexts)[1]  # member k reads the last L_k rows (and their known inputs)
+        if L < max(v.lookback for v in views):
+            raise DataError(f"this ensemble's members read up to {max(v.lookback for v in views)} rows (lookbacks "
+                            f"{', '.join(str(v.lookback) for v in views)}); the context has {L}")
+        each = [predict_windows(member, v.scaler, np.asarray(contexts)[:, L - v.lookback:], horizon, n_targets,
+                                batch_size, v.norm, v.transform, None if known is None else known[:, L - v.lookback:])
+                for member, v in zip(model.members, views)]
+        return np.median(np.stack(each), axis=0)  # (N, W, H, C) -> (W, H, C): the middle, or the mean of two
     model.eval()
     dtype = next(model.parameters()).dtype
     raw = np.array(contexts, dtype=np.float64, copy=True)
@@ -68,15 +79,6 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
 def _predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
                     known: np.ndarray | None = None) -> np.ndarray:
     """Forecasts in scaled units after windows ``x (W, L, F)`` (scaled units too)."""
-    if getattr(model, "lookbacks", None):  # an ensemble over several lookbacks (fitting.ForecastEnsemble)
-        L = x.shape[1]  # member k reads the last L_k rows (and their known inputs), normalised on their own
-        if L < max(model.lookbacks):
-            raise DataError(f"this ensemble's members read up to {max(model.lookbacks)} rows (its lookbacks "
-                            f"{', '.join(map(str, model.lookbacks))}); the context has {L}")
-        each = [_predict_scaled(member, x[:, L - L_k:], horizon, norm_k, dtype,
-                                None if known is None else known[:, L - L_k:])
-                for member, L_k, norm_k in zip(model.members, model.lookbacks, model.norms)]
-        return np.median(np.stack(each), axis=0)  # (N, W, H, C) -> (W, H, C): the middle, or the mean of two
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
     if known is not None:  # a direct model whose input runs on over the horizon's known inputs
         if horizon > model.horizon:

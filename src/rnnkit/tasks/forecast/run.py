@@ -5,18 +5,19 @@ of it. The files every kind of run has are written and checked by :mod:`rnnkit.t
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Callable
 
 from ...config import ModelConfig, TrainConfig
 from ...data.boxcox import TargetTransform
+from ...data.scaler import Scaler
 from ...errors import ConfigError, RnnkitError
 from ...training.rundir import consistent_read
 from ...training.runs import load_weights, open_run
+from ...training.runschema import conforms
 from .config import MAX_ENSEMBLE, DataConfig, SearchConfig
-from .fitting import ForecastEnsemble, known_width
+from .fitting import ForecastEnsemble, MemberView, known_width
 from .model import Forecaster
 from .normalise import SKIPS, WindowNorm
 from .workflow import ForecastRun, write_forecast_run
@@ -65,9 +66,8 @@ def load_forecast_run(path: str | os.PathLike):
                     "a trained run (a run stores the choices 'auto' made)")
         norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]))
         if sc.ensemble_lookbacks and members > 1:
-            skips = _member_skips(check, sc, meta, dc, members)
-            model = ForecastEnsemble(list(model.members), sc.member_lookbacks(members),
-                                     [dataclasses.replace(norm, skip=s) for s in skips])
+            views = _lookback_views(check, sc, meta, dc, n_cols)
+            model = ForecastEnsemble(list(model.members), [views[L] for L in sc.member_lookbacks(members)])
         try:
             transform = TargetTransform(dc.transform, float(meta["transform_lambda"]))
         except ConfigError as e:
@@ -75,19 +75,32 @@ def load_forecast_run(path: str | os.PathLike):
     return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform, sc)
 
 
-def _member_skips(check, sc: SearchConfig, meta: dict, dc: DataConfig, members: int) -> list[str]:
-    """Each member's skip in an ensemble over several lookbacks (meta's ``lookback_skips``), checked."""
-    looks, skips = sc.ensemble_lookbacks, meta.get("lookback_skips")
-    check.agree(isinstance(skips, list) and len(skips) == len(looks) and all(s in SKIPS for s in skips),
-                "config.json", f"meta.lookback_skips must name a skip ({', '.join(SKIPS)}) for each of the "
-                f"{len(looks)} lookbacks of search.ensemble_lookbacks; it is {skips!r}")
-    m = dc.seasonal_period
-    check.agree(dc.lookback == max(looks) and all(s != "seasonal" or 1 < m <= L for s, L in zip(skips, looks)),
-                "config.json", f"the data section's lookback {dc.lookback} and meta.lookback_skips {skips} do not fit "
-                f"search.ensemble_lookbacks {list(looks)} (the run's lookback is the longest; a seasonal skip needs "
-                f"a lookback of at least m={m})")
-    by = dict(zip(looks, skips))
-    return [by[L] for L in sc.member_lookbacks(members)]
+def _lookback_views(check, sc: SearchConfig, meta: dict, dc: DataConfig, n_cols: int) -> dict[int, MemberView]:
+    """Each lookback's view in an ensemble over several lookbacks (meta's ``lookback_members``), checked."""
+    looks, records = sc.ensemble_lookbacks, meta.get("lookback_members")
+    keys = {"lookback", "skip", "norm_floor", "transform", "transform_lambda", "scaler"}
+    check.agree(isinstance(records, list) and len(records) == len(looks) and dc.lookback == max(looks)
+                and all(isinstance(r, dict) and set(r) == keys for r in records), "config.json",
+                f"meta.lookback_members must describe each of the {len(looks)} lookbacks of "
+                f"search.ensemble_lookbacks {list(looks)} (keys {', '.join(sorted(keys))}), and the data section's "
+                "lookback be the longest")
+    views, m, C = {}, dc.seasonal_period, len(dc.targets)
+    for L, r in zip(looks, records):
+        where = f"meta.lookback_members' lookback {L}"
+        check.agree(r["lookback"] == L and r["skip"] in SKIPS and (r["skip"] != "seasonal" or 1 < m <= L)
+                    and conforms(r["norm_floor"], "list[num]") and len(r["norm_floor"]) == C
+                    and conforms(r["transform_lambda"], "num"), "config.json",
+                    f"{where} is not one a run makes (lookback {r['lookback']!r}, skip {r['skip']!r}, "
+                    f"norm_floor {r['norm_floor']!r}, transform_lambda {r['transform_lambda']!r})")
+        try:
+            transform = TargetTransform(r["transform"], float(r["transform_lambda"]))
+            scaler = Scaler.from_dict(r["scaler"])
+        except ConfigError as e:
+            check.fail("config.json", f"{where}: {e}")
+        check.agree(len(scaler.offset) == n_cols, "config.json",
+                    f"{where}: its scaler scales {len(scaler.offset)} column(s), the model reads {n_cols}")
+        views[L] = MemberView(L, transform, scaler, WindowNorm(dc.normalise, r["skip"], m, C, tuple(r["norm_floor"])))
+    return views
 
 
 def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) -> Path:

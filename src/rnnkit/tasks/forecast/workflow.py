@@ -31,8 +31,8 @@ from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
 from .config import DataConfig, SearchConfig
 from .data import is_builtin, load_data, seasonal_period
-from .fitting import (ForecastEnsemble, Prepared, forecast_fused_task, forecast_loss, prepare, resolve_norm,
-                      train_members)
+from .fitting import (ForecastEnsemble, MemberView, Prepared, forecast_fused_task, forecast_loss, prepare,
+                      resolve_norm, train_members)
 from .model import Forecaster
 from .known import known_windows
 from .normalise import WindowNorm
@@ -263,10 +263,10 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             # what was measured to choose the settings: {normalise: validation error} when
             # normalise="auto" measured it, and every setting --auto tried
             "selection": {"normalise": choice, "search": record or []}}
-    if looks:  # each lookback's skip ("auto": chosen on its own training windows)
-        meta["lookback_skips"] = [preps[looks.index(L)].data_config.skip for L in search.ensemble_lookbacks]
+    if looks:  # each lookback's transform, scaler and normalisation ("auto" chose them on its own windows)
+        meta["lookback_members"] = [MemberView.of(preps[looks.index(L)]).to_dict() for L in search.ensemble_lookbacks]
     model = (models[0] if members == 1 else
-             ForecastEnsemble(models, looks, [p.norm for p in preps]) if looks else ForecastEnsemble(models))
+             ForecastEnsemble(models, [MemberView.of(p) for p in preps]) if looks else ForecastEnsemble(models))
     run = ForecastRun(model, prep.scaler, dc, model_config, train_config, histories[0], None, meta, prep.norm,
                       prep.transform, search)
     if evaluate and split.val_end < len(data):
