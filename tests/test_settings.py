@@ -139,23 +139,18 @@ PYTHON_ONLY = {"ModelConfig.nonlinearity", "ModelConfig.output_activation", "Mod
 # fields with option metadata that a job's command line leaves out on purpose, and why
 _REFUSED = "refused by the job (refuse_unsupported)"
 _PYTHON = "not on this job's command line; set it in Python"
+_SEQUENCE_JOBS = {  # classification and text
+    **{f"TrainConfig.{k}": _REFUSED for k in ("many_to_many", "warmup", "stateful", "tbptt")},
+    "ModelConfig.strategy": _REFUSED, "TrainConfig.loss": "always cross-entropy",
+    **{f"TrainConfig.{k}": _PYTHON for k in ("momentum", "clip_value", "schedule", "min_delta", "check_every",
+                                             "engine")},
+}
 NOT_OFFERED = {
     ("fit",): {},
-    ("classify", "fit"): {
-        **{f"TrainConfig.{k}": _REFUSED for k in ("many_to_many", "warmup", "stateful", "tbptt")},
-        "ModelConfig.strategy": _REFUSED, "TrainConfig.loss": "always cross-entropy",
-        **{f"TrainConfig.{k}": _PYTHON for k in ("momentum", "clip_value", "schedule", "min_delta", "check_every",
-                                                 "engine")},
-    },
-    ("text", "fit"): {
-        **{f"TrainConfig.{k}": _REFUSED for k in ("many_to_many", "warmup", "stateful", "tbptt")},
-        "ModelConfig.strategy": _REFUSED, "TrainConfig.loss": "always cross-entropy",
-        "ModelConfig.bidirectional": "a language model reads left to right (refused)",
-        "TrainConfig.epochs": "the budget is --steps (TextConfig.steps)",
-        "TrainConfig.steps": "the budget is --steps (TextConfig.steps)",
-        **{f"TrainConfig.{k}": _PYTHON for k in ("momentum", "clip_value", "schedule", "min_delta", "check_every",
-                                                 "engine")},
-    },
+    ("classify", "fit"): _SEQUENCE_JOBS,
+    ("text", "fit"): {**_SEQUENCE_JOBS, "ModelConfig.bidirectional": "a language model reads left to right (refused)",
+                      "TrainConfig.epochs": "the budget is --steps (TextConfig.steps)",
+                      "TrainConfig.steps": "the budget is --steps (TextConfig.steps)"},
 }
 METADATA_KEYS = {"help", "choices", "flag", "metavar", "off"}
 
