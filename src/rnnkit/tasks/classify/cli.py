@@ -37,12 +37,11 @@ def register(sub) -> None:
     for name in ("test_source", "label_col", "id_col", "text_col", "znorm", "scaler", "val_frac", "unknown",
                  "min_count"):
         config_arg(g, _SD, name)
-    m, h = CLASSIFY_DEFAULTS[:2]
+    m, h, t = CLASSIFY_DEFAULTS
     g = model_args(p, m)
     config_arg(g, m, "bidirectional", help="read each sequence in both directions")
     for name in ("pool", "frame", "embedding_dim", "class_weights"):
         config_arg(g, h, name)
-    t = CLASSIFY_DEFAULTS[2]
     g = p.add_argument_group("training")
     config_arg(g, t, "epochs")
     config_arg(g, t, "steps")
