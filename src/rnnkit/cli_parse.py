@@ -26,7 +26,7 @@ from .config import MAX_SEED, ModelConfig, TrainConfig
 from .training.rundir import check_out
 
 __all__ = ["Parser", "UsageError", "seed_arg", "seed_value", "EXIT_USAGE", "run_arg", "model_args", "train_args",
-           "out_args", "vocab_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
+           "out_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
 
 #: the exit status of a user mistake
 EXIT_USAGE = 2
@@ -159,14 +159,6 @@ def out_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--verbose", action="store_true", help="print the losses every few epochs")
-
-
-def vocab_args(g, defaults, unknown_help: str, min_count_help: str) -> None:
-    """--unknown and --min-count: the character vocabulary's policy for unseen characters."""
-    g.add_argument("--unknown", choices=["error", "skip", "replace"], default=defaults.unknown,
-                   help=f"{unknown_help} (default: {defaults.unknown})")
-    g.add_argument("--min-count", type=int, default=defaults.min_count,
-                   help=f"{min_count_help} (default: {defaults.min_count})")
 
 
 def refuse_existing(a: argparse.Namespace, *sources: str | None) -> None:

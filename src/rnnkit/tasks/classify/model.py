@@ -13,6 +13,7 @@ from ...config import ModelConfig
 from ...errors import ConfigError, ShapeError
 from ...nn.layers import Recurrent
 from ...nn.loop import valid_mask
+from .config import POOLS
 
 __all__ = ["SequenceClassifier", "AttentionPool"]
 
@@ -69,7 +70,7 @@ class SequenceClassifier(nn.Module):
     ``forward(x, lengths=None) -> logits (B, n_classes)``.
     """
 
-    POOLS = ("last", "mean", "attention")
+    POOLS = POOLS  # the pools ClassifierConfig offers
 
     def __init__(self, input_size: int, n_classes: int, config: ModelConfig | None = None,
                  pool: str = "last", vocab_size: int | None = None, embedding_dim: int = 16,

@@ -33,7 +33,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--covariates", action="append", default=[], metavar="COL",
                    help="past covariate column used as an input; repeat or comma-separate (default: none)")
     for name in ("fill", "lookback", "horizon", "stride", "val_frac", "test_frac", "val_start", "test_start",
-                 "scaler", "seasonal_period", "normalise", "skip", "transform"):
+                 "scaler", "seasonal_period", "normalise", "skip", "calendar", "transform"):
         config_arg(g, _D, name)
 
 
