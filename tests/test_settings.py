@@ -128,7 +128,7 @@ DEFAULTS = {
         **{k: (_S, f) for k, f in {"test": "test_source", "label_col": "label_col", "id_col": "id_col",
                                    "text_col": "text_col", "znorm": "znorm", "scaler": "scaler",
                                    "val_frac": "val_frac", "unknown": "unknown", "min_count": "min_count"}.items()},
-        **{k: (CH, k) for k in ("pool", "embedding_dim", "class_weights", "frame")},
+        **{k: (CH, k) for k in ("pool", "embedding_dim", "class_weights", "frame", "ensemble")},
     },
     ("text", "fit"): {k: (_X, k) for k in ("val_frac", "unknown", "min_count", "seq_len", "steps", "embedding_dim")},
 }

@@ -13,7 +13,7 @@ import json
 
 from ...cli_parse import (config_arg, config_values, loss_callbacks, model_args, out_args, refuse_existing, run_arg,
                           train_args, vocab_args)
-from ...config import ModelConfig, TrainConfig
+from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
 from .config import CLASSIFY_DEFAULTS, MAX_FRAMES, ClassifierConfig, SequenceDataConfig
 
 __all__ = ["register", "cmd_classify", "COMMANDS"]
@@ -57,6 +57,9 @@ def register(sub) -> None:
                    help=f"character embedding width, for string data (default: {h.embedding_dim})")
     g.add_argument("--class-weights", choices=["none", "balanced"], default=h.class_weights,
                    help=f"balanced: weigh each class by n / (K * n_class) in the loss (default: {h.class_weights})")
+    g.add_argument("--ensemble", type=int, default=h.ensemble, metavar="N",
+                   help="train N classifiers from the seeds SEED..SEED+N-1 side by side and predict the mean of "
+                        f"their class probabilities (at most {MAX_ENSEMBLE}; default: {h.ensemble})")
     t = CLASSIFY_DEFAULTS[2]
     g = p.add_argument_group("training")
     config_arg(g, t, "epochs")
@@ -96,7 +99,8 @@ def _classify_fit(a: argparse.Namespace) -> int:
                             text_col=a.text_col, znorm=a.znorm, scaler=a.scaler, val_frac=a.val_frac,
                             unknown=a.unknown, min_count=a.min_count)
     mc = ModelConfig(**config_values(a, ModelConfig))
-    hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights, frame=a.frame)
+    hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights, frame=a.frame,
+                          ensemble=a.ensemble)
     tc = TrainConfig(**config_values(a, TrainConfig))
     refuse_existing(a, a.train, a.test)
     run = fit_classifier(dc, mc, hc, tc, quiet=a.quiet, callbacks=loss_callbacks(a, tc.epochs))
@@ -105,13 +109,26 @@ def _classify_fit(a: argparse.Namespace) -> int:
     hc = run.head_config  # with the frame it chose
     print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}{', bidirectional' if mc.bidirectional else ''}, "
           f"pool {hc.pool}{f', frames of {hc.frame} steps' if hc.frame > 1 else ''}) on {m['n_train']} {m['input']} ({m['n_val']} held out for validation), "
-          f"{len(run.classes)} classes, {len(h.rows)} epochs" + (f", best epoch {h.best_epoch}" if h.best_epoch else "")
-          + (" (stopped early)" if h.stopped_early else ""))
+          f"{len(run.classes)} classes, " + (_training_summary(h) if hc.ensemble == 1 else _ensemble_summary(run)))
     print(_scores_table(run.metrics))
     part = "test" if "test" in run.metrics else "validation" if "validation" in run.metrics else "train"
     print(f"confusion matrix ({part}):\n" + format_confusion(run.metrics[part]["confusion_matrix"], run.classes))
     print(f"run directory: {out}")
     return 0
+
+
+def _training_summary(h) -> str:
+    return (f"{len(h.rows)} epochs" + (f", best epoch {h.best_epoch}" if h.best_epoch else "")
+            + (" (stopped early)" if h.stopped_early else ""))
+
+
+def _ensemble_summary(run) -> str:
+    """``an ensemble of 5 (seeds 0..4, ...), best epochs ..., validation accuracy ...``."""
+    m, seed = run.meta, run.train_config.seed
+    accs = m["member_val_accuracy"]
+    return (f"an ensemble of {m['ensemble']} (seeds {seed}..{seed + m['ensemble'] - 1}, predicting the mean of their "
+            f"probabilities), best epochs {' '.join(map(str, m['member_best_epochs']))}"
+            + ("" if accs is None else ", validation accuracies " + " ".join(f"{v:.3f}" for v in accs)))
 
 
 def _classify_predict(a: argparse.Namespace) -> int:

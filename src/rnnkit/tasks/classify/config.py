@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ...config import (UNKNOWN_POLICIES, ModelConfig, Serialisable, TrainConfig, check_choice, check_fraction,
-                       check_positive, refuse_forecasting_settings, refuse_setting)
+from ...config import (UNKNOWN_POLICIES, ModelConfig, Serialisable, TrainConfig, check_choice, check_ensemble,
+                       check_fraction, check_positive, refuse_forecasting_settings, refuse_setting)
 
 __all__ = ["SequenceDataConfig", "ClassifierConfig", "CLASSIFY_DEFAULTS", "MAX_FRAMES", "frame_for",
            "refuse_unsupported"]
@@ -49,7 +49,8 @@ class SequenceDataConfig(Serialisable):
 
 @dataclass(frozen=True)
 class ClassifierConfig(Serialisable):
-    """The classifier's input framing, how outputs over time are pooled, and the loss weighting.
+    """The classifier's input framing, how outputs over time are pooled, the loss weighting, and how
+    many classifiers vote.
 
     ``frame``: the network reads each numeric series in frames of ``frame`` consecutive steps,
     one frame (``frame`` x features values) per recurrent step, the last frame of each series
@@ -66,14 +67,22 @@ class ClassifierConfig(Serialisable):
     ``"attention"`` (additive attention over the valid steps). ``embedding_dim``: width of the
     character embedding for string inputs. ``class_weights="balanced"`` weighs each class by
     ``n / (K * n_class)`` in the cross-entropy, for imbalanced data.
+
+    ``ensemble``: the number of classifiers of this design, trained from the seeds ``seed``,
+    ``seed + 1``, ... on the same training/validation split (side by side, on every core), whose
+    class probabilities are averaged (the soft vote). The mean of probability vectors is one
+    itself (it sums to 1) and keeps each member's confidence; a per-class median would not sum to
+    1, and a vote of labels throws the confidence away and ties often among a few members.
     """
 
     pool: str = "last"
     embedding_dim: int = 16
     class_weights: str = "none"
     frame: Optional[int] = None
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
+        check_ensemble(self.ensemble)
         if self.frame is not None:
             check_positive("frame", self.frame)
         check_choice("pool", self.pool, ("last", "mean", "attention"))
