@@ -102,8 +102,12 @@ class ClassifierConfig(Serialisable):
 #: steps, so a budget in epochs left such sets untrained, and 1000 steps still left some seeds
 #: stuck on a plateau. No early stopping (validation sets of a few series stop on noise); the
 #: weights of the best validation loss are kept. The epoch cap equals the budget: every epoch
-#: takes at least one step, so the cap never cuts the budget short.
-CLASSIFY_DEFAULTS = (ModelConfig(cell="gru"), ClassifierConfig(),
+#: takes at least one step, so the cap never cuts the budget short. An ensemble of 5 (the soft
+#: vote of seeds seed..seed+4, ClassifierConfig.ensemble; the field's own default, 1, is what a
+#: ClassifierConfig built by hand gets): on seeds 0-9 it kept ItalyPowerDemand at or above 1-NN
+#: DTW on every seed (a single classifier: 8 of 10) and Trace at 1.000 on 8 of 10 (single: 6 of
+#: 10), for 5 times the CPU time; 10 members did the same on Trace for twice that.
+CLASSIFY_DEFAULTS = (ModelConfig(cell="gru"), ClassifierConfig(ensemble=5),
                      TrainConfig(steps=2000, epochs=2000, lr=0.01, clip_norm=1.0, patience=0))
 
 

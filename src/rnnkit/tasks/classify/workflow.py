@@ -305,10 +305,10 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
     train = (*run.inputs(tr), torch.as_tensor(y_tr))
     val = None if va is None else (*run.inputs(va), torch.as_tensor(run.encode_labels(va)))
 
-    def train_one(k: int) -> History:
+    def train_one(k: int, halt) -> History:
         m, c = members[k], tc.replace(seed=tc.seed + k)
         return fit(m, classification_loss(weight), train, val, c, quiet=quiet or hc.ensemble > 1,
-                   callbacks=list(callbacks or ()) if k == 0 else (),
+                   callbacks=[*(callbacks or () if k == 0 else ()), halt],
                    fused=classification_fused_task(m, train, val, weight))
     histories = train_side_by_side(train_one, hc.ensemble, parallel=threads_are_deterministic(mc))
     run.history = histories[0]

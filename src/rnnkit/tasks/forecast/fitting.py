@@ -152,10 +152,10 @@ def train_members(prep: Prepared, model_config: ModelConfig, train_config: Train
         models.append(model)
     configs = [train_config.replace(seed=train_config.seed + k) for k in range(first, first + n)]
 
-    def one(k: int) -> History:
+    def one(k: int, halt) -> History:
         m, c = models[k], configs[k]
         return fit(m, forecast_loss(m, c), prep.train, prep.val, c, quiet=quiet or n > 1,
-                   callbacks=callbacks if k == 0 else (),
+                   callbacks=[*(callbacks if k == 0 else ()), halt],
                    fused=forecast_fused_task(m, c, prep.train, prep.val))
     histories = train_side_by_side(one, n, parallel=threads_are_deterministic(model_config))
     fallback = []
