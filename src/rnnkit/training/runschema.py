@@ -28,7 +28,8 @@ META = {
                  "ensemble": "int", "naive_members": "int", "member_best_epochs": "list[int]", "selection": "any"},
     "classify": {**_COMMON_META, "n_series": "int", "n_train": "int", "n_val": "int",
                  "val_index": "list[int]", "input": "str", "n_features": "int",
-                 "test_source": "str|null", "test_sha256": "str|null", "train_class_counts": "dict[int]"},
+                 "test_source": "str|null", "test_sha256": "str|null", "train_class_counts": "dict[int]",
+                 "ensemble": "int", "member_best_epochs": "list[int]", "member_val_accuracy": "list[num]|null"},
     "text": {**_COMMON_META, "n_chars": "int", "train_chars": "int", "val_chars": "int", "streams": "int",
              "steps_per_epoch": "int", "epochs": "int", "steps": "int", "first_char": "str"},
 }

@@ -40,7 +40,7 @@ def register(sub) -> None:
     m, h, t = CLASSIFY_DEFAULTS
     g = model_args(p, m)
     config_arg(g, m, "bidirectional", help="read each sequence in both directions")
-    for name in ("pool", "frame", "embedding_dim", "class_weights"):
+    for name in ("pool", "frame", "embedding_dim", "class_weights", "ensemble"):
         config_arg(g, h, name)
     g = p.add_argument_group("training")
     config_arg(g, t, "epochs")
@@ -87,13 +87,26 @@ def _classify_fit(a: argparse.Namespace) -> int:
     hc = run.head_config  # with the frame it chose
     print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}{', bidirectional' if mc.bidirectional else ''}, "
           f"pool {hc.pool}{f', frames of {hc.frame} steps' if hc.frame > 1 else ''}) on {m['n_train']} {m['input']} ({m['n_val']} held out for validation), "
-          f"{len(run.classes)} classes, {len(h.rows)} epochs" + (f", best epoch {h.best_epoch}" if h.best_epoch else "")
-          + (" (stopped early)" if h.stopped_early else ""))
+          f"{len(run.classes)} classes, " + (_training_summary(h) if hc.ensemble == 1 else _ensemble_summary(run)))
     print(_scores_table(run.metrics))
     part = "test" if "test" in run.metrics else "validation" if "validation" in run.metrics else "train"
     print(f"confusion matrix ({part}):\n" + format_confusion(run.metrics[part]["confusion_matrix"], run.classes))
     print(f"run directory: {out}")
     return 0
+
+
+def _training_summary(h) -> str:
+    return (f"{len(h.rows)} epochs" + (f", best epoch {h.best_epoch}" if h.best_epoch else "")
+            + (" (stopped early)" if h.stopped_early else ""))
+
+
+def _ensemble_summary(run) -> str:
+    """``an ensemble of 5 (seeds 0..4, ...), best epochs ..., validation accuracy ...``."""
+    m, seed = run.meta, run.train_config.seed
+    accs = m["member_val_accuracy"]
+    return (f"an ensemble of {m['ensemble']} (seeds {seed}..{seed + m['ensemble'] - 1}, predicting the mean of their "
+            f"probabilities), best epochs {' '.join(map(str, m['member_best_epochs']))}"
+            + ("" if accs is None else ", validation accuracies " + " ".join(f"{v:.3f}" for v in accs)))
 
 
 def _classify_predict(a: argparse.Namespace) -> int:

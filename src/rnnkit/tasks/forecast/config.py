@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...config import (ModelConfig, Serialisable, TrainConfig, check_choice, check_positive, check_real,
-                       refuse_setting)
+from ...config import (ModelConfig, Serialisable, TrainConfig, check_choice, check_ensemble, check_positive,
+                       check_real, refuse_setting)
 from ...data.boxcox import TRANSFORMS
 from ...errors import ConfigError
 from .known import CALENDAR
@@ -124,14 +124,8 @@ class SearchConfig(Serialisable):
         "help": "--auto: seconds the search may take, the final ensemble included", "metavar": "S"})
 
     def __post_init__(self) -> None:
-        check_positive("ensemble", self.ensemble)
-        if self.ensemble > MAX_ENSEMBLE:
-            raise ConfigError(f"ensemble={self.ensemble} is more members than rnnkit trains (at most {MAX_ENSEMBLE})")
+        check_ensemble(self.ensemble)
         check_real("time_budget", self.time_budget, 0.0, 1e7, lo_open=True, what="seconds")
-
-
-#: most members an ensemble may have: beyond a few dozen the median no longer moves
-MAX_ENSEMBLE = 100
 
 
 #: The settings a job starts from where the caller passes none: the job's function (given None)

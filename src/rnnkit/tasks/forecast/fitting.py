@@ -10,8 +10,6 @@ must store to forecast again (the resolved config, scaler, normalisation, transf
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -30,6 +28,7 @@ from ...errors import ConfigError
 from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit
+from ...training.members import threads_are_deterministic, train_side_by_side
 from .config import DataConfig, refuse_unsupported
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
 from .model import Forecaster
@@ -142,9 +141,8 @@ def train_members(prep: Prepared, model_config: ModelConfig, train_config: Train
     """Train ``n`` forecasters of one design on ``prep``, member k from seed ``seed + first + k``.
 
     Members are built one after another (their initial weights depend only on their seed) and
-    trained side by side on every core: the native trainer runs outside Python's lock. Members
-    whose training is not deterministic under threads (dropout on the torch loop, which draws from
-    torch's global generator) train one at a time. A member whose validation loss is not below the
+    trained side by side on every core (:func:`~rnnkit.training.members.train_side_by_side`: the
+    native trainer runs outside Python's lock; a model with dropout trains them one at a time). A member whose validation loss is not below the
     naive forecast's is set to forecast it exactly (a zero correction): the naive fallback; so is
     every member on a series too short to hold out validation rows (:attr:`Prepared.too_short`),
     where nothing could show that the network does better.
@@ -161,17 +159,12 @@ def train_members(prep: Prepared, model_config: ModelConfig, train_config: Train
         models.append(model)
     configs = [train_config.replace(seed=train_config.seed + k) for k in range(first, first + n)]
 
-    def one(k: int) -> History:
+    def one(k: int, halt) -> History:
         m, c = models[k], configs[k]
         return fit(m, forecast_loss(m, c), prep.train, prep.val, c, quiet=quiet or n > 1,
-                   callbacks=callbacks if k == 0 else (),
+                   callbacks=[*(callbacks if k == 0 else ()), halt],
                    fused=forecast_fused_task(m, c, prep.train, prep.val))
-    threads = min(n, os.cpu_count() or 1)
-    if threads > 1 and not (model_config.dropout > 0 and train_config.engine == "torch"):
-        with ThreadPoolExecutor(threads) as pool:
-            histories = list(pool.map(one, range(n)))
-    else:
-        histories = [one(k) for k in range(n)]
+    histories = train_side_by_side(one, n, parallel=threads_are_deterministic(model_config))
     fallback = []
     for model in models:
         # on a series too short to validate, nothing shows that a network beats the naive forecast

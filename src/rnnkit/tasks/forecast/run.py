@@ -9,12 +9,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ...config import ModelConfig, TrainConfig
+from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
 from ...data.boxcox import TargetTransform
 from ...errors import ConfigError, RnnkitError
 from ...training.rundir import consistent_read
 from ...training.runs import load_weights, open_run
-from .config import MAX_ENSEMBLE, DataConfig, SearchConfig
+from .config import DataConfig, SearchConfig
 from .fitting import ForecastEnsemble, known_width
 from .model import Forecaster
 from .normalise import WindowNorm
