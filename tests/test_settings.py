@@ -123,7 +123,7 @@ TM, TT = TEXT_DEFAULTS
 JOB_DEFAULTS = {("fit",): (_D, _M, _T, SearchConfig()), ("classify", "fit"): (CM, CT), ("text", "fit"): (TM, TT)}
 # the jobs' own options, still declared by hand: option dest -> (config object holding the default, field)
 DEFAULTS = {
-    ("fit",): {k: (_D, f) for k, f in {"target": "targets", "covariates": "covariates"}.items()},
+    ("fit",): {},
     ("classify", "fit"): {
         **{k: (_S, f) for k, f in {"test": "test_source", "label_col": "label_col", "id_col": "id_col",
                                    "text_col": "text_col", "znorm": "znorm", "scaler": "scaler",
@@ -135,7 +135,7 @@ DEFAULTS = {
 REQUIRED = {("fit",): ["DATA", "--out", "r"],
             ("classify", "fit"): ["TRAIN", "--out", "r"], ("text", "fit"): ["CORPUS", "--out", "r"]}
 NOT_CONFIG = {"help", "command", "action", "data", "train", "corpus", "out", "force", "quiet",
-              "verbose"}
+              "verbose", "future"}
 def _subparser(parser, path):
     for name in path:
         action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")

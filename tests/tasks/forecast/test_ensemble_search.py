@@ -36,8 +36,8 @@ def test_ensemble_forecast_is_the_median_of_its_members(ens_run):
     assert isinstance(ens_run.model, ForecastEnsemble) and len(ens_run.model.members) == 3
     L = ens_run.data_config.lookback
     ctx = data.values[None, -L:]
-    known = ens_run.known(data, [len(data)])  # the calendar features of the next 6 months
-    assert known.shape == (1, L + 6, 3)  # sin, cos of the month, and the future flag
+    known = ens_run.known(data, [len(data)])  # the calendar features of the context's and the next 6 months
+    assert known.shape == (1, L + 6, 2)  # sin, cos of the month (the future flag is added to the network's input)
     each = np.stack([predict_windows(m, ens_run.scaler, ctx, 6, 1, norm=ens_run.norm, transform=ens_run.transform,
                                      known=known) for m in ens_run.model.members])  # (3, 1, 6, 1)
     assert not np.allclose(each[0], each[1])  # different seeds, different members
