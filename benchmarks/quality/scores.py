@@ -61,6 +61,15 @@ def smape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(200.0 * np.mean(term))
 
 
+#: scores this close (relative) are one score: forecasts that agree up to floating-point rounding
+#: (a transform and its exact inverse round-trip to ~1e-15) tie, in wins and in "worse than"
+TIE_RTOL = 1e-9
+
+
+def _tied(a: float, b: float) -> bool:
+    return abs(a - b) <= TIE_RTOL * max(1.0, abs(a), abs(b))
+
+
 def _finite(*values) -> bool:
     return all(v is not None and math.isfinite(v) for v in values)
 
@@ -73,7 +82,7 @@ def relative_geomean(scores: Sequence[float], reference: Sequence[float]) -> flo
 
 def wins(table: Mapping[str, Sequence[float]]) -> dict[str, int]:
     """For each method (``table``: method -> one score per series, lower is better), on how many series
-    it has the lowest score; methods tied with the best (within a relative 1e-12) all count a win, and
+    it has the lowest score; methods tied with the best (:data:`TIE_RTOL`) all count a win, and
     a method without a finite score on a series is not in the running there."""
     names = list(table)
     count = dict.fromkeys(names, 0)
@@ -84,14 +93,14 @@ def wins(table: Mapping[str, Sequence[float]]) -> dict[str, int]:
             continue
         best = min(row.values())
         for k, v in row.items():
-            if v <= best + 1e-12 * max(1.0, abs(best)):
+            if v <= best or _tied(v, best):
                 count[k] += 1
     return count
 
 
 def worse_than(scores: Sequence[float], reference: Sequence[float]) -> int:
-    """On how many series ``scores`` is strictly above ``reference`` (both finite)."""
-    return sum(1 for s, r in zip(scores, reference) if _finite(s, r) and s > r)
+    """On how many series ``scores`` is above ``reference`` (both finite, not tied: :data:`TIE_RTOL`)."""
+    return sum(1 for s, r in zip(scores, reference) if _finite(s, r) and s > r and not _tied(s, r))
 
 
 def accuracy(y_true: Sequence, y_pred: Sequence) -> float:

@@ -53,6 +53,14 @@ def test_relative_geomean_wins_and_worse_than():
     assert scores.worse_than([1.0, 3.0, math.nan, 2.0], [2.0, 2.0, 1.0, 2.0]) == 1
 
 
+def test_rounding_differences_are_ties_not_losses():
+    # a seasonal-naive fallback forecast after log + exp differs from seasonal naive in the last bits
+    ref, rounded = 0.5484251968503937, 0.5484251968503955
+    assert scores.worse_than([rounded], [ref]) == 0
+    assert scores.wins({"a": [ref], "b": [rounded]}) == {"a": 1, "b": 1}
+    assert scores.worse_than([ref * (1 + 1e-6)], [ref]) == 1  # a real difference, however small, still counts
+
+
 def test_accuracy_compares_labels_as_strings():
     assert scores.accuracy([1, 2, 2, 1], ["1", "2", "1", "1"]) == 0.75
     with pytest.raises(ValueError, match="one non-zero length"):

@@ -126,6 +126,22 @@ def test_log_transform_chosen_for_growing_swings_and_saved(tmp_path):
                           data=additive, quiet=True).data_config.transform == "none"
 
 
+def test_auto_transform_keeps_the_data_units_under_a_drift_skip():
+    # yearly growth whose swings grow with the level: Guerrero picks the log, and with the last-value
+    # skip the log stays; under a drift skip the log would compound the drift (exponential growth)
+    t = np.arange(40.0)
+    y = np.exp(3 + 0.08 * t) * (1 + 0.1 * np.random.default_rng(0).normal(size=t.size))
+    data = series_from_frame(pd.DataFrame({"y": y}), target="y", source="growth")
+    fit = lambda **kw: fit_forecaster(DataConfig(horizon=6, seasonal_period=1, **kw),  # noqa: E731
+                                      ModelConfig(hidden_size=4), TrainConfig(epochs=1), data=data, quiet=True)
+    assert fit(skip="last").data_config.transform == "log"
+    drift = fit(skip="drift")
+    assert drift.data_config.transform == "none" and drift.transform.name == "none"
+    assert fit(skip="drift", transform="log").data_config.transform == "log"  # asked for: kept
+    auto = fit()
+    assert (auto.data_config.skip, auto.data_config.transform) in (("drift", "none"), ("last", "log"))
+
+
 @pytest.mark.parametrize("freq, m", [("MS", 12), ("ME", 12), ("QS-OCT", 4), ("QE-DEC", 4), ("D", 7), ("h", 24),
                                      ("W-SUN", 52), ("YS-JAN", 1), ("2D", 1), ("min", 1), (None, 1)])
 def test_season_from_frequency(freq, m):

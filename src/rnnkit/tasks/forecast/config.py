@@ -40,7 +40,8 @@ class DataConfig(Serialisable):
     naive forecast (``"auto"``: the seasonal one when ``lookback >= m > 1``, else the last value;
     none for recursive models); ``transform`` is a log or Box-Cox transform of the targets
     (``"auto"``: log when all training values are positive and their spread grows with their
-    level, by Guerrero's method). See :mod:`rnnkit.tasks.forecast.normalise`. A run stores the
+    level, by Guerrero's method; not with a drift skip, whose log-scale drift would compound into
+    exponential growth). See :mod:`rnnkit.tasks.forecast.normalise`. A run stores the
     choices ``"auto"`` made, so it reloads as trained.
 
     ``covariates`` are past inputs (known up to each window's end only; direct models).

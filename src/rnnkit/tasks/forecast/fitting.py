@@ -135,21 +135,28 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     lookback, default_split = resolve_split(dc, data, m)
     split = split or default_split
     normalise, skip = resolve_norm(dc, model_config, train_config, lookback, m)
-    values = data.values.copy()
-    transform = TargetTransform.choose(dc.transform, values[:split.train_end, :C], m)
-    values[:, :C] = transform.forward(values[:, :C])
     calendar = resolve_calendar(dc, data)
     recursive = model_config.strategy == "recursive"
-    dc = dc.replace(lookback=lookback, seasonal_period=m, normalise=normalise, skip=skip, transform=transform.name,
-                    calendar=calendar)
+    dc = dc.replace(lookback=lookback, seasonal_period=m, normalise=normalise, skip=skip, calendar=calendar)
     refuse_unsupported(model_config, train_config, lookback=lookback)
     check_rows(dc, split)
-    scaler = Scaler(dc.scaler).fit(values[:split.train_end])  # training rows only
+
+    def transformed(kind: str):  # -> the transform, the values in its units, the scaler (training rows only)
+        t = TargetTransform.choose(kind, data.values[:split.train_end, :C], m)
+        v = data.values.copy()
+        v[:, :C] = t.forward(v[:, :C])
+        return t, v, Scaler(dc.scaler).fit(v[:split.train_end])
+    transform, values, scaler = transformed(dc.transform)
     scaled = scaler.transform(values)
     if skip == "auto":  # the naive forecast that fits the training windows best
         candidates = ("last", "drift") + (("seasonal",) if 1 < m <= lookback else ())
         skip = choose_skip(candidates, m, *windows_for(scaled, C, lookback, dc.horizon, 1, 0, split.train_end)[:2])
-        dc = dc.replace(skip=skip)
+    if skip == "drift" and dc.transform == "auto" and transform.name != "none":
+        # a drift on the log scale compounds: exponential growth over the horizon, the multiplicative
+        # trend that classical exponential smoothing leaves out by default for the same reason
+        transform, values, scaler = transformed("none")
+        scaled = scaler.transform(values)
+    dc = dc.replace(skip=skip, transform=transform.name)
     norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C])
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     n_values = C + len(dc.covariates)
