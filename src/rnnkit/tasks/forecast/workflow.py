@@ -101,7 +101,9 @@ class ForecastRun:
             raise ConfigError(f"this run reads the future covariates {list(dc.future_covariates)}: forecasting past "
                               f"the data needs their values for the {rows} row(s) after its last one; pass them with "
                               "--future FILE (Python: forecast(future=FILE or DataFrame))")
-        return future_values(future, dc.future_covariates, dc.time_col, data.frame.index, data.freq, rows)
+        index = data.frame.index  # a series given as data, not read from a file, names its time index itself
+        time_col = dc.time_col or (index.name or "time" if isinstance(index, pd.DatetimeIndex) else None)
+        return future_values(future, dc.future_covariates, time_col, index, data.freq, rows)
 
     @property
     def targets(self) -> tuple[str, ...]:
