@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from rnnkit import ConfigError, DataConfig, DataError, ModelConfig, TrainConfig, fit_forecaster, load_run
+from rnnkit import (ConfigError, DataConfig, DataError, ModelConfig, RunError, TrainConfig, fit_forecaster,
+                    load_run)
 from rnnkit.cli import main
 from rnnkit.data.series import series_from_frame
 from rnnkit.tasks.forecast.data import series_streams
@@ -145,6 +146,11 @@ def test_save_and_load_forecast_the_same(runs, tmp_path):
     assert len(longer) == 3
     bare = run.save(tmp_path / "bare", data=data)  # no future values: no forecast.csv, the rest is written
     assert not (bare / "forecast.csv").exists() and (bare / "forecast.png").exists()
+    config = json.loads((bare / "config.json").read_text())
+    config["meta"]["known_inputs"] = ["price"]  # a record that disagrees with the data section is refused
+    (bare / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match="known_inputs"):
+        load_run(bare)
 
 
 # --- the future file -----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ...training.rundir import consistent_read
 from ...training.runs import load_weights, open_run
 from .config import MAX_ENSEMBLE, DataConfig, SearchConfig
 from .fitting import ForecastEnsemble
-from .known import known_width
+from .known import known_names, known_width
 from .model import Forecaster
 from .normalise import WindowNorm
 from .workflow import ForecastRun, write_forecast_run
@@ -48,6 +48,9 @@ def load_forecast_run(path: str | os.PathLike):
         except RnnkitError as e:
             check.fail("config.json", f"its calendar {dc.calendar!r} at frequency {meta['freq']!r} is unusable ({e})")
         n_in = n_values + n_known
+        check.agree(meta["known_inputs"] == known_names(meta["freq"], dc.calendar, dc.future_covariates), "config.json",
+                    f"meta.known_inputs {meta['known_inputs']} are not the future covariates and calendar features "
+                    "of the data section")
         check.agree(n_out >= 1 and (shapes["input_size"], shapes["n_targets"], shapes["horizon"]) ==
                     (n_in, n_out, dc.horizon), "config.json",
                     f"shapes {shapes} do not match the data section ({n_out} target(s), {n_in} input(s), "
