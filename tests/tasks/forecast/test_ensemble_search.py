@@ -76,6 +76,15 @@ def test_auto_tries_alternatives_and_records_its_choice(tmp_path):
     np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), run.forecast(data)["y"].to_numpy())
 
 
+def test_auto_searches_a_recursive_model_without_the_skip():
+    # the naive skip is the direct head's (a recursive model predicts each value itself): not tried
+    run = fit_forecaster(DC, ModelConfig(hidden_size=4, strategy="recursive"), TrainConfig(epochs=2), data=_data(),
+                         quiet=True, search=SearchConfig(auto=True, time_budget=600))
+    record = run.meta["selection"]["search"]
+    assert len(record) == 7 and not any("skip" in r for r in record[1:])  # the defaults, lookback, width, lr x2
+    assert run.data_config.skip == "none" and run.model.n_known == 2  # the calendar at each step
+
+
 def test_auto_keeps_the_defaults_on_few_validation_windows():
     frame = _data().frame.iloc[:100]  # 10 validation rows, 5 windows
     data = series_from_frame(frame.reset_index(), time_col="date")
