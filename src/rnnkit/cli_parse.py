@@ -121,8 +121,9 @@ def config_arg(g, config, name: str, *, help: str | None = None, choices: tuple 
     if kind is tuple:  # names: repeated or comma-separated, added to the (empty) default
         if default != ():
             raise ValueError(f"{dest} defaults to {default!r}: a list option can only add names")
-        return g.add_argument(flag, dest=dest, action=_Names, default=(), help=f"{text} (default: "
-                              f"{md.get('off', 'none')})", metavar=md.get("metavar", flag[2:].upper().replace("-", "_")))
+        return g.add_argument(flag, dest=dest, action=_Names, default=(),
+                              help=f"{text} (default: {md.get('off', 'none')})",
+                              metavar=md.get("metavar", flag[2:].upper().replace("-", "_")))
     if default is None:
         shown = default_text or md.get("off", "none")
     else:

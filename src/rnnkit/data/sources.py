@@ -23,8 +23,8 @@ from ..errors import DataError
 from .builtin import get_corpus, list_corpora, load_builtin, read_corpus_bytes
 from .series import Fill, SeriesData, series_from_frame
 
-__all__ = ["read_series", "read_table", "load_source", "decode_utf8", "read_data_file", "gunzip_limited", "max_file_bytes",
-           "physical_memory", "gib"]
+__all__ = ["read_series", "read_table", "load_source", "decode_utf8", "read_data_file", "gunzip_limited",
+           "max_file_bytes", "physical_memory", "gib"]
 
 _READERS = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
 _GIB = 1 << 30

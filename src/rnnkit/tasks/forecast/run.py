@@ -45,12 +45,12 @@ def load_forecast_run(path: str | os.PathLike):
         recursive = mc.strategy == "recursive"
         try:  # the known inputs (future covariates, calendar features, a direct model's flag) after the values
             n_known = known_width(meta["freq"], dc.calendar, len(dc.future_covariates), recursive)
-        except RnnkitError as e:
+            names = known_names(meta["freq"], dc.calendar, dc.future_covariates)
+        except (RnnkitError, ValueError) as e:  # pandas: ValueError for a frequency it does not know
             check.fail("config.json", f"its calendar {dc.calendar!r} at frequency {meta['freq']!r} is unusable ({e})")
         n_in = n_values + n_known
-        check.agree(meta["known_inputs"] == known_names(meta["freq"], dc.calendar, dc.future_covariates), "config.json",
-                    f"meta.known_inputs {meta['known_inputs']} are not the future covariates and calendar features "
-                    "of the data section")
+        check.agree(meta["known_inputs"] == names, "config.json", f"meta.known_inputs {meta['known_inputs']} are "
+                    f"not the data section's future covariates and calendar features {names}")
         check.agree(n_out >= 1 and (shapes["input_size"], shapes["n_targets"], shapes["horizon"]) ==
                     (n_in, n_out, dc.horizon), "config.json",
                     f"shapes {shapes} do not match the data section ({n_out} target(s), {n_in} input(s), "

@@ -36,7 +36,8 @@ from .future import future_values
 from .model import Forecaster
 from .known import known_names
 from .normalise import WindowNorm
-from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
+from .predict import (check_known_horizon, forecast_frame, naive_baselines, predict_windows, score_forecasts,
+                      windows_for)
 from .search import AUTO_ENSEMBLE, auto_search, choose_normalisation
 
 __all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest", "write_forecast_run"]
