@@ -93,6 +93,14 @@ def test_generation_equals_one_pass_over_what_it_fed():
     fed = torch.cat([out[:, :5], known], 2)  # forecasts 1..5, each with the next row's known inputs
     again = model(torch.cat([prime, fed], 1))[:, 3:]  # (2, 6, 1): the prediction after each input
     torch.testing.assert_close(again, out, rtol=0, atol=1e-12)  # float64: the same sums in another grouping
+    state = None  # streaming, one observation at a time (the native step): the same forecasts
+    for t in range(4):
+        y_t, state = model.step(prime[:, t], state)
+    steps = [y_t]
+    for k in range(5):
+        y_t, state = model.step(torch.cat([y_t, known[:, k]], 1), state)  # the forecast, the next row's inputs
+        steps.append(y_t)
+    torch.testing.assert_close(torch.stack(steps, 1), out, rtol=0, atol=1e-12)
     with pytest.raises(Exception, match="known input"):
         model.predict(prime, 6)
     with pytest.raises(ConfigError, match="past covariates"):

@@ -82,7 +82,8 @@ class Forecaster(nn.Module):
 
         ``y_t`` is what ``forward`` outputs for everything fed so far: direct models give the
         ``(B, horizon, C)`` forecast after this step, recursive ones the ``(B, C)`` prediction of
-        the next value. In the model's (scaled) units, without autograd; the layers run as they
+        the next value (a recursive model with known inputs reads ``x_t`` as this row's targets
+        followed by the next row's ``n_known`` known inputs). In the model's (scaled) units, without autograd; the layers run as they
         are, so call ``model.eval()`` first if they use dropout. On the CPU this uses the native
         streaming step (:meth:`rnnkit.nn.layers.Recurrent.step`).
         """
