@@ -64,8 +64,8 @@ class DataConfig(Serialisable):
                 "comma-separate", "metavar": "COL"})
     future_covariates: tuple[str, ...] = field(default=(), metadata={
         "help": "column whose values are known in advance (a price, a promotion, a holiday), read over the "
-                "horizon: forecasting past the data then needs them (forecast --future FILE); repeat or "
-                "comma-separate", "metavar": "COL"})
+                "horizon (direct) or at each step (recursive); forecasting past the data then needs them "
+                "(forecast --future FILE); repeat or comma-separate", "metavar": "COL"})
     fill: Optional[str] = field(default=None, metadata={
         "help": "fill missing values", "choices": ("ffill", "interpolate"), "off": "refuse them"})
     lookback: Optional[int] = field(default=None, metadata={
