@@ -124,7 +124,7 @@ JOB_DEFAULTS = {("fit",): (_D, _M, _T, SearchConfig()),
                 ("text", "fit"): (TextConfig(), TM, TT)}
 # the options still declared by hand for a config field: option dest -> (config holding the default, field)
 DEFAULTS = {
-    ("fit",): {k: (_D, f) for k, f in {"target": "targets", "covariates": "covariates"}.items()},
+    ("fit",): {},
     ("classify", "fit"): {},
     ("text", "fit"): {},
 }
@@ -132,7 +132,7 @@ DEFAULTS = {
 POSITIONAL = {("fit",): "data", ("classify", "fit"): "train", ("text", "fit"): "corpus"}
 REQUIRED = {("fit",): ["DATA", "--out", "r"],
             ("classify", "fit"): ["TRAIN", "--out", "r"], ("text", "fit"): ["CORPUS", "--out", "r"]}
-NOT_CONFIG = {"help", "command", "action", "out", "force", "quiet", "verbose"}
+NOT_CONFIG = {"help", "command", "action", "out", "force", "quiet", "verbose", "future"}
 # fields no command line offers, and so without option metadata: set in Python
 PYTHON_ONLY = {"ModelConfig.nonlinearity", "ModelConfig.output_activation", "ModelConfig.output_size",
                "TrainConfig.restore_best", "TrainConfig.shuffle"}

@@ -3,7 +3,8 @@ built from the config dataclasses (:func:`config_arg`), and the options the sequ
 (``classify``, ``text``) share.
 
 A config field's option comes from one place, the field itself: its name (``--batch-size`` for
-``batch_size``, or the metadata's ``"flag"``), its type, its default (from the job's default config),
+``batch_size``, or the metadata's ``"flag"``), its type (a ``tuple[str, ...]`` field takes names,
+repeated or comma-separated), its default (from the job's default config),
 and the metadata's ``"help"``, ``"choices"`` and ``"metavar"``. Its value lands in the namespace
 under ``"ConfigClass.field"``, so :func:`config_values` builds the config from the command line
 with no hand-kept mapping, and a test checks every such option's default against its config.
@@ -80,11 +81,24 @@ class _Store(argparse.Action):
         setattr(namespace, GIVEN, given | {self.dest})
 
 
+class _Names(argparse.Action):
+    """A list of names, repeated or comma-separated (``--x a --x b,c``), appended to the default
+    (recorded as given, as :class:`_Store` does)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        names = tuple(getattr(namespace, self.dest, None) or ()) + tuple(
+            v.strip() for v in values.split(",") if v.strip())
+        setattr(namespace, self.dest, names)
+        given = getattr(namespace, GIVEN, None) or set()
+        setattr(namespace, GIVEN, given | {self.dest})
+
+
 def _field_type(f: dataclasses.Field) -> type:
-    """The Python type of a field declared ``int``, ``float``, ``str``, ``bool`` or ``Optional[...]`` of one."""
+    """The Python type of a field declared ``int``, ``float``, ``str``, ``bool``, ``Optional[...]`` of
+    one, or ``tuple[str, ...]`` (a list of names)."""
     name = f.type if isinstance(f.type, str) else f.type.__name__
     name = name[len("Optional["):-1] if name.startswith("Optional[") else name
-    return _TYPES[name]
+    return tuple if name.startswith("tuple[") else _TYPES[name]
 
 
 def config_arg(g, config, name: str, *, help: str | None = None, choices: tuple | None = None,
@@ -104,6 +118,12 @@ def config_arg(g, config, name: str, *, help: str | None = None, choices: tuple 
         if default is not False:
             raise ValueError(f"{dest} defaults to {default!r}: a command-line switch can only turn it on")
         return g.add_argument(flag, action="store_true", dest=dest, help=text)
+    if kind is tuple:  # names: repeated or comma-separated, added to the (empty) default
+        if default != ():
+            raise ValueError(f"{dest} defaults to {default!r}: a list option can only add names")
+        return g.add_argument(flag, dest=dest, action=_Names, default=(),
+                              help=f"{text} (default: {md.get('off', 'none')})",
+                              metavar=md.get("metavar", flag[2:].upper().replace("-", "_")))
     if default is None:
         shown = default_text or md.get("off", "none")
     else:

@@ -31,13 +31,14 @@ from ...training.loop import History, fit
 from ...training.members import threads_are_deterministic, train_side_by_side
 from .config import DataConfig, refuse_unsupported
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
+from .future import with_future_columns
 from .model import Forecaster
-from .known import calendar_width, extend, known_windows
+from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip
 from .predict import windows_for
 
 __all__ = ["Prepared", "prepare", "train_members", "ForecastEnsemble", "forecast_loss", "forecast_fused_task",
-           "resolve_norm"]
+           "resolve_norm", "series_known", "series_known_rows"]
 
 
 @dataclass
@@ -57,20 +58,60 @@ class Prepared:
     dtype: torch.dtype
     #: the default split had to leave validation out (the series is too short to hold out a horizon)
     too_short: bool = False
+    #: the model is recursive (it reads the known inputs at each step, not over the horizon)
+    recursive: bool = False
+
+    @property
+    def n_values(self) -> int:
+        """Value columns the network reads per step: the targets, then the past covariates."""
+        return len(self.data_config.targets) + len(self.data_config.covariates)
 
     @property
     def n_inputs(self) -> int:
-        """Features per input step: the data's columns, then the known inputs' (calendar + flag)."""
-        return self.data.values.shape[1] + self.known_width
+        """Features per input step: the values, then the known inputs (see :mod:`.known`)."""
+        return self.n_values + self.known_width
 
     @property
     def known_width(self) -> int:
-        return known_width(self.data.freq, self.data_config.calendar)
+        dc = self.data_config
+        return known_width(self.data.freq, dc.calendar, len(dc.future_covariates), self.recursive)
 
     def known(self, starts: np.ndarray) -> np.ndarray | None:
-        """The known inputs of windows whose targets start at rows ``starts`` (see :mod:`.known`)."""
-        dc = self.data_config
-        return known_windows(self.data.frame.index, self.data.freq, dc.calendar, starts, dc.lookback, dc.horizon)
+        """The known inputs of windows whose targets start at rows ``starts`` (see :func:`series_known`)."""
+        return series_known(self.data, self.data_config, self.scaler, starts, self.data_config.horizon)
+
+
+def series_known_rows(data: SeriesData, dc: DataConfig, scaler: Scaler, steps: int = 0,
+                      future: np.ndarray | None = None) -> np.ndarray | None:
+    """The known inputs of every row of ``data`` and of the ``steps`` rows after it, in the
+    network's units (:func:`~rnnkit.tasks.forecast.known.known_rows`): the future covariates'
+    values, scaled with the run's ``scaler`` (the data's own, then the first ``steps`` rows of
+    ``future``, raw values ``(rows, Kf)`` of the rows after the data), then the calendar features
+    ``dc`` asks for. None when the run has no known inputs."""
+    covs = None
+    if dc.future_covariates:
+        cols = len(dc.targets) + len(dc.covariates) + np.arange(len(dc.future_covariates))
+        values = data.values[:, cols]  # (N, Kf): known, so the data's own values
+        if steps:
+            if future is None or len(future) < steps:
+                raise ConfigError(f"forecasting {steps} row(s) past the data needs the future covariates "
+                                  f"{list(dc.future_covariates)} of those rows: pass them with --future FILE "
+                                  "(Python: forecast(future=...))")
+            values = np.concatenate([values, np.asarray(future, dtype=np.float64)[:steps]])
+        covs = scaler.transform(values, columns=cols)
+    return known_rows(data.frame.index, data.freq, dc.calendar, covs, steps)
+
+
+def series_known(data: SeriesData, dc: DataConfig, scaler: Scaler, starts, horizon: int,
+                 future: np.ndarray | None = None) -> np.ndarray | None:
+    """The known inputs ``(W, lookback + horizon, K)`` of ``data``'s windows whose targets start at
+    rows ``starts`` (:func:`~rnnkit.tasks.forecast.known.known_windows`); windows that reach past the
+    data's end read the rows after it from ``future`` (see :func:`series_known_rows`)."""
+    if not dc.future_covariates and dc.calendar == "none":
+        return None
+    starts = np.asarray(starts, dtype=np.int64)
+    steps = max(0, int(starts.max()) + horizon - len(data)) if len(starts) else 0
+    return known_windows(series_known_rows(data, dc, scaler, steps, future), starts, dc.lookback, horizon)
 
 
 def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig,
@@ -82,8 +123,9 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         train_config = train_config.replace(loss="mse")
     if data is not None and data_config.source == DataConfig.source and data.source != data_config.source:
         data_config = data_config.replace(source=data.source)  # the default source is not this data's
-    data = data if data is not None else load_data(data_config)
-    dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates),
+    data = with_future_columns(data if data is not None else load_data(data_config), data_config.future_covariates)
+    past = tuple(c for c in data.covariates if c not in data_config.future_covariates)
+    dc = data_config.replace(targets=tuple(data.targets), covariates=past,
                              source=absolute_source(data_config.source))  # usable from any working directory
     if train_config.stateful and model_config.strategy != "recursive":
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
@@ -92,7 +134,8 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     lookback, default_split = resolve_split(dc, data, m)
     split = split or default_split
     normalise, skip = resolve_norm(dc, model_config, train_config, lookback, m)
-    calendar = resolve_calendar(dc, model_config, data)
+    calendar = resolve_calendar(dc, data)
+    recursive = model_config.strategy == "recursive"
     dc = dc.replace(lookback=lookback, seasonal_period=m, normalise=normalise, skip=skip, calendar=calendar)
     refuse_unsupported(model_config, train_config, lookback=lookback)
     check_rows(dc, split)
@@ -115,17 +158,22 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     dc = dc.replace(skip=skip, transform=transform.name)
     norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C])
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
-    K = known_width(data.freq, calendar)
-    check_training_memory(model_config, values.shape[1] + K, C * dc.horizon, min(train_config.batch_size, windows),
-                          dc.lookback + (dc.horizon if K else 0), itemsize=torch.empty(0, dtype=dtype).element_size())
+    n_values = C + len(dc.covariates)
+    K = known_width(data.freq, calendar, len(dc.future_covariates), recursive)
+    check_training_memory(model_config, n_values + K, C * dc.horizon, min(train_config.batch_size, windows),
+                          dc.lookback + (dc.horizon if K and not recursive else 0),
+                          itemsize=torch.empty(0, dtype=dtype).element_size())
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
 
     def pairs(X, Y, starts):
         X, Y = norm.encode(X, Y) if norm.active else (X, Y)
-        known = known_windows(data.frame.index, data.freq, calendar, starts, dc.lookback, dc.horizon)
-        return as_t(extend(X, known)), as_t(Y)
-    if train_config.stateful:
-        train, val = tuple(as_t(a) for a in series_streams(scaled[:split.train_end], C, train_config.batch_size)), None
+        known = series_known(data, dc, scaler, starts, dc.horizon)
+        return as_t(model_input(X, known, n_values, recursive)), as_t(Y)
+    if train_config.stateful:  # row t's values with row t + 1's known inputs, as the windows have them
+        rows = series_known_rows(data, dc, scaler)
+        streams = series_streams(scaled[:split.train_end, :n_values], C, train_config.batch_size,
+                                 None if rows is None else rows[:split.train_end])
+        train, val = tuple(as_t(a) for a in streams), None
     else:
         train = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end))
         val = None
@@ -133,7 +181,7 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
             val = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end))
     too_short = (dc.val_frac is None and dc.val_start is None and dc.test_start is None and val is None
                  and not train_config.stateful)
-    return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype, too_short)
+    return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype, too_short, recursive)
 
 
 def train_members(prep: Prepared, model_config: ModelConfig, train_config: TrainConfig, n: int = 1, *,
@@ -152,7 +200,7 @@ def train_members(prep: Prepared, model_config: ModelConfig, train_config: Train
     models = []
     for k in range(first, first + n):
         torch.manual_seed(train_config.seed + k)
-        model = Forecaster(prep.n_inputs, C, dc.horizon, model_config).to(prep.dtype)
+        model = Forecaster(prep.n_inputs, C, dc.horizon, model_config, n_known=prep.known_width).to(prep.dtype)
         if prep.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
             nn.init.zeros_(model.head.weight)
             nn.init.zeros_(model.head.bias)
@@ -206,9 +254,13 @@ class ForecastEnsemble(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self._median([m(x) for m in self.members])
 
+    @property
+    def n_known(self) -> int:
+        return self.members[0].n_known
+
     @torch.no_grad()
-    def predict(self, context: Tensor, horizon: int | None = None) -> Tensor:
-        return self._median([m.predict(context, horizon) for m in self.members])
+    def predict(self, context: Tensor, horizon: int | None = None, known: Tensor | None = None) -> Tensor:
+        return self._median([m.predict(context, horizon, known) for m in self.members])
 
     def init_state(self, batch: int = 1):
         return tuple(m.init_state(batch) for m in self.members)
@@ -286,9 +338,10 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
     return normalise, skip
 
 
-def resolve_calendar(dc: DataConfig, model: ModelConfig, data: SeriesData) -> str:
-    """The calendar features ``dc`` asks for, checked: they need a direct model on dated rows, and
-    are none at a frequency without a cycle (yearly).
+def resolve_calendar(dc: DataConfig, data: SeriesData) -> str:
+    """The calendar features ``dc`` asks for, checked: they need dated rows, and are none at a
+    frequency without a cycle (yearly). Direct models read them over the horizon, recursive ones
+    at each step (:mod:`.known`).
 
     They are off by default: measured on ``make quality`` (14 real series), sin/cos calendar
     features on top of the seasonal skip gave a geo-mean relative MASE of 0.847 against 0.820
@@ -299,16 +352,7 @@ def resolve_calendar(dc: DataConfig, model: ModelConfig, data: SeriesData) -> st
     if dc.calendar != "none" and not dated:
         raise ConfigError(f"calendar={dc.calendar!r} needs dated rows at a regular frequency; pass --time-col (or "
                           "use --calendar none)")
-    if dc.calendar != "none" and model.strategy != "direct":
-        raise ConfigError("calendar features are known inputs over the horizon, which a direct model reads; a "
-                          "recursive model has no such inputs: use --calendar none")
     return dc.calendar
-
-
-def known_width(freq: str | None, calendar: str) -> int:
-    """Features per step the known inputs add: the calendar's, plus the future flag (0 without any)."""
-    K = calendar_width(freq, calendar)
-    return K + 1 if K else 0
 
 
 @torch.no_grad()

@@ -15,7 +15,8 @@ from ...errors import ConfigError, RnnkitError
 from ...training.rundir import consistent_read
 from ...training.runs import load_weights, open_run
 from .config import DataConfig, SearchConfig
-from .fitting import ForecastEnsemble, known_width
+from .fitting import ForecastEnsemble
+from .known import known_names, known_width
 from .model import Forecaster
 from .normalise import WindowNorm
 from .workflow import ForecastRun, write_forecast_run
@@ -39,11 +40,17 @@ def load_forecast_run(path: str | os.PathLike):
         members = meta["ensemble"]
         check.agree(1 <= members <= MAX_ENSEMBLE and 0 <= meta["naive_members"] <= members, "config.json",
                     f"meta's ensemble of {members} member(s), {meta['naive_members']} naive, is impossible")
-        n_cols, n_out = len(dc.targets) + len(dc.covariates), len(dc.targets)
-        try:  # the known future inputs (calendar features and their flag) the model reads after the columns
-            n_in = n_cols + known_width(meta["freq"], dc.calendar)
-        except RnnkitError as e:
+        n_values, n_out = len(dc.targets) + len(dc.covariates), len(dc.targets)
+        n_cols = n_values + len(dc.future_covariates)  # the columns the scaler scales
+        recursive = mc.strategy == "recursive"
+        try:  # the known inputs (future covariates, calendar features, a direct model's flag) after the values
+            n_known = known_width(meta["freq"], dc.calendar, len(dc.future_covariates), recursive)
+            names = known_names(meta["freq"], dc.calendar, dc.future_covariates)
+        except (RnnkitError, ValueError) as e:  # pandas: ValueError for a frequency it does not know
             check.fail("config.json", f"its calendar {dc.calendar!r} at frequency {meta['freq']!r} is unusable ({e})")
+        n_in = n_values + n_known
+        check.agree(meta["known_inputs"] == names, "config.json", f"meta.known_inputs {meta['known_inputs']} are "
+                    f"not the data section's future covariates and calendar features {names}")
         check.agree(n_out >= 1 and (shapes["input_size"], shapes["n_targets"], shapes["horizon"]) ==
                     (n_in, n_out, dc.horizon), "config.json",
                     f"shapes {shapes} do not match the data section ({n_out} target(s), {n_in} input(s), "
@@ -54,7 +61,7 @@ def load_forecast_run(path: str | os.PathLike):
                     f"{rows[3]}) is impossible")
         scaler = check.scaler(n_cols)
         def build():
-            one = lambda: Forecaster(n_in, n_out, dc.horizon, mc)  # noqa: E731
+            one = lambda: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known)  # noqa: E731
             return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
         model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets": dc.horizon * n_out})
         history, metrics = check.reports()
@@ -70,6 +77,7 @@ def load_forecast_run(path: str | os.PathLike):
     return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform, sc)
 
 
-def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) -> Path:
-    """``run.save(out, force, data=data)``: see :meth:`~rnnkit.tasks.forecast.workflow.ForecastRun.save`."""
-    return run.save(out, force=force, data=data)
+def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False, future=None) -> Path:
+    """``run.save(out, force, data=data, future=future)``: see
+    :meth:`~rnnkit.tasks.forecast.workflow.ForecastRun.save`."""
+    return run.save(out, force=force, data=data, future=future)
