@@ -115,27 +115,46 @@ def test_cli_refuses_what_forecasting_does_not_use(capsys, tmp_path, args, needl
 # --- 2. command-line defaults are the configs' ---------------------------------------------------------
 
 _D, _M, _T = DataConfig(), ModelConfig(), TrainConfig()
-_S, _X = SequenceDataConfig(), TextConfig()
 CM, CH, CT = CLASSIFY_DEFAULTS
 TM, TT = TEXT_DEFAULTS
-# Options built from ModelConfig/TrainConfig fields (rnnkit.cli_parse.config_arg) name their field in
-# their dest ("TrainConfig.lr"): the test finds them itself and needs only each job's default configs.
-JOB_DEFAULTS = {("fit",): (_D, _M, _T, SearchConfig()), ("classify", "fit"): (CM, CT), ("text", "fit"): (TM, TT)}
-# the jobs' own options, still declared by hand: option dest -> (config object holding the default, field)
+# Options built from config fields (rnnkit.cli_parse.config_arg) name their field in their dest
+# ("TrainConfig.lr"): the test finds them itself and needs only each job's default configs.
+JOB_DEFAULTS = {("fit",): (_D, _M, _T, SearchConfig()),
+                ("classify", "fit"): (SequenceDataConfig(), CM, CH, CT),
+                ("text", "fit"): (TextConfig(), TM, TT)}
+# the options still declared by hand for a config field: option dest -> (config holding the default, field)
 DEFAULTS = {
-    ("fit",): {k: (_D, f) for k, f in {"target": "targets", "covariates": "covariates"}.items()},
-    ("classify", "fit"): {
-        **{k: (_S, f) for k, f in {"test": "test_source", "label_col": "label_col", "id_col": "id_col",
-                                   "text_col": "text_col", "znorm": "znorm", "scaler": "scaler",
-                                   "val_frac": "val_frac", "unknown": "unknown", "min_count": "min_count"}.items()},
-        **{k: (CH, k) for k in ("pool", "embedding_dim", "class_weights", "frame")},
-    },
-    ("text", "fit"): {k: (_X, k) for k in ("val_frac", "unknown", "min_count", "seq_len", "steps", "embedding_dim")},
+    ("fit",): {},
+    ("classify", "fit"): {},
+    ("text", "fit"): {},
 }
+# the positional argument: the dest holding the job's data config's ``source``
+POSITIONAL = {("fit",): "data", ("classify", "fit"): "train", ("text", "fit"): "corpus"}
 REQUIRED = {("fit",): ["DATA", "--out", "r"],
             ("classify", "fit"): ["TRAIN", "--out", "r"], ("text", "fit"): ["CORPUS", "--out", "r"]}
-NOT_CONFIG = {"help", "command", "action", "data", "train", "corpus", "out", "force", "quiet",
-              "verbose"}
+NOT_CONFIG = {"help", "command", "action", "out", "force", "quiet", "verbose", "future"}
+# fields no command line offers, and so without option metadata: set in Python
+PYTHON_ONLY = {"ModelConfig.nonlinearity", "ModelConfig.output_activation", "ModelConfig.output_size",
+               "TrainConfig.restore_best", "TrainConfig.shuffle"}
+# fields with option metadata that a job's command line leaves out on purpose, and why
+_REFUSED = "refused by the job (refuse_unsupported)"
+_PYTHON = "not on this job's command line; set it in Python"
+_SEQUENCE_JOBS = {  # classification and text
+    **{f"TrainConfig.{k}": _REFUSED for k in ("many_to_many", "warmup", "stateful", "tbptt")},
+    "ModelConfig.strategy": _REFUSED, "TrainConfig.loss": "always cross-entropy",
+    **{f"TrainConfig.{k}": _PYTHON for k in ("momentum", "clip_value", "schedule", "min_delta", "check_every",
+                                             "engine")},
+}
+NOT_OFFERED = {
+    ("fit",): {},
+    ("classify", "fit"): _SEQUENCE_JOBS,
+    ("text", "fit"): {**_SEQUENCE_JOBS, "ModelConfig.bidirectional": "a language model reads left to right (refused)",
+                      "TrainConfig.epochs": "the budget is --steps (TextConfig.steps)",
+                      "TrainConfig.steps": "the budget is --steps (TextConfig.steps)"},
+}
+METADATA_KEYS = {"help", "choices", "flag", "metavar", "off"}
+
+
 def _subparser(parser, path):
     for name in path:
         action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
@@ -144,7 +163,7 @@ def _subparser(parser, path):
 
 
 def _config_mapping(path) -> dict:
-    """dest -> (default config, field) of every option built from a shared config's field."""
+    """dest -> (default config, field) of every option built from a config's field."""
     by_class = {type(c).__name__: c for c in JOB_DEFAULTS[path]}
     mapping = {}
     for action in _subparser(build_parser(), path)._actions:
@@ -160,7 +179,7 @@ def test_every_cli_default_is_the_config_default(path):
     args = vars(build_parser().parse_args([*path, *REQUIRED[path]]))
     mapping = {**DEFAULTS[path], **_config_mapping(path)}
     # an option neither built from a config field nor declared above fails here
-    unmapped = set(args) - set(mapping) - NOT_CONFIG
+    unmapped = set(args) - set(mapping) - NOT_CONFIG - {POSITIONAL[path]}
     assert not unmapped, f"options without a config field in this test: {unmapped}"
     for dest, (config, field) in mapping.items():
         expected = getattr(config, field)
@@ -175,7 +194,36 @@ def test_every_cli_default_is_the_config_default(path):
             assert f"default: {shown}" in helps[dest], (dest, helps[dest])
 
 
-@pytest.mark.parametrize("cls", [ModelConfig, TrainConfig])
+@pytest.mark.parametrize("path", list(DEFAULTS), ids=" ".join)
+def test_every_config_field_is_an_option_or_left_out_on_purpose(path):
+    # each field of each config the job reads is exactly one of: an option built from it, an
+    # option declared by hand, the positional source, a Python-only field (no metadata), or a
+    # field with metadata this job leaves out (NOT_OFFERED, with the reason)
+    built = set(_config_mapping(path))
+    by_hand = {f"{type(config).__name__}.{field}" for config, field in DEFAULTS[path].values()}
+    source = {f"{type(JOB_DEFAULTS[path][0]).__name__}.source"}
+    left_out = set(NOT_OFFERED[path])
+    fields = {f"{type(c).__name__}.{f.name}": f for c in JOB_DEFAULTS[path] for f in dataclasses.fields(c)}
+    groups = {"built from the config": built, "declared by hand": by_hand, "the positional": source,
+              "Python only": PYTHON_ONLY, "NOT_OFFERED": left_out}
+    for name, f in fields.items():
+        places = [group for group, names in groups.items() if name in names]
+        assert len(places) == 1, f"{name} is {' and '.join(places) or 'not on the command line nor listed here'}"
+        assert bool(f.metadata) == (name in built or name in left_out), \
+            f"{name}: option metadata ({dict(f.metadata)}) must go with an option built from it (or NOT_OFFERED)"
+    assert left_out <= set(fields), left_out - set(fields)
+
+
+@pytest.mark.parametrize("cls", [ModelConfig, TrainConfig, DataConfig, SearchConfig, SequenceDataConfig,
+                                 ClassifierConfig, TextConfig])
+def test_config_metadata_says_what_an_option_needs(cls):
+    for f in dataclasses.fields(cls):
+        if f.metadata:
+            assert "help" in f.metadata and set(f.metadata) <= METADATA_KEYS, (cls.__name__, f.name, f.metadata)
+
+
+@pytest.mark.parametrize("cls", [ModelConfig, TrainConfig, DataConfig, SequenceDataConfig, ClassifierConfig,
+                                 TextConfig])
 def test_config_metadata_choices_are_what_the_config_accepts(cls):
     # the option's choices come from the field's metadata and its validation from __post_init__:
     # every choice must construct (with the settings it needs) and anything else must be refused
@@ -201,3 +249,44 @@ def test_a_value_given_on_the_command_line_reaches_the_config():
     mc, tc = ModelConfig(**config_values(a, ModelConfig)), TrainConfig(**config_values(a, TrainConfig))
     assert (mc.cell, mc.hidden_size, mc.num_layers, mc.dropout, mc.peephole) == ("lstm", 7, 2, 0.25, True)
     assert (tc.lr, tc.seed, tc.clip_norm) == (0.5, 11, 3.0)
+
+
+@pytest.mark.parametrize("argv, cls, expected", [
+    (["classify", "fit", "T", "--out", "r", "--test", "U", "--label-col", "y", "--id-col", "i", "--text-col", "s",
+      "--znorm", "--scaler", "minmax", "--val-frac", "0.3", "--unknown", "skip", "--min-count", "2"],
+     SequenceDataConfig, dict(test_source="U", label_col="y", id_col="i", text_col="s", znorm=True, scaler="minmax",
+                              val_frac=0.3, unknown="skip", min_count=2)),
+    (["classify", "fit", "T", "--out", "r", "--pool", "mean", "--frame", "3", "--embedding-dim", "8",
+      "--class-weights", "balanced", "--ensemble", "3"],
+     ClassifierConfig, dict(pool="mean", frame=3, embedding_dim=8, class_weights="balanced", ensemble=3)),
+    (["text", "fit", "C", "--out", "r", "--val-frac", "0.2", "--unknown", "replace", "--min-count", "3",
+      "--embedding-dim", "4", "--seq-len", "16", "--steps", "7"],
+     TextConfig, dict(val_frac=0.2, unknown="replace", min_count=3, embedding_dim=4, seq_len=16, steps=7)),
+], ids=["classify data", "classify head", "text"])
+def test_a_jobs_own_setting_given_on_the_command_line_reaches_its_config(argv, cls, expected):
+    from rnnkit.cli_parse import config_values
+    values = config_values(build_parser().parse_args(argv), cls)
+    assert set(expected) == {f.name for f in dataclasses.fields(cls) if f.metadata}  # every option, once
+    assert {k: values[k] for k in expected} == expected and set(values) == set(expected)
+    source = {"source": argv[2]} if cls is not ClassifierConfig else {}  # the positional, as the handler passes it
+    config = cls(**source, **values)
+    assert {k: getattr(config, k) for k in {**expected, **source}} == {**expected, **source}
+
+
+@pytest.mark.parametrize("action, method, options", [
+    ("generate", "generate_iter", {"prime": "prime", "length": "length", "temperature": "temperature",
+                                   "top_k": "top_k", "seed": "seed", "unknown": "unknown"}),
+    ("suggest", "suggest", {"k": "k", "max_chars": "max_chars", "unknown": "unknown"}),
+    ("evaluate", "evaluate", {"unknown": "unknown"}),
+])
+def test_text_use_options_default_to_the_python_methods_defaults(action, method, options):
+    # `rnnkit text generate|suggest|evaluate` read no config: their defaults are TextRun's arguments'
+    import inspect
+    from rnnkit.tasks.text.workflow import TextRun
+    required = {"generate": [], "suggest": ["--prime", "x"], "evaluate": ["--data", "f.txt"]}[action]
+    args = vars(build_parser().parse_args(["text", action, "--run", "r", *required]))
+    params = inspect.signature(getattr(TextRun, method)).parameters
+    offered = set(args) - {"command", "action", "run", "json", "data"} - ({"prime"} if action == "suggest" else set())
+    assert offered == set(options), offered ^ set(options)
+    for dest, name in options.items():
+        assert args[dest] == params[name].default and type(args[dest]) is type(params[name].default), dest

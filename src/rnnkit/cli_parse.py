@@ -3,7 +3,8 @@ built from the config dataclasses (:func:`config_arg`), and the options the sequ
 (``classify``, ``text``) share.
 
 A config field's option comes from one place, the field itself: its name (``--batch-size`` for
-``batch_size``, or the metadata's ``"flag"``), its type, its default (from the job's default config),
+``batch_size``, or the metadata's ``"flag"``), its type (a ``tuple[str, ...]`` field takes names,
+repeated or comma-separated), its default (from the job's default config),
 and the metadata's ``"help"``, ``"choices"`` and ``"metavar"``. Its value lands in the namespace
 under ``"ConfigClass.field"``, so :func:`config_values` builds the config from the command line
 with no hand-kept mapping, and a test checks every such option's default against its config.
@@ -26,7 +27,7 @@ from .config import MAX_SEED, ModelConfig, TrainConfig
 from .training.rundir import check_out
 
 __all__ = ["Parser", "UsageError", "seed_arg", "seed_value", "int_list", "EXIT_USAGE", "run_arg", "model_args",
-           "train_args", "out_args", "vocab_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
+           "train_args", "out_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
 
 #: the exit status of a user mistake
 EXIT_USAGE = 2
@@ -89,11 +90,25 @@ class _Store(argparse.Action):
         setattr(namespace, GIVEN, given | {self.dest})
 
 
+class _Names(argparse.Action):
+    """A list of names, repeated or comma-separated (``--x a --x b,c``), appended to the default
+    (recorded as given, as :class:`_Store` does)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        names = tuple(getattr(namespace, self.dest, None) or ()) + tuple(
+            v.strip() for v in values.split(",") if v.strip())
+        setattr(namespace, self.dest, names)
+        given = getattr(namespace, GIVEN, None) or set()
+        setattr(namespace, GIVEN, given | {self.dest})
+
+
 def _field_type(f: dataclasses.Field) -> type:
-    """The Python type of a field declared ``int``, ``float``, ``str``, ``bool`` or ``Optional[...]`` of one
-    (a ``tuple[int, ...]`` field takes :func:`int_list`)."""
+    """The Python type of a field declared ``int``, ``float``, ``str``, ``bool``, ``Optional[...]`` of
+    one, ``tuple[str, ...]`` (a list of names) or ``tuple[int, ...]`` (:func:`int_list`)."""
     name = f.type if isinstance(f.type, str) else f.type.__name__
     name = name[len("Optional["):-1] if name.startswith("Optional[") else name
+    if name.startswith("tuple[") and name not in _TYPES:
+        return tuple  # a list of names
     return _TYPES[name]
 
 
@@ -114,7 +129,13 @@ def config_arg(g, config, name: str, *, help: str | None = None, choices: tuple 
         if default is not False:
             raise ValueError(f"{dest} defaults to {default!r}: a command-line switch can only turn it on")
         return g.add_argument(flag, action="store_true", dest=dest, help=text)
-    if default is None or default == ():
+    if kind is tuple:  # names: repeated or comma-separated, added to the (empty) default
+        if default != ():
+            raise ValueError(f"{dest} defaults to {default!r}: a list option can only add names")
+        return g.add_argument(flag, dest=dest, action=_Names, default=(),
+                              help=f"{text} (default: {md.get('off', 'none')})",
+                              metavar=md.get("metavar", flag[2:].upper().replace("-", "_")))
+    if default is None or default == ():  # () of a list of numbers: "off"
         shown = default_text or md.get("off", "none")
     else:
         shown = f"{default:g}" if isinstance(default, float) else str(default)
@@ -169,14 +190,6 @@ def out_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--verbose", action="store_true", help="print the losses every few epochs")
-
-
-def vocab_args(g, defaults, unknown_help: str, min_count_help: str) -> None:
-    """--unknown and --min-count: the character vocabulary's policy for unseen characters."""
-    g.add_argument("--unknown", choices=["error", "skip", "replace"], default=defaults.unknown,
-                   help=f"{unknown_help} (default: {defaults.unknown})")
-    g.add_argument("--min-count", type=int, default=defaults.min_count,
-                   help=f"{min_count_help} (default: {defaults.min_count})")
 
 
 def refuse_existing(a: argparse.Namespace, *sources: str | None) -> None:

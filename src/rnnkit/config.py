@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .nn.cells import cell_names, cell_spec, cell_specs
 
 __all__ = ["ModelConfig", "TrainConfig", "Serialisable", "check_choice", "check_positive", "check_real",
-           "check_fraction", "refuse_setting", "refuse_forecasting_settings"]
+           "check_fraction", "check_ensemble", "refuse_setting", "refuse_forecasting_settings"]
 
 #: the cells the command line offers: every cell registered in rnnkit.nn.cells (a cell registered
 #: later, by user code, is accepted by ModelConfig, which asks the registry itself)
@@ -36,6 +36,9 @@ MAX_LR = 10.0
 FLOAT32_MAX = 3.4028234663852886e38
 #: seeds are stored and passed to torch's generators, which take integers in [0, 2^63 - 1] portably
 MAX_SEED = 2**63 - 1
+#: most members an ensemble (of forecasters or classifiers) may have: beyond a few dozen their
+#: combined prediction no longer moves
+MAX_ENSEMBLE = 100
 
 
 def check_choice(name: str, value: Any, allowed: tuple) -> None:
@@ -47,6 +50,14 @@ def check_positive(name: str, value: Any, zero_ok: bool = False) -> None:
     ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if zero_ok else value >= 1)
     if not ok:
         raise ConfigError(f"{name} must be an integer {'>= 0' if zero_ok else '>= 1'}; got {value!r}")
+
+
+def check_ensemble(value: Any) -> None:
+    """An ensemble's number of members: an integer in [1, :data:`MAX_ENSEMBLE`]."""
+    check_positive("ensemble", value)
+    if value > MAX_ENSEMBLE:
+        raise ConfigError(f"ensemble={value} is more members than rnnkit trains (at most {MAX_ENSEMBLE}); "
+                          "pass a smaller number")
 
 
 def check_real(name: str, value: Any, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False,

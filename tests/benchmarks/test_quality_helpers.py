@@ -122,9 +122,11 @@ def test_rnnkit_options_reach_the_right_config():
                                                        horizon=6, seasonal_period=1, test_frac=0.0)
     assert (dc.horizon, dc.seasonal_period, dc.test_frac, mc.cell, tc.epochs, sc.ensemble, kwargs) == \
         (6, 1, 0.0, "gru", 7, 3, {})
-    (_, mc, _, tc), _ = rnnkit_calls._configure("classify", {})
+    (_, mc, hc, tc), _ = rnnkit_calls._configure("classify", {})
     from rnnkit.tasks.classify.config import CLASSIFY_DEFAULTS
-    assert (mc, tc) == (CLASSIFY_DEFAULTS[0], CLASSIFY_DEFAULTS[2])  # the job's defaults, not the dataclasses'
+    assert (mc, hc, tc) == CLASSIFY_DEFAULTS  # the job's defaults (its ensemble included), not the dataclasses'
+    (_, _, hc, _), kwargs = rnnkit_calls._configure("classify", {"classify.ensemble": 1})
+    assert hc == CLASSIFY_DEFAULTS[1].replace(ensemble=1) and kwargs == {}
     for bad, why in (({"nope": 1}, "has no setting 'nope'"), ({"forecast.pool": 1}, "forecast job has no setting"),
                      ({"x.lr": 1}, "prefix must be")):
         with pytest.raises(ValueError, match=why):

@@ -53,7 +53,10 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     out = {}
     run = fit_forecaster(DataConfig(source="builtin:sine", lookback=5, horizon=2), mc, tc, quiet=True)
     out["forecast"] = save_run(run, root / "forecast")
-    run = fit_classifier(SequenceDataConfig(source="builtin:ItalyPowerDemand_TRAIN"), mc, None, tc, quiet=True)
+    # one classifier (the job's default is an ensemble, whose damaged files tests/tasks/classify/test_ensemble.py
+    # checks): the tensor names below are a single classifier's
+    run = fit_classifier(SequenceDataConfig(source="builtin:ItalyPowerDemand_TRAIN"), mc, None, tc, quiet=True,
+                         ensemble=1)
     out["classify"] = save_classifier_run(run, root / "classify", plots=False)
     csv = root / "names.csv"
     csv.write_text("text,label\n" + "".join(f"{w}{i},{lab}\n" for i in range(6)

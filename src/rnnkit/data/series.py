@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["SeriesData", "series_from_frame", "Fill"]
+__all__ = ["SeriesData", "series_from_frame", "Fill", "time_index", "column_values"]
 
 Fill = Literal["ffill", "interpolate"] | None
 _FILLS = (None, "ffill", "interpolate")
@@ -99,12 +99,12 @@ def series_from_frame(
     index: pd.Index = pd.RangeIndex(len(raw))
     freq, missing = None, None
     if time_col is not None:
-        stamps = _time_index(raw[time_col], time_col, source)
+        stamps = time_index(raw[time_col], time_col, source)
         freq, missing = _infer_freq(stamps)
         if fill is None and missing is not None and len(missing):
             _raise_gap(stamps, missing, freq, time_col, source)
         index = stamps
-    frame = pd.DataFrame({c: _to_float(raw[c], c, source) for c in targets + covs})
+    frame = pd.DataFrame({c: column_values(raw[c], c, source) for c in targets + covs})
     frame.index = index
     if fill is None:
         _check_finite(frame, source)
@@ -169,8 +169,8 @@ def _looks_numeric(col: pd.Series) -> bool:
                                                    errors="coerce").notna().all())
 
 
-def _to_float(col: pd.Series, name: str, source: str) -> np.ndarray:
-    """One raw column -> float64 values; non-numeric cells raise with their row and value."""
+def column_values(col: pd.Series, name: str, source: str) -> np.ndarray:
+    """One raw column -> float64 values (empty cells NaN); non-numeric cells raise with their row and value."""
     if pd.api.types.is_numeric_dtype(col.dtype):  # includes bool
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
     text = col.astype(object).where(col.notna(), None)
@@ -185,8 +185,8 @@ def _to_float(col: pd.Series, name: str, source: str) -> np.ndarray:
     return values
 
 
-def _time_index(col: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
-    """Parse, then require unique and increasing timestamps (rows are never reordered)."""
+def time_index(col: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
+    """A raw time column parsed as dates, required unique and increasing (rows are never reordered)."""
     if pd.api.types.is_datetime64_any_dtype(col.dtype):
         stamps = pd.DatetimeIndex(col)
         text = col.astype(str)

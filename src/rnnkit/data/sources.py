@@ -23,8 +23,8 @@ from ..errors import DataError
 from .builtin import get_corpus, list_corpora, load_builtin, read_corpus_bytes
 from .series import Fill, SeriesData, series_from_frame
 
-__all__ = ["read_series", "load_source", "decode_utf8", "read_data_file", "gunzip_limited", "max_file_bytes",
-           "physical_memory", "gib"]
+__all__ = ["read_series", "read_table", "load_source", "decode_utf8", "read_data_file", "gunzip_limited",
+           "max_file_bytes", "physical_memory", "gib"]
 
 _READERS = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
 _GIB = 1 << 30
@@ -62,11 +62,23 @@ def read_series(
     if text.startswith("builtin:"):
         return load_builtin(text.removeprefix("builtin:"), target=target, time_col=time_col,
                              covariates=covariates, fill=fill)
+    raw, sha256 = read_table(source, builtin=True)
+    return series_from_frame(raw, target, time_col, covariates, fill, source=text, sha256=sha256)
+
+
+def read_table(source: str | Path, builtin: bool = False) -> tuple[pd.DataFrame, str]:
+    """A CSV, TSV or Parquet file's table, unvalidated (CSV/TSV cells kept as strings), and the
+    SHA-256 of its bytes. ``builtin`` says that ``builtin:NAME`` is an alternative (for the message).
+
+    Raises:
+        DataError: the file is missing, unreadable, of another type or not a table.
+    """
+    text = str(source)
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix not in _READERS:
         raise DataError(f"{text}: unsupported file type {suffix or '(none)'!r}; "
-                        f"use one of {', '.join(_READERS)} or 'builtin:NAME'")
+                        f"use one of {', '.join(_READERS)}" + (" or 'builtin:NAME'" if builtin else ""))
     if not path.exists():
         raise DataError(f"{text}: file not found; check the path (relative paths start at "
                         f"{Path.cwd()})")
@@ -74,9 +86,7 @@ def read_series(
         raw_bytes = read_data_file(path, text)
     except OSError as exc:  # a directory, no permission, ...
         raise DataError(f"{text}: cannot read the file ({exc.strerror or exc})") from exc
-    raw = _parse_table(raw_bytes, suffix, text)
-    return series_from_frame(raw, target, time_col, covariates, fill, source=text,
-                             sha256=hashlib.sha256(raw_bytes).hexdigest())
+    return _parse_table(raw_bytes, suffix, text), hashlib.sha256(raw_bytes).hexdigest()
 
 
 def _parse_table(raw_bytes: bytes, suffix: str, label: str) -> pd.DataFrame:

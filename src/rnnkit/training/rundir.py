@@ -30,8 +30,9 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from ..errors import RnnkitError, RunError
 from . import atomic
@@ -252,26 +253,43 @@ def _being_replaced(d: Path) -> bool:
     return False
 
 
+@contextmanager
+def _pinned(d: Path) -> Iterator[tuple[int, int] | None]:
+    """The identity (device, inode) of directory ``d``, held open meanwhile: while the descriptor is
+    open the inode cannot be freed, so no directory made later (a replacement's) can have the same
+    identity, and "the same before and after" cannot be fooled by two swaps and a reused inode."""
+    try:
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield None
+        return
+    try:
+        st = os.fstat(fd)
+        yield st.st_dev, st.st_ino
+    finally:
+        os.close(fd)
+
+
 def consistent_read(load: Callable[..., _T]) -> Callable[..., _T]:
     """Decorate a loader ``load(path, ...)`` so that it never mixes two runs: the directory at
-    ``path`` must be the same one (device and inode) before and after every file was read, else the
-    load is repeated (a ``--force`` replacement swapped it meanwhile)."""
+    ``path`` must be the same one (device and inode, held open: :func:`_pinned`) before and after
+    every file was read, else the load is repeated (a ``--force`` replacement swapped it meanwhile)."""
     @functools.wraps(load)
     def wrapper(path, *args, **kwargs):
         deadline = time.monotonic() + READ_PATIENCE
         while time.monotonic() < deadline:
-            before = _identity(Path(path))
-            try:
-                result = load(path, *args, **kwargs)
-            except (RnnkitError, OSError):
-                if before is not None and _identity(Path(path)) != before:
-                    continue  # swapped while reading: the error may come from the old run's removal
-                if before is None and _being_replaced(Path(path)):
-                    time.sleep(0.05)  # renamed aside for a replacement (no atomic swap here): wait
-                    continue
-                raise
-            if _identity(Path(path)) == before:
-                return result
+            with _pinned(Path(path)) as before:
+                try:
+                    result = load(path, *args, **kwargs)
+                except (RnnkitError, OSError):
+                    if before is not None and _identity(Path(path)) != before:
+                        continue  # swapped while reading: the error may come from the old run's removal
+                    if before is None and _being_replaced(Path(path)):
+                        time.sleep(0.05)  # renamed aside for a replacement (no atomic swap here): wait
+                        continue
+                    raise
+                if _identity(Path(path)) == before:
+                    return result
         raise RunError(f"run directory {path} was replaced by another process again and again for "
                        f"{READ_PATIENCE:.0f} s while being read; try again when it is done")
     return wrapper

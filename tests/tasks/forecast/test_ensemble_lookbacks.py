@@ -15,8 +15,8 @@ from rnnkit import (ConfigError, DataConfig, DataError, ModelConfig, RnnkitError
 from rnnkit.cli import main
 from rnnkit.data.series import series_from_frame
 from rnnkit.tasks.forecast.fitting import ForecastEnsemble
-from rnnkit.tasks.forecast.known import known_windows
-from rnnkit.tasks.forecast.predict import predict_windows
+from rnnkit.tasks.forecast.known import known_rows, known_windows
+from rnnkit.tasks.forecast.predict import predict_windows, windows_for
 
 t = np.arange(300)
 # growth with a small multiplicative season: "auto" chooses the skip and the transform by lookback
@@ -47,7 +47,8 @@ def _by_hand(run, data) -> np.ndarray:
     out = []
     for member, view in zip(run.model.members, run.model.views):
         L = view.lookback
-        known = known_windows(data.frame.index, data.freq, "sincos", np.array([len(data)]), L, 6)
+        rows = known_rows(data.frame.index, data.freq, "sincos", steps=6)  # every row's and the next 6 months'
+        known = known_windows(rows, [len(data)], L, 6)  # (1, L + 6, 2): sin and cos of the month
         out.append(predict_windows(member, view.scaler, data.values[None, -L:], 6, 1, norm=view.norm,
                                    transform=view.transform, known=known)[0, :, 0])
     return np.stack(out)
@@ -165,3 +166,28 @@ def test_cli_trains_and_reloads_a_lookback_ensemble(tmp_path, capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("2025-")]
     expected = load_run(tmp_path / "e").forecast()["y"].to_numpy()  # the reloaded ensemble, median of 3
     np.testing.assert_allclose([float(r[-1]) for r in rows], expected, rtol=1e-6)  # printed to 6 decimals
+
+
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+def test_future_covariates_and_recursive_members_read_their_own_slices(strategy):
+    # a known future covariate (its rows are in the data) and the calendar: each member gets the
+    # known inputs of its own window; the test windows' forecasts are the median of the members'
+    rng = np.random.default_rng(3)
+    c = rng.normal(size=300)
+    frame = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=300, freq="MS").strftime("%Y-%m-%d"),
+                          "y": SERIES + 5 * c, "c": c})
+    data = series_from_frame(frame, target="y", time_col="date", covariates=["c"])
+    run = fit_forecaster(DC.replace(future_covariates=("c",)), MC.replace(strategy=strategy), TC, data=data,
+                         quiet=True, search=SearchConfig(ensemble=3, ensemble_lookbacks=(12, 6, 24)))
+    start = run.meta["test_start"]
+    X, _, starts = windows_for(data.values, 1, 24, 6, 1, start, len(data))  # contexts of the longest lookback
+    known = run.known(data, starts)  # (W, 24 + 6, K): the covariate and the month of every row
+    each = [predict_windows(m, v.scaler, X[:, 24 - v.lookback:], 6, 1, norm=v.norm, transform=v.transform,
+                            known=known[:, 24 - v.lookback:]) for m, v in zip(run.model.members, run.model.views)]
+    np.testing.assert_allclose(run.predict_contexts(X, 6, known), np.median(np.stack(each), axis=0), rtol=1e-12)
+    assert not np.allclose(each[0], each[1])
+    # member 1 is the forecaster a single fit with lookback 6 and seed 1 trains, reading the known
+    # inputs that fit cuts for its own windows: the slices above are the right rows
+    one = fit_forecaster(DC.replace(future_covariates=("c",), lookback=6, normalise=run.data_config.normalise),
+                         MC.replace(strategy=strategy), TC.replace(seed=1), data=data, quiet=True)
+    np.testing.assert_array_equal(one.predict_contexts(X[:, -6:], 6, one.known(data, starts)), each[1])

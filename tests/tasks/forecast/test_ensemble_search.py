@@ -36,8 +36,8 @@ def test_ensemble_forecast_is_the_median_of_its_members(ens_run):
     assert isinstance(ens_run.model, ForecastEnsemble) and len(ens_run.model.members) == 3
     L = ens_run.data_config.lookback
     ctx = data.values[None, -L:]
-    known = ens_run.known(data, [len(data)])  # the calendar features of the next 6 months
-    assert known.shape == (1, L + 6, 3)  # sin, cos of the month, and the future flag
+    known = ens_run.known(data, [len(data)])  # the calendar features of the context's and the next 6 months
+    assert known.shape == (1, L + 6, 2)  # sin, cos of the month (the future flag is added to the network's input)
     each = np.stack([predict_windows(m, ens_run.scaler, ctx, 6, 1, norm=ens_run.norm, transform=ens_run.transform,
                                      known=known) for m in ens_run.model.members])  # (3, 1, 6, 1)
     assert not np.allclose(each[0], each[1])  # different seeds, different members
@@ -74,6 +74,15 @@ def test_auto_tries_alternatives_and_records_its_choice(tmp_path):
     back = load_run(tmp_path / "r")
     assert back.model_config == run.model_config and back.data_config == run.data_config
     np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), run.forecast(data)["y"].to_numpy())
+
+
+def test_auto_searches_a_recursive_model_without_the_skip():
+    # the naive skip is the direct head's (a recursive model predicts each value itself): not tried
+    run = fit_forecaster(DC, ModelConfig(hidden_size=4, strategy="recursive"), TrainConfig(epochs=2), data=_data(),
+                         quiet=True, search=SearchConfig(auto=True, time_budget=600))
+    record = run.meta["selection"]["search"]
+    assert len(record) == 7 and not any("skip" in r for r in record[1:])  # the defaults, lookback, width, lr x2
+    assert run.data_config.skip == "none" and run.model.n_known == 2  # the calendar at each step
 
 
 def test_auto_keeps_the_defaults_on_few_validation_windows():

@@ -11,6 +11,7 @@ import torch
 from rnnkit import ConfigError, DataConfig, DataError, ModelConfig, TrainConfig, fit_forecaster, load_run
 from rnnkit.data.series import series_from_frame
 from rnnkit.tasks.forecast.data import default_lookback, freq_season, resolve_split
+from rnnkit.tasks.forecast.known import model_input
 from rnnkit.tasks.forecast.metrics import last_value_forecast, seasonal_naive_forecast
 from rnnkit.tasks.forecast.normalise import WindowNorm
 
@@ -227,10 +228,13 @@ def test_calendar_features_reach_the_direct_model_over_the_horizon(tmp_path):
                          data=data, quiet=True)
     L = run.data_config.lookback
     assert run.data_config.calendar == "sincos" and run.model.input_size == 1 + 2 + 1  # y, sin, cos, flag
-    known = run.known(data, [len(data)])[0]  # (L + 6, 3): the context's months, then the next 6
+    known = run.known(data, [len(data)])  # (1, L + 6, 2): the context's months, then the next 6
     months = np.concatenate([data.frame.index.month[-L:], (data.frame.index.month[-1] + np.arange(1, 7) - 1) % 12 + 1])
-    np.testing.assert_allclose(known[:, 0], np.sin(2 * np.pi * months / 12), atol=1e-12)
-    np.testing.assert_array_equal(known[:, 2], np.r_[np.zeros(L), np.ones(6)])
+    np.testing.assert_allclose(known[0, :, 0], np.sin(2 * np.pi * months / 12), atol=1e-12)
+    x = model_input(np.ones((1, L, 1)), known, 1, recursive=False)[0]  # (L + 6, 4): y, sin, cos, flag
+    np.testing.assert_array_equal(x[:, 0], np.r_[np.ones(L), np.zeros(6)])  # the future values are unknown
+    np.testing.assert_array_equal(x[:, 1:3], known[0])
+    np.testing.assert_array_equal(x[:, 3], np.r_[np.zeros(L), np.ones(6)])
     run.save(tmp_path / "r", data=data)
     np.testing.assert_array_equal(load_run(tmp_path / "r").forecast(data)["y"].to_numpy(),
                                   run.forecast(data)["y"].to_numpy())
@@ -239,6 +243,3 @@ def test_calendar_features_reach_the_direct_model_over_the_horizon(tmp_path):
     plain = series_from_frame(pd.DataFrame({"y": data.target_values[:, 0]}))  # no dates: no calendar
     with pytest.raises(ConfigError, match="dated rows"):
         fit_forecaster(DataConfig(horizon=6, calendar="sincos"), data=plain, quiet=True)
-    with pytest.raises(ConfigError, match="recursive"):
-        fit_forecaster(DataConfig(horizon=6, calendar="onehot"), ModelConfig(strategy="recursive"), data=data,
-                       quiet=True)

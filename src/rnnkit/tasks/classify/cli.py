@@ -12,11 +12,14 @@ import argparse
 import json
 
 from ...cli_parse import (config_arg, config_values, loss_callbacks, model_args, out_args, refuse_existing, run_arg,
-                          train_args, vocab_args)
+                          train_args)
 from ...config import ModelConfig, TrainConfig
-from .config import CLASSIFY_DEFAULTS, MAX_FRAMES, ClassifierConfig, SequenceDataConfig
+from .config import CLASSIFY_DEFAULTS, ClassifierConfig, SequenceDataConfig
 
 __all__ = ["register", "cmd_classify", "COMMANDS"]
+
+# the data options' defaults are SequenceDataConfig's own (CLASSIFY_DEFAULTS holds the model, head and training)
+_SD = SequenceDataConfig()
 
 
 def register(sub) -> None:
@@ -31,33 +34,14 @@ def register(sub) -> None:
     p.add_argument("train", metavar="TRAIN", help="training data: .ts/.tsv/.csv/.npz, or builtin:ItalyPowerDemand_TRAIN, "
                                                  "builtin:JapaneseVowels_TRAIN, builtin:surnames")
     g = p.add_argument_group("data")
-    g.add_argument("--test", metavar="TEST", help="labelled test data, scored after training (default: none)")
-    g.add_argument("--label-col", metavar="COL", help="CSV: the label column (default: 'label')")
-    g.add_argument("--id-col", metavar="COL", help="CSV long format: the column naming each row's series")
-    g.add_argument("--text-col", metavar="COL", help="CSV of strings: the text column (default: 'text' if present)")
-    g.add_argument("--znorm", action="store_true", help="z-normalise every series on its own (the UCR convention)")
-    sd = SequenceDataConfig()
-    g.add_argument("--scaler", choices=["standard", "minmax", "none"], default=sd.scaler,
-                   help=f"per-feature scaling fitted on the training steps only (default: {sd.scaler})")
-    g.add_argument("--val-frac", type=float, default=sd.val_frac, metavar="F",
-                   help=f"fraction of TRAIN held out for validation, stratified by class (default: {sd.val_frac})")
-    vocab_args(g, sd, "strings: characters outside the vocabulary",
-                "strings: characters seen fewer times in training count as unknown")
-    g = model_args(p, CLASSIFY_DEFAULTS[0])
-    h = CLASSIFY_DEFAULTS[1]
-    config_arg(g, CLASSIFY_DEFAULTS[0], "bidirectional", help="read each sequence in both directions")
-    g.add_argument("--pool", choices=["last", "mean", "attention"], default=h.pool,
-                   help="how the outputs over time become one vector: last step, mean, or additive attention "
-                        f"(default: {h.pool})")
-    g.add_argument("--frame", type=int, default=h.frame, metavar="K",
-                   help="read each series K steps at a time, one frame of K steps per recurrent step (1: step by "
-                        f"step; default: the fewest steps that cut the longest training series into at most "
-                        f"{MAX_FRAMES} frames)")
-    g.add_argument("--embedding-dim", type=int, default=h.embedding_dim, metavar="E",
-                   help=f"character embedding width, for string data (default: {h.embedding_dim})")
-    g.add_argument("--class-weights", choices=["none", "balanced"], default=h.class_weights,
-                   help=f"balanced: weigh each class by n / (K * n_class) in the loss (default: {h.class_weights})")
-    t = CLASSIFY_DEFAULTS[2]
+    for name in ("test_source", "label_col", "id_col", "text_col", "znorm", "scaler", "val_frac", "unknown",
+                 "min_count"):
+        config_arg(g, _SD, name)
+    m, h, t = CLASSIFY_DEFAULTS
+    g = model_args(p, m)
+    config_arg(g, m, "bidirectional", help="read each sequence in both directions")
+    for name in ("pool", "frame", "embedding_dim", "class_weights", "ensemble"):
+        config_arg(g, h, name)
     g = p.add_argument_group("training")
     config_arg(g, t, "epochs")
     config_arg(g, t, "steps")
@@ -92,26 +76,37 @@ def _classify_fit(a: argparse.Namespace) -> int:
     from .workflow import fit_classifier
     from .run import save_classifier_run
     from .metrics import format_confusion
-    dc = SequenceDataConfig(source=a.train, test_source=a.test, label_col=a.label_col, id_col=a.id_col,
-                            text_col=a.text_col, znorm=a.znorm, scaler=a.scaler, val_frac=a.val_frac,
-                            unknown=a.unknown, min_count=a.min_count)
+    dc = SequenceDataConfig(source=a.train, **config_values(a, SequenceDataConfig))
     mc = ModelConfig(**config_values(a, ModelConfig))
-    hc = ClassifierConfig(pool=a.pool, embedding_dim=a.embedding_dim, class_weights=a.class_weights, frame=a.frame)
+    hc = ClassifierConfig(**config_values(a, ClassifierConfig))
     tc = TrainConfig(**config_values(a, TrainConfig))
-    refuse_existing(a, a.train, a.test)
+    refuse_existing(a, dc.source, dc.test_source)
     run = fit_classifier(dc, mc, hc, tc, quiet=a.quiet, callbacks=loss_callbacks(a, tc.epochs))
     out = save_classifier_run(run, a.out, force=a.force)
     h, m = run.history, run.meta
     hc = run.head_config  # with the frame it chose
     print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}{', bidirectional' if mc.bidirectional else ''}, "
           f"pool {hc.pool}{f', frames of {hc.frame} steps' if hc.frame > 1 else ''}) on {m['n_train']} {m['input']} ({m['n_val']} held out for validation), "
-          f"{len(run.classes)} classes, {len(h.rows)} epochs" + (f", best epoch {h.best_epoch}" if h.best_epoch else "")
-          + (" (stopped early)" if h.stopped_early else ""))
+          f"{len(run.classes)} classes, " + (_training_summary(h) if hc.ensemble == 1 else _ensemble_summary(run)))
     print(_scores_table(run.metrics))
     part = "test" if "test" in run.metrics else "validation" if "validation" in run.metrics else "train"
     print(f"confusion matrix ({part}):\n" + format_confusion(run.metrics[part]["confusion_matrix"], run.classes))
     print(f"run directory: {out}")
     return 0
+
+
+def _training_summary(h) -> str:
+    return (f"{len(h.rows)} epochs" + (f", best epoch {h.best_epoch}" if h.best_epoch else "")
+            + (" (stopped early)" if h.stopped_early else ""))
+
+
+def _ensemble_summary(run) -> str:
+    """``an ensemble of 5 (seeds 0..4, ...), best epochs ..., validation accuracy ...``."""
+    m, seed = run.meta, run.train_config.seed
+    accs = m["member_val_accuracy"]
+    return (f"an ensemble of {m['ensemble']} (seeds {seed}..{seed + m['ensemble'] - 1}, predicting the mean of their "
+            f"probabilities), best epochs {' '.join(map(str, m['member_best_epochs']))}"
+            + ("" if accs is None else ", validation accuracies " + " ".join(f"{v:.3f}" for v in accs)))
 
 
 def _classify_predict(a: argparse.Namespace) -> int:

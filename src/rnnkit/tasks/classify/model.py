@@ -13,8 +13,9 @@ from ...config import ModelConfig
 from ...errors import ConfigError, ShapeError
 from ...nn.layers import Recurrent
 from ...nn.loop import valid_mask
+from .config import POOLS
 
-__all__ = ["SequenceClassifier", "AttentionPool"]
+__all__ = ["SequenceClassifier", "ClassifierEnsemble", "AttentionPool"]
 
 
 class AttentionPool(nn.Module):
@@ -69,7 +70,7 @@ class SequenceClassifier(nn.Module):
     ``forward(x, lengths=None) -> logits (B, n_classes)``.
     """
 
-    POOLS = ("last", "mean", "attention")
+    POOLS = POOLS  # the pools ClassifierConfig offers
 
     def __init__(self, input_size: int, n_classes: int, config: ModelConfig | None = None,
                  pool: str = "last", vocab_size: int | None = None, embedding_dim: int = 16,
@@ -138,6 +139,10 @@ class SequenceClassifier(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.head(self.encode(x, lengths))  # (B, n_classes)
 
+    def proba(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Class probabilities ``(B, n_classes)`` in float64: the softmax of the logits."""
+        return torch.softmax(self(x, lengths).double(), -1)
+
     def attention_weights(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Attention weights ``(B, T)`` over the steps (``(B, ceil(T / frame))`` over the frames;
         attention pooling only)."""
@@ -148,3 +153,28 @@ class SequenceClassifier(nn.Module):
         x, lengths = self.framed(x, lengths)
         out, _ = self.rnn(x, lengths=lengths)
         return self.attention(out, valid_mask(lengths, *x.shape[:2], out.device))[1]
+
+
+class ClassifierEnsemble(nn.Module):
+    """Classifiers of one design (trained from different seeds) whose class probabilities are
+    averaged: the soft vote (see :class:`~rnnkit.tasks.classify.config.ClassifierConfig`).
+
+    It reads what a :class:`SequenceClassifier` reads: :meth:`proba` is the mean of the members'
+    probabilities (float64), and ``forward`` returns its logarithm, so that a softmax of the output
+    gives the mean back and its argmax is the ensemble's class.
+    """
+
+    def __init__(self, members) -> None:
+        super().__init__()
+        if not members:
+            raise ConfigError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        first = members[0]
+        self.config, self.pool, self.n_classes = first.config, first.pool, first.n_classes
+        self.vocab_size, self.frame, self.input_size = first.vocab_size, first.frame, first.input_size
+
+    def proba(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return torch.stack([m.proba(x, lengths) for m in self.members]).mean(0)  # (N, B, K) -> (B, K)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return torch.log(self.proba(x, lengths))  # (B, n_classes), float64 log-probabilities

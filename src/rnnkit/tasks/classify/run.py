@@ -13,7 +13,7 @@ from ...config import ModelConfig, TrainConfig
 from ...training.rundir import consistent_read
 from ...training.runs import load_weights, open_run
 from .config import ClassifierConfig, SequenceDataConfig
-from .model import SequenceClassifier
+from .model import ClassifierEnsemble, SequenceClassifier
 from .workflow import ClassifierRun
 
 __all__ = ["save_classifier_run", "load_classifier_run"]
@@ -48,7 +48,16 @@ def load_classifier_run(path: str | os.PathLike) -> ClassifierRun:
         sizes = {"classes": len(classes), "input_size": n_in}
         if strings:
             sizes.update(vocab_size=len(vocab), **{"vocab_size x embedding_dim": len(vocab) * hc.embedding_dim})
-        model = load_weights(check, lambda: SequenceClassifier(n_in, len(classes), mc, hc.pool, vocab_size=shapes[
-            "vocab_size"], embedding_dim=hc.embedding_dim, frame=hc.frame), meta, mc, sizes)
+        n = hc.ensemble
+        check.agree(meta["ensemble"] == n and len(meta["member_best_epochs"]) == n and (
+            meta["member_val_accuracy"] is None or len(meta["member_val_accuracy"]) == n), "config.json",
+            f"the 'head' section's ensemble of {n} and meta's ensemble ({meta['ensemble']}) and per-member "
+            "records contradict each other")
+
+        def build():
+            one = lambda: SequenceClassifier(n_in, len(classes), mc, hc.pool, vocab_size=shapes["vocab_size"],  # noqa: E731
+                                             embedding_dim=hc.embedding_dim, frame=hc.frame)
+            return one() if n == 1 else ClassifierEnsemble([one() for _ in range(n)])
+        model = load_weights(check, build, meta, mc, sizes)
         history, metrics = check.reports()
     return ClassifierRun(model, classes, dc, mc, hc, tc, scaler, vocab, history, metrics, meta)

@@ -3,8 +3,9 @@
 Data flows one way: file -> :class:`~rnnkit.tasks.classify.data.SequenceData` -> stratified split (seeded)
 -> per-series z-normalisation (optional) -> scaler fitted on the training steps only (series) or
 a :class:`~rnnkit.data.vocab.CharVocab` built from the training strings -> padded tensors with lengths
--> :func:`rnnkit.training.loop.fit` (cross-entropy, optionally class-weighted) -> accuracy, balanced
-accuracy, macro F1, confusion matrix -> :class:`ClassifierRun`, written atomically as a run directory
+-> :func:`rnnkit.training.loop.fit` (cross-entropy, optionally class-weighted; for an ensemble, one
+member per seed, side by side) -> accuracy, balanced accuracy, macro F1, confusion matrix ->
+:class:`ClassifierRun`, written atomically as a run directory
 by :meth:`ClassifierRun.save` and read back by :mod:`rnnkit.tasks.classify.run` (which imports this
 module, so the writing lives here: a run saves itself without an import cycle).
 """
@@ -28,13 +29,14 @@ from ...errors import ConfigError, DataError
 from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit
+from ...training.members import threads_are_deterministic, train_side_by_side
 from ...training.plots import plot_confusion_matrix
 from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
 from .config import CLASSIFY_DEFAULTS, ClassifierConfig, SequenceDataConfig, frame_for, refuse_unsupported
 from .data import SequenceData, pad_series, read_sequences, sort_labels, stratified_split, znormalise
 from .metrics import classification_report
-from .model import SequenceClassifier
+from .model import ClassifierEnsemble, SequenceClassifier
 
 __all__ = ["ClassifierRun", "fit_classifier", "classification_loss", "balanced_class_weights",
            "classification_fused_task"]
@@ -84,9 +86,10 @@ class ClassifierRun:
 
     :func:`load_classifier_run` returns one; :meth:`predict_proba`, :meth:`predict` and
     :meth:`evaluate` take a :class:`SequenceData` or a path (read with the run's column settings).
+    ``model`` is a :class:`ClassifierEnsemble` when ``head_config.ensemble > 1``.
     """
 
-    model: SequenceClassifier
+    model: SequenceClassifier | ClassifierEnsemble
     classes: tuple[str, ...]
     data_config: SequenceDataConfig
     model_config: ModelConfig
@@ -143,18 +146,11 @@ class ClassifierRun:
                             "or retrain with examples of them")
         return np.array([index[lab] for lab in data.labels], dtype=np.int64)
 
-    @torch.no_grad()
     def predict_proba(self, data, batch_size: int = 512) -> np.ndarray:
-        """Class probabilities ``(N, K)``, columns in the order of :attr:`classes`."""
+        """Class probabilities ``(N, K)`` (float64), columns in the order of :attr:`classes`; an
+        ensemble's are the mean of its members'."""
         data = self._data(data, require_labels=False)
-        X, lengths = self.inputs(data)
-        self.model.eval()
-        out = []
-        for i in range(0, len(X), batch_size):
-            L = lengths[i:i + batch_size]
-            logits = self.model(X[i:i + batch_size, :int(L.max())], L)
-            out.append(torch.softmax(logits.double(), -1).numpy())
-        return np.concatenate(out, 0)
+        return model_proba(self.model, *self.inputs(data), batch_size)
 
     def predict(self, data) -> list[str]:
         """The most probable class of every sequence."""
@@ -207,6 +203,19 @@ class ClassifierRun:
         return write_run_dir(out, write, force, protect=[self.data_config.source, self.data_config.test_source])
 
 
+@torch.no_grad()
+def model_proba(model: SequenceClassifier | ClassifierEnsemble, X: torch.Tensor, lengths: torch.Tensor,
+                batch_size: int = 512) -> np.ndarray:
+    """``model.proba`` of inputs ``X (N, T[, F])`` with ``lengths (N,)``, in batches, each cut to its
+    longest sequence: ``(N, K)`` float64."""
+    model.eval()
+    out = []
+    for i in range(0, len(X), batch_size):
+        L = lengths[i:i + batch_size]
+        out.append(model.proba(X[i:i + batch_size, :int(L.max())], L).numpy())
+    return np.concatenate(out, 0)
+
+
 def _check_test(data: SequenceData, test: SequenceData, classes: tuple[str, ...]) -> None:
     if test.is_text != data.is_text or test.n_features != data.n_features:
         raise DataError(f"the test data {test.source} has {test.n_features or 'string'} input(s) per step, the "
@@ -223,11 +232,16 @@ def _check_test(data: SequenceData, test: SequenceData, classes: tuple[str, ...]
 def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: ModelConfig | None = None,
                    head_config: ClassifierConfig | None = None, train_config: TrainConfig | None = None, *,
                    data: SequenceData | None = None, test: SequenceData | None = None, quiet: bool = False,
-                   callbacks=None, dtype: torch.dtype = torch.float32) -> ClassifierRun:
+                   callbacks=None, dtype: torch.dtype = torch.float32, ensemble: int | None = None) -> ClassifierRun:
     """Read, split, normalise, train and score: the whole classification job, returned as a run.
 
-    ``callbacks`` are called after every epoch with its history row, as in every job's ``fit_X``;
-    ``quiet`` hides the progress bar.
+    ``callbacks`` are called after every epoch (of the first member) with its history row, as in
+    every job's ``fit_X``; ``quiet`` hides the progress bar.
+
+    ``ensemble=N`` (short for ``head_config.replace(ensemble=N)``, which it overrides) trains N
+    classifiers from the seeds ``seed`` to ``seed + N - 1`` on one split, side by side, and
+    predicts the mean of their class probabilities; the run's ``history`` is the first member's,
+    its ``meta`` records every member's best epoch and validation accuracy.
 
     ``data``/``test`` may be passed already read; otherwise ``data_config.source`` and
     ``test_source`` are read. Metrics are computed on the validation split and the test data.
@@ -236,6 +250,8 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
     """
     dc, mc = data_config or SequenceDataConfig(), model_config or CLASSIFY_DEFAULTS[0]
     hc, tc = head_config or CLASSIFY_DEFAULTS[1], train_config or CLASSIFY_DEFAULTS[2]
+    if ensemble is not None:
+        hc = hc.replace(ensemble=ensemble)  # checked here, before anything is read
     refuse_unsupported(mc, tc)
     tc = tc.replace(loss="ce")  # recorded as the loss used
     data = data if data is not None else read_sequences(dc.source, dc.label_col, dc.id_col, dc.text_col)
@@ -268,9 +284,12 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
     check_training_memory(mc, data.n_features * hc.frame, len(classes), min(tc.batch_size, len(train_idx)),
                           -(-int(data.lengths.max()) // hc.frame), (len(vocab), hc.embedding_dim) if vocab else None,
                           itemsize=torch.empty(0, dtype=dtype).element_size())
-    torch.manual_seed(tc.seed)
-    model = SequenceClassifier(data.n_features, len(classes), mc, hc.pool, vocab_size=len(vocab) if vocab else None,
-                               embedding_dim=hc.embedding_dim, frame=hc.frame).to(dtype)
+    members = []
+    for k in range(hc.ensemble):  # built one after another: each one's weights depend only on its seed
+        torch.manual_seed(tc.seed + k)
+        members.append(SequenceClassifier(data.n_features, len(classes), mc, hc.pool, embedding_dim=hc.embedding_dim,
+                                          vocab_size=len(vocab) if vocab else None, frame=hc.frame).to(dtype))
+    model = members[0] if hc.ensemble == 1 else ClassifierEnsemble(members)
     meta = {"data_source": data.source, "data_sha256": data.sha256, "n_series": len(data),
             "n_train": len(train_idx), "n_val": len(val_idx), "val_index": val_idx.tolist(),
             "input": "strings" if data.is_text else "series", "n_features": data.n_features,
@@ -285,9 +304,17 @@ def fit_classifier(data_config: SequenceDataConfig | None = None, model_config: 
         weight = torch.as_tensor(balanced_class_weights(y_tr, len(classes)), dtype=dtype)
     train = (*run.inputs(tr), torch.as_tensor(y_tr))
     val = None if va is None else (*run.inputs(va), torch.as_tensor(run.encode_labels(va)))
-    run.history = fit(model, classification_loss(weight), train, val, tc, quiet=quiet,
-                      callbacks=list(callbacks or ()),
-                      fused=classification_fused_task(model, train, val, weight))
+
+    def train_one(k: int, halt) -> History:
+        m, c = members[k], tc.replace(seed=tc.seed + k)
+        return fit(m, classification_loss(weight), train, val, c, quiet=quiet or hc.ensemble > 1,
+                   callbacks=[*(callbacks or () if k == 0 else ()), halt],
+                   fused=classification_fused_task(m, train, val, weight))
+    histories = train_side_by_side(train_one, hc.ensemble, parallel=threads_are_deterministic(mc))
+    run.history = histories[0]
+    meta.update(ensemble=hc.ensemble, member_best_epochs=[h.best_epoch or 0 for h in histories],
+                member_val_accuracy=None if val is None else [
+                    float((model_proba(m, val[0], val[1]).argmax(1) == val[2].numpy()).mean()) for m in members])
     run.metrics = {"train": run.evaluate(tr)}
     if va is not None:
         run.metrics["validation"] = run.evaluate(va)

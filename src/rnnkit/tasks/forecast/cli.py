@@ -27,14 +27,13 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("data", metavar="DATA", help="CSV/TSV/Parquet file, or a built-in series such as builtin:sine "
                                                "(see `rnnkit datasets`)")
-    g.add_argument("--target", action="append", default=[], metavar="COL",
-                   help="column to forecast; repeat for several (default: the only numeric column)")
-    config_arg(g, _D, "time_col")
-    g.add_argument("--covariates", action="append", default=[], metavar="COL",
-                   help="past covariate column used as an input; repeat or comma-separate (default: none)")
-    for name in ("fill", "lookback", "horizon", "stride", "val_frac", "test_frac", "val_start", "test_start",
-                 "scaler", "seasonal_period", "normalise", "skip", "transform"):
+    for name in ("targets", "time_col", "covariates", "future_covariates", "calendar", "fill", "lookback", "horizon",
+                 "stride", "val_frac", "test_frac", "val_start", "test_start", "scaler", "seasonal_period",
+                 "normalise", "skip", "transform"):
         config_arg(g, _D, name)
+    g.add_argument("--future", metavar="FILE", help="the future covariates' values for the horizon after the data "
+                   "(see `rnnkit forecast --future`): the run's forecast.csv needs them (default: none, and no "
+                   "forecast.csv when there are future covariates)")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -81,6 +80,9 @@ def register(sub) -> None:
     p.add_argument("--run", required=True, metavar="RUN", help="run directory from `rnnkit fit`")
     p.add_argument("--data", metavar="DATA", help="series to continue (default: the training data)")
     p.add_argument("--horizon", type=int, help="steps to forecast (default: the trained horizon)")
+    p.add_argument("--future", metavar="FILE", help="CSV/TSV/Parquet file of the future covariates' values for the "
+                   "forecast steps after the data (the time column, if the run has one, and one column per future "
+                   "covariate; exactly one row per step); needed by runs with --future-covariates")
     p.add_argument("--out", metavar="FILE.csv", help="write the forecast here (default: print it)")
 
     p = sub.add_parser("evaluate", help="metrics of a run against naive baselines")
@@ -104,8 +106,7 @@ def register(sub) -> None:
 
 
 def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfig, SearchConfig]:
-    covariates = tuple(c.strip() for item in a.covariates for c in item.split(",") if c.strip())
-    dc = DataConfig(source=a.data, targets=tuple(a.target), covariates=covariates, **config_values(a, DataConfig))
+    dc = DataConfig(source=a.data, **config_values(a, DataConfig))
     mc = ModelConfig(**config_values(a, ModelConfig))
     values = config_values(a, TrainConfig)
     tc = TrainConfig(**values, shuffle=not values["stateful"])  # stateful streams are read in order
@@ -125,8 +126,15 @@ def cmd_fit(a: argparse.Namespace) -> int:
     dc, mc, tc, search = _configs(a)
     check_out(a.out, a.force, protect=[a.data])  # refuse before spending minutes on training
     data = load_data(dc)
+    if a.future is not None:  # checked before training too
+        from ...errors import ConfigError
+        from .future import future_values
+        if not dc.future_covariates:
+            raise ConfigError("--future gives the future covariates' values, and there are none; pass "
+                              "--future-covariates COL, or drop --future")
+        future_values(a.future, dc.future_covariates, dc.time_col, data.frame.index, data.freq, dc.horizon)
     run = fit_forecaster(dc, mc, tc, data=data, quiet=a.quiet, verbose=a.verbose, search=search)
-    out = save_forecast_run(run, data, a.out, force=a.force)
+    out = save_forecast_run(run, data, a.out, force=a.force, future=a.future)
     h, mc, rd, meta = run.history, run.model_config, run.data_config, run.meta
     if meta["selection"]["search"]:
         tried = len(meta["selection"]["search"])
@@ -145,6 +153,11 @@ def cmd_fit(a: argparse.Namespace) -> int:
     else:
         print(f"lookback {rd.lookback}, season m={rd.seasonal_period}, normalise {rd.normalise}, skip {rd.skip}, "
               f"transform {rd.transform}")
+    if meta["known_inputs"]:
+        print(f"known inputs per step: {', '.join(meta['known_inputs'])}")
+    if rd.future_covariates and a.future is None:
+        print("no forecast.csv: forecasting past the data needs the future covariates' values; run `rnnkit "
+              f"forecast --run {out} --future FILE`")
     if meta["naive_members"]:
         naive = "their" if looks else f"the {rd.skip}"
         print(f"{meta['naive_members']} of {members} member(s) did not beat {naive} naive forecast on the "
@@ -160,7 +173,7 @@ def cmd_forecast(a: argparse.Namespace) -> int:
     from .run import load_forecast_run
     run = load_forecast_run(a.run)
     data = run.load_data(a.data) if a.data else run.load_data()
-    frame = run.forecast(data, horizon=a.horizon)
+    frame = run.forecast(data, horizon=a.horizon, future=a.future)
     if a.out:
         write_file_atomic(a.out, frame.to_csv)
         print(f"wrote {len(frame)} forecast steps to {a.out}")

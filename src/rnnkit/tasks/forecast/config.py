@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...config import (ModelConfig, Serialisable, TrainConfig, check_choice, check_positive, check_real,
-                       refuse_setting)
+from ...config import (ModelConfig, Serialisable, TrainConfig, check_choice, check_ensemble, check_positive,
+                       check_real, refuse_setting)
 from ...data.boxcox import TRANSFORMS
 from ...errors import ConfigError
 from .known import CALENDAR
@@ -43,14 +43,29 @@ class DataConfig(Serialisable):
     level, by Guerrero's method; not with a drift skip, whose log-scale drift would compound into
     exponential growth). See :mod:`rnnkit.tasks.forecast.normalise`. A run stores the
     choices ``"auto"`` made, so it reloads as trained.
+
+    ``covariates`` are past inputs (known up to each window's end only; direct models).
+    ``future_covariates`` are columns whose values are known in advance, and ``calendar`` features
+    of the time stamps are too: both are *known inputs*, which a direct model reads over the
+    horizon and a recursive one at each step (the next row's), see
+    :mod:`rnnkit.tasks.forecast.known`. Forecasting past the data's end then needs the future
+    covariates' values of the rows ahead (:mod:`rnnkit.tasks.forecast.future`).
     """
 
     source: str = "builtin:sine"
-    targets: tuple[str, ...] = ()
+    targets: tuple[str, ...] = field(default=(), metadata={
+        "help": "column to forecast; repeat for several", "flag": "target", "metavar": "COL",
+        "off": "the only numeric column"})
     time_col: Optional[str] = field(default=None, metadata={
         "help": "column of timestamps (parsed as dates, checked for order, duplicates and gaps)", "metavar": "COL",
         "off": "none, rows in file order"})
-    covariates: tuple[str, ...] = ()
+    covariates: tuple[str, ...] = field(default=(), metadata={
+        "help": "past covariate column used as an input (its future is unknown: direct models only); repeat or "
+                "comma-separate", "metavar": "COL"})
+    future_covariates: tuple[str, ...] = field(default=(), metadata={
+        "help": "column whose values are known in advance (a price, a promotion, a holiday), read over the "
+                "horizon (direct) or at each step (recursive); forecasting past the data then needs them "
+                "(forecast --future FILE); repeat or comma-separate", "metavar": "COL"})
     fill: Optional[str] = field(default=None, metadata={
         "help": "fill missing values", "choices": ("ffill", "interpolate"), "off": "refuse them"})
     lookback: Optional[int] = field(default=None, metadata={
@@ -80,8 +95,8 @@ class DataConfig(Serialisable):
         "help": "the head predicts the correction to this naive forecast (auto: seasonal when lookback >= m > 1, "
                 "else last; none for recursive models)", "choices": ("auto",) + SKIPS})
     calendar: str = field(default="none", metadata={
-        "help": "calendar features (month, weekday, hour... by frequency) as known inputs over the horizon, "
-                "for a direct model on dated rows", "choices": CALENDAR})
+        "help": "calendar features (month, weekday, hour... by frequency) of dated rows as known inputs: over the "
+                "horizon for a direct model, at each step for a recursive one", "choices": CALENDAR})
     transform: str = field(default="auto", metadata={
         "help": "target transform, inverted on the forecasts (auto: log when positive values spread with "
                 "their level)", "choices": TRANSFORMS})
@@ -89,6 +104,11 @@ class DataConfig(Serialisable):
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "covariates", tuple(self.covariates))
+        object.__setattr__(self, "future_covariates", tuple(self.future_covariates))
+        both = next((c for c in self.future_covariates if c in self.covariates), None)
+        if both is not None:
+            raise ConfigError(f"column {both!r} is both a covariate and a future covariate; list it once (as a "
+                              "future covariate when its future values are known)")
         if self.lookback is not None:
             check_positive("lookback", self.lookback)
         check_positive("horizon", self.horizon)
@@ -131,9 +151,7 @@ class SearchConfig(Serialisable):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ensemble_lookbacks", tuple(self.ensemble_lookbacks))
-        check_positive("ensemble", self.ensemble)
-        if self.ensemble > MAX_ENSEMBLE:
-            raise ConfigError(f"ensemble={self.ensemble} is more members than rnnkit trains (at most {MAX_ENSEMBLE})")
+        check_ensemble(self.ensemble)
         check_real("time_budget", self.time_budget, 0.0, 1e7, lo_open=True, what="seconds")
         looks = self.ensemble_lookbacks
         for v in looks:
@@ -150,10 +168,6 @@ class SearchConfig(Serialisable):
         """The lookback of each of ``members`` members: ``ensemble_lookbacks`` in turn (empty without them)."""
         looks = self.ensemble_lookbacks
         return tuple(looks[k % len(looks)] for k in range(members)) if looks else ()
-
-
-#: most members an ensemble may have: beyond a few dozen the median no longer moves
-MAX_ENSEMBLE = 100
 
 
 #: The settings a job starts from where the caller passes none: the job's function (given None)

@@ -22,7 +22,7 @@ __all__ = ["load_data", "is_builtin", "absolute_source", "seasonal_period", "fre
 def load_data(config: DataConfig) -> SeriesData:
     """Read the series ``config`` names (a file or ``builtin:NAME``), validated."""
     return read_series(config.source, target=list(config.targets) or None, time_col=config.time_col,
-                       covariates=config.covariates, fill=config.fill)
+                       covariates=config.covariates + config.future_covariates, fill=config.fill)
 
 
 def is_builtin(source: str) -> bool:
@@ -143,9 +143,14 @@ def check_rows(dc: DataConfig, split) -> None:
                         "; use a smaller --lookback/--horizon, lower --val-frac/--test-frac, or more data")
 
 
-def series_streams(scaled: np.ndarray, n_targets: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut one series into ``batch`` contiguous streams of (input, next value): ``(B, N', F)``, ``(B, N', C)``."""
+def series_streams(scaled: np.ndarray, n_targets: int, batch: int,
+                   known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Cut one series into ``batch`` contiguous streams of (input, next value): ``(B, N', F)``, ``(B, N', C)``.
+    ``known (N, K)``: each row's known inputs; row ``t``'s input then ends with row ``t + 1``'s (the
+    row it predicts), as a recursive model reads them."""
     x, y = scaled[:-1], scaled[1:, :n_targets]
+    if known is not None:
+        x = np.concatenate([x, known[1:]], axis=1)  # (N - 1, F + K)
     per = len(x) // batch
     if per < 1:
         raise DataError(f"stateful training with batch size {batch} needs at least {batch + 1} training rows; "

@@ -10,8 +10,6 @@ must store to forecast again (the resolved config, scaler, normalisation, transf
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -30,15 +28,17 @@ from ...errors import ConfigError
 from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit
+from ...training.members import threads_are_deterministic, train_side_by_side
 from .config import DataConfig, refuse_unsupported
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
+from .future import with_future_columns
 from .model import Forecaster
-from .known import calendar_width, extend, known_windows
+from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip
 from .predict import windows_for
 
 __all__ = ["Prepared", "prepare", "train_members", "MemberView", "ForecastEnsemble", "forecast_loss",
-           "forecast_fused_task", "resolve_norm"]
+           "forecast_fused_task", "resolve_norm", "series_known", "series_known_rows"]
 
 
 @dataclass
@@ -58,20 +58,60 @@ class Prepared:
     dtype: torch.dtype
     #: the default split had to leave validation out (the series is too short to hold out a horizon)
     too_short: bool = False
+    #: the model is recursive (it reads the known inputs at each step, not over the horizon)
+    recursive: bool = False
+
+    @property
+    def n_values(self) -> int:
+        """Value columns the network reads per step: the targets, then the past covariates."""
+        return len(self.data_config.targets) + len(self.data_config.covariates)
 
     @property
     def n_inputs(self) -> int:
-        """Features per input step: the data's columns, then the known inputs' (calendar + flag)."""
-        return self.data.values.shape[1] + self.known_width
+        """Features per input step: the values, then the known inputs (see :mod:`.known`)."""
+        return self.n_values + self.known_width
 
     @property
     def known_width(self) -> int:
-        return known_width(self.data.freq, self.data_config.calendar)
+        dc = self.data_config
+        return known_width(self.data.freq, dc.calendar, len(dc.future_covariates), self.recursive)
 
     def known(self, starts: np.ndarray) -> np.ndarray | None:
-        """The known inputs of windows whose targets start at rows ``starts`` (see :mod:`.known`)."""
-        dc = self.data_config
-        return known_windows(self.data.frame.index, self.data.freq, dc.calendar, starts, dc.lookback, dc.horizon)
+        """The known inputs of windows whose targets start at rows ``starts`` (see :func:`series_known`)."""
+        return series_known(self.data, self.data_config, self.scaler, starts, self.data_config.horizon)
+
+
+def series_known_rows(data: SeriesData, dc: DataConfig, scaler: Scaler, steps: int = 0,
+                      future: np.ndarray | None = None) -> np.ndarray | None:
+    """The known inputs of every row of ``data`` and of the ``steps`` rows after it, in the
+    network's units (:func:`~rnnkit.tasks.forecast.known.known_rows`): the future covariates'
+    values, scaled with the run's ``scaler`` (the data's own, then the first ``steps`` rows of
+    ``future``, raw values ``(rows, Kf)`` of the rows after the data), then the calendar features
+    ``dc`` asks for. None when the run has no known inputs."""
+    covs = None
+    if dc.future_covariates:
+        cols = len(dc.targets) + len(dc.covariates) + np.arange(len(dc.future_covariates))
+        values = data.values[:, cols]  # (N, Kf): known, so the data's own values
+        if steps:
+            if future is None or len(future) < steps:
+                raise ConfigError(f"forecasting {steps} row(s) past the data needs the future covariates "
+                                  f"{list(dc.future_covariates)} of those rows: pass them with --future FILE "
+                                  "(Python: forecast(future=...))")
+            values = np.concatenate([values, np.asarray(future, dtype=np.float64)[:steps]])
+        covs = scaler.transform(values, columns=cols)
+    return known_rows(data.frame.index, data.freq, dc.calendar, covs, steps)
+
+
+def series_known(data: SeriesData, dc: DataConfig, scaler: Scaler, starts, horizon: int,
+                 future: np.ndarray | None = None) -> np.ndarray | None:
+    """The known inputs ``(W, lookback + horizon, K)`` of ``data``'s windows whose targets start at
+    rows ``starts`` (:func:`~rnnkit.tasks.forecast.known.known_windows`); windows that reach past the
+    data's end read the rows after it from ``future`` (see :func:`series_known_rows`)."""
+    if not dc.future_covariates and dc.calendar == "none":
+        return None
+    starts = np.asarray(starts, dtype=np.int64)
+    steps = max(0, int(starts.max()) + horizon - len(data)) if len(starts) else 0
+    return known_windows(series_known_rows(data, dc, scaler, steps, future), starts, dc.lookback, horizon)
 
 
 def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig,
@@ -83,8 +123,9 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         train_config = train_config.replace(loss="mse")
     if data is not None and data_config.source == DataConfig.source and data.source != data_config.source:
         data_config = data_config.replace(source=data.source)  # the default source is not this data's
-    data = data if data is not None else load_data(data_config)
-    dc = data_config.replace(targets=tuple(data.targets), covariates=tuple(data.covariates),
+    data = with_future_columns(data if data is not None else load_data(data_config), data_config.future_covariates)
+    past = tuple(c for c in data.covariates if c not in data_config.future_covariates)
+    dc = data_config.replace(targets=tuple(data.targets), covariates=past,
                              source=absolute_source(data_config.source))  # usable from any working directory
     if train_config.stateful and model_config.strategy != "recursive":
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
@@ -93,7 +134,8 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     lookback, default_split = resolve_split(dc, data, m)
     split = split or default_split
     normalise, skip = resolve_norm(dc, model_config, train_config, lookback, m)
-    calendar = resolve_calendar(dc, model_config, data)
+    calendar = resolve_calendar(dc, data)
+    recursive = model_config.strategy == "recursive"
     dc = dc.replace(lookback=lookback, seasonal_period=m, normalise=normalise, skip=skip, calendar=calendar)
     refuse_unsupported(model_config, train_config, lookback=lookback)
     check_rows(dc, split)
@@ -116,17 +158,22 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     dc = dc.replace(skip=skip, transform=transform.name)
     norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C])
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
-    K = known_width(data.freq, calendar)
-    check_training_memory(model_config, values.shape[1] + K, C * dc.horizon, min(train_config.batch_size, windows),
-                          dc.lookback + (dc.horizon if K else 0), itemsize=torch.empty(0, dtype=dtype).element_size())
+    n_values = C + len(dc.covariates)
+    K = known_width(data.freq, calendar, len(dc.future_covariates), recursive)
+    check_training_memory(model_config, n_values + K, C * dc.horizon, min(train_config.batch_size, windows),
+                          dc.lookback + (dc.horizon if K and not recursive else 0),
+                          itemsize=torch.empty(0, dtype=dtype).element_size())
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
 
     def pairs(X, Y, starts):
         X, Y = norm.encode(X, Y) if norm.active else (X, Y)
-        known = known_windows(data.frame.index, data.freq, calendar, starts, dc.lookback, dc.horizon)
-        return as_t(extend(X, known)), as_t(Y)
-    if train_config.stateful:
-        train, val = tuple(as_t(a) for a in series_streams(scaled[:split.train_end], C, train_config.batch_size)), None
+        known = series_known(data, dc, scaler, starts, dc.horizon)
+        return as_t(model_input(X, known, n_values, recursive)), as_t(Y)
+    if train_config.stateful:  # row t's values with row t + 1's known inputs, as the windows have them
+        rows = series_known_rows(data, dc, scaler)
+        streams = series_streams(scaled[:split.train_end, :n_values], C, train_config.batch_size,
+                                 None if rows is None else rows[:split.train_end])
+        train, val = tuple(as_t(a) for a in streams), None
     else:
         train = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end))
         val = None
@@ -134,7 +181,7 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
             val = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end))
     too_short = (dc.val_frac is None and dc.val_start is None and dc.test_start is None and val is None
                  and not train_config.stateful)
-    return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype, too_short)
+    return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype, too_short, recursive)
 
 
 def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig, train_config: TrainConfig,
@@ -144,10 +191,9 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     ``prep`` may also be one per member (an ensemble over several lookbacks), ``n`` is then their number.
 
     Members are built one after another (their initial weights depend only on their seed) and
-    trained side by side on every core: the native trainer runs outside Python's lock. Members
-    whose training is not deterministic under threads (dropout on the torch loop, which draws from
-    torch's global generator) train one at a time. A member whose validation loss is not below the
-    naive forecast's is set to forecast it exactly (a zero correction): the naive fallback; so is
+    trained side by side on every core (:func:`~rnnkit.training.members.train_side_by_side`: the
+    native trainer runs outside Python's lock; a model with dropout trains them one at a time). A
+    member whose validation loss is not below the naive forecast's is set to forecast it exactly (a zero correction): the naive fallback; so is
     every member on a series too short to hold out validation rows (:attr:`Prepared.too_short`),
     where nothing could show that the network does better.
     Returns the members, their histories and which of them fell back.
@@ -157,24 +203,20 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     models = []
     for k, p in enumerate(preps, first):
         torch.manual_seed(train_config.seed + k)
-        model = Forecaster(p.n_inputs, len(p.data_config.targets), p.data_config.horizon, model_config).to(p.dtype)
+        model = Forecaster(p.n_inputs, len(p.data_config.targets), p.data_config.horizon, model_config,
+                           n_known=p.known_width).to(p.dtype)
         if p.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
             nn.init.zeros_(model.head.weight)
             nn.init.zeros_(model.head.bias)
         models.append(model)
     configs = [train_config.replace(seed=train_config.seed + k) for k in range(first, first + n)]
 
-    def one(k: int) -> History:
+    def one(k: int, halt) -> History:
         m, c, p = models[k], configs[k], preps[k]
         return fit(m, forecast_loss(m, c), p.train, p.val, c, quiet=quiet or n > 1,
-                   callbacks=callbacks if k == 0 else (),
+                   callbacks=[*(callbacks if k == 0 else ()), halt],
                    fused=forecast_fused_task(m, c, p.train, p.val))
-    threads = min(n, os.cpu_count() or 1)
-    if threads > 1 and not (model_config.dropout > 0 and train_config.engine == "torch"):
-        with ThreadPoolExecutor(threads) as pool:
-            histories = list(pool.map(one, range(n)))
-    else:
-        histories = [one(k) for k in range(n)]
+    histories = train_side_by_side(one, n, parallel=threads_are_deterministic(model_config))
     fallback = []
     for model, p in zip(models, preps):
         # on a series too short to validate, nothing shows that a network beats the naive forecast
@@ -191,23 +233,13 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
 @dataclass(frozen=True)
 class MemberView:
     """How a member of an ensemble over several lookbacks reads a context: its last ``lookback``
-    rows, through the target transform, scaler and per-window normalisation of the member's own
-    training windows (its :class:`Prepared`; a transform or skip left to "auto" may differ by lookback)."""
+    rows, through the target transform, scaler and per-window normalisation of its own training
+    windows (see :mod:`rnnkit.tasks.forecast.lookbacks`)."""
 
     lookback: int
     transform: TargetTransform
     scaler: Scaler
     norm: WindowNorm
-
-    @classmethod
-    def of(cls, prep: Prepared) -> "MemberView":
-        return cls(prep.data_config.lookback, prep.transform, prep.scaler, prep.norm)
-
-    def to_dict(self) -> dict:
-        """What a run stores of it (meta's ``lookback_members``), read back by the run's loader."""
-        return {"lookback": self.lookback, "skip": self.norm.skip, "norm_floor": list(self.norm.floor),
-                "transform": self.transform.name, "transform_lambda": self.transform.lam,
-                "scaler": self.scaler.to_dict()}
 
 
 class ForecastEnsemble(nn.Module):
@@ -217,13 +249,9 @@ class ForecastEnsemble(nn.Module):
     forecasts and the median across members is returned. The per-window normalisation decodes
     with a positive scale, so the median of the decoded forecasts is the decoded median.
 
-    With ``views`` (one :class:`MemberView` per member) the members read windows of different
-    lengths: given a context of the longest, member k reads its last ``views[k].lookback`` steps
-    (``forward`` and ``predict`` slice the network's input so). Each member then transforms,
-    scales, normalises and decodes its own window, which
-    :func:`~rnnkit.tasks.forecast.predict.predict_windows` does before taking the median of the
-    forecasts in the data's units; ``forward``'s slices alone are the ensemble only where every
-    member's pipeline is the identity.
+    With ``views`` (a :class:`MemberView` each) member k reads the last ``views[k].lookback`` steps
+    of a context of the longest (``forward``/``predict`` slice so) through its own pipeline, as
+    :func:`~rnnkit.tasks.forecast.predict.predict_windows` does before the median.
     """
 
     def __init__(self, members: Sequence[Forecaster], views: Sequence[MemberView] | None = None) -> None:
@@ -262,9 +290,13 @@ class ForecastEnsemble(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self._median([m(x_k) for m, x_k in zip(self.members, self._inputs(x))])
 
+    @property
+    def n_known(self) -> int:
+        return self.members[0].n_known
+
     @torch.no_grad()
-    def predict(self, context: Tensor, horizon: int | None = None) -> Tensor:
-        return self._median([m.predict(c, horizon) for m, c in zip(self.members, self._inputs(context))])
+    def predict(self, context: Tensor, horizon: int | None = None, known: Tensor | None = None) -> Tensor:
+        return self._median([m.predict(c, horizon, known) for m, c in zip(self.members, self._inputs(context))])
 
     def init_state(self, batch: int = 1):
         return tuple(m.init_state(batch) for m in self.members)
@@ -342,9 +374,10 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
     return normalise, skip
 
 
-def resolve_calendar(dc: DataConfig, model: ModelConfig, data: SeriesData) -> str:
-    """The calendar features ``dc`` asks for, checked: they need a direct model on dated rows, and
-    are none at a frequency without a cycle (yearly).
+def resolve_calendar(dc: DataConfig, data: SeriesData) -> str:
+    """The calendar features ``dc`` asks for, checked: they need dated rows, and are none at a
+    frequency without a cycle (yearly). Direct models read them over the horizon, recursive ones
+    at each step (:mod:`.known`).
 
     They are off by default: measured on ``make quality`` (14 real series), sin/cos calendar
     features on top of the seasonal skip gave a geo-mean relative MASE of 0.847 against 0.820
@@ -355,16 +388,7 @@ def resolve_calendar(dc: DataConfig, model: ModelConfig, data: SeriesData) -> st
     if dc.calendar != "none" and not dated:
         raise ConfigError(f"calendar={dc.calendar!r} needs dated rows at a regular frequency; pass --time-col (or "
                           "use --calendar none)")
-    if dc.calendar != "none" and model.strategy != "direct":
-        raise ConfigError("calendar features are known inputs over the horizon, which a direct model reads; a "
-                          "recursive model has no such inputs: use --calendar none")
     return dc.calendar
-
-
-def known_width(freq: str | None, calendar: str) -> int:
-    """Features per step the known inputs add: the calendar's, plus the future flag (0 without any)."""
-    K = calendar_width(freq, calendar)
-    return K + 1 if K else 0
 
 
 @torch.no_grad()

@@ -25,24 +25,31 @@ class Forecaster(nn.Module):
     ``strategy="recursive"`` (many-to-many): the head reads every output and predicts the next
     value, ``forward(x) -> (B, T, n_targets)``; :meth:`predict` primes the state on a context and
     then feeds each prediction back as the next input (prime-then-generate). Every input must then
-    be a target (``input_size == n_targets``): there are no future covariates to feed.
+    be a target or known in advance (``input_size == n_targets + n_known``): the ``n_known`` inputs
+    after the targets (future covariates, calendar features; :mod:`rnnkit.tasks.forecast.known`)
+    are the next row's, given to :meth:`predict` for the steps it generates. Past covariates,
+    unknown in the future, cannot be fed.
 
     Args:
-        input_size: features per step (targets first, then covariates).
+        input_size: features per step (targets first, then covariates or known inputs).
         n_targets: series forecast.
         horizon: steps the direct head emits (recursive models predict one step at a time).
         config: the network (:class:`~rnnkit.config.ModelConfig`).
+        n_known: inputs per step known in advance, after the targets (recursive models).
     """
 
     def __init__(self, input_size: int, n_targets: int, horizon: int = 1,
-                 config: ModelConfig | None = None) -> None:
+                 config: ModelConfig | None = None, n_known: int = 0) -> None:
         super().__init__()
         config = config or ModelConfig()
-        if config.strategy == "recursive" and input_size != n_targets:
-            raise ConfigError("the recursive strategy feeds predictions back as inputs, so it cannot use "
-                              "covariates; use strategy='direct' or drop the covariates")
+        if config.strategy == "recursive" and input_size != n_targets + n_known:
+            raise ConfigError("the recursive strategy feeds predictions back as inputs, so besides the targets it "
+                              "reads only inputs known in advance; past covariates are unknown in the future: use "
+                              "strategy='direct', pass them as future covariates if their values are known ahead, "
+                              "or drop them")
         self.config = config
         self.input_size, self.n_targets, self.horizon = input_size, n_targets, horizon
+        self.n_known = n_known if config.strategy == "recursive" else 0
         self.rnn = Recurrent(config.cell, input_size, config.hidden_size, config.num_layers,
                              batch_first=True, dropout=config.dropout,
                              bidirectional=config.bidirectional, init=config.init, **config.cell_kwargs())
@@ -75,7 +82,8 @@ class Forecaster(nn.Module):
 
         ``y_t`` is what ``forward`` outputs for everything fed so far: direct models give the
         ``(B, horizon, C)`` forecast after this step, recursive ones the ``(B, C)`` prediction of
-        the next value. In the model's (scaled) units, without autograd; the layers run as they
+        the next value (a recursive model with known inputs reads ``x_t`` as this row's targets
+        followed by the next row's ``n_known`` known inputs). In the model's (scaled) units, without autograd; the layers run as they
         are, so call ``model.eval()`` first if they use dropout. On the CPU this uses the native
         streaming step (:meth:`rnnkit.nn.layers.Recurrent.step`).
         """
@@ -87,24 +95,26 @@ class Forecaster(nn.Module):
         return (y if self.recursive else y.view(x_t.shape[0], self.horizon, self.n_targets)), state
 
     @torch.no_grad()
-    def predict(self, context: Tensor, horizon: int | None = None) -> Tensor:
+    def predict(self, context: Tensor, horizon: int | None = None, known: Tensor | None = None) -> Tensor:
         """Forecast ``horizon`` steps after each context window: ``(B, L, F)`` -> ``(B, horizon, C)``.
 
-        Works in the model's (scaled) units. Recursive models prime on the context and run free;
-        direct models asked for more than their trained horizon repeat in blocks, feeding their
-        forecasts back (possible only without covariates).
+        Works in the model's (scaled) units. Recursive models prime on the context and run free,
+        each forecast fed back with ``known (B, horizon - 1, n_known)``, the known inputs of the
+        rows after the first forecast one (see :meth:`generate`); direct models asked for more than
+        their trained horizon repeat in blocks, feeding their forecasts back (possible only without
+        covariates).
         """
         horizon = horizon or self.horizon
         was_training = self.training
         self.eval()  # forecasts never use dropout
         try:
-            return self._predict(context, horizon)
+            return self._predict(context, horizon, known)
         finally:
             self.train(was_training)
 
-    def _predict(self, context: Tensor, horizon: int) -> Tensor:
+    def _predict(self, context: Tensor, horizon: int, known: Tensor | None = None) -> Tensor:
         if self.recursive:
-            return self.generate(context, horizon)
+            return self.generate(context, horizon, known)
         y = self(context)
         if horizon <= self.horizon:
             return y[:, :horizon]
@@ -119,24 +129,33 @@ class Forecaster(nn.Module):
         return torch.cat(pieces, 1)[:, :horizon]
 
     @torch.no_grad()
-    def generate(self, prime: Tensor, steps: int) -> Tensor:
-        """Prime the state on ``prime (B, L, C)``, then run ``steps`` steps on its own outputs."""
+    def generate(self, prime: Tensor, steps: int, known: Tensor | None = None) -> Tensor:
+        """Prime the state on ``prime (B, L, C + n_known)``, then run ``steps`` steps on its own
+        outputs; forecast ``k`` (from 1) is fed back with ``known[:, k - 1]``, the known inputs of the
+        row after it (``known (B, steps - 1, n_known)``, needed when ``n_known > 0``)."""
         if not self.recursive:
             raise ConfigError("generate() needs a recursive model (strategy='recursive')")
+        if self.n_known and steps > 1 and (known is None or known.shape[1] < steps - 1
+                                           or known.shape[2] != self.n_known):
+            got = "none" if known is None else f"shape {tuple(known.shape)}"
+            raise ShapeError(f"this recursive model reads {self.n_known} known input(s) per step: generating "
+                             f"{steps} steps needs them for the {steps - 1} rows after the first forecast, "
+                             f"(B, {steps - 1}, {self.n_known}); got {got}")
         was_training = self.training
         self.eval()
         try:
-            return self._generate(prime, steps)
+            return self._generate(prime, steps, known if self.n_known else None)
         finally:
             self.train(was_training)
 
-    def _generate(self, prime: Tensor, steps: int) -> Tensor:
+    def _generate(self, prime: Tensor, steps: int, known: Tensor | None = None) -> Tensor:
         y, state = self(prime, return_state=True)
-        x_t = y[:, -1:]  # (B, 1, C): the first forecast
-        outs = [x_t]
-        for _ in range(steps - 1):
-            x_t, state = self(x_t, state, return_state=True)
-            outs.append(x_t)
+        y_t = y[:, -1:]  # (B, 1, C): the first forecast
+        outs = [y_t]
+        for k in range(steps - 1):
+            x_t = y_t if known is None else torch.cat([y_t, known[:, k:k + 1].to(y_t.dtype)], 2)  # (B, 1, C + K)
+            y_t, state = self(x_t, state, return_state=True)
+            outs.append(y_t)
         return torch.cat(outs, 1)  # (B, steps, C)
 
 

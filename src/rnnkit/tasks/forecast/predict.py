@@ -17,11 +17,11 @@ from ...data.windows import make_windows
 from ...errors import ConfigError, DataError
 from .metrics import forecast_metrics, last_value_forecast, seasonal_naive_forecast
 from .model import Forecaster
-from .known import extend
+from .known import generation_inputs, model_input
 from .normalise import WindowNorm
 
 __all__ = ["window_targets_start", "predict_windows", "naive_baselines", "score_forecasts",
-           "forecast_frame", "windows_for"]
+           "forecast_frame", "windows_for", "check_known_horizon"]
 
 
 def window_targets_start(n: int, lookback: int, horizon: int, stride: int = 1, start: int = 0,
@@ -39,12 +39,15 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     """Forecast after each raw context window: ``(W, L, F)`` -> ``(W, horizon, C)``, original units.
 
     The contexts go the way the training windows went: the run's target ``transform``, its
-    ``scaler``, then its per-window ``norm``, followed by each window's ``known`` future inputs
-    (:mod:`rnnkit.tasks.forecast.known`); the forecasts come back the reverse way. All
-    windows go through the model in large batches: a backtest costs one call, not one per fold.
-    An ensemble over several lookbacks passes each member's window through that member's own
-    view (its transform, scaler and normalisation; ``scaler``, ``norm`` and ``transform`` are then
-    not used) and takes the median of the members' forecasts in original units.
+    ``scaler``, then its per-window ``norm``, with each window's ``known`` inputs ``(W, L + H', K)``
+    (:mod:`rnnkit.tasks.forecast.known`, in the network's units; a direct model reads its trained
+    horizon's, a recursive one at least ``horizon`` rows'); the forecasts come back the reverse way.
+    All windows go through the model in large batches: a backtest costs one call, not one per fold.
+    An ensemble over several lookbacks passes each member's window (the last rows it reads, and
+    their known inputs) through that member's own view (its transform, scaler and normalisation;
+    ``scaler``, ``norm`` and ``transform`` are then not used) and takes the median of the members'
+    forecasts in original units. The known inputs are the same for every member: the members'
+    scalers differ in the target columns only (each column is scaled on its own training rows).
     """
     views = getattr(model, "views", None)
     if views:  # an ensemble over several lookbacks (fitting.ForecastEnsemble): each member its own way
@@ -80,13 +83,19 @@ def _predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: Window
                     known: np.ndarray | None = None) -> np.ndarray:
     """Forecasts in scaled units after windows ``x (W, L, F)`` (scaled units too)."""
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
-    if known is not None:  # a direct model whose input runs on over the horizon's known inputs
-        if horizon > model.horizon:
-            raise ConfigError(f"this model was trained for horizon {model.horizon} with calendar features; it "
-                              f"cannot forecast {horizon} steps (refit with --horizon {horizon})")
-        x_in = norm.inputs(x) if norm is not None and norm.active else x
-        out = model(as_t(extend(x_in, known))).double().numpy()[:, :horizon]
-        return norm.decode(x, out) if norm is not None and norm.active else out
+    if known is not None:  # the known inputs: over the horizon (direct) or at each step (recursive)
+        active = norm is not None and norm.active
+        x_in = norm.inputs(x) if active else x
+        L, K = x.shape[1], known.shape[2]
+        if model.recursive:
+            n_values = model.input_size - K
+            ctx = model_input(x_in, known, n_values, recursive=True)  # (W, L, V + K)
+            out = model.predict(as_t(ctx), horizon, as_t(generation_inputs(known, L, horizon))).double().numpy()
+        else:
+            check_known_horizon(model.horizon, horizon)
+            n_values = model.input_size - K - 1  # the future flag
+            out = model(as_t(model_input(x_in, known, n_values, recursive=False))).double().numpy()[:, :horizon]
+        return norm.decode(x, out) if active else out
     if norm is None or not norm.active:
         return model.predict(as_t(x), horizon).double().numpy()
     if model.recursive:  # generates in the window's normalised units, mapped back at the end
@@ -102,6 +111,15 @@ def _predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: Window
         if got < horizon:
             window = np.concatenate([window, y], 1)[:, -L:]
     return np.concatenate(pieces, 1)[:, :horizon]
+
+
+def check_known_horizon(trained: int, horizon: int) -> None:
+    """Refuse a direct model with known inputs a ``horizon`` beyond the one it was ``trained`` for
+    (its input runs on over exactly that many future steps)."""
+    if horizon > trained:
+        raise ConfigError(f"this direct model reads the known inputs (future covariates, calendar features) of "
+                          f"its trained horizon of {trained} steps; it cannot forecast {horizon} (refit with "
+                          f"--horizon {horizon}, or use --strategy recursive)")
 
 
 def naive_baselines(values: np.ndarray, starts: np.ndarray, horizon: int, m: int) -> dict[str, np.ndarray]:

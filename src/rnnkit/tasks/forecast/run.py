@@ -9,17 +9,17 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ...config import ModelConfig, TrainConfig
+from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
 from ...data.boxcox import TargetTransform
-from ...data.scaler import Scaler
 from ...errors import ConfigError, RnnkitError
 from ...training.rundir import consistent_read
 from ...training.runs import load_weights, open_run
-from ...training.runschema import conforms
-from .config import MAX_ENSEMBLE, DataConfig, SearchConfig
-from .fitting import ForecastEnsemble, MemberView, known_width
+from .config import DataConfig, SearchConfig
+from .fitting import ForecastEnsemble
+from .known import known_names, known_width
+from .lookbacks import lookback_views
 from .model import Forecaster
-from .normalise import SKIPS, WindowNorm
+from .normalise import WindowNorm
 from .workflow import ForecastRun, write_forecast_run
 
 __all__ = ["save_run", "save_forecast_run", "load_forecast_run"]
@@ -41,11 +41,17 @@ def load_forecast_run(path: str | os.PathLike):
         members = meta["ensemble"]
         check.agree(1 <= members <= MAX_ENSEMBLE and 0 <= meta["naive_members"] <= members, "config.json",
                     f"meta's ensemble of {members} member(s), {meta['naive_members']} naive, is impossible")
-        n_cols, n_out = len(dc.targets) + len(dc.covariates), len(dc.targets)
-        try:  # the known future inputs (calendar features and their flag) the model reads after the columns
-            n_in = n_cols + known_width(meta["freq"], dc.calendar)
-        except RnnkitError as e:
+        n_values, n_out = len(dc.targets) + len(dc.covariates), len(dc.targets)
+        n_cols = n_values + len(dc.future_covariates)  # the columns the scaler scales
+        recursive = mc.strategy == "recursive"
+        try:  # the known inputs (future covariates, calendar features, a direct model's flag) after the values
+            n_known = known_width(meta["freq"], dc.calendar, len(dc.future_covariates), recursive)
+            names = known_names(meta["freq"], dc.calendar, dc.future_covariates)
+        except (RnnkitError, ValueError) as e:  # pandas: ValueError for a frequency it does not know
             check.fail("config.json", f"its calendar {dc.calendar!r} at frequency {meta['freq']!r} is unusable ({e})")
+        n_in = n_values + n_known
+        check.agree(meta["known_inputs"] == names, "config.json", f"meta.known_inputs {meta['known_inputs']} are "
+                    f"not the data section's future covariates and calendar features {names}")
         check.agree(n_out >= 1 and (shapes["input_size"], shapes["n_targets"], shapes["horizon"]) ==
                     (n_in, n_out, dc.horizon), "config.json",
                     f"shapes {shapes} do not match the data section ({n_out} target(s), {n_in} input(s), "
@@ -56,7 +62,7 @@ def load_forecast_run(path: str | os.PathLike):
                     f"{rows[3]}) is impossible")
         scaler = check.scaler(n_cols)
         def build():
-            one = lambda: Forecaster(n_in, n_out, dc.horizon, mc)  # noqa: E731
+            one = lambda: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known)  # noqa: E731
             return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
         model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets": dc.horizon * n_out})
         history, metrics = check.reports()
@@ -66,7 +72,7 @@ def load_forecast_run(path: str | os.PathLike):
                     "a trained run (a run stores the choices 'auto' made)")
         norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]))
         if sc.ensemble_lookbacks and members > 1:
-            views = _lookback_views(check, sc, meta, dc, n_cols)
+            views = lookback_views(check, sc, meta, dc, n_cols)
             model = ForecastEnsemble(list(model.members), [views[L] for L in sc.member_lookbacks(members)])
         try:
             transform = TargetTransform(dc.transform, float(meta["transform_lambda"]))
@@ -75,34 +81,7 @@ def load_forecast_run(path: str | os.PathLike):
     return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform, sc)
 
 
-def _lookback_views(check, sc: SearchConfig, meta: dict, dc: DataConfig, n_cols: int) -> dict[int, MemberView]:
-    """Each lookback's view in an ensemble over several lookbacks (meta's ``lookback_members``), checked."""
-    looks, records = sc.ensemble_lookbacks, meta.get("lookback_members")
-    keys = {"lookback", "skip", "norm_floor", "transform", "transform_lambda", "scaler"}
-    check.agree(isinstance(records, list) and len(records) == len(looks) and dc.lookback == max(looks)
-                and all(isinstance(r, dict) and set(r) == keys for r in records), "config.json",
-                f"meta.lookback_members must describe each of the {len(looks)} lookbacks of "
-                f"search.ensemble_lookbacks {list(looks)} (keys {', '.join(sorted(keys))}), and the data section's "
-                "lookback be the longest")
-    views, m, C = {}, dc.seasonal_period, len(dc.targets)
-    for L, r in zip(looks, records):
-        where = f"meta.lookback_members' lookback {L}"
-        check.agree(r["lookback"] == L and r["skip"] in SKIPS and (r["skip"] != "seasonal" or 1 < m <= L)
-                    and conforms(r["norm_floor"], "list[num]") and len(r["norm_floor"]) == C
-                    and conforms(r["transform_lambda"], "num"), "config.json",
-                    f"{where} is not one a run makes (lookback {r['lookback']!r}, skip {r['skip']!r}, "
-                    f"norm_floor {r['norm_floor']!r}, transform_lambda {r['transform_lambda']!r})")
-        try:
-            transform = TargetTransform(r["transform"], float(r["transform_lambda"]))
-            scaler = Scaler.from_dict(r["scaler"])
-        except ConfigError as e:
-            check.fail("config.json", f"{where}: {e}")
-        check.agree(len(scaler.offset) == n_cols, "config.json",
-                    f"{where}: its scaler scales {len(scaler.offset)} column(s), the model reads {n_cols}")
-        views[L] = MemberView(L, transform, scaler, WindowNorm(dc.normalise, r["skip"], m, C, tuple(r["norm_floor"])))
-    return views
-
-
-def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False) -> Path:
-    """``run.save(out, force, data=data)``: see :meth:`~rnnkit.tasks.forecast.workflow.ForecastRun.save`."""
-    return run.save(out, force=force, data=data)
+def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False, future=None) -> Path:
+    """``run.save(out, force, data=data, future=future)``: see
+    :meth:`~rnnkit.tasks.forecast.workflow.ForecastRun.save`."""
+    return run.save(out, force=force, data=data, future=future)

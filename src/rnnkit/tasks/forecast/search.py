@@ -51,7 +51,7 @@ def _alternatives(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, m: int, H: i
         ("lookback", [({"lookback": v}, {}, {}) for v in looks]),
         ("hidden_size", [({}, {"hidden_size": v}, {}) for v in (16, 64) if v != mc.hidden_size]),
         ("lr", [({}, {}, {"lr": v}) for v in (3e-3, 3e-4) if v != tc.lr]),
-        ("skip", [({"skip": "last"}, {}, {})] if m > 1 else []),
+        ("skip", [({"skip": "last"}, {}, {})] if m > 1 and mc.strategy == "direct" else []),  # recursive: no skip
     ]
 
 

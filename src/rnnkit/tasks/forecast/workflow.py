@@ -31,12 +31,14 @@ from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
 from .config import DataConfig, SearchConfig
 from .data import is_builtin, load_data, seasonal_period
-from .fitting import (ForecastEnsemble, MemberView, Prepared, forecast_fused_task, forecast_loss, prepare,
-                      resolve_norm, train_members)
+from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, series_known, train_members
+from .future import future_values
+from .lookbacks import lookbacks_split, member_preps, view_of, view_record
 from .model import Forecaster
-from .known import known_windows
+from .known import known_names
 from .normalise import WindowNorm
-from .predict import forecast_frame, naive_baselines, predict_windows, score_forecasts, windows_for
+from .predict import (check_known_horizon, forecast_frame, naive_baselines, predict_windows, score_forecasts,
+                      windows_for)
 from .search import AUTO_ENSEMBLE, auto_search, choose_normalisation
 
 __all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest", "write_forecast_run"]
@@ -64,17 +66,46 @@ class ForecastRun:
 
     def predict_contexts(self, contexts: np.ndarray, horizon: int, known: np.ndarray | None = None) -> np.ndarray:
         """Forecasts ``(W, horizon, C)`` in original units after raw context windows ``(W, L, F)``;
-        ``known`` are their known future inputs (:meth:`known`), needed when the run has calendar features."""
+        ``known`` are their known inputs (:meth:`known`), needed when the run has future covariates
+        or calendar features."""
         return predict_windows(self.model, self.scaler, contexts, horizon, len(self.targets),
                                norm=self.norm, transform=self.transform, known=known)
 
-    def known(self, data: SeriesData, starts) -> np.ndarray | None:
-        """The known future inputs (calendar features) of ``data``'s windows whose targets start at
-        rows ``starts``; None for a run without them."""
+    @property
+    def recursive(self) -> bool:
+        return self.model_config.strategy == "recursive"
+
+    def known(self, data: SeriesData, starts, future: np.ndarray | None = None,
+              horizon: int | None = None) -> np.ndarray | None:
+        """The known inputs (future covariates, calendar features; :mod:`rnnkit.tasks.forecast.known`)
+        of ``data``'s windows whose targets start at rows ``starts``, in the network's units:
+        ``(W, lookback + H, K)`` over the trained horizon (direct) or ``horizon`` steps (recursive).
+        Windows reaching past the data read the future covariates of those rows from ``future`` (raw
+        values, see :meth:`future_values`). None for a run without known inputs."""
         dc = self.data_config
-        if dc.calendar == "none":
+        H = (horizon or dc.horizon) if self.recursive else dc.horizon
+        return series_known(data, dc, self.scaler, starts, H, future)
+
+    def future_values(self, data: SeriesData, future, horizon: int | None = None) -> np.ndarray | None:
+        """The future covariates' values for forecasting ``horizon`` steps past ``data``, read from
+        ``future`` (a CSV/TSV/Parquet path or a DataFrame: the run's time column, when it has one, and
+        a column per future covariate, exactly the rows the forecast reads; checked, see
+        :func:`~rnnkit.tasks.forecast.future.future_values`). None for a run without future covariates
+        (which refuses a ``future``)."""
+        dc = self.data_config
+        if not dc.future_covariates:
+            if future is not None:
+                raise ConfigError("this run has no future covariates, so it reads no future file; drop --future "
+                                  "(future=...)")
             return None
-        return known_windows(data.frame.index, data.freq, dc.calendar, np.asarray(starts), dc.lookback, dc.horizon)
+        rows = (horizon or dc.horizon) if self.recursive else dc.horizon
+        if future is None:
+            raise ConfigError(f"this run reads the future covariates {list(dc.future_covariates)}: forecasting past "
+                              f"the data needs their values for the {rows} row(s) after its last one; pass them with "
+                              "--future FILE (Python: forecast(future=FILE or DataFrame))")
+        index = data.frame.index  # a series given as data, not read from a file, names its time index itself
+        time_col = dc.time_col or (index.name or "time" if isinstance(index, pd.DatetimeIndex) else None)
+        return future_values(future, dc.future_covariates, time_col, index, data.freq, rows)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -82,7 +113,7 @@ class ForecastRun:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.data_config.targets + self.data_config.covariates
+        return self.data_config.targets + self.data_config.covariates + self.data_config.future_covariates
 
     @property
     def seasonal_period(self) -> int:
@@ -104,8 +135,13 @@ class ForecastRun:
         self._check_columns(data)
         return data
 
-    def forecast(self, data: SeriesData | None = None, horizon: int | None = None) -> pd.DataFrame:
-        """Forecast ``horizon`` steps after the end of ``data`` (default: the training data)."""
+    def forecast(self, data: SeriesData | None = None, horizon: int | None = None, future=None) -> pd.DataFrame:
+        """Forecast ``horizon`` steps after the end of ``data`` (default: the training data).
+
+        A run with future covariates needs their values for the rows ahead: ``future`` is a
+        CSV/TSV/Parquet path or a DataFrame with the run's time column (when it has one) and one
+        column per future covariate, holding exactly the forecast's rows after ``data``'s last
+        (a direct model's trained horizon, or ``horizon`` rows for a recursive one)."""
         data = data if data is not None else self.load_data()
         self._check_columns(data)
         L = self.data_config.lookback
@@ -114,8 +150,12 @@ class ForecastRun:
         horizon = horizon or self.data_config.horizon
         if horizon < 1:
             raise ConfigError(f"horizon must be at least 1; got {horizon}")
+        dc = self.data_config
+        if not self.recursive and (dc.future_covariates or dc.calendar != "none"):
+            check_known_horizon(dc.horizon, horizon)
+        values = self.future_values(data, future, horizon)
         context = data.values[None, -L:]  # (1, L, F)
-        y = self.predict_contexts(context, horizon, self.known(data, [len(data)]))[0]
+        y = self.predict_contexts(context, horizon, self.known(data, [len(data)], values, horizon))[0]
         return forecast_frame(data.frame.index, data.freq, y, self.targets)
 
     def scoring_start(self, data: SeriesData) -> int:
@@ -150,7 +190,7 @@ class ForecastRun:
         values = data.values
         start = self.scoring_start(data)
         X, Y, starts = windows_for(values, len(self.targets), dc.lookback, dc.horizon, 1, start, len(values))
-        pred = self.predict_contexts(X, dc.horizon, self.known(data, starts))
+        pred = self.predict_contexts(X, dc.horizon, self.known(data, starts, horizon=dc.horizon))
         m = self.seasonal_period
         base = naive_baselines(values[:, :len(self.targets)], starts, dc.horizon, m)
         y_train = values[:self.meta.get("train_rows", start), :len(self.targets)]
@@ -163,26 +203,34 @@ class ForecastRun:
         self._check_columns(data)
         return backtest(self, data, folds, refit=refit, quiet=quiet)
 
-    def save(self, out: str | os.PathLike, force: bool = False, data: SeriesData | None = None) -> Path:
+    def save(self, out: str | os.PathLike, force: bool = False, data: SeriesData | None = None,
+             future=None) -> Path:
         """Write the run directory ``out`` atomically (refusing an existing one unless ``force``), with
         the files a person looks at: ``forecast.csv`` (the next ``horizon`` steps after ``data``),
         ``learning_curve.png`` and ``forecast.png`` (history, test forecasts, future). ``data`` is
         the series those are made from; by default the training data is read again (the file must
-        still exist)."""
+        still exist). A run with future covariates forecasts past ``data`` only with their values
+        (``future``, as :meth:`forecast` takes it); without them it has no forecast.csv."""
         data = data if data is not None else self.load_data()
-        future = self.forecast(data)
         dc, C = self.data_config, len(self.targets)
+        ahead = self.forecast(data, future=future) if future is not None or not dc.future_covariates else None
         test_index = test_pred = None
         start = self.meta["test_start"]
-        if start < len(data):
-            X, _, starts = windows_for(data.values, C, dc.lookback, 1, 1, start, len(data))
-            test_pred = self.predict_contexts(X, 1, self.known(data, starts))[:, 0]  # one step ahead, (W, C)
+        # a direct model with future covariates reads a whole horizon of them: without the future
+        # rows, only the windows whose horizon lies in the data are shown
+        reach = dc.horizon if dc.future_covariates and not self.recursive and ahead is None else 1
+        if len(data) - start >= reach:
+            X, _, starts = windows_for(data.values, C, dc.lookback, reach, 1, start, len(data))
+            values = self.future_values(data, future) if ahead is not None else None
+            test_pred = self.predict_contexts(X, 1, self.known(data, starts, values, 1))[:, 0]  # one step ahead, (W, C)
             test_index = data.frame.index[starts]
 
         def extra(d: Path) -> None:
-            future.to_csv(d / "forecast.csv")
+            if ahead is not None:
+                ahead.to_csv(d / "forecast.csv")
             plot_forecast(data.frame.index, data.target_values, self.targets, d / "forecast.png",
-                          future_index=future.index, forecast=future[list(self.targets)].to_numpy(),
+                          future_index=None if ahead is None else ahead.index,
+                          forecast=None if ahead is None else ahead[list(self.targets)].to_numpy(),
                           test_start=start if start < len(data) else None, test_index=test_index,
                           test_pred=test_pred, title=f"{self.model_config.cell} forecast")
         return write_forecast_run(self, out, force=force, extra=extra, plots=True)
@@ -239,11 +287,11 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
         choice = {}
     else:  # the first member decides the normalisation when it is "auto"; the others follow it
         if looks:
-            data_config, data, split = _lookbacks_split(data_config, model_config, train_config, data, dtype,
-                                                        search.ensemble_lookbacks)
+            data_config, data, split = lookbacks_split(data_config, model_config, train_config, data, dtype,
+                                                       search.ensemble_lookbacks)
         prep, models, histories, fallback, choice = choose_normalisation(data_config, model_config, train_config,
                                                                          data, dtype, quiet, callbacks, split)
-        preps = _member_preps(prep, data_config, model_config, looks) if looks else [prep] * members
+        preps = member_preps(prep, data_config, model_config, looks) if looks else [prep] * members
         if members > 1:
             more = train_members(preps[1:], model_config, prep.train_config, quiet=quiet, first=1)
             models, histories, fallback = models + more[0], histories + more[1], fallback + more[2]
@@ -259,49 +307,21 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
                              if isinstance(data.frame.index, pd.DatetimeIndex) else None),
             "norm_floor": list(prep.norm.floor), "transform_lambda": prep.transform.lam,
             "ensemble": members, "naive_members": int(sum(fallback)),
+            # what the network reads per step besides the values, known in advance (a record for people)
+            "known_inputs": known_names(data.freq, dc.calendar, dc.future_covariates),
             "member_best_epochs": [h.best_epoch or 0 for h in histories],
             # what was measured to choose the settings: {normalise: validation error} when
             # normalise="auto" measured it, and every setting --auto tried
             "selection": {"normalise": choice, "search": record or []}}
     if looks:  # each lookback's transform, scaler and normalisation ("auto" chose them on its own windows)
-        meta["lookback_members"] = [MemberView.of(preps[looks.index(L)]).to_dict() for L in search.ensemble_lookbacks]
+        meta["lookback_members"] = [view_record(preps[looks.index(L)]) for L in search.ensemble_lookbacks]
     model = (models[0] if members == 1 else
-             ForecastEnsemble(models, [MemberView.of(p) for p in preps]) if looks else ForecastEnsemble(models))
+             ForecastEnsemble(models, [view_of(p) for p in preps]) if looks else ForecastEnsemble(models))
     run = ForecastRun(model, prep.scaler, dc, model_config, train_config, histories[0], None, meta, prep.norm,
                       prep.transform, search)
     if evaluate and split.val_end < len(data):
         run.metrics = run.evaluate(data)
     return run
-
-
-def _lookbacks_split(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesData | None, dtype,
-                     lookbacks: tuple[int, ...]):
-    """For an ensemble over ``lookbacks``: ``(the first member's data config, the data, the split)``.
-    The split is the one the longest lookback needs (refused here, before any training, when the
-    series is too short for it), so that every member is validated and tested on the same rows."""
-    if dc.lookback is not None:
-        raise ConfigError("--lookback and --ensemble-lookbacks both set the lookback; give the lookbacks in "
-                          "--ensemble-lookbacks only")
-    if tc.stateful:
-        raise ConfigError("stateful training runs over whole streams, not windows of a lookback; use "
-                          "--ensemble-lookbacks without --stateful")
-    longest = prepare(dc.replace(lookback=max(lookbacks)), mc, tc, data, dtype)
-    for L in lookbacks:  # e.g. a seasonal skip with a lookback shorter than the season
-        resolve_norm(dc, mc, tc, L, longest.data_config.seasonal_period)
-    return dc.replace(lookback=lookbacks[0]), longest.data, longest.split
-
-
-def _member_preps(first: Prepared, dc: DataConfig, mc: ModelConfig, looks: tuple[int, ...]) -> list[Prepared]:
-    """Each member's data in an ensemble whose member k reads ``looks[k]`` (the first one's is
-    ``first``): its own windows, on the same split rows, with the first member's normalisation (a
-    skip left to "auto" is chosen on each lookback's own windows, as for the first)."""
-    plain = dc.normalise == "auto" and first.data_config.normalise == "none"  # the first chose the plain network
-    dc = dc.replace(normalise=first.data_config.normalise, skip="none" if plain and dc.skip == "auto" else dc.skip)
-    by = {first.data_config.lookback: first}
-    for L in looks:
-        if L not in by:
-            by[L] = prepare(dc.replace(lookback=L), mc, first.train_config, first.data, first.dtype, split=first.split)
-    return [by[L] for L in looks]
 
 
 def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, refit: bool = False,
@@ -331,7 +351,7 @@ def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, ref
             raise DataError(f"fold 1 starts at row {origins[0]}, inside the {run.meta['train_rows']} rows the model "
                             "was trained on; use fewer --folds or --refit")
         contexts = values[origins[:, None] - dc.lookback + np.arange(dc.lookback)]  # (K, L, F)
-        preds = run.predict_contexts(contexts, horizon, run.known(data, origins))
+        preds = run.predict_contexts(contexts, horizon, run.known(data, origins, horizon=horizon))
         train_rows = [run.meta.get("train_rows", origins[0])] * folds
     else:
         preds, train_rows = [], []
@@ -341,7 +361,7 @@ def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, ref
             r = fit_forecaster(dc.replace(test_frac=0.0, val_frac=val_frac), run.model_config,
                                run.train_config, data=sub, quiet=quiet, evaluate=False)
             ctx = values[None, o - dc.lookback:o]
-            preds.append(r.predict_contexts(ctx, horizon, r.known(data, [o]))[0])
+            preds.append(r.predict_contexts(ctx, horizon, r.known(data, [o], horizon=horizon))[0])
             train_rows.append(r.meta["train_rows"])
         preds = np.stack(preds)
     actual = values[origins[:, None] + np.arange(horizon)][..., :C]  # (K, H, C)

@@ -12,11 +12,14 @@ import argparse
 import json
 
 from ...cli_parse import (config_arg, config_values, loss_callbacks, model_args, out_args, refuse_existing, run_arg,
-                          seed_arg, train_args, vocab_args)
+                          seed_arg, train_args)
 from ...config import UNKNOWN_POLICIES, ModelConfig, TrainConfig
 from .config import TEXT_DEFAULTS, UNKNOWN_AT_USE, TextConfig
 
 __all__ = ["register", "cmd_text", "COMMANDS"]
+
+# the text options' defaults are TextConfig's own (TEXT_DEFAULTS holds the model and training)
+_X = TextConfig()
 
 
 def register(sub) -> None:
@@ -30,24 +33,14 @@ def register(sub) -> None:
                                   "baselines.")
     p.add_argument("corpus", metavar="CORPUS", help="UTF-8 text file, or builtin:pydocs or builtin:zen")
     g = p.add_argument_group("data")
-    xd = TextConfig()
-    g.add_argument("--val-frac", type=float, default=xd.val_frac, metavar="F",
-                   help=f"last fraction of the text held out for validation (default: {xd.val_frac})")
-    vocab_args(g, xd, "the vocabulary's rare characters (seen fewer than --min-count times): replace = a trained "
-                "unknown symbol U+FFFD, skip = dropped from training, error = none allowed; later texts and "
-                "prompts choose their own --unknown",
-                "characters seen fewer times count as unknown; needs --unknown replace/skip")
-    g = model_args(p, TEXT_DEFAULTS[0])
-    e = TextConfig().embedding_dim
-    g.add_argument("--embedding-dim", type=int, default=e, metavar="E",
-                   help=f"character embedding width; 0 feeds one-hot vectors (default: {e})")
-    t = TEXT_DEFAULTS[1]
+    for name in ("val_frac", "unknown", "min_count"):
+        config_arg(g, _X, name)
+    m, t = TEXT_DEFAULTS
+    g = model_args(p, m)
+    config_arg(g, _X, "embedding_dim")
     g = p.add_argument_group("training")
-    x = TextConfig()
-    g.add_argument("--seq-len", type=int, default=x.seq_len, metavar="N",
-                   help=f"truncated-BPTT length: characters per chunk (default: {x.seq_len})")
-    g.add_argument("--steps", type=int, default=x.steps, metavar="N",
-                   help=f"optimiser steps, rounded to whole passes over the text (default: {x.steps})")
+    config_arg(g, _X, "seq_len")
+    config_arg(g, _X, "steps")
     config_arg(g, t, "batch_size", help="parallel streams the text is cut into")
     train_args(g, t, "validation checks (about 10 per run)")
     out_args(p)
@@ -84,11 +77,10 @@ def _unknown_arg(p, where: str, mapped: str = "") -> None:
 def _text_fit(a: argparse.Namespace) -> int:
     from .workflow import fit_char_lm
     from .run import save_text_run
-    xc = TextConfig(source=a.corpus, seq_len=a.seq_len, steps=a.steps, val_frac=a.val_frac,
-                    embedding_dim=a.embedding_dim, unknown=a.unknown, min_count=a.min_count)
+    xc = TextConfig(source=a.corpus, **config_values(a, TextConfig))
     mc = ModelConfig(**config_values(a, ModelConfig))
     tc = TrainConfig(**config_values(a, TrainConfig))
-    refuse_existing(a, a.corpus)
+    refuse_existing(a, xc.source)
     run = fit_char_lm(xc, mc, tc, quiet=a.quiet, callbacks=loss_callbacks(a, 20))
     out = save_text_run(run, a.out, force=a.force)
     m = run.meta

@@ -3,7 +3,7 @@ shared settings it does not use."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...config import (UNKNOWN_POLICIES, ModelConfig, Serialisable, TrainConfig, check_choice, check_fraction,
                        check_positive, refuse_forecasting_settings, refuse_setting)
@@ -35,13 +35,23 @@ class TextConfig(Serialisable):
     default), whatever this one is.
     """
 
+    # metadata: the command line's option for the field (rnnkit.cli_parse.config_arg; see
+    # rnnkit.config.ModelConfig); ``source`` is the command's positional CORPUS
     source: str = "builtin:pydocs"
-    seq_len: int = 64
-    steps: int = 1000
-    val_frac: float = 0.1
-    embedding_dim: int = 0
-    unknown: str = "error"
-    min_count: int = 1
+    seq_len: int = field(default=64, metadata={
+        "help": "truncated-BPTT length: characters per chunk", "metavar": "N"})
+    steps: int = field(default=1000, metadata={
+        "help": "optimiser steps, rounded to whole passes over the text", "metavar": "N"})
+    val_frac: float = field(default=0.1, metadata={
+        "help": "last fraction of the text held out for validation", "metavar": "F"})
+    embedding_dim: int = field(default=0, metadata={
+        "help": "character embedding width; 0 feeds one-hot vectors", "metavar": "E"})
+    unknown: str = field(default="error", metadata={
+        "help": "the vocabulary's rare characters (seen fewer than --min-count times): replace = a trained "
+                "unknown symbol U+FFFD, skip = dropped from training, error = none allowed; later texts and "
+                "prompts choose their own --unknown", "choices": UNKNOWN_POLICIES})
+    min_count: int = field(default=1, metadata={
+        "help": "characters seen fewer times count as unknown; needs --unknown replace/skip"})
 
     def __post_init__(self) -> None:
         check_positive("seq_len", self.seq_len)
