@@ -130,6 +130,8 @@ def markdown(results: dict, plot: str | None = "quality.png") -> str:
              f"({results['torch_threads']} threads), rnnkit {mach['rnnkit']} at commit {mach['commit']}, native kernels "
              f"{mach['native_kernels']}. Wall time {results['wall_s'] / 60:.1f} min."
              + (" **Quick run** (a subset: not the benchmark's figures)." if results.get("quick") else ""), ""]
+    for note in results.get("merged", []):  # parts measured by another run, combined into this report
+        lines += [note, ""]
     if results.get("options"):
         lines += ["rnnkit options: " + ", ".join(f"`{k}={v}`" for k, v in results["options"].items()), ""]
     for job, variants in results.get("variants", {}).items():
