@@ -60,6 +60,53 @@ def test_base_is_the_baselines_forecast(skip, reference):
     np.testing.assert_array_equal(norm.base(X, H), reference(X, H, m))
 
 
+@pytest.mark.parametrize("d", [1, 4])
+@pytest.mark.parametrize("normalise", ["window", "none"])
+def test_differencing_decode_inverts_encode_exactly(d, normalise):
+    rng = np.random.default_rng(d)  # its own draws: the module's generator feeds other tests
+    norm = WindowNorm.fit(normalise, "none", 4, rng.normal(size=(50, 2)), difference=d)
+    X, Y = rng.normal(size=(7, 9, 3)) * 50 + 10, rng.normal(size=(7, 5, 2))
+    np.testing.assert_allclose(norm.decode(X, norm.encode(X, Y)[1]), Y, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_differenced_windows_by_hand(d):
+    rng = np.random.default_rng(10 + d)
+    X = np.cumsum(rng.normal(size=(2, 8, 2)), axis=1)  # one target + one covariate
+    Y = np.cumsum(rng.normal(size=(2, 5, 1)), axis=1) + X[:, -1:, :1]
+    norm = WindowNorm.fit("none", "none", 3, rng.normal(size=(30, 1)), difference=d)
+    Xn, Yn = norm.encode(X, Y)
+    full = np.concatenate([X[..., :1], Y], axis=1)  # (W, 8 + 5, 1)
+    want_in = np.zeros((2, 8))
+    want_in[:, d:] = X[:, d:, 0] - X[:, :-d, 0]
+    np.testing.assert_allclose(Xn[..., 0], want_in, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(Xn[..., 1], X[..., 1])
+    want_out = np.stack([full[:, 8 + h, 0] - full[:, 8 + h - d, 0] for h in range(5)], axis=1)
+    np.testing.assert_allclose(Yn[..., 0], want_out, rtol=0, atol=1e-12)
+    # a zero forecast difference is the naive forecast (d=1) or the seasonal-naive one (d=m)
+    naive = last_value_forecast(X[..., :1], 5) if d == 1 else seasonal_naive_forecast(X[..., :1], 5, d)
+    np.testing.assert_allclose(norm.decode(X, np.zeros((2, 5, 1))), naive, rtol=0, atol=1e-12)
+    # window normalisation of differences: the network's inputs ignore the window's level and unit
+    wnorm = WindowNorm.fit("window", "none", 3, rng.normal(size=(30, 1)), difference=d)
+    np.testing.assert_allclose(wnorm.inputs(X * 100 + 7)[..., 0], wnorm.inputs(X)[..., 0], atol=1e-9)
+
+
+def test_differenced_direct_model_trains_saves_and_reloads(tmp_path):
+    rng = np.random.default_rng(5)
+    t = np.arange(120.0)
+    data = _monthly(100 + 0.8 * t + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(scale=0.3, size=t.size))
+    for difference in ("first", "seasonal"):
+        run = fit_forecaster(DataConfig(horizon=6, difference=difference, transform="none"), ModelConfig(hidden_size=8),
+                             TrainConfig(epochs=20), data=data, quiet=True)
+        assert run.data_config.skip == "none" and run.norm.difference == (1 if difference == "first" else 12)
+        f = run.forecast(data)["y"].to_numpy()
+        assert np.isfinite(f).all() and f.min() > data.values[-24:, 0].min()  # follows the trend upwards
+        run.save(tmp_path / difference, data=data)
+        back = load_run(tmp_path / difference)
+        assert back.norm == run.norm
+        np.testing.assert_array_equal(back.forecast(data)["y"].to_numpy(), f)
+
+
 def _monthly(values, start="2000-01-01"):
     frame = pd.DataFrame({"date": pd.date_range(start, periods=len(values), freq="MS").strftime("%Y-%m-%d"),
                           "y": values})
@@ -174,6 +221,11 @@ def test_explicit_fractions_are_used_as_given():
     (DataConfig(skip="seasonal", lookback=6, seasonal_period=12), ModelConfig(), TrainConfig(), "lookback of at least m"),
     (DataConfig(normalise="window"), ModelConfig(strategy="recursive"), TrainConfig(stateful=True, shuffle=False),
      "stateful training"),
+    (DataConfig(difference="first"), ModelConfig(strategy="recursive"), TrainConfig(), "for direct models"),
+    (DataConfig(difference="first", skip="last"), ModelConfig(), TrainConfig(), "use --skip none"),
+    (DataConfig(difference="seasonal", seasonal_period=1), ModelConfig(), TrainConfig(), "seasonal period m > 1"),
+    (DataConfig(difference="seasonal", lookback=12, seasonal_period=12), ModelConfig(), TrainConfig(),
+     "lookback longer than its lag"),
 ])
 def test_refused_combinations(dc, model, train, needle):
     data = _monthly(np.arange(60.0) + 1)

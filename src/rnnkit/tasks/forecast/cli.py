@@ -29,7 +29,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                                                "(see `rnnkit datasets`)")
     for name in ("targets", "time_col", "covariates", "future_covariates", "calendar", "fill", "lookback", "horizon",
                  "stride", "val_frac", "test_frac", "val_start", "test_start", "scaler", "seasonal_period",
-                 "normalise", "skip", "transform"):
+                 "normalise", "skip", "transform", "difference"):
         config_arg(g, _D, name)
     g.add_argument("--future", metavar="FILE", help="the future covariates' values for the horizon after the data "
                    "(see `rnnkit forecast --future`): the run's forecast.csv needs them (default: none, and no "

@@ -11,7 +11,7 @@ from ...config import (ModelConfig, Serialisable, TrainConfig, check_choice, che
 from ...data.boxcox import TRANSFORMS
 from ...errors import ConfigError
 from .known import CALENDAR
-from .normalise import NORMALISE, SKIPS
+from .normalise import DIFFERENCES, NORMALISE, SKIPS
 
 __all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "refuse_unsupported"]
 
@@ -100,6 +100,9 @@ class DataConfig(Serialisable):
     transform: str = field(default="auto", metadata={
         "help": "target transform, inverted on the forecasts (auto: log when positive values spread with "
                 "their level)", "choices": TRANSFORMS})
+    difference: str = field(default="none", metadata={
+        "help": "direct models: the network reads each window's differences (first: y[t] - y[t-1]; seasonal: "
+                "y[t] - y[t-m]) and forecasts the horizon's, summed back exactly", "choices": DIFFERENCES})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
@@ -121,6 +124,7 @@ class DataConfig(Serialisable):
         check_choice("normalise", self.normalise, ("auto",) + NORMALISE)
         check_choice("skip", self.skip, ("auto",) + SKIPS)
         check_choice("transform", self.transform, TRANSFORMS)
+        check_choice("difference", self.difference, DIFFERENCES)
         check_choice("calendar", self.calendar, CALENDAR)
         check_choice("scaler", self.scaler, ("minmax", "standard", "none"))
         check_choice("fill", self.fill, (None, "ffill", "interpolate"))

@@ -34,7 +34,7 @@ from .data import absolute_source, check_rows, load_data, resolve_split, seasona
 from .future import with_future_columns
 from .model import Forecaster
 from .known import known_rows, known_width, known_windows, model_input
-from .normalise import WindowNorm, choose_skip
+from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
 
 __all__ = ["Prepared", "prepare", "train_members", "MemberView", "ForecastEnsemble", "forecast_loss",
@@ -156,7 +156,7 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         transform, values, scaler = transformed("none")
         scaled = scaler.transform(values)
     dc = dc.replace(skip=skip, transform=transform.name)
-    norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C])
+    norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C], difference_lag(dc.difference, m))
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     n_values = C + len(dc.covariates)
     K = known_width(data.freq, calendar, len(dc.future_covariates), recursive)
@@ -220,7 +220,7 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     fallback = []
     for model, p in zip(models, preps):
         # on a series too short to validate, nothing shows that a network beats the naive forecast
-        naive = p.norm.skip != "none" and (p.too_short or (
+        naive = (p.norm.skip != "none" or p.norm.difference > 0) and (p.too_short or (
             p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
         if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
             with torch.no_grad():
@@ -371,6 +371,21 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
     if skip == "seasonal" and not 1 < m <= lookback:
         raise ConfigError(f"skip='seasonal' repeats the last season, which needs a seasonal period m > 1 and a "
                           f"lookback of at least m (m={m}, lookback {lookback}); use --skip last")
+    if dc.difference != "none":
+        if recursive or train.stateful:
+            raise ConfigError(f"difference={dc.difference!r} is for direct models (the network reads a window's "
+                              "differences and forecasts the horizon's); use --difference none")
+        if skip not in ("none", "auto"):
+            raise ConfigError(f"difference={dc.difference!r} forecasts differences, which already are corrections "
+                              f"to the naive forecast: use --skip none (or auto), not {skip!r}")
+        skip = "none"
+        d = difference_lag(dc.difference, m)
+        if dc.difference == "seasonal" and m < 2:
+            raise ConfigError("difference='seasonal' needs a seasonal period m > 1; pass --seasonal-period or use "
+                              "--difference first")
+        if lookback <= d:
+            raise ConfigError(f"difference={dc.difference!r} (lag {d}) needs a lookback longer than its lag "
+                              f"(lookback {lookback}); pass a longer --lookback")
     return normalise, skip
 
 

@@ -21,7 +21,7 @@ from ...errors import ConfigError
 from ...training.runschema import conforms
 from .config import DataConfig, SearchConfig
 from .fitting import MemberView, Prepared, prepare, resolve_norm
-from .normalise import SKIPS, WindowNorm
+from .normalise import SKIPS, WindowNorm, difference_lag
 
 __all__ = ["lookbacks_split", "member_preps", "view_of", "view_record", "lookback_views"]
 
@@ -92,5 +92,6 @@ def lookback_views(check, sc: SearchConfig, meta: dict, dc: DataConfig, n_cols: 
             check.fail("config.json", f"{where}: {e}")
         check.agree(len(scaler.offset) == n_cols, "config.json",
                     f"{where}: its scaler scales {len(scaler.offset)} column(s), the model reads {n_cols}")
-        views[L] = MemberView(L, transform, scaler, WindowNorm(dc.normalise, r["skip"], m, C, tuple(r["norm_floor"])))
+        norm = WindowNorm(dc.normalise, r["skip"], m, C, tuple(r["norm_floor"]), difference_lag(dc.difference, m))
+        views[L] = MemberView(L, transform, scaler, norm)
     return views

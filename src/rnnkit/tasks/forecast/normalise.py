@@ -15,7 +15,13 @@ Two changes to what the network sees and predicts remove both failures:
   last values, as the naive-with-drift forecast). With a zero-initialised head the untrained model *is* the naive
   forecast, so training can only move it where the data says so.
 
-Both are data transforms around an unchanged network (a recurrent layer and a linear head), so
+* **Differencing** (``difference``, optional): the network reads the window's differences
+  ``y[t] - y[t-d]`` (``d = 1``, or the season ``m``) and predicts the horizon's, which decode sums
+  back exactly from the window's last values (a forecast difference of zero is the naive or
+  seasonal-naive forecast). Normalisation then uses the differences' mean and spread; there is no
+  skip (the differences are already corrections to the naive forecast).
+
+All three are data transforms around an unchanged network (a recurrent layer and a linear head), so
 the fused trainer and the native kernels train it exactly as before: the windows are encoded once
 (:meth:`WindowNorm.encode`) and forecasts decoded (:meth:`WindowNorm.decode`).
 
@@ -29,10 +35,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WindowNorm", "NORMALISE", "SKIPS", "choose_skip"]
+__all__ = ["WindowNorm", "NORMALISE", "SKIPS", "DIFFERENCES", "difference_lag", "choose_skip"]
 
 NORMALISE = ("window", "none")
 SKIPS = ("none", "last", "drift", "seasonal")
+DIFFERENCES = ("none", "first", "seasonal")
+
+
+def difference_lag(difference: str, m: int) -> int:
+    """The lag d of ``difference`` (``"none"``: 0, ``"first"``: 1, ``"seasonal"``: the season m)."""
+    return {"none": 0, "first": 1}.get(difference, m)
 
 #: a window's scale is at least this fraction of the training rows' own standard deviation, so a
 #: flat window does not turn its rounding noise into unit-size inputs
@@ -50,7 +62,9 @@ class WindowNorm:
             head predicts the normalised value itself).
         m: the season length used by ``skip="seasonal"``.
         n_targets: the number of target columns (the first columns of every window).
-        floor: ``(C,)`` smallest scale per target, in scaled units.
+        floor: ``(C,)`` smallest scale per target, in scaled units (of the differences, when differencing).
+        difference: the lag d of the differences the network reads and predicts (0: none; then
+            ``skip`` must be ``"none"``, and the lookback longer than d).
     """
 
     normalise: str
@@ -58,22 +72,32 @@ class WindowNorm:
     m: int
     n_targets: int
     floor: tuple[float, ...]
+    difference: int = 0
 
     @classmethod
-    def fit(cls, normalise: str, skip: str, m: int, train_targets: np.ndarray) -> "WindowNorm":
+    def fit(cls, normalise: str, skip: str, m: int, train_targets: np.ndarray, difference: int = 0) -> "WindowNorm":
         """The normalisation for a run whose scaled training target rows are ``(N, C)``."""
-        std = np.asarray(train_targets, dtype=np.float64).std(axis=0)
+        y = np.asarray(train_targets, dtype=np.float64)
+        d = int(difference)
+        std = (y[d:] - y[:-d] if d else y).std(axis=0)
         floor = np.where(std > 0, SCALE_FLOOR * std, SCALE_FLOOR)
-        return cls(normalise, skip, int(m), train_targets.shape[1], tuple(float(f) for f in floor))
+        return cls(normalise, skip, int(m), train_targets.shape[1], tuple(float(f) for f in floor), d)
 
     @property
     def active(self) -> bool:
-        """Whether this changes anything (``"none"``/``"none"`` is the identity)."""
-        return self.normalise != "none" or self.skip != "none"
+        """Whether this changes anything (``"none"``/``"none"`` without differencing is the identity)."""
+        return self.normalise != "none" or self.skip != "none" or self.difference > 0
+
+    def _series(self, X: np.ndarray) -> np.ndarray:
+        """What the network reads of the targets: the window's values, or their ``L - d`` differences."""
+        y = X[..., :self.n_targets]  # (W, L, C)
+        d = self.difference
+        return y[:, d:] - y[:, :-d] if d else y
 
     def stats(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each window's target level and scale, ``(W, 1, C)`` each (0 and 1 without normalising)."""
-        y = X[..., :self.n_targets]  # (W, L, C)
+        """Each window's target level and scale, ``(W, 1, C)`` each (0 and 1 without normalising), of its
+        values or, when differencing, of its differences."""
+        y = self._series(X)
         if self.normalise == "none":
             return np.zeros_like(y[:, :1]), np.ones_like(y[:, :1])
         level = y.mean(axis=1, keepdims=True)  # (W, 1, C)
@@ -82,8 +106,10 @@ class WindowNorm:
 
     def base(self, X: np.ndarray, horizon: int) -> np.ndarray:
         """The forecast the head corrects, ``(W, horizon, C)`` in scaled units: the naive forecast,
-        or the window's level when there is no skip."""
+        or the window's level when there is no skip (zero differences, when differencing)."""
         y = X[..., :self.n_targets]  # (W, L, C)
+        if self.difference:
+            return np.zeros((y.shape[0], horizon, y.shape[2]))
         if self.skip == "none":
             return np.repeat(self.stats(X)[0], horizon, axis=1)
         if self.skip == "seasonal":
@@ -97,22 +123,39 @@ class WindowNorm:
         return last
 
     def inputs(self, X: np.ndarray) -> np.ndarray:
-        """``X`` with its target columns normalised per window (a copy; covariates unchanged)."""
+        """``X`` with its target columns normalised per window (a copy; covariates unchanged).
+        A differenced window keeps its length: its first d steps, which have no difference, read 0."""
         level, scale = self.stats(X)
         out = np.array(X, dtype=np.float64, copy=True)
-        out[..., :self.n_targets] = (out[..., :self.n_targets] - level) / scale
+        d, C = self.difference, self.n_targets
+        out[:, d:, :C] = (self._series(X) - level) / scale
+        out[:, :d, :C] = 0.0
         return out
 
     def encode(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Training pairs in the network's units: normalised inputs and the head's targets
-        ``(Y - base) / scale`` for windows ``X (W, L, F)``, ``Y (W, H, C)``."""
+        ``(Y - base) / scale`` for windows ``X (W, L, F)``, ``Y (W, H, C)`` (with differencing, the
+        horizon's differences ``Y[h] - Y[h-d]``, reaching back into the window, over the scale)."""
         _, scale = self.stats(X)
+        d = self.difference
+        if d:
+            full = np.concatenate([np.asarray(X[..., :self.n_targets], dtype=np.float64), Y], axis=1)
+            L = X.shape[1]
+            return self.inputs(X), (full[:, L:] - full[:, L - d:L - d + Y.shape[1]]) / scale
         return self.inputs(X), (Y - self.base(X, Y.shape[1])) / scale
 
     def decode(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Forecasts in scaled units from the network's outputs ``(W, H, C)`` after windows ``X``."""
+        """Forecasts in scaled units from the network's outputs ``(W, H, C)`` after windows ``X``
+        (with differencing, each step is the value d steps before it plus its forecast difference)."""
         _, scale = self.stats(X)
-        return self.base(X, out.shape[1]) + scale * out
+        d = self.difference
+        if not d:
+            return self.base(X, out.shape[1]) + scale * out
+        full = list(np.moveaxis(np.asarray(X[..., :self.n_targets], dtype=np.float64), 1, 0))  # L x (W, C)
+        step = scale[:, 0] * np.asarray(out, dtype=np.float64).transpose(1, 0, 2)  # H x (W, C)
+        for delta in step:
+            full.append(full[-d] + delta)
+        return np.stack(full[X.shape[1]:], axis=1)
 
 
 def choose_skip(candidates: tuple[str, ...], m: int, X: np.ndarray, Y: np.ndarray) -> str:

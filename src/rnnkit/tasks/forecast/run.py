@@ -19,7 +19,7 @@ from .fitting import ForecastEnsemble
 from .known import known_names, known_width
 from .lookbacks import lookback_views
 from .model import Forecaster
-from .normalise import WindowNorm
+from .normalise import WindowNorm, difference_lag
 from .workflow import ForecastRun, write_forecast_run
 
 __all__ = ["save_run", "save_forecast_run", "load_forecast_run"]
@@ -70,7 +70,8 @@ def load_forecast_run(path: str | os.PathLike):
                     and len(meta["norm_floor"]) == n_out, "config.json",
                     "the data section's normalise/skip/transform/seasonal_period or meta.norm_floor do not describe "
                     "a trained run (a run stores the choices 'auto' made)")
-        norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]))
+        norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]),
+                          difference_lag(dc.difference, dc.seasonal_period))
         if sc.ensemble_lookbacks and members > 1:
             views = lookback_views(check, sc, meta, dc, n_cols)
             model = ForecastEnsemble(list(model.members), [views[L] for L in sc.member_lookbacks(members)])

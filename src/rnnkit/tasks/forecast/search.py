@@ -27,6 +27,7 @@ from ...data.split import Split
 from ...errors import DataError
 from .config import DataConfig
 from .fitting import Prepared, prepare, train_members
+from .normalise import difference_lag
 from .predict import predict_windows, windows_for
 
 __all__ = ["auto_search", "choose_normalisation", "validation_error", "AUTO_ENSEMBLE"]
@@ -47,11 +48,14 @@ AUTO_ENSEMBLE = 5
 def _alternatives(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, m: int, H: int, lookback: int):
     """The settings tried, in order: (name, [changes to (data, model, train) configs])."""
     looks = sorted({max(1, v) for v in ((m, 3 * m) if m > 1 else (max(H, 4), 4 * max(H, 2)))} - {lookback})
+    looks = [v for v in looks if v > difference_lag(dc.difference, m)]  # a differenced window needs more than d
     return [
         ("lookback", [({"lookback": v}, {}, {}) for v in looks]),
         ("hidden_size", [({}, {"hidden_size": v}, {}) for v in (16, 64) if v != mc.hidden_size]),
         ("lr", [({}, {}, {"lr": v}) for v in (3e-3, 3e-4) if v != tc.lr]),
-        ("skip", [({"skip": "last"}, {}, {})] if m > 1 and mc.strategy == "direct" else []),  # recursive: no skip
+        # a recursive or a differenced model has no skip
+        ("skip", [({"skip": "last"}, {}, {})] if m > 1 and mc.strategy == "direct" and dc.difference == "none"
+         else []),
     ]
 
 
