@@ -27,12 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for job in JOBS.values():  # forecasting's commands, then `rnnkit classify ...`, `rnnkit text ...`
-        job.cli.register(sub)
+        if job.cli is not None:
+            job.cli.register(sub)
     return parser
 
 
 #: command name -> handler, collected from each job's command line (:mod:`rnnkit.tasks`)
-COMMANDS = {name: handler for job in JOBS.values() for name, handler in job.cli.COMMANDS.items()}
+COMMANDS = {name: handler for job in JOBS.values() if job.cli is not None
+            for name, handler in job.cli.COMMANDS.items()}
 
 
 _python_showwarning = warnings.showwarning

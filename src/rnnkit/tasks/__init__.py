@@ -29,7 +29,7 @@ class Job:
     """One job: its kind, its command line module, and where its run loader lives."""
 
     kind: str
-    cli: ModuleType
+    cli: ModuleType | None  # None: the kind's commands are another job's (a panel run is a forecast's)
     run_module: str  # imported on first load (it imports torch)
     loader: str
 
@@ -41,6 +41,7 @@ class Job:
 #: kind -> job, in the order ``rnnkit --help`` lists their commands
 JOBS: dict[str, Job] = {job.kind: job for job in [
     Job("forecast", forecast_cli, f"{__name__}.forecast.run", "load_forecast_run"),
+    Job("panel", None, f"{__name__}.forecast.panel_run", "load_panel_run"),
     Job("classify", classify_cli, f"{__name__}.classify.run", "load_classifier_run"),
     Job("text", text_cli, f"{__name__}.text.run", "load_text_run"),
 ]}

@@ -53,8 +53,8 @@ MAX_JSON_BYTES = 64 << 20
 #: the largest safetensors header (the safetensors library's own limit)
 MAX_HEADER_BYTES = 100 << 20
 #: how each kind of run is made and used, for messages
-MAKE = {"forecast": "rnnkit fit", "classify": "rnnkit classify fit", "text": "rnnkit text fit"}
-USE = {"forecast": "rnnkit forecast/evaluate/backtest", "classify": "rnnkit classify predict/evaluate",
+MAKE = {"forecast": "rnnkit fit", "panel": "rnnkit fit --id-col COL", "classify": "rnnkit classify fit", "text": "rnnkit text fit"}
+USE = {"forecast": "rnnkit forecast/evaluate/backtest", "panel": "rnnkit forecast/evaluate", "classify": "rnnkit classify predict/evaluate",
        "text": "rnnkit text generate/evaluate/suggest"}
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8,
              "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}

@@ -31,11 +31,15 @@ META = {
                  "val_index": "list[int]", "input": "str", "n_features": "int",
                  "test_source": "str|null", "test_sha256": "str|null", "train_class_counts": "dict[int]",
                  "ensemble": "int", "member_best_epochs": "list[int]", "member_val_accuracy": "list[num]|null"},
+    "panel": {**_COMMON_META, "freq": "str|null", "norm_floor": "list[num]", "ensemble": "int",
+              "naive_members": "int", "member_best_epochs": "list[int]", "ids": "list[str]",
+              "splits": "list[list[int]]", "n_rows": "list[int]", "trained_series": "int"},
     "text": {**_COMMON_META, "n_chars": "int", "train_chars": "int", "val_chars": "int", "streams": "int",
              "steps_per_epoch": "int", "epochs": "int", "steps": "int", "first_char": "str"},
 }
 SHAPES = {
     "forecast": {"input_size": "int", "n_targets": "int", "horizon": "int"},
+    "panel": {"input_size": "int", "n_targets": "int", "horizon": "int"},
     "classify": {"input_size": "int", "n_classes": "int", "vocab_size": "int|null"},
     "text": {"vocab_size": "int", "embedding_dim": "int"},
 }

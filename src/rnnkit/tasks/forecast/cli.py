@@ -27,7 +27,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("data", metavar="DATA", help="CSV/TSV/Parquet file, or a built-in series such as builtin:sine "
                                                "(see `rnnkit datasets`)")
-    for name in ("targets", "time_col", "covariates", "future_covariates", "calendar", "fill", "lookback", "horizon",
+    for name in ("targets", "id_col", "time_col", "covariates", "future_covariates", "calendar", "fill", "lookback", "horizon",
                  "stride", "val_frac", "test_frac", "val_start", "test_start", "scaler", "seasonal_period",
                  "normalise", "skip", "transform", "difference"):
         config_arg(g, _D, name)
@@ -125,6 +125,9 @@ def cmd_fit(a: argparse.Namespace) -> int:
     from .run import save_forecast_run
     dc, mc, tc, search = _configs(a)
     check_out(a.out, a.force, protect=[a.data])  # refuse before spending minutes on training
+    if dc.id_col is not None:  # a panel: one global model over every series
+        from .panel_cli import fit_panel
+        return fit_panel(a, dc, mc, tc, search)
     data = load_data(dc)
     if a.future is not None:  # checked before training too
         from ...errors import ConfigError
@@ -169,9 +172,26 @@ def cmd_fit(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_forecast(a: argparse.Namespace) -> int:
+def _load(path):
+    """A forecasting run, of one series or of a panel (:mod:`.panel_run`), by its kind (any other
+    kind is refused by the one-series loader, which says what to do)."""
+    from ...training.runs import run_kind
+    if run_kind(path) == "panel":
+        from .panel_run import load_panel_run
+        return load_panel_run(path)
     from .run import load_forecast_run
-    run = load_forecast_run(a.run)
+    return load_forecast_run(path)
+
+
+def _is_panel(run) -> bool:
+    return type(run).__name__ == "PanelRun"
+
+
+def cmd_forecast(a: argparse.Namespace) -> int:
+    run = _load(a.run)
+    if _is_panel(run):
+        from .panel_cli import forecast_panel
+        return forecast_panel(run, a)
     data = run.load_data(a.data) if a.data else run.load_data()
     frame = run.forecast(data, horizon=a.horizon, future=a.future)
     if a.out:
@@ -183,8 +203,10 @@ def cmd_forecast(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from .run import load_forecast_run
-    run = load_forecast_run(a.run)
+    run = _load(a.run)
+    if _is_panel(run):
+        from .panel_cli import evaluate_panel
+        return evaluate_panel(run, a)
     data = run.load_data(a.data) if a.data else run.load_data()
     import pandas as pd
     start = run.scoring_start(data)
@@ -202,8 +224,11 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_backtest(a: argparse.Namespace) -> int:
-    from .run import load_forecast_run
-    run = load_forecast_run(a.run)
+    run = _load(a.run)
+    if _is_panel(run):
+        from ...errors import ConfigError
+        raise ConfigError("backtest: not yet for panel runs; `rnnkit evaluate --run RUN` scores every series' "
+                          "held-out horizon")
     result = run.backtest(run.load_data(a.data), folds=a.folds, refit=a.refit, quiet=True)
     if a.json:
         from ...training.runs import json_safe

@@ -56,6 +56,10 @@ class DataConfig(Serialisable):
     targets: tuple[str, ...] = field(default=(), metadata={
         "help": "column to forecast; repeat for several", "flag": "target", "metavar": "COL",
         "off": "the only numeric column"})
+    id_col: Optional[str] = field(default=None, metadata={
+        "help": "column of series ids: the table is a panel in long format (one row per id and time), and one "
+                "global model is trained on the windows of every series", "metavar": "COL",
+        "off": "one series (or several targets of one table)"})
     time_col: Optional[str] = field(default=None, metadata={
         "help": "column of timestamps (parsed as dates, checked for order, duplicates and gaps)", "metavar": "COL",
         "off": "none, rows in file order"})

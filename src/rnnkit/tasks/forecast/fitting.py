@@ -198,7 +198,7 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     where nothing could show that the network does better.
     Returns the members, their histories and which of them fell back.
     """
-    preps = [prep] * n if isinstance(prep, Prepared) else list(prep)
+    preps = list(prep) if isinstance(prep, (list, tuple)) else [prep] * n  # one Prepared (or a panel's) for all
     n = len(preps)
     models = []
     for k, p in enumerate(preps, first):

@@ -22,6 +22,7 @@ import torch
 
 from ...config import ModelConfig, TrainConfig
 from ...data.boxcox import TargetTransform
+from ...data.panel import PanelData
 from ...data.scaler import Scaler
 from ...data.series import SeriesData
 from ...errors import ConfigError, DataError
@@ -270,6 +271,10 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     (of the first member) with its history row, as in every job's ``fit_X``; ``quiet`` hides the
     progress display; ``verbose`` prints the losses about 20 times per run and the search's steps.
     """
+    if data_config.id_col is not None or isinstance(data, PanelData):  # many series: one global model
+        from .panel_run import fit_global  # noqa: PLC0415  (it builds on this module's neighbours)
+        return fit_global(data_config, model_config, train_config, data, quiet=quiet, evaluate=evaluate,
+                          dtype=dtype, callbacks=callbacks, search=search)
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     search = search or SearchConfig()

@@ -1,0 +1,130 @@
+"""Many related series in one table: a panel in long format, one row per (series id, time).
+
+A panel file has an id column, usually a time column, the target column(s) and covariates. Each
+series is validated on its own exactly as a single series is (:func:`~rnnkit.data.series.series_from_frame`:
+timestamps parsed, unique and in order, no gaps or missing values unless ``fill``), so every
+message names the series it is about. Series may have different lengths and start dates; they
+must share one frequency (the run's season and calendar come from it).
+
+Rows of one series need not be contiguous in the file, but each series' rows must be in time
+order (rnnkit never reorders rows; without a time column, file order is time order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .series import Fill, SeriesData, series_from_frame
+from .sources import read_table
+
+__all__ = ["PanelData", "panel_from_frame", "read_panel"]
+
+
+@dataclass(frozen=True, eq=False)
+class PanelData:
+    """Validated series that share their columns, keyed by id (in order of first appearance).
+
+    Attributes:
+        ids: the series ids as strings.
+        series: one :class:`SeriesData` per id, in the order of ``ids``.
+        source: the file path as given (or a label for a DataFrame).
+        sha256: hex digest of the file bytes (of the table's contents for a DataFrame).
+        freq: the series' common pandas frequency, or None without a time column.
+    """
+
+    ids: tuple[str, ...]
+    series: tuple[SeriesData, ...]
+    source: str
+    sha256: str
+    freq: str | None
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.series[0].targets
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        return self.series[0].covariates
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, series_id: str) -> SeriesData:
+        try:
+            return self.series[self.ids.index(str(series_id))]
+        except ValueError:
+            raise DataError(f"{self.source}: no series with id {series_id!r}") from None
+
+    def subset(self, ids: Sequence[str]) -> "PanelData":
+        """The series ``ids`` (each must be present), in that order."""
+        ids = tuple(str(i) for i in ids)
+        missing = [i for i in ids if i not in self.ids]
+        if missing:
+            raise DataError(f"{self.source}: no series with id(s) {', '.join(map(repr, missing[:5]))}"
+                            + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        return PanelData(ids, tuple(self[i] for i in ids), self.source, self.sha256, self.freq)
+
+    def lengths(self) -> np.ndarray:
+        return np.array([len(s) for s in self.series], dtype=np.int64)
+
+
+def _label(series_id: str, source: str) -> str:
+    return f"{source} (series {series_id!r})"
+
+
+def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str] | None = None,
+                     time_col: str | None = None, covariates: Sequence[str] = (), fill: Fill = None, *,
+                     source: str = "<DataFrame>", sha256: str | None = None) -> PanelData:
+    """Split a long table into validated series by ``id_col``; see the module docstring.
+
+    Raises:
+        DataError: the id column is missing or empty, a series is unusable (the message names it),
+            or the series do not share one frequency.
+    """
+    if id_col not in raw.columns:
+        shown = ", ".join(map(str, list(raw.columns)[:10]))
+        raise DataError(f"{source}: no id column {id_col!r}; the columns are {shown}")
+    if id_col == time_col or id_col in tuple([target] if isinstance(target, str) else target or ()) + tuple(covariates):
+        raise DataError(f"{source}: column {id_col!r} is the id column; it cannot also be the time, a target or "
+                        "a covariate column")
+    ids = raw[id_col]
+    if ids.isna().any():
+        row = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 1
+        raise DataError(f"{source}: the id column {id_col!r} is empty in data row {row}; every row needs a series id")
+    keys = ids.astype(str).str.strip()
+    if len(keys) == 0:
+        raise DataError(f"{source}: the table has no rows")
+    order = list(dict.fromkeys(keys))  # first appearance
+    body = raw.drop(columns=[id_col])
+    groups = {k: idx for k, idx in body.groupby(keys.to_numpy(), sort=False).indices.items()}
+    series = []
+    for k in order:
+        part = body.iloc[groups[k]].reset_index(drop=True)
+        series.append(series_from_frame(part, target, time_col, covariates, fill, source=_label(k, source),
+                                        sha256=""))
+    freqs = {s.freq for s in series}
+    if len(freqs) > 1:
+        shown = ", ".join(f"{k!r}: {s.freq}" for k, s in list(zip(order, series))[:4])
+        raise DataError(f"{source}: the series have different frequencies ({shown}, ...); a panel's series must "
+                        "share one (resample them to a common frequency)")
+    columns = {(s.targets, s.covariates) for s in series}
+    if len(columns) > 1:  # the target was inferred per series and came out different
+        raise DataError(f"{source}: the series do not have the same target and covariate columns; name them "
+                        "with --target and --covariates")
+    if sha256 is None:
+        sha256 = hashlib.sha256(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes()).hexdigest()
+    return PanelData(tuple(order), tuple(series), source, sha256, series[0].freq)
+
+
+def read_panel(source: str | Path, id_col: str, target: str | Sequence[str] | None = None,
+               time_col: str | None = None, covariates: Sequence[str] = (), fill: Fill = None) -> PanelData:
+    """Read a CSV, TSV or Parquet panel file and validate each series (:func:`panel_from_frame`)."""
+    raw, sha256 = read_table(source)
+    return panel_from_frame(raw, id_col, target, time_col, covariates, fill, source=str(source), sha256=sha256)

@@ -1,0 +1,77 @@
+"""The command line for panels: `rnnkit fit FILE --id-col COL ...` trains one global model, and
+`rnnkit forecast/evaluate --run RUN` use it (the forecasting commands hand a panel run here)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ...errors import ConfigError
+from ...training.atomic import write_file_atomic
+
+__all__ = ["fit_panel", "forecast_panel", "evaluate_panel", "summary_table"]
+
+
+def summary_table(summary: dict, label: str) -> str:
+    """Mean scores over the series, one row per method (the model shown as ``label``)."""
+    from ...report import format_table
+    rows = {(label if name == "model" else name): scores for name, scores in summary.items()
+            if isinstance(scores, dict)}
+    return format_table(rows, ["mase", "smape", "mae", "rmse"])
+
+
+def _report(run, label: str) -> None:
+    s = run.metrics["summary"]
+    print(f"test metrics, mean over {s['series']} series (each series' last horizon, original units):")
+    print(summary_table(s, label))
+    print(f"geometric mean of the model's MASE relative to {s['reference']}'s: {s['geomean_relative_mase']:.3f}")
+
+
+def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
+    from .panel_run import fit_global, load_panel
+    if a.future is not None:
+        raise ConfigError("--future: not yet for panels (one global model over many series)")
+    panel = load_panel(dc)
+    run = fit_global(dc, mc, tc, panel, quiet=a.quiet, search=search)
+    out = run.save(a.out, force=a.force, data=panel)
+    h, rd, meta = run.history, run.data_config, run.meta
+    members = meta["ensemble"]
+    print(f"trained one global {mc.cell} ({mc.num_layers}x{mc.hidden_size}"
+          + (f", ensemble of {members}, median" if members > 1 else "") + f") on {len(meta['ids'])} series "
+          f"({meta['trained_series']} long enough to train on; {meta['train_windows']} training and "
+          f"{meta['val_windows']} validation windows) for {len(h.rows)} epochs with the "
+          f"{'fused native' if h.engine == 'fused' else 'torch'} trainer"
+          + (f", best epoch {h.best_epoch}" if h.best_epoch else ""))
+    print(f"lookback {rd.lookback}, season m={rd.seasonal_period}, normalise {rd.normalise}, skip {rd.skip}")
+    if meta["naive_members"]:
+        print(f"{meta['naive_members']} of {members} member(s) did not beat the {rd.skip} naive forecast on the "
+              "validation windows and forecast it instead")
+    if run.metrics:
+        _report(run, f"rnnkit {mc.cell}")
+    print(f"run directory: {out}  (forecast.csv: every series' next {rd.horizon} steps; series_metrics.csv)")
+    return 0
+
+
+def forecast_panel(run, a: argparse.Namespace) -> int:
+    if getattr(a, "future", None) is not None:
+        raise ConfigError("--future: not yet for panels (one global model over many series)")
+    frame = run.forecast(a.data, horizon=a.horizon)
+    if a.out:
+        write_file_atomic(a.out, lambda path: frame.to_csv(path, index=False))
+        print(f"wrote {len(frame)} forecast rows ({frame[run.data_config.id_col].nunique()} series) to {a.out}")
+    else:
+        print(frame.to_string(index=False))
+    return 0
+
+
+def evaluate_panel(run, a: argparse.Namespace) -> int:
+    scores = run.evaluate(a.data)
+    if a.json:
+        from ...training.runs import json_safe
+        print(json.dumps(json_safe(scores), indent=2))
+    else:
+        s = scores["summary"]
+        print(f"scored {s['series']} series, each on the horizon after its training and validation rows:")
+        print(summary_table(s, f"rnnkit {run.model_config.cell}"))
+        print(f"geometric mean of the model's MASE relative to {s['reference']}'s: {s['geomean_relative_mase']:.3f}")
+    return 0

@@ -1,0 +1,291 @@
+"""A global model's run: training it on a panel (:func:`fit_global`), forecasting and scoring every
+series (:class:`PanelRun`), and its run directory (kind ``"panel"``: config.json, weights.safetensors,
+scalers.json with one scaler per series id, history, metrics.json, series_metrics.csv, forecast.csv).
+See :mod:`rnnkit.tasks.forecast.panel` for how the series meet in one training set."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
+from ...data.panel import PanelData, panel_from_frame, read_panel
+from ...data.scaler import Scaler
+from ...errors import ConfigError, DataError
+from ...training.loop import History
+from ...training.rundir import consistent_read, write_run_dir
+from ...training.runs import load_weights, open_run, write_json, write_run_files
+from .config import DataConfig, SearchConfig
+from .fitting import ForecastEnsemble, train_members
+from .metrics import forecast_metrics
+from .model import Forecaster
+from .normalise import WindowNorm, difference_lag
+from .panel import forecast_scaled, panel_contexts, prepare_panel
+from .predict import forecast_frame, naive_baselines
+
+__all__ = ["PanelRun", "fit_global", "load_panel_run", "load_panel", "SCALERS_FILE"]
+
+SCALERS_FILE = "scalers.json"
+
+
+def load_panel(dc: DataConfig, data=None) -> PanelData:
+    """``data`` as a panel (a :class:`PanelData`, a long DataFrame, or None: ``dc.source``), read with
+    ``dc``'s id, time, target and fill settings."""
+    if isinstance(data, PanelData):
+        return data
+    targets = dc.targets or None
+    if isinstance(data, pd.DataFrame):
+        return panel_from_frame(data, dc.id_col, targets, dc.time_col, (), dc.fill)
+    if data is not None:
+        raise ConfigError(f"a panel run reads a long table (a file path, a pandas DataFrame or PanelData); got "
+                          f"{type(data).__name__}")
+    if dc.source.startswith("builtin:"):
+        raise ConfigError(f"{dc.source} is one series; --id-col needs a panel file in long format (CSV, TSV or "
+                          "Parquet with an id column)")
+    return read_panel(dc.source, dc.id_col, targets, dc.time_col, (), dc.fill)
+
+
+@dataclass
+class PanelRun:
+    """A global forecaster and what it needs to forecast any series: per-series scalers, settings, scores.
+
+    :meth:`forecast` returns a long table (id, time, horizon, target columns); :meth:`evaluate`
+    scores each series' rows after its training and validation rows, per series and aggregated.
+    """
+
+    model: Forecaster | ForecastEnsemble
+    scalers: dict[str, Scaler]
+    data_config: DataConfig
+    model_config: ModelConfig
+    train_config: TrainConfig
+    history: History | None = None
+    metrics: dict | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    norm: WindowNorm | None = None
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self.meta["ids"])
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.data_config.targets
+
+    def load_data(self, source=None) -> PanelData:
+        """Read ``source`` (a path or DataFrame; default: the training data) with the run's settings."""
+        dc = self.data_config
+        if source is None and not Path(dc.source).exists():
+            raise DataError(f"the run's training data {dc.source} no longer exists (moved or deleted); pass the "
+                            "panel with --data FILE")
+        panel = load_panel(dc, source) if source is not None and not isinstance(source, (str, os.PathLike)) else \
+            load_panel(dc if source is None else dc.replace(source=str(source)))
+        if panel.targets != self.targets:
+            raise DataError(f"the panel has target(s) {list(panel.targets)} but the model was trained on "
+                            f"{list(self.targets)}; pass data with the same target column(s)")
+        return panel
+
+    def _scaler(self, sid: str, values: np.ndarray, end: int) -> Scaler:
+        """The series' own scaler from training, or for a series new to the run one fitted on its
+        rows before ``end`` (with the per-window normalisation the forecast hardly depends on it)."""
+        if sid in self.scalers:
+            return self.scalers[sid]
+        return Scaler(self.data_config.scaler).fit(values[:end])
+
+    def predict_at(self, panel: PanelData, ends: Sequence[int], horizon: int) -> np.ndarray:
+        """Forecasts ``(S, horizon, C)`` in original units from row ``ends[i]`` of series i, in one batch."""
+        L = self.data_config.lookback
+        raw = panel_contexts(panel, ends, L)  # (S, L, C)
+        scalers = [self._scaler(sid, s.target_values, e) for sid, s, e in zip(panel.ids, panel.series, ends)]
+        scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, raw)])
+        out = forecast_scaled(self.model, self.norm, scaled, horizon)
+        y = np.stack([sc.inverse_transform(o) for sc, o in zip(scalers, out)])
+        if not np.isfinite(y).all():
+            raise DataError("the model produced non-finite forecasts (NaN or inf); the run is unusable - retrain "
+                            "with a lower learning rate or gradient clipping")
+        return y
+
+    def forecast(self, data=None, horizon: int | None = None, ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Forecast ``horizon`` steps (default: the trained horizon) after the end of every series of
+        ``data`` (default: the training panel), or of the series ``ids``: a long table with the id
+        column, the time (or step) column, ``horizon`` and one column per target."""
+        panel = self.load_data(data)
+        if ids is not None:
+            panel = panel.subset(ids)
+        horizon = horizon or self.data_config.horizon
+        if not isinstance(horizon, int) or horizon < 1:
+            raise ConfigError(f"horizon must be a positive integer; got {horizon!r}")
+        y = self.predict_at(panel, panel.lengths(), horizon)
+        frames = []
+        for sid, s, f in zip(panel.ids, panel.series, y):
+            frame = forecast_frame(s.frame.index, s.freq, f, self.targets).reset_index()
+            frame.insert(0, self.data_config.id_col, sid)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def evaluate(self, data=None) -> dict:
+        """Scores on each series' rows after its training and validation rows (its test part, or
+        the new rows of ``data`` continuing it): ``{"summary": {method: {metric: mean}, ...,
+        "geomean_relative_mase": ...}, "series": [{"id", "origin", method: {...}}, ...]}``."""
+        panel = self.load_data(data)
+        dc, m, H = self.data_config, self.data_config.seasonal_period, self.data_config.horizon
+        splits = dict(zip(self.ids, self.meta["splits"]))
+        rows = [(i, sid, splits[sid]) for i, sid in enumerate(panel.ids)
+                if sid in splits and len(panel.series[i]) - splits[sid][1] >= H]
+        if not rows:
+            raise DataError("no series of the data has a horizon of rows after its training and validation rows; "
+                            "evaluation scores only rows the model was not fitted or validated on (fit with the "
+                            "default test part, or pass --data with the series continued)")
+        sub = panel.subset([sid for _, sid, _ in rows])
+        origins = [v for _, _, (_, v) in rows]
+        pred = self.predict_at(sub, origins, H)
+        per, reference = [], f"seasonal naive (m={m})" if m > 1 else "last value"
+        for (_, sid, (train_end, o)), s, p in zip(rows, sub.series, pred):
+            values = s.target_values
+            actual = values[None, o:o + H]
+            base = naive_baselines(values, np.array([o]), H, m) if o >= max(m, 1) else {}
+            y_train = values[:max(train_end, 2)]
+            entry = {"id": sid, "origin": int(o),
+                     "model": forecast_metrics(actual, p[None], y_train, m)["overall"]}
+            for name, b in base.items():
+                entry[name] = forecast_metrics(actual, b, y_train, m)["overall"]
+            per.append(entry)
+        return {"summary": summarise(per, reference), "series": per}
+
+    def save(self, out: str | os.PathLike, force: bool = False, data=None) -> Path:
+        """Write the run directory ``out`` atomically (an existing one only with ``force``), with
+        forecast.csv (every series' next horizon) and series_metrics.csv (one row per scored series)."""
+        panel = self.load_data(data)
+        ahead = self.forecast(panel)
+        return write_panel_run(self, out, force, ahead)
+
+
+def summarise(per: list[dict], reference: str) -> dict:
+    """Mean of each metric over the series, per method, and the geometric mean over the series of the
+    model's MASE relative to ``reference``'s (series where either is 0 or undefined left out)."""
+    methods = [k for k in per[0] if k not in ("id", "origin")]
+    out: dict[str, Any] = {"series": len(per), "reference": reference}
+    for name in methods:
+        scored = [e[name] for e in per if name in e]
+        out[name] = {k: float(np.nanmean([s[k] for s in scored])) if any(np.isfinite(s[k]) for s in scored)
+                     else math.nan for k in scored[0]}
+    ratios = [e["model"]["mase"] / e[reference]["mase"] for e in per if reference in e
+              and e[reference]["mase"] > 0 and np.isfinite(e[reference]["mase"]) and e["model"]["mase"] > 0]
+    out["geomean_relative_mase"] = float(np.exp(np.mean(np.log(ratios)))) if ratios else math.nan
+    return out
+
+
+def series_table(metrics: dict) -> pd.DataFrame:
+    """metrics["series"] as one row per series: id, origin, then ``method: metric`` columns."""
+    rows = []
+    for e in metrics["series"]:
+        row = {"id": e["id"], "origin": e["origin"]}
+        for name, scores in e.items():
+            if isinstance(scores, dict):
+                row.update({f"{name}: {k}": v for k, v in scores.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _json_safe(x):
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame | None = None) -> Path:
+    def write(d: Path) -> None:
+        sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
+                    "train": run.train_config.to_dict(), "search": run.search.to_dict(), "meta": run.meta,
+                    "shapes": {"input_size": run.model.input_size, "n_targets": run.model.n_targets,
+                               "horizon": run.model.horizon}}
+        write_run_files(d, "panel", sections, run.model, run.history, None,
+                        curve_title=f"{run.model_config.cell} learning curve")
+        write_json(d / SCALERS_FILE, {"ids": list(run.scalers), "scalers": [s.to_dict() for s in run.scalers.values()]})
+        if run.metrics:
+            write_json(d / "metrics.json", _json_safe(run.metrics))
+            series_table(run.metrics).to_csv(d / "series_metrics.csv", index=False)
+        if ahead is not None:
+            ahead.to_csv(d / "forecast.csv", index=False)
+    return write_run_dir(out, write, force, protect=[run.data_config.source])
+
+
+def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
+               train_config: TrainConfig | None = None, data=None, quiet: bool = False, evaluate: bool = True,
+               dtype: torch.dtype = torch.float32, callbacks=None, search: SearchConfig | None = None) -> PanelRun:
+    """Train one global forecaster on every series of a panel (``data_config.id_col``): see
+    :mod:`rnnkit.tasks.forecast.panel`. ``search.ensemble`` members from consecutive seeds are
+    trained side by side and combined by the median, as for one series."""
+    if data_config.id_col is None and not isinstance(data, PanelData):
+        raise ConfigError("a global model needs a panel: pass id_col (--id-col COL), the column of series ids")
+    model_config, train_config = model_config or ModelConfig(), train_config or TrainConfig()
+    search = search or SearchConfig()
+    panel = load_panel(data_config, data)
+    if data_config.id_col is None:
+        data_config = data_config.replace(id_col="id")
+    prep = prepare_panel(data_config, model_config, train_config, panel, dtype, search)
+    models, histories, fallback = train_members(prep, model_config, prep.train_config, search.ensemble, quiet=quiet,
+                                                callbacks=list(callbacks or ()))
+    dc = prep.data_config
+    meta = {"data_source": panel.source, "data_sha256": panel.sha256, "dtype": str(dtype).replace("torch.", ""),
+            "freq": panel.freq, "norm_floor": list(prep.norm.floor), "ensemble": search.ensemble,
+            "naive_members": int(sum(fallback)), "member_best_epochs": [h.best_epoch or 0 for h in histories],
+            "ids": list(panel.ids), "splits": [list(s) for s in prep.splits],
+            "n_rows": [int(n) for n in panel.lengths()], "trained_series": prep.trained_series,
+            "train_windows": int(len(prep.train[0])), "val_windows": 0 if prep.val is None else int(len(prep.val[0]))}
+    model = models[0] if len(models) == 1 else ForecastEnsemble(models)
+    run = PanelRun(model, dict(zip(panel.ids, prep.scalers)), dc, model_config, prep.train_config, histories[0],
+                   None, meta, prep.norm, search)
+    if evaluate and any(v < n for (_, v), n in zip(prep.splits, meta["n_rows"])):
+        run.metrics = run.evaluate(panel)
+    return run
+
+
+@consistent_read
+def load_panel_run(path: str | os.PathLike) -> PanelRun:
+    """Load a panel run directory (see :func:`rnnkit.load_run`)."""
+    with open_run(path, "panel", {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
+                                  "search": SearchConfig},
+                  required=("config.json", "weights.safetensors", SCALERS_FILE)) as run:
+        check, (mc, dc, tc, sc), meta, shapes = run
+        members, C = meta["ensemble"], len(dc.targets)
+        check.agree(1 <= members <= MAX_ENSEMBLE and 0 <= meta["naive_members"] <= members, "config.json",
+                    f"meta's ensemble of {members} member(s), {meta['naive_members']} naive, is impossible")
+        ids = meta["ids"]
+        check.agree(len(ids) == len(set(ids)) == len(meta["splits"]) == len(meta["n_rows"]) and all(
+            len(s) == 2 and 0 <= s[0] <= s[1] <= n for s, n in zip(meta["splits"], meta["n_rows"])), "config.json",
+            "meta's ids, splits and n_rows do not describe one split per series")
+        check.agree(C >= 1 and dc.id_col is not None and (shapes["input_size"], shapes["n_targets"], shapes["horizon"])
+                    == (C, C, dc.horizon), "config.json", f"shapes {shapes} do not match the data section")
+        check.agree("auto" not in (dc.normalise, dc.skip) and dc.seasonal_period is not None and dc.lookback
+                    is not None and len(meta["norm_floor"]) == C, "config.json",
+                    "the data section or meta.norm_floor do not describe a trained run")
+        stored = check.json(SCALERS_FILE)
+        check.agree(isinstance(stored, dict) and stored.get("ids") == ids and isinstance(stored.get("scalers"), list)
+                    and len(stored["scalers"]) == len(ids), SCALERS_FILE, "does not hold one scaler per series id")
+        try:
+            scalers = {sid: Scaler.from_dict(d) for sid, d in zip(ids, stored["scalers"])}
+        except ConfigError as e:
+            check.fail(SCALERS_FILE, str(e))
+        check.agree(all(len(s.offset) == C for s in scalers.values()), SCALERS_FILE,
+                    f"a scaler does not scale the {C} target column(s)")
+
+        def build():
+            one = lambda: Forecaster(C, C, dc.horizon, mc)  # noqa: E731
+            return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
+        model = load_weights(check, build, meta, mc, {"input_size": C, "horizon x targets": dc.horizon * C})
+        history, metrics = check.reports()
+        norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, C, tuple(meta["norm_floor"]),
+                          difference_lag(dc.difference, dc.seasonal_period))
+    return PanelRun(model, scalers, dc, mc, tc, history, metrics, meta, norm, sc)
