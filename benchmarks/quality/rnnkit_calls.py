@@ -26,11 +26,13 @@ from rnnkit.data.series import series_from_frame
 from rnnkit.tasks.classify.config import CLASSIFY_DEFAULTS
 from rnnkit.tasks.forecast.config import FORECAST_DEFAULTS
 
-__all__ = ["VARIANTS", "fit_rnnkit_forecast", "fit_rnnkit_classifier", "parse_option", "accepts", "job_options"]
+__all__ = ["VARIANTS", "GLOBAL", "fit_rnnkit_forecast", "fit_rnnkit_global", "fit_rnnkit_classifier", "parse_option", "accepts", "job_options"]
 
 #: rnnkit contender name -> its options (before the user's --rnnkit-option settings)
 VARIANTS = {"rnnkit": {}, "rnnkit --auto": {"auto": True}}
 JOBS = ("forecast", "classify")
+#: the contender name of one global model over a whole panel (issue 16), with its defaults
+GLOBAL = "rnnkit global"
 
 
 def parse_option(text: str) -> tuple[str, object]:
@@ -110,6 +112,17 @@ def fit_rnnkit_forecast(y_train: pd.Series, horizon: int, m: int, options: dict)
     (dc, mc, tc, search), kwargs = _configure("forecast", options, horizon=horizon, seasonal_period=m, test_frac=0.0)
     run = rnnkit.fit_forecaster(dc, mc, tc, data=data, quiet=True, search=search, **kwargs)
     return run.forecast(data, horizon=horizon)["y"].to_numpy(dtype=np.float64)
+
+
+def fit_rnnkit_global(train_parts: list[pd.Series], horizon: int, m: int, options: dict) -> dict[str, np.ndarray]:
+    """Fit one global model (rnnkit's defaults plus ``options``) on every series' training part at
+    once, as a long table with an id column, and return each series' ``horizon`` forecasts by name."""
+    frame = pd.concat([pd.DataFrame({"id": str(y.name), "y": y.to_numpy()}) for y in train_parts], ignore_index=True)
+    (dc, mc, tc, search), kwargs = _configure("forecast", options, horizon=horizon, seasonal_period=m, test_frac=0.0,
+                                              id_col="id")
+    run = rnnkit.fit_forecaster(dc, mc, tc, data=frame, quiet=True, search=search, **kwargs)
+    fc = run.forecast(frame, horizon=horizon)
+    return {k: g["y"].to_numpy(dtype=np.float64) for k, g in fc.groupby("id", sort=False)}
 
 
 def _sequences(name: str, X: list, y: list | None) -> rnnkit.SequenceData:

@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
                 rec = run_series(s, contenders)
                 results[key].append(rec)
                 print(f"  [{key} {i}/{len(group)}] {_progress(rec)}", flush=True)
+        if panel:
+            add_global(panel, results["m1"], options)
+            summary = scores.summarise_forecasts(results["m1"])
+            print("  [m1] mean MASE: " + ", ".join(f"{k} {_fmt(v['mean_mase'])}" for k, v in summary.items()), flush=True)
     if sets:
         variants = _variants("classify", options, results["variants"])
         for i, ds in enumerate(sets, 1):
@@ -197,6 +201,24 @@ def run_series(s: sources.Series, contenders: dict[str, Callable]) -> dict:
                                 "smape": scores.smape(s.test, f), "cpu_s": cpu, "wall_s": wall,
                                 "failure": failure, "warnings": said}
     return rec
+
+
+def add_global(panel: list, records: list[dict], options: dict) -> None:
+    """One rnnkit global model fitted on the training parts of every series of ``panel`` at once,
+    scored on each series' holdout next to the per-series contenders of ``records`` (its CPU time
+    shared equally by the series). A failure falls back to seasonal naive, as for the others."""
+    opts = rnnkit_calls.job_options("forecast", options)
+    h, m = panel[0].horizon, panel[0].m
+    out, failure, cpu, wall, said = _timed(lambda: rnnkit_calls.fit_rnnkit_global([s.train for s in panel], h, m, opts))
+    for s, rec in zip(panel, records):
+        f = None if failure else np.asarray(out.get(s.name), dtype=np.float64)
+        if f is not None and (f.shape != (h,) or not np.isfinite(f).all()):
+            failure = {"kind": "error", "message": f"series {s.name}: not {h} finite forecasts"}
+        f = f if failure is None else np.asarray(rec["methods"]["seasonal naive"]["forecast"])
+        scale = scores.mase_scale(s.train.to_numpy(), m)
+        rec["methods"][rnnkit_calls.GLOBAL] = {"forecast": f.tolist(), "mase": scores.mase(s.test, f, scale),
+                                               "smape": scores.smape(s.test, f), "cpu_s": cpu / len(panel),
+                                               "wall_s": wall / len(panel), "failure": failure, "warnings": said}
 
 
 def run_set(ds: sources.SequenceSet, variants: dict[str, dict]) -> dict:
