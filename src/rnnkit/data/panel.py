@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,8 @@ class PanelData:
     source: str
     sha256: str
     freq: str | None
+    #: static covariates: column -> one value per series (a string as read, constant within the series)
+    static: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -69,7 +71,9 @@ class PanelData:
         if missing:
             raise DataError(f"{self.source}: no series with id(s) {', '.join(map(repr, missing[:5]))}"
                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
-        return PanelData(ids, tuple(self[i] for i in ids), self.source, self.sha256, self.freq)
+        keep = [self.ids.index(i) for i in ids]
+        static = {c: tuple(v[k] for k in keep) for c, v in self.static.items()}
+        return PanelData(ids, tuple(self[i] for i in ids), self.source, self.sha256, self.freq, static)
 
     def lengths(self) -> np.ndarray:
         return np.array([len(s) for s in self.series], dtype=np.int64)
@@ -81,12 +85,16 @@ def _label(series_id: str, source: str) -> str:
 
 def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str] | None = None,
                      time_col: str | None = None, covariates: Sequence[str] = (), fill: Fill = None, *,
-                     source: str = "<DataFrame>", sha256: str | None = None) -> PanelData:
+                     source: str = "<DataFrame>", sha256: str | None = None,
+                     static_covariates: Sequence[str] = ()) -> PanelData:
     """Split a long table into validated series by ``id_col``; see the module docstring.
+    ``static_covariates`` are columns holding one value per series (a region, a store size), numbers
+    or categories, repeated on each of its rows; they are kept as strings in :attr:`PanelData.static`.
 
     Raises:
         DataError: the id column is missing or empty, a series is unusable (the message names it),
-            or the series do not share one frequency.
+            the series do not share one frequency, or a static covariate is missing or varies within
+            a series.
     """
     if id_col not in raw.columns:
         shown = ", ".join(map(str, list(raw.columns)[:10]))
@@ -94,6 +102,13 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
     if id_col == time_col or id_col in tuple([target] if isinstance(target, str) else target or ()) + tuple(covariates):
         raise DataError(f"{source}: column {id_col!r} is the id column; it cannot also be the time, a target or "
                         "a covariate column")
+    static_covariates = tuple(static_covariates)
+    for c in static_covariates:
+        if c not in raw.columns:
+            raise DataError(f"{source}: no static covariate column {c!r}; the columns are "
+                            f"{', '.join(map(str, list(raw.columns)[:10]))}")
+        if c == id_col or c == time_col or c in tuple(covariates):
+            raise DataError(f"{source}: column {c!r} cannot be a static covariate and the id, time or a covariate column")
     ids = raw[id_col]
     if ids.isna().any():
         row = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 1
@@ -102,10 +117,17 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
     if len(keys) == 0:
         raise DataError(f"{source}: the table has no rows")
     order = list(dict.fromkeys(keys))  # first appearance
-    body = raw.drop(columns=[id_col])
+    body = raw.drop(columns=[id_col, *static_covariates])
     groups = {k: idx for k, idx in body.groupby(keys.to_numpy(), sort=False).indices.items()}
     series = []
+    static: dict[str, list[str]] = {c: [] for c in static_covariates}
     for k in order:
+        for c in static_covariates:
+            values = raw[c].iloc[groups[k]]
+            if values.isna().any() or values.astype(str).str.strip().nunique() != 1:
+                raise DataError(f"{_label(k, source)}: the static covariate {c!r} must hold one value on every row "
+                                f"of the series; it has {sorted(values.astype(str).unique().tolist())[:4]}")
+            static[c].append(str(values.iloc[0]).strip())
         part = body.iloc[groups[k]].reset_index(drop=True)
         series.append(series_from_frame(part, target, time_col, covariates, fill, source=_label(k, source),
                                         sha256=""))
@@ -120,11 +142,14 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
                         "with --target and --covariates")
     if sha256 is None:
         sha256 = hashlib.sha256(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes()).hexdigest()
-    return PanelData(tuple(order), tuple(series), source, sha256, series[0].freq)
+    return PanelData(tuple(order), tuple(series), source, sha256, series[0].freq,
+                     {c: tuple(v) for c, v in static.items()})
 
 
 def read_panel(source: str | Path, id_col: str, target: str | Sequence[str] | None = None,
-               time_col: str | None = None, covariates: Sequence[str] = (), fill: Fill = None) -> PanelData:
+               time_col: str | None = None, covariates: Sequence[str] = (), fill: Fill = None,
+               static_covariates: Sequence[str] = ()) -> PanelData:
     """Read a CSV, TSV or Parquet panel file and validate each series (:func:`panel_from_frame`)."""
     raw, sha256 = read_table(source)
-    return panel_from_frame(raw, id_col, target, time_col, covariates, fill, source=str(source), sha256=sha256)
+    return panel_from_frame(raw, id_col, target, time_col, covariates, fill, source=str(source), sha256=sha256,
+                            static_covariates=static_covariates)

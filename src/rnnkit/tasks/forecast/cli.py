@@ -27,7 +27,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("data", metavar="DATA", help="CSV/TSV/Parquet file, or a built-in series such as builtin:sine "
                                                "(see `rnnkit datasets`)")
-    for name in ("targets", "id_col", "time_col", "covariates", "future_covariates", "calendar", "fill", "lookback", "horizon",
+    for name in ("targets", "id_col", "time_col", "covariates", "future_covariates", "static_covariates", "calendar", "fill", "lookback", "horizon",
                  "stride", "val_frac", "test_frac", "val_start", "test_start", "scaler", "seasonal_period",
                  "normalise", "skip", "transform", "difference"):
         config_arg(g, _D, name)

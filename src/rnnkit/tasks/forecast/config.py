@@ -70,6 +70,9 @@ class DataConfig(Serialisable):
         "help": "column whose values are known in advance (a price, a promotion, a holiday), read over the "
                 "horizon (direct) or at each step (recursive); forecasting past the data then needs them "
                 "(forecast --future FILE); repeat or comma-separate", "metavar": "COL"})
+    static_covariates: tuple[str, ...] = field(default=(), metadata={
+        "help": "panels (--id-col): column holding one value per series (a number, or a category such as a region), "
+                "read by the global model at every step; repeat or comma-separate", "metavar": "COL"})
     fill: Optional[str] = field(default=None, metadata={
         "help": "fill missing values", "choices": ("ffill", "interpolate"), "off": "refuse them"})
     lookback: Optional[int] = field(default=None, metadata={
@@ -112,6 +115,10 @@ class DataConfig(Serialisable):
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "covariates", tuple(self.covariates))
         object.__setattr__(self, "future_covariates", tuple(self.future_covariates))
+        object.__setattr__(self, "static_covariates", tuple(self.static_covariates))
+        if self.static_covariates and self.id_col is None:
+            raise ConfigError("static covariates hold one value per series of a panel; pass --id-col COL (the column "
+                              "of series ids) with --static-covariates")
         both = next((c for c in self.future_covariates if c in self.covariates), None)
         if both is not None:
             raise ConfigError(f"column {both!r} is both a covariate and a future covariate; list it once (as a "

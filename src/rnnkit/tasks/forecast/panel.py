@@ -24,8 +24,12 @@ the season): panels such as M1's yearly series are short. A series shorter than 
 be forecast and is refused, naming it; one shorter than lookback + horizon (after its held-out
 rows) is forecast but contributes no training window (the run counts them).
 
-Not yet for panels (refused with a message): covariates, future covariates, calendar features,
-target transforms, stateful training and ``--auto`` (see issue 16's notes).
+Covariates: past covariates (``covariates``, known up to the window's end; direct models) are
+value columns as for one series; future covariates and calendar features are known inputs
+(:mod:`.known`), read over the horizon (direct) or at each step (recursive); static covariates
+(:mod:`.statics`: numbers standardised, categories one-hot) join the known inputs as constant
+columns. Not yet for panels (refused with a message): target transforms, stateful training,
+``--auto`` and ``--ensemble-lookbacks``.
 """
 
 from __future__ import annotations
@@ -33,23 +37,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from ...config import ModelConfig, TrainConfig
 from ...data.panel import PanelData
 from ...data.scaler import Scaler
+from ...data.series import SeriesData
 from ...errors import ConfigError, DataError
-from ...training.loop import History
 from .config import DataConfig, SearchConfig, refuse_unsupported
 from .data import default_lookback, seasonal_period
-from .fitting import ForecastEnsemble, resolve_norm, train_members
-from .model import Forecaster
+from .fitting import resolve_calendar, resolve_norm, series_known_rows
+from .future import with_future_columns
+from .known import calendar_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
+from .statics import StaticEncoder
 
-__all__ = ["PanelPrepared", "prepare_panel", "panel_lookback", "series_split", "panel_contexts", "forecast_scaled"]
+__all__ = ["PanelPrepared", "prepare_panel", "panel_lookback", "series_split", "panel_contexts",
+           "series_known_windows", "panel_known_width", "static_values"]
 
 
 def panel_lookback(m: int, horizon: int, lengths: np.ndarray, held_out: int) -> int:
@@ -86,19 +92,24 @@ class PanelPrepared:
     scalers: tuple[Scaler, ...]
     splits: tuple[tuple[int, int], ...]
     trained_series: int
+    statics: StaticEncoder
+    known_width: int = 0
     too_short: bool = False
     recursive: bool = False
-    known_width: int = 0
+
+    @property
+    def n_values(self) -> int:
+        """Value columns per step: the targets, then the past covariates."""
+        return len(self.data_config.targets) + len(self.data_config.covariates)
 
     @property
     def n_inputs(self) -> int:
-        return len(self.data_config.targets)
+        return self.n_values + self.known_width
 
 
 def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) -> None:
     why = "not yet for panels (one global model over many series); fit the series one by one to use it"
-    for flag, bad in (("--covariates", dc.covariates), ("--future-covariates", dc.future_covariates),
-                      ("--calendar", dc.calendar != "none"), ("--transform", dc.transform not in ("auto", "none")),
+    for flag, bad in (("--transform", dc.transform not in ("auto", "none")),
                       ("stateful training", tc.stateful), ("--auto", search.auto),
                       ("--ensemble-lookbacks", search.ensemble_lookbacks),
                       ("--val-start/--test-start", dc.val_start is not None or dc.test_start is not None)):
@@ -110,6 +121,30 @@ def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) ->
                               f"validation and for test; pass 0 to hold out none, or leave it unset")
 
 
+def panel_known_width(dc: DataConfig, freq: str | None, statics: StaticEncoder, recursive: bool) -> int:
+    """Known inputs per step (future covariates, calendar, static features) plus a direct model's flag."""
+    K = len(dc.future_covariates) + calendar_width(freq, dc.calendar) + statics.width
+    return K + 1 if K and not recursive else K
+
+
+def static_values(panel: PanelData, k: int) -> dict[str, str]:
+    return {c: v[k] for c, v in panel.static.items()}
+
+
+def series_known_windows(s: SeriesData, dc: DataConfig, scaler: Scaler, static_row: np.ndarray, starts,
+                         horizon: int, future: np.ndarray | None = None) -> np.ndarray | None:
+    """The known inputs ``(W, lookback + horizon, K)`` of one series' windows whose targets start at
+    ``starts``: its future covariates and calendar features (:func:`~.fitting.series_known_rows`; rows
+    past its end from ``future``), then its static features, the same on every row."""
+    starts = np.asarray(starts, dtype=np.int64)
+    steps = max(0, int(starts.max()) + horizon - len(s)) if len(starts) else 0
+    rows = series_known_rows(s, dc, scaler, steps, future)
+    if static_row.size:
+        const = np.broadcast_to(static_row, (len(s) + steps, static_row.size))
+        rows = const.copy() if rows is None else np.concatenate([rows, const], axis=1)
+    return known_windows(rows, starts, dc.lookback, horizon)
+
+
 def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig,
                   panel: PanelData, dtype: torch.dtype = torch.float32,
                   search: SearchConfig | None = None) -> PanelPrepared:
@@ -118,86 +153,69 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
     if train_config.loss is None:
         train_config = train_config.replace(loss="mse")
-    dc = data_config.replace(targets=tuple(panel.targets), covariates=(), transform="none", source=panel.source)
+    series = [with_future_columns(s, data_config.future_covariates) for s in panel.series]
+    past = tuple(c for c in series[0].covariates if c not in data_config.future_covariates)
+    dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none", source=panel.source)
     C, H = len(dc.targets), dc.horizon
+    recursive = model_config.strategy == "recursive"
     m = seasonal_period(dc, panel.freq)
     want_test, want_val = dc.test_frac is None, dc.val_frac is None
-    held = H * (want_test + want_val)
     lengths = panel.lengths()
-    L = dc.lookback or panel_lookback(m, H, lengths, held)
+    L = dc.lookback or panel_lookback(m, H, lengths, H * (want_test + want_val))
     short = np.flatnonzero(lengths < L)
     if len(short):
         names = ", ".join(repr(panel.ids[i]) for i in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
         raise DataError(f"{panel.source}: series {names} {'has' if len(short) == 1 else 'have'} fewer rows than the "
                         f"lookback {L} (shortest: {int(lengths[short].min())}); pass a shorter --lookback or drop them")
     normalise, skip = resolve_norm(dc, model_config, train_config, L, m)
+    calendar = resolve_calendar(dc, series[0])
+    dc = dc.replace(lookback=L, seasonal_period=m, normalise=normalise, calendar=calendar)
     splits = tuple(series_split(int(n), L, H, want_test, want_val) for n in lengths)
-    scalers, scaled = [], []
-    for s, (train_end, _) in zip(panel.series, splits):
-        v = s.values
-        fit_rows = v[:max(train_end, 1)]
-        scaler = Scaler(dc.scaler).fit(fit_rows)
-        scalers.append(scaler)
-        scaled.append(scaler.transform(v))
-    parts = {"train": ([], []), "val": ([], [])}
-    trained = 0
-    for z, (train_end, val_end) in zip(scaled, splits):
-        if train_end >= L + H:
-            X, Y, _ = windows_for(z, C, L, H, dc.stride, 0, train_end)
-            parts["train"][0].append(X)
-            parts["train"][1].append(Y)
-            trained += 1
-        if val_end > train_end:
-            X, Y, _ = windows_for(z, C, L, H, 1, train_end, val_end)
-            parts["val"][0].append(X)
-            parts["val"][1].append(Y)
-    if not trained:
+    trained_ids = [k for k, (e, _) in enumerate(splits) if e >= L + H]
+    if not trained_ids:
         raise DataError(f"{panel.source}: no series has {L + H} rows (lookback {L} + horizon {H}) before its held-out "
                         "rows, so there is no training window; pass a shorter --lookback or --horizon")
-    X_train, Y_train = (np.concatenate(a) for a in parts["train"])
+    statics = StaticEncoder.fit({c: tuple(v[k] for k in trained_ids) for c, v in panel.static.items()},
+                                dc.static_covariates)
+    K = panel_known_width(dc, panel.freq, statics, recursive)
+    scalers = tuple(Scaler(dc.scaler).fit(s.values[:max(e, 1)]) for s, (e, _) in zip(series, splits))
+    n_values = C + len(past)
+    parts = {"train": [], "val": []}
+    for k, (s, scaler, (train_end, val_end)) in enumerate(zip(series, scalers, splits)):
+        z = scaler.transform(s.values)
+        row = statics.features(static_values(panel, k), s.source)
+        for part, lo, hi, stride in (("train", 0, train_end, dc.stride), ("val", train_end, val_end, 1)):
+            if hi - max(lo - L, 0) >= L + H and hi > lo:
+                X, Y, starts = windows_for(z, C, L, H, stride, lo, hi)
+                known = series_known_windows(s, dc, scaler, row, starts, H) if K else None
+                parts[part].append((X, Y, known))
+    X_train = np.concatenate([x for x, _, _ in parts["train"]])
+    Y_train = np.concatenate([y for _, y, _ in parts["train"]])
     if skip == "auto":
         candidates = ("last", "drift") + (("seasonal",) if 1 < m <= L else ())
         skip = choose_skip(candidates, m, X_train, Y_train)
-    dc = dc.replace(lookback=L, seasonal_period=m, normalise=normalise, skip=skip)
-    train_rows = np.concatenate([z[:e, :C] for z, (e, _) in zip(scaled, splits) if e > 0])
+    dc = dc.replace(skip=skip)
+    train_rows = np.concatenate([scalers[k].transform(series[k].values)[:splits[k][0], :C] for k in trained_ids])
     norm = WindowNorm.fit(normalise, skip, m, train_rows, difference_lag(dc.difference, m))
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
 
-    def pairs(X, Y):
+    def pairs(chunks):
+        X = np.concatenate([x for x, _, _ in chunks])
+        Y = np.concatenate([y for _, y, _ in chunks])
+        known = np.concatenate([k for _, _, k in chunks]) if K else None
         X, Y = norm.encode(X, Y) if norm.active else (X, Y)
-        return as_t(X), as_t(Y)
-    val = pairs(*(np.concatenate(a) for a in parts["val"])) if parts["val"][0] else None
-    return PanelPrepared(dc, train_config, norm, pairs(X_train, Y_train), val, dtype, tuple(scalers), splits,
-                         trained, too_short=val is None and want_val,
-                         recursive=model_config.strategy == "recursive")
+        return as_t(model_input(X, known, n_values, recursive)), as_t(Y)
+    val = pairs(parts["val"]) if parts["val"] else None
+    return PanelPrepared(dc, train_config, norm, pairs(parts["train"]), val, dtype, scalers, splits,
+                         len(trained_ids), statics, K, too_short=val is None and want_val, recursive=recursive)
 
 
 def panel_contexts(panel: PanelData, ends, lookback: int) -> np.ndarray:
-    """The raw ``lookback`` rows before row ``ends[i]`` of each series: ``(S, L, C)``."""
+    """The raw ``lookback`` rows (every column) before row ``ends[i]`` of each series: ``(S, L, F)``."""
     out = []
     for s, e in zip(panel.series, ends):
         if e < lookback:
             raise DataError(f"{s.source}: forecasting needs the {lookback} rows before the origin (the lookback); "
                             f"the series has {e}")
-        out.append(s.target_values[e - lookback:e])
+        out.append(s.values[e - lookback:e])
     return np.stack(out)
-
-
-@torch.no_grad()
-def forecast_scaled(model, norm: WindowNorm, contexts: np.ndarray, horizon: int) -> np.ndarray:
-    """Forecasts ``(S, horizon, C)`` in scaled units after scaled contexts ``(S, L, C)``, in one batch."""
-    model.eval()
-    dtype = next(model.parameters()).dtype
-    as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
-    if not norm.active:
-        return model.predict(as_t(contexts), horizon).double().numpy()
-    if model.recursive:
-        return norm.decode(contexts, model.predict(as_t(norm.inputs(contexts)), horizon).double().numpy())
-    pieces, window, L, got = [], contexts, contexts.shape[1], 0
-    while got < horizon:  # past the trained horizon: feed the forecasts back, a block at a time
-        y = norm.decode(window, model(as_t(norm.inputs(window))).double().numpy())
-        pieces.append(y)
-        got += y.shape[1]
-        window = np.concatenate([window, y], 1)[:, -L:]
-    return np.concatenate(pieces, 1)[:, :horizon]
-

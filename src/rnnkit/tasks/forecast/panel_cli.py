@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...errors import ConfigError
 from ...training.atomic import write_file_atomic
 
 __all__ = ["fit_panel", "forecast_panel", "evaluate_panel", "summary_table"]
@@ -28,12 +27,12 @@ def _report(run, label: str) -> None:
 
 
 def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
-    from .panel_run import fit_global, load_panel
-    if a.future is not None:
-        raise ConfigError("--future: not yet for panels (one global model over many series)")
+    from .panel_run import fit_global, load_panel, panel_future
     panel = load_panel(dc)
+    if a.future is not None:  # checked before training
+        panel_future(a.future, panel, dc.replace(covariates=()), dc.horizon)
     run = fit_global(dc, mc, tc, panel, quiet=a.quiet, search=search)
-    out = run.save(a.out, force=a.force, data=panel)
+    out = run.save(a.out, force=a.force, data=panel, future=a.future)
     h, rd, meta = run.history, run.data_config, run.meta
     members = meta["ensemble"]
     print(f"trained one global {mc.cell} ({mc.num_layers}x{mc.hidden_size}"
@@ -46,16 +45,21 @@ def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
     if meta["naive_members"]:
         print(f"{meta['naive_members']} of {members} member(s) did not beat the {rd.skip} naive forecast on the "
               "validation windows and forecast it instead")
+    if meta["known_inputs"]:
+        print(f"known inputs per step: {', '.join(meta['known_inputs'])}")
     if run.metrics:
         _report(run, f"rnnkit {mc.cell}")
-    print(f"run directory: {out}  (forecast.csv: every series' next {rd.horizon} steps; series_metrics.csv)")
+    if rd.future_covariates and a.future is None:
+        print("no forecast.csv: forecasting past the data needs the future covariates' values; run `rnnkit "
+              f"forecast --run {out} --future FILE`")
+    print(f"run directory: {out}" + ("" if rd.future_covariates and a.future is None else
+                                     f"  (forecast.csv: every series' next {rd.horizon} steps)") +
+          ("; series_metrics.csv" if run.metrics else ""))
     return 0
 
 
 def forecast_panel(run, a: argparse.Namespace) -> int:
-    if getattr(a, "future", None) is not None:
-        raise ConfigError("--future: not yet for panels (one global model over many series)")
-    frame = run.forecast(a.data, horizon=a.horizon)
+    frame = run.forecast(a.data, horizon=a.horizon, future=getattr(a, "future", None))
     if a.out:
         write_file_atomic(a.out, lambda path: frame.to_csv(path, index=False))
         print(f"wrote {len(frame)} forecast rows ({frame[run.data_config.id_col].nunique()} series) to {a.out}")

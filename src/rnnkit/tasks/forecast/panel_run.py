@@ -5,6 +5,7 @@ See :mod:`rnnkit.tasks.forecast.panel` for how the series meet in one training s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import torch
 from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
 from ...data.panel import PanelData, panel_from_frame, read_panel
 from ...data.scaler import Scaler
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError, DataError, RnnkitError
 from ...training.loop import History
 from ...training.rundir import consistent_read, write_run_dir
 from ...training.runs import load_weights, open_run, write_json, write_run_files
@@ -27,8 +28,11 @@ from .fitting import ForecastEnsemble, train_members
 from .metrics import forecast_metrics
 from .model import Forecaster
 from .normalise import WindowNorm, difference_lag
-from .panel import forecast_scaled, panel_contexts, prepare_panel
-from .predict import forecast_frame, naive_baselines
+from .future import future_values, with_future_columns
+from .known import known_names
+from .panel import (panel_contexts, panel_known_width, prepare_panel, series_known_windows, static_values)
+from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled
+from .statics import StaticEncoder
 
 __all__ = ["PanelRun", "fit_global", "load_panel_run", "load_panel", "SCALERS_FILE"]
 
@@ -37,19 +41,61 @@ SCALERS_FILE = "scalers.json"
 
 def load_panel(dc: DataConfig, data=None) -> PanelData:
     """``data`` as a panel (a :class:`PanelData`, a long DataFrame, or None: ``dc.source``), read with
-    ``dc``'s id, time, target and fill settings."""
+    ``dc``'s id, time, target, covariate, static covariate and fill settings; the future covariates
+    are ordered last among the covariates."""
     if isinstance(data, PanelData):
-        return data
-    targets = dc.targets or None
-    if isinstance(data, pd.DataFrame):
-        return panel_from_frame(data, dc.id_col, targets, dc.time_col, (), dc.fill)
-    if data is not None:
-        raise ConfigError(f"a panel run reads a long table (a file path, a pandas DataFrame or PanelData); got "
-                          f"{type(data).__name__}")
-    if dc.source.startswith("builtin:"):
-        raise ConfigError(f"{dc.source} is one series; --id-col needs a panel file in long format (CSV, TSV or "
-                          "Parquet with an id column)")
-    return read_panel(dc.source, dc.id_col, targets, dc.time_col, (), dc.fill)
+        panel = data
+    else:
+        targets = dc.targets or None
+        covs = tuple(dc.covariates) + tuple(c for c in dc.future_covariates if c not in dc.covariates)
+        opts = dict(static_covariates=dc.static_covariates)
+        if isinstance(data, pd.DataFrame):
+            panel = panel_from_frame(data, dc.id_col, targets, dc.time_col, covs, dc.fill, **opts)
+        elif data is not None:
+            raise ConfigError(f"a panel run reads a long table (a file path, a pandas DataFrame or PanelData); got "
+                              f"{type(data).__name__}")
+        elif dc.source.startswith("builtin:"):
+            raise ConfigError(f"{dc.source} is one series; --id-col needs a panel file in long format (CSV, TSV or "
+                              "Parquet with an id column)")
+        else:
+            panel = read_panel(dc.source, dc.id_col, targets, dc.time_col, covs, dc.fill, **opts)
+    if dc.future_covariates:
+        panel = dataclasses.replace(panel, series=tuple(with_future_columns(s, dc.future_covariates)
+                                                        for s in panel.series))
+    return panel
+
+
+def panel_future(future, panel: PanelData, dc: DataConfig, rows: int) -> list[np.ndarray] | None:
+    """Each series' future covariates for the ``rows`` rows after its end, from ``future`` (a long
+    CSV/TSV/Parquet file or DataFrame: the id column, the time column when the run has one, and one
+    column per future covariate). None for a run without future covariates (which refuses one)."""
+    if not dc.future_covariates:
+        if future is not None:
+            raise ConfigError("this run has no future covariates, so it reads no future file; drop --future")
+        return None
+    if future is None:
+        raise ConfigError(f"this run reads the future covariates {list(dc.future_covariates)}: forecasting past the "
+                          f"data needs their values for the {rows} row(s) after each series' last; pass them with "
+                          f"--future FILE (the id column {dc.id_col!r}, the time column and the covariates)")
+    if isinstance(future, pd.DataFrame):
+        raw, label = future, "the future table"
+    else:
+        from ...data.sources import read_table
+        raw, _ = read_table(future)
+        label = str(future)
+    if dc.id_col not in raw.columns:
+        raise DataError(f"{label}: no id column {dc.id_col!r}; a panel's future file has one row per series and "
+                        "forecast step")
+    keys = raw[dc.id_col].astype(str).str.strip()
+    groups = raw.groupby(keys.to_numpy(), sort=False).indices
+    out = []
+    for sid, s in zip(panel.ids, panel.series):
+        if sid not in groups:
+            raise DataError(f"{label}: no rows for series {sid!r}; the future covariates of its next {rows} row(s) "
+                            "are needed")
+        part = raw.iloc[groups[sid]].reset_index(drop=True)
+        out.append(future_values(part, dc.future_covariates, dc.time_col, s.frame.index, s.freq, rows))
+    return out
 
 
 @dataclass
@@ -70,6 +116,11 @@ class PanelRun:
     meta: dict[str, Any] = field(default_factory=dict)
     norm: WindowNorm | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
+    statics: StaticEncoder = field(default_factory=StaticEncoder)
+
+    @property
+    def recursive(self) -> bool:
+        return self.model_config.strategy == "recursive"
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -99,34 +150,53 @@ class PanelRun:
             return self.scalers[sid]
         return Scaler(self.data_config.scaler).fit(values[:end])
 
-    def predict_at(self, panel: PanelData, ends: Sequence[int], horizon: int) -> np.ndarray:
-        """Forecasts ``(S, horizon, C)`` in original units from row ``ends[i]`` of series i, in one batch."""
-        L = self.data_config.lookback
-        raw = panel_contexts(panel, ends, L)  # (S, L, C)
-        scalers = [self._scaler(sid, s.target_values, e) for sid, s, e in zip(panel.ids, panel.series, ends)]
+    def predict_at(self, panel: PanelData, ends: Sequence[int], horizon: int,
+                   future: list[np.ndarray] | None = None) -> np.ndarray:
+        """Forecasts ``(S, horizon, C)`` in original units from row ``ends[i]`` of series i, in one
+        batch; ``future`` holds each series' future covariates for rows past its end (raw values)."""
+        dc = self.data_config
+        L, C = dc.lookback, len(self.targets)
+        raw = panel_contexts(panel, ends, L)  # (S, L, F)
+        scalers = [self._scaler(sid, s.values, e) for sid, s, e in zip(panel.ids, panel.series, ends)]
         scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, raw)])
-        out = forecast_scaled(self.model, self.norm, scaled, horizon)
-        y = np.stack([sc.inverse_transform(o) for sc, o in zip(scalers, out)])
+        known = None
+        if panel_known_width(dc, panel.freq, self.statics, self.recursive):
+            H = horizon if self.recursive else dc.horizon
+            known = np.concatenate([
+                series_known_windows(s, dc, sc, self.statics.features(static_values(panel, k), s.source), [e], H,
+                                     None if future is None else future[k])
+                for k, (s, sc, e) in enumerate(zip(panel.series, scalers, ends))])
+        dtype = next(self.model.parameters()).dtype
+        self.model.eval()
+        with torch.no_grad():
+            out = predict_scaled(self.model, scaled, horizon, self.norm, dtype, known)
+        y = np.stack([sc.inverse_transform(o, columns=list(range(C))) for sc, o in zip(scalers, out)])
         if not np.isfinite(y).all():
             raise DataError("the model produced non-finite forecasts (NaN or inf); the run is unusable - retrain "
                             "with a lower learning rate or gradient clipping")
         return y
 
-    def forecast(self, data=None, horizon: int | None = None, ids: Sequence[str] | None = None) -> pd.DataFrame:
+    def forecast(self, data=None, horizon: int | None = None, ids: Sequence[str] | None = None,
+                 future=None) -> pd.DataFrame:
         """Forecast ``horizon`` steps (default: the trained horizon) after the end of every series of
         ``data`` (default: the training panel), or of the series ``ids``: a long table with the id
-        column, the time (or step) column, ``horizon`` and one column per target."""
+        column, the time (or step) column, ``horizon`` and one column per target. A run with future
+        covariates reads their values for the rows ahead from ``future`` (see :func:`panel_future`)."""
         panel = self.load_data(data)
         if ids is not None:
             panel = panel.subset(ids)
-        horizon = horizon or self.data_config.horizon
+        dc = self.data_config
+        horizon = horizon or dc.horizon
         if not isinstance(horizon, int) or horizon < 1:
             raise ConfigError(f"horizon must be a positive integer; got {horizon!r}")
-        y = self.predict_at(panel, panel.lengths(), horizon)
+        if not self.recursive and panel_known_width(dc, panel.freq, self.statics, False):
+            check_known_horizon(dc.horizon, horizon)
+        values = panel_future(future, panel, dc, horizon if self.recursive else dc.horizon)
+        y = self.predict_at(panel, panel.lengths(), horizon, values)
         frames = []
         for sid, s, f in zip(panel.ids, panel.series, y):
             frame = forecast_frame(s.frame.index, s.freq, f, self.targets).reset_index()
-            frame.insert(0, self.data_config.id_col, sid)
+            frame.insert(0, dc.id_col, sid)
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
@@ -159,11 +229,13 @@ class PanelRun:
             per.append(entry)
         return {"summary": summarise(per, reference), "series": per}
 
-    def save(self, out: str | os.PathLike, force: bool = False, data=None) -> Path:
+    def save(self, out: str | os.PathLike, force: bool = False, data=None, future=None) -> Path:
         """Write the run directory ``out`` atomically (an existing one only with ``force``), with
-        forecast.csv (every series' next horizon) and series_metrics.csv (one row per scored series)."""
+        forecast.csv (every series' next horizon; a run with future covariates only when ``future``
+        gives their values) and series_metrics.csv (one row per scored series)."""
         panel = self.load_data(data)
-        ahead = self.forecast(panel)
+        ahead = self.forecast(panel, future=future) if future is not None or not self.data_config.future_covariates \
+            else None
         return write_panel_run(self, out, force, ahead)
 
 
@@ -212,7 +284,8 @@ def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame
                                "horizon": run.model.horizon}}
         write_run_files(d, "panel", sections, run.model, run.history, None,
                         curve_title=f"{run.model_config.cell} learning curve")
-        write_json(d / SCALERS_FILE, {"ids": list(run.scalers), "scalers": [s.to_dict() for s in run.scalers.values()]})
+        write_json(d / SCALERS_FILE, {"ids": list(run.scalers), "scalers": [s.to_dict() for s in run.scalers.values()],
+                                      "statics": run.statics.to_dict()})
         if run.metrics:
             write_json(d / "metrics.json", _json_safe(run.metrics))
             series_table(run.metrics).to_csv(d / "series_metrics.csv", index=False)
@@ -243,10 +316,11 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
             "naive_members": int(sum(fallback)), "member_best_epochs": [h.best_epoch or 0 for h in histories],
             "ids": list(panel.ids), "splits": [list(s) for s in prep.splits],
             "n_rows": [int(n) for n in panel.lengths()], "trained_series": prep.trained_series,
-            "train_windows": int(len(prep.train[0])), "val_windows": 0 if prep.val is None else int(len(prep.val[0]))}
+            "train_windows": int(len(prep.train[0])), "val_windows": 0 if prep.val is None else int(len(prep.val[0])),
+            "known_inputs": known_names(panel.freq, dc.calendar, dc.future_covariates) + prep.statics.names}
     model = models[0] if len(models) == 1 else ForecastEnsemble(models)
     run = PanelRun(model, dict(zip(panel.ids, prep.scalers)), dc, model_config, prep.train_config, histories[0],
-                   None, meta, prep.norm, search)
+                   None, meta, prep.norm, search, prep.statics)
     if evaluate and any(v < n for (_, v), n in zip(prep.splits, meta["n_rows"])):
         run.metrics = run.evaluate(panel)
     return run
@@ -266,26 +340,42 @@ def load_panel_run(path: str | os.PathLike) -> PanelRun:
         check.agree(len(ids) == len(set(ids)) == len(meta["splits"]) == len(meta["n_rows"]) and all(
             len(s) == 2 and 0 <= s[0] <= s[1] <= n for s, n in zip(meta["splits"], meta["n_rows"])), "config.json",
             "meta's ids, splits and n_rows do not describe one split per series")
+        stored = check.json(SCALERS_FILE)
+        check.agree(isinstance(stored, dict) and stored.get("ids") == ids and isinstance(stored.get("scalers"), list)
+                    and len(stored["scalers"]) == len(ids) and isinstance(stored.get("statics"), dict), SCALERS_FILE,
+                    "does not hold one scaler per series id and the static covariates' encoding")
+        try:
+            statics = StaticEncoder.from_dict(stored["statics"])
+        except ConfigError as e:
+            check.fail(SCALERS_FILE, str(e))
+        check.agree(statics.columns == dc.static_covariates, SCALERS_FILE,
+                    f"encodes the static covariates {list(statics.columns)}, the run has {list(dc.static_covariates)}")
+        recursive = mc.strategy == "recursive"
+        try:
+            n_known = panel_known_width(dc, meta["freq"], statics, recursive)
+        except (RnnkitError, ValueError) as e:
+            check.fail("config.json", f"its calendar {dc.calendar!r} at frequency {meta['freq']!r} is unusable ({e})")
+        n_values = C + len(dc.covariates)
+        n_in = n_values + n_known
         check.agree(C >= 1 and dc.id_col is not None and (shapes["input_size"], shapes["n_targets"], shapes["horizon"])
-                    == (C, C, dc.horizon), "config.json", f"shapes {shapes} do not match the data section")
+                    == (n_in, C, dc.horizon), "config.json", f"shapes {shapes} do not match the data section "
+                    f"({C} target(s), {n_in} input(s), horizon {dc.horizon})")
         check.agree("auto" not in (dc.normalise, dc.skip) and dc.seasonal_period is not None and dc.lookback
                     is not None and len(meta["norm_floor"]) == C, "config.json",
                     "the data section or meta.norm_floor do not describe a trained run")
-        stored = check.json(SCALERS_FILE)
-        check.agree(isinstance(stored, dict) and stored.get("ids") == ids and isinstance(stored.get("scalers"), list)
-                    and len(stored["scalers"]) == len(ids), SCALERS_FILE, "does not hold one scaler per series id")
         try:
             scalers = {sid: Scaler.from_dict(d) for sid, d in zip(ids, stored["scalers"])}
         except ConfigError as e:
             check.fail(SCALERS_FILE, str(e))
-        check.agree(all(len(s.offset) == C for s in scalers.values()), SCALERS_FILE,
-                    f"a scaler does not scale the {C} target column(s)")
+        n_cols = n_values + len(dc.future_covariates)
+        check.agree(all(len(s.offset) == n_cols for s in scalers.values()), SCALERS_FILE,
+                    f"a scaler does not scale the {n_cols} column(s) the model reads")
 
         def build():
-            one = lambda: Forecaster(C, C, dc.horizon, mc)  # noqa: E731
+            one = lambda: Forecaster(n_in, C, dc.horizon, mc, n_known=n_known)  # noqa: E731
             return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
-        model = load_weights(check, build, meta, mc, {"input_size": C, "horizon x targets": dc.horizon * C})
+        model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets": dc.horizon * C})
         history, metrics = check.reports()
         norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, C, tuple(meta["norm_floor"]),
                           difference_lag(dc.difference, dc.seasonal_period))
-    return PanelRun(model, scalers, dc, mc, tc, history, metrics, meta, norm, sc)
+    return PanelRun(model, scalers, dc, mc, tc, history, metrics, meta, norm, sc, statics)

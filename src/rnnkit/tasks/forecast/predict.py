@@ -20,7 +20,7 @@ from .model import Forecaster
 from .known import generation_inputs, model_input
 from .normalise import WindowNorm
 
-__all__ = ["window_targets_start", "predict_windows", "naive_baselines", "score_forecasts",
+__all__ = ["window_targets_start", "predict_windows", "predict_scaled", "naive_baselines", "score_forecasts",
            "forecast_frame", "windows_for", "check_known_horizon"]
 
 
@@ -67,7 +67,7 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     scaled = scaler.transform(raw)
     outs = []
     for i in range(0, len(scaled), batch_size):
-        outs.append(_predict_scaled(model, scaled[i:i + batch_size], horizon, norm, dtype,
+        outs.append(predict_scaled(model, scaled[i:i + batch_size], horizon, norm, dtype,
                                     None if known is None else known[i:i + batch_size]))
     y = np.concatenate(outs, 0)  # (W, H, C), scaled
     y = scaler.inverse_transform(y, columns=list(range(n_targets)))
@@ -79,7 +79,7 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     return y
 
 
-def _predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
+def predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
                     known: np.ndarray | None = None) -> np.ndarray:
     """Forecasts in scaled units after windows ``x (W, L, F)`` (scaled units too)."""
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
