@@ -226,9 +226,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 def cmd_backtest(a: argparse.Namespace) -> int:
     run = _load(a.run)
     if _is_panel(run):
-        from ...errors import ConfigError
-        raise ConfigError("backtest: not yet for panel runs; `rnnkit evaluate --run RUN` scores every series' "
-                          "held-out horizon")
+        from .panel_cli import backtest_panel
+        return backtest_panel(run, a)
     result = run.backtest(run.load_data(a.data), folds=a.folds, refit=a.refit, quiet=True)
     if a.json:
         from ...training.runs import json_safe

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from ...errors import ConfigError
 from ...training.atomic import write_file_atomic
 
-__all__ = ["fit_panel", "forecast_panel", "evaluate_panel", "summary_table"]
+__all__ = ["fit_panel", "forecast_panel", "evaluate_panel", "backtest_panel", "summary_table"]
 
 
 def summary_table(summary: dict, label: str) -> str:
@@ -68,14 +69,23 @@ def forecast_panel(run, a: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_panel(run, a: argparse.Namespace) -> int:
-    scores = run.evaluate(a.data)
+def evaluate_panel(run, a: argparse.Namespace, folds: int = 1) -> int:
+    scores = run.backtest(a.data, folds=folds)
     if a.json:
         from ...training.runs import json_safe
         print(json.dumps(json_safe(scores), indent=2))
     else:
         s = scores["summary"]
-        print(f"scored {s['series']} series, each on the horizon after its training and validation rows:")
+        each = "on the horizon" if folds == 1 else f"on {folds} rolling origins, a horizon each,"
+        print(f"scored {len({e['id'] for e in scores['series']})} series, each {each} after its training and "
+              "validation rows:")
         print(summary_table(s, f"rnnkit {run.model_config.cell}"))
         print(f"geometric mean of the model's MASE relative to {s['reference']}'s: {s['geomean_relative_mase']:.3f}")
     return 0
+
+
+def backtest_panel(run, a: argparse.Namespace) -> int:
+    if a.refit:
+        raise ConfigError("backtest --refit: not yet for panel runs; without --refit every series' folds are "
+                          "forecast by the trained model")
+    return evaluate_panel(run, a, folds=a.folds)

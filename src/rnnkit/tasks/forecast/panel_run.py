@@ -204,25 +204,39 @@ class PanelRun:
         """Scores on each series' rows after its training and validation rows (its test part, or
         the new rows of ``data`` continuing it): ``{"summary": {method: {metric: mean}, ...,
         "geomean_relative_mase": ...}, "series": [{"id", "origin", method: {...}}, ...]}``."""
+        return self.backtest(data, folds=1)
+
+    def backtest(self, data=None, folds: int = 1) -> dict:
+        """Rolling origins without refitting: fold k of each series forecasts the horizon from
+        origin ``n - (folds - k) * horizon``. Only rows after the series' training and validation
+        rows are scored, so a series with fewer than ``folds`` horizons of them is left out (none
+        left: DataError). All series and folds go through the model in one batch. Returns
+        :meth:`evaluate`'s layout, one ``series`` entry per series and fold (``"fold"`` numbered from 1)."""
+        if not isinstance(folds, int) or isinstance(folds, bool) or folds < 1:
+            raise ConfigError(f"folds must be a positive integer; got {folds!r}")
         panel = self.load_data(data)
         dc, m, H = self.data_config, self.data_config.seasonal_period, self.data_config.horizon
         splits = dict(zip(self.ids, self.meta["splits"]))
-        rows = [(i, sid, splits[sid]) for i, sid in enumerate(panel.ids)
-                if sid in splits and len(panel.series[i]) - splits[sid][1] >= H]
-        if not rows:
-            raise DataError("no series of the data has a horizon of rows after its training and validation rows; "
-                            "evaluation scores only rows the model was not fitted or validated on (fit with the "
-                            "default test part, or pass --data with the series continued)")
-        sub = panel.subset([sid for _, sid, _ in rows])
-        origins = [v for _, _, (_, v) in rows]
-        pred = self.predict_at(sub, origins, H)
+        items = []  # (series index, id, training rows, origin, fold)
+        for i, (sid, s) in enumerate(zip(panel.ids, panel.series)):
+            if sid not in splits:
+                continue
+            origins = len(s) - (folds - np.arange(folds)) * H
+            if origins[0] >= splits[sid][1]:
+                items += [(i, sid, splits[sid][0], int(o), k + 1) for k, o in enumerate(origins)]
+        if not items:
+            raise DataError(f"no series of the data has {folds} horizon(s) of rows after its training and validation "
+                            "rows; evaluation scores only rows the model was not fitted or validated on (fit with "
+                            "the default test part, pass --data with the series continued, or use fewer folds)")
+        sub = panel.subset([sid for _, sid, _, _, _ in items])
+        pred = self.predict_at(sub, [o for _, _, _, o, _ in items], H)
         per, reference = [], f"seasonal naive (m={m})" if m > 1 else "last value"
-        for (_, sid, (train_end, o)), s, p in zip(rows, sub.series, pred):
+        for (_, sid, train_end, o, fold), s, p in zip(items, sub.series, pred):
             values = s.target_values
             actual = values[None, o:o + H]
             base = naive_baselines(values, np.array([o]), H, m) if o >= max(m, 1) else {}
             y_train = values[:max(train_end, 2)]
-            entry = {"id": sid, "origin": int(o),
+            entry = {"id": sid, "origin": o, **({"fold": fold} if folds > 1 else {}),
                      "model": forecast_metrics(actual, p[None], y_train, m)["overall"]}
             for name, b in base.items():
                 entry[name] = forecast_metrics(actual, b, y_train, m)["overall"]
@@ -242,7 +256,7 @@ class PanelRun:
 def summarise(per: list[dict], reference: str) -> dict:
     """Mean of each metric over the series, per method, and the geometric mean over the series of the
     model's MASE relative to ``reference``'s (series where either is 0 or undefined left out)."""
-    methods = [k for k in per[0] if k not in ("id", "origin")]
+    methods = [k for k in per[0] if isinstance(per[0][k], dict)]
     out: dict[str, Any] = {"series": len(per), "reference": reference}
     for name in methods:
         scored = [e[name] for e in per if name in e]
@@ -258,7 +272,7 @@ def series_table(metrics: dict) -> pd.DataFrame:
     """metrics["series"] as one row per series: id, origin, then ``method: metric`` columns."""
     rows = []
     for e in metrics["series"]:
-        row = {"id": e["id"], "origin": e["origin"]}
+        row = {k: v for k, v in e.items() if not isinstance(v, dict)}  # id, origin (and fold)
         for name, scores in e.items():
             if isinstance(scores, dict):
                 row.update({f"{name}: {k}": v for k, v in scores.items()})
