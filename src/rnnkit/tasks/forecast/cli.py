@@ -83,6 +83,8 @@ def register(sub) -> None:
     p.add_argument("--future", metavar="FILE", help="CSV/TSV/Parquet file of the future covariates' values for the "
                    "forecast steps after the data (the time column, if the run has one, and one column per future "
                    "covariate; exactly one row per step); needed by runs with --future-covariates")
+    p.add_argument("--ids", metavar="ID,ID,...", help="panel runs: forecast only these series (comma-separated; "
+                   "default: every series of the data)")
     p.add_argument("--out", metavar="FILE.csv", help="write the forecast here (default: print it)")
 
     p = sub.add_parser("evaluate", help="metrics of a run against naive baselines")
@@ -192,6 +194,9 @@ def cmd_forecast(a: argparse.Namespace) -> int:
     if _is_panel(run):
         from .panel_cli import forecast_panel
         return forecast_panel(run, a)
+    if a.ids is not None:
+        from ...errors import ConfigError
+        raise ConfigError("--ids picks series of a panel run (one fitted with --id-col); this run forecasts one series")
     data = run.load_data(a.data) if a.data else run.load_data()
     frame = run.forecast(data, horizon=a.horizon, future=a.future)
     if a.out:

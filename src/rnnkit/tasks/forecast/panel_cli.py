@@ -60,7 +60,10 @@ def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
 
 
 def forecast_panel(run, a: argparse.Namespace) -> int:
-    frame = run.forecast(a.data, horizon=a.horizon, future=getattr(a, "future", None))
+    ids = None if a.ids is None else [i.strip() for i in a.ids.split(",") if i.strip()]
+    if ids is not None and not ids:
+        raise ConfigError("--ids: name at least one series id (comma-separated)")
+    frame = run.forecast(a.data, horizon=a.horizon, ids=ids, future=a.future)
     if a.out:
         write_file_atomic(a.out, lambda path: frame.to_csv(path, index=False))
         print(f"wrote {len(frame)} forecast rows ({frame[run.data_config.id_col].nunique()} series) to {a.out}")
