@@ -1,6 +1,6 @@
 """`make bench`: rnnkit vs torch.nn (and Keras when installed), speed ratios measured side by side.
 
-    python benchmarks/run.py                  # every suite, 1 and 2 threads (~11 minutes on 2 cores)
+    python benchmarks/run.py                  # every suite, 1 and 2 threads (~14 minutes on 2 cores)
     python benchmarks/run.py --quick          # smoke run (~1 minute), written to benchmarks/quick/
     python benchmarks/run.py --suite stream   # one suite (repeatable); the others keep their stored results
 
