@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-ORDER = ("layer", "trainer", "fit", "stream", "grid", "engine", "search")
+ORDER = ("layer", "trainer", "fit", "stream", "grid", "engine", "search", "panel")
 
 
 def _table(t: dict) -> list[str]:
     out = []
     if t.get("title"):
         out += [f"**{t['title']}**", ""]
+    if t.get("intro"):
+        out += [t["intro"], ""]
     out.append("| " + " | ".join(map(str, t["columns"])) + " |")
     out.append("|" + "|".join("---" for _ in t["columns"]) + "|")
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in t["rows"]]
@@ -64,7 +66,39 @@ def _targets(suites: dict) -> list[list[str]]:
     search = suites.get("search", {}).get("records", [])
     if search:
         rows += _search_rows(search)
+    panel = suites.get("panel", {}).get("records")
+    if panel:
+        rows += _panel_rows(panel)
     return rows
+
+
+def _panel_rows(records: dict) -> list[list[str]]:
+    """Suite 6's two targets (issue 16): peak memory linear in the data, not in windows x lookback
+    (met where each added series costs fewer bytes of peak than its float32 windows, so they cannot all
+    be held); epochs/s ahead of NeuralForecast's LSTM on the same windows."""
+    from suite_panel import window_bytes
+    out = []
+    mem = [r for r in records.get("memory", []) if "error" not in r]
+    if len(mem) >= 2:
+        a, b = mem[0], mem[-1]
+        d_peak = (b["stages"][-1]["peak_mb"] - a["stages"][-1]["peak_mb"]) * 2**20
+        d_series = b["series"] - a["series"]
+        d_win = window_bytes(b["train_windows"] + b["val_windows"]) - window_bytes(a["train_windows"] + a["val_windows"])
+        per = d_peak / d_series
+        out.append([f"panel: peak memory grows linearly in the data, not in windows x lookback ({a['series']:,} -> "
+                    f"{b['series']:,} series of {b['steps']})",
+                    f"{per / 1024:,.0f} KB a series = {d_peak / d_win:.1f}x its float32 windows, "
+                    f"{per / (b['steps'] * 8):.0f}x its raw values; peak {b['stages'][-1]['peak_mb']:,.0f} MB at "
+                    f"{b['series']:,} series", "yes" if d_peak < d_win else "no"])
+    speed = [r for r in records.get("speed", []) if r["baseline"].startswith("NeuralForecast")]
+    target = "panel: epochs/s ahead of NeuralForecast's LSTM on the same windows"
+    if speed:
+        vals = [r["ratio"]["median"] for r in speed]
+        met = "yes" if all(v > 1 for v in vals) else ("partly" if any(v > 1 for v in vals) else "no")
+        out.append([target, "; ".join(f"t{r['threads']}: {r['ratio']['median']:.2f}x" for r in speed), met])
+    elif records.get("skipped"):
+        out.append([target, f"not measured: {records['skipped']}", "n/a"])
+    return out
 
 
 def _search_rows(records: list[dict]) -> list[list[str]]:
