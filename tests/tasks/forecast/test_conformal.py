@@ -171,7 +171,12 @@ def test_refits_use_the_final_settings_and_the_ensemble_size_without_searching()
         (6, run.data_config.normalise, run.data_config.skip, run.data_config.transform, 0.0)
 
 
-def test_a_series_too_short_for_the_windows_is_one_error_before_any_training():
+def test_a_series_too_short_for_the_windows_is_one_error_before_any_training(monkeypatch):
+    from rnnkit.tasks.forecast import fitting
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before refusing")
+    monkeypatch.setattr(fitting, "fit", no_training)
     data = _ar1(30, seed=3)  # 27 fitted rows: the first of 19 origins one step apart leaves 7 rows
     with pytest.raises(DataError, match="calibration origins") as e:
         fit_forecaster(DataConfig(lookback=6, horizon=2, test_frac=0.1), SMALL, FAST, data=data, quiet=True,
@@ -319,3 +324,16 @@ def test_ctrl_c_during_the_calibration_refits_stops_every_one(monkeypatch):
         refit(DataConfig(lookback=6, horizon=2, test_frac=0.15), SMALL, FAST, data=_ar1(160, seed=6), quiet=True,
               search=SearchConfig(ensemble=2, intervals=(80,)))
     assert sent.is_set() and epochs and max(epochs.values()) < 100_000
+
+
+def test_auto_leaves_out_lookbacks_the_calibration_refits_have_no_rows_for():
+    # --auto with intervals: a candidate the calibration could not refit is not tried (admissible)
+    import torch
+    from rnnkit.tasks.forecast.search import auto_search
+
+    def admissible(prep):
+        if prep.data_config.lookback != 8:
+            raise DataError("too long for the refits")
+    dc = DataConfig(source="builtin:sunspots", horizon=3, lookback=8)
+    *_, record = auto_search(dc, SMALL, FAST, None, torch.float32, 30.0, 1, admissible=admissible)
+    assert len(record) > 1 and all("lookback" not in r for r in record[1:])

@@ -35,10 +35,12 @@ import pandas as pd
 from ...errors import ConfigError, DataError, RnnkitWarning
 from .levels import REFIT, check_interval_levels, conformal_rank, level_name, min_windows
 from .probabilistic import interval_scores
-from .rolling import check_refit_rows, refit_forecasts, refit_settings
+from .config import DataConfig
+from .data import resolve_split, seasonal_period
+from .rolling import check_refit_rows, refit_config, refit_forecasts, refit_settings
 
 __all__ = ["REFIT", "MAX_STORED", "default_spacing", "check_interval_levels", "level_name", "conformal_rank", "min_windows",
-           "half_widths", "calibration_origins", "Calibration", "calibrate_run"]
+           "half_widths", "calibration_origins", "Calibration", "check_calibration_rows", "calibrate_run"]
 
 #: the most calibration errors (K x H x C numbers) intervals.json keeps; more are summarised by the half-widths
 MAX_STORED = 100_000
@@ -198,6 +200,43 @@ def _array(value, shape: tuple[int, ...], what: str) -> np.ndarray:
     return a
 
 
+def _plan(search, dc: DataConfig, data, end: int, dc_refit: DataConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(origins, refit ends, spacing)`` of the calibration ``search`` asks for, on a series
+    whose ``end`` fitted rows ``dc`` (resolved) was fitted on; a series too short for it is one
+    DataError."""
+    K, H = search.calibration_windows or min_windows(search.intervals), dc.horizon
+    spacing = search.calibration_spacing or default_spacing(end, H, K)
+    origins = calibration_origins(end, H, K, spacing)
+    ends = origins if search.calibration_refit == "each" else origins[:1]
+    try:
+        if ends[0] < 1:
+            raise DataError("no rows are left before it")
+        check_refit_rows(dc_refit, data, int(ends[0]), dc)
+    except DataError as e:
+        raise DataError(f"--intervals: the first of {K} calibration origins ({spacing} step(s) apart, the last {H} "
+                        f"fitted rows after the last) leaves {int(origins[0])} rows to refit on, too few ({e}); use "
+                        f"fewer --calibration-windows (at least {min_windows(search.intervals)} for levels "
+                        f"{','.join(map(level_name, search.intervals))}), a smaller --calibration-spacing, lower "
+                        "levels, or a longer series") from None
+    return origins, ends, spacing
+
+
+def check_calibration_rows(data_config: DataConfig, data, search, split=None) -> None:
+    """Refuse (DataError) a series too short for the calibration ``search`` asks for, with the
+    lookback and split ``data_config`` resolves to on ``data`` (the longest of an ensemble's
+    lookbacks), or ``split`` where given: before any training, and for each of ``--auto``'s
+    candidates (:func:`~.search.auto_search`'s ``admissible``)."""
+    m = seasonal_period(data_config, data.freq)
+    looks = search.ensemble_lookbacks
+    L, default = resolve_split(data_config.replace(lookback=max(looks)) if looks else data_config, data, m)
+    split = split or default
+    dc = data_config.replace(lookback=L, seasonal_period=m)
+    views = [{"skip": dc.skip, "transform": dc.transform}] * len(looks)
+    meta = {"val_rows": split.val_end - split.train_end, "test_start": split.val_end, "ensemble": search.ensemble,
+            "lookback_members": views}
+    _plan(search, dc, data, split.val_end, refit_config(dc, search, meta)[0])
+
+
 def calibrate_run(fit: Callable, run, data, quiet: bool = True) -> Calibration:
     """The conformal calibration of ``run`` (a forecasting run whose ``search`` asks for
     intervals) on ``data``, the series it was fitted on: the absolute errors of H-step forecasts
@@ -207,24 +246,10 @@ def calibrate_run(fit: Callable, run, data, quiet: bool = True) -> Calibration:
     on the rows before its origin, with the run's settings (:func:`~.rolling.refit_settings`).
     The K refits train side by side; a series too short for them is refused before any (DataError)."""
     s, dc = run.search, run.data_config
-    K = s.calibration_windows or min_windows(s.intervals)
-    end, H = int(run.meta["test_start"]), dc.horizon
-    spacing = s.calibration_spacing or default_spacing(end, H, K)
-    origins = calibration_origins(end, H, K, spacing)
     dc_refit, search = refit_settings(run)
-    ends = origins if s.calibration_refit == "each" else origins[:1]
-    try:
-        if ends[0] < 1:
-            raise DataError("no rows are left before it")
-        check_refit_rows(dc_refit, data, int(ends[0]), dc)
-    except DataError as e:
-        raise DataError(f"--intervals: the first of {K} calibration origins ({spacing} step(s) apart, the last {H} "
-                        f"fitted rows after the last) leaves {int(origins[0])} rows to refit on, too few: {e}. Use "
-                        f"fewer --calibration-windows (at least {min_windows(s.intervals)} for levels "
-                        f"{','.join(map(level_name, s.intervals))}), a smaller --calibration-spacing, lower levels, "
-                        "or a longer series") from None
+    origins, ends, spacing = _plan(s, dc, data, int(run.meta["test_start"]), dc_refit)
+    H, C = dc.horizon, len(dc.targets)
     preds = refit_forecasts(fit, run, data, origins, H, ends=ends, settings=(dc_refit, search), quiet=quiet,
                             desc=f"calibrating intervals ({len(ends)} refit{'s' if len(ends) > 1 else ''})")[0]
-    C = len(dc.targets)
     actual = data.values[origins[:, None] + np.arange(H)][..., :C]  # (K, H, C)
     return Calibration.from_residuals(np.abs(actual - preds), s.intervals, origins, spacing, s.calibration_refit)

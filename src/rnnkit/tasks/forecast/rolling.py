@@ -23,7 +23,7 @@ from .config import DataConfig, SearchConfig
 from .data import check_rows, resolve_split
 from .predict import naive_baselines, score_forecasts
 
-__all__ = ["refit_settings", "check_refit_rows", "refit_forecasts", "backtest"]
+__all__ = ["refit_settings", "refit_config", "check_refit_rows", "refit_forecasts", "backtest"]
 
 
 def _head(data, rows: int):
@@ -38,8 +38,14 @@ def refit_settings(run) -> tuple[DataConfig, SearchConfig]:
     "auto" chose), with no test rows and the run's share of validation rows; an ensemble of the
     run's size (an ``--auto`` run's: the settings its search chose, without searching again), over
     the same lookbacks (each member's skip and transform are then "auto" again where the members'
-    differ)."""
-    dc, s, meta = run.data_config, run.search, run.meta
+    differ). See :func:`refit_config`."""
+    return refit_config(run.data_config, run.search, run.meta)
+
+
+def refit_config(dc: DataConfig, s: SearchConfig, meta: dict) -> tuple[DataConfig, SearchConfig]:
+    """:func:`refit_settings` from a run's data config ``dc``, search config ``s`` and the entries
+    of its ``meta`` they need: ``val_rows``, ``test_start``, ``ensemble`` and, with lookbacks,
+    ``lookback_members`` (each one's ``skip`` and ``transform``)."""
     changes = {"test_frac": 0.0, "val_frac": None if dc.val_frac is None else min(dc.val_frac, 0.5)}
     if dc.val_start is not None or dc.test_start is not None:  # split by time: keep the share of validation rows
         changes.update(val_start=None, test_start=None, val_frac=min(meta["val_rows"] / meta["test_start"], 0.5))

@@ -30,7 +30,7 @@ from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
 from . import rolling
 from .config import DataConfig, SearchConfig
-from .conformal import Calibration, calibrate_run, level_name
+from .conformal import Calibration, calibrate_run, check_calibration_rows, level_name
 from .data import is_builtin, load_data, seasonal_period
 from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, series_known, train_members
 from .future import future_values
@@ -293,13 +293,18 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     search = search or SearchConfig()
+    if search.intervals:  # a series too short for the calibration's refits: refused before any training
+        data = data if data is not None else load_data(data_config)
+        check_calibration_rows(data_config, data, search)
     record, members = None, search.ensemble
     looks, split = search.member_lookbacks(members), None  # each member's lookback, when they differ
     if search.auto:
         members = max(search.ensemble, AUTO_ENSEMBLE)
         say = (lambda s: print(s, file=sys.stderr)) if verbose else (lambda s: None)
+        admissible = None if not search.intervals else (  # a lookback the calibration's refits have rows for
+            lambda p: check_calibration_rows(p.data_config, p.data, search, p.split))
         prep, model_config, train_config, record = auto_search(data_config, model_config, train_config, data, dtype,
-                                                               search.time_budget, members, say)
+                                                               search.time_budget, members, say, admissible)
     callbacks = list(callbacks or ()) + ([loss_printer(train_config.epochs)] if verbose else [])
     if search.auto:
         models, histories, fallback = train_members(prep, model_config, prep.train_config, members, quiet=quiet,
