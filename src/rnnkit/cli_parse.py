@@ -26,7 +26,7 @@ from typing import Any
 from .config import MAX_SEED, ModelConfig, TrainConfig
 from .training.rundir import check_out
 
-__all__ = ["Parser", "UsageError", "seed_arg", "seed_value", "int_list", "EXIT_USAGE", "run_arg", "model_args",
+__all__ = ["Parser", "UsageError", "seed_arg", "seed_value", "int_list", "float_list", "EXIT_USAGE", "run_arg", "model_args",
            "train_args", "out_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
 
 #: the exit status of a user mistake
@@ -76,7 +76,17 @@ def int_list(text: str) -> tuple[int, ...]:
             from None
 
 
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": int_list}
+def float_list(text: str) -> tuple[float, ...]:
+    """An argparse ``type``: ``"80,95"`` -> ``(80.0, 95.0)`` (the option of a ``tuple[float, ...]`` field)."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}: pass numbers separated by commas, e.g. 80,95") \
+            from None
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": int_list,
+          "tuple[float, ...]": float_list}
 #: the namespace attribute holding the dests of the config options given on the command line
 GIVEN = "given_options"
 

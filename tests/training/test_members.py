@@ -66,3 +66,44 @@ def test_ctrl_c_stops_the_members(to_main):
 def test_dropout_trains_members_one_at_a_time():
     assert threads_are_deterministic(ModelConfig(num_layers=2))
     assert not threads_are_deterministic(ModelConfig(num_layers=2, dropout=0.1))
+
+
+@pytest.mark.parametrize("inner_parallel", [True, False], ids=["inner side by side", "inner one at a time"])
+def test_ctrl_c_stops_members_trained_inside_members(inner_parallel):
+    # work trained side by side that itself trains side by side (conformal calibration refits, each an
+    # ensemble): the inner members never see the outer halt directly, yet stop with it
+    epochs_run: dict = {}
+    main = threading.main_thread().ident
+
+    def outer(k, halt):
+        def inner(j, inner_halt):
+            if (k, j) == (0, 0):
+                time.sleep(0.05)
+                signal.pthread_kill(main, signal.SIGINT)
+            for e in range(EPOCHS):
+                epochs_run[k, j] = e + 1
+                inner_halt({"epoch": e + 1})
+                time.sleep(0.0005)
+            return j
+        return train_side_by_side(inner, 3, parallel=inner_parallel)
+    with pytest.raises(KeyboardInterrupt):
+        train_side_by_side(outer, 2)
+    assert epochs_run and all(e < EPOCHS for e in epochs_run.values()), epochs_run
+
+
+def test_seeded_draws_are_not_interleaved_across_threads():
+    # each thread seeds torch's global generator and draws from it while other threads do the same:
+    # under seeded() every draw is the one a single thread would make
+    import torch
+    from rnnkit.training.members import seeded
+    with seeded(7):
+        expected = torch.rand(2000)
+
+    def one(k, halt):
+        out = []
+        for _ in range(20):
+            with seeded(7):
+                out.append(torch.rand(2000))
+        return out
+    for draws in train_side_by_side(one, 4):
+        assert all(torch.equal(d, expected) for d in draws)

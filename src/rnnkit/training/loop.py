@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from ..config import TrainConfig
 from ..errors import ShapeError, TrainingError
 from ..kernels import trainer as fused_trainer
+from .members import GLOBAL_RNG
 
 __all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled", "loss_printer",
            "steps_per_epoch", "planned_epochs"]
@@ -188,7 +189,8 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
         _check_data(val, "validation")
     # stateful loss functions take (x, y, state) and return (loss, state); validation starts fresh
     val_fn = (lambda m, b: loss_fn(m, (*b, None))[0]) if config.stateful else loss_fn
-    torch.manual_seed(config.seed)
+    with GLOBAL_RNG:  # not while another thread builds a model from its seed (training.members)
+        torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     opt = make_optimizer(model.parameters(), config)
     per_epoch = steps_per_epoch(train, config)

@@ -9,7 +9,12 @@ model with dropout train one at a time (:func:`threads_are_deterministic`).
 
 Ctrl-C, SIGTERM or a member's failure (a diverged loss) stops the others at the end of their
 current epoch and cancels those not started, so the exception reaches the caller within an epoch
-instead of after the whole ensemble.
+instead of after the whole ensemble. Work trained side by side may itself train side by side (the
+refits of a conformal calibration, each an ensemble): the inner members stop with the outer ones.
+
+Threads share torch's global generator, which seeds each member's initial weights: whoever seeds it
+and draws from it holds :data:`GLOBAL_RNG` meanwhile (:func:`seeded`), so that one thread's seeding
+never lands between another's seed and its draws.
 """
 
 from __future__ import annotations
@@ -17,11 +22,27 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Callable, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
+
+import torch
 
 from ..config import ModelConfig
 
-__all__ = ["train_side_by_side", "threads_are_deterministic"]
+__all__ = ["train_side_by_side", "threads_are_deterministic", "GLOBAL_RNG", "seeded"]
+
+#: held while seeding torch's global generator and drawing from it (building a model)
+GLOBAL_RNG = threading.RLock()
+#: the ``halt`` of the side-by-side work the current thread runs, if any
+_current = threading.local()
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's global generator with ``seed`` and hold it for the draws in the ``with`` body."""
+    with GLOBAL_RNG:
+        torch.manual_seed(seed)
+        yield
 
 T = TypeVar("T")
 #: ``halt(row)``, one of a member's epoch callbacks: raises once the other members have stopped
@@ -46,17 +67,26 @@ def train_side_by_side(train_one: Callable[[int, Halt], T], n: int, parallel: bo
     """``[train_one(k, halt) for k in range(n)]``, computed on ``min(n, CPUs)`` threads when
     ``parallel`` (and more than one CPU), in order; one after another otherwise. ``train_one``
     passes ``halt`` to :func:`~rnnkit.training.loop.fit` as one of its epoch callbacks."""
+    outer = getattr(_current, "halt", None) or _never  # this call runs inside other side-by-side work
     threads = min(n, os.cpu_count() or 1)
     if not (parallel and threads > 1):
-        return [train_one(k, _never) for k in range(n)]
+        return [train_one(k, outer) for k in range(n)]
     stop = threading.Event()
 
     def halt(row: dict) -> None:
         if stop.is_set():
             raise _Halted("the ensemble stopped")
+        outer(row)
+
+    def one(k: int) -> T:
+        _current.halt = halt  # for side-by-side work train_one starts in this thread
+        try:
+            return train_one(k, halt)
+        finally:
+            _current.halt = None
     pool = ThreadPoolExecutor(threads)
     try:
-        futures = [pool.submit(train_one, k, halt) for k in range(n)]
+        futures = [pool.submit(one, k) for k in range(n)]
         pending = set(futures)
         while pending:  # woken every 0.1 s: a signal delivered to a member's thread is handled here
             done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)

@@ -41,11 +41,13 @@ def plot_learning_curve(history, path: str | os.PathLike, title: str = "Learning
 
 def plot_forecast(index, history_values: np.ndarray, targets: Sequence[str], path: str | os.PathLike,
                   future_index=None, forecast: np.ndarray | None = None, test_start: int | None = None,
-                  test_index=None, test_pred: np.ndarray | None = None, title: str = "Forecast") -> None:
+                  test_index=None, test_pred: np.ndarray | None = None, title: str = "Forecast",
+                  bands: Sequence[tuple[str, np.ndarray, np.ndarray]] | None = None) -> None:
     """One panel per target: the observed series, one-window-ahead test forecasts, and the future.
 
     ``history_values (N, C)`` over ``index``; ``test_pred (W, C)`` over ``test_index`` (the first
-    step of each test window's forecast); ``forecast (H, C)`` over ``future_index``.
+    step of each test window's forecast); ``forecast (H, C)`` over ``future_index``; ``bands``
+    ``[(label, lo (H, C), hi (H, C))]`` around it, widest first or not (each drawn shaded).
     """
     plt = _pyplot()
     C = len(targets)
@@ -56,6 +58,9 @@ def plot_forecast(index, history_values: np.ndarray, targets: Sequence[str], pat
             ax.axvspan(index[test_start], index[-1], color="grey", alpha=0.12, label="test rows")
         if test_pred is not None:
             ax.plot(test_index, test_pred[:, c], color="tab:orange", lw=1.2, label="forecast (test, 1 step)")
+        for k, (label, lo, hi) in enumerate(sorted(bands or (), key=lambda b: -float(np.nanmean(b[2] - b[1])))):
+            ax.fill_between(future_index, lo[:, c], hi[:, c], color="tab:blue", alpha=0.15 + 0.1 * k, lw=0,
+                            label=label)
         if forecast is not None:
             ax.plot(future_index, forecast[:, c], color="tab:blue", marker="o", ms=3, lw=1.5, label="forecast (future)")
         ax.set(title=f"{title}: {targets[c]}", ylabel=targets[c])

@@ -44,7 +44,7 @@ __all__ = ["RUN_FILES", "RUN_KINDS", "check_out", "write_run_dir", "consistent_r
 RUN_FILES = frozenset({
     "config.json", "weights.safetensors", "scaler.json", "history.csv", "timing.csv", "metrics.json",
     "forecast.csv", "learning_curve.png", "forecast.png", "labels.json", "vocab.json",
-    "confusion_matrix.csv", "confusion_matrix.png", "sample.txt"})
+    "confusion_matrix.csv", "confusion_matrix.png", "sample.txt", "intervals.json"})
 RUN_KINDS = ("forecast", "classify", "text")
 
 _T = TypeVar("_T")

@@ -60,6 +60,9 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ensembles and search")
     for name in ("ensemble", "ensemble_lookbacks", "auto", "time_budget"):
         config_arg(g, _S, name)
+    g = p.add_argument_group("prediction intervals")
+    for name in ("intervals", "calibration_windows", "calibration_spacing", "calibration_refit"):
+        config_arg(g, _S, name)
 
 
 def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> None:
@@ -121,6 +124,13 @@ def _metrics_table(scores: dict, label: str = "model") -> str:
     return format_table({(label if name == "model" else name): s["overall"] for name, s in scores.items()})
 
 
+def _intervals_text(scores: dict, what: str) -> str:
+    """One line: the coverage and mean width of each level's intervals (``scores["model"]["intervals"]``)."""
+    each = [f"{name} %: coverage {s['coverage']:.3f} (mean width {s['width']:.4g})"
+            for name, s in scores["model"]["intervals"].items()]
+    return f"intervals on {what}: " + "; ".join(each)
+
+
 def cmd_fit(a: argparse.Namespace) -> int:
     from .data import load_data
     from .workflow import fit_forecaster
@@ -170,6 +180,12 @@ def cmd_fit(a: argparse.Namespace) -> int:
     if run.metrics:
         print(f"test metrics ({run.meta['n_rows'] - run.meta['test_start']} rows, original units):")
         print(_metrics_table(run.metrics, f"rnnkit {mc.cell}"))
+    cal = run.calibration
+    if cal is not None:
+        print(f"split-conformal intervals {', '.join(f'{v:g}' for v in cal.levels)} %, calibrated on {cal.windows} "
+              f"rolling origins {cal.spacing} step(s) apart ({'a refit before each' if cal.refit == 'each' else 'one refit'})")
+        if run.metrics:
+            print(_intervals_text(run.metrics, "the test rows"))
     print(f"run directory: {out}")
     return 0
 
@@ -225,6 +241,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
               f"{'row ' + str(start) if not isinstance(when, pd.Timestamp) else str(when.date())}), "
               f"{len(data) - start - run.data_config.horizon + 1} forecast origins:")
         print(_metrics_table(scores, f"rnnkit {run.model_config.cell}"))
+        if "intervals" in scores["model"]:
+            print(_intervals_text(scores, "these rows"))
     return 0
 
 
@@ -241,6 +259,8 @@ def cmd_backtest(a: argparse.Namespace) -> int:
     print(f"{a.folds} folds, origins at rows {[f['origin'] for f in result['folds']]}, "
           f"horizon {run.data_config.horizon}{', refit each fold' if a.refit else ''}:")
     print(_metrics_table(result["overall"], f"rnnkit {run.model_config.cell}"))
+    if "intervals" in result["overall"]["model"]:
+        print(_intervals_text(result["overall"], "the folds"))
     return 0
 
 

@@ -11,9 +11,13 @@ from ...config import (ModelConfig, Serialisable, TrainConfig, check_choice, che
 from ...data.boxcox import TRANSFORMS
 from ...errors import ConfigError
 from .known import CALENDAR
+from .levels import REFIT, check_interval_levels, conformal_rank, level_name, min_windows
 from .normalise import DIFFERENCES, NORMALISE, SKIPS
 
-__all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "refuse_unsupported"]
+__all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "refuse_unsupported", "MAX_CALIBRATION_WINDOWS"]
+
+#: the most calibration windows (each one a refit of the pipeline) --intervals may ask for
+MAX_CALIBRATION_WINDOWS = 1000
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,14 @@ class SearchConfig(Serialisable):
     lookbacks, cyclically, and is trained on windows of that length), and ``auto``, a search over
     lookback, width, learning rate and normalisation on the validation windows within
     ``time_budget`` seconds, whose best settings then train the ensemble. See
-    :mod:`rnnkit.tasks.forecast.search`."""
+    :mod:`rnnkit.tasks.forecast.search`.
+
+    ``intervals`` (levels in percent, e.g. ``(80, 95)``) asks for split-conformal prediction
+    intervals, calibrated on the absolute errors of forecasts from ``calibration_windows`` rolling
+    origins ``calibration_spacing`` steps apart at the end of the fitted rows, each made by the
+    pipeline refitted on the rows before it (``calibration_refit="each"``, K more fits: speed buys
+    them too) or by one refit before the first (``"first"``). See
+    :mod:`rnnkit.tasks.forecast.conformal`."""
 
     ensemble: int = field(default=1, metadata={
         "help": "forecasters trained from consecutive seeds, combined by the median", "metavar": "N"})
@@ -163,6 +174,20 @@ class SearchConfig(Serialisable):
         "help": "comma-separated lookbacks the ensemble's members cycle over (with the seeds), each member "
                 "trained on its own windows; the run's lookback is the longest", "metavar": "L1,L2,...",
         "off": "every member uses --lookback"})
+    intervals: tuple[float, ...] = field(default=(), metadata={
+        "help": "split-conformal prediction intervals at these levels in percent (e.g. 80,95): forecast.csv "
+                "gains <target>_lo_<a> and <target>_hi_<a> columns, the metrics their coverage and width; calibrated "
+                "on the errors of forecasts from rolling origins at the end of the fitted rows, by the pipeline "
+                "refitted on the rows before each", "metavar": "A1,A2,...", "off": "none"})
+    calibration_windows: Optional[int] = field(default=None, metadata={
+        "help": "--intervals: rolling origins whose forecast errors calibrate the intervals", "metavar": "K",
+        "off": "the fewest that bound every level: 4 for 80, 19 for 95"})
+    calibration_spacing: Optional[int] = field(default=None, metadata={
+        "help": "--intervals: steps between consecutive calibration origins", "metavar": "S",
+        "off": "the horizon, or less so that the origins lie in the second half of the fitted rows (at least 1)"})
+    calibration_refit: str = field(default="each", metadata={
+        "help": "--intervals: refit the pipeline before each calibration origin (K fits), or once before the "
+                "first, whose model forecasts from all K (one fit)", "choices": ("each", "first")})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ensemble_lookbacks", tuple(self.ensemble_lookbacks))
@@ -175,14 +200,43 @@ class SearchConfig(Serialisable):
             raise ConfigError(f"ensemble_lookbacks {','.join(map(str, looks))} names a lookback twice; give each once")
         if looks and self.auto:
             raise ConfigError("--auto chooses the lookback itself; use --ensemble-lookbacks without --auto")
+        self._check_intervals()
         if len(looks) > self.ensemble:
             raise ConfigError(f"an ensemble of {self.ensemble} member(s) cannot cover {len(looks)} lookbacks; pass "
                               f"--ensemble {len(looks)} or more (the members cycle over the lookbacks)")
+
+    def _check_intervals(self) -> None:
+        check_choice("calibration_refit", self.calibration_refit, REFIT)
+        if not self.intervals:
+            if (self.calibration_windows, self.calibration_spacing, self.calibration_refit) != (None, None, "each"):
+                raise ConfigError("--calibration-windows, --calibration-spacing and --calibration-refit calibrate "
+                                  "intervals; pass --intervals (e.g. --intervals 80,95) or drop them")
+            return
+        object.__setattr__(self, "intervals", check_interval_levels(self.intervals))
+        if self.calibration_spacing is not None:
+            check_positive("calibration_spacing", self.calibration_spacing)
+        K = self.calibration_windows
+        if K is not None:
+            check_positive("calibration_windows", K)
+            need = min_windows(self.intervals)
+            if K < need:
+                top = self.intervals[-1]
+                raise ConfigError(f"--calibration-windows {K} cannot bound a {level_name(top)} % interval (its "
+                                  f"conformal quantile would be the {_ordinal(conformal_rank(K, top))} smallest of {K} "
+                                  "errors); "
+                                  f"pass at least {need}, or lower levels")
+            if K > MAX_CALIBRATION_WINDOWS:
+                raise ConfigError(f"--calibration-windows {K} would refit the pipeline {K} times; pass at most "
+                                  f"{MAX_CALIBRATION_WINDOWS}")
 
     def member_lookbacks(self, members: int) -> tuple[int, ...]:
         """The lookback of each of ``members`` members: ``ensemble_lookbacks`` in turn (empty without them)."""
         looks = self.ensemble_lookbacks
         return tuple(looks[k % len(looks)] for k in range(members)) if looks else ()
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 #: The settings a job starts from where the caller passes none: the job's function (given None)

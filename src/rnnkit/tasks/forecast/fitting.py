@@ -28,7 +28,7 @@ from ...errors import ConfigError
 from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit
-from ...training.members import threads_are_deterministic, train_side_by_side
+from ...training.members import seeded, threads_are_deterministic, train_side_by_side
 from .config import DataConfig, refuse_unsupported
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
 from .future import with_future_columns
@@ -202,9 +202,9 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     n = len(preps)
     models = []
     for k, p in enumerate(preps, first):
-        torch.manual_seed(train_config.seed + k)
-        model = Forecaster(p.n_inputs, len(p.data_config.targets), p.data_config.horizon, model_config,
-                           n_known=p.known_width).to(p.dtype)
+        with seeded(train_config.seed + k):  # other threads may be building theirs (calibration refits)
+            model = Forecaster(p.n_inputs, len(p.data_config.targets), p.data_config.horizon, model_config,
+                               n_known=p.known_width).to(p.dtype)
         if p.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
             nn.init.zeros_(model.head.weight)
             nn.init.zeros_(model.head.bias)

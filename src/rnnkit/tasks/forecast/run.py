@@ -15,6 +15,7 @@ from ...errors import ConfigError, RnnkitError
 from ...training.rundir import consistent_read
 from ...training.runs import load_weights, open_run
 from .config import DataConfig, SearchConfig
+from .conformal import Calibration, min_windows
 from .fitting import ForecastEnsemble
 from .known import known_names, known_width
 from .lookbacks import lookback_views
@@ -79,7 +80,23 @@ def load_forecast_run(path: str | os.PathLike):
             transform = TargetTransform(dc.transform, float(meta["transform_lambda"]))
         except ConfigError as e:
             check.fail("config.json", str(e))
-    return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform, sc)
+        calibration = _calibration(check, sc, dc, meta)
+    return ForecastRun(model, scaler, dc, mc, tc, history, metrics, meta, norm, transform, sc, calibration)
+
+
+def _calibration(check, sc: SearchConfig, dc: DataConfig, meta: dict) -> Calibration | None:
+    """intervals.json (the conformal calibration), checked against the search section: present
+    exactly when it asks for intervals."""
+    if not sc.intervals:
+        check.agree(not os.path.lexists(check.d / "intervals.json"), "intervals.json",
+                    "is there, but config.json's search section asks for no intervals")
+        return None
+    windows = sc.calibration_windows or min_windows(sc.intervals)
+    try:
+        return Calibration.from_dict(check.json("intervals.json"), sc.intervals, windows, sc.calibration_refit,
+                                     dc.horizon, len(dc.targets), meta["test_start"], sc.calibration_spacing)
+    except ValueError as e:
+        check.fail("intervals.json", str(e))
 
 
 def save_forecast_run(run, data, out: str | os.PathLike, force: bool = False, future=None) -> Path:

@@ -72,10 +72,13 @@ def validation_error(prep: Prepared, model) -> float:
 
 
 def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesData | None, dtype,
-                budget: float, final_members: int,
-                say: Callable[[str], None] = lambda s: None) -> tuple[Prepared, ModelConfig, TrainConfig, list[dict]]:
+                budget: float, final_members: int, say: Callable[[str], None] = lambda s: None,
+                admissible: Callable[[Prepared], None] | None = None,
+                ) -> tuple[Prepared, ModelConfig, TrainConfig, list[dict]]:
     """The best settings found within ``budget`` seconds (keeping time for ``final_members``
-    members of the final ensemble): ``(prepared data, model config, train config, record)``."""
+    members of the final ensemble): ``(prepared data, model config, train config, record)``.
+    ``admissible(prepared)`` raises DataError for a candidate the run cannot use (one whose lookback
+    leaves the conformal calibration's refits too few rows), which is then not tried."""
     start = time.perf_counter()
     prep, models, _, _, errors = choose_normalisation(dc, mc, tc, data, dtype)
     base = {"lookback": prep.data_config.lookback, "hidden_size": mc.hidden_size, "lr": tc.lr,
@@ -114,6 +117,8 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
             mc_c, tc_c = bm.replace(**m_ch), bt.replace(**t_ch)
             try:
                 prep_c = prepare(dc_c, mc_c, tc_c, data, dtype, split=split)
+                if admissible is not None:
+                    admissible(prep_c)
             except DataError:  # e.g. a lookback the series is too short for
                 continue
             err, secs = score(prep_c, mc_c, tc_c)

@@ -9,7 +9,6 @@ here: a run saves itself without an import cycle).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
@@ -30,7 +29,9 @@ from ...training.loop import History, loss_printer
 from ...training.plots import plot_forecast
 from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
+from . import rolling
 from .config import DataConfig, SearchConfig
+from .conformal import Calibration, calibrate_run, check_calibration_rows, level_name
 from .data import is_builtin, load_data, seasonal_period
 from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, series_known, train_members
 from .future import future_values
@@ -50,7 +51,8 @@ class ForecastRun:
     """A trained forecaster with everything needed to use it: scaler, settings, scores.
 
     ``rnnkit.load_run(dir)`` returns one; :meth:`forecast`, :meth:`evaluate` and :meth:`backtest`
-    work in the data's original units.
+    work in the data's original units. ``calibration`` holds the conformal intervals' half-widths
+    when ``search.intervals`` asks for intervals (:mod:`rnnkit.tasks.forecast.conformal`).
     """
 
     model: Forecaster | ForecastEnsemble
@@ -64,6 +66,7 @@ class ForecastRun:
     norm: WindowNorm | None = None
     transform: TargetTransform | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
+    calibration: Calibration | None = None
 
     def predict_contexts(self, contexts: np.ndarray, horizon: int, known: np.ndarray | None = None) -> np.ndarray:
         """Forecasts ``(W, horizon, C)`` in original units after raw context windows ``(W, L, F)``;
@@ -142,7 +145,11 @@ class ForecastRun:
         A run with future covariates needs their values for the rows ahead: ``future`` is a
         CSV/TSV/Parquet path or a DataFrame with the run's time column (when it has one) and one
         column per future covariate, holding exactly the forecast's rows after ``data``'s last
-        (a direct model's trained horizon, or ``horizon`` rows for a recursive one)."""
+        (a direct model's trained horizon, or ``horizon`` rows for a recursive one).
+
+        A calibrated run (``search.intervals``) adds the columns ``<target>_lo_<a>`` and
+        ``<target>_hi_<a>`` for each level a, over the calibrated horizon (the trained one: a
+        recursive forecast beyond it has empty interval columns there, and says so in a warning)."""
         data = data if data is not None else self.load_data()
         self._check_columns(data)
         L = self.data_config.lookback
@@ -157,7 +164,8 @@ class ForecastRun:
         values = self.future_values(data, future, horizon)
         context = data.values[None, -L:]  # (1, L, F)
         y = self.predict_contexts(context, horizon, self.known(data, [len(data)], values, horizon))[0]
-        return forecast_frame(data.frame.index, data.freq, y, self.targets)
+        frame = forecast_frame(data.frame.index, data.freq, y, self.targets)
+        return frame if self.calibration is None else self.calibration.add_columns(frame, y, self.targets)
 
     def scoring_start(self, data: SeriesData) -> int:
         """The first row of ``data`` that :meth:`evaluate` scores: the first one after the end of the
@@ -183,7 +191,8 @@ class ForecastRun:
         the run's test rows, or the new rows of ``data`` that continues the series.
 
         Returns ``{"model": {...}, "last value": {...}, "seasonal naive (m=..)": {...}}``, each with
-        ``overall`` and ``per_step`` MAE, RMSE, MAPE, sMAPE and MASE in original units.
+        ``overall`` and ``per_step`` MAE, RMSE, MAPE, sMAPE and MASE in original units; a calibrated
+        run's model also has ``intervals``: coverage and width per level (overall and per step).
         """
         data = data if data is not None else self.load_data()
         self._check_columns(data)
@@ -195,7 +204,10 @@ class ForecastRun:
         m = self.seasonal_period
         base = naive_baselines(values[:, :len(self.targets)], starts, dc.horizon, m)
         y_train = values[:self.meta.get("train_rows", start), :len(self.targets)]
-        return score_forecasts(Y, pred, base, y_train, m)
+        scores = score_forecasts(Y, pred, base, y_train, m)
+        if self.calibration is not None:
+            scores["model"]["intervals"] = self.calibration.scores(Y, pred)
+        return scores
 
     def backtest(self, data: SeriesData | None = None, folds: int = 5, refit: bool = False,
                  quiet: bool = True) -> dict:
@@ -226,12 +238,15 @@ class ForecastRun:
             test_pred = self.predict_contexts(X, 1, self.known(data, starts, values, 1))[:, 0]  # one step ahead, (W, C)
             test_index = data.frame.index[starts]
 
+        point = None if ahead is None else ahead[list(self.targets)].to_numpy()  # (H, C)
+        bands = [(f"{level_name(a)} % interval", lo[0], hi[0]) for a, lo, hi in self.calibration.bands(point[None])] \
+            if self.calibration is not None and point is not None else None
+
         def extra(d: Path) -> None:
             if ahead is not None:
                 ahead.to_csv(d / "forecast.csv")
             plot_forecast(data.frame.index, data.target_values, self.targets, d / "forecast.png",
-                          future_index=None if ahead is None else ahead.index,
-                          forecast=None if ahead is None else ahead[list(self.targets)].to_numpy(),
+                          future_index=None if ahead is None else ahead.index, forecast=point, bands=bands,
                           test_start=start if start < len(data) else None, test_index=test_index,
                           test_pred=test_pred, title=f"{self.model_config.cell} forecast")
         return write_forecast_run(self, out, force=force, extra=extra, plots=True)
@@ -251,6 +266,8 @@ def write_forecast_run(run: ForecastRun, out: str | os.PathLike, force: bool = F
         write_run_files(d, kind, sections, run.model, run.history, run.metrics,
                         curve_title=f"{run.model_config.cell} learning curve" if plots else None)
         write_json(d / "scaler.json", run.scaler.to_dict())
+        if run.calibration is not None:
+            write_json(d / "intervals.json", run.calibration.to_dict())
         if extra is not None:
             extra(d)
     return write_run_dir(out, write, force, protect=[run.data_config.source])
@@ -270,6 +287,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     (the one the longest needs) and the run's lookback is the longest. ``callbacks`` are called after every epoch
     (of the first member) with its history row, as in every job's ``fit_X``; ``quiet`` hides the
     progress display; ``verbose`` prints the losses about 20 times per run and the search's steps.
+    ``search.intervals`` adds split-conformal intervals, calibrated on the errors of forecasts from
+    rolling origins at the end of the fitted rows by refitted pipelines
+    (:func:`~rnnkit.tasks.forecast.conformal.calibrate_run`).
     """
     if data_config.id_col is not None or isinstance(data, PanelData):  # many series: one global model
         from .panel_run import fit_global  # noqa: PLC0415  (it builds on this module's neighbours)
@@ -278,13 +298,18 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     search = search or SearchConfig()
+    if search.intervals:  # a series too short for the calibration's refits: refused before any training
+        data = data if data is not None else load_data(data_config)
+        check_calibration_rows(data_config, data, search)
     record, members = None, search.ensemble
     looks, split = search.member_lookbacks(members), None  # each member's lookback, when they differ
     if search.auto:
         members = max(search.ensemble, AUTO_ENSEMBLE)
         say = (lambda s: print(s, file=sys.stderr)) if verbose else (lambda s: None)
+        admissible = None if not search.intervals else (  # a lookback the calibration's refits have rows for
+            lambda p: check_calibration_rows(p.data_config, p.data, search, p.split))
         prep, model_config, train_config, record = auto_search(data_config, model_config, train_config, data, dtype,
-                                                               search.time_budget, members, say)
+                                                               search.time_budget, members, say, admissible)
     callbacks = list(callbacks or ()) + ([loss_printer(train_config.epochs)] if verbose else [])
     if search.auto:
         models, histories, fallback = train_members(prep, model_config, prep.train_config, members, quiet=quiet,
@@ -324,6 +349,8 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
              ForecastEnsemble(models, [view_of(p) for p in preps]) if looks else ForecastEnsemble(models))
     run = ForecastRun(model, prep.scaler, dc, model_config, train_config, histories[0], None, meta, prep.norm,
                       prep.transform, search)
+    if search.intervals:
+        run.calibration = calibrate_run(fit_forecaster, run, data, quiet=quiet)
     if evaluate and split.val_end < len(data):
         run.metrics = run.evaluate(data)
     return run
@@ -331,50 +358,6 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
 
 def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, refit: bool = False,
              quiet: bool = True) -> dict:
-    """Rolling-origin evaluation with an expanding window over the last ``folds * horizon`` rows.
-
-    Fold k forecasts ``horizon`` steps from origin ``o_k = N - (folds - k) * horizon``. Without
-    ``refit`` the trained model is reused and all folds are forecast in one batched call; origins
-    must then lie after the rows the model was trained on when ``data`` is the training data. With
-    ``refit`` the whole pipeline (scaler included) is refitted on ``rows[:o_k]`` for every fold.
-    Returns per-fold and overall metrics for the model and the naive baselines.
-    """
-    dc = run.data_config
-    horizon = horizon or dc.horizon
-    if not isinstance(folds, int) or folds < 1:
-        raise ConfigError(f"folds must be a positive integer; got {folds!r}")
-    values = data.values
-    n, C = len(values), len(dc.targets)
-    origins = n - (folds - np.arange(folds)[::-1]) * horizon
-    origins = np.sort(origins)
-    if origins[0] < dc.lookback:
-        raise DataError(f"{folds} folds of {horizon} steps need at least {folds * horizon + dc.lookback} rows "
-                        f"(lookback {dc.lookback}); the data has {n}; use fewer --folds")
-    m = run.seasonal_period
-    if not refit:
-        if data.sha256 == run.meta.get("data_sha256") and origins[0] < run.meta.get("train_rows", 0):
-            raise DataError(f"fold 1 starts at row {origins[0]}, inside the {run.meta['train_rows']} rows the model "
-                            "was trained on; use fewer --folds or --refit")
-        contexts = values[origins[:, None] - dc.lookback + np.arange(dc.lookback)]  # (K, L, F)
-        preds = run.predict_contexts(contexts, horizon, run.known(data, origins, horizon=horizon))
-        train_rows = [run.meta.get("train_rows", origins[0])] * folds
-    else:
-        preds, train_rows = [], []
-        for o in origins:
-            sub = dataclasses.replace(data, frame=data.frame.iloc[:int(o)])
-            val_frac = None if dc.val_frac is None else min(dc.val_frac, 0.5)
-            r = fit_forecaster(dc.replace(test_frac=0.0, val_frac=val_frac), run.model_config,
-                               run.train_config, data=sub, quiet=quiet, evaluate=False)
-            ctx = values[None, o - dc.lookback:o]
-            preds.append(r.predict_contexts(ctx, horizon, r.known(data, [o], horizon=horizon))[0])
-            train_rows.append(r.meta["train_rows"])
-        preds = np.stack(preds)
-    actual = values[origins[:, None] + np.arange(horizon)][..., :C]  # (K, H, C)
-    base = naive_baselines(values[:, :C], origins, horizon, m)
-    y_train = values[:train_rows[0], :C]
-    result = {"folds": [], "overall": score_forecasts(actual, preds, base, y_train, m)}
-    for k, o in enumerate(origins):
-        fold_base = {name: b[k:k + 1] for name, b in base.items()}
-        result["folds"].append({"origin": int(o), "train_rows": int(train_rows[k]),
-                                "scores": score_forecasts(actual[k:k + 1], preds[k:k + 1], fold_base, y_train, m)})
-    return result
+    """Rolling-origin evaluation over the last ``folds * horizon`` rows, refitting the pipeline on the
+    rows before each origin with ``refit``; see :func:`rnnkit.tasks.forecast.rolling.backtest`."""
+    return rolling.backtest(fit_forecaster, run, data, folds, horizon, refit=refit, quiet=quiet)
