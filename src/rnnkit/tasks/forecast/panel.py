@@ -51,6 +51,7 @@ from .fitting import resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
+from .panel_intervals import check_panel_intervals
 from .predict import windows_for
 from .statics import StaticEncoder
 
@@ -115,6 +116,7 @@ def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) ->
                       ("--val-start/--test-start", dc.val_start is not None or dc.test_start is not None)):
         if bad:
             raise ConfigError(f"{flag}: {why}")
+    check_panel_intervals(search)
     for name in ("val_frac", "test_frac"):
         if getattr(dc, name) not in (None, 0.0):
             raise ConfigError(f"{name}={getattr(dc, name)}: a panel holds out the last horizon of each series for "
