@@ -73,7 +73,7 @@ def series_split(n: int, lookback: int, horizon: int, test: bool, val: bool) -> 
     validation ``[train_end, val_end)``, test ``[val_end, n)``, each part one horizon; a part that
     would leave no training window is left out (test first)."""
     window = lookback + horizon
-    t = horizon if test and n - 2 * horizon >= window else 0
+    t = horizon if test and n - horizon * (1 + val) >= window else 0  # with validation held out too
     v = horizon if val and n - t - horizon >= window else 0
     return n - t - v, n - t
 
