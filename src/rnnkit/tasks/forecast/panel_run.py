@@ -234,12 +234,12 @@ class PanelRun:
         for (_, sid, train_end, o, fold), s, p in zip(items, sub.series, pred):
             values = s.target_values
             actual = values[None, o:o + H]
-            base = naive_baselines(values, np.array([o]), H, m) if o >= max(m, 1) else {}
+            base = naive_baselines(values, np.array([o]), H, m if o >= m else 1)  # a season before o, or not
             y_train = values[:max(train_end, 2)]
             entry = {"id": sid, "origin": o, **({"fold": fold} if folds > 1 else {}),
-                     "model": forecast_metrics(actual, p[None], y_train, m)["overall"]}
+                     "model": _overall(actual, p[None], y_train, m)}
             for name, b in base.items():
-                entry[name] = forecast_metrics(actual, b, y_train, m)["overall"]
+                entry[name] = _overall(actual, b, y_train, m)
             per.append(entry)
         return {"summary": summarise(per, reference), "series": per}
 
@@ -253,10 +253,20 @@ class PanelRun:
         return write_panel_run(self, out, force, ahead)
 
 
+def _overall(actual: np.ndarray, pred: np.ndarray, y_train: np.ndarray, m: int) -> dict:
+    """One series' overall scores; its MASE is nan when its training part has no m-step difference to
+    scale by (m rows or fewer: a short series under a lookback shorter than its season)."""
+    if len(y_train) > m:
+        return forecast_metrics(actual, pred, y_train, m)["overall"]
+    return {**forecast_metrics(actual, pred, y_train, 1)["overall"], "mase": math.nan}
+
+
 def summarise(per: list[dict], reference: str) -> dict:
     """Mean of each metric over the series, per method, and the geometric mean over the series of the
-    model's MASE relative to ``reference``'s (series where either is 0 or undefined left out)."""
-    methods = [k for k in per[0] if isinstance(per[0][k], dict)]
+    model's MASE relative to ``reference``'s (series where either is 0 or undefined left out). A
+    baseline is averaged over the series it was scored on (seasonal naive needs a season before the
+    origin)."""
+    methods = list(dict.fromkeys(k for e in per for k, v in e.items() if isinstance(v, dict)))  # any series'
     out: dict[str, Any] = {"series": len(per), "reference": reference}
     for name in methods:
         scored = [e[name] for e in per if name in e]
