@@ -46,7 +46,7 @@ from ...data.scaler import Scaler
 from ...data.series import SeriesData
 from ...errors import ConfigError, DataError
 from .config import DataConfig, SearchConfig, refuse_unsupported
-from .data import default_lookback, seasonal_period
+from .data import absolute_source, default_lookback, seasonal_period
 from .fitting import resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows, model_input
@@ -155,7 +155,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         train_config = train_config.replace(loss="mse")
     series = [with_future_columns(s, data_config.future_covariates) for s in panel.series]
     past = tuple(c for c in series[0].covariates if c not in data_config.future_covariates)
-    dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none", source=panel.source)
+    dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none",
+                             source=absolute_source(panel.source))  # the run finds it from any working directory
     C, H = len(dc.targets), dc.horizon
     recursive = model_config.strategy == "recursive"
     m = seasonal_period(dc, panel.freq)
