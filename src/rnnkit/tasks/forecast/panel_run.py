@@ -133,6 +133,9 @@ class PanelRun:
     def load_data(self, source=None) -> PanelData:
         """Read ``source`` (a path or DataFrame; default: the training data) with the run's settings."""
         dc = self.data_config
+        if source is None and dc.source.startswith("<"):  # fitted on a DataFrame (or PanelData), not a file
+            raise DataError(f"the run was fitted on an in-memory table ({dc.source}), which it does not keep; pass "
+                            "the panel (data=DataFrame, or --data FILE)")
         if source is None and not Path(dc.source).exists():
             raise DataError(f"the run's training data {dc.source} no longer exists (moved or deleted); pass the "
                             "panel with --data FILE")
