@@ -120,7 +120,9 @@ def test_series_shorter_than_the_lookback_is_refused(table):
 def test_pooled_windows_equal_the_windows_of_each_series_by_hand():
     rng = np.random.default_rng(3)
     lengths, L, H = [12, 9, 6], 5, 2
-    table = pd.DataFrame({"id": np.repeat(["a", "b", "c"], lengths), "y": 50 + rng.normal(0, 5, sum(lengths))})
+    y = 50 + rng.normal(0, 5, sum(lengths))
+    y[12:17] = 50.0  # b's first window is flat: its scale is the floor
+    table = pd.DataFrame({"id": np.repeat(["a", "b", "c"], lengths), "y": y})
     panel = panel_from_frame(table, "id", "y")  # no time column: m = 1
     dc = rnnkit.DataConfig(id_col="id", lookback=L, horizon=H, normalise="window", skip="last")
     prep = prepare_panel(dc, SMALL, TC, panel, dtype=torch.float64)
@@ -131,7 +133,9 @@ def test_pooled_windows_equal_the_windows_of_each_series_by_hand():
         y = s.target_values[:, 0]
         lo, hi = y[:end].min(), y[:end].max()  # minmax on the series' own training rows
         scaled.append((y - lo) / (hi - lo))
-    floor = SCALE_FLOOR * np.concatenate([z[:e] for z, (e, _) in zip(scaled, prep.splits)]).std()
+    # the smallest window scale: a fraction of the spread of the training rows of the series that train
+    floor = SCALE_FLOOR * np.concatenate([z[:e] for z, (e, _) in zip(scaled, prep.splits) if e >= L + H]).std()
+    assert prep.norm.floor == pytest.approx((floor,), rel=1e-12)
 
     def encode(z, targets):  # windows whose targets start at each row of `targets`
         X, Y = [], []

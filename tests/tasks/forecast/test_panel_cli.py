@@ -1,5 +1,6 @@
 """The command line on a panel (`rnnkit fit FILE --id-col COL`, then forecast/evaluate): a round trip
-in a temp dir, and every refusal as one `rnnkit: error:` line with exit status 2 and no run left."""
+in a temp dir, and every refusal as one `rnnkit: error:` line with exit status 2 and no run left.
+Covariates here only through their refusals (see test_panel_covariates.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ FAST = ["--epochs", "3", "--hidden", "4", "--quiet", "--batch-size", "16"]
 
 
 def panel_csv(path: Path) -> Path:
-    """Four monthly series of 40, 36, 30 and 14 rows, from different months, with a covariate."""
+    """Four monthly series of 40, 36, 30 and 14 rows, from different months, with a covariate that
+    varies within each series."""
     rng = np.random.default_rng(0)
     blocks = []
     for k, (n, start) in enumerate([(40, "2000-01-01"), (36, "2001-05-01"), (30, "1999-02-01"), (14, "2002-01-01")]):
@@ -93,12 +95,14 @@ def test_fit_reports_the_series_too_short_to_train_on(tmp_path, capsys):
     (["--id-col", "shop"], "no id column 'shop'; the columns are store, month, sales, temp"),
     (["--lookback", "20"], "series 'short' has fewer rows than the lookback 20 (shortest: 14)"),
     (["--horizon", "30"], "no series has 42 rows (lookback 12 + horizon 30)"),
-    (["--covariates", "temp"], "--covariates: not yet for panels"),
-    (["--future-covariates", "temp"], "--future-covariates: not yet for panels"),
-    (["--calendar", "sincos"], "--calendar: not yet for panels"),
+    (["--covariates", "rain"], "(series 'north'): no covariate column 'rain'"),
+    (["--static-covariates", "region"], "no static covariate column 'region'"),
+    (["--static-covariates", "temp"], "(series 'north'): the static covariate 'temp' must hold one value"),
+    (["--transform", "log"], "--transform: not yet for panels"),
     (["--auto"], "--auto: not yet for panels"),
+    (["--ensemble", "2", "--ensemble-lookbacks", "6,12"], "--ensemble-lookbacks: not yet for panels"),
     (["--val-frac", "0.3"], "val_frac=0.3: a panel holds out the last horizon of each series"),
-    (["--future", "x.csv"], "--future: not yet for panels"),
+    (["--future", "x.csv"], "this run has no future covariates, so it reads no future file"),
     (["--target", "store"], "column 'store' is the id column"),
 ])
 def test_bad_panel_fit_is_one_line_and_leaves_no_run(tmp_path, capsys, extra, message):
@@ -108,11 +112,24 @@ def test_bad_panel_fit_is_one_line_and_leaves_no_run(tmp_path, capsys, extra, me
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]  # no run directory, no temp folder
 
 
+def test_forecast_ids_and_backtest_of_one_fold(fitted, capsys):
+    data, run = fitted
+    assert main(["forecast", "--run", str(run), "--ids", "east,north"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split()[0] for line in lines] == ["east"] * 3 + ["north"] * 3  # in the order asked for
+    assert main(["evaluate", "--run", str(run), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert main(["backtest", "--run", str(run), "--data", str(data), "--folds", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == scores  # one fold is the evaluation
+
+
 def test_bad_use_of_a_panel_run_is_one_line(fitted, tmp_path, capsys):
     data, run = fitted
     err = one_line_error(capsys, ["backtest", "--run", run, "--data", data, "--folds", "2"])
-    assert "backtest: not yet for panel runs" in err
-    assert "--future: not yet for panels" in one_line_error(capsys, ["forecast", "--run", run, "--future", data])
+    assert "no series of the data has 2 horizon(s) of rows after its training and validation rows" in err
+    err = one_line_error(capsys, ["forecast", "--run", run, "--future", data])
+    assert "this run has no future covariates, so it reads no future file; drop --future" in err
+    assert "no series with id(s) 'west'" in one_line_error(capsys, ["forecast", "--run", run, "--ids", "north,west"])
     pd.read_csv(data).drop(columns="store").to_csv(tmp_path / "no_ids.csv", index=False)
     assert "no id column 'store'" in one_line_error(capsys, ["forecast", "--run", run, "--data", tmp_path / "no_ids.csv"])
     one = pd.read_csv(data)
