@@ -26,7 +26,7 @@ from ..errors import DataError
 from .series import Fill, SeriesData, series_from_frame
 from .sources import read_table
 
-__all__ = ["PanelData", "panel_from_frame", "read_panel"]
+__all__ = ["PanelData", "panel_from_frame", "read_panel", "renumber_rows"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,7 +137,7 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
             series.append(series_from_frame(part, target, time_col, covariates, fill, source=_label(k, source),
                                             sha256=""))
         except DataError as e:  # its rows are numbered within the series: number them as in the table
-            raise DataError(_table_rows(str(e), groups[k])) from e
+            raise DataError(renumber_rows(str(e), groups[k])) from e
     dated = [(k, s) for k, s in zip(order, series) if len(s) > 1]  # one row has no frequency
     if dated:
         (k0, s0), odd = dated[0], next(((k, s) for k, s in dated if _unit(s.freq) != _unit(dated[0][1].freq)), None)
@@ -169,9 +169,9 @@ def _freq_name(freq: str | None) -> str:
 _ROWS = re.compile(r"(data rows?(?:\(s\))? )(\d+(?:(?:, | and )\d+)*)")
 
 
-def _table_rows(message: str, rows: np.ndarray) -> str:
+def renumber_rows(message: str, rows: np.ndarray) -> str:
     """``message`` about one series with its row numbers (counted within the series, from 1) turned
-    into the table's data rows (``rows``: the series' row positions in the table)."""
+    into the table's data rows (``rows``: the series' row positions in the table, from 0)."""
     def number(d: re.Match) -> str:
         i = int(d.group())
         return str(int(rows[i - 1]) + 1) if 1 <= i <= len(rows) else d.group()

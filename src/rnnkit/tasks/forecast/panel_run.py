@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
-from ...data.panel import PanelData, panel_from_frame, read_panel
+from ...data.panel import PanelData, panel_from_frame, read_panel, renumber_rows
 from ...data.scaler import Scaler
 from ...errors import ConfigError, DataError, RnnkitError
 from ...training.loop import History
@@ -94,7 +94,11 @@ def panel_future(future, panel: PanelData, dc: DataConfig, rows: int) -> list[np
             raise DataError(f"{label}: no rows for series {sid!r}; the future covariates of its next {rows} row(s) "
                             "are needed")
         part = raw.iloc[groups[sid]].reset_index(drop=True)
-        out.append(future_values(part, dc.future_covariates, dc.time_col, s.frame.index, s.freq, rows))
+        try:
+            out.append(future_values(part, dc.future_covariates, dc.time_col, s.frame.index, s.freq, rows))
+        except DataError as e:  # about the series' rows of the file: name both, number the rows as the file does
+            message = str(e).removeprefix("the future table: ")
+            raise DataError(renumber_rows(f"{label} (series {sid!r}): {message}", groups[sid])) from e
     return out
 
 
