@@ -101,6 +101,7 @@ def test_fit_reports_the_series_too_short_to_train_on(tmp_path, capsys):
     (["--transform", "log"], "--transform: not yet for panels"),
     (["--auto"], "--auto: not yet for panels"),
     (["--ensemble", "2", "--ensemble-lookbacks", "6,12"], "--ensemble-lookbacks: not yet for panels"),
+    (["--intervals", "80"], "--intervals: not yet for panels"),
     (["--val-frac", "0.3"], "val_frac=0.3: a panel holds out the last horizon of each series"),
     (["--future", "x.csv"], "this run has no future covariates, so it reads no future file"),
     (["--target", "store"], "column 'store' is the id column"),
