@@ -3,8 +3,9 @@
 A panel file has an id column, usually a time column, the target column(s) and covariates. Each
 series is validated on its own exactly as a single series is (:func:`~rnnkit.data.series.series_from_frame`:
 timestamps parsed, unique and in order, no gaps or missing values unless ``fill``), so every
-message names the series it is about. Series may have different lengths and start dates; they
-must share one frequency (the run's season and calendar come from it).
+message names the series it is about (and numbers rows as the table does). Series may have
+different lengths and start dates; they must share one frequency (the run's season and calendar
+come from it; anchors may differ: weekly on Sundays and on Mondays is one frequency).
 
 Rows of one series need not be contiguous in the file, but each series' rows must be in time
 order (rnnkit never reorders rows; without a time column, file order is time order).
@@ -13,6 +14,7 @@ order (rnnkit never reorders rows; without a time column, file order is time ord
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from ..errors import DataError
 from .series import Fill, SeriesData, series_from_frame
 from .sources import read_table
 
-__all__ = ["PanelData", "panel_from_frame", "read_panel"]
+__all__ = ["PanelData", "panel_from_frame", "read_panel", "renumber_rows"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,13 +69,14 @@ class PanelData:
     def subset(self, ids: Sequence[str]) -> "PanelData":
         """The series ``ids`` (each must be present), in that order."""
         ids = tuple(str(i) for i in ids)
-        missing = [i for i in ids if i not in self.ids]
+        where = {sid: k for k, sid in enumerate(self.ids)}  # one lookup per id, not a scan of the ids
+        missing = [i for i in ids if i not in where]
         if missing:
             raise DataError(f"{self.source}: no series with id(s) {', '.join(map(repr, missing[:5]))}"
                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
-        keep = [self.ids.index(i) for i in ids]
+        keep = [where[i] for i in ids]
         static = {c: tuple(v[k] for k in keep) for c, v in self.static.items()}
-        return PanelData(ids, tuple(self[i] for i in ids), self.source, self.sha256, self.freq, static)
+        return PanelData(ids, tuple(self.series[k] for k in keep), self.source, self.sha256, self.freq, static)
 
     def lengths(self) -> np.ndarray:
         return np.array([len(s) for s in self.series], dtype=np.int64)
@@ -110,10 +113,11 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
         if c == id_col or c == time_col or c in tuple(covariates):
             raise DataError(f"{source}: column {c!r} cannot be a static covariate and the id, time or a covariate column")
     ids = raw[id_col]
-    if ids.isna().any():
-        row = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 1
-        raise DataError(f"{source}: the id column {id_col!r} is empty in data row {row}; every row needs a series id")
     keys = ids.astype(str).str.strip()
+    empty = (ids.isna() | (keys == "")).to_numpy()  # a missing cell, or only spaces
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0]) + 1
+        raise DataError(f"{source}: the id column {id_col!r} is empty in data row {row}; every row needs a series id")
     if len(keys) == 0:
         raise DataError(f"{source}: the table has no rows")
     order = list(dict.fromkeys(keys))  # first appearance
@@ -129,21 +133,49 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
                                 f"of the series; it has {sorted(values.astype(str).unique().tolist())[:4]}")
             static[c].append(str(values.iloc[0]).strip())
         part = body.iloc[groups[k]].reset_index(drop=True)
-        series.append(series_from_frame(part, target, time_col, covariates, fill, source=_label(k, source),
-                                        sha256=""))
-    freqs = {s.freq for s in series}
-    if len(freqs) > 1:
-        shown = ", ".join(f"{k!r}: {s.freq}" for k, s in list(zip(order, series))[:4])
-        raise DataError(f"{source}: the series have different frequencies ({shown}, ...); a panel's series must "
-                        "share one (resample them to a common frequency)")
+        try:
+            series.append(series_from_frame(part, target, time_col, covariates, fill, source=_label(k, source),
+                                            sha256=""))
+        except DataError as e:  # its rows are numbered within the series: number them as in the table
+            raise DataError(renumber_rows(str(e), groups[k])) from e
+    dated = [(k, s) for k, s in zip(order, series) if len(s) > 1]  # one row has no frequency
+    if dated:
+        (k0, s0), odd = dated[0], next(((k, s) for k, s in dated if _unit(s.freq) != _unit(dated[0][1].freq)), None)
+        if odd is not None:
+            raise DataError(f"{source}: series {odd[0]!r} has frequency {_freq_name(odd[1].freq)} but series {k0!r} "
+                            f"has {_freq_name(s0.freq)}; a panel's series must share one (resample them to a common "
+                            "frequency)")
     columns = {(s.targets, s.covariates) for s in series}
     if len(columns) > 1:  # the target was inferred per series and came out different
         raise DataError(f"{source}: the series do not have the same target and covariate columns; name them "
                         "with --target and --covariates")
     if sha256 is None:
         sha256 = hashlib.sha256(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes()).hexdigest()
-    return PanelData(tuple(order), tuple(series), source, sha256, series[0].freq,
+    return PanelData(tuple(order), tuple(series), source, sha256, dated[0][1].freq if dated else series[0].freq,
                      {c: tuple(v) for c, v in static.items()})
+
+
+def _unit(freq: str | None) -> str | None:
+    """A frequency without its anchor: weekly on Sundays and on Mondays, or yearly from January and
+    from July, are one frequency (one season); each series' forecast dates keep its own anchor."""
+    return None if freq is None else freq.split("-")[0]
+
+
+def _freq_name(freq: str | None) -> str:
+    return freq if freq is not None else "none (its times are irregular)"
+
+
+#: row numbers in a one-series message: "data row 4", "data rows 2 and 5", "data row(s) 6, 7"
+_ROWS = re.compile(r"(data rows?(?:\(s\))? )(\d+(?:(?:, | and )\d+)*)")
+
+
+def renumber_rows(message: str, rows: np.ndarray) -> str:
+    """``message`` about one series with its row numbers (counted within the series, from 1) turned
+    into the table's data rows (``rows``: the series' row positions in the table, from 0)."""
+    def number(d: re.Match) -> str:
+        i = int(d.group())
+        return str(int(rows[i - 1]) + 1) if 1 <= i <= len(rows) else d.group()
+    return _ROWS.sub(lambda m: m.group(1) + re.sub(r"\d+", number, m.group(2)), message)
 
 
 def read_panel(source: str | Path, id_col: str, target: str | Sequence[str] | None = None,

@@ -29,7 +29,7 @@ value columns as for one series; future covariates and calendar features are kno
 (:mod:`.known`), read over the horizon (direct) or at each step (recursive); static covariates
 (:mod:`.statics`: numbers standardised, categories one-hot) join the known inputs as constant
 columns. Not yet for panels (refused with a message): target transforms, stateful training,
-``--auto`` and ``--ensemble-lookbacks``.
+``--auto``, ``--ensemble-lookbacks`` and conformal ``--intervals``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from ...data.scaler import Scaler
 from ...data.series import SeriesData
 from ...errors import ConfigError, DataError
 from .config import DataConfig, SearchConfig, refuse_unsupported
-from .data import default_lookback, seasonal_period
+from .data import absolute_source, default_lookback, seasonal_period
 from .fitting import resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows, model_input
@@ -74,7 +74,7 @@ def series_split(n: int, lookback: int, horizon: int, test: bool, val: bool) -> 
     validation ``[train_end, val_end)``, test ``[val_end, n)``, each part one horizon; a part that
     would leave no training window is left out (test first)."""
     window = lookback + horizon
-    t = horizon if test and n - 2 * horizon >= window else 0
+    t = horizon if test and n - horizon * (1 + val) >= window else 0  # with validation held out too
     v = horizon if val and n - t - horizon >= window else 0
     return n - t - v, n - t
 
@@ -112,7 +112,7 @@ def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) ->
     why = "not yet for panels (one global model over many series); fit the series one by one to use it"
     for flag, bad in (("--transform", dc.transform not in ("auto", "none")),
                       ("stateful training", tc.stateful), ("--auto", search.auto),
-                      ("--ensemble-lookbacks", search.ensemble_lookbacks),
+                      ("--ensemble-lookbacks", search.ensemble_lookbacks), ("--intervals", search.intervals),
                       ("--val-start/--test-start", dc.val_start is not None or dc.test_start is not None)):
         if bad:
             raise ConfigError(f"{flag}: {why}")
@@ -157,7 +157,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         train_config = train_config.replace(loss="mse")
     series = [with_future_columns(s, data_config.future_covariates) for s in panel.series]
     past = tuple(c for c in series[0].covariates if c not in data_config.future_covariates)
-    dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none", source=panel.source)
+    dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none",
+                             source=absolute_source(panel.source))  # the run finds it from any working directory
     C, H = len(dc.targets), dc.horizon
     recursive = model_config.strategy == "recursive"
     m = seasonal_period(dc, panel.freq)

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
-from ...data.panel import PanelData, panel_from_frame, read_panel
+from ...data.panel import PanelData, panel_from_frame, read_panel, renumber_rows
 from ...data.scaler import Scaler
 from ...errors import ConfigError, DataError, RnnkitError
 from ...training.loop import History
@@ -96,7 +96,11 @@ def panel_future(future, panel: PanelData, dc: DataConfig, rows: int) -> list[np
             raise DataError(f"{label}: no rows for series {sid!r}; the future covariates of its next {rows} row(s) "
                             "are needed")
         part = raw.iloc[groups[sid]].reset_index(drop=True)
-        out.append(future_values(part, dc.future_covariates, dc.time_col, s.frame.index, s.freq, rows))
+        try:
+            out.append(future_values(part, dc.future_covariates, dc.time_col, s.frame.index, s.freq, rows))
+        except DataError as e:  # about the series' rows of the file: name both, number the rows as the file does
+            message = str(e).removeprefix("the future table: ")
+            raise DataError(renumber_rows(f"{label} (series {sid!r}): {message}", groups[sid])) from e
     return out
 
 
@@ -145,6 +149,9 @@ class PanelRun:
     def load_data(self, source=None) -> PanelData:
         """Read ``source`` (a path or DataFrame; default: the training data) with the run's settings."""
         dc = self.data_config
+        if source is None and dc.source.startswith("<"):  # fitted on a DataFrame (or PanelData), not a file
+            raise DataError(f"the run was fitted on an in-memory table ({dc.source}), which it does not keep; pass "
+                            "the panel (data=DataFrame, or --data FILE)")
         if source is None and not Path(dc.source).exists():
             raise DataError(f"the run's training data {dc.source} no longer exists (moved or deleted); pass the "
                             "panel with --data FILE")
@@ -250,12 +257,12 @@ class PanelRun:
         for (_, sid, train_end, o, fold), s, p in zip(items, sub.series, pred):
             values = s.target_values
             actual = values[None, o:o + H]
-            base = naive_baselines(values, np.array([o]), H, m) if o >= max(m, 1) else {}
+            base = naive_baselines(values, np.array([o]), H, m if o >= m else 1)  # a season before o, or not
             y_train = values[:max(train_end, 2)]
             entry = {"id": sid, "origin": o, **({"fold": fold} if folds > 1 else {}),
-                     "model": forecast_metrics(actual, p[None], y_train, m)["overall"]}
+                     "model": _overall(actual, p[None], y_train, m)}
             for name, b in base.items():
-                entry[name] = forecast_metrics(actual, b, y_train, m)["overall"]
+                entry[name] = _overall(actual, b, y_train, m)
             per.append(entry)
         summary = summarise(per, reference)
         if self.intervals is not None:
@@ -273,10 +280,20 @@ class PanelRun:
         return write_panel_run(self, out, force, ahead)
 
 
+def _overall(actual: np.ndarray, pred: np.ndarray, y_train: np.ndarray, m: int) -> dict:
+    """One series' overall scores; its MASE is nan when its training part has no m-step difference to
+    scale by (m rows or fewer: a short series under a lookback shorter than its season)."""
+    if len(y_train) > m:
+        return forecast_metrics(actual, pred, y_train, m)["overall"]
+    return {**forecast_metrics(actual, pred, y_train, 1)["overall"], "mase": math.nan}
+
+
 def summarise(per: list[dict], reference: str) -> dict:
     """Mean of each metric over the series, per method, and the geometric mean over the series of the
-    model's MASE relative to ``reference``'s (series where either is 0 or undefined left out)."""
-    methods = [k for k in per[0] if isinstance(per[0][k], dict)]
+    model's MASE relative to ``reference``'s (series where either is 0 or undefined left out). A
+    baseline is averaged over the series it was scored on (seasonal naive needs a season before the
+    origin)."""
+    methods = list(dict.fromkeys(k for e in per for k, v in e.items() if isinstance(v, dict)))  # any series'
     out: dict[str, Any] = {"series": len(per), "reference": reference}
     for name in methods:
         scored = [e[name] for e in per if name in e]

@@ -1,0 +1,188 @@
+"""Panels in long format (rnnkit.data.panel): a table split into validated series by its id column,
+checked against series built by hand from the same rows; every refusal names the series (and the
+table's row) it is about."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnkit.data.panel import PanelData, panel_from_frame, read_panel
+from rnnkit.data.series import series_from_frame
+from rnnkit.errors import DataError
+
+
+def long_table(lengths: dict[str, int], freq: str = "MS", start: str = "2000-01-01") -> pd.DataFrame:
+    """One block of rows per id (values id-number * 100 + step), dates from ``start`` at ``freq``."""
+    blocks = []
+    for k, (sid, n) in enumerate(lengths.items()):
+        dates = pd.date_range(start, periods=n, freq=freq).strftime("%Y-%m-%d")
+        blocks.append(pd.DataFrame({"shop": sid, "date": dates, "sales": 100.0 * k + np.arange(n)}))
+    return pd.concat(blocks, ignore_index=True)
+
+
+def interleave(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of every series taken in turn (row 0 of each id, then row 1 of each, ...): no series'
+    rows are contiguous, each series' rows stay in time order."""
+    step = table.groupby("shop", sort=False).cumcount()
+    return table.iloc[np.lexsort((np.arange(len(table)), step.to_numpy()))].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- good tables
+
+
+def test_series_in_first_appearance_order_equal_series_built_one_by_one():
+    table = long_table({"north": 6, "south": 9, "east": 4})
+    panel = panel_from_frame(table, "shop", "sales", "date")
+    assert panel.ids == ("north", "south", "east") and len(panel) == 3  # as they first appear, not sorted
+    assert panel.freq == "MS" and panel.targets == ("sales",) and panel.covariates == ()
+    np.testing.assert_array_equal(panel.lengths(), [6, 9, 4])
+    for sid in panel.ids:
+        by_hand = series_from_frame(table[table.shop == sid].drop(columns="shop"), "sales", "date")
+        pd.testing.assert_frame_equal(panel[sid].frame, by_hand.frame)
+        assert panel[sid].freq == "MS"
+
+
+def test_non_contiguous_rows_of_one_id_are_gathered_in_order():
+    table = long_table({"b": 5, "a": 7, "c": 3})
+    mixed = interleave(table)
+    assert mixed.shop.iloc[:3].tolist() == ["b", "a", "c"]  # really interleaved
+    panel = panel_from_frame(mixed, "shop", "sales", "date")
+    blocks = panel_from_frame(table, "shop", "sales", "date")
+    assert panel.ids == ("b", "a", "c")
+    for sid in panel.ids:
+        pd.testing.assert_frame_equal(panel[sid].frame, blocks[sid].frame)
+    np.testing.assert_array_equal(panel["a"].target_values[:, 0], 100.0 + np.arange(7))
+
+
+def test_different_lengths_and_start_dates_and_numeric_ids():
+    a = long_table({"1": 8}, start="2001-03-01")
+    b = long_table({"2": 5}, start="1999-11-01")
+    table = pd.concat([a, b], ignore_index=True).assign(shop=lambda d: d.shop.astype(int))  # ids as numbers
+    panel = panel_from_frame(table, "shop", "sales", "date")
+    assert panel.ids == ("1", "2")  # ids are strings, whatever the column's type
+    assert panel["2"].frame.index[0] == pd.Timestamp("1999-11-01")
+    assert panel.subset([2, "1"]).ids == ("2", "1")
+
+
+def test_anchors_may_differ_the_unit_may_not():
+    sundays = long_table({"a": 6}, freq="W-SUN", start="2020-01-05")
+    mondays = long_table({"b": 6}, freq="W-MON", start="2020-01-06")
+    panel = panel_from_frame(pd.concat([sundays, mondays]), "shop", "sales", "date")
+    assert panel["a"].freq == "W-SUN" and panel["b"].freq == "W-MON"  # each keeps its own dates
+
+
+def test_without_a_time_column_rows_are_in_file_order():
+    table = interleave(long_table({"x": 4, "y": 6})).drop(columns="date")
+    panel = panel_from_frame(table, "shop", "sales")  # no time column: the target is the one numeric column
+    assert panel.freq is None and isinstance(panel["y"].frame.index, pd.RangeIndex)
+    np.testing.assert_array_equal(panel["y"].target_values[:, 0], 100.0 + np.arange(6))
+
+
+def test_csv_and_dataframe_agree_and_the_digest_is_the_files(tmp_path):
+    import hashlib
+    table = long_table({"a": 5, "b": 5})
+    path = tmp_path / "panel.csv"
+    table.to_csv(path, index=False)
+    from_file = read_panel(path, "shop", "sales", "date")
+    from_frame = panel_from_frame(table, "shop", "sales", "date")
+    assert from_file.ids == from_frame.ids and from_file.source == str(path)
+    assert from_file.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    for sid in from_file.ids:
+        pd.testing.assert_frame_equal(from_file[sid].frame, from_frame[sid].frame)
+
+
+def test_parquet_panel(tmp_path):
+    pytest.importorskip("pyarrow")
+    table = long_table({"a": 4, "b": 6}).assign(date=lambda d: pd.to_datetime(d.date))  # real datetimes
+    table.to_parquet(tmp_path / "panel.parquet")
+    panel = read_panel(tmp_path / "panel.parquet", "shop", "sales", "date")
+    assert panel.ids == ("a", "b") and panel.freq == "MS"
+    np.testing.assert_array_equal(panel["b"].target_values[:, 0], 100.0 + np.arange(6))
+
+
+def test_subset_keeps_the_order_asked_for_and_names_missing_ids():
+    panel = panel_from_frame(long_table({"a": 3, "b": 3, "c": 3}), "shop", "sales", "date")
+    sub = panel.subset(["c", "a"])
+    assert isinstance(sub, PanelData) and sub.ids == ("c", "a") and sub.series[0] is panel["c"]
+    with pytest.raises(DataError, match=r"no series with id\(s\) 'zz', 'yy'"):
+        panel.subset(["a", "zz", "yy"])
+    with pytest.raises(DataError, match="no series with id 'q'"):
+        panel["q"]
+
+
+# ---------------------------------------------------------------- refusals, each naming what is wrong
+
+
+def test_unknown_id_column_lists_the_columns():
+    with pytest.raises(DataError, match=r"no id column 'store'; the columns are shop, date, sales"):
+        panel_from_frame(long_table({"a": 3}), "store", "sales", "date")
+
+
+@pytest.mark.parametrize("blank", [np.nan, "   "])
+def test_empty_id_cell_names_its_row(blank):
+    table = long_table({"a": 4, "b": 4}).astype({"shop": object})
+    table.loc[5, "shop"] = blank
+    with pytest.raises(DataError, match="the id column 'shop' is empty in data row 6"):
+        panel_from_frame(table, "shop", "sales", "date")
+
+
+@pytest.mark.parametrize("roles", [dict(target="shop"), dict(target="sales", time_col="shop"),
+                                   dict(target="sales", covariates=["shop"])])
+def test_id_column_cannot_have_another_role(roles):
+    kwargs = {"time_col": "date", **roles}
+    with pytest.raises(DataError, match="column 'shop' is the id column"):
+        panel_from_frame(long_table({"a": 3}), "shop", **kwargs)
+
+
+def test_series_with_different_frequencies_names_the_odd_one():
+    monthly = long_table({f"m{i}": 6 for i in range(5)})
+    weekly = long_table({"w": 6}, freq="W-SUN", start="2020-01-05")
+    with pytest.raises(DataError, match="series 'w' has frequency W-SUN but series 'm0' has MS"):
+        panel_from_frame(pd.concat([monthly, weekly]), "shop", "sales", "date")
+
+
+def test_a_one_row_series_is_not_a_frequency_mismatch():
+    panel = panel_from_frame(long_table({"one": 1, "a": 5}), "shop", "sales", "date")
+    assert panel.freq == "MS" and panel["one"].freq is None  # refused later, as shorter than the lookback
+
+
+def test_gap_inside_one_series_names_it_and_the_tables_row():
+    table = interleave(long_table({"a": 6, "b": 6}))  # a0 b0 a1 b1 ...: b's rows are table rows 2, 4, 6, ...
+    gone = table.index[(table.shop == "b") & (table.date == "2000-04-01")]
+    table = table.drop(index=gone).reset_index(drop=True)
+    # b's 2000-03-01 is its 3rd row, the table's 6th data row
+    with pytest.raises(DataError, match=r"\(series 'b'\): time column 'date' has gaps at frequency 'MS': "
+                                        r"2000-04-01 is missing after data row 6 \(2000-03-01\)"):
+        panel_from_frame(table, "shop", "sales", "date")
+
+
+def test_nan_inside_one_series_names_it_and_the_tables_row(tmp_path):
+    table = interleave(long_table({"a": 5, "b": 5}))
+    table.loc[7, "sales"] = np.nan  # b's 4th row
+    path = tmp_path / "p.csv"
+    table.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"p.csv \(series 'b'\): column 'sales' has missing or infinite values at "
+                                        r"data row\(s\) 8;"):
+        read_panel(path, "shop", "sales", "date")
+    filled = read_panel(path, "shop", "sales", "date", fill="ffill")  # the series' own previous value
+    np.testing.assert_array_equal(filled["b"].target_values[:, 0], [100, 101, 102, 102, 104])
+
+
+def test_duplicate_time_and_non_numeric_value_name_the_series():
+    table = long_table({"a": 4, "b": 4})
+    dup = table.copy()
+    dup.loc[6, "date"] = dup.loc[5, "date"]
+    with pytest.raises(DataError, match=r"\(series 'b'\): duplicate time 2000-02-01 at data rows 6 and 7"):
+        panel_from_frame(dup, "shop", "sales", "date")
+    bad = table.astype({"sales": object})
+    bad.loc[2, "sales"] = "n/a"
+    with pytest.raises(DataError, match=r"\(series 'a'\): column 'sales' has the non-numeric value 'n/a' at data "
+                                        r"row 3"):
+        panel_from_frame(bad, "shop", "sales", "date")
+
+
+def test_empty_table():
+    with pytest.raises(DataError, match="no rows"):
+        panel_from_frame(long_table({"a": 2}).iloc[:0], "shop", "sales", "date")
