@@ -67,22 +67,20 @@ def seed_arg(p, default: int, what: str = "random seed") -> None:
 
 # --- options built from the config dataclasses ---------------------------------------------------
 
-def int_list(text: str) -> tuple[int, ...]:
-    """An argparse ``type``: ``"12,24,36"`` -> ``(12, 24, 36)`` (the option of a ``tuple[int, ...]`` field)."""
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid list {text!r}: pass integers separated by commas, e.g. 12,24,36") \
-            from None
+def _list_of(kind: type, what: str, example: str):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid list {text!r}: pass {what} separated by commas, e.g. {example}") \
+                from None
+    return parse
 
 
-def float_list(text: str) -> tuple[float, ...]:
-    """An argparse ``type``: ``"80,95"`` -> ``(80.0, 95.0)`` (the option of a ``tuple[float, ...]`` field)."""
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid list {text!r}: pass numbers separated by commas, e.g. 80,95") \
-            from None
+#: argparse ``type``s: ``"12,24,36"`` -> ``(12, 24, 36)``, ``"80,95"`` -> ``(80.0, 95.0)`` (the options of
+#: ``tuple[int, ...]`` and ``tuple[float, ...]`` fields)
+int_list = _list_of(int, "integers", "12,24,36")
+float_list = _list_of(float, "numbers", "80,95")
 
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": int_list,

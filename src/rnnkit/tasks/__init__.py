@@ -41,7 +41,7 @@ class Job:
 #: kind -> job, in the order ``rnnkit --help`` lists their commands
 JOBS: dict[str, Job] = {job.kind: job for job in [
     Job("forecast", forecast_cli, f"{__name__}.forecast.run", "load_forecast_run"),
-    Job("panel", None, f"{__name__}.forecast.panel_run", "load_panel_run"),
+    Job("panel", None, f"{__name__}.forecast.panel_load", "load_panel_run"),
     Job("classify", classify_cli, f"{__name__}.classify.run", "load_classifier_run"),
     Job("text", text_cli, f"{__name__}.text.run", "load_text_run"),
 ]}

@@ -191,23 +191,19 @@ def cmd_fit(a: argparse.Namespace) -> int:
 
 
 def _load(path):
-    """A forecasting run, of one series or of a panel (:mod:`.panel_run`), by its kind (any other
-    kind is refused by the one-series loader, which says what to do)."""
+    """``(run, is_panel)``: a forecasting run, of one series or of a panel (:mod:`.panel_load`), by
+    its kind (any other kind is refused by the one-series loader, which says what to do)."""
     from ...training.runs import run_kind
     if run_kind(path) == "panel":
-        from .panel_run import load_panel_run
-        return load_panel_run(path)
+        from .panel_load import load_panel_run
+        return load_panel_run(path), True
     from .run import load_forecast_run
-    return load_forecast_run(path)
-
-
-def _is_panel(run) -> bool:
-    return type(run).__name__ == "PanelRun"
+    return load_forecast_run(path), False
 
 
 def cmd_forecast(a: argparse.Namespace) -> int:
-    run = _load(a.run)
-    if _is_panel(run):
+    run, panel = _load(a.run)
+    if panel:
         from .panel_cli import forecast_panel
         return forecast_panel(run, a)
     if a.ids is not None:
@@ -224,8 +220,8 @@ def cmd_forecast(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    run = _load(a.run)
-    if _is_panel(run):
+    run, panel = _load(a.run)
+    if panel:
         from .panel_cli import evaluate_panel
         return evaluate_panel(run, a)
     data = run.load_data(a.data) if a.data else run.load_data()
@@ -247,8 +243,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_backtest(a: argparse.Namespace) -> int:
-    run = _load(a.run)
-    if _is_panel(run):
+    run, panel = _load(a.run)
+    if panel:
         from .panel_cli import backtest_panel
         return backtest_panel(run, a)
     result = run.backtest(run.load_data(a.data), folds=a.folds, refit=a.refit, quiet=True)

@@ -37,12 +37,27 @@ from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
 
-__all__ = ["Prepared", "prepare", "train_members", "MemberView", "ForecastEnsemble", "forecast_loss",
+__all__ = ["InputWidths", "Prepared", "prepare", "train_members", "MemberView", "ForecastEnsemble", "forecast_loss",
            "forecast_fused_task", "resolve_norm", "series_known", "series_known_rows"]
 
 
+class InputWidths:
+    """What a prepared training set's network reads per step, from its ``data_config`` and
+    ``known_width`` (shared by one series' :class:`Prepared` and a panel's)."""
+
+    @property
+    def n_values(self) -> int:
+        """Value columns the network reads per step: the targets, then the past covariates."""
+        return len(self.data_config.targets) + len(self.data_config.covariates)
+
+    @property
+    def n_inputs(self) -> int:
+        """Features per input step: the values, then the known inputs (see :mod:`.known`)."""
+        return self.n_values + self.known_width
+
+
 @dataclass
-class Prepared:
+class Prepared(InputWidths):
     """One run's data, ready to train on: the resolved config, the fitted transforms and the
     training and validation tensors in the network's units."""
 
@@ -60,16 +75,6 @@ class Prepared:
     too_short: bool = False
     #: the model is recursive (it reads the known inputs at each step, not over the horizon)
     recursive: bool = False
-
-    @property
-    def n_values(self) -> int:
-        """Value columns the network reads per step: the targets, then the past covariates."""
-        return len(self.data_config.targets) + len(self.data_config.covariates)
-
-    @property
-    def n_inputs(self) -> int:
-        """Features per input step: the values, then the known inputs (see :mod:`.known`)."""
-        return self.n_values + self.known_width
 
     @property
     def known_width(self) -> int:

@@ -47,7 +47,7 @@ from ...data.series import SeriesData
 from ...errors import ConfigError, DataError
 from .config import DataConfig, SearchConfig, refuse_unsupported
 from .data import absolute_source, default_lookback, seasonal_period
-from .fitting import resolve_calendar, resolve_norm, series_known_rows
+from .fitting import InputWidths, resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
@@ -80,7 +80,7 @@ def series_split(n: int, lookback: int, horizon: int, test: bool, val: bool) -> 
 
 
 @dataclass
-class PanelPrepared:
+class PanelPrepared(InputWidths):
     """A panel's training data, shaped as :func:`~.fitting.train_members` reads a
     :class:`~.fitting.Prepared`: the resolved config, the normalisation and the pooled tensors."""
 
@@ -97,15 +97,6 @@ class PanelPrepared:
     known_width: int = 0
     too_short: bool = False
     recursive: bool = False
-
-    @property
-    def n_values(self) -> int:
-        """Value columns per step: the targets, then the past covariates."""
-        return len(self.data_config.targets) + len(self.data_config.covariates)
-
-    @property
-    def n_inputs(self) -> int:
-        return self.n_values + self.known_width
 
 
 def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) -> None:
@@ -184,8 +175,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     scalers = tuple(Scaler(dc.scaler).fit(s.values[:max(e, 1)]) for s, (e, _) in zip(series, splits))
     n_values = C + len(past)
     parts = {"train": [], "val": []}
-    for k, (s, scaler, (train_end, val_end)) in enumerate(zip(series, scalers, splits)):
-        z = scaler.transform(s.values)
+    scaled = [scaler.transform(s.values) for s, scaler in zip(series, scalers)]
+    for k, (s, scaler, z, (train_end, val_end)) in enumerate(zip(series, scalers, scaled, splits)):
         row = statics.features(static_values(panel, k), s.source)
         for part, lo, hi, stride in (("train", 0, train_end, dc.stride), ("val", train_end, val_end, 1)):
             if hi - max(lo - L, 0) >= L + H and hi > lo:
@@ -198,7 +189,7 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         candidates = ("last", "drift") + (("seasonal",) if 1 < m <= L else ())
         skip = choose_skip(candidates, m, X_train, Y_train)
     dc = dc.replace(skip=skip)
-    train_rows = np.concatenate([scalers[k].transform(series[k].values)[:splits[k][0], :C] for k in trained_ids])
+    train_rows = np.concatenate([scaled[k][:splits[k][0], :C] for k in trained_ids])
     norm = WindowNorm.fit(normalise, skip, m, train_rows, difference_lag(dc.difference, m))
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
 

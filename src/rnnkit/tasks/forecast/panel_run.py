@@ -16,18 +16,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
+from ...config import ModelConfig, TrainConfig
 from ...data.panel import PanelData, panel_from_frame, read_panel, renumber_rows
 from ...data.scaler import Scaler
-from ...errors import ConfigError, DataError, RnnkitError
+from ...errors import ConfigError, DataError
 from ...training.loop import History
-from ...training.rundir import consistent_read, write_run_dir
-from ...training.runs import load_weights, open_run, write_json, write_run_files
+from ...training.rundir import write_run_dir
+from ...training.runs import json_safe, write_json, write_run_files
 from .config import DataConfig, SearchConfig
 from .fitting import ForecastEnsemble, train_members
 from .metrics import forecast_metrics
 from .model import Forecaster
-from .normalise import WindowNorm, difference_lag
+from .normalise import WindowNorm
 from .future import future_values, with_future_columns
 from .known import known_names
 from .panel import (panel_contexts, panel_known_width, prepare_panel, series_known_windows, series_split,
@@ -36,7 +36,7 @@ from .predict import check_known_horizon, forecast_frame, naive_baselines, predi
 from .panel_intervals import PanelIntervals, calibrate_panel, series_scale
 from .statics import StaticEncoder
 
-__all__ = ["PanelRun", "fit_global", "load_panel_run", "load_panel", "SCALERS_FILE"]
+__all__ = ["PanelRun", "fit_global", "load_panel", "panel_future", "write_panel_run", "SCALERS_FILE"]
 
 SCALERS_FILE = "scalers.json"
 
@@ -238,7 +238,7 @@ class PanelRun:
         if not isinstance(folds, int) or isinstance(folds, bool) or folds < 1:
             raise ConfigError(f"folds must be a positive integer; got {folds!r}")
         panel = self.load_data(data)
-        dc, m, H = self.data_config, self.data_config.seasonal_period, self.data_config.horizon
+        m, H = self.data_config.seasonal_period, self.data_config.horizon
         splits = dict(zip(self.ids, self.meta["splits"]))
         items = []  # (series index, id, training rows, origin, fold)
         for i, (sid, s) in enumerate(zip(panel.ids, panel.series)):
@@ -317,16 +317,6 @@ def series_table(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _json_safe(x):
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_json_safe(v) for v in x]
-    return x
-
-
 def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame | None = None) -> Path:
     def write(d: Path) -> None:
         sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
@@ -338,7 +328,7 @@ def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame
         write_json(d / SCALERS_FILE, {"ids": list(run.scalers), "scalers": [s.to_dict() for s in run.scalers.values()],
                                       "statics": run.statics.to_dict()})
         if run.metrics:
-            write_json(d / "metrics.json", _json_safe(run.metrics))
+            write_json(d / "metrics.json", json_safe(run.metrics))
             series_table(run.metrics).to_csv(d / "series_metrics.csv", index=False)
         if ahead is not None:
             ahead.to_csv(d / "forecast.csv", index=False)
@@ -403,68 +393,3 @@ def calibrate_global(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, panel: Pa
     point = calib.predict_at(cut, [len(s) for s in cut.series], H)
     actual = np.stack([s.target_values[o:o + H] for s, o in zip(sub.series, origins)])
     return calibrate_panel(search.intervals, actual, point, calib.scales(cut, [len(s) for s in cut.series]))
-
-
-@consistent_read
-def load_panel_run(path: str | os.PathLike) -> PanelRun:
-    """Load a panel run directory (see :func:`rnnkit.load_run`)."""
-    with open_run(path, "panel", {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
-                                  "search": SearchConfig},
-                  required=("config.json", "weights.safetensors", SCALERS_FILE)) as run:
-        check, (mc, dc, tc, sc), meta, shapes = run
-        members, C = meta["ensemble"], len(dc.targets)
-        check.agree(1 <= members <= MAX_ENSEMBLE and 0 <= meta["naive_members"] <= members, "config.json",
-                    f"meta's ensemble of {members} member(s), {meta['naive_members']} naive, is impossible")
-        ids = meta["ids"]
-        check.agree(len(ids) == len(set(ids)) == len(meta["splits"]) == len(meta["n_rows"]) and all(
-            len(s) == 2 and 0 <= s[0] <= s[1] <= n for s, n in zip(meta["splits"], meta["n_rows"])), "config.json",
-            "meta's ids, splits and n_rows do not describe one split per series")
-        stored = check.json(SCALERS_FILE)
-        check.agree(isinstance(stored, dict) and stored.get("ids") == ids and isinstance(stored.get("scalers"), list)
-                    and len(stored["scalers"]) == len(ids) and isinstance(stored.get("statics"), dict), SCALERS_FILE,
-                    "does not hold one scaler per series id and the static covariates' encoding")
-        try:
-            statics = StaticEncoder.from_dict(stored["statics"])
-        except ConfigError as e:
-            check.fail(SCALERS_FILE, str(e))
-        check.agree(statics.columns == dc.static_covariates, SCALERS_FILE,
-                    f"encodes the static covariates {list(statics.columns)}, the run has {list(dc.static_covariates)}")
-        recursive = mc.strategy == "recursive"
-        try:
-            n_known = panel_known_width(dc, meta["freq"], statics, recursive)
-        except (RnnkitError, ValueError) as e:
-            check.fail("config.json", f"its calendar {dc.calendar!r} at frequency {meta['freq']!r} is unusable ({e})")
-        n_values = C + len(dc.covariates)
-        n_in = n_values + n_known
-        check.agree(C >= 1 and dc.id_col is not None and (shapes["input_size"], shapes["n_targets"], shapes["horizon"])
-                    == (n_in, C, dc.horizon), "config.json", f"shapes {shapes} do not match the data section "
-                    f"({C} target(s), {n_in} input(s), horizon {dc.horizon})")
-        check.agree("auto" not in (dc.normalise, dc.skip) and dc.seasonal_period is not None and dc.lookback
-                    is not None and len(meta["norm_floor"]) == C, "config.json",
-                    "the data section or meta.norm_floor do not describe a trained run")
-        try:
-            scalers = {sid: Scaler.from_dict(d) for sid, d in zip(ids, stored["scalers"])}
-        except ConfigError as e:
-            check.fail(SCALERS_FILE, str(e))
-        n_cols = n_values + len(dc.future_covariates)
-        check.agree(all(len(s.offset) == n_cols for s in scalers.values()), SCALERS_FILE,
-                    f"a scaler does not scale the {n_cols} column(s) the model reads")
-
-        def build():
-            one = lambda: Forecaster(n_in, C, dc.horizon, mc, n_known=n_known)  # noqa: E731
-            return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
-        model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets": dc.horizon * C})
-        history, metrics = check.reports()
-        norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, C, tuple(meta["norm_floor"]),
-                          difference_lag(dc.difference, dc.seasonal_period))
-        intervals = None
-        check.agree(bool(sc.intervals) == ("intervals" in meta), "config.json",
-                    "the search section's intervals and meta.intervals disagree")
-        if sc.intervals:
-            try:
-                intervals = PanelIntervals.from_dict(meta["intervals"], dc.horizon, C)
-            except ConfigError as e:
-                check.fail("config.json", f"meta.intervals: {e}")
-            check.agree(intervals.levels == tuple(sc.intervals), "config.json",
-                        f"meta.intervals has levels {list(intervals.levels)}, the search section {list(sc.intervals)}")
-    return PanelRun(model, scalers, dc, mc, tc, history, metrics, meta, norm, sc, statics, intervals)

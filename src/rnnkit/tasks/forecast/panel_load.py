@@ -1,0 +1,89 @@
+"""Loading a panel run directory (kind ``"panel"``, written by
+:func:`~rnnkit.tasks.forecast.panel_run.write_panel_run`), checked file by file: config.json's
+sections and meta, scalers.json (one scaler per series id and the static covariates' encoding),
+the weights, and the intervals' calibration when the run has one."""
+
+from __future__ import annotations
+
+import os
+
+from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
+from ...data.scaler import Scaler
+from ...errors import ConfigError, RnnkitError
+from ...training.rundir import consistent_read
+from ...training.runs import load_weights, open_run
+from .config import DataConfig, SearchConfig
+from .fitting import ForecastEnsemble
+from .model import Forecaster
+from .normalise import WindowNorm, difference_lag
+from .panel import panel_known_width
+from .panel_intervals import PanelIntervals
+from .panel_run import SCALERS_FILE, PanelRun
+from .statics import StaticEncoder
+
+__all__ = ["load_panel_run"]
+
+
+@consistent_read
+def load_panel_run(path: str | os.PathLike) -> PanelRun:
+    """Load a panel run directory (see :func:`rnnkit.load_run`)."""
+    with open_run(path, "panel", {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
+                                  "search": SearchConfig},
+                  required=("config.json", "weights.safetensors", SCALERS_FILE)) as run:
+        check, (mc, dc, tc, sc), meta, shapes = run
+        members, C = meta["ensemble"], len(dc.targets)
+        check.agree(1 <= members <= MAX_ENSEMBLE and 0 <= meta["naive_members"] <= members, "config.json",
+                    f"meta's ensemble of {members} member(s), {meta['naive_members']} naive, is impossible")
+        ids = meta["ids"]
+        check.agree(len(ids) == len(set(ids)) == len(meta["splits"]) == len(meta["n_rows"]) and all(
+            len(s) == 2 and 0 <= s[0] <= s[1] <= n for s, n in zip(meta["splits"], meta["n_rows"])), "config.json",
+            "meta's ids, splits and n_rows do not describe one split per series")
+        stored = check.json(SCALERS_FILE)
+        check.agree(isinstance(stored, dict) and stored.get("ids") == ids and isinstance(stored.get("scalers"), list)
+                    and len(stored["scalers"]) == len(ids) and isinstance(stored.get("statics"), dict), SCALERS_FILE,
+                    "does not hold one scaler per series id and the static covariates' encoding")
+        try:
+            statics = StaticEncoder.from_dict(stored["statics"])
+        except ConfigError as e:
+            check.fail(SCALERS_FILE, str(e))
+        check.agree(statics.columns == dc.static_covariates, SCALERS_FILE,
+                    f"encodes the static covariates {list(statics.columns)}, the run has {list(dc.static_covariates)}")
+        recursive = mc.strategy == "recursive"
+        try:
+            n_known = panel_known_width(dc, meta["freq"], statics, recursive)
+        except (RnnkitError, ValueError) as e:
+            check.fail("config.json", f"its calendar {dc.calendar!r} at frequency {meta['freq']!r} is unusable ({e})")
+        n_values = C + len(dc.covariates)
+        n_in = n_values + n_known
+        check.agree(C >= 1 and dc.id_col is not None and (shapes["input_size"], shapes["n_targets"], shapes["horizon"])
+                    == (n_in, C, dc.horizon), "config.json", f"shapes {shapes} do not match the data section "
+                    f"({C} target(s), {n_in} input(s), horizon {dc.horizon})")
+        check.agree("auto" not in (dc.normalise, dc.skip) and dc.seasonal_period is not None and dc.lookback
+                    is not None and len(meta["norm_floor"]) == C, "config.json",
+                    "the data section or meta.norm_floor do not describe a trained run")
+        try:
+            scalers = {sid: Scaler.from_dict(d) for sid, d in zip(ids, stored["scalers"])}
+        except ConfigError as e:
+            check.fail(SCALERS_FILE, str(e))
+        n_cols = n_values + len(dc.future_covariates)
+        check.agree(all(len(s.offset) == n_cols for s in scalers.values()), SCALERS_FILE,
+                    f"a scaler does not scale the {n_cols} column(s) the model reads")
+
+        def build():
+            one = lambda: Forecaster(n_in, C, dc.horizon, mc, n_known=n_known)  # noqa: E731
+            return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
+        model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets": dc.horizon * C})
+        history, metrics = check.reports()
+        norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, C, tuple(meta["norm_floor"]),
+                          difference_lag(dc.difference, dc.seasonal_period))
+        intervals = None
+        check.agree(bool(sc.intervals) == ("intervals" in meta), "config.json",
+                    "the search section's intervals and meta.intervals disagree")
+        if sc.intervals:
+            try:
+                intervals = PanelIntervals.from_dict(meta["intervals"], dc.horizon, C)
+            except ConfigError as e:
+                check.fail("config.json", f"meta.intervals: {e}")
+            check.agree(intervals.levels == tuple(sc.intervals), "config.json",
+                        f"meta.intervals has levels {list(intervals.levels)}, the search section {list(sc.intervals)}")
+    return PanelRun(model, scalers, dc, mc, tc, history, metrics, meta, norm, sc, statics, intervals)
