@@ -28,8 +28,9 @@ Covariates: past covariates (``covariates``, known up to the window's end; direc
 value columns as for one series; future covariates and calendar features are known inputs
 (:mod:`.known`), read over the horizon (direct) or at each step (recursive); static covariates
 (:mod:`.statics`: numbers standardised, categories one-hot) join the known inputs as constant
-columns. Not yet for panels (refused with a message): target transforms, stateful training,
-``--auto``, ``--ensemble-lookbacks`` and conformal ``--intervals``.
+columns. Conformal ``--intervals`` are calibrated across the series (:mod:`.panel_intervals`).
+Not yet for panels (refused with a message): target transforms, stateful training, ``--auto``
+and ``--ensemble-lookbacks``.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) ->
     why = "not yet for panels (one global model over many series); fit the series one by one to use it"
     for flag, bad in (("--transform", dc.transform not in ("auto", "none")),
                       ("stateful training", tc.stateful), ("--auto", search.auto),
-                      ("--ensemble-lookbacks", search.ensemble_lookbacks), ("--intervals", search.intervals),
+                      ("--ensemble-lookbacks", search.ensemble_lookbacks),
                       ("--val-start/--test-start", dc.val_start is not None or dc.test_start is not None)):
         if bad:
             raise ConfigError(f"{flag}: {why}")

@@ -1,0 +1,77 @@
+"""Conformal intervals of a global model: the half-widths against a brute-force conformal quantile
+of the calibration fit's scaled errors, the forecast's bands against them by hand, and a reload."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rnnkit
+from rnnkit.errors import ConfigError
+from rnnkit.tasks.forecast.panel_intervals import PanelIntervals, calibrate_panel, series_scale
+from rnnkit.tasks.forecast.panel_run import fit_global
+
+SMALL = rnnkit.ModelConfig(cell="gru", hidden_size=4)
+QUICK = rnnkit.TrainConfig(epochs=3, batch_size=16)
+
+
+def panel(n_series=12, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for k in range(n_series):
+        n = 30 + k
+        t = np.arange(n)
+        y = (k + 1) * (5 + np.sin(2 * np.pi * t / 6)) + rng.normal(0, 0.3 * (k + 1), n)
+        blocks.append(pd.DataFrame({"id": f"s{k}", "y": y}))
+    return pd.concat(blocks, ignore_index=True)
+
+
+def test_series_scale_is_the_mean_absolute_lagged_difference():
+    v = np.array([[1.0], [4.0], [2.0], [7.0]])
+    np.testing.assert_allclose(series_scale(v, 1), [(3 + 2 + 5) / 3])
+    np.testing.assert_allclose(series_scale(v, 2), [(1 + 3) / 2])
+    np.testing.assert_allclose(series_scale(v, 4), [(3 + 2 + 5) / 3])  # too short for its season: lag 1
+    np.testing.assert_array_equal(series_scale(np.ones((5, 1)), 1), [1.0])  # flat: errors in their own units
+
+
+def test_half_widths_are_the_conformal_rank_of_the_scaled_errors():
+    rng = np.random.default_rng(1)
+    K, H = 9, 3
+    actual, point = rng.normal(size=(K, H, 1)), rng.normal(size=(K, H, 1))
+    scales = rng.uniform(0.5, 2.0, size=(K, 1))
+    cal = calibrate_panel((80,), actual, point, scales)
+    scaled = np.abs(actual - point) / scales[:, None, :]
+    rank = math.ceil((K + 1) * 0.8)  # the finite-sample split-conformal quantile
+    np.testing.assert_array_equal(cal.widths[0], np.sort(scaled, axis=0)[rank - 1])
+    assert PanelIntervals.from_dict(cal.to_dict(), H, 1).widths.tolist() == cal.widths.tolist()
+
+
+def test_panel_forecast_bands_are_point_plus_minus_width_times_scale(tmp_path):
+    raw = panel()
+    dc = rnnkit.DataConfig(id_col="id", horizon=3, lookback=6, seasonal_period=6)
+    run = fit_global(dc, SMALL, QUICK, raw, quiet=True, search=rnnkit.SearchConfig(intervals=(80,)))
+    assert run.intervals.windows == 12  # every series holds out a calibration horizon
+    fc = run.forecast(raw)
+    for sid, g in fc.groupby("id", sort=False):
+        train_end = dict(zip(run.ids, run.meta["splits"]))[sid][0]
+        values = raw.loc[raw["id"] == sid, ["y"]].to_numpy()
+        scale = series_scale(values[:train_end], 6)[0]
+        half = run.intervals.widths[0, :, 0] * scale
+        np.testing.assert_allclose(g["y_hi_80"] - g["y"], half, rtol=1e-12)
+        np.testing.assert_allclose(g["y"] - g["y_lo_80"], half, rtol=1e-12)
+    assert "80" in run.metrics["summary"]["intervals"]
+    run.save(tmp_path / "run", data=raw)
+    again = rnnkit.load_run(tmp_path / "run")
+    pd.testing.assert_frame_equal(again.forecast(raw), fc, check_exact=True)
+
+
+def test_too_few_series_for_the_level_are_refused():
+    with pytest.raises(rnnkit.RnnkitError, match="need a held-out horizon of at least 19 series"):
+        fit_global(rnnkit.DataConfig(id_col="id", horizon=3, lookback=6), SMALL, QUICK, panel(5), quiet=True,
+                   search=rnnkit.SearchConfig(intervals=(95,)))
+    with pytest.raises(ConfigError, match="calibrated on one held-out horizon"):
+        fit_global(rnnkit.DataConfig(id_col="id", horizon=3, lookback=6), SMALL, QUICK, panel(5), quiet=True,
+                   search=rnnkit.SearchConfig(intervals=(80,), calibration_refit="first"))
