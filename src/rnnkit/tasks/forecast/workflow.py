@@ -37,6 +37,7 @@ from .lookbacks import lookbacks_split, member_preps, view_of, view_record
 from .model import Forecaster
 from .known import known_names
 from .normalise import WindowNorm
+from .refit import refit_members
 from .predict import (check_known_horizon, forecast_frame, naive_baselines, predict_windows, score_forecasts,
                       windows_for)
 from .search import AUTO_ENSEMBLE, auto_search, choose_normalisation
@@ -269,22 +270,27 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     (the one the longest needs) and the run's lookback is the longest. ``callbacks`` are called after every epoch
     (of the first member) with its history row, as in every job's ``fit_X``; ``quiet`` hides the
     progress display; ``verbose`` prints the losses about 20 times per run and the search's steps.
+
+    Validation (with ``data_config.refit``, the default) chooses each member's epoch count, by early
+    stopping, and whether it falls back to the naive forecast; the members are then trained again
+    on the training and validation rows for that many epochs (:mod:`rnnkit.tasks.forecast.refit`),
+    so the run's history is the first training's and meta's ``refit_epochs`` says what the refit did.
     """
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     search = search or SearchConfig()
     record, members = None, search.ensemble
     looks, split = search.member_lookbacks(members), None  # each member's lookback, when they differ
+    say = (lambda s: print(s, file=sys.stderr)) if verbose else (lambda s: None)
     if search.auto:
         members = max(search.ensemble, AUTO_ENSEMBLE)
-        say = (lambda s: print(s, file=sys.stderr)) if verbose else (lambda s: None)
         prep, model_config, train_config, record = auto_search(data_config, model_config, train_config, data, dtype,
                                                                search.time_budget, members, say)
     callbacks = list(callbacks or ()) + ([loss_printer(train_config.epochs)] if verbose else [])
     if search.auto:
         models, histories, fallback = train_members(prep, model_config, prep.train_config, members, quiet=quiet,
                                                     callbacks=callbacks)
-        choice = {}
+        choice, preps = {}, [prep] * members
     else:  # the first member decides the normalisation when it is "auto"; the others follow it
         if looks:
             data_config, data, split = lookbacks_split(data_config, model_config, train_config, data, dtype,
@@ -296,6 +302,10 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             more = train_members(preps[1:], model_config, prep.train_config, quiet=quiet, first=1)
             models, histories, fallback = models + more[0], histories + more[1], fallback + more[2]
     train_config = prep.train_config
+    # validation chose each member's epoch count (and the naive fallback): train again on the
+    # training and validation rows for that many epochs (DataConfig.refit, :mod:`.refit`)
+    models, refitted, _ = refit_members(preps, models, histories, fallback, model_config, train_config,
+                                        quiet=quiet, say=say)
     data, split, dc = prep.data, prep.split, prep.data_config
     if looks:  # the run's lookback is the longest: every member's context fits in it
         dc = dc.replace(lookback=max(looks))
@@ -310,6 +320,8 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             # what the network reads per step besides the values, known in advance (a record for people)
             "known_inputs": known_names(data.freq, dc.calendar, dc.future_covariates),
             "member_best_epochs": [h.best_epoch or 0 for h in histories],
+            # the epochs each member was trained again for on the training and validation rows (0: not)
+            "refit_epochs": refitted,
             # what was measured to choose the settings: {normalise: validation error} when
             # normalise="auto" measured it, and every setting --auto tried
             "selection": {"normalise": choice, "search": record or []}}
