@@ -202,7 +202,8 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     member whose validation loss is not below the naive forecast's is set to forecast it exactly (a zero correction): the naive fallback; so is
     every member on a series too short to hold out validation rows (:attr:`Prepared.too_short`),
     where nothing could show that the network does better.
-    Returns the members, their histories and which of them fell back.
+    Returns the members, their histories and which of them fell back. (The workflow then refits
+    the members that did not fall back on the training and validation rows, :mod:`.refit`.)
     """
     preps = [prep] * n if isinstance(prep, Prepared) else list(prep)
     n = len(preps)

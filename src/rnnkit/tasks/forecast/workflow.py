@@ -343,7 +343,9 @@ def backtest(run: ForecastRun, data, folds: int, horizon: int | None = None, ref
     Fold k forecasts ``horizon`` steps from origin ``o_k = N - (folds - k) * horizon``. Without
     ``refit`` the trained model is reused and all folds are forecast in one batched call; origins
     must then lie after the rows the model was trained on when ``data`` is the training data. With
-    ``refit`` the whole pipeline (scaler included) is refitted on ``rows[:o_k]`` for every fold.
+    ``refit`` the whole pipeline (scaler included) is refitted on ``rows[:o_k]`` for every fold
+    (with the run's ``DataConfig.refit``, each fold's members are then also trained again on that
+    fold's training and validation rows, as :func:`fit_forecaster` does).
     Returns per-fold and overall metrics for the model and the naive baselines.
     """
     dc = run.data_config
