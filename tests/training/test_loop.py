@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from rnnkit import TrainConfig, TrainingError, fit
+from rnnkit import ConfigError, TrainConfig, TrainingError, fit
 from rnnkit.training.loop import make_optimizer
 
 
@@ -117,3 +118,30 @@ def test_schedule_changes_lr():
     h = fit(Scalar(), lambda m, b: (m.p ** 2).sum(), DATA, None,
             TrainConfig(epochs=9, lr=1.0, schedule="step", patience=0, optimizer="sgd"), quiet=True)
     assert [r["lr"] for r in h.rows][::3] == pytest.approx([1.0, 0.1, 0.01])
+
+
+def test_a_fixed_number_of_epochs_is_the_start_of_the_planned_run():
+    # fit(..., epochs=k) (a refit for the epochs early stopping chose) trains exactly the first k of
+    # the epochs config plans: same batches, same learning rates (a cosine schedule sized by the
+    # planned 10 epochs, not by k), no early stopping; the same code twice, so equal bit for bit
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    y = x.sum(1, keepdim=True)
+    loss = lambda m, b: ((m(b[0]) - b[1]) ** 2).mean()  # noqa: E731
+    cfg = TrainConfig(epochs=10, batch_size=8, lr=0.05, schedule="cosine", patience=1, min_delta=0.99)
+
+    def model():
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    full, at3 = model(), {}
+    record = lambda row: at3.update(copy.deepcopy(full.state_dict())) if row["epoch"] == 3 else None  # noqa: E731
+    h_full = fit(full, loss, (x, y), None, cfg.replace(patience=0), quiet=True, callbacks=[record])
+    part = model()
+    h = fit(part, loss, (x, y), None, cfg, quiet=True, epochs=3)  # patience 1 with min_delta 0.99 would stop at 2
+    assert len(h.rows) == 3 and not h.stopped_early
+    assert [r["lr"] for r in h.rows] == [r["lr"] for r in h_full.rows[:3]] and h.rows[2]["lr"] < cfg.lr
+    assert [r["train_loss"] for r in h.rows] == [r["train_loss"] for r in h_full.rows[:3]]
+    assert all(torch.equal(v, at3[k]) for k, v in part.state_dict().items())
+    assert len(fit(model(), loss, (x, y), None, cfg, quiet=True, epochs=50).rows) == 10  # at most the planned
+    with pytest.raises(ConfigError, match="fixed number of epochs"):
+        fit(model(), loss, (x, y), None, cfg, quiet=True, epochs=0)

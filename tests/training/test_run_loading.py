@@ -278,6 +278,10 @@ def test_absurd_or_wrong_sizes(runs, kind, path, value, needle, tmp_path, capsys
     ("forecast", {"data.horizon": 10 ** 9, "shapes.horizon": 10 ** 9}, "asks for horizon x targets"),
     ("forecast", {"shapes.n_targets": 2}, "do not match the data section"),
     ("forecast", {"meta.test_start": 10 ** 6}, "meta's split"),
+    ("forecast", {"meta.refit_epochs": [2, 2]}, "meta's refit_epochs [2, 2]"),  # two members in a run of one
+    ("forecast", {"meta.refit_epochs": [-1]}, "meta's refit_epochs [-1]"),
+    ("forecast", {"data.refit": "none", "meta.refit_epochs": [2]}, "with refit 'none'"),
+    ("forecast", {"meta.naive_members": 1, "meta.refit_epochs": [2]}, "1 naive"),
     ("strings", {"head.embedding_dim": 10 ** 9}, "asks for vocab_size x embedding_dim"),
     ("strings", {"shapes.input_size": 3}, "contradict each other"),
     ("text", {"text.embedding_dim": 10 ** 9, "shapes.embedding_dim": 10 ** 9}, "vocab_size x embedding_dim"),

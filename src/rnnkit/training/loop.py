@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import TrainConfig
-from ..errors import ShapeError, TrainingError
+from ..errors import ConfigError, ShapeError, TrainingError
 from ..kernels import trainer as fused_trainer
 from .members import GLOBAL_RNG
 
@@ -169,7 +169,7 @@ def _check_data(data: Sequence[Tensor], what: str) -> None:
 
 def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequence[Tensor] | None,
         config: TrainConfig, *, quiet: bool = False,
-        callbacks: Sequence[Callable[[dict], None]] = (), fused=None) -> History:
+        callbacks: Sequence[Callable[[dict], None]] = (), fused=None, epochs: int | None = None) -> History:
     """Train ``model`` in place and return its :class:`History`.
 
     ``train`` and ``val`` are tuples of tensors sharing their first (sample) dimension, sliced into
@@ -183,6 +183,11 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     ``fused`` (a :class:`rnnkit.kernels.trainer.FusedTask` describing the same loss on the same
     data) lets ``config.engine`` run each epoch natively; batches, shuffling, schedules, early
     stopping and the history are the same either way.
+
+    ``epochs`` trains exactly the first ``epochs`` of the epochs ``config`` plans, with the schedule
+    sized by the planned ones, no early stopping and no best weights restored: a second training
+    for the epoch count a first one's early stopping chose (a forecaster's refit on its training and
+    validation rows, :mod:`rnnkit.tasks.forecast.refit`), whose learning rates follow the first's.
     """
     _check_data(train, "training")
     if val is not None:
@@ -194,8 +199,12 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     gen = torch.Generator().manual_seed(config.seed)
     opt = make_optimizer(model.parameters(), config)
     per_epoch = steps_per_epoch(train, config)
-    epochs = planned_epochs(config, per_epoch)
-    sched = _make_schedule(opt, config, epochs)
+    planned = planned_epochs(config, per_epoch)
+    sched = _make_schedule(opt, config, planned)
+    fixed = epochs is not None
+    if fixed and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
+        raise ConfigError(f"epochs={epochs!r}: a fixed number of epochs must be an integer >= 1")
+    epochs = min(epochs, planned) if fixed else planned
     trainer, reason = None, "engine='torch'"
     if config.engine != "torch":
         trainer, reason = fused_trainer.create(model, fused, config, insist=config.engine == "fused")
@@ -258,11 +267,11 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
                 continue
             if val_loss < best * (1.0 - config.min_delta) or best == math.inf:
                 best, bad_checks, history.best_epoch = val_loss, 0, epoch
-                if config.restore_best and val is not None:
+                if config.restore_best and val is not None and not fixed:
                     best_state = copy.deepcopy(model.state_dict())
             else:
                 bad_checks += 1
-                if config.patience and bad_checks >= config.patience:
+                if config.patience and bad_checks >= config.patience and not fixed:
                     history.stopped_early = True
                     break
     finally:

@@ -231,7 +231,11 @@ def _monthly(n: int = 120):
 @pytest.mark.parametrize("stateful", [False, True])
 def test_calendar_features_reach_a_recursive_model_at_each_step(tmp_path, stateful):
     data, mc = _monthly(), ModelConfig(hidden_size=8, strategy="recursive")
-    dc = DataConfig(horizon=6, calendar="sincos", lookback=4, **({"normalise": "none"} if stateful else {}))
+    # refit none: the 0.6 below was measured on the first training's test error (seed 0, a good draw;
+    # refitted on the 12 validation rows too, the calendar model's MAE over seeds 0-5 averages 1.09
+    # against 0.99 unrefitted, and the plain model's 1.55 against 1.59: a different draw, no trend)
+    dc = DataConfig(horizon=6, calendar="sincos", lookback=4, refit="none",
+                    **({"normalise": "none"} if stateful else {}))
     tc = TrainConfig(epochs=200, lr=0.01, stateful=stateful, shuffle=not stateful, batch_size=4 if stateful else 32)
     run = fit_forecaster(dc, mc, tc, data=data, quiet=True)
     assert run.model.input_size == 1 + 2 and run.model.n_known == 2  # y, then the next month's sin and cos

@@ -29,7 +29,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                                                "(see `rnnkit datasets`)")
     for name in ("targets", "id_col", "time_col", "covariates", "future_covariates", "static_covariates", "calendar", "fill", "lookback", "horizon",
                  "stride", "val_frac", "test_frac", "val_start", "test_start", "scaler", "seasonal_period",
-                 "normalise", "skip", "transform", "difference"):
+                 "normalise", "skip", "transform", "difference", "refit"):
         config_arg(g, _D, name)
     g.add_argument("--future", metavar="FILE", help="the future covariates' values for the horizon after the data "
                    "(see `rnnkit forecast --future`): the run's forecast.csv needs them (default: none, and no "
@@ -160,6 +160,11 @@ def cmd_fit(a: argparse.Namespace) -> int:
           + (f", ensemble of {members}, median" if members > 1 else "") + f") for {len(h.rows)} epochs "
           f"with the {'fused native' if h.engine == 'fused' else 'torch'} trainer"
           + (f", best epoch {h.best_epoch}" if h.best_epoch else "") + (" (stopped early)" if h.stopped_early else ""))
+    refit = [e for e in meta["refit_epochs"] if e]
+    if refit:
+        print(f"refitted {len(refit)} of {members} member(s) on the training and validation rows for "
+              f"{refit[0] if members == 1 else refit} epochs (the epochs validation chose; --refit none to keep the "
+              "first training)")
     looks = run.search.ensemble_lookbacks
     if looks:  # members cycle over the lookbacks, each with the skip and transform of its own windows
         each = "; ".join(f"{v['lookback']} (skip {v['skip']}, transform {v['transform']})"

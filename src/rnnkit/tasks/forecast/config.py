@@ -14,10 +14,13 @@ from .known import CALENDAR
 from .levels import REFIT, check_interval_levels, conformal_rank, level_name, min_windows
 from .normalise import DIFFERENCES, NORMALISE, SKIPS
 
-__all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "refuse_unsupported", "MAX_CALIBRATION_WINDOWS"]
+__all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "REFITS", "refuse_unsupported", "MAX_CALIBRATION_WINDOWS"]
 
 #: the most calibration windows (each one a refit of the pipeline) --intervals may ask for
 MAX_CALIBRATION_WINDOWS = 1000
+
+#: DataConfig.refit's choices (see :mod:`rnnkit.tasks.forecast.refit`)
+REFITS = ("auto", "none")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,15 @@ class DataConfig(Serialisable):
     horizon and a recursive one at each step (the next row's), see
     :mod:`rnnkit.tasks.forecast.known`. Forecasting past the data's end then needs the future
     covariates' values of the rows ahead (:mod:`rnnkit.tasks.forecast.future`).
+
+    ``refit="auto"``: once early stopping has chosen the epoch count on the validation rows, each
+    member is trained again from the same initial weights, with the same seed, transform, scaler
+    and normalisation (all fitted on the training rows), on the windows whose targets end by the
+    last validation row, for that many epochs; so the forecaster has seen the rows just before the
+    forecast origin. Not where nothing chose an epoch count (no validation rows, stateful
+    training) nor for a member that fell back to the naive forecast (that decision, made on the
+    validation rows, stands). ``"none"`` keeps the first training. See
+    :mod:`rnnkit.tasks.forecast.refit`.
     """
 
     source: str = "builtin:sine"
@@ -114,6 +126,11 @@ class DataConfig(Serialisable):
     difference: str = field(default="none", metadata={
         "help": "direct models: the network reads each window's differences (first: y[t] - y[t-1]; seasonal: "
                 "y[t] - y[t-m]) and forecasts the horizon's, summed back exactly", "choices": DIFFERENCES})
+    refit: str = field(default="auto", metadata={
+        "help": "after early stopping chose the epoch count on the validation rows, train each member again "
+                "from the same initial weights on the training and validation rows for that many epochs (about "
+                "one more training; auto: where there are validation rows and the member did not fall back to "
+                "the naive forecast)", "choices": REFITS})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
@@ -141,6 +158,7 @@ class DataConfig(Serialisable):
         check_choice("transform", self.transform, TRANSFORMS)
         check_choice("difference", self.difference, DIFFERENCES)
         check_choice("calendar", self.calendar, CALENDAR)
+        check_choice("refit", self.refit, REFITS)
         check_choice("scaler", self.scaler, ("minmax", "standard", "none"))
         check_choice("fill", self.fill, (None, "ffill", "interpolate"))
         if self.seasonal_period is not None:

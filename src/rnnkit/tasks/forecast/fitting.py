@@ -1,6 +1,6 @@
 """Training forecasters: the prepared windows of one run (:func:`prepare`), its loss for both
 engines, and the members of an ensemble trained from several seeds, on every core
-(:func:`train_members`), combined by the median (:class:`ForecastEnsemble`).
+(:func:`train_members`), combined by the median (:class:`~.ensemble.ForecastEnsemble`).
 
 The data flows one way (see DESIGN.md): series -> split -> target transform -> scaler fitted on the
 training rows -> windows -> per-window normalisation (:mod:`.normalise`) -> tensors. What a run
@@ -11,7 +11,7 @@ must store to forecast again (the resolved config, scaler, normalisation, transf
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ from ...training.checks import check_training_memory
 from ...training.loop import History, fit
 from ...training.members import seeded, threads_are_deterministic, train_side_by_side
 from .config import DataConfig, refuse_unsupported
+from .ensemble import ForecastEnsemble, MemberView  # noqa: F401  (re-exported: their home was here)
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
 from .future import with_future_columns
 from .model import Forecaster
@@ -37,7 +38,7 @@ from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
 
-__all__ = ["InputWidths", "Prepared", "prepare", "train_members", "MemberView", "ForecastEnsemble", "forecast_loss",
+__all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
            "forecast_fused_task", "resolve_norm", "series_known", "series_known_rows"]
 
 
@@ -75,6 +76,11 @@ class Prepared(InputWidths):
     too_short: bool = False
     #: the model is recursive (it reads the known inputs at each step, not over the horizon)
     recursive: bool = False
+    #: ``windows(start, end, stride)``: the (inputs, targets) tensors of the windows whose targets lie
+    #: in rows ``[start, end)``, made as :attr:`train` and :attr:`val` were (same transform, scaler,
+    #: normalisation, known inputs); None for stateful streams. The refit (:mod:`.refit`) trains on
+    #: ``windows(0, split.val_end, stride)``.
+    windows: Callable[[int, int, int], tuple[Tensor, ...]] | None = None
 
     @property
     def known_width(self) -> int:
@@ -170,7 +176,8 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
                           itemsize=torch.empty(0, dtype=dtype).element_size())
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
 
-    def pairs(X, Y, starts):
+    def windows(start: int, end: int, stride: int) -> tuple[Tensor, ...]:
+        X, Y, starts = windows_for(scaled, C, dc.lookback, dc.horizon, stride, start, end)
         X, Y = norm.encode(X, Y) if norm.active else (X, Y)
         known = series_known(data, dc, scaler, starts, dc.horizon)
         return as_t(model_input(X, known, n_values, recursive)), as_t(Y)
@@ -180,13 +187,12 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
                                  None if rows is None else rows[:split.train_end])
         train, val = tuple(as_t(a) for a in streams), None
     else:
-        train = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, dc.stride, 0, split.train_end))
-        val = None
-        if split.val_end > split.train_end:
-            val = pairs(*windows_for(scaled, C, dc.lookback, dc.horizon, 1, split.train_end, split.val_end))
+        train = windows(0, split.train_end, dc.stride)
+        val = windows(split.train_end, split.val_end, 1) if split.val_end > split.train_end else None
     too_short = (dc.val_frac is None and dc.val_start is None and dc.test_start is None and val is None
                  and not train_config.stateful)
-    return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype, too_short, recursive)
+    return Prepared(data, dc, train_config, split, scaler, norm, transform, train, val, dtype, too_short, recursive,
+                    None if train_config.stateful else windows)
 
 
 def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig, train_config: TrainConfig,
@@ -201,19 +207,12 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     member whose validation loss is not below the naive forecast's is set to forecast it exactly (a zero correction): the naive fallback; so is
     every member on a series too short to hold out validation rows (:attr:`Prepared.too_short`),
     where nothing could show that the network does better.
-    Returns the members, their histories and which of them fell back.
+    Returns the members, their histories and which of them fell back. (The workflow then refits
+    the members that did not fall back on the training and validation rows, :mod:`.refit`.)
     """
     preps = list(prep) if isinstance(prep, (list, tuple)) else [prep] * n  # one Prepared (or a panel's) for all
     n = len(preps)
-    models = []
-    for k, p in enumerate(preps, first):
-        with seeded(train_config.seed + k):  # other threads may be building theirs (calibration refits)
-            model = Forecaster(p.n_inputs, len(p.data_config.targets), p.data_config.horizon, model_config,
-                               n_known=p.known_width).to(p.dtype)
-        if p.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
-            nn.init.zeros_(model.head.weight)
-            nn.init.zeros_(model.head.bias)
-        models.append(model)
+    models = [new_member(p, model_config, train_config.seed + k) for k, p in enumerate(preps, first)]
     configs = [train_config.replace(seed=train_config.seed + k) for k in range(first, first + n)]
 
     def one(k: int, halt) -> History:
@@ -235,82 +234,17 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     return models, histories, fallback
 
 
-@dataclass(frozen=True)
-class MemberView:
-    """How a member of an ensemble over several lookbacks reads a context: its last ``lookback``
-    rows, through the target transform, scaler and per-window normalisation of its own training
-    windows (see :mod:`rnnkit.tasks.forecast.lookbacks`)."""
-
-    lookback: int
-    transform: TargetTransform
-    scaler: Scaler
-    norm: WindowNorm
-
-
-class ForecastEnsemble(nn.Module):
-    """Forecasters of one design (different seeds) whose forecasts are combined by the median.
-
-    It has a :class:`Forecaster`'s interface (``forward``, ``predict``, ``step``): each member
-    forecasts and the median across members is returned. The per-window normalisation decodes
-    with a positive scale, so the median of the decoded forecasts is the decoded median.
-
-    With ``views`` (a :class:`MemberView` each) member k reads the last ``views[k].lookback`` steps
-    of a context of the longest (``forward``/``predict`` slice so) through its own pipeline, as
-    :func:`~rnnkit.tasks.forecast.predict.predict_windows` does before the median.
-    """
-
-    def __init__(self, members: Sequence[Forecaster], views: Sequence[MemberView] | None = None) -> None:
-        super().__init__()
-        if not members:
-            raise ConfigError("an ensemble needs at least one member")
-        if views is not None and len(views) != len(members):
-            raise ConfigError(f"an ensemble of {len(members)} members needs a view for each; got {len(views)}")
-        self.members = nn.ModuleList(members)
-        self.views = tuple(views) if views is not None else None
-        first = members[0]
-        self.config, self.input_size, self.n_targets, self.horizon = (first.config, first.input_size,
-                                                                      first.n_targets, first.horizon)
-
-    @property
-    def lookbacks(self) -> tuple[int, ...] | None:
-        """Each member's lookback, for an ensemble over several lookbacks (else None)."""
-        return None if self.views is None else tuple(v.lookback for v in self.views)
-
-    def _inputs(self, x: Tensor) -> list[Tensor]:
-        """Each member's input: all of ``x``, or with lookbacks its last steps (known inputs, which
-        follow the context, included)."""
-        if self.views is None:
-            return [x] * len(self.members)
-        longest = max(self.lookbacks)
-        return [x[:, longest - L:] for L in self.lookbacks]  # (B, T, F) -> (B, T - longest + L, F)
-
-    @property
-    def recursive(self) -> bool:
-        return self.members[0].recursive
-
-    @staticmethod
-    def _median(outs: list[Tensor]) -> Tensor:
-        return torch.quantile(torch.stack(outs), 0.5, dim=0)  # (N, ...) -> (...): the middle, or the mean of two
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._median([m(x_k) for m, x_k in zip(self.members, self._inputs(x))])
-
-    @property
-    def n_known(self) -> int:
-        return self.members[0].n_known
-
-    @torch.no_grad()
-    def predict(self, context: Tensor, horizon: int | None = None, known: Tensor | None = None) -> Tensor:
-        return self._median([m.predict(c, horizon, known) for m, c in zip(self.members, self._inputs(context))])
-
-    def init_state(self, batch: int = 1):
-        return tuple(m.init_state(batch) for m in self.members)
-
-    @torch.no_grad()
-    def step(self, x_t: Tensor, state=None):
-        states = state if state is not None else (None,) * len(self.members)
-        outs = [m.step(x_t, s) for m, s in zip(self.members, states)]
-        return self._median([y for y, _ in outs]), tuple(s for _, s in outs)
+def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecaster:
+    """The untrained forecaster of seed ``seed`` for ``prep``: its initial weights depend on the seed
+    alone (a refit starts again from them). With per-window normalisation the head starts at zero,
+    so the untrained model forecasts the naive forecast (or the window's level) exactly."""
+    with seeded(seed):  # other threads may be building theirs (calibration refits)
+        model = Forecaster(prep.n_inputs, len(prep.data_config.targets), prep.data_config.horizon, model_config,
+                           n_known=prep.known_width).to(prep.dtype)
+    if prep.norm.active:
+        nn.init.zeros_(model.head.weight)
+        nn.init.zeros_(model.head.bias)
+    return model
 
 
 def forecast_loss(model: Forecaster, train_config: TrainConfig):

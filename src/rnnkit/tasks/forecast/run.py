@@ -65,6 +65,13 @@ def load_forecast_run(path: str | os.PathLike):
         check.agree(0 < rows[0] and 0 <= rows[1] and rows[0] + rows[1] == rows[2] <= rows[3], "config.json",
                     f"meta's split (train_rows {rows[0]}, val_rows {rows[1]}, test_start {rows[2]}, n_rows "
                     f"{rows[3]}) is impossible")
+        refit, best = meta["refit_epochs"], meta["member_best_epochs"]
+        check.agree(len(refit) == len(best) == members and all(e >= 0 for e in refit + best)
+                    and sum(e > 0 for e in refit) <= members - meta["naive_members"]
+                    and (dc.refit != "none" and rows[1] > 0 or not any(refit)), "config.json",
+                    f"meta's refit_epochs {refit} (member_best_epochs {best}) are not what {members} member(s), "
+                    f"{meta['naive_members']} naive, with refit {dc.refit!r} and {rows[1]} validation rows make "
+                    "(a member is refitted only where validation chose its epochs and it did not fall back)")
         scaler = check.scaler(n_cols)
         def build():
             one = lambda: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known)  # noqa: E731

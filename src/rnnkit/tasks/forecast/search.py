@@ -8,7 +8,9 @@ validation error by at least :data:`MARGIN`. Every candidate is scored on the sa
 the first candidate), in the data's original units, as the mean absolute error divided by the
 mean absolute one-step change of the training rows (MASE's scale, so that several targets weigh
 alike). Candidates stop when the budget, less the estimated cost of the final ensemble, is spent;
-what was tried and what was chosen is returned for the run's record. With fewer than
+what was tried and what was chosen is returned for the run's record (the final ensemble is then
+refitted on the training and validation rows, :mod:`.refit`; the candidates are compared before
+any refit, on validation rows none of them trained on). With fewer than
 :data:`MIN_CHOICE_WINDOWS` validation windows (a short series, whose validation is one or a few
 horizons) nothing is compared: on the quality benchmark such comparisons chose worse settings
 about as often as better ones, so ``--auto`` then keeps the defaults and only adds the ensemble.
@@ -104,6 +106,8 @@ def auto_search(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: SeriesDa
         return (*best, record)
     m, H = prep.data_config.seasonal_period, prep.data_config.horizon
     final_cost = cost * final_members / 2  # members train two at a time (or more, with more cores)
+    if prep.data_config.refit != "none":  # then each is trained again on the validation rows too (.refit)
+        final_cost *= 2
     fixed = {"val_frac": None, "test_frac": None, "val_start": None, "test_start": None}
     for name, options in _alternatives(dc, mc, tc, m, H, prep.data_config.lookback):
         for d_ch, m_ch, t_ch in options:

@@ -39,6 +39,7 @@ from .lookbacks import lookbacks_split, member_preps, view_of, view_record
 from .model import Forecaster
 from .known import known_names
 from .normalise import WindowNorm
+from .refit import refit_members
 from .predict import (check_known_horizon, forecast_frame, naive_baselines, predict_windows, score_forecasts,
                       windows_for)
 from .search import AUTO_ENSEMBLE, auto_search, choose_normalisation
@@ -290,6 +291,11 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     ``search.intervals`` adds split-conformal intervals, calibrated on the errors of forecasts from
     rolling origins at the end of the fitted rows by refitted pipelines
     (:func:`~rnnkit.tasks.forecast.conformal.calibrate_run`).
+
+    Validation (with ``data_config.refit``, the default) chooses each member's epoch count, by early
+    stopping, and whether it falls back to the naive forecast; the members are then trained again
+    on the training and validation rows for that many epochs (:mod:`rnnkit.tasks.forecast.refit`),
+    so the run's history is the first training's and meta's ``refit_epochs`` says what the refit did.
     """
     if data_config.id_col is not None or isinstance(data, PanelData):  # many series: one global model
         from .panel_run import fit_global  # noqa: PLC0415  (it builds on this module's neighbours)
@@ -303,9 +309,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
         check_calibration_rows(data_config, data, search)
     record, members = None, search.ensemble
     looks, split = search.member_lookbacks(members), None  # each member's lookback, when they differ
+    say = (lambda s: print(s, file=sys.stderr)) if verbose else (lambda s: None)
     if search.auto:
         members = max(search.ensemble, AUTO_ENSEMBLE)
-        say = (lambda s: print(s, file=sys.stderr)) if verbose else (lambda s: None)
         admissible = None if not search.intervals else (  # a lookback the calibration's refits have rows for
             lambda p: check_calibration_rows(p.data_config, p.data, search, p.split))
         prep, model_config, train_config, record = auto_search(data_config, model_config, train_config, data, dtype,
@@ -314,7 +320,7 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     if search.auto:
         models, histories, fallback = train_members(prep, model_config, prep.train_config, members, quiet=quiet,
                                                     callbacks=callbacks)
-        choice = {}
+        choice, preps = {}, [prep] * members
     else:  # the first member decides the normalisation when it is "auto"; the others follow it
         if looks:
             data_config, data, split = lookbacks_split(data_config, model_config, train_config, data, dtype,
@@ -326,6 +332,10 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             more = train_members(preps[1:], model_config, prep.train_config, quiet=quiet, first=1)
             models, histories, fallback = models + more[0], histories + more[1], fallback + more[2]
     train_config = prep.train_config
+    # validation chose each member's epoch count (and the naive fallback): train again on the
+    # training and validation rows for that many epochs (DataConfig.refit, :mod:`.refit`)
+    models, refitted, _ = refit_members(preps, models, histories, fallback, model_config, train_config,
+                                        quiet=quiet, say=say)
     data, split, dc = prep.data, prep.split, prep.data_config
     if looks:  # the run's lookback is the longest: every member's context fits in it
         dc = dc.replace(lookback=max(looks))
@@ -340,6 +350,8 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             # what the network reads per step besides the values, known in advance (a record for people)
             "known_inputs": known_names(data.freq, dc.calendar, dc.future_covariates),
             "member_best_epochs": [h.best_epoch or 0 for h in histories],
+            # the epochs each member was trained again for on the training and validation rows (0: not)
+            "refit_epochs": refitted,
             # what was measured to choose the settings: {normalise: validation error} when
             # normalise="auto" measured it, and every setting --auto tried
             "selection": {"normalise": choice, "search": record or []}}
