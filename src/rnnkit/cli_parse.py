@@ -26,8 +26,8 @@ from typing import Any
 from .config import MAX_SEED, ModelConfig, TrainConfig
 from .training.rundir import check_out
 
-__all__ = ["Parser", "UsageError", "seed_arg", "seed_value", "int_list", "EXIT_USAGE", "run_arg", "model_args",
-           "train_args", "out_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
+__all__ = ["Parser", "UsageError", "seed_arg", "seed_value", "int_list", "float_list", "EXIT_USAGE", "run_arg",
+           "model_args", "train_args", "out_args", "refuse_existing", "loss_callbacks", "config_arg", "config_values"]
 
 #: the exit status of a user mistake
 EXIT_USAGE = 2
@@ -76,7 +76,17 @@ def int_list(text: str) -> tuple[int, ...]:
             from None
 
 
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": int_list}
+def float_list(text: str) -> tuple[float, ...]:
+    """An argparse ``type``: ``"0.1,0.5,0.9"`` -> ``(0.1, 0.5, 0.9)`` (the option of a ``tuple[float, ...]`` field)."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}: pass numbers separated by commas, e.g. 0.1,0.5,0.9") \
+            from None
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": int_list,
+          "tuple[float, ...]": float_list}
 #: the namespace attribute holding the dests of the config options given on the command line
 GIVEN = "given_options"
 
@@ -104,7 +114,8 @@ class _Names(argparse.Action):
 
 def _field_type(f: dataclasses.Field) -> type:
     """The Python type of a field declared ``int``, ``float``, ``str``, ``bool``, ``Optional[...]`` of
-    one, ``tuple[str, ...]`` (a list of names) or ``tuple[int, ...]`` (:func:`int_list`)."""
+    one, ``tuple[str, ...]`` (a list of names), ``tuple[int, ...]`` (:func:`int_list`) or ``tuple[float, ...]``
+    (:func:`float_list`)."""
     name = f.type if isinstance(f.type, str) else f.type.__name__
     name = name[len("Optional["):-1] if name.startswith("Optional[") else name
     if name.startswith("tuple[") and name not in _TYPES:

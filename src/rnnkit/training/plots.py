@@ -41,11 +41,13 @@ def plot_learning_curve(history, path: str | os.PathLike, title: str = "Learning
 
 def plot_forecast(index, history_values: np.ndarray, targets: Sequence[str], path: str | os.PathLike,
                   future_index=None, forecast: np.ndarray | None = None, test_start: int | None = None,
-                  test_index=None, test_pred: np.ndarray | None = None, title: str = "Forecast") -> None:
+                  test_index=None, test_pred: np.ndarray | None = None, title: str = "Forecast",
+                  band: tuple[np.ndarray, np.ndarray, str] | None = None) -> None:
     """One panel per target: the observed series, one-window-ahead test forecasts, and the future.
 
     ``history_values (N, C)`` over ``index``; ``test_pred (W, C)`` over ``test_index`` (the first
-    step of each test window's forecast); ``forecast (H, C)`` over ``future_index``.
+    step of each test window's forecast); ``forecast (H, C)`` over ``future_index``; ``band``
+    ``(lo (H, C), hi (H, C), label)`` is shaded around the future forecast (an interval's ends).
     """
     plt = _pyplot()
     C = len(targets)
@@ -58,6 +60,8 @@ def plot_forecast(index, history_values: np.ndarray, targets: Sequence[str], pat
             ax.plot(test_index, test_pred[:, c], color="tab:orange", lw=1.2, label="forecast (test, 1 step)")
         if forecast is not None:
             ax.plot(future_index, forecast[:, c], color="tab:blue", marker="o", ms=3, lw=1.5, label="forecast (future)")
+        if band is not None and future_index is not None:
+            ax.fill_between(future_index, band[0][:, c], band[1][:, c], color="tab:blue", alpha=0.2, label=band[2])
         ax.set(title=f"{title}: {targets[c]}", ylabel=targets[c])
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

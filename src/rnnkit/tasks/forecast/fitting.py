@@ -36,6 +36,7 @@ from .model import Forecaster
 from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
+from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["Prepared", "prepare", "train_members", "MemberView", "ForecastEnsemble", "forecast_loss",
            "forecast_fused_task", "resolve_norm", "series_known", "series_known_rows"]
@@ -120,7 +121,7 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     fixes the rows of each part (the search compares candidates on the same validation rows)."""
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
     if train_config.loss is None:  # the job's own loss, recorded in the run as the one used
-        train_config = train_config.replace(loss="mse")
+        train_config = train_config.replace(loss="pinball" if model_config.quantiles else "mse")
     if data is not None and data_config.source == DataConfig.source and data.source != data_config.source:
         data_config = data_config.replace(source=data.source)  # the default source is not this data's
     data = with_future_columns(data if data is not None else load_data(data_config), data_config.future_covariates)
@@ -160,7 +161,8 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     n_values = C + len(dc.covariates)
     K = known_width(data.freq, calendar, len(dc.future_covariates), recursive)
-    check_training_memory(model_config, n_values + K, C * dc.horizon, min(train_config.batch_size, windows),
+    check_training_memory(model_config, n_values + K, C * dc.horizon * max(1, len(model_config.quantiles)),
+                          min(train_config.batch_size, windows),
                           dc.lookback + (dc.horizon if K and not recursive else 0),
                           itemsize=torch.empty(0, dtype=dtype).element_size())
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
@@ -196,6 +198,11 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     member whose validation loss is not below the naive forecast's is set to forecast it exactly (a zero correction): the naive fallback; so is
     every member on a series too short to hold out validation rows (:attr:`Prepared.too_short`),
     where nothing could show that the network does better.
+
+    A quantile head (:mod:`.quantiles`) starts as the naive forecast with Gaussian intervals of the
+    training targets' spread; its gate compares the *centre* (the point forecast) with the naive
+    forecast by the pinball loss at the centre's level, and its fallback zeroes the centre only, so
+    the trained spread stays around the naive forecast (why: :func:`~.quantiles.zero_centre`).
     Returns the members, their histories and which of them fell back.
     """
     preps = [prep] * n if isinstance(prep, Prepared) else list(prep)
@@ -205,7 +212,9 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
         torch.manual_seed(train_config.seed + k)
         model = Forecaster(p.n_inputs, len(p.data_config.targets), p.data_config.horizon, model_config,
                            n_known=p.known_width).to(p.dtype)
-        if p.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
+        if model.levels:  # the naive forecast (or the window's level) with Gaussian intervals around it
+            init_quantile_head(model, p.train[1], centre_zero=p.norm.active)
+        elif p.norm.active:  # the untrained model forecasts the naive forecast (or the window's level) exactly
             nn.init.zeros_(model.head.weight)
             nn.init.zeros_(model.head.bias)
         models.append(model)
@@ -222,7 +231,9 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
         # on a series too short to validate, nothing shows that a network beats the naive forecast
         naive = (p.norm.skip != "none" or p.norm.difference > 0) and (p.too_short or (
             p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
-        if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
+        if naive and model.levels:  # the centre forecasts the naive forecast; the spread stays
+            zero_centre(model)
+        elif naive:  # on the validation windows the naive forecast did better: forecast it, exactly
             with torch.no_grad():
                 model.head.weight.zero_()
                 model.head.bias.zero_()
@@ -265,6 +276,7 @@ class ForecastEnsemble(nn.Module):
         first = members[0]
         self.config, self.input_size, self.n_targets, self.horizon = (first.config, first.input_size,
                                                                       first.n_targets, first.horizon)
+        self.levels, self.centre = first.levels, first.centre
 
     @property
     def lookbacks(self) -> tuple[int, ...] | None:
@@ -285,6 +297,8 @@ class ForecastEnsemble(nn.Module):
 
     @staticmethod
     def _median(outs: list[Tensor]) -> Tensor:
+        # quantile forecasts: the median of each level keeps their order (if every member's level q is
+        # at most its level q', so is each order statistic, and so the mean of the middle two)
         return torch.quantile(torch.stack(outs), 0.5, dim=0)  # (N, ...) -> (...): the middle, or the mean of two
 
     def forward(self, x: Tensor) -> Tensor:
@@ -310,8 +324,12 @@ class ForecastEnsemble(nn.Module):
 
 def forecast_loss(model: Forecaster, train_config: TrainConfig):
     """The loss function :func:`rnnkit.training.loop.fit` calls for a forecaster and these settings
-    (``loss=None`` is MSE; a loss forecasting cannot use is refused, never replaced)."""
+    (``loss=None`` is MSE, or the mean pinball loss over the levels of a quantile head; a loss
+    forecasting cannot use is refused, never replaced)."""
     refuse_unsupported(model.config, train_config)
+    if model.levels:  # direct only (ModelConfig refuses recursive quantile models)
+        levels = torch.tensor(model.levels, dtype=next(model.parameters()).dtype)
+        return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels)
     crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss
     C, warm = model.n_targets, train_config.warmup
     if train_config.stateful:
@@ -348,7 +366,9 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
         return "last", y[:, 0]
     mode, y = targets(*train)
     yv = None if val is None else targets(*val)[1]
-    return FusedTask(head_mode=mode, loss=train_config.loss or "mse", x=train[0], y=y,
+    # a quantile head's task is the pinball loss, which the fused trainer declines (the run records why)
+    loss = "pinball" if model.levels else train_config.loss or "mse"
+    return FusedTask(head_mode=mode, loss=loss, x=train[0], y=y,
                      x_val=None if val is None else val[0], y_val=yv,
                      warmup=train_config.warmup if mode == "all" else 0)
 
@@ -372,6 +392,10 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
         raise ConfigError(f"skip='seasonal' repeats the last season, which needs a seasonal period m > 1 and a "
                           f"lookback of at least m (m={m}, lookback {lookback}); use --skip last")
     if dc.difference != "none":
+        if model.quantiles:
+            raise ConfigError(f"difference={dc.difference!r} sums the forecast differences back into values, and the "
+                              "quantile of a sum is not the sum of the quantiles: use --difference none with "
+                              "--quantiles (the naive skip then gives the same start)")
         if recursive or train.stateful:
             raise ConfigError(f"difference={dc.difference!r} is for direct models (the network reads a window's "
                               "differences and forecasts the horizon's); use --difference none")
@@ -408,12 +432,15 @@ def resolve_calendar(dc: DataConfig, data: SeriesData) -> str:
 
 @torch.no_grad()
 def _beats_naive(model: Forecaster, val, loss: str) -> bool:
-    """Whether the trained model's validation loss is below the naive forecast's (the zero correction)."""
+    """Whether the trained model's validation loss is below the naive forecast's (the zero correction);
+    for a quantile head, its centre's pinball loss at the centre's level (see :func:`train_members`)."""
     crit = F.l1_loss if loss == "mae" else F.mse_loss
     was = model.training
     model.eval()
     try:
         x, y = val
+        if model.levels:
+            return centre_beats_naive(model(x), y, model.levels, model.centre)
         return float(crit(model(x), y)) < float(crit(torch.zeros_like(y), y))
     finally:
         model.train(was)

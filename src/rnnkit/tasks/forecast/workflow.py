@@ -39,6 +39,8 @@ from .known import known_names
 from .normalise import WindowNorm
 from .predict import (check_known_horizon, forecast_frame, naive_baselines, predict_windows, score_forecasts,
                       windows_for)
+from .probabilistic import quantile_scores
+from .quantiles import outer_band, with_level_columns
 from .search import AUTO_ENSEMBLE, auto_search, choose_normalisation
 
 __all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest", "write_forecast_run"]
@@ -64,12 +66,19 @@ class ForecastRun:
     transform: TargetTransform | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
 
-    def predict_contexts(self, contexts: np.ndarray, horizon: int, known: np.ndarray | None = None) -> np.ndarray:
+    def predict_contexts(self, contexts: np.ndarray, horizon: int, known: np.ndarray | None = None,
+                         all_levels: bool = False) -> np.ndarray:
         """Forecasts ``(W, horizon, C)`` in original units after raw context windows ``(W, L, F)``;
         ``known`` are their known inputs (:meth:`known`), needed when the run has future covariates
-        or calendar features."""
+        or calendar features. A quantile run forecasts its point forecast (the centre level) there,
+        or with ``all_levels`` its quantiles ``(W, horizon, C, Q)`` at :attr:`levels`."""
         return predict_windows(self.model, self.scaler, contexts, horizon, len(self.targets),
-                               norm=self.norm, transform=self.transform, known=known)
+                               norm=self.norm, transform=self.transform, known=known, all_levels=all_levels)
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """The quantile levels the run forecasts (``ModelConfig.quantiles``; empty: point forecasts only)."""
+        return self.model_config.quantiles
 
     @property
     def recursive(self) -> bool:
@@ -141,7 +150,11 @@ class ForecastRun:
         A run with future covariates needs their values for the rows ahead: ``future`` is a
         CSV/TSV/Parquet path or a DataFrame with the run's time column (when it has one) and one
         column per future covariate, holding exactly the forecast's rows after ``data``'s last
-        (a direct model's trained horizon, or ``horizon`` rows for a recursive one)."""
+        (a direct model's trained horizon, or ``horizon`` rows for a recursive one).
+
+        A quantile run (:attr:`levels`) adds a column ``<target>_q<level>`` per target and level
+        (``y_q0.1``, ``y_q0.5``, ``y_q0.9``, in level order, after the point forecasts); the
+        ``<target>`` column is the point forecast, the 0.5 level (or the level nearest it)."""
         data = data if data is not None else self.load_data()
         self._check_columns(data)
         L = self.data_config.lookback
@@ -155,8 +168,12 @@ class ForecastRun:
             check_known_horizon(dc.horizon, horizon)
         values = self.future_values(data, future, horizon)
         context = data.values[None, -L:]  # (1, L, F)
-        y = self.predict_contexts(context, horizon, self.known(data, [len(data)], values, horizon))[0]
-        return forecast_frame(data.frame.index, data.freq, y, self.targets)
+        y = self.predict_contexts(context, horizon, self.known(data, [len(data)], values, horizon),
+                                  all_levels=bool(self.levels))[0]  # (H, C) or (H, C, Q)
+        if not self.levels:
+            return forecast_frame(data.frame.index, data.freq, y, self.targets)
+        frame = forecast_frame(data.frame.index, data.freq, y[..., self.model.centre], self.targets)
+        return with_level_columns(frame, y, self.targets, self.levels)
 
     def scoring_start(self, data: SeriesData) -> int:
         """The first row of ``data`` that :meth:`evaluate` scores: the first one after the end of the
@@ -182,7 +199,10 @@ class ForecastRun:
         the run's test rows, or the new rows of ``data`` that continues the series.
 
         Returns ``{"model": {...}, "last value": {...}, "seasonal naive (m=..)": {...}}``, each with
-        ``overall`` and ``per_step`` MAE, RMSE, MAPE, sMAPE and MASE in original units.
+        ``overall`` and ``per_step`` MAE, RMSE, MAPE, sMAPE and MASE in original units (of the point
+        forecast); a quantile run's model also has ``quantile_scores``
+        (:func:`~rnnkit.tasks.forecast.probabilistic.quantile_scores`: WQL, CRPS, each level's
+        pinball loss, and coverage and width of each central interval, ``"80"`` for 0.1 and 0.9).
         """
         data = data if data is not None else self.load_data()
         self._check_columns(data)
@@ -190,11 +210,17 @@ class ForecastRun:
         values = data.values
         start = self.scoring_start(data)
         X, Y, starts = windows_for(values, len(self.targets), dc.lookback, dc.horizon, 1, start, len(values))
-        pred = self.predict_contexts(X, dc.horizon, self.known(data, starts, horizon=dc.horizon))
+        pred = self.predict_contexts(X, dc.horizon, self.known(data, starts, horizon=dc.horizon),
+                                     all_levels=bool(self.levels))
+        levels = pred if self.levels else None  # (W, H, C, Q)
+        pred = pred[..., self.model.centre] if self.levels else pred  # the point forecast, (W, H, C)
         m = self.seasonal_period
         base = naive_baselines(values[:, :len(self.targets)], starts, dc.horizon, m)
         y_train = values[:self.meta.get("train_rows", start), :len(self.targets)]
-        return score_forecasts(Y, pred, base, y_train, m)
+        scores = score_forecasts(Y, pred, base, y_train, m)
+        if levels is not None:
+            scores["model"]["quantile_scores"] = quantile_scores(Y, levels, self.levels)
+        return scores
 
     def backtest(self, data: SeriesData | None = None, folds: int = 5, refit: bool = False,
                  quiet: bool = True) -> dict:
@@ -225,6 +251,8 @@ class ForecastRun:
             test_pred = self.predict_contexts(X, 1, self.known(data, starts, values, 1))[:, 0]  # one step ahead, (W, C)
             test_index = data.frame.index[starts]
 
+        band = outer_band(ahead, self.targets, self.levels) if ahead is not None else None
+
         def extra(d: Path) -> None:
             if ahead is not None:
                 ahead.to_csv(d / "forecast.csv")
@@ -232,7 +260,7 @@ class ForecastRun:
                           future_index=None if ahead is None else ahead.index,
                           forecast=None if ahead is None else ahead[list(self.targets)].to_numpy(),
                           test_start=start if start < len(data) else None, test_index=test_index,
-                          test_pred=test_pred, title=f"{self.model_config.cell} forecast")
+                          test_pred=test_pred, title=f"{self.model_config.cell} forecast", band=band)
         return write_forecast_run(self, out, force=force, extra=extra, plots=True)
 
 
@@ -310,6 +338,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             # what the network reads per step besides the values, known in advance (a record for people)
             "known_inputs": known_names(data.freq, dc.calendar, dc.future_covariates),
             "member_best_epochs": [h.best_epoch or 0 for h in histories],
+            # which loop trained the (first) member and, for the torch loop, why (e.g. a quantile head's
+            # pinball loss, which the fused trainer does not run): a record for people
+            "trainer": {"engine": histories[0].engine, "reason": histories[0].engine_reason},
             # what was measured to choose the settings: {normalise: validation error} when
             # normalise="auto" measured it, and every setting --auto tried
             "selection": {"normalise": choice, "search": record or []}}
