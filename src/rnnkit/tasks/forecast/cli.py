@@ -171,7 +171,8 @@ def cmd_fit(a: argparse.Namespace) -> int:
     if meta["naive_members"]:
         naive = "their" if looks else f"the {rd.skip}"
         print(f"{meta['naive_members']} of {members} member(s) did not beat {naive} naive forecast on the "
-              "validation rows and forecast it instead")
+              "validation rows and forecast it instead"
+              + (" (as the centre; the other quantiles keep their trained spread)" if mc.quantiles else ""))
     if run.metrics:
         print(f"test metrics ({run.meta['n_rows'] - run.meta['test_start']} rows, original units):")
         print(_metrics_table(run.metrics, f"rnnkit {mc.cell}"))

@@ -40,8 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["centre_index", "ordered", "pinball_loss", "centre_beats_naive", "quantile_horizon_message", "init_quantile_head", "zero_centre",
-           "level_columns", "with_level_columns", "outer_band", "describe_level_scores", "GAP_FLOOR"]
+__all__ = ["centre_index", "ordered", "pinball_loss", "centre_beats_naive", "quantile_horizon_message",
+           "init_quantile_head", "zero_centre", "level_columns", "with_level_columns", "outer_band",
+           "describe_level_scores", "GAP_FLOOR"]
 
 #: the smallest starting gap between two neighbouring levels, in the network's units, so a step
 #: whose training targets never vary still starts with increments softplus can invert
