@@ -41,6 +41,7 @@ FAST = dict(epochs=1, batch_size=8)
     ({"strategy": "recursive"}, {"many_to_many": True, "warmup": 5}, "below the lookback (5)"),
     ({"strategy": "recursive"}, {"tbptt": 4}, "tbptt"),
     ({"strategy": "recursive"}, {"stateful": True, "tbptt": 3, "warmup": 3, "shuffle": False}, "below the tbptt (3)"),
+    ({}, {"loss": "pinball"}, "pass quantiles"),
 ])
 def test_forecasting_refuses_what_it_does_not_use(model, train, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):
@@ -59,6 +60,7 @@ def test_forecasting_records_the_loss_it_used():
     ({}, {"loss": "mse"}, "loss='mse'"), ({}, {"loss": "mae"}, "loss='mae'"),
     ({"strategy": "recursive"}, {}, "strategy"), ({}, {"many_to_many": True}, "many_to_many"),
     ({}, {"warmup": 1}, "warmup"), ({}, {"stateful": True}, "stateful"), ({}, {"tbptt": 4}, "tbptt"),
+    ({"quantiles": (0.1, 0.9)}, {}, "quantiles"), ({}, {"loss": "pinball"}, "loss='pinball'"),
 ])
 def test_classification_refuses_what_it_does_not_use(model, train, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):
@@ -87,6 +89,7 @@ def test_classification_defaults_are_the_command_lines_and_record_the_loss():
     ({}, {"loss": "mse"}, "loss='mse'"), ({"strategy": "recursive"}, {}, "strategy"),
     ({}, {"epochs": 5}, "epochs"), ({}, {"tbptt": 7}, "tbptt"), ({}, {"many_to_many": True}, "many_to_many"),
     ({}, {"warmup": 2}, "warmup"), ({}, {"steps": 5}, "TrainConfig.steps=5"),
+    ({"quantiles": (0.5,)}, {}, "quantiles"),
 ])
 def test_text_refuses_what_it_does_not_use(model, train, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):
@@ -141,7 +144,7 @@ _REFUSED = "refused by the job (refuse_unsupported)"
 _PYTHON = "not on this job's command line; set it in Python"
 _SEQUENCE_JOBS = {  # classification and text
     **{f"TrainConfig.{k}": _REFUSED for k in ("many_to_many", "warmup", "stateful", "tbptt")},
-    "ModelConfig.strategy": _REFUSED, "TrainConfig.loss": "always cross-entropy",
+    "ModelConfig.strategy": _REFUSED, "ModelConfig.quantiles": _REFUSED, "TrainConfig.loss": "always cross-entropy",
     **{f"TrainConfig.{k}": _PYTHON for k in ("momentum", "clip_value", "schedule", "min_delta", "check_every",
                                              "engine")},
 }

@@ -26,7 +26,8 @@ from rnnkit.data.series import series_from_frame
 from rnnkit.tasks.classify.config import CLASSIFY_DEFAULTS
 from rnnkit.tasks.forecast.config import FORECAST_DEFAULTS
 
-__all__ = ["VARIANTS", "GLOBAL", "fit_rnnkit_forecast", "fit_rnnkit_global", "fit_rnnkit_classifier", "parse_option", "accepts", "job_options"]
+__all__ = ["VARIANTS", "GLOBAL", "fit_rnnkit_forecast", "fit_rnnkit_quantiles", "fit_rnnkit_global",
+           "fit_rnnkit_classifier", "parse_option", "accepts", "job_options"]
 
 #: rnnkit contender name -> its options (before the user's --rnnkit-option settings)
 VARIANTS = {"rnnkit": {}, "rnnkit --auto": {"auto": True}}
@@ -102,16 +103,28 @@ def _configure(job: str, options: dict, **fixed) -> tuple[list, dict]:
     return configs, kwargs
 
 
-def fit_rnnkit_forecast(y_train: pd.Series, horizon: int, m: int, options: dict) -> np.ndarray:
-    """Fit rnnkit on the whole training part ``y_train`` (DatetimeIndex or RangeIndex) with its defaults
-    plus ``options``, and return its ``horizon`` forecasts after the end. A refusal raises
-    :class:`rnnkit.RnnkitError` (the benchmark records it as a failure)."""
+def _forecast_table(y_train: pd.Series, horizon: int, m: int, options: dict) -> pd.DataFrame:
     timed = isinstance(y_train.index, pd.DatetimeIndex)
     frame = pd.DataFrame({"time": y_train.index, "y": y_train.to_numpy()} if timed else {"y": y_train.to_numpy()})
     data = series_from_frame(frame, target="y", time_col="time" if timed else None, source=str(y_train.name))
     (dc, mc, tc, search), kwargs = _configure("forecast", options, horizon=horizon, seasonal_period=m, test_frac=0.0)
     run = rnnkit.fit_forecaster(dc, mc, tc, data=data, quiet=True, search=search, **kwargs)
-    return run.forecast(data, horizon=horizon)["y"].to_numpy(dtype=np.float64)
+    return run.forecast(data, horizon=horizon)
+
+
+def fit_rnnkit_forecast(y_train: pd.Series, horizon: int, m: int, options: dict) -> np.ndarray:
+    """Fit rnnkit on the whole training part ``y_train`` (DatetimeIndex or RangeIndex) with its defaults
+    plus ``options``, and return its ``horizon`` forecasts after the end. A refusal raises
+    :class:`rnnkit.RnnkitError` (the benchmark records it as a failure)."""
+    return _forecast_table(y_train, horizon, m, options)["y"].to_numpy(dtype=np.float64)
+
+
+def fit_rnnkit_quantiles(y_train: pd.Series, horizon: int, m: int, levels,
+                         options: dict) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`fit_rnnkit_forecast` with a quantile head at ``levels``: ``(point (H,), quantiles (H, Q))``."""
+    table = _forecast_table(y_train, horizon, m, {**options, "quantiles": list(levels)})
+    columns = [f"y_q{float(q)!r}" for q in levels]  # rnnkit's forecast table: <target>_q<level>
+    return table["y"].to_numpy(dtype=np.float64), table[columns].to_numpy(dtype=np.float64)
 
 
 def fit_rnnkit_global(train_parts: list[pd.Series], horizon: int, m: int, options: dict) -> dict[str, np.ndarray]:

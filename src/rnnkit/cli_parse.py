@@ -112,7 +112,8 @@ class _Names(argparse.Action):
 
 def _field_type(f: dataclasses.Field) -> type:
     """The Python type of a field declared ``int``, ``float``, ``str``, ``bool``, ``Optional[...]`` of
-    one, ``tuple[str, ...]`` (a list of names) or ``tuple[int, ...]`` (:func:`int_list`)."""
+    one, ``tuple[str, ...]`` (a list of names), ``tuple[int, ...]`` (:func:`int_list`) or ``tuple[float, ...]``
+    (:func:`float_list`)."""
     name = f.type if isinstance(f.type, str) else f.type.__name__
     name = name[len("Optional["):-1] if name.startswith("Optional[") else name
     if name.startswith("tuple[") and name not in _TYPES:

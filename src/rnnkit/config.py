@@ -14,11 +14,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import numpy as np
+
 from .errors import ConfigError
 from .nn.cells import cell_names, cell_spec, cell_specs
 
 __all__ = ["ModelConfig", "TrainConfig", "Serialisable", "check_choice", "check_positive", "check_real",
-           "check_fraction", "check_ensemble", "refuse_setting", "refuse_forecasting_settings"]
+           "check_fraction", "check_ensemble", "check_levels", "refuse_setting", "refuse_forecasting_settings"]
 
 #: the cells the command line offers: every cell registered in rnnkit.nn.cells (a cell registered
 #: later, by user code, is accepted by ModelConfig, which asks the registry itself)
@@ -39,6 +41,11 @@ MAX_SEED = 2**63 - 1
 #: most members an ensemble (of forecasters or classifiers) may have: beyond a few dozen their
 #: combined prediction no longer moves
 MAX_ENSEMBLE = 100
+#: most quantile levels a forecaster's head may emit (percentiles 1-99 are 99)
+MAX_QUANTILES = 99
+#: the losses TrainConfig accepts: each job takes some of them (``refuse_unsupported``); "pinball"
+#: is the quantile head's (ModelConfig.quantiles), recorded by forecasting, never asked for alone
+LOSSES = ("mse", "mae", "ce", "pinball")
 
 
 def check_choice(name: str, value: Any, allowed: tuple) -> None:
@@ -70,6 +77,16 @@ def check_real(name: str, value: Any, lo: float, hi: float, lo_open: bool = Fals
     if not ok:
         rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
         raise ConfigError(f"{name} must be {what} in {rng}; got {value!r}")
+
+
+def check_levels(levels, what: str = "quantile levels") -> np.ndarray:
+    """``levels`` as a float array, strictly increasing inside (0, 1); ConfigError otherwise.
+    (Here, with the other validators, because ModelConfig.quantiles uses it;
+    :mod:`rnnkit.tasks.forecast.probabilistic` scores with it.)"""
+    q = np.asarray(levels, dtype=np.float64).reshape(-1)
+    if q.size == 0 or not np.all((q > 0) & (q < 1)) or np.any(np.diff(q) <= 0):
+        raise ConfigError(f"{what} must be increasing numbers strictly between 0 and 1; got {list(map(float, q))}")
+    return q
 
 
 def _takes(cell: str, field: str) -> bool:
@@ -127,9 +144,14 @@ class ModelConfig(Serialisable):
     output_size: Optional[int] = None
     peephole: bool = field(default=False, metadata={
         "help": "LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)"})
+    quantiles: tuple[float, ...] = field(default=(), metadata={
+        "help": "forecasting, direct strategy: emit these quantile levels (comma-separated, increasing, in (0, 1)), "
+                "trained with the pinball loss; the point forecast is the 0.5 level, or the level nearest it",
+        "metavar": "Q1,Q2,...", "off": "none, a point forecast"})
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, cell_names())
+        self._check_quantiles()
         if self.peephole not in (True, False):
             raise ConfigError(f"peephole must be true or false; got {self.peephole!r}")
         if self.peephole and not _takes(self.cell, "peephole"):
@@ -159,9 +181,24 @@ class ModelConfig(Serialisable):
             if not _takes(self.cell, "output_size"):
                 raise ConfigError(f"output_size sets a {_cells_taking('output_size')} network's output (context) "
                                   f"width; the {self.cell} cell has none")
+        if self.quantiles and self.strategy == "recursive":
+            raise ConfigError("quantiles are a direct model's head (all steps' levels at once); a recursive model "
+                              "would have to feed one level back as the value, and sampled paths are not in rnnkit "
+                              "yet: use strategy='direct' (--strategy direct) or drop --quantiles")
         if self.bidirectional and self.strategy == "recursive":
             raise ConfigError("a bidirectional encoder reads the whole window and cannot run step by step; "
                               "use strategy='direct' or bidirectional=False")
+
+    def _check_quantiles(self) -> None:
+        q = self.quantiles
+        if not isinstance(q, (tuple, list)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in q):
+            raise ConfigError(f"quantiles must be a list of numbers (levels such as 0.1, 0.5, 0.9); got {q!r}")
+        object.__setattr__(self, "quantiles", tuple(float(v) for v in q))
+        if q:
+            check_levels(self.quantiles, "quantiles")
+        if len(q) > MAX_QUANTILES:
+            raise ConfigError(f"quantiles lists {len(q)} levels; a head emits at most {MAX_QUANTILES}")
 
     def cell_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :class:`rnnkit.nn.layers.Recurrent` beyond the common ones: the
@@ -201,9 +238,10 @@ class TrainConfig(Serialisable):
     of the loss. ``stateful``: windows are consecutive slices of long streams, the state is carried
     from batch to batch (detached every ``tbptt`` steps) and reset every epoch; no shuffling.
 
-    ``loss``: ``None`` (the default) is the job's own loss: MSE for forecasting, cross-entropy for
-    classification and character models; the job records the loss it used. A loss the job cannot
-    train with (``"ce"`` for forecasting, ``"mse"``/``"mae"`` for the others) is refused there, as
+    ``loss``: ``None`` (the default) is the job's own loss: MSE for forecasting (the pinball loss
+    for a quantile head, ``ModelConfig.quantiles``), cross-entropy for classification and character
+    models; the job records the loss it used. A loss the job cannot train with (``"ce"`` for
+    forecasting, ``"mse"``/``"mae"`` for the others, ``"pinball"`` without quantiles) is refused there, as
     is every other setting the job does not use (see each job's ``refuse_unsupported`` in ``tasks/X/config.py``).
 
     Ranges: ``lr`` in (0, 10], ``momentum`` in [0, 1) (SGD and RMSprop only), ``weight_decay``
@@ -268,7 +306,7 @@ class TrainConfig(Serialisable):
         check_real("lr", self.lr, 0.0, MAX_LR, lo_open=True, what="a positive number")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
-        check_choice("loss", self.loss, (None, "mse", "mae", "ce"))
+        check_choice("loss", self.loss, (None, *LOSSES))
         check_choice("engine", self.engine, ("auto", "fused", "torch"))
         check_positive("patience", self.patience, zero_ok=True)
         check_positive("check_every", self.check_every)
@@ -316,5 +354,7 @@ def refuse_forecasting_settings(job: str, model: ModelConfig, train: TrainConfig
         refuse_setting(job, f"loss={train.loss!r}", "it trains with cross-entropy; leave loss unset (or 'ce')")
     if model.strategy != "direct":
         refuse_setting(job, f"strategy={model.strategy!r}", "strategy is a forecasting setting")
+    if model.quantiles:
+        refuse_setting(job, "quantiles", "a quantile head is a forecasting setting")
     if train.many_to_many or train.warmup:
         refuse_setting(job, "many_to_many/warmup", "they are forecasting settings")

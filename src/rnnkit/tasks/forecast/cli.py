@@ -38,7 +38,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    for name in ("cell", "hidden_size", "num_layers", "dropout", "bidirectional", "strategy", "init", "peephole"):
+    for name in ("cell", "hidden_size", "num_layers", "dropout", "bidirectional", "strategy", "init", "peephole",
+                 "quantiles"):
         config_arg(g, _M, name)
 
 
@@ -50,7 +51,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     config_arg(g, _T, "batch_size", help="windows per batch; more than there are windows means all of them")
     for name in ("lr", "optimizer", "momentum", "weight_decay", "clip_norm", "clip_value", "schedule"):
         config_arg(g, _T, name)
-    config_arg(g, _T, "loss", choices=("mse", "mae"), default_text="mse")  # forecast_loss: None is mse
+    # forecast_loss: None is mse, or the pinball loss of a quantile head (which no other loss trains)
+    config_arg(g, _T, "loss", choices=("mse", "mae"), default_text="mse; pinball with --quantiles")
     for name in ("patience", "min_delta", "check_every", "many_to_many", "warmup", "stateful", "tbptt", "seed",
                  "engine"):
         config_arg(g, _T, name)
@@ -118,6 +120,13 @@ def _configs(a: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfi
     return dc, mc, tc, SearchConfig(**config_values(a, SearchConfig))
 
 
+def _print_quantile_scores(scores: dict) -> None:
+    """A quantile run's scores of its levels, one line (nothing for a point forecast)."""
+    if "quantile_scores" in scores.get("model", {}):
+        from .quantiles import describe_level_scores
+        print(f"quantiles: {describe_level_scores(scores['model']['quantile_scores'])}")
+
+
 def _metrics_table(scores: dict, label: str = "model") -> str:
     """Overall metrics, one row per forecaster: the model (shown as ``label``) and the baselines."""
     from ...report import format_table
@@ -159,6 +168,7 @@ def cmd_fit(a: argparse.Namespace) -> int:
     print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}, {mc.strategy}"
           + (f", ensemble of {members}, median" if members > 1 else "") + f") for {len(h.rows)} epochs "
           f"with the {'fused native' if h.engine == 'fused' else 'torch'} trainer"
+          + (f" ({h.engine_reason})" if mc.quantiles and h.engine_reason else "")
           + (f", best epoch {h.best_epoch}" if h.best_epoch else "") + (" (stopped early)" if h.stopped_early else ""))
     refit = [e for e in meta["refit_epochs"] if e]
     if refit:
@@ -181,7 +191,8 @@ def cmd_fit(a: argparse.Namespace) -> int:
     if meta["naive_members"]:
         naive = "their" if looks else f"the {rd.skip}"
         print(f"{meta['naive_members']} of {members} member(s) did not beat {naive} naive forecast on the "
-              "validation rows and forecast it instead")
+              "validation rows and forecast it instead"
+              + (" (as the centre; the other quantiles keep their trained spread)" if mc.quantiles else ""))
     if run.metrics:
         print(f"test metrics ({run.meta['n_rows'] - run.meta['test_start']} rows, original units):")
         print(_metrics_table(run.metrics, f"rnnkit {mc.cell}"))
@@ -191,6 +202,8 @@ def cmd_fit(a: argparse.Namespace) -> int:
               f"rolling origins {cal.spacing} step(s) apart ({'a refit before each' if cal.refit == 'each' else 'one refit'})")
         if run.metrics:
             print(_intervals_text(run.metrics, "the test rows"))
+    if run.metrics:
+        _print_quantile_scores(run.metrics)
     print(f"run directory: {out}")
     return 0
 
@@ -244,6 +257,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         print(_metrics_table(scores, f"rnnkit {run.model_config.cell}"))
         if "intervals" in scores["model"]:
             print(_intervals_text(scores, "these rows"))
+        _print_quantile_scores(scores)
     return 0
 
 

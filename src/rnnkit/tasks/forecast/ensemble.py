@@ -55,6 +55,7 @@ class ForecastEnsemble(nn.Module):
         first = members[0]
         self.config, self.input_size, self.n_targets, self.horizon = (first.config, first.input_size,
                                                                       first.n_targets, first.horizon)
+        self.levels, self.centre = first.levels, first.centre
 
     @property
     def lookbacks(self) -> tuple[int, ...] | None:
@@ -75,6 +76,8 @@ class ForecastEnsemble(nn.Module):
 
     @staticmethod
     def _median(outs: list[Tensor]) -> Tensor:
+        # quantile forecasts: the median of each level keeps their order (if every member's level q is
+        # at most its level q', so is each order statistic, and so the mean of the middle two)
         return torch.quantile(torch.stack(outs), 0.5, dim=0)  # (N, ...) -> (...): the middle, or the mean of two
 
     def forward(self, x: Tensor) -> Tensor:

@@ -37,6 +37,7 @@ from .model import Forecaster
 from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
+from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
            "forecast_fused_task", "resolve_norm", "series_known", "series_known_rows"]
@@ -131,7 +132,7 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     fixes the rows of each part (the search compares candidates on the same validation rows)."""
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
     if train_config.loss is None:  # the job's own loss, recorded in the run as the one used
-        train_config = train_config.replace(loss="mse")
+        train_config = train_config.replace(loss="pinball" if model_config.quantiles else "mse")
     if data is not None and data_config.source == DataConfig.source and data.source != data_config.source:
         data_config = data_config.replace(source=data.source)  # the default source is not this data's
     data = with_future_columns(data if data is not None else load_data(data_config), data_config.future_covariates)
@@ -171,7 +172,8 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     n_values = C + len(dc.covariates)
     K = known_width(data.freq, calendar, len(dc.future_covariates), recursive)
-    check_training_memory(model_config, n_values + K, C * dc.horizon, min(train_config.batch_size, windows),
+    check_training_memory(model_config, n_values + K, C * dc.horizon * max(1, len(model_config.quantiles)),
+                          min(train_config.batch_size, windows),
                           dc.lookback + (dc.horizon if K and not recursive else 0),
                           itemsize=torch.empty(0, dtype=dtype).element_size())
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
@@ -207,6 +209,11 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     member whose validation loss is not below the naive forecast's is set to forecast it exactly (a zero correction): the naive fallback; so is
     every member on a series too short to hold out validation rows (:attr:`Prepared.too_short`),
     where nothing could show that the network does better.
+
+    A quantile head (:mod:`.quantiles`) starts as the naive forecast with Gaussian intervals of the
+    training targets' spread; its gate compares the *centre* (the point forecast) with the naive
+    forecast by the pinball loss at the centre's level, and its fallback zeroes the centre only, so
+    the trained spread stays around the naive forecast (why: :func:`~.quantiles.zero_centre`).
     Returns the members, their histories and which of them fell back. (The workflow then refits
     the members that did not fall back on the training and validation rows, :mod:`.refit`.)
     """
@@ -226,7 +233,9 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
         # on a series too short to validate, nothing shows that a network beats the naive forecast
         naive = (p.norm.skip != "none" or p.norm.difference > 0) and (p.too_short or (
             p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
-        if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
+        if naive and model.levels:  # the centre forecasts the naive forecast; the spread stays
+            zero_centre(model)
+        elif naive:  # on the validation windows the naive forecast did better: forecast it, exactly
             with torch.no_grad():
                 model.head.weight.zero_()
                 model.head.bias.zero_()
@@ -237,11 +246,14 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
 def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecaster:
     """The untrained forecaster of seed ``seed`` for ``prep``: its initial weights depend on the seed
     alone (a refit starts again from them). With per-window normalisation the head starts at zero,
-    so the untrained model forecasts the naive forecast (or the window's level) exactly."""
+    so the untrained model forecasts the naive forecast (or the window's level) exactly; a quantile
+    head starts there with Gaussian intervals of the training targets' spread."""
     with seeded(seed):  # other threads may be building theirs (calibration refits)
         model = Forecaster(prep.n_inputs, len(prep.data_config.targets), prep.data_config.horizon, model_config,
                            n_known=prep.known_width).to(prep.dtype)
-    if prep.norm.active:
+    if model.levels:
+        init_quantile_head(model, prep.train[1], centre_zero=prep.norm.active)
+    elif prep.norm.active:
         nn.init.zeros_(model.head.weight)
         nn.init.zeros_(model.head.bias)
     return model
@@ -249,8 +261,12 @@ def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecast
 
 def forecast_loss(model: Forecaster, train_config: TrainConfig):
     """The loss function :func:`rnnkit.training.loop.fit` calls for a forecaster and these settings
-    (``loss=None`` is MSE; a loss forecasting cannot use is refused, never replaced)."""
+    (``loss=None`` is MSE, or the mean pinball loss over the levels of a quantile head; a loss
+    forecasting cannot use is refused, never replaced)."""
     refuse_unsupported(model.config, train_config)
+    if model.levels:  # direct only (ModelConfig refuses recursive quantile models)
+        levels = torch.tensor(model.levels, dtype=next(model.parameters()).dtype)
+        return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels)
     crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss
     C, warm = model.n_targets, train_config.warmup
     if train_config.stateful:
@@ -287,7 +303,9 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
         return "last", y[:, 0]
     mode, y = targets(*train)
     yv = None if val is None else targets(*val)[1]
-    return FusedTask(head_mode=mode, loss=train_config.loss or "mse", x=train[0], y=y,
+    # a quantile head's task is the pinball loss, which the fused trainer declines (the run records why)
+    loss = "pinball" if model.levels else train_config.loss or "mse"
+    return FusedTask(head_mode=mode, loss=loss, x=train[0], y=y,
                      x_val=None if val is None else val[0], y_val=yv,
                      warmup=train_config.warmup if mode == "all" else 0)
 
@@ -311,6 +329,10 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
         raise ConfigError(f"skip='seasonal' repeats the last season, which needs a seasonal period m > 1 and a "
                           f"lookback of at least m (m={m}, lookback {lookback}); use --skip last")
     if dc.difference != "none":
+        if model.quantiles:
+            raise ConfigError(f"difference={dc.difference!r} sums the forecast differences back into values, and the "
+                              "quantile of a sum is not the sum of the quantiles: use --difference none with "
+                              "--quantiles (the naive skip then gives the same start)")
         if recursive or train.stateful:
             raise ConfigError(f"difference={dc.difference!r} is for direct models (the network reads a window's "
                               "differences and forecasts the horizon's); use --difference none")
@@ -347,12 +369,15 @@ def resolve_calendar(dc: DataConfig, data: SeriesData) -> str:
 
 @torch.no_grad()
 def _beats_naive(model: Forecaster, val, loss: str) -> bool:
-    """Whether the trained model's validation loss is below the naive forecast's (the zero correction)."""
+    """Whether the trained model's validation loss is below the naive forecast's (the zero correction);
+    for a quantile head, its centre's pinball loss at the centre's level (see :func:`train_members`)."""
     crit = F.l1_loss if loss == "mae" else F.mse_loss
     was = model.training
     model.eval()
     try:
         x, y = val
+        if model.levels:
+            return centre_beats_naive(model(x), y, model.levels, model.centre)
         return float(crit(model(x), y)) < float(crit(torch.zeros_like(y), y))
     finally:
         model.train(was)

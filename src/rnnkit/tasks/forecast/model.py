@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ...config import ModelConfig
 from ...errors import ConfigError, ShapeError
 from ...nn.layers import Recurrent, StateLike
+from .quantiles import centre_index, ordered, quantile_horizon_message
 
 __all__ = ["Forecaster"]
 
@@ -20,7 +21,9 @@ class Forecaster(nn.Module):
     """A recurrent encoder and a linear head that forecasts ``n_targets`` series.
 
     ``strategy="direct"`` (many-to-one): the head reads the last output and emits all
-    ``horizon`` steps at once, ``forward(x) -> (B, horizon, n_targets)``.
+    ``horizon`` steps at once, ``forward(x) -> (B, horizon, n_targets)``; with
+    ``config.quantiles`` (Q levels, :attr:`levels`) it emits Q quantiles of each, increasing by
+    construction (:mod:`rnnkit.tasks.forecast.quantiles`), ``(B, horizon, n_targets, Q)``.
 
     ``strategy="recursive"`` (many-to-many): the head reads every output and predicts the next
     value, ``forward(x) -> (B, T, n_targets)``; :meth:`predict` primes the state on a context and
@@ -54,7 +57,11 @@ class Forecaster(nn.Module):
                              batch_first=True, dropout=config.dropout,
                              bidirectional=config.bidirectional, init=config.init, **config.cell_kwargs())
         width = self.rnn.num_directions * self.rnn.output_size
-        out = horizon * n_targets if config.strategy == "direct" else n_targets
+        #: the quantile levels the head emits (empty: a point forecast); ModelConfig refuses them for
+        #: recursive models. ``centre``: the level the others are stacked on, also the point forecast
+        self.levels = tuple(config.quantiles)
+        self.centre = centre_index(self.levels) if self.levels else 0
+        out = horizon * n_targets * max(1, len(self.levels)) if config.strategy == "direct" else n_targets
         self.head = nn.Linear(width, out)
 
     @property
@@ -66,11 +73,14 @@ class Forecaster(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ShapeError(f"Forecaster expected input (B, T, {self.input_size}), got {tuple(x.shape)}")
         out, state = self.rnn(x, state)  # (B, T, D*O)
-        if self.recursive:
-            y = self.head(out)  # (B, T, C)
-        else:
-            y = self.head(out[:, -1]).view(x.shape[0], self.horizon, self.n_targets)  # (B, H*C) -> (B, H, C)
+        y = self.head(out) if self.recursive else self._direct(self.head(out[:, -1]))  # (B, T, C) or (B, H, C)
         return (y, state) if return_state else y
+
+    def _direct(self, y: Tensor) -> Tensor:
+        """The direct head's outputs ``(B, H*C[*Q])`` as forecasts: ``(B, H, C)``, or the quantiles ``(B, H, C, Q)``."""
+        if not self.levels:
+            return y.view(y.shape[0], self.horizon, self.n_targets)  # (B, H*C) -> (B, H, C)
+        return ordered(y.view(y.shape[0], self.horizon, self.n_targets, len(self.levels)), self.centre)
 
     def init_state(self, batch: int = 1) -> StateLike:
         """Zero recurrent state for :meth:`step` (what ``forward`` starts from)."""
@@ -92,7 +102,7 @@ class Forecaster(nn.Module):
                              f"got {tuple(x_t.shape)}")
         out, state = self.rnn.step(x_t, state)  # (B, O)
         y = self.head(out)
-        return (y if self.recursive else y.view(x_t.shape[0], self.horizon, self.n_targets)), state
+        return (y if self.recursive else self._direct(y)), state
 
     @torch.no_grad()
     def predict(self, context: Tensor, horizon: int | None = None, known: Tensor | None = None) -> Tensor:
@@ -118,6 +128,8 @@ class Forecaster(nn.Module):
         y = self(context)
         if horizon <= self.horizon:
             return y[:, :horizon]
+        if self.levels:
+            raise ConfigError(quantile_horizon_message(self.horizon, horizon))
         if self.input_size != self.n_targets:
             raise ConfigError(f"this model was trained for horizon {self.horizon} with covariates; it cannot "
                               f"forecast {horizon} steps (future covariates are unknown)")

@@ -146,7 +146,11 @@ class WindowNorm:
 
     def decode(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Forecasts in scaled units from the network's outputs ``(W, H, C)`` after windows ``X``
-        (with differencing, each step is the value d steps before it plus its forecast difference)."""
+        (with differencing, each step is the value d steps before it plus its forecast difference).
+        Quantile forecasts ``(W, H, C, Q)`` are decoded level by level: an increasing map of each
+        (a positive scale), so their order is kept."""
+        if np.ndim(out) == 4:
+            return np.stack([self.decode(X, out[..., k]) for k in range(out.shape[-1])], axis=-1)
         _, scale = self.stats(X)
         d = self.difference
         if not d:

@@ -345,6 +345,9 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
         raise ConfigError("a global model needs a panel: pass id_col (--id-col COL), the column of series ids")
     model_config, train_config = model_config or ModelConfig(), train_config or TrainConfig()
     search = search or SearchConfig()
+    if model_config.quantiles:
+        raise ConfigError("--quantiles: not yet for panels (one global model over many series); use --intervals 80,95 "
+                          "(split-conformal intervals), or fit the series one by one for a quantile head")
     panel = load_panel(data_config, data)
     if data_config.id_col is None:
         data_config = data_config.replace(id_col="id")

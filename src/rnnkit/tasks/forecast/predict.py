@@ -19,6 +19,7 @@ from .metrics import forecast_metrics, last_value_forecast, seasonal_naive_forec
 from .model import Forecaster
 from .known import generation_inputs, model_input
 from .normalise import WindowNorm
+from .quantiles import quantile_horizon_message
 
 __all__ = ["window_targets_start", "predict_windows", "predict_scaled", "naive_baselines", "score_forecasts",
            "forecast_frame", "windows_for", "check_known_horizon"]
@@ -35,8 +36,13 @@ def window_targets_start(n: int, lookback: int, horizon: int, stride: int = 1, s
 @torch.no_grad()
 def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, horizon: int,
                     n_targets: int, batch_size: int = 4096, norm: WindowNorm | None = None,
-                    transform: TargetTransform | None = None, known: np.ndarray | None = None) -> np.ndarray:
+                    transform: TargetTransform | None = None, known: np.ndarray | None = None,
+                    all_levels: bool = False) -> np.ndarray:
     """Forecast after each raw context window: ``(W, L, F)`` -> ``(W, horizon, C)``, original units.
+
+    A quantile model (``model.levels``) forecasts its centre there, the point forecast, or with
+    ``all_levels`` every level, ``(W, horizon, C, Q)``: each level goes back through the same
+    increasing maps (normalisation, scaler, transform), so they stay in order.
 
     The contexts go the way the training windows went: the run's target ``transform``, its
     ``scaler``, then its per-window ``norm``, with each window's ``known`` inputs ``(W, L + H', K)``
@@ -49,6 +55,12 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     forecasts in original units. The known inputs are the same for every member: the members'
     scalers differ in the target columns only (each column is scaled on its own training rows).
     """
+    levels = getattr(model, "levels", ())
+    if levels and horizon > model.horizon:
+        raise ConfigError(quantile_horizon_message(model.horizon, horizon))
+    if levels and not all_levels:
+        return predict_windows(model, scaler, contexts, horizon, n_targets, batch_size, norm, transform, known,
+                               all_levels=True)[..., model.centre]
     views = getattr(model, "views", None)
     if views:  # an ensemble over several lookbacks (fitting.ForecastEnsemble): each member its own way
         L = np.shape(contexts)[1]  # member k reads the last L_k rows (and their known inputs)
@@ -56,9 +68,11 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
             raise DataError(f"this ensemble's members read up to {max(v.lookback for v in views)} rows (lookbacks "
                             f"{', '.join(str(v.lookback) for v in views)}); the context has {L}")
         each = [predict_windows(member, v.scaler, np.asarray(contexts)[:, L - v.lookback:], horizon, n_targets,
-                                batch_size, v.norm, v.transform, None if known is None else known[:, L - v.lookback:])
+                                batch_size, v.norm, v.transform, None if known is None else known[:, L - v.lookback:],
+                                all_levels=True)
                 for member, v in zip(model.members, views)]
-        return np.median(np.stack(each), axis=0)  # (N, W, H, C) -> (W, H, C): the middle, or the mean of two
+        # (N, W, H, C[, Q]) -> (W, H, C[, Q]): the middle, or the mean of two (per level: keeps their order)
+        return np.median(np.stack(each), axis=0)
     model.eval()
     dtype = next(model.parameters()).dtype
     raw = np.array(contexts, dtype=np.float64, copy=True)
@@ -69,8 +83,11 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     for i in range(0, len(scaled), batch_size):
         outs.append(predict_scaled(model, scaled[i:i + batch_size], horizon, norm, dtype,
                                     None if known is None else known[i:i + batch_size]))
-    y = np.concatenate(outs, 0)  # (W, H, C), scaled
-    y = scaler.inverse_transform(y, columns=list(range(n_targets)))
+    y = np.concatenate(outs, 0)  # (W, H, C) or quantiles (W, H, C, Q), scaled
+    if y.ndim == 4:  # the scaler works on the last axis, the targets': (W, H, C, Q) -> (W, H, Q, C)
+        y = np.moveaxis(scaler.inverse_transform(np.moveaxis(y, 3, 2), columns=list(range(n_targets))), 2, 3)
+    else:
+        y = scaler.inverse_transform(y, columns=list(range(n_targets)))
     if transform is not None:
         y = transform.inverse(y)
     if not np.isfinite(y).all():

@@ -22,7 +22,8 @@ import math
 
 import numpy as np
 
-from ...errors import ConfigError, ShapeError
+from ...config import check_levels  # the validator ModelConfig.quantiles uses too
+from ...errors import ShapeError
 
 __all__ = ["coverage", "interval_width", "pinball", "weighted_quantile_loss", "crps_from_quantiles",
            "check_levels", "interval_scores", "quantile_scores"]
@@ -48,14 +49,6 @@ def interval_width(lo, hi) -> float:
     """Mean width ``hi - lo``."""
     lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
     return float(np.mean(hi - lo))
-
-
-def check_levels(levels, what: str = "quantile levels") -> np.ndarray:
-    """``levels`` as a float array, strictly increasing inside (0, 1); ConfigError otherwise."""
-    q = np.asarray(levels, dtype=np.float64).reshape(-1)
-    if q.size == 0 or not np.all((q > 0) & (q < 1)) or np.any(np.diff(q) <= 0):
-        raise ConfigError(f"{what} must be increasing numbers strictly between 0 and 1; got {list(map(float, q))}")
-    return q
 
 
 def pinball(y_true, quantiles, levels) -> np.ndarray:

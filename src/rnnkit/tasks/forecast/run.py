@@ -76,7 +76,8 @@ def load_forecast_run(path: str | os.PathLike):
         def build():
             one = lambda: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known)  # noqa: E731
             return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
-        model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets": dc.horizon * n_out})
+        model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets x quantiles":
+                                                      dc.horizon * n_out * max(1, len(mc.quantiles))})
         history, metrics = check.reports()
         check.agree("auto" not in (dc.normalise, dc.skip, dc.transform) and dc.seasonal_period is not None
                     and len(meta["norm_floor"]) == n_out, "config.json",

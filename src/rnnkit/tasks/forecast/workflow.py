@@ -42,6 +42,8 @@ from .normalise import WindowNorm
 from .refit import refit_members
 from .predict import (check_known_horizon, forecast_frame, naive_baselines, predict_windows, score_forecasts,
                       windows_for)
+from .probabilistic import quantile_scores
+from .quantiles import outer_band, with_level_columns
 from .search import AUTO_ENSEMBLE, auto_search, choose_normalisation
 
 __all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest", "write_forecast_run"]
@@ -69,12 +71,19 @@ class ForecastRun:
     search: SearchConfig = field(default_factory=SearchConfig)
     calibration: Calibration | None = None
 
-    def predict_contexts(self, contexts: np.ndarray, horizon: int, known: np.ndarray | None = None) -> np.ndarray:
+    def predict_contexts(self, contexts: np.ndarray, horizon: int, known: np.ndarray | None = None,
+                         all_levels: bool = False) -> np.ndarray:
         """Forecasts ``(W, horizon, C)`` in original units after raw context windows ``(W, L, F)``;
         ``known`` are their known inputs (:meth:`known`), needed when the run has future covariates
-        or calendar features."""
+        or calendar features. A quantile run forecasts its point forecast (the centre level) there,
+        or with ``all_levels`` its quantiles ``(W, horizon, C, Q)`` at :attr:`levels`."""
         return predict_windows(self.model, self.scaler, contexts, horizon, len(self.targets),
-                               norm=self.norm, transform=self.transform, known=known)
+                               norm=self.norm, transform=self.transform, known=known, all_levels=all_levels)
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """The quantile levels the run forecasts (``ModelConfig.quantiles``; empty: point forecasts only)."""
+        return self.model_config.quantiles
 
     @property
     def recursive(self) -> bool:
@@ -150,7 +159,10 @@ class ForecastRun:
 
         A calibrated run (``search.intervals``) adds the columns ``<target>_lo_<a>`` and
         ``<target>_hi_<a>`` for each level a, over the calibrated horizon (the trained one: a
-        recursive forecast beyond it has empty interval columns there, and says so in a warning)."""
+        recursive forecast beyond it has empty interval columns there, and says so in a warning).
+        A quantile run (:attr:`levels`) adds a column ``<target>_q<level>`` per target and level
+        (``y_q0.1``, ``y_q0.5``, ``y_q0.9``, in level order, after the point forecasts); the
+        ``<target>`` column is the point forecast, the 0.5 level (or the level nearest it)."""
         data = data if data is not None else self.load_data()
         self._check_columns(data)
         L = self.data_config.lookback
@@ -164,7 +176,11 @@ class ForecastRun:
             check_known_horizon(dc.horizon, horizon)
         values = self.future_values(data, future, horizon)
         context = data.values[None, -L:]  # (1, L, F)
-        y = self.predict_contexts(context, horizon, self.known(data, [len(data)], values, horizon))[0]
+        y = self.predict_contexts(context, horizon, self.known(data, [len(data)], values, horizon),
+                                  all_levels=bool(self.levels))[0]  # (H, C) or (H, C, Q)
+        if self.levels:
+            frame = forecast_frame(data.frame.index, data.freq, y[..., self.model.centre], self.targets)
+            return with_level_columns(frame, y, self.targets, self.levels)
         frame = forecast_frame(data.frame.index, data.freq, y, self.targets)
         return frame if self.calibration is None else self.calibration.add_columns(frame, y, self.targets)
 
@@ -192,8 +208,11 @@ class ForecastRun:
         the run's test rows, or the new rows of ``data`` that continues the series.
 
         Returns ``{"model": {...}, "last value": {...}, "seasonal naive (m=..)": {...}}``, each with
-        ``overall`` and ``per_step`` MAE, RMSE, MAPE, sMAPE and MASE in original units; a calibrated
-        run's model also has ``intervals``: coverage and width per level (overall and per step).
+        ``overall`` and ``per_step`` MAE, RMSE, MAPE, sMAPE and MASE in original units (of the point
+        forecast); a calibrated run's model also has ``intervals``: coverage and width per level
+        (overall and per step); a quantile run's model has ``quantile_scores``
+        (:func:`~rnnkit.tasks.forecast.probabilistic.quantile_scores`: WQL, CRPS, each level's
+        pinball loss, and coverage and width of each central interval, ``"80"`` for 0.1 and 0.9).
         """
         data = data if data is not None else self.load_data()
         self._check_columns(data)
@@ -201,13 +220,18 @@ class ForecastRun:
         values = data.values
         start = self.scoring_start(data)
         X, Y, starts = windows_for(values, len(self.targets), dc.lookback, dc.horizon, 1, start, len(values))
-        pred = self.predict_contexts(X, dc.horizon, self.known(data, starts, horizon=dc.horizon))
+        pred = self.predict_contexts(X, dc.horizon, self.known(data, starts, horizon=dc.horizon),
+                                     all_levels=bool(self.levels))
+        levels = pred if self.levels else None  # (W, H, C, Q)
+        pred = pred[..., self.model.centre] if self.levels else pred  # the point forecast, (W, H, C)
         m = self.seasonal_period
         base = naive_baselines(values[:, :len(self.targets)], starts, dc.horizon, m)
         y_train = values[:self.meta.get("train_rows", start), :len(self.targets)]
         scores = score_forecasts(Y, pred, base, y_train, m)
         if self.calibration is not None:
             scores["model"]["intervals"] = self.calibration.scores(Y, pred)
+        if levels is not None:
+            scores["model"]["quantile_scores"] = quantile_scores(Y, levels, self.levels)
         return scores
 
     def backtest(self, data: SeriesData | None = None, folds: int = 5, refit: bool = False,
@@ -242,6 +266,9 @@ class ForecastRun:
         point = None if ahead is None else ahead[list(self.targets)].to_numpy()  # (H, C)
         bands = [(f"{level_name(a)} % interval", lo[0], hi[0]) for a, lo, hi in self.calibration.bands(point[None])] \
             if self.calibration is not None and point is not None else None
+        band = outer_band(ahead, self.targets, self.levels) if ahead is not None else None
+        if band is not None:  # a quantile run: its outermost central interval
+            bands = [(band[2], band[0], band[1])]
 
         def extra(d: Path) -> None:
             if ahead is not None:
@@ -304,6 +331,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     search = search or SearchConfig()
+    if search.intervals and model_config.quantiles:
+        raise ConfigError("--intervals and --quantiles are two kinds of interval: the conformal intervals wrap a point "
+                          "forecast, the quantile head learns its own; pass one of them")
     if search.intervals:  # a series too short for the calibration's refits: refused before any training
         data = data if data is not None else load_data(data_config)
         check_calibration_rows(data_config, data, search)
@@ -352,6 +382,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             "member_best_epochs": [h.best_epoch or 0 for h in histories],
             # the epochs each member was trained again for on the training and validation rows (0: not)
             "refit_epochs": refitted,
+            # which loop trained the (first) member and, for the torch loop, why (e.g. a quantile head's
+            # pinball loss, which the fused trainer does not run): a record for people
+            "trainer": {"engine": histories[0].engine, "reason": histories[0].engine_reason},
             # what was measured to choose the settings: {normalise: validation error} when
             # normalise="auto" measured it, and every setting --auto tried
             "selection": {"normalise": choice, "search": record or []}}
