@@ -1,0 +1,7 @@
+"""Deployment: a trained run written as an ONNX graph for onnxruntime (``rnnkit export``).
+
+:mod:`.pipeline` and :mod:`.graphs` are the forecast (pre- and post-processing mirrored in torch
+around a traceable copy of the network, :mod:`.traceable`) and the streaming step as torch modules;
+:mod:`.onnx_file` traces them, checks them with onnxruntime and writes the file; :mod:`.cli` is the
+command. Only the command line module is imported with the package (it loads neither torch nor onnx).
+"""
