@@ -97,6 +97,20 @@ def test_ensembles_export_their_median(tmp_path, ensemble, lookbacks):
     assert rel_diff(s.run(None, {"context": X})[0], run.predict_contexts(X, 6)) < TOL
 
 
+def test_float64_runs_export_unrolled(tmp_path):
+    # onnxruntime has ONNX's LSTM, GRU and RNN nodes in float32 only: a float64 network is unrolled
+    run = make_run(torch.float64, cell="gru", lookback=12)
+    path = rnnkit.export_onnx(run, tmp_path / "m.onnx")
+    X = contexts(run)
+    assert props(path)["time_axis"] == "fixed"
+    assert rel_diff(session(path).run(None, {"context": X})[0], run.predict_contexts(X, 6)) < 1e-12
+    path = rnnkit.export_onnx(run, tmp_path / "s.onnx", step=True)
+    state = run.model.init_state(2)
+    got = session(path).run(None, {"x_t": X[:2, 0], "state_in_0": state.numpy()})
+    y, state = run.model.step(torch.tensor(X[:2, 0]), state)
+    assert rel_diff(got[0], y.numpy()) < 1e-12 and rel_diff(got[1], state.numpy()) < 1e-12
+
+
 def test_pipeline_variants_round_trip(tmp_path):
     # the NumPy mirrors are checked in float64 in test_export_pipeline; here that ONNX runs them too
     for k, settings in enumerate([dict(difference="seasonal", skip="none", horizon=3),

@@ -6,6 +6,8 @@ and still catches any wrong index, sign or scale (those are O(1) errors). No ONN
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ import torch
 from export_cases import contexts, make_run, rel_diff
 from rnnkit import ConfigError
 from rnnkit.tasks.export.graphs import ForecastGraph, StepGraph, median, quantile_median
-from rnnkit.tasks.export.traceable import Unrolled, dynamic_time, traceable
+from rnnkit.tasks.export.traceable import Unrolled, should_unroll, traceable
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +49,11 @@ def test_the_graph_forecasts_what_rnnkit_forecasts_in_float64(settings):
     X = contexts(run)
     # the trained horizon, and beyond it (direct models then feed their forecasts back, block by block)
     for H in (run.data_config.horizon, 2 * run.data_config.horizon + 1) if not run.data_config.covariates else (6,):
-        with torch.no_grad():
-            got = ForecastGraph(run, H)(torch.tensor(X)).numpy()
-        assert got.shape == (len(X), H, len(run.targets))
-        assert rel_diff(got, run.predict_contexts(X, H)) < 1e-11
+        for unroll in (False, True):  # torch's kernels (float32 exports) or the unrolled loop (float64 ones)
+            with torch.no_grad():
+                got = ForecastGraph(run, H, unroll=unroll)(torch.tensor(X)).numpy()
+            assert got.shape == (len(X), H, len(run.targets))
+            assert rel_diff(got, run.predict_contexts(X, H)) < 1e-11
 
 
 @pytest.mark.parametrize("ensemble, lookbacks", [(3, ()), (4, ()), (3, (24, 12, 36))],
@@ -83,12 +86,14 @@ def test_medians_are_numpys_and_torchs():
 
 
 def test_the_traceable_copy_runs_torch_kernels_or_the_unrolled_loop_and_leaves_the_model_alone():
-    for cell, dynamic in (("lstm", True), ("gru", True), ("elman", True), ("jordan", False)):
+    for cell, kernel in (("lstm", True), ("gru", True), ("elman", True), ("jordan", False)):
         run = make_run(cell=cell, num_layers=2)
         twin = traceable(run.model)
-        assert dynamic_time(run.model) is dynamic
-        assert isinstance(twin.rnn, Unrolled) is not dynamic
-        assert not dynamic or twin.rnn.backend == "torch"
+        assert should_unroll(run.model)  # float64: onnxruntime has no float64 LSTM, GRU or RNN nodes
+        assert should_unroll(copy.deepcopy(run.model).float()) is not kernel
+        assert isinstance(twin.rnn, Unrolled) is not kernel
+        assert not kernel or twin.rnn.backend == "torch"
+        assert isinstance(traceable(run.model, unroll=True).rnn, Unrolled)
         assert run.model.rnn.backend == "auto" and all(p.requires_grad for p in run.model.parameters())
         x = torch.tensor(contexts(run)[:, :, :1])
         state = run.model.init_state(len(x))

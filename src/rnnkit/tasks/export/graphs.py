@@ -22,7 +22,7 @@ from ...errors import ConfigError
 from ..forecast.fitting import ForecastEnsemble
 from ..forecast.normalise import WindowNorm
 from .pipeline import F64, Norm, Scaling, Transform, predict_scaled
-from .traceable import traceable
+from .traceable import should_unroll, traceable
 
 __all__ = ["ForecastGraph", "StepGraph", "median", "quantile_median", "exportable", "known_inputs_reason",
            "flat_states", "structure"]
@@ -56,10 +56,10 @@ class _Ensemble(ForecastEnsemble):
     _median = staticmethod(quantile_median)
 
 
-def exportable(model: nn.Module) -> nn.Module:
-    """A traceable copy of a forecaster or ensemble (:func:`~.traceable.traceable`), an ensemble's
-    median written in ONNX's operations."""
-    twin = traceable(model)
+def exportable(model: nn.Module, unroll: bool | None = None) -> nn.Module:
+    """A traceable copy of a forecaster or ensemble (:func:`~.traceable.traceable`; ``unroll=None``:
+    :func:`~.traceable.should_unroll`), an ensemble's median written in ONNX's operations."""
+    twin = traceable(model, should_unroll(model) if unroll is None else unroll)
     if isinstance(twin, ForecastEnsemble):
         twin = _Ensemble(list(twin.members), twin.views).eval()
     return twin
@@ -97,16 +97,16 @@ class _Member(nn.Module):
 
 class ForecastGraph(nn.Module):
     """``forward(contexts (B, L, F) float64) -> forecasts (B, horizon, C) float64``, in the data's
-    units, equal to ``run.predict_contexts(contexts, horizon)``."""
+    units, equal to ``run.predict_contexts(contexts, horizon)``; ``unroll`` as :func:`exportable`."""
 
-    def __init__(self, run, horizon: int | None = None) -> None:
+    def __init__(self, run, horizon: int | None = None, unroll: bool | None = None) -> None:
         super().__init__()
         reason = known_inputs_reason(run)
         if reason:
             raise ConfigError(reason)
         self.horizon = horizon or run.data_config.horizon
         C = len(run.targets)
-        model = exportable(run.model)
+        model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)
         if views:  # each member through its own view, the median in the data's units
             self.members = nn.ModuleList(_Member(m, v.transform, v.scaler, v.norm, C, self.horizon, v.lookback)
@@ -146,14 +146,14 @@ class StepGraph(nn.Module):
     """The model's own streaming step, ``model.step(x_t, state)``, with the state as explicit
     tensors: ``forward(x_t (B, F), *state_in) -> (y, *state_out)`` in the network's units and dtype
     (direct models: the ``(B, horizon, C)`` forecast after this step; recursive: the ``(B, C)``
-    prediction of the next value)."""
+    prediction of the next value); ``unroll`` as :func:`exportable`."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, unroll: bool | None = None) -> None:
         super().__init__()
         if getattr(model, "views", None):
             raise ConfigError("this ensemble's members read different lookbacks through their own scalers, so "
                               "they share no streaming input; export its forecast graph (without --step)")
-        self.model = exportable(model)
+        self.model = exportable(model, unroll)
         self.like = structure(model.init_state(1))
 
     def forward(self, x_t: Tensor, *state_in: Tensor):

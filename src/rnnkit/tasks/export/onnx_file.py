@@ -6,7 +6,8 @@ Two graphs can be written for a forecasting run (:mod:`.graphs`):
   data's units and columns -> ``forecast (batch, horizon, C)``, float64, in the data's units; what
   :meth:`ForecastRun.predict_contexts <rnnkit.tasks.forecast.workflow.ForecastRun.predict_contexts>`
   returns. The batch is dynamic, and so is L where every recurrent layer runs on torch's kernels
-  (LSTM, GRU, Elman); a Jordan (or peephole, minGRU) graph is unrolled over the run's lookback.
+  (LSTM, GRU, Elman in float32); a Jordan (or peephole, minGRU) graph, and any network in float64
+  (onnxruntime runs ONNX's recurrent nodes in float32 only), is unrolled over the run's lookback.
 * the **step graph** (``step=True``): ``x_t (batch, F)`` and ``state_in_0 ...`` -> ``y`` and
   ``state_out_0 ...``: the network's own streaming step (``model.step``) in its units (after the
   scaler and the per-window normalisation, which the metadata describes) and dtype.
@@ -34,7 +35,7 @@ from ...errors import ConfigError, RunError
 from ...training.atomic import write_file_atomic
 from .graphs import ForecastGraph, StepGraph, flat_states
 from .pipeline import F64
-from .traceable import dynamic_time
+from .traceable import should_unroll
 
 __all__ = ["export_onnx", "OPSET"]
 
@@ -113,7 +114,7 @@ def _forecast(run, horizon: int | None):
     graph = ForecastGraph(run, horizon)
     H, L, F = graph.horizon, run.data_config.lookback, len(run.columns)
     # a direct model forecasting beyond its trained horizon slides a window of the traced length
-    dynamic = dynamic_time(run.model) and (run.recursive or H <= run.model.horizon)
+    dynamic = not should_unroll(run.model) and (run.recursive or H <= run.model.horizon)
     time = "time" if dynamic else L
     io_ = {"inputs": [{"name": "context", "shape": ["batch", time, F], "dtype": "float64",
                        "columns": list(run.columns), "units": "data"}],

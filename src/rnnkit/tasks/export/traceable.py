@@ -3,7 +3,8 @@
 The native kernels work outside torch's operations, so a trace (``torch.onnx.export``) cannot see
 them; the copy runs each :class:`~rnnkit.nn.layers.Recurrent` layer on ``backend="torch"``
 (``torch._VF``, which the exporter writes as ONNX ``LSTM``/``GRU``/``RNN`` nodes that read a sequence
-of any length). A cell torch has no kernel for (Jordan, peephole LSTMs, minGRU) is stepped in torch
+of any length). A cell torch has no kernel for (Jordan, peephole LSTMs, minGRU), and any cell of a
+network that is not float32 (onnxruntime runs those ONNX nodes in float32 only), is stepped in torch
 operations by :class:`Unrolled`, the reference loop of :func:`rnnkit.nn.loop.run_direction`: its
 trace repeats the example's number of steps, so such a graph reads exactly that many (its time axis
 is fixed, and onnxruntime refuses another length rather than computing a wrong forecast).
@@ -24,7 +25,7 @@ from ...nn.formats import StateLike, format_output, split_state
 from ...nn.layers import Recurrent
 from ...nn.loop import run_direction
 
-__all__ = ["Unrolled", "traceable", "dynamic_time"]
+__all__ = ["Unrolled", "traceable", "should_unroll"]
 
 
 class Unrolled(nn.Module):
@@ -69,20 +70,23 @@ class Unrolled(nn.Module):
         return out.squeeze(1), state
 
 
-def dynamic_time(model: nn.Module) -> bool:
-    """Whether every recurrent layer of ``model`` runs on torch's kernels, so that its graph reads
-    sequences of any length."""
-    return all(torch_mode(m) is not None for m in model.modules() if isinstance(m, Recurrent))
+def should_unroll(model: nn.Module) -> bool:
+    """Whether an ONNX graph of ``model`` unrolls its layers: where a layer's cell has no torch kernel,
+    and for a network that is not float32 (onnxruntime runs ONNX's LSTM, GRU and RNN nodes in float32
+    only)."""
+    layers = [m for m in model.modules() if isinstance(m, Recurrent)]
+    return any(torch_mode(m) is None for m in layers) or any(p.dtype != torch.float32 for p in model.parameters())
 
 
-def traceable(model: nn.Module) -> nn.Module:
+def traceable(model: nn.Module, unroll: bool = False) -> nn.Module:
     """A copy of ``model`` in evaluation mode whose recurrent layers a trace records correctly (see
-    the module docstring). ``model`` itself is left as it is."""
+    the module docstring): on torch's kernels, or :class:`Unrolled` where a cell has none or
+    ``unroll`` asks for it. ``model`` itself is left as it is."""
     twin = copy.deepcopy(model).eval()
     for name, child in list(twin.named_modules()):
         for attr, sub in list(child.named_children()):
             if isinstance(sub, Recurrent):
-                if torch_mode(sub) is not None:
+                if torch_mode(sub) is not None and not unroll:
                     sub.backend = "torch"
                 else:
                     setattr(child, attr, Unrolled(sub))
