@@ -95,6 +95,13 @@ def test_ensembles_export_their_median(tmp_path, ensemble, lookbacks):
     s = session(rnnkit.export_onnx(run, tmp_path / "m.onnx"))
     X = contexts(run)
     assert rel_diff(s.run(None, {"context": X})[0], run.predict_contexts(X, 6)) < TOL
+    if not lookbacks:  # the members step side by side: one state each, the median of their forecasts
+        s = session(rnnkit.export_onnx(run, tmp_path / "s.onnx", step=True))
+        state = run.model.init_state(4)
+        x_t = torch.tensor(X[:4, 0], dtype=torch.float32)
+        got = s.run(None, {"x_t": x_t.numpy(), **{f"state_in_{i}": m.numpy() for i, m in enumerate(state)}})
+        y, state = run.model.step(x_t, state)
+        assert len(got) == 1 + ensemble and np.abs(got[0] - y.numpy()).max() < TOL
 
 
 def test_float64_runs_export_unrolled(tmp_path):
