@@ -32,4 +32,6 @@ def contexts(run, length=None, every=9):
 
 
 def rel_diff(a, b) -> float:
+    """``max |a - b|`` relative to ``max |b|`` (arrays or tensors)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.abs(a - b).max() / np.abs(b).max())

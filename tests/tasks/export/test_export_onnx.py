@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -22,7 +23,7 @@ from rnnkit import ConfigError, RunError
 ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxruntime (pip install 'rnnkit[deploy]')")
 onnx = pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip install 'rnnkit[deploy]')")
 
-from cli_cases import one_line_error, text_fit  # noqa: E402
+from cli_cases import one_line_error  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
 from export_cases import contexts, make_run, rel_diff  # noqa: E402
 
@@ -179,10 +180,14 @@ def test_cli_export_and_its_refusals(tmp_path, capsys):
     assert props(out)["graph"] == "step"
     assert "horizon" in one_line_error(capsys, ["export", "--run", run, "--out", tmp_path / "h.onnx",
                                                 "--horizon", "-1"])
-    text = tmp_path / "text"
-    assert main(text_fit(str(text))) == 0
-    assert "forecasting runs of one series" in one_line_error(capsys, ["export", "--run", text, "--out",
-                                                                        tmp_path / "t.onnx"])
+    panel = tmp_path / "panel.csv"
+    t = np.arange(40)
+    pd.concat([pd.DataFrame({"id": n, "t": t, "y": np.sin(t / 3 + k) + 2}) for k, n in enumerate("ab")]).to_csv(
+        panel, index=False)
+    assert main(["fit", str(panel), "--id-col", "id", "--target", "y", "--horizon", "2", "--lookback", "4",
+                 "--epochs", "1", "--hidden", "4", "--quiet", "--out", str(tmp_path / "prun")]) == 0
+    assert "this is a panel (--id-col) run" in one_line_error(capsys, ["export", "--run", tmp_path / "prun",
+                                                                       "--out", tmp_path / "t.onnx"])
     assert "does not exist" in one_line_error(capsys, ["export", "--run", tmp_path / "nothing", "--out",
                                                        tmp_path / "n.onnx"])
     assert not (tmp_path / "t.onnx").exists() and not (tmp_path / "n.onnx").exists()

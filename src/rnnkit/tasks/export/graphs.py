@@ -25,7 +25,7 @@ from .pipeline import F64, Norm, Scaling, Transform, predict_scaled
 from .traceable import should_unroll, traceable
 
 __all__ = ["ForecastGraph", "StepGraph", "median", "quantile_median", "exportable", "known_inputs_reason",
-           "flat_states", "structure"]
+           "flat_states", "structure", "nest"]
 
 
 def median(outs: list[Tensor]) -> Tensor:
@@ -130,14 +130,14 @@ def structure(state) -> Any:
     return None if isinstance(state, Tensor) else tuple(structure(s) for s in state)
 
 
-def _nest(flat: list[Tensor], like) -> Any:
+def nest(flat: list[Tensor], like) -> Any:
     """``flat`` (from :func:`flat_states`) in the nesting ``like`` (:func:`structure`); returns
     ``(state, the tensors left over)``."""
     if like is None:
         return flat[0], flat[1:]
     out = []
     for s in like:
-        part, flat = _nest(flat, s)
+        part, flat = nest(flat, s)
         out.append(part)
     return tuple(out), flat
 
@@ -157,6 +157,6 @@ class StepGraph(nn.Module):
         self.like = structure(model.init_state(1))
 
     def forward(self, x_t: Tensor, *state_in: Tensor):
-        state, _ = _nest(list(state_in), self.like)
+        state, _ = nest(list(state_in), self.like)
         y, state = self.model.step(x_t, state)
         return (y, *flat_states(state))

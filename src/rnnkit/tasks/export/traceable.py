@@ -21,16 +21,16 @@ from torch import Tensor, nn
 
 from ...errors import ConfigError
 from ...kernels.dispatch import torch_mode
-from ...nn.formats import StateLike, format_output, split_state
+from ...nn.formats import StateLike, format_output, reverse_padded, split_state
 from ...nn.layers import Recurrent
-from ...nn.loop import run_direction
+from ...nn.loop import run_direction, valid_mask
 
 __all__ = ["Unrolled", "traceable", "should_unroll"]
 
 
 class Unrolled(nn.Module):
-    """``layer``'s cells stepped one time step at a time in torch operations (inference: no dropout,
-    no ``lengths``), with the layer's ``forward(x, state)`` and ``step(x_t, state)``; batch first."""
+    """``layer``'s cells stepped one time step at a time in torch operations (inference: no dropout),
+    with the layer's ``forward(x, state, lengths=None)`` and ``step(x_t, state)``; batch first."""
 
     def __init__(self, layer: Recurrent) -> None:
         super().__init__()
@@ -46,20 +46,31 @@ class Unrolled(nn.Module):
     def output_size(self) -> int:
         return self.layer.output_size
 
+    @property
+    def bidirectional(self) -> bool:
+        return self.layer.bidirectional
+
     def init_state(self, batch: int = 1) -> StateLike:
         return self.layer.init_state(batch)
 
-    def forward(self, x: Tensor, state: StateLike | None = None):
+    def forward(self, x: Tensor, state: StateLike | None = None, lengths: Tensor | None = None):
+        """As :meth:`Recurrent.forward <rnnkit.nn.layers.Recurrent.forward>` on ``x (B, T, I)``: padding
+        past ``lengths`` is masked (zero outputs, the state kept), as the reference loop masks it."""
         layer = self.layer
-        states = split_state(layer, state, x.shape[0], x, False)  # each (L*D, B, S)
+        B, T = x.shape[0], x.shape[1]
+        states = split_state(layer, state, B, x, False)  # each (L*D, B, S)
+        mask = None
+        if lengths is not None:
+            mask = valid_mask(lengths, B, T, x.device)  # (B, T)
+            x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
         D, layer_in, finals = layer.num_directions, x, []
         for n in range(layer.num_layers):
             outs = []
             for d in range(D):
                 k = n * D + d
-                seq = layer_in if d == 0 else layer_in.flip(1)
-                out, final = run_direction(layer.cells[k], layer.weights_of(k), seq, tuple(s[k] for s in states), None)
-                outs.append(out if d == 0 else out.flip(1))
+                seq = layer_in if d == 0 else reverse_padded(layer_in, lengths)
+                out, final = run_direction(layer.cells[k], layer.weights_of(k), seq, tuple(s[k] for s in states), mask)
+                outs.append(out if d == 0 else reverse_padded(out, lengths))
                 finals.append(final)
             layer_in = torch.cat(outs, -1) if D == 2 else outs[0]  # (B, T, D*O)
         new = tuple(torch.stack([f[i] for f in finals]) for i in range(len(layer.state_sizes)))  # (L*D, B, S)
