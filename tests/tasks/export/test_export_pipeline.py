@@ -113,3 +113,8 @@ def test_a_step_graph_needs_one_input_for_every_member():
     run = make_run(ensemble=2, lookbacks=(24, 12))
     with pytest.raises(ConfigError, match="different lookbacks"):
         StepGraph(run.model)
+
+
+def test_a_bidirectional_network_has_no_step_graph():
+    with pytest.raises(ConfigError, match="no streaming step"):
+        StepGraph(make_run(cell="gru", bidirectional=True).model)

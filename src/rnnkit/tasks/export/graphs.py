@@ -153,6 +153,9 @@ class StepGraph(nn.Module):
         if getattr(model, "views", None):
             raise ConfigError("this ensemble's members read different lookbacks through their own scalers, so "
                               "they share no streaming input; export its forecast graph (without --step)")
+        if model.config.bidirectional:
+            raise ConfigError("a bidirectional network reads the whole window, forwards and backwards: it has no "
+                              "streaming step; export its forecast graph (without --step)")
         self.model = exportable(model, unroll)
         self.like = structure(model.init_state(1))
 

@@ -26,6 +26,7 @@ metadata (``checked_max_rel_diff``). The file is written atomically: complete, o
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
 import warnings
@@ -134,8 +135,10 @@ def _trace(parts: Parts):
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad(), _quiet_stderr():
         warnings.simplefilter("ignore")  # the exporter's deprecation note and tracer warnings on shape checks
-        torch.onnx.export(parts.graph, parts.example, buf, dynamo=False, opset_version=OPSET,
-                          do_constant_folding=True, **parts.names)
+        # the TorchScript-based exporter: torch 2.5 and later name it dynamo=False (and default to the other)
+        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+        torch.onnx.export(parts.graph, parts.example, buf, opset_version=OPSET, do_constant_folding=True,
+                          **legacy, **parts.names)
     return onnx.load_model_from_string(buf.getvalue())
 
 
