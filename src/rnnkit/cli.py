@@ -17,6 +17,7 @@ from ._version import __version__
 from .cli_parse import EXIT_USAGE, Parser, UsageError
 from .errors import RnnkitError, RnnkitWarning
 from .tasks import JOBS
+from .tasks.export import cli as export_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -29,12 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     for job in JOBS.values():  # forecasting's commands, then `rnnkit classify ...`, `rnnkit text ...`
         if job.cli is not None:
             job.cli.register(sub)
+    export_cli.register(sub)  # `rnnkit export`: any run kind it writes, not a job of its own
     return parser
 
 
 #: command name -> handler, collected from each job's command line (:mod:`rnnkit.tasks`)
 COMMANDS = {name: handler for job in JOBS.values() if job.cli is not None
-            for name, handler in job.cli.COMMANDS.items()}
+            for name, handler in job.cli.COMMANDS.items()} | export_cli.COMMANDS
 
 
 _python_showwarning = warnings.showwarning

@@ -1,0 +1,165 @@
+"""What an exported forecaster computes, as torch modules: the whole forecast after raw context
+windows (:class:`ForecastGraph`) and the network's streaming step (:class:`StepGraph`).
+
+:class:`ForecastGraph` is :meth:`ForecastRun.predict_contexts
+<rnnkit.tasks.forecast.workflow.ForecastRun.predict_contexts>` (that is,
+:func:`~rnnkit.tasks.forecast.predict.predict_windows`) for a run without known inputs: the target
+transform, the scaler, the per-window normalisation and naive skip, the network (a traceable copy,
+:func:`~.traceable.traceable`), the decode and the way back, float64 around the network as the NumPy
+code computes. An ensemble forecasts the median of its members as rnnkit does: in the network's units
+inside the ensemble (``ForecastEnsemble``), or, over several lookbacks, in the data's units after each
+member's own pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import ConfigError
+from ..forecast.fitting import ForecastEnsemble
+from ..forecast.normalise import WindowNorm
+from .pipeline import F64, Norm, Scaling, Transform, predict_scaled
+from .traceable import should_unroll, traceable
+
+__all__ = ["ForecastGraph", "StepGraph", "median", "quantile_median", "exportable", "known_inputs_reason",
+           "flat_states", "structure", "nest"]
+
+
+def median(outs: list[Tensor]) -> Tensor:
+    """The median over ``outs`` (each the same shape), the middle one or the mean of the two middle
+    ones, as ``np.median(np.stack(outs), axis=0)``."""
+    if len(outs) == 1:
+        return outs[0]
+    n = len(outs)
+    s = torch.sort(torch.stack(outs), dim=0).values  # (N, ...)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+
+
+def quantile_median(outs: list[Tensor]) -> Tensor:
+    """``torch.quantile(torch.stack(outs), 0.5, dim=0)`` (``ForecastEnsemble``'s median) in operations
+    ONNX has (torch.quantile has no ONNX form): the middle one, or the two middle ones interpolated as
+    ``torch.lerp`` does at weight 0.5."""
+    n = len(outs)
+    s = torch.sort(torch.stack(outs), dim=0).values  # (N, ...)
+    if n % 2:
+        return s[n // 2]
+    below, above = s[n // 2 - 1], s[n // 2]
+    return above - (above - below) * 0.5
+
+
+class _Ensemble(ForecastEnsemble):
+    """A :class:`~rnnkit.tasks.forecast.fitting.ForecastEnsemble` whose median a trace can export."""
+
+    _median = staticmethod(quantile_median)
+
+
+def exportable(model: nn.Module, unroll: bool | None = None) -> nn.Module:
+    """A traceable copy of a forecaster or ensemble (:func:`~.traceable.traceable`; ``unroll=None``:
+    :func:`~.traceable.should_unroll`), an ensemble's median written in ONNX's operations."""
+    twin = traceable(model, should_unroll(model) if unroll is None else unroll)
+    if isinstance(twin, ForecastEnsemble):
+        twin = _Ensemble(list(twin.members), twin.views).eval()
+    return twin
+
+
+def known_inputs_reason(run) -> str | None:
+    """Why ``run`` cannot be exported (it reads known inputs), or None."""
+    dc = run.data_config
+    if dc.future_covariates or dc.calendar != "none" or getattr(run.model, "n_known", 0):
+        return ("this run reads known inputs (future covariates or calendar features), which a graph of the "
+                "context windows alone cannot compute; export covers runs without --future-covariates and "
+                "--calendar (refit without them to export)")
+    return None
+
+
+class _Member(nn.Module):
+    """One pipeline: a (traceable) model behind its transform, scaler and normalisation, reading the
+    last ``lookback`` rows of a context (all of them for ``lookback=None``)."""
+
+    def __init__(self, model: nn.Module, transform, scaler, norm: WindowNorm | None, n_targets: int,
+                 horizon: int, lookback: int | None) -> None:
+        super().__init__()
+        self.model, self.horizon, self.lookback = model, horizon, lookback
+        self.transform = Transform(transform, n_targets)
+        self.scaling = Scaling(scaler, n_targets)
+        self.norm = Norm(norm if norm is not None else WindowNorm("none", "none", 1, n_targets, (1.0,) * n_targets))
+        self.dtype = next(model.parameters()).dtype
+
+    def forward(self, contexts: Tensor) -> Tensor:
+        raw = contexts if self.lookback is None else contexts[:, -self.lookback:]
+        scaled = self.scaling(self.transform(raw))
+        y = predict_scaled(self.model, scaled, self.horizon, self.norm, self.dtype)  # (B, H, C), scaled
+        return self.transform.inverse(self.scaling.inverse(y))
+
+
+class ForecastGraph(nn.Module):
+    """``forward(contexts (B, L, F) float64) -> forecasts (B, horizon, C) float64``, in the data's
+    units, equal to ``run.predict_contexts(contexts, horizon)``; ``unroll`` as :func:`exportable`."""
+
+    def __init__(self, run, horizon: int | None = None, unroll: bool | None = None) -> None:
+        super().__init__()
+        reason = known_inputs_reason(run)
+        if reason:
+            raise ConfigError(reason)
+        self.horizon = horizon or run.data_config.horizon
+        C = len(run.targets)
+        model = exportable(run.model, unroll)
+        views = getattr(run.model, "views", None)
+        if views:  # each member through its own view, the median in the data's units
+            self.members = nn.ModuleList(_Member(m, v.transform, v.scaler, v.norm, C, self.horizon, v.lookback)
+                                         for m, v in zip(model.members, views))
+        else:
+            self.members = nn.ModuleList([_Member(model, run.transform, run.scaler, run.norm, C, self.horizon, None)])
+
+    def forward(self, contexts: Tensor) -> Tensor:
+        return median([m(contexts) for m in self.members])
+
+
+def flat_states(state) -> list[Tensor]:
+    """A model's state (a tensor, a tuple of them, or an ensemble's tuple of those) as a flat list."""
+    if isinstance(state, Tensor):
+        return [state]
+    return [t for s in state for t in flat_states(s)]
+
+
+def structure(state) -> Any:
+    """The shape of a state's nesting: None for a tensor, a tuple of those for a tuple."""
+    return None if isinstance(state, Tensor) else tuple(structure(s) for s in state)
+
+
+def nest(flat: list[Tensor], like) -> Any:
+    """``flat`` (from :func:`flat_states`) in the nesting ``like`` (:func:`structure`); returns
+    ``(state, the tensors left over)``."""
+    if like is None:
+        return flat[0], flat[1:]
+    out = []
+    for s in like:
+        part, flat = nest(flat, s)
+        out.append(part)
+    return tuple(out), flat
+
+
+class StepGraph(nn.Module):
+    """The model's own streaming step, ``model.step(x_t, state)``, with the state as explicit
+    tensors: ``forward(x_t (B, F), *state_in) -> (y, *state_out)`` in the network's units and dtype
+    (direct models: the ``(B, horizon, C)`` forecast after this step; recursive: the ``(B, C)``
+    prediction of the next value); ``unroll`` as :func:`exportable`."""
+
+    def __init__(self, model: nn.Module, unroll: bool | None = None) -> None:
+        super().__init__()
+        if getattr(model, "views", None):
+            raise ConfigError("this ensemble's members read different lookbacks through their own scalers, so "
+                              "they share no streaming input; export its forecast graph (without --step)")
+        if model.config.bidirectional:
+            raise ConfigError("a bidirectional network reads the whole window, forwards and backwards: it has no "
+                              "streaming step; export its forecast graph (without --step)")
+        self.model = exportable(model, unroll)
+        self.like = structure(model.init_state(1))
+
+    def forward(self, x_t: Tensor, *state_in: Tensor):
+        state, _ = nest(list(state_in), self.like)
+        y, state = self.model.step(x_t, state)
+        return (y, *flat_states(state))

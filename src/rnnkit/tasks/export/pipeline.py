@@ -1,0 +1,144 @@
+"""The forecasting pipeline around the network, in torch operations, so that it can be traced.
+
+Each module mirrors the NumPy code it is named after, operation for operation and in float64 as
+that code computes: :class:`Transform` is :class:`~rnnkit.data.boxcox.TargetTransform`,
+:class:`Scaling` is :class:`~rnnkit.data.scaler.Scaler`, :class:`Norm` is
+:class:`~rnnkit.tasks.forecast.normalise.WindowNorm` (per-window normalisation, the naive skip,
+differencing), and :func:`predict_scaled` is :func:`rnnkit.tasks.forecast.predict.predict_scaled`
+for a run without known inputs. ``tests/tasks/export`` checks each against the original in float64.
+
+Indexing reads from the end of a window (``x[:, -1]``, ``x[:, -m:]``), so that a graph whose time
+axis is dynamic reads any context length the way rnnkit would. What NumPy refuses with an error (a
+non-positive value under a log transform) becomes NaN in a graph.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ...data.boxcox import TargetTransform
+from ...data.scaler import Scaler
+from ...errors import ConfigError
+from ..forecast.normalise import WindowNorm
+
+__all__ = ["Transform", "Scaling", "Norm", "predict_scaled"]
+
+F64 = torch.float64
+
+
+class Transform(nn.Module):
+    """:class:`~rnnkit.data.boxcox.TargetTransform` (none, log, Box-Cox) on the first ``n_targets``
+    columns: :meth:`forward` on contexts ``(B, L, F)``, :meth:`inverse` on forecasts ``(B, H, C)``."""
+
+    def __init__(self, transform: TargetTransform | None, n_targets: int) -> None:
+        super().__init__()
+        t = transform or TargetTransform()
+        self.name, self.lam, self.n_targets = t.name, float(t.lam), n_targets
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.name == "none":
+            return x
+        y, rest = x[..., :self.n_targets], x[..., self.n_targets:]
+        z = torch.log(y) if self.lam == 0 else (torch.pow(y, self.lam) - 1.0) / self.lam
+        return torch.cat([z, rest], -1)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        if self.name == "none":
+            return z
+        if self.lam == 0:
+            return torch.exp(z)
+        return torch.pow(torch.clamp(self.lam * z + 1.0, min=0.0), 1.0 / self.lam)  # 0 where no inverse exists
+
+
+class Scaling(nn.Module):
+    """A fitted :class:`~rnnkit.data.scaler.Scaler`: ``(x - offset) / scale`` over all columns, and its
+    inverse on the first ``n_targets``."""
+
+    def __init__(self, scaler: Scaler, n_targets: int) -> None:
+        super().__init__()
+        self.register_buffer("offset", torch.tensor(scaler.offset, dtype=F64))  # (F,)
+        self.register_buffer("scale", torch.tensor(scaler.scale, dtype=F64))  # (F,)
+        self.n_targets = n_targets
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.offset) / self.scale
+
+    def inverse(self, y: Tensor) -> Tensor:
+        C = self.n_targets
+        return y * self.scale[:C] + self.offset[:C]
+
+
+class Norm(nn.Module):
+    """:class:`~rnnkit.tasks.forecast.normalise.WindowNorm` on windows ``X (B, L, F)`` (scaled units)."""
+
+    def __init__(self, norm: WindowNorm) -> None:
+        super().__init__()
+        self.normalise, self.skip, self.m = norm.normalise, norm.skip, norm.m
+        self.C, self.d, self.active = norm.n_targets, norm.difference, norm.active
+        self.register_buffer("floor", torch.tensor(norm.floor, dtype=F64))  # (C,)
+
+    def series(self, X: Tensor) -> Tensor:
+        y = X[..., :self.C]  # (B, L, C)
+        return y[:, self.d:] - y[:, :-self.d] if self.d else y
+
+    def stats(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        y = self.series(X)
+        if self.normalise == "none":
+            return torch.zeros_like(y[:, :1]), torch.ones_like(y[:, :1])
+        level = y.mean(dim=1, keepdim=True)  # (B, 1, C)
+        std = ((y - level) * (y - level)).mean(dim=1, keepdim=True).sqrt()  # numpy's std (ddof=0)
+        return level, torch.maximum(std, self.floor)
+
+    def base(self, X: Tensor, horizon: int) -> Tensor:
+        y = X[..., :self.C]  # (B, L, C)
+        if self.d:
+            return torch.zeros_like(y[:, :1]).expand(-1, horizon, -1)
+        if self.skip == "none":
+            return self.stats(X)[0].expand(-1, horizon, -1)
+        if self.skip == "seasonal":
+            steps = torch.arange(horizon) % self.m  # y[t+h] = y[t+h-m]: the last season, repeated
+            return y[:, -self.m:][:, steps]
+        last = y[:, -1:].expand(-1, horizon, -1)  # (B, 1, C) -> (B, H, C)
+        if self.skip == "drift":  # the line through the window's first and last values (L > 1)
+            steps_between = torch.ones_like(y[:, 1:]).sum(dim=1, keepdim=True)  # L - 1, from the graph's L
+            slope = (y[:, -1:] - y[:, :1]) / steps_between  # (B, 1, C)
+            return last + slope * torch.arange(1, horizon + 1, dtype=F64)[None, :, None]
+        return last
+
+    def inputs(self, X: Tensor) -> Tensor:
+        level, scale = self.stats(X)
+        z = (self.series(X) - level) / scale  # (B, L - d, C)
+        if self.d:
+            z = torch.cat([torch.zeros_like(X[:, :self.d, :self.C]), z], 1)  # no difference for the first d steps
+        return torch.cat([z, X[..., self.C:]], -1)
+
+    def decode(self, X: Tensor, out: Tensor) -> Tensor:
+        _, scale = self.stats(X)
+        if not self.d:
+            return self.base(X, out.shape[1]) + scale * out
+        full = [X[:, i, :self.C] for i in range(-self.d, 0)]  # the window's last d values, each (B, C)
+        step = scale * out  # (B, H, C)
+        for h in range(out.shape[1]):
+            full.append(full[-self.d] + step[:, h])
+        return torch.stack(full[self.d:], 1)  # H x (B, C) -> (B, H, C)
+
+
+def predict_scaled(model: nn.Module, x: Tensor, horizon: int, norm: Norm, dtype: torch.dtype) -> Tensor:
+    """:func:`rnnkit.tasks.forecast.predict.predict_scaled` without known inputs: forecasts
+    ``(B, horizon, C)`` in scaled units (float64) after scaled windows ``x (B, L, F)`` (float64)."""
+    if not norm.active:
+        return model.predict(x.to(dtype), horizon).to(F64)
+    if model.recursive:  # generates in the window's normalised units, mapped back at the end
+        return norm.decode(x, model.predict(norm.inputs(x).to(dtype), horizon).to(F64))
+    if horizon > model.horizon and model.input_size != model.n_targets:
+        raise ConfigError(f"this model was trained for horizon {model.horizon} with covariates; it cannot "
+                          f"forecast {horizon} steps (future covariates are unknown)")
+    pieces, window, got = [], x, 0
+    while got < horizon:  # beyond the trained horizon: feed the forecasts back, one block at a time
+        y = norm.decode(window, model(norm.inputs(window).to(dtype)).to(F64))  # (B, H, C)
+        pieces.append(y)
+        got += y.shape[1]
+        if got < horizon:
+            window = torch.cat([window, y], 1)[:, y.shape[1]:]  # (B, L + H, F) -> the last L rows
+    return torch.cat(pieces, 1)[:, :horizon]

@@ -1,0 +1,37 @@
+"""Runs the export tests compare graphs against: tiny forecasters with random weights, their contexts."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnnkit import DataConfig, ModelConfig, SearchConfig, TrainConfig, fit_forecaster
+
+
+def make_run(dtype=torch.float64, ensemble=1, lookbacks=(), source="builtin:elnino", seed=0, **settings):
+    """A run trained for one epoch, then given random weights: a zero-initialised head (or one that fell
+    back to the naive forecast) would hide the network from the comparison."""
+    model = {k: settings.pop(k) for k in list(settings) if k in ModelConfig.__dataclass_fields__}
+    data = DataConfig(source=source, lookback=None if lookbacks else settings.pop("lookback", 24),
+                      horizon=settings.pop("horizon", 6), **settings)
+    run = fit_forecaster(data, ModelConfig(**{"hidden_size": 4, **model}), TrainConfig(epochs=1), quiet=True,
+                         evaluate=False, dtype=dtype, search=SearchConfig(ensemble=ensemble,
+                                                                          ensemble_lookbacks=lookbacks))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in run.model.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return run
+
+
+def contexts(run, length=None, every=9):
+    """Raw context windows of the run's data, ``(W, L, F)``."""
+    values = run.load_data().values
+    L = length or run.data_config.lookback
+    return np.stack([values[i:i + L] for i in range(0, len(values) - L, every)])
+
+
+def rel_diff(a, b) -> float:
+    """``max |a - b|`` relative to ``max |b|`` (arrays or tensors)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.abs(a - b).max() / np.abs(b).max())
