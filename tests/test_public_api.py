@@ -15,6 +15,7 @@ EXPECTED = {
     "fit_classifier", "ClassifierRun", "save_classifier_run", "load_classifier_run",
     "fit_char_lm", "TextRun", "save_text_run", "load_text_run", "read_text",
     "read_sequences", "SequenceData", "CharVocab",
+    "sweep", "SweepConfig", "SweepResult",
     "RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError",
 }
 

@@ -45,6 +45,8 @@ _LAZY = {
     "tasks.text.model": ("CharLM",),
     "tasks.text.workflow": ("TextRun", "fit_char_lm", "read_text"),
     "tasks.text.run": ("load_text_run", "save_text_run"),
+    "tasks.sweep.config": ("SweepConfig",),
+    "tasks.sweep.workflow": ("sweep", "SweepResult"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -78,6 +80,8 @@ if _TYPE_CHECKING:  # pragma: no cover
     from .tasks.text.model import CharLM
     from .tasks.text.workflow import TextRun, fit_char_lm, read_text
     from .tasks.text.run import load_text_run, save_text_run
+    from .tasks.sweep.config import SweepConfig
+    from .tasks.sweep.workflow import SweepResult, sweep
 
 
 from ._version import __version__
@@ -98,6 +102,8 @@ __all__ = [
     "fit_classifier", "ClassifierRun", "save_classifier_run", "load_classifier_run",
     "fit_char_lm", "TextRun", "save_text_run", "load_text_run", "read_text",
     "read_sequences", "SequenceData", "CharVocab",
+    # many fits at once
+    "sweep", "SweepConfig", "SweepResult",
     # errors
     "RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError",
 ]

@@ -19,9 +19,10 @@ from types import ModuleType
 from ..training.rundir import consistent_read
 from .classify import cli as classify_cli
 from .forecast import cli as forecast_cli
+from .sweep import cli as sweep_cli
 from .text import cli as text_cli
 
-__all__ = ["Job", "JOBS", "load_run"]
+__all__ = ["Job", "JOBS", "TOOLS", "load_run"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ JOBS: dict[str, Job] = {job.kind: job for job in [
     Job("classify", classify_cli, f"{__name__}.classify.run", "load_classifier_run"),
     Job("text", text_cli, f"{__name__}.text.run", "load_text_run"),
 ]}
+
+#: command lines that run jobs rather than being one (``rnnkit sweep`` writes forecasting runs), after the jobs'
+TOOLS: tuple[ModuleType, ...] = (sweep_cli,)
 
 
 @consistent_read
