@@ -123,3 +123,13 @@ def test_a_bad_toml_file_is_refused_in_one_line(tmp_path, text, needle):
     assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="no such sweep file"):
         read_spec(tmp_path / "missing.toml")
+
+
+def test_the_leaderboard_ranks_trained_jobs_then_failed_then_interrupted():
+    from rnnkit.tasks.sweep.leaderboard import rank_rows
+    rows = [{"job": "job-000", "status": "interrupted"}, {"job": "job-001", "status": "ok", "val_mase": 0.9},
+            {"job": "job-002", "status": "failed", "message": "no"}, {"job": "job-003", "status": "ok", "val_mase": None},
+            {"job": "job-004", "status": "ok", "val_mase": 0.7}, {"job": "job-005", "status": "ok", "val_mase": 0.9}]
+    ranked = rank_rows(rows, "val_mase")
+    assert [(r["job"], r["rank"]) for r in ranked] == [
+        ("job-004", 1), ("job-001", 2), ("job-005", 3), ("job-003", None), ("job-002", None), ("job-000", None)]

@@ -39,8 +39,8 @@ def register(sub) -> None:
     for name in ("random", "random_seed", "workers", "executor", "address", "rank_by"):
         config_arg(g, _W, name)
     p.add_argument("--out", metavar="SWEEPDIR", help="sweep directory to create (or the --config file's out)")
-    p.add_argument("--force", action="store_true", help="start an existing sweep directory again: every job rerun "
-                   "and its run directory replaced")
+    p.add_argument("--force", action="store_true", help="start an existing sweep directory again: its job "
+                   "directories removed, every job run")
     p.add_argument("--resume", action="store_true", help="run the jobs an existing sweep directory has not finished "
                    "(failed, interrupted or not started); with --out alone, its own settings")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -233,7 +233,7 @@ def describe(value: Any) -> str:
         return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):  # a list field's value (a list once read back from JSON)
         return "+".join(map(describe, value)) or "none"
     if isinstance(value, float):
         return f"{value:g}"

@@ -13,8 +13,8 @@ A sweep directory holds:
   written at the end, also when the sweep is interrupted.
 
 An existing sweep directory is refused, unless ``resume`` (run the jobs it has not finished: failed,
-interrupted or never started; the plan must be the same) or ``force`` (start again: every job is
-run and its run directory replaced, the old sweep's other jobs removed). Only a directory that is
+interrupted or never started; the plan must be the same) or ``force`` (start again: the old
+sweep's job directories and rows are removed first, then every job runs). Only a directory that is
 an rnnkit sweep, and holds nothing else, is ever changed.
 """
 
@@ -161,9 +161,8 @@ def _prepare(out: Path, plan: dict, force: bool, resume: bool, protect: list) ->
             rows = []
         return {r["job"]: r for r in rows if isinstance(r, dict) and r.get("status") == "ok"
                 and is_run_dir(out / str(r.get("job")))}
-    names = {j["name"] for j in plan["jobs"]}
-    for n in os.listdir(out):  # force: the old sweep's jobs that this one does not have
-        if n.startswith("job-") and n not in names:
+    for n in os.listdir(out):  # force: start again, so no job of the old sweep can pass for one of this one
+        if n.startswith("job-"):
             shutil.rmtree(out / n)
     for n in ("jobs.json", "leaderboard.csv", "leaderboard.png"):
         if (out / n).exists():
@@ -214,6 +213,8 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     whose search stops after a time budget)."""
     from ..forecast.data import absolute_source
     config = config or SweepConfig()
+    if isinstance(future, (str, os.PathLike)):  # the workers may not share this process's working directory
+        future = str(Path(future).absolute())
     if config.executor == "ray" and not ray_available():
         raise ConfigError("executor 'ray' needs Ray: pip install 'rnnkit[ray]' (or pip install ray), or use the "
                           "local executor")
@@ -246,7 +247,7 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
             results[name] = {"job": name, "settings": settings, "status": "failed", "message": why, "warnings": []}
             continue
         specs.append({"name": name, "settings": settings, "configs": {s: v.to_dict() for s, v in c.items()},
-                      "out": str((out / name).absolute()), "future": None if future is None else str(future)})
+                      "out": str((out / name).absolute()), "future": future})
     workers = config.workers
     say(f"sweep: {len(jobs)} job(s) in {out}" + (f", {len(finished)} finished before" if finished else "")
         + (f", {len(jobs) - len(finished) - len(specs)} refused by the configs" if len(results) > len(finished) else "")
