@@ -53,6 +53,7 @@ def test_two_workers_write_the_sequential_runs_byte_for_byte(tmp_path):
     assert json.loads((tmp_path / "seq" / job / "metrics.json").read_text()) == json.loads(json.dumps(one.metrics))
 
 
+@pytest.mark.slow  # Ray's start-up and its fresh worker processes: tens of seconds on 2 cores
 def test_a_local_ray_writes_the_same_runs(tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rnnkit[ray]')")
     seq = _sweep(tmp_path / "seq")
