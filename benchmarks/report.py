@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-ORDER = ("layer", "trainer", "fit", "stream", "grid", "engine", "search", "panel")
+ORDER = ("layer", "trainer", "fit", "stream", "grid", "engine", "search", "panel", "sweep")
 
 
 def _table(t: dict) -> list[str]:
@@ -69,6 +69,12 @@ def _targets(suites: dict) -> list[list[str]]:
     panel = suites.get("panel", {}).get("records")
     if panel:
         rows += _panel_rows(panel)
+    for r in suites.get("sweep", {}).get("records", []):  # lower is better: parallel time / sequential time
+        v = r["ratio"]
+        rows.append([f"{r['jobs']}-job sweep ({'command line' if r['way'] == 'cli' else 'Python API'}), "
+                     f"{r['workers']} workers: <= 0.6x the sequential wall time",
+                     f"{v['median']:.2f}x [{v['min']:.2f}..{v['max']:.2f}] ({r['cores']} cores)",
+                     "yes" if v["max"] <= 0.6 else "partly" if v["median"] <= 0.6 else "no"])
     return rows
 
 

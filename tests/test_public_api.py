@@ -16,6 +16,7 @@ EXPECTED = {
     "fit_char_lm", "TextRun", "save_text_run", "load_text_run", "read_text",
     "read_sequences", "SequenceData", "CharVocab",
     "export_onnx",
+    "sweep", "SweepConfig", "SweepResult",
     "RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError",
 }
 

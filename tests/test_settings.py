@@ -25,6 +25,7 @@ from rnnkit.cli import build_parser
 from rnnkit.tasks.classify.config import CLASSIFY_DEFAULTS
 from rnnkit.tasks.text.config import TEXT_DEFAULTS
 from rnnkit.tasks.forecast.config import SearchConfig
+from rnnkit.tasks.sweep.config import SweepConfig
 from cli_cases import fit, one_line_error
 
 
@@ -124,18 +125,22 @@ TM, TT = TEXT_DEFAULTS
 # ("TrainConfig.lr"): the test finds them itself and needs only each job's default configs.
 JOB_DEFAULTS = {("fit",): (_D, _M, _T, SearchConfig()),
                 ("classify", "fit"): (SequenceDataConfig(), CM, CH, CT),
-                ("text", "fit"): (TextConfig(), TM, TT)}
+                ("text", "fit"): (TextConfig(), TM, TT),
+                ("sweep",): (_D, _M, _T, SearchConfig(), SweepConfig())}
 # the options still declared by hand for a config field: option dest -> (config holding the default, field)
 DEFAULTS = {
     ("fit",): {},
     ("classify", "fit"): {},
     ("text", "fit"): {},
+    ("sweep",): {},
 }
 # the positional argument: the dest holding the job's data config's ``source``
-POSITIONAL = {("fit",): "data", ("classify", "fit"): "train", ("text", "fit"): "corpus"}
+POSITIONAL = {("fit",): "data", ("classify", "fit"): "train", ("text", "fit"): "corpus", ("sweep",): "data"}
 REQUIRED = {("fit",): ["DATA", "--out", "r"],
-            ("classify", "fit"): ["TRAIN", "--out", "r"], ("text", "fit"): ["CORPUS", "--out", "r"]}
-NOT_CONFIG = {"help", "command", "action", "out", "force", "quiet", "verbose", "future"}
+            ("classify", "fit"): ["TRAIN", "--out", "r"], ("text", "fit"): ["CORPUS", "--out", "r"],
+            ("sweep",): ["DATA", "--out", "r"]}
+# options that are not a config field (a sweep's grid and file: the fields they set are every config's)
+NOT_CONFIG = {"help", "command", "action", "out", "force", "quiet", "verbose", "future", "grid", "config", "resume"}
 # fields no command line offers, and so without option metadata: set in Python
 PYTHON_ONLY = {"ModelConfig.nonlinearity", "ModelConfig.output_activation", "ModelConfig.output_size",
                "TrainConfig.restore_best", "TrainConfig.shuffle"}
@@ -154,6 +159,7 @@ NOT_OFFERED = {
     ("text", "fit"): {**_SEQUENCE_JOBS, "ModelConfig.bidirectional": "a language model reads left to right (refused)",
                       "TrainConfig.epochs": "the budget is --steps (TextConfig.steps)",
                       "TrainConfig.steps": "the budget is --steps (TextConfig.steps)"},
+    ("sweep",): {},
 }
 METADATA_KEYS = {"help", "choices", "flag", "metavar", "off"}
 
@@ -218,7 +224,7 @@ def test_every_config_field_is_an_option_or_left_out_on_purpose(path):
 
 
 @pytest.mark.parametrize("cls", [ModelConfig, TrainConfig, DataConfig, SearchConfig, SequenceDataConfig,
-                                 ClassifierConfig, TextConfig])
+                                 ClassifierConfig, TextConfig, SweepConfig])
 def test_config_metadata_says_what_an_option_needs(cls):
     for f in dataclasses.fields(cls):
         if f.metadata:
@@ -226,7 +232,7 @@ def test_config_metadata_says_what_an_option_needs(cls):
 
 
 @pytest.mark.parametrize("cls", [ModelConfig, TrainConfig, DataConfig, SequenceDataConfig, ClassifierConfig,
-                                 TextConfig])
+                                 TextConfig, SweepConfig])
 def test_config_metadata_choices_are_what_the_config_accepts(cls):
     # the option's choices come from the field's metadata and its validation from __post_init__:
     # every choice must construct (with the settings it needs) and anything else must be refused

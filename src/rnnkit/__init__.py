@@ -46,6 +46,8 @@ _LAZY = {
     "tasks.text.workflow": ("TextRun", "fit_char_lm", "read_text"),
     "tasks.text.run": ("load_text_run", "save_text_run"),
     "tasks.export.onnx_file": ("export_onnx",),
+    "tasks.sweep.config": ("SweepConfig",),
+    "tasks.sweep.workflow": ("sweep", "SweepResult"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -80,6 +82,8 @@ if _TYPE_CHECKING:  # pragma: no cover
     from .tasks.text.workflow import TextRun, fit_char_lm, read_text
     from .tasks.text.run import load_text_run, save_text_run
     from .tasks.export.onnx_file import export_onnx
+    from .tasks.sweep.config import SweepConfig
+    from .tasks.sweep.workflow import SweepResult, sweep
 
 
 from ._version import __version__
@@ -102,6 +106,8 @@ __all__ = [
     "read_sequences", "SequenceData", "CharVocab",
     # deployment
     "export_onnx",
+    # many fits at once
+    "sweep", "SweepConfig", "SweepResult",
     # errors
     "RnnkitError", "DataError", "ConfigError", "ShapeError", "RunError", "TrainingError",
 ]

@@ -16,10 +16,13 @@ from typing import Callable, Sequence
 from ._version import __version__
 from .cli_parse import EXIT_USAGE, Parser, UsageError
 from .errors import RnnkitError, RnnkitWarning
-from .tasks import JOBS
-from .tasks.export import cli as export_cli
+from .tasks import JOBS, TOOLS
 
 __all__ = ["main", "build_parser"]
+
+#: every command line module: the jobs' (:data:`rnnkit.tasks.JOBS`), then the tools' (:data:`rnnkit.tasks.TOOLS`)
+_CLIS = [job.cli for job in JOBS.values() if job.cli is not None] + list(TOOLS)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
@@ -27,16 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "backtest), sequence classification (classify) and character models (text).")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for job in JOBS.values():  # forecasting's commands, then `rnnkit classify ...`, `rnnkit text ...`
-        if job.cli is not None:
-            job.cli.register(sub)
-    export_cli.register(sub)  # `rnnkit export`: any run kind it writes, not a job of its own
+    for cli in _CLIS:  # forecasting's commands, then `rnnkit classify ...`, `rnnkit text ...`, `rnnkit sweep`
+        cli.register(sub)
     return parser
 
 
 #: command name -> handler, collected from each job's command line (:mod:`rnnkit.tasks`)
-COMMANDS = {name: handler for job in JOBS.values() if job.cli is not None
-            for name, handler in job.cli.COMMANDS.items()} | export_cli.COMMANDS
+COMMANDS = {name: handler for cli in _CLIS for name, handler in cli.COMMANDS.items()}
 
 
 _python_showwarning = warnings.showwarning

@@ -18,10 +18,12 @@ from types import ModuleType
 
 from ..training.rundir import consistent_read
 from .classify import cli as classify_cli
+from .export import cli as export_cli
 from .forecast import cli as forecast_cli
+from .sweep import cli as sweep_cli
 from .text import cli as text_cli
 
-__all__ = ["Job", "JOBS", "load_run"]
+__all__ = ["Job", "JOBS", "TOOLS", "load_run"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ JOBS: dict[str, Job] = {job.kind: job for job in [
     Job("classify", classify_cli, f"{__name__}.classify.run", "load_classifier_run"),
     Job("text", text_cli, f"{__name__}.text.run", "load_text_run"),
 ]}
+
+#: command lines that are not a job of their own, after the jobs': ``rnnkit export`` (writes any run kind as
+#: ONNX) and ``rnnkit sweep`` (runs many forecasting jobs)
+TOOLS: tuple[ModuleType, ...] = (export_cli, sweep_cli)
 
 
 @consistent_read

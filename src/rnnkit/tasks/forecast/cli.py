@@ -17,16 +17,16 @@ from ...training.atomic import write_file_atomic
 from ...training.rundir import check_out
 from .config import DataConfig, SearchConfig
 
-__all__ = ["register", "COMMANDS"]
+__all__ = ["register", "COMMANDS", "add_fit_options"]
 
 # the defaults every option shows and starts from are the config dataclasses' own
 _D, _M, _T, _S = DataConfig(), ModelConfig(), TrainConfig(), SearchConfig()
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
+def _add_data_args(p: argparse.ArgumentParser, data_optional: bool = False) -> None:
     g = p.add_argument_group("data")
     g.add_argument("data", metavar="DATA", help="CSV/TSV/Parquet file, or a built-in series such as builtin:sine "
-                                               "(see `rnnkit datasets`)")
+                                               "(see `rnnkit datasets`)", **({"nargs": "?"} if data_optional else {}))
     for name in ("targets", "id_col", "time_col", "covariates", "future_covariates", "static_covariates", "calendar", "fill", "lookback", "horizon",
                  "stride", "val_frac", "test_frac", "val_start", "test_start", "scaler", "seasonal_period",
                  "normalise", "skip", "transform", "difference", "refit"):
@@ -65,6 +65,12 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("prediction intervals")
     for name in ("intervals", "calibration_windows", "calibration_spacing", "calibration_refit"):
         config_arg(g, _S, name)
+
+
+def add_fit_options(p: argparse.ArgumentParser, data_optional: bool = False) -> None:
+    """The options of ``rnnkit fit`` but its output's: DATA and the data, model, training and search
+    options, built from the configs, for another command that fits forecasters (``rnnkit sweep``)."""
+    _add_data_args(p, data_optional), _add_model_args(p), _add_train_args(p), _add_search_args(p)
 
 
 def _add_output_args(p: argparse.ArgumentParser, out_required: bool = True) -> None:

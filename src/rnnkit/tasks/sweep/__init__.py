@@ -1,0 +1,3 @@
+"""Sweeps: many independent forecasting fits at once (a grid, or random draws from it), each in a
+process of its own, ranked in a leaderboard: :func:`rnnkit.sweep` and ``rnnkit sweep``. See
+:mod:`rnnkit.tasks.sweep.workflow` (kept light: ``rnnkit --help`` imports the command line only)."""

@@ -1,0 +1,77 @@
+"""A sweep's own settings (:class:`SweepConfig`): how many jobs, where they run, how they are ranked.
+
+What each job trains is forecasting's settings (``DataConfig``, ``ModelConfig``, ``TrainConfig``,
+``SearchConfig``): the fixed ones every job shares, and the grid's, which differ between jobs
+(:mod:`rnnkit.tasks.sweep.grid`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ...config import MAX_SEED, Serialisable, check_choice, check_positive
+from ...errors import ConfigError
+
+__all__ = ["SweepConfig", "EXECUTORS", "RANK_BY", "MAX_JOBS"]
+
+#: where the jobs run: processes on this machine, or tasks on a Ray cluster (the ``ray`` extra)
+EXECUTORS = ("local", "ray")
+#: what the leaderboard can be ranked on (lowest first): the best validation loss of the run's
+#: history (the loss early stopping watched, in the network's units), the validation rows' scores
+#: in the data's units (comparable between jobs that scale or transform the data differently), and
+#: the test rows' scores
+RANK_BY = ("val_loss", "val_mae", "val_rmse", "val_mase", "test_mae", "test_rmse", "test_mase", "test_smape")
+#: most jobs one sweep plans: beyond this a grid is a typo (a list pasted twice), and --random
+#: samples from it instead
+MAX_JOBS = 100_000
+
+
+@dataclass(frozen=True)
+class SweepConfig(Serialisable):
+    """How a sweep runs its jobs.
+
+    ``random`` picks that many distinct combinations of the grid (drawn with ``random_seed``)
+    instead of every one. ``workers`` jobs run at once, each in a process of its own with one
+    torch thread (the fused trainer runs on one core); ``None`` is the CPUs this process may use.
+    ``workers=1`` with the local executor runs the jobs one after another in this process (the
+    sequential reference: the same run directories, byte for byte). ``executor="ray"`` runs each
+    job as a Ray task of one CPU on the cluster at ``address`` (``"auto"``: the running one;
+    ``None``: a local Ray of ``workers`` CPUs, started and stopped by the sweep). The leaderboard
+    is ranked on ``rank_by``, lowest first (:data:`RANK_BY`).
+    """
+
+    random: Optional[int] = field(default=None, metadata={
+        "help": "run this many combinations of the grid, drawn at random (no repeats), instead of every one",
+        "metavar": "N", "off": "every combination"})
+    random_seed: int = field(default=0, metadata={"help": "seed of the --random draw", "metavar": "N"})
+    workers: Optional[int] = field(default=None, metadata={
+        "help": "jobs run at once, each a process with one torch thread; 1 = one after another in this process",
+        "metavar": "N", "off": "the usable CPUs"})
+    executor: str = field(default="local", metadata={
+        "help": "local: processes on this machine; ray: tasks on a Ray cluster (pip install rnnkit[ray])",
+        "choices": EXECUTORS})
+    address: Optional[str] = field(default=None, metadata={
+        "help": "--executor ray: the cluster to join (auto = the running one)",
+        "metavar": "ADDR", "off": "a local Ray of --workers CPUs"})
+    rank_by: str = field(default="val_loss", metadata={
+        "help": "the leaderboard's order, lowest first: val_loss is the best validation loss of the run's "
+                "history; val_* score the validation rows and test_* the test rows in the data's units",
+        "choices": RANK_BY})
+
+    def __post_init__(self) -> None:
+        if self.random is not None:
+            check_positive("random", self.random)
+        if not isinstance(self.random_seed, int) or isinstance(self.random_seed, bool) \
+                or not 0 <= self.random_seed <= MAX_SEED:
+            raise ConfigError(f"random_seed must be an integer in [0, 2^63 - 1]; got {self.random_seed!r}")
+        if self.workers is not None:
+            check_positive("workers", self.workers)
+        check_choice("executor", self.executor, EXECUTORS)
+        check_choice("rank_by", self.rank_by, RANK_BY)
+        if self.address is not None:
+            if not isinstance(self.address, str) or not self.address.strip():
+                raise ConfigError(f"address must name a Ray cluster (such as auto or HOST:PORT); got {self.address!r}")
+            if self.executor != "ray":
+                raise ConfigError("address names a Ray cluster; pass executor='ray' (--executor ray) with it, "
+                                  "or drop the address")

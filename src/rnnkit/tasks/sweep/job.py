@@ -1,0 +1,169 @@
+"""One job of a sweep, as a worker runs it: one :func:`fit_forecaster` call with the job's settings,
+its run directory written atomically (:meth:`ForecastRun.save`), and the job's row of the leaderboard.
+
+:func:`run_job` takes and returns plain data (dicts of JSON values), so it runs the same in this
+process, in a pool's worker process and in a Ray task. It never raises for the job's own failure:
+a :class:`~rnnkit.errors.RnnkitError` (or any other exception) becomes a ``failed`` row with its
+message, and Ctrl-C an ``interrupted`` row, with no run directory written (the directory is written
+through a temporary that is removed on the way out).
+
+A worker process starts with :func:`init_worker`: one torch thread (the fused trainer runs on one
+core, and the torch loop's numbers depend on the thread count: with one thread everywhere the
+sequential sweep and the parallel one write the same bytes), Ctrl-C ignored between jobs, and the
+sweep's stop event, checked before a job starts and after every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+import traceback
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from ...errors import RnnkitError
+
+__all__ = ["run_job", "init_worker", "job_row", "one_thread", "STATUSES"]
+
+#: a job's status: trained and saved; refused or failed (the message says why); stopped by Ctrl-C
+#: or not started before the sweep stopped
+STATUSES = ("ok", "failed", "interrupted")
+#: the sweep's stop event in a worker process (set by the parent on Ctrl-C), from init_worker
+_STOP: Any = None
+
+
+def init_worker(stop=None) -> None:
+    """A pool worker's set-up: one torch thread, Ctrl-C left to the parent between jobs (it sets
+    ``stop``, which the jobs check), and rnnkit's one-line warnings."""
+    global _STOP
+    _STOP = stop
+    import torch
+    torch.set_num_threads(1)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stopping() -> bool:
+    return _STOP is not None and _STOP.is_set()
+
+
+class _Stopped(KeyboardInterrupt):
+    """Raised from an epoch callback when the sweep's stop event is set (as Ctrl-C would be)."""
+
+
+def _check_stop(row: dict) -> None:
+    if _stopping():
+        raise _Stopped()
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch at one thread inside the block (the sequential sweep runs its jobs as the workers do)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt inside the job (a worker ignores it between jobs)."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
+    if main and before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if main and before == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def job_row(spec: dict, status: str, message: str = "", **scores: Any) -> dict:
+    """A job's row: its name, settings, status and message, and its scores where it trained."""
+    return {"job": spec["name"], "settings": spec["settings"], "status": status, "message": message, **scores}
+
+
+def _validation_scores(run, data) -> dict:
+    """The model's scores on the validation rows in the data's units (windows whose targets lie in
+    them), so that jobs scaling or transforming the data differently compare; {} for a panel run
+    or fewer validation rows than the horizon."""
+    from ..forecast.predict import score_forecasts, windows_for
+    meta, dc = run.meta, run.data_config
+    if "train_rows" not in meta or meta["test_start"] - meta["train_rows"] < dc.horizon:
+        return {}
+    C = len(run.targets)
+    X, Y, starts = windows_for(data.values, C, dc.lookback, dc.horizon, 1, meta["train_rows"], meta["test_start"])
+    pred = run.predict_contexts(X, dc.horizon, run.known(data, starts, horizon=dc.horizon))
+    scores = score_forecasts(Y, pred, {}, data.values[:meta["train_rows"], :C], run.seasonal_period)
+    return {f"val_{k}": _finite(scores["model"]["overall"][k]) for k in ("mae", "rmse", "mase")}
+
+
+def _test_scores(metrics: dict | None) -> dict:
+    if not metrics:
+        return {}
+    model = metrics["summary"]["model"] if "summary" in metrics else metrics["model"]["overall"]
+    return {f"test_{k}": _finite(model.get(k)) for k in ("mae", "rmse", "mase", "smape")}
+
+
+def _train(spec: dict) -> dict:
+    from ..forecast.data import load_data
+    from ..forecast.panel_run import load_panel
+    from ..forecast.workflow import fit_forecaster
+    from .grid import SECTIONS
+    c = {section: cls.from_dict(spec["configs"][section]) for section, cls in SECTIONS.items()}
+    dc = c["data"]
+    data = load_panel(dc) if dc.id_col is not None else load_data(dc)
+    run = fit_forecaster(dc, c["model"], c["train"], data=data, quiet=True, search=c["search"],
+                         callbacks=[_check_stop])
+    run.save(spec["out"], force=True, data=data, future=spec.get("future"))
+    h = run.history
+    val = [v for v in h.val_loss if _finite(v) is not None]
+    return {"val_loss": min(val) if val else None,
+            **({} if dc.id_col is not None else _validation_scores(run, data)), **_test_scores(run.metrics),
+            "best_epoch": h.best_epoch, "epochs": len(h.rows), "engine": h.engine}
+
+
+def run_job(spec: dict) -> dict:
+    """Train and save one job; its leaderboard row (see the module docstring).
+
+    ``spec``: ``name``, ``settings`` (the grid's values, for the row), ``configs`` (section ->
+    the config's ``to_dict()``), ``out`` (the run directory, replaced if it exists: a job retried
+    writes the same run) and ``future`` (forecast's future covariates file, or None)."""
+    if _stopping():
+        return job_row(spec, "interrupted", "not started: the sweep was stopped")
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with _interruptible():
+                if _stopping():  # set while this job was being handed over
+                    raise _Stopped()
+                row = job_row(spec, "ok", **_train(spec))
+        except KeyboardInterrupt:  # Ctrl-C, or the stop event: the run directory was not written
+            row = job_row(spec, "interrupted", "stopped by Ctrl-C before it finished")
+        except RnnkitError as e:
+            row = job_row(spec, "failed", " ".join(str(e).split()))
+        except Exception as e:  # noqa: BLE001 - one job's bug must not stop the other jobs
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            row = job_row(spec, "failed", f"internal error {type(e).__name__}: {' '.join(str(e).split())} "
+                                          f"(at {Path(where.filename).name}:{where.lineno}); please report it")
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    row["warnings"] = sorted({" ".join(str(w.message).split()) for w in caught
+                              if issubclass(w.category, UserWarning)})
+    return row
