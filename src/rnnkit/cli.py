@@ -17,11 +17,13 @@ from ._version import __version__
 from .cli_parse import EXIT_USAGE, Parser, UsageError
 from .errors import RnnkitError, RnnkitWarning
 from .tasks import JOBS, TOOLS
+from .tasks.export import cli as export_cli
 
 __all__ = ["main", "build_parser"]
 
-#: every command line module: the jobs' (:data:`rnnkit.tasks.JOBS`), then the tools' (:data:`rnnkit.tasks.TOOLS`)
-_CLIS = [job.cli for job in JOBS.values() if job.cli is not None] + list(TOOLS)
+#: every command line module: the jobs' (:data:`rnnkit.tasks.JOBS`), `rnnkit export`, then the tools'
+#: (:data:`rnnkit.tasks.TOOLS`)
+_CLIS = [job.cli for job in JOBS.values() if job.cli is not None] + [export_cli] + list(TOOLS)
 
 
 def build_parser() -> argparse.ArgumentParser:

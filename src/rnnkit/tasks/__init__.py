@@ -18,7 +18,6 @@ from types import ModuleType
 
 from ..training.rundir import consistent_read
 from .classify import cli as classify_cli
-from .export import cli as export_cli
 from .forecast import cli as forecast_cli
 from .sweep import cli as sweep_cli
 from .text import cli as text_cli
@@ -48,9 +47,9 @@ JOBS: dict[str, Job] = {job.kind: job for job in [
     Job("text", text_cli, f"{__name__}.text.run", "load_text_run"),
 ]}
 
-#: command lines that are not a job of their own, after the jobs': ``rnnkit export`` (writes any run kind as
-#: ONNX) and ``rnnkit sweep`` (runs many forecasting jobs)
-TOOLS: tuple[ModuleType, ...] = (export_cli, sweep_cli)
+#: command lines that run jobs rather than being one (``rnnkit sweep`` writes forecasting runs), after the jobs'
+#: (``rnnkit export``, which loads runs of any kind, is added by rnnkit.cli: its module imports this one)
+TOOLS: tuple[ModuleType, ...] = (sweep_cli,)
 
 
 @consistent_read
