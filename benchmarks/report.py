@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-ORDER = ("layer", "trainer", "fit", "stream", "grid", "engine", "search", "panel", "sweep")
+ORDER = ("layer", "trainer", "fit", "stream", "grid", "engine", "search", "panel", "sweep", "export")
 
 
 def _table(t: dict) -> list[str]:

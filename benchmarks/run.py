@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick          # smoke run (~1 minute), written to benchmarks/quick/
     python benchmarks/run.py --suite stream   # one suite (repeatable); the others keep their stored results
 
-Suites: layer, trainer, fit (the seed regime: 1a, 1b, 1c), stream, grid, engine, search, panel, sweep; ``seed`` =
+Suites: layer, trainer, fit (the seed regime: 1a, 1b, 1c), stream, grid, engine, search, panel, sweep, export; ``seed`` =
 layer+trainer+fit.
 Results: ``results.json`` (raw samples) and ``RESULTS.md`` in the output folder, and the plot
 ``docs/img/bench.png`` (``quick/bench.png`` for --quick). See benchmarks/README.md.
@@ -31,7 +31,7 @@ import report  # noqa: E402
 SUITES = {"layer": ("suite_seed", "run_layer"), "trainer": ("suite_seed", "run_trainer"),
           "fit": ("suite_fit", "run"), "stream": ("suite_stream", "run"), "grid": ("suite_grid", "run"),
           "engine": ("suite_engine", "run"), "search": ("suite_search", "run"),
-          "panel": ("suite_panel", "run"), "sweep": ("suite_sweep", "run")}
+          "panel": ("suite_panel", "run"), "sweep": ("suite_sweep", "run"), "export": ("suite_export", "run")}
 ALIASES = {"seed": ("layer", "trainer", "fit"), "all": tuple(SUITES)}
 
 
