@@ -64,8 +64,8 @@ class DataConfig(Serialisable):
     last validation row, for that many epochs; so the forecaster has seen the rows just before the
     forecast origin. Not where nothing chose an epoch count (no validation rows, stateful
     training) nor for a member that fell back to the naive forecast (that decision, made on the
-    validation rows, stands). ``"none"`` keeps the first training. See
-    :mod:`rnnkit.tasks.forecast.refit`.
+    validation rows, stands), nor for a panel's global model (measured worse on M1: docs/panels.md).
+    ``"none"`` keeps the first training. See :mod:`rnnkit.tasks.forecast.refit`.
     """
 
     source: str = "builtin:sine"
@@ -129,8 +129,8 @@ class DataConfig(Serialisable):
     refit: str = field(default="auto", metadata={
         "help": "after early stopping chose the epoch count on the validation rows, train each member again "
                 "from the same initial weights on the training and validation rows for that many epochs (about "
-                "one more training; auto: where there are validation rows and the member did not fall back to "
-                "the naive forecast)", "choices": REFITS})
+                "one more training; auto: one series with validation rows, a member that did not fall back to "
+                "the naive forecast; not a panel's global model)", "choices": REFITS})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
