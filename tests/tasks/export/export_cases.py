@@ -8,6 +8,20 @@ import torch
 from rnnkit import DataConfig, ModelConfig, SearchConfig, TrainConfig, fit_forecaster
 
 
+def session(path):
+    """An onnxruntime session of the file at ``path``, one intra-op thread, the CPU provider."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def props(path) -> dict:
+    """The file's metadata_props as a dict."""
+    import onnx
+    return {e.key: e.value for e in onnx.load(str(path)).metadata_props}
+
+
 def make_run(dtype=torch.float64, ensemble=1, lookbacks=(), source="builtin:elnino", seed=0, **settings):
     """A run trained for one epoch, then given random weights: a zero-initialised head (or one that fell
     back to the naive forecast) would hide the network from the comparison."""

@@ -20,7 +20,7 @@ from rnnkit import (ClassifierConfig, ConfigError, ModelConfig, SequenceDataConf
 ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxruntime (pip install 'rnnkit[deploy]')")
 onnx = pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip install 'rnnkit[deploy]')")
 
-from export_cases import rel_diff  # noqa: E402
+from export_cases import props, rel_diff, session  # noqa: E402
 from rnnkit.tasks.classify.data import pad_series  # noqa: E402
 
 TOL = 1e-5
@@ -30,16 +30,6 @@ TEXT = "hello world, hello there. the cat sat on the mat. " * 8
 @pytest.fixture(autouse=True)
 def _one_thread(single_thread):
     """Tiny models: one intra-op thread is faster on a loaded 2-core machine (see conftest)."""
-
-
-def session(path):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def props(path) -> dict:
-    return {e.key: e.value for e in onnx.load(str(path)).metadata_props}
 
 
 @pytest.mark.parametrize("cell, pool, znorm, ensemble", [

@@ -25,7 +25,7 @@ onnx = pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip inst
 
 from cli_cases import one_line_error  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
-from export_cases import contexts, make_run, rel_diff  # noqa: E402
+from export_cases import contexts, make_run, props, rel_diff, session  # noqa: E402
 
 TOL = 1e-5
 
@@ -33,16 +33,6 @@ TOL = 1e-5
 @pytest.fixture(autouse=True)
 def _one_thread(single_thread):
     """Tiny models: one intra-op thread is faster on a loaded 2-core machine (see conftest)."""
-
-
-def session(path):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def props(path) -> dict:
-    return {e.key: e.value for e in onnx.load(str(path)).metadata_props}
 
 
 @pytest.mark.parametrize("strategy", ["direct", "recursive"])
