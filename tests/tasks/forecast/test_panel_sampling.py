@@ -200,7 +200,7 @@ def test_command_line_round_trip_and_refusals(tmp_path, capsys):
             "--horizon", "4", "--epochs", "3", "--hidden", "4", "--quiet", "--batch-size", "16"]
     assert main([*args, "--sampling", "balanced", "--id-embedding", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "id=s0" in out and "fused native" in out
+    assert "balanced sampling, a learned id embedding of 4 series" in out and "fused native" in out
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data"]["sampling"] == "balanced" and config["data"]["id_embedding"] is True
     assert main(["forecast", "--run", str(tmp_path / "run"), "--ids", "s0,s1"]) == 0
