@@ -236,7 +236,7 @@ def test_config_metadata_says_what_an_option_needs(cls):
 def test_config_metadata_choices_are_what_the_config_accepts(cls):
     # the option's choices come from the field's metadata and its validation from __post_init__:
     # every choice must construct (with the settings it needs) and anything else must be refused
-    needs = {"strategy": {"recursive": {}}, "cell": {}, "loss": {}}
+    needs = {"strategy": {"recursive": {}}, "cell": {}, "loss": {}, "sampling": {"balanced": {"id_col": "id"}}}
     for f in dataclasses.fields(cls):
         for choice in f.metadata.get("choices", ()):
             cls(**{f.name: choice, **needs.get(f.name, {}).get(choice, {})})

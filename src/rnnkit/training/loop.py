@@ -25,7 +25,7 @@ from ..kernels import trainer as fused_trainer
 from .members import GLOBAL_RNG
 
 __all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled", "loss_printer",
-           "steps_per_epoch", "planned_epochs"]
+           "steps_per_epoch", "planned_epochs", "epoch_order"]
 
 LossFn = Callable[[nn.Module, Sequence[Tensor]], Tensor]
 
@@ -169,7 +169,8 @@ def _check_data(data: Sequence[Tensor], what: str) -> None:
 
 def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequence[Tensor] | None,
         config: TrainConfig, *, quiet: bool = False,
-        callbacks: Sequence[Callable[[dict], None]] = (), fused=None, epochs: int | None = None) -> History:
+        callbacks: Sequence[Callable[[dict], None]] = (), fused=None, epochs: int | None = None,
+        groups: Sequence[int] | None = None) -> History:
     """Train ``model`` in place and return its :class:`History`.
 
     ``train`` and ``val`` are tuples of tensors sharing their first (sample) dimension, sliced into
@@ -188,8 +189,16 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     sized by the planned ones, no early stopping and no best weights restored: a second training
     for the epoch count a first one's early stopping chose (a forecaster's refit on its training and
     validation rows, :mod:`rnnkit.tasks.forecast.refit`), whose learning rates follow the first's.
+
+    ``groups`` (the sizes of consecutive groups of training examples, e.g. the windows of each
+    series of a panel) samples every epoch balanced across the groups instead of taking each example
+    once: :func:`epoch_order` draws as many examples as there are, each from a group chosen uniformly
+    and uniformly within it, with replacement, from the seeded generator (so on both engines).
     """
     _check_data(train, "training")
+    groups = _check_groups(groups, train[0].shape[0])
+    if groups is not None and config.stateful:
+        raise ConfigError("balanced sampling draws windows; stateful training reads whole streams in order")
     if val is not None:
         _check_data(val, "validation")
     # stateful loss functions take (x, y, state) and return (loss, state); validation starts fresh
@@ -221,15 +230,14 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
             # the optimiser steps of this epoch: all of them, or what is left of the step budget
             limit = per_epoch if config.steps is None else min(per_epoch, config.steps - done)
             if trainer is not None:
-                n = train[0].shape[0]
-                order = torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
+                order = epoch_order(train[0].shape[0], config, gen, groups)
                 train_loss = trainer.train_epoch(order, config.batch_size, opt.param_groups[0]["lr"], limit)
                 if callbacks:  # they may read the model: let torch see that the weights changed
                     trainer.touch()
             elif config.stateful:
                 train_loss = _stateful_epoch(model, loss_fn, train, opt, config, limit)
             else:
-                train_loss = _epoch(model, loss_fn, train, opt, config, gen, limit)
+                train_loss = _epoch(model, loss_fn, train, opt, config, gen, limit, groups)
             done += limit
             if not math.isfinite(train_loss):
                 raise TrainingError(
@@ -285,11 +293,33 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     return history
 
 
-def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator, limit: int) -> float:
+def _check_groups(groups, n: int) -> Tensor | None:
+    if groups is None:
+        return None
+    sizes = torch.as_tensor(list(groups), dtype=torch.int64)
+    if sizes.dim() != 1 or sizes.numel() == 0 or bool((sizes < 1).any()) or int(sizes.sum()) != n:
+        raise ShapeError(f"groups must be positive sizes summing to the {n} training examples; got {list(groups)}")
+    return sizes
+
+
+def epoch_order(n: int, config: TrainConfig, gen: torch.Generator, groups: Tensor | None = None) -> Tensor:
+    """The examples one epoch trains on, in order: a permutation of the ``n`` examples (or ``0..n-1``
+    without ``config.shuffle``), or with ``groups`` (consecutive group sizes) ``n`` draws balanced
+    across the groups: a group uniformly, then an example of it uniformly, with replacement, so each
+    group weighs the same whatever its size (drawn from ``gen`` whatever ``config.shuffle`` says)."""
+    if groups is None:
+        return torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
+    starts = torch.cumsum(groups, 0) - groups
+    g = torch.randint(groups.numel(), (n,), generator=gen)
+    within = (torch.rand(n, generator=gen, dtype=torch.float64) * groups[g]).long()
+    return starts[g] + torch.minimum(within, groups[g] - 1)
+
+
+def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator, limit: int,
+           groups: Tensor | None = None) -> float:
     """One epoch of at most ``limit`` batches (the whole order is drawn either way, so the
     generator advances alike); returns the mean loss over the examples trained on."""
-    n = train[0].shape[0]
-    order = torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
+    order = epoch_order(train[0].shape[0], config, gen, groups)
     order = order[:limit * config.batch_size]
     n = order.numel()
     total = 0.0

@@ -19,6 +19,8 @@ __all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "REFITS", "refuse_
 #: the most calibration windows (each one a refit of the pipeline) --intervals may ask for
 MAX_CALIBRATION_WINDOWS = 1000
 
+#: DataConfig.sampling's choices (see :mod:`rnnkit.tasks.forecast.panel`)
+SAMPLINGS = ("proportional", "balanced")
 #: DataConfig.refit's choices (see :mod:`rnnkit.tasks.forecast.refit`)
 REFITS = ("auto", "none")
 
@@ -89,6 +91,14 @@ class DataConfig(Serialisable):
     static_covariates: tuple[str, ...] = field(default=(), metadata={
         "help": "panels (--id-col): column holding one value per series (a number, or a category such as a region), "
                 "read by the global model at every step; repeat or comma-separate", "metavar": "COL"})
+    sampling: str = field(default="proportional", metadata={
+        "help": "panels (--id-col): the windows each epoch trains on; proportional: every training window once "
+                "(series weigh in proportion to their length); balanced: as many windows drawn with replacement, "
+                "each series equally likely, whatever its length (seeded)", "choices": SAMPLINGS})
+    id_embedding: bool = field(default=False, metadata={
+        "help": "panels (--id-col): a learned vector per training series, read at every step (one-hot ids into "
+                "the first layer, whose columns are the embedding); a series new to the run gets the mean "
+                "embedding, with a warning"})
     fill: Optional[str] = field(default=None, metadata={
         "help": "fill missing values", "choices": ("ffill", "interpolate"), "off": "refuse them"})
     lookback: Optional[int] = field(default=None, metadata={
@@ -140,6 +150,11 @@ class DataConfig(Serialisable):
         if self.static_covariates and self.id_col is None:
             raise ConfigError("static covariates hold one value per series of a panel; pass --id-col COL (the column "
                               "of series ids) with --static-covariates")
+        check_choice("sampling", self.sampling, SAMPLINGS)
+        for flag, on in (("--sampling balanced", self.sampling != "proportional"), ("--id-embedding", self.id_embedding)):
+            if on and self.id_col is None:
+                raise ConfigError(f"{flag} is for panels (several series in long format); pass --id-col COL (the "
+                                  "column of series ids)")
         both = next((c for c in self.future_covariates if c in self.covariates), None)
         if both is not None:
             raise ConfigError(f"column {both!r} is both a covariate and a future covariate; list it once (as a "

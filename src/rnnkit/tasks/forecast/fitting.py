@@ -226,7 +226,7 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
         m, c, p = models[k], configs[k], preps[k]
         return fit(m, forecast_loss(m, c), p.train, p.val, c, quiet=quiet or n > 1,
                    callbacks=[*(callbacks if k == 0 else ()), halt],
-                   fused=forecast_fused_task(m, c, p.train, p.val))
+                   fused=forecast_fused_task(m, c, p.train, p.val), groups=getattr(p, "groups", None))
     histories = train_side_by_side(one, n, parallel=threads_are_deterministic(model_config))
     fallback = []
     for model, p in zip(models, preps):

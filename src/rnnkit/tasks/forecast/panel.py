@@ -11,12 +11,15 @@ series goes, per series, and meets in one training set:
   normalisation and the naive skip (:mod:`.normalise`) then make every window level- and
   scale-free, so one network reads a series of thousands and one of tens alike.
 * **One network** is trained on the training windows of all series (each window counts once:
-  sampling proportional to length), early-stopped on the validation windows of all series, with
-  the naive fallback decided on them (:func:`~.fitting.train_members`), as for one series.
-* **Forecast any series**: the network has no series identity, so a series it never saw forecasts
-  as well as one it trained on (cold start); a new series is scaled on the rows it is given (with
-  the per-window normalisation, the forecast does not depend on that scaling except through the
-  smallest window scale).
+  sampling proportional to length; or with ``sampling="balanced"`` each epoch draws as many
+  windows with replacement, every series equally likely: :func:`rnnkit.training.loop.epoch_order`),
+  early-stopped on the validation windows of all series, with the naive fallback decided on them
+  (:func:`~.fitting.train_members`), as for one series.
+* **Forecast any series**: without an id embedding the network has no series identity, so a
+  series it never saw forecasts as well as one it trained on (cold start); a new series is scaled
+  on the rows it is given (with the per-window normalisation, the forecast does not depend on that
+  scaling except through the smallest window scale). With ``id_embedding`` (:mod:`.statics`) each
+  training series has a learned vector, and a new one gets their mean (with a warning).
 
 Default lookback: the single-series default (two seasons, or ``max(2 horizon, 8)``), shortened
 to what the median series leaves after its validation and test rows (never below the horizon or
@@ -98,6 +101,9 @@ class PanelPrepared(InputWidths):
     known_width: int = 0
     too_short: bool = False
     recursive: bool = False
+    #: balanced sampling (``sampling="balanced"``): the training windows of each series, which lie
+    #: together in :attr:`train` (:func:`rnnkit.training.loop.fit`'s ``groups``); None: each window once
+    groups: tuple[int, ...] | None = None
 
 
 def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) -> None:
@@ -171,14 +177,14 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         raise DataError(f"{panel.source}: no series has {L + H} rows (lookback {L} + horizon {H}) before its held-out "
                         "rows, so there is no training window; pass a shorter --lookback or --horizon")
     statics = StaticEncoder.fit({c: tuple(v[k] for k in trained_ids) for c, v in panel.static.items()},
-                                dc.static_covariates)
+                                dc.static_covariates, tuple(panel.ids[k] for k in trained_ids) if dc.id_embedding else ())
     K = panel_known_width(dc, panel.freq, statics, recursive)
     scalers = tuple(Scaler(dc.scaler).fit(s.values[:max(e, 1)]) for s, (e, _) in zip(series, splits))
     n_values = C + len(past)
     parts = {"train": [], "val": []}
     scaled = [scaler.transform(s.values) for s, scaler in zip(series, scalers)]
     for k, (s, scaler, z, (train_end, val_end)) in enumerate(zip(series, scalers, scaled, splits)):
-        row = statics.features(static_values(panel, k), s.source)
+        row = statics.features(static_values(panel, k), s.source, panel.ids[k])
         for part, lo, hi, stride in (("train", 0, train_end, dc.stride), ("val", train_end, val_end, 1)):
             if hi - max(lo - L, 0) >= L + H and hi > lo:
                 X, Y, starts = windows_for(z, C, L, H, stride, lo, hi)
@@ -201,8 +207,10 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         X, Y = norm.encode(X, Y) if norm.active else (X, Y)
         return as_t(model_input(X, known, n_values, recursive)), as_t(Y)
     val = pairs(parts["val"]) if parts["val"] else None
+    groups = tuple(len(x) for x, _, _ in parts["train"]) if dc.sampling == "balanced" else None
     return PanelPrepared(dc, train_config, norm, pairs(parts["train"]), val, dtype, scalers, splits,
-                         len(trained_ids), statics, K, too_short=val is None and want_val, recursive=recursive)
+                         len(trained_ids), statics, K, too_short=val is None and want_val, recursive=recursive,
+                         groups=groups)
 
 
 def panel_contexts(panel: PanelData, ends, lookback: int) -> np.ndarray:

@@ -42,12 +42,14 @@ def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
           f"{meta['val_windows']} validation windows) for {len(h.rows)} epochs with the "
           f"{'fused native' if h.engine == 'fused' else 'torch'} trainer"
           + (f", best epoch {h.best_epoch}" if h.best_epoch else ""))
-    print(f"lookback {rd.lookback}, season m={rd.seasonal_period}, normalise {rd.normalise}, skip {rd.skip}")
+    print(f"lookback {rd.lookback}, season m={rd.seasonal_period}, normalise {rd.normalise}, skip {rd.skip}, "
+          f"{rd.sampling} sampling" + (f", a learned id embedding of {len(run.statics.ids)} series" if rd.id_embedding else ""))
     if meta["naive_members"]:
         print(f"{meta['naive_members']} of {members} member(s) did not beat the {rd.skip} naive forecast on the "
               "validation windows and forecast it instead")
-    if meta["known_inputs"]:
-        print(f"known inputs per step: {', '.join(meta['known_inputs'])}")
+    shown = meta["known_inputs"][:len(meta["known_inputs"]) - len(run.statics.ids)]  # not every id of the embedding
+    if shown:
+        print(f"known inputs per step: {', '.join(shown)}")
     if run.metrics:
         _report(run, f"rnnkit {mc.cell}")
     if rd.future_covariates and a.future is None:

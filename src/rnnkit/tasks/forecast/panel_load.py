@@ -48,6 +48,10 @@ def load_panel_run(path: str | os.PathLike) -> PanelRun:
             check.fail(SCALERS_FILE, str(e))
         check.agree(statics.columns == dc.static_covariates, SCALERS_FILE,
                     f"encodes the static covariates {list(statics.columns)}, the run has {list(dc.static_covariates)}")
+        window = (dc.lookback or 0) + dc.horizon
+        trained = tuple(sid for sid, (e, _) in zip(ids, meta["splits"]) if e >= window) if dc.id_embedding else ()
+        check.agree(statics.ids == trained, SCALERS_FILE, f"holds an id vocabulary of {len(statics.ids)} series; the "
+                    f"run's id embedding needs its {len(trained)} training series")
         recursive = mc.strategy == "recursive"
         try:
             n_known = panel_known_width(dc, meta["freq"], statics, recursive)

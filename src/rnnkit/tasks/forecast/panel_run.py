@@ -179,10 +179,12 @@ class PanelRun:
         scalers = [self._scaler(sid, s.values, e) for sid, s, e in zip(panel.ids, panel.series, ends)]
         scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, raw)])
         known = None
+        self.statics.warn_new(panel.ids)
         if panel_known_width(dc, panel.freq, self.statics, self.recursive):
             H = horizon if self.recursive else dc.horizon
             known = np.concatenate([
-                series_known_windows(s, dc, sc, self.statics.features(static_values(panel, k), s.source), [e], H,
+                series_known_windows(s, dc, sc, self.statics.features(static_values(panel, k), s.source, panel.ids[k]),
+                                     [e], H,
                                      None if future is None else future[k])
                 for k, (s, sc, e) in enumerate(zip(panel.series, scalers, ends))])
         dtype = next(self.model.parameters()).dtype
