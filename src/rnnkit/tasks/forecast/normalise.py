@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WindowNorm", "NORMALISE", "SKIPS", "DIFFERENCES", "difference_lag", "choose_skip"]
+__all__ = ["WindowNorm", "NORMALISE", "SKIPS", "DIFFERENCES", "difference_lag", "choose_skip", "skip_errors",
+           "pick_skip"]
 
 NORMALISE = ("window", "none")
 SKIPS = ("none", "last", "drift", "seasonal")
@@ -162,11 +163,21 @@ class WindowNorm:
         return np.stack(full[X.shape[1]:], axis=1)
 
 
+def skip_errors(candidates: tuple[str, ...], m: int, X: np.ndarray, Y: np.ndarray) -> dict[str, float]:
+    """The summed absolute error of each naive forecast of ``candidates`` on the windows ``X (W, L, F)``,
+    ``Y (W, H, C)`` (scaled units); summed, so that the windows may come in parts (a panel's series)."""
+    C = Y.shape[2]
+    return {s: float(np.abs(WindowNorm("none", s, m, C, (1.0,) * C).base(X, Y.shape[1]) - Y).sum())
+            for s in candidates}
+
+
+def pick_skip(candidates: tuple[str, ...], errors: dict[str, float]) -> str:
+    """The candidate of least error; ties: the earlier, simpler one."""
+    return min(candidates, key=lambda s: (errors[s], candidates.index(s)))
+
+
 def choose_skip(candidates: tuple[str, ...], m: int, X: np.ndarray, Y: np.ndarray) -> str:
     """The naive forecast, of ``candidates``, with the lowest mean absolute error on the training
     windows ``X (W, L, F)``, ``Y (W, H, C)`` (scaled units): ``skip="auto"``'s choice. No network is
     trained for it, and every training window counts, so the choice is cheap and not noisy."""
-    C = Y.shape[2]
-    errors = {s: float(np.abs(WindowNorm("none", s, m, C, (1.0,) * C).base(X, Y.shape[1]) - Y).mean())
-              for s in candidates}
-    return min(candidates, key=lambda s: (errors[s], candidates.index(s)))  # ties: the earlier, simpler one
+    return pick_skip(candidates, skip_errors(candidates, m, X, Y))

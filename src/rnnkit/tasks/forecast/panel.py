@@ -54,7 +54,7 @@ from .data import absolute_source, default_lookback, seasonal_period
 from .fitting import InputWidths, resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows, model_input
-from .normalise import WindowNorm, choose_skip, difference_lag
+from .normalise import WindowNorm, difference_lag, pick_skip, skip_errors
 from .panel_intervals import check_panel_intervals
 from .predict import windows_for
 from .statics import StaticEncoder
@@ -181,34 +181,47 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     K = panel_known_width(dc, panel.freq, statics, recursive)
     scalers = tuple(Scaler(dc.scaler).fit(s.values[:max(e, 1)]) for s, (e, _) in zip(series, splits))
     n_values = C + len(past)
-    parts = {"train": [], "val": []}
     scaled = [scaler.transform(s.values) for s, scaler in zip(series, scalers)]
-    for k, (s, scaler, z, (train_end, val_end)) in enumerate(zip(series, scalers, scaled, splits)):
-        row = statics.features(static_values(panel, k), s.source, panel.ids[k])
-        for part, lo, hi, stride in (("train", 0, train_end, dc.stride), ("val", train_end, val_end, 1)):
+    rows = [statics.features(static_values(panel, k), s.source, panel.ids[k]) for k, s in enumerate(series)]
+
+    def windows(part: str):
+        """Each series' windows of ``part`` ("train" or "val"), one series at a time, as (X, Y, known)
+        in scaled float64 units: made again for each use rather than kept, so that at most one
+        series' float64 windows are in memory besides the pooled tensors."""
+        for s, scaler, z, row, (train_end, val_end) in zip(series, scalers, scaled, rows, splits):
+            lo, hi, stride = (0, train_end, dc.stride) if part == "train" else (train_end, val_end, 1)
             if hi - max(lo - L, 0) >= L + H and hi > lo:
                 X, Y, starts = windows_for(z, C, L, H, stride, lo, hi)
-                known = series_known_windows(s, dc, scaler, row, starts, H) if K else None
-                parts[part].append((X, Y, known))
-    X_train = np.concatenate([x for x, _, _ in parts["train"]])
-    Y_train = np.concatenate([y for _, y, _ in parts["train"]])
-    if skip == "auto":
+                yield X, Y, (series_known_windows(s, dc, scaler, row, starts, H) if K else None)
+    if skip == "auto":  # the naive forecast of least error on every series' training windows
         candidates = ("last", "drift") + (("seasonal",) if 1 < m <= L else ())
-        skip = choose_skip(candidates, m, X_train, Y_train)
+        totals = dict.fromkeys(candidates, 0.0)
+        for X, Y, _ in windows("train"):
+            for name, e in skip_errors(candidates, m, X, Y).items():
+                totals[name] += e
+        skip = pick_skip(candidates, totals)
     dc = dc.replace(skip=skip)
     train_rows = np.concatenate([scaled[k][:splits[k][0], :C] for k in trained_ids])
     norm = WindowNorm.fit(normalise, skip, m, train_rows, difference_lag(dc.difference, m))
-    as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
 
-    def pairs(chunks):
-        X = np.concatenate([x for x, _, _ in chunks])
-        Y = np.concatenate([y for _, y, _ in chunks])
-        known = np.concatenate([k for _, _, k in chunks]) if K else None
-        X, Y = norm.encode(X, Y) if norm.active else (X, Y)
-        return as_t(model_input(X, known, n_values, recursive)), as_t(Y)
-    val = pairs(parts["val"]) if parts["val"] else None
-    groups = tuple(len(x) for x, _, _ in parts["train"]) if dc.sampling == "balanced" else None
-    return PanelPrepared(dc, train_config, norm, pairs(parts["train"]), val, dtype, scalers, splits,
+    def pooled(part: str):
+        """The part's windows of every series in the network's units and dtype, encoded series by
+        series (per-window normalisation reads each window alone), then pooled: (X, Y) tensors and
+        each series' window count; None when no series has a window there."""
+        xs, ys = [], []
+        for X, Y, known in windows(part):
+            X, Y = norm.encode(X, Y) if norm.active else (X, Y)
+            xs.append(model_input(X, known, n_values, recursive).astype(np_dtype, copy=False))
+            ys.append(np.asarray(Y).astype(np_dtype, copy=False))
+        if not xs:
+            return None, ()
+        sizes = tuple(len(x) for x in xs)
+        return (torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))), sizes
+    train, sizes = pooled("train")
+    val, _ = pooled("val")
+    groups = sizes if dc.sampling == "balanced" else None
+    return PanelPrepared(dc, train_config, norm, train, val, dtype, scalers, splits,
                          len(trained_ids), statics, K, too_short=val is None and want_val, recursive=recursive,
                          groups=groups)
 
