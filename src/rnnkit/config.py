@@ -295,6 +295,10 @@ class TrainConfig(Serialisable):
         "help": "auto: run whole epochs in rnnkit's native fused trainer where the model allows and is small "
                 "enough for it to be faster, else the torch loop; fused: insist; torch: always the torch loop",
         "choices": ("auto", "fused", "torch")})
+    distributed: bool = field(default=False, metadata={
+        "help": "data-parallel training over the processes torchrun starts (torchrun --nproc_per_node=N -m rnnkit "
+                "fit ... --distributed): each rank takes its part of every batch of N x --batch-size, gradients "
+                "and losses are summed over the ranks, only rank 0 writes the run; the torch loop runs"})
 
     def __post_init__(self) -> None:
         check_positive("epochs", self.epochs)
@@ -322,7 +326,7 @@ class TrainConfig(Serialisable):
             raise ConfigError(f"momentum applies to the sgd and rmsprop optimizers; {self.optimizer} has none "
                               "(adam's betas are fixed): use optimizer='sgd' or 'rmsprop', or momentum=0")
         check_real("weight_decay", self.weight_decay, 0.0, 1.0, what="a number")
-        for name in ("restore_best", "shuffle", "many_to_many", "stateful"):
+        for name in ("restore_best", "shuffle", "many_to_many", "stateful", "distributed"):
             if getattr(self, name) not in (True, False):
                 raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
@@ -356,5 +360,8 @@ def refuse_forecasting_settings(job: str, model: ModelConfig, train: TrainConfig
         refuse_setting(job, f"strategy={model.strategy!r}", "strategy is a forecasting setting")
     if model.quantiles:
         refuse_setting(job, "quantiles", "a quantile head is a forecasting setting")
+    if train.distributed:
+        refuse_setting(job, "distributed", "data-parallel training covers forecasting for now (its ensembles train "
+                       "in threads); train without --distributed")
     if train.many_to_many or train.warmup:
         refuse_setting(job, "many_to_many/warmup", "they are forecasting settings")

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from ..config import TrainConfig
 from ..errors import ConfigError, ShapeError, TrainingError
 from ..kernels import trainer as fused_trainer
+from . import distributed
 from .members import GLOBAL_RNG
 
 __all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled", "loss_printer",
@@ -111,13 +112,19 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 def steps_per_epoch(train: Sequence[Tensor], config: TrainConfig) -> int:
-    """Optimiser steps in one whole epoch over ``train``: one per batch, or (stateful) one per
-    truncated-BPTT chunk of the streams ``(B, N, ...)``."""
+    """Optimiser steps in one whole epoch over ``train``: one per batch (with ``distributed``, one per
+    global batch of world x batch_size), or (stateful) one per truncated-BPTT chunk of the streams
+    ``(B, N, ...)``."""
     if config.stateful:
         n, per = train[0].shape[1], config.tbptt or train[0].shape[1]
     else:
-        n, per = train[0].shape[0], config.batch_size
+        n, per = train[0].shape[0], config.batch_size * _world(config)[1]
     return max(1, -(-n // per))
+
+
+def _world(config: TrainConfig) -> tuple[int, int]:
+    """``(rank, world size)`` for ``config``: ``(0, 1)`` unless it trains distributed."""
+    return distributed.process_group() if config.distributed else (0, 1)
 
 
 def planned_epochs(config: TrainConfig, per_epoch: int) -> int:
@@ -196,6 +203,10 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     and uniformly within it, with replacement, from the seeded generator (so on both engines).
     """
     _check_data(train, "training")
+    if config.distributed and config.stateful:
+        raise ConfigError("distributed training shards batches of windows; stateful training reads whole streams in "
+                          "order: drop one of them")
+    rank, world = _world(config)
     groups = _check_groups(groups, train[0].shape[0])
     if groups is not None and config.stateful:
         raise ConfigError("balanced sampling draws windows; stateful training reads whole streams in order")
@@ -220,7 +231,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     history = History(engine="fused" if trainer is not None else "torch", engine_reason=reason)
     best, best_state, bad_checks, done = math.inf, None, 0, 0
     bar = None
-    if progress_enabled(quiet):
+    if progress_enabled(quiet or rank > 0):
         from tqdm.auto import tqdm
         bar = tqdm(total=epochs, desc="training", unit="epoch", leave=False)
     model.train()
@@ -237,7 +248,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
             elif config.stateful:
                 train_loss = _stateful_epoch(model, loss_fn, train, opt, config, limit)
             else:
-                train_loss = _epoch(model, loss_fn, train, opt, config, gen, limit, groups)
+                train_loss = _epoch(model, loss_fn, train, opt, config, gen, limit, groups, rank, world)
             done += limit
             if not math.isfinite(train_loss):
                 raise TrainingError(
@@ -250,6 +261,8 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
                     val_loss = train_loss
                 elif trainer is not None and trainer.x_val is not None:
                     val_loss = trainer.val_loss()
+                elif world > 1:
+                    val_loss = _sharded_loss(model, val_fn, val, rank, world)
                 else:
                     val_loss = evaluate_loss(model, val_fn, val)
             row = {"epoch": epoch, "steps": done, "train_loss": train_loss, "val_loss": val_loss if val is not None else math.nan,
@@ -316,12 +329,16 @@ def epoch_order(n: int, config: TrainConfig, gen: torch.Generator, groups: Tenso
 
 
 def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator, limit: int,
-           groups: Tensor | None = None) -> float:
+           groups: Tensor | None = None, rank: int = 0, world: int = 1) -> float:
     """One epoch of at most ``limit`` batches (the whole order is drawn either way, so the
-    generator advances alike); returns the mean loss over the examples trained on."""
+    generator advances alike); returns the mean loss over the examples trained on. With ``world``
+    ranks each batch is a global one of ``world x batch_size`` examples, of which this rank trains
+    its part (:mod:`.distributed`)."""
     order = epoch_order(train[0].shape[0], config, gen, groups)
-    order = order[:limit * config.batch_size]
+    order = order[:limit * config.batch_size * world]
     n = order.numel()
+    if world > 1:
+        return _sharded_epoch(model, loss_fn, train, opt, config, order, rank, world)
     total = 0.0
     for i in range(0, n, config.batch_size):
         idx = order[i:i + config.batch_size]
@@ -333,6 +350,32 @@ def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator
         opt.step()
         total += float(loss.detach()) * idx.numel()
     return total / n
+
+
+def _sharded_epoch(model, loss_fn, train, opt, config: TrainConfig, order: Tensor, rank: int, world: int) -> float:
+    """:func:`_epoch` on one rank of ``world``: its part of each global batch, the gradients summed
+    over the ranks by their shares before clipping and the step (:mod:`.distributed`)."""
+    total = 0.0
+    for idx, share in distributed.shard(order, config.batch_size, rank, world):
+        opt.zero_grad(set_to_none=True)
+        if idx.numel():
+            loss = loss_fn(model, [t[idx] for t in train])
+            loss.backward()
+            total += float(loss.detach()) * idx.numel()
+        distributed.reduce_gradients(model, share)
+        _clip(model, config)
+        opt.step()
+    return distributed.reduce_sums(total)[0] / order.numel()
+
+
+@torch.no_grad()
+def _sharded_loss(model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor], rank: int, world: int) -> float:
+    """:func:`evaluate_loss` over every rank's contiguous part of ``data``, summed over the ranks."""
+    n = data[0].shape[0]
+    lo, hi = rank * n // world, (rank + 1) * n // world
+    part = evaluate_loss(model, loss_fn, [t[lo:hi] for t in data]) * (hi - lo) if hi > lo else 0.0
+    total, count = distributed.reduce_sums(part, hi - lo)
+    return total / count
 
 
 def _detach(state):

@@ -54,7 +54,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     # forecast_loss: None is mse, or the pinball loss of a quantile head (which no other loss trains)
     config_arg(g, _T, "loss", choices=("mse", "mae"), default_text="mse; pinball with --quantiles")
     for name in ("patience", "min_delta", "check_every", "many_to_many", "warmup", "stateful", "tbptt", "seed",
-                 "engine"):
+                 "engine", "distributed"):
         config_arg(g, _T, name)
 
 
@@ -147,6 +147,7 @@ def _intervals_text(scores: dict, what: str) -> str:
 
 
 def cmd_fit(a: argparse.Namespace) -> int:
+    from ...training.distributed import is_writer
     from .data import load_data
     from .workflow import fit_forecaster
     from .run import save_forecast_run
@@ -164,6 +165,8 @@ def cmd_fit(a: argparse.Namespace) -> int:
                               "--future-covariates COL, or drop --future")
         future_values(a.future, dc.future_covariates, dc.time_col, data.frame.index, data.freq, dc.horizon)
     run = fit_forecaster(dc, mc, tc, data=data, quiet=a.quiet, verbose=a.verbose, search=search)
+    if not is_writer():  # --distributed: the ranks other than 0 trained alongside; rank 0 writes and reports
+        return 0
     out = save_forecast_run(run, data, a.out, force=a.force, future=a.future)
     h, mc, rd, meta = run.history, run.model_config, run.data_config, run.meta
     if meta["selection"]["search"]:

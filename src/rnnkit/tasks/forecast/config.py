@@ -14,7 +14,7 @@ from .known import CALENDAR
 from .levels import REFIT, check_interval_levels, conformal_rank, level_name, min_windows
 from .normalise import DIFFERENCES, NORMALISE, SKIPS
 
-__all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "REFITS", "refuse_unsupported", "MAX_CALIBRATION_WINDOWS"]
+__all__ = ["DataConfig", "SearchConfig", "FORECAST_DEFAULTS", "REFITS", "refuse_unsupported", "refuse_distributed", "MAX_CALIBRATION_WINDOWS"]
 
 #: the most calibration windows (each one a refit of the pipeline) --intervals may ask for
 MAX_CALIBRATION_WINDOWS = 1000
@@ -311,3 +311,16 @@ def refuse_unsupported(model: ModelConfig, train: TrainConfig, *, lookback: int 
         if limit and train.warmup >= limit:
             raise ConfigError(f"warmup ({train.warmup}) must be below the {name} ({limit}): otherwise no step "
                               "is left in the loss; lower the warm-up")
+
+
+def refuse_distributed(train: TrainConfig, search: "SearchConfig", panel: bool = False) -> None:
+    """Refuse (ConfigError) what data-parallel training (``train.distributed``) cannot run: the
+    members of an ensemble, ``--auto``'s trials and one series' calibration refits train side by
+    side in threads, and every rank would have to take part in each of their steps alike."""
+    if not train.distributed:
+        return
+    for flag, bad in (("--ensemble", search.ensemble > 1), ("--ensemble-lookbacks", bool(search.ensemble_lookbacks)),
+                      ("--auto", search.auto), ("--intervals", bool(search.intervals) and not panel)):
+        if bad:
+            raise ConfigError(f"{flag} with --distributed: their fits train side by side in threads, which the "
+                              "ranks cannot share; train one model per call with --distributed")

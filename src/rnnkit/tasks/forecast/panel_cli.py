@@ -33,6 +33,9 @@ def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
     if a.future is not None:  # checked before training
         panel_future(a.future, panel, dc.replace(covariates=()), dc.horizon)
     run = fit_global(dc, mc, tc, panel, quiet=a.quiet, search=search)
+    from ...training.distributed import is_writer
+    if not is_writer():  # --distributed: rank 0 writes and reports
+        return 0
     out = run.save(a.out, force=a.force, data=panel, future=a.future)
     h, rd, meta = run.history, run.data_config, run.meta
     members = meta["ensemble"]

@@ -23,7 +23,7 @@ from ...errors import ConfigError, DataError
 from ...training.loop import History
 from ...training.rundir import write_run_dir
 from ...training.runs import json_safe, write_json, write_run_files
-from .config import DataConfig, SearchConfig
+from .config import DataConfig, SearchConfig, refuse_distributed
 from .fitting import ForecastEnsemble, train_members
 from .metrics import forecast_metrics
 from .model import Forecaster
@@ -347,6 +347,7 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
         raise ConfigError("a global model needs a panel: pass id_col (--id-col COL), the column of series ids")
     model_config, train_config = model_config or ModelConfig(), train_config or TrainConfig()
     search = search or SearchConfig()
+    refuse_distributed(train_config, search, panel=True)
     if model_config.quantiles:
         raise ConfigError("--quantiles: not yet for panels (one global model over many series); use --intervals 80,95 "
                           "(split-conformal intervals), or fit the series one by one for a quantile head")

@@ -30,7 +30,7 @@ from ...training.plots import plot_forecast
 from ...training.rundir import write_run_dir
 from ...training.runs import write_json, write_run_files
 from . import rolling
-from .config import DataConfig, SearchConfig
+from .config import refuse_distributed, DataConfig, SearchConfig
 from .conformal import Calibration, calibrate_run, check_calibration_rows, level_name
 from .data import is_builtin, load_data, seasonal_period
 from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, series_known, train_members
@@ -331,6 +331,7 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     search = search or SearchConfig()
+    refuse_distributed(train_config, search)
     if search.intervals and model_config.quantiles:
         raise ConfigError("--intervals and --quantiles are two kinds of interval: the conformal intervals wrap a point "
                           "forecast, the quantile head learns its own; pass one of them")

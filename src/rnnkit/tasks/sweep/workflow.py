@@ -215,6 +215,10 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     config = config or SweepConfig()
     if isinstance(future, (str, os.PathLike)):  # the workers may not share this process's working directory
         future = str(Path(future).absolute())
+    if (train_config is not None and train_config.distributed) or "distributed" in (
+            grid if isinstance(grid, Mapping) else str(grid)):
+        raise ConfigError("--distributed trains one model over several processes; a sweep runs many one-process "
+                          "jobs: drop --distributed")
     if config.executor == "ray" and not ray_available():
         raise ConfigError("executor 'ray' needs Ray: pip install 'rnnkit[ray]' (or pip install ray), or use the "
                           "local executor")
