@@ -45,7 +45,12 @@ MAX_ENSEMBLE = 100
 MAX_QUANTILES = 99
 #: the losses TrainConfig accepts: each job takes some of them (``refuse_unsupported``); "pinball"
 #: is the quantile head's (ModelConfig.quantiles), recorded by forecasting, never asked for alone
-LOSSES = ("mse", "mae", "ce", "pinball")
+LOSSES = ("mse", "mae", "ce", "pinball", "nll")
+
+#: ModelConfig.distribution's choices (tasks/forecast/distribution.py), and the levels a distribution
+#: head reports when no quantiles are given: the 95 % and 80 % intervals' ends and the median
+DISTRIBUTIONS = ("none", "normal")
+DISTRIBUTION_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
 
 
 def check_choice(name: str, value: Any, allowed: tuple) -> None:
@@ -148,9 +153,21 @@ class ModelConfig(Serialisable):
         "help": "forecasting, direct strategy: emit these quantile levels (comma-separated, increasing, in (0, 1)), "
                 "trained with the pinball loss; the point forecast is the 0.5 level, or the level nearest it",
         "metavar": "Q1,Q2,...", "off": "none, a point forecast"})
+    distribution: str = field(default="none", metadata={
+        "help": "forecasting, direct strategy: a distribution head; normal: a mean and a scale per step, trained by "
+                "the Gaussian negative log-likelihood, reported at the --quantiles levels (default "
+                "0.025,0.1,0.5,0.9,0.975)", "choices": DISTRIBUTIONS})
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, cell_names())
+        check_choice("distribution", self.distribution, DISTRIBUTIONS)
+        if self.distribution != "none":
+            if self.strategy == "recursive":
+                raise ConfigError("a distribution head is a direct model's for now (all steps at once); sampled "
+                                  "paths for recursive models are not in rnnkit yet: use strategy='direct' "
+                                  "(--strategy direct) or drop --distribution")
+            if not self.quantiles:  # the levels it reports (recorded in the run's config)
+                object.__setattr__(self, "quantiles", DISTRIBUTION_LEVELS)
         self._check_quantiles()
         if self.peephole not in (True, False):
             raise ConfigError(f"peephole must be true or false; got {self.peephole!r}")
@@ -360,6 +377,8 @@ def refuse_forecasting_settings(job: str, model: ModelConfig, train: TrainConfig
         refuse_setting(job, f"strategy={model.strategy!r}", "strategy is a forecasting setting")
     if model.quantiles:
         refuse_setting(job, "quantiles", "a quantile head is a forecasting setting")
+    if model.distribution != "none":
+        refuse_setting(job, f"distribution={model.distribution!r}", "a distribution head is a forecasting setting")
     if train.distributed:
         refuse_setting(job, "distributed", "data-parallel training covers forecasting for now (its ensembles train "
                        "in threads); train without --distributed")

@@ -285,7 +285,14 @@ def refuse_unsupported(model: ModelConfig, train: TrainConfig, *, lookback: int 
     """Raise :class:`ConfigError` for the first setting of ``model``/``train`` that forecasting
     would ignore or replace; ``lookback`` bounds the warm-up."""
     job = "forecasting"
-    if model.quantiles:  # a quantile head (tasks/forecast/quantiles.py) trains with the pinball loss only
+    if model.distribution != "none":  # tasks/forecast/distribution.py: the negative log-likelihood only
+        if train.loss not in (None, "nll"):
+            refuse_setting(job, f"loss={train.loss!r} with distribution={model.distribution!r}", "a distribution head "
+                           "is trained by its negative log-likelihood; leave --loss unset")
+        if train.engine == "fused":
+            raise ConfigError("engine='fused' cannot train a distribution head: the fused trainer runs the mse and mae "
+                              "losses only; use engine='auto' (the torch loop then runs) or 'torch'")
+    elif model.quantiles:  # a quantile head (tasks/forecast/quantiles.py) trains with the pinball loss only
         if train.loss not in (None, "pinball"):
             refuse_setting(job, f"loss={train.loss!r} with quantiles", "a quantile head is trained with the pinball "
                            "loss over its levels; leave --loss unset")
@@ -295,7 +302,8 @@ def refuse_unsupported(model: ModelConfig, train: TrainConfig, *, lookback: int 
                               "loop then runs) or 'torch'")
     elif train.loss not in (None, "mse", "mae"):
         why = ("the pinball loss trains a quantile head: pass quantiles (--quantiles 0.1,0.5,0.9)"
-               if train.loss == "pinball" else "forecasts are trained with loss 'mse' or 'mae'")
+               if train.loss == "pinball" else "the nll loss trains a distribution head: pass --distribution normal"
+               if train.loss == "nll" else "forecasts are trained with loss 'mse' or 'mae'")
         refuse_setting(job, f"loss={train.loss!r}", why)
     if train.many_to_many and model.strategy != "recursive":
         refuse_setting(job, "many_to_many=True with strategy='direct'",

@@ -33,10 +33,11 @@ from .config import DataConfig, refuse_unsupported
 from .ensemble import ForecastEnsemble, MemberView  # noqa: F401  (re-exported: their home was here)
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
 from .future import with_future_columns
-from .model import Forecaster
+from .model import Forecaster, head_width
 from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
+from .distribution import gaussian_nll, init_distribution_head, zero_mean
 from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
@@ -132,7 +133,8 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     fixes the rows of each part (the search compares candidates on the same validation rows)."""
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
     if train_config.loss is None:  # the job's own loss, recorded in the run as the one used
-        train_config = train_config.replace(loss="pinball" if model_config.quantiles else "mse")
+        train_config = train_config.replace(loss="nll" if model_config.distribution != "none" else
+                                            "pinball" if model_config.quantiles else "mse")
     if data is not None and data_config.source == DataConfig.source and data.source != data_config.source:
         data_config = data_config.replace(source=data.source)  # the default source is not this data's
     data = with_future_columns(data if data is not None else load_data(data_config), data_config.future_covariates)
@@ -172,7 +174,7 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     n_values = C + len(dc.covariates)
     K = known_width(data.freq, calendar, len(dc.future_covariates), recursive)
-    check_training_memory(model_config, n_values + K, C * dc.horizon * max(1, len(model_config.quantiles)),
+    check_training_memory(model_config, n_values + K, C * dc.horizon * head_width(model_config),
                           min(train_config.batch_size, windows),
                           dc.lookback + (dc.horizon if K and not recursive else 0),
                           itemsize=torch.empty(0, dtype=dtype).element_size())
@@ -234,7 +236,7 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
         naive = (p.norm.skip != "none" or p.norm.difference > 0) and (p.too_short or (
             p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
         if naive and model.levels:  # the centre forecasts the naive forecast; the spread stays
-            zero_centre(model)
+            zero_mean(model) if model.distribution != "none" else zero_centre(model)
         elif naive:  # on the validation windows the naive forecast did better: forecast it, exactly
             with torch.no_grad():
                 model.head.weight.zero_()
@@ -251,7 +253,9 @@ def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecast
     with seeded(seed):  # other threads may be building theirs (calibration refits)
         model = Forecaster(prep.n_inputs, len(prep.data_config.targets), prep.data_config.horizon, model_config,
                            n_known=prep.known_width).to(prep.dtype)
-    if model.levels:
+    if model.distribution != "none":
+        init_distribution_head(model, prep.train[1], mean_zero=prep.norm.active)
+    elif model.levels:
         init_quantile_head(model, prep.train[1], centre_zero=prep.norm.active)
     elif prep.norm.active:
         nn.init.zeros_(model.head.weight)
@@ -264,6 +268,8 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
     (``loss=None`` is MSE, or the mean pinball loss over the levels of a quantile head; a loss
     forecasting cannot use is refused, never replaced)."""
     refuse_unsupported(model.config, train_config)
+    if model.distribution != "none":  # the Gaussian negative log-likelihood of the targets
+        return lambda m, batch: gaussian_nll(*m.params(batch[0]), batch[1])
     if model.levels:  # direct only (ModelConfig refuses recursive quantile models)
         levels = torch.tensor(model.levels, dtype=next(model.parameters()).dtype)
         return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels)
@@ -304,7 +310,7 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
     mode, y = targets(*train)
     yv = None if val is None else targets(*val)[1]
     # a quantile head's task is the pinball loss, which the fused trainer declines (the run records why)
-    loss = "pinball" if model.levels else train_config.loss or "mse"
+    loss = ("nll" if model.distribution != "none" else "pinball") if model.levels else train_config.loss or "mse"
     return FusedTask(head_mode=mode, loss=loss, x=train[0], y=y,
                      x_val=None if val is None else val[0], y_val=yv,
                      warmup=train_config.warmup if mode == "all" else 0)

@@ -19,6 +19,7 @@ from .conformal import Calibration, min_windows
 from .fitting import ForecastEnsemble
 from .known import known_names, known_width
 from .lookbacks import lookback_views
+from .model import head_width
 from .model import Forecaster
 from .normalise import WindowNorm, difference_lag
 from .panel_run import PanelRun, write_panel_run
@@ -77,7 +78,7 @@ def load_forecast_run(path: str | os.PathLike):
             one = lambda: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known)  # noqa: E731
             return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
         model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets x quantiles":
-                                                      dc.horizon * n_out * max(1, len(mc.quantiles))})
+                                                      dc.horizon * n_out * head_width(mc)})
         history, metrics = check.reports()
         check.agree("auto" not in (dc.normalise, dc.skip, dc.transform) and dc.seasonal_period is not None
                     and len(meta["norm_floor"]) == n_out, "config.json",
