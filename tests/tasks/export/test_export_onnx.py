@@ -189,3 +189,12 @@ def test_cli_refuses_runs_with_known_inputs(tmp_path, capsys):
                  "--horizon", "2", "--epochs", "1", "--hidden", "4", "--quiet", "--out", str(run)]) == 0
     assert "known inputs" in one_line_error(capsys, ["export", "--run", run, "--out", tmp_path / "m.onnx"])
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("head", [{"quantiles": (0.1, 0.5, 0.9)}, {"distribution": "normal"}])
+def test_quantile_and_distribution_heads_are_refused_in_one_line(head, tmp_path):
+    run = make_run(**head)
+    for step in (False, True):
+        with pytest.raises(rnnkit.RnnkitError, match="quantiles"):
+            rnnkit.export_onnx(run, tmp_path / "m.onnx", step=step)
+    assert not (tmp_path / "m.onnx").exists()
