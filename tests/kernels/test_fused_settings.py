@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import rnnkit
+import rnnkit.training.distributed
 from rnnkit.config import ModelConfig, TrainConfig
 from rnnkit.kernels import trainer
 from rnnkit.tasks.forecast.model import Forecaster
@@ -56,6 +57,8 @@ SETTINGS = {
     "tbptt": ({"stateful": True, "batch_size": 3, "tbptt": 4}, {"strategy": "recursive"}, "fused"),
     "seed": ({"seed": 7}, {}, "fused"),
     "engine": ({"engine": "fused"}, {}, "fused"),
+    # data-parallel training runs the torch loop (one process per rank; here a group of one, see the test)
+    "distributed": ({"distributed": True}, {}, "distributed"),
 }
 #: the other values of the fields with choices, each checked the same way: (field, changes)
 MORE = [("optimizer", {"optimizer": "sgd"}), ("optimizer", {"optimizer": "adagrad"}),
@@ -137,8 +140,10 @@ def assert_same_training(changes: dict, model_changes: dict, field: str):
 
 
 @pytest.mark.parametrize("field", sorted(SETTINGS))
-def test_each_setting_is_honoured_or_refused(field):
+def test_each_setting_is_honoured_or_refused(field, monkeypatch):
     changes, model_changes, expected = SETTINGS[field]
+    if changes.get("distributed"):  # a process group of one rank, without starting one in this process
+        monkeypatch.setattr(rnnkit.training.distributed, "process_group", lambda: (0, 1))
     if expected == "fused":
         assert_same_training(changes, model_changes, field)
         return
