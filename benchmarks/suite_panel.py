@@ -328,8 +328,8 @@ def run(cfg) -> dict:
                  f"optimiser steps (`TrainConfig(steps={MEMORY_STEPS})`: 10,000 series make 44,000 batches an epoch, "
                  f"minutes on 2 cores); the smallest size also trains a whole epoch, as a control (below). *Window MB* = materialised float32 windows "
                  f"(train + validation) x (lookback + horizon) x 4 bytes. rnnkit materialises every training window "
-                 f"today (the fused native trainer runs whole epochs on tensors in memory), and builds them in float64 "
-                 f"first, so peak memory is linear in the number of series (at a fixed length) but its slope is the "
+                 f"today (the fused native trainer runs whole epochs on tensors in memory), encoded series by series "
+                 f"into float32, so peak memory is linear in the number of series (at a fixed length) but its slope is the "
                  f"windows' bytes (windows x (lookback + horizon)), not the data's (T x 8 bytes a series): issue 16's "
                  f"target (memory linear in the data, windows indexed lazily) is not met yet. Times are single measurements (not ratios), for orientation only. "
                  + " ".join(f"{n}." for n in mem_notes))
