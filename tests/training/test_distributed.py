@@ -187,3 +187,17 @@ def test_the_other_jobs_refuse_distributed():
     with pytest.raises(ConfigError, match="distributed"):
         fit_classifier(SequenceDataConfig(source="builtin:trace"), None, ClassifierConfig(),
                        TrainConfig(epochs=1, distributed=True), quiet=True)
+
+
+def test_a_distributed_run_backtests_with_refits_in_one_process(monkeypatch):
+    """The refits of backtest --refit (and of --intervals' calibration) train side by side in one
+    process, so a run trained with --distributed refits without a process group."""
+    import rnnkit.training.distributed as distributed
+    from rnnkit import DataConfig, fit_forecaster
+    with monkeypatch.context() as m:  # a one-rank group stands in for torchrun while it trains
+        m.setattr(distributed, "process_group", lambda: (0, 1))
+        run = fit_forecaster(DataConfig(source="builtin:elnino", horizon=6), None,
+                             TrainConfig(epochs=2, distributed=True), quiet=True)
+    assert run.train_config.distributed
+    scores = run.backtest(folds=2, refit=True)
+    assert len(scores["folds"]) == 2 and np.isfinite(scores["overall"]["model"]["overall"]["mase"])

@@ -85,7 +85,9 @@ def refit_forecasts(fit: Callable, run, data, origins, horizon: int, *, ends=Non
         bar = tqdm(total=len(ends), desc=desc, unit="fit", leave=False)
 
     def one(k: int, halt) -> tuple[np.ndarray, int]:
-        r = fit(dc, run.model_config, run.train_config, data=_head(data, ends[k]), quiet=True, evaluate=False,
+        # the refits train side by side in this one process: a run trained with --distributed refits alone
+        r = fit(dc, run.model_config, run.train_config.replace(distributed=False), data=_head(data, ends[k]),
+                quiet=True, evaluate=False,
                 dtype=dtype, callbacks=[halt], search=search)
         mine, L = origins[group == k], r.data_config.lookback
         contexts = values[mine[:, None] - L + np.arange(L)]  # (k, L, F)
