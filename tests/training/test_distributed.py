@@ -201,3 +201,12 @@ def test_a_distributed_run_backtests_with_refits_in_one_process(monkeypatch):
     assert run.train_config.distributed
     scores = run.backtest(folds=2, refit=True)
     assert len(scores["folds"]) == 2 and np.isfinite(scores["overall"]["model"]["overall"]["mase"])
+
+
+@pytest.mark.parametrize("grid, train", [({"hidden_size": [4, 8]}, TrainConfig(distributed=True)),
+                                         ({"distributed": [True, False]}, None)])
+def test_a_sweep_refuses_distributed(grid, train, tmp_path):
+    from rnnkit import DataConfig, sweep
+    with pytest.raises(ConfigError, match="--distributed"):
+        sweep(DataConfig(source="builtin:elnino", horizon=6), grid, tmp_path / "s", train_config=train, quiet=True)
+    assert not (tmp_path / "s").exists()

@@ -59,7 +59,7 @@ def is_writer() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def shard(order: Tensor, batch_size: int, rank: int, world: int) -> list[Tensor]:
+def shard(order: Tensor, batch_size: int, rank: int, world: int) -> list[tuple[Tensor, float]]:
     """Rank ``rank``'s part of each global batch of ``world * batch_size`` examples of ``order``:
     ``(indices, share)`` per global batch, ``share`` = its examples / the global batch's."""
     step = world * batch_size

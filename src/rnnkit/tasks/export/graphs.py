@@ -65,11 +65,15 @@ def exportable(model: nn.Module, unroll: bool | None = None) -> nn.Module:
     return twin
 
 
+#: why a forecaster with a quantile or distribution head is not exported
+LEVELS_REASON = ("this run forecasts quantiles (--quantiles or --distribution), whose head the exporter does not "
+                 "write yet; export covers point forecasters (refit without them to export)")
+
+
 def known_inputs_reason(run) -> str | None:
     """Why ``run`` cannot be exported (it reads known inputs, or has a quantile or distribution head), or None."""
     if run.model_config.quantiles:
-        return ("this run forecasts quantiles (--quantiles or --distribution), whose head the exporter does not "
-                "write yet; export covers point forecasters (refit without them to export)")
+        return LEVELS_REASON
     dc = run.data_config
     if dc.future_covariates or dc.calendar != "none" or getattr(run.model, "n_known", 0):
         return ("this run reads known inputs (future covariates or calendar features), which a graph of the "
@@ -154,8 +158,7 @@ class StepGraph(nn.Module):
     def __init__(self, model: nn.Module, unroll: bool | None = None) -> None:
         super().__init__()
         if getattr(model, "levels", ()):
-            raise ConfigError("this run forecasts quantiles (--quantiles or --distribution), whose head the exporter "
-                              "does not write yet; export covers point forecasters")
+            raise ConfigError(LEVELS_REASON)
         if getattr(model, "views", None):
             raise ConfigError("this ensemble's members read different lookbacks through their own scalers, so "
                               "they share no streaming input; export its forecast graph (without --step)")

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...config import DISTRIBUTION_LEVELS
+from .quantiles import head_rows, zero_output
 
 __all__ = ["DEFAULT_LEVELS", "SCALE_FLOOR", "normal_params", "normal_levels", "gaussian_nll",
            "init_distribution_head", "zero_mean"]
@@ -65,18 +66,12 @@ def gaussian_nll(mu: Tensor, sigma: Tensor, y: Tensor) -> Tensor:
     return (torch.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2).mean() + 0.5 * math.log(2 * math.pi)
 
 
-def _rows(model) -> tuple[Tensor, Tensor]:
-    """The head's weight and bias viewed as ``(H, C, 2, width)`` and ``(H, C, 2)``."""
-    H, C = model.horizon, model.n_targets
-    return model.head.weight.view(H, C, 2, -1), model.head.bias.view(H, C, 2)
-
-
 @torch.no_grad()
 def init_distribution_head(model, targets: Tensor, mean_zero: bool) -> None:
     """Start the head as the naive forecast (the mean's rows zeroed, when ``mean_zero``: the
     per-window normalisation's start) with the scale of the training targets ``(W, H, C)``: the
     root mean square about that start (0, or their mean), per step and target."""
-    weight, bias = _rows(model)
+    weight, bias = head_rows(model)
     y = targets.detach().to(torch.float64)
     start = 0.0 if mean_zero else y.mean(0, keepdim=True)
     s = torch.clamp(((y - start) ** 2).mean(0).sqrt() - SCALE_FLOOR, min=SCALE_FLOOR)  # (H, C)
@@ -91,6 +86,4 @@ def init_distribution_head(model, targets: Tensor, mean_zero: bool) -> None:
 def zero_mean(model) -> None:
     """The naive fallback of a distribution head: the mean forecasts the naive forecast exactly (its
     rows zeroed), the trained scale stays (see :func:`~.quantiles.zero_centre` for why)."""
-    weight, bias = _rows(model)
-    weight[:, :, 0].zero_()
-    bias[:, :, 0].zero_()
+    zero_output(model, 0)

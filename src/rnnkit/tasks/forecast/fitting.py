@@ -33,7 +33,7 @@ from .config import DataConfig, refuse_unsupported
 from .ensemble import ForecastEnsemble, MemberView  # noqa: F401  (re-exported: their home was here)
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
 from .future import with_future_columns
-from .model import Forecaster, head_width
+from .model import Forecaster, head_loss, head_width
 from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
@@ -133,8 +133,7 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     fixes the rows of each part (the search compares candidates on the same validation rows)."""
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
     if train_config.loss is None:  # the job's own loss, recorded in the run as the one used
-        train_config = train_config.replace(loss="nll" if model_config.distribution != "none" else
-                                            "pinball" if model_config.quantiles else "mse")
+        train_config = train_config.replace(loss=head_loss(model_config) or "mse")
     if data is not None and data_config.source == DataConfig.source and data.source != data_config.source:
         data_config = data_config.replace(source=data.source)  # the default source is not this data's
     data = with_future_columns(data if data is not None else load_data(data_config), data_config.future_covariates)
@@ -310,7 +309,7 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
     mode, y = targets(*train)
     yv = None if val is None else targets(*val)[1]
     # a quantile head's task is the pinball loss, which the fused trainer declines (the run records why)
-    loss = ("nll" if model.distribution != "none" else "pinball") if model.levels else train_config.loss or "mse"
+    loss = head_loss(model.config) or train_config.loss or "mse"
     return FusedTask(head_mode=mode, loss=loss, x=train[0], y=y,
                      x_val=None if val is None else val[0], y_val=yv,
                      warmup=train_config.warmup if mode == "all" else 0)

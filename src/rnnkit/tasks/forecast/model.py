@@ -15,7 +15,15 @@ from ...nn.layers import Recurrent, StateLike
 from .distribution import normal_levels, normal_params
 from .quantiles import centre_index, ordered, quantile_horizon_message
 
-__all__ = ["Forecaster", "head_width"]
+__all__ = ["Forecaster", "head_width", "head_loss"]
+
+
+def head_loss(config: ModelConfig) -> str | None:
+    """The loss a head trains with whatever ``TrainConfig.loss`` says: a distribution head's negative
+    log-likelihood, a quantile head's pinball loss; None for a point forecast (the loss is the user's)."""
+    if config.distribution != "none":
+        return "nll"
+    return "pinball" if config.quantiles else None
 
 
 def head_width(config: ModelConfig) -> int:

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["centre_index", "ordered", "pinball_loss", "centre_beats_naive", "quantile_horizon_message",
-           "init_quantile_head", "zero_centre", "level_columns", "with_level_columns", "outer_band",
+           "init_quantile_head", "zero_centre", "zero_output", "head_rows", "level_columns", "with_level_columns", "outer_band",
            "describe_level_scores", "GAP_FLOOR"]
 
 #: the smallest starting gap between two neighbouring levels, in the network's units, so a step
@@ -83,10 +83,20 @@ def centre_beats_naive(pred: Tensor, y: Tensor, levels, centre: int) -> bool:
     return loss(pred[..., centre]) < loss(torch.zeros_like(y))
 
 
-def _rows(model) -> tuple[Tensor, Tensor]:
-    """The head's weight and bias viewed as ``(H, C, Q, width)`` and ``(H, C, Q)``."""
-    H, C, Q = model.horizon, model.n_targets, len(model.levels)
-    return model.head.weight.view(H, C, Q, -1), model.head.bias.view(H, C, Q)
+def head_rows(model) -> tuple[Tensor, Tensor]:
+    """A direct head's weight and bias viewed as ``(H, C, K, width)`` and ``(H, C, K)``: K outputs per
+    step and target (the Q levels of a quantile head, a distribution head's parameters)."""
+    H, C = model.horizon, model.n_targets
+    weight = model.head.weight
+    return weight.view(H, C, -1, weight.shape[1]), model.head.bias.view(H, C, -1)
+
+
+@torch.no_grad()
+def zero_output(model, k: int) -> None:
+    """Zero the weights and bias of output ``k`` of every step and target (see :func:`head_rows`)."""
+    weight, bias = head_rows(model)
+    weight[:, :, k].zero_()
+    bias[:, :, k].zero_()
 
 
 @torch.no_grad()
@@ -98,7 +108,7 @@ def init_quantile_head(model, targets: Tensor, centre_zero: bool) -> None:
     levels q and q' of step h and target c is ``s_hc (z(q') - z(q))``, with z the standard normal
     quantile and ``s_hc`` the root mean square of the training targets ``(W, H, C)`` about the
     centre's start (0, the naive forecast, or their mean when the centre is not zeroed)."""
-    weight, bias = _rows(model)
+    weight, bias = head_rows(model)
     c, levels = model.centre, model.levels
     y = targets.detach().to(torch.float64)  # (W, H, C), the network's units
     start = 0.0 if centre_zero else y.mean(0, keepdim=True)
@@ -124,9 +134,7 @@ def zero_centre(model) -> None:
     forecast (intervals of width 0). The trained spread was fitted around a centre that did no
     better than the naive forecast on the validation windows, so it is the measured uncertainty of
     a forecast about that good; the coverage it reaches is what ``evaluate`` reports."""
-    weight, bias = _rows(model)
-    weight[:, :, model.centre].zero_()
-    bias[:, :, model.centre].zero_()
+    zero_output(model, model.centre)
 
 
 def quantile_horizon_message(trained: int, horizon: int) -> str:
@@ -152,14 +160,14 @@ def with_level_columns(frame: pd.DataFrame, forecast: np.ndarray, targets, level
     return out
 
 
-def outer_band(frame: pd.DataFrame, targets, levels) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """The forecast plot's band: the lowest and highest levels' columns of a forecast table, ``(H, C)``
-    each, and their label; None for a point forecast (fewer than two levels)."""
+def outer_band(frame: pd.DataFrame, targets, levels) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """The forecast plot's band: its label and the lowest and highest levels' columns of a forecast
+    table, ``(H, C)`` each (the order ``plot_forecast``'s bands take); None for fewer than two levels."""
     if len(levels) < 2:
         return None
     cols = [level_columns(t, levels) for t in targets]
-    return (frame[[c[0] for c in cols]].to_numpy(), frame[[c[-1] for c in cols]].to_numpy(),
-            f"q{float(levels[0])!r} to q{float(levels[-1])!r}")
+    return (f"q{float(levels[0])!r} to q{float(levels[-1])!r}", frame[[c[0] for c in cols]].to_numpy(),
+            frame[[c[-1] for c in cols]].to_numpy())
 
 
 def describe_level_scores(scores: dict) -> str:

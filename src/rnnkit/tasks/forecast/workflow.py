@@ -264,11 +264,12 @@ class ForecastRun:
             test_index = data.frame.index[starts]
 
         point = None if ahead is None else ahead[list(self.targets)].to_numpy()  # (H, C)
-        bands = [(f"{level_name(a)} % interval", lo[0], hi[0]) for a, lo, hi in self.calibration.bands(point[None])] \
-            if self.calibration is not None and point is not None else None
-        band = outer_band(ahead, self.targets, self.levels) if ahead is not None else None
-        if band is not None:  # a quantile run: its outermost central interval
-            bands = [(band[2], band[0], band[1])]
+        bands = None
+        if point is not None and self.calibration is not None:  # conformal intervals
+            bands = [(f"{level_name(a)} % interval", lo[0], hi[0]) for a, lo, hi in self.calibration.bands(point[None])]
+        elif point is not None:  # a quantile run's outermost central interval (none for a point forecast)
+            band = outer_band(ahead, self.targets, self.levels)
+            bands = [band] if band is not None else None
 
         def extra(d: Path) -> None:
             if ahead is not None:

@@ -215,10 +215,6 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     config = config or SweepConfig()
     if isinstance(future, (str, os.PathLike)):  # the workers may not share this process's working directory
         future = str(Path(future).absolute())
-    if (train_config is not None and train_config.distributed) or "distributed" in (
-            grid if isinstance(grid, Mapping) else str(grid)):
-        raise ConfigError("--distributed trains one model over several processes; a sweep runs many one-process "
-                          "jobs: drop --distributed")
     if config.executor == "ray" and not ray_available():
         raise ConfigError("executor 'ray' needs Ray: pip install 'rnnkit[ray]' (or pip install ray), or use the "
                           "local executor")
@@ -233,6 +229,9 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     jobs = plan_jobs(grid, config.random, config.random_seed)
     configs = [_configs(j, base) for j in jobs]
     _check_values(jobs, configs, grid)
+    if any(c["train"].distributed for c, _ in configs if c is not None):
+        raise ConfigError("--distributed trains one model over several processes; a sweep runs many one-process "
+                          "jobs: drop --distributed")
     names = [job_name(k, len(jobs)) for k in range(len(jobs))]
     _check_data([c for c, _ in configs if c is not None])
     plan = {"format_version": FORMAT_VERSION, "kind": "sweep",
