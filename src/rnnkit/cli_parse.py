@@ -192,6 +192,7 @@ def train_args(g, t: TrainConfig, patience_unit: str) -> None:
     config_arg(g, t, "patience", help=f"early stopping: {patience_unit} without a better validation loss before "
                                       "stopping; 0 = never; the best weights are kept")
     config_arg(g, t, "seed")
+    config_arg(g, t, "device")
 
 
 def out_args(p: argparse.ArgumentParser) -> None:

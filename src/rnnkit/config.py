@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -103,6 +104,18 @@ def _cells_taking(field: str) -> str:
     """``"elman and jordan"``: the registered cells built with the ModelConfig ``field``, for messages."""
     names = [s.name for s in cell_specs() if field in s.config_kwargs]
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+#: TrainConfig.device's names (rnnkit/training/devices.py resolves them)
+DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device_name(name) -> None:
+    """Refuse a device name outside :data:`DEVICES_HELP` (the syntax only: whether this machine has
+    the device is checked when training starts, so a run's settings load on any machine)."""
+    if name is not None and (not isinstance(name, str) or not _DEVICE.match(name)):
+        raise ConfigError(f"device must be one of {DEVICES_HELP} (or None: where the model is); got {name!r}")
 
 
 class Serialisable:
@@ -251,6 +264,11 @@ class TrainConfig(Serialisable):
     schedule); with a setting outside it ``"fused"`` refuses and ``"auto"`` runs the torch loop,
     the reason recorded in ``History.engine_reason``, never silently ignoring the setting.
 
+    ``device``: where training runs (:mod:`rnnkit.training.devices`): ``None`` where the model is
+    (the CPU for every rnnkit job), ``"cpu"``, ``"cuda"``/``"cuda:N"``, ``"mps"``, or ``"auto"`` (a
+    CUDA GPU when present). The model and the tensors move once; the model comes back where it was.
+    The fused trainer is CPU code, so on a GPU the torch loop runs (``engine="auto"`` says why).
+
     ``warmup``: in many-to-many training the first ``warmup`` steps of each window are left out
     of the loss. ``stateful``: windows are consecutive slices of long streams, the state is carried
     from batch to batch (detached every ``tbptt`` steps) and reset every epoch; no shuffling.
@@ -312,6 +330,10 @@ class TrainConfig(Serialisable):
         "help": "auto: run whole epochs in rnnkit's native fused trainer where the model allows and is small "
                 "enough for it to be faster, else the torch loop; fused: insist; torch: always the torch loop",
         "choices": ("auto", "fused", "torch")})
+    device: Optional[str] = field(default=None, metadata={
+        "help": "where training runs: auto (a CUDA GPU when present, else the CPU), cpu, cuda, cuda:N or mps; the "
+                "torch loop runs on a GPU; the run is saved and forecasts on the CPU", "off": "cpu",
+        "metavar": "DEVICE"})
     distributed: bool = field(default=False, metadata={
         "help": "data-parallel training over the processes torchrun starts (torchrun --nproc_per_node=N -m rnnkit "
                 "fit ... --distributed): each rank takes its part of every batch of N x --batch-size, gradients "
@@ -329,6 +351,7 @@ class TrainConfig(Serialisable):
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("loss", self.loss, (None, *LOSSES))
         check_choice("engine", self.engine, ("auto", "fused", "torch"))
+        check_device_name(self.device)
         check_positive("patience", self.patience, zero_ok=True)
         check_positive("check_every", self.check_every)
         check_positive("warmup", self.warmup, zero_ok=True)

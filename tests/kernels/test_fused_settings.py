@@ -57,6 +57,8 @@ SETTINGS = {
     "tbptt": ({"stateful": True, "batch_size": 3, "tbptt": 4}, {"strategy": "recursive"}, "fused"),
     "seed": ({"seed": 7}, {}, "fused"),
     "engine": ({"engine": "fused"}, {}, "fused"),
+    # where training runs: the CPU named, which must train exactly as the default (where the model is)
+    "device": ({"device": "cpu"}, {}, "fused"),
     # data-parallel training runs the torch loop (one process per rank; here a group of one, see the test)
     "distributed": ({"distributed": True}, {}, "distributed"),
 }
@@ -122,8 +124,12 @@ def assert_same_training(changes: dict, model_changes: dict, field: str):
         # with it would prove nothing (NaN != NaN: the val_loss column is compared as text)
         default = config.replace(**{field: getattr(TrainConfig(), field)}, engine="torch")
         h_base, p_base = _train(default, model_changes)
-        assert repr(_rows(h_torch)) != repr(_rows(h_base)) or any(
-            not torch.equal(a, b) for a, b in zip(p_torch, p_base)), f"{changes} changes nothing here"
+        changed = repr(_rows(h_torch)) != repr(_rows(h_base)) or any(
+            not torch.equal(a, b) for a, b in zip(p_torch, p_base))
+        if field == "device":  # the same code on the same device: nothing may change
+            assert not changed, f"{changes} changed the training"
+        else:
+            assert changed, f"{changes} changes nothing here"
     (h_fused, p_fused) = _train(config.replace(engine="fused"), model_changes)
     (h_auto, _) = _train(config.replace(engine="auto"), model_changes)
     assert (h_torch.engine, h_fused.engine, h_auto.engine) == ("torch", "fused", "fused")
@@ -143,7 +149,7 @@ def assert_same_training(changes: dict, model_changes: dict, field: str):
 def test_each_setting_is_honoured_or_refused(field, monkeypatch):
     changes, model_changes, expected = SETTINGS[field]
     if changes.get("distributed"):  # a process group of one rank, without starting one in this process
-        monkeypatch.setattr(rnnkit.training.distributed, "process_group", lambda: (0, 1))
+        monkeypatch.setattr(rnnkit.training.distributed, "process_group", lambda device=None: (0, 1))
     if expected == "fused":
         assert_same_training(changes, model_changes, field)
         return

@@ -195,7 +195,7 @@ def test_a_distributed_run_backtests_with_refits_in_one_process(monkeypatch):
     import rnnkit.training.distributed as distributed
     from rnnkit import DataConfig, fit_forecaster
     with monkeypatch.context() as m:  # a one-rank group stands in for torchrun while it trains
-        m.setattr(distributed, "process_group", lambda: (0, 1))
+        m.setattr(distributed, "process_group", lambda device=None: (0, 1))
         run = fit_forecaster(DataConfig(source="builtin:elnino", horizon=6), None,
                              TrainConfig(epochs=2, distributed=True), quiet=True)
     assert run.train_config.distributed

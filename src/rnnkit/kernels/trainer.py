@@ -54,6 +54,7 @@ HONOURED: dict[str, tuple | None] = {
     # run by training.loop.fit around the native epochs, with the same code as the torch loop
     "epochs": None, "patience": None, "min_delta": None, "check_every": None, "restore_best": None,
     "seed": None, "engine": None,
+    "device": None,                                      # fit moves the model; unsupported_reason checks it is the CPU
     "steps": None,                                       # fit passes each epoch's step limit (the budget left)
     "shuffle": None,                                     # fit draws each epoch's order, same generator
     "lr": None,                                          # passed to every native epoch

@@ -21,7 +21,8 @@ model on its share of each batch:
 So ``N`` ranks with ``batch_size=b`` train as one process with ``batch_size=N*b`` would, to
 floating-point rounding (tests/training/test_distributed.py checks 2 ranks against one process
 in float64 to 1e-10). The torch loop runs (the fused trainer is a single-process kernel), on the
-CPU with the gloo backend; on GPUs (nccl) the model and data must be on the rank's device.
+CPU with the gloo backend, on GPUs (``device="cuda"``: rank r trains on ``cuda:LOCAL_RANK``) with
+nccl.
 """
 
 from __future__ import annotations
@@ -39,17 +40,21 @@ LAUNCH_HINT = ("launch one process per worker with torchrun (torchrun --nproc_pe
                "--distributed), or call torch.distributed.init_process_group first")
 
 
-def process_group() -> tuple[int, int]:
+def process_group(device: torch.device | None = None) -> tuple[int, int]:
     """``(rank, world size)`` of the default process group, initialising it from the environment
-    torchrun sets (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) when it is not yet
-    (gloo on the CPU). ConfigError without either."""
+    torchrun sets (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) when it is not yet:
+    nccl when training on a CUDA ``device`` (the rank's own GPU, made the current one), gloo
+    otherwise. ConfigError without either."""
     import torch.distributed as dist
     if not dist.is_available():
         raise ConfigError("distributed training needs torch.distributed, which this torch build lacks")
     if not dist.is_initialized():
         if not all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):
             raise ConfigError(f"distributed=True (--distributed) needs a process group: {LAUNCH_HINT}")
-        dist.init_process_group("gloo", init_method="env://")
+        cuda = device is not None and device.type == "cuda"
+        if cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if cuda else "gloo", init_method="env://")
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -90,6 +95,7 @@ def reduce_gradients(model: nn.Module, share: float) -> None:
 def reduce_sums(*values: float) -> list[float]:
     """The sums over the ranks of these numbers (float64)."""
     import torch.distributed as dist
-    t = torch.tensor(values, dtype=torch.float64)
+    nccl = dist.get_backend() == "nccl"  # nccl reduces GPU tensors only
+    t = torch.tensor(values, dtype=torch.float64, device=torch.cuda.current_device() if nccl else "cpu")
     dist.all_reduce(t)
     return t.tolist()

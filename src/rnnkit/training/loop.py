@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..config import TrainConfig
 from ..errors import ConfigError, ShapeError, TrainingError
 from ..kernels import trainer as fused_trainer
-from . import distributed
+from . import devices, distributed
 from .members import GLOBAL_RNG
 
 __all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled", "loss_printer",
@@ -56,6 +56,7 @@ class History:
     stopped_early: bool = False
     engine: str = "torch"  # which loop ran: "fused" (native trainer) or "torch"
     engine_reason: str | None = None  # why the torch loop ran (None when the fused trainer did)
+    device: str = "cpu"  # where it trained (TrainConfig.device resolved: "cpu", "cuda:0", ...)
 
     @property
     def train_loss(self) -> list[float]:
@@ -122,9 +123,9 @@ def steps_per_epoch(train: Sequence[Tensor], config: TrainConfig) -> int:
     return max(1, -(-n // per))
 
 
-def _world(config: TrainConfig) -> tuple[int, int]:
+def _world(config: TrainConfig, device: torch.device | None = None) -> tuple[int, int]:
     """``(rank, world size)`` for ``config``: ``(0, 1)`` unless it trains distributed."""
-    return distributed.process_group() if config.distributed else (0, 1)
+    return distributed.process_group(device) if config.distributed else (0, 1)
 
 
 def planned_epochs(config: TrainConfig, per_epoch: int) -> int:
@@ -201,17 +202,36 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     series of a panel) samples every epoch balanced across the groups instead of taking each example
     once: :func:`epoch_order` draws as many examples as there are, each from a group chosen uniformly
     and uniformly within it, with replacement, from the seeded generator (so on both engines).
+
+    ``config.device`` (:mod:`.devices`): the model and the tensors move there once before the first
+    epoch and the model comes back where it was passed; the history records the device.
     """
     _check_data(train, "training")
     if config.distributed and config.stateful:
         raise ConfigError("distributed training shards batches of windows; stateful training reads whole streams in "
                           "order: drop one of them")
-    rank, world = _world(config)
     groups = _check_groups(groups, train[0].shape[0])
     if groups is not None and config.stateful:
         raise ConfigError("balanced sampling draws windows; stateful training reads whole streams in order")
     if val is not None:
         _check_data(val, "validation")
+    home = devices.model_device(model)
+    device = devices.resolve(config.device, model, config.distributed)
+    if config.engine == "fused" and device.type != "cpu":
+        raise ConfigError(f"engine='fused' runs on the CPU, and device={config.device!r} trains on {device}; use "
+                          "engine='auto' or 'torch' there (the torch loop), or device='cpu'")
+    rank, world = _world(config, device)
+    model.to(device)  # once: the batches are then cut on the device
+    train, val = devices.move(train, device), devices.move(val, device)
+    try:
+        return _fit(model, loss_fn, train, val, config, quiet, callbacks, fused, epochs, groups, rank, world, device)
+    finally:
+        model.to(home)  # given back where it was passed (the CPU for every rnnkit job)
+
+
+def _fit(model, loss_fn, train, val, config: TrainConfig, quiet: bool, callbacks, fused, epochs, groups,
+         rank: int, world: int, device: torch.device) -> History:
+    """:func:`fit` on ``device``, where the model and the data already are."""
     # stateful loss functions take (x, y, state) and return (loss, state); validation starts fresh
     val_fn = (lambda m, b: loss_fn(m, (*b, None))[0]) if config.stateful else loss_fn
     with GLOBAL_RNG:  # not while another thread builds a model from its seed (training.members)
@@ -228,7 +248,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     trainer, reason = None, "engine='torch'"
     if config.engine != "torch":
         trainer, reason = fused_trainer.create(model, fused, config, insist=config.engine == "fused")
-    history = History(engine="fused" if trainer is not None else "torch", engine_reason=reason)
+    history = History(engine="fused" if trainer is not None else "torch", engine_reason=reason, device=str(device))
     best, best_state, bad_checks, done = math.inf, None, 0, 0
     bar = None
     if progress_enabled(quiet or rank > 0):
@@ -342,7 +362,7 @@ def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator
     total = 0.0
     for i in range(0, n, config.batch_size):
         idx = order[i:i + config.batch_size]
-        batch = [t[idx] for t in train]
+        batch = [t[idx.to(t.device)] for t in train]  # a no-op on the CPU
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
         loss.backward()
@@ -359,7 +379,7 @@ def _sharded_epoch(model, loss_fn, train, opt, config: TrainConfig, order: Tenso
     for idx, share in distributed.shard(order, config.batch_size, rank, world):
         opt.zero_grad(set_to_none=True)
         if idx.numel():
-            loss = loss_fn(model, [t[idx] for t in train])
+            loss = loss_fn(model, [t[idx.to(t.device)] for t in train])
             loss.backward()
             total += float(loss.detach()) * idx.numel()
         distributed.reduce_gradients(model, share)

@@ -56,7 +56,7 @@ def classification_loss(weight: torch.Tensor | None = None):
     def loss_fn(model, batch):
         x, lengths, y = batch
         T = int(lengths.max())
-        return F.cross_entropy(model(x[:, :T], lengths), y, weight=weight)
+        return F.cross_entropy(model(x[:, :T], lengths), y, weight=None if weight is None else weight.to(y.device))
     return loss_fn
 
 

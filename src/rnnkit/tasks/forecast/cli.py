@@ -54,13 +54,13 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     # forecast_loss: None is mse, or the pinball loss of a quantile head (which no other loss trains)
     config_arg(g, _T, "loss", choices=("mse", "mae"), default_text="mse; pinball with --quantiles")
     for name in ("patience", "min_delta", "check_every", "many_to_many", "warmup", "stateful", "tbptt", "seed",
-                 "engine", "distributed"):
+                 "engine", "device", "distributed"):
         config_arg(g, _T, name)
 
 
 def _add_search_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ensembles and search")
-    for name in ("ensemble", "ensemble_lookbacks", "auto", "time_budget"):
+    for name in ("ensemble", "ensemble_lookbacks", "auto", "time_budget", "gate_origins"):
         config_arg(g, _S, name)
     g = p.add_argument_group("prediction intervals")
     for name in ("intervals", "calibration_windows", "calibration_spacing", "calibration_refit"):
@@ -177,6 +177,7 @@ def cmd_fit(a: argparse.Namespace) -> int:
     print(f"trained {mc.cell} ({mc.num_layers}x{mc.hidden_size}, {mc.strategy}"
           + (f", ensemble of {members}, median" if members > 1 else "") + f") for {len(h.rows)} epochs "
           f"with the {'fused native' if h.engine == 'fused' else 'torch'} trainer"
+          + (f" on {h.device}" if h.device != "cpu" else "")
           + (f" ({h.engine_reason})" if mc.quantiles and h.engine_reason else "")
           + (f", best epoch {h.best_epoch}" if h.best_epoch else "") + (" (stopped early)" if h.stopped_early else ""))
     refit = [e for e in meta["refit_epochs"] if e]
@@ -184,6 +185,12 @@ def cmd_fit(a: argparse.Namespace) -> int:
         print(f"refitted {len(refit)} of {members} member(s) on the training and validation rows for "
               f"{refit[0] if members == 1 else refit} epochs (the epochs validation chose; --refit none to keep the "
               "first training)")
+    gate = meta.get("gate")
+    if gate:
+        print(f"naive gate: skipped, {gate['skipped']}" if "skipped" in gate else
+              f"naive gate: refitted at {len(gate['origins'])} origins, the pipeline's error was "
+              f"{gate['relative_mae']:.3g}x the naive forecast's: "
+              + ("the run forecasts the naive forecast" if gate["fell_back"] else "kept"))
     looks = run.search.ensemble_lookbacks
     if looks:  # members cycle over the lookbacks, each with the skip and transform of its own windows
         each = "; ".join(f"{v['lookback']} (skip {v['skip']}, transform {v['transform']})"

@@ -194,7 +194,11 @@ class SearchConfig(Serialisable):
     origins ``calibration_spacing`` steps apart at the end of the fitted rows, each made by the
     pipeline refitted on the rows before it (``calibration_refit="each"``, K more fits: speed buys
     them too) or by one refit before the first (``"first"``). See
-    :mod:`rnnkit.tasks.forecast.conformal`."""
+    :mod:`rnnkit.tasks.forecast.conformal`.
+
+    ``gate_origins`` (K) adds the rolling naive gate (:mod:`rnnkit.tasks.forecast.gate`): the
+    pipeline refitted before K origins at the end of the fitted rows must beat the naive forecast
+    there, or the run forecasts the naive forecast."""
 
     ensemble: int = field(default=1, metadata={
         "help": "forecasters trained from consecutive seeds, combined by the median", "metavar": "N"})
@@ -222,9 +226,15 @@ class SearchConfig(Serialisable):
         "help": "--intervals: refit the pipeline before each calibration origin (K fits), or once before the "
                 "first, whose model forecasts from all K (one fit)", "choices": ("each", "first")})
 
+    gate_origins: int = field(default=0, metadata={
+        "help": "the rolling naive gate: refit the pipeline before each of K origins one horizon apart at the end "
+                "of the fitted rows and forecast the naive forecast when it does not beat it there (K more fits); "
+                "0 = each member's validation windows decide alone", "metavar": "K"})
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "ensemble_lookbacks", tuple(self.ensemble_lookbacks))
         check_ensemble(self.ensemble)
+        check_positive("gate_origins", self.gate_origins, zero_ok=True)
         check_real("time_budget", self.time_budget, 0.0, 1e7, lo_open=True, what="seconds")
         looks = self.ensemble_lookbacks
         for v in looks:

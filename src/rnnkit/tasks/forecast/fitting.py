@@ -234,14 +234,22 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
         # on a series too short to validate, nothing shows that a network beats the naive forecast
         naive = (p.norm.skip != "none" or p.norm.difference > 0) and (p.too_short or (
             p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
-        if naive and model.levels:  # the centre forecasts the naive forecast; the spread stays
-            zero_mean(model) if model.distribution != "none" else zero_centre(model)
-        elif naive:  # on the validation windows the naive forecast did better: forecast it, exactly
-            with torch.no_grad():
-                model.head.weight.zero_()
-                model.head.bias.zero_()
+        if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
+            fall_back(model)
         fallback.append(naive)
     return models, histories, fallback
+
+
+@torch.no_grad()
+def fall_back(model: Forecaster) -> None:
+    """The naive fallback: ``model`` (with per-window normalisation or differencing) forecasts its
+    naive forecast exactly, its head's correction zeroed; a quantile or distribution head zeroes its
+    centre or mean only, so that its trained spread stays around the naive forecast."""
+    if model.levels:
+        zero_mean(model) if model.distribution != "none" else zero_centre(model)
+    else:
+        model.head.weight.zero_()
+        model.head.bias.zero_()
 
 
 def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecaster:
@@ -271,7 +279,7 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
         return lambda m, batch: gaussian_nll(*m.params(batch[0]), batch[1])
     if model.levels:  # direct only (ModelConfig refuses recursive quantile models)
         levels = torch.tensor(model.levels, dtype=next(model.parameters()).dtype)
-        return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels)
+        return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels.to(batch[1].device))  # no-op on the CPU
     crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss
     C, warm = model.n_targets, train_config.warmup
     if train_config.stateful:

@@ -110,7 +110,7 @@ def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) ->
     why = "not yet for panels (one global model over many series); fit the series one by one to use it"
     for flag, bad in (("--transform", dc.transform not in ("auto", "none")),
                       ("stateful training", tc.stateful), ("--auto", search.auto),
-                      ("--ensemble-lookbacks", search.ensemble_lookbacks),
+                      ("--ensemble-lookbacks", search.ensemble_lookbacks), ("--gate-origins", search.gate_origins),
                       ("--val-start/--test-start", dc.val_start is not None or dc.test_start is not None)):
         if bad:
             raise ConfigError(f"{flag}: {why}")

@@ -44,6 +44,7 @@ def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
           f"({meta['trained_series']} long enough to train on; {meta['train_windows']} training and "
           f"{meta['val_windows']} validation windows) for {len(h.rows)} epochs with the "
           f"{'fused native' if h.engine == 'fused' else 'torch'} trainer"
+          + (f" on {h.device}" if h.device != "cpu" else "")
           + (f", best epoch {h.best_epoch}" if h.best_epoch else ""))
     print(f"lookback {rd.lookback}, season m={rd.seasonal_period}, normalise {rd.normalise}, skip {rd.skip}, "
           f"{rd.sampling} sampling" + (f", a learned id embedding of {len(run.statics.ids)} series" if rd.id_embedding else ""))

@@ -35,6 +35,7 @@ from .conformal import Calibration, calibrate_run, check_calibration_rows, level
 from .data import is_builtin, load_data, seasonal_period
 from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, series_known, train_members
 from .future import future_values
+from .gate import rolling_gate
 from .lookbacks import lookbacks_split, member_preps, view_of, view_record
 from .model import Forecaster
 from .known import known_names
@@ -386,7 +387,8 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             "refit_epochs": refitted,
             # which loop trained the (first) member and, for the torch loop, why (e.g. a quantile head's
             # pinball loss, which the fused trainer does not run): a record for people
-            "trainer": {"engine": histories[0].engine, "reason": histories[0].engine_reason},
+            "trainer": {"engine": histories[0].engine, "reason": histories[0].engine_reason,
+                        "device": histories[0].device},
             # what was measured to choose the settings: {normalise: validation error} when
             # normalise="auto" measured it, and every setting --auto tried
             "selection": {"normalise": choice, "search": record or []}}
@@ -396,6 +398,8 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
              ForecastEnsemble(models, [view_of(p) for p in preps]) if looks else ForecastEnsemble(models))
     run = ForecastRun(model, prep.scaler, dc, model_config, train_config, histories[0], None, meta, prep.norm,
                       prep.transform, search)
+    if search.gate_origins:  # before the calibration: its intervals wrap the forecast the run makes
+        meta["gate"] = rolling_gate(fit_forecaster, run, data, search.gate_origins, quiet=quiet)
     if search.intervals:
         run.calibration = calibrate_run(fit_forecaster, run, data, quiet=quiet)
     if evaluate and split.val_end < len(data):
