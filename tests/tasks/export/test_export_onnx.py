@@ -183,6 +183,20 @@ def test_cli_export_and_its_refusals(tmp_path, capsys):
     assert not (tmp_path / "t.onnx").exists() and not (tmp_path / "n.onnx").exists()
 
 
+def test_cli_exports_a_quantile_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "builtin:sine", "--lookback", "5", "--horizon", "2", "--epochs", "2", "--hidden", "4",
+                 "--quantiles", "0.1,0.5,0.9", "--quiet", "--out", str(run)]) == 0
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--run", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    assert "context (batch, time, 1) float64 -> forecast (batch, 2, 1, 3) float64" in capsys.readouterr().out
+    x = np.sin(np.linspace(0, 1, 5))[None, :, None]
+    np.testing.assert_allclose(session(out).run(None, {"context": x})[0],
+                               rnnkit.load_run(run).predict_contexts(x, 2, all_levels=True), rtol=TOL, atol=TOL)
+    assert "trained horizon of 2 steps" in one_line_error(capsys, ["export", "--run", run, "--out",
+                                                                   tmp_path / "h.onnx", "--horizon", "3"])
+
+
 def test_cli_refuses_runs_with_known_inputs(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["fit", "builtin:macro", "--target", "realgdp", "--future-covariates", "unemp", "--lookback", "8",
