@@ -65,7 +65,7 @@ def normal_levels(mu: Tensor, sigma: Tensor, levels) -> Tensor:
     """The quantiles ``(..., Q)`` of N(mu, sigma^2) at ``levels``: ``mu + sigma * Phi^-1(q)``.
 
     ``Phi^-1(q)`` depends on the levels only, so it enters as numbers: a constant in a traced graph
-    (ONNX export, which has no ``ndtri``), computed once per levels and dtype."""
+    (ONNX has no ``ndtri`` operator), computed once per levels and dtype."""
     z = torch.tensor(_standard_quantiles(tuple(float(q) for q in levels), mu.dtype), dtype=mu.dtype, device=mu.device)
     return mu.unsqueeze(-1) + sigma.unsqueeze(-1) * z
 
