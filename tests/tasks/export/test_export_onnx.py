@@ -183,6 +183,20 @@ def test_cli_export_and_its_refusals(tmp_path, capsys):
     assert not (tmp_path / "t.onnx").exists() and not (tmp_path / "n.onnx").exists()
 
 
+def test_cli_exports_a_quantile_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "builtin:sine", "--lookback", "5", "--horizon", "2", "--epochs", "2", "--hidden", "4",
+                 "--quantiles", "0.1,0.5,0.9", "--quiet", "--out", str(run)]) == 0
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--run", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    assert "context (batch, time, 1) float64 -> forecast (batch, 2, 1, 3) float64" in capsys.readouterr().out
+    x = np.sin(np.linspace(0, 1, 5))[None, :, None]
+    np.testing.assert_allclose(session(out).run(None, {"context": x})[0],
+                               rnnkit.load_run(run).predict_contexts(x, 2, all_levels=True), rtol=TOL, atol=TOL)
+    assert "trained horizon of 2 steps" in one_line_error(capsys, ["export", "--run", run, "--out",
+                                                                   tmp_path / "h.onnx", "--horizon", "3"])
+
+
 def test_cli_refuses_runs_with_known_inputs(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["fit", "builtin:macro", "--target", "realgdp", "--future-covariates", "unemp", "--lookback", "8",
@@ -191,10 +205,48 @@ def test_cli_refuses_runs_with_known_inputs(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
-@pytest.mark.parametrize("head", [{"quantiles": (0.1, 0.5, 0.9)}, {"distribution": "normal"}])
-def test_quantile_and_distribution_heads_are_refused_in_one_line(head, tmp_path):
-    run = make_run(**head)
-    for step in (False, True):
-        with pytest.raises(rnnkit.RnnkitError, match="quantiles"):
-            rnnkit.export_onnx(run, tmp_path / "m.onnx", step=step)
-    assert not (tmp_path / "m.onnx").exists()
+HEADS = {"quantiles": dict(quantiles=(0.1, 0.5, 0.9)), "normal": dict(distribution="normal")}
+
+
+def assert_levels_round_trip(path, run, X):
+    """The forecast graph's levels are rnnkit's (``all_levels=True``), never cross, and their centre is
+    rnnkit's point forecast; the metadata lists the levels."""
+    got = session(path).run(["forecast"], {"context": X})[0]
+    assert got.shape == (len(X), 6, 1, len(run.levels))
+    assert rel_diff(got, run.predict_contexts(X, 6, all_levels=True)) < TOL
+    assert (np.diff(got, axis=-1) >= 0).all()
+    assert rel_diff(got[..., run.model.centre], run.predict_contexts(X, 6)) < TOL
+    meta = props(path)
+    assert json.loads(meta["quantiles"]) == list(run.levels)
+    assert json.loads(meta["outputs"])[0]["shape"] == ["batch", 6, 1, len(run.levels)]
+
+
+@pytest.mark.parametrize("head", list(HEADS.values()), ids=list(HEADS))
+@pytest.mark.parametrize("cell", ["lstm", "gru", "jordan"])
+def test_quantile_and_distribution_heads_round_trip(tmp_path, cell, head):
+    run = make_run(torch.float32, cell=cell, **head)
+    X = contexts(run)
+    assert_levels_round_trip(rnnkit.export_onnx(run, tmp_path / "model.onnx"), run, X)
+    # the step graph outputs what the model's step does: the levels after this step, in the network's units
+    path = rnnkit.export_onnx(run, tmp_path / "step.onnx", step=True)
+    s, model = session(path), run.model.eval()
+    assert json.loads(props(path)["outputs"])[0]["shape"] == ["batch", 6, 1, len(run.levels)]
+    x = torch.tensor(X[:4, :, :1], dtype=torch.float32)
+    state = model.init_state(4)
+    flat = [t.numpy() for t in ((state,) if isinstance(state, torch.Tensor) else state)]
+    for t in range(5):
+        y, state = model.step(x[:, t], state)
+        got = s.run(None, {"x_t": x[:, t].numpy(), **{f"state_in_{i}": a for i, a in enumerate(flat)}})
+        flat = got[1:]
+        assert got[0].shape == tuple(y.shape) and np.abs(got[0] - y.numpy()).max() < TOL
+        assert (np.diff(got[0], axis=-1) >= 0).all()
+    with pytest.raises(ConfigError, match="trained horizon"):  # still refused: a level fed back means nothing
+        rnnkit.export_onnx(run, tmp_path / "long.onnx", horizon=7)
+    assert not (tmp_path / "long.onnx").exists()
+
+
+@pytest.mark.parametrize("head, ensemble, lookbacks", [(HEADS["quantiles"], 3, ()), (HEADS["normal"], 2, (24, 12))],
+                         ids=["quantiles, median of 3", "normal, two lookbacks"])
+def test_level_ensembles_export_each_levels_median(tmp_path, head, ensemble, lookbacks):
+    run = make_run(torch.float32, ensemble=ensemble, lookbacks=lookbacks, cell="gru", **head)
+    assert_levels_round_trip(rnnkit.export_onnx(run, tmp_path / "m.onnx"), run, contexts(run))

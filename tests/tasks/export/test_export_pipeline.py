@@ -103,6 +103,29 @@ def test_the_traceable_copy_runs_torch_kernels_or_the_unrolled_loop_and_leaves_t
             torch.testing.assert_close(y_twin, y, rtol=1e-12, atol=1e-12)
 
 
+LEVEL_CASES = {
+    "quantiles, window, seasonal skip, log": dict(quantiles=(0.1, 0.5, 0.9)),
+    "quantiles, centre lowest, standard scaler, Box-Cox": dict(quantiles=(0.5, 0.75), scaler="standard",
+                                                               transform="boxcox"),
+    "normal, drift skip": dict(distribution="normal", skip="drift", transform="none"),
+    "normal, global, two targets": dict(distribution="normal", source="builtin:macro",
+                                        targets=("realgdp", "realcons"), lookback=8, normalise="none", skip="none"),
+}
+
+
+@pytest.mark.parametrize("settings", list(LEVEL_CASES.values()), ids=list(LEVEL_CASES))
+def test_quantile_and_distribution_heads_forecast_every_level(settings):
+    run = make_run(**settings)
+    X = contexts(run)
+    for H in (run.data_config.horizon, 2):
+        with torch.no_grad():
+            got = ForecastGraph(run, H)(torch.tensor(X)).numpy()
+        assert got.shape == (len(X), H, len(run.targets), len(run.levels))
+        assert rel_diff(got, run.predict_contexts(X, H, all_levels=True)) < 1e-11
+    with pytest.raises(ConfigError, match="trained horizon"):  # a level fed back as the value means nothing
+        ForecastGraph(run, run.data_config.horizon + 1)
+
+
 def test_runs_with_known_inputs_are_refused():
     run = make_run(source="builtin:macro", targets=("realgdp",), future_covariates=("unemp",), lookback=8)
     with pytest.raises(ConfigError, match="known inputs"):

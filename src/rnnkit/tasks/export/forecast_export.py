@@ -19,7 +19,13 @@ __all__ = ["forecast_parts", "step_parts", "contexts"]
 def _common(run) -> dict[str, str]:
     return {"kind": "forecast", "lookback": str(run.data_config.lookback), "targets": json.dumps(list(run.targets)),
             "columns": json.dumps(list(run.columns)), "cell": run.model_config.cell,
-            "strategy": run.model_config.strategy, "ensemble": str(run.meta.get("ensemble", 1)), "quantiles": "[]"}
+            "strategy": run.model_config.strategy, "ensemble": str(run.meta.get("ensemble", 1)),
+            "quantiles": json.dumps(list(run.levels))}
+
+
+def _levels_axis(run) -> list[int]:
+    """The forecasts' last axis: ``[Q]`` for a quantile or distribution head's Q levels, else none."""
+    return [len(run.levels)] if run.levels else []
 
 
 def forecast_parts(run, horizon: int | None) -> Parts:
@@ -29,7 +35,7 @@ def forecast_parts(run, horizon: int | None) -> Parts:
     dynamic = not should_unroll(run.model) and (run.recursive or H <= run.model.horizon)
     inputs = [{"name": "context", "shape": ["batch", "time" if dynamic else L, F], "dtype": "float64",
                "columns": list(run.columns), "units": "data"}]
-    outputs = [{"name": "forecast", "shape": ["batch", H, len(run.targets)], "dtype": "float64",
+    outputs = [{"name": "forecast", "shape": ["batch", H, len(run.targets), *_levels_axis(run)], "dtype": "float64",
                 "columns": list(run.targets), "units": "data"}]
     names = {"input_names": ["context"], "output_names": ["forecast"],
              "dynamic_axes": {"context": {0: "batch", **({1: "time"} if dynamic else {})}, "forecast": {0: "batch"}}}
@@ -38,7 +44,7 @@ def forecast_parts(run, horizon: int | None) -> Parts:
 
     def check(session) -> float:
         x = contexts(run, 3, seed=1).numpy()
-        return rel_diff(session.run(None, {"context": x})[0], run.predict_contexts(x, H))
+        return rel_diff(session.run(None, {"context": x})[0], run.predict_contexts(x, H, all_levels=True))
     return Parts(graph, (contexts(run, 2, seed=0),), names, meta, check, _dtype(run.model),
                  f"rnnkit {run.model_config.cell} forecaster ({run.model_config.strategy}), forecast graph")
 
@@ -50,7 +56,7 @@ def step_parts(run) -> Parts:
     dt = str(dtype).replace("torch.", "")
     ins, outs, in_meta, out_meta = state_names(states, dt)
     C, F = model.n_targets, model.input_size
-    y_shape = ["batch", C] if model.recursive else ["batch", model.horizon, C]
+    y_shape = ["batch", C] if model.recursive else ["batch", model.horizon, C, *_levels_axis(run)]
     inputs = [{"name": "x_t", "shape": ["batch", F], "dtype": dt, "columns": list(run.columns), "units": "network"}]
     outputs = [{"name": "y", "shape": y_shape, "dtype": dt, "columns": list(run.targets), "units": "network"}]
     axes = {"x_t": {0: "batch"}, "y": {0: "batch"}, **{n: {1: "batch"} for n in ins + outs}}

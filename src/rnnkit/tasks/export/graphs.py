@@ -9,6 +9,12 @@ transform, the scaler, the per-window normalisation and naive skip, the network 
 code computes. An ensemble forecasts the median of its members as rnnkit does: in the network's units
 inside the ensemble (``ForecastEnsemble``), or, over several lookbacks, in the data's units after each
 member's own pipeline.
+
+A quantile or distribution head (``model.levels``) forecasts its Q levels, ``(B, horizon, C, Q)``,
+as ``predict_contexts(..., all_levels=True)`` does: each level goes back through the same increasing
+maps, and an ensemble takes each level's median, so the levels keep the order the head gives them
+(:mod:`rnnkit.tasks.forecast.quantiles`). The distribution head's ``Phi^-1(q)`` enters the trace as
+constants (:func:`~rnnkit.tasks.forecast.distribution.normal_levels`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from torch import Tensor, nn
 from ...errors import ConfigError
 from ..forecast.fitting import ForecastEnsemble
 from ..forecast.normalise import WindowNorm
+from ..forecast.quantiles import quantile_horizon_message
 from .pipeline import F64, Norm, Scaling, Transform, predict_scaled
 from .traceable import should_unroll, traceable
 
@@ -65,15 +72,8 @@ def exportable(model: nn.Module, unroll: bool | None = None) -> nn.Module:
     return twin
 
 
-#: why a forecaster with a quantile or distribution head is not exported
-LEVELS_REASON = ("this run forecasts quantiles (--quantiles or --distribution), whose head the exporter does not "
-                 "write yet; export covers point forecasters (refit without them to export)")
-
-
 def known_inputs_reason(run) -> str | None:
-    """Why ``run`` cannot be exported (it reads known inputs, or has a quantile or distribution head), or None."""
-    if run.model_config.quantiles:
-        return LEVELS_REASON
+    """Why ``run`` cannot be exported (it reads known inputs), or None."""
     dc = run.data_config
     if dc.future_covariates or dc.calendar != "none" or getattr(run.model, "n_known", 0):
         return ("this run reads known inputs (future covariates or calendar features), which a graph of the "
@@ -98,13 +98,21 @@ class _Member(nn.Module):
     def forward(self, contexts: Tensor) -> Tensor:
         raw = contexts if self.lookback is None else contexts[:, -self.lookback:]
         scaled = self.scaling(self.transform(raw))
-        y = predict_scaled(self.model, scaled, self.horizon, self.norm, self.dtype)  # (B, H, C), scaled
+        y = predict_scaled(self.model, scaled, self.horizon, self.norm, self.dtype)  # (B, H, C[, Q]), scaled
+        if y.dim() == 4:  # the scaler works on the targets' axis, the last: (B, H, C, Q) -> (B, H, Q, C) and back
+            return self.back(y.transpose(2, 3)).transpose(2, 3)
+        return self.back(y)
+
+    def back(self, y: Tensor) -> Tensor:
+        """Scaled forecasts ``(..., C)`` in the data's units."""
         return self.transform.inverse(self.scaling.inverse(y))
 
 
 class ForecastGraph(nn.Module):
     """``forward(contexts (B, L, F) float64) -> forecasts (B, horizon, C) float64``, in the data's
-    units, equal to ``run.predict_contexts(contexts, horizon)``; ``unroll`` as :func:`exportable`."""
+    units, equal to ``run.predict_contexts(contexts, horizon)``; a quantile or distribution head's
+    levels ``(B, horizon, C, Q)``, equal to ``run.predict_contexts(contexts, horizon, all_levels=True)``;
+    ``unroll`` as :func:`exportable`."""
 
     def __init__(self, run, horizon: int | None = None, unroll: bool | None = None) -> None:
         super().__init__()
@@ -112,6 +120,8 @@ class ForecastGraph(nn.Module):
         if reason:
             raise ConfigError(reason)
         self.horizon = horizon or run.data_config.horizon
+        if run.levels and self.horizon > run.model.horizon:
+            raise ConfigError(quantile_horizon_message(run.model.horizon, self.horizon))
         C = len(run.targets)
         model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)
@@ -152,13 +162,12 @@ def nest(flat: list[Tensor], like) -> Any:
 class StepGraph(nn.Module):
     """The model's own streaming step, ``model.step(x_t, state)``, with the state as explicit
     tensors: ``forward(x_t (B, F), *state_in) -> (y, *state_out)`` in the network's units and dtype
-    (direct models: the ``(B, horizon, C)`` forecast after this step; recursive: the ``(B, C)``
-    prediction of the next value); ``unroll`` as :func:`exportable`."""
+    (direct models: the ``(B, horizon, C)`` forecast after this step, a quantile or distribution
+    head's levels ``(B, horizon, C, Q)``; recursive: the ``(B, C)`` prediction of the next value);
+    ``unroll`` as :func:`exportable`."""
 
     def __init__(self, model: nn.Module, unroll: bool | None = None) -> None:
         super().__init__()
-        if getattr(model, "levels", ()):
-            raise ConfigError(LEVELS_REASON)
         if getattr(model, "views", None):
             raise ConfigError("this ensemble's members read different lookbacks through their own scalers, so "
                               "they share no streaming input; export its forecast graph (without --step)")

@@ -5,9 +5,11 @@ Two graphs can be written for a forecasting run (:mod:`.graphs`, :mod:`.forecast
 * the **forecast graph** (default): ``context (batch, L, F)`` raw context windows, float64, in the
   data's units and columns -> ``forecast (batch, horizon, C)``, float64, in the data's units; what
   :meth:`ForecastRun.predict_contexts <rnnkit.tasks.forecast.workflow.ForecastRun.predict_contexts>`
-  returns. The batch is dynamic, and so is L where every recurrent layer runs on torch's kernels
-  (LSTM, GRU, Elman in float32); a Jordan (or peephole, minGRU) graph, and any network in float64
-  (onnxruntime runs ONNX's recurrent nodes in float32 only), is unrolled over the run's lookback.
+  returns (a quantile or distribution head: its levels, ``(batch, horizon, C, Q)``, as with
+  ``all_levels=True``; the metadata's ``quantiles`` lists them). The batch is dynamic, and so is L
+  where every recurrent layer runs on torch's kernels (LSTM, GRU, Elman in float32); a Jordan (or
+  peephole, minGRU) graph, and any network in float64 (onnxruntime runs ONNX's recurrent nodes in
+  float32 only), is unrolled over the run's lookback.
 * the **step graph** (``step=True``): ``x_t (batch, F)`` and ``state_in_0 ...`` -> ``y`` and
   ``state_out_0 ...``: the network's own streaming step (``model.step``) in its units (after the
   scaler and the per-window normalisation, which the metadata describes) and dtype.
@@ -100,8 +102,9 @@ def export_onnx(run, path: str | os.PathLike, *, step: bool = False, horizon: in
     replaced only with ``force``. With ``check`` (and onnxruntime installed) the graph is run on random
     inputs and compared with rnnkit's own numbers first.
 
-    Forecasting runs with known inputs (future covariates, calendar features) are refused, and for
-    ``step=True`` ensembles over several lookbacks. Returns the path written."""
+    Forecasting runs with known inputs (future covariates, calendar features) are refused, a quantile
+    or distribution head's ``horizon`` beyond its trained one, and for ``step=True`` ensembles over
+    several lookbacks. Returns the path written."""
     onnx = _need_onnx()
     path = Path(path)
     if path.is_dir():

@@ -114,6 +114,10 @@ class Norm(nn.Module):
         return torch.cat([z, X[..., self.C:]], -1)
 
     def decode(self, X: Tensor, out: Tensor) -> Tensor:
+        """Forecasts ``(B, H, C)`` in scaled units from the network's outputs after windows ``X``;
+        quantile forecasts ``(B, H, C, Q)`` level by level, as ``WindowNorm.decode`` decodes them."""
+        if out.dim() == 4:
+            return torch.stack([self.decode(X, out[..., k]) for k in range(out.shape[-1])], -1)
         _, scale = self.stats(X)
         if not self.d:
             return self.base(X, out.shape[1]) + scale * out
@@ -126,7 +130,8 @@ class Norm(nn.Module):
 
 def predict_scaled(model: nn.Module, x: Tensor, horizon: int, norm: Norm, dtype: torch.dtype) -> Tensor:
     """:func:`rnnkit.tasks.forecast.predict.predict_scaled` without known inputs: forecasts
-    ``(B, horizon, C)`` in scaled units (float64) after scaled windows ``x (B, L, F)`` (float64)."""
+    ``(B, horizon, C)`` (a quantile model's levels: ``(B, horizon, C, Q)``) in scaled units (float64)
+    after scaled windows ``x (B, L, F)`` (float64)."""
     if not norm.active:
         return model.predict(x.to(dtype), horizon).to(F64)
     if model.recursive:  # generates in the window's normalised units, mapped back at the end

@@ -28,6 +28,7 @@ zeroes the mean's rows only (:func:`zero_mean`), so the trained scale stays.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -54,9 +55,18 @@ def normal_params(raw: Tensor, horizon: int, n_targets: int) -> tuple[Tensor, Te
     return v[..., 0], F.softplus(v[..., 1]) + SCALE_FLOOR
 
 
+@functools.lru_cache(maxsize=64)
+def _standard_quantiles(levels: tuple[float, ...], dtype: torch.dtype) -> tuple[float, ...]:
+    """``Phi^-1(q)`` of each level, computed by ``ndtri`` in ``dtype`` (so exactly the numbers it gives there)."""
+    return tuple(torch.special.ndtri(torch.tensor(levels, dtype=dtype)).tolist())
+
+
 def normal_levels(mu: Tensor, sigma: Tensor, levels) -> Tensor:
-    """The quantiles ``(..., Q)`` of N(mu, sigma^2) at ``levels``: ``mu + sigma * Phi^-1(q)``."""
-    z = torch.special.ndtri(torch.tensor(tuple(levels), dtype=mu.dtype, device=mu.device))
+    """The quantiles ``(..., Q)`` of N(mu, sigma^2) at ``levels``: ``mu + sigma * Phi^-1(q)``.
+
+    ``Phi^-1(q)`` depends on the levels only, so it enters as numbers: a constant in a traced graph
+    (ONNX has no ``ndtri`` operator), computed once per levels and dtype."""
+    z = torch.tensor(_standard_quantiles(tuple(float(q) for q in levels), mu.dtype), dtype=mu.dtype, device=mu.device)
     return mu.unsqueeze(-1) + sigma.unsqueeze(-1) * z
 
 

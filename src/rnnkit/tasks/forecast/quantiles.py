@@ -59,9 +59,13 @@ def ordered(raw: Tensor, centre: int) -> Tensor:
     """The quantiles ``(..., Q)`` from the head's raw outputs ``(..., Q)``: the centre as it is,
     softplus increments summed outwards from it (see the module docstring)."""
     mid = raw[..., centre:centre + 1]  # (..., 1)
-    up = mid + torch.cumsum(F.softplus(raw[..., centre + 1:]), -1)  # (..., Q - c - 1)
-    down = mid - torch.cumsum(F.softplus(raw[..., :centre].flip(-1)), -1)  # (..., c), nearest the centre first
-    return torch.cat([down.flip(-1), mid, up], -1)  # (..., Q), increasing
+    parts = [mid]
+    if centre > 0:  # (an empty side is left out: ONNX's shape inference miscounts a flipped empty slice)
+        down = mid - torch.cumsum(F.softplus(raw[..., :centre].flip(-1)), -1)  # (..., c), nearest the centre first
+        parts.insert(0, down.flip(-1))
+    if centre + 1 < raw.shape[-1]:
+        parts.append(mid + torch.cumsum(F.softplus(raw[..., centre + 1:]), -1))  # (..., Q - c - 1)
+    return torch.cat(parts, -1)  # (..., Q), increasing
 
 
 def pinball_loss(pred: Tensor, y: Tensor, levels: Tensor) -> Tensor:
