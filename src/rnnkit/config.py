@@ -50,7 +50,7 @@ LOSSES = ("mse", "mae", "ce", "pinball", "nll")
 
 #: ModelConfig.distribution's choices (tasks/forecast/distribution.py), and the levels a distribution
 #: head reports when no quantiles are given: the 95 % and 80 % intervals' ends and the median
-DISTRIBUTIONS = ("none", "normal")
+DISTRIBUTIONS = ("none", "normal", "student_t")
 DISTRIBUTION_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
 
 
@@ -167,9 +167,9 @@ class ModelConfig(Serialisable):
                 "trained with the pinball loss; the point forecast is the 0.5 level, or the level nearest it",
         "metavar": "Q1,Q2,...", "off": "none, a point forecast"})
     distribution: str = field(default="none", metadata={
-        "help": "forecasting, direct strategy: a distribution head; normal: a mean and a scale per step, trained by "
-                "the Gaussian negative log-likelihood, reported at the --quantiles levels (default "
-                "0.025,0.1,0.5,0.9,0.975)", "choices": DISTRIBUTIONS})
+        "help": "forecasting, direct strategy: a distribution head trained by its negative log-likelihood, reported "
+                "at the --quantiles levels (default 0.025,0.1,0.5,0.9,0.975); normal: a mean and a scale per step; "
+                "student_t: and degrees of freedom (heavier tails)", "choices": DISTRIBUTIONS})
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, cell_names())

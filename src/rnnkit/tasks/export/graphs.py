@@ -32,7 +32,7 @@ from .pipeline import F64, Norm, Scaling, Transform, predict_scaled
 from .traceable import should_unroll, traceable
 
 __all__ = ["ForecastGraph", "StepGraph", "median", "quantile_median", "exportable", "known_inputs_reason",
-           "flat_states", "structure", "nest"]
+           "head_reason", "flat_states", "structure", "nest"]
 
 
 def median(outs: list[Tensor]) -> Tensor:
@@ -72,8 +72,20 @@ def exportable(model: nn.Module, unroll: bool | None = None) -> nn.Module:
     return twin
 
 
+def head_reason(model: nn.Module) -> str | None:
+    """Why a forecaster's head cannot be exported (a Student-t head), or None."""
+    if getattr(model, "distribution", "none") == "student_t":
+        return ("this run has a Student-t head (--distribution student_t), whose quantiles depend on the forecast "
+                "degrees of freedom through an iterative inverse the graph does not compute; export covers point, "
+                "quantile and normal heads")
+    return None
+
+
 def known_inputs_reason(run) -> str | None:
-    """Why ``run`` cannot be exported (it reads known inputs), or None."""
+    """Why ``run`` cannot be exported (it reads known inputs, or has a Student-t head), or None."""
+    reason = head_reason(run.model)
+    if reason:
+        return reason
     dc = run.data_config
     if dc.future_covariates or dc.calendar != "none" or getattr(run.model, "n_known", 0):
         return ("this run reads known inputs (future covariates or calendar features), which a graph of the "
@@ -168,6 +180,8 @@ class StepGraph(nn.Module):
 
     def __init__(self, model: nn.Module, unroll: bool | None = None) -> None:
         super().__init__()
+        if head_reason(model):
+            raise ConfigError(head_reason(model))
         if getattr(model, "views", None):
             raise ConfigError("this ensemble's members read different lookbacks through their own scalers, so "
                               "they share no streaming input; export its forecast graph (without --step)")

@@ -312,7 +312,7 @@ def refuse_unsupported(model: ModelConfig, train: TrainConfig, *, lookback: int 
                               "loop then runs) or 'torch'")
     elif train.loss not in (None, "mse", "mae"):
         why = ("the pinball loss trains a quantile head: pass quantiles (--quantiles 0.1,0.5,0.9)"
-               if train.loss == "pinball" else "the nll loss trains a distribution head: pass --distribution normal"
+               if train.loss == "pinball" else "the nll loss trains a distribution head: pass --distribution normal (or student_t)"
                if train.loss == "nll" else "forecasts are trained with loss 'mse' or 'mae'")
         refuse_setting(job, f"loss={train.loss!r}", why)
     if train.many_to_many and model.strategy != "recursive":

@@ -38,7 +38,8 @@ from torch import Tensor
 from ...config import DISTRIBUTION_LEVELS
 from .quantiles import head_rows, zero_output
 
-__all__ = ["DEFAULT_LEVELS", "SCALE_FLOOR", "normal_params", "normal_levels", "gaussian_nll",
+__all__ = ["DEFAULT_LEVELS", "SCALE_FLOOR", "DF_FLOOR", "DF_START", "params", "normal_params", "normal_levels",
+           "student_t_cdf", "student_t_quantiles", "levels_of", "gaussian_nll", "student_t_nll", "nll",
            "init_distribution_head", "zero_mean"]
 
 #: the levels a distribution head reports when none are asked for (ModelConfig fills them in)
@@ -49,10 +50,25 @@ DEFAULT_LEVELS = DISTRIBUTION_LEVELS
 SCALE_FLOOR = 1e-3
 
 
+#: a Student-t head's degrees of freedom are ``DF_FLOOR + softplus(r)``: above 2, so its variance is finite
+DF_FLOOR = 2.0
+#: the degrees of freedom a Student-t head starts at (a moderately heavy tail; training moves them)
+DF_START = 5.0
+
+
 def normal_params(raw: Tensor, horizon: int, n_targets: int) -> tuple[Tensor, Tensor]:
     """The mean and scale ``(B, H, C)`` each from the head's raw outputs ``(B, H*C*2)``."""
     v = raw.view(raw.shape[0], horizon, n_targets, 2)
     return v[..., 0], F.softplus(v[..., 1]) + SCALE_FLOOR
+
+
+def params(raw: Tensor, horizon: int, n_targets: int, kind: str) -> tuple[Tensor, ...]:
+    """A ``kind`` head's parameters ``(B, H, C)`` each from its raw outputs ``(B, H*C*K)``: the mean
+    and scale (``"normal"``), and the degrees of freedom (``"student_t"``)."""
+    if kind == "normal":
+        return normal_params(raw, horizon, n_targets)
+    v = raw.view(raw.shape[0], horizon, n_targets, 3)
+    return v[..., 0], F.softplus(v[..., 1]) + SCALE_FLOOR, F.softplus(v[..., 2]) + DF_FLOOR
 
 
 @functools.lru_cache(maxsize=64)
@@ -70,10 +86,82 @@ def normal_levels(mu: Tensor, sigma: Tensor, levels) -> Tensor:
     return mu.unsqueeze(-1) + sigma.unsqueeze(-1) * z
 
 
+def _betainc(a: Tensor, b: Tensor, x: Tensor, steps: int = 200) -> Tensor:
+    """The regularised incomplete beta function ``I_x(a, b)`` (float64, elementwise), by its continued
+    fraction evaluated with the modified Lentz method (Press et al., Numerical Recipes, section 6.4),
+    on the side of ``x = a / (a + b)`` where it converges fast (``I_x(a, b) = 1 - I_{1-x}(b, a)``)."""
+    flip = x > (a + 1) / (a + b + 2)
+    a, b, x = torch.where(flip, b, a), torch.where(flip, a, b), torch.where(flip, 1 - x, x)
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1, a - 1
+    c = torch.ones_like(x)
+    d = 1 - qab * x / qap
+    d = 1 / torch.where(d.abs() < tiny, torch.full_like(d, tiny), d)
+    h = d.clone()
+    for m in range(1, steps + 1):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1 + num * d
+            d = 1 / torch.where(d.abs() < tiny, torch.full_like(d, tiny), d)
+            c = 1 + num / c
+            c = torch.where(c.abs() < tiny, torch.full_like(c, tiny), c)
+            h = h * d * c
+    log_front = torch.lgamma(a + b) - torch.lgamma(a) - torch.lgamma(b) + a * torch.log(x) + b * torch.log1p(-x)
+    out = torch.where(x > 0, torch.exp(log_front) * h / a, torch.zeros_like(x))
+    return torch.where(flip, 1 - out, out)
+
+
+def student_t_cdf(t: Tensor, df: Tensor) -> Tensor:
+    """``P(T <= t)`` for Student's t with ``df`` degrees of freedom (float64):
+    ``1 - I_x(df/2, 1/2) / 2`` for ``t >= 0``, ``x = df / (df + t^2)``, and by symmetry below 0."""
+    tail = 0.5 * _betainc(df / 2, torch.full_like(df, 0.5), df / (df + t * t))  # P(T > |t|)
+    return torch.where(t >= 0, 1 - tail, tail)
+
+
+def student_t_quantiles(df: Tensor, levels, iterations: int = 40) -> Tensor:
+    """The standard Student-t quantiles ``(..., Q)`` at ``levels`` for degrees of freedom ``df (...)``,
+    in float64, by Newton's method on :func:`student_t_cdf` from the normal quantile. From there the
+    iterates move monotonically to the root (the t's CDF is concave beyond 0 and convex below, and its
+    quantiles lie further out than the normal's), so no step overshoots."""
+    df = df.detach().to(torch.float64).unsqueeze(-1)  # (..., 1)
+    q = torch.tensor(tuple(float(v) for v in levels), dtype=torch.float64, device=df.device)
+    t = torch.special.ndtri(q).expand(*df.shape[:-1], len(q)).clone()  # (..., Q)
+    df = df.expand_as(t)
+    log_norm = torch.lgamma((df + 1) / 2) - torch.lgamma(df / 2) - 0.5 * torch.log(df * math.pi)
+    for _ in range(iterations):
+        pdf = torch.exp(log_norm - (df + 1) / 2 * torch.log1p(t * t / df))
+        t = t - (student_t_cdf(t, df) - q) / pdf
+    return t
+
+
+def levels_of(params: tuple[Tensor, ...], levels) -> Tensor:
+    """A head's quantiles ``(..., Q)`` at ``levels`` from its parameters (see :func:`params`):
+    ``mu + sigma * z_q``, with z the standard normal's or the standard t's quantiles."""
+    if len(params) == 2:
+        return normal_levels(*params, levels)
+    mu, sigma, df = params
+    z = student_t_quantiles(df, levels).to(mu.dtype)
+    return mu.unsqueeze(-1) + sigma.unsqueeze(-1) * z
+
+
 def gaussian_nll(mu: Tensor, sigma: Tensor, y: Tensor) -> Tensor:
     """Mean negative log-likelihood of ``y`` under N(mu, sigma^2), elementwise over ``(..)``:
     ``log sigma + (y - mu)^2 / (2 sigma^2) + log(2 pi) / 2``."""
     return (torch.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2).mean() + 0.5 * math.log(2 * math.pi)
+
+
+def student_t_nll(mu: Tensor, sigma: Tensor, df: Tensor, y: Tensor) -> Tensor:
+    """Mean negative log-likelihood of ``y`` under Student's t with location ``mu``, scale ``sigma``
+    and ``df`` degrees of freedom, elementwise: ``-log Gamma((df+1)/2) + log Gamma(df/2) +
+    log(df pi)/2 + log sigma + (df+1)/2 log(1 + ((y - mu)/sigma)^2 / df)``."""
+    z = (y - mu) / sigma
+    return (torch.lgamma(df / 2) - torch.lgamma((df + 1) / 2) + 0.5 * torch.log(df * math.pi) + torch.log(sigma)
+            + (df + 1) / 2 * torch.log1p(z * z / df)).mean()
+
+
+def nll(params: tuple[Tensor, ...], y: Tensor) -> Tensor:
+    """The negative log-likelihood of a head with these :func:`params`."""
+    return gaussian_nll(*params, y) if len(params) == 2 else student_t_nll(*params, y)
 
 
 @torch.no_grad()
@@ -84,12 +172,23 @@ def init_distribution_head(model, targets: Tensor, mean_zero: bool) -> None:
     weight, bias = head_rows(model)
     y = targets.detach().to(torch.float64)
     start = 0.0 if mean_zero else y.mean(0, keepdim=True)
-    s = torch.clamp(((y - start) ** 2).mean(0).sqrt() - SCALE_FLOOR, min=SCALE_FLOOR)  # (H, C)
+    rms = ((y - start) ** 2).mean(0).sqrt()  # (H, C)
+    student = weight.shape[2] == 3
+    if student:  # a t's standard deviation is sigma sqrt(df / (df - 2)): start with the same spread
+        rms = rms * math.sqrt((DF_START - 2) / DF_START)
+        weight[:, :, 2].zero_()
+        bias[:, :, 2] = _softplus_inverse(torch.tensor(DF_START - DF_FLOOR, dtype=torch.float64))
+    s = torch.clamp(rms - SCALE_FLOOR, min=SCALE_FLOOR)
     if mean_zero:
         weight[:, :, 0].zero_()
         bias[:, :, 0].zero_()
     weight[:, :, 1].zero_()
-    bias[:, :, 1] = (s + torch.log(-torch.expm1(-s))).to(bias.dtype)  # softplus^-1(s), stable
+    bias[:, :, 1] = _softplus_inverse(s).to(bias.dtype)
+
+
+def _softplus_inverse(s: Tensor) -> Tensor:
+    """``softplus^-1(s)`` for ``s > 0``, stable: ``s + log(1 - exp(-s))``."""
+    return s + torch.log(-torch.expm1(-s))
 
 
 @torch.no_grad()

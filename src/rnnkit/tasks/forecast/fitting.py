@@ -37,7 +37,7 @@ from .model import Forecaster, head_loss, head_width
 from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
-from .distribution import gaussian_nll, init_distribution_head, zero_mean
+from .distribution import init_distribution_head, nll, zero_mean
 from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
@@ -275,8 +275,8 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
     (``loss=None`` is MSE, or the mean pinball loss over the levels of a quantile head; a loss
     forecasting cannot use is refused, never replaced)."""
     refuse_unsupported(model.config, train_config)
-    if model.distribution != "none":  # the Gaussian negative log-likelihood of the targets
-        return lambda m, batch: gaussian_nll(*m.params(batch[0]), batch[1])
+    if model.distribution != "none":  # the negative log-likelihood of the targets (Gaussian or Student-t)
+        return lambda m, batch: nll(m.params(batch[0]), batch[1])
     if model.levels:  # direct only (ModelConfig refuses recursive quantile models)
         levels = torch.tensor(model.levels, dtype=next(model.parameters()).dtype)
         return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels.to(batch[1].device))  # no-op on the CPU

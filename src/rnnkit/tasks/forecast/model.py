@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ...config import ModelConfig
 from ...errors import ConfigError, ShapeError
 from ...nn.layers import Recurrent, StateLike
-from .distribution import normal_levels, normal_params
+from .distribution import levels_of, params
 from .quantiles import centre_index, ordered, quantile_horizon_message
 
 __all__ = ["Forecaster", "head_width", "head_loss"]
@@ -28,8 +28,8 @@ def head_loss(config: ModelConfig) -> str | None:
 
 def head_width(config: ModelConfig) -> int:
     """Outputs a direct head emits per step and target: 1, Q quantiles, or a distribution's 2 parameters."""
-    if config.distribution == "normal":
-        return 2
+    if config.distribution != "none":
+        return 3 if config.distribution == "student_t" else 2
     return max(1, len(config.quantiles))
 
 
@@ -77,8 +77,9 @@ class Forecaster(nn.Module):
         #: recursive models. ``centre``: the level the others are stacked on, also the point forecast
         self.levels = tuple(config.quantiles)
         self.centre = centre_index(self.levels) if self.levels else 0
-        #: "normal": the head emits a Gaussian's mean and scale per step and target, forecast as the
-        #: quantiles at :attr:`levels` (:mod:`rnnkit.tasks.forecast.distribution`); "none" otherwise
+        #: "normal" / "student_t": the head emits a Gaussian's mean and scale (and a t's degrees of
+        #: freedom) per step and target, forecast as the quantiles at :attr:`levels`
+        #: (:mod:`rnnkit.tasks.forecast.distribution`); "none" otherwise
         self.distribution = config.distribution
         out = horizon * n_targets * head_width(config) if config.strategy == "direct" else n_targets
         self.head = nn.Linear(width, out)
@@ -99,14 +100,15 @@ class Forecaster(nn.Module):
         """The direct head's outputs ``(B, H*C[*Q])`` as forecasts: ``(B, H, C)``, or the quantiles ``(B, H, C, Q)``."""
         if not self.levels:
             return y.view(y.shape[0], self.horizon, self.n_targets)  # (B, H*C) -> (B, H, C)
-        if self.distribution == "normal":
-            return normal_levels(*normal_params(y, self.horizon, self.n_targets), self.levels)
+        if self.distribution != "none":
+            return levels_of(params(y, self.horizon, self.n_targets, self.distribution), self.levels)
         return ordered(y.view(y.shape[0], self.horizon, self.n_targets, len(self.levels)), self.centre)
 
-    def params(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """A distribution head's mean and scale ``(B, H, C)`` each after windows ``x (B, T, F)``."""
+    def params(self, x: Tensor) -> tuple[Tensor, ...]:
+        """A distribution head's parameters ``(B, H, C)`` each after windows ``x (B, T, F)``: the mean
+        and scale, and a Student-t's degrees of freedom (:func:`~.distribution.params`)."""
         out, _ = self.rnn(x)
-        return normal_params(self.head(out[:, -1]), self.horizon, self.n_targets)
+        return params(self.head(out[:, -1]), self.horizon, self.n_targets, self.distribution)
 
     def init_state(self, batch: int = 1) -> StateLike:
         """Zero recurrent state for :meth:`step` (what ``forward`` starts from)."""
