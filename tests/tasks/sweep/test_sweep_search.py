@@ -118,3 +118,75 @@ def test_optuna_without_optuna_installed_is_one_line(tmp_path, monkeypatch, caps
     assert "pip install 'rnnkit[optuna]'" in one_line_error(capsys, [
         "sweep", "builtin:sine", "--grid", "hidden=2,4", "--optuna", "2", "--out", str(tmp_path / "s")])
     assert not (tmp_path / "s").exists()
+
+
+def _panel(path, short=False):
+    """A long-format panel of three daily series (ids a, b, c; a static column the sweep ignores),
+    and with ``short`` a fourth of 4 rows, too few for any split."""
+    rows = []
+    for k, sid in enumerate(["a", "b", "c"] + (["d"] if short else [])):
+        n = 4 if sid == "d" else 60
+        t = np.arange(n)
+        rows.append(pd.DataFrame({"store": sid, "date": pd.date_range("2024-01-01", periods=n, freq="D"),
+                                  "sales": np.round(10 + (k + 1) * np.sin(t / (3 + k)) + 0.1 * t, 4)}))
+    pd.concat(rows).to_csv(path, index=False)
+    return path
+
+
+PANEL = DataConfig(id_col="store", time_col="date", targets=("sales",), lookback=5, horizon=2)
+
+
+def test_per_series_fits_each_series_alone_as_a_direct_fit_would(tmp_path):
+    panel = _panel(tmp_path / "panel.csv")
+    out = tmp_path / "s"
+    result = rnnkit.sweep(PANEL.replace(source=str(panel)), {}, out, MODEL, TRAIN,
+                          config=SweepConfig(per_series=True, workers=2), quiet=True)
+    assert sorted((r["job"], r["settings"]["series"], r["status"]) for r in result.rows) == [
+        ("job-000", "a", "ok"), ("job-001", "b", "ok"), ("job-002", "c", "ok")]
+    rows = _leaderboard(out)
+    assert sorted((r["job"], r["series"]) for r in rows) == [("job-000", "a"), ("job-001", "b"), ("job-002", "c")]
+    assert sorted(os.listdir(out)) == ["job-000", "job-001", "job-002", "jobs.json", "leaderboard.csv",
+                                       "leaderboard.png", "series", "sweep.json"]
+    raw = pd.read_csv(panel, dtype=str)
+    for job, sid in (("job-000", "a"), ("job-001", "b"), ("job-002", "c")):
+        alone = tmp_path / f"{sid}.csv"
+        raw[raw["store"] == sid].drop(columns="store").to_csv(alone, index=False)
+        direct = rnnkit.fit_forecaster(PANEL.replace(source=str(alone), id_col=None), MODEL, TRAIN, quiet=True)
+        direct.save(tmp_path / f"direct-{sid}")
+        assert (out / job / "weights.safetensors").read_bytes() == \
+            (tmp_path / f"direct-{sid}" / "weights.safetensors").read_bytes()
+        run = rnnkit.load_run(out / job)  # an ordinary single-series run: it reads its series' own table
+        assert run.data_config.id_col is None and run.forecast().equals(direct.forecast())
+
+
+def test_per_series_times_a_grid_on_the_command_line_with_a_series_too_short(tmp_path, capsys):
+    panel = _panel(tmp_path / "panel.csv", short=True)
+    out = tmp_path / "s"
+    assert main(["sweep", str(panel), "--id-col", "store", "--time-col", "date", "--target", "sales",
+                 "--per-series", "--grid", "hidden=2,4", "--lookback", "5", "--horizon", "2", "--epochs", "2",
+                 "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    assert "6 of 8 job(s) trained, 2 failed" in capsys.readouterr().out
+    rows = {(r["series"], r["hidden_size"]): r for r in _leaderboard(out)}
+    assert sorted(rows) == [(s, h) for s in "abcd" for h in ("2", "4")]
+    assert {rows[("d", h)]["status"] for h in ("2", "4")} == {"failed"} and "rows" in rows[("d", "2")]["message"]
+    assert [j["settings"] for j in json.loads((out / "sweep.json").read_text())["jobs"]][:2] == [
+        {"series": "a", "hidden_size": 2}, {"series": "a", "hidden_size": 4}]
+    assert rnnkit.load_run(out / "job-003").model_config.hidden_size == 4  # series b, hidden 4
+    assert main(["sweep", "--resume", "--out", str(out), "--quiet"]) == 0  # its own plan: only d is tried again
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["builtin:sine", "--per-series"], "pass --id-col COL"),
+    (["P", "--id-col", "store", "--per-series", "--grid", "source=x.csv"], "cannot set source"),
+    (["P", "--id-col", "store", "--per-series", "--static-covariates", "store2"], "drop them"),
+    (["P", "--id-col", "store", "--per-series", "--future", "f.csv"], "drop --future"),
+    (["builtin:sine", "--grid", "hidden=2,4", "--optuna", "2", "--random", "2"], "pass one of --random and --optuna"),
+    (["P", "--id-col", "store", "--per-series", "--optuna", "2"], "pass one of --optuna and --per-series"),
+    (["builtin:sine", "--grid", "hidden=2,4", "--optuna", "0"], "optuna must be an integer >= 1"),
+])
+def test_a_bad_search_or_per_series_sweep_is_one_line(tmp_path, capsys, args, needle):
+    panel = str(_panel(tmp_path / "panel.csv"))
+    args = [panel if a == "P" else a for a in args]
+    out = tmp_path / "s"
+    assert needle in one_line_error(capsys, ["sweep", *args, "--out", str(out), "--epochs", "1", "--quiet"])
+    assert not out.exists()
