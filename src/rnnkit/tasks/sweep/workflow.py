@@ -4,7 +4,9 @@ and one thread each, :mod:`rnnkit.tasks.sweep.executors`) and ranks them.
 A sweep directory holds:
 
 - ``sweep.json``: the plan (every job's name and grid values, the settings they share), written
-  before any job starts, so that ``resume`` can tell whether it is the same sweep;
+  before any job starts, so that ``resume`` can tell whether it is the same sweep (an Optuna
+  search's, :mod:`rnnkit.tasks.sweep.study`, grows batch by batch: its jobs are chosen as it goes);
+- ``series/``: with ``per_series``, each series' table (:mod:`rnnkit.tasks.sweep.series`);
 - ``job-000/``, ``job-001/``, ...: one forecasting run directory per trained job, written
   atomically as every run (``rnnkit.load_run`` reads it);
 - ``jobs.json``: every finished job's row (scores, or why it failed), rewritten after each job, so
@@ -36,7 +38,7 @@ from ...training.rundir import check_out, is_run_dir
 from ...training.runs import json_safe, read_json, write_json
 from ..forecast.config import DataConfig, SearchConfig
 from .config import MAX_JOBS, SweepConfig
-from .executors import ray_available, run_jobs, usable_cpus
+from .executors import ray_available, run_jobs, session, usable_cpus
 from .grid import SECTIONS, apply_settings, describe, normalise_grid, plan_jobs
 from .leaderboard import plot_leaderboard, rank_rows, settings_text, write_leaderboard
 from .series import SERIES, SERIES_DIR, series_files, series_ids, single_series, write_series
@@ -208,7 +210,10 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     starts from (as :func:`~rnnkit.fit_forecaster` takes them); ``grid`` maps settings to their
     values (``{"hidden_size": [16, 32], "lr": [1e-3, 3e-3]}``, or the command line's
     ``"hidden_size=16,32;lr=1e-3,3e-3"``; see :mod:`rnnkit.tasks.sweep.grid`); ``config`` says how
-    many jobs, where they run and how they are ranked (:class:`SweepConfig`). ``future`` is
+    many jobs, where they run and how they are ranked (:class:`SweepConfig`): every combination,
+    ``random`` of them, ``optuna`` of them chosen by Optuna (:mod:`rnnkit.tasks.sweep.study`), and
+    with ``per_series`` each of them once per series of the panel ``data_config`` names
+    (:mod:`rnnkit.tasks.sweep.series`; the grid may then be empty). ``future`` is
     ``rnnkit fit --future``'s file, for each run's forecast.csv. Progress goes to ``say`` (default:
     stdout) unless ``quiet``. Ctrl-C stops the running jobs within an epoch, writes the leaderboard
     of what finished and raises KeyboardInterrupt; ``resume=True`` later runs what is left.
@@ -315,7 +320,8 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
         else:
             say(f"sweep: {n} job(s) in {out} chosen by Optuna (TPE, seed {config.random_seed}), "
                 f"{plan['optuna_batch']} at a time, on {config.executor}, ranked on {config.rank_by}")
-            study.run(n, plan["optuna_batch"], run, say)
+            with session(config.executor, config.workers, config.address):  # one Ray for all the batches
+                study.run(n, plan["optuna_batch"], run, say)
     finally:
         rows = rank_rows([results.get(m) or {"job": m, "settings": j, "status": "interrupted",
                                              "message": "not started: the sweep was stopped"}
