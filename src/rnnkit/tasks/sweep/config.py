@@ -36,7 +36,8 @@ class SweepConfig(Serialisable):
     ``optuna`` extra) choose that many, ``workers`` at a time, each batch from the scores of the
     ones before (:mod:`rnnkit.tasks.sweep.study`). ``per_series`` fits each series of a panel
     (``DataConfig.id_col``) alone, once per combination of the grid (:mod:`rnnkit.tasks.sweep.series`).
-    ``workers`` jobs run at once, each in a process of its own with one torch thread (the fused trainer runs on one core); ``None`` is the CPUs this process may use.
+    ``workers`` jobs run at once, each in a process of its own with one torch thread (the fused
+    trainer runs on one core); ``None`` is the CPUs this process may use.
     ``workers=1`` with the local executor runs the jobs one after another in this process (the
     sequential reference: the same run directories, byte for byte). ``executor="ray"`` runs each
     job as a Ray task of one CPU on the cluster at ``address`` (``"auto"``: the running one;
