@@ -25,18 +25,21 @@ _CLASSES = (DataConfig, ModelConfig, TrainConfig, SearchConfig)
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "sweep", help="fit one forecaster per combination of settings, in parallel, and rank them",
+        "sweep", help="fit one forecaster per combination of settings (or per series of a panel), in parallel, "
+                      "and rank them",
         description="Fit one forecaster per combination of the grid's settings (each job a run directory "
                     "SWEEPDIR/job-NNN, trained in a process of its own with one thread), and rank them in "
-                    "SWEEPDIR/leaderboard.csv and leaderboard.png. The other options are `rnnkit fit`'s: the "
-                    "settings every job shares.")
+                    "SWEEPDIR/leaderboard.csv and leaderboard.png. --random N and --optuna N run N of the "
+                    "combinations (drawn at random, or chosen by Optuna's TPE sampler from the scores so far); "
+                    "--per-series fits each series of a panel (--id-col) alone, times the grid if one is given. "
+                    "The other options are `rnnkit fit`'s: the settings every job shares.")
     g = p.add_argument_group("sweep")
     g.add_argument("--grid", metavar="SPEC", help="the settings to sweep and their values: NAME=V1,V2,... separated by "
                    "';', such as \"hidden_size=16,32;lr=1e-3,3e-3\" (NAME: a field or option name of the settings "
                    "below; a list value's items joined by '+'); overrides the --config file's [grid] keys")
     g.add_argument("--config", metavar="FILE.toml", help="a TOML file with data, out, [settings] and [grid] "
                    "(and any option of this group); options given here override it")
-    for name in ("random", "random_seed", "workers", "executor", "address", "rank_by"):
+    for name in ("random", "optuna", "random_seed", "per_series", "workers", "executor", "address", "rank_by"):
         config_arg(g, _W, name)
     p.add_argument("--out", metavar="SWEEPDIR", help="sweep directory to create (or the --config file's out)")
     p.add_argument("--force", action="store_true", help="start an existing sweep directory again: its job "
@@ -77,9 +80,10 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     if out is None:
         raise ConfigError("pass the sweep directory to create: --out SWEEPDIR (or out = \"...\" in the --config file)")
     grid = {**spec["grid"], **(normalise_grid(a.grid, "--grid") if a.grid else {})}
-    if not grid:
+    config = SweepConfig(**{**spec["sweep"], **_given(a, SweepConfig)})
+    if not grid and not config.per_series:
         raise ConfigError("pass the settings to sweep: --grid \"hidden_size=16,32;lr=1e-3,3e-3\" (or a [grid] table "
-                          "in the --config file)")
+                          "in the --config file), or --per-series to fit each series of a panel")
     settings = dict(spec["settings"])
     for cls in _CLASSES:
         settings.update(_given(a, cls))
@@ -89,7 +93,6 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     defaults = {"data": DataConfig(source=data), "model": ModelConfig(), "train": TrainConfig(),
                 "search": SearchConfig()}
     base = apply_settings(defaults, settings)
-    config = SweepConfig(**{**spec["sweep"], **_given(a, SweepConfig)})
     result = sweep(base["data"], grid, out, base["model"], base["train"], base["search"], config,
                    force=a.force, resume=a.resume, quiet=a.quiet, future=a.future)
     return _report(result, a.quiet)

@@ -32,8 +32,12 @@ class SweepConfig(Serialisable):
     """How a sweep runs its jobs.
 
     ``random`` picks that many distinct combinations of the grid (drawn with ``random_seed``)
-    instead of every one. ``workers`` jobs run at once, each in a process of its own with one
-    torch thread (the fused trainer runs on one core); ``None`` is the CPUs this process may use.
+    instead of every one; ``optuna`` lets Optuna's TPE sampler (seeded with ``random_seed``; the
+    ``optuna`` extra) choose that many, ``workers`` at a time, each batch from the scores of the
+    ones before (:mod:`rnnkit.tasks.sweep.study`). ``per_series`` fits each series of a panel
+    (``DataConfig.id_col``) alone, once per combination of the grid (:mod:`rnnkit.tasks.sweep.series`).
+    ``workers`` jobs run at once, each in a process of its own with one torch thread (the fused
+    trainer runs on one core); ``None`` is the CPUs this process may use.
     ``workers=1`` with the local executor runs the jobs one after another in this process (the
     sequential reference: the same run directories, byte for byte). ``executor="ray"`` runs each
     job as a Ray task of one CPU on the cluster at ``address`` (``"auto"``: the running one;
@@ -44,7 +48,15 @@ class SweepConfig(Serialisable):
     random: Optional[int] = field(default=None, metadata={
         "help": "run this many combinations of the grid, drawn at random (no repeats), instead of every one",
         "metavar": "N", "off": "every combination"})
-    random_seed: int = field(default=0, metadata={"help": "seed of the --random draw", "metavar": "N"})
+    optuna: Optional[int] = field(default=None, metadata={
+        "help": "run this many distinct combinations of the grid chosen by Optuna's TPE sampler, --workers at a "
+                "time, each batch from the --rank-by scores of the ones before (pip install 'rnnkit[optuna]')",
+        "metavar": "N", "off": "every combination"})
+    random_seed: int = field(default=0, metadata={"help": "seed of the --random draw and of --optuna's sampler",
+                                                  "metavar": "N"})
+    per_series: bool = field(default=False, metadata={
+        "help": "DATA is a panel (--id-col): fit each series alone, one job per series (and per combination of "
+                "the grid, if any), instead of one global model"})
     workers: Optional[int] = field(default=None, metadata={
         "help": "jobs run at once, each a process with one torch thread; 1 = one after another in this process",
         "metavar": "N", "off": "the usable CPUs"})
@@ -60,8 +72,17 @@ class SweepConfig(Serialisable):
         "choices": RANK_BY})
 
     def __post_init__(self) -> None:
-        if self.random is not None:
-            check_positive("random", self.random)
+        for name in ("random", "optuna"):
+            if getattr(self, name) is not None:
+                check_positive(name, getattr(self, name))
+        if self.random is not None and self.optuna is not None:
+            raise ConfigError("random draws the combinations at random, optuna lets Optuna choose them: pass one "
+                              "of --random and --optuna")
+        if not isinstance(self.per_series, bool):
+            raise ConfigError(f"per_series must be true or false; got {self.per_series!r}")
+        if self.optuna is not None and self.per_series:
+            raise ConfigError("optuna searches one grid for one data set; per_series fits every series of a panel: "
+                              "one study per series is not done yet, so pass one of --optuna and --per-series")
         if not isinstance(self.random_seed, int) or isinstance(self.random_seed, bool) \
                 or not 0 <= self.random_seed <= MAX_SEED:
             raise ConfigError(f"random_seed must be an integer in [0, 2^63 - 1]; got {self.random_seed!r}")

@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Sequence
 from ...errors import ConfigError
 from .job import job_row, one_thread, run_job
 
-__all__ = ["run_jobs", "usable_cpus", "ray_available"]
+__all__ = ["run_jobs", "session", "usable_cpus", "ray_available"]
 
 Done = Callable[[dict], None]
 
@@ -153,25 +153,45 @@ def _init_worker(stop, path: list[str]) -> None:
     init_worker(stop)
 
 
-def _run_ray(specs: Sequence[dict], done: Done, workers: int | None, address: str | None) -> None:
+@contextmanager
+def session(executor: str, workers: int | None = None, address: str | None = None) -> Iterator[None]:
+    """Ray started or joined once for the block (a local Ray of ``workers`` CPUs when ``address`` is
+    None), so that the :func:`run_jobs` calls inside it (an Optuna sweep's batches) share it; nothing
+    for the local executor."""
+    if executor != "ray":
+        yield
+        return
     try:
         import ray
     except ImportError:
         raise ConfigError("--executor ray needs Ray: pip install 'rnnkit[ray]' (or pip install ray), or use "
                           "--executor local") from None
-    started = False
-    if not ray.is_initialized():
-        kw: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
-        if address is None:  # a local Ray for this sweep: its workers import this rnnkit
-            src = str(Path(__file__).resolve().parents[3])
-            path = os.pathsep.join([src] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-            kw.update(num_cpus=workers or usable_cpus(), runtime_env={"env_vars": {"PYTHONPATH": path}})
-        try:
-            ray.init(address=address, **kw)
-        except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ...: Ray's own
-            raise ConfigError(f"could not start or join Ray{f' at {address}' if address else ''} "
-                              f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
-        started = True
+    if ray.is_initialized():
+        yield
+        return
+    kw: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
+    if address is None:  # a local Ray for this sweep: its workers import this rnnkit
+        src = str(Path(__file__).resolve().parents[3])
+        path = os.pathsep.join([src] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+        kw.update(num_cpus=workers or usable_cpus(), runtime_env={"env_vars": {"PYTHONPATH": path}})
+    try:
+        ray.init(address=address, **kw)
+    except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ...: Ray's own
+        raise ConfigError(f"could not start or join Ray{f' at {address}' if address else ''} "
+                          f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _run_ray(specs: Sequence[dict], done: Done, workers: int | None, address: str | None) -> None:
+    with session("ray", workers, address):
+        _run_ray_tasks(specs, done)
+
+
+def _run_ray_tasks(specs: Sequence[dict], done: Done) -> None:
+    import ray
     task = ray.remote(num_cpus=1, max_retries=1)(_ray_job)
     refs = {task.remote(spec): spec for spec in specs}
     pending = list(refs)
@@ -195,9 +215,6 @@ def _run_ray(specs: Sequence[dict], done: Done, workers: int | None, address: st
         for ref in pending:
             done(collect(ref))
         raise
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _ray_job(spec: dict) -> dict:

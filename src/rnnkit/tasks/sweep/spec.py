@@ -2,7 +2,7 @@
 
     data = "builtin:airline"      # DATA: a file (relative to the working directory) or builtin:NAME
     out = "sweeps/airline"        # --out
-    workers = 2                   # any SweepConfig field: random, random_seed, workers, executor, address, rank_by
+    workers = 2                   # any SweepConfig field: random, optuna, random_seed, per_series, workers, ...;
 
     [settings]                    # what every job shares: any forecasting field (as `rnnkit fit`'s options)
     horizon = 12

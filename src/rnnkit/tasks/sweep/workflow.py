@@ -4,7 +4,9 @@ and one thread each, :mod:`rnnkit.tasks.sweep.executors`) and ranks them.
 A sweep directory holds:
 
 - ``sweep.json``: the plan (every job's name and grid values, the settings they share), written
-  before any job starts, so that ``resume`` can tell whether it is the same sweep;
+  before any job starts, so that ``resume`` can tell whether it is the same sweep (an Optuna
+  search's, :mod:`rnnkit.tasks.sweep.study`, grows batch by batch: its jobs are chosen as it goes);
+- ``series/``: with ``per_series``, each series' table (:mod:`rnnkit.tasks.sweep.series`);
 - ``job-000/``, ``job-001/``, ...: one forecasting run directory per trained job, written
   atomically as every run (``rnnkit.load_run`` reads it);
 - ``jobs.json``: every finished job's row (scores, or why it failed), rewritten after each job, so
@@ -35,10 +37,12 @@ from ...training.atomic import TAG, write_file_atomic
 from ...training.rundir import check_out, is_run_dir
 from ...training.runs import json_safe, read_json, write_json
 from ..forecast.config import DataConfig, SearchConfig
-from .config import SweepConfig
-from .executors import ray_available, run_jobs
+from .config import MAX_JOBS, SweepConfig
+from .executors import ray_available, run_jobs, session, usable_cpus
 from .grid import SECTIONS, apply_settings, describe, normalise_grid, plan_jobs
 from .leaderboard import plot_leaderboard, rank_rows, settings_text, write_leaderboard
+from .series import SERIES, SERIES_DIR, series_files, series_ids, single_series, write_series
+from .study import GridStudy
 
 __all__ = ["sweep", "SweepResult", "SWEEP_FILES", "job_name", "resume_args"]
 
@@ -92,7 +96,11 @@ def job_name(k: int, n: int) -> str:
     return f"job-{k:0{max(3, len(str(n - 1)))}d}"
 
 
-def _configs(settings: dict, base: dict) -> tuple[dict | None, str]:
+def _configs(settings: dict, base: dict, sources: Mapping[str, str]) -> tuple[dict | None, str]:
+    """A job's configs (``sources``: a per-series job's table, by series id), or None and why not."""
+    if SERIES in settings:
+        settings = dict(settings)
+        base = {**base, "data": single_series(base["data"], sources[settings.pop(SERIES)])}
     try:
         return apply_settings(base, settings), ""
     except RnnkitError as e:
@@ -109,7 +117,7 @@ def _check_values(jobs: list[dict], configs: list, grid: Mapping[str, tuple]) ->
 
 
 def _ours(name: str) -> bool:
-    return name in SWEEP_FILES or name.startswith("job-") or (name.startswith(".") and f"~{TAG}~" in name) \
+    return name in SWEEP_FILES or name == SERIES_DIR or name.startswith("job-") or (name.startswith(".") and f"~{TAG}~" in name) \
         or (name.startswith(".") and name.endswith(f".{TAG}-lock"))
 
 
@@ -162,7 +170,7 @@ def _prepare(out: Path, plan: dict, force: bool, resume: bool, protect: list) ->
         return {r["job"]: r for r in rows if isinstance(r, dict) and r.get("status") == "ok"
                 and is_run_dir(out / str(r.get("job")))}
     for n in os.listdir(out):  # force: start again, so no job of the old sweep can pass for one of this one
-        if n.startswith("job-"):
+        if n.startswith("job-") or n == SERIES_DIR:
             shutil.rmtree(out / n)
     for n in ("jobs.json", "leaderboard.csv", "leaderboard.png"):
         if (out / n).exists():
@@ -202,7 +210,10 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     starts from (as :func:`~rnnkit.fit_forecaster` takes them); ``grid`` maps settings to their
     values (``{"hidden_size": [16, 32], "lr": [1e-3, 3e-3]}``, or the command line's
     ``"hidden_size=16,32;lr=1e-3,3e-3"``; see :mod:`rnnkit.tasks.sweep.grid`); ``config`` says how
-    many jobs, where they run and how they are ranked (:class:`SweepConfig`). ``future`` is
+    many jobs, where they run and how they are ranked (:class:`SweepConfig`): every combination,
+    ``random`` of them, ``optuna`` of them chosen by Optuna (:mod:`rnnkit.tasks.sweep.study`), and
+    with ``per_series`` each of them once per series of the panel ``data_config`` names
+    (:mod:`rnnkit.tasks.sweep.series`; the grid may then be empty). ``future`` is
     ``rnnkit fit --future``'s file, for each run's forecast.csv. Progress goes to ``say`` (default:
     stdout) unless ``quiet``. Ctrl-C stops the running jobs within an epoch, writes the leaderboard
     of what finished and raises KeyboardInterrupt; ``resume=True`` later runs what is left.
@@ -225,38 +236,51 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     for section, cls in SECTIONS.items():
         if not isinstance(base[section], cls):
             raise ConfigError(f"the {section} settings must be a {cls.__name__}; got {type(base[section]).__name__}")
-    grid = normalise_grid(grid)
-    jobs = plan_jobs(grid, config.random, config.random_seed)
-    configs = [_configs(j, base) for j in jobs]
+    grid = normalise_grid(grid) if grid else {}
+    study = GridStudy(grid, config.random_seed, config.rank_by) if config.optuna else None
+    ids = series_ids(base["data"], grid) if config.per_series else None
+    if ids is not None and future is not None:
+        raise ConfigError("--future is one file of the whole panel; a --per-series job forecasts one series: drop "
+                          "--future (forecast each job's run with its own file)")
+    combos = plan_jobs(grid, None if study else config.random, config.random_seed)
+    jobs = combos if ids is None else [{SERIES: sid, **c} for sid in ids for c in combos]
+    if len(jobs) > MAX_JOBS:
+        raise ConfigError(f"{len(ids or ())} series times {len(combos)} combination(s) make {len(jobs)} jobs, more "
+                          f"than a sweep runs (at most {MAX_JOBS}); list fewer values or split the panel")
+    sources = {} if ids is None else series_files(out, base["data"], ids)
+    configs = [_configs(j, base, sources) for j in jobs]
     _check_values(jobs, configs, grid)
     if any(c["train"].distributed for c, _ in configs if c is not None):
         raise ConfigError("--distributed trains one model over several processes; a sweep runs many one-process "
                           "jobs: drop --distributed")
-    names = [job_name(k, len(jobs)) for k in range(len(jobs))]
-    _check_data([c for c, _ in configs if c is not None])
+    if ids is None:
+        _check_data([c for c, _ in configs if c is not None])
+    n = min(config.optuna, len(jobs)) if study else len(jobs)
+    names = [job_name(k, n) for k in range(n)]
     plan = {"format_version": FORMAT_VERSION, "kind": "sweep",
             "base": {s: c.to_dict() for s, c in base.items()}, "grid": {k: list(v) for k, v in grid.items()},
-            "random": config.random, "random_seed": config.random_seed,
-            "jobs": [{"name": n, "settings": j} for n, j in zip(names, jobs)]}
-    finished = _prepare(out, plan, force, resume, [c["data"].source for c, _ in configs if c is not None])
+            "random": config.random, "random_seed": config.random_seed}
+    if study:  # the plan is what the study chooses: the same for the same trials, ranking and batch size
+        batch = _recorded_batch(out) if resume else None
+        plan.update(optuna=n, rank_by=config.rank_by, optuna_batch=batch or config.workers or usable_cpus())
+    else:
+        if ids is not None:
+            plan["per_series"] = True
+        plan["jobs"] = [{"name": m, "settings": j} for m, j in zip(names, jobs)]
+    protect = [base["data"].source] if ids is not None else [c["data"].source for c, _ in configs if c is not None]
+    finished = _prepare(out, plan, force, resume, protect)
+    planned: dict[str, dict] = {}  # the jobs chosen so far: every one at once, or the study's batch by batch
+    results: dict[str, dict] = {}
+    order = {m: k for k, m in enumerate(names)}
+
+    def record() -> None:  # a study's plan grows batch by batch
+        chosen = {"jobs": [{"name": m, "settings": j} for m, j in planned.items()]} if study else {}
+        _write(out, "sweep.json", {**plan, **chosen, "sweep": config.to_dict(), "rnnkit": __version__})
+
     out.mkdir(parents=True, exist_ok=True)
-    _write(out, "sweep.json", {**plan, "sweep": config.to_dict(), "rnnkit": __version__})
-    results: dict[str, dict] = dict(finished)
-    specs = []
-    for name, settings, (c, why) in zip(names, jobs, configs):
-        if name in finished:
-            continue
-        if c is None:  # a combination the configs refuse: a failed job, nothing to run
-            results[name] = {"job": name, "settings": settings, "status": "failed", "message": why, "warnings": []}
-            continue
-        specs.append({"name": name, "settings": settings, "configs": {s: v.to_dict() for s, v in c.items()},
-                      "out": str((out / name).absolute()), "future": future})
-    workers = config.workers
-    say(f"sweep: {len(jobs)} job(s) in {out}" + (f", {len(finished)} finished before" if finished else "")
-        + (f", {len(jobs) - len(finished) - len(specs)} refused by the configs" if len(results) > len(finished) else "")
-        + f"; {len(specs)} to run on {config.executor}"
-        + (f" ({workers} worker(s))" if workers else "") + f", ranked on {config.rank_by}")
-    order = {n: k for k, n in enumerate(names)}
+    record()
+    if ids is not None:
+        write_series(base["data"], sources)
 
     def save_rows() -> None:
         _write(out, "jobs.json", {"format_version": FORMAT_VERSION,
@@ -265,20 +289,67 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     def done(row: dict) -> None:
         results[row["job"]] = row
         save_rows()
-        say(f"[{len(results)}/{len(jobs)}] {row['job']} {settings_text(row['settings'])}: " + _summary(row, config))
+        say(f"[{len(results)}/{n}] {row['job']} {settings_text(row['settings'])}: " + _summary(row, config))
         for w in row.get("warnings", ()):
             print(f"rnnkit: warning: {row['job']}: {w}", file=sys.stderr)
 
-    save_rows()
+    def run(indices: list[int]) -> list[dict]:
+        """Run the jobs ``indices`` (of ``jobs``) as the next names; their rows, in order."""
+        batch_names = names[len(planned):len(planned) + len(indices)]
+        specs = []
+        for name, k in zip(batch_names, indices):
+            planned[name] = jobs[k]
+            (c, why), old = configs[k], finished.get(name)
+            if old is not None and _same(old["settings"], jobs[k]):  # finished before: kept
+                results[name] = old
+            elif c is None:  # a combination the configs refuse: a failed job, nothing to run
+                results[name] = {"job": name, "settings": jobs[k], "status": "failed", "message": why, "warnings": []}
+            else:
+                specs.append({"name": name, "settings": jobs[k], "configs": {s: v.to_dict() for s, v in c.items()},
+                              "out": str((out / name).absolute()), "future": future})
+        record()
+        save_rows()
+        if study is None:
+            say(_start_line(out, config, n, len(finished), n - len(specs) - len(finished), len(specs)))
+        run_jobs(specs, done, config.executor, config.workers, config.address)
+        return [results[m] for m in batch_names]
+
     try:
-        run_jobs(specs, done, config.executor, workers, config.address)
+        if study is None:
+            run(list(range(n)))
+        else:
+            say(f"sweep: {n} job(s) in {out} chosen by Optuna (TPE, seed {config.random_seed}), "
+                f"{plan['optuna_batch']} at a time, on {config.executor}, ranked on {config.rank_by}")
+            with session(config.executor, config.workers, config.address):  # one Ray for all the batches
+                study.run(n, plan["optuna_batch"], run, say)
     finally:
-        rows = rank_rows([results.get(n) or {"job": n, "settings": j, "status": "interrupted",
-                                            "message": "not started: the sweep was stopped"}
-                          for n, j in zip(names, jobs)], config.rank_by)
-        write_leaderboard(rows, list(grid), out / "leaderboard.csv")
+        rows = rank_rows([results.get(m) or {"job": m, "settings": j, "status": "interrupted",
+                                             "message": "not started: the sweep was stopped"}
+                          for m, j in planned.items()], config.rank_by)
+        write_leaderboard(rows, ([SERIES] if ids is not None else []) + list(grid), out / "leaderboard.csv")
         plot_leaderboard(rows, config.rank_by, out / "leaderboard.png")
     return SweepResult(out, rows, grid, config)
+
+
+def _start_line(out: Path, config: SweepConfig, n: int, finished: int, refused: int, to_run: int) -> str:
+    return (f"sweep: {n} job(s) in {out}" + (f", {finished} finished before" if finished else "")
+            + (f", {refused} refused by the configs" if refused else "")
+            + f"; {to_run} to run on {config.executor}"
+            + (f" ({config.workers} worker(s))" if config.workers else "") + f", ranked on {config.rank_by}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two jobs' settings are the same (one of them perhaps read back from JSON)."""
+    return json.loads(json.dumps(json_safe(a))) == json.loads(json.dumps(json_safe(b)))
+
+
+def _recorded_batch(out: Path) -> int | None:
+    """The batch size of the Optuna sweep in ``out`` (its plan depends on it), or None."""
+    try:
+        batch = read_json(out / "sweep.json").get("optuna_batch")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return batch if isinstance(batch, int) and batch >= 1 else None
 
 
 def _summary(row: dict, config: SweepConfig) -> str:
