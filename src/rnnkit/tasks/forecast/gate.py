@@ -32,7 +32,7 @@ from .fitting import fall_back
 from .predict import predict_windows
 from .rolling import check_refit_rows, refit_forecasts, refit_settings
 
-__all__ = ["gate_origins", "naive_model", "relative_mae", "rolling_gate"]
+__all__ = ["gate_origins", "fall_back_all", "naive_model", "relative_mae", "rolling_gate"]
 
 
 def gate_origins(end: int, horizon: int, k: int) -> np.ndarray:
@@ -41,11 +41,16 @@ def gate_origins(end: int, horizon: int, k: int) -> np.ndarray:
     return end - horizon * np.arange(k, 0, -1)
 
 
+def fall_back_all(model) -> None:
+    """Every member of ``model`` (a forecaster or an ensemble) forecasts its naive forecast exactly."""
+    for member in getattr(model, "members", [model]):
+        fall_back(member)
+
+
 def naive_model(model):
     """A copy of ``model`` (a forecaster or an ensemble) forecasting its naive forecast exactly."""
     naive = copy.deepcopy(model)
-    for member in getattr(naive, "members", [naive]):
-        fall_back(member)
+    fall_back_all(naive)
     return naive
 
 
@@ -84,7 +89,6 @@ def rolling_gate(fit: Callable, run, data, k: int, quiet: bool = True) -> dict:
     actual = values[origins[:, None] + np.arange(H)][..., :C]  # (K, H, C)
     relative = relative_mae(actual, preds, naive)
     fell_back = not relative < 1.0  # NaN too: nothing shows the pipeline does better
-    if fell_back:
-        for member in getattr(run.model, "members", [run.model]):
-            fall_back(member)  # meta's naive_members stays the count the validation windows chose
+    if fell_back:  # meta's naive_members stays the count the validation windows chose
+        fall_back_all(run.model)
     return {"origins": [int(o) for o in origins], "relative_mae": relative, "fell_back": fell_back}

@@ -117,8 +117,8 @@ def _check_values(jobs: list[dict], configs: list, grid: Mapping[str, tuple]) ->
 
 
 def _ours(name: str) -> bool:
-    return name in SWEEP_FILES or name == SERIES_DIR or name.startswith("job-") or (name.startswith(".") and f"~{TAG}~" in name) \
-        or (name.startswith(".") and name.endswith(f".{TAG}-lock"))
+    return name in SWEEP_FILES or name == SERIES_DIR or name.startswith("job-") \
+        or (name.startswith(".") and (f"~{TAG}~" in name or name.endswith(f".{TAG}-lock")))
 
 
 def _prepare(out: Path, plan: dict, force: bool, resume: bool, protect: list) -> dict[str, dict]:
@@ -160,7 +160,7 @@ def _prepare(out: Path, plan: dict, force: bool, resume: bool, protect: list) ->
         raise RunError(f"{out} holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which is not "
                        "part of an rnnkit sweep; nothing was changed: move it away or choose another --out")
     if resume:
-        if json.loads(json.dumps(json_safe(plan))) != {k: old.get(k) for k in plan}:
+        if not _same(plan, {k: old.get(k) for k in plan}):
             raise RunError(f"{out} holds another sweep (its grid or settings differ); pass --force to replace it, "
                            "or choose another --out")
         try:
