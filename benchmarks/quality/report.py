@@ -61,7 +61,7 @@ def targets(results: dict) -> list[list[str]]:
     if glob is not None and DEFAULT in m1:  # issue 16
         per, naive = m1[DEFAULT]["mean_mase"], m1["seasonal naive"]["mean_mase"]
         rows.append([f"M1 yearly (issue 16): one global model's mean MASE below the per-series model's and "
-                     f"seasonal naive's", f"{_f(glob['mean_mase'])} vs per-series {_f(per)}, seasonal naive {_f(naive)}"
+                     "seasonal naive's", f"{_f(glob['mean_mase'])} vs per-series {_f(per)}, seasonal naive {_f(naive)}"
                      + (f" ({glob['failures']} failed)" if glob["failures"] else ""),
                      yes(glob["mean_mase"] < per and glob["mean_mase"] < naive)])
     if sets and DEFAULT in sets[0]["methods"]:

@@ -96,10 +96,10 @@ def test_the_traceable_copy_runs_torch_kernels_or_the_unrolled_loop_and_leaves_t
         assert isinstance(traceable(run.model, unroll=True).rnn, Unrolled)
         assert run.model.rnn.backend == "auto" and all(p.requires_grad for p in run.model.parameters())
         x = torch.tensor(contexts(run)[:, :, :1])
-        state = run.model.init_state(len(x))
+        state, state_twin = run.model.init_state(len(x)), None
         for t in range(3):  # the twin's step (the unrolled or torch loop) is the model's (native) step
             y, state = run.model.step(x[:, t], state)
-            y_twin, state_twin = twin.step(x[:, t], state_twin if t else None)
+            y_twin, state_twin = twin.step(x[:, t], state_twin)
             torch.testing.assert_close(y_twin, y, rtol=1e-12, atol=1e-12)
 
 

@@ -17,7 +17,7 @@ from rnnkit.cli import main
 from rnnkit.data.series import series_from_frame
 from rnnkit.tasks.forecast.data import series_streams
 from rnnkit.tasks.forecast.fitting import prepare
-from rnnkit.tasks.forecast.known import generation_inputs, known_rows, known_windows, model_input
+from rnnkit.tasks.forecast.known import generation_inputs, known_windows, model_input
 from rnnkit.tasks.forecast.model import Forecaster
 
 N, H = 300, 7  # daily rows, forecast steps

@@ -62,15 +62,8 @@ def test_a_toml_file_with_command_line_overrides_then_resume(capsys, tmp_path):
     assert "2 of 2 job(s) trained" in capsys.readouterr().out
 
 
-def test_ctrl_c_in_this_process_keeps_the_finished_jobs(tmp_path, monkeypatch):
-    from rnnkit.tasks.sweep import job as job_module
-    train = job_module._train
-
-    def second_is_interrupted(spec):
-        if spec["name"] == "job-001":
-            raise KeyboardInterrupt
-        return train(spec)
-    monkeypatch.setattr(job_module, "_train", second_is_interrupted)
+def test_ctrl_c_in_this_process_keeps_the_finished_jobs(tmp_path, interrupt_job):
+    interrupt_job("job-001")
     out = tmp_path / "s"
     with pytest.raises(KeyboardInterrupt):
         rnnkit.sweep(rnnkit.DataConfig(lookback=5), {"hidden_size": [4, 5, 6]}, out, rnnkit.ModelConfig(),

@@ -64,23 +64,16 @@ def test_optuna_runs_n_distinct_trials_the_same_for_the_same_seed(tmp_path):
 
 
 @needs_optuna
-def test_an_interrupted_optuna_sweep_resumes_by_replaying_the_study(tmp_path, monkeypatch):
+def test_an_interrupted_optuna_sweep_resumes_by_replaying_the_study(tmp_path, monkeypatch, interrupt_job):
     whole = _optuna(tmp_path / "whole")
-    from rnnkit.tasks.sweep import job as job_module
-    train = job_module._train
-
-    def third_is_interrupted(spec):
-        if spec["name"] == "job-002":
-            raise KeyboardInterrupt
-        return train(spec)
-    monkeypatch.setattr(job_module, "_train", third_is_interrupted)
+    interrupt_job("job-002")
     out = tmp_path / "s"
     with pytest.raises(KeyboardInterrupt):
         _optuna(out)
     assert _jobs(out) == ["job-000", "job-001"]
     assert [r["status"] for r in _leaderboard(out)] == ["ok", "ok", "interrupted"]
     kept = (out / "job-001" / "weights.safetensors").stat().st_ino
-    monkeypatch.setattr(job_module, "_train", train)
+    monkeypatch.undo()  # every job trains again
     resumed = _optuna(out, resume=True)
     assert _settings(resumed) == _settings(whole) and _jobs(out) == _jobs(tmp_path / "whole")
     assert (out / "job-001" / "weights.safetensors").stat().st_ino == kept  # told its recorded score, not retrained

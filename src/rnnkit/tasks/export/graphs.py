@@ -28,7 +28,7 @@ from ...errors import ConfigError
 from ..forecast.fitting import ForecastEnsemble
 from ..forecast.normalise import WindowNorm
 from ..forecast.quantiles import quantile_horizon_message
-from .pipeline import F64, Norm, Scaling, Transform, predict_scaled
+from .pipeline import Norm, Scaling, Transform, predict_scaled
 from .traceable import should_unroll, traceable
 
 __all__ = ["ForecastGraph", "StepGraph", "median", "quantile_median", "exportable", "known_inputs_reason",
