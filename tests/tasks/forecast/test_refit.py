@@ -156,6 +156,20 @@ def test_no_validation_rows_no_refit():
     assert run.meta["val_rows"] == 0 and run.meta["refit_epochs"] == [0] and _same_weights(run.model, none.model)
 
 
+@pytest.mark.parametrize("head", [{"quantiles": (0.1, 0.5, 0.9)}, {"distribution": "normal"}])
+def test_quantile_and_distribution_heads_are_not_refitted(head):
+    # their levels are the spread of the errors they trained on; a refit with no rows left to check
+    # it fits them to in-sample errors (under-covering intervals: refit.py), so auto keeps the first training
+    data, mc, tc = _data(), MC.replace(**head), TC.replace(epochs=8)
+    run = fit_forecaster(DC, mc, tc, data=data, quiet=True)
+    none = fit_forecaster(DC.replace(refit="none"), mc, tc, data=data, quiet=True)
+    assert run.meta["member_best_epochs"][0] >= 1 and run.meta["refit_epochs"] == [0]
+    assert _same_weights(run.model, none.model)
+    prep = prepare(DC, MC, TC, data)
+    h = History(rows=[{}] * 9, best_epoch=4)
+    assert refit_epochs(prep, h, TC, False, levels=True) == 0 and refit_epochs(prep, h, TC, False) == 4
+
+
 def test_auto_refits_its_final_ensemble():
     # a short series: --auto compares nothing (too few validation windows) and trains its ensemble of
     # 5, each member then refitted for its own best epoch

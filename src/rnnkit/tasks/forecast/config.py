@@ -66,7 +66,8 @@ class DataConfig(Serialisable):
     last validation row, for that many epochs; so the forecaster has seen the rows just before the
     forecast origin. Not where nothing chose an epoch count (no validation rows, stateful
     training) nor for a member that fell back to the naive forecast (that decision, made on the
-    validation rows, stands), nor for a panel's global model (measured worse on M1: docs/panels.md).
+    validation rows, stands), nor for a panel's global model (measured worse on M1: docs/panels.md),
+    nor for a quantile or distribution head (its intervals then under-cover: :mod:`.refit`).
     ``"none"`` keeps the first training. See :mod:`rnnkit.tasks.forecast.refit`.
     """
 
@@ -140,7 +141,7 @@ class DataConfig(Serialisable):
         "help": "after early stopping chose the epoch count on the validation rows, train each member again "
                 "from the same initial weights on the training and validation rows for that many epochs (about "
                 "one more training; auto: one series with validation rows, a member that did not fall back to "
-                "the naive forecast; not a panel's global model)", "choices": REFITS})
+                "the naive forecast; not a panel's global model nor a quantile or distribution head)", "choices": REFITS})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
