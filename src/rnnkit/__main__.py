@@ -57,6 +57,10 @@ def main(argv=None) -> int:
         if handle:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["sweep"]:  # its workers' fork server imports torch while this process does
+        from ._workers import start_early
+        start_early(args[1:])
     try:
         from .cli import main as cli_main
         return cli_main(argv, loaded=loaded)

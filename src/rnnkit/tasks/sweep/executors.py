@@ -18,15 +18,14 @@ with one torch thread (:func:`~rnnkit.tasks.sweep.job.init_worker`). A script th
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ...errors import ConfigError
 from .job import job_row, one_thread, run_job
+from ..._workers import children_ignore_sigint, pool_context
 
 __all__ = ["run_jobs", "session", "usable_cpus", "ray_available"]
 
@@ -76,9 +75,9 @@ def _run_pool(specs: Sequence[dict], done: Done, workers: int) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
-    ctx = _context(multiprocessing)
+    ctx = pool_context(multiprocessing)
     stop = ctx.Event()
-    with _children_ignore_sigint():
+    with children_ignore_sigint():
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                    initargs=(stop, list(sys.path)))
         futures = {pool.submit(run_job, spec): spec for spec in specs}  # the workers start here
@@ -111,39 +110,6 @@ def _run_pool(specs: Sequence[dict], done: Done, workers: int) -> None:
             pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-
-
-#: what the fork server imports once, before it forks each worker (every module a job uses)
-PRELOAD = ["rnnkit.tasks.sweep.preload"]
-
-
-def _context(multiprocessing):
-    """``forkserver`` where the system has it (Linux, macOS), else ``spawn``: never a plain ``fork``
-    of this process, whose torch may have started threads. The fork server is a fresh process that
-    only imports (:data:`PRELOAD`) and computes nothing, so each worker starts with torch loaded
-    and no thread started; preloading is a speed-up only (a server already running is used as it is)."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-@contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """Processes started inside the block ignore Ctrl-C from their first instruction (an ignored
-    signal stays ignored across exec, and Python then installs no handler of its own), so that a
-    Ctrl-C while a worker imports torch cannot kill it with a traceback: a job turns Ctrl-C on
-    while it runs, and the parent stops the workers between jobs."""
-    main = threading.current_thread() is threading.main_thread()
-    before = signal.getsignal(signal.SIGINT) if main else None
-    if main:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
 
 
 def _init_worker(stop, path: list[str]) -> None:
