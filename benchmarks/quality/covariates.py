@@ -39,10 +39,12 @@ import pandas as pd  # noqa: E402
 import rnnkit  # noqa: E402
 from rnnkit.data.series import series_from_frame  # noqa: E402
 from rnnkit.tasks.forecast.config import FORECAST_DEFAULTS  # noqa: E402
-from quality import scores  # noqa: E402
+from quality import rnnkit_calls, scores  # noqa: E402
 
 H, M = 8, 4
 COVARIATES = ("Income", "Production", "Savings", "Unemployment")
+#: --option KEY=VALUE: ModelConfig/TrainConfig settings added to rnnkit's defaults in every rnnkit fit
+OPTIONS: dict = {}
 
 
 def load() -> pd.DataFrame:
@@ -56,7 +58,8 @@ def load() -> pd.DataFrame:
 
 def _rnnkit(train: pd.DataFrame, future: pd.DataFrame, seed: int, strategy: str = "direct", **columns) -> np.ndarray:
     mc, tc = FORECAST_DEFAULTS
-    mc = mc.replace(strategy=strategy)
+    mc = mc.replace(strategy=strategy, **{k: v for k, v in OPTIONS.items() if hasattr(mc, k)})
+    tc = tc.replace(**{k: v for k, v in OPTIONS.items() if hasattr(tc, k)})
     dc = rnnkit.DataConfig(targets=("Consumption",), time_col="time", horizon=H, seasonal_period=M, test_frac=0.0,
                            **columns)
     keep = ["time", "Consumption", *columns.get("covariates", ()), *columns.get("future_covariates", ())]
@@ -82,7 +85,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--origins", type=int, default=4)
     p.add_argument("--seed", type=int, action="append")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model or training setting added to rnnkit's defaults (repeatable)")
     a = p.parse_args(argv)
+    OPTIONS.update(dict(rnnkit_calls.parse_option(o) for o in a.option))
     seeds = a.seed or [0]
     frame = load()
     rows = []
