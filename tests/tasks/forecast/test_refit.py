@@ -17,7 +17,8 @@ from rnnkit import DataConfig, ModelConfig, SearchConfig, TrainConfig, fit_forec
 from rnnkit.cli import main
 from rnnkit.data.scaler import Scaler
 from rnnkit.data.series import series_from_frame
-from rnnkit.tasks.forecast.fitting import forecast_fused_task, forecast_loss, prepare, train_members
+from rnnkit.tasks.forecast.fitting import (forecast_fused_task, forecast_loss, naive_weight, prepare, scale_correction,
+                                          train_members)
 from rnnkit.tasks.forecast.model import Forecaster
 from rnnkit.tasks.forecast.predict import windows_for
 from rnnkit.tasks.forecast.refit import refit_epochs, refit_members
@@ -72,6 +73,12 @@ def test_the_refit_is_a_fit_by_hand_on_the_training_and_validation_windows(run):
     history = fit(model, forecast_loss(model, tc), rows, None, tc, quiet=True,
                   fused=forecast_fused_task(model, tc, rows, None))
     assert len(history.rows) == best
+    # then combined with the naive forecast by the first training's validation errors (SearchConfig.combine)
+    prep = prepare(DC, MC, TC, data)
+    (first,), _, _ = train_members(prep, MC, prep.train_config, 1, quiet=True)
+    weight = naive_weight(first, prep, "mse")
+    assert 0.5 < weight < 1 and meta["naive_weights"] == [weight]
+    scale_correction(model, weight)
     # the same code (fused trainer, same batches and seed) runs on the same numbers: the same weights
     assert _same_weights(model, run.model)
 
@@ -83,6 +90,7 @@ def test_refit_none_is_the_first_training_exactly(run):
     # what the workflow did before the refit: prepare and train the member, nothing more
     prep = prepare(DC, MC, TC, data)
     (model,), (history,), _ = train_members(prep, MC, prep.train_config, 1, quiet=True)
+    scale_correction(model, naive_weight(model, prep, "mse"))  # and its combination with the naive forecast
     assert _same_weights(model, first.model)
     curve = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h.rows]  # noqa: E731
     assert curve(first.history) == curve(history) == curve(run.history)  # the refit run keeps the first curve

@@ -60,7 +60,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 def _add_search_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ensembles and search")
-    for name in ("ensemble", "ensemble_lookbacks", "auto", "time_budget", "gate_origins"):
+    for name in ("ensemble", "ensemble_lookbacks", "auto", "time_budget", "combine", "gate_origins"):
         config_arg(g, _S, name)
     g = p.add_argument_group("prediction intervals")
     for name in ("intervals", "calibration_windows", "calibration_spacing", "calibration_refit"):
@@ -209,6 +209,10 @@ def cmd_fit(a: argparse.Namespace) -> int:
         print(f"{meta['naive_members']} of {members} member(s) did not beat {naive} naive forecast on the "
               "validation rows and forecast it instead"
               + (" (as the centre; the other quantiles keep their trained spread)" if mc.quantiles else ""))
+    weights = [w for w in meta.get("naive_weights", []) if w < 1.0]
+    if weights:
+        print("combined with the naive forecast by validation errors: the network's weight "
+              + ", ".join(f"{w:.2f}" for w in weights) + " (--combine none: the network alone)")
     if run.metrics:
         print(f"test metrics ({run.meta['n_rows'] - run.meta['test_start']} rows, original units):")
         print(_metrics_table(run.metrics, f"rnnkit {mc.cell}"))

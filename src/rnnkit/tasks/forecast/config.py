@@ -23,6 +23,8 @@ MAX_CALIBRATION_WINDOWS = 1000
 SAMPLINGS = ("proportional", "balanced")
 #: DataConfig.refit's choices (see :mod:`rnnkit.tasks.forecast.refit`)
 REFITS = ("auto", "none")
+#: how each member is combined with its own naive forecast (SearchConfig.combine)
+COMBINE = ("inverse-mse", "none")
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,13 @@ class SearchConfig(Serialisable):
     them too) or by one refit before the first (``"first"``). See
     :mod:`rnnkit.tasks.forecast.conformal`.
 
+    ``combine`` ("inverse-mse") combines each trained member with its own naive forecast (the same
+    model with its head's correction zeroed) by inverse-error weights measured on the validation
+    windows (Bates and Granger, 1969): the head's correction is scaled by ``w = L_naive / (L_naive +
+    L_model)`` (the training loss, MSE by default), so a member twice as good as the naive forecast
+    keeps 2/3 of its correction and one a hundred times as good 99 %; see
+    :func:`rnnkit.tasks.forecast.fitting.naive_weight`.
+
     ``gate_origins`` (K) adds the rolling naive gate (:mod:`rnnkit.tasks.forecast.gate`): the
     pipeline refitted before K origins at the end of the fitted rows must beat the naive forecast
     there, or the run forecasts the naive forecast."""
@@ -227,6 +236,12 @@ class SearchConfig(Serialisable):
         "help": "--intervals: refit the pipeline before each calibration origin (K fits), or once before the "
                 "first, whose model forecasts from all K (one fit)", "choices": ("each", "first")})
 
+    combine: str = field(default="inverse-mse", metadata={
+        "help": "combine each member's forecast with its naive forecast, weighted by their inverse validation "
+                "errors (the network's weight is naive error / (naive + network error), so a network far better "
+                "than the naive forecast keeps nearly all of it); none = the network alone. Point forecasts of a "
+                "single series with a naive skip or differencing; not quantile or distribution heads",
+        "choices": COMBINE})
     gate_origins: int = field(default=0, metadata={
         "help": "the rolling naive gate: refit the pipeline before each of K origins one horizon apart at the end "
                 "of the fitted rows and forecast the naive forecast when it does not beat it there (K more fits); "
@@ -236,6 +251,7 @@ class SearchConfig(Serialisable):
         object.__setattr__(self, "ensemble_lookbacks", tuple(self.ensemble_lookbacks))
         check_ensemble(self.ensemble)
         check_positive("gate_origins", self.gate_origins, zero_ok=True)
+        check_choice("combine", self.combine, COMBINE)
         check_real("time_budget", self.time_budget, 0.0, 1e7, lo_open=True, what="seconds")
         looks = self.ensemble_lookbacks
         for v in looks:

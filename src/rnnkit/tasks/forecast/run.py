@@ -73,6 +73,11 @@ def load_forecast_run(path: str | os.PathLike):
                     f"meta's refit_epochs {refit} (member_best_epochs {best}) are not what {members} member(s), "
                     f"{meta['naive_members']} naive, with refit {dc.refit!r} and {rows[1]} validation rows make "
                     "(a member is refitted only where validation chose its epochs and it did not fall back)")
+        weights = meta["naive_weights"]
+        check.agree(len(weights) == members and all(0 <= w <= 1 for w in weights)
+                    and (sc.combine != "none" or all(w == 1 for w in weights)), "config.json",
+                    f"meta's naive_weights {weights} are not {members} weight(s) in [0, 1] (all 1 with combine "
+                    f"'none'; combine is {sc.combine!r})")
         scaler = check.scaler(n_cols)
         def build():
             one = lambda: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known)  # noqa: E731

@@ -33,7 +33,8 @@ from . import rolling
 from .config import refuse_distributed, DataConfig, SearchConfig
 from .conformal import Calibration, calibrate_run, check_calibration_rows, level_name
 from .data import is_builtin, load_data, seasonal_period
-from .fitting import ForecastEnsemble, forecast_fused_task, forecast_loss, series_known, train_members
+from .fitting import (ForecastEnsemble, forecast_fused_task, forecast_loss, naive_weight, scale_correction,
+                      series_known, train_members)
 from .future import future_values
 from .gate import rolling_gate
 from .lookbacks import lookbacks_split, member_preps, view_of, view_record
@@ -367,8 +368,16 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     train_config = prep.train_config
     # validation chose each member's epoch count (and the naive fallback): train again on the
     # training and validation rows for that many epochs (DataConfig.refit, :mod:`.refit`)
+    # each member's weight against its naive forecast, measured before the refit leaves no rows to measure on
+    weights = [1.0 if naive or search.combine == "none" else naive_weight(m, p, train_config.loss)
+               for m, p, naive in zip(models, preps, fallback)]
     models, refitted, _ = refit_members(preps, models, histories, fallback, model_config, train_config,
                                         quiet=quiet, say=say)
+    for m, w in zip(models, weights):
+        if w < 1.0:
+            scale_correction(m, w)
+    if any(w < 1.0 for w in weights):
+        say("combined with the naive forecast: the network's weight " + ", ".join(f"{w:.2f}" for w in weights))
     data, split, dc = prep.data, prep.split, prep.data_config
     if looks:  # the run's lookback is the longest: every member's context fits in it
         dc = dc.replace(lookback=max(looks))
@@ -380,6 +389,8 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
                              if isinstance(data.frame.index, pd.DatetimeIndex) else None),
             "norm_floor": list(prep.norm.floor), "transform_lambda": prep.transform.lam,
             "ensemble": members, "naive_members": int(sum(fallback)),
+            # each member's weight in its combination with its naive forecast (SearchConfig.combine; 1: alone)
+            "naive_weights": [float(w) for w in weights],
             # what the network reads per step besides the values, known in advance (a record for people)
             "known_inputs": known_names(data.freq, dc.calendar, dc.future_covariates),
             "member_best_epochs": [h.best_epoch or 0 for h in histories],
