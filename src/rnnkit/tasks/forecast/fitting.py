@@ -259,9 +259,10 @@ def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecast
     head starts there with Gaussian intervals of the training targets' spread."""
     with seeded(seed):  # other threads may be building theirs (calibration refits)
         model = Forecaster(prep.n_inputs, len(prep.data_config.targets), prep.data_config.horizon, model_config,
-                           n_known=prep.known_width).to(prep.dtype)
-    if model.distribution != "none":
-        init_distribution_head(model, prep.train[1], mean_zero=prep.norm.active)
+                           n_known=prep.known_width, seed=seed).to(prep.dtype)
+    if model.distribution != "none":  # a recursive head predicts the next value: the first step's targets
+        targets = prep.train[1][:, :1] if model.recursive else prep.train[1]
+        init_distribution_head(model, targets, mean_zero=prep.norm.active)
     elif model.levels:
         init_quantile_head(model, prep.train[1], centre_zero=prep.norm.active)
     elif prep.norm.active:
@@ -276,7 +277,7 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
     forecasting cannot use is refused, never replaced)."""
     refuse_unsupported(model.config, train_config)
     if model.distribution != "none":  # the negative log-likelihood of the targets (Gaussian or Student-t)
-        return lambda m, batch: nll(m.params(batch[0]), batch[1])
+        return _nll_loss(model, train_config)
     if model.levels:  # direct only (ModelConfig refuses recursive quantile models)
         levels = torch.tensor(model.levels, dtype=next(model.parameters()).dtype)
         return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels.to(batch[1].device))  # no-op on the CPU
@@ -297,6 +298,22 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
             return crit(m(x)[:, warm:], target[:, warm:])
         return many_to_many
     return lambda m, batch: crit(m(batch[0])[:, -1:], batch[1][:, :1])
+
+
+def _nll_loss(model: Forecaster, train_config: TrainConfig):
+    """A distribution head's loss: the negative log-likelihood of every step's target (direct), or,
+    recursive, of the next value after the window (``many_to_many``: after every step, past the
+    warm-up), teacher forced: the network reads the true values, as the point model trains."""
+    if not model.recursive:
+        return lambda m, batch: nll(m.params(batch[0]), batch[1])
+    C, warm = model.n_targets, train_config.warmup
+    if train_config.many_to_many:
+        def many_to_many(m, batch):
+            x, y = batch
+            target = torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step, (B, T, C)
+            return nll(tuple(p[:, warm:] for p in m.params(x)), target[:, warm:])
+        return many_to_many
+    return lambda m, batch: nll(tuple(p[:, -1:] for p in m.params(batch[0])), batch[1][:, :1])
 
 
 def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val):
