@@ -417,8 +417,6 @@ def refuse_forecasting_settings(job: str, model: ModelConfig, train: TrainConfig
         refuse_setting(job, "quantiles", "a quantile head is a forecasting setting")
     if model.distribution != "none":
         refuse_setting(job, f"distribution={model.distribution!r}", "a distribution head is a forecasting setting")
-    if model.samples != DEFAULT_SAMPLES:
-        refuse_setting(job, f"samples={model.samples}", "sampled paths are a forecasting setting")
     if train.distributed:
         refuse_setting(job, "distributed", "data-parallel training covers forecasting for now (its ensembles train "
                        "in threads); train without --distributed")

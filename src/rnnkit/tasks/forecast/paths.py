@@ -107,6 +107,7 @@ def _head_params(model, out: Tensor) -> tuple[Tensor, ...]:
     return params(model.head(out), 1, model.n_targets, model.distribution)
 
 
+@torch.no_grad()
 def sample_paths(model, context: Tensor, steps: int, samples: int, generator: torch.Generator | None = None,
                  known: Tensor | None = None) -> Tensor:
     """``samples`` sampled paths of ``steps`` steps after each context window ``(B, L, F)``, in the
@@ -128,6 +129,7 @@ def sample_paths(model, context: Tensor, steps: int, samples: int, generator: to
     return torch.cat(ys, 1).view(B, S, steps, C)  # (B*S, steps, C) -> (B, S, steps, C)
 
 
+@torch.no_grad()
 def sample_levels(model, context: Tensor, steps: int, known: Tensor | None = None) -> Tensor:
     """A recursive distribution head's forecast ``(B, steps, C, Q)`` at its levels: the empirical
     quantiles of ``model.samples`` sampled paths per window (:func:`sample_paths`), drawn from a
