@@ -179,7 +179,7 @@ class ModelConfig(Serialisable):
     samples: int = field(default=DEFAULT_SAMPLES, metadata={
         "help": "--strategy recursive with --distribution: Monte-Carlo paths drawn per forecast (each step sampled "
                 "and fed back); the levels are the paths' empirical quantiles, the point forecast their median. "
-                "Costs SAMPLES times a recursive point forecast", "metavar": "S"})
+                "Costs S times a recursive point forecast's generation", "metavar": "S"})
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, cell_names())
