@@ -239,8 +239,7 @@ def test_forecasts_are_deterministic_given_the_seed_and_reload_bit_for_bit(ar1, 
 def test_an_ensemble_takes_each_levels_median_over_members_with_their_own_seeds(ar1):
     run = ar1
     data = run.load_data()
-    dc = run.data_config.replace(source=run.data_config.source)
-    ens = fit_forecaster(dc, run.model_config.replace(hidden_size=4, samples=100), TrainConfig(epochs=2, seed=5),
+    ens = fit_forecaster(run.data_config, run.model_config.replace(hidden_size=4, samples=100), TrainConfig(epochs=2, seed=5),
                          quiet=True, evaluate=False, search=rnnkit.SearchConfig(ensemble=2))
     assert [m.sample_seed for m in ens.model.members] == [5, 6] and sampled(ens.model)
     X = data.values[None, -8:]

@@ -37,7 +37,7 @@ from .model import Forecaster, head_loss, head_width
 from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
-from .distribution import init_distribution_head, nll, zero_mean
+from .distribution import init_distribution_head, nll_loss, zero_mean
 from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
@@ -277,7 +277,7 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
     forecasting cannot use is refused, never replaced)."""
     refuse_unsupported(model.config, train_config)
     if model.distribution != "none":  # the negative log-likelihood of the targets (Gaussian or Student-t)
-        return _nll_loss(model, train_config)
+        return nll_loss(model, train_config)
     if model.levels:  # direct only (ModelConfig refuses recursive quantile models)
         levels = torch.tensor(model.levels, dtype=next(model.parameters()).dtype)
         return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels.to(batch[1].device))  # no-op on the CPU
@@ -298,22 +298,6 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
             return crit(m(x)[:, warm:], target[:, warm:])
         return many_to_many
     return lambda m, batch: crit(m(batch[0])[:, -1:], batch[1][:, :1])
-
-
-def _nll_loss(model: Forecaster, train_config: TrainConfig):
-    """A distribution head's loss: the negative log-likelihood of every step's target (direct), or,
-    recursive, of the next value after the window (``many_to_many``: after every step, past the
-    warm-up), teacher forced: the network reads the true values, as the point model trains."""
-    if not model.recursive:
-        return lambda m, batch: nll(m.params(batch[0]), batch[1])
-    C, warm = model.n_targets, train_config.warmup
-    if train_config.many_to_many:
-        def many_to_many(m, batch):
-            x, y = batch
-            target = torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step, (B, T, C)
-            return nll(tuple(p[:, warm:] for p in m.params(x)), target[:, warm:])
-        return many_to_many
-    return lambda m, batch: nll(tuple(p[:, -1:] for p in m.params(batch[0])), batch[1][:, :1])
 
 
 def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val):
