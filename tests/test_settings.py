@@ -149,7 +149,7 @@ _REFUSED = "refused by the job (refuse_unsupported)"
 _PYTHON = "not on this job's command line; set it in Python"
 _SEQUENCE_JOBS = {  # classification and text
     **{f"TrainConfig.{k}": _REFUSED for k in ("many_to_many", "warmup", "stateful", "tbptt", "distributed")},
-    "ModelConfig.strategy": _REFUSED, "ModelConfig.quantiles": _REFUSED, "ModelConfig.distribution": _REFUSED, "TrainConfig.loss": "always cross-entropy",
+    "ModelConfig.strategy": _REFUSED, "ModelConfig.quantiles": _REFUSED, "ModelConfig.distribution": _REFUSED, "ModelConfig.samples": _REFUSED, "TrainConfig.loss": "always cross-entropy",
     **{f"TrainConfig.{k}": _PYTHON for k in ("momentum", "clip_value", "schedule", "min_delta", "check_every",
                                              "engine")},
 }

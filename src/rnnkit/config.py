@@ -52,6 +52,10 @@ LOSSES = ("mse", "mae", "ce", "pinball", "nll")
 #: head reports when no quantiles are given: the 95 % and 80 % intervals' ends and the median
 DISTRIBUTIONS = ("none", "normal", "student_t")
 DISTRIBUTION_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
+#: ModelConfig.samples: the Monte-Carlo paths a recursive distribution head draws per forecast, by
+#: default and at most (each path is one more row through the network at every step)
+DEFAULT_SAMPLES = 200
+MAX_SAMPLES = 100_000
 
 
 def check_choice(name: str, value: Any, allowed: tuple) -> None:
@@ -167,18 +171,28 @@ class ModelConfig(Serialisable):
                 "trained with the pinball loss; the point forecast is the 0.5 level, or the level nearest it",
         "metavar": "Q1,Q2,...", "off": "none, a point forecast"})
     distribution: str = field(default="none", metadata={
-        "help": "forecasting, direct strategy: a distribution head trained by its negative log-likelihood, reported "
-                "at the --quantiles levels (default 0.025,0.1,0.5,0.9,0.975); normal: a mean and a scale per step; "
-                "student_t: and degrees of freedom (heavier tails)", "choices": DISTRIBUTIONS})
+        "help": "forecasting: a distribution head trained by its negative log-likelihood, reported at the "
+                "--quantiles levels (default 0.025,0.1,0.5,0.9,0.975); normal: a mean and a scale per step; "
+                "student_t: and degrees of freedom (heavier tails). Direct strategy: every step's levels in "
+                "closed form; recursive: trained one step ahead, forecast by --samples sampled paths",
+        "choices": DISTRIBUTIONS})
+    samples: int = field(default=DEFAULT_SAMPLES, metadata={
+        "help": "--strategy recursive with --distribution: Monte-Carlo paths drawn per forecast (each step sampled "
+                "and fed back); the levels are the paths' empirical quantiles, the point forecast their median. "
+                "Costs S times a recursive point forecast's generation", "metavar": "S"})
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, cell_names())
         check_choice("distribution", self.distribution, DISTRIBUTIONS)
+        check_positive("samples", self.samples)
+        if self.samples > MAX_SAMPLES:
+            raise ConfigError(f"samples must be at most {MAX_SAMPLES} (each path is one more row through the network "
+                              f"at every step); got {self.samples}")
+        if self.samples != DEFAULT_SAMPLES and (self.distribution == "none" or self.strategy != "recursive"):
+            raise ConfigError(f"samples={self.samples} sets the sampled paths of a recursive distribution head "
+                              "(--strategy recursive --distribution normal|student_t); this model draws none (a "
+                              "direct head's levels are in closed form): drop --samples")
         if self.distribution != "none":
-            if self.strategy == "recursive":
-                raise ConfigError("a distribution head is a direct model's for now (all steps at once); sampled "
-                                  "paths for recursive models are not in rnnkit yet: use strategy='direct' "
-                                  "(--strategy direct) or drop --distribution")
             if not self.quantiles:  # the levels it reports (recorded in the run's config)
                 object.__setattr__(self, "quantiles", DISTRIBUTION_LEVELS)
         self._check_quantiles()
@@ -211,10 +225,11 @@ class ModelConfig(Serialisable):
             if not _takes(self.cell, "output_size"):
                 raise ConfigError(f"output_size sets a {_cells_taking('output_size')} network's output (context) "
                                   f"width; the {self.cell} cell has none")
-        if self.quantiles and self.strategy == "recursive":
-            raise ConfigError("quantiles are a direct model's head (all steps' levels at once); a recursive model "
-                              "would have to feed one level back as the value, and sampled paths are not in rnnkit "
-                              "yet: use strategy='direct' (--strategy direct) or drop --quantiles")
+        if self.quantiles and self.strategy == "recursive" and self.distribution == "none":
+            raise ConfigError("a quantile head is a direct model's (all steps' levels at once); a recursive model "
+                              "would have to feed one level back as the value: use strategy='direct' (--strategy "
+                              "direct), or --distribution normal (or student_t), whose recursive forecasts report "
+                              "these levels from sampled paths")
         if self.bidirectional and self.strategy == "recursive":
             raise ConfigError("a bidirectional encoder reads the whole window and cannot run step by step; "
                               "use strategy='direct' or bidirectional=False")

@@ -48,8 +48,9 @@ def test_the_levels_are_the_normal_quantiles_and_never_cross():
 def test_the_default_levels_and_what_is_refused():
     assert ModelConfig(distribution="normal").quantiles == DISTRIBUTION_LEVELS
     assert ModelConfig(distribution="normal", quantiles=(0.2, 0.5, 0.8)).quantiles == (0.2, 0.5, 0.8)
-    with pytest.raises(ConfigError, match="direct"):
-        ModelConfig(distribution="normal", strategy="recursive")
+    assert ModelConfig(distribution="normal", strategy="recursive").quantiles == DISTRIBUTION_LEVELS  # sampled paths
+    with pytest.raises(ConfigError, match="closed form"):  # a direct head draws no paths
+        ModelConfig(distribution="normal", samples=50)
     with pytest.raises(ConfigError, match="distribution"):
         ModelConfig(distribution="student")
     dc = DataConfig(source="builtin:elnino", horizon=6)

@@ -123,8 +123,10 @@ def test_a_student_t_run_reloads_and_forecasts_bit_for_bit(t_ar1, tmp_path):
 
 
 def test_what_is_refused():
-    with pytest.raises(ConfigError, match="direct"):
-        ModelConfig(distribution="student_t", strategy="recursive")
+    with pytest.raises(ConfigError, match="stateful=True with a distribution head"):  # recursive heads are sampled paths (test_paths.py), not streams
+        fit_forecaster(DataConfig(source="builtin:elnino", normalise="none"),
+                       ModelConfig(distribution="student_t", strategy="recursive"), TrainConfig(epochs=1, stateful=True),
+                       quiet=True)
     dc = DataConfig(source="builtin:elnino", horizon=6)
     with pytest.raises(ConfigError, match="fused"):
         fit_forecaster(dc, ModelConfig(distribution="student_t"), TrainConfig(epochs=1, engine="fused"), quiet=True)

@@ -39,7 +39,7 @@ def _add_data_args(p: argparse.ArgumentParser, data_optional: bool = False) -> N
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     for name in ("cell", "hidden_size", "num_layers", "dropout", "bidirectional", "strategy", "init", "peephole",
-                 "quantiles", "distribution"):
+                 "quantiles", "distribution", "samples"):
         config_arg(g, _M, name)
 
 

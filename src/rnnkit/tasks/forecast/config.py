@@ -319,6 +319,9 @@ def refuse_unsupported(model: ModelConfig, train: TrainConfig, *, lookback: int 
         if train.engine == "fused":
             raise ConfigError("engine='fused' cannot train a distribution head: the fused trainer runs the mse and mae "
                               "losses only; use engine='auto' (the torch loop then runs) or 'torch'")
+        if train.stateful:
+            refuse_setting(job, "stateful=True with a distribution head", "a distribution head trains on windows "
+                           "(the next value's likelihood after each); drop --stateful")
     elif model.quantiles:  # a quantile head (tasks/forecast/quantiles.py) trains with the pinball loss only
         if train.loss not in (None, "pinball"):
             refuse_setting(job, f"loss={train.loss!r} with quantiles", "a quantile head is trained with the pinball "

@@ -24,6 +24,10 @@ Training: the mean Gaussian negative log-likelihood over every window, step and 
 and MAE losses only; the run records why). The naive gate compares the mean with the naive
 forecast by the absolute error (the 0.5 level's pinball loss, as for quantiles), and the fallback
 zeroes the mean's rows only (:func:`zero_mean`), so the trained scale stays.
+
+A recursive forecaster's head is the same for the next value only (``C * 2`` outputs after every
+step, :func:`nll_loss` on the value after each window); its multi-step forecasts are the empirical
+quantiles of sampled paths (:mod:`.paths`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from ...config import DISTRIBUTION_LEVELS
 from .quantiles import head_rows, zero_output
 
 __all__ = ["DEFAULT_LEVELS", "SCALE_FLOOR", "DF_FLOOR", "DF_START", "params", "normal_params", "normal_levels",
-           "student_t_cdf", "student_t_quantiles", "levels_of", "gaussian_nll", "student_t_nll", "nll",
+           "student_t_cdf", "student_t_quantiles", "levels_of", "gaussian_nll", "student_t_nll", "nll", "nll_loss",
            "init_distribution_head", "zero_mean"]
 
 #: the levels a distribution head reports when none are asked for (ModelConfig fills them in)
@@ -162,6 +166,22 @@ def student_t_nll(mu: Tensor, sigma: Tensor, df: Tensor, y: Tensor) -> Tensor:
 def nll(params: tuple[Tensor, ...], y: Tensor) -> Tensor:
     """The negative log-likelihood of a head with these :func:`params`."""
     return gaussian_nll(*params, y) if len(params) == 2 else student_t_nll(*params, y)
+
+
+def nll_loss(model, train_config):
+    """A distribution head's loss: the negative log-likelihood of every step's target (direct), or,
+    recursive, of the next value after the window (``many_to_many``: after every step, past the
+    warm-up), teacher forced: the network reads the true values, as the point model trains."""
+    if not model.recursive:
+        return lambda m, batch: nll(m.params(batch[0]), batch[1])
+    C, warm = model.n_targets, train_config.warmup
+    if train_config.many_to_many:
+        def many_to_many(m, batch):
+            x, y = batch
+            target = torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step, (B, T, C)
+            return nll(tuple(p[:, warm:] for p in m.params(x)), target[:, warm:])
+        return many_to_many
+    return lambda m, batch: nll(tuple(p[:, -1:] for p in m.params(batch[0])), batch[1][:, :1])
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ from .model import Forecaster, head_loss, head_width
 from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
-from .distribution import init_distribution_head, nll, zero_mean
+from .distribution import init_distribution_head, nll_loss, zero_mean
 from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
@@ -262,9 +262,10 @@ def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecast
     head starts there with Gaussian intervals of the training targets' spread."""
     with seeded(seed):  # other threads may be building theirs (calibration refits)
         model = Forecaster(prep.n_inputs, len(prep.data_config.targets), prep.data_config.horizon, model_config,
-                           n_known=prep.known_width).to(prep.dtype)
-    if model.distribution != "none":
-        init_distribution_head(model, prep.train[1], mean_zero=prep.norm.active)
+                           n_known=prep.known_width, seed=seed).to(prep.dtype)
+    if model.distribution != "none":  # a recursive head predicts the next value: the first step's targets
+        targets = prep.train[1][:, :1] if model.recursive else prep.train[1]
+        init_distribution_head(model, targets, mean_zero=prep.norm.active)
     elif model.levels:
         init_quantile_head(model, prep.train[1], centre_zero=prep.norm.active)
     elif prep.norm.active:
@@ -279,7 +280,7 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
     forecasting cannot use is refused, never replaced)."""
     refuse_unsupported(model.config, train_config)
     if model.distribution != "none":  # the negative log-likelihood of the targets (Gaussian or Student-t)
-        return lambda m, batch: nll(m.params(batch[0]), batch[1])
+        return nll_loss(model, train_config)
     if model.levels:  # direct only (ModelConfig refuses recursive quantile models)
         levels = torch.tensor(model.levels, dtype=next(model.parameters()).dtype)
         return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels.to(batch[1].device))  # no-op on the CPU

@@ -13,6 +13,7 @@ from ...config import ModelConfig
 from ...errors import ConfigError, ShapeError
 from ...nn.layers import Recurrent, StateLike
 from .distribution import levels_of, params
+from .paths import sample_levels
 from .quantiles import centre_index, ordered, quantile_horizon_message
 
 __all__ = ["Forecaster", "head_width", "head_loss"]
@@ -27,7 +28,8 @@ def head_loss(config: ModelConfig) -> str | None:
 
 
 def head_width(config: ModelConfig) -> int:
-    """Outputs a direct head emits per step and target: 1, Q quantiles, or a distribution's 2 parameters."""
+    """Outputs a head emits per step and target: 1, Q quantiles, or a distribution's 2 (or 3) parameters
+    (a direct head for each of its steps, a recursive one for the next)."""
     if config.distribution != "none":
         return 3 if config.distribution == "student_t" else 2
     return max(1, len(config.quantiles))
@@ -47,7 +49,11 @@ class Forecaster(nn.Module):
     be a target or known in advance (``input_size == n_targets + n_known``): the ``n_known`` inputs
     after the targets (future covariates, calendar features; :mod:`rnnkit.tasks.forecast.known`)
     are the next row's, given to :meth:`predict` for the steps it generates. Past covariates,
-    unknown in the future, cannot be fed.
+    unknown in the future, cannot be fed. With ``config.distribution`` the head emits the next
+    value's distribution, ``forward`` its quantiles at :attr:`levels` ``(B, T, C, Q)`` in closed form,
+    and :meth:`predict` draws ``config.samples`` paths, feeding each draw back, and reports their
+    empirical quantiles ``(B, horizon, C, Q)`` (:mod:`rnnkit.tasks.forecast.paths`), from a
+    generator seeded with ``seed``.
 
     Args:
         input_size: features per step (targets first, then covariates or known inputs).
@@ -55,10 +61,11 @@ class Forecaster(nn.Module):
         horizon: steps the direct head emits (recursive models predict one step at a time).
         config: the network (:class:`~rnnkit.config.ModelConfig`).
         n_known: inputs per step known in advance, after the targets (recursive models).
+        seed: the seed of a recursive distribution head's sampled paths (the member's training seed).
     """
 
     def __init__(self, input_size: int, n_targets: int, horizon: int = 1,
-                 config: ModelConfig | None = None, n_known: int = 0) -> None:
+                 config: ModelConfig | None = None, n_known: int = 0, seed: int = 0) -> None:
         super().__init__()
         config = config or ModelConfig()
         if config.strategy == "recursive" and input_size != n_targets + n_known:
@@ -74,15 +81,18 @@ class Forecaster(nn.Module):
                              bidirectional=config.bidirectional, init=config.init, **config.cell_kwargs())
         width = self.rnn.num_directions * self.rnn.output_size
         #: the quantile levels the head emits (empty: a point forecast); ModelConfig refuses them for
-        #: recursive models. ``centre``: the level the others are stacked on, also the point forecast
+        #: recursive models without a distribution head. ``centre``: the level the others are stacked
+        #: on, also the point forecast
         self.levels = tuple(config.quantiles)
         self.centre = centre_index(self.levels) if self.levels else 0
         #: "normal" / "student_t": the head emits a Gaussian's mean and scale (and a t's degrees of
         #: freedom) per step and target, forecast as the quantiles at :attr:`levels`
         #: (:mod:`rnnkit.tasks.forecast.distribution`); "none" otherwise
         self.distribution = config.distribution
-        out = horizon * n_targets * head_width(config) if config.strategy == "direct" else n_targets
-        self.head = nn.Linear(width, out)
+        #: a recursive distribution head's paths per forecast and the seed of their generator
+        self.samples, self.sample_seed = config.samples, int(seed)
+        steps = horizon if config.strategy == "direct" else 1  # the recursive head predicts the next value
+        self.head = nn.Linear(width, steps * n_targets * head_width(config))
 
     @property
     def recursive(self) -> bool:
@@ -93,8 +103,15 @@ class Forecaster(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ShapeError(f"Forecaster expected input (B, T, {self.input_size}), got {tuple(x.shape)}")
         out, state = self.rnn(x, state)  # (B, T, D*O)
-        y = self.head(out) if self.recursive else self._direct(self.head(out[:, -1]))  # (B, T, C) or (B, H, C)
-        return (y, state) if return_state else y
+        y = self._recursive(self.head(out)) if self.recursive else self._direct(self.head(out[:, -1]))
+        return (y, state) if return_state else y  # (B, T, C[, Q]) or (B, H, C[, Q])
+
+    def _recursive(self, y: Tensor) -> Tensor:
+        """The recursive head's outputs ``(B, T, C[*K])`` as forecasts: the next values ``(B, T, C)``, or a
+        distribution head's one-step quantiles ``(B, T, C, Q)`` in closed form."""
+        if self.distribution == "none":
+            return y
+        return levels_of(params(y, y.shape[1], self.n_targets, self.distribution), self.levels)
 
     def _direct(self, y: Tensor) -> Tensor:
         """The direct head's outputs ``(B, H*C[*Q])`` as forecasts: ``(B, H, C)``, or the quantiles ``(B, H, C, Q)``."""
@@ -105,9 +122,12 @@ class Forecaster(nn.Module):
         return ordered(y.view(y.shape[0], self.horizon, self.n_targets, len(self.levels)), self.centre)
 
     def params(self, x: Tensor) -> tuple[Tensor, ...]:
-        """A distribution head's parameters ``(B, H, C)`` each after windows ``x (B, T, F)``: the mean
-        and scale, and a Student-t's degrees of freedom (:func:`~.distribution.params`)."""
+        """A distribution head's parameters after windows ``x (B, T, F)``: the mean and scale, and a
+        Student-t's degrees of freedom (:func:`~.distribution.params`), ``(B, H, C)`` each for a direct
+        head, ``(B, T, C)`` for a recursive one (the next value's after every step)."""
         out, _ = self.rnn(x)
+        if self.recursive:
+            return params(self.head(out), out.shape[1], self.n_targets, self.distribution)
         return params(self.head(out[:, -1]), self.horizon, self.n_targets, self.distribution)
 
     def init_state(self, batch: int = 1) -> StateLike:
@@ -130,7 +150,7 @@ class Forecaster(nn.Module):
                              f"got {tuple(x_t.shape)}")
         out, state = self.rnn.step(x_t, state)  # (B, O)
         y = self.head(out)
-        return (y if self.recursive else self._direct(y)), state
+        return (self._recursive(y[:, None])[:, 0] if self.recursive else self._direct(y)), state
 
     @torch.no_grad()
     def predict(self, context: Tensor, horizon: int | None = None, known: Tensor | None = None) -> Tensor:
@@ -138,7 +158,9 @@ class Forecaster(nn.Module):
 
         Works in the model's (scaled) units. Recursive models prime on the context and run free,
         each forecast fed back with ``known (B, horizon - 1, n_known)``, the known inputs of the
-        rows after the first forecast one (see :meth:`generate`); direct models asked for more than
+        rows after the first forecast one (see :meth:`generate`); a recursive distribution head
+        returns the quantiles ``(B, horizon, C, Q)`` of its sampled paths (:mod:`.paths`, the same
+        numbers at every call); direct models asked for more than
         their trained horizon repeat in blocks, feeding their forecasts back (possible only without
         covariates).
         """
@@ -151,6 +173,9 @@ class Forecaster(nn.Module):
             self.train(was_training)
 
     def _predict(self, context: Tensor, horizon: int, known: Tensor | None = None) -> Tensor:
+        if self.recursive and self.distribution != "none":  # (B, horizon, C, Q): sampled paths' quantiles
+            self._check_known(horizon, known)
+            return sample_levels(self, context, horizon, known if self.n_known else None)
         if self.recursive:
             return self.generate(context, horizon, known)
         y = self(context)
@@ -175,18 +200,25 @@ class Forecaster(nn.Module):
         row after it (``known (B, steps - 1, n_known)``, needed when ``n_known > 0``)."""
         if not self.recursive:
             raise ConfigError("generate() needs a recursive model (strategy='recursive')")
-        if self.n_known and steps > 1 and (known is None or known.shape[1] < steps - 1
-                                           or known.shape[2] != self.n_known):
-            got = "none" if known is None else f"shape {tuple(known.shape)}"
-            raise ShapeError(f"this recursive model reads {self.n_known} known input(s) per step: generating "
-                             f"{steps} steps needs them for the {steps - 1} rows after the first forecast, "
-                             f"(B, {steps - 1}, {self.n_known}); got {got}")
+        if self.distribution != "none":
+            raise ConfigError("this recursive model has a distribution head: its forecasts are sampled paths, "
+                              "not one value fed back; use predict() (their quantiles) or "
+                              "rnnkit.tasks.forecast.paths.sample_paths")
+        self._check_known(steps, known)
         was_training = self.training
         self.eval()
         try:
             return self._generate(prime, steps, known if self.n_known else None)
         finally:
             self.train(was_training)
+
+    def _check_known(self, steps: int, known: Tensor | None) -> None:
+        if self.n_known and steps > 1 and (known is None or known.shape[1] < steps - 1
+                                           or known.shape[2] != self.n_known):
+            got = "none" if known is None else f"shape {tuple(known.shape)}"
+            raise ShapeError(f"this recursive model reads {self.n_known} known input(s) per step: generating "
+                             f"{steps} steps needs them for the {steps - 1} rows after the first forecast, "
+                             f"(B, {steps - 1}, {self.n_known}); got {got}")
 
     def _generate(self, prime: Tensor, steps: int, known: Tensor | None = None) -> Tensor:
         y, state = self(prime, return_state=True)

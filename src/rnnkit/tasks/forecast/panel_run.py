@@ -348,6 +348,9 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
     model_config, train_config = model_config or ModelConfig(), train_config or TrainConfig()
     search = search or SearchConfig()
     refuse_distributed(train_config, search, panel=True)
+    if model_config.distribution != "none":
+        raise ConfigError(f"--distribution {model_config.distribution}: not yet for panels (one global model over many "
+                          "series); use --intervals 80,95 (split-conformal intervals), or fit the series one by one")
     if model_config.quantiles:
         raise ConfigError("--quantiles: not yet for panels (one global model over many series); use --intervals 80,95 "
                           "(split-conformal intervals), or fit the series one by one for a quantile head")

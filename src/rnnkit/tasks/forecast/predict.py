@@ -19,6 +19,7 @@ from .metrics import forecast_metrics, last_value_forecast, seasonal_naive_forec
 from .model import Forecaster
 from .known import generation_inputs, model_input
 from .normalise import WindowNorm
+from .paths import sampled
 from .quantiles import quantile_horizon_message
 
 __all__ = ["window_targets_start", "predict_windows", "predict_scaled", "naive_baselines", "score_forecasts",
@@ -54,9 +55,13 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     ``scaler``, ``norm`` and ``transform`` are then not used) and takes the median of the members'
     forecasts in original units. The known inputs are the same for every member: the members'
     scalers differ in the target columns only (each column is scaled on its own training rows).
+
+    A recursive distribution head (:mod:`.paths`) forecasts the quantiles of its sampled paths, in
+    the model's units, which go back the same way (each level an order statistic of the draws, so
+    it maps exactly); all windows go through it in one call, so its random stream runs on over them.
     """
     levels = getattr(model, "levels", ())
-    if levels and horizon > model.horizon:
+    if levels and horizon > model.horizon and not model.recursive:
         raise ConfigError(quantile_horizon_message(model.horizon, horizon))
     if levels and not all_levels:
         return predict_windows(model, scaler, contexts, horizon, n_targets, batch_size, norm, transform, known,
@@ -79,6 +84,8 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     if transform is not None:
         raw[..., :n_targets] = transform.forward(raw[..., :n_targets])
     scaled = scaler.transform(raw)
+    if sampled(model):  # one call: the model chunks the windows itself, continuing one seeded stream
+        batch_size = max(1, len(scaled))
     outs = []
     for i in range(0, len(scaled), batch_size):
         outs.append(predict_scaled(model, scaled[i:i + batch_size], horizon, norm, dtype,

@@ -88,9 +88,10 @@ def centre_beats_naive(pred: Tensor, y: Tensor, levels, centre: int) -> bool:
 
 
 def head_rows(model) -> tuple[Tensor, Tensor]:
-    """A direct head's weight and bias viewed as ``(H, C, K, width)`` and ``(H, C, K)``: K outputs per
-    step and target (the Q levels of a quantile head, a distribution head's parameters)."""
-    H, C = model.horizon, model.n_targets
+    """A head's weight and bias viewed as ``(H, C, K, width)`` and ``(H, C, K)``: K outputs per step and
+    target (the Q levels of a quantile head, a distribution head's parameters); H is 1 for a recursive
+    head (the next value's)."""
+    H, C = (1 if model.recursive else model.horizon), model.n_targets
     weight = model.head.weight
     return weight.view(H, C, -1, weight.shape[1]), model.head.bias.view(H, C, -1)
 

@@ -79,9 +79,9 @@ def load_forecast_run(path: str | os.PathLike):
                     f"meta's naive_weights {weights} are not {members} weight(s) in [0, 1] (all 1 with combine "
                     f"'none'; combine is {sc.combine!r})")
         scaler = check.scaler(n_cols)
-        def build():
-            one = lambda: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known)  # noqa: E731
-            return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
+        def build():  # member k was trained from seed + k, which seeds its sampled paths (a recursive distribution head)
+            one = lambda k: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known, seed=tc.seed + k)  # noqa: E731
+            return one(0) if members == 1 else ForecastEnsemble([one(k) for k in range(members)])
         model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets x quantiles":
                                                       dc.horizon * n_out * head_width(mc)})
         history, metrics = check.reports()
