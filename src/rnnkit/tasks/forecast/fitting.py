@@ -10,7 +10,6 @@ must store to forecast again (the resolved config, scaler, normalisation, transf
 
 from __future__ import annotations
 
-import contextlib
 
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -31,6 +30,7 @@ from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
 from ...training.loop import History, fit
 from ...training.members import seeded, threads_are_deterministic, train_side_by_side
+from .combine import evaluating, val_losses, naive_weight, scale_correction  # noqa: F401 (re-exported)
 from .config import DataConfig, refuse_unsupported
 from .ensemble import ForecastEnsemble, MemberView  # noqa: F401  (re-exported: their home was here)
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
@@ -44,7 +44,7 @@ from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zer
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
            "forecast_fused_task", "resolve_norm", "series_known", "series_known_rows", "naive_weight",
-           "scale_correction"]
+           "scale_correction"]  # the last two re-exported from .combine
 
 
 class InputWidths:
@@ -389,60 +389,8 @@ def _beats_naive(model: Forecaster, val, loss: str) -> bool:
     """Whether the trained model's validation loss is below the naive forecast's (the zero correction);
     for a quantile head, its centre's pinball loss at the centre's level (see :func:`train_members`)."""
     if model.levels:
-        with _evaluating(model):
+        with evaluating(model):
             x, y = val
             return centre_beats_naive(model(x), y, model.levels, model.centre)
-    own, naive = _val_losses(model, val, loss)
+    own, naive = val_losses(model, val, loss)
     return own < naive
-
-
-@contextlib.contextmanager
-def _evaluating(model: Forecaster):
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was)
-
-
-def _val_losses(model: Forecaster, val, loss: str) -> tuple[float, float]:
-    """The point model's validation loss (MSE, or MAE with ``loss="mae"``) and its naive forecast's."""
-    crit = F.l1_loss if loss == "mae" else F.mse_loss
-    with _evaluating(model):
-        x, y = val
-        return float(crit(model(x), y)), float(crit(torch.zeros_like(y), y))
-
-
-def naive_weight(model: Forecaster, prep: Prepared, loss: str) -> float:
-    """The weight of ``model``'s correction in its combination with its own naive forecast
-    (``SearchConfig.combine="inverse-mse"``): ``L_naive / (L_naive + L_model)`` on the validation
-    windows, the inverse-error weights of Bates and Granger (1969) for two forecasts. 1 (the network
-    alone) where there is nothing to combine with or measure on: a quantile or distribution head, no
-    naive forecast (no skip, no differencing), no validation windows; 0 where both losses are 0 but
-    the model's is not better.
-
-    Why: the members the gate keeps (validation loss below the naive forecast's) still lost to it on
-    the test horizon of ``make quality``'s series about once in four: their corrections overshoot
-    out of sample, and one horizon of validation rows cannot tell which will. The measured effect
-    is in the README ("Combined with the naive forecast")."""
-    if model.levels or (prep.norm.skip == "none" and prep.norm.difference == 0) or prep.val is None or prep.too_short:
-        return 1.0
-    own, naive = _val_losses(model, prep.val, loss)
-    if own + naive <= 0:
-        return 1.0
-    return naive / (naive + own)
-
-
-@torch.no_grad()
-def scale_correction(model: Forecaster, weight: float) -> None:
-    """Scale a point model's head (the correction to its naive forecast) by ``weight``, in place: the
-    forecast becomes ``weight`` x the model's + (1 - weight) x the naive forecast (exactly, in the
-    model's normalised and transformed units; the inverse differencing is linear too)."""
-    if model.levels:
-        raise ValueError("scale_correction: a quantile or distribution head is not combined")
-    model.head.weight.mul_(weight)
-    model.head.bias.mul_(weight)
-
-
