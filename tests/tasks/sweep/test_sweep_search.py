@@ -81,11 +81,14 @@ def test_an_interrupted_optuna_sweep_resumes_by_replaying_the_study(tmp_path, mo
 
 @needs_optuna
 def test_the_study_runs_distinct_combinations_and_tells_repeats_and_failures():
+    from rnnkit.tasks.sweep.grid import plan_jobs
     from rnnkit.tasks.sweep.study import MAX_REPEATS, GridStudy
     grid = {"a": (1, 2, 3), "b": ("x", "y")}
+    every = plan_jobs(grid)
     batches = []
 
-    def run_batch(indices):  # index 3 fails; the others score their index
+    def run_batch(chosen):  # the combination at index 3 of the grid fails; the others score their index
+        indices = [every.index(s) for s in chosen]
         batches.append(indices)
         return [{"status": "failed"} if k == 3 else {"status": "ok", "val_loss": float(k)} for k in indices]
 
@@ -100,7 +103,8 @@ def test_the_study_runs_distinct_combinations_and_tells_repeats_and_failures():
     GridStudy(grid, seed=3, rank_by="val_loss").run(10, 4, run_batch, say=lambda s: None)
     assert batches == first  # the same seed and scores: the same plan
     said = []
-    GridStudy({"a": (1,)}, seed=0, rank_by="val_loss").run(3, 1, run_batch, say=said.append)
+    GridStudy({"a": (1,)}, seed=0, rank_by="val_loss").run(
+        3, 1, lambda chosen: [{"status": "ok", "val_loss": 1.0} for _ in chosen], say=said.append)
     assert said and f"last {MAX_REPEATS} suggestions" in said[0] and "after 1 of 3" in said[0]
 
 

@@ -30,13 +30,17 @@ def register(sub) -> None:
         description="Fit one forecaster per combination of the grid's settings (each job a run directory "
                     "SWEEPDIR/job-NNN, trained in a process of its own with one thread), and rank them in "
                     "SWEEPDIR/leaderboard.csv and leaderboard.png. --random N and --optuna N run N of the "
-                    "combinations (drawn at random, or chosen by Optuna's TPE sampler from the scores so far); "
+                    "combinations (drawn at random, or chosen by Optuna's TPE sampler from the scores so far) "
+                    "and sample the grid's ranges (NAME=LOW..HIGH); "
                     "--per-series fits each series of a panel (--id-col) alone, times the grid if one is given. "
                     "The other options are `rnnkit fit`'s: the settings every job shares.")
     g = p.add_argument_group("sweep")
     g.add_argument("--grid", metavar="SPEC", help="the settings to sweep and their values: NAME=V1,V2,... separated by "
                    "';', such as \"hidden_size=16,32;lr=1e-3,3e-3\" (NAME: a field or option name of the settings "
-                   "below; a list value's items joined by '+'); overrides the --config file's [grid] keys")
+                   "below; a list value's items joined by '+'), or for a number setting a range "
+                   "NAME=LOW..HIGH[:int][:log] that --random N or --optuna N samples, such as "
+                   "\"lr=1e-4..1e-2:log;hidden=16..128:int;dropout=0..0.3\" (:int for an integer setting, :log "
+                   "log-uniform); overrides the --config file's [grid] keys")
     g.add_argument("--config", metavar="FILE.toml", help="a TOML file with data, out, [settings] and [grid] "
                    "(and any option of this group); options given here override it")
     for name in ("random", "optuna", "random_seed", "per_series", "workers", "executor", "address", "rank_by"):

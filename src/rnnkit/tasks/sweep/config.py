@@ -32,7 +32,8 @@ class SweepConfig(Serialisable):
     """How a sweep runs its jobs.
 
     ``random`` picks that many distinct combinations of the grid (drawn with ``random_seed``)
-    instead of every one; ``optuna`` lets Optuna's TPE sampler (seeded with ``random_seed``; the
+    instead of every one (a grid with a range needs ``random`` or ``optuna``:
+    :mod:`rnnkit.tasks.sweep.ranges`); ``optuna`` lets Optuna's TPE sampler (seeded with ``random_seed``; the
     ``optuna`` extra) choose that many, ``workers`` at a time, each batch from the scores of the
     ones before (:mod:`rnnkit.tasks.sweep.study`). ``per_series`` fits each series of a panel
     (``DataConfig.id_col``) alone, once per combination of the grid (:mod:`rnnkit.tasks.sweep.series`).
@@ -46,7 +47,8 @@ class SweepConfig(Serialisable):
     """
 
     random: Optional[int] = field(default=None, metadata={
-        "help": "run this many combinations of the grid, drawn at random (no repeats), instead of every one",
+        "help": "run this many combinations of the grid, drawn at random (no repeats), instead of every one; "
+                "a range's values drawn uniformly (log-uniformly with :log)",
         "metavar": "N", "off": "every combination"})
     optuna: Optional[int] = field(default=None, metadata={
         "help": "run this many distinct combinations of the grid chosen by Optuna's TPE sampler, --workers at a "

@@ -6,13 +6,16 @@ A key names a field of :class:`~rnnkit.tasks.forecast.config.DataConfig`,
 (``hidden_size``), its command-line option (``hidden``, ``--hidden``, ``batch-size``) or with its
 section (``model.hidden_size``). Values are typed by the field: ``16``, ``3e-3``, ``true``, ``none``
 (for a field that may be None); a list field (``targets``, ``ensemble_lookbacks``) takes its items
-joined by ``+`` on the command line (``12+24``), a list in Python and TOML.
+joined by ``+`` on the command line (``12+24``), a list in Python and TOML. A number field may
+instead take a range (``lr=1e-4..1e-2:log``, ``hidden=16..128:int``; :mod:`rnnkit.tasks.sweep.ranges`),
+which only a sampled search can run.
 
 The jobs are every combination, the last key varying fastest (as :func:`itertools.product`), or
 ``random`` of them drawn without repeats (sorted back into the grid's order, so job numbers follow
-it). Each value is checked against its field when the grid is read; a combination the configs
-refuse (dropout with one layer, peepholes on a GRU) becomes a failed job with the config's message,
-unless no combination holding the value is valid, which refuses the whole grid.
+it; with a range, each job is drawn whole, in the order drawn: :func:`~rnnkit.tasks.sweep.ranges.draw_jobs`).
+Each value is checked against its field when the grid is read; a combination the configs refuse
+(dropout with one layer, peepholes on a GRU) becomes a failed job with the config's message, unless
+no combination holding the value is valid, which refuses the whole grid (a range: either of its ends).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from ...config import ModelConfig, TrainConfig
 from ...errors import ConfigError
 from ..forecast.config import DataConfig, SearchConfig
 from .config import MAX_JOBS
+from .ranges import Range, draw_jobs, read_range, space_size
 
 __all__ = ["SECTIONS", "resolve_key", "parse_text", "coerce", "parse_grid", "normalise_grid",
-           "normalise_settings", "apply_settings", "plan_jobs", "describe"]
+           "normalise_settings", "apply_settings", "plan_jobs", "describe", "listed"]
 
 #: the sections of a forecasting run's config.json, and their config classes
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "search": SearchConfig}
@@ -133,10 +137,20 @@ def _values(name: str, values: list, where: str) -> tuple:
     return tuple(out)
 
 
-def parse_grid(spec: str, where: str = "--grid") -> dict[str, tuple]:
+def _entry(name: str, values: list, where: str) -> tuple | Range:
+    """A key's values, or its range (which must then be its only value)."""
+    base = _kind(name)[0]
+    ranges = [r for r in (read_range(name, base, v, where) for v in values) if r is not None]
+    if ranges and len(values) > 1:
+        raise ConfigError(f"{where}: {name} mixes a range with other values; a range is the key's only value "
+                          f"(such as {name}={ranges[0].text()}), or list values ({name}=A,B,...)")
+    return ranges[0] if ranges else _values(name, values, where)
+
+
+def parse_grid(spec: str, where: str = "--grid") -> dict[str, tuple | Range]:
     """``"hidden_size=16,32;lr=1e-3,3e-3"`` -> ``{"hidden_size": (16, 32), "lr": (0.001, 0.003)}``:
-    settings separated by ``;``, each ``NAME=V1,V2,...``."""
-    grid: dict[str, tuple] = {}
+    settings separated by ``;``, each ``NAME=V1,V2,...`` or a range ``NAME=LOW..HIGH[:int][:log]``."""
+    grid: dict[str, tuple | Range] = {}
     for part in (p.strip() for p in spec.split(";")):
         if not part:
             continue
@@ -147,22 +161,30 @@ def parse_grid(spec: str, where: str = "--grid") -> dict[str, tuple]:
         name = resolve_key(key, where)
         if name in grid:
             raise ConfigError(f"{where}: {name} is given twice; list all its values once")
-        grid[name] = _values(name, [v for v in values.split(",")], where)
+        grid[name] = _entry(name, [v for v in values.split(",")], where)
     if not grid:
         raise ConfigError(f"{where}: no settings; pass NAME=V1,V2,... such as \"hidden_size=16,32;lr=1e-3,3e-3\"")
     return grid
 
 
-def normalise_grid(grid: Mapping[str, Any] | str, where: str = "the grid") -> dict[str, tuple]:
+def normalise_grid(grid: Mapping[str, Any] | str, where: str = "the grid") -> dict[str, tuple | Range]:
     """A grid from Python or TOML (``{"hidden_size": [16, 32]}``; a string value is parsed as on the
-    command line, a single value is a list of one) or the command line's text."""
+    command line, a single value is a list of one, a table ``{"low": ..., "high": ..., "log": ...,
+    "int": ...}`` or a :class:`~rnnkit.tasks.sweep.ranges.Range` is a range; a TOML table per section,
+    ``[grid.model]``, is read as its dotted keys) or the command line's text."""
     if isinstance(grid, str):
         return parse_grid(grid, where)
     if not isinstance(grid, Mapping):
         raise ConfigError(f"{where} must map setting names to lists of values, such as {{'hidden_size': [16, 32]}}; "
                           f"got {type(grid).__name__}")
-    out: dict[str, tuple] = {}
+    out: dict[str, tuple | Range] = {}
+    flat: list[tuple[str, Any]] = []
     for key, values in grid.items():
+        if key in SECTIONS and isinstance(values, Mapping):
+            flat += [(f"{key}.{k}", v) for k, v in values.items()]
+        else:
+            flat.append((key, values))
+    for key, values in flat:
         name = resolve_key(key, where)
         if name in out:
             raise ConfigError(f"{where}: {name} is given twice (as {key!r} too); list all its values once")
@@ -170,7 +192,7 @@ def normalise_grid(grid: Mapping[str, Any] | str, where: str = "the grid") -> di
             values = values.split(",")
         elif not isinstance(values, (list, tuple)):
             values = [values]
-        out[name] = _values(name, list(values), where)
+        out[name] = _entry(name, list(values), where)
     return out
 
 
@@ -202,14 +224,27 @@ def apply_settings(base: Mapping[str, Any], settings: Mapping[str, Any]) -> dict
             for section in SECTIONS}
 
 
-def _size(grid: Mapping[str, tuple]) -> int:
-    return math.prod(len(v) for v in grid.values())
+def listed(grid: Mapping[str, Any]) -> dict[str, tuple]:
+    """The grid's keys that list their values (those that are not ranges)."""
+    return {k: v for k, v in grid.items() if not isinstance(v, Range)}
 
 
-def plan_jobs(grid: Mapping[str, tuple], random: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+def plan_jobs(grid: Mapping[str, Any], random: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
     """The jobs' settings: every combination of ``grid`` in order, the last key varying fastest, or
-    ``random`` of them drawn without repeats with ``seed`` (all of them when there are no more)."""
-    keys, total = list(grid), _size(grid)
+    ``random`` of them drawn without repeats with ``seed`` (all of them when there are no more).
+    A grid with a range needs ``random``: its jobs are drawn (:func:`~rnnkit.tasks.sweep.ranges.draw_jobs`),
+    unless its ranges are integer ones holding no more than ``random`` combinations (then every one)."""
+    ranged = [k for k, v in grid.items() if isinstance(v, Range)]
+    if ranged:
+        if random is None:
+            r = grid[ranged[0]]
+            raise ConfigError(f"{ranged[0]}={r.text()} is a range, which has no list of values to run one by one: "
+                              "a range needs --random N or --optuna N (or list values instead, such as "
+                              f"{ranged[0]}={describe(r.low)},{describe(r.high)})")
+        if space_size(grid) > random:
+            return draw_jobs(grid, random, seed, MAX_JOBS)
+        grid = {k: v.values() if isinstance(v, Range) else v for k, v in grid.items()}
+    keys, total = list(grid), math.prod(len(v) for v in grid.values())
     if random is not None and random < total:
         picks = sorted(_random.Random(seed).sample(range(total), random))
     else:
@@ -231,6 +266,8 @@ def describe(value: Any) -> str:
     """A value as the command line writes it (``none``, ``true``, ``12+24``, ``0.003``)."""
     if value is None:
         return "none"
+    if isinstance(value, Range):
+        return value.text()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (tuple, list)):  # a list field's value (a list once read back from JSON)

@@ -14,8 +14,16 @@
     cell = ["lstm", "gru"]
 
 Keys are the fields' names (or their options', ``hidden``, or with their section,
-``model.hidden_size``; a ``[settings.model]`` table works too), values typed as the field is
-(``"none"`` for a field that may be None). Options given on the command line override the file's.
+``model.hidden_size``; a ``[settings.model]`` or ``[grid.model]`` table works too), values typed as
+the field is (``"none"`` for a field that may be None). A number field of the grid may take a range
+instead, a table of ``low``, ``high`` and optionally ``log`` and ``int``, for ``random`` or
+``optuna`` to sample (:mod:`rnnkit.tasks.sweep.ranges`)::
+
+    [grid]
+    lr = {low = 1e-4, high = 1e-2, log = true}
+    hidden_size = {low = 16, high = 128, int = true}
+
+Options given on the command line override the file's.
 """
 
 from __future__ import annotations

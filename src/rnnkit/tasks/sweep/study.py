@@ -1,7 +1,10 @@
 """Optuna's search over a sweep's grid (``SweepConfig(optuna=N)``, ``rnnkit sweep --optuna N``).
 
-Each key of the grid is one categorical choice among its values (to Optuna: the value's position
-in the key's list, so that any value, a list field's too, can be chosen). Optuna's TPE sampler,
+Each key of the grid that lists values is one categorical choice among them (to Optuna: the value's
+position in the key's list, so that any value, a list field's too, can be chosen); a range
+(:mod:`rnnkit.tasks.sweep.ranges`) is Optuna's ``FloatDistribution`` or ``IntDistribution`` (what
+``trial.suggest_float``/``suggest_int`` ask, log-scaled with ``:log``), the float drawn rounded as
+:meth:`~rnnkit.tasks.sweep.ranges.Range.snap` rounds it. Optuna's TPE sampler,
 seeded with ``random_seed`` (modulo 2^32, the seeds numpy takes), asks a batch of ``workers``
 trials at a time (with the constant liar, so that trials of one batch spread out); the sweep runs
 them as jobs with the executors, and tells each one's ``rank_by`` score back in the order they
@@ -9,7 +12,8 @@ were asked (a job that failed, or has no such score, is told as failed). The nex
 from what was told. With the same seed, grid, settings and batch size the plan is the same every
 time, since every job is deterministic, and so is the order of what is told.
 
-The sweep trains N distinct combinations (all of them when the grid has no more). TPE may suggest
+The sweep trains N distinct combinations (all of them when the grid has no more; a float range
+has no end of them). TPE may suggest
 a combination again: it is not trained again; the trial is told the earlier job's score (at the
 end of the batch, when the earlier job is in the same batch) and does not count towards N. When
 :data:`MAX_REPEATS` suggestions in a row were all repeats, the sampler has settled: the search
@@ -27,6 +31,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ...errors import ConfigError
+from .ranges import Range
 
 __all__ = ["GridStudy", "import_optuna", "MAX_REPEATS"]
 
@@ -45,15 +50,17 @@ def import_optuna():
 
 
 class GridStudy:
-    """An Optuna study of the grid ``grid`` (key -> values, as :func:`~rnnkit.tasks.sweep.grid.plan_jobs`
-    takes it); a trial's combination is its index in ``plan_jobs(grid)``."""
+    """An Optuna study of the grid ``grid`` (key -> values or a
+    :class:`~rnnkit.tasks.sweep.ranges.Range`, as :func:`~rnnkit.tasks.sweep.grid.normalise_grid`
+    returns it); a trial's combination is a job's settings (key -> value, in the grid's order)."""
 
-    def __init__(self, grid: Mapping[str, Sequence], seed: int, rank_by: str):
+    def __init__(self, grid: Mapping[str, Sequence | Range], seed: int, rank_by: str):
         self.optuna = optuna = import_optuna()
-        self.sizes = {k: len(v) for k, v in grid.items()}
+        self.grid = dict(grid)
         self.rank_by = rank_by
-        self.distributions = {k: optuna.distributions.CategoricalDistribution(list(range(n)))
-                              for k, n in self.sizes.items()}
+        self.distributions = {
+            k: v.distribution(optuna) if isinstance(v, Range)
+            else optuna.distributions.CategoricalDistribution(list(range(len(v)))) for k, v in self.grid.items()}
         with self._quiet():
             sampler = optuna.samplers.TPESampler(seed=seed % 2**32, constant_liar=True)
             self.study = optuna.create_study(direction="minimize", sampler=sampler)
@@ -71,12 +78,10 @@ class GridStudy:
         finally:
             logging.set_verbosity(before)
 
-    def _ask(self) -> tuple[Any, int]:
+    def _ask(self) -> tuple[Any, dict]:
         trial = self.study.ask(self.distributions)
-        index = 0
-        for key, n in self.sizes.items():  # mixed radix, the last key least significant (as plan_jobs)
-            index = index * n + trial.params[key]
-        return trial, index
+        return trial, {k: v.snap(trial.params[k]) if isinstance(v, Range) else v[trial.params[k]]
+                       for k, v in self.grid.items()}
 
     def _tell(self, trial, value: float | None) -> None:
         if value is None:
@@ -89,34 +94,35 @@ class GridStudy:
         value = row.get(self.rank_by)
         return float(value) if row["status"] == "ok" and isinstance(value, (int, float)) else None
 
-    def run(self, n: int, batch: int, run_batch: Callable[[list[int]], list[dict]],
+    def run(self, n: int, batch: int, run_batch: Callable[[list[dict]], list[dict]],
             say: Callable[[str], None]) -> None:
-        """Choose and run ``n`` distinct combinations, ``batch`` at a time: ``run_batch(indices)``
-        runs the combinations ``indices`` as the next jobs and returns their rows, in order."""
-        told: dict[int, float | None] = {}  # each combination run, and what it told
+        """Choose and run ``n`` distinct combinations, ``batch`` at a time: ``run_batch(settings)``
+        runs the combinations ``settings`` as the next jobs and returns their rows, in order."""
+        told: dict[tuple, float | None] = {}  # each combination run (its values), and what it told
         repeats, done = 0, 0
         with self._quiet():
             while done < n:
-                picks: list[tuple[Any, int]] = []
-                echoes: list[tuple[Any, int]] = []  # repeats of a combination of this batch: told after it
+                picks: list[tuple[Any, dict]] = []
+                echoes: list[tuple[Any, tuple]] = []  # repeats of a combination of this batch: told after it
                 while len(picks) < min(batch, n - done) and repeats < MAX_REPEATS:
-                    trial, index = self._ask()
+                    trial, settings = self._ask()
+                    index = tuple(settings.values())
                     if index in told:
                         self._tell(trial, told[index])
-                    elif any(index == k for _, k in picks):
+                    elif any(index == tuple(s.values()) for _, s in picks):
                         echoes.append((trial, index))
                     else:
-                        picks.append((trial, index))
+                        picks.append((trial, settings))
                         repeats = -1
                     repeats += 1
                 if not picks:
                     say(f"optuna: the last {MAX_REPEATS} suggestions all repeated combinations already run; "
                         f"stopping after {done} of {n} job(s)")
                     return
-                rows = run_batch([k for _, k in picks])
-                for (trial, index), row in zip(picks, rows):
-                    told[index] = self.score(row)
-                    self._tell(trial, told[index])
+                rows = run_batch([s for _, s in picks])
+                for (trial, settings), row in zip(picks, rows):
+                    told[tuple(settings.values())] = self.score(row)
+                    self._tell(trial, told[tuple(settings.values())])
                 for trial, index in echoes:
                     self._tell(trial, told[index])
                 done += len(picks)

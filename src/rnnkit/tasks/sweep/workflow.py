@@ -39,8 +39,9 @@ from ...training.runs import json_safe, read_json, write_json
 from ..forecast.config import DataConfig, SearchConfig
 from .config import MAX_JOBS, SweepConfig
 from .executors import ray_available, run_jobs, session, usable_cpus
-from .grid import SECTIONS, apply_settings, describe, normalise_grid, plan_jobs
+from .grid import SECTIONS, apply_settings, describe, listed, normalise_grid, plan_jobs
 from .leaderboard import plot_leaderboard, rank_rows, settings_text, write_leaderboard
+from .ranges import Range, check_ranges, space_size
 from .series import SERIES, SERIES_DIR, series_files, series_ids, single_series, write_series
 from .study import GridStudy
 
@@ -58,7 +59,7 @@ class SweepResult:
 
     path: Path
     rows: list[dict]
-    grid: dict[str, tuple]
+    grid: dict[str, tuple | Range]
     config: SweepConfig = field(default_factory=SweepConfig)
 
     @property
@@ -109,7 +110,7 @@ def _configs(settings: dict, base: dict, sources: Mapping[str, str]) -> tuple[di
 
 def _check_values(jobs: list[dict], configs: list, grid: Mapping[str, tuple]) -> None:
     """Refuse a grid value no combination can use (``lr=-1``): every job holding it is refused."""
-    for key, values in grid.items():
+    for key, values in listed(grid).items():
         for v in values:
             holding = [c for j, c in zip(jobs, configs) if j[key] == v]
             if holding and all(c[0] is None for c in holding):
@@ -209,7 +210,9 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     ``data_config``, ``model_config``, ``train_config`` and ``search`` are the settings every job
     starts from (as :func:`~rnnkit.fit_forecaster` takes them); ``grid`` maps settings to their
     values (``{"hidden_size": [16, 32], "lr": [1e-3, 3e-3]}``, or the command line's
-    ``"hidden_size=16,32;lr=1e-3,3e-3"``; see :mod:`rnnkit.tasks.sweep.grid`); ``config`` says how
+    ``"hidden_size=16,32;lr=1e-3,3e-3"``; see :mod:`rnnkit.tasks.sweep.grid`) or a number setting
+    to a range (``{"lr": {"low": 1e-4, "high": 1e-2, "log": True}}``, ``"lr=1e-4..1e-2:log"``, for
+    ``random`` or ``optuna`` to sample; :mod:`rnnkit.tasks.sweep.ranges`); ``config`` says how
     many jobs, where they run and how they are ranked (:class:`SweepConfig`): every combination,
     ``random`` of them, ``optuna`` of them chosen by Optuna (:mod:`rnnkit.tasks.sweep.study`), and
     with ``per_series`` each of them once per series of the panel ``data_config`` names
@@ -242,7 +245,11 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     if ids is not None and future is not None:
         raise ConfigError("--future is one file of the whole panel; a --per-series job forecasts one series: drop "
                           "--future (forecast each job's run with its own file)")
-    combos = plan_jobs(grid, None if study else config.random, config.random_seed)
+    if study:  # every combination of the listed values, the ranges at their middles: to check them
+        middles = {k: v.middle() for k, v in grid.items() if isinstance(v, Range)}
+        combos = [{k: c[k] if k in c else middles[k] for k in grid} for c in plan_jobs(listed(grid))]
+    else:
+        combos = plan_jobs(grid, config.random, config.random_seed)
     jobs = combos if ids is None else [{SERIES: sid, **c} for sid in ids for c in combos]
     if len(jobs) > MAX_JOBS:
         raise ConfigError(f"{len(ids or ())} series times {len(combos)} combination(s) make {len(jobs)} jobs, more "
@@ -250,15 +257,17 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     sources = {} if ids is None else series_files(out, base["data"], ids)
     configs = [_configs(j, base, sources) for j in jobs]
     _check_values(jobs, configs, grid)
+    check_ranges(grid, jobs, lambda settings: _configs(settings, base, sources))
     if any(c["train"].distributed for c, _ in configs if c is not None):
         raise ConfigError("--distributed trains one model over several processes; a sweep runs many one-process "
                           "jobs: drop --distributed")
     if ids is None:
         _check_data([c for c, _ in configs if c is not None])
-    n = min(config.optuna, len(jobs)) if study else len(jobs)
+    n = min(config.optuna, space_size(grid)) if study else len(jobs)
     names = [job_name(k, n) for k in range(n)]
     plan = {"format_version": FORMAT_VERSION, "kind": "sweep",
-            "base": {s: c.to_dict() for s, c in base.items()}, "grid": {k: list(v) for k, v in grid.items()},
+            "base": {s: c.to_dict() for s, c in base.items()},
+            "grid": {k: v.to_dict() if isinstance(v, Range) else list(v) for k, v in grid.items()},
             "random": config.random, "random_seed": config.random_seed}
     if study:  # the plan is what the study chooses: the same for the same trials, ranking and batch size
         batch = _recorded_batch(out) if resume else None
@@ -293,19 +302,20 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
         for w in row.get("warnings", ()):
             print(f"rnnkit: warning: {row['job']}: {w}", file=sys.stderr)
 
-    def run(indices: list[int]) -> list[dict]:
-        """Run the jobs ``indices`` (of ``jobs``) as the next names; their rows, in order."""
-        batch_names = names[len(planned):len(planned) + len(indices)]
+    def run(chosen: list[dict]) -> list[dict]:
+        """Run the jobs ``chosen`` (their settings) as the next names; their rows, in order."""
+        batch_names = names[len(planned):len(planned) + len(chosen)]
         specs = []
-        for name, k in zip(batch_names, indices):
-            planned[name] = jobs[k]
-            (c, why), old = configs[k], finished.get(name)
-            if old is not None and _same(old["settings"], jobs[k]):  # finished before: kept
+        for name, job in zip(batch_names, chosen):
+            planned[name] = job
+            c, why = configs[order[name]] if study is None else _configs(job, base, sources)
+            old = finished.get(name)
+            if old is not None and _same(old["settings"], job):  # finished before: kept
                 results[name] = old
             elif c is None:  # a combination the configs refuse: a failed job, nothing to run
-                results[name] = {"job": name, "settings": jobs[k], "status": "failed", "message": why, "warnings": []}
+                results[name] = {"job": name, "settings": job, "status": "failed", "message": why, "warnings": []}
             else:
-                specs.append({"name": name, "settings": jobs[k], "configs": {s: v.to_dict() for s, v in c.items()},
+                specs.append({"name": name, "settings": job, "configs": {s: v.to_dict() for s, v in c.items()},
                               "out": str((out / name).absolute()), "future": future})
         record()
         save_rows()
@@ -316,7 +326,7 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
 
     try:
         if study is None:
-            run(list(range(n)))
+            run(jobs)
         else:
             say(f"sweep: {n} job(s) in {out} chosen by Optuna (TPE, seed {config.random_seed}), "
                 f"{plan['optuna_batch']} at a time, on {config.executor}, ranked on {config.rank_by}")
