@@ -5,43 +5,24 @@ resuming them. Tiny jobs (a few epochs, hidden 2-8)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
 import random
 import re
 
 import pytest
 
 import rnnkit
-from rnnkit import ConfigError, DataConfig, ModelConfig, SweepConfig, TrainConfig
+from rnnkit import ConfigError, SweepConfig
 from rnnkit.cli import main
 from rnnkit.tasks.sweep.grid import describe, normalise_grid, parse_grid, plan_jobs
 from rnnkit.tasks.sweep.ranges import DIGITS, Range
 from rnnkit.tasks.sweep.spec import read_spec
 from cli_cases import one_line_error
+from sweep_cases import DATA, MODEL, TRAIN, job_dirs, job_settings, leaderboard, needs_optuna
 
-DATA = DataConfig(source="builtin:sine", lookback=5, horizon=2)
-MODEL = ModelConfig(hidden_size=4)
-TRAIN = TrainConfig(epochs=3, batch_size=8, patience=0)
 LR = Range(1e-4, 1e-2, log=True)
 HIDDEN = Range(2, 8, integer=True)
-needs_optuna = pytest.mark.skipif(not __import__("importlib").util.find_spec("optuna"),
-                                  reason="Optuna is not installed (pip install 'rnnkit[optuna]')")
-
-
-def _leaderboard(path):
-    with open(path / "leaderboard.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _jobs(path):
-    return sorted(n for n in os.listdir(path) if n.startswith("job-"))
-
-
-def _settings(result):
-    return [r["settings"] for r in sorted(result.rows, key=lambda r: r["job"])]
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -179,9 +160,9 @@ def _random(out, resume=False, **kw):
 def test_a_random_sweep_over_ranges_trains_the_drawn_values_and_resumes(tmp_path, monkeypatch, interrupt_job):
     whole = _random(tmp_path / "whole")
     drawn = plan_jobs(parse_grid("lr=1e-3..1e-1:log;hidden=2..8:int"), random=3, seed=11)
-    assert _settings(whole) == drawn and _jobs(tmp_path / "whole") == ["job-000", "job-001", "job-002"]
+    assert job_settings(whole) == drawn and job_dirs(tmp_path / "whole") == ["job-000", "job-001", "job-002"]
     by_job = {r["job"]: r["settings"] for r in whole.rows}
-    for r in _leaderboard(tmp_path / "whole"):  # the leaderboard shows the values drawn
+    for r in leaderboard(tmp_path / "whole"):  # the leaderboard shows the values drawn
         s = by_job[r["job"]]
         assert (float(r["lr"]), int(r["hidden_size"])) == (s["lr"], s["hidden_size"])
         run = rnnkit.load_run(tmp_path / "whole" / r["job"])
@@ -195,7 +176,7 @@ def test_a_random_sweep_over_ranges_trains_the_drawn_values_and_resumes(tmp_path
         _random(out)
     kept = (out / "job-000" / "weights.safetensors").stat().st_ino
     monkeypatch.undo()
-    assert _settings(_random(out, resume=True)) == drawn and _jobs(out) == _jobs(tmp_path / "whole")
+    assert job_settings(_random(out, resume=True)) == drawn and job_dirs(out) == job_dirs(tmp_path / "whole")
     assert (out / "job-000" / "weights.safetensors").stat().st_ino == kept  # not retrained
     assert (out / "job-002" / "weights.safetensors").read_bytes() == \
         (tmp_path / "whole" / "job-002" / "weights.safetensors").read_bytes()
@@ -231,8 +212,8 @@ def _optuna(out, resume=False, **kw):
 @needs_optuna
 def test_optuna_searches_ranges_the_same_for_the_same_seed_and_resumes(tmp_path, monkeypatch, interrupt_job):
     first = _optuna(tmp_path / "a")
-    chosen = _settings(first)
-    assert _jobs(tmp_path / "a") == ["job-000", "job-001", "job-002", "job-003"] and len(chosen) == 4
+    chosen = job_settings(first)
+    assert job_dirs(tmp_path / "a") == ["job-000", "job-001", "job-002", "job-003"] and len(chosen) == 4
     assert [r["status"] for r in first.rows] == ["ok"] * 4
     for s in chosen:
         assert 1e-4 <= s["lr"] <= 1e-2 and s["lr"] == float(f"{s['lr']:.{DIGITS}g}")
@@ -240,20 +221,20 @@ def test_optuna_searches_ranges_the_same_for_the_same_seed_and_resumes(tmp_path,
     assert len({s["lr"] for s in chosen}) == 4  # a float range: distinct draws
     plan = json.loads((tmp_path / "a" / "sweep.json").read_text())
     assert [j["settings"] for j in plan["jobs"]] == chosen and plan["grid"]["lr"]["log"] is True
-    assert {(float(r["lr"]), int(r["hidden_size"]), r["cell"]) for r in _leaderboard(tmp_path / "a")} == \
+    assert {(float(r["lr"]), int(r["hidden_size"]), r["cell"]) for r in leaderboard(tmp_path / "a")} == \
         {(s["lr"], s["hidden_size"], s["cell"]) for s in chosen}
-    assert _settings(_optuna(tmp_path / "b")) == chosen
-    assert _settings(_optuna(tmp_path / "c", random_seed=8)) != chosen
+    assert job_settings(_optuna(tmp_path / "b")) == chosen
+    assert job_settings(_optuna(tmp_path / "c", random_seed=8)) != chosen
     # interrupted at its third job (in this process: workers=1), resumed: the study replays the
     # same trials, the two finished told their recorded scores
     interrupt_job("job-002")
     out = tmp_path / "s"
     with pytest.raises(KeyboardInterrupt):
         _optuna(out)
-    assert _jobs(out) == ["job-000", "job-001"]
+    assert job_dirs(out) == ["job-000", "job-001"]
     kept = (out / "job-001" / "weights.safetensors").stat().st_ino
     monkeypatch.undo()
-    assert _settings(_optuna(out, resume=True)) == chosen and _jobs(out) == _jobs(tmp_path / "a")
+    assert job_settings(_optuna(out, resume=True)) == chosen and job_dirs(out) == job_dirs(tmp_path / "a")
     assert (out / "job-001" / "weights.safetensors").stat().st_ino == kept
 
 

@@ -3,7 +3,6 @@ jobs they run, their determinism, resuming, and their refusals. Tiny jobs (a few
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -13,29 +12,12 @@ import pandas as pd
 import pytest
 
 import rnnkit
-from rnnkit import ConfigError, DataConfig, ModelConfig, SweepConfig, TrainConfig
+from rnnkit import ConfigError, DataConfig, SweepConfig
 from rnnkit.cli import main
 from cli_cases import one_line_error
+from sweep_cases import DATA, MODEL, TRAIN, job_dirs, job_settings, leaderboard, needs_optuna
 
-DATA = DataConfig(source="builtin:sine", lookback=5, horizon=2)
-MODEL = ModelConfig(hidden_size=4)
-TRAIN = TrainConfig(epochs=3, batch_size=8, patience=0)
 GRID = {"hidden_size": [2, 4, 8], "lr": [1e-3, 3e-3, 1e-2]}
-needs_optuna = pytest.mark.skipif(not __import__("importlib").util.find_spec("optuna"),
-                                  reason="Optuna is not installed (pip install 'rnnkit[optuna]')")
-
-
-def _leaderboard(path):
-    with open(path / "leaderboard.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _jobs(path):
-    return sorted(n for n in os.listdir(path) if n.startswith("job-"))
-
-
-def _settings(result):
-    return [r["settings"] for r in sorted(result.rows, key=lambda r: r["job"])]
 
 
 def _optuna(out, resume=False, **kw):
@@ -46,21 +28,21 @@ def _optuna(out, resume=False, **kw):
 @needs_optuna
 def test_optuna_runs_n_distinct_trials_the_same_for_the_same_seed(tmp_path):
     first = _optuna(tmp_path / "a", workers=2)
-    assert _jobs(tmp_path / "a") == [f"job-00{k}" for k in range(4)]
+    assert job_dirs(tmp_path / "a") == [f"job-00{k}" for k in range(4)]
     assert [r["status"] for r in first.rows] == ["ok"] * 4 and [r["rank"] for r in first.rows] == [1, 2, 3, 4]
-    chosen = [(s["hidden_size"], s["lr"]) for s in _settings(first)]
+    chosen = [(s["hidden_size"], s["lr"]) for s in job_settings(first)]
     assert len(set(chosen)) == 4 and all(h in GRID["hidden_size"] and lr in GRID["lr"] for h, lr in chosen)
-    rows = _leaderboard(tmp_path / "a")
+    rows = leaderboard(tmp_path / "a")
     assert [r["job"] for r in rows] == [r["job"] for r in first.rows] and {"hidden_size", "lr"} <= set(rows[0])
     plan = json.loads((tmp_path / "a" / "sweep.json").read_text())
     assert (plan["optuna"], plan["optuna_batch"], plan["rank_by"]) == (4, 2, "val_loss")
-    assert [j["settings"] for j in plan["jobs"]] == _settings(first)
+    assert [j["settings"] for j in plan["jobs"]] == job_settings(first)
     # the same seed and batch size: the same trials in the same order, and the same runs
     same = _optuna(tmp_path / "b", workers=2)
-    assert _settings(same) == _settings(first)
+    assert job_settings(same) == job_settings(first)
     assert all((tmp_path / "a" / j / "weights.safetensors").read_bytes()
-               == (tmp_path / "b" / j / "weights.safetensors").read_bytes() for j in _jobs(tmp_path / "a"))
-    assert _settings(_optuna(tmp_path / "c", workers=2, random_seed=8)) != _settings(first)
+               == (tmp_path / "b" / j / "weights.safetensors").read_bytes() for j in job_dirs(tmp_path / "a"))
+    assert job_settings(_optuna(tmp_path / "c", workers=2, random_seed=8)) != job_settings(first)
 
 
 @needs_optuna
@@ -70,12 +52,12 @@ def test_an_interrupted_optuna_sweep_resumes_by_replaying_the_study(tmp_path, mo
     out = tmp_path / "s"
     with pytest.raises(KeyboardInterrupt):
         _optuna(out)
-    assert _jobs(out) == ["job-000", "job-001"]
-    assert [r["status"] for r in _leaderboard(out)] == ["ok", "ok", "interrupted"]
+    assert job_dirs(out) == ["job-000", "job-001"]
+    assert [r["status"] for r in leaderboard(out)] == ["ok", "ok", "interrupted"]
     kept = (out / "job-001" / "weights.safetensors").stat().st_ino
     monkeypatch.undo()  # every job trains again
     resumed = _optuna(out, resume=True)
-    assert _settings(resumed) == _settings(whole) and _jobs(out) == _jobs(tmp_path / "whole")
+    assert job_settings(resumed) == job_settings(whole) and job_dirs(out) == job_dirs(tmp_path / "whole")
     assert (out / "job-001" / "weights.safetensors").stat().st_ino == kept  # told its recorded score, not retrained
 
 
@@ -140,7 +122,7 @@ def test_per_series_fits_each_series_alone_as_a_direct_fit_would(tmp_path):
                           config=SweepConfig(per_series=True, workers=2), quiet=True)
     assert sorted((r["job"], r["settings"]["series"], r["status"]) for r in result.rows) == [
         ("job-000", "a", "ok"), ("job-001", "b", "ok"), ("job-002", "c", "ok")]
-    rows = _leaderboard(out)
+    rows = leaderboard(out)
     assert sorted((r["job"], r["series"]) for r in rows) == [("job-000", "a"), ("job-001", "b"), ("job-002", "c")]
     assert sorted(os.listdir(out)) == ["job-000", "job-001", "job-002", "jobs.json", "leaderboard.csv",
                                        "leaderboard.png", "series", "sweep.json"]
@@ -163,7 +145,7 @@ def test_per_series_times_a_grid_on_the_command_line_with_a_series_too_short(tmp
                  "--per-series", "--grid", "hidden=2,4", "--lookback", "5", "--horizon", "2", "--epochs", "2",
                  "--workers", "1", "--quiet", "--out", str(out)]) == 0
     assert "6 of 8 job(s) trained, 2 failed" in capsys.readouterr().out
-    rows = {(r["series"], r["hidden_size"]): r for r in _leaderboard(out)}
+    rows = {(r["series"], r["hidden_size"]): r for r in leaderboard(out)}
     assert sorted(rows) == [(s, h) for s in "abcd" for h in ("2", "4")]
     assert {rows[("d", h)]["status"] for h in ("2", "4")} == {"failed"} and "rows" in rows[("d", "2")]["message"]
     assert [j["settings"] for j in json.loads((out / "sweep.json").read_text())["jobs"]][:2] == [
