@@ -27,7 +27,8 @@ def _add_data_args(p: argparse.ArgumentParser, data_optional: bool = False) -> N
     g = p.add_argument_group("data")
     g.add_argument("data", metavar="DATA", help="CSV/TSV/Parquet file, or a built-in series such as builtin:sine "
                                                "(see `rnnkit datasets`)", **({"nargs": "?"} if data_optional else {}))
-    for name in ("targets", "id_col", "time_col", "covariates", "future_covariates", "static_covariates", "sampling",
+    for name in ("targets", "id_col", "time_col", "covariates", "future_covariates", "linear_covariates",
+                 "static_covariates", "sampling",
                  "id_embedding", "calendar", "fill", "lookback", "horizon", "stride", "val_frac", "test_frac", "val_start", "test_start", "scaler", "seasonal_period",
                  "normalise", "skip", "transform", "difference", "refit"):
         config_arg(g, _D, name)

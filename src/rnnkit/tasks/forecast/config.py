@@ -11,6 +11,7 @@ from ...config import (ModelConfig, Serialisable, TrainConfig, check_choice, che
 from ...data.boxcox import TRANSFORMS
 from ...errors import ConfigError
 from .known import CALENDAR
+from .linear import LINEAR
 from .levels import REFIT, check_interval_levels, conformal_rank, level_name, min_windows
 from .normalise import DIFFERENCES, NORMALISE, SKIPS
 
@@ -91,6 +92,11 @@ class DataConfig(Serialisable):
         "help": "column whose values are known in advance (a price, a promotion, a holiday), read over the "
                 "horizon (direct) or at each step (recursive); forecasting past the data then needs them "
                 "(forecast --future FILE); repeat or comma-separate", "metavar": "COL"})
+    linear_covariates: str = field(default="auto", metadata={
+        "help": "one series with --future-covariates: fit the targets' linear effect of each row's future "
+                "covariates on the training rows (kept where an F test finds one at p < 0.01) and let the network "
+                "forecast the rest (a regression with recurrent errors); none: the network alone",
+        "choices": LINEAR})
     static_covariates: tuple[str, ...] = field(default=(), metadata={
         "help": "panels (--id-col): column holding one value per series (a number, or a category such as a region), "
                 "read by the global model at every step; repeat or comma-separate", "metavar": "COL"})
@@ -173,6 +179,7 @@ class DataConfig(Serialisable):
             raise ConfigError("val_frac + test_frac must leave rows for training (sum below 1)")
         check_choice("normalise", self.normalise, ("auto",) + NORMALISE)
         check_choice("skip", self.skip, ("auto",) + SKIPS)
+        check_choice("linear_covariates", self.linear_covariates, LINEAR)
         check_choice("transform", self.transform, TRANSFORMS)
         check_choice("difference", self.difference, DIFFERENCES)
         check_choice("calendar", self.calendar, CALENDAR)

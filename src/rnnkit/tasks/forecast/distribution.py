@@ -43,7 +43,7 @@ from ...config import DISTRIBUTION_LEVELS
 from .quantiles import head_rows, zero_output
 
 __all__ = ["DEFAULT_LEVELS", "SCALE_FLOOR", "DF_FLOOR", "DF_START", "params", "normal_params", "normal_levels",
-           "student_t_cdf", "student_t_quantiles", "levels_of", "gaussian_nll", "student_t_nll", "nll", "nll_loss",
+           "betainc", "student_t_cdf", "student_t_quantiles", "levels_of", "gaussian_nll", "student_t_nll", "nll", "nll_loss",
            "init_distribution_head", "zero_mean"]
 
 #: the levels a distribution head reports when none are asked for (ModelConfig fills them in)
@@ -90,7 +90,7 @@ def normal_levels(mu: Tensor, sigma: Tensor, levels) -> Tensor:
     return mu.unsqueeze(-1) + sigma.unsqueeze(-1) * z
 
 
-def _betainc(a: Tensor, b: Tensor, x: Tensor, steps: int = 200) -> Tensor:
+def betainc(a: Tensor, b: Tensor, x: Tensor, steps: int = 200) -> Tensor:
     """The regularised incomplete beta function ``I_x(a, b)`` (float64, elementwise), by its continued
     fraction evaluated with the modified Lentz method (Press et al., Numerical Recipes, section 6.4),
     on the side of ``x = a / (a + b)`` where it converges fast (``I_x(a, b) = 1 - I_{1-x}(b, a)``)."""
@@ -118,7 +118,7 @@ def _betainc(a: Tensor, b: Tensor, x: Tensor, steps: int = 200) -> Tensor:
 def student_t_cdf(t: Tensor, df: Tensor) -> Tensor:
     """``P(T <= t)`` for Student's t with ``df`` degrees of freedom (float64):
     ``1 - I_x(df/2, 1/2) / 2`` for ``t >= 0``, ``x = df / (df + t^2)``, and by symmetry below 0."""
-    tail = 0.5 * _betainc(df / 2, torch.full_like(df, 0.5), df / (df + t * t))  # P(T > |t|)
+    tail = 0.5 * betainc(df / 2, torch.full_like(df, 0.5), df / (df + t * t))  # P(T > |t|)
     return torch.where(t >= 0, 1 - tail, tail)
 
 

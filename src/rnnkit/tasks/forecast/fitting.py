@@ -11,6 +11,7 @@ must store to forecast again (the resolved config, scaler, normalisation, transf
 from __future__ import annotations
 
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -37,6 +38,7 @@ from .data import absolute_source, check_rows, load_data, resolve_split, seasona
 from .future import with_future_columns
 from .model import Forecaster, head_loss, head_width
 from .known import known_rows, known_width, known_windows, model_input
+from .linear import removed_effect
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
 from .distribution import init_distribution_head, nll_loss, zero_mean
@@ -163,6 +165,10 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         return t, v, Scaler(dc.scaler).fit(v[:split.train_end])
     transform, values, scaler = transformed(dc.transform)
     scaled = scaler.transform(values)
+    fcol = C + len(dc.covariates)  # the first future covariate's column
+
+    linear = dc.future_covariates and dc.linear_covariates != "none" and not train_config.stateful
+    effect, scaled = removed_effect(scaled, C, fcol, len(dc.future_covariates), split.train_end, linear)
     if skip == "auto":  # the naive forecast that fits the training windows best
         candidates = ("last", "drift") + (("seasonal",) if 1 < m <= lookback else ())
         skip = choose_skip(candidates, m, *windows_for(scaled, C, lookback, dc.horizon, 1, 0, split.train_end)[:2])
@@ -170,9 +176,11 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         # a drift on the log scale compounds: exponential growth over the horizon, the multiplicative
         # trend that classical exponential smoothing leaves out by default for the same reason
         transform, values, scaler = transformed("none")
-        scaled = scaler.transform(values)
+        effect, scaled = removed_effect(scaler.transform(values), C, fcol, len(dc.future_covariates),
+                                        split.train_end, linear)
     dc = dc.replace(skip=skip, transform=transform.name)
     norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C], difference_lag(dc.difference, m))
+    norm = dataclasses.replace(norm, effect=effect, effect_col=fcol) if effect else norm
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     n_values = C + len(dc.covariates)
     K = known_width(data.freq, calendar, len(dc.future_covariates), recursive)

@@ -65,7 +65,8 @@ def view_record(prep: Prepared) -> dict:
     """What a run stores of the view of ``prep``'s lookback (an entry of meta's ``lookback_members``)."""
     v = view_of(prep)
     return {"lookback": v.lookback, "skip": v.norm.skip, "norm_floor": list(v.norm.floor),
-            "transform": v.transform.name, "transform_lambda": v.transform.lam, "scaler": v.scaler.to_dict()}
+            "transform": v.transform.name, "transform_lambda": v.transform.lam, "scaler": v.scaler.to_dict(),
+            "covariate_effect": [list(r) for r in v.norm.effect]}
 
 
 def lookback_views(check, sc: SearchConfig, meta: dict, dc: DataConfig, n_cols: int) -> dict[int, MemberView]:
@@ -73,7 +74,8 @@ def lookback_views(check, sc: SearchConfig, meta: dict, dc: DataConfig, n_cols: 
     looks, records = sc.ensemble_lookbacks, meta.get("lookback_members")
     keys = {"lookback", "skip", "norm_floor", "transform", "transform_lambda", "scaler"}
     check.agree(isinstance(records, list) and len(records) == len(looks) and dc.lookback == max(looks)
-                and all(isinstance(r, dict) and set(r) == keys for r in records), "config.json",
+                and all(isinstance(r, dict) and keys <= set(r) <= keys | {"covariate_effect"} for r in records),
+                "config.json",
                 f"meta.lookback_members must describe each of the {len(looks)} lookbacks of "
                 f"search.ensemble_lookbacks {list(looks)} (keys {', '.join(sorted(keys))}), and the data section's "
                 "lookback be the longest")
@@ -92,6 +94,11 @@ def lookback_views(check, sc: SearchConfig, meta: dict, dc: DataConfig, n_cols: 
             check.fail("config.json", f"{where}: {e}")
         check.agree(len(scaler.offset) == n_cols, "config.json",
                     f"{where}: its scaler scales {len(scaler.offset)} column(s), the model reads {n_cols}")
-        norm = WindowNorm(dc.normalise, r["skip"], m, C, tuple(r["norm_floor"]), difference_lag(dc.difference, m))
+        effect, Kf = r.get("covariate_effect", []), len(dc.future_covariates)
+        check.agree(conforms(effect, "list[list[num]]") and (not effect or len(effect) == Kf and all(
+                    len(row) == C for row in effect)), "config.json",
+                    f"{where}: covariate_effect {effect!r} is not {Kf} row(s) of {C} slope(s), or empty")
+        norm = WindowNorm(dc.normalise, r["skip"], m, C, tuple(r["norm_floor"]), difference_lag(dc.difference, m),
+                          tuple(tuple(float(v) for v in row) for row in effect), n_cols - Kf if effect else 0)
         views[L] = MemberView(L, transform, scaler, norm)
     return views

@@ -66,6 +66,9 @@ class WindowNorm:
         floor: ``(C,)`` smallest scale per target, in scaled units (of the differences, when differencing).
         difference: the lag d of the differences the network reads and predicts (0: none; then
             ``skip`` must be ``"none"``, and the lookback longer than d).
+        effect: ``(K, C)`` slopes of the targets on the K future covariates (:mod:`.linear`; empty:
+            none): the windows hold the targets less this linear effect, the forecasts get it back.
+        effect_col: the column of the first future covariate in the value columns.
     """
 
     normalise: str
@@ -74,6 +77,8 @@ class WindowNorm:
     n_targets: int
     floor: tuple[float, ...]
     difference: int = 0
+    effect: tuple[tuple[float, ...], ...] = ()
+    effect_col: int = 0
 
     @classmethod
     def fit(cls, normalise: str, skip: str, m: int, train_targets: np.ndarray, difference: int = 0) -> "WindowNorm":
@@ -83,6 +88,25 @@ class WindowNorm:
         std = (y[d:] - y[:-d] if d else y).std(axis=0)
         floor = np.where(std > 0, SCALE_FLOOR * std, SCALE_FLOOR)
         return cls(normalise, skip, int(m), train_targets.shape[1], tuple(float(f) for f in floor), d)
+
+    def remove_effect(self, values: np.ndarray) -> np.ndarray:
+        """Scaled rows ``(..., F)`` with the targets less the covariates' linear effect (a copy; as is
+        without an effect)."""
+        if not self.effect:
+            return values
+        beta = np.asarray(self.effect, dtype=np.float64)  # (K, C)
+        out = np.array(values, dtype=np.float64, copy=True)
+        out[..., :self.n_targets] -= out[..., self.effect_col:self.effect_col + len(beta)] @ beta
+        return out
+
+    def add_effect(self, y: np.ndarray, covariates: np.ndarray | None) -> np.ndarray:
+        """Scaled forecasts ``(W, H, C)`` (or quantiles ``(W, H, C, Q)``) plus the linear effect of the
+        horizon's scaled future covariates ``(W, >= H, K)``."""
+        if not self.effect:
+            return y
+        beta = np.asarray(self.effect, dtype=np.float64)
+        shift = np.asarray(covariates, dtype=np.float64)[:, :y.shape[1], :len(beta)] @ beta  # (W, H, C)
+        return y + (shift[..., None] if y.ndim == 4 else shift)
 
     @property
     def active(self) -> bool:

@@ -84,6 +84,12 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     if transform is not None:
         raw[..., :n_targets] = transform.forward(raw[..., :n_targets])
     scaled = scaler.transform(raw)
+    effect = norm is not None and bool(norm.effect)
+    if effect:  # the network forecasts the targets less the future covariates' linear effect (.linear)
+        if known is None:
+            raise ConfigError("this run's forecasts add the linear effect of its future covariates, which needs "
+                              "their values over the horizon (the known inputs)")
+        scaled = norm.remove_effect(scaled)
     if sampled(model):  # one call: the model chunks the windows itself, continuing one seeded stream
         batch_size = max(1, len(scaled))
     outs = []
@@ -91,6 +97,8 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
         outs.append(predict_scaled(model, scaled[i:i + batch_size], horizon, norm, dtype,
                                     None if known is None else known[i:i + batch_size]))
     y = np.concatenate(outs, 0)  # (W, H, C) or quantiles (W, H, C, Q), scaled
+    if effect:  # the horizon's covariates: the first columns of the known inputs after the context
+        y = norm.add_effect(y, np.asarray(known)[:, scaled.shape[1]:])
     if y.ndim == 4:  # the scaler works on the last axis, the targets': (W, H, C, Q) -> (W, H, Q, C)
         y = np.moveaxis(scaler.inverse_transform(np.moveaxis(y, 3, 2), columns=list(range(n_targets))), 2, 3)
     else:

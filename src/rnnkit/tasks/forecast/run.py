@@ -13,6 +13,7 @@ from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
 from ...data.boxcox import TargetTransform
 from ...errors import ConfigError, RnnkitError
 from ...training.rundir import consistent_read
+from ...training.runschema import conforms
 from ...training.runs import load_weights, open_run
 from .config import DataConfig, SearchConfig
 from .conformal import Calibration, min_windows
@@ -89,8 +90,15 @@ def load_forecast_run(path: str | os.PathLike):
                     and len(meta["norm_floor"]) == n_out, "config.json",
                     "the data section's normalise/skip/transform/seasonal_period or meta.norm_floor do not describe "
                     "a trained run (a run stores the choices 'auto' made)")
+        effect = meta.get("covariate_effect", [])  # (K, C) slopes, or none (.linear; absent in older runs)
+        Kf = len(dc.future_covariates)
+        check.agree(conforms(effect, "list[list[num]]") and (not effect or (len(effect) == Kf and all(
+                    len(r) == n_out for r in effect) and dc.linear_covariates != "none")), "config.json",
+                    f"meta's covariate_effect {effect!r} is not {Kf} row(s) of {n_out} slope(s) (or empty; empty "
+                    "with linear_covariates 'none')")
         norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]),
-                          difference_lag(dc.difference, dc.seasonal_period))
+                          difference_lag(dc.difference, dc.seasonal_period),
+                          tuple(tuple(float(v) for v in r) for r in effect), n_cols - Kf if effect else 0)
         if sc.ensemble_lookbacks and members > 1:
             views = lookback_views(check, sc, meta, dc, n_cols)
             model = ForecastEnsemble(list(model.members), [views[L] for L in sc.member_lookbacks(members)])

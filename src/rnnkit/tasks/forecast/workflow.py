@@ -376,6 +376,9 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
     for m, w in zip(models, weights):
         if w < 1.0:
             scale_correction(m, w)
+    if prep.norm.effect:
+        say("future covariates: their linear effect on the targets (fitted on the training rows, F test p < 0.01) "
+            "is forecast as a regression, the network forecasts the rest")
     if any(w < 1.0 for w in weights):
         say("combined with the naive forecast: the network's weight " + ", ".join(f"{w:.2f}" for w in weights))
     data, split, dc = prep.data, prep.split, prep.data_config
@@ -391,6 +394,8 @@ def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = N
             "ensemble": members, "naive_members": int(sum(fallback)),
             # each member's weight in its combination with its naive forecast (SearchConfig.combine; 1: alone)
             "naive_weights": [float(w) for w in weights],
+            # the targets' linear effect of the future covariates, (K, C) slopes in scaled units (.linear)
+            "covariate_effect": [list(r) for r in prep.norm.effect],
             # what the network reads per step besides the values, known in advance (a record for people)
             "known_inputs": known_names(data.freq, dc.calendar, dc.future_covariates),
             "member_best_epochs": [h.best_epoch or 0 for h in histories],
