@@ -40,6 +40,7 @@ from .known import known_rows, known_width, known_windows, model_input
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
 from .distribution import init_distribution_head, nll_loss, zero_mean
+from .negbin import count_config, init_negbin_head, negbin_beats_naive, set_count_naive, unscaled_targets
 from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
@@ -143,6 +144,9 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     past = tuple(c for c in data.covariates if c not in data_config.future_covariates)
     dc = data_config.replace(targets=tuple(data.targets), covariates=past,
                              source=absolute_source(data_config.source))  # usable from any working directory
+    counts = model_config.distribution == "negbin"  # counts in, counts out: .negbin's module docstring
+    if counts:
+        dc = count_config(dc, model_config, data)
     if train_config.stateful and model_config.strategy != "recursive":
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
     C = len(dc.targets)
@@ -160,7 +164,8 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         t = TargetTransform.choose(kind, data.values[:split.train_end, :C], m)
         v = data.values.copy()
         v[:, :C] = t.forward(v[:, :C])
-        return t, v, Scaler(dc.scaler).fit(v[:split.train_end])
+        s = Scaler(dc.scaler).fit(v[:split.train_end])
+        return t, v, unscaled_targets(s, C) if counts else s
     transform, values, scaler = transformed(dc.transform)
     scaled = scaler.transform(values)
     if skip == "auto":  # the naive forecast that fits the training windows best
@@ -172,7 +177,9 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         transform, values, scaler = transformed("none")
         scaled = scaler.transform(values)
     dc = dc.replace(skip=skip, transform=transform.name)
-    norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C], difference_lag(dc.difference, m))
+    # a negbin head corrects its naive forecast itself, in counts (set_count_naive): the windows stay as they are
+    norm = WindowNorm.fit(normalise, "none" if counts else skip, m, scaled[:split.train_end, :C],
+                          difference_lag(dc.difference, m))
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     n_values = C + len(dc.covariates)
     K = known_width(data.freq, calendar, len(dc.future_covariates), recursive)
@@ -235,7 +242,7 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     fallback = []
     for model, p in zip(models, preps):
         # on a series too short to validate, nothing shows that a network beats the naive forecast
-        naive = (p.norm.skip != "none" or p.norm.difference > 0) and (p.too_short or (
+        naive = (p.norm.skip != "none" or p.norm.difference > 0 or model.count_naive[0] != "none") and (p.too_short or (
             p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
         if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
             fall_back(model)
@@ -263,9 +270,13 @@ def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecast
     with seeded(seed):  # other threads may be building theirs (calibration refits)
         model = Forecaster(prep.n_inputs, len(prep.data_config.targets), prep.data_config.horizon, model_config,
                            n_known=prep.known_width, seed=seed).to(prep.dtype)
+    set_count_naive(model, prep.data_config.skip, prep.data_config.seasonal_period)
     if model.distribution != "none":  # a recursive head predicts the next value: the first step's targets
         targets = prep.train[1][:, :1] if model.recursive else prep.train[1]
-        init_distribution_head(model, targets, mean_zero=prep.norm.active)
+        if model.distribution == "negbin":
+            init_negbin_head(model, prep.train[0], targets)
+        else:
+            init_distribution_head(model, targets, mean_zero=prep.norm.active)
     elif model.levels:
         init_quantile_head(model, prep.train[1], centre_zero=prep.norm.active)
     elif prep.norm.active:
@@ -388,6 +399,8 @@ def resolve_calendar(dc: DataConfig, data: SeriesData) -> str:
 def _beats_naive(model: Forecaster, val, loss: str) -> bool:
     """Whether the trained model's validation loss is below the naive forecast's (the zero correction);
     for a quantile head, its centre's pinball loss at the centre's level (see :func:`train_members`)."""
+    if model.distribution == "negbin":
+        return negbin_beats_naive(model, val)
     if model.levels:
         with evaluating(model):
             x, y = val

@@ -21,6 +21,7 @@ from .known import known_names, known_width
 from .lookbacks import lookback_views
 from .model import head_width
 from .model import Forecaster
+from .negbin import set_count_naive
 from .normalise import WindowNorm, difference_lag
 from .panel_run import PanelRun, write_panel_run
 from .workflow import ForecastRun, write_forecast_run
@@ -80,7 +81,10 @@ def load_forecast_run(path: str | os.PathLike):
                     f"'none'; combine is {sc.combine!r})")
         scaler = check.scaler(n_cols)
         def build():  # member k was trained from seed + k, which seeds its sampled paths (a recursive distribution head)
-            one = lambda k: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known, seed=tc.seed + k)  # noqa: E731
+            def one(k: int) -> Forecaster:
+                member = Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known, seed=tc.seed + k)
+                set_count_naive(member, dc.skip, dc.seasonal_period or 1)  # a negbin head's own naive forecast
+                return member
             return one(0) if members == 1 else ForecastEnsemble([one(k) for k in range(members)])
         model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets x quantiles":
                                                       dc.horizon * n_out * head_width(mc)})
@@ -89,7 +93,8 @@ def load_forecast_run(path: str | os.PathLike):
                     and len(meta["norm_floor"]) == n_out, "config.json",
                     "the data section's normalise/skip/transform/seasonal_period or meta.norm_floor do not describe "
                     "a trained run (a run stores the choices 'auto' made)")
-        norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]),
+        norm = WindowNorm(dc.normalise, "none" if mc.distribution == "negbin" else dc.skip, dc.seasonal_period, n_out,
+                          tuple(meta["norm_floor"]),
                           difference_lag(dc.difference, dc.seasonal_period))
         if sc.ensemble_lookbacks and members > 1:
             views = lookback_views(check, sc, meta, dc, n_cols)
