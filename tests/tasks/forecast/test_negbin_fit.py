@@ -44,7 +44,7 @@ def csv(tmp_path_factory):
 def _fit(csv, **model):
     dc = DataConfig(source=str(csv), targets=("y",), horizon=model.pop("horizon", 1), lookback=24, seasonal_period=12)
     mc = ModelConfig(hidden_size=16, distribution="negbin", quantiles=(0.1, 0.5, 0.9), **model)
-    return fit_forecaster(dc, mc, TrainConfig(epochs=30, lr=3e-3, batch_size=32), quiet=True)
+    return fit_forecaster(dc, mc, TrainConfig(epochs=40, lr=1e-2), quiet=True)
 
 
 @pytest.fixture(scope="module")
@@ -71,20 +71,20 @@ def _against_the_truth(run, horizon: int) -> dict:
             "true_width": float((truth[..., 1] - truth[..., 0]).mean()), "levels": levels}
 
 
-@pytest.mark.slow  # about 25 s on 2 shared cores
+@pytest.mark.slow  # about 50 s on 2 shared cores (the fit)
 def test_it_learns_the_counts_distribution(direct):
     run = direct
     got = _against_the_truth(run, 1)
-    # the true distribution gives the learnt [q0.1, q0.9] a coverage near 0.8 (a discrete interval covers
-    # at least its nominal level when the levels are right: measured 0.841; the true levels' own: 0.835)
-    assert 0.76 < got["expected"] < 0.9, got["expected"]
-    se = math.sqrt(got["expected"] * (1 - got["expected"]) / got["n"])  # 120 test counts
-    assert abs(got["coverage"] - got["expected"]) < 4 * se, got  # measured 0.858
-    assert abs(got["width"] / got["true_width"] - 1) < 0.15, got  # measured 19.2 against 18.9
+    # the true distribution gives the learnt [q0.1, q0.9] a coverage near 0.8 (measured 0.802; the true
+    # levels' own is 0.831: a discrete interval covers at least its nominal level)
+    assert 0.75 < got["expected"] < 0.9, got["expected"]
+    se = math.sqrt(got["expected"] * (1 - got["expected"]) / got["n"])  # 120 test counts: 0.036
+    assert abs(got["coverage"] - got["expected"]) < 4 * se, got  # measured 0.792
+    assert abs(got["width"] / got["true_width"] - 1) < 0.15, got  # measured 16.11 against 16.17
     assert (got["levels"] == np.round(got["levels"])).all()
     m = run.metrics
     mae = {k: v["overall"]["mae"] for k, v in m.items()}
-    # the median beats both naive forecasts (measured 5.62 against 7.27 and 8.19)
+    # the median beats both naive forecasts (measured 5.47 against 7.27 and 8.19; the true median's 5.52)
     assert mae["model"] < 0.9 * mae["last value"] and mae["model"] < 0.9 * mae["seasonal naive (m=12)"], mae
     assert m["model"]["quantile_scores"]["intervals"]["80"]["coverage"] == pytest.approx(got["coverage"])
     assert run.history.engine == "torch" and "nll" in run.meta["trainer"]["reason"]
@@ -108,18 +108,20 @@ def test_a_negbin_run_reloads_to_the_same_forecast(direct, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
-@pytest.mark.slow  # about 40 s: 200 paths per window on every forecast
+@pytest.mark.slow  # about 30 s: 200 paths per window on every forecast
 def test_a_recursive_negbin_head_samples_paths_that_cover_the_counts(csv, tmp_path):
     run = _fit(csv, horizon=3, strategy="recursive")
     got = _against_the_truth(run, 3)
-    assert 0.74 < got["expected"] < 0.9, got["expected"]  # measured 0.80 (a little narrow: 200 paths)
+    assert 0.75 < got["expected"] < 0.9, got["expected"]  # measured 0.808
     # 118 windows x 3 steps, correlated across steps: a loose bound
-    assert abs(got["coverage"] - got["expected"]) < 8 * math.sqrt(0.16 / got["n"]), got
+    assert abs(got["coverage"] - got["expected"]) < 8 * math.sqrt(0.16 / got["n"]), got  # measured 0.777
+    assert abs(got["width"] / got["true_width"] - 1) < 0.15, got  # measured 16.59 against 16.20
     x = torch.tensor(run.load_data().values[None, -24:], dtype=torch.float32)
-    _, alpha = run.model.params(x)
-    assert 0.1 < float(alpha.mean()) < 0.35  # measured 0.20 (true 0.2)
+    with torch.no_grad():
+        _, alpha = run.model.params(x)
+    assert 0.1 < float(alpha.mean()) < 0.35  # measured 0.210 (true 0.2)
     mae = {k: v["overall"]["mae"] for k, v in run.metrics.items()}
-    assert mae["model"] < 0.9 * min(mae["last value"], mae["seasonal naive (m=12)"]), mae
+    assert mae["model"] < 0.9 * min(mae["last value"], mae["seasonal naive (m=12)"]), mae  # 5.67, 8.22, 8.13
     again = rnnkit.load_run(run.save(tmp_path / "rec"))
     pd.testing.assert_frame_equal(again.forecast(horizon=5), run.forecast(horizon=5), check_exact=True)
 
