@@ -176,7 +176,7 @@ class ModelConfig(Serialisable):
                 "student_t: and degrees of freedom (heavier tails); negbin: counts (whole numbers >= 0), a mean "
                 "and a dispersion (Var = mu + alpha mu^2), the inputs over the window's mean count + 1, the "
                 "levels exact counts; no --transform, --difference or --normalise window. Direct strategy: every "
-                "step's levels in closed form; recursive: trained one step ahead, forecast by --samples sampled paths",
+                "step's levels at once; recursive: trained one step ahead, forecast by --samples sampled paths",
         "choices": DISTRIBUTIONS})
     samples: int = field(default=DEFAULT_SAMPLES, metadata={
         "help": "--strategy recursive with --distribution: Monte-Carlo paths drawn per forecast (each step sampled "

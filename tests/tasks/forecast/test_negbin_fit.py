@@ -93,7 +93,7 @@ def test_it_learns_the_counts_distribution(direct):
 
 
 @pytest.mark.slow
-def test_a_negbin_run_reloads_to_the_same_forecast(direct, tmp_path):
+def test_a_negbin_run_reloads_to_the_same_forecast(direct, tmp_path, capsys):
     out = direct.save(tmp_path / "run")
     again = rnnkit.load_run(out)
     assert again.model_config.distribution == "negbin"
@@ -104,7 +104,10 @@ def test_a_negbin_run_reloads_to_the_same_forecast(direct, tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(out / "forecast.csv", index_col=0), a, check_exact=True,
                                   check_index_type=False, check_dtype=False)
     assert (out / "forecast.png").exists()
+    capsys.readouterr()
     assert main(["export", "--run", str(out), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "negative-binomial head" in err and "\n" not in err
     assert not (tmp_path / "m.onnx").exists()
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,7 +35,7 @@ from .ensemble import ForecastEnsemble, MemberView  # noqa: F401  (re-exported: 
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
 from .future import with_future_columns
 from .model import Forecaster, head_loss, head_width
-from .known import known_rows, known_width, known_windows, model_input
+from .known import known_rows, known_width, known_windows, model_input, resolve_calendar  # noqa: F401 (re-exported)
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
 from .distribution import init_distribution_head, nll_loss, zero_mean
@@ -376,23 +375,6 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
             raise ConfigError(f"difference={dc.difference!r} (lag {d}) needs a lookback longer than its lag "
                               f"(lookback {lookback}); pass a longer --lookback")
     return normalise, skip
-
-
-def resolve_calendar(dc: DataConfig, data: SeriesData) -> str:
-    """The calendar features ``dc`` asks for, checked: they need dated rows, and are none at a
-    frequency without a cycle (yearly). Direct models read them over the horizon, recursive ones
-    at each step (:mod:`.known`).
-
-    They are off by default: measured on ``make quality`` (14 real series), sin/cos calendar
-    features on top of the seasonal skip gave a geo-mean relative MASE of 0.847 against 0.820
-    without them: where the lookback holds a season, the naive skip already carries the cycle."""
-    dated = isinstance(data.frame.index, pd.DatetimeIndex) and bool(data.freq)
-    if dc.calendar != "none" and dated and not known_width(data.freq, dc.calendar):
-        return "none"  # yearly data: no cycle to describe
-    if dc.calendar != "none" and not dated:
-        raise ConfigError(f"calendar={dc.calendar!r} needs dated rows at a regular frequency; pass --time-col (or "
-                          "use --calendar none)")
-    return dc.calendar
 
 
 @torch.no_grad()
