@@ -216,7 +216,7 @@ def count_config(dc, model_config, data):
     DataError for targets that are not counts), with "auto" resolved as counts need: no transform, no
     per-window normalisation (the head scales itself; see the module docstring), and no naive skip
     unless one is asked for: DeepAR's ``mu = v softplus(r)``. Measured on a seasonal negbin series (600
-    counts, mean 5 to 20, alpha 0.2, lookback 24, 30 epochs): the test MAE of the median was 5.62
+    counts, mean 5 to 20, alpha 0.2, lookback 24, 30 epochs at lr 3e-3): the test MAE of the median was 5.62
     without a skip and 7.63 with the seasonal skip ``auto`` chose (whose member then fell back), the
     last value's 7.27: a count's naive forecast is as noisy as the count itself."""
     def refuse(what: str, why: str):
