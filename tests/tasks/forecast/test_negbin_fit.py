@@ -160,6 +160,21 @@ def test_several_targets_and_a_covariate(tmp_path):
     values = f.iloc[:, 1:].to_numpy()
     assert (values == np.round(values)).all() and (values >= 0).all()
     assert "quantile_scores" in run.metrics["model"]
+    X = frame.to_numpy()[None, -12:].copy()
+    X[0, 3, 1] = 0.5  # a context that is not counts
+    with pytest.raises(rnnkit.DataError, match="not a whole number"):
+        run.predict_contexts(X, 2)
+
+
+def test_an_ensemble_takes_each_levels_median(csv):
+    dc = DataConfig(source=str(csv), targets=("y",), horizon=2, lookback=12)
+    run = fit_forecaster(dc, ModelConfig(hidden_size=4, distribution="negbin"), TrainConfig(epochs=1), quiet=True,
+                         evaluate=False, search=rnnkit.SearchConfig(ensemble=3))
+    X = run.load_data().values[None, -12:]
+    each = np.stack([m(torch.tensor(X, dtype=torch.float32)).numpy() for m in run.model.members])  # (3, 1, H, C, Q)
+    got = run.predict_contexts(X, 2, all_levels=True)
+    np.testing.assert_array_equal(got, np.median(each, axis=0))  # three members: the middle count, a count
+    assert (got == np.round(got)).all()
 
 
 @pytest.mark.parametrize("extra, match", [

@@ -33,6 +33,9 @@ dimensionless (``Var / mu^2 = 1 / mu + alpha``, alpha the squared coefficient of
 Gamma mixing), so one network can learn it across levels (DeepAR divides it by ``sqrt(v)``; rnnkit
 keeps it scale-free, and documents that instead). A recursive model's scale is its context's,
 fixed while its sampled paths run (:mod:`.paths`): each sampled count is fed back divided by it.
+(Trained ``--many-to-many``, every step's prediction reads the scale of the whole window, its later
+targets included, as DeepAR's scale spans the range it trains on; the last step's, the default
+loss, reads its context's only.)
 
 **Outputs.** The levels are the exact discrete quantiles, the smallest ``k`` with ``CDF(k) >= q``
 (:func:`negbin_quantiles`), with ``CDF(k) = I_x(r, k + 1)``, ``x = 1 / (1 + alpha mu)``, the
