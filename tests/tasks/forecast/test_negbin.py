@@ -80,6 +80,8 @@ def test_the_quantiles_are_the_smallest_count_whose_cdf_reaches_the_level():
     assert gap > 1e-9  # no level sits on a CDF value, where rounding would decide
     np.testing.assert_array_equal(got, ref)
     assert (np.diff(got, axis=-1) >= 0).all() and (got == np.round(got)).all()
+    odd = negbin_quantiles(torch.tensor([math.inf, math.nan, 3.0], dtype=F64), torch.tensor([0.2, 0.2, math.inf]), (0.5,))
+    assert bool(odd.isnan().all())  # a diverged head gives NaN (which predict_windows refuses), never a hang
 
 
 def test_the_quantiles_match_scipy():

@@ -31,8 +31,8 @@ import pandas as pd
 from ...data.calendar import calendar_features, future_index
 from ...errors import ConfigError, DataError
 
-__all__ = ["CALENDAR", "resolve_calendar", "calendar_width", "known_width", "known_names", "known_rows", "known_windows",
-           "model_input", "generation_inputs"]
+__all__ = ["CALENDAR", "calendar_width", "known_width", "known_names", "known_rows", "known_windows",
+           "model_input", "generation_inputs", "resolve_calendar"]
 
 CALENDAR = ("none", "sincos", "onehot")
 

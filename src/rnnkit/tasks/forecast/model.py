@@ -133,13 +133,14 @@ class Forecaster(nn.Module):
         return levels_of(params(y, y.shape[1], self.n_targets, self.distribution, scale), self.levels,
                          self.distribution)
 
-    def _direct(self, y: Tensor, x: Tensor, scale: Tensor | None = None) -> Tensor:
-        """The direct head's outputs ``(B, H*C[*Q])`` after windows ``x`` as forecasts: ``(B, H, C)``, or the
-        quantiles ``(B, H, C, Q)``."""
+    def _direct(self, y: Tensor, x: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
+        """The direct head's outputs ``(B, H*C[*Q])`` as forecasts: ``(B, H, C)``, or the quantiles
+        ``(B, H, C, Q)`` (a negbin head's from its windows ``x`` and their count ``scale``)."""
         if not self.levels:
             return y.view(y.shape[0], self.horizon, self.n_targets)  # (B, H*C) -> (B, H, C)
         if self.distribution != "none":
-            p = params(y, self.horizon, self.n_targets, self.distribution, scale, self._count_base(x))
+            base = None if x is None else self._count_base(x)
+            p = params(y, self.horizon, self.n_targets, self.distribution, scale, base)
             return levels_of(p, self.levels, self.distribution)
         return ordered(y.view(y.shape[0], self.horizon, self.n_targets, len(self.levels)), self.centre)
 

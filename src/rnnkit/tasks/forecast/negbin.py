@@ -53,6 +53,7 @@ Training: the mean negative-binomial NLL (:func:`negbin_nll`, computed in float6
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ def negbin_nll(mu: Tensor, alpha: Tensor, y: Tensor) -> Tensor:
     """Mean negative log-likelihood of the counts ``y`` under NB(mu, alpha), elementwise, in float64
     (returned in ``mu``'s dtype): ``-[lgamma(y + r) - lgamma(r) - lgamma(y + 1) - r log(1 + alpha mu)
     + y log(alpha mu / (1 + alpha mu))]``, ``r = 1 / alpha``."""
-    m, a, k = mu.double(), alpha.double(), y.double()
+    m, a, k = mu.double().clamp(min=1e-12), alpha.double(), y.double()  # a mean that underflowed to 0 stays finite
     r, am = 1.0 / a, a * m
     log_p = (torch.lgamma(k + r) - torch.lgamma(r) - torch.lgamma(k + 1) - r * torch.log1p(am)
              + k * (torch.log(am) - torch.log1p(am)))
@@ -179,11 +180,14 @@ def negbin_quantiles(mu: Tensor, alpha: Tensor, levels) -> Tensor:
     sd = torch.sqrt(mu + alpha * mu * mu)
     hi = torch.ceil(mu + sd * torch.sqrt(q / (1 - q)))  # CDF(hi) >= q
     lo = torch.floor(mu - 1.01 * sd * torch.sqrt((1 - q) / q)) - 1  # CDF(lo) < q
-    lo, hi = torch.broadcast_tensors(lo.clamp(min=-1.0), hi.clamp(min=0.0))
+    finite = torch.isfinite(mu) & torch.isfinite(alpha) & (mu > 0) & (alpha > 0)  # else NaN, never a hang
+    nan = torch.tensor(math.nan, dtype=torch.float64, device=mu.device)
+    lo, hi = torch.broadcast_tensors(torch.where(finite, lo.clamp(min=-1.0), nan),
+                                     torch.where(finite, hi.clamp(min=0.0), nan))
     lo, hi = lo.clone(), hi.clone()
     mu, alpha, q = (t.expand_as(lo) for t in (mu, alpha, q))
     while True:
-        todo = hi - lo > 1
+        todo = hi - lo > 1  # False where NaN
         if not bool(todo.any()):
             return hi
         mid = torch.floor((lo[todo] + hi[todo]) / 2)
