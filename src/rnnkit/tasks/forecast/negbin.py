@@ -241,7 +241,10 @@ def count_config(dc, model_config, data):
         refuse("known inputs (--future-covariates, --calendar)", "a direct negbin head does not read them yet; use "
                "--strategy recursive, which reads them at each step")
     check_counts(data.values[:, :len(dc.targets)], dc.targets)
-    return dc.replace(transform="none", normalise="none", skip="none" if dc.skip == "auto" else dc.skip)
+    dc = dc.replace(transform="none", normalise="none", skip="none" if dc.skip == "auto" else dc.skip)
+    if getattr(dc, "linear_covariates", "none") != "none":  # a linear effect taken off the targets: not counts
+        dc = dc.replace(linear_covariates="none")
+    return dc
 
 
 def unscaled_targets(scaler, n_targets: int):
