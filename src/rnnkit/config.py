@@ -50,7 +50,7 @@ LOSSES = ("mse", "mae", "ce", "pinball", "nll")
 
 #: ModelConfig.distribution's choices (tasks/forecast/distribution.py), and the levels a distribution
 #: head reports when no quantiles are given: the 95 % and 80 % intervals' ends and the median
-DISTRIBUTIONS = ("none", "normal", "student_t")
+DISTRIBUTIONS = ("none", "normal", "student_t", "negbin")
 DISTRIBUTION_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
 #: ModelConfig.samples: the Monte-Carlo paths a recursive distribution head draws per forecast, by
 #: default and at most (each path is one more row through the network at every step)
@@ -173,8 +173,10 @@ class ModelConfig(Serialisable):
     distribution: str = field(default="none", metadata={
         "help": "forecasting: a distribution head trained by its negative log-likelihood, reported at the "
                 "--quantiles levels (default 0.025,0.1,0.5,0.9,0.975); normal: a mean and a scale per step; "
-                "student_t: and degrees of freedom (heavier tails). Direct strategy: every step's levels in "
-                "closed form; recursive: trained one step ahead, forecast by --samples sampled paths",
+                "student_t: and degrees of freedom (heavier tails); negbin: counts (whole numbers >= 0), a mean "
+                "and a dispersion (Var = mu + alpha mu^2), the inputs over the window's mean count + 1, the "
+                "levels exact counts; no --transform, --difference or --normalise window. Direct strategy: every "
+                "step's levels at once; recursive: trained one step ahead, forecast by --samples sampled paths",
         "choices": DISTRIBUTIONS})
     samples: int = field(default=DEFAULT_SAMPLES, metadata={
         "help": "--strategy recursive with --distribution: Monte-Carlo paths drawn per forecast (each step sampled "
@@ -190,7 +192,7 @@ class ModelConfig(Serialisable):
                               f"at every step); got {self.samples}")
         if self.samples != DEFAULT_SAMPLES and (self.distribution == "none" or self.strategy != "recursive"):
             raise ConfigError(f"samples={self.samples} sets the sampled paths of a recursive distribution head "
-                              "(--strategy recursive --distribution normal|student_t); this model draws none (a "
+                              "(--strategy recursive --distribution normal|student_t|negbin); this model draws none (a "
                               "direct head's levels are in closed form): drop --samples")
         if self.distribution != "none":
             if not self.quantiles:  # the levels it reports (recorded in the run's config)

@@ -79,6 +79,10 @@ def head_reason(model: nn.Module) -> str | None:
         return ("this run's recursive distribution head forecasts by sampled paths (--samples Monte-Carlo draws fed "
                 "back step by step), which an ONNX graph does not draw; export covers point, quantile and direct "
                 "normal heads")
+    if getattr(config, "distribution", "none") == "negbin":
+        return ("this run has a negative-binomial head (--distribution negbin), whose exact discrete quantiles are "
+                "a search over the counts that the graph does not compute; export covers point, quantile and "
+                "normal heads")
     if getattr(config, "distribution", "none") == "student_t":
         return ("this run has a Student-t head (--distribution student_t), whose quantiles depend on the forecast "
                 "degrees of freedom through an iterative inverse the graph does not compute; export covers point, "

@@ -135,7 +135,7 @@ class DataConfig(Serialisable):
         "choices": ("auto",) + NORMALISE})
     skip: str = field(default="auto", metadata={
         "help": "the head predicts the correction to this naive forecast (auto: seasonal when lookback >= m > 1, "
-                "else last; none for recursive models)", "choices": ("auto",) + SKIPS})
+                "else last; none for recursive models and --distribution negbin)", "choices": ("auto",) + SKIPS})
     calendar: str = field(default="none", metadata={
         "help": "calendar features (month, weekday, hour... by frequency) of dated rows as known inputs: over the "
                 "horizon for a direct model, at each step for a recursive one", "choices": CALENDAR})

@@ -28,6 +28,10 @@ zeroes the mean's rows only (:func:`zero_mean`), so the trained scale stays.
 A recursive forecaster's head is the same for the next value only (``C * 2`` outputs after every
 step, :func:`nll_loss` on the value after each window); its multi-step forecasts are the empirical
 quantiles of sampled paths (:mod:`.paths`).
+
+The negative-binomial head for counts (``"negbin"``) has a module of its own, :mod:`.negbin` (its
+inputs and outputs are counts, which do not go through the scaler, transform or per-window
+normalisation); :func:`params`, :func:`levels_of` and :func:`nll` dispatch to it by ``kind``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...config import DISTRIBUTION_LEVELS
+from .negbin import negbin_nll, negbin_params, negbin_quantiles
 from .quantiles import head_rows, zero_output
 
 __all__ = ["DEFAULT_LEVELS", "SCALE_FLOOR", "DF_FLOOR", "DF_START", "params", "normal_params", "normal_levels",
@@ -66,9 +71,14 @@ def normal_params(raw: Tensor, horizon: int, n_targets: int) -> tuple[Tensor, Te
     return v[..., 0], F.softplus(v[..., 1]) + SCALE_FLOOR
 
 
-def params(raw: Tensor, horizon: int, n_targets: int, kind: str) -> tuple[Tensor, ...]:
+def params(raw: Tensor, horizon: int, n_targets: int, kind: str, scale: Tensor | None = None,
+           base: Tensor | None = None) -> tuple[Tensor, ...]:
     """A ``kind`` head's parameters ``(B, H, C)`` each from its raw outputs ``(B, H*C*K)``: the mean
-    and scale (``"normal"``), and the degrees of freedom (``"student_t"``)."""
+    and scale (``"normal"``), and the degrees of freedom (``"student_t"``); a count's mean and
+    dispersion (``"negbin"``, from the windows' count ``scale`` and naive forecast ``base``:
+    :func:`~.negbin.negbin_params`)."""
+    if kind == "negbin":
+        return negbin_params(raw, horizon, n_targets, scale, base)
     if kind == "normal":
         return normal_params(raw, horizon, n_targets)
     v = raw.view(raw.shape[0], horizon, n_targets, 3)
@@ -138,9 +148,12 @@ def student_t_quantiles(df: Tensor, levels, iterations: int = 40) -> Tensor:
     return t
 
 
-def levels_of(params: tuple[Tensor, ...], levels) -> Tensor:
-    """A head's quantiles ``(..., Q)`` at ``levels`` from its parameters (see :func:`params`):
-    ``mu + sigma * z_q``, with z the standard normal's or the standard t's quantiles."""
+def levels_of(params: tuple[Tensor, ...], levels, kind: str = "normal") -> Tensor:
+    """A ``kind`` head's quantiles ``(..., Q)`` at ``levels`` from its parameters (see :func:`params`):
+    ``mu + sigma * z_q``, with z the standard normal's or the standard t's quantiles; a negbin's exact
+    discrete quantiles (:func:`~.negbin.negbin_quantiles`)."""
+    if kind == "negbin":
+        return negbin_quantiles(*params, levels).to(params[0].dtype)
     if len(params) == 2:
         return normal_levels(*params, levels)
     mu, sigma, df = params
@@ -163,8 +176,10 @@ def student_t_nll(mu: Tensor, sigma: Tensor, df: Tensor, y: Tensor) -> Tensor:
             + (df + 1) / 2 * torch.log1p(z * z / df)).mean()
 
 
-def nll(params: tuple[Tensor, ...], y: Tensor) -> Tensor:
-    """The negative log-likelihood of a head with these :func:`params`."""
+def nll(params: tuple[Tensor, ...], y: Tensor, kind: str = "normal") -> Tensor:
+    """The negative log-likelihood of a ``kind`` head with these :func:`params`."""
+    if kind == "negbin":
+        return negbin_nll(*params, y)
     return gaussian_nll(*params, y) if len(params) == 2 else student_t_nll(*params, y)
 
 
@@ -172,16 +187,17 @@ def nll_loss(model, train_config):
     """A distribution head's loss: the negative log-likelihood of every step's target (direct), or,
     recursive, of the next value after the window (``many_to_many``: after every step, past the
     warm-up), teacher forced: the network reads the true values, as the point model trains."""
+    kind = model.distribution
     if not model.recursive:
-        return lambda m, batch: nll(m.params(batch[0]), batch[1])
+        return lambda m, batch: nll(m.params(batch[0]), batch[1], kind)
     C, warm = model.n_targets, train_config.warmup
     if train_config.many_to_many:
         def many_to_many(m, batch):
             x, y = batch
             target = torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step, (B, T, C)
-            return nll(tuple(p[:, warm:] for p in m.params(x)), target[:, warm:])
+            return nll(tuple(p[:, warm:] for p in m.params(x)), target[:, warm:], kind)
         return many_to_many
-    return lambda m, batch: nll(tuple(p[:, -1:] for p in m.params(batch[0])), batch[1][:, :1])
+    return lambda m, batch: nll(tuple(p[:, -1:] for p in m.params(batch[0])), batch[1][:, :1], kind)
 
 
 @torch.no_grad()

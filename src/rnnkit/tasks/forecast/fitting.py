@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -37,11 +36,12 @@ from .ensemble import ForecastEnsemble, MemberView  # noqa: F401  (re-exported: 
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
 from .future import with_future_columns
 from .model import Forecaster, head_loss, head_width
-from .known import known_rows, known_width, known_windows, model_input
+from .known import known_rows, known_width, known_windows, model_input, resolve_calendar  # noqa: F401 (re-exported)
 from .linear import removed_effect
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
 from .distribution import init_distribution_head, nll_loss, zero_mean
+from .negbin import count_config, init_negbin_head, negbin_beats_naive, set_count_naive, unscaled_targets
 from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
@@ -145,6 +145,9 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
     past = tuple(c for c in data.covariates if c not in data_config.future_covariates)
     dc = data_config.replace(targets=tuple(data.targets), covariates=past,
                              source=absolute_source(data_config.source))  # usable from any working directory
+    counts = model_config.distribution == "negbin"  # counts in, counts out: .negbin's module docstring
+    if counts:
+        dc = count_config(dc, model_config, data)
     if train_config.stateful and model_config.strategy != "recursive":
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
     C = len(dc.targets)
@@ -162,7 +165,8 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         t = TargetTransform.choose(kind, data.values[:split.train_end, :C], m)
         v = data.values.copy()
         v[:, :C] = t.forward(v[:, :C])
-        return t, v, Scaler(dc.scaler).fit(v[:split.train_end])
+        s = Scaler(dc.scaler).fit(v[:split.train_end])
+        return t, v, unscaled_targets(s, C) if counts else s
     transform, values, scaler = transformed(dc.transform)
     scaled = scaler.transform(values)
     fcol = C + len(dc.covariates)  # the first future covariate's column
@@ -179,7 +183,9 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
         effect, scaled = removed_effect(scaler.transform(values), C, fcol, len(dc.future_covariates),
                                         split.train_end, linear)
     dc = dc.replace(skip=skip, transform=transform.name)
-    norm = WindowNorm.fit(normalise, skip, m, scaled[:split.train_end, :C], difference_lag(dc.difference, m))
+    # a negbin head corrects its naive forecast itself, in counts (set_count_naive): the windows stay as they are
+    norm = WindowNorm.fit(normalise, "none" if counts else skip, m, scaled[:split.train_end, :C],
+                          difference_lag(dc.difference, m))
     norm = dataclasses.replace(norm, effect=effect, effect_col=fcol) if effect else norm
     windows = max(1, split.train_end - dc.lookback - dc.horizon + 1)
     n_values = C + len(dc.covariates)
@@ -243,8 +249,8 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     fallback = []
     for model, p in zip(models, preps):
         # on a series too short to validate, nothing shows that a network beats the naive forecast
-        naive = (p.norm.skip != "none" or p.norm.difference > 0) and (p.too_short or (
-            p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
+        has_naive = p.norm.skip != "none" or p.norm.difference > 0 or model.count_naive[0] != "none"  # (.negbin)
+        naive = has_naive and (p.too_short or (p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
         if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
             fall_back(model)
         fallback.append(naive)
@@ -271,9 +277,13 @@ def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecast
     with seeded(seed):  # other threads may be building theirs (calibration refits)
         model = Forecaster(prep.n_inputs, len(prep.data_config.targets), prep.data_config.horizon, model_config,
                            n_known=prep.known_width, seed=seed).to(prep.dtype)
+    set_count_naive(model, prep.data_config.skip, prep.data_config.seasonal_period)
     if model.distribution != "none":  # a recursive head predicts the next value: the first step's targets
         targets = prep.train[1][:, :1] if model.recursive else prep.train[1]
-        init_distribution_head(model, targets, mean_zero=prep.norm.active)
+        if model.distribution == "negbin":
+            init_negbin_head(model, prep.train[0], targets)
+        else:
+            init_distribution_head(model, targets, mean_zero=prep.norm.active)
     elif model.levels:
         init_quantile_head(model, prep.train[1], centre_zero=prep.norm.active)
     elif prep.norm.active:
@@ -375,27 +385,12 @@ def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookbac
     return normalise, skip
 
 
-def resolve_calendar(dc: DataConfig, data: SeriesData) -> str:
-    """The calendar features ``dc`` asks for, checked: they need dated rows, and are none at a
-    frequency without a cycle (yearly). Direct models read them over the horizon, recursive ones
-    at each step (:mod:`.known`).
-
-    They are off by default: measured on ``make quality`` (14 real series), sin/cos calendar
-    features on top of the seasonal skip gave a geo-mean relative MASE of 0.847 against 0.820
-    without them: where the lookback holds a season, the naive skip already carries the cycle."""
-    dated = isinstance(data.frame.index, pd.DatetimeIndex) and bool(data.freq)
-    if dc.calendar != "none" and dated and not known_width(data.freq, dc.calendar):
-        return "none"  # yearly data: no cycle to describe
-    if dc.calendar != "none" and not dated:
-        raise ConfigError(f"calendar={dc.calendar!r} needs dated rows at a regular frequency; pass --time-col (or "
-                          "use --calendar none)")
-    return dc.calendar
-
-
 @torch.no_grad()
 def _beats_naive(model: Forecaster, val, loss: str) -> bool:
     """Whether the trained model's validation loss is below the naive forecast's (the zero correction);
     for a quantile head, its centre's pinball loss at the centre's level (see :func:`train_members`)."""
+    if model.distribution == "negbin":
+        return negbin_beats_naive(model, val)
     if model.levels:
         with evaluating(model):
             x, y = val

@@ -34,6 +34,9 @@ def lookbacks_split(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data: Seri
     if dc.lookback is not None:
         raise ConfigError("--lookback and --ensemble-lookbacks both set the lookback; give the lookbacks in "
                           "--ensemble-lookbacks only")
+    if mc.distribution == "negbin":  # each member's own naive forecast would need a record of its own
+        raise ConfigError("--ensemble-lookbacks with --distribution negbin: not yet (each lookback may choose its own "
+                          "naive forecast, which a negbin run does not record per member); use --ensemble N")
     if tc.stateful:
         raise ConfigError("stateful training runs over whole streams, not windows of a lookback; use "
                           "--ensemble-lookbacks without --stateful")

@@ -13,6 +13,7 @@ from ...config import ModelConfig
 from ...errors import ConfigError, ShapeError
 from ...nn.layers import Recurrent, StateLike
 from .distribution import levels_of, params
+from .negbin import count_base, count_inputs
 from .paths import sample_levels
 from .quantiles import centre_index, ordered, quantile_horizon_message
 
@@ -31,7 +32,7 @@ def head_width(config: ModelConfig) -> int:
     """Outputs a head emits per step and target: 1, Q quantiles, or a distribution's 2 (or 3) parameters
     (a direct head for each of its steps, a recursive one for the next)."""
     if config.distribution != "none":
-        return 3 if config.distribution == "student_t" else 2
+        return 3 if config.distribution == "student_t" else 2  # normal, negbin: 2
     return max(1, len(config.quantiles))
 
 
@@ -87,8 +88,12 @@ class Forecaster(nn.Module):
         self.centre = centre_index(self.levels) if self.levels else 0
         #: "normal" / "student_t": the head emits a Gaussian's mean and scale (and a t's degrees of
         #: freedom) per step and target, forecast as the quantiles at :attr:`levels`
-        #: (:mod:`rnnkit.tasks.forecast.distribution`); "none" otherwise
+        #: (:mod:`rnnkit.tasks.forecast.distribution`); "negbin": a count's mean and dispersion, the
+        #: network reading the targets over the window's scale (:mod:`.negbin`); "none" otherwise
         self.distribution = config.distribution
+        #: a direct negbin head's naive forecast, (skip, season), which its mean corrects
+        #: (:func:`~.negbin.set_count_naive`; the run's DataConfig.skip)
+        self.count_naive = ("none", 1)
         #: a recursive distribution head's paths per forecast and the seed of their generator
         self.samples, self.sample_seed = config.samples, int(seed)
         steps = horizon if config.strategy == "direct" else 1  # the recursive head predicts the next value
@@ -102,33 +107,54 @@ class Forecaster(nn.Module):
         """``x (B, T, F)`` -> direct ``(B, horizon, C)`` or recursive ``(B, T, C)``."""
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ShapeError(f"Forecaster expected input (B, T, {self.input_size}), got {tuple(x.shape)}")
-        out, state = self.rnn(x, state)  # (B, T, D*O)
-        y = self._recursive(self.head(out)) if self.recursive else self._direct(self.head(out[:, -1]))
+        x_in, scale = self.network_inputs(x)
+        out, state = self.rnn(x_in, state)  # (B, T, D*O)
+        y = self._recursive(self.head(out), scale) if self.recursive else self._direct(self.head(out[:, -1]), x, scale)
         return (y, state) if return_state else y  # (B, T, C[, Q]) or (B, H, C[, Q])
 
-    def _recursive(self, y: Tensor) -> Tensor:
+    def network_inputs(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """What the recurrent layers read of windows ``x (B, T, F)``, and the windows' count scale: a
+        negbin head reads the targets over each window's ``1 + mean count`` ``(B, 1, C)``
+        (:func:`~.negbin.count_inputs`); every other head reads ``x`` itself (scale None)."""
+        if self.distribution == "negbin":
+            return count_inputs(x, self.n_targets)
+        return x, None
+
+    def _count_base(self, x: Tensor) -> Tensor | None:
+        """A direct negbin head's naive forecast in counts ``(B, H, C)`` after windows ``x``, or None."""
+        skip, m = self.count_naive
+        return None if skip == "none" else count_base(x[..., :self.n_targets], skip, m, self.horizon)
+
+    def _recursive(self, y: Tensor, scale: Tensor | None = None) -> Tensor:
         """The recursive head's outputs ``(B, T, C[*K])`` as forecasts: the next values ``(B, T, C)``, or a
-        distribution head's one-step quantiles ``(B, T, C, Q)`` in closed form."""
+        distribution head's one-step quantiles ``(B, T, C, Q)`` (a negbin's from its windows' ``scale``)."""
         if self.distribution == "none":
             return y
-        return levels_of(params(y, y.shape[1], self.n_targets, self.distribution), self.levels)
+        return levels_of(params(y, y.shape[1], self.n_targets, self.distribution, scale), self.levels,
+                         self.distribution)
 
-    def _direct(self, y: Tensor) -> Tensor:
-        """The direct head's outputs ``(B, H*C[*Q])`` as forecasts: ``(B, H, C)``, or the quantiles ``(B, H, C, Q)``."""
+    def _direct(self, y: Tensor, x: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
+        """The direct head's outputs ``(B, H*C[*Q])`` as forecasts: ``(B, H, C)``, or the quantiles
+        ``(B, H, C, Q)`` (a negbin head's from its windows ``x`` and their count ``scale``)."""
         if not self.levels:
             return y.view(y.shape[0], self.horizon, self.n_targets)  # (B, H*C) -> (B, H, C)
         if self.distribution != "none":
-            return levels_of(params(y, self.horizon, self.n_targets, self.distribution), self.levels)
+            base = None if x is None else self._count_base(x)
+            p = params(y, self.horizon, self.n_targets, self.distribution, scale, base)
+            return levels_of(p, self.levels, self.distribution)
         return ordered(y.view(y.shape[0], self.horizon, self.n_targets, len(self.levels)), self.centre)
 
     def params(self, x: Tensor) -> tuple[Tensor, ...]:
-        """A distribution head's parameters after windows ``x (B, T, F)``: the mean and scale, and a
-        Student-t's degrees of freedom (:func:`~.distribution.params`), ``(B, H, C)`` each for a direct
-        head, ``(B, T, C)`` for a recursive one (the next value's after every step)."""
-        out, _ = self.rnn(x)
+        """A distribution head's parameters after windows ``x (B, T, F)``: the mean and scale, a
+        Student-t's degrees of freedom, or a negbin's mean and dispersion (:func:`~.distribution.params`),
+        ``(B, H, C)`` each for a direct head, ``(B, T, C)`` for a recursive one (the next value's after
+        every step)."""
+        x_in, scale = self.network_inputs(x)
+        out, _ = self.rnn(x_in)
         if self.recursive:
-            return params(self.head(out), out.shape[1], self.n_targets, self.distribution)
-        return params(self.head(out[:, -1]), self.horizon, self.n_targets, self.distribution)
+            return params(self.head(out), out.shape[1], self.n_targets, self.distribution, scale)
+        return params(self.head(out[:, -1]), self.horizon, self.n_targets, self.distribution, scale,
+                      self._count_base(x))
 
     def init_state(self, batch: int = 1) -> StateLike:
         """Zero recurrent state for :meth:`step` (what ``forward`` starts from)."""
@@ -148,6 +174,9 @@ class Forecaster(nn.Module):
         if x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
             raise ShapeError(f"Forecaster.step expected one step of input (B, {self.input_size}), "
                              f"got {tuple(x_t.shape)}")
+        if self.distribution == "negbin":
+            raise ConfigError("a negbin head divides its inputs by the whole window's mean count, which one step "
+                              "at a time does not know; use forward() or predict() on whole windows")
         out, state = self.rnn.step(x_t, state)  # (B, O)
         y = self.head(out)
         return (self._recursive(y[:, None])[:, 0] if self.recursive else self._direct(y)), state

@@ -7,9 +7,12 @@ forced, as the recursive point model trains on the next value). A forecast of ``
 
 1. prime the recurrent state on the context, once per window;
 2. copy the state ``S`` times, one per path, so the paths run as one batch of ``B * S`` rows;
-3. at every step, read each path's predicted distribution (a normal's mean and scale, or a
-   Student-t's location, scale and degrees of freedom), draw ``y_t`` from it, and feed the draw back
-   as the next input, so each path carries its own state and its own past;
+3. at every step, read each path's predicted distribution (a normal's mean and scale, a
+   Student-t's location, scale and degrees of freedom, or a negative binomial's mean and dispersion),
+   draw ``y_t`` from it, and feed the draw back as the next input, so each path carries its own state
+   and its own past; a negbin head (:mod:`.negbin`) draws counts by Gamma-Poisson sampling and feeds
+   each back divided by the context window's count scale (fixed while the paths run), as it reads the
+   context;
 4. report at each step the paths' empirical quantiles at the run's levels (``ModelConfig.quantiles``),
    ``(B, H, C, Q)``, and as the point forecast the centre level: the 0.5 level (the paths' median)
    when it is asked for, as the direct head's point column is its 0.5 level.
@@ -34,6 +37,7 @@ import torch
 from torch import Tensor
 
 from .distribution import params
+from .negbin import negbin_draw
 
 __all__ = ["MAX_ROWS", "draw", "standard_t", "empirical_levels", "level_ranks", "sample_paths", "sample_levels",
            "sampled"]
@@ -69,9 +73,12 @@ def standard_t(df: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return out.view(df.shape)
 
 
-def draw(p: tuple[Tensor, ...], generator: torch.Generator | None = None) -> Tensor:
-    """One draw from each distribution of a head's parameters ``p`` (:func:`~.distribution.params`,
-    each ``(...)``): ``mu + sigma z``, z standard normal or standard t."""
+def draw(p: tuple[Tensor, ...], generator: torch.Generator | None = None, kind: str = "normal") -> Tensor:
+    """One draw from each distribution of a ``kind`` head's parameters ``p`` (:func:`~.distribution.params`,
+    each ``(...)``): ``mu + sigma z``, z standard normal or standard t; a negbin's count
+    (:func:`~.negbin.negbin_draw`)."""
+    if kind == "negbin":
+        return negbin_draw(*p, generator)
     mu, sigma = p[0], p[1]
     if len(p) == 2:
         z = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
@@ -102,9 +109,10 @@ def _repeat_state(state, samples: int):
     return state.repeat_interleave(samples, dim=1)
 
 
-def _head_params(model, out: Tensor) -> tuple[Tensor, ...]:
-    """The head's one-step distribution after recurrent outputs ``out (N, 1, D*O)``: parameters ``(N, 1, C)``."""
-    return params(model.head(out), 1, model.n_targets, model.distribution)
+def _head_params(model, out: Tensor, scale: Tensor | None = None) -> tuple[Tensor, ...]:
+    """The head's one-step distribution after recurrent outputs ``out (N, 1, D*O)`` (a negbin's with its
+    windows' count ``scale (N, 1, C)``): parameters ``(N, 1, C)``."""
+    return params(model.head(out), 1, model.n_targets, model.distribution, scale)
 
 
 @torch.no_grad()
@@ -114,17 +122,20 @@ def sample_paths(model, context: Tensor, steps: int, samples: int, generator: to
     model's units: ``(B, S, steps, C)``. The state is primed on each context once and copied per path;
     draw k (from 1) is fed back with ``known[:, k - 1]``, the known inputs of the row after it
     (``known (B, steps - 1, n_known)``, as :meth:`~.model.Forecaster.generate` takes them)."""
-    B, C, S = context.shape[0], model.n_targets, samples
-    out, state = model.rnn(context)  # (B, L, D*O): primed once per window
-    p = tuple(t.repeat_interleave(S, 0) for t in _head_params(model, out[:, -1:]))  # (B*S, 1, C) each
+    B, C, S, kind = context.shape[0], model.n_targets, samples, model.distribution
+    x_in, scale = model.network_inputs(context)  # a negbin head: the targets over the window's count scale
+    out, state = model.rnn(x_in)  # (B, L, D*O): primed once per window
+    p = tuple(t.repeat_interleave(S, 0) for t in _head_params(model, out[:, -1:], scale))  # (B*S, 1, C) each
     state = _repeat_state(state, S)
+    scale = None if scale is None else scale.repeat_interleave(S, 0)  # (B*S, 1, C), fixed along the paths
     rep = None if known is None else known.to(context.dtype).repeat_interleave(S, 0)  # (B*S, steps - 1, K)
-    y = draw(p, generator)  # (B*S, 1, C)
+    y = draw(p, generator, kind)  # (B*S, 1, C)
     ys = [y]
     for k in range(steps - 1):
-        x_t = y if rep is None else torch.cat([y, rep[:, k:k + 1]], 2)  # (B*S, 1, C + K)
+        y_in = y if scale is None else y / scale  # what the network reads of the draw
+        x_t = y_in if rep is None else torch.cat([y_in, rep[:, k:k + 1]], 2)  # (B*S, 1, C + K)
         out, state = model.rnn(x_t, state)
-        y = draw(_head_params(model, out), generator)
+        y = draw(_head_params(model, out, scale), generator, kind)
         ys.append(y)
     return torch.cat(ys, 1).view(B, S, steps, C)  # (B*S, steps, C) -> (B, S, steps, C)
 

@@ -19,6 +19,7 @@ from .metrics import forecast_metrics, last_value_forecast, seasonal_naive_forec
 from .model import Forecaster
 from .known import generation_inputs, model_input
 from .normalise import WindowNorm
+from .negbin import check_counts, is_negbin
 from .paths import sampled
 from .quantiles import quantile_horizon_message
 
@@ -81,6 +82,8 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     model.eval()
     dtype = next(model.parameters()).dtype
     raw = np.array(contexts, dtype=np.float64, copy=True)
+    if is_negbin(model):  # its contexts are counts, read as they are
+        check_counts(raw[..., :n_targets], [f"column {c}" for c in range(n_targets)])
     if transform is not None:
         raw[..., :n_targets] = transform.forward(raw[..., :n_targets])
     scaled = scaler.transform(raw)

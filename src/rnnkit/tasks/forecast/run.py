@@ -22,6 +22,7 @@ from .known import known_names, known_width
 from .lookbacks import lookback_views
 from .model import head_width
 from .model import Forecaster
+from .negbin import set_count_naive
 from .normalise import WindowNorm, difference_lag
 from .panel_run import PanelRun, write_panel_run
 from .workflow import ForecastRun, write_forecast_run
@@ -81,7 +82,10 @@ def load_forecast_run(path: str | os.PathLike):
                     f"'none'; combine is {sc.combine!r})")
         scaler = check.scaler(n_cols)
         def build():  # member k was trained from seed + k, which seeds its sampled paths (a recursive distribution head)
-            one = lambda k: Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known, seed=tc.seed + k)  # noqa: E731
+            def one(k: int) -> Forecaster:
+                member = Forecaster(n_in, n_out, dc.horizon, mc, n_known=n_known, seed=tc.seed + k)
+                set_count_naive(member, dc.skip, dc.seasonal_period or 1)  # a negbin head's own naive forecast
+                return member
             return one(0) if members == 1 else ForecastEnsemble([one(k) for k in range(members)])
         model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets x quantiles":
                                                       dc.horizon * n_out * head_width(mc)})
@@ -96,7 +100,7 @@ def load_forecast_run(path: str | os.PathLike):
                     len(r) == n_out for r in effect) and dc.linear_covariates != "none")), "config.json",
                     f"meta's covariate_effect {effect!r} is not {Kf} row(s) of {n_out} slope(s) (or empty; empty "
                     "with linear_covariates 'none')")
-        norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]),
+        norm = WindowNorm(dc.normalise, "none" if mc.distribution == "negbin" else dc.skip, dc.seasonal_period, n_out, tuple(meta["norm_floor"]),
                           difference_lag(dc.difference, dc.seasonal_period),
                           tuple(tuple(float(v) for v in r) for r in effect), n_cols - Kf if effect else 0)
         if sc.ensemble_lookbacks and members > 1:

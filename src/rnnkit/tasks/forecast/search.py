@@ -153,6 +153,8 @@ def choose_normalisation(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data:
     ``split`` fixes the rows of each part (see :func:`~rnnkit.tasks.forecast.fitting.prepare`).
     Returns ``(prepared data, [model], [history], [fell back], {normalise: validation error})``.
     """
+    if dc.normalise == "auto" and mc.distribution == "negbin":  # counts: the head scales itself (.negbin)
+        dc = dc.replace(normalise="none")
     window = prepare(dc.replace(normalise="window") if dc.normalise == "auto" and not tc.stateful else dc,
                      mc, tc, data, dtype, split=split)
     trained = train_members(window, mc, window.train_config, 1, quiet=quiet, callbacks=callbacks)
