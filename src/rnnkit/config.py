@@ -168,13 +168,15 @@ class ModelConfig(Serialisable):
         "help": "LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)"})
     quantiles: tuple[float, ...] = field(default=(), metadata={
         "help": "forecasting, direct strategy: emit these quantile levels (comma-separated, increasing, in (0, 1)), "
-                "trained with the pinball loss; the point forecast is the 0.5 level, or the level nearest it",
+                "trained with the pinball loss; the point forecast is the 0.5 level, or the level nearest it; "
+                "a panel (--id-col) trains one global head and decodes it per series",
         "metavar": "Q1,Q2,...", "off": "none, a point forecast"})
     distribution: str = field(default="none", metadata={
         "help": "forecasting: a distribution head trained by its negative log-likelihood, reported at the "
                 "--quantiles levels (default 0.025,0.1,0.5,0.9,0.975); normal: a mean and a scale per step; "
                 "student_t: and degrees of freedom (heavier tails). Direct strategy: every step's levels in "
-                "closed form; recursive: trained one step ahead, forecast by --samples sampled paths",
+                "closed form; recursive: trained one step ahead, forecast by --samples sampled paths; panels "
+                "(--id-col) too, one global head",
         "choices": DISTRIBUTIONS})
     samples: int = field(default=DEFAULT_SAMPLES, metadata={
         "help": "--strategy recursive with --distribution: Monte-Carlo paths drawn per forecast (each step sampled "

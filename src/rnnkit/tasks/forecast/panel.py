@@ -54,6 +54,7 @@ from .data import absolute_source, default_lookback, seasonal_period
 from .fitting import InputWidths, resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows, model_input
+from .model import head_loss
 from .normalise import WindowNorm, difference_lag, pick_skip, skip_errors
 from .panel_intervals import check_panel_intervals
 from .predict import windows_for
@@ -151,8 +152,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     """Split, scale, window and normalise every series of ``panel`` and pool the windows."""
     _refuse_for_panels(data_config, train_config, search or SearchConfig())
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
-    if train_config.loss is None:
-        train_config = train_config.replace(loss="mse")
+    if train_config.loss is None:  # the job's own loss, recorded in the run (a head's pinball or nll loss)
+        train_config = train_config.replace(loss=head_loss(model_config) or "mse")
     series = [with_future_columns(s, data_config.future_covariates) for s in panel.series]
     past = tuple(c for c in series[0].covariates if c not in data_config.future_covariates)
     dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none",
