@@ -31,9 +31,12 @@ Covariates: past covariates (``covariates``, known up to the window's end; direc
 value columns as for one series; future covariates and calendar features are known inputs
 (:mod:`.known`), read over the horizon (direct) or at each step (recursive); static covariates
 (:mod:`.statics`: numbers standardised, categories one-hot) join the known inputs as constant
-columns. Conformal ``--intervals`` are calibrated across the series (:mod:`.panel_intervals`).
-Not yet for panels (refused with a message): target transforms, stateful training, ``--auto``
-and ``--ensemble-lookbacks``.
+columns. Conformal ``--intervals`` are calibrated across the series (:mod:`.panel_intervals`);
+a quantile head (``--quantiles``) or a distribution head (``--distribution``) is one global head
+trained on every series' windows with its own loss and decoded per series, level by level, so its
+levels never cross (:mod:`.panel_quantiles`; the two kinds of interval are not combined).
+Not yet for panels (refused with a message): target transforms, stateful training, ``--auto``,
+``--ensemble-lookbacks``, ``--gate-origins``, ``--val-start``/``--test-start`` and ``backtest --refit``.
 """
 
 from __future__ import annotations

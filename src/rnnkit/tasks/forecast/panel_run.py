@@ -240,7 +240,9 @@ class PanelRun:
     def evaluate(self, data=None) -> dict:
         """Scores on each series' rows after its training and validation rows (its test part, or
         the new rows of ``data`` continuing it): ``{"summary": {method: {metric: mean}, ...,
-        "geomean_relative_mase": ...}, "series": [{"id", "origin", method: {...}}, ...]}``."""
+        "geomean_relative_mase": ...}, "series": [{"id", "origin", method: {...}}, ...]}``; a run with
+        levels adds their scores to the model's (``wql``, ``crps``, ``coverage_<a>``, ``width_<a>``) and
+        the summary's ``quantile_scores`` (every series' points pooled, :mod:`.panel_scores`)."""
         return self.backtest(data, folds=1)
 
     def backtest(self, data=None, folds: int = 1) -> dict:
