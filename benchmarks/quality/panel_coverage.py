@@ -1,6 +1,6 @@
-"""Coverage of a global model's split-conformal intervals on the M1 yearly panel, over rolling origins.
+"""Coverage of a global model's intervals on the M1 yearly panel, over rolling origins.
 
-    python benchmarks/quality/panel_coverage.py --out DIR [--origins R] [--seed N]
+    python benchmarks/quality/panel_coverage.py --out DIR [--origins R] [--seed N] [--head conformal|quantile|normal|student_t]
 
 For each origin r = 0..R-1 every M1 yearly series is cut after ``n - r * H`` values and the last H
 of those are held out (r = 0 is `make quality`'s split): one global model is fitted with rnnkit's
@@ -9,6 +9,11 @@ short to leave a training window is left to rnnkit, which forecasts it as it for
 and each series' intervals are compared with its held-out values. Reports the empirical coverage
 of every held-out point, per origin and pooled over the origins, and the mean width in units of
 each series' scale. Writes ``DIR/panel_coverage.json``. Nothing is downloaded.
+
+``--head`` picks the intervals: ``conformal`` (the default: ``intervals=(80, 95)``), or a head of
+levels instead, one global fit per origin: ``quantile`` (``quantiles=(0.025, 0.1, 0.5, 0.9, 0.975)``,
+the pinball loss) or a direct distribution head (``normal``, ``student_t``: the same levels in closed
+form); the 80 % interval is then the 0.1 to 0.9 levels and the 95 % one the 0.025 to 0.975 levels.
 """
 
 from __future__ import annotations
@@ -31,9 +36,30 @@ import rnnkit  # noqa: E402
 from quality import rnnkit_calls, scores, sources  # noqa: E402
 
 LEVELS = (80, 95)
+#: a head's levels, and the pair of them that bounds each interval of LEVELS
+QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
+PAIRS = {80: (0.1, 0.9), 95: (0.025, 0.975)}
+HEADS = ("conformal", "quantile", "normal", "student_t")
 
 
-def run_origin(panel: list[sources.Series], r: int, options: dict, min_train: int) -> dict:
+def head_options(head: str) -> dict:
+    """The options that give ``head``'s intervals."""
+    if head == "conformal":
+        return {"intervals": list(LEVELS)}
+    if head == "quantile":
+        return {"quantiles": list(QUANTILES)}
+    return {"distribution": head, "quantiles": list(QUANTILES)}
+
+
+def bounds(g: pd.DataFrame, a: int, head: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``a`` % interval's ends from one series' forecast rows."""
+    if head == "conformal":
+        return g[f"y_lo_{a}"].to_numpy(), g[f"y_hi_{a}"].to_numpy()
+    lo, hi = PAIRS[a]
+    return g[f"y_q{lo!r}"].to_numpy(), g[f"y_q{hi!r}"].to_numpy()  # rnnkit's <target>_q<level> columns
+
+
+def run_origin(panel: list[sources.Series], r: int, options: dict, min_train: int, head: str = "conformal") -> dict:
     H, m = panel[0].horizon, panel[0].m
     parts, tests = [], {}
     for s in panel:
@@ -44,7 +70,7 @@ def run_origin(panel: list[sources.Series], r: int, options: dict, min_train: in
         tests[s.name] = s.values[end - H:end]
     frame = pd.concat([pd.DataFrame({"id": str(y.name), "y": y.to_numpy()}) for y in parts], ignore_index=True)
     (dc, mc, tc, search), kwargs = rnnkit_calls._configure(
-        "forecast", {**options, "intervals": list(LEVELS)}, horizon=H, seasonal_period=m, test_frac=0.0, id_col="id")
+        "forecast", {**options, **head_options(head)}, horizon=H, seasonal_period=m, test_frac=0.0, id_col="id")
     t0 = time.perf_counter()
     run = rnnkit.fit_forecaster(dc, mc, tc, data=frame, quiet=True, search=search, **kwargs)
     fc = run.forecast(frame, horizon=H)
@@ -57,7 +83,7 @@ def run_origin(panel: list[sources.Series], r: int, options: dict, min_train: in
         scale = scores.mase_scale(next(p for p in parts if p.name == name).to_numpy(), m)
         points += len(y)
         for a in LEVELS:
-            lo, hi = g[f"y_lo_{a}"].to_numpy(), g[f"y_hi_{a}"].to_numpy()
+            lo, hi = bounds(g, a, head)
             covered[a] += int(((y >= lo) & (y <= hi)).sum())
             width[a].append(float(np.mean(hi - lo) / scale) if scale > 0 else float("nan"))
     return {"origin": r, "series": len(parts), "points": points, "seconds": seconds,
@@ -71,6 +97,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--origins", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--head", choices=HEADS, default="conformal", help="whose intervals: conformal, or a head's levels")
     p.add_argument("--option", action="append", default=[], help="KEY=VALUE added to rnnkit's defaults")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -78,15 +105,15 @@ def main(argv=None) -> int:
     panel = sources.m1_yearly()
     rows = []
     for r in range(a.origins):
-        row = run_origin(panel, r, options, min(len(s.values) - s.horizon for s in panel))
+        row = run_origin(panel, r, options, min(len(s.values) - s.horizon for s in panel), a.head)
         rows.append(row)
-        print(f"M1 yearly r={r}: {row['series']} series, {row['points']} points, covered 80: {row['coverage_80']:.3f} "
+        print(f"M1 yearly {a.head} r={r}: {row['series']} series, {row['points']} points, covered 80: {row['coverage_80']:.3f} "
               f"95: {row['coverage_95']:.3f}  median width/scale 80: {row['width_80']:.2f} 95: {row['width_95']:.2f} "
               f"({row['seconds']:.1f} s)", flush=True)
     points = sum(r["points"] for r in rows)
     summary = {"points": points, **{f"coverage_{a}": sum(r[f"covered_{a}"] for r in rows) / points for a in LEVELS}}
     print("pooled", json.dumps(summary), flush=True)
-    (a.out / "panel_coverage.json").write_text(json.dumps({"options": options, "summary": summary, "rows": rows},
+    (a.out / "panel_coverage.json").write_text(json.dumps({"options": options, "head": a.head, "summary": summary, "rows": rows},
                                                           indent=1))
     return 0
 

@@ -168,7 +168,8 @@ class ModelConfig(Serialisable):
         "help": "LSTM with peephole connections (the gates see the cell state; slower: no fused kernels)"})
     quantiles: tuple[float, ...] = field(default=(), metadata={
         "help": "forecasting, direct strategy: emit these quantile levels (comma-separated, increasing, in (0, 1)), "
-                "trained with the pinball loss; the point forecast is the 0.5 level, or the level nearest it",
+                "trained with the pinball loss; the point forecast is the 0.5 level, or the level nearest it; "
+                "a panel (--id-col) trains one global head and decodes it per series",
         "metavar": "Q1,Q2,...", "off": "none, a point forecast"})
     distribution: str = field(default="none", metadata={
         "help": "forecasting: a distribution head trained by its negative log-likelihood, reported at the "
@@ -176,7 +177,8 @@ class ModelConfig(Serialisable):
                 "student_t: and degrees of freedom (heavier tails); negbin: counts (whole numbers >= 0), a mean "
                 "and a dispersion (Var = mu + alpha mu^2), the inputs over the window's mean count + 1, the "
                 "levels exact counts; no --transform, --difference or --normalise window. Direct strategy: every "
-                "step's levels at once; recursive: trained one step ahead, forecast by --samples sampled paths",
+                "step's levels at once; recursive: trained one step ahead, forecast by --samples sampled paths; "
+                "panels (--id-col) too, one global head (not negbin yet)",
         "choices": DISTRIBUTIONS})
     samples: int = field(default=DEFAULT_SAMPLES, metadata={
         "help": "--strategy recursive with --distribution: Monte-Carlo paths drawn per forecast (each step sampled "

@@ -259,9 +259,6 @@ def test_what_is_refused(ar1, tmp_path):
         fit_forecaster(DataConfig(source="builtin:nile", normalise="none"),
                        ModelConfig(strategy="recursive", distribution="normal"), TrainConfig(epochs=1, stateful=True),
                        quiet=True)
-    with pytest.raises(ConfigError, match="not yet for panels"):
-        fit_forecaster(DataConfig(source="builtin:nile", id_col="id"),
-                       ModelConfig(strategy="recursive", distribution="normal"), TrainConfig(epochs=1), quiet=True)
     with pytest.raises(ConfigError, match="sampled paths"):
         linear_model(0.8, 1.0, 0.0).generate(torch.zeros(1, 2, 1, dtype=torch.float64), 3)
     pytest.importorskip("onnx")

@@ -31,9 +31,12 @@ Covariates: past covariates (``covariates``, known up to the window's end; direc
 value columns as for one series; future covariates and calendar features are known inputs
 (:mod:`.known`), read over the horizon (direct) or at each step (recursive); static covariates
 (:mod:`.statics`: numbers standardised, categories one-hot) join the known inputs as constant
-columns. Conformal ``--intervals`` are calibrated across the series (:mod:`.panel_intervals`).
-Not yet for panels (refused with a message): target transforms, stateful training, ``--auto``
-and ``--ensemble-lookbacks``.
+columns. Conformal ``--intervals`` are calibrated across the series (:mod:`.panel_intervals`);
+a quantile head (``--quantiles``) or a distribution head (``--distribution``) is one global head
+trained on every series' windows with its own loss and decoded per series, level by level, so its
+levels never cross (:mod:`.panel_quantiles`; the two kinds of interval are not combined).
+Not yet for panels (refused with a message): target transforms, stateful training, ``--auto``,
+``--ensemble-lookbacks``, ``--gate-origins``, ``--val-start``/``--test-start`` and ``backtest --refit``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from .data import absolute_source, default_lookback, seasonal_period
 from .fitting import InputWidths, resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows, model_input
+from .model import head_loss
 from .normalise import WindowNorm, difference_lag, pick_skip, skip_errors
 from .panel_intervals import check_panel_intervals
 from .predict import windows_for
@@ -151,8 +155,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     """Split, scale, window and normalise every series of ``panel`` and pool the windows."""
     _refuse_for_panels(data_config, train_config, search or SearchConfig())
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
-    if train_config.loss is None:
-        train_config = train_config.replace(loss="mse")
+    if train_config.loss is None:  # the job's own loss, recorded in the run (a head's pinball or nll loss)
+        train_config = train_config.replace(loss=head_loss(model_config) or "mse")
     series = [with_future_columns(s, data_config.future_covariates) for s in panel.series]
     past = tuple(c for c in series[0].covariates if c not in data_config.future_covariates)
     dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none",

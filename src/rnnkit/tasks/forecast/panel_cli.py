@@ -16,8 +16,15 @@ def summary_table(summary: dict, label: str) -> str:
     """Mean scores over the series, one row per method (the model shown as ``label``)."""
     from ...report import format_table
     rows = {(label if name == "model" else name): scores for name, scores in summary.items()
-            if isinstance(scores, dict)}
+            if isinstance(scores, dict) and "mase" in scores}  # the methods, not the intervals' or levels' scores
     return format_table(rows, ["mase", "smape", "mae", "rmse"])
+
+
+def _levels_line(summary: dict) -> None:
+    """A run with levels (a quantile or distribution head): their scores over every series' points, one line."""
+    if "quantile_scores" in summary:
+        from .quantiles import describe_level_scores
+        print(f"quantiles, every series' points pooled: {describe_level_scores(summary['quantile_scores'])}")
 
 
 def _report(run, label: str) -> None:
@@ -25,6 +32,7 @@ def _report(run, label: str) -> None:
     print(f"test metrics, mean over {s['series']} series (each series' last horizon, original units):")
     print(summary_table(s, label))
     print(f"geometric mean of the model's MASE relative to {s['reference']}'s: {s['geomean_relative_mase']:.3f}")
+    _levels_line(s)
 
 
 def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
@@ -90,6 +98,7 @@ def evaluate_panel(run, a: argparse.Namespace, folds: int = 1) -> int:
               "validation rows:")
         print(summary_table(s, f"rnnkit {run.model_config.cell}"))
         print(f"geometric mean of the model's MASE relative to {s['reference']}'s: {s['geomean_relative_mase']:.3f}")
+        _levels_line(s)
     return 0
 
 

@@ -14,7 +14,7 @@ from ...training.rundir import consistent_read
 from ...training.runs import load_weights, open_run
 from .config import DataConfig, SearchConfig
 from .fitting import ForecastEnsemble
-from .model import Forecaster
+from .model import Forecaster, head_width
 from .normalise import WindowNorm, difference_lag
 from .panel import panel_known_width
 from .panel_intervals import PanelIntervals
@@ -73,10 +73,11 @@ def load_panel_run(path: str | os.PathLike) -> PanelRun:
         check.agree(all(len(s.offset) == n_cols for s in scalers.values()), SCALERS_FILE,
                     f"a scaler does not scale the {n_cols} column(s) the model reads")
 
-        def build():
-            one = lambda: Forecaster(n_in, C, dc.horizon, mc, n_known=n_known)  # noqa: E731
-            return one() if members == 1 else ForecastEnsemble([one() for _ in range(members)])
-        model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets": dc.horizon * C})
+        def build():  # member k was trained from seed + k, which seeds its sampled paths (a recursive distribution head)
+            one = lambda k: Forecaster(n_in, C, dc.horizon, mc, n_known=n_known, seed=tc.seed + k)  # noqa: E731
+            return one(0) if members == 1 else ForecastEnsemble([one(k) for k in range(members)])
+        model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets x quantiles":
+                                                      dc.horizon * C * head_width(mc)})
         history, metrics = check.reports()
         norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, C, tuple(meta["norm_floor"]),
                           difference_lag(dc.difference, dc.seasonal_period))

@@ -6,7 +6,6 @@ See :mod:`rnnkit.tasks.forecast.panel` for how the series meet in one training s
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,6 @@ from ...training.rundir import write_run_dir
 from ...training.runs import json_safe, write_json, write_run_files
 from .config import DataConfig, SearchConfig, refuse_distributed
 from .fitting import ForecastEnsemble, train_members
-from .metrics import forecast_metrics
 from .model import Forecaster
 from .normalise import WindowNorm
 from .future import future_values, with_future_columns
@@ -34,6 +32,9 @@ from .panel import (panel_contexts, panel_known_width, prepare_panel, series_kno
                     static_values)
 from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled
 from .panel_intervals import PanelIntervals, calibrate_panel, series_scale
+from .panel_quantiles import check_level_horizon, check_panel_heads, unscale
+from .panel_scores import level_entry, pooled_level_scores, series_scores, series_table, summarise
+from .quantiles import with_level_columns
 from .statics import StaticEncoder
 
 __all__ = ["PanelRun", "fit_global", "load_panel", "panel_future", "write_panel_run", "SCALERS_FILE"]
@@ -169,11 +170,19 @@ class PanelRun:
             return self.scalers[sid]
         return Scaler(self.data_config.scaler).fit(values[:end])
 
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """The quantile levels the run forecasts (a quantile or distribution head; empty: point forecasts)."""
+        return self.model_config.quantiles
+
     def predict_at(self, panel: PanelData, ends: Sequence[int], horizon: int,
-                   future: list[np.ndarray] | None = None) -> np.ndarray:
+                   future: list[np.ndarray] | None = None, all_levels: bool = False) -> np.ndarray:
         """Forecasts ``(S, horizon, C)`` in original units from row ``ends[i]`` of series i, in one
-        batch; ``future`` holds each series' future covariates for rows past its end (raw values)."""
+        batch; ``future`` holds each series' future covariates for rows past its end (raw values).
+        A run with :attr:`levels` forecasts its centre level there, or with ``all_levels`` every level,
+        ``(S, horizon, C, Q)``, each decoded as one series' are (:mod:`.panel_quantiles`)."""
         dc = self.data_config
+        check_level_horizon(self.model_config, dc.horizon, horizon)
         L, C = dc.lookback, len(self.targets)
         raw = panel_contexts(panel, ends, L)  # (S, L, F)
         scalers = [self._scaler(sid, s.values, e) for sid, s, e in zip(panel.ids, panel.series, ends)]
@@ -191,18 +200,20 @@ class PanelRun:
         self.model.eval()
         with torch.no_grad():
             out = predict_scaled(self.model, scaled, horizon, self.norm, dtype, known)
-        y = np.stack([sc.inverse_transform(o, columns=list(range(C))) for sc, o in zip(scalers, out)])
+        y = np.stack([unscale(sc, o, C) for sc, o in zip(scalers, out)])  # (S, H, C[, Q])
         if not np.isfinite(y).all():
             raise DataError("the model produced non-finite forecasts (NaN or inf); the run is unusable - retrain "
                             "with a lower learning rate or gradient clipping")
-        return y
+        return y if all_levels or not self.levels else y[..., self.model.centre]
 
     def forecast(self, data=None, horizon: int | None = None, ids: Sequence[str] | None = None,
                  future=None) -> pd.DataFrame:
         """Forecast ``horizon`` steps (default: the trained horizon) after the end of every series of
         ``data`` (default: the training panel), or of the series ``ids``: a long table with the id
         column, the time (or step) column, ``horizon`` and one column per target. A run with future
-        covariates reads their values for the rows ahead from ``future`` (see :func:`panel_future`)."""
+        covariates reads their values for the rows ahead from ``future`` (see :func:`panel_future`).
+        A run with :attr:`levels` adds ``<target>_q<level>`` per target and level, as one series' does
+        (the ``<target>`` column is the centre level); a calibrated one ``<target>_lo_<a>``/``_hi_<a>``."""
         panel = self.load_data(data)
         if ids is not None:
             panel = panel.subset(ids)
@@ -213,7 +224,8 @@ class PanelRun:
         if not self.recursive and panel_known_width(dc, panel.freq, self.statics, False):
             check_known_horizon(dc.horizon, horizon)
         values = panel_future(future, panel, dc, horizon if self.recursive else dc.horizon)
-        y = self.predict_at(panel, panel.lengths(), horizon, values)
+        y = self.predict_at(panel, panel.lengths(), horizon, values, all_levels=True)  # (S, H, C[, Q])
+        levels, y = (y, y[..., self.model.centre]) if self.levels else (None, y)
         bands = {} if self.intervals is None else self.intervals.columns(y, self.scales(panel, panel.lengths()),
                                                                           self.targets)
         frames = []
@@ -222,13 +234,15 @@ class PanelRun:
             frame.insert(0, dc.id_col, sid)
             for name, b in bands.items():
                 frame[name] = b[k]
-            frames.append(frame)
+            frames.append(frame if levels is None else with_level_columns(frame, levels[k], self.targets, self.levels))
         return pd.concat(frames, ignore_index=True)
 
     def evaluate(self, data=None) -> dict:
         """Scores on each series' rows after its training and validation rows (its test part, or
         the new rows of ``data`` continuing it): ``{"summary": {method: {metric: mean}, ...,
-        "geomean_relative_mase": ...}, "series": [{"id", "origin", method: {...}}, ...]}``."""
+        "geomean_relative_mase": ...}, "series": [{"id", "origin", method: {...}}, ...]}``; a run with
+        levels adds their scores to the model's (``wql``, ``crps``, ``coverage_<a>``, ``width_<a>``) and
+        the summary's ``quantile_scores`` (every series' points pooled, :mod:`.panel_scores`)."""
         return self.backtest(data, folds=1)
 
     def backtest(self, data=None, folds: int = 1) -> dict:
@@ -254,7 +268,8 @@ class PanelRun:
                             "rows; evaluation scores only rows the model was not fitted or validated on (fit with "
                             "the default test part, pass --data with the series continued, or use fewer folds)")
         sub = panel.subset([sid for _, sid, _, _, _ in items])
-        pred = self.predict_at(sub, [o for _, _, _, o, _ in items], H)
+        pred = self.predict_at(sub, [o for _, _, _, o, _ in items], H, all_levels=True)  # (N, H, C[, Q])
+        levels, pred = (pred, pred[..., self.model.centre]) if self.levels else (None, pred)
         per, reference = [], f"seasonal naive (m={m})" if m > 1 else "last value"
         for (_, sid, train_end, o, fold), s, p in zip(items, sub.series, pred):
             values = s.target_values
@@ -262,13 +277,17 @@ class PanelRun:
             base = naive_baselines(values, np.array([o]), H, m if o >= m else 1)  # a season before o, or not
             y_train = values[:max(train_end, 2)]
             entry = {"id": sid, "origin": o, **({"fold": fold} if folds > 1 else {}),
-                     "model": _overall(actual, p[None], y_train, m)}
+                     "model": series_scores(actual, p[None], y_train, m)}
+            if levels is not None:
+                entry["model"].update(level_entry(actual[0], levels[len(per)], self.levels))
             for name, b in base.items():
-                entry[name] = _overall(actual, b, y_train, m)
+                entry[name] = series_scores(actual, b, y_train, m)
             per.append(entry)
         summary = summarise(per, reference)
+        actual = np.stack([s.target_values[o:o + H] for (_, _, _, o, _), s in zip(items, sub.series)])
+        if levels is not None:  # every series' points pooled, the single-series layout (:mod:`.panel_scores`)
+            summary["quantile_scores"] = pooled_level_scores(actual, levels, self.levels)
         if self.intervals is not None:
-            actual = np.stack([s.target_values[o:o + H] for (_, _, _, o, _), s in zip(items, sub.series)])
             summary["intervals"] = self.intervals.scores(actual, pred, self.scales(sub, [o for *_, o, _ in items]))
         return {"summary": summary, "series": per}
 
@@ -280,43 +299,6 @@ class PanelRun:
         ahead = self.forecast(panel, future=future) if future is not None or not self.data_config.future_covariates \
             else None
         return write_panel_run(self, out, force, ahead)
-
-
-def _overall(actual: np.ndarray, pred: np.ndarray, y_train: np.ndarray, m: int) -> dict:
-    """One series' overall scores; its MASE is nan when its training part has no m-step difference to
-    scale by (m rows or fewer: a short series under a lookback shorter than its season)."""
-    if len(y_train) > m:
-        return forecast_metrics(actual, pred, y_train, m)["overall"]
-    return {**forecast_metrics(actual, pred, y_train, 1)["overall"], "mase": math.nan}
-
-
-def summarise(per: list[dict], reference: str) -> dict:
-    """Mean of each metric over the series, per method, and the geometric mean over the series of the
-    model's MASE relative to ``reference``'s (series where either is 0 or undefined left out). A
-    baseline is averaged over the series it was scored on (seasonal naive needs a season before the
-    origin)."""
-    methods = list(dict.fromkeys(k for e in per for k, v in e.items() if isinstance(v, dict)))  # any series'
-    out: dict[str, Any] = {"series": len(per), "reference": reference}
-    for name in methods:
-        scored = [e[name] for e in per if name in e]
-        out[name] = {k: float(np.nanmean([s[k] for s in scored])) if any(np.isfinite(s[k]) for s in scored)
-                     else math.nan for k in scored[0]}
-    ratios = [e["model"]["mase"] / e[reference]["mase"] for e in per if reference in e
-              and e[reference]["mase"] > 0 and np.isfinite(e[reference]["mase"]) and e["model"]["mase"] > 0]
-    out["geomean_relative_mase"] = float(np.exp(np.mean(np.log(ratios)))) if ratios else math.nan
-    return out
-
-
-def series_table(metrics: dict) -> pd.DataFrame:
-    """metrics["series"] as one row per series: id, origin, then ``method: metric`` columns."""
-    rows = []
-    for e in metrics["series"]:
-        row = {k: v for k, v in e.items() if not isinstance(v, dict)}  # id, origin (and fold)
-        for name, scores in e.items():
-            if isinstance(scores, dict):
-                row.update({f"{name}: {k}": v for k, v in scores.items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame | None = None) -> Path:
@@ -348,12 +330,7 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
     model_config, train_config = model_config or ModelConfig(), train_config or TrainConfig()
     search = search or SearchConfig()
     refuse_distributed(train_config, search, panel=True)
-    if model_config.distribution != "none":
-        raise ConfigError(f"--distribution {model_config.distribution}: not yet for panels (one global model over many "
-                          "series); use --intervals 80,95 (split-conformal intervals), or fit the series one by one")
-    if model_config.quantiles:
-        raise ConfigError("--quantiles: not yet for panels (one global model over many series); use --intervals 80,95 "
-                          "(split-conformal intervals), or fit the series one by one for a quantile head")
+    check_panel_heads(model_config, search)
     panel = load_panel(data_config, data)
     if data_config.id_col is None:
         data_config = data_config.replace(id_col="id")
