@@ -27,7 +27,7 @@ META = {
                  "fit_end_time": "str|null", "norm_floor": "list[num]", "transform_lambda": "num",
                  "ensemble": "int", "naive_members": "int", "member_best_epochs": "list[int]", "selection": "any",
                  "known_inputs": "list[str]", "refit_epochs": "list[int]", "trainer": "any",
-                 "naive_weights": "list[num]"},
+                 "naive_weights": "list[num]", "covariate_effect": "list[list[num]]"},
     "classify": {**_COMMON_META, "n_series": "int", "n_train": "int", "n_val": "int",
                  "val_index": "list[int]", "input": "str", "n_features": "int",
                  "test_source": "str|null", "test_sha256": "str|null", "train_class_counts": "dict[int]",

@@ -13,7 +13,6 @@ from ...config import MAX_ENSEMBLE, ModelConfig, TrainConfig
 from ...data.boxcox import TargetTransform
 from ...errors import ConfigError, RnnkitError
 from ...training.rundir import consistent_read
-from ...training.runschema import conforms
 from ...training.runs import load_weights, open_run
 from .config import DataConfig, SearchConfig
 from .conformal import Calibration, min_windows
@@ -94,9 +93,9 @@ def load_forecast_run(path: str | os.PathLike):
                     and len(meta["norm_floor"]) == n_out, "config.json",
                     "the data section's normalise/skip/transform/seasonal_period or meta.norm_floor do not describe "
                     "a trained run (a run stores the choices 'auto' made)")
-        effect = meta.get("covariate_effect", [])  # (K, C) slopes, or none (.linear; absent in older runs)
+        effect = meta["covariate_effect"]  # (K, C) slopes, or [] (.linear)
         Kf = len(dc.future_covariates)
-        check.agree(conforms(effect, "list[list[num]]") and (not effect or (len(effect) == Kf and all(
+        check.agree((not effect or (len(effect) == Kf and all(
                     len(r) == n_out for r in effect) and dc.linear_covariates != "none")), "config.json",
                     f"meta's covariate_effect {effect!r} is not {Kf} row(s) of {n_out} slope(s) (or empty; empty "
                     "with linear_covariates 'none')")
