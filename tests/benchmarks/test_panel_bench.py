@@ -59,9 +59,9 @@ def test_the_suite_counts_the_windows_rnnkit_builds():
     assert panel.freq == "MS" and len(panel) == n
     prep = prepare_panel(dc, mc, tc, panel)
     train, val = suite_panel.expected_windows(n, T)
-    assert (len(prep.train[0]), len(prep.val[0])) == (train, val)
+    assert (len(prep.train), len(prep.val[0])) == (train, val)
     assert prep.data_config.lookback == suite_panel.LOOKBACK and prep.data_config.horizon == suite_panel.HORIZON
-    held = sum(t.numel() * t.element_size() for t in (*prep.train, *prep.val))
+    held = sum(t.numel() * t.element_size() for t in (*prep.train.materialise(), *prep.val))  # had they been made
     assert suite_panel.window_bytes(train + val) == held
 
 
