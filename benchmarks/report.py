@@ -91,10 +91,16 @@ def _panel_rows(records: dict) -> list[list[str]]:
         d_series = b["series"] - a["series"]
         d_win = window_bytes(b["train_windows"] + b["val_windows"]) - window_bytes(a["train_windows"] + a["val_windows"])
         per = d_peak / d_series
+        loaded = [next((s["peak_mb"] for s in r["stages"] if s["stage"].startswith("load_panel")), None) for r in (a, b)]
+        share = ""
+        if None not in loaded:  # the peak once the frame is read into series, before any window is made
+            after = ((b["stages"][-1]["peak_mb"] - loaded[1]) - (a["stages"][-1]["peak_mb"] - loaded[0])) * 2**20
+            share = (f" (the frame and `load_panel` {(d_peak - after) / d_series / 1024:,.0f} KB, windows and "
+                     f"training {after / d_series / 1024:+,.0f} KB)")
         out.append([f"panel: peak memory grows linearly in the data, not in windows x lookback ({a['series']:,} -> "
                     f"{b['series']:,} series of {b['steps']})",
                     f"{per / 1024:,.0f} KB a series = {d_peak / d_win:.1f}x its float32 windows, "
-                    f"{per / (b['steps'] * 8):.0f}x its raw values; peak {b['stages'][-1]['peak_mb']:,.0f} MB at "
+                    f"{per / (b['steps'] * 8):.0f}x its raw values{share}; peak {b['stages'][-1]['peak_mb']:,.0f} MB at "
                     f"{b['series']:,} series", "yes" if d_peak < d_win else "no"])
     speed = [r for r in records.get("speed", []) if r["baseline"].startswith("NeuralForecast")]
     target = "panel: epochs/s ahead of NeuralForecast's LSTM on the same windows"

@@ -176,6 +176,13 @@ def memory_rows(results: list[dict]) -> tuple[list[list], list[str]]:
         if len(incs) >= 2:
             notes.append(f"ratio of the per-series increments (later / earlier): "
                          f"{' , '.join(f'{b / a:.2f}' for a, b in zip(incs, incs[1:]))} (1.00 = exactly linear)")
+        a, b = ok[0], ok[-1]
+        rises = [[s["peak_mb"] - p["peak_mb"] for p, s in zip(r["stages"], r["stages"][1:])] for r in (a, b)]
+        names = [s["stage"].split(" ")[0] for s in b["stages"][1:]]
+        notes.append(f"where each added series' peak goes, {a['series']:,} -> {b['series']:,} series (KB a series, by "
+                     f"the stage that raised the peak; a negative share reuses memory an earlier stage freed): " +
+                     ", ".join(f"{n} {(rb - ra) * 1024 / (b['series'] - a['series']):+,.1f}"
+                               for n, ra, rb in zip(names, *rises)))
     return rows, notes
 
 
@@ -335,7 +342,9 @@ def run(cfg) -> dict:
                  f"(train + validation) x (lookback + horizon) x 4 bytes, what they would take were they materialised; rnnkit "
                  f"indexes them lazily (`panel_windows.PanelWindows`: each series' scaled rows kept once, float64, and "
                  f"a chunk of whole batches, about 4,096 windows, built as it trains, the fused trainer called once a "
-                 f"chunk), so the prepared panel holds *held MB* (rows, known inputs, the validation windows). "
+                 f"chunk), so the prepared panel holds *held MB* (rows, known inputs, the validation windows), and what peak memory "
+                 f"still adds per series is mostly the frame's and `load_panel`'s (the validated series, a pandas frame "
+                 f"each), before any window is made (the last note below splits it by stage). "
                  f"Times are single measurements (not ratios), for orientation only. "
                  + " ".join(f"{n}." for n in mem_notes))
     speed_intro = (f"`panelgen.synthetic_panel({n_speed}, {STEPS})`: {windows:,} training windows (lookback {LOOKBACK}, "
