@@ -138,6 +138,15 @@ def _never_below(target: str, records: list[dict], floor: float = 0.9) -> list[s
             "yes" if not slow else "no"]
 
 
+def _other_cpu(suite: dict, machine: dict) -> str:
+    """Where a suite kept from an earlier run ran, when the machine table (the latest run's) may not
+    say: " on CPU" for another CPU, " (CPU not recorded)" for a run that did not record it."""
+    cpu = suite.get("cpu")
+    if cpu is None:
+        return " (CPU not recorded)"
+    return f" on {cpu}" if cpu != machine.get("cpu") else ""
+
+
 def write_markdown(results: dict, path: Path, plot_rel: str = "../docs/img/bench.png") -> None:
     m, suites = results["machine"], results["suites"]
     lines = ["# rnnkit benchmarks", "",
@@ -148,7 +157,7 @@ def write_markdown(results: dict, path: Path, plot_rel: str = "../docs/img/bench
              "Absolute times are shown for orientation only: this machine is shared and noisy, and they move from "
              "run to run while the ratios stay put. `threads` is `torch.set_num_threads` (rnnkit's native kernels "
              "are single-threaded; torch's BLAS/oneDNN use the threads).", "",
-             "## Machine", "",
+             "## Machine", "", "The latest run's; a suite kept from a run on another CPU says so under its tables.", "",
              "| | |", "|---|---|"]
     for k in ("date", "cpu", "cpu_detail", "logical_cpus", "usable_cpus", "torch", "rnnkit", "commit",
               "native_kernels", "python", "platform"):
@@ -162,7 +171,8 @@ def write_markdown(results: dict, path: Path, plot_rel: str = "../docs/img/bench
         if s is None:
             continue
         lines += [f"## {s['title']}", "", s["intro"], "",
-                  f"_Run {s.get('date', '?')} on commit {s.get('commit', '?')}{' (--quick)' if s.get('quick') else ''}, "
+                  f"_Run {s.get('date', '?')} on commit {s.get('commit', '?')}{' (--quick)' if s.get('quick') else ''}"
+                  f"{_other_cpu(s, m)}, "
                   f"{s.get('seconds', 0):.0f} s; "
                   f"load average before/after: {s.get('load_before', '?')} / {s.get('load_after', '?')}; "
                   f"{len(s.get('threads', []))} thread count(s) timed: {s.get('threads')}" +
