@@ -41,7 +41,8 @@ def rich_table() -> pd.DataFrame:
 CASES = {  # name: (DataConfig, ModelConfig)
     "plain": (DC, SMALL),
     "covariates, statics, calendar": (RICH, SMALL),
-    "recursive, calendar": (DC.replace(calendar="onehot", covariates=("temp",)), SMALL.replace(strategy="recursive")),
+    "recursive, calendar": (DC.replace(calendar="onehot", static_covariates=("region",)),
+                            SMALL.replace(strategy="recursive")),
     "stride 3, differenced": (DC.replace(stride=3, difference="first"), SMALL),
     "no normalisation": (DC.replace(normalise="none", skip="none", static_covariates=("region",)), SMALL),
 }
@@ -110,9 +111,9 @@ def test_windows_lie_series_by_series_and_out_of_range_indices_are_refused():
 # ---------------------------------------------------------------- training on them
 
 
-def _train(prep, train, engine: str, sampling: str):
+def _train(prep, train, engine: str, sampling: str, mc):
     config = prep.train_config.replace(engine=engine)
-    model = new_member(prep, SMALL, config.seed)
+    model = new_member(prep, mc, config.seed)
     groups = prep.train.sizes if sampling == "balanced" else None
     history = fit(model, forecast_loss(model, config), train, prep.val, config, quiet=True,
                   fused=forecast_fused_task(model, config, train, prep.val), groups=groups)
@@ -120,14 +121,15 @@ def _train(prep, train, engine: str, sampling: str):
     return history, model
 
 
-@pytest.mark.parametrize("name", ["plain", "covariates, statics, calendar"])
+@pytest.mark.parametrize("name", ["plain", "covariates, statics, calendar", "recursive, calendar"])
 @pytest.mark.parametrize("sampling", ["proportional", "balanced"])
 @pytest.mark.parametrize("engine", ["fused", "torch"])
 def test_lazy_and_materialised_training_train_the_same_model(name, sampling, engine):
     prep, panel = prepared(name, torch.float64)
     prep.train.chunk = 40  # batches of 16 in chunks of 32 windows: many chunks an epoch, the last one short
     tensors = materialised(prep, panel, "train")
-    (h_lazy, m_lazy), (h_full, m_full) = _train(prep, prep.train, engine, sampling), _train(prep, tensors, engine, sampling)
+    mc = CASES[name][1]
+    (h_lazy, m_lazy), (h_full, m_full) = (_train(prep, t, engine, sampling, mc) for t in (prep.train, tensors))
     # every batch holds the same windows in the same order, and each optimiser step runs the same code
     # on them (the fused trainer: one native call per chunk, carrying its optimiser state): equal weights
     for a, b in zip(m_lazy.parameters(), m_full.parameters()):
