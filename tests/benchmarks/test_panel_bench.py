@@ -80,7 +80,8 @@ def test_memory_report_arithmetic():
     recs = [_record(n, 100.0 + 0.5 * n) for n in (1000, 3000, 10000)]
     rows, notes = suite_panel.memory_rows(recs)
     assert len(rows) == 3 and rows[2][:4] == ["10,000", 200, "1,410,000", "500"]
-    assert "512.0 KB per series" in notes[0] and "1.00" in notes[-2] and notes[-1].endswith("prepare +512.0, train +0.0")
+    assert "512.0 KB per series" in notes[0] and "1.00" in notes[-2]
+    assert notes[-1].endswith("prepare +512.0, train +0.0")  # by stage: all of it in the stage named prepare
     per_series_windows = suite_panel.window_bytes(141 + 1)  # 141 training windows + 1 validation window
     assert per_series_windows == 142 * 36 * 4
     row = report._panel_rows({"memory": recs, "speed": []})[0]

@@ -80,7 +80,8 @@ def test_fit_on_gathered_examples_trains_the_weights_it_trains_on_the_tensors(en
             task = FusedTask("last", "mse", x[:4], y[:4], *val, gather=train.take, n=len(train), chunk=train.chunk)
         else:
             task = FusedTask("last", "mse", x, y, *val)
-        h = fit(model, lambda m, b: F.mse_loss(m(b[0]), b[1]), train, val, config, quiet=True, fused=task, groups=groups)
+        h = fit(model, lambda m, b: F.mse_loss(m(b[0]), b[1]), train, val, config, quiet=True, fused=task,
+                groups=groups)
         assert h.engine == engine
         runs.append((h, [p.detach().clone() for p in model.parameters()]))
     (h_lazy, w_lazy), (h_full, w_full) = runs

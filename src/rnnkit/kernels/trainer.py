@@ -9,7 +9,8 @@ so the loss history equals the generic torch loop's to float tolerance on the sa
 
 Also stateful truncated BPTT (streams trained in chunks, the state carried between them), one
 native call per chunk; and examples gathered on demand (a panel's lazily indexed windows:
-``FusedTask.gather``), one native call per chunk of whole batches, the optimiser state carried. Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.nn.layers.Recurrent` of a cell
+``FusedTask.gather``), one native call per chunk of whole batches, the optimiser state carried.
+Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.nn.layers.Recurrent` of a cell
 the native kernels have (its CellSpec has a NativeSpec), biases on, no projection, no dropout between layers) and ``head`` (``nn.Linear``)
 whose forward is ``head(out[:, -1])`` (``head_mode="last"``, also with per-sequence lengths: the
 output at each sequence's last step) or ``head(out)`` (``head_mode="all"``), MSE/MAE/cross-entropy
