@@ -91,10 +91,16 @@ def _panel_rows(records: dict) -> list[list[str]]:
         d_series = b["series"] - a["series"]
         d_win = window_bytes(b["train_windows"] + b["val_windows"]) - window_bytes(a["train_windows"] + a["val_windows"])
         per = d_peak / d_series
+        loaded = [next((s["peak_mb"] for s in r["stages"] if s["stage"].startswith("load_panel")), None) for r in (a, b)]
+        share = ""
+        if None not in loaded:  # the peak once the frame is read into series, before any window is made
+            after = ((b["stages"][-1]["peak_mb"] - loaded[1]) - (a["stages"][-1]["peak_mb"] - loaded[0])) * 2**20
+            share = (f" (the frame and `load_panel` {(d_peak - after) / d_series / 1024:,.0f} KB, windows and "
+                     f"training {after / d_series / 1024:+,.0f} KB)")
         out.append([f"panel: peak memory grows linearly in the data, not in windows x lookback ({a['series']:,} -> "
                     f"{b['series']:,} series of {b['steps']})",
                     f"{per / 1024:,.0f} KB a series = {d_peak / d_win:.1f}x its float32 windows, "
-                    f"{per / (b['steps'] * 8):.0f}x its raw values; peak {b['stages'][-1]['peak_mb']:,.0f} MB at "
+                    f"{per / (b['steps'] * 8):.0f}x its raw values{share}; peak {b['stages'][-1]['peak_mb']:,.0f} MB at "
                     f"{b['series']:,} series", "yes" if d_peak < d_win else "no"])
     speed = [r for r in records.get("speed", []) if r["baseline"].startswith("NeuralForecast")]
     target = "panel: epochs/s ahead of NeuralForecast's LSTM on the same windows"
@@ -132,6 +138,15 @@ def _never_below(target: str, records: list[dict], floor: float = 0.9) -> list[s
             "yes" if not slow else "no"]
 
 
+def _other_cpu(suite: dict, machine: dict) -> str:
+    """Where a suite kept from an earlier run ran, when the machine table (the latest run's) may not
+    say: " on CPU" for another CPU, " (CPU not recorded)" for a run that did not record it."""
+    cpu = suite.get("cpu")
+    if cpu is None:
+        return " (CPU not recorded)"
+    return f" on {cpu}" if cpu != machine.get("cpu") else ""
+
+
 def write_markdown(results: dict, path: Path, plot_rel: str = "../docs/img/bench.png") -> None:
     m, suites = results["machine"], results["suites"]
     lines = ["# rnnkit benchmarks", "",
@@ -142,7 +157,7 @@ def write_markdown(results: dict, path: Path, plot_rel: str = "../docs/img/bench
              "Absolute times are shown for orientation only: this machine is shared and noisy, and they move from "
              "run to run while the ratios stay put. `threads` is `torch.set_num_threads` (rnnkit's native kernels "
              "are single-threaded; torch's BLAS/oneDNN use the threads).", "",
-             "## Machine", "",
+             "## Machine", "", "The latest run's; a suite kept from a run on another CPU says so under its tables.", "",
              "| | |", "|---|---|"]
     for k in ("date", "cpu", "cpu_detail", "logical_cpus", "usable_cpus", "torch", "rnnkit", "commit",
               "native_kernels", "python", "platform"):
@@ -156,7 +171,8 @@ def write_markdown(results: dict, path: Path, plot_rel: str = "../docs/img/bench
         if s is None:
             continue
         lines += [f"## {s['title']}", "", s["intro"], "",
-                  f"_Run {s.get('date', '?')} on commit {s.get('commit', '?')}{' (--quick)' if s.get('quick') else ''}, "
+                  f"_Run {s.get('date', '?')} on commit {s.get('commit', '?')}{' (--quick)' if s.get('quick') else ''}"
+                  f"{_other_cpu(s, m)}, "
                   f"{s.get('seconds', 0):.0f} s; "
                   f"load average before/after: {s.get('load_before', '?')} / {s.get('load_after', '?')}; "
                   f"{len(s.get('threads', []))} thread count(s) timed: {s.get('threads')}" +

@@ -9,17 +9,20 @@ lookback 24 (two seasons), per-window normalisation with the seasonal skip, LSTM
 **Memory.** One fresh process per panel size (``python suite_panel.py --memory-worker N T``), so
 peaks do not mix: it builds the frame, then runs the steps ``fit_global`` runs (``load_panel``:
 validate every series; ``prepare_panel``: split, scale, window, normalise, pool; ``train_members``:
-one epoch) and reads the peak resident set size (``ru_maxrss``) after each. Next to it, the bytes of
-the window tensors that training reads (windows x (lookback + horizon) x 4, float32): rnnkit
-*materialises* every training window today, because the fused native trainer runs whole epochs
-over tensors in memory, so memory grows with windows x lookback, and the report says how many
-bytes of peak each series costs against its raw data (T x 8 bytes) and against its windows.
+one epoch) and reads the peak resident set size (``ru_maxrss``) after each. Next to it, the bytes the
+window tensors would take were they materialised (windows x (lookback + horizon) x 4, float32): rnnkit
+indexes the training windows lazily (:mod:`rnnkit.tasks.forecast.panel_windows`: each series' scaled
+rows kept once, a chunk of whole batches built at a time as it trains, on either engine), so the
+report says how many bytes of peak each added series costs against its raw data (T x 8 bytes) and
+against those windows, and how many bytes the prepared panel holds (its rows, known inputs and
+validation windows).
 
 **Speed.** On a smaller panel, interleaved rounds as ``harness.compare`` does (one call = set-up +
 E epochs; E per contender so that a call lasts about a second): rnnkit's ``train_members`` (what
 ``fit_global`` trains with: model, engine choice, validation each epoch, the naive gate) on the
-prepared windows; a plain PyTorch loop (``torch.nn.LSTM`` + Linear, Adam, MSE, ``randperm``
-batches of 32) on the very same tensors; and NeuralForecast's ``LSTM`` (encoder hidden 32, one
+prepared panel (its lazily indexed windows); a plain PyTorch loop (``torch.nn.LSTM`` + Linear, Adam,
+MSE, ``randperm`` batches of 32) on the very same windows, materialised as tensors once outside the
+timed calls; and NeuralForecast's ``LSTM`` (encoder hidden 32, one
 layer, a linear decoder, lookback 24, horizon 12) on the same long frame with 32 windows per step,
 when ``neuralforecast`` imports, for as many optimiser steps as one rnnkit epoch has. The ratios are
 baseline time / rnnkit time within each round (above 1: rnnkit is faster).
@@ -45,9 +48,10 @@ import panelgen  # noqa: E402
 
 STEPS, HORIZON, LOOKBACK, HIDDEN, BATCH = 200, 12, 24, 32, 32
 MEMORY_SIZES, MEMORY_SIZES_QUICK = (1000, 3000, 10000), (300, 1000, 3000)
-#: optimiser steps each size trains for (the epoch cut short: TrainConfig.steps), so that 10,000 series
-#: (44,000 batches an epoch) fit the suite's minutes; the smallest size also trains a whole epoch, as a
-#: control that training's memory does not grow with the steps taken
+#: optimiser steps each size trains for (the epoch cut short: TrainConfig.steps), so that the three sizes
+#: fit the suite's minutes; the largest (10,000 series, 44,000 batches an epoch, about half a minute on
+#: the fused trainer) also trains a whole epoch, as a control that training's memory does not grow with
+#: the steps taken
 MEMORY_STEPS = 500
 SPEED_SERIES, SPEED_SERIES_QUICK = 60, 30
 SPEED_ROUNDS = 3  # a NeuralForecast epoch takes seconds: 3 interleaved rounds (harness.compare rotates the order)
@@ -120,11 +124,12 @@ def memory_worker(n_series: int, steps: int, train_steps: int = 0) -> dict:
     _, histories, _ = train_members(prep, mc, prep.train_config, 1, quiet=True)
     stage("train_members (1 epoch, cut at train_steps)", t0)
     out["train_steps"] = int(histories[0].rows[-1]["steps"])
-    x, y = prep.train
-    xv, yv = prep.val if prep.val is not None else (x[:0], y[:0])
-    out.update(train_windows=int(x.shape[0]), val_windows=int(xv.shape[0]), engine=histories[0].engine,
-               engine_reason=histories[0].engine_reason, lookback=prep.data_config.lookback,
-               tensor_bytes=int(sum(t.numel() * t.element_size() for t in (x, y, xv, yv))))
+    rows, val = prep.train.rows, prep.val or ()
+    held = rows.values.nbytes + (0 if rows.known is None else rows.known.nbytes) + rows.offsets.nbytes \
+        + sum(t.numel() * t.element_size() for t in val)
+    out.update(train_windows=len(prep.train), val_windows=int(val[0].shape[0]) if val else 0,
+               engine=histories[0].engine, engine_reason=histories[0].engine_reason,
+               lookback=prep.data_config.lookback, held_bytes=int(held))
     return out
 
 
@@ -145,7 +150,7 @@ def memory_rows(results: list[dict]) -> tuple[list[list], list[str]]:
     ok = [r for r in results if "error" not in r]
     for r in results:
         if "error" in r:
-            rows.append([f"{r['series']:,}", r["steps"], "failed", "", "", "", "", "", r["error"][-120:]])
+            rows.append([f"{r['series']:,}", r["steps"], "failed", "", "", "", "", "", "", r["error"][-120:]])
             continue
         peak = {s["stage"]: s["peak_mb"] for s in r["stages"]}
         names = list(peak)
@@ -154,7 +159,8 @@ def memory_rows(results: list[dict]) -> tuple[list[list], list[str]]:
         data_mb = r["series"] * r["steps"] * 8 / 2**20
         secs = {s["stage"]: s["seconds"] for s in r["stages"]}
         rows.append([f"{r['series']:,}", r["steps"], f"{r['train_windows']:,}", f"{r['train_steps']:,}",
-                     f"{data_mb:,.1f}", f"{win_mb:,.0f}", f"{final:,.0f} (+{final - base:,.0f} over imports)",
+                     f"{data_mb:,.1f}", f"{win_mb:,.0f}", f"{r.get('held_bytes', 0) / 2**20:,.1f}",
+                     f"{final:,.0f} (+{final - base:,.0f} over imports)",
                      " / ".join(f"{peak[n] - base:,.0f}" for n in names[1:]),
                      f"{secs[names[2]]:.1f} / {secs[names[3]]:.1f} / {secs[names[4]]:.1f}"])
     if len(ok) >= 2:
@@ -171,6 +177,13 @@ def memory_rows(results: list[dict]) -> tuple[list[list], list[str]]:
         if len(incs) >= 2:
             notes.append(f"ratio of the per-series increments (later / earlier): "
                          f"{' , '.join(f'{b / a:.2f}' for a, b in zip(incs, incs[1:]))} (1.00 = exactly linear)")
+        a, b = ok[0], ok[-1]
+        rises = [[s["peak_mb"] - p["peak_mb"] for p, s in zip(r["stages"], r["stages"][1:])] for r in (a, b)]
+        names = [s["stage"].split(" ")[0] for s in b["stages"][1:]]
+        notes.append(f"where each added series' peak goes, {a['series']:,} -> {b['series']:,} series (KB a series, by "
+                     f"the stage that raised the peak; a negative share reuses memory an earlier stage freed): " +
+                     ", ".join(f"{n} {(rb - ra) * 1024 / (b['series'] - a['series']):+,.1f}"
+                               for n, ra, rb in zip(names, *rises)))
     return rows, notes
 
 
@@ -202,7 +215,7 @@ def _rnnkit_call(prep, seen: dict):
 def _torch_call(prep):
     import torch
     import torch.nn.functional as F
-    x, y = prep.train  # (W, L, 1), (W, H, 1): the normalised windows rnnkit trains on
+    x, y = prep.train.materialise()  # (W, L, 1), (W, H, 1): the normalised windows rnnkit trains on, as tensors
     y = y.reshape(len(y), -1)  # (W, H, 1) -> (W, H)
 
     def call(epochs: int):
@@ -274,7 +287,7 @@ def run(cfg) -> dict:
     n_speed = SPEED_SERIES_QUICK if cfg.quick else SPEED_SERIES
     print(f"    memory: one process per panel size {sizes} x {STEPS} steps", flush=True)
     mem, control = [], None
-    for n, train_steps in [(n, MEMORY_STEPS) for n in sizes] + [(sizes[0], 0)]:
+    for n, train_steps in [(n, MEMORY_STEPS) for n in sizes] + [(sizes[-1], 0)]:
         t0 = time.perf_counter()
         got = _run_worker(n, STEPS, train_steps, timeout=900)
         print(f"      {n:,} series, {train_steps or 'a whole epoch of'} steps: "
@@ -284,15 +297,16 @@ def run(cfg) -> dict:
         else:
             control = got
     mem_rows, mem_notes = memory_rows(mem)
-    if control is not None and "error" not in control and "error" not in mem[0]:
-        whole, cut = control["stages"][-1]["peak_mb"], mem[0]["stages"][-1]["peak_mb"]
-        mem_notes.append(f"control: {sizes[0]:,} series trained for a whole epoch ({control['train_steps']:,} steps) "
-                         f"peaked at {whole:,.0f} MB against {cut:,.0f} MB for {mem[0]['train_steps']:,} steps "
+    if control is not None and "error" not in control and "error" not in mem[-1]:
+        whole, cut = control["stages"][-1]["peak_mb"], mem[-1]["stages"][-1]["peak_mb"]
+        mem_notes.append(f"control: {sizes[-1]:,} series trained for a whole epoch ({control['train_steps']:,} steps, "
+                         f"{control['stages'][-1]['seconds']:.0f} s) "
+                         f"peaked at {whole:,.0f} MB against {cut:,.0f} MB for {mem[-1]['train_steps']:,} steps "
                          f"({whole - cut:+,.0f} MB)")
 
     nf, nf_why = optional_neuralforecast()
     frame, prep, setup = _prepared(n_speed)
-    windows = len(prep.train[0])
+    windows = len(prep.train)
     per_epoch = -(-windows // BATCH)
     seen: dict = {}
     speed_rows, records = [], []
@@ -325,13 +339,14 @@ def run(cfg) -> dict:
                  f"`panelgen.synthetic_panel(N, {STEPS})`, then the steps `fit_global` runs (`load_panel`, `prepare_panel`, "
                  f"`train_members`; lookback {LOOKBACK}, horizon {HORIZON}, LSTM hidden {HIDDEN}, batch "
                  f"{BATCH}); peak RSS (`ru_maxrss`) after each step. Training is one epoch cut at {MEMORY_STEPS} "
-                 f"optimiser steps (`TrainConfig(steps={MEMORY_STEPS})`: 10,000 series make 44,000 batches an epoch, "
-                 f"minutes on 2 cores); the smallest size also trains a whole epoch, as a control (below). *Window MB* = materialised float32 windows "
-                 f"(train + validation) x (lookback + horizon) x 4 bytes. rnnkit materialises every training window "
-                 f"today (the fused native trainer runs whole epochs on tensors in memory), encoded series by series "
-                 f"into float32, so peak memory is linear in the number of series (at a fixed length) but its slope is the "
-                 f"windows' bytes (windows x (lookback + horizon)), not the data's (T x 8 bytes a series): issue 16's "
-                 f"target (memory linear in the data, windows indexed lazily) is not met yet. Times are single measurements (not ratios), for orientation only. "
+                 f"optimiser steps (`TrainConfig(steps={MEMORY_STEPS})`); the largest size also trains a whole epoch, as a control (below). *Window MB* = materialised float32 windows "
+                 f"(train + validation) x (lookback + horizon) x 4 bytes, what they would take were they materialised; rnnkit "
+                 f"indexes them lazily (`panel_windows.PanelWindows`: each series' scaled rows kept once, float64, and "
+                 f"a chunk of whole batches, about 4,096 windows, built as it trains, the fused trainer called once a "
+                 f"chunk), so the prepared panel holds *held MB* (rows, known inputs, the validation windows), and what peak memory "
+                 f"still adds per series is mostly the frame's and `load_panel`'s (the validated series, a pandas frame "
+                 f"each), before any window is made (the last note below splits it by stage). "
+                 f"Times are single measurements (not ratios), for orientation only. "
                  + " ".join(f"{n}." for n in mem_notes))
     speed_intro = (f"`panelgen.synthetic_panel({n_speed}, {STEPS})`: {windows:,} training windows (lookback {LOOKBACK}, "
                    f"horizon {HORIZON}), {per_epoch} batches of {BATCH} an epoch. One call = set-up + E epochs (E per "
@@ -339,7 +354,7 @@ def run(cfg) -> dict:
                    f"interleaved rounds, ratio = baseline time / rnnkit time per round. rnnkit: `train_members` on the "
                    f"prepared panel (model, engine choice, validation on {len(prep.val[0]) if prep.val else 0} windows each epoch, "
                    f"restore-best, naive gate), `patience=0`. torch: `nn.LSTM(1, {HIDDEN})` + `Linear({HIDDEN}, {HORIZON})`, "
-                   f"Adam(1e-3), MSE, `randperm` batches, `loss.item()` per batch, on the same tensors. Set-up of "
+                   f"Adam(1e-3), MSE, `randperm` batches, `loss.item()` per batch, on the same windows, materialised as tensors once (not in the calls). Set-up of "
                    f"that panel, once (not in the calls): `load_panel` {setup['load_panel_s']:.1f} s, `prepare_panel` "
                    f"{setup['prepare_panel_s']:.1f} s. " + nf_note)
     return {
@@ -347,7 +362,7 @@ def run(cfg) -> dict:
         "intro": mem_intro,
         "tables": [
             {"columns": ["series", "steps", "train windows", "optimiser steps trained", "raw values MB (N x T x 8)",
-                         "window MB (float32)", "peak RSS MB", "peak over imports after frame / load / prepare / "
+                         "window MB (float32, if materialised)", "held MB", "peak RSS MB", "peak over imports after frame / load / prepare / "
                          "train (MB)", "seconds load / prepare / train"],
              "rows": mem_rows},
             {"intro": speed_intro,

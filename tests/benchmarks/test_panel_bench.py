@@ -59,9 +59,9 @@ def test_the_suite_counts_the_windows_rnnkit_builds():
     assert panel.freq == "MS" and len(panel) == n
     prep = prepare_panel(dc, mc, tc, panel)
     train, val = suite_panel.expected_windows(n, T)
-    assert (len(prep.train[0]), len(prep.val[0])) == (train, val)
+    assert (len(prep.train), len(prep.val[0])) == (train, val)
     assert prep.data_config.lookback == suite_panel.LOOKBACK and prep.data_config.horizon == suite_panel.HORIZON
-    held = sum(t.numel() * t.element_size() for t in (*prep.train, *prep.val))
+    held = sum(t.numel() * t.element_size() for t in (*prep.train.materialise(), *prep.val))  # had they been made
     assert suite_panel.window_bytes(train + val) == held
 
 
@@ -80,13 +80,30 @@ def test_memory_report_arithmetic():
     recs = [_record(n, 100.0 + 0.5 * n) for n in (1000, 3000, 10000)]
     rows, notes = suite_panel.memory_rows(recs)
     assert len(rows) == 3 and rows[2][:4] == ["10,000", 200, "1,410,000", "500"]
-    assert "512.0 KB per series" in notes[0] and "1.00" in notes[-1]
+    assert "512.0 KB per series" in notes[0] and "1.00" in notes[-2]
+    assert notes[-1].endswith("prepare +512.0, train +0.0")  # by stage: all of it in the stage named prepare
     per_series_windows = suite_panel.window_bytes(141 + 1)  # 141 training windows + 1 validation window
     assert per_series_windows == 142 * 36 * 4
     row = report._panel_rows({"memory": recs, "speed": []})[0]
     assert row[2] == "no" and f"{0.5 * 2**20 / per_series_windows:.1f}x its float32 windows" in row[1]
     small = [_record(n, 100.0 + 0.001 * n) for n in (1000, 10000)]  # 1 KB a series: fewer than its windows
     assert report._panel_rows({"memory": small, "speed": []})[0][2] == "yes"
+
+
+def test_memory_report_splits_each_series_peak_between_loading_and_windows():
+    """Peaks 0.375 MB a series after load_panel and 0.125 MB a series more after training: 384 KB
+    and 128 KB of the 512 KB each series adds, in the target row and by stage in the notes."""
+    names = ("imports", "frame built", "load_panel (validate)", "prepare_panel (split)", "train_members (1 epoch)")
+    recs = []
+    for n in (1000, 10000):
+        rec = _record(n, 0.0)
+        peaks = (100.0, 100.0, 100.0 + 0.375 * n, 100.0 + 0.375 * n, 100.0 + 0.5 * n)
+        rec["stages"] = [{"stage": s, "peak_mb": v, "now_mb": v, "seconds": 1.0} for s, v in zip(names, peaks)]
+        recs.append(rec)
+    row = report._panel_rows({"memory": recs, "speed": []})[0]
+    assert "512 KB a series" in row[1] and "(the frame and `load_panel` 384 KB, windows and training +128 KB)" in row[1]
+    _, notes = suite_panel.memory_rows(recs)
+    assert notes[-1].endswith("frame +0.0, load_panel +384.0, prepare_panel +0.0, train_members +128.0")
 
 
 @pytest.mark.parametrize("ratios, met", [((2.0, 3.0), "yes"), ((0.5, 3.0), "partly"), ((0.5,), "no")])

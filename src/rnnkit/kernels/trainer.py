@@ -8,7 +8,9 @@ maths is torch's exactly (Adam's lerp form and bias correction, SGD momentum, Ad
 so the loss history equals the generic torch loop's to float tolerance on the same seed.
 
 Also stateful truncated BPTT (streams trained in chunks, the state carried between them), one
-native call per chunk. Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.nn.layers.Recurrent` of a cell
+native call per chunk; and examples gathered on demand (a panel's lazily indexed windows:
+``FusedTask.gather``), one native call per chunk of whole batches, the optimiser state carried.
+Supported: a model with ``rnn`` (an unidirectional :class:`~rnnkit.nn.layers.Recurrent` of a cell
 the native kernels have (its CellSpec has a NativeSpec), biases on, no projection, no dropout between layers) and ``head`` (``nn.Linear``)
 whose forward is ``head(out[:, -1])`` (``head_mode="last"``, also with per-sequence lengths: the
 output at each sequence's last step) or ``head(out)`` (``head_mode="all"``), MSE/MAE/cross-entropy
@@ -23,6 +25,7 @@ import ctypes
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -100,6 +103,12 @@ class FusedTask:
     trained in order in chunks of ``TrainConfig.tbptt`` steps, the state carried from chunk to
     chunk and reset every epoch (:func:`rnnkit.training.loop.fit`'s stateful loop); validation data are
     windows scored from a zero state, as there.
+
+    ``gather`` (optional; not with ``lengths`` or ``stateful``): examples built on demand, ``gather(idx)
+    -> (x, y)`` in the layout above for the ``n`` examples ``idx`` indexes; ``x`` and ``y`` then hold
+    only the first examples (for the checks on shapes). Each epoch gathers its order ``chunk``
+    examples at a time (rounded down to whole batches) and runs one native call per chunk
+    (:meth:`FusedTrainer.train_epoch`); validation data stay in ``x_val``/``y_val``.
     """
 
     head_mode: str
@@ -113,6 +122,14 @@ class FusedTask:
     lengths: Tensor | None = None
     val_lengths: Tensor | None = None
     stateful: bool = False
+    gather: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None
+    n: int | None = None
+    chunk: int = 4096
+
+    @property
+    def n_train(self) -> int:
+        """The number of training examples (streams, when stateful)."""
+        return int(self.n) if self.gather is not None else int(self.x.shape[0])
 
 
 def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
@@ -145,6 +162,8 @@ def unsupported_reason(model: nn.Module, task: FusedTask, config) -> str | None:
         return f"the task's warm-up ({task.warmup}) and the training setting warmup={config.warmup} disagree"
     if task.stateful and (task.head_mode != "all" or task.warmup or task.lengths is not None):
         return "stateful training is fused for per-step heads without warm-up or lengths"
+    if task.gather is not None and (task.stateful or task.lengths is not None or not task.n):
+        return "examples gathered on demand are fused without streams or lengths, and need a count"
     p = next(model.parameters())
     if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64):
         return "the fused trainer runs on the CPU in float32/float64"
@@ -221,7 +240,7 @@ def pays_off(model: nn.Module, task: FusedTask, config) -> bool:
     if task.stateful:  # every step trains all streams on one chunk
         batch, T = task.x.shape[0], min(config.tbptt or task.x.shape[1], task.x.shape[1])
     else:
-        batch, T = min(config.batch_size, task.x.shape[0]), task.x.shape[1]
+        batch, T = min(config.batch_size, task.n_train), task.x.shape[1]
     return batch * rnn.hidden_size <= max_bh and forward_mmacs(model, batch, T) <= max_mmacs
 
 
@@ -283,6 +302,7 @@ class FusedTrainer:
         # the torch loop, which zeroes it too
         self.x, self.x_val = _zero_padding(self.x, self.lens), _zero_padding(self.x_val, self.val_lens)
         self.state = self.chunks = None
+        self.gather = task.gather
         if task.stateful:  # the chunks of every epoch, and the state carried between them
             B, N = self.x.shape[:2]
             step = min(config.tbptt or N, N)
@@ -312,6 +332,8 @@ class FusedTrainer:
         (steps) trained on."""
         self.spec.lr = lr
         with torch.no_grad():
+            if self.gather is not None:
+                return self._gathered_epoch(order, batch_size, max_steps)
             if self.chunks is None:
                 if max_steps is not None:
                     order = order[:max_steps * max(1, batch_size)]
@@ -325,6 +347,27 @@ class FusedTrainer:
                     return loss
                 total, count = total + loss * xc.shape[1], count + xc.shape[1]
             return total / count
+
+    def _gathered_epoch(self, order: Tensor, batch_size: int, max_steps: int | None) -> float:
+        """:meth:`train_epoch` on examples gathered a chunk of whole batches at a time, in ``order``:
+        one native call per chunk on the same flat parameters, gradient and optimiser buffers and step
+        count, so every batch and update is the one a single call on the materialised examples makes.
+        The epoch's mean loss is summed from the chunks' means (each a float64 sum / count in C): equal
+        to the single call's up to float64 rounding."""
+        batch = max(1, batch_size)
+        if max_steps is not None:
+            order = order[:max_steps * batch]
+        per = batch * max(1, int(self.task.chunk) // batch)
+        dtype = self.flat.dtype
+        total = 0.0
+        for part in order.split(per):
+            x, y = self.gather(part)
+            x, y = x.to(dtype).contiguous(), y.to(dtype).contiguous()
+            loss = self._call(x, y, None, torch.arange(part.numel()), batch, True)
+            if not math.isfinite(loss):
+                return loss
+            total += loss * part.numel()
+        return total / max(1, order.numel())
 
     def val_loss(self, batch_size: int = 1024) -> float:
         """Mean validation loss (no update), from a zero state."""

@@ -1,7 +1,9 @@
 """The training loop: optimisers, schedules, clipping, early stopping, stateful TBPTT, history.
 
 :func:`fit` trains any model given a ``loss_fn(model, batch) -> scalar`` on in-memory tensors
-(no DataLoader: for the small models rnnkit targets, per-batch Python overhead matters). Training
+(no DataLoader: for the small models rnnkit targets, per-batch Python overhead matters), or on
+examples gathered a chunk of batches at a time (:class:`~.examples.LazyExamples`, e.g. a panel's
+windows: the same batches in the same order, without holding them all). Training
 is seeded and deterministic on the CPU: the same seed and data give an identical history.
 """
 
@@ -22,7 +24,8 @@ from torch import Tensor, nn
 from ..config import TrainConfig
 from ..errors import ConfigError, ShapeError, TrainingError
 from ..kernels import trainer as fused_trainer
-from . import devices, distributed
+from . import devices, distributed, examples
+from .examples import LazyExamples
 from .members import GLOBAL_RNG
 
 __all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled", "loss_printer",
@@ -119,7 +122,7 @@ def steps_per_epoch(train: Sequence[Tensor], config: TrainConfig) -> int:
     if config.stateful:
         n, per = train[0].shape[1], config.tbptt or train[0].shape[1]
     else:
-        n, per = train[0].shape[0], config.batch_size * _world(config)[1]
+        n, per = examples.count(train), config.batch_size * _world(config)[1]
     return max(1, -(-n // per))
 
 
@@ -168,14 +171,18 @@ def evaluate_loss(model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor], bat
     return total / n
 
 
-def _check_data(data: Sequence[Tensor], what: str) -> None:
+def _check_data(data: Sequence[Tensor] | LazyExamples, what: str) -> None:
+    if isinstance(data, LazyExamples):
+        if len(data) == 0:
+            raise ShapeError(f"{what} examples: there are none")
+        return
     n = {t.shape[0] for t in data}
     if len(n) != 1 or 0 in n:
         raise ShapeError(f"{what} tensors must share a non-zero first dimension; got shapes "
                          f"{[tuple(t.shape) for t in data]}")
 
 
-def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequence[Tensor] | None,
+def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor] | LazyExamples, val: Sequence[Tensor] | None,
         config: TrainConfig, *, quiet: bool = False,
         callbacks: Sequence[Callable[[dict], None]] = (), fused=None, epochs: int | None = None,
         groups: Sequence[int] | None = None) -> History:
@@ -184,7 +191,9 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     ``train`` and ``val`` are tuples of tensors sharing their first (sample) dimension, sliced into
     batches and passed to ``loss_fn(model, batch)``. Without ``val``, early stopping watches the
     training loss. With ``config.stateful``, ``train`` holds long streams ``(B, N, ...)`` instead
-    (see :func:`_stateful_epoch`). A NaN or infinite loss stops training with
+    (see :func:`_stateful_epoch`). ``train`` may also be :class:`~.examples.LazyExamples`, gathered a
+    chunk of batches at a time on either engine (on the CPU, each chunk moved to ``config.device``):
+    the batches and so the weights are those of its materialised tensors. A NaN or infinite loss stops training with
     :class:`TrainingError`. Each callback receives the epoch's row after it is recorded.
     ``config.steps`` stops training after that many optimiser steps, mid-epoch if need be (see
     :func:`planned_epochs`).
@@ -210,7 +219,9 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
     if config.distributed and config.stateful:
         raise ConfigError("distributed training shards batches of windows; stateful training reads whole streams in "
                           "order: drop one of them")
-    groups = _check_groups(groups, train[0].shape[0])
+    groups = _check_groups(groups, examples.count(train))
+    if isinstance(train, LazyExamples) and config.stateful:
+        raise ConfigError("stateful training reads whole streams in order, not examples gathered by index")
     if groups is not None and config.stateful:
         raise ConfigError("balanced sampling draws windows; stateful training reads whole streams in order")
     if val is not None:
@@ -222,7 +233,9 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor], val: Sequenc
                           "engine='auto' or 'torch' there (the torch loop), or device='cpu'")
     rank, world = _world(config, device)
     model.to(device)  # once: the batches are then cut on the device
-    train, val = devices.move(train, device), devices.move(val, device)
+    # lazily held examples stay on the CPU: each gathered chunk moves (training.examples.batches)
+    train = train if isinstance(train, LazyExamples) else devices.move(train, device)
+    val = devices.move(val, device)
     try:
         return _fit(model, loss_fn, train, val, config, quiet, callbacks, fused, epochs, groups, rank, world, device)
     finally:
@@ -261,7 +274,7 @@ def _fit(model, loss_fn, train, val, config: TrainConfig, quiet: bool, callbacks
             # the optimiser steps of this epoch: all of them, or what is left of the step budget
             limit = per_epoch if config.steps is None else min(per_epoch, config.steps - done)
             if trainer is not None:
-                order = epoch_order(train[0].shape[0], config, gen, groups)
+                order = epoch_order(examples.count(train), config, gen, groups)
                 train_loss = trainer.train_epoch(order, config.batch_size, opt.param_groups[0]["lr"], limit)
                 if callbacks:  # they may read the model: let torch see that the weights changed
                     trainer.touch()
@@ -354,15 +367,13 @@ def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator
     generator advances alike); returns the mean loss over the examples trained on. With ``world``
     ranks each batch is a global one of ``world x batch_size`` examples, of which this rank trains
     its part (:mod:`.distributed`)."""
-    order = epoch_order(train[0].shape[0], config, gen, groups)
+    order = epoch_order(examples.count(train), config, gen, groups)
     order = order[:limit * config.batch_size * world]
     n = order.numel()
     if world > 1:
         return _sharded_epoch(model, loss_fn, train, opt, config, order, rank, world)
     total = 0.0
-    for i in range(0, n, config.batch_size):
-        idx = order[i:i + config.batch_size]
-        batch = [t[idx.to(t.device)] for t in train]  # a no-op on the CPU
+    for idx, batch in examples.batches(train, order, config.batch_size, devices.model_device(model)):
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
         loss.backward()
@@ -379,7 +390,7 @@ def _sharded_epoch(model, loss_fn, train, opt, config: TrainConfig, order: Tenso
     for idx, share in distributed.shard(order, config.batch_size, rank, world):
         opt.zero_grad(set_to_none=True)
         if idx.numel():
-            loss = loss_fn(model, [t[idx.to(t.device)] for t in train])
+            loss = loss_fn(model, examples.take(train, idx, devices.model_device(model)))
             loss.backward()
             total += float(loss.detach()) * idx.numel()
         distributed.reduce_gradients(model, share)

@@ -148,7 +148,7 @@ def test_pooled_windows_equal_the_windows_of_each_series_by_hand():
     train = [encode(z, range(L, e - H + 1)) for z, (e, _) in zip(scaled, prep.splits) if e >= L + H]
     val = [encode(z, [e]) for z, (e, v) in zip(scaled, prep.splits) if v > e]
     assert [len(x) for x, _ in train] == [2, 1]  # 8 - 7 + 1 windows of a, 7 - 7 + 1 of b, none of c
-    for got, parts in ((prep.train, train), (prep.val, val)):
+    for got, parts in ((prep.train.materialise(), train), (prep.val, val)):
         np.testing.assert_allclose(got[0].numpy(), np.concatenate([x for x, _ in parts]), rtol=0, atol=1e-12)
         np.testing.assert_allclose(got[1].numpy(), np.concatenate([y for _, y in parts]), rtol=0, atol=1e-12)
 

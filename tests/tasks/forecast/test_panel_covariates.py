@@ -60,7 +60,7 @@ def test_past_covariate_and_static_features_in_the_pooled_windows():
     prep = prepare_panel(dc, SMALL, QUICK, panel, dtype=torch.float64)
     L, H = 4, 2
     assert prep.splits == ((26, 28), (20, 22), (16, 18)) and prep.known_width == 3 + 1  # region=N, =S, size, flag
-    X = prep.train[0].numpy()  # (W, L + H, values 2 + known 3 + flag 1)
+    X = prep.train.materialise()[0].numpy()  # (W, L + H, values 2 + known 3 + flag 1)
     assert X.shape[1:] == (L + H, 6)
     enc = StaticEncoder.fit({"region": ("N", "S", "N"), "size": ("1", "2", "6")}, ("region", "size"))
     first = 0

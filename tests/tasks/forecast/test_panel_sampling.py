@@ -74,7 +74,7 @@ def test_groups_are_the_training_windows_of_each_series(table):
     prep = prepare_panel(DC.replace(sampling="balanced"), SMALL, TC, _panel(table), dtype=torch.float64)
     L, H = 12, 4
     by_hand = tuple(e - L - H + 1 for e, _ in prep.splits if e >= L + H)  # stride 1
-    assert prep.groups == by_hand == (37, 25, 17, 7) and sum(by_hand) == len(prep.train[0])
+    assert prep.groups == by_hand == (37, 25, 17, 7) and sum(by_hand) == len(prep.train)
     assert prepare_panel(DC, SMALL, TC, _panel(table)).groups is None  # proportional: each window once
 
 
@@ -117,7 +117,7 @@ def test_balanced_run_records_its_sampling_and_reloads_bit_for_bit(embedded, tab
 def test_id_one_hot_in_the_pooled_windows_by_hand(table):
     prep = prepare_panel(DC.replace(id_embedding=True), SMALL, TC, _panel(table), dtype=torch.float64)
     assert prep.statics.ids == ("s0", "s1", "s2", "s3") and prep.known_width == 4 + 1  # 4 ids + the future flag
-    X = prep.train[0].numpy()  # (W, L + H, value + 4 ids + flag)
+    X = prep.train.materialise()[0].numpy()  # (W, L + H, value + 4 ids + flag)
     first = 0
     for k, n in enumerate((37, 25, 17, 7)):
         np.testing.assert_array_equal(X[first:first + n, :, 1:5], np.broadcast_to(np.eye(4)[k], (n, 16, 4)))

@@ -28,6 +28,7 @@ from ...data.split import Split
 from ...errors import ConfigError
 from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
+from ...training.examples import LazyExamples, column
 from ...training.loop import History, fit
 from ...training.members import seeded, threads_are_deterministic, train_side_by_side
 from .combine import evaluating, val_losses, naive_weight, scale_correction  # noqa: F401 (re-exported)
@@ -279,13 +280,14 @@ def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecast
                            n_known=prep.known_width, seed=seed).to(prep.dtype)
     set_count_naive(model, prep.data_config.skip, prep.data_config.seasonal_period)
     if model.distribution != "none":  # a recursive head predicts the next value: the first step's targets
-        targets = prep.train[1][:, :1] if model.recursive else prep.train[1]
+        targets = column(prep.train, 1)  # a panel's lazily held windows are gathered for it
+        targets = targets[:, :1] if model.recursive else targets
         if model.distribution == "negbin":
-            init_negbin_head(model, prep.train[0], targets)
+            init_negbin_head(model, column(prep.train, 0), targets)
         else:
             init_distribution_head(model, targets, mean_zero=prep.norm.active)
     elif model.levels:
-        init_quantile_head(model, prep.train[1], centre_zero=prep.norm.active)
+        init_quantile_head(model, column(prep.train, 1), centre_zero=prep.norm.active)
     elif prep.norm.active:
         nn.init.zeros_(model.head.weight)
         nn.init.zeros_(model.head.bias)
@@ -323,7 +325,9 @@ def forecast_loss(model: Forecaster, train_config: TrainConfig):
 
 def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val):
     """The same loss as :func:`forecast_loss`, described for the fused trainer (which says what it
-    cannot run, e.g. stateful training with a warm-up)."""
+    cannot run, e.g. stateful training with a warm-up). ``train`` may be lazily held windows
+    (:class:`~rnnkit.training.examples.LazyExamples`, a panel's): the task then gathers each chunk's
+    targets in the head's layout as the chunk trains."""
     if train_config.stateful:  # streams (B, N, F) -> the next value (B, N, C) at every step
         return FusedTask(head_mode="all", loss=train_config.loss or "mse", x=train[0], y=train[1], stateful=True,
                          x_val=None if val is None else val[0], y_val=None if val is None else val[1],
@@ -336,13 +340,22 @@ def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val
         if train_config.many_to_many:
             return "all", torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
         return "last", y[:, 0]
+    lazy = {}
+    if isinstance(train, LazyExamples):  # the first examples stand for the shapes; the rest are gathered
+        windows = train
+
+        def gather(idx):
+            x, y = windows.take(idx)
+            return x, targets(x, y)[1]
+        lazy = {"gather": gather, "n": len(windows), "chunk": windows.chunk}
+        train = windows.take(torch.arange(min(len(windows), 64)))
     mode, y = targets(*train)
     yv = None if val is None else targets(*val)[1]
     # a quantile head's task is the pinball loss, which the fused trainer declines (the run records why)
     loss = head_loss(model.config) or train_config.loss or "mse"
     return FusedTask(head_mode=mode, loss=loss, x=train[0], y=y,
                      x_val=None if val is None else val[0], y_val=yv,
-                     warmup=train_config.warmup if mode == "all" else 0)
+                     warmup=train_config.warmup if mode == "all" else 0, **lazy)
 
 
 

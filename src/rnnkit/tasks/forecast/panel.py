@@ -10,6 +10,11 @@ series goes, per series, and meets in one training set:
 * **Scaling, per series**: each series' scaler is fitted on its own training rows; the per-window
   normalisation and the naive skip (:mod:`.normalise`) then make every window level- and
   scale-free, so one network reads a series of thousands and one of tens alike.
+* **Windows, lazily**: each series' scaled rows (and known inputs) are kept once, with a few
+  numbers per series that say where its windows lie; a window is cut, normalised and given its
+  known inputs only when a chunk of batches that holds it trains (:mod:`.panel_windows`), so memory
+  grows with the data, not with windows x lookback. The validation windows (one per series) are
+  made at once, as tensors: the fused trainer scores them in one call each epoch.
 * **One network** is trained on the training windows of all series (each window counts once:
   sampling proportional to length; or with ``sampling="balanced"`` each epoch draws as many
   windows with replacement, every series equally likely: :func:`rnnkit.training.loop.epoch_order`),
@@ -56,15 +61,16 @@ from .config import DataConfig, SearchConfig, refuse_unsupported
 from .data import absolute_source, default_lookback, seasonal_period
 from .fitting import InputWidths, resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
-from .known import calendar_width, known_windows, model_input
+from .known import calendar_width, known_windows
 from .model import head_loss
 from .normalise import WindowNorm, difference_lag, pick_skip, skip_errors
 from .panel_intervals import check_panel_intervals
+from .panel_windows import PanelRows, PanelWindows
 from .predict import windows_for
 from .statics import StaticEncoder
 
 __all__ = ["PanelPrepared", "prepare_panel", "panel_lookback", "series_split", "panel_contexts",
-           "series_known_windows", "panel_known_width", "static_values"]
+           "series_known_windows", "series_known_table", "panel_known_width", "static_values"]
 
 
 def panel_lookback(m: int, horizon: int, lengths: np.ndarray, held_out: int) -> int:
@@ -90,12 +96,14 @@ def series_split(n: int, lookback: int, horizon: int, test: bool, val: bool) -> 
 @dataclass
 class PanelPrepared(InputWidths):
     """A panel's training data, shaped as :func:`~.fitting.train_members` reads a
-    :class:`~.fitting.Prepared`: the resolved config, the normalisation and the pooled tensors."""
+    :class:`~.fitting.Prepared`: the resolved config, the normalisation, the training windows of
+    every series, indexed lazily (:class:`~.panel_windows.PanelWindows`: ``take(idx)`` builds the
+    tensors of any of them, ``materialise()`` all), and the validation windows as tensors."""
 
     data_config: DataConfig
     train_config: TrainConfig
     norm: WindowNorm
-    train: tuple[Tensor, Tensor]
+    train: PanelWindows
     val: tuple[Tensor, Tensor] | None
     dtype: torch.dtype
     scalers: tuple[Scaler, ...]
@@ -135,24 +143,32 @@ def static_values(panel: PanelData, k: int) -> dict[str, str]:
     return {c: v[k] for c, v in panel.static.items()}
 
 
-def series_known_windows(s: SeriesData, dc: DataConfig, scaler: Scaler, static_row: np.ndarray, starts,
-                         horizon: int, future: np.ndarray | None = None) -> np.ndarray | None:
-    """The known inputs ``(W, lookback + horizon, K)`` of one series' windows whose targets start at
-    ``starts``: its future covariates and calendar features (:func:`~.fitting.series_known_rows`; rows
-    past its end from ``future``), then its static features, the same on every row."""
-    starts = np.asarray(starts, dtype=np.int64)
-    steps = max(0, int(starts.max()) + horizon - len(s)) if len(starts) else 0
+def series_known_table(s: SeriesData, dc: DataConfig, scaler: Scaler, static_row: np.ndarray, steps: int = 0,
+                       future: np.ndarray | None = None) -> np.ndarray | None:
+    """The known inputs of every row of one series and of the ``steps`` rows after it, ``(N + steps,
+    K)``: its future covariates and calendar features (:func:`~.fitting.series_known_rows`; rows past
+    its end from ``future``), then its static features, the same on every row. None without any."""
     rows = series_known_rows(s, dc, scaler, steps, future)
     if static_row.size:
         const = np.broadcast_to(static_row, (len(s) + steps, static_row.size))
         rows = const.copy() if rows is None else np.concatenate([rows, const], axis=1)
-    return known_windows(rows, starts, dc.lookback, horizon)
+    return rows
+
+
+def series_known_windows(s: SeriesData, dc: DataConfig, scaler: Scaler, static_row: np.ndarray, starts,
+                         horizon: int, future: np.ndarray | None = None) -> np.ndarray | None:
+    """The known inputs ``(W, lookback + horizon, K)`` of one series' windows whose targets start at
+    ``starts`` (the rows of :func:`series_known_table`)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    steps = max(0, int(starts.max()) + horizon - len(s)) if len(starts) else 0
+    return known_windows(series_known_table(s, dc, scaler, static_row, steps, future), starts, dc.lookback, horizon)
 
 
 def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig,
                   panel: PanelData, dtype: torch.dtype = torch.float32,
                   search: SearchConfig | None = None) -> PanelPrepared:
-    """Split, scale, window and normalise every series of ``panel`` and pool the windows."""
+    """Split and scale every series of ``panel``, keep its rows once and index its windows (built
+    a chunk at a time as they train: :mod:`.panel_windows`); the validation windows as tensors."""
     _refuse_for_panels(data_config, train_config, search or SearchConfig())
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
     if train_config.loss is None:  # the job's own loss, recorded in the run (a head's pinball or nll loss)
@@ -185,46 +201,33 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     K = panel_known_width(dc, panel.freq, statics, recursive)
     scalers = tuple(Scaler(dc.scaler).fit(s.values[:max(e, 1)]) for s, (e, _) in zip(series, splits))
     n_values = C + len(past)
-    scaled = [scaler.transform(s.values) for s, scaler in zip(series, scalers)]
-    rows = [statics.features(static_values(panel, k), s.source, panel.ids[k]) for k, s in enumerate(series)]
-
-    def windows(part: str):
-        """Each series' windows of ``part`` ("train" or "val"), one series at a time, as (X, Y, known)
-        in scaled float64 units: made again for each use rather than kept, so that at most one
-        series' float64 windows are in memory besides the pooled tensors."""
-        for s, scaler, z, row, (train_end, val_end) in zip(series, scalers, scaled, rows, splits):
-            lo, hi, stride = (0, train_end, dc.stride) if part == "train" else (train_end, val_end, 1)
-            if hi - max(lo - L, 0) >= L + H and hi > lo:
-                X, Y, starts = windows_for(z, C, L, H, stride, lo, hi)
-                yield X, Y, (series_known_windows(s, dc, scaler, row, starts, H) if K else None)
+    static_rows = [statics.features(static_values(panel, k), s.source, panel.ids[k]) for k, s in enumerate(series)]
+    # every series' scaled rows and known inputs, once: what the windows are cut from (scaled[k] is a view)
+    rows = PanelRows.stack([scaler.transform(s.values) for s, scaler in zip(series, scalers)],
+                           [series_known_table(s, dc, scaler, r) for s, scaler, r in zip(series, scalers, static_rows)]
+                           if K else None)
+    scaled = [rows.values[a:b] for a, b in zip(rows.offsets[:-1], rows.offsets[1:])]
     if skip == "auto":  # the naive forecast of least error on every series' training windows
         candidates = ("last", "drift") + (("seasonal",) if 1 < m <= L else ())
         totals = dict.fromkeys(candidates, 0.0)
-        for X, Y, _ in windows("train"):
+        for z, (train_end, _) in zip(scaled, splits):  # one series' float64 windows at a time
+            if train_end < L + H:
+                continue
+            X, Y, _ = windows_for(z, C, L, H, dc.stride, 0, train_end)
             for name, e in skip_errors(candidates, m, X, Y).items():
                 totals[name] += e
         skip = pick_skip(candidates, totals)
     dc = dc.replace(skip=skip)
     train_rows = np.concatenate([scaled[k][:splits[k][0], :C] for k in trained_ids])
     norm = WindowNorm.fit(normalise, skip, m, train_rows, difference_lag(dc.difference, m))
-    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    del train_rows
 
-    def pooled(part: str):
-        """The part's windows of every series in the network's units and dtype, encoded series by
-        series (per-window normalisation reads each window alone), then pooled: (X, Y) tensors and
-        each series' window count; None when no series has a window there."""
-        xs, ys = [], []
-        for X, Y, known in windows(part):
-            X, Y = norm.encode(X, Y) if norm.active else (X, Y)
-            xs.append(model_input(X, known, n_values, recursive).astype(np_dtype, copy=False))
-            ys.append(np.asarray(Y).astype(np_dtype, copy=False))
-        if not xs:
-            return None, ()
-        sizes = tuple(len(x) for x in xs)
-        return (torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))), sizes
-    train, sizes = pooled("train")
-    val, _ = pooled("val")
-    groups = sizes if dc.sampling == "balanced" else None
+    def part(bounds, stride: int) -> PanelWindows:
+        return PanelWindows(rows, bounds, stride, L, H, C, n_values, recursive, norm, dtype)
+    train = part([(0, e) for e, _ in splits], dc.stride)
+    held = part(splits, 1)  # one window a series (its targets are the validation rows): small, made now
+    val = held.materialise() if len(held) else None
+    groups = train.sizes if dc.sampling == "balanced" else None
     return PanelPrepared(dc, train_config, norm, train, val, dtype, scalers, splits,
                          len(trained_ids), statics, K, too_short=val is None and want_val, recursive=recursive,
                          groups=groups)

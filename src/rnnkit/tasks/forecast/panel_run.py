@@ -343,7 +343,7 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
             "naive_members": int(sum(fallback)), "member_best_epochs": [h.best_epoch or 0 for h in histories],
             "ids": list(panel.ids), "splits": [list(s) for s in prep.splits],
             "n_rows": [int(n) for n in panel.lengths()], "trained_series": prep.trained_series,
-            "train_windows": int(len(prep.train[0])), "val_windows": 0 if prep.val is None else int(len(prep.val[0])),
+            "train_windows": len(prep.train), "val_windows": 0 if prep.val is None else int(len(prep.val[0])),
             "known_inputs": known_names(panel.freq, dc.calendar, dc.future_covariates) + prep.statics.names}
     model = models[0] if len(models) == 1 else ForecastEnsemble(models)
     run = PanelRun(model, dict(zip(panel.ids, prep.scalers)), dc, model_config, prep.train_config, histories[0],
