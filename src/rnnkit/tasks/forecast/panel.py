@@ -176,6 +176,7 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     series = [with_future_columns(s, data_config.future_covariates) for s in panel.series]
     past = tuple(c for c in series[0].covariates if c not in data_config.future_covariates)
     dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none",
+                             linear_covariates="none",  # no linear covariate effect for panels yet: recorded as such
                              source=absolute_source(panel.source))  # the run finds it from any working directory
     C, H = len(dc.targets), dc.horizon
     recursive = model_config.strategy == "recursive"
