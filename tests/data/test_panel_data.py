@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import rnnkit.data.panel as panel_module
 from rnnkit.data.panel import PanelData, panel_from_frame, read_panel
 from rnnkit.data.series import series_from_frame
 from rnnkit.errors import DataError
@@ -186,3 +187,80 @@ def test_duplicate_time_and_non_numeric_value_name_the_series():
 def test_empty_table():
     with pytest.raises(DataError, match="no rows"):
         panel_from_frame(long_table({"a": 2}).iloc[:0], "shop", "sales", "date")
+
+
+# ---------------------------------------------------------------- the clean-table path
+
+
+def _one_by_one(monkeypatch, *args, **kw) -> PanelData:
+    """The panel as validated one series at a time (the clean-table pass switched off)."""
+    with monkeypatch.context() as m:
+        m.setattr(panel_module, "_clean_panel", lambda *a, **k: None)
+        return panel_from_frame(*args, **kw)
+
+
+def _assert_same_panel(a: PanelData, b: PanelData) -> None:
+    assert (a.ids, a.source, a.sha256, a.freq, a.static) == (b.ids, b.source, b.sha256, b.freq, b.static)
+    for x, y in zip(a.series, b.series, strict=True):
+        pd.testing.assert_frame_equal(x.frame, y.frame, check_freq=True)
+        assert (x.targets, x.covariates, x.source, x.sha256, x.freq) == (y.targets, y.covariates, y.source,
+                                                                           y.sha256, y.freq)
+
+
+def _clean_tables() -> dict[str, tuple[pd.DataFrame, dict]]:
+    rng = np.random.default_rng(0)
+    mixed = interleave(long_table({"b": 5, "a": 7, "c": 1, "d": 2}))
+    mixed["temp"] = rng.normal(size=len(mixed)).round(3).astype(str)  # a covariate as text, as CSV reads it
+    mixed["region"] = mixed.shop.map({"a": "N", "b": " S", "c": "N", "d": "E"})  # stripped, as one by one
+    dated = long_table({"x": 6, "y": 9}).assign(date=lambda d: pd.to_datetime(d.date), units=lambda d: d.sales * 2)
+    years = long_table({"p": 4, "q": 3}, freq="YS").assign(date=lambda d: d.date.str[:4].astype(int))
+    weeks = pd.concat([long_table({"s": 6}, freq="W-SUN", start="2020-01-05"),
+                       long_table({"m": 6}, freq="W-MON", start="2020-01-06")], ignore_index=True)
+    quarters = pd.concat([long_table({"j": 5}, freq="QS-JAN"), long_table({"o": 5}, freq="QS-OCT")],
+                         ignore_index=True)
+    return {
+        "interleaved, text covariate, static, 1- and 2-row series": (mixed, dict(
+            target="sales", time_col="date", covariates=("temp",), static_covariates=("region",))),
+        "datetime column, two targets": (dated, dict(target=["sales", "units"], time_col="date")),
+        "datetime column, target inferred": (dated.drop(columns="units"), dict(time_col="date")),
+        "years as whole numbers": (years, dict(target="sales", time_col="date")),
+        "weekly anchors differ": (weeks, dict(target="sales", time_col="date")),
+        "quarterly anchors differ": (quarters, dict(target="sales", time_col="date")),
+        "no time column, numeric ids": (mixed.drop(columns=["date", "temp", "region"]).assign(
+            shop=lambda d: d.shop.map({"a": 1, "b": 2, "c": 3, "d": 4})), dict()),
+    }
+
+
+@pytest.mark.parametrize("case", list(_clean_tables()))
+def test_a_clean_table_loads_in_one_pass_as_one_series_at_a_time(case, monkeypatch):
+    table, kw = _clean_tables()[case]
+    expected = _one_by_one(monkeypatch, table, "shop", **kw)
+    with monkeypatch.context() as m:  # the one-pass path must really be the one taken
+        m.setattr(panel_module, "_series_one_by_one", lambda *a, **k: pytest.fail("took the one-by-one path"))
+        panel = panel_from_frame(table, "shop", **kw)
+    _assert_same_panel(panel, expected)
+
+
+@pytest.mark.parametrize("damage", ["nan", "gap", "unordered", "text", "static"])
+def test_a_table_needing_a_message_or_a_fill_goes_one_series_at_a_time(damage, monkeypatch):
+    table = long_table({"a": 6, "b": 8}).assign(region=lambda d: d.shop)
+    if damage == "nan":
+        table.loc[9, "sales"] = np.nan
+    elif damage == "gap":
+        table = table.drop(index=9)
+    elif damage == "unordered":
+        table.loc[[8, 9], "date"] = table.loc[[9, 8], "date"].to_numpy()
+    elif damage == "text":
+        table["sales"] = table.sales.astype(str)
+        table.loc[9, "sales"] = "n/a"
+    else:
+        table.loc[9, "region"] = "c"
+    calls = []
+    real = panel_module._series_one_by_one
+    monkeypatch.setattr(panel_module, "_series_one_by_one", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.raises(DataError, match="series 'b'"):
+        panel_from_frame(table, "shop", "sales", "date", static_covariates=("region",))
+    assert calls == [1]
+    if damage in ("nan", "gap"):  # filled: the series one by one, as the fill needs them
+        panel = panel_from_frame(table, "shop", "sales", "date", fill="ffill", static_covariates=("region",))
+        assert calls == [1, 1] and len(panel["b"]) == 8 and np.isfinite(panel["b"].values).all()

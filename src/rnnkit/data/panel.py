@@ -9,6 +9,12 @@ come from it; anchors may differ: weekly on Sundays and on Mondays is one freque
 
 Rows of one series need not be contiguous in the file, but each series' rows must be in time
 order (rnnkit never reorders rows; without a time column, file order is time order).
+
+A clean table (every value a finite number, each series' times increasing with no gap, one value
+of each static covariate per series) is validated in one pass over its columns, not one pandas
+frame per series: the same series, at 10,000 series of 200 rows about ten times faster and with
+a third of the memory. Its times are parsed once, in the format of the table's first row. Any
+other table goes one series at a time, so that the message names the series (or the fill runs).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .series import Fill, SeriesData, series_from_frame
+from .series import (Fill, SeriesData, choose_columns, column_values, infer_frequency, parse_times,
+                     series_from_frame)
 from .sources import read_table
 
 __all__ = ["PanelData", "panel_from_frame", "read_panel", "renumber_rows"]
@@ -120,24 +127,16 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
         raise DataError(f"{source}: the id column {id_col!r} is empty in data row {row}; every row needs a series id")
     if len(keys) == 0:
         raise DataError(f"{source}: the table has no rows")
-    order = list(dict.fromkeys(keys))  # first appearance
+    codes, uniques = pd.factorize(keys)  # numbered in order of first appearance
+    order = [str(k) for k in uniques]
+    del ids, keys, uniques, empty  # a large table's ids as text: no longer needed
     body = raw.drop(columns=[id_col, *static_covariates])
-    groups = {k: idx for k, idx in body.groupby(keys.to_numpy(), sort=False).indices.items()}
-    series = []
-    static: dict[str, list[str]] = {c: [] for c in static_covariates}
-    for k in order:
-        for c in static_covariates:
-            values = raw[c].iloc[groups[k]]
-            if values.isna().any() or values.astype(str).str.strip().nunique() != 1:
-                raise DataError(f"{_label(k, source)}: the static covariate {c!r} must hold one value on every row "
-                                f"of the series; it has {sorted(values.astype(str).unique().tolist())[:4]}")
-            static[c].append(str(values.iloc[0]).strip())
-        part = body.iloc[groups[k]].reset_index(drop=True)
-        try:
-            series.append(series_from_frame(part, target, time_col, covariates, fill, source=_label(k, source),
-                                            sha256=""))
-        except DataError as e:  # its rows are numbered within the series: number them as in the table
-            raise DataError(renumber_rows(str(e), groups[k])) from e
+    fast = _clean_panel(raw, body, codes, order, target, time_col, covariates, static_covariates, source)
+    if fast is not None:
+        series, static = fast
+    else:  # some series needs a message (naming it), a fill or a gap filled: one series at a time
+        series, static = _series_one_by_one(raw, body, codes, order, target, time_col, covariates, fill,
+                                            static_covariates, source)
     dated = [(k, s) for k, s in zip(order, series) if len(s) > 1]  # one row has no frequency
     if dated:
         (k0, s0), odd = dated[0], next(((k, s) for k, s in dated if _unit(s.freq) != _unit(dated[0][1].freq)), None)
@@ -153,6 +152,98 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
         sha256 = hashlib.sha256(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes()).hexdigest()
     return PanelData(tuple(order), tuple(series), source, sha256, dated[0][1].freq if dated else series[0].freq,
                      {c: tuple(v) for c, v in static.items()})
+
+
+def _series_one_by_one(raw: pd.DataFrame, body: pd.DataFrame, codes: np.ndarray, order: list[str],
+                       target, time_col: str | None, covariates: Sequence[str], fill: Fill,
+                       static_covariates: tuple[str, ...], source: str) -> tuple[list[SeriesData], dict[str, list[str]]]:
+    """Each series validated alone by :func:`~.series.series_from_frame` (its messages name the
+    series and number rows as the table does), and the static covariates' value of each."""
+    groups = _rows_by_series(codes, len(order))
+    series = []
+    static: dict[str, list[str]] = {c: [] for c in static_covariates}
+    for k, rows in zip(order, groups):
+        for c in static_covariates:
+            values = raw[c].iloc[rows]
+            if values.isna().any() or values.astype(str).str.strip().nunique() != 1:
+                raise DataError(f"{_label(k, source)}: the static covariate {c!r} must hold one value on every row "
+                                f"of the series; it has {sorted(values.astype(str).unique().tolist())[:4]}")
+            static[c].append(str(values.iloc[0]).strip())
+        part = body.iloc[rows].reset_index(drop=True)
+        try:
+            series.append(series_from_frame(part, target, time_col, covariates, fill, source=_label(k, source),
+                                            sha256=""))
+        except DataError as e:  # its rows are numbered within the series: number them as in the table
+            raise DataError(renumber_rows(str(e), rows)) from e
+    return series, static
+
+
+def _rows_by_series(codes: np.ndarray, n: int) -> list[np.ndarray]:
+    """The table's row positions of each series (codes 0..n-1), in table order."""
+    perm = np.argsort(codes, kind="stable")
+    return np.split(perm, np.cumsum(np.bincount(codes, minlength=n))[:-1])
+
+
+def _clean_panel(raw: pd.DataFrame, body: pd.DataFrame, codes: np.ndarray, order: list[str], target, time_col: str | None,
+                 covariates: Sequence[str], static_covariates: tuple[str, ...],
+                 source: str) -> tuple[list[SeriesData], dict[str, list[str]]] | None:
+    """The series of a clean table in one pass over its columns, or None where any series needs
+    :func:`_series_one_by_one` (a message, or a fill): the same series, built without a pandas
+    frame per raw series (at 10,000 series of 200 rows a tenth of the time and a third of the
+    memory; the values of all series share one array). Clean: the columns resolve for the whole
+    table as for each series, every value is a finite number, each series' times (parsed once, in
+    the format of the table's first row) increase with no gap at their frequency, and each static
+    covariate holds one value per series."""
+    body = body.set_axis([str(c) for c in body.columns], axis=1)
+    try:
+        targets, covs = choose_columns(body, target, time_col, covariates, source)
+    except DataError:
+        return None
+    if target is None and len(body.columns) != len(targets) + len(covs) + (time_col is not None):
+        return None  # a column left out as non-numeric might look numeric within some series
+    try:
+        values = np.column_stack([column_values(body[c], c, source) for c in targets + covs])
+    except DataError:
+        return None
+    if not np.isfinite(values).all():
+        return None
+    rows = _rows_by_series(codes, len(order))
+    perm = np.concatenate(rows)
+    values = values[perm]
+    ends = np.cumsum([len(r) for r in rows])
+    static: dict[str, list[str]] = {}
+    for c in static_covariates:
+        col = raw[c]
+        if col.isna().any():
+            return None
+        text = col.astype(str).str.strip()
+        if (text.groupby(codes).nunique() != 1).any():
+            return None
+        static[c] = [str(v).strip() for v in col.to_numpy()[[r[0] for r in rows]]]
+    stamps = None
+    if time_col is not None:
+        stamps, _ = parse_times(body[time_col])
+        if stamps.isna().any():
+            return None
+        stamps = stamps.take(perm).rename(time_col)
+        step = np.diff(stamps.asi8)
+        step[ends[:-1] - 1] = 1  # across two series
+        if (step <= 0).any():
+            return None
+    series, start = [], 0
+    columns = pd.Index(targets + covs)  # one object, shared by the frames
+    for k, end in enumerate(ends):
+        index: pd.Index = pd.RangeIndex(end - start)
+        freq = None
+        if stamps is not None:
+            freq, missing = infer_frequency(stamps[start:end])  # a slice of its own: the lookup tables
+            if missing is not None and len(missing):         # it builds go with it
+                return None
+            index = stamps[start:end]
+        frame = pd.DataFrame(values[start:end], index=index, columns=columns, copy=False)
+        series.append(SeriesData(frame, tuple(targets), tuple(covs), _label(order[k], source), "", freq))
+        start = end
+    return series, static
 
 
 def _unit(freq: str | None) -> str | None:

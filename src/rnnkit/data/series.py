@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["SeriesData", "series_from_frame", "Fill", "time_index", "column_values"]
+__all__ = ["SeriesData", "series_from_frame", "Fill", "time_index", "parse_times", "column_values"]
 
 Fill = Literal["ffill", "interpolate"] | None
 _FILLS = (None, "ffill", "interpolate")
@@ -95,12 +95,12 @@ def series_from_frame(
     if sha256 is None:
         sha256 = hashlib.sha256(raw.to_csv(index=False).encode()).hexdigest()
     raw = raw.set_axis([str(c) for c in raw.columns], axis=1).reset_index(drop=True)
-    targets, covs = _choose_columns(raw, target, time_col, covariates, source)
+    targets, covs = choose_columns(raw, target, time_col, covariates, source)
     index: pd.Index = pd.RangeIndex(len(raw))
     freq, missing = None, None
     if time_col is not None:
         stamps = time_index(raw[time_col], time_col, source)
-        freq, missing = _infer_freq(stamps)
+        freq, missing = infer_frequency(stamps)
         if fill is None and missing is not None and len(missing):
             _raise_gap(stamps, missing, freq, time_col, source)
         index = stamps
@@ -124,7 +124,7 @@ def _names(columns: Sequence[str]) -> str:
     return ", ".join(repr(c) for c in columns)
 
 
-def _choose_columns(raw: pd.DataFrame, target: str | Sequence[str] | None, time_col: str | None,
+def choose_columns(raw: pd.DataFrame, target: str | Sequence[str] | None, time_col: str | None,
                     covariates: Sequence[str], source: str) -> tuple[list[str], list[str]]:
     """Resolve and check the target, time and covariate names; return (targets, covariates)."""
     available = list(raw.columns)
@@ -185,23 +185,27 @@ def column_values(col: pd.Series, name: str, source: str) -> np.ndarray:
     return values
 
 
+def parse_times(col: pd.Series) -> tuple[pd.DatetimeIndex, pd.Series | None]:
+    """A raw time column as dates (NaT where a cell is not one, in the format of the first row;
+    whole numbers of four digits are years) and the column's cells as text, for messages (None
+    where the column holds dates already)."""
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        return pd.DatetimeIndex(col), None
+    text = col.astype(object).where(col.notna(), None).map(
+        lambda v: v.strip() if isinstance(v, str) else v)
+    text = text.map(lambda v: str(int(v)) if isinstance(v, (int, np.integer)) else v)
+    years = text.dropna().astype(str).str.fullmatch(r"\d{4}").all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pd.DatetimeIndex(pd.to_datetime(text, errors="coerce", format="%Y" if years else None)), text
+
+
 def time_index(col: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
     """A raw time column parsed as dates, required unique and increasing (rows are never reordered)."""
-    if pd.api.types.is_datetime64_any_dtype(col.dtype):
-        stamps = pd.DatetimeIndex(col)
-        text = col.astype(str)
-    else:
-        text = col.astype(object).where(col.notna(), None).map(
-            lambda v: v.strip() if isinstance(v, str) else v)
-        text = text.map(lambda v: str(int(v)) if isinstance(v, (int, np.integer)) else v)
-        years = text.dropna().astype(str).str.fullmatch(r"\d{4}").all()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            stamps = pd.DatetimeIndex(pd.to_datetime(text, errors="coerce",
-                                                     format="%Y" if years else None))
+    stamps, text = parse_times(col)
     bad = np.flatnonzero(stamps.isna())
     if len(bad):
-        value = text.iloc[bad[0]]
+        value = (col.astype(str) if text is None else text).iloc[bad[0]]
         shown = "an empty cell" if pd.isna(value) else repr(value)
         raise DataError(f"{source}: time column {name!r} has {shown} at data row {bad[0] + 1}, "
                         f"which is not a date in the format of the first row; write every time "
@@ -221,7 +225,7 @@ def time_index(col: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
     return stamps.rename(name)
 
 
-def _infer_freq(index: pd.DatetimeIndex) -> tuple[str | None, pd.DatetimeIndex | None]:
+def infer_frequency(index: pd.DatetimeIndex) -> tuple[str | None, pd.DatetimeIndex | None]:
     """Return (freq, missing timestamps) for a regular index, or (None, None) if irregular.
 
     A gap-free index is recognised by ``pd.infer_freq``. Otherwise the most common step
