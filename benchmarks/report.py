@@ -101,7 +101,8 @@ def _panel_rows(records: dict) -> list[list[str]]:
                     f"{b['series']:,} series of {b['steps']})",
                     f"{per / 1024:,.0f} KB a series = {d_peak / d_win:.1f}x its float32 windows, "
                     f"{per / (b['steps'] * 8):.0f}x its raw values{share}; peak {b['stages'][-1]['peak_mb']:,.0f} MB at "
-                    f"{b['series']:,} series", "yes" if d_peak < d_win else "no"])
+                    f"{b['series']:,} series{_lookback_control(b, records.get('memory_lookback'))}",
+                    "yes" if d_peak < d_win else "no"])
     speed = [r for r in records.get("speed", []) if r["baseline"].startswith("NeuralForecast")]
     target = "panel: epochs/s ahead of NeuralForecast's LSTM on the same windows"
     if speed:
@@ -111,6 +112,16 @@ def _panel_rows(records: dict) -> list[list[str]]:
     elif records.get("skipped"):
         out.append([target, f"not measured: {records['skipped']}", "n/a"])
     return out
+
+
+def _lookback_control(ref: dict, long: dict | None) -> str:
+    """The panel suite's control on the same data with a longer lookback, as a clause of its row."""
+    if not long or "error" in long:
+        return ""
+    peaks = [r["stages"][-1]["peak_mb"] for r in (ref, long)]
+    win = [(r["train_windows"] + r["val_windows"]) * (r["lookback"] + r["horizon"]) for r in (ref, long)]
+    return (f"; lookback {long['lookback']} instead of {ref['lookback']} on the same data ({win[1] / win[0]:.2f}x "
+            f"the window bytes): {peaks[1] - peaks[0]:+,.0f} MB")
 
 
 def _search_rows(records: list[dict]) -> list[list[str]]:

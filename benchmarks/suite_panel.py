@@ -53,6 +53,9 @@ MEMORY_SIZES, MEMORY_SIZES_QUICK = (1000, 3000, 10000), (300, 1000, 3000)
 #: the fused trainer) also trains a whole epoch, as a control that training's memory does not grow with
 #: the steps taken
 MEMORY_STEPS = 500
+#: the largest size once more with a longer lookback (the windows would take 1.5x the bytes, on the same
+#: data), as a control that the peak follows the data and not windows x lookback
+CONTROL_LOOKBACK = 96
 SPEED_SERIES, SPEED_SERIES_QUICK = 60, 30
 SPEED_ROUNDS = 3  # a NeuralForecast epoch takes seconds: 3 interleaved rounds (harness.compare rotates the order)
 ITEMSIZE = 4  # float32 windows
@@ -93,16 +96,16 @@ def _now_mb() -> float:
         return float("nan")
 
 
-def memory_worker(n_series: int, steps: int, train_steps: int = 0) -> dict:
+def memory_worker(n_series: int, steps: int, train_steps: int = 0, lookback: int = LOOKBACK) -> dict:
     """Peak RSS after each step of fitting a global model for one epoch, cut at ``train_steps``
-    optimiser steps when that is above 0 (run in a fresh process)."""
+    optimiser steps when that is above 0 (run in a fresh process), with ``lookback``."""
     import torch
     from rnnkit.tasks.forecast.fitting import train_members
     from rnnkit.tasks.forecast.panel import prepare_panel
     from rnnkit.tasks.forecast.panel_run import load_panel
     torch.set_num_threads(1)
     dc, mc, tc = _configs(1)
-    tc = tc.replace(steps=train_steps or None)
+    dc, tc = dc.replace(lookback=lookback), tc.replace(steps=train_steps or None)
     out: dict = {"series": n_series, "steps": steps, "stages": []}
 
     def stage(name: str, t0: float) -> None:
@@ -129,15 +132,15 @@ def memory_worker(n_series: int, steps: int, train_steps: int = 0) -> dict:
         + sum(t.numel() * t.element_size() for t in val)
     out.update(train_windows=len(prep.train), val_windows=int(val[0].shape[0]) if val else 0,
                engine=histories[0].engine, engine_reason=histories[0].engine_reason,
-               lookback=prep.data_config.lookback, held_bytes=int(held))
+               lookback=prep.data_config.lookback, horizon=prep.data_config.horizon, held_bytes=int(held))
     return out
 
 
-def _run_worker(n_series: int, steps: int, train_steps: int, timeout: float) -> dict:
+def _run_worker(n_series: int, steps: int, train_steps: int, timeout: float, lookback: int = LOOKBACK) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(harness.ROOT / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-worker", str(n_series), str(steps),
-                           str(train_steps)],
+                           str(train_steps), str(lookback)],
                           env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         return {"series": n_series, "steps": steps, "error": done.stderr.strip()[-400:] or f"exit {done.returncode}"}
@@ -286,17 +289,28 @@ def run(cfg) -> dict:
     sizes = MEMORY_SIZES_QUICK if cfg.quick else MEMORY_SIZES
     n_speed = SPEED_SERIES_QUICK if cfg.quick else SPEED_SERIES
     print(f"    memory: one process per panel size {sizes} x {STEPS} steps", flush=True)
-    mem, control = [], None
-    for n, train_steps in [(n, MEMORY_STEPS) for n in sizes] + [(sizes[-1], 0)]:
+    mem, control, long = [], None, None
+    for n, train_steps, lookback in ([(n, MEMORY_STEPS, LOOKBACK) for n in sizes] + [(sizes[-1], 0, LOOKBACK)]
+                                     + [(sizes[-1], MEMORY_STEPS, CONTROL_LOOKBACK)]):
         t0 = time.perf_counter()
-        got = _run_worker(n, STEPS, train_steps, timeout=900)
-        print(f"      {n:,} series, {train_steps or 'a whole epoch of'} steps: "
+        got = _run_worker(n, STEPS, train_steps, timeout=900, lookback=lookback)
+        print(f"      {n:,} series, lookback {lookback}, {train_steps or 'a whole epoch of'} steps: "
               f"{'failed' if 'error' in got else 'done'} in {time.perf_counter() - t0:.0f} s", flush=True)
-        if train_steps:
+        if lookback != LOOKBACK:
+            long = got
+        elif train_steps:
             mem.append(got)
         else:
             control = got
     mem_rows, mem_notes = memory_rows(mem)
+    if long is not None and "error" not in long and "error" not in mem[-1]:
+        ref = mem[-1]
+        win = [window_bytes(r["train_windows"] + r["val_windows"], r["lookback"]) / 2**20 for r in (ref, long)]
+        peaks = [r["stages"][-1]["peak_mb"] for r in (ref, long)]
+        mem_notes.append(f"control: the same {sizes[-1]:,} series with lookback {long['lookback']} instead of "
+                         f"{ref['lookback']} (materialised windows {win[1]:,.0f} MB instead of {win[0]:,.0f} MB, "
+                         f"{win[1] / win[0]:.2f}x) peaked at {peaks[1]:,.0f} MB against {peaks[0]:,.0f} MB "
+                         f"({peaks[1] - peaks[0]:+,.0f} MB)")
     if control is not None and "error" not in control and "error" not in mem[-1]:
         whole, cut = control["stages"][-1]["peak_mb"], mem[-1]["stages"][-1]["peak_mb"]
         mem_notes.append(f"control: {sizes[-1]:,} series trained for a whole epoch ({control['train_steps']:,} steps, "
@@ -368,14 +382,14 @@ def run(cfg) -> dict:
             {"intro": speed_intro,
              "columns": ["threads", "contender", "epochs/s", "ratio to rnnkit [min..max]", "rnnkit engine"],
              "rows": speed_rows}],
-        "records": {"memory": mem, "speed": records, "speed_series": n_speed, "speed_windows": windows,
+        "records": {"memory": mem, "memory_lookback": long, "speed": records, "speed_series": n_speed, "speed_windows": windows,
                     "setup_s": setup, "neuralforecast": nf[2] if nf is not None else None, "skipped": nf_why},
     }
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--memory-worker":
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--memory-worker":
         print(json.dumps(memory_worker(*map(int, sys.argv[2:]))))
     else:
-        sys.exit("usage: suite_panel.py --memory-worker N_SERIES STEPS TRAIN_STEPS (0: a whole epoch); "
+        sys.exit("usage: suite_panel.py --memory-worker N_SERIES STEPS TRAIN_STEPS (0: a whole epoch) [LOOKBACK]; "
                  "the suite itself: run.py --suite panel")

@@ -129,6 +129,14 @@ def test_empty_id_cell_names_its_row(blank):
         panel_from_frame(table, "shop", "sales", "date")
 
 
+def test_ids_that_read_the_same_once_stripped_are_one_series():
+    table = long_table({"7": 3, "8": 2}).astype({"shop": object})
+    table.loc[[0, 2], "shop"] = [7, " 7 "]  # the number 7, the text '7' and ' 7 ': one series, '7'
+    panel = panel_from_frame(table, "shop", "sales", "date")
+    assert panel.ids == ("7", "8") and panel.lengths().tolist() == [3, 2]
+    np.testing.assert_array_equal(panel["7"].target_values[:, 0], [0.0, 1.0, 2.0])
+
+
 @pytest.mark.parametrize("roles", [dict(target="shop"), dict(target="sales", time_col="shop"),
                                    dict(target="sales", covariates=["shop"])])
 def test_id_column_cannot_have_another_role(roles):

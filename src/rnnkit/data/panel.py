@@ -119,17 +119,7 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
                             f"{', '.join(map(str, list(raw.columns)[:10]))}")
         if c == id_col or c == time_col or c in tuple(covariates):
             raise DataError(f"{source}: column {c!r} cannot be a static covariate and the id, time or a covariate column")
-    ids = raw[id_col]
-    keys = ids.astype(str).str.strip()
-    empty = (ids.isna() | (keys == "")).to_numpy()  # a missing cell, or only spaces
-    if empty.any():
-        row = int(np.flatnonzero(empty)[0]) + 1
-        raise DataError(f"{source}: the id column {id_col!r} is empty in data row {row}; every row needs a series id")
-    if len(keys) == 0:
-        raise DataError(f"{source}: the table has no rows")
-    codes, uniques = pd.factorize(keys)  # numbered in order of first appearance
-    order = [str(k) for k in uniques]
-    del ids, keys, uniques, empty  # a large table's ids as text: no longer needed
+    codes, order = _series_codes(raw[id_col], id_col, source)
     body = raw.drop(columns=[id_col, *static_covariates])
     fast = _clean_panel(raw, body, codes, order, target, time_col, covariates, static_covariates, source)
     if fast is not None:
@@ -152,6 +142,22 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
         sha256 = hashlib.sha256(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes()).hexdigest()
     return PanelData(tuple(order), tuple(series), source, sha256, dated[0][1].freq if dated else series[0].freq,
                      {c: tuple(v) for c, v in static.items()})
+
+
+def _series_codes(ids: pd.Series, id_col: str, source: str) -> tuple[np.ndarray, list[str]]:
+    """Each row's series number (0, 1, ... in order of first appearance) and the series ids, as
+    stripped text. The cells are numbered as they are and only the distinct ones turned into text
+    (two that read the same once stripped, such as 7 and '7 ', are one series)."""
+    cell_codes, cells = pd.factorize(ids)  # a missing cell: -1
+    text = pd.Series(cells, dtype=ids.dtype).astype(str).str.strip().tolist()
+    empty = np.flatnonzero((cell_codes < 0) | np.array([t == "" for t in text] + [True])[cell_codes])
+    if len(empty):  # a missing cell, or only spaces
+        raise DataError(f"{source}: the id column {id_col!r} is empty in data row {empty[0] + 1}; every row "
+                        "needs a series id")
+    if len(ids) == 0:
+        raise DataError(f"{source}: the table has no rows")
+    merged, order = pd.factorize(np.array(text, dtype=object))
+    return merged[cell_codes], [str(k) for k in order]
 
 
 def _series_one_by_one(raw: pd.DataFrame, body: pd.DataFrame, codes: np.ndarray, order: list[str],
