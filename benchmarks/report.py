@@ -101,7 +101,7 @@ def _panel_rows(records: dict) -> list[list[str]]:
                     f"{b['series']:,} series of {b['steps']})",
                     f"{per / 1024:,.0f} KB a series = {d_peak / d_win:.1f}x its float32 windows, "
                     f"{per / (b['steps'] * 8):.0f}x its raw values{share}; peak {b['stages'][-1]['peak_mb']:,.0f} MB at "
-                    f"{b['series']:,} series{_lookback_control(b, records.get('memory_lookback'))}",
+                    f"{b['series']:,} series{_lookback_control(records.get('lookback_growth'))}",
                     "yes" if d_peak < d_win else "no"])
     speed = [r for r in records.get("speed", []) if r["baseline"].startswith("NeuralForecast")]
     target = "panel: epochs/s ahead of NeuralForecast's LSTM on the same windows"
@@ -114,14 +114,12 @@ def _panel_rows(records: dict) -> list[list[str]]:
     return out
 
 
-def _lookback_control(ref: dict, long: dict | None) -> str:
-    """The panel suite's control on the same data with a longer lookback, as a clause of its row."""
-    if not long or "error" in long:
+def _lookback_control(growth: dict | None) -> str:
+    """The panel suite's control on the same panels with a longer lookback, as a clause of its row."""
+    if not growth:
         return ""
-    peaks = [r["stages"][-1]["peak_mb"] for r in (ref, long)]
-    win = [(r["train_windows"] + r["val_windows"]) * (r["lookback"] + r["horizon"]) for r in (ref, long)]
-    return (f"; lookback {long['lookback']} instead of {ref['lookback']} on the same data ({win[1] / win[0]:.2f}x "
-            f"the window bytes): {peaks[1] - peaks[0]:+,.0f} MB")
+    return (f"; with lookback {growth['lookback']}, {growth['kb']:,.0f} KB a series ({growth['window_kb']:,.0f} KB "
+            f"of windows, against {growth['short_window_kb']:,.0f})")
 
 
 def _search_rows(records: list[dict]) -> list[list[str]]:

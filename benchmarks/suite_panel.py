@@ -53,8 +53,9 @@ MEMORY_SIZES, MEMORY_SIZES_QUICK = (1000, 3000, 10000), (300, 1000, 3000)
 #: the fused trainer) also trains a whole epoch, as a control that training's memory does not grow with
 #: the steps taken
 MEMORY_STEPS = 500
-#: the largest size once more with a longer lookback (the windows would take 1.5x the bytes, on the same
-#: data), as a control that the peak follows the data and not windows x lookback
+#: the smallest and the largest size once more with a longer lookback (on the same data the windows would
+#: take 1.5x the bytes), as a control that each series' share of the peak follows its data, not its
+#: windows x lookback
 CONTROL_LOOKBACK = 96
 SPEED_SERIES, SPEED_SERIES_QUICK = 60, 30
 SPEED_ROUNDS = 3  # a NeuralForecast epoch takes seconds: 3 interleaved rounds (harness.compare rotates the order)
@@ -145,6 +146,15 @@ def _run_worker(n_series: int, steps: int, train_steps: int, timeout: float, loo
     if done.returncode != 0:
         return {"series": n_series, "steps": steps, "error": done.stderr.strip()[-400:] or f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def per_series_growth(a: dict, b: dict) -> tuple[float, float]:
+    """KB of peak RSS each series added from run ``a`` to the larger run ``b``, and KB of the float32
+    windows each would add were they materialised."""
+    d_series = (b["series"] - a["series"]) * 1024
+    d_win = (window_bytes(b["train_windows"] + b["val_windows"], b["lookback"])
+             - window_bytes(a["train_windows"] + a["val_windows"], a["lookback"]))
+    return (b["stages"][-1]["peak_mb"] - a["stages"][-1]["peak_mb"]) * 2**20 / d_series, d_win / d_series
 
 
 def memory_rows(results: list[dict]) -> tuple[list[list], list[str]]:
@@ -289,28 +299,29 @@ def run(cfg) -> dict:
     sizes = MEMORY_SIZES_QUICK if cfg.quick else MEMORY_SIZES
     n_speed = SPEED_SERIES_QUICK if cfg.quick else SPEED_SERIES
     print(f"    memory: one process per panel size {sizes} x {STEPS} steps", flush=True)
-    mem, control, long = [], None, None
+    mem, control, long = [], None, []
     for n, train_steps, lookback in ([(n, MEMORY_STEPS, LOOKBACK) for n in sizes] + [(sizes[-1], 0, LOOKBACK)]
-                                     + [(sizes[-1], MEMORY_STEPS, CONTROL_LOOKBACK)]):
+                                     + [(n, MEMORY_STEPS, CONTROL_LOOKBACK) for n in (sizes[0], sizes[-1])]):
         t0 = time.perf_counter()
         got = _run_worker(n, STEPS, train_steps, timeout=900, lookback=lookback)
         print(f"      {n:,} series, lookback {lookback}, {train_steps or 'a whole epoch of'} steps: "
               f"{'failed' if 'error' in got else 'done'} in {time.perf_counter() - t0:.0f} s", flush=True)
         if lookback != LOOKBACK:
-            long = got
+            long.append(got)
         elif train_steps:
             mem.append(got)
         else:
             control = got
     mem_rows, mem_notes = memory_rows(mem)
-    if long is not None and "error" not in long and "error" not in mem[-1]:
-        ref = mem[-1]
-        win = [window_bytes(r["train_windows"] + r["val_windows"], r["lookback"]) / 2**20 for r in (ref, long)]
-        peaks = [r["stages"][-1]["peak_mb"] for r in (ref, long)]
-        mem_notes.append(f"control: the same {sizes[-1]:,} series with lookback {long['lookback']} instead of "
-                         f"{ref['lookback']} (materialised windows {win[1]:,.0f} MB instead of {win[0]:,.0f} MB, "
-                         f"{win[1] / win[0]:.2f}x) peaked at {peaks[1]:,.0f} MB against {peaks[0]:,.0f} MB "
-                         f"({peaks[1] - peaks[0]:+,.0f} MB)")
+    growth = None
+    if len(long) == 2 and not any("error" in r for r in (*long, mem[0], mem[-1])):
+        (short_kb, short_win), (long_kb, long_win) = (per_series_growth(a, b) for a, b in ((mem[0], mem[-1]), long))
+        growth = {"lookback": long[0]["lookback"], "kb": long_kb, "window_kb": long_win, "short_kb": short_kb,
+                  "short_window_kb": short_win}
+        mem_notes.append(f"control: the same panels ({sizes[0]:,} and {sizes[-1]:,} series) with lookback "
+                         f"{long[0]['lookback']} instead of {LOOKBACK}: each added series' peak {long_kb:,.1f} KB "
+                         f"against {short_kb:,.1f} KB, where its materialised windows would take {long_win:,.1f} KB "
+                         f"against {short_win:,.1f} KB ({long_win / short_win:.2f}x)")
     if control is not None and "error" not in control and "error" not in mem[-1]:
         whole, cut = control["stages"][-1]["peak_mb"], mem[-1]["stages"][-1]["peak_mb"]
         mem_notes.append(f"control: {sizes[-1]:,} series trained for a whole epoch ({control['train_steps']:,} steps, "
@@ -353,7 +364,7 @@ def run(cfg) -> dict:
                  f"`panelgen.synthetic_panel(N, {STEPS})`, then the steps `fit_global` runs (`load_panel`, `prepare_panel`, "
                  f"`train_members`; lookback {LOOKBACK}, horizon {HORIZON}, LSTM hidden {HIDDEN}, batch "
                  f"{BATCH}); peak RSS (`ru_maxrss`) after each step. Training is one epoch cut at {MEMORY_STEPS} "
-                 f"optimiser steps (`TrainConfig(steps={MEMORY_STEPS})`); the largest size also trains a whole epoch, as a control (below). *Window MB* = materialised float32 windows "
+                 f"optimiser steps (`TrainConfig(steps={MEMORY_STEPS})`); the largest size also trains a whole epoch, and the smallest and the largest run again with lookback {CONTROL_LOOKBACK}, as controls (below). *Window MB* = materialised float32 windows "
                  f"(train + validation) x (lookback + horizon) x 4 bytes, what they would take were they materialised; rnnkit "
                  f"indexes them lazily (`panel_windows.PanelWindows`: each series' scaled rows kept once, float64, and "
                  f"a chunk of whole batches, about 4,096 windows, built as it trains, the fused trainer called once a "
@@ -382,7 +393,8 @@ def run(cfg) -> dict:
             {"intro": speed_intro,
              "columns": ["threads", "contender", "epochs/s", "ratio to rnnkit [min..max]", "rnnkit engine"],
              "rows": speed_rows}],
-        "records": {"memory": mem, "memory_lookback": long, "speed": records, "speed_series": n_speed, "speed_windows": windows,
+        "records": {"memory": mem, "memory_lookback": long, "lookback_growth": growth, "speed": records,
+                    "speed_series": n_speed, "speed_windows": windows,
                     "setup_s": setup, "neuralforecast": nf[2] if nf is not None else None, "skipped": nf_why},
     }
 

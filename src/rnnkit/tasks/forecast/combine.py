@@ -14,7 +14,12 @@ import torch.nn.functional as F
 
 from .model import Forecaster
 
-__all__ = ["evaluating", "val_losses", "naive_weight", "scale_correction"]
+__all__ = ["evaluating", "outputs", "val_losses", "naive_weight", "scale_correction"]
+
+#: windows per forward pass where a whole validation set is scored: a layer keeps every step's state
+#: for its windows, so one pass over a panel's validation windows (one a series) would hold series x
+#: lookback x hidden numbers at once
+OUTPUT_BATCH = 4096
 
 
 @contextlib.contextmanager
@@ -28,12 +33,21 @@ def evaluating(model: Forecaster):
         model.train(was)
 
 
+def outputs(model: Forecaster, x: torch.Tensor, batch_size: int = OUTPUT_BATCH) -> torch.Tensor:
+    """``model(x)`` in evaluation mode without gradients, :data:`OUTPUT_BATCH` windows at a time (a
+    model forecasting by sampled paths in one call: it chunks its windows itself, on one seeded stream)."""
+    from .paths import sampled  # noqa: PLC0415 (paths imports the model's modules)
+    with evaluating(model):
+        if sampled(model) or len(x) <= batch_size:
+            return model(x)
+        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
 def val_losses(model: Forecaster, val, loss: str) -> tuple[float, float]:
     """The point model's validation loss (MSE, or MAE with ``loss="mae"``) and its naive forecast's."""
     crit = F.l1_loss if loss == "mae" else F.mse_loss
-    with evaluating(model):
-        x, y = val
-        return float(crit(model(x), y)), float(crit(torch.zeros_like(y), y))
+    x, y = val
+    return float(crit(outputs(model, x), y)), float(crit(torch.zeros_like(y), y))
 
 
 def naive_weight(model: Forecaster, prep, loss: str) -> float:

@@ -31,7 +31,7 @@ from ...training.checks import check_training_memory
 from ...training.examples import LazyExamples, column
 from ...training.loop import History, fit
 from ...training.members import seeded, threads_are_deterministic, train_side_by_side
-from .combine import evaluating, val_losses, naive_weight, scale_correction  # noqa: F401 (re-exported)
+from .combine import evaluating, outputs, val_losses, naive_weight, scale_correction  # noqa: F401 (re-exported)
 from .config import DataConfig, refuse_unsupported
 from .ensemble import ForecastEnsemble, MemberView  # noqa: F401  (re-exported: their home was here)
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
@@ -405,8 +405,7 @@ def _beats_naive(model: Forecaster, val, loss: str) -> bool:
     if model.distribution == "negbin":
         return negbin_beats_naive(model, val)
     if model.levels:
-        with evaluating(model):
-            x, y = val
-            return centre_beats_naive(model(x), y, model.levels, model.centre)
+        x, y = val
+        return centre_beats_naive(outputs(model, x), y, model.levels, model.centre)
     own, naive = val_losses(model, val, loss)
     return own < naive

@@ -294,18 +294,14 @@ def negbin_beats_naive(model, val) -> bool:
     """The naive gate of a negbin head: whether its point forecast (the centre level) has a lower pinball
     loss at that level on the validation windows ``val = (x, y)`` than its naive fallback (the same
     model with its mean's rows zeroed, whose mean is the naive forecast)."""
+    from .combine import outputs  # noqa: PLC0415
     from .quantiles import zero_output  # noqa: PLC0415
     naive = copy.deepcopy(model)
     zero_output(naive, 0)
-    was = model.training
-    model.eval(), naive.eval()
-    try:
-        x, y = val
-        q, c = model.levels[model.centre], model.centre
+    x, y = val
+    q, c = model.levels[model.centre], model.centre
 
-        def loss(f: Tensor) -> float:
-            e = y.double() - f.double()
-            return float(torch.maximum(q * e, (q - 1.0) * e).mean())
-        return loss(model(x)[..., c]) < loss(naive(x)[..., c])
-    finally:
-        model.train(was)
+    def loss(f: Tensor) -> float:
+        e = y.double() - f.double()
+        return float(torch.maximum(q * e, (q - 1.0) * e).mean())
+    return loss(outputs(model, x)[..., c]) < loss(outputs(naive, x)[..., c])

@@ -30,7 +30,7 @@ from .future import future_values, with_future_columns
 from .known import known_names
 from .panel import (panel_contexts, panel_known_width, prepare_panel, series_known_windows, series_split,
                     static_values)
-from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled
+from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
 from .panel_intervals import PanelIntervals, calibrate_panel, series_scale
 from .panel_quantiles import check_level_horizon, check_panel_heads, unscale
 from .panel_scores import level_entry, pooled_level_scores, series_scores, series_table, summarise
@@ -199,7 +199,7 @@ class PanelRun:
         dtype = next(self.model.parameters()).dtype
         self.model.eval()
         with torch.no_grad():
-            out = predict_scaled(self.model, scaled, horizon, self.norm, dtype, known)
+            out = predict_scaled_batched(self.model, scaled, horizon, self.norm, dtype, known)
         y = np.stack([unscale(sc, o, C) for sc, o in zip(scalers, out)])  # (S, H, C[, Q])
         if not np.isfinite(y).all():
             raise DataError("the model produced non-finite forecasts (NaN or inf); the run is unusable - retrain "

@@ -23,7 +23,7 @@ from .negbin import check_counts, is_negbin
 from .paths import sampled
 from .quantiles import quantile_horizon_message
 
-__all__ = ["window_targets_start", "predict_windows", "predict_scaled", "naive_baselines", "score_forecasts",
+__all__ = ["window_targets_start", "predict_windows", "predict_scaled", "predict_scaled_batched", "naive_baselines", "score_forecasts",
            "forecast_frame", "windows_for", "check_known_horizon"]
 
 
@@ -93,13 +93,7 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
             raise ConfigError("this run's forecasts add the linear effect of its future covariates, which needs "
                               "their values over the horizon (the known inputs)")
         scaled = norm.remove_effect(scaled)
-    if sampled(model):  # one call: the model chunks the windows itself, continuing one seeded stream
-        batch_size = max(1, len(scaled))
-    outs = []
-    for i in range(0, len(scaled), batch_size):
-        outs.append(predict_scaled(model, scaled[i:i + batch_size], horizon, norm, dtype,
-                                    None if known is None else known[i:i + batch_size]))
-    y = np.concatenate(outs, 0)  # (W, H, C) or quantiles (W, H, C, Q), scaled
+    y = predict_scaled_batched(model, scaled, horizon, norm, dtype, known, batch_size)  # (W, H, C[, Q]), scaled
     if effect:  # the horizon's covariates: the first columns of the known inputs after the context
         y = norm.add_effect(y, np.asarray(known)[:, scaled.shape[1]:])
     if y.ndim == 4:  # the scaler works on the last axis, the targets': (W, H, C, Q) -> (W, H, Q, C)
@@ -112,6 +106,18 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
         raise DataError("the model produced non-finite forecasts (NaN or inf); the run is unusable - "
                         "retrain with a lower learning rate or gradient clipping")
     return y
+
+
+def predict_scaled_batched(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
+                           known: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
+    """:func:`predict_scaled` ``batch_size`` windows at a time (a layer holds every step's state of the
+    windows it runs: memory in windows x lookback otherwise); a model forecasting by sampled paths in
+    one call, as it chunks the windows itself, continuing one seeded stream."""
+    if sampled(model):
+        batch_size = max(1, len(x))
+    return np.concatenate([predict_scaled(model, x[i:i + batch_size], horizon, norm, dtype,
+                                          None if known is None else known[i:i + batch_size])
+                           for i in range(0, len(x), batch_size)], 0)
 
 
 def predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
