@@ -316,8 +316,8 @@ def run(cfg) -> dict:
     growth = None
     if len(long) == 2 and not any("error" in r for r in (*long, mem[0], mem[-1])):
         (short_kb, short_win), (long_kb, long_win) = (per_series_growth(a, b) for a, b in ((mem[0], mem[-1]), long))
-        growth = {"lookback": long[0]["lookback"], "kb": long_kb, "window_kb": long_win, "short_kb": short_kb,
-                  "short_window_kb": short_win}
+        growth = {"lookback": long[0]["lookback"], "short_lookback": LOOKBACK, "kb": long_kb, "window_kb": long_win,
+                  "short_kb": short_kb, "short_window_kb": short_win}
         mem_notes.append(f"control: the same panels ({sizes[0]:,} and {sizes[-1]:,} series) with lookback "
                          f"{long[0]['lookback']} instead of {LOOKBACK}: each added series' peak {long_kb:,.1f} KB "
                          f"against {short_kb:,.1f} KB, where its materialised windows would take {long_win:,.1f} KB "
