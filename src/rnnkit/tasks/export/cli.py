@@ -50,6 +50,9 @@ def cmd_export(a: argparse.Namespace) -> int:
     units = f" ({props['units']} units)" if "units" in props else ""
     print(f"wrote {path}: the {props['graph']} graph, {signature(props['inputs'])} -> {signature(props['outputs'])}"
           + units)
+    if "series_file" in props:  # a panel run: each series' scaler, the forecast graph's shift and scale
+        print(f"wrote {path.parent / props['series_file']}: the scalers of the run's {props['n_series']} series "
+              f"({props['id_col']}, shift_<column>, scale_<column>)")
     if "checked_max_rel_diff" in props:
         print(f"checked with onnxruntime against rnnkit's own numbers: largest relative difference "
               f"{props['checked_max_rel_diff']}")
