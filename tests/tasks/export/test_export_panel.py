@@ -190,6 +190,24 @@ def test_the_step_graph_is_the_models_step(tmp_path):
         rnnkit.export_onnx(run, tmp_path / "h.onnx", step=True, horizon=2)
 
 
+def test_predict_contexts_is_predict_at_after_those_rows():
+    run = panel_run(cell="gru", quantiles=(0.1, 0.5, 0.9))
+    panel = run.load_data(TABLE)
+    ends = [len(s) - 2 for s in panel.series]
+    x = np.stack([s.values[e - L:e] for s, e in zip(panel.series, ends)])
+    for levels in (False, True):  # the same code after the same rows: the same numbers
+        np.testing.assert_array_equal(run.predict_contexts(x, panel.ids, all_levels=levels),
+                                      run.predict_at(panel, ends, H, all_levels=levels))
+    with pytest.raises(rnnkit.errors.ShapeError, match=r"contexts must be \(S, L, 1\)"):
+        run.predict_contexts(x[:2], panel.ids)
+    with pytest.raises(rnnkit.errors.DataError, match="series 'nope' is not one of the run's"):
+        run.predict_contexts(x[:1], ["nope"])
+    with pytest.raises(ConfigError, match="trained horizon"):
+        run.predict_contexts(x, panel.ids, horizon=H + 1)
+    with pytest.raises(ConfigError, match="known inputs"):
+        panel_run(cell="gru", calendar="sincos").predict_contexts(x, panel.ids)
+
+
 REFUSED = {
     "calendar": (dict(calendar="sincos"), "--calendar"),
     "future covariates": (dict(future_covariates=("temp",)), "--future-covariates"),

@@ -109,8 +109,9 @@ def step_parts(run, series_file: str | None = None) -> Parts:
         return diff
     example = (torch.zeros(2, F, dtype=dtype), *[torch.zeros(s.shape[0], 2, s.shape[2], dtype=dtype) for s in states])
     return Parts(graph, example, names, meta, check, dtype,
-                 f"rnnkit {run.model_config.cell} {'global ' if panel else ''}forecaster ({run.model_config.strategy}), "
-                 "streaming step graph", {series_file: write_series_table(run)} if panel else {})
+                 f"rnnkit {run.model_config.cell} {'global ' if panel else ''}forecaster "
+                 f"({run.model_config.strategy}), streaming step graph",
+                 {series_file: write_series_table(run)} if panel else {})
 
 
 def _dtype(model) -> torch.dtype:

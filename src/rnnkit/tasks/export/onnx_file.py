@@ -14,6 +14,11 @@ Two graphs can be written for a forecasting run (:mod:`.graphs`, :mod:`.forecast
   ``state_out_0 ...``: the network's own streaming step (``model.step``) in its units (after the
   scaler and the per-window normalisation, which the metadata describes) and dtype.
 
+A panel run's global model (one network over many series, :mod:`.panel_export`) has the same two
+graphs; its forecast graph also reads ``shift`` and ``scale (batch, F)``, the scaler of the series
+each row belongs to, and the table of every training series' scaler (``<name>.series.csv``) is
+written next to the graph, the two files together or not at all.
+
 A classifier's graph (:mod:`.classify_export`) maps raw series and their lengths to class
 probabilities; a character model's (:mod:`.text_export`) maps character ids and states to the next
 character's logits and states.
@@ -102,15 +107,18 @@ def _parts(run, step: bool, horizon: int | None, path: Path) -> Parts:
 def export_onnx(run, path: str | os.PathLike, *, step: bool = False, horizon: int | None = None,
                 force: bool = False, check: bool = True) -> Path:
     """Write ``run`` (a :class:`~rnnkit.tasks.forecast.workflow.ForecastRun`, a
+    :class:`~rnnkit.tasks.forecast.panel_run.PanelRun`, a classifier's or a
     :class:`~rnnkit.tasks.text.workflow.TextRun`, or a run directory) to the ONNX file ``path``: a
     forecaster's forecast graph, or with ``step=True`` its streaming step graph (see the module
-    docstring); a character model's sequence graph or step graph (:mod:`.text_export`). ``horizon``
+    docstring; a panel run's also writes its per-series table next to ``path``, replaced with it
+    only with ``force``); a character model's sequence graph or step graph (:mod:`.text_export`). ``horizon``
     (forecast graph) is the number of steps the graph forecasts (default: the run's; beyond a direct
     model's trained horizon it feeds its forecasts back, as rnnkit does). An existing ``path`` is
     replaced only with ``force``. With ``check`` (and onnxruntime installed) the graph is run on random
     inputs and compared with rnnkit's own numbers first.
 
-    Forecasting runs with known inputs (future covariates, calendar features) are refused, a quantile
+    Forecasting runs with known inputs (future covariates, calendar features; a panel's static
+    covariates and id embedding) are refused, a quantile
     or distribution head's ``horizon`` beyond its trained one, and for ``step=True`` ensembles over
     several lookbacks. Returns the path written."""
     onnx = _need_onnx()
