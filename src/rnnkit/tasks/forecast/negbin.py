@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import ConfigError, DataError
+from .passes import outputs
 
 __all__ = ["ALPHA_FLOOR", "NAIVE_FLOOR", "count_scale", "count_inputs", "count_base", "negbin_params", "negbin_nll",
            "negbin_cdf", "negbin_quantiles", "negbin_draw", "check_counts", "count_config", "unscaled_targets",
@@ -294,7 +295,6 @@ def negbin_beats_naive(model, val) -> bool:
     """The naive gate of a negbin head: whether its point forecast (the centre level) has a lower pinball
     loss at that level on the validation windows ``val = (x, y)`` than its naive fallback (the same
     model with its mean's rows zeroed, whose mean is the naive forecast)."""
-    from .combine import outputs  # noqa: PLC0415
     from .quantiles import zero_output  # noqa: PLC0415
     naive = copy.deepcopy(model)
     zero_output(naive, 0)
