@@ -19,10 +19,10 @@ recent history, the forecast past its end and the forecast's bands, drawn as one
   without them (no forecast table) the plots show the history alone, as one series' plot does,
   and the title says why.
 
-:func:`panel_figure` builds a :class:`matplotlib.figure.Figure` on an Agg canvas, without pyplot's
-global state (tests inspect it; nothing is left open); :func:`write_panel_plot` is what the run
-directory's writer (:func:`~.panel_run.write_panel_run`) calls inside its atomic write, so a
-failure there leaves no run directory behind.
+:func:`panel_figure` (and :func:`run_figure`, a run's) builds a :class:`matplotlib.figure.Figure`
+on an Agg canvas, without pyplot's global state (tests inspect it; nothing is left open);
+:func:`write_panel_plot` is what the run directory's writer (:func:`~.panel_run.write_panel_run`)
+calls inside its atomic write, so a failure there leaves no run directory behind.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .levels import level_name
 from .predict import forecast_frame
 from .quantiles import level_columns
 
-__all__ = ["SeriesPlot", "band_columns", "plot_items", "panel_figure", "write_panel_plot", "MAX_SERIES"]
+__all__ = ["SeriesPlot", "band_columns", "plot_items", "panel_figure", "run_figure", "write_panel_plot", "MAX_SERIES"]
 
 #: the most series one forecast.png shows (a 3 x 3 grid)
 MAX_SERIES = 9
@@ -169,9 +169,8 @@ def panel_figure(items: Sequence[SeriesPlot], total: int, title: str = "forecast
     return fig
 
 
-def write_panel_plot(path: str | os.PathLike, run, panel: PanelData, ahead: pd.DataFrame | None,
-                     ids: Sequence[str] | None = None) -> None:
-    """The forecast.png of ``run`` (a :class:`~.panel_run.PanelRun`) at ``path``: the series ``ids``
+def run_figure(run, panel: PanelData, ahead: pd.DataFrame | None, ids: Sequence[str] | None = None):
+    """The forecast.png figure of ``run`` (a :class:`~.panel_run.PanelRun`): the series ``ids``
     (default: the first) of ``panel``, the forecast and bands of ``ahead`` (its forecast table, or
     None: the history alone)."""
     dc = run.data_config
@@ -179,5 +178,10 @@ def write_panel_plot(path: str | os.PathLike, run, panel: PanelData, ahead: pd.D
     items = plot_items(panel, ahead, dc.id_col, target, dc.horizon, dict(zip(run.ids, run.meta["splits"])), ids,
                        () if run.intervals is None else run.intervals.levels, run.levels)
     note = "no forecast: it needs the future covariates' values" if ahead is None else None
-    fig = panel_figure(items, len(panel), f"{run.model_config.cell} forecast: {target}", note)
-    fig.savefig(path, dpi=100, format="png")
+    return panel_figure(items, len(panel), f"{run.model_config.cell} forecast: {target}", note)
+
+
+def write_panel_plot(path: str | os.PathLike, run, panel: PanelData, ahead: pd.DataFrame | None,
+                     ids: Sequence[str] | None = None) -> None:
+    """:func:`run_figure` saved as a PNG at ``path``."""
+    run_figure(run, panel, ahead, ids).savefig(path, dpi=100, format="png")
