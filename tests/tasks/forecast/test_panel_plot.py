@@ -5,7 +5,9 @@ counts; and the file itself, written by `rnnkit fit --id-col` and by nothing hal
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -225,3 +227,19 @@ def test_fit_via_the_cli_writes_forecast_png(tmp_path):
     fig = run_figure(bare, bare.load_data(), None)
     assert all(not lines(ax, "forecast") and lines(ax, "actual") for ax in fig.axes)
     assert "no forecast: it needs the future covariates' values" in fig.get_suptitle()
+
+
+@pytest.mark.parametrize("freq, steps", [("MS", 20), ("h", 40), ("MS", 32), ("QS", 11), ("D", 40), ("YS", 16)])
+def test_dated_axes_draw_without_a_warning(freq, steps):
+    """The date ticks of every plot fit its narrow width: matplotlib's AutoDateLocator warns (and a
+    user would see it on every fit) when none of its intervals gives the asked tick counts (with at
+    most 4 ticks: 20 months, 40 hours)."""
+    index = pd.date_range("2000-01-01", periods=steps, freq=freq)
+    n = steps - 4  # history, then a horizon of 4
+    item = panel_plot.SeriesPlot("a", index[:n], np.arange(n, dtype=float), n - 4, index[n:],
+                                 np.ones(4), [("q0.1 to q0.9", np.zeros(4), np.full(4, 2.0))])
+    fig = panel_plot.panel_figure([item], 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig.savefig(io.BytesIO(), format="png")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]  # dates are labelled

@@ -159,7 +159,7 @@ def panel_figure(items: Sequence[SeriesPlot], total: int, title: str = "forecast
         ax.set_title(str(it.id), fontsize=9)
         ax.tick_params(labelsize=7)
         if isinstance(it.index, pd.DatetimeIndex):
-            locator = mdates.AutoDateLocator(minticks=2, maxticks=4)
+            locator = mdates.AutoDateLocator(minticks=2, maxticks=5)  # (2, 4): no interval fits 20 months
             ax.xaxis.set_major_locator(locator)
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     handles, labels = max((a.get_legend_handles_labels() for a in fig.axes), key=lambda hl: len(hl[1]))
