@@ -298,7 +298,7 @@ class PanelRun:
         """Write the run directory ``out`` atomically (an existing one only with ``force``), with
         forecast.csv (every series' next horizon; a run with future covariates only when ``future``
         gives their values), series_metrics.csv (one row per scored series) and forecast.png (the
-        first series' recent history, forecast and bands, or the series ``plot_ids``; at most 9:
+        recent history, forecast and bands of the first 9 series, or of the series ``plot_ids``:
         :mod:`.panel_plot`)."""
         panel = self.load_data(data)
         ahead = self.forecast(panel, future=future) if future is not None or not self.data_config.future_covariates \
@@ -309,8 +309,8 @@ class PanelRun:
 def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame | None = None,
                     panel: PanelData | None = None, plot_ids: Sequence[str] | None = None) -> Path:
     """The run directory of :meth:`PanelRun.save`, written atomically: a failure (of the plot too)
-    leaves none. With ``panel`` (the series forecast) it has forecast.png; without, as
-    :func:`~rnnkit.tasks.forecast.run.save_run` writes it, neither forecast.csv nor forecast.png."""
+    leaves none. ``ahead`` (the forecast table) is its forecast.csv; with ``panel`` (the series
+    forecast) it has forecast.png (:func:`~rnnkit.tasks.forecast.run.save_run` passes neither)."""
     def write(d: Path) -> None:
         sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
                     "train": run.train_config.to_dict(), "search": run.search.to_dict(), "meta": run.meta,
