@@ -1,6 +1,7 @@
 """A global model's run: training it on a panel (:func:`fit_global`), forecasting and scoring every
 series (:class:`PanelRun`), and its run directory (kind ``"panel"``: config.json, weights.safetensors,
-scalers.json with one scaler per series id, history, metrics.json, series_metrics.csv, forecast.csv).
+scalers.json with one scaler per series id, history, metrics.json, series_metrics.csv, forecast.csv,
+forecast.png).
 See :mod:`rnnkit.tasks.forecast.panel` for how the series meet in one training set."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .panel import (panel_contexts, panel_known_width, prepare_panel, series_kno
                     static_values)
 from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
 from .panel_intervals import PanelIntervals, calibrate_panel, series_scale
+from .panel_plot import write_panel_plot
 from .panel_quantiles import check_level_horizon, check_panel_heads, unscale
 from .panel_scores import level_entry, pooled_level_scores, series_scores, series_table, summarise
 from .quantiles import with_level_columns
@@ -291,17 +293,24 @@ class PanelRun:
             summary["intervals"] = self.intervals.scores(actual, pred, self.scales(sub, [o for *_, o, _ in items]))
         return {"summary": summary, "series": per}
 
-    def save(self, out: str | os.PathLike, force: bool = False, data=None, future=None) -> Path:
+    def save(self, out: str | os.PathLike, force: bool = False, data=None, future=None,
+             plot_ids: Sequence[str] | None = None) -> Path:
         """Write the run directory ``out`` atomically (an existing one only with ``force``), with
         forecast.csv (every series' next horizon; a run with future covariates only when ``future``
-        gives their values) and series_metrics.csv (one row per scored series)."""
+        gives their values), series_metrics.csv (one row per scored series) and forecast.png (the
+        recent history, forecast and bands of the first 9 series, or of the series ``plot_ids``:
+        :mod:`.panel_plot`)."""
         panel = self.load_data(data)
         ahead = self.forecast(panel, future=future) if future is not None or not self.data_config.future_covariates \
             else None
-        return write_panel_run(self, out, force, ahead)
+        return write_panel_run(self, out, force, ahead, panel, plot_ids)
 
 
-def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame | None = None) -> Path:
+def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame | None = None,
+                    panel: PanelData | None = None, plot_ids: Sequence[str] | None = None) -> Path:
+    """The run directory of :meth:`PanelRun.save`, written atomically: a failure (of the plot too)
+    leaves none. ``ahead`` (the forecast table) is its forecast.csv; with ``panel`` (the series
+    forecast) it has forecast.png (:func:`~rnnkit.tasks.forecast.run.save_run` passes neither)."""
     def write(d: Path) -> None:
         sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
                     "train": run.train_config.to_dict(), "search": run.search.to_dict(), "meta": run.meta,
@@ -316,6 +325,8 @@ def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame
             series_table(run.metrics).to_csv(d / "series_metrics.csv", index=False)
         if ahead is not None:
             ahead.to_csv(d / "forecast.csv", index=False)
+        if panel is not None:
+            write_panel_plot(d / "forecast.png", run, panel, ahead, plot_ids)
     return write_run_dir(out, write, force, protect=[run.data_config.source])
 
 
