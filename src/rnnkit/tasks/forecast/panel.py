@@ -46,6 +46,7 @@ Not yet for panels (refused with a message): target transforms, stateful trainin
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,7 @@ from .data import absolute_source, default_lookback, seasonal_period
 from .fitting import InputWidths, resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows
+from .linear import fit_effect
 from .model import head_loss
 from .normalise import WindowNorm, difference_lag, pick_skip, skip_errors
 from .panel_intervals import check_panel_intervals
@@ -175,8 +177,10 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         train_config = train_config.replace(loss=head_loss(model_config) or "mse")
     series = [with_future_columns(s, data_config.future_covariates) for s in panel.series]
     past = tuple(c for c in series[0].covariates if c not in data_config.future_covariates)
+    linear = bool(data_config.future_covariates) and data_config.linear_covariates != "none" \
+        and model_config.distribution != "negbin"  # counts take none (as one series' runs)
     dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none",
-                             linear_covariates="none",  # no linear covariate effect for panels yet: recorded as such
+                             linear_covariates="auto" if linear else "none",
                              source=absolute_source(panel.source))  # the run finds it from any working directory
     C, H = len(dc.targets), dc.horizon
     recursive = model_config.strategy == "recursive"
@@ -208,6 +212,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
                            [series_known_table(s, dc, scaler, r) for s, scaler, r in zip(series, scalers, static_rows)]
                            if K else None)
     scaled = [rows.values[a:b] for a, b in zip(rows.offsets[:-1], rows.offsets[1:])]
+    effect = panel_effect(rows, scaled, [e for e, _ in splits], trained_ids, C, n_values,
+                          len(dc.future_covariates)) if linear else ()
     if skip == "auto":  # the naive forecast of least error on every series' training windows
         candidates = ("last", "drift") + (("seasonal",) if 1 < m <= L else ())
         totals = dict.fromkeys(candidates, 0.0)
@@ -221,6 +227,7 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     dc = dc.replace(skip=skip)
     train_rows = np.concatenate([scaled[k][:splits[k][0], :C] for k in trained_ids])
     norm = WindowNorm.fit(normalise, skip, m, train_rows, difference_lag(dc.difference, m))
+    norm = dataclasses.replace(norm, effect=effect, effect_col=n_values) if effect else norm
     del train_rows
 
     def part(bounds, stride: int) -> PanelWindows:
@@ -232,6 +239,22 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     return PanelPrepared(dc, train_config, norm, train, val, dtype, scalers, splits,
                          len(trained_ids), statics, K, too_short=val is None and want_val, recursive=recursive,
                          groups=groups)
+
+
+def panel_effect(rows: PanelRows, scaled: list[np.ndarray], train_ends: list[int], trained: list[int], C: int,
+                 first: int, k: int) -> tuple[tuple[float, ...], ...]:
+    """The future covariates' linear effect on the targets (:mod:`.linear`), one set of slopes for
+    all series with an intercept per series (the fixed-effects estimator, on the training rows of the
+    series that train, in each series' scaled units), or empty where the F test keeps none; where it
+    is kept, ``rows``' targets become the targets less it (in place: every series' rows)."""
+    y = np.concatenate([scaled[i][:train_ends[i], :C] for i in trained])
+    x = np.concatenate([scaled[i][:train_ends[i], first:first + k] for i in trained])
+    groups = np.repeat(np.arange(len(trained)), [train_ends[i] for i in trained])
+    beta = fit_effect(y, x, groups=groups)
+    if beta is None:
+        return ()
+    rows.values[:, :C] -= rows.values[:, first:first + k] @ beta
+    return tuple(tuple(float(v) for v in r) for r in beta)
 
 
 def panel_contexts(panel: PanelData, ends, lookback: int) -> np.ndarray:

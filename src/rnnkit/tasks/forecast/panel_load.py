@@ -79,8 +79,14 @@ def load_panel_run(path: str | os.PathLike) -> PanelRun:
         model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets x quantiles":
                                                       dc.horizon * C * head_width(mc)})
         history, metrics = check.reports()
+        effect, Kf = meta["covariate_effect"], len(dc.future_covariates)  # (Kf, C) slopes, or [] (.linear)
+        check.agree(not effect or (len(effect) == Kf and all(len(r) == C for r in effect)
+                                   and dc.linear_covariates != "none"), "config.json",
+                    f"meta's covariate_effect {effect!r} is not {Kf} row(s) of {C} slope(s) (or empty; empty "
+                    "with linear_covariates 'none')")
         norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, C, tuple(meta["norm_floor"]),
-                          difference_lag(dc.difference, dc.seasonal_period))
+                          difference_lag(dc.difference, dc.seasonal_period),
+                          tuple(tuple(float(v) for v in r) for r in effect), n_values if effect else 0)
         intervals = None
         check.agree(bool(sc.intervals) == ("intervals" in meta), "config.json",
                     "the search section's intervals and meta.intervals disagree")

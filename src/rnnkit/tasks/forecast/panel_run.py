@@ -350,7 +350,8 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
                                                 callbacks=list(callbacks or ()))
     dc = prep.data_config
     meta = {"data_source": panel.source, "data_sha256": panel.sha256, "dtype": str(dtype).replace("torch.", ""),
-            "freq": panel.freq, "norm_floor": list(prep.norm.floor), "ensemble": search.ensemble,
+            "freq": panel.freq, "norm_floor": list(prep.norm.floor),
+            "covariate_effect": [list(r) for r in prep.norm.effect], "ensemble": search.ensemble,
             "naive_members": int(sum(fallback)), "member_best_epochs": [h.best_epoch or 0 for h in histories],
             "ids": list(panel.ids), "splits": [list(s) for s in prep.splits],
             "n_rows": [int(n) for n in panel.lengths()], "trained_series": prep.trained_series,
