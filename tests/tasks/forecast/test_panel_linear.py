@@ -133,3 +133,19 @@ def test_the_effect_lowers_the_error_where_the_targets_follow_their_covariate():
                          raw, quiet=True)
         errors[linear] = run.metrics["summary"]["model"]["mase"]  # mean over the series
     assert errors["auto"] < 0.5 * errors["none"], errors  # measured: 0.10 against 0.96
+
+
+@pytest.mark.parametrize("effect", [[[1.0, 2.0]], [[1.0], [2.0]], [["x"]]])
+def test_a_damaged_effect_is_refused_on_load(effect, tmp_path):
+    from rnnkit.errors import RunError
+    raw = price_panel(n_series=3, n=40)
+    dc = rnnkit.DataConfig(id_col="id", time_col="date", future_covariates=("price",), lookback=12, horizon=3)
+    run = fit_global(dc, SMALL, QUICK.replace(epochs=1), raw, quiet=True)
+    run.save(tmp_path / "run", data=raw)
+    path = tmp_path / "run" / "config.json"
+    config = json.loads(path.read_text())
+    config["meta"]["covariate_effect"] = effect
+    path.write_text(json.dumps(config))
+    with pytest.raises(RunError, match="covariate_effect") as e:
+        rnnkit.load_run(tmp_path / "run")
+    assert "\n" not in str(e.value)
