@@ -63,6 +63,7 @@ from .fitting import InputWidths, resolve_calendar, resolve_norm, series_known_r
 from .future import with_future_columns
 from .known import calendar_width, known_windows
 from .model import head_loss
+from .negbin import check_counts, count_settings, unscaled_targets
 from .normalise import WindowNorm, difference_lag, pick_skip, skip_errors
 from .panel_intervals import check_panel_intervals
 from .panel_windows import PanelRows, PanelWindows
@@ -70,7 +71,7 @@ from .predict import windows_for
 from .statics import StaticEncoder
 
 __all__ = ["PanelPrepared", "prepare_panel", "panel_lookback", "series_split", "panel_contexts",
-           "series_known_windows", "series_known_table", "panel_known_width", "static_values"]
+           "series_known_windows", "series_known_table", "panel_known_width", "static_values", "check_panel_counts"]
 
 
 def panel_lookback(m: int, horizon: int, lengths: np.ndarray, held_out: int) -> int:
@@ -179,6 +180,10 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
                              linear_covariates="none",  # no linear covariate effect for panels yet: recorded as such
                              source=absolute_source(panel.source))  # the run finds it from any working directory
     C, H = len(dc.targets), dc.horizon
+    counts = model_config.distribution == "negbin"  # counts in, counts out (.negbin): targets unscaled
+    if counts:
+        dc = count_settings(dc, model_config)
+        check_panel_counts([s.source for s in series], [s.target_values for s in series], dc.targets)
     recursive = model_config.strategy == "recursive"
     m = seasonal_period(dc, panel.freq)
     want_test, want_val = dc.test_frac is None, dc.val_frac is None
@@ -201,6 +206,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
                                 dc.static_covariates, tuple(panel.ids[k] for k in trained_ids) if dc.id_embedding else ())
     K = panel_known_width(dc, panel.freq, statics, recursive)
     scalers = tuple(Scaler(dc.scaler).fit(s.values[:max(e, 1)]) for s, (e, _) in zip(series, splits))
+    if counts:  # each window's own scale v = 1 + its mean count puts the series' levels on one footing
+        scalers = tuple(unscaled_targets(sc, C) for sc in scalers)
     n_values = C + len(past)
     static_rows = [statics.features(static_values(panel, k), s.source, panel.ids[k]) for k, s in enumerate(series)]
     # every series' scaled rows and known inputs, once: what the windows are cut from (scaled[k] is a view)
@@ -220,7 +227,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         skip = pick_skip(candidates, totals)
     dc = dc.replace(skip=skip)
     train_rows = np.concatenate([scaled[k][:splits[k][0], :C] for k in trained_ids])
-    norm = WindowNorm.fit(normalise, skip, m, train_rows, difference_lag(dc.difference, m))
+    # a negbin head corrects its naive forecast itself, in counts (set_count_naive): the windows stay as they are
+    norm = WindowNorm.fit(normalise, "none" if counts else skip, m, train_rows, difference_lag(dc.difference, m))
     del train_rows
 
     def part(bounds, stride: int) -> PanelWindows:
@@ -232,6 +240,16 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     return PanelPrepared(dc, train_config, norm, train, val, dtype, scalers, splits,
                          len(trained_ids), statics, K, too_short=val is None and want_val, recursive=recursive,
                          groups=groups)
+
+
+def check_panel_counts(sources, values, targets) -> None:
+    """Refuse (DataError, naming the series) target values that are not counts, for a negbin head:
+    ``values[k] (rows, >= C)`` of the series whose label is ``sources[k]`` (the targets first)."""
+    for source, v in zip(sources, values):
+        try:
+            check_counts(np.asarray(v)[..., :len(targets)], targets)
+        except DataError as e:
+            raise DataError(f"{source}: {e}") from None
 
 
 def panel_contexts(panel: PanelData, ends, lookback: int) -> np.ndarray:

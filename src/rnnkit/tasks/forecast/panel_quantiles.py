@@ -39,11 +39,9 @@ __all__ = ["check_panel_heads", "check_level_horizon", "unscale"]
 
 
 def check_panel_heads(model_config: ModelConfig, search: SearchConfig) -> None:
-    """Refuse what one series refuses: conformal ``--intervals`` around a head of levels; and the
-    negative-binomial head, which panels do not train yet (its counts skip the per-series scaler)."""
-    if model_config.distribution == "negbin":
-        raise ConfigError("--distribution negbin: not yet for panels (one global model over many series); use "
-                          "--distribution normal or --quantiles, or fit the series one by one")
+    """Refuse what one series refuses: conformal ``--intervals`` around a head of levels (the
+    negative-binomial head's own refusals are :func:`~.negbin.count_settings`', in
+    :func:`~.panel.prepare_panel`)."""
     if search.intervals and model_config.quantiles:
         what = "--quantiles" if model_config.distribution == "none" else f"--distribution {model_config.distribution}"
         raise ConfigError(f"--intervals and {what} are two kinds of interval: the conformal intervals wrap a point "
