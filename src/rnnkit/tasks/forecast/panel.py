@@ -39,7 +39,11 @@ value columns as for one series; future covariates and calendar features are kno
 columns. Conformal ``--intervals`` are calibrated across the series (:mod:`.panel_intervals`);
 a quantile head (``--quantiles``) or a distribution head (``--distribution``) is one global head
 trained on every series' windows with its own loss and decoded per series, level by level, so its
-levels never cross (:mod:`.panel_quantiles`; the two kinds of interval are not combined).
+levels never cross (:mod:`.panel_quantiles`; the two kinds of interval are not combined). The
+negative-binomial head (``--distribution negbin``, :mod:`.negbin`) reads counts as they are: every
+series' scaler keeps offset 0 and scale 1 on the targets, the windows are not normalised, and the
+head scales each window itself (``1 + its mean count``); targets that are not counts are refused,
+naming the series.
 Not yet for panels (refused with a message): target transforms, stateful training, ``--auto``,
 ``--ensemble-lookbacks``, ``--gate-origins``, ``--val-start``/``--test-start`` and ``backtest --refit``.
 """

@@ -17,6 +17,10 @@ work for a global model exactly as for one series; nothing in them is specific t
   (:func:`~.quantiles.level_columns`, the single-series names); ``evaluate``/``backtest`` add the
   level scores of :mod:`.panel_scores`.
 
+A negative-binomial head (``--distribution negbin``) decodes nothing: its counts are not scaled (every
+series' scaler keeps offset 0 and scale 1 on the targets, :func:`~.negbin.unscaled_targets`) and its
+windows are not normalised, so its levels are the whole counts the head computes.
+
 A recursive distribution head forecasts from sampled paths (:mod:`.paths`), as for one series: every
 series and origin goes through the model in one call, whose generator is seeded with the member's
 training seed, so a run and its reloaded directory forecast the same numbers.
