@@ -10,6 +10,7 @@ distribution is known and compares the learnt levels' coverage with the truth's.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 import rnnkit
 from cli_cases import one_line_error
 from rnnkit.cli import main
+from rnnkit.errors import RunError
 from rnnkit.tasks.forecast.distribution import zero_mean
 from rnnkit.tasks.forecast.fitting import new_member
 from rnnkit.tasks.forecast.negbin import NAIVE_FLOOR, negbin_cdf, negbin_quantiles, start_windows
@@ -196,6 +198,24 @@ def test_the_run_directory_reloads_to_the_same_forecast(fitted, raw, tmp_path):
     metrics = pd.read_csv(out / "series_metrics.csv")
     assert {"model: wql", "model: crps", "model: coverage_80", "model: width_80"} <= set(metrics.columns)
     assert again.evaluate(raw) == fitted.evaluate(raw)
+
+
+def _edit(path, fn):
+    doc = json.loads(path.read_text())
+    fn(doc)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("damage, file", [
+    (lambda d: _edit(d / "scalers.json", lambda s: s["scalers"][2].update(scale=[2.0])), "scalers.json"),
+    (lambda d: _edit(d / "scalers.json", lambda s: s["scalers"][0].update(offset=[1.0])), "scalers.json"),
+    (lambda d: _edit(d / "config.json", lambda c: c["data"].update(normalise="window")), "config.json"),
+])
+def test_a_run_whose_counts_would_be_scaled_is_refused(direct, raw, tmp_path, damage, file):
+    out = direct.save(tmp_path / "run", data=raw)
+    damage(out)
+    with pytest.raises(RunError, match=file):
+        rnnkit.load_run(out)
 
 
 def test_a_reloaded_run_with_a_skip_keeps_its_naive_forecast(raw, tmp_path):
