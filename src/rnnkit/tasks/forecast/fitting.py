@@ -149,7 +149,7 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
                              source=absolute_source(data_config.source))  # usable from any working directory
     counts = model_config.distribution == "negbin"  # counts in, counts out: .negbin's module docstring
     if counts:
-        dc = count_config(dc, model_config, data)
+        dc = count_config(dc, data)
     if train_config.stateful and model_config.strategy != "recursive":
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
     C = len(dc.targets)

@@ -18,7 +18,9 @@ count) and not shifted and divided per window (``--normalise window`` makes coun
 network needs a scale-free input all the same, so the head scales itself, as DeepAR does: each
 window's scale is ``v = 1 + the mean of its target values`` (per target, over the context window;
 the 1 keeps an all-zero window finite), the network reads the targets divided by ``v`` (covariates
-and known inputs as the run scales them), and the mean comes back in counts::
+and known inputs as the run scales them; a direct model with known inputs reads its window on over
+the horizon, the targets zero there, and its scale and naive forecast are its context's alone:
+:meth:`~.model.Forecaster.context`), and the mean comes back in counts::
 
     mu = v softplus(r_0)                                   (no naive skip; recursive models)
     mu = v softplus(r_0 + softplus^-1(b_h / v))            (a direct model with a naive skip)
@@ -88,10 +90,12 @@ def count_scale(y: Tensor) -> Tensor:
     return 1.0 + y.mean(1, keepdim=True)
 
 
-def count_inputs(x: Tensor, n_targets: int) -> tuple[Tensor, Tensor]:
+def count_inputs(x: Tensor, n_targets: int, context: int | None = None) -> tuple[Tensor, Tensor]:
     """What the network reads of windows ``x (B, T, F)``: the targets divided by the window's
-    :func:`count_scale`, the other columns as they are; and that scale ``(B, 1, C)``."""
-    v = count_scale(x[..., :n_targets])
+    :func:`count_scale`, the other columns as they are; and that scale ``(B, 1, C)``, of the first
+    ``context`` steps (default: all; a direct model with known inputs reads zeros for the targets over
+    the horizon after its context, which its scale leaves out)."""
+    v = count_scale(x[:, :context, :n_targets])
     return torch.cat([x[..., :n_targets] / v, x[..., n_targets:]], -1), v
 
 
@@ -222,7 +226,7 @@ def check_counts(values: np.ndarray, names) -> None:
                             f"{float(col[bad].flat[0]):g} ({what}); use --distribution normal for other values")
 
 
-def count_settings(dc, model_config):
+def count_settings(dc):
     """``dc`` for a negative-binomial head, refused in one line (ConfigError) where it cannot work, with
     "auto" resolved as counts need: no transform, no per-window normalisation (the head scales itself;
     see the module docstring), and no naive skip unless one is asked for: DeepAR's ``mu = v softplus(r)``.
@@ -242,22 +246,16 @@ def count_settings(dc, model_config):
     if dc.normalise == "window":
         refuse("--normalise window", "shifting a window by its mean makes counts negative; the head divides its "
                "inputs by the window's mean count + 1 itself: use --normalise none (or auto)")
-    known = [flag for flag, on in (("--future-covariates", dc.future_covariates), ("--calendar", dc.calendar != "none"),
-                                   ("--static-covariates", getattr(dc, "static_covariates", ())),
-                                   ("--id-embedding", getattr(dc, "id_embedding", False))) if on]
-    if model_config.strategy == "direct" and known:  # its count scale and naive forecast read the context alone
-        refuse(f"known inputs ({', '.join(known)})", "a direct negbin head does not read them yet; use "
-               "--strategy recursive, which reads them at each step")
     dc = dc.replace(transform="none", normalise="none", skip="none" if dc.skip == "auto" else dc.skip)
     if getattr(dc, "linear_covariates", "none") != "none":  # a linear effect taken off the targets: not counts
         dc = dc.replace(linear_covariates="none")
     return dc
 
 
-def count_config(dc, model_config, data):
+def count_config(dc, data):
     """:func:`count_settings` for one series ``data`` (a SeriesData), whose targets must be counts
     (:func:`check_counts`, a DataError naming the target)."""
-    dc = count_settings(dc, model_config)
+    dc = count_settings(dc)
     check_counts(data.values[:, :len(dc.targets)], dc.targets)
     return dc
 
@@ -308,7 +306,7 @@ def init_negbin_head(model, x: Tensor, y: Tensor) -> None:
     pick = _start_pick(len(x))  # the forward pass below stays small
     x, y = x[pick], y[pick].double()
     if model.count_naive[0] == "none":
-        scale = count_scale(x[..., :model.n_targets].double()).mean(0)  # (1, C)
+        scale = count_scale(model.context(x)[..., :model.n_targets].double()).mean(0)  # (1, C)
         bias[:, :, 0] = _softplus_inverse((y.mean(0) / scale).clamp(min=1e-3)).to(bias.dtype)
     mu = model.params(x)[0].double()
     if model.recursive:

@@ -186,7 +186,7 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     C, H = len(dc.targets), dc.horizon
     counts = model_config.distribution == "negbin"  # counts in, counts out (.negbin): targets unscaled
     if counts:
-        dc = count_settings(dc, model_config)
+        dc = count_settings(dc)
         check_panel_counts([s.source for s in series], [s.target_values for s in series], dc.targets)
     recursive = model_config.strategy == "recursive"
     m = seasonal_period(dc, panel.freq)
