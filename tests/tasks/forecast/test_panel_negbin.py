@@ -298,7 +298,7 @@ FIT = ["fit", None, "--id-col", "id", "--target", "y", "--horizon", "3", "--look
 @pytest.mark.parametrize("extra, message", [
     (["--normalise", "window"], "--normalise window with --distribution negbin: shifting a window by its mean makes"),
     (["--difference", "first"], "a difference of counts is no count"),
-    (["--transform", "log"], "--transform: not yet for panels"),
+    (["--transform", "log"], "--transform log with --distribution negbin: the likelihood is of the counts"),
     (["--intervals", "80"], "--intervals and --distribution negbin are two kinds of interval"),
     (["--strategy", "recursive", "--skip", "last"], "skip='last' is for direct models"),
 ])

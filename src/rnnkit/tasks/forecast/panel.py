@@ -174,6 +174,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
                   search: SearchConfig | None = None) -> PanelPrepared:
     """Split and scale every series of ``panel``, keep its rows once and index its windows (built
     a chunk at a time as they train: :mod:`.panel_windows`); the validation windows as tensors."""
+    if model_config.distribution == "negbin":
+        count_settings(data_config)  # first: its refusals (--transform, --difference...) say why for counts
     _refuse_for_panels(data_config, train_config, search or SearchConfig())
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
     if train_config.loss is None:  # the job's own loss, recorded in the run (a head's pinball or nll loss)
