@@ -24,7 +24,7 @@ from rnnkit.cli import main
 from rnnkit.errors import RunError
 from rnnkit.tasks.forecast.distribution import zero_mean
 from rnnkit.tasks.forecast.fitting import new_member
-from rnnkit.tasks.forecast.negbin import NAIVE_FLOOR, negbin_cdf, negbin_quantiles, start_windows
+from rnnkit.tasks.forecast.negbin import NAIVE_FLOOR, init_negbin_head, negbin_cdf, negbin_quantiles, start_windows
 from rnnkit.tasks.forecast.panel import prepare_panel
 from rnnkit.tasks.forecast.panel_run import fit_global, load_panel
 
@@ -126,9 +126,13 @@ def test_the_head_starts_alike_from_lazy_and_materialised_windows():
     pick = torch.linspace(0, len(prep.train) - 1, 4096).round().long()
     assert torch.equal(x, everything[0][pick]) and torch.equal(y, everything[1][pick])
     lazy = new_member(prep, SMALL, 0).state_dict()
-    held = new_member(dataclasses.replace(prep, train=everything), SMALL, 0).state_dict()
+    model = new_member(dataclasses.replace(prep, train=everything), SMALL, 0)
+    held = model.state_dict()
     for name in lazy:
         assert torch.equal(lazy[name], held[name]), name
+    init_negbin_head(model, *everything)  # the head's start from every window: it picks the same 4096 itself
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, held[name]), name
 
 
 def test_the_levels_are_the_exact_quantiles_of_the_heads_mean_and_dispersion(direct, raw):
