@@ -29,8 +29,9 @@ from .model import Forecaster
 from .normalise import WindowNorm
 from .future import future_values, with_future_columns
 from .known import known_names
-from .panel import (panel_contexts, panel_known_width, prepare_panel, series_known_windows, series_split,
-                    static_values)
+from .negbin import is_negbin, unscaled_targets
+from .panel import (check_panel_counts, panel_contexts, panel_known_width, prepare_panel, series_known_windows,
+                    series_split, static_values)
 from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
 from .panel_intervals import PanelIntervals, calibrate_panel, series_scale
 from .panel_plot import write_panel_plot
@@ -170,7 +171,8 @@ class PanelRun:
         rows before ``end`` (with the per-window normalisation the forecast hardly depends on it)."""
         if sid in self.scalers:
             return self.scalers[sid]
-        return Scaler(self.data_config.scaler).fit(values[:end])
+        scaler = Scaler(self.data_config.scaler).fit(values[:end])
+        return unscaled_targets(scaler, len(self.targets)) if is_negbin(self.model) else scaler  # counts as they are
 
     @property
     def levels(self) -> tuple[float, ...]:
@@ -187,6 +189,8 @@ class PanelRun:
         check_level_horizon(self.model_config, dc.horizon, horizon)
         L, C = dc.lookback, len(self.targets)
         raw = panel_contexts(panel, ends, L)  # (S, L, F)
+        if is_negbin(self.model):  # a negbin head reads counts: every context's targets must be counts
+            check_panel_counts([s.source for s in panel.series], raw, self.targets)
         scalers = [self._scaler(sid, s.values, e) for sid, s, e in zip(panel.ids, panel.series, ends)]
         scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, raw)])
         known = None
