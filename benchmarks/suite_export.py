@@ -82,7 +82,7 @@ def run(cfg) -> dict:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as e:
-        return {"title": "9. Exported step: onnxruntime vs rnnkit", "skipped": f"the deploy extra is missing ({e})",
+        return {"title": "8. Exported step: onnxruntime vs rnnkit", "skipped": f"the deploy extra is missing ({e})",
                 "tables": [], "records": []}
     rows, records = [], []
     with tempfile.TemporaryDirectory() as tmp, threads(1), torch.no_grad():
@@ -98,7 +98,7 @@ def run(cfg) -> dict:
                 records.append({"cell": cell, "hidden": H, "baseline": name, "rnnkit_s": rk.to_dict(),
                                 "baseline_s": res[name].to_dict(), "ratio": r.to_dict()})
     return {
-        "title": "9. Exported step: onnxruntime vs rnnkit (one streaming step, batch 1, one thread)",
+        "title": "8. Exported step: onnxruntime vs rnnkit (one streaming step, batch 1, one thread)",
         "intro": ("A forecaster trained on builtin:elnino (lookback 24, horizon 6, direct, --normalise none) is "
                   "exported with `rnnkit export --step`; its step is timed as `run.model.step(x_t, state)` in rnnkit "
                   "and as onnxruntime's `session.run` of the step graph (state in and out as NumPy arrays), "

@@ -87,7 +87,7 @@ def run(cfg) -> dict:
         records.append({"way": way, "jobs": jobs, "workers": WORKERS, "epochs": epochs, "cores": cores,
                         "sequential_s": seq.to_dict(), "parallel_s": par.to_dict(), "ratio": r.to_dict()})
     return {
-        "title": f"6. Sweeps: {jobs} jobs, one after another against {WORKERS} worker processes",
+        "title": f"7. Sweeps: {jobs} jobs, one after another against {WORKERS} worker processes",
         "intro": (f"`{SOURCE}` (horizon {HORIZON}, at most {epochs} epochs with the default early stopping), the grid "
                   f"`{_grid_text()}` ({jobs} jobs, each `fit_forecaster` and its run directory with plots). The "
                   "command line runs as a separate process per call (start-up and imports included; the parallel "

@@ -178,7 +178,7 @@ class ModelConfig(Serialisable):
                 "and a dispersion (Var = mu + alpha mu^2), the inputs over the window's mean count + 1, the "
                 "levels exact counts; no --transform, --difference or --normalise window. Direct strategy: every "
                 "step's levels at once; recursive: trained one step ahead, forecast by --samples sampled paths; "
-                "panels (--id-col) too, one global head (not negbin yet)",
+                "panels (--id-col) too, one global head (negbin: the counts unscaled, each window scaled by the head)",
         "choices": DISTRIBUTIONS})
     samples: int = field(default=DEFAULT_SAMPLES, metadata={
         "help": "--strategy recursive with --distribution: Monte-Carlo paths drawn per forecast (each step sampled "

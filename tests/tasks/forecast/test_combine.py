@@ -127,9 +127,9 @@ def test_combine_is_a_choice_and_the_cli_reports_the_weight(capsys, tmp_path):
 
 @pytest.mark.parametrize("head", [dict(), dict(quantiles=(0.1, 0.5, 0.9)), dict(strategy="recursive")])
 def test_scoring_many_windows_in_passes_equals_one_pass(head, monkeypatch):
-    """A validation set larger than a pass (OUTPUT_BATCH, made small here) is scored a pass at a time:
+    """A validation set larger than a pass (passes.OUTPUT_BATCH, made small here) is scored a pass at a time:
     the same numbers as one pass (float64), each window scored once and in order."""
-    from rnnkit.tasks.forecast import combine
+    from rnnkit.tasks.forecast import passes
     from rnnkit.tasks.forecast.model import Forecaster
     model = Forecaster(1, 1, 3, ModelConfig(hidden_size=5, **head), seed=0).double()
     x = torch.randn(23, 8, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -138,6 +138,6 @@ def test_scoring_many_windows_in_passes_equals_one_pass(head, monkeypatch):
     calls = []
     forward = model.forward
     monkeypatch.setattr(model, "forward", lambda xb, *a, **k: calls.append(len(xb)) or forward(xb, *a, **k))
-    got = combine.outputs(model.train(), x, batch_size=5)
+    got = passes.outputs(model.train(), x, batch_size=5)
     assert calls == [5, 5, 5, 5, 3] and model.training and not got.requires_grad
     torch.testing.assert_close(got, whole, rtol=1e-12, atol=1e-12)

@@ -188,3 +188,26 @@ def test_the_paths_feed_each_count_back_over_the_contexts_scale():
         y = negbin_draw(v * torch.nn.functional.softplus(c * y / v + b), a, g)
         want.append(y)
     torch.testing.assert_close(paths.reshape(2 * S, steps), torch.cat(want, 1), rtol=0, atol=0)
+
+
+def test_a_direct_head_with_known_inputs_scales_by_its_context_alone():
+    """A direct model with known inputs reads lookback + horizon steps, the counts zero over the horizon
+    (known.model_input): its scale is 1 + the context's mean count and its naive forecast the context's
+    last count, not the zeros after it."""
+    torch.manual_seed(2)
+    L, H = 5, 3
+    # inputs: a count, a known input and the future flag
+    model = Forecaster(3, 1, H, ModelConfig(hidden_size=4, distribution="negbin"), n_known=2).double()
+    assert model.reads_horizon
+    counts = torch.poisson(torch.full((4, L, 1), 7.0, dtype=F64))
+    x = torch.cat([torch.cat([counts, torch.zeros(4, H, 1, dtype=F64)], 1), torch.randn(4, L + H, 1, dtype=F64),
+                   (torch.arange(L + H) >= L).to(F64).expand(4, -1)[..., None]], -1)  # (B, L + H, 3)
+    v = 1 + counts.mean(1, keepdim=True)  # (B, 1, 1): the context's
+    out, _ = model.rnn(torch.cat([x[..., :1] / v, x[..., 1:]], -1))
+    raw = model.head(out[:, -1]).view(4, H, 1, 2)
+    mu, _ = model.params(x)
+    torch.testing.assert_close(mu, v * torch.nn.functional.softplus(raw[..., 0]), rtol=1e-12, atol=0)
+    set_count_naive(model, "last", 1)
+    zero_mean(model)
+    mu, _ = model.params(x)
+    torch.testing.assert_close(mu, counts[:, -1:].clamp(min=NAIVE_FLOOR).expand(-1, H, -1), rtol=1e-12, atol=1e-14)

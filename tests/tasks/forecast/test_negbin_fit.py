@@ -184,7 +184,6 @@ def test_an_ensemble_takes_each_levels_median(csv):
     (["--normalise", "window"], "makes counts negative"),
     (["--intervals", "80"], "two kinds of interval"),
     (["--ensemble", "2", "--ensemble-lookbacks", "12,24"], "--ensemble-lookbacks with --distribution negbin"),
-    (["--calendar", "sincos"], "known inputs"),
 ])
 def test_the_command_line_refuses_in_one_line(extra, match, csv, tmp_path, capsys):
     args = ["fit", str(csv), "--target", "y", "--distribution", "negbin", "--epochs", "1", "--out", str(tmp_path / "r")]
@@ -203,3 +202,29 @@ def test_targets_that_are_not_counts_are_refused(value, what, tmp_path, capsys):
     assert main(["fit", str(path), "--distribution", "negbin", "--epochs", "1", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert what in err and "'y'" in err and "\n" not in err
+
+
+def test_a_direct_head_reads_a_future_covariate_and_calendar_features(tmp_path):
+    """Counts that triple under a promotion known in advance, with monthly calendar features too: the
+    direct head reads both over the horizon (its scale and naive forecast from the context alone,
+    Forecaster.context); its median with the promotion on is more than twice the one with it off (the
+    true means' ratio is 3; measured 2.75 to 5.5 over three seeds of the data, no effect would be 1), and
+    the run reloads to the same numbers."""
+    rng = np.random.default_rng(0)
+    promo = rng.binomial(1, 0.3, 240).astype(np.float64)
+    frame = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=240, freq="MS"), "promo": promo,
+                          "y": rng.poisson(6 * (1 + 2 * promo)).astype(np.float64)})
+    path = tmp_path / "promo.csv"
+    frame.to_csv(path, index=False)
+    dc = DataConfig(source=str(path), time_col="date", targets=("y",), future_covariates=("promo",), calendar="sincos",
+                    horizon=2, lookback=8)
+    run = fit_forecaster(dc, ModelConfig(hidden_size=8, distribution="negbin"), TrainConfig(epochs=15, lr=1e-2),
+                         quiet=True)
+    assert run.model.reads_horizon and run.scaler.offset[0] == 0 and run.scaler.scale[0] == 1
+
+    def ahead(on: float) -> pd.DataFrame:
+        return pd.DataFrame({"date": pd.date_range("2020-01-01", periods=2, freq="MS"), "promo": on})
+    on, off = run.forecast(future=ahead(1.0)), run.forecast(future=ahead(0.0))
+    assert (on["y"] > 2 * off["y"]).all(), (on, off)
+    again = rnnkit.load_run(run.save(tmp_path / "run", future=ahead(1.0)))
+    pd.testing.assert_frame_equal(again.forecast(future=ahead(1.0)), on, check_exact=True)

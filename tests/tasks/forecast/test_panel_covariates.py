@@ -96,8 +96,9 @@ def test_future_file_per_series(tmp_path, capsys):
                  "--future-covariates", "promo", "--lookback", "4", "--horizon", "2", "--epochs", "2",
                  "--hidden", "4", "--quiet", "--out", str(run)]) == 0
     assert not (run / "forecast.csv").exists()  # no future values were given
-    # a panel fits no linear covariate effect (one series' --linear-covariates): the run says so
-    assert json.loads((run / "config.json").read_text())["data"]["linear_covariates"] == "none"
+    # promo has no effect on y here: the F test of its linear effect keeps none (test_panel_linear.py)
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["linear_covariates"] == "auto" and config["meta"]["covariate_effect"] == []
     future = _future(raw, 2)
     future.to_csv(tmp_path / "f.csv", index=False)
     assert main(["forecast", "--run", str(run), "--future", str(tmp_path / "f.csv"), "--out", str(tmp_path / "o.csv")]) == 0

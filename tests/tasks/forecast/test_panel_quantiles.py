@@ -226,7 +226,6 @@ FIT = ["fit", None, "--id-col", "id", "--target", "y", "--horizon", "3", "--look
     (["--distribution", "normal", "--intervals", "80"], "--intervals and --distribution normal are two kinds"),
     (["--quantiles", "0.1,0.9", "--difference", "first"], "the quantile of a sum is not the sum of the quantiles"),
     (["--quantiles", "0.1,0.9", "--loss", "mae"], "loss='mae' with quantiles"),
-    (["--distribution", "negbin"], "--distribution negbin: not yet for panels"),
 ])
 def test_refusals_are_one_line_with_status_2(tmp_path, capsys, raw, extra, message):
     data = tmp_path / "p.csv"

@@ -8,39 +8,13 @@ the run stays one model of the same shape: exported, reloaded and ensembled as b
 
 from __future__ import annotations
 
-import contextlib
 import torch
 import torch.nn.functional as F
 
 from .model import Forecaster
+from .passes import evaluating, outputs
 
 __all__ = ["evaluating", "outputs", "val_losses", "naive_weight", "scale_correction"]
-
-#: windows per forward pass where a whole validation set is scored: a layer keeps every step's state
-#: for its windows, so one pass over a panel's validation windows (one a series) would hold series x
-#: lookback x hidden numbers at once
-OUTPUT_BATCH = 4096
-
-
-@contextlib.contextmanager
-def evaluating(model: Forecaster):
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was)
-
-
-def outputs(model: Forecaster, x: torch.Tensor, batch_size: int = OUTPUT_BATCH) -> torch.Tensor:
-    """``model(x)`` in evaluation mode without gradients, :data:`OUTPUT_BATCH` windows at a time (a
-    model forecasting by sampled paths in one call: it chunks its windows itself, on one seeded stream)."""
-    from .paths import sampled  # noqa: PLC0415 (paths imports the model's modules)
-    with evaluating(model):
-        if sampled(model) or len(x) <= batch_size:
-            return model(x)
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def val_losses(model: Forecaster, val, loss: str) -> tuple[float, float]:

@@ -42,7 +42,8 @@ from .linear import removed_effect
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
 from .distribution import init_distribution_head, nll_loss, zero_mean
-from .negbin import count_config, init_negbin_head, negbin_beats_naive, set_count_naive, unscaled_targets
+from .negbin import (count_config, init_negbin_head, negbin_beats_naive, set_count_naive, start_windows,
+                     unscaled_targets)
 from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
@@ -148,7 +149,7 @@ def prepare(data_config: DataConfig, model_config: ModelConfig, train_config: Tr
                              source=absolute_source(data_config.source))  # usable from any working directory
     counts = model_config.distribution == "negbin"  # counts in, counts out: .negbin's module docstring
     if counts:
-        dc = count_config(dc, model_config, data)
+        dc = count_config(dc, data)
     if train_config.stateful and model_config.strategy != "recursive":
         raise ConfigError("stateful training predicts the next value at every step; use strategy='recursive'")
     C = len(dc.targets)
@@ -279,13 +280,13 @@ def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecast
         model = Forecaster(prep.n_inputs, len(prep.data_config.targets), prep.data_config.horizon, model_config,
                            n_known=prep.known_width, seed=seed).to(prep.dtype)
     set_count_naive(model, prep.data_config.skip, prep.data_config.seasonal_period)
-    if model.distribution != "none":  # a recursive head predicts the next value: the first step's targets
+    if model.distribution == "negbin":  # its start reads at most 4096 windows (a panel gathers only those)
+        x, targets = start_windows(prep.train)
+        init_negbin_head(model, x, targets[:, :1] if model.recursive else targets)
+    elif model.distribution != "none":  # a recursive head predicts the next value: the first step's targets
         targets = column(prep.train, 1)  # a panel's lazily held windows are gathered for it
         targets = targets[:, :1] if model.recursive else targets
-        if model.distribution == "negbin":
-            init_negbin_head(model, column(prep.train, 0), targets)
-        else:
-            init_distribution_head(model, targets, mean_zero=prep.norm.active)
+        init_distribution_head(model, targets, mean_zero=prep.norm.active)
     elif model.levels:
         init_quantile_head(model, column(prep.train, 1), centre_zero=prep.norm.active)
     elif prep.norm.active:

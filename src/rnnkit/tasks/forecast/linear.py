@@ -50,22 +50,37 @@ def f_test_pvalue(f: float, d1: int, d2: int) -> float:
     return float(betainc(t(d2 / 2), t(d1 / 2), t(d2 / (d2 + d1 * f)))[0])
 
 
-def fit_effect(targets: np.ndarray, covariates: np.ndarray, p_value: float = P_VALUE) -> np.ndarray | None:
+def fit_effect(targets: np.ndarray, covariates: np.ndarray, p_value: float = P_VALUE,
+               groups: np.ndarray | None = None) -> np.ndarray | None:
     """The slopes ``(K, C)`` of each target column of ``targets (N, C)`` on ``covariates (N, K)`` (least
     squares with an intercept), a target's column zero where its F test does not reject at ``p_value``;
-    None when no target keeps an effect (or too few rows to test: N <= K + 2)."""
+    None when no target keeps an effect (or too few rows to test: N <= K + 2).
+
+    With ``groups`` (``(N,)``, the series of each row: a panel), one intercept per group and slopes
+    shared by all, the fixed-effects (within) estimator: targets and covariates less their group's
+    means, then least squares through the origin; the F test has ``N - groups - K`` residual degrees
+    of freedom."""
     y = np.asarray(targets, dtype=np.float64)
     x = np.asarray(covariates, dtype=np.float64)
     N, K = x.shape
-    if N <= K + 2 or K == 0:
-        return None
-    design = np.column_stack([np.ones(N), x])
-    coef = np.linalg.lstsq(design, y, rcond=None)[0]  # (K + 1, C)
+    if groups is None:
+        if N <= K + 2 or K == 0:
+            return None
+        design = np.column_stack([np.ones(N), x])
+        n_fixed = 1
+    else:
+        codes = np.unique(groups, return_inverse=True)[1].reshape(-1)
+        n_fixed = int(codes.max()) + 1 if N else 0
+        if N <= K + n_fixed + 1 or K == 0:
+            return None
+        y, design = _within(y, codes, n_fixed), _within(x, codes, n_fixed)
+    coef = np.linalg.lstsq(design, y, rcond=None)[0]  # (n_fixed == 1: 1 + K, else K, C)
     rss1 = ((y - design @ coef) ** 2).sum(axis=0)
-    rss0 = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    rss0 = ((y - y.mean(axis=0)) ** 2).sum(axis=0)  # the demeaned targets' mean is 0
     rank = np.linalg.matrix_rank(design)
-    d1, d2 = rank - 1, N - rank
-    beta = coef[1:].copy()
+    d1 = rank - 1 if groups is None else rank
+    d2 = N - rank if groups is None else N - n_fixed - rank
+    beta = (coef[1:] if groups is None else coef).copy()
     for c in range(y.shape[1]):
         if d1 < 1 or rss0[c] <= 0:
             beta[:, c] = 0.0
@@ -74,6 +89,13 @@ def fit_effect(targets: np.ndarray, covariates: np.ndarray, p_value: float = P_V
         if f_test_pvalue(f, d1, d2) >= p_value:
             beta[:, c] = 0.0
     return beta if np.any(beta != 0) else None
+
+
+def _within(a: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """``a (N, K)`` less the mean of its rows' group (``codes``: 0..n-1)."""
+    sums = np.zeros((n, a.shape[1]))
+    np.add.at(sums, codes, a)
+    return a - (sums / np.bincount(codes, minlength=n)[:, None])[codes]
 
 
 def removed_effect(scaled: np.ndarray, n_targets: int, first: int, k: int, train_end: int,

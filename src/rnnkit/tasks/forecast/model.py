@@ -77,6 +77,10 @@ class Forecaster(nn.Module):
         self.config = config
         self.input_size, self.n_targets, self.horizon = input_size, n_targets, horizon
         self.n_known = n_known if config.strategy == "recursive" else 0
+        #: a direct model with known inputs reads windows of lookback + horizon steps, the values zero
+        #: over the horizon (:func:`~.known.model_input`): a negbin head's scale and naive forecast read
+        #: the context steps alone (:meth:`context`)
+        self.reads_horizon = n_known > 0 and config.strategy == "direct"
         self.rnn = Recurrent(config.cell, input_size, config.hidden_size, config.num_layers,
                              batch_first=True, dropout=config.dropout,
                              bidirectional=config.bidirectional, init=config.init, **config.cell_kwargs())
@@ -117,13 +121,18 @@ class Forecaster(nn.Module):
         negbin head reads the targets over each window's ``1 + mean count`` ``(B, 1, C)``
         (:func:`~.negbin.count_inputs`); every other head reads ``x`` itself (scale None)."""
         if self.distribution == "negbin":
-            return count_inputs(x, self.n_targets)
+            return count_inputs(x, self.n_targets, x.shape[1] - self.horizon if self.reads_horizon else None)
         return x, None
+
+    def context(self, x: Tensor) -> Tensor:
+        """The context steps of windows ``x (B, T, F)``: all of them, or for a direct model with known
+        inputs (:attr:`reads_horizon`) the ``T - horizon`` before the horizon's."""
+        return x[:, :x.shape[1] - self.horizon] if self.reads_horizon else x
 
     def _count_base(self, x: Tensor) -> Tensor | None:
         """A direct negbin head's naive forecast in counts ``(B, H, C)`` after windows ``x``, or None."""
         skip, m = self.count_naive
-        return None if skip == "none" else count_base(x[..., :self.n_targets], skip, m, self.horizon)
+        return None if skip == "none" else count_base(self.context(x)[..., :self.n_targets], skip, m, self.horizon)
 
     def _recursive(self, y: Tensor, scale: Tensor | None = None) -> Tensor:
         """The recursive head's outputs ``(B, T, C[*K])`` as forecasts: the next values ``(B, T, C)``, or a

@@ -18,7 +18,9 @@ count) and not shifted and divided per window (``--normalise window`` makes coun
 network needs a scale-free input all the same, so the head scales itself, as DeepAR does: each
 window's scale is ``v = 1 + the mean of its target values`` (per target, over the context window;
 the 1 keeps an all-zero window finite), the network reads the targets divided by ``v`` (covariates
-and known inputs as the run scales them), and the mean comes back in counts::
+and known inputs as the run scales them; a direct model with known inputs reads its window on over
+the horizon, the targets zero there, and its scale and naive forecast are its context's alone:
+:meth:`~.model.Forecaster.context`), and the mean comes back in counts::
 
     mu = v softplus(r_0)                                   (no naive skip; recursive models)
     mu = v softplus(r_0 + softplus^-1(b_h / v))            (a direct model with a naive skip)
@@ -61,10 +63,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import ConfigError, DataError
+from .passes import outputs
+from ...training.examples import count, take
 
 __all__ = ["ALPHA_FLOOR", "NAIVE_FLOOR", "count_scale", "count_inputs", "count_base", "negbin_params", "negbin_nll",
-           "negbin_cdf", "negbin_quantiles", "negbin_draw", "check_counts", "count_config", "unscaled_targets",
-           "init_negbin_head", "negbin_beats_naive", "has_count_naive", "set_count_naive", "is_negbin"]
+           "negbin_cdf", "negbin_quantiles", "negbin_draw", "check_counts", "count_settings", "count_config",
+           "unscaled_targets", "start_windows", "init_negbin_head", "negbin_beats_naive", "has_count_naive",
+           "set_count_naive", "is_negbin"]
 
 #: the smallest dispersion (Var = mu + alpha mu^2): at 1e-4 a count of 100 is 1 % over Poisson
 ALPHA_FLOOR = 1e-4
@@ -72,6 +77,8 @@ ALPHA_FLOOR = 1e-4
 NAIVE_FLOOR = 0.1
 #: the bounds of the dispersion the head starts at (a moment estimate on the training windows)
 _ALPHA_START = (1e-2, 10.0)
+#: the most training windows the head's start reads (evenly spread over them)
+_START_WINDOWS = 4096
 
 
 def is_negbin(model) -> bool:
@@ -84,10 +91,12 @@ def count_scale(y: Tensor) -> Tensor:
     return 1.0 + y.mean(1, keepdim=True)
 
 
-def count_inputs(x: Tensor, n_targets: int) -> tuple[Tensor, Tensor]:
+def count_inputs(x: Tensor, n_targets: int, context: int | None = None) -> tuple[Tensor, Tensor]:
     """What the network reads of windows ``x (B, T, F)``: the targets divided by the window's
-    :func:`count_scale`, the other columns as they are; and that scale ``(B, 1, C)``."""
-    v = count_scale(x[..., :n_targets])
+    :func:`count_scale`, the other columns as they are; and that scale ``(B, 1, C)``, of the first
+    ``context`` steps (default: all; a direct model with known inputs reads zeros for the targets over
+    the horizon after its context, which its scale leaves out)."""
+    v = count_scale(x[:, :context, :n_targets])
     return torch.cat([x[..., :n_targets] / v, x[..., n_targets:]], -1), v
 
 
@@ -218,15 +227,16 @@ def check_counts(values: np.ndarray, names) -> None:
                             f"{float(col[bad].flat[0]):g} ({what}); use --distribution normal for other values")
 
 
-def count_config(dc, model_config, data):
-    """``dc`` for a negative-binomial head, refused in one line where it cannot work (a ConfigError, or a
-    DataError for targets that are not counts), with "auto" resolved as counts need: no transform, no
-    per-window normalisation (the head scales itself; see the module docstring), and no naive skip
-    unless one is asked for: DeepAR's ``mu = v softplus(r)``. Measured on a seasonal negbin series (600
-    counts, mean 5 to 20, alpha 0.2, lookback 24, 40 epochs at lr 1e-2; test_negbin_fit.py's): the test
-    MAE of the median was 5.47 without a skip, 5.78 with the last value's, 7.63 with the seasonal skip
-    the Gaussian's ``auto`` chooses there (its member fell back to it), the last value's own 7.27: a
-    count's naive forecast is as noisy as the count itself."""
+def count_settings(dc):
+    """``dc`` for a negative-binomial head, refused in one line (ConfigError) where it cannot work, with
+    "auto" resolved as counts need: no transform, no per-window normalisation (the head scales itself;
+    see the module docstring), and no naive skip unless one is asked for: DeepAR's ``mu = v softplus(r)``.
+    The data's own check is :func:`check_counts` (:func:`count_config` does both for one series; a panel
+    checks each series, naming it). Measured on a seasonal negbin series (600 counts, mean 5 to 20,
+    alpha 0.2, lookback 24, 40 epochs at lr 1e-2; test_negbin_fit.py's): the test MAE of the median was
+    5.47 without a skip, 5.78 with the last value's, 7.63 with the seasonal skip the Gaussian's ``auto``
+    chooses there (its member fell back to it), the last value's own 7.27: a count's naive forecast is as
+    noisy as the count itself."""
     def refuse(what: str, why: str):
         raise ConfigError(f"{what} with --distribution negbin: {why}")
     if dc.transform not in ("auto", "none"):
@@ -237,13 +247,17 @@ def count_config(dc, model_config, data):
     if dc.normalise == "window":
         refuse("--normalise window", "shifting a window by its mean makes counts negative; the head divides its "
                "inputs by the window's mean count + 1 itself: use --normalise none (or auto)")
-    if model_config.strategy == "direct" and (dc.future_covariates or dc.calendar != "none"):
-        refuse("known inputs (--future-covariates, --calendar)", "a direct negbin head does not read them yet; use "
-               "--strategy recursive, which reads them at each step")
-    check_counts(data.values[:, :len(dc.targets)], dc.targets)
     dc = dc.replace(transform="none", normalise="none", skip="none" if dc.skip == "auto" else dc.skip)
     if getattr(dc, "linear_covariates", "none") != "none":  # a linear effect taken off the targets: not counts
         dc = dc.replace(linear_covariates="none")
+    return dc
+
+
+def count_config(dc, data):
+    """:func:`count_settings` for one series ``data`` (a SeriesData), whose targets must be counts
+    (:func:`check_counts`, a DataError naming the target)."""
+    dc = count_settings(dc)
+    check_counts(data.values[:, :len(dc.targets)], dc.targets)
     return dc
 
 
@@ -266,6 +280,20 @@ def has_count_naive(model) -> bool:
     return getattr(first, "count_naive", ("none",))[0] != "none"
 
 
+def _start_pick(n: int) -> Tensor:
+    """The indices of at most :data:`_START_WINDOWS` windows evenly spread over ``n``."""
+    return torch.linspace(0, n - 1, min(n, _START_WINDOWS)).round().long()
+
+
+def start_windows(train) -> tuple[Tensor, Tensor]:
+    """The training windows :func:`init_negbin_head` reads, ``(x, y)``: at most 4096 evenly spread over
+    ``train`` (tensors, or lazily held windows such as a panel's, of which only these are gathered).
+    The head picks the same windows again from these (the identity), so it starts the same either way."""
+    pick = _start_pick(count(train))
+    x, y = take(train, pick)[:2]
+    return x, y
+
+
 @torch.no_grad()
 def init_negbin_head(model, x: Tensor, y: Tensor) -> None:
     """Start the head from the training windows ``x (W, T, F)``, targets ``y (W, H, C)``: the mean's rows
@@ -276,10 +304,10 @@ def init_negbin_head(model, x: Tensor, y: Tensor) -> None:
     weight, bias = head_rows(model)
     weight.zero_()
     bias.zero_()
-    pick = torch.linspace(0, len(x) - 1, min(len(x), 4096)).round().long()  # the forward pass below stays small
+    pick = _start_pick(len(x))  # the forward pass below stays small
     x, y = x[pick], y[pick].double()
     if model.count_naive[0] == "none":
-        scale = count_scale(x[..., :model.n_targets].double()).mean(0)  # (1, C)
+        scale = count_scale(model.context(x)[..., :model.n_targets].double()).mean(0)  # (1, C)
         bias[:, :, 0] = _softplus_inverse((y.mean(0) / scale).clamp(min=1e-3)).to(bias.dtype)
     mu = model.params(x)[0].double()
     if model.recursive:
@@ -294,7 +322,6 @@ def negbin_beats_naive(model, val) -> bool:
     """The naive gate of a negbin head: whether its point forecast (the centre level) has a lower pinball
     loss at that level on the validation windows ``val = (x, y)`` than its naive fallback (the same
     model with its mean's rows zeroed, whose mean is the naive forecast)."""
-    from .combine import outputs  # noqa: PLC0415
     from .quantiles import zero_output  # noqa: PLC0415
     naive = copy.deepcopy(model)
     zero_output(naive, 0)

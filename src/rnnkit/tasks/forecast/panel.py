@@ -39,13 +39,18 @@ value columns as for one series; future covariates and calendar features are kno
 columns. Conformal ``--intervals`` are calibrated across the series (:mod:`.panel_intervals`);
 a quantile head (``--quantiles``) or a distribution head (``--distribution``) is one global head
 trained on every series' windows with its own loss and decoded per series, level by level, so its
-levels never cross (:mod:`.panel_quantiles`; the two kinds of interval are not combined).
+levels never cross (:mod:`.panel_quantiles`; the two kinds of interval are not combined). The
+negative-binomial head (``--distribution negbin``, :mod:`.negbin`) reads counts as they are: every
+series' scaler keeps offset 0 and scale 1 on the targets, the windows are not normalised, and the
+head scales each window itself (``1 + its mean count``); targets that are not counts are refused,
+naming the series.
 Not yet for panels (refused with a message): target transforms, stateful training, ``--auto``,
 ``--ensemble-lookbacks``, ``--gate-origins``, ``--val-start``/``--test-start`` and ``backtest --refit``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +67,9 @@ from .data import absolute_source, default_lookback, seasonal_period
 from .fitting import InputWidths, resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows
+from .linear import fit_effect
 from .model import head_loss
+from .negbin import check_counts, count_settings, unscaled_targets
 from .normalise import WindowNorm, difference_lag, pick_skip, skip_errors
 from .panel_intervals import check_panel_intervals
 from .panel_windows import PanelRows, PanelWindows
@@ -70,7 +77,7 @@ from .predict import windows_for
 from .statics import StaticEncoder
 
 __all__ = ["PanelPrepared", "prepare_panel", "panel_lookback", "series_split", "panel_contexts",
-           "series_known_windows", "series_known_table", "panel_known_width", "static_values"]
+           "series_known_windows", "series_known_table", "panel_known_width", "static_values", "check_panel_counts"]
 
 
 def panel_lookback(m: int, horizon: int, lengths: np.ndarray, held_out: int) -> int:
@@ -169,16 +176,24 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
                   search: SearchConfig | None = None) -> PanelPrepared:
     """Split and scale every series of ``panel``, keep its rows once and index its windows (built
     a chunk at a time as they train: :mod:`.panel_windows`); the validation windows as tensors."""
+    if model_config.distribution == "negbin":
+        count_settings(data_config)  # first: its refusals (--transform, --difference...) say why for counts
     _refuse_for_panels(data_config, train_config, search or SearchConfig())
     refuse_unsupported(model_config, train_config, lookback=data_config.lookback)
     if train_config.loss is None:  # the job's own loss, recorded in the run (a head's pinball or nll loss)
         train_config = train_config.replace(loss=head_loss(model_config) or "mse")
     series = [with_future_columns(s, data_config.future_covariates) for s in panel.series]
     past = tuple(c for c in series[0].covariates if c not in data_config.future_covariates)
+    linear = bool(data_config.future_covariates) and data_config.linear_covariates != "none" \
+        and model_config.distribution != "negbin"  # counts take none (as one series' runs)
     dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none",
-                             linear_covariates="none",  # no linear covariate effect for panels yet: recorded as such
+                             linear_covariates="auto" if linear else "none",
                              source=absolute_source(panel.source))  # the run finds it from any working directory
     C, H = len(dc.targets), dc.horizon
+    counts = model_config.distribution == "negbin"  # counts in, counts out (.negbin): targets unscaled
+    if counts:
+        dc = count_settings(dc)
+        check_panel_counts([s.source for s in series], [s.target_values for s in series], dc.targets)
     recursive = model_config.strategy == "recursive"
     m = seasonal_period(dc, panel.freq)
     want_test, want_val = dc.test_frac is None, dc.val_frac is None
@@ -201,6 +216,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
                                 dc.static_covariates, tuple(panel.ids[k] for k in trained_ids) if dc.id_embedding else ())
     K = panel_known_width(dc, panel.freq, statics, recursive)
     scalers = tuple(Scaler(dc.scaler).fit(s.values[:max(e, 1)]) for s, (e, _) in zip(series, splits))
+    if counts:  # each window's own scale v = 1 + its mean count puts the series' levels on one footing
+        scalers = tuple(unscaled_targets(sc, C) for sc in scalers)
     n_values = C + len(past)
     static_rows = [statics.features(static_values(panel, k), s.source, panel.ids[k]) for k, s in enumerate(series)]
     # every series' scaled rows and known inputs, once: what the windows are cut from (scaled[k] is a view)
@@ -208,6 +225,8 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
                            [series_known_table(s, dc, scaler, r) for s, scaler, r in zip(series, scalers, static_rows)]
                            if K else None)
     scaled = [rows.values[a:b] for a, b in zip(rows.offsets[:-1], rows.offsets[1:])]
+    effect = panel_effect(rows, scaled, [e for e, _ in splits], trained_ids, C, n_values,
+                          len(dc.future_covariates)) if linear else ()
     if skip == "auto":  # the naive forecast of least error on every series' training windows
         candidates = ("last", "drift") + (("seasonal",) if 1 < m <= L else ())
         totals = dict.fromkeys(candidates, 0.0)
@@ -220,7 +239,9 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         skip = pick_skip(candidates, totals)
     dc = dc.replace(skip=skip)
     train_rows = np.concatenate([scaled[k][:splits[k][0], :C] for k in trained_ids])
-    norm = WindowNorm.fit(normalise, skip, m, train_rows, difference_lag(dc.difference, m))
+    # a negbin head corrects its naive forecast itself, in counts (set_count_naive): the windows stay as they are
+    norm = WindowNorm.fit(normalise, "none" if counts else skip, m, train_rows, difference_lag(dc.difference, m))
+    norm = dataclasses.replace(norm, effect=effect, effect_col=n_values) if effect else norm
     del train_rows
 
     def part(bounds, stride: int) -> PanelWindows:
@@ -232,6 +253,32 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     return PanelPrepared(dc, train_config, norm, train, val, dtype, scalers, splits,
                          len(trained_ids), statics, K, too_short=val is None and want_val, recursive=recursive,
                          groups=groups)
+
+
+def panel_effect(rows: PanelRows, scaled: list[np.ndarray], train_ends: list[int], trained: list[int], C: int,
+                 first: int, k: int) -> tuple[tuple[float, ...], ...]:
+    """The future covariates' linear effect on the targets (:mod:`.linear`), one set of slopes for
+    all series with an intercept per series (the fixed-effects estimator, on the training rows of the
+    series that train, in each series' scaled units), or empty where the F test keeps none; where it
+    is kept, ``rows``' targets become the targets less it (in place: every series' rows)."""
+    y = np.concatenate([scaled[i][:train_ends[i], :C] for i in trained])
+    x = np.concatenate([scaled[i][:train_ends[i], first:first + k] for i in trained])
+    groups = np.repeat(np.arange(len(trained)), [train_ends[i] for i in trained])
+    beta = fit_effect(y, x, groups=groups)
+    if beta is None:
+        return ()
+    rows.values[:, :C] -= rows.values[:, first:first + k] @ beta
+    return tuple(tuple(float(v) for v in r) for r in beta)
+
+
+def check_panel_counts(sources, values, targets) -> None:
+    """Refuse (DataError, naming the series) target values that are not counts, for a negbin head:
+    ``values[k] (rows, >= C)`` of the series whose label is ``sources[k]`` (the targets first)."""
+    for source, v in zip(sources, values):
+        try:
+            check_counts(np.asarray(v)[..., :len(targets)], targets)
+        except DataError as e:
+            raise DataError(f"{source}: {e}") from None
 
 
 def panel_contexts(panel: PanelData, ends, lookback: int) -> np.ndarray:

@@ -69,7 +69,7 @@ def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
               f"forecast --run {out} --future FILE`")
     print(f"run directory: {out}" + ("" if rd.future_covariates and a.future is None else
                                      f"  (forecast.csv: every series' next {rd.horizon} steps)") +
-          ("; series_metrics.csv" if run.metrics else ""))
+          ("; series_metrics.csv" if run.metrics else "") + f"; plot: {out / 'forecast.png'}")
     return 0
 
 

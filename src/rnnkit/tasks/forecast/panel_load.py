@@ -15,6 +15,7 @@ from ...training.runs import load_weights, open_run
 from .config import DataConfig, SearchConfig
 from .fitting import ForecastEnsemble
 from .model import Forecaster, head_width
+from .negbin import set_count_naive
 from .normalise import WindowNorm, difference_lag
 from .panel import panel_known_width
 from .panel_intervals import PanelIntervals
@@ -74,13 +75,28 @@ def load_panel_run(path: str | os.PathLike) -> PanelRun:
                     f"a scaler does not scale the {n_cols} column(s) the model reads")
 
         def build():  # member k was trained from seed + k, which seeds its sampled paths (a recursive distribution head)
-            one = lambda k: Forecaster(n_in, C, dc.horizon, mc, n_known=n_known, seed=tc.seed + k)  # noqa: E731
+            def one(k: int) -> Forecaster:
+                member = Forecaster(n_in, C, dc.horizon, mc, n_known=n_known, seed=tc.seed + k)
+                set_count_naive(member, dc.skip, dc.seasonal_period or 1)  # a negbin head's own naive forecast
+                return member
             return one(0) if members == 1 else ForecastEnsemble([one(k) for k in range(members)])
         model = load_weights(check, build, meta, mc, {"input_size": n_in, "horizon x targets x quantiles":
                                                       dc.horizon * C * head_width(mc)})
         history, metrics = check.reports()
-        norm = WindowNorm(dc.normalise, dc.skip, dc.seasonal_period, C, tuple(meta["norm_floor"]),
-                          difference_lag(dc.difference, dc.seasonal_period))
+        effect, Kf = meta["covariate_effect"], len(dc.future_covariates)  # (Kf, C) slopes, or [] (.linear)
+        check.agree(not effect or (len(effect) == Kf and all(len(r) == C for r in effect)
+                                   and dc.linear_covariates != "none"), "config.json",
+                    f"meta's covariate_effect {effect!r} is not {Kf} row(s) of {C} slope(s) (or empty; empty "
+                    "with linear_covariates 'none')")
+        counts = mc.distribution == "negbin"  # its windows are not normalised: the head corrects its naive forecast
+        check.agree(not counts or (dc.normalise, dc.difference, dc.transform) == ("none", "none", "none"),
+                    "config.json", "a negbin run's data section normalises, differences or transforms its counts")
+        check.agree(not counts or all((s.offset[:C] == 0).all() and (s.scale[:C] == 1).all() for s in scalers.values()),
+                    SCALERS_FILE, "scales the targets of a negbin run, whose counts reach the model as they are "
+                    "(offset 0, scale 1)")
+        norm = WindowNorm(dc.normalise, "none" if counts else dc.skip, dc.seasonal_period, C, tuple(meta["norm_floor"]),
+                          difference_lag(dc.difference, dc.seasonal_period),
+                          tuple(tuple(float(v) for v in r) for r in effect), n_values if effect else 0)
         intervals = None
         check.agree(bool(sc.intervals) == ("intervals" in meta), "config.json",
                     "the search section's intervals and meta.intervals disagree")

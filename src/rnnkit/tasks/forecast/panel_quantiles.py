@@ -17,6 +17,10 @@ work for a global model exactly as for one series; nothing in them is specific t
   (:func:`~.quantiles.level_columns`, the single-series names); ``evaluate``/``backtest`` add the
   level scores of :mod:`.panel_scores`.
 
+A negative-binomial head (``--distribution negbin``) decodes nothing: its counts are not scaled (every
+series' scaler keeps offset 0 and scale 1 on the targets, :func:`~.negbin.unscaled_targets`) and its
+windows are not normalised, so its levels are the whole counts the head computes.
+
 A recursive distribution head forecasts from sampled paths (:mod:`.paths`), as for one series: every
 series and origin goes through the model in one call, whose generator is seeded with the member's
 training seed, so a run and its reloaded directory forecast the same numbers.
@@ -39,11 +43,9 @@ __all__ = ["check_panel_heads", "check_level_horizon", "unscale"]
 
 
 def check_panel_heads(model_config: ModelConfig, search: SearchConfig) -> None:
-    """Refuse what one series refuses: conformal ``--intervals`` around a head of levels; and the
-    negative-binomial head, which panels do not train yet (its counts skip the per-series scaler)."""
-    if model_config.distribution == "negbin":
-        raise ConfigError("--distribution negbin: not yet for panels (one global model over many series); use "
-                          "--distribution normal or --quantiles, or fit the series one by one")
+    """Refuse what one series refuses: conformal ``--intervals`` around a head of levels (the
+    negative-binomial head's own refusals are :func:`~.negbin.count_settings`', in
+    :func:`~.panel.prepare_panel`)."""
     if search.intervals and model_config.quantiles:
         what = "--quantiles" if model_config.distribution == "none" else f"--distribution {model_config.distribution}"
         raise ConfigError(f"--intervals and {what} are two kinds of interval: the conformal intervals wrap a point "

@@ -1,6 +1,7 @@
 """A global model's run: training it on a panel (:func:`fit_global`), forecasting and scoring every
 series (:class:`PanelRun`), and its run directory (kind ``"panel"``: config.json, weights.safetensors,
-scalers.json with one scaler per series id, history, metrics.json, series_metrics.csv, forecast.csv).
+scalers.json with one scaler per series id, history, metrics.json, series_metrics.csv, forecast.csv,
+forecast.png).
 See :mod:`rnnkit.tasks.forecast.panel` for how the series meet in one training set."""
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from .model import Forecaster
 from .normalise import WindowNorm
 from .future import future_values, with_future_columns
 from .known import known_names
-from .panel import (panel_contexts, panel_known_width, prepare_panel, series_known_windows, series_split,
-                    static_values)
+from .negbin import is_negbin, unscaled_targets
+from .panel import (check_panel_counts, panel_contexts, panel_known_width, prepare_panel, series_known_windows,
+                    series_split, static_values)
 from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
 from .panel_intervals import PanelIntervals, calibrate_panel, series_scale
+from .panel_plot import write_panel_plot
 from .panel_quantiles import check_level_horizon, check_panel_heads, unscale
 from .panel_scores import level_entry, pooled_level_scores, series_scores, series_table, summarise
 from .quantiles import with_level_columns
@@ -177,7 +180,8 @@ class PanelRun:
         rows before ``end`` (with the per-window normalisation the forecast hardly depends on it)."""
         if sid in self.scalers:
             return self.scalers[sid]
-        return Scaler(self.data_config.scaler).fit(values[:end])
+        scaler = Scaler(self.data_config.scaler).fit(values[:end])
+        return unscaled_targets(scaler, len(self.targets)) if is_negbin(self.model) else scaler  # counts as they are
 
     @property
     def levels(self) -> tuple[float, ...]:
@@ -193,6 +197,8 @@ class PanelRun:
         dc = self.data_config
         check_level_horizon(self.model_config, dc.horizon, horizon)
         raw = panel_contexts(panel, ends, dc.lookback)  # (S, L, F)
+        if is_negbin(self.model):  # a negbin head reads counts: every context's targets must be counts
+            check_panel_counts([s.source for s in panel.series], raw, self.targets)
         scalers = [self._scaler(sid, s.values, e) for sid, s, e in zip(panel.ids, panel.series, ends)]
         scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, raw)])
         known = None
@@ -227,6 +233,8 @@ class PanelRun:
                             "forecast() and predict_at()")
         horizon = horizon or dc.horizon
         check_level_horizon(self.model_config, dc.horizon, horizon)
+        if is_negbin(self.model):
+            check_panel_counts([f"series {i!r}" for i in ids], x, self.targets)
         scalers = [self.scalers[i] for i in ids]
         scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, x)])
         return self._forecast_scaled(scaled, scalers, horizon, None, all_levels)
@@ -330,17 +338,24 @@ class PanelRun:
             summary["intervals"] = self.intervals.scores(actual, pred, self.scales(sub, [o for *_, o, _ in items]))
         return {"summary": summary, "series": per}
 
-    def save(self, out: str | os.PathLike, force: bool = False, data=None, future=None) -> Path:
+    def save(self, out: str | os.PathLike, force: bool = False, data=None, future=None,
+             plot_ids: Sequence[str] | None = None) -> Path:
         """Write the run directory ``out`` atomically (an existing one only with ``force``), with
         forecast.csv (every series' next horizon; a run with future covariates only when ``future``
-        gives their values) and series_metrics.csv (one row per scored series)."""
+        gives their values), series_metrics.csv (one row per scored series) and forecast.png (the
+        recent history, forecast and bands of the first 9 series, or of the series ``plot_ids``:
+        :mod:`.panel_plot`)."""
         panel = self.load_data(data)
         ahead = self.forecast(panel, future=future) if future is not None or not self.data_config.future_covariates \
             else None
-        return write_panel_run(self, out, force, ahead)
+        return write_panel_run(self, out, force, ahead, panel, plot_ids)
 
 
-def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame | None = None) -> Path:
+def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame | None = None,
+                    panel: PanelData | None = None, plot_ids: Sequence[str] | None = None) -> Path:
+    """The run directory of :meth:`PanelRun.save`, written atomically: a failure (of the plot too)
+    leaves none. ``ahead`` (the forecast table) is its forecast.csv; with ``panel`` (the series
+    forecast) it has forecast.png (:func:`~rnnkit.tasks.forecast.run.save_run` passes neither)."""
     def write(d: Path) -> None:
         sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
                     "train": run.train_config.to_dict(), "search": run.search.to_dict(), "meta": run.meta,
@@ -355,6 +370,8 @@ def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame
             series_table(run.metrics).to_csv(d / "series_metrics.csv", index=False)
         if ahead is not None:
             ahead.to_csv(d / "forecast.csv", index=False)
+        if panel is not None:
+            write_panel_plot(d / "forecast.png", run, panel, ahead, plot_ids)
     return write_run_dir(out, write, force, protect=[run.data_config.source])
 
 
@@ -378,7 +395,8 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
                                                 callbacks=list(callbacks or ()))
     dc = prep.data_config
     meta = {"data_source": panel.source, "data_sha256": panel.sha256, "dtype": str(dtype).replace("torch.", ""),
-            "freq": panel.freq, "norm_floor": list(prep.norm.floor), "ensemble": search.ensemble,
+            "freq": panel.freq, "norm_floor": list(prep.norm.floor),
+            "covariate_effect": [list(r) for r in prep.norm.effect], "ensemble": search.ensemble,
             "naive_members": int(sum(fallback)), "member_best_epochs": [h.best_epoch or 0 for h in histories],
             "ids": list(panel.ids), "splits": [list(s) for s in prep.splits],
             "n_rows": [int(n) for n in panel.lengths()], "trained_series": prep.trained_series,

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from .distribution import params
 from .negbin import negbin_draw
+from .passes import sampled
 
 __all__ = ["MAX_ROWS", "draw", "standard_t", "empirical_levels", "level_ranks", "sample_paths", "sample_levels",
            "sampled"]
@@ -45,13 +46,6 @@ __all__ = ["MAX_ROWS", "draw", "standard_t", "empirical_levels", "level_ranks", 
 #: the most rows (windows x paths) that go through the network in one batch; more windows are
 #: forecast in consecutive chunks that continue the same random stream
 MAX_ROWS = 65536
-
-
-def sampled(model) -> bool:
-    """Whether ``model`` (a forecaster or an ensemble) forecasts by sampled paths: a recursive model
-    with a distribution head."""
-    config = getattr(model, "config", None)
-    return bool(getattr(model, "recursive", False)) and getattr(config, "distribution", "none") != "none"
 
 
 def standard_t(df: Tensor, generator: torch.Generator | None = None) -> Tensor:

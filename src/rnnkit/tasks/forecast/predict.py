@@ -87,15 +87,7 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
     if transform is not None:
         raw[..., :n_targets] = transform.forward(raw[..., :n_targets])
     scaled = scaler.transform(raw)
-    effect = norm is not None and bool(norm.effect)
-    if effect:  # the network forecasts the targets less the future covariates' linear effect (.linear)
-        if known is None:
-            raise ConfigError("this run's forecasts add the linear effect of its future covariates, which needs "
-                              "their values over the horizon (the known inputs)")
-        scaled = norm.remove_effect(scaled)
     y = predict_scaled_batched(model, scaled, horizon, norm, dtype, known, batch_size)  # (W, H, C[, Q]), scaled
-    if effect:  # the horizon's covariates: the first columns of the known inputs after the context
-        y = norm.add_effect(y, np.asarray(known)[:, scaled.shape[1]:])
     if y.ndim == 4:  # the scaler works on the last axis, the targets': (W, H, C, Q) -> (W, H, Q, C)
         y = np.moveaxis(scaler.inverse_transform(np.moveaxis(y, 3, 2), columns=list(range(n_targets))), 2, 3)
     else:
@@ -112,12 +104,21 @@ def predict_scaled_batched(model: Forecaster, x: np.ndarray, horizon: int, norm:
                            known: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
     """:func:`predict_scaled` ``batch_size`` windows at a time (a layer holds every step's state of the
     windows it runs: memory in windows x lookback otherwise); a model forecasting by sampled paths in
-    one call, as it chunks the windows itself, continuing one seeded stream."""
+    one call, as it chunks the windows itself, continuing one seeded stream. A run with a linear
+    covariate effect (:mod:`.linear`) forecasts the targets less it, and gets it back from the
+    horizon's covariates, the first columns of the known inputs after the context."""
+    effect = norm is not None and bool(norm.effect)
+    if effect:
+        if known is None:
+            raise ConfigError("this run's forecasts add the linear effect of its future covariates, which needs "
+                              "their values over the horizon (the known inputs)")
+        x = norm.remove_effect(x)
     if sampled(model):
         batch_size = max(1, len(x))
-    return np.concatenate([predict_scaled(model, x[i:i + batch_size], horizon, norm, dtype,
-                                          None if known is None else known[i:i + batch_size])
-                           for i in range(0, len(x), batch_size)], 0)
+    y = np.concatenate([predict_scaled(model, x[i:i + batch_size], horizon, norm, dtype,
+                                       None if known is None else known[i:i + batch_size])
+                        for i in range(0, len(x), batch_size)], 0)
+    return norm.add_effect(y, np.asarray(known)[:, x.shape[1]:]) if effect else y
 
 
 def predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
