@@ -61,15 +61,17 @@ TABLE = table()
 _RUNS: dict = {}
 
 
-def panel_run(ensemble=1, **settings):
+def panel_run(ensemble=1, counts=False, **settings):
     """A global model trained for one epoch (cached per settings), then given random weights: a head
-    that starts at zero (or fell back to the naive forecast) would hide the network from the comparison."""
-    key = (ensemble, tuple(sorted(settings.items())))
+    that starts at zero (or fell back to the naive forecast) would hide the network from the comparison.
+    ``counts``: on the table's sales rounded to counts."""
+    key = (ensemble, counts, tuple(sorted(settings.items())))
     if key not in _RUNS:
         model = {k: settings.pop(k) for k in list(settings) if k in rnnkit.ModelConfig.__dataclass_fields__}
         dc = rnnkit.DataConfig(id_col="shop", time_col="date", targets=("sales",), lookback=L, horizon=H, **settings)
         run = rnnkit.fit_forecaster(dc, rnnkit.ModelConfig(**{"hidden_size": 4, **model}),
-                                    rnnkit.TrainConfig(epochs=1, batch_size=16), data=TABLE, quiet=True,
+                                    rnnkit.TrainConfig(epochs=1, batch_size=16), quiet=True,
+                                    data=TABLE.assign(sales=TABLE.sales.round()) if counts else TABLE,
                                     evaluate=False, search=rnnkit.SearchConfig(ensemble=ensemble))
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
@@ -215,6 +217,7 @@ REFUSED = {
     "id embedding": (dict(id_embedding=True), "--id-embedding"),
     "recursive normal": (dict(distribution="normal", strategy="recursive", samples=8), "sampled paths"),
     "student-t": (dict(distribution="student_t"), "Student-t"),
+    "negative binomial": (dict(distribution="negbin", counts=True), "negative-binomial"),
 }
 
 
