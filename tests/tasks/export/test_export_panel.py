@@ -279,6 +279,15 @@ def test_nothing_is_left_behind_on_failure(tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_the_check_refuses_a_wrong_graph(tmp_path, monkeypatch):
+    from rnnkit.tasks.export.pipeline import Scaling
+    inverse = Scaling.inverse
+    monkeypatch.setattr(Scaling, "inverse", lambda self, y, shift=None, scale=None: inverse(self, y, scale, shift))
+    with pytest.raises(RunError, match="differ from rnnkit's .* so nothing was written"):  # shift and scale swapped
+        rnnkit.export_onnx(panel_run(cell="gru", normalise="none"), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_exports_a_panel_run(tmp_path, capsys):
     data, run = tmp_path / "panel.csv", tmp_path / "run"
     TABLE.drop(columns=["region", "temp"]).to_csv(data, index=False)
