@@ -110,17 +110,17 @@ def export_onnx(run, path: str | os.PathLike, *, step: bool = False, horizon: in
     :class:`~rnnkit.tasks.forecast.panel_run.PanelRun`, a classifier's or a
     :class:`~rnnkit.tasks.text.workflow.TextRun`, or a run directory) to the ONNX file ``path``: a
     forecaster's forecast graph, or with ``step=True`` its streaming step graph (see the module
-    docstring; a panel run's also writes its per-series table next to ``path``, replaced with it
-    only with ``force``); a character model's sequence graph or step graph (:mod:`.text_export`). ``horizon``
-    (forecast graph) is the number of steps the graph forecasts (default: the run's; beyond a direct
-    model's trained horizon it feeds its forecasts back, as rnnkit does). An existing ``path`` is
-    replaced only with ``force``. With ``check`` (and onnxruntime installed) the graph is run on random
-    inputs and compared with rnnkit's own numbers first.
+    docstring; a panel run's also writes its per-series table next to ``path``); a character
+    model's sequence graph or step graph (:mod:`.text_export`). ``horizon`` (forecast graph) is the
+    number of steps the graph forecasts (default: the run's; beyond a direct model's trained horizon
+    it feeds its forecasts back, as rnnkit does). An existing ``path`` (or table) is replaced only
+    with ``force``. With ``check`` (and onnxruntime installed) the graph is run on random inputs and
+    compared with rnnkit's own numbers first.
 
     Forecasting runs with known inputs (future covariates, calendar features; a panel's static
-    covariates and id embedding) are refused, a quantile
-    or distribution head's ``horizon`` beyond its trained one, and for ``step=True`` ensembles over
-    several lookbacks. Returns the path written."""
+    covariates and id embedding) are refused, a quantile or distribution head's ``horizon`` beyond
+    its trained one, and for ``step=True`` ensembles over several lookbacks. Returns the path
+    written."""
     onnx = _need_onnx()
     path = Path(path)
     if path.is_dir():
