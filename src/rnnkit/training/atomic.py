@@ -13,6 +13,7 @@ import ctypes.util
 import errno
 import os
 import secrets
+import shutil
 import socket
 import sys
 import time
@@ -22,7 +23,7 @@ from typing import Callable
 from ..errors import RunError
 
 __all__ = ["TAG", "rename_noreplace", "exchange", "host", "temp_name", "parse_temp", "process_alive",
-           "current_umask", "probe_dir", "fsync_tree", "fsync_dir", "write_file_atomic"]
+           "current_umask", "probe_dir", "fsync_tree", "fsync_dir", "write_file_atomic", "write_files_atomic"]
 
 #: the word in every temporary's name that says rnnkit made it
 TAG = "rnnkit"
@@ -196,3 +197,48 @@ def write_file_atomic(path: str | os.PathLike, write: Callable[[Path], None]) ->
         raise RunError(f"could not write {path} ({what}); nothing was written: free some space, check the "
                        "permissions or choose another --out") from None
     return path
+
+
+def write_files_atomic(writes: dict[Path, Callable[[Path], None]]) -> list[Path]:
+    """Write several output files that belong together (an ONNX graph and its table of per-series
+    parameters): every one through a temporary sibling, all of them complete before the first is
+    renamed into place. A failure leaves the old files or none, never one new file beside an old or a
+    missing one: a file already put in place is put back (its old version kept as a hard link until
+    all are in place) or removed."""
+    paths = [Path(p) for p in writes]
+    for path in paths:
+        if path.is_dir():
+            raise RunError(f"{path} is a directory; pass a file name for --out")
+    temps: dict[Path, Path] = {}
+    olds: dict[Path, Path] = {}
+    placed: list[Path] = []
+    current = paths[0]
+    try:
+        try:
+            for current, write in zip(paths, writes.values()):
+                current.parent.mkdir(parents=True, exist_ok=True)
+                temps[current] = temp_name(current, "tmp")
+                write(temps[current])
+            for current in paths:
+                if current.exists():
+                    olds[current] = temp_name(current, "old")
+                    try:
+                        os.link(current, olds[current])  # the old version, until every new file is in place
+                    except OSError:  # a file system without hard links
+                        shutil.copyfile(current, olds[current])
+                os.replace(temps[current], current)
+                placed.append(current)
+        except OSError as e:
+            for path in placed:  # put back what was there, remove what was not
+                if path in olds:
+                    os.replace(olds.pop(path), path)
+                else:
+                    os.unlink(path)
+            what = e.strerror or str(e)
+            raise RunError(f"could not write {current} ({what}); nothing was "
+                           "written: free some space, check the permissions or choose another --out") from None
+    finally:
+        for tmp in [*temps.values(), *olds.values()]:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+    return paths

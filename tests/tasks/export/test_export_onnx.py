@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -170,17 +169,9 @@ def test_cli_export_and_its_refusals(tmp_path, capsys):
     assert props(out)["graph"] == "step"
     assert "horizon" in one_line_error(capsys, ["export", "--run", run, "--out", tmp_path / "h.onnx",
                                                 "--horizon", "-1"])
-    panel = tmp_path / "panel.csv"
-    t = np.arange(40)
-    pd.concat([pd.DataFrame({"id": n, "t": t, "y": np.sin(t / 3 + k) + 2}) for k, n in enumerate("ab")]).to_csv(
-        panel, index=False)
-    assert main(["fit", str(panel), "--id-col", "id", "--target", "y", "--horizon", "2", "--lookback", "4",
-                 "--epochs", "1", "--hidden", "4", "--quiet", "--out", str(tmp_path / "prun")]) == 0
-    assert "this is a panel (--id-col) run" in one_line_error(capsys, ["export", "--run", tmp_path / "prun",
-                                                                       "--out", tmp_path / "t.onnx"])
     assert "does not exist" in one_line_error(capsys, ["export", "--run", tmp_path / "nothing", "--out",
                                                        tmp_path / "n.onnx"])
-    assert not (tmp_path / "t.onnx").exists() and not (tmp_path / "n.onnx").exists()
+    assert not (tmp_path / "n.onnx").exists()
 
 
 def test_cli_exports_a_quantile_run(tmp_path, capsys):

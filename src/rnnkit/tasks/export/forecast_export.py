@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .graphs import ForecastGraph, StepGraph, flat_states
+from .panel_export import check_ids, is_panel, panel_meta, panel_inputs, params, write_series_table
 from .parts import Parts, io_meta, rel_diff, state_names
 from .pipeline import F64
 from .traceable import should_unroll
@@ -28,29 +29,53 @@ def _levels_axis(run) -> list[int]:
     return [len(run.levels)] if run.levels else []
 
 
-def forecast_parts(run, horizon: int | None) -> Parts:
+def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> Parts:
+    """The forecast graph of ``run``; a panel run's (:mod:`.panel_export`) reads each row's scaler as
+    the inputs ``shift`` and ``scale`` and writes the per-series table ``series_file`` next to it."""
     graph = ForecastGraph(run, horizon)
     H, L, F = graph.horizon, run.data_config.lookback, len(run.columns)
     # a direct model forecasting beyond its trained horizon slides a window of the traced length
     dynamic = not should_unroll(run.model) and (run.recursive or H <= run.model.horizon)
+    panel = is_panel(run)
     inputs = [{"name": "context", "shape": ["batch", "time" if dynamic else L, F], "dtype": "float64",
-               "columns": list(run.columns), "units": "data"}]
+               "columns": list(run.columns), "units": "data"}, *(panel_inputs(run) if panel else [])]
     outputs = [{"name": "forecast", "shape": ["batch", H, len(run.targets), *_levels_axis(run)], "dtype": "float64",
                 "columns": list(run.targets), "units": "data"}]
-    names = {"input_names": ["context"], "output_names": ["forecast"],
-             "dynamic_axes": {"context": {0: "batch", **({1: "time"} if dynamic else {})}, "forecast": {0: "batch"}}}
+    in_names = [i["name"] for i in inputs]
+    names = {"input_names": in_names, "output_names": ["forecast"],
+             "dynamic_axes": {"context": {0: "batch", **({1: "time"} if dynamic else {})}, "forecast": {0: "batch"},
+                              **{n: {0: "batch"} for n in in_names[1:]}}}
     meta = {**_common(run), "graph": "forecast", "horizon": str(H), "time_axis": "dynamic" if dynamic else "fixed",
-            "units": "data", **io_meta(inputs, outputs)}
+            "units": "data", **io_meta(inputs, outputs), **(panel_meta(run, series_file) if panel else {})}
+    ids = check_ids(run) if panel else None
 
     def check(session) -> float:
-        x = contexts(run, 3, seed=1).numpy()
-        return rel_diff(session.run(None, {"context": x})[0], run.predict_contexts(x, H, all_levels=True))
-    return Parts(graph, (contexts(run, 2, seed=0),), names, meta, check, _dtype(run.model),
-                 f"rnnkit {run.model_config.cell} forecaster ({run.model_config.strategy}), forecast graph")
+        feeds = _feeds(run, 3, 1, ids)
+        x = feeds["context"]
+        ref = run.predict_contexts(x, ids, H, all_levels=True) if panel else run.predict_contexts(x, H, all_levels=True)
+        return rel_diff(session.run(None, feeds)[0], ref)
+    example = tuple(torch.from_numpy(a) for a in _feeds(run, 2, 0, None if ids is None else ids[:2]).values())
+    return Parts(graph, example, names, meta, check, _dtype(run.model),
+                 f"rnnkit {run.model_config.cell} {'global ' if panel else ''}forecaster "
+                 f"({run.model_config.strategy}), forecast graph",
+                 {series_file: write_series_table(run)} if panel else {})
 
 
-def step_parts(run) -> Parts:
+def _feeds(run, batch: int, seed: int, ids: list[str] | None) -> dict[str, np.ndarray]:
+    """The forecast graph's inputs: ``batch`` random contexts (:func:`contexts`), or for a panel run
+    one of each series ``ids`` with that series' ``shift`` and ``scale``."""
+    if ids is None:
+        return {"context": contexts(run, batch, seed).numpy()}
+    shift, scale = params(run, ids)
+    return {"context": contexts(run, len(ids), seed, scalers=[run.scalers[i] for i in ids]).numpy(),
+            "shift": shift, "scale": scale}
+
+
+def step_parts(run, series_file: str | None = None) -> Parts:
+    """The streaming step graph of ``run``, in the network's units; for a panel run the rows' scalers
+    (which take a row to those units) are the per-series table ``series_file`` written next to it."""
     graph = StepGraph(run.model)
+    panel = is_panel(run)
     model, dtype = run.model, _dtype(run.model)
     states = flat_states(model.init_state(1))
     dt = str(dtype).replace("torch.", "")
@@ -63,7 +88,8 @@ def step_parts(run) -> Parts:
     names = {"input_names": ["x_t", *ins], "output_names": ["y", *outs], "dynamic_axes": axes}
     norm, transform = run.norm, run.transform
     meta = {**_common(run), "graph": "step", "horizon": str(1 if model.recursive else model.horizon),
-            "units": "network", "time_axis": "one step", "scaler": json.dumps(run.scaler.to_dict()),
+            "units": "network", "time_axis": "one step",
+            **(panel_meta(run, series_file) if panel else {"scaler": json.dumps(run.scaler.to_dict())}),
             "transform": json.dumps({"name": transform.name if transform else "none",
                                      "lambda": transform.lam if transform else 1.0}),
             "normalise": norm.normalise if norm else "none", "skip": norm.skip if norm else "none",
@@ -83,23 +109,26 @@ def step_parts(run) -> Parts:
         return diff
     example = (torch.zeros(2, F, dtype=dtype), *[torch.zeros(s.shape[0], 2, s.shape[2], dtype=dtype) for s in states])
     return Parts(graph, example, names, meta, check, dtype,
-                 f"rnnkit {run.model_config.cell} forecaster ({run.model_config.strategy}), streaming step graph")
+                 f"rnnkit {run.model_config.cell} {'global ' if panel else ''}forecaster "
+                 f"({run.model_config.strategy}), streaming step graph",
+                 {series_file: write_series_table(run)} if panel else {})
 
 
 def _dtype(model) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
-def contexts(run, batch: int, seed: int, length: int | None = None) -> torch.Tensor:
+def contexts(run, batch: int, seed: int, length: int | None = None, scalers=None) -> torch.Tensor:
     """``(batch, length, F)`` float64 raw contexts within the training data's range: random in the
     scaler's units, mapped back through the scaler and the target transform (so positive where the
-    transform needs it)."""
+    transform needs it); ``scalers`` (one per row: a panel's series) instead of the run's one."""
     L = length or run.data_config.lookback
+    scalers = scalers or [run.scaler] * batch
     rng = np.random.default_rng(seed)
     u = rng.uniform(0.05, 0.95, size=(batch, L, len(run.columns)))
-    if run.scaler.kind == "standard":
+    if scalers[0].kind == "standard":
         u = rng.standard_normal(size=u.shape)
-    raw = run.scaler.inverse_transform(u)
+    raw = np.stack([s.inverse_transform(r) for s, r in zip(scalers, u)])
     if run.transform is not None:
         C = len(run.targets)
         raw[..., :C] = run.transform.inverse(raw[..., :C])

@@ -91,15 +91,20 @@ def head_reason(model: nn.Module) -> str | None:
 
 
 def known_inputs_reason(run) -> str | None:
-    """Why ``run`` cannot be exported (it reads known inputs, or has a Student-t head), or None."""
+    """Why ``run`` cannot be exported (it reads known inputs, or has a head :func:`head_reason` refuses),
+    or None."""
     reason = head_reason(run.model)
     if reason:
         return reason
     dc = run.data_config
-    if dc.future_covariates or dc.calendar != "none" or getattr(run.model, "n_known", 0):
-        return ("this run reads known inputs (future covariates or calendar features), which a graph of the "
-                "context windows alone cannot compute; export covers runs without --future-covariates and "
-                "--calendar (refit without them to export)")
+    flags = [flag for flag, on in (("--future-covariates", dc.future_covariates), ("--calendar", dc.calendar != "none"),
+                                   ("--static-covariates", dc.static_covariates), ("--id-embedding", dc.id_embedding))
+             if on]
+    if flags or getattr(run.model, "n_known", 0):
+        named = ", ".join(flags) or "known inputs"
+        return (f"this run reads known inputs ({named}), which a graph of the context windows alone cannot compute; "
+                f"export covers runs without future covariates, calendar features, static covariates and an id "
+                f"embedding (refit without {named} to export)")
     return None
 
 
@@ -116,24 +121,28 @@ class _Member(nn.Module):
         self.norm = Norm(norm if norm is not None else WindowNorm("none", "none", 1, n_targets, (1.0,) * n_targets))
         self.dtype = next(model.parameters()).dtype
 
-    def forward(self, contexts: Tensor) -> Tensor:
+    def forward(self, contexts: Tensor, shift: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
         raw = contexts if self.lookback is None else contexts[:, -self.lookback:]
-        scaled = self.scaling(self.transform(raw))
+        scaled = self.scaling(self.transform(raw), shift, scale)
         y = predict_scaled(self.model, scaled, self.horizon, self.norm, self.dtype)  # (B, H, C[, Q]), scaled
         if y.dim() == 4:  # the scaler works on the targets' axis, the last: (B, H, C, Q) -> (B, H, Q, C) and back
-            return self.back(y.transpose(2, 3)).transpose(2, 3)
-        return self.back(y)
+            return self.back(y.transpose(2, 3), shift, scale).transpose(2, 3)
+        return self.back(y, shift, scale)
 
-    def back(self, y: Tensor) -> Tensor:
+    def back(self, y: Tensor, shift: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
         """Scaled forecasts ``(..., C)`` in the data's units."""
-        return self.transform.inverse(self.scaling.inverse(y))
+        return self.transform.inverse(self.scaling.inverse(y, shift, scale))
 
 
 class ForecastGraph(nn.Module):
     """``forward(contexts (B, L, F) float64) -> forecasts (B, horizon, C) float64``, in the data's
     units, equal to ``run.predict_contexts(contexts, horizon)``; a quantile or distribution head's
     levels ``(B, horizon, C, Q)``, equal to ``run.predict_contexts(contexts, horizon, all_levels=True)``;
-    ``unroll`` as :func:`exportable`."""
+    ``unroll`` as :func:`exportable`.
+
+    A panel run (:class:`~rnnkit.tasks.forecast.panel_run.PanelRun`: one global model, one scaler per
+    series) has no scaler of its own: ``forward(contexts, shift, scale)`` reads each row's, ``(B, F)``,
+    and equals ``run.predict_contexts(contexts, ids, horizon)`` for the series ``ids`` of those scalers."""
 
     def __init__(self, run, horizon: int | None = None, unroll: bool | None = None) -> None:
         super().__init__()
@@ -150,10 +159,12 @@ class ForecastGraph(nn.Module):
             self.members = nn.ModuleList(_Member(m, v.transform, v.scaler, v.norm, C, self.horizon, v.lookback)
                                          for m, v in zip(model.members, views))
         else:
-            self.members = nn.ModuleList([_Member(model, run.transform, run.scaler, run.norm, C, self.horizon, None)])
+            scaler = getattr(run, "scaler", None)  # a panel run has one per series: the graph's shift and scale
+            self.members = nn.ModuleList([_Member(model, run.transform, scaler, run.norm, C, self.horizon, None)])
 
-    def forward(self, contexts: Tensor) -> Tensor:
-        return median([m(contexts) for m in self.members])
+    def forward(self, contexts: Tensor, shift: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
+        """``shift`` and ``scale`` ``(B, F)``: each row's scaler, for a panel run (one scaler per series)."""
+        return median([m(contexts, shift, scale) for m in self.members])
 
 
 def flat_states(state) -> list[Tensor]:

@@ -14,6 +14,11 @@ Two graphs can be written for a forecasting run (:mod:`.graphs`, :mod:`.forecast
   ``state_out_0 ...``: the network's own streaming step (``model.step``) in its units (after the
   scaler and the per-window normalisation, which the metadata describes) and dtype.
 
+A panel run's global model (one network over many series, :mod:`.panel_export`) has the same two
+graphs; its forecast graph also reads ``shift`` and ``scale (batch, F)``, the scaler of the series
+each row belongs to, and the table of every training series' scaler (``<name>.series.csv``) is
+written next to the graph, the two files together or not at all.
+
 A classifier's graph (:mod:`.classify_export`) maps raw series and their lengths to class
 probabilities; a character model's (:mod:`.text_export`) maps character ids and states to the next
 character's logits and states.
@@ -38,7 +43,7 @@ import torch
 
 from ..._version import __version__
 from ...errors import ConfigError, RunError
-from ...training.atomic import write_file_atomic
+from ...training.atomic import write_file_atomic, write_files_atomic
 from .parts import Parts
 
 __all__ = ["export_onnx", "OPSET"]
@@ -59,22 +64,31 @@ def _need_onnx():
     return onnx
 
 
-def _parts(run, step: bool, horizon: int | None) -> Parts:
-    """What to export of ``run`` (a run object or its directory), by its kind."""
+def _parts(run, step: bool, horizon: int | None, path: Path) -> Parts:
+    """What to export of ``run`` (a run object or its directory) to ``path``, by its kind."""
     if isinstance(run, (str, os.PathLike)):
         from .. import load_run
         run = load_run(run)
     from ..classify.workflow import ClassifierRun
+    from ..forecast.panel_run import PanelRun
     from ..forecast.workflow import ForecastRun
     from ..text.workflow import TextRun
     if horizon is not None and (not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1):
         raise ConfigError(f"horizon must be a positive integer; got {horizon!r}")
-    if isinstance(run, ForecastRun):
+    if isinstance(run, (ForecastRun, PanelRun)):
         from .forecast_export import forecast_parts, step_parts
+        from .graphs import known_inputs_reason
+        from .panel_export import series_file_name
         if step and horizon is not None:
             raise ConfigError("the step graph forecasts what the model's step does; --horizon is for the forecast "
                               "graph")
-        return step_parts(run) if step else forecast_parts(run, horizon)
+        series_file = None
+        if isinstance(run, PanelRun):
+            reason = known_inputs_reason(run)  # also for the step graph: the table holds no known inputs
+            if reason:
+                raise ConfigError(reason)
+            series_file = series_file_name(path)
+        return step_parts(run, series_file) if step else forecast_parts(run, horizon, series_file)
     if isinstance(run, TextRun):
         from .text_export import text_parts
         if horizon is not None:
@@ -86,32 +100,42 @@ def _parts(run, step: bool, horizon: int | None) -> Parts:
         if step or horizon is not None:
             raise ConfigError("a classifier reads whole series: it has no step graph (--step) and no --horizon")
         return classify_parts(run)
-    kind = "a panel (--id-col) run" if type(run).__name__ == "PanelRun" else f"a {type(run).__name__}"
-    raise ConfigError(f"rnnkit export writes forecasting runs of one series, classifiers and character models; "
-                      f"this is {kind}")
+    raise ConfigError(f"rnnkit export writes forecasting runs (of one series or a panel), classifiers and character "
+                      f"models; this is a {type(run).__name__}")
 
 
 def export_onnx(run, path: str | os.PathLike, *, step: bool = False, horizon: int | None = None,
                 force: bool = False, check: bool = True) -> Path:
     """Write ``run`` (a :class:`~rnnkit.tasks.forecast.workflow.ForecastRun`, a
+    :class:`~rnnkit.tasks.forecast.panel_run.PanelRun`, a classifier's or a
     :class:`~rnnkit.tasks.text.workflow.TextRun`, or a run directory) to the ONNX file ``path``: a
     forecaster's forecast graph, or with ``step=True`` its streaming step graph (see the module
-    docstring); a character model's sequence graph or step graph (:mod:`.text_export`). ``horizon``
-    (forecast graph) is the number of steps the graph forecasts (default: the run's; beyond a direct
-    model's trained horizon it feeds its forecasts back, as rnnkit does). An existing ``path`` is
-    replaced only with ``force``. With ``check`` (and onnxruntime installed) the graph is run on random
-    inputs and compared with rnnkit's own numbers first.
+    docstring; a panel run's also writes its per-series table next to ``path``); a character
+    model's sequence graph or step graph (:mod:`.text_export`). ``horizon`` (forecast graph) is the
+    number of steps the graph forecasts (default: the run's; beyond a direct model's trained horizon
+    it feeds its forecasts back, as rnnkit does). An existing ``path`` (or table) is replaced only
+    with ``force``. With ``check`` (and onnxruntime installed) the graph is run on random inputs and
+    compared with rnnkit's own numbers first.
 
-    Forecasting runs with known inputs (future covariates, calendar features) are refused, a quantile
-    or distribution head's ``horizon`` beyond its trained one, and for ``step=True`` ensembles over
-    several lookbacks. Returns the path written."""
+    Forecasting runs with known inputs (future covariates, calendar features; a panel's static
+    covariates and id embedding) are refused, a quantile or distribution head's ``horizon`` beyond
+    its trained one, and for ``step=True`` ensembles over several lookbacks. Returns the path
+    written."""
     onnx = _need_onnx()
     path = Path(path)
     if path.is_dir():
         raise RunError(f"{path} is a directory; pass a file name for --out (such as model.onnx)")
     if path.exists() and not force:
         raise RunError(f"{path} exists; pass --force (force=True) to replace it")
-    parts = _parts(run, step, horizon)
+    parts = _parts(run, step, horizon, path)
+    files = {path.parent / name: write for name, write in parts.files.items()}
+    for other in files:
+        if other.is_dir():
+            raise RunError(f"{other} is a directory; the export writes a file of that name next to {path.name}: "
+                           "pass another --out")
+        if other.exists() and not force:
+            raise RunError(f"{other} exists (the export writes it next to {path.name}); pass --force (force=True) "
+                           "to replace it")
     model = _trace(parts)
     props = {"rnnkit_version": __version__, **parts.meta}
     session = _session(model.SerializeToString()) if check else None
@@ -129,6 +153,8 @@ def export_onnx(run, path: str | os.PathLike, *, step: bool = False, horizon: in
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     data = model.SerializeToString()
+    if files:  # the graph and what it reads (a panel's per-series table): all written, or none
+        return write_files_atomic({path: lambda p: Path(p).write_bytes(data), **files})[0]
     return write_file_atomic(path, lambda p: Path(p).write_bytes(data))
 
 

@@ -5,7 +5,8 @@ input, the names of its inputs and outputs, its metadata and how to check it), b
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -22,7 +23,8 @@ class Parts:
     ``names``: ``input_names``, ``output_names`` and ``dynamic_axes`` for ``torch.onnx.export``;
     ``meta``: the file's metadata (strings); ``check(session)``: the largest relative difference of
     the graph, run in an onnxruntime session, from rnnkit's own numbers; ``dtype``: the network's;
-    ``doc``: one line for the file's doc string."""
+    ``doc``: one line for the file's doc string; ``files``: the files written next to the graph, by
+    name, each with its writer (a panel's per-series table), written with it or not at all."""
 
     graph: nn.Module
     example: tuple
@@ -31,6 +33,7 @@ class Parts:
     check: Callable[[Any], float]
     dtype: torch.dtype
     doc: str
+    files: dict[str, Callable[[Path], None]] = field(default_factory=dict)
 
 
 def rel_diff(got, ref) -> float:

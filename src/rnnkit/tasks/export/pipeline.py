@@ -53,20 +53,38 @@ class Transform(nn.Module):
 
 class Scaling(nn.Module):
     """A fitted :class:`~rnnkit.data.scaler.Scaler`: ``(x - offset) / scale`` over all columns, and its
-    inverse on the first ``n_targets``."""
+    inverse on the first ``n_targets``. With ``scaler=None`` (a panel: one scaler per series) each row
+    of the batch brings its own, the graph's inputs ``shift`` and ``scale`` ``(B, F)`` (offset and
+    scale of the series the row belongs to), passed to :meth:`forward` and :meth:`inverse`."""
 
-    def __init__(self, scaler: Scaler, n_targets: int) -> None:
+    def __init__(self, scaler: Scaler | None, n_targets: int) -> None:
         super().__init__()
-        self.register_buffer("offset", torch.tensor(scaler.offset, dtype=F64))  # (F,)
-        self.register_buffer("scale", torch.tensor(scaler.scale, dtype=F64))  # (F,)
+        if scaler is not None:
+            self.register_buffer("offset", torch.tensor(scaler.offset, dtype=F64))  # (F,)
+            self.register_buffer("scale", torch.tensor(scaler.scale, dtype=F64))  # (F,)
+        else:
+            self.offset = self.scale = None
         self.n_targets = n_targets
 
-    def forward(self, x: Tensor) -> Tensor:
-        return (x - self.offset) / self.scale
+    def params(self, x: Tensor, shift: Tensor | None, scale: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The offset and scale to apply to ``x (B, ..., F)``: the fitted ones ``(F,)``, or each row's
+        ``(B, F)`` as ``(B, 1, ..., F)``."""
+        if self.offset is not None:
+            return self.offset, self.scale
+        if shift is None or scale is None:
+            raise ConfigError("this scaling is per series: pass each row's shift and scale")
+        for _ in range(x.dim() - 2):  # (B, F) -> (B, 1, ..., F)
+            shift, scale = shift.unsqueeze(1), scale.unsqueeze(1)
+        return shift, scale
 
-    def inverse(self, y: Tensor) -> Tensor:
+    def forward(self, x: Tensor, shift: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
+        offset, s = self.params(x, shift, scale)
+        return (x - offset) / s
+
+    def inverse(self, y: Tensor, shift: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
         C = self.n_targets
-        return y * self.scale[:C] + self.offset[:C]
+        offset, s = self.params(y, shift, scale)
+        return y * s[..., :C] + offset[..., :C]
 
 
 class Norm(nn.Module):

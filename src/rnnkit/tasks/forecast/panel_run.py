@@ -19,7 +19,7 @@ import torch
 from ...config import ModelConfig, TrainConfig
 from ...data.panel import PanelData, panel_from_frame, read_panel, renumber_rows
 from ...data.scaler import Scaler
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError, DataError, ShapeError
 from ...training.loop import History
 from ...training.rundir import write_run_dir
 from ...training.runs import json_safe, write_json, write_run_files
@@ -150,6 +150,15 @@ class PanelRun:
     def targets(self) -> tuple[str, ...]:
         return self.data_config.targets
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns each series' scaler scales, in order: targets, covariates, future covariates."""
+        dc = self.data_config
+        return dc.targets + dc.covariates + tuple(c for c in dc.future_covariates if c not in dc.covariates)
+
+    #: a panel's targets are never transformed (``--transform`` is refused for panels)
+    transform = None
+
     def load_data(self, source=None) -> PanelData:
         """Read ``source`` (a path or DataFrame; default: the training data) with the run's settings."""
         dc = self.data_config
@@ -187,8 +196,7 @@ class PanelRun:
         ``(S, horizon, C, Q)``, each decoded as one series' are (:mod:`.panel_quantiles`)."""
         dc = self.data_config
         check_level_horizon(self.model_config, dc.horizon, horizon)
-        L, C = dc.lookback, len(self.targets)
-        raw = panel_contexts(panel, ends, L)  # (S, L, F)
+        raw = panel_contexts(panel, ends, dc.lookback)  # (S, L, F)
         if is_negbin(self.model):  # a negbin head reads counts: every context's targets must be counts
             check_panel_counts([s.source for s in panel.series], raw, self.targets)
         scalers = [self._scaler(sid, s.values, e) for sid, s, e in zip(panel.ids, panel.series, ends)]
@@ -202,6 +210,39 @@ class PanelRun:
                                      [e], H,
                                      None if future is None else future[k])
                 for k, (s, sc, e) in enumerate(zip(panel.series, scalers, ends))])
+        return self._forecast_scaled(scaled, scalers, horizon, known, all_levels)
+
+    def predict_contexts(self, contexts: np.ndarray, ids: Sequence[str], horizon: int | None = None,
+                         all_levels: bool = False) -> np.ndarray:
+        """Forecasts ``(S, horizon, C)`` in original units after raw context windows ``(S, L, F)``
+        (:attr:`columns`), row i one of series ``ids[i]`` of the run, scaled by that series' scaler: what
+        :meth:`predict_at` computes after those rows (a run with :attr:`levels`: the same levels), for
+        a run without known inputs (the exported graph's reference, :mod:`rnnkit.tasks.export`)."""
+        dc = self.data_config
+        if panel_known_width(dc, self.meta["freq"], self.statics, self.recursive):
+            raise ConfigError("this run reads known inputs (future covariates, calendar features or static "
+                              "covariates), which context windows alone do not hold; use forecast() or predict_at()")
+        x = np.asarray(contexts, dtype=np.float64)
+        ids = [str(i) for i in ids]
+        if x.ndim != 3 or x.shape[0] != len(ids) or x.shape[2] != len(self.columns):
+            raise ShapeError(f"contexts must be (S, L, {len(self.columns)}), one window of the columns "
+                             f"{list(self.columns)} per id ({len(ids)}); got shape {x.shape}")
+        unknown = [i for i in ids if i not in self.scalers]
+        if unknown:
+            raise DataError(f"series {unknown[0]!r} is not one of the run's; its scaler is fitted on its rows by "
+                            "forecast() and predict_at()")
+        horizon = horizon or dc.horizon
+        check_level_horizon(self.model_config, dc.horizon, horizon)
+        if is_negbin(self.model):
+            check_panel_counts([f"series {i!r}" for i in ids], x, self.targets)
+        scalers = [self.scalers[i] for i in ids]
+        scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, x)])
+        return self._forecast_scaled(scaled, scalers, horizon, None, all_levels)
+
+    def _forecast_scaled(self, scaled: np.ndarray, scalers: list[Scaler], horizon: int, known: np.ndarray | None,
+                         all_levels: bool) -> np.ndarray:
+        """The forecasts after scaled windows ``(S, L, F)``, each unscaled by its series' scaler."""
+        C = len(self.targets)
         dtype = next(self.model.parameters()).dtype
         self.model.eval()
         with torch.no_grad():
