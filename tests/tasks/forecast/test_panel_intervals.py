@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import rnnkit
+from panel_cases import seasonal_panel
 from rnnkit.errors import ConfigError
 from rnnkit.tasks.forecast.panel_intervals import PanelIntervals, calibrate_panel, series_scale
 from rnnkit.tasks.forecast.panel_run import fit_global
@@ -19,14 +20,7 @@ QUICK = rnnkit.TrainConfig(epochs=3, batch_size=16)
 
 
 def panel(n_series=12, seed=0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    blocks = []
-    for k in range(n_series):
-        n = 30 + k
-        t = np.arange(n)
-        y = (k + 1) * (5 + np.sin(2 * np.pi * t / 6)) + rng.normal(0, 0.3 * (k + 1), n)
-        blocks.append(pd.DataFrame({"id": f"s{k}", "y": y}))
-    return pd.concat(blocks, ignore_index=True)
+    return seasonal_panel(n_series, seed)
 
 
 def test_series_scale_is_the_mean_absolute_lagged_difference():

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import rnnkit
+from panel_cases import refused_fit
 from cli_cases import one_line_error
 from rnnkit.cli import main
 from rnnkit.errors import RunError
@@ -307,11 +308,7 @@ FIT = ["fit", None, "--id-col", "id", "--target", "y", "--horizon", "3", "--look
     (["--strategy", "recursive", "--skip", "last"], "skip='last' is for direct models"),
 ])
 def test_the_command_line_refuses_in_one_line(tmp_path, capsys, raw, extra, message):
-    data = tmp_path / "p.csv"
-    raw.to_csv(data, index=False)
-    err = one_line_error(capsys, [str(data) if a is None else a for a in FIT] + ["--out", str(tmp_path / "r"), *extra])
-    assert message in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+    assert message in refused_fit(tmp_path, capsys, raw, FIT, extra)
 
 
 @pytest.mark.parametrize("value, what", [(-1.0, "-1 (negative)"), (2.5, "2.5 (not a whole number)")])

@@ -15,6 +15,7 @@ import pytest
 from matplotlib.image import imread
 
 import rnnkit
+from panel_cases import seasonal_panel
 from rnnkit.cli import main
 from rnnkit.errors import DataError
 from rnnkit.tasks.forecast import panel_plot
@@ -27,16 +28,8 @@ H = 3
 DC = rnnkit.DataConfig(id_col="id", horizon=H, lookback=6, seasonal_period=6)
 
 
-def panel(n_series: int, seed: int = 0) -> pd.DataFrame:
-    """Series of different levels, scales and lengths (30 + k rows), a season of 6, no time column."""
-    rng = np.random.default_rng(seed)
-    blocks = []
-    for k in range(n_series):
-        n = 30 + k
-        t = np.arange(n)
-        y = (k + 1) * (5 + np.sin(2 * np.pi * t / 6)) + rng.normal(0, 0.3 * (k + 1), n)
-        blocks.append(pd.DataFrame({"id": f"s{k}", "y": y}))
-    return pd.concat(blocks, ignore_index=True)
+def panel(n_series, seed=0) -> pd.DataFrame:
+    return seasonal_panel(n_series, seed)
 
 
 def saved(tmp_path_factory, raw, name, mc=SMALL, search=None):

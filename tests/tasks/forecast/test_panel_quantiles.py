@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import rnnkit
+from panel_cases import refused_fit, seasonal_panel
 from cli_cases import one_line_error
 from rnnkit.cli import main
 from rnnkit.errors import ConfigError
@@ -29,15 +30,7 @@ HEADS = {"quantile": dict(quantiles=LEVELS), "normal": dict(distribution="normal
 
 
 def panel(n_series=8, seed=0, length=24) -> pd.DataFrame:
-    """Series of different levels and scales: a season of 6 and noise in proportion to the level."""
-    rng = np.random.default_rng(seed)
-    blocks = []
-    for k in range(n_series):
-        n = length + k
-        t = np.arange(n)
-        y = (k + 1) * (5 + np.sin(2 * np.pi * t / 6)) + rng.normal(0, 0.3 * (k + 1), n)
-        blocks.append(pd.DataFrame({"id": f"s{k}", "y": y}))
-    return pd.concat(blocks, ignore_index=True)
+    return seasonal_panel(n_series, seed, length)
 
 
 @pytest.fixture(scope="module")
@@ -228,11 +221,7 @@ FIT = ["fit", None, "--id-col", "id", "--target", "y", "--horizon", "3", "--look
     (["--quantiles", "0.1,0.9", "--loss", "mae"], "loss='mae' with quantiles"),
 ])
 def test_refusals_are_one_line_with_status_2(tmp_path, capsys, raw, extra, message):
-    data = tmp_path / "p.csv"
-    raw.to_csv(data, index=False)
-    err = one_line_error(capsys, [str(data) if a is None else a for a in FIT] + ["--out", str(tmp_path / "r"), *extra])
-    assert message in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+    assert message in refused_fit(tmp_path, capsys, raw, FIT, extra)
 
 
 def test_cli_round_trip_and_horizon_refusal(tmp_path, capsys, raw):
