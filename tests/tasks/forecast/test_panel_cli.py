@@ -98,7 +98,7 @@ def test_fit_reports_the_series_too_short_to_train_on(tmp_path, capsys):
     (["--covariates", "rain"], "(series 'north'): no covariate column 'rain'"),
     (["--static-covariates", "region"], "no static covariate column 'region'"),
     (["--static-covariates", "temp"], "(series 'north'): the static covariate 'temp' must hold one value"),
-    (["--transform", "log"], "--transform: not yet for panels"),
+    (["--transform", "boxcox"], "--transform boxcox: not yet for panels"),
     (["--auto"], "--auto: not yet for panels"),
     (["--ensemble", "2", "--ensemble-lookbacks", "6,12"], "--ensemble-lookbacks: not yet for panels"),
     (["--intervals", "80", "--calibration-windows", "5"], "a panel's intervals are calibrated on one held-out horizon"),

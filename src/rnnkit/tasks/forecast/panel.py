@@ -127,7 +127,7 @@ class PanelPrepared(InputWidths):
 
 def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) -> None:
     why = "not yet for panels (one global model over many series); fit the series one by one to use it"
-    for flag, bad in (("--transform", dc.transform not in ("auto", "none")),
+    for flag, bad in (("--transform boxcox", dc.transform == "boxcox"),
                       ("stateful training", tc.stateful), ("--auto", search.auto),
                       ("--ensemble-lookbacks", search.ensemble_lookbacks), ("--gate-origins", search.gate_origins),
                       ("--val-start/--test-start", dc.val_start is not None or dc.test_start is not None)):
@@ -183,10 +183,13 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     if train_config.loss is None:  # the job's own loss, recorded in the run (a head's pinball or nll loss)
         train_config = train_config.replace(loss=head_loss(model_config) or "mse")
     series = [with_future_columns(s, data_config.future_covariates) for s in panel.series]
+    if data_config.transform == "log":  # each series' targets on the log scale, before its scaler (.panel_transform)
+        series = [log_targets(s, len(panel.targets)) for s in series]
     past = tuple(c for c in series[0].covariates if c not in data_config.future_covariates)
     linear = bool(data_config.future_covariates) and data_config.linear_covariates != "none" \
         and model_config.distribution != "negbin"  # counts take none (as one series' runs)
-    dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform="none",
+    transform = "log" if data_config.transform == "log" else "none"  # auto: none for panels (not measured)
+    dc = data_config.replace(targets=tuple(panel.targets), covariates=past, transform=transform,
                              linear_covariates="auto" if linear else "none",
                              source=absolute_source(panel.source))  # the run finds it from any working directory
     C, H = len(dc.targets), dc.horizon
@@ -279,6 +282,19 @@ def check_panel_counts(sources, values, targets) -> None:
             check_counts(np.asarray(v)[..., :len(targets)], targets)
         except DataError as e:
             raise DataError(f"{source}: {e}") from None
+
+
+def log_targets(s: SeriesData, n_targets: int) -> SeriesData:
+    """``s`` with its targets' logarithms in place of its targets (``--transform log``: a panel's
+    series are scaled, windowed and forecast on the log scale, and the forecasts come back through
+    ``exp``); a target that is not positive is refused, naming the series."""
+    y = s.frame.iloc[:, :n_targets].to_numpy(dtype=np.float64)
+    if not (y > 0).all():
+        raise DataError(f"{s.source}: --transform log needs positive targets, but the series has values down to "
+                        f"{y.min():g}; use --transform none")
+    frame = s.frame.copy()
+    frame.iloc[:, :n_targets] = np.log(y)
+    return dataclasses.replace(s, frame=frame)
 
 
 def panel_contexts(panel: PanelData, ends, lookback: int) -> np.ndarray:

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from ...config import ModelConfig, TrainConfig
+from ...data.boxcox import TargetTransform
 from ...data.panel import PanelData, panel_from_frame, read_panel, renumber_rows
 from ...data.scaler import Scaler
 from ...errors import ConfigError, DataError, ShapeError
@@ -30,8 +31,8 @@ from .normalise import WindowNorm
 from .future import future_values, with_future_columns
 from .known import known_names
 from .negbin import is_negbin, unscaled_targets
-from .panel import (check_panel_counts, panel_contexts, panel_known_width, prepare_panel, series_known_windows,
-                    series_split, static_values)
+from .panel import (check_panel_counts, log_targets, panel_contexts, panel_known_width, prepare_panel,
+                    series_known_windows, series_split, static_values)
 from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
 from .panel_intervals import PanelIntervals, calibrate_panel, series_scale
 from .panel_plot import write_panel_plot
@@ -156,8 +157,10 @@ class PanelRun:
         dc = self.data_config
         return dc.targets + dc.covariates + tuple(c for c in dc.future_covariates if c not in dc.covariates)
 
-    #: a panel's targets are never transformed (``--transform`` is refused for panels)
-    transform = None
+    @property
+    def transform(self) -> TargetTransform | None:
+        """The targets' transform (``--transform log``; None: the targets as they are)."""
+        return TargetTransform("log", 0.0) if self.data_config.transform == "log" else None
 
     def load_data(self, source=None) -> PanelData:
         """Read ``source`` (a path or DataFrame; default: the training data) with the run's settings."""
@@ -196,6 +199,8 @@ class PanelRun:
         ``(S, horizon, C, Q)``, each decoded as one series' are (:mod:`.panel_quantiles`)."""
         dc = self.data_config
         check_level_horizon(self.model_config, dc.horizon, horizon)
+        if self.transform is not None:  # the series on the log scale, as the run was trained (.panel.log_targets)
+            panel = dataclasses.replace(panel, series=tuple(log_targets(s, len(self.targets)) for s in panel.series))
         raw = panel_contexts(panel, ends, dc.lookback)  # (S, L, F)
         if is_negbin(self.model):  # a negbin head reads counts: every context's targets must be counts
             check_panel_counts([s.source for s in panel.series], raw, self.targets)
@@ -236,6 +241,9 @@ class PanelRun:
         if is_negbin(self.model):
             check_panel_counts([f"series {i!r}" for i in ids], x, self.targets)
         scalers = [self.scalers[i] for i in ids]
+        if self.transform is not None:
+            x = x.copy()
+            x[..., :len(self.targets)] = self.transform.forward(x[..., :len(self.targets)])
         scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, x)])
         return self._forecast_scaled(scaled, scalers, horizon, None, all_levels)
 
@@ -248,6 +256,8 @@ class PanelRun:
         with torch.no_grad():
             out = predict_scaled_batched(self.model, scaled, horizon, self.norm, dtype, known)
         y = np.stack([unscale(sc, o, C) for sc, o in zip(scalers, out)])  # (S, H, C[, Q])
+        if self.transform is not None:  # back from the log scale: exp keeps the levels' order
+            y = self.transform.inverse(y)
         if not np.isfinite(y).all():
             raise DataError("the model produced non-finite forecasts (NaN or inf); the run is unusable - retrain "
                             "with a lower learning rate or gradient clipping")
