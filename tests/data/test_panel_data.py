@@ -272,3 +272,50 @@ def test_a_table_needing_a_message_or_a_fill_goes_one_series_at_a_time(damage, m
     if damage in ("nan", "gap"):  # filled: the series one by one, as the fill needs them
         panel = panel_from_frame(table, "shop", "sales", "date", fill="ffill", static_covariates=("region",))
         assert calls == [1, 1] and len(panel["b"]) == 8 and np.isfinite(panel["b"].values).all()
+
+
+_DTYPES = {  # what a long table's columns may hold, as CSV, Parquet or a user's DataFrame give them
+    "datetime": lambda d: d,
+    "tz-aware": lambda d: d.assign(date=d.date.dt.tz_localize("UTC")),
+    "text dates with spaces": lambda d: d.assign(date=" " + d.date.dt.strftime("%Y-%m-%d %H:%M") + " "),
+    "nullable integers": lambda d: d.assign(sales=(d.sales * 10).round().astype("Int64")),
+    "float32": lambda d: d.assign(sales=d.sales.astype("float32")),
+    "bool covariate": lambda d: d.assign(promo=d.promo > 2),
+    "numbers as text": lambda d: d.assign(sales=d.sales.map(lambda v: f" {v:.4f} ")),
+    "categorical ids": lambda d: d.assign(shop=d.shop.astype("category")),
+    "integer ids": lambda d: d.assign(shop=d.shop.str[1:].astype(int)),
+    "a duplicate time": lambda d: pd.concat([d, d.iloc[[0]]], ignore_index=True),
+    "a missing value": lambda d: d.assign(sales=d.sales.where(d.index != 1)),
+    "a text value": lambda d: d.assign(sales=d.sales.astype(str).where(d.index != 0, "abc")),
+}
+
+
+@pytest.mark.parametrize("freq", ["MS", "D", "h", "W-SUN", "QS"])
+def test_random_tables_load_as_one_series_at_a_time(freq, monkeypatch):
+    """Random small tables of every column type above (interleaved or not; with covariates, inferred
+    targets, no time column, a fill): the panel, or the error, is the one-series-at-a-time path's."""
+    rng = np.random.default_rng(["MS", "D", "h", "W-SUN", "QS"].index(freq))
+    for name, change in _DTYPES.items():
+        for _ in range(3):
+            blocks = []
+            for k in range(int(rng.integers(1, 5))):
+                n = int(rng.integers(1, 8))
+                blocks.append(pd.DataFrame({"shop": f"k{k}", "date": pd.date_range("2001-01-07", periods=n, freq=freq),
+                                            "sales": rng.normal(size=n), "promo": rng.integers(0, 5, n)}))
+            table = pd.concat(blocks, ignore_index=True)
+            if rng.random() < 0.5:  # interleave the series, each still in time order
+                table = table.sample(frac=1, random_state=int(rng.integers(1e6))).sort_values("date", kind="stable")
+            table = change(table.reset_index(drop=True))
+            for kw in (dict(target="sales", time_col="date", covariates=("promo",)), dict(time_col="date"),
+                       dict(target="sales"), dict(target="sales", time_col="date", fill="ffill")):
+                outcome = []
+                for load in (lambda: panel_from_frame(table, "shop", **kw),
+                             lambda: _one_by_one(monkeypatch, table, "shop", **kw)):
+                    try:
+                        outcome.append(load())
+                    except DataError as e:
+                        outcome.append(str(e))
+                if isinstance(outcome[0], str) or isinstance(outcome[1], str):
+                    assert outcome[0] == outcome[1], (name, kw)
+                else:
+                    _assert_same_panel(*outcome)
