@@ -18,7 +18,7 @@ import torch
 
 from ...config import ModelConfig, TrainConfig
 from ...data.boxcox import TargetTransform
-from ...data.panel import PanelData, panel_from_frame, read_panel, renumber_rows
+from ...data.panel import PanelData
 from ...data.scaler import Scaler
 from ...errors import ConfigError, DataError, ShapeError
 from ...training.loop import History
@@ -28,12 +28,12 @@ from .config import DataConfig, SearchConfig, refuse_distributed
 from .fitting import ForecastEnsemble, train_members
 from .model import Forecaster
 from .normalise import WindowNorm
-from .future import future_values, with_future_columns
 from .known import known_names
 from .negbin import is_negbin, unscaled_targets
 from .panel import (check_panel_counts, log_targets, panel_contexts, panel_known_width, prepare_panel,
                     series_known_windows, series_split, static_values)
 from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
+from .panel_data import load_panel, panel_future
 from .panel_intervals import PanelIntervals, calibrate_panel, series_scale
 from .panel_plot import write_panel_plot
 from .panel_quantiles import check_level_horizon, check_panel_heads, unscale
@@ -41,72 +41,9 @@ from .panel_scores import level_entry, pooled_level_scores, series_scores, serie
 from .quantiles import with_level_columns
 from .statics import StaticEncoder
 
-__all__ = ["PanelRun", "fit_global", "load_panel", "panel_future", "write_panel_run", "SCALERS_FILE"]
+__all__ = ["PanelRun", "fit_global", "load_panel", "panel_future", "write_panel_run", "SCALERS_FILE"]  # the two readers: .panel_data
 
 SCALERS_FILE = "scalers.json"
-
-
-def load_panel(dc: DataConfig, data=None) -> PanelData:
-    """``data`` as a panel (a :class:`PanelData`, a long DataFrame, or None: ``dc.source``), read with
-    ``dc``'s id, time, target, covariate, static covariate and fill settings; the future covariates
-    are ordered last among the covariates."""
-    if isinstance(data, PanelData):
-        panel = data
-    else:
-        targets = dc.targets or None
-        covs = tuple(dc.covariates) + tuple(c for c in dc.future_covariates if c not in dc.covariates)
-        opts = dict(static_covariates=dc.static_covariates)
-        if isinstance(data, pd.DataFrame):
-            panel = panel_from_frame(data, dc.id_col, targets, dc.time_col, covs, dc.fill, **opts)
-        elif data is not None:
-            raise ConfigError(f"a panel run reads a long table (a file path, a pandas DataFrame or PanelData); got "
-                              f"{type(data).__name__}")
-        elif dc.source.startswith("builtin:"):
-            raise ConfigError(f"{dc.source} is one series; --id-col needs a panel file in long format (CSV, TSV or "
-                              "Parquet with an id column)")
-        else:
-            panel = read_panel(dc.source, dc.id_col, targets, dc.time_col, covs, dc.fill, **opts)
-    if dc.future_covariates:
-        panel = dataclasses.replace(panel, series=tuple(with_future_columns(s, dc.future_covariates)
-                                                        for s in panel.series))
-    return panel
-
-
-def panel_future(future, panel: PanelData, dc: DataConfig, rows: int) -> list[np.ndarray] | None:
-    """Each series' future covariates for the ``rows`` rows after its end, from ``future`` (a long
-    CSV/TSV/Parquet file or DataFrame: the id column, the time column when the run has one, and one
-    column per future covariate). None for a run without future covariates (which refuses one)."""
-    if not dc.future_covariates:
-        if future is not None:
-            raise ConfigError("this run has no future covariates, so it reads no future file; drop --future")
-        return None
-    if future is None:
-        raise ConfigError(f"this run reads the future covariates {list(dc.future_covariates)}: forecasting past the "
-                          f"data needs their values for the {rows} row(s) after each series' last; pass them with "
-                          f"--future FILE (the id column {dc.id_col!r}, the time column and the covariates)")
-    if isinstance(future, pd.DataFrame):
-        raw, label = future, "the future table"
-    else:
-        from ...data.sources import read_table
-        raw, _ = read_table(future)
-        label = str(future)
-    if dc.id_col not in raw.columns:
-        raise DataError(f"{label}: no id column {dc.id_col!r}; a panel's future file has one row per series and "
-                        "forecast step")
-    keys = raw[dc.id_col].astype(str).str.strip()
-    groups = raw.groupby(keys.to_numpy(), sort=False).indices
-    out = []
-    for sid, s in zip(panel.ids, panel.series):
-        if sid not in groups:
-            raise DataError(f"{label}: no rows for series {sid!r}; the future covariates of its next {rows} row(s) "
-                            "are needed")
-        part = raw.iloc[groups[sid]].reset_index(drop=True)
-        try:
-            out.append(future_values(part, dc.future_covariates, dc.time_col, s.frame.index, s.freq, rows))
-        except DataError as e:  # about the series' rows of the file: name both, number the rows as the file does
-            message = str(e).removeprefix("the future table: ")
-            raise DataError(renumber_rows(f"{label} (series {sid!r}): {message}", groups[sid])) from e
-    return out
 
 
 @dataclass
