@@ -150,6 +150,8 @@ def test_series_with_different_frequencies_names_the_odd_one():
     weekly = long_table({"w": 6}, freq="W-SUN", start="2020-01-05")
     with pytest.raises(DataError, match="series 'w' has frequency W-SUN but series 'm0' has MS"):
         panel_from_frame(pd.concat([monthly, weekly]), "shop", "sales", "date")
+    mixed = panel_from_frame(pd.concat([monthly, weekly]), "shop", "sales", "date", mixed_frequencies=True)
+    assert mixed.freq is None and mixed["w"].freq == "W-SUN" and mixed["m0"].freq == "MS"  # each its own
 
 
 def test_a_one_row_series_is_not_a_frequency_mismatch():

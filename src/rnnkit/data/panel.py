@@ -96,10 +96,12 @@ def _label(series_id: str, source: str) -> str:
 def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str] | None = None,
                      time_col: str | None = None, covariates: Sequence[str] = (), fill: Fill = None, *,
                      source: str = "<DataFrame>", sha256: str | None = None,
-                     static_covariates: Sequence[str] = ()) -> PanelData:
+                     static_covariates: Sequence[str] = (), mixed_frequencies: bool = False) -> PanelData:
     """Split a long table into validated series by ``id_col``; see the module docstring.
     ``static_covariates`` are columns holding one value per series (a region, a store size), numbers
     or categories, repeated on each of its rows; they are kept as strings in :attr:`PanelData.static`.
+    ``mixed_frequencies`` accepts series of different frequencies (each keeps its own; the panel's
+    :attr:`~PanelData.freq` is then None: it has no common season or calendar).
 
     Raises:
         DataError: the id column is missing or empty, a series is unusable (the message names it),
@@ -128,20 +130,23 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
         series, static = _series_one_by_one(raw, body, codes, order, target, time_col, covariates, fill,
                                             static_covariates, source)
     dated = [(k, s) for k, s in zip(order, series) if len(s) > 1]  # one row has no frequency
+    freq = dated[0][1].freq if dated else series[0].freq
     if dated:
         (k0, s0), odd = dated[0], next(((k, s) for k, s in dated if _unit(s.freq) != _unit(dated[0][1].freq)), None)
-        if odd is not None:
+        if odd is not None and not mixed_frequencies:
             raise DataError(f"{source}: series {odd[0]!r} has frequency {_freq_name(odd[1].freq)} but series {k0!r} "
                             f"has {_freq_name(s0.freq)}; a panel's series must share one (resample them to a common "
-                            "frequency)")
+                            "frequency, or pass --seasonal-period, without --calendar, to train one model across "
+                            "frequencies: 1 for no season)")
+        if odd is not None:
+            freq = None  # no common frequency: no season or calendar of the panel's
     columns = {(s.targets, s.covariates) for s in series}
     if len(columns) > 1:  # the target was inferred per series and came out different
         raise DataError(f"{source}: the series do not have the same target and covariate columns; name them "
                         "with --target and --covariates")
     if sha256 is None:
         sha256 = hashlib.sha256(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes()).hexdigest()
-    return PanelData(tuple(order), tuple(series), source, sha256, dated[0][1].freq if dated else series[0].freq,
-                     {c: tuple(v) for c, v in static.items()})
+    return PanelData(tuple(order), tuple(series), source, sha256, freq, {c: tuple(v) for c, v in static.items()})
 
 
 def _series_codes(ids: pd.Series, id_col: str, source: str) -> tuple[np.ndarray, list[str]]:
@@ -277,8 +282,8 @@ def renumber_rows(message: str, rows: np.ndarray) -> str:
 
 def read_panel(source: str | Path, id_col: str, target: str | Sequence[str] | None = None,
                time_col: str | None = None, covariates: Sequence[str] = (), fill: Fill = None,
-               static_covariates: Sequence[str] = ()) -> PanelData:
+               static_covariates: Sequence[str] = (), mixed_frequencies: bool = False) -> PanelData:
     """Read a CSV, TSV or Parquet panel file and validate each series (:func:`panel_from_frame`)."""
     raw, sha256 = read_table(source)
     return panel_from_frame(raw, id_col, target, time_col, covariates, fill, source=str(source), sha256=sha256,
-                            static_covariates=static_covariates)
+                            static_covariates=static_covariates, mixed_frequencies=mixed_frequencies)

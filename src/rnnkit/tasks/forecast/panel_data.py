@@ -25,7 +25,9 @@ def load_panel(dc: DataConfig, data=None) -> PanelData:
     else:
         targets = dc.targets or None
         covs = tuple(dc.covariates) + tuple(c for c in dc.future_covariates if c not in dc.covariates)
-        opts = dict(static_covariates=dc.static_covariates)
+        # series of several frequencies train one model only with a season given (m=1: none) and no calendar
+        opts = dict(static_covariates=dc.static_covariates,
+                    mixed_frequencies=dc.seasonal_period is not None and dc.calendar == "none")
         if isinstance(data, pd.DataFrame):
             panel = panel_from_frame(data, dc.id_col, targets, dc.time_col, covs, dc.fill, **opts)
         elif data is not None:
