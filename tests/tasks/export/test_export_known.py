@@ -45,21 +45,23 @@ def _one_thread(single_thread):
     """Tiny models: one intra-op thread is faster on a loaded 2-core machine (see conftest)."""
 
 
-def _data(end: int = N, future=("x",)):
-    return series_from_frame(FRAME.iloc[:end][["date", "y", *future]], target="y", time_col="date",
-                             covariates=list(future))
+def _data(end: int = N, future=("x",), past=()):
+    return series_from_frame(FRAME.iloc[:end][["date", "y", *past, *future]], target="y", time_col="date",
+                             covariates=[*past, *future])
 
 
 def _future(end: int, rows: int, future=("x",)) -> pd.DataFrame:
     return FRAME.iloc[end:end + rows][["date", *future]].reset_index(drop=True)
 
 
-def _run(dtype=torch.float32, future=("x",), linear="auto", ensemble=1, lookbacks=(), **model):
+def _run(dtype=torch.float32, future=("x",), linear="auto", ensemble=1, lookbacks=(), past=(), horizon=H,
+         difference="none", **model):
     """A run trained for one epoch, then given random weights (a zero-initialised head would hide the
     network from the comparison); the linear effect is fitted before training, so it is the run's."""
-    dc = DataConfig(horizon=H, lookback=None if lookbacks else L, future_covariates=tuple(future),
-                    linear_covariates=linear)
-    run = fit_forecaster(dc, ModelConfig(**{"hidden_size": 4, **model}), TrainConfig(epochs=1), data=_data(N, future),
+    dc = DataConfig(horizon=horizon, lookback=None if lookbacks else L, future_covariates=tuple(future),
+                    linear_covariates=linear, difference=difference)
+    run = fit_forecaster(dc, ModelConfig(**{"hidden_size": 4, **model}), TrainConfig(epochs=1),
+                         data=_data(N, future, past),
                          quiet=True, evaluate=False, dtype=dtype,
                          search=SearchConfig(ensemble=ensemble, ensemble_lookbacks=lookbacks))
     g = torch.Generator().manual_seed(0)
@@ -69,14 +71,14 @@ def _run(dtype=torch.float32, future=("x",), linear="auto", ensemble=1, lookback
     return run
 
 
-def _cases(run, horizon: int, future=("x",)):
+def _cases(run, horizon: int, future=("x",), past=()):
     """For each end in ENDS: the context (the last rows of the series up to it), the future rows the
     graph reads, and rnnkit's own forecast of the series up to it with those future values, all levels."""
     rows = horizon if run.recursive else run.data_config.horizon
     Lc = run.data_config.lookback
     ctx, fut, ref = [], [], []
     for end in ENDS:
-        data, ahead = _data(end, future), _future(end, rows, future)
+        data, ahead = _data(end, future, past), _future(end, rows, future)
         ctx.append(data.values[-Lc:])
         fut.append(ahead[list(future)].to_numpy(np.float64))
         values = run.future_values(data, ahead, horizon)  # rnnkit's own path: its known inputs of that series
@@ -95,33 +97,37 @@ CASES = {
     "gru, recursive, linear effect, two covariates": dict(cell="gru", strategy="recursive", future=("z", "x")),
     "lstm, direct, two covariates": dict(cell="lstm", strategy="direct", future=("z", "x")),
     "gru, direct, quantile head": dict(cell="gru", strategy="direct", quantiles=(0.1, 0.5, 0.9)),
+    "lstm, direct, a past covariate, differences": dict(cell="lstm", strategy="direct", past=("z",),
+                                                         difference="first"),
 }
 
 
 @pytest.mark.parametrize("settings", list(CASES.values()), ids=list(CASES))
 def test_the_graph_forecasts_what_rnnkit_forecasts_with_the_same_future_values(tmp_path, settings):
     settings = dict(settings)
-    future = settings.get("future", ("x",))
+    future, past = settings.get("future", ("x",)), settings.get("past", ())
     run = _run(**settings)
     assert bool(run.norm.effect) is (settings.get("linear", "auto") == "auto")  # x drives y: the F test keeps it
     path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
     s = session(path)
     assert [i.name for i in s.get_inputs()] == ["context", "future"]
-    ctx, fut, ref = _cases(run, H, future)
+    ctx, fut, ref = _cases(run, H, future, past)
     (got,) = s.run(["forecast"], {"context": ctx, "future": fut})
     assert got.shape == ref.shape
     assert rel_diff(got, ref) < TOL
     (one,) = s.run(["forecast"], {"context": ctx[:1], "future": fut[:1]})  # the batch is dynamic
     assert rel_diff(one, ref[:1]) < TOL
+    with pytest.raises(Exception, match="(?i)invalid dimensions|dimension"):  # future has exactly H rows
+        s.run(None, {"context": ctx, "future": fut[:, :-1]})
     meta = props(path)
     inputs = {i["name"]: i for i in json.loads(meta["inputs"])}
     assert inputs["future"]["shape"] == ["batch", H, len(future)] and inputs["future"]["columns"] == list(future)
-    assert inputs["future"]["units"] == "data" and inputs["context"]["columns"] == list(run.columns)
+    assert inputs["future"]["units"] == "data" and inputs["context"]["columns"] == ["y", *past, *future]
     assert json.loads(meta["future_covariates"]) == list(future) and meta["future_rows"] == str(H)
     assert json.loads(meta["covariate_effect"]) == [list(r) for r in run.norm.effect]
     assert float(meta["checked_max_rel_diff"]) < TOL
     if run.levels:  # the point forecast is the centre level
-        table = run.forecast(_data(N, future), future=_future(N, H, future))
+        table = run.forecast(_data(N, future, past), future=_future(N, H, future))
         np.testing.assert_allclose(got[-1, :, :, run.model.centre], table[list(run.targets)].to_numpy(),
                                    rtol=TOL, atol=TOL * np.abs(ref).max())
 
@@ -167,6 +173,11 @@ def test_a_recursive_graph_forecasts_any_horizon_a_direct_one_at_most_its_traine
     with pytest.raises(ConfigError, match="trained horizon of 5 steps"):
         rnnkit.export_onnx(direct, tmp_path / "beyond.onnx", horizon=H + 1)
     assert not (tmp_path / "beyond.onnx").exists()
+    for strategy in ("recursive", "direct"):  # one step: a recursive model feeds nothing back
+        one = _run(cell="lstm", strategy=strategy, horizon=1)
+        path = rnnkit.export_onnx(one, tmp_path / f"one_{strategy}.onnx")
+        ctx, fut, ref = _cases(one, 1)
+        assert fut.shape[1] == 1 and rel_diff(session(path).run(None, {"context": ctx, "future": fut})[0], ref) < TOL
 
 
 def test_the_command_line_exports_and_refuses_what_the_graph_cannot_take(tmp_path, capsys):
