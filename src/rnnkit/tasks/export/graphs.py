@@ -3,12 +3,16 @@ windows (:class:`ForecastGraph`) and the network's streaming step (:class:`StepG
 
 :class:`ForecastGraph` is :meth:`ForecastRun.predict_contexts
 <rnnkit.tasks.forecast.workflow.ForecastRun.predict_contexts>` (that is,
-:func:`~rnnkit.tasks.forecast.predict.predict_windows`) for a run without known inputs: the target
-transform, the scaler, the per-window normalisation and naive skip, the network (a traceable copy,
-:func:`~.traceable.traceable`), the decode and the way back, float64 around the network as the NumPy
-code computes. An ensemble forecasts the median of its members as rnnkit does: in the network's units
-inside the ensemble (``ForecastEnsemble``), or, over several lookbacks, in the data's units after each
-member's own pipeline.
+:func:`~rnnkit.tasks.forecast.predict.predict_windows`): the target transform, the scaler, the
+per-window normalisation and naive skip, the network (a traceable copy, :func:`~.traceable.traceable`),
+the decode and the way back, float64 around the network as the NumPy code computes. A run of one
+series with future covariates also reads their raw values over the forecast's rows (``future``):
+scaled into the network's known inputs (:class:`~.pipeline.KnownRows`, :func:`~.pipeline.model_input`),
+with the linear covariate effect removed from the context's targets and added over the horizon;
+calendar features (functions of time stamps) are refused, as are a panel's known inputs. An ensemble
+forecasts the median of its members as rnnkit does: in the network's units inside the ensemble
+(``ForecastEnsemble``), or, over several lookbacks, in the data's units after each member's own
+pipeline.
 
 A quantile or distribution head (``model.levels``) forecasts its Q levels, ``(B, horizon, C, Q)``,
 as ``predict_contexts(..., all_levels=True)`` does: each level goes back through the same increasing
