@@ -188,11 +188,11 @@ def test_cli_exports_a_quantile_run(tmp_path, capsys):
                                                                    tmp_path / "h.onnx", "--horizon", "3"])
 
 
-def test_cli_refuses_runs_with_known_inputs(tmp_path, capsys):
+def test_cli_refuses_runs_with_calendar_features(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["fit", "builtin:macro", "--target", "realgdp", "--future-covariates", "unemp", "--lookback", "8",
+    assert main(["fit", "builtin:macro", "--target", "realgdp", "--calendar", "sincos", "--lookback", "8",
                  "--horizon", "2", "--epochs", "1", "--hidden", "4", "--quiet", "--out", str(run)]) == 0
-    assert "known inputs" in one_line_error(capsys, ["export", "--run", run, "--out", tmp_path / "m.onnx"])
+    assert "known inputs (--calendar)" in one_line_error(capsys, ["export", "--run", run, "--out", tmp_path / "m.onnx"])
     assert not (tmp_path / "m.onnx").exists()
 
 

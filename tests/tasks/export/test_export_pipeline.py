@@ -126,9 +126,12 @@ def test_quantile_and_distribution_heads_forecast_every_level(settings):
         ForecastGraph(run, run.data_config.horizon + 1)
 
 
-def test_runs_with_known_inputs_are_refused():
-    run = make_run(source="builtin:macro", targets=("realgdp",), future_covariates=("unemp",), lookback=8)
-    with pytest.raises(ConfigError, match="known inputs"):
+def test_runs_with_calendar_features_are_refused():
+    # future covariates are the graph's input ``future`` (test_export_known.py); calendar features of
+    # the forecast's stamps are not computed by a graph of numbers
+    run = make_run(source="builtin:macro", targets=("realgdp",), future_covariates=("unemp",), calendar="sincos",
+                   lookback=8)
+    with pytest.raises(ConfigError, match=r"known inputs \(--calendar\)"):
         ForecastGraph(run)
 
 

@@ -8,13 +8,14 @@ import json
 import numpy as np
 import torch
 
+from ...errors import ConfigError
 from .graphs import ForecastGraph, StepGraph, flat_states
 from .panel_export import check_ids, is_panel, panel_meta, panel_inputs, params, write_series_table
 from .parts import Parts, io_meta, rel_diff, state_names
 from .pipeline import F64
 from .traceable import should_unroll
 
-__all__ = ["forecast_parts", "step_parts", "contexts"]
+__all__ = ["forecast_parts", "step_parts", "contexts", "known_of"]
 
 
 def _common(run) -> dict[str, str]:
@@ -31,14 +32,16 @@ def _levels_axis(run) -> list[int]:
 
 def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> Parts:
     """The forecast graph of ``run``; a panel run's (:mod:`.panel_export`) reads each row's scaler as
-    the inputs ``shift`` and ``scale`` and writes the per-series table ``series_file`` next to it."""
+    the inputs ``shift`` and ``scale`` and writes the per-series table ``series_file`` next to it; a
+    run with future covariates reads their values over the forecast's rows as the input ``future``."""
     graph = ForecastGraph(run, horizon)
     H, L, F = graph.horizon, run.data_config.lookback, len(run.columns)
     # a direct model forecasting beyond its trained horizon slides a window of the traced length
     dynamic = not should_unroll(run.model) and (run.recursive or H <= run.model.horizon)
     panel = is_panel(run)
     inputs = [{"name": "context", "shape": ["batch", "time" if dynamic else L, F], "dtype": "float64",
-               "columns": list(run.columns), "units": "data"}, *(panel_inputs(run) if panel else [])]
+               "columns": list(run.columns), "units": "data"}, *(panel_inputs(run) if panel else []),
+              *_future_inputs(run, graph)]
     outputs = [{"name": "forecast", "shape": ["batch", H, len(run.targets), *_levels_axis(run)], "dtype": "float64",
                 "columns": list(run.targets), "units": "data"}]
     in_names = [i["name"] for i in inputs]
@@ -46,26 +49,67 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
              "dynamic_axes": {"context": {0: "batch", **({1: "time"} if dynamic else {})}, "forecast": {0: "batch"},
                               **{n: {0: "batch"} for n in in_names[1:]}}}
     meta = {**_common(run), "graph": "forecast", "horizon": str(H), "time_axis": "dynamic" if dynamic else "fixed",
-            "units": "data", **io_meta(inputs, outputs), **(panel_meta(run, series_file) if panel else {})}
+            "units": "data", **io_meta(inputs, outputs), **(panel_meta(run, series_file) if panel else {}),
+            **(_future_meta(run, graph) if graph.future_rows else {})}
     ids = check_ids(run) if panel else None
 
     def check(session) -> float:
-        feeds = _feeds(run, 3, 1, ids)
+        feeds = _feeds(run, 3, 1, ids, graph.future_rows)
         x = feeds["context"]
-        ref = run.predict_contexts(x, ids, H, all_levels=True) if panel else run.predict_contexts(x, H, all_levels=True)
+        if panel:
+            ref = run.predict_contexts(x, ids, H, all_levels=True)
+        else:
+            ref = run.predict_contexts(x, H, known_of(run, x, feeds.get("future")), all_levels=True)
         return rel_diff(session.run(None, feeds)[0], ref)
-    example = tuple(torch.from_numpy(a) for a in _feeds(run, 2, 0, None if ids is None else ids[:2]).values())
+    example = tuple(torch.from_numpy(a) for a in _feeds(run, 2, 0, None if ids is None else ids[:2],
+                                                        graph.future_rows).values())
     return Parts(graph, example, names, meta, check, _dtype(run.model),
                  f"rnnkit {run.model_config.cell} {'global ' if panel else ''}forecaster "
-                 f"({run.model_config.strategy}), forecast graph",
+                 f"({run.model_config.strategy}{', future covariates' if graph.future_rows else ''}), forecast graph",
                  {series_file: write_series_table(run)} if panel else {})
 
 
-def _feeds(run, batch: int, seed: int, ids: list[str] | None) -> dict[str, np.ndarray]:
-    """The forecast graph's inputs: ``batch`` random contexts (:func:`contexts`), or for a panel run
-    one of each series ``ids`` with that series' ``shift`` and ``scale``."""
+def _future_inputs(run, graph: ForecastGraph) -> list[dict]:
+    """The metadata entry of the graph's ``future`` input (none for a run without future covariates)."""
+    if not graph.future_rows:
+        return []
+    names = list(run.data_config.future_covariates)
+    return [{"name": "future", "shape": ["batch", graph.future_rows, len(names)], "dtype": "float64",
+             "columns": names, "units": "data", "rows": "the forecast's, after the context's last"}]
+
+
+def _future_meta(run, graph: ForecastGraph) -> dict[str, str]:
+    """What a graph with future covariates adds to the metadata: their names, the rows ``future`` holds
+    and the linear effect's slopes (``(K, C)``, scaled units; ``[]``: none)."""
+    effect = run.norm.effect if run.norm is not None else ()
+    return {"future_covariates": json.dumps(list(run.data_config.future_covariates)),
+            "future_rows": str(graph.future_rows), "covariate_effect": json.dumps([list(r) for r in effect])}
+
+
+def known_of(run, contexts: np.ndarray, future: np.ndarray | None) -> np.ndarray | None:
+    """rnnkit's known inputs ``(B, L + H', K)`` of raw ``contexts (B, L, F)`` followed by the rows of
+    ``future (B, H', K)`` (raw future covariates), scaled with the run's scaler as
+    :func:`~rnnkit.tasks.forecast.fitting.series_known_rows` scales a series' rows; None without."""
+    if future is None:
+        return None
+    dc = run.data_config
+    cols = len(dc.targets) + len(dc.covariates) + np.arange(len(dc.future_covariates))
+    rows = np.concatenate([np.asarray(contexts, dtype=np.float64)[..., cols], future], 1)  # (B, L + H', K)
+    return run.scaler.transform(rows, columns=cols)
+
+
+def _feeds(run, batch: int, seed: int, ids: list[str] | None, future_rows: int = 0) -> dict[str, np.ndarray]:
+    """The forecast graph's inputs: ``batch`` random contexts (:func:`contexts`) and, for a run with
+    future covariates, their ``future`` rows (random within the training range too); or for a panel
+    run one context of each series ``ids`` with that series' ``shift`` and ``scale``."""
     if ids is None:
-        return {"context": contexts(run, batch, seed).numpy()}
+        feeds = {"context": contexts(run, batch, seed).numpy()}
+        if future_rows:
+            dc = run.data_config
+            first = len(dc.targets) + len(dc.covariates)
+            ahead = contexts(run, batch, seed + 100, length=future_rows).numpy()  # (B, H', F)
+            feeds["future"] = np.ascontiguousarray(ahead[..., first:first + len(dc.future_covariates)])
+        return feeds
     shift, scale = params(run, ids)
     return {"context": contexts(run, len(ids), seed, scalers=[run.scalers[i] for i in ids]).numpy(),
             "shift": shift, "scale": scale}
@@ -74,8 +118,16 @@ def _feeds(run, batch: int, seed: int, ids: list[str] | None) -> dict[str, np.nd
 def step_parts(run, series_file: str | None = None) -> Parts:
     """The streaming step graph of ``run``, in the network's units; for a panel run the rows' scalers
     (which take a row to those units) are the per-series table ``series_file`` written next to it."""
-    graph = StepGraph(run.model)
     panel = is_panel(run)
+    dc = run.data_config
+    named = ", ".join(flag for flag, on in (("--future-covariates", dc.future_covariates),
+                                            ("--calendar", dc.calendar != "none")) if on)
+    if not panel and named:
+        raise ConfigError(f"this run reads known inputs ({named}): its network's step reads values and known inputs "
+                          "in the network's units, laid out per strategy (a direct model's input runs on over the "
+                          "horizon with a future flag), which a stream of rows does not give; export its forecast "
+                          "graph (without --step)")
+    graph = StepGraph(run.model)
     model, dtype = run.model, _dtype(run.model)
     states = flat_states(model.init_state(1))
     dt = str(dtype).replace("torch.", "")

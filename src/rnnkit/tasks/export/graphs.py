@@ -3,12 +3,16 @@ windows (:class:`ForecastGraph`) and the network's streaming step (:class:`StepG
 
 :class:`ForecastGraph` is :meth:`ForecastRun.predict_contexts
 <rnnkit.tasks.forecast.workflow.ForecastRun.predict_contexts>` (that is,
-:func:`~rnnkit.tasks.forecast.predict.predict_windows`) for a run without known inputs: the target
-transform, the scaler, the per-window normalisation and naive skip, the network (a traceable copy,
-:func:`~.traceable.traceable`), the decode and the way back, float64 around the network as the NumPy
-code computes. An ensemble forecasts the median of its members as rnnkit does: in the network's units
-inside the ensemble (``ForecastEnsemble``), or, over several lookbacks, in the data's units after each
-member's own pipeline.
+:func:`~rnnkit.tasks.forecast.predict.predict_windows`): the target transform, the scaler, the
+per-window normalisation and naive skip, the network (a traceable copy, :func:`~.traceable.traceable`),
+the decode and the way back, float64 around the network as the NumPy code computes. A run of one
+series with future covariates also reads their raw values over the forecast's rows (``future``):
+scaled into the network's known inputs (:class:`~.pipeline.KnownRows`, :func:`~.pipeline.model_input`),
+with the linear covariate effect removed from the context's targets and added over the horizon;
+calendar features (functions of time stamps) are refused, as are a panel's known inputs. An ensemble
+forecasts the median of its members as rnnkit does: in the network's units inside the ensemble
+(``ForecastEnsemble``), or, over several lookbacks, in the data's units after each member's own
+pipeline.
 
 A quantile or distribution head (``model.levels``) forecasts its Q levels, ``(B, horizon, C, Q)``,
 as ``predict_contexts(..., all_levels=True)`` does: each level goes back through the same increasing
@@ -28,7 +32,9 @@ from ...errors import ConfigError
 from ..forecast.fitting import ForecastEnsemble
 from ..forecast.normalise import WindowNorm
 from ..forecast.quantiles import quantile_horizon_message
-from .pipeline import Norm, Scaling, Transform, predict_scaled
+from ..forecast.predict import check_known_horizon
+from .panel_export import is_panel
+from .pipeline import KnownRows, Norm, Scaling, Transform, predict_scaled
 from .traceable import should_unroll, traceable
 
 __all__ = ["ForecastGraph", "StepGraph", "median", "quantile_median", "exportable", "known_inputs_reason",
@@ -90,18 +96,24 @@ def head_reason(model: nn.Module) -> str | None:
     return None
 
 
-def known_inputs_reason(run) -> str | None:
+def known_inputs_reason(run, future: bool = False) -> str | None:
     """Why ``run`` cannot be exported (it reads known inputs, or has a head :func:`head_reason` refuses),
-    or None."""
+    or None. With ``future`` (the forecast graph of one series), future covariates are exportable: the
+    graph reads their values as its input ``future``; calendar features are not (the graph has no dates)."""
     reason = head_reason(run.model)
     if reason:
         return reason
     dc = run.data_config
-    flags = [flag for flag, on in (("--future-covariates", dc.future_covariates), ("--calendar", dc.calendar != "none"),
+    flags = [flag for flag, on in (("--future-covariates", dc.future_covariates and not future),
+                                   ("--calendar", dc.calendar != "none"),
                                    ("--static-covariates", dc.static_covariates), ("--id-embedding", dc.id_embedding))
              if on]
-    if flags or getattr(run.model, "n_known", 0):
+    if flags or (getattr(run.model, "n_known", 0) and not (future and dc.future_covariates)):
         named = ", ".join(flags) or "known inputs"
+        if future:
+            return (f"this run reads known inputs ({named}): the calendar features of the forecast's time stamps, "
+                    f"which a graph of numbers cannot compute; export covers one series' future covariates but not "
+                    f"calendar features (refit without {named} to export)")
         return (f"this run reads known inputs ({named}), which a graph of the context windows alone cannot compute; "
                 f"export covers runs without future covariates, calendar features, static covariates and an id "
                 f"embedding (refit without {named} to export)")
@@ -110,7 +122,7 @@ def known_inputs_reason(run) -> str | None:
 
 class _Member(nn.Module):
     """One pipeline: a (traceable) model behind its transform, scaler and normalisation, reading the
-    last ``lookback`` rows of a context (all of them for ``lookback=None``)."""
+    last ``lookback`` rows of a context (all of them for ``lookback=None``) and of its known inputs."""
 
     def __init__(self, model: nn.Module, transform, scaler, norm: WindowNorm | None, n_targets: int,
                  horizon: int, lookback: int | None) -> None:
@@ -121,10 +133,19 @@ class _Member(nn.Module):
         self.norm = Norm(norm if norm is not None else WindowNorm("none", "none", 1, n_targets, (1.0,) * n_targets))
         self.dtype = next(model.parameters()).dtype
 
-    def forward(self, contexts: Tensor, shift: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
+    def forward(self, contexts: Tensor, shift: Tensor | None = None, scale: Tensor | None = None,
+                known: Tensor | None = None) -> Tensor:
+        """``known (B, L + H', K)``: the context's known inputs (:class:`~.pipeline.KnownRows`), if any."""
         raw = contexts if self.lookback is None else contexts[:, -self.lookback:]
         scaled = self.scaling(self.transform(raw), shift, scale)
-        y = predict_scaled(self.model, scaled, self.horizon, self.norm, self.dtype)  # (B, H, C[, Q]), scaled
+        if known is not None:  # the rows of this member's context and the forecast's: (B, lookback + H', K)
+            L = raw.shape[1]
+            ahead = known.shape[1] - contexts.shape[1]
+            known = known[:, -(L + ahead):]
+            scaled = self.norm.remove_effect(scaled)  # the targets less the linear effect (none: as they are)
+        y = predict_scaled(self.model, scaled, self.horizon, self.norm, self.dtype, known)  # (B, H, C[, Q]), scaled
+        if known is not None:
+            y = self.norm.add_effect(y, known[:, raw.shape[1]:])  # the horizon's own covariates' effect
         if y.dim() == 4:  # the scaler works on the targets' axis, the last: (B, H, C, Q) -> (B, H, Q, C) and back
             return self.back(y.transpose(2, 3), shift, scale).transpose(2, 3)
         return self.back(y, shift, scale)
@@ -142,16 +163,34 @@ class ForecastGraph(nn.Module):
 
     A panel run (:class:`~rnnkit.tasks.forecast.panel_run.PanelRun`: one global model, one scaler per
     series) has no scaler of its own: ``forward(contexts, shift, scale)`` reads each row's, ``(B, F)``,
-    and equals ``run.predict_contexts(contexts, ids, horizon)`` for the series ``ids`` of those scalers."""
+    and equals ``run.predict_contexts(contexts, ids, horizon)`` for the series ``ids`` of those scalers.
+
+    A run of one series with future covariates reads their raw values over the forecast's rows,
+    ``forward(contexts, future)`` with ``future (B, H', K)`` (:attr:`future_rows` rows: a direct model's
+    trained horizon, a recursive one's ``horizon``; the K columns in the run's order of
+    ``--future-covariates``); the context's rows bring their own (its columns include them). It equals
+    ``run.predict_contexts(contexts, horizon, known)`` with ``known`` those values scaled as rnnkit
+    scales them: the linear covariate effect removed from the context's targets and added back over
+    the horizon, the known inputs laid out for a direct or a recursive network."""
 
     def __init__(self, run, horizon: int | None = None, unroll: bool | None = None) -> None:
         super().__init__()
-        reason = known_inputs_reason(run)
+        dc = run.data_config
+        reason = known_inputs_reason(run, future=not is_panel(run))
         if reason:
             raise ConfigError(reason)
-        self.horizon = horizon or run.data_config.horizon
+        self.horizon = horizon or dc.horizon
         if run.levels and self.horizon > run.model.horizon:
             raise ConfigError(quantile_horizon_message(run.model.horizon, self.horizon))
+        #: the future covariates' rows ``future`` holds (0: the run has none, and the graph no ``future``)
+        self.future_rows = 0
+        self.known = None
+        if dc.future_covariates:
+            if not run.recursive:
+                check_known_horizon(run.model.horizon, self.horizon)
+            self.future_rows = self.horizon if run.recursive else run.model.horizon
+            first = len(dc.targets) + len(dc.covariates)
+            self.known = KnownRows(run.scaler, first, len(dc.future_covariates))
         C = len(run.targets)
         model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)
@@ -162,8 +201,14 @@ class ForecastGraph(nn.Module):
             scaler = getattr(run, "scaler", None)  # a panel run has one per series: the graph's shift and scale
             self.members = nn.ModuleList([_Member(model, run.transform, scaler, run.norm, C, self.horizon, None)])
 
-    def forward(self, contexts: Tensor, shift: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
-        """``shift`` and ``scale`` ``(B, F)``: each row's scaler, for a panel run (one scaler per series)."""
+    def forward(self, contexts: Tensor, *inputs: Tensor) -> Tensor:
+        """``inputs``: a panel run's ``shift`` and ``scale`` ``(B, F)`` (each row's scaler), or a run with
+        future covariates' ``future (B, H', K)`` (raw values of the forecast's rows)."""
+        if self.known is not None:
+            (future,) = inputs
+            known = self.known(contexts, future)  # (B, L + H', K), the network's units
+            return median([m(contexts, known=known) for m in self.members])
+        shift, scale = inputs if inputs else (None, None)
         return median([m(contexts, shift, scale) for m in self.members])
 
 

@@ -14,6 +14,11 @@ Two graphs can be written for a forecasting run (:mod:`.graphs`, :mod:`.forecast
   ``state_out_0 ...``: the network's own streaming step (``model.step``) in its units (after the
   scaler and the per-window normalisation, which the metadata describes) and dtype.
 
+A run of one series with future covariates has a forecast graph of two inputs: ``context`` and
+``future (batch, H', K)``, the future covariates' raw values of the rows forecast (a direct model's
+trained horizon, a recursive one's horizon), scaled into the network's known inputs inside the graph,
+the linear covariate effect included (:class:`~.graphs.ForecastGraph`); its step graph is refused.
+
 A panel run's global model (one network over many series, :mod:`.panel_export`) has the same two
 graphs; its forecast graph also reads ``shift`` and ``scale (batch, F)``, the scaler of the series
 each row belongs to, and the table of every training series' scaler (``<name>.series.csv``) is
@@ -117,10 +122,12 @@ def export_onnx(run, path: str | os.PathLike, *, step: bool = False, horizon: in
     with ``force``. With ``check`` (and onnxruntime installed) the graph is run on random inputs and
     compared with rnnkit's own numbers first.
 
-    Forecasting runs with known inputs (future covariates, calendar features; a panel's static
-    covariates and id embedding) are refused, a quantile or distribution head's ``horizon`` beyond
-    its trained one, and for ``step=True`` ensembles over several lookbacks. Returns the path
-    written."""
+    A run of one series with future covariates gets a forecast graph that also reads their values over
+    the forecast's rows (the input ``future``; a direct model's ``horizon`` at most its trained one).
+    Refused: calendar features, a panel's known inputs (future covariates, static covariates, id
+    embedding), the step graph of a run with known inputs, a quantile or distribution head's
+    ``horizon`` beyond its trained one, and for ``step=True`` ensembles over several lookbacks.
+    Returns the path written."""
     onnx = _need_onnx()
     path = Path(path)
     if path.is_dir():

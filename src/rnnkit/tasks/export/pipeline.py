@@ -4,8 +4,11 @@ Each module mirrors the NumPy code it is named after, operation for operation an
 that code computes: :class:`Transform` is :class:`~rnnkit.data.boxcox.TargetTransform`,
 :class:`Scaling` is :class:`~rnnkit.data.scaler.Scaler`, :class:`Norm` is
 :class:`~rnnkit.tasks.forecast.normalise.WindowNorm` (per-window normalisation, the naive skip,
-differencing), and :func:`predict_scaled` is :func:`rnnkit.tasks.forecast.predict.predict_scaled`
-for a run without known inputs. ``tests/tasks/export`` checks each against the original in float64.
+differencing, the future covariates' linear effect), :class:`KnownRows` scales the future covariates
+into the known inputs (:func:`rnnkit.tasks.forecast.fitting.series_known_rows`), :func:`model_input` is
+:func:`rnnkit.tasks.forecast.known.model_input`, and :func:`predict_scaled` is
+:func:`rnnkit.tasks.forecast.predict.predict_scaled`. ``tests/tasks/export`` checks each against the
+original in float64.
 
 Indexing reads from the end of a window (``x[:, -1]``, ``x[:, -m:]``), so that a graph whose time
 axis is dynamic reads any context length the way rnnkit would. What NumPy refuses with an error (a
@@ -22,7 +25,7 @@ from ...data.scaler import Scaler
 from ...errors import ConfigError
 from ..forecast.normalise import WindowNorm
 
-__all__ = ["Transform", "Scaling", "Norm", "predict_scaled"]
+__all__ = ["Transform", "Scaling", "Norm", "KnownRows", "model_input", "predict_scaled"]
 
 F64 = torch.float64
 
@@ -88,13 +91,34 @@ class Scaling(nn.Module):
 
 
 class Norm(nn.Module):
-    """:class:`~rnnkit.tasks.forecast.normalise.WindowNorm` on windows ``X (B, L, F)`` (scaled units)."""
+    """:class:`~rnnkit.tasks.forecast.normalise.WindowNorm` on windows ``X (B, L, F)`` (scaled units),
+    with its linear covariate effect (:meth:`remove_effect`, :meth:`add_effect`;
+    :mod:`rnnkit.tasks.forecast.linear`)."""
 
     def __init__(self, norm: WindowNorm) -> None:
         super().__init__()
         self.normalise, self.skip, self.m = norm.normalise, norm.skip, norm.m
         self.C, self.d, self.active = norm.n_targets, norm.difference, norm.active
         self.register_buffer("floor", torch.tensor(norm.floor, dtype=F64))  # (C,)
+        self.has_effect, self.effect_col = bool(norm.effect), norm.effect_col
+        beta = torch.tensor(norm.effect, dtype=F64) if norm.effect else torch.zeros(0, 0, dtype=F64)
+        self.register_buffer("beta", beta)  # (K, C) slopes, scaled units
+
+    def remove_effect(self, X: Tensor) -> Tensor:
+        """Scaled rows ``X (B, T, F)`` with the targets less the future covariates' linear effect."""
+        if not self.has_effect:
+            return X
+        K, C = self.beta.shape
+        y = X[..., :C] - X[..., self.effect_col:self.effect_col + K] @ self.beta  # (B, T, K) @ (K, C)
+        return torch.cat([y, X[..., C:]], -1)
+
+    def add_effect(self, y: Tensor, covariates: Tensor) -> Tensor:
+        """Scaled forecasts ``(B, H, C)`` (levels ``(B, H, C, Q)``) plus the linear effect of the
+        horizon's scaled future covariates ``(B, >= H, >= K)``."""
+        if not self.has_effect:
+            return y
+        shift = covariates[:, :y.shape[1], :self.beta.shape[0]] @ self.beta  # (B, H, C)
+        return y + (shift.unsqueeze(-1) if y.dim() == 4 else shift)
 
     def series(self, X: Tensor) -> Tensor:
         y = X[..., :self.C]  # (B, L, C)
@@ -146,10 +170,54 @@ class Norm(nn.Module):
         return torch.stack(full[self.d:], 1)  # H x (B, C) -> (B, H, C)
 
 
-def predict_scaled(model: nn.Module, x: Tensor, horizon: int, norm: Norm, dtype: torch.dtype) -> Tensor:
-    """:func:`rnnkit.tasks.forecast.predict.predict_scaled` without known inputs: forecasts
-    ``(B, horizon, C)`` (a quantile model's levels: ``(B, horizon, C, Q)``) in scaled units (float64)
-    after scaled windows ``x (B, L, F)`` (float64)."""
+class KnownRows(nn.Module):
+    """The known inputs of contexts, in the network's units: the future covariates (columns ``[first,
+    first + K)`` of the run's columns) scaled with the run's scaler, of the context's rows (read from
+    the context) and of the forecast's rows (``future``), as
+    :func:`~rnnkit.tasks.forecast.fitting.series_known_rows` scales them."""
+
+    def __init__(self, scaler: Scaler, first: int, k: int) -> None:
+        super().__init__()
+        self.first, self.k = first, k
+        self.register_buffer("offset", torch.tensor(scaler.offset[first:first + k], dtype=F64))  # (K,)
+        self.register_buffer("scale", torch.tensor(scaler.scale[first:first + k], dtype=F64))  # (K,)
+
+    def forward(self, contexts: Tensor, future: Tensor) -> Tensor:
+        """Raw ``contexts (B, L, F)`` and ``future (B, H, K)`` -> ``(B, L + H, K)``."""
+        rows = torch.cat([contexts[..., self.first:self.first + self.k], future], 1)  # (B, L + H, K)
+        return (rows - self.offset) / self.scale
+
+
+def model_input(x: Tensor, known: Tensor, n_values: int, recursive: bool) -> Tensor:
+    """:func:`rnnkit.tasks.forecast.known.model_input`: the network's input from windows ``x (B, L, F)``
+    and their known inputs ``known (B, L + H, K)``; direct ``(B, L + H, n_values + K + 1)`` (zeros over
+    the horizon, the future flag), recursive ``(B, L, n_values + K)`` (each step the next row's)."""
+    L = x.shape[1]
+    values = x[..., :n_values]
+    if recursive:
+        return torch.cat([values, known[:, 1:L + 1]], 2)
+    H = known.shape[1] - L
+    zeros = torch.zeros_like(known[:, :H, :1]).expand(-1, -1, n_values)  # (B, H, V): the future is unknown
+    flag = torch.cat([torch.zeros_like(known[:, :L, :1]), torch.ones_like(known[:, L:, :1])], 1)  # (B, L + H, 1)
+    return torch.cat([torch.cat([values, zeros], 1), known, flag], 2)
+
+
+def predict_scaled(model: nn.Module, x: Tensor, horizon: int, norm: Norm, dtype: torch.dtype,
+                   known: Tensor | None = None) -> Tensor:
+    """:func:`rnnkit.tasks.forecast.predict.predict_scaled`: forecasts ``(B, horizon, C)`` (a quantile
+    model's levels: ``(B, horizon, C, Q)``) in scaled units (float64) after scaled windows ``x (B, L,
+    F)`` (float64) and, for a run with known inputs, their ``known (B, L + H', K)`` (float64: a direct
+    model's trained horizon's, a recursive one's ``horizon`` rows')."""
+    if known is not None:  # over the horizon (direct) or at each step (recursive)
+        x_in = norm.inputs(x) if norm.active else x
+        L, K = x.shape[1], known.shape[2]
+        if model.recursive:
+            ctx = model_input(x_in, known, model.input_size - K, recursive=True).to(dtype)  # (B, L, V + K)
+            out = model.predict(ctx, horizon, known[:, L + 1:L + horizon].to(dtype)).to(F64)
+        else:
+            n_values = model.input_size - K - 1  # the future flag
+            out = model(model_input(x_in, known, n_values, recursive=False).to(dtype)).to(F64)[:, :horizon]
+        return norm.decode(x, out) if norm.active else out
     if not norm.active:
         return model.predict(x.to(dtype), horizon).to(F64)
     if model.recursive:  # generates in the window's normalised units, mapped back at the end
