@@ -131,3 +131,27 @@ def test_backtest_folds_are_evaluations_of_the_data_cut_at_each_origin():
     assert result["summary"]["series"] == 6
     assert result["summary"]["model"]["mase"] == pytest.approx(
         np.mean([e["model"]["mase"] for e in result["series"]]), rel=1e-12)
+
+
+def test_a_refitted_backtest_fold_is_a_model_fitted_on_the_data_cut_at_its_origin(tmp_path, capsys):
+    full, H = table(), 2
+    cut = lambda d, k: pd.concat([p.iloc[:len(p) - k * H] for _, p in d.groupby("id", sort=False)])  # noqa: E731
+    dc = rnnkit.DataConfig(id_col="id", time_col="date", targets=("y",), lookback=4, horizon=H)
+    run = fit_global(dc, SMALL, QUICK, cut(full, 1), quiet=True)
+    result = run.backtest(full, folds=2, refit=True)
+    for fold, k in ((1, 2), (2, 1)):  # fold 1 forecasts from 2 horizons before the end of `full`
+        by_hand = fit_global(run.data_config.replace(test_frac=0.0, val_frac=None), SMALL, QUICK, cut(full, k),
+                             quiet=True, evaluate=False)
+        forecast = by_hand.forecast(cut(full, k))
+        for e in (e for e in result["series"] if e["fold"] == fold):
+            actual = full[full.id == e["id"]].y.to_numpy()[e["origin"]:e["origin"] + H]
+            mae = np.abs(actual - forecast[forecast.id == e["id"]].y.to_numpy()).mean()
+            assert e["model"]["mae"] == pytest.approx(mae, rel=1e-12)
+    plain = run.backtest(full, folds=2)
+    assert [e["origin"] for e in plain["series"]] == [e["origin"] for e in result["series"]]
+    assert plain["series"][0]["seasonal naive (m=12)"] == result["series"][0]["seasonal naive (m=12)"]
+    full.to_csv(tmp_path / "full.csv", index=False)
+    run.save(tmp_path / "run", data=cut(full, 1))
+    assert main(["backtest", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "full.csv"), "--folds", "2",
+                 "--refit"]) == 0
+    assert "fold 2 of 2" in capsys.readouterr().out

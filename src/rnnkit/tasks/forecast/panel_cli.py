@@ -86,8 +86,8 @@ def forecast_panel(run, a: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_panel(run, a: argparse.Namespace, folds: int = 1) -> int:
-    scores = run.backtest(a.data, folds=folds)
+def evaluate_panel(run, a: argparse.Namespace, folds: int = 1, refit: bool = False) -> int:
+    scores = run.backtest(a.data, folds=folds, refit=refit, quiet=bool(getattr(a, "json", False)))
     if a.json:
         from ...training.runs import json_safe
         print(json.dumps(json_safe(scores), indent=2))
@@ -103,7 +103,4 @@ def evaluate_panel(run, a: argparse.Namespace, folds: int = 1) -> int:
 
 
 def backtest_panel(run, a: argparse.Namespace) -> int:
-    if a.refit:
-        raise ConfigError("backtest --refit: not yet for panel runs; without --refit every series' folds are "
-                          "forecast by the trained model")
-    return evaluate_panel(run, a, folds=a.folds)
+    return evaluate_panel(run, a, folds=a.folds, refit=a.refit)

@@ -239,12 +239,16 @@ class PanelRun:
         the summary's ``quantile_scores`` (every series' points pooled, :mod:`.panel_scores`)."""
         return self.backtest(data, folds=1)
 
-    def backtest(self, data=None, folds: int = 1) -> dict:
-        """Rolling origins without refitting: fold k of each series forecasts the horizon from
-        origin ``n - (folds - k) * horizon``. Only rows after the series' training and validation
-        rows are scored, so a series with fewer than ``folds`` horizons of them is left out (none
-        left: DataError). All series and folds go through the model in one batch. Returns
-        :meth:`evaluate`'s layout, one ``series`` entry per series and fold (``"fold"`` numbered from 1)."""
+    def backtest(self, data=None, folds: int = 1, refit: bool = False, quiet: bool = True) -> dict:
+        """Rolling origins: fold k of each series forecasts the horizon from origin
+        ``n - (folds - k) * horizon``. Only rows after the series' training and validation rows are
+        scored, so a series with fewer than ``folds`` horizons of them is left out (none left:
+        DataError). Without ``refit`` all series and folds go through the trained model in one batch;
+        with it, fold k's forecasts come from a global model fitted again, with the run's settings
+        and ensemble, on every scored series cut at its fold-k origin (:meth:`_refit_forecasts`).
+        Returns :meth:`evaluate`'s layout, one ``series`` entry per series and fold (``"fold"``
+        numbered from 1); a refitted backtest has no interval scores (the run's calibration is its
+        own model's)."""
         if not isinstance(folds, int) or isinstance(folds, bool) or folds < 1:
             raise ConfigError(f"folds must be a positive integer; got {folds!r}")
         panel = self.load_data(data)
@@ -262,7 +266,9 @@ class PanelRun:
                             "rows; evaluation scores only rows the model was not fitted or validated on (fit with "
                             "the default test part, pass --data with the series continued, or use fewer folds)")
         sub = panel.subset([sid for _, sid, _, _, _ in items])
-        pred = self.predict_at(sub, [o for _, _, _, o, _ in items], H, all_levels=True)  # (N, H, C[, Q])
+        origins = [o for _, _, _, o, _ in items]
+        pred = (self._refit_forecasts(sub, origins, [f for *_, f in items], folds, quiet) if refit
+                else self.predict_at(sub, origins, H, all_levels=True))  # (N, H, C[, Q])
         levels, pred = (pred, pred[..., self.model.centre]) if self.levels else (None, pred)
         per, reference = [], f"seasonal naive (m={m})" if m > 1 else "last value"
         for (_, sid, train_end, o, fold), s, p in zip(items, sub.series, pred):
@@ -281,9 +287,33 @@ class PanelRun:
         actual = np.stack([s.target_values[o:o + H] for (_, _, _, o, _), s in zip(items, sub.series)])
         if levels is not None:  # every series' points pooled, the single-series layout (:mod:`.panel_scores`)
             summary["quantile_scores"] = pooled_level_scores(actual, levels, self.levels)
-        if self.intervals is not None:
+        if self.intervals is not None and not refit:
             summary["intervals"] = self.intervals.scores(actual, pred, self.scales(sub, [o for *_, o, _ in items]))
         return {"summary": summary, "series": per}
+
+    def _refit_forecasts(self, sub: PanelData, origins: list[int], fold_of: list[int], folds: int,
+                         quiet: bool) -> np.ndarray:
+        """Every item's forecast (all levels) from a model fitted on its fold's series cut at their
+        origins: fit_global with the run's resolved settings (lookback, season, normalisation, skip,
+        transform), no test rows and the run's ensemble, then that model's forecast from each origin
+        of the whole series (so known inputs after the origin come from the data, as without refit)."""
+        dc = self.data_config.replace(test_frac=0.0, val_frac=None)
+        search = SearchConfig(ensemble=self.meta["ensemble"], combine=self.search.combine)
+        out: list = [None] * len(origins)
+        for fold in range(1, folds + 1):
+            pick = [i for i, f in enumerate(fold_of) if f == fold]
+            part = sub.subset([sub.ids[i] for i in pick])
+            cut = dataclasses.replace(part, series=tuple(dataclasses.replace(s, frame=s.frame.iloc[:origins[i]])
+                                                         for s, i in zip(part.series, pick)))
+            if not quiet:
+                print(f"backtest --refit: fold {fold} of {folds}: fitting {len(pick)} series cut at their origins",
+                      flush=True)
+            run = fit_global(dc, self.model_config, self.train_config, cut, quiet=True, evaluate=False,
+                             dtype=next(self.model.parameters()).dtype, search=search)
+            pred = run.predict_at(part, [origins[i] for i in pick], self.data_config.horizon, all_levels=True)
+            for i, p in zip(pick, pred):
+                out[i] = p
+        return np.stack(out)
 
     def save(self, out: str | os.PathLike, force: bool = False, data=None, future=None,
              plot_ids: Sequence[str] | None = None) -> Path:
