@@ -155,3 +155,15 @@ def test_a_refitted_backtest_fold_is_a_model_fitted_on_the_data_cut_at_its_origi
     assert main(["backtest", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "full.csv"), "--folds", "2",
                  "--refit"]) == 0
     assert "fold 2 of 2" in capsys.readouterr().out
+
+
+def test_intervals_of_a_panel_with_future_covariates_read_them_after_the_calibration_origin():
+    """The calibration model forecasts from an origin inside each series: the future covariates of the
+    rows after it are the data's (the calibration fit once asked for a future file there)."""
+    raw = pd.concat([table((30, 28, 26), seed=0), table((25, 24, 22), seed=1).assign(id=lambda d: d.id.str.upper())],
+                    ignore_index=True)  # six series: a, b, c, A, B, C
+    H = 2
+    dc = rnnkit.DataConfig(id_col="id", time_col="date", targets=("y",), future_covariates=("promo",), lookback=4,
+                           horizon=H)
+    run = fit_global(dc, SMALL, QUICK, raw, quiet=True, search=rnnkit.SearchConfig(intervals=(80,)))
+    assert run.intervals.levels == (80,) and "intervals" in run.metrics["summary"]

@@ -410,6 +410,6 @@ def calibrate_global(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, panel: Pa
                                                 for s, o in zip(sub.series, origins)))
     calib = fit_global(dc.replace(test_frac=0.0), mc, tc, cut, quiet=quiet, evaluate=False, dtype=dtype,
                        search=dataclasses.replace(search, intervals=()))
-    point = calib.predict_at(cut, [len(s) for s in cut.series], H)
+    point = calib.predict_at(sub, origins, H)  # the whole series: future covariates after the origin are data
     actual = np.stack([s.target_values[o:o + H] for s, o in zip(sub.series, origins)])
     return calibrate_panel(search.intervals, actual, point, calib.scales(cut, [len(s) for s in cut.series]))
