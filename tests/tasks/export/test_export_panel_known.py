@@ -97,7 +97,7 @@ def feeds(path, run, rows):
 def test_the_graph_forecasts_each_series_as_rnnkit_does(tmp_path, strategy):
     run = panel_run(strategy=strategy, normalise="none")  # no normalisation: each row's shift and scale matter
     assert run.norm.effect and len(run.norm.effect) == 2  # promo drives sales: the linear effect is kept
-    assert abs(run.norm.effect[0][0]) > 10 * abs(run.norm.effect[1][0])  # and noise hardly at all
+    assert abs(run.norm.effect[0][0]) > 5 * abs(run.norm.effect[1][0])  # and noise hardly at all
     path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
     s = session(path)
     assert [i.name for i in s.get_inputs()] == ["context", "shift", "scale", "future"]
