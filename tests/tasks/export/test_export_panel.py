@@ -212,7 +212,6 @@ def test_predict_contexts_is_predict_at_after_those_rows():
 
 REFUSED = {
     "calendar": (dict(calendar="sincos"), "--calendar"),
-    "future covariates": (dict(future_covariates=("temp",)), "--future-covariates"),
     "static covariates": (dict(static_covariates=("region",)), "--static-covariates"),
     "id embedding": (dict(id_embedding=True), "--id-embedding"),
     "recursive normal": (dict(distribution="normal", strategy="recursive", samples=8), "sampled paths"),

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ...errors import ConfigError
+from ..forecast.fitting import window_known_rows
 from .graphs import ForecastGraph, StepGraph, flat_states
 from .panel_export import check_ids, is_panel, panel_meta, panel_inputs, params, write_series_table
 from .parts import Parts, io_meta, rel_diff, state_names
@@ -57,7 +58,7 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
         feeds = _feeds(run, 3, 1, ids, graph.future_rows)
         x = feeds["context"]
         if panel:
-            ref = run.predict_contexts(x, ids, H, all_levels=True)
+            ref = run.predict_contexts(x, ids, H, all_levels=True, future=feeds.get("future"))
         else:
             ref = run.predict_contexts(x, H, known_of(run, x, feeds.get("future")), all_levels=True)
         return rel_diff(session.run(None, feeds)[0], ref)
@@ -88,31 +89,26 @@ def _future_meta(run, graph: ForecastGraph) -> dict[str, str]:
 
 def known_of(run, contexts: np.ndarray, future: np.ndarray | None) -> np.ndarray | None:
     """rnnkit's known inputs ``(B, L + H', K)`` of raw ``contexts (B, L, F)`` followed by the rows of
-    ``future (B, H', K)`` (raw future covariates), scaled with the run's scaler as
-    :func:`~rnnkit.tasks.forecast.fitting.series_known_rows` scales a series' rows; None without."""
-    if future is None:
-        return None
-    dc = run.data_config
-    cols = len(dc.targets) + len(dc.covariates) + np.arange(len(dc.future_covariates))
-    rows = np.concatenate([np.asarray(contexts, dtype=np.float64)[..., cols], future], 1)  # (B, L + H', K)
-    return run.scaler.transform(rows, columns=cols)
+    ``future (B, H', K)`` (raw future covariates), scaled with the run's scaler
+    (:func:`~rnnkit.tasks.forecast.fitting.window_known_rows`); None without."""
+    return None if future is None else window_known_rows(run.data_config, run.scaler, contexts, future)
 
 
 def _feeds(run, batch: int, seed: int, ids: list[str] | None, future_rows: int = 0) -> dict[str, np.ndarray]:
-    """The forecast graph's inputs: ``batch`` random contexts (:func:`contexts`) and, for a run with
-    future covariates, their ``future`` rows (random within the training range too); or for a panel
-    run one context of each series ``ids`` with that series' ``shift`` and ``scale``."""
-    if ids is None:
-        feeds = {"context": contexts(run, batch, seed).numpy()}
-        if future_rows:
-            dc = run.data_config
-            first = len(dc.targets) + len(dc.covariates)
-            ahead = contexts(run, batch, seed + 100, length=future_rows).numpy()  # (B, H', F)
-            feeds["future"] = np.ascontiguousarray(ahead[..., first:first + len(dc.future_covariates)])
-        return feeds
-    shift, scale = params(run, ids)
-    return {"context": contexts(run, len(ids), seed, scalers=[run.scalers[i] for i in ids]).numpy(),
-            "shift": shift, "scale": scale}
+    """The forecast graph's inputs: ``batch`` random contexts (:func:`contexts`), or for a panel run
+    one context of each series ``ids`` with that series' ``shift`` and ``scale``; and, for a run with
+    future covariates, their ``future`` rows (random within the training range too)."""
+    scalers = None if ids is None else [run.scalers[i] for i in ids]
+    n = batch if ids is None else len(ids)
+    feeds = {"context": contexts(run, n, seed, scalers=scalers).numpy()}
+    if ids is not None:
+        feeds["shift"], feeds["scale"] = params(run, ids)
+    if future_rows:
+        dc = run.data_config
+        first = len(dc.targets) + len(dc.covariates)
+        ahead = contexts(run, n, seed + 100, length=future_rows, scalers=scalers).numpy()  # (B, H', F)
+        feeds["future"] = np.ascontiguousarray(ahead[..., first:first + len(dc.future_covariates)])
+    return feeds
 
 
 def step_parts(run, series_file: str | None = None) -> Parts:
@@ -122,7 +118,7 @@ def step_parts(run, series_file: str | None = None) -> Parts:
     dc = run.data_config
     named = ", ".join(flag for flag, on in (("--future-covariates", dc.future_covariates),
                                             ("--calendar", dc.calendar != "none")) if on)
-    if not panel and named:
+    if named:
         raise ConfigError(f"this run reads known inputs ({named}): its network's step reads values and known inputs "
                           "in the network's units, laid out per strategy (a direct model's input runs on over the "
                           "horizon with a future flag), which a stream of rows does not give; export its forecast "

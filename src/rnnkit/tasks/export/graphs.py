@@ -33,7 +33,6 @@ from ..forecast.fitting import ForecastEnsemble
 from ..forecast.normalise import WindowNorm
 from ..forecast.quantiles import quantile_horizon_message
 from ..forecast.predict import check_known_horizon
-from .panel_export import is_panel
 from .pipeline import KnownRows, Norm, Scaling, Transform, predict_scaled
 from .traceable import should_unroll, traceable
 
@@ -98,8 +97,9 @@ def head_reason(model: nn.Module) -> str | None:
 
 def known_inputs_reason(run, future: bool = False) -> str | None:
     """Why ``run`` cannot be exported (it reads known inputs, or has a head :func:`head_reason` refuses),
-    or None. With ``future`` (the forecast graph of one series), future covariates are exportable: the
-    graph reads their values as its input ``future``; calendar features are not (the graph has no dates)."""
+    or None. With ``future`` (the forecast graph), future covariates are exportable: the graph reads
+    their values as its input ``future``; calendar features (the graph has no dates), static covariates
+    and an id embedding are not."""
     reason = head_reason(run.model)
     if reason:
         return reason
@@ -111,9 +111,10 @@ def known_inputs_reason(run, future: bool = False) -> str | None:
     if flags or (getattr(run.model, "n_known", 0) and not (future and dc.future_covariates)):
         named = ", ".join(flags) or "known inputs"
         if future:
-            return (f"this run reads known inputs ({named}): the calendar features of the forecast's time stamps, "
-                    f"which a graph of numbers cannot compute; export covers one series' future covariates but not "
-                    f"calendar features (refit without {named} to export)")
+            return (f"this run reads known inputs ({named}) that the graph's inputs do not hold (calendar features "
+                    f"of the forecast's time stamps, a series' static covariates or id); export covers future "
+                    f"covariates but not calendar features, static covariates or an id embedding (refit without "
+                    f"{named} to export)")
         return (f"this run reads known inputs ({named}), which a graph of the context windows alone cannot compute; "
                 f"export covers runs without future covariates, calendar features, static covariates and an id "
                 f"embedding (refit without {named} to export)")
@@ -176,7 +177,7 @@ class ForecastGraph(nn.Module):
     def __init__(self, run, horizon: int | None = None, unroll: bool | None = None) -> None:
         super().__init__()
         dc = run.data_config
-        reason = known_inputs_reason(run, future=not is_panel(run))
+        reason = known_inputs_reason(run, future=True)
         if reason:
             raise ConfigError(reason)
         self.horizon = horizon or dc.horizon
@@ -190,7 +191,7 @@ class ForecastGraph(nn.Module):
                 check_known_horizon(run.model.horizon, self.horizon)
             self.future_rows = self.horizon if run.recursive else run.model.horizon
             first = len(dc.targets) + len(dc.covariates)
-            self.known = KnownRows(run.scaler, first, len(dc.future_covariates))
+            self.known = KnownRows(getattr(run, "scaler", None), first, len(dc.future_covariates))  # panel: None
         C = len(run.targets)
         model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)
@@ -202,12 +203,13 @@ class ForecastGraph(nn.Module):
             self.members = nn.ModuleList([_Member(model, run.transform, scaler, run.norm, C, self.horizon, None)])
 
     def forward(self, contexts: Tensor, *inputs: Tensor) -> Tensor:
-        """``inputs``: a panel run's ``shift`` and ``scale`` ``(B, F)`` (each row's scaler), or a run with
-        future covariates' ``future (B, H', K)`` (raw values of the forecast's rows)."""
+        """``inputs``: a panel run's ``shift`` and ``scale`` ``(B, F)`` (each row's scaler), then for a run
+        with future covariates ``future (B, H', K)`` (raw values of the forecast's rows)."""
         if self.known is not None:
-            (future,) = inputs
-            known = self.known(contexts, future)  # (B, L + H', K), the network's units
-            return median([m(contexts, known=known) for m in self.members])
+            *scaler, future = inputs
+            shift, scale = scaler if scaler else (None, None)
+            known = self.known(contexts, future, shift, scale)  # (B, L + H', K), the network's units
+            return median([m(contexts, shift, scale, known=known) for m in self.members])
         shift, scale = inputs if inputs else (None, None)
         return median([m(contexts, shift, scale) for m in self.members])
 

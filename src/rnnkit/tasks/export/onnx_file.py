@@ -89,7 +89,7 @@ def _parts(run, step: bool, horizon: int | None, path: Path) -> Parts:
                               "graph")
         series_file = None
         if isinstance(run, PanelRun):
-            reason = known_inputs_reason(run)  # also for the step graph: the table holds no known inputs
+            reason = known_inputs_reason(run, future=True)  # the step graph's known inputs: step_parts refuses
             if reason:
                 raise ConfigError(reason)
             series_file = series_file_name(path)

@@ -174,18 +174,28 @@ class KnownRows(nn.Module):
     """The known inputs of contexts, in the network's units: the future covariates (columns ``[first,
     first + K)`` of the run's columns) scaled with the run's scaler, of the context's rows (read from
     the context) and of the forecast's rows (``future``), as
-    :func:`~rnnkit.tasks.forecast.fitting.series_known_rows` scales them."""
+    :func:`~rnnkit.tasks.forecast.fitting.series_known_rows` scales them. With ``scaler=None`` (a
+    panel) each row is scaled with its own series' ``shift`` and ``scale`` ``(B, F)``, their columns."""
 
-    def __init__(self, scaler: Scaler, first: int, k: int) -> None:
+    def __init__(self, scaler: Scaler | None, first: int, k: int) -> None:
         super().__init__()
         self.first, self.k = first, k
-        self.register_buffer("offset", torch.tensor(scaler.offset[first:first + k], dtype=F64))  # (K,)
-        self.register_buffer("scale", torch.tensor(scaler.scale[first:first + k], dtype=F64))  # (K,)
+        if scaler is not None:
+            self.register_buffer("offset", torch.tensor(scaler.offset[first:first + k], dtype=F64))  # (K,)
+            self.register_buffer("scale", torch.tensor(scaler.scale[first:first + k], dtype=F64))  # (K,)
+        else:
+            self.offset = self.scale = None
 
-    def forward(self, contexts: Tensor, future: Tensor) -> Tensor:
+    def forward(self, contexts: Tensor, future: Tensor, shift: Tensor | None = None,
+                scale: Tensor | None = None) -> Tensor:
         """Raw ``contexts (B, L, F)`` and ``future (B, H, K)`` -> ``(B, L + H, K)``."""
-        rows = torch.cat([contexts[..., self.first:self.first + self.k], future], 1)  # (B, L + H, K)
-        return (rows - self.offset) / self.scale
+        cols = slice(self.first, self.first + self.k)
+        rows = torch.cat([contexts[..., cols], future], 1)  # (B, L + H, K)
+        if self.offset is not None:
+            return (rows - self.offset) / self.scale
+        if shift is None or scale is None:
+            raise ConfigError("these known inputs are scaled per series: pass each row's shift and scale")
+        return (rows - shift[:, None, cols]) / scale[:, None, cols]
 
 
 def model_input(x: Tensor, known: Tensor, n_values: int, recursive: bool) -> Tensor:

@@ -47,7 +47,8 @@ from .negbin import (count_config, init_negbin_head, negbin_beats_naive, set_cou
 from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
-           "forecast_fused_task", "resolve_norm", "series_known", "series_known_rows", "naive_weight",
+           "forecast_fused_task", "resolve_norm", "series_known", "series_known_rows", "window_known_rows",
+           "naive_weight",
            "scale_correction"]  # the last two re-exported from .combine
 
 
@@ -120,6 +121,16 @@ def series_known_rows(data: SeriesData, dc: DataConfig, scaler: Scaler, steps: i
             values = np.concatenate([values, np.asarray(future, dtype=np.float64)[:steps]])
         covs = scaler.transform(values, columns=cols)
     return known_rows(data.frame.index, data.freq, dc.calendar, covs, steps)
+
+
+def window_known_rows(dc: DataConfig, scaler: Scaler, contexts: np.ndarray, future: np.ndarray) -> np.ndarray:
+    """The future covariates of raw context windows ``(W, L, F)`` (their own columns) followed by the
+    rows of ``future (W, H', K)`` (raw values of the rows after each window), scaled with ``scaler`` as
+    :func:`series_known_rows` scales a series' rows: ``(W, L + H', K)``."""
+    cols = len(dc.targets) + len(dc.covariates) + np.arange(len(dc.future_covariates))
+    rows = np.concatenate([np.asarray(contexts, dtype=np.float64)[..., cols], np.asarray(future, dtype=np.float64)],
+                          1)
+    return scaler.transform(rows, columns=cols)
 
 
 def series_known(data: SeriesData, dc: DataConfig, scaler: Scaler, starts, horizon: int,

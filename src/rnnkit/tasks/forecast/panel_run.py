@@ -25,7 +25,7 @@ from ...training.loop import History
 from ...training.rundir import write_run_dir
 from ...training.runs import json_safe, write_json, write_run_files
 from .config import DataConfig, SearchConfig, refuse_distributed
-from .fitting import ForecastEnsemble, train_members
+from .fitting import ForecastEnsemble, train_members, window_known_rows
 from .model import Forecaster
 from .normalise import WindowNorm
 from .known import known_names
@@ -155,15 +155,19 @@ class PanelRun:
         return self._forecast_scaled(scaled, scalers, horizon, known, all_levels)
 
     def predict_contexts(self, contexts: np.ndarray, ids: Sequence[str], horizon: int | None = None,
-                         all_levels: bool = False) -> np.ndarray:
+                         all_levels: bool = False, future: np.ndarray | None = None) -> np.ndarray:
         """Forecasts ``(S, horizon, C)`` in original units after raw context windows ``(S, L, F)``
         (:attr:`columns`), row i one of series ``ids[i]`` of the run, scaled by that series' scaler: what
-        :meth:`predict_at` computes after those rows (a run with :attr:`levels`: the same levels), for
-        a run without known inputs (the exported graph's reference, :mod:`rnnkit.tasks.export`)."""
+        :meth:`predict_at` computes after those rows (a run with :attr:`levels`: the same levels), the
+        exported graph's reference (:mod:`rnnkit.tasks.export`). A run with future covariates reads their
+        raw values over the forecast's rows from ``future (S, H', K)`` (H': the trained horizon for a
+        direct model, ``horizon`` for a recursive one; the context's rows bring their own); a run with
+        calendar features or static covariates is refused (the windows do not hold them)."""
         dc = self.data_config
-        if panel_known_width(dc, self.meta["freq"], self.statics, self.recursive):
-            raise ConfigError("this run reads known inputs (future covariates, calendar features or static "
-                              "covariates), which context windows alone do not hold; use forecast() or predict_at()")
+        known_width = panel_known_width(dc, self.meta["freq"], self.statics, self.recursive)
+        if known_width and (dc.calendar != "none" or self.statics.width):
+            raise ConfigError("this run reads known inputs (calendar features or static covariates), which context "
+                              "windows alone do not hold; use forecast() or predict_at()")
         x = np.asarray(contexts, dtype=np.float64)
         ids = [str(i) for i in ids]
         if x.ndim != 3 or x.shape[0] != len(ids) or x.shape[2] != len(self.columns):
@@ -178,11 +182,29 @@ class PanelRun:
         if is_negbin(self.model):
             check_panel_counts([f"series {i!r}" for i in ids], x, self.targets)
         scalers = [self.scalers[i] for i in ids]
+        known = self._context_known(x, scalers, horizon, future) if known_width else None
+        if future is not None and not known_width:
+            raise ConfigError("this run has no future covariates, so it reads no future values; drop future=...")
         if self.transform is not None:
             x = x.copy()
             x[..., :len(self.targets)] = self.transform.forward(x[..., :len(self.targets)])
         scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, x)])
-        return self._forecast_scaled(scaled, scalers, horizon, None, all_levels)
+        return self._forecast_scaled(scaled, scalers, horizon, known, all_levels)
+
+    def _context_known(self, x: np.ndarray, scalers: list[Scaler], horizon: int,
+                       future: np.ndarray | None) -> np.ndarray:
+        """The known inputs ``(S, L + H', K)`` of raw contexts ``x`` and their ``future`` rows, each
+        row scaled by its series' scaler (:func:`~.fitting.window_known_rows`)."""
+        dc = self.data_config
+        if not self.recursive:
+            check_known_horizon(dc.horizon, horizon)
+        rows, K = horizon if self.recursive else dc.horizon, len(dc.future_covariates)
+        f = None if future is None else np.asarray(future, dtype=np.float64)
+        if f is None or f.shape != (len(x), rows, K):
+            raise ShapeError(f"future must be (S, {rows}, {K}): the raw values of the future covariates "
+                             f"{list(dc.future_covariates)} over the {rows} row(s) after each context; got "
+                             f"{'none' if f is None else f.shape}")
+        return np.concatenate([window_known_rows(dc, sc, c[None], r[None]) for sc, c, r in zip(scalers, x, f)])
 
     def _forecast_scaled(self, scaled: np.ndarray, scalers: list[Scaler], horizon: int, known: np.ndarray | None,
                          all_levels: bool) -> np.ndarray:
