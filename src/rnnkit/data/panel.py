@@ -135,9 +135,9 @@ def panel_from_frame(raw: pd.DataFrame, id_col: str, target: str | Sequence[str]
         (k0, s0), odd = dated[0], next(((k, s) for k, s in dated if _unit(s.freq) != _unit(dated[0][1].freq)), None)
         if odd is not None and not mixed_frequencies:
             raise DataError(f"{source}: series {odd[0]!r} has frequency {_freq_name(odd[1].freq)} but series {k0!r} "
-                            f"has {_freq_name(s0.freq)}; a panel's series must share one (resample them to a common "
-                            "frequency, or pass --seasonal-period, without --calendar, to train one model across "
-                            "frequencies: 1 for no season)")
+                            f"has {_freq_name(s0.freq)}; calendar features need one frequency for all series "
+                            "(resample them to a common frequency, or drop --calendar to train one model across "
+                            "frequencies, each series with its own season)")
         if odd is not None:
             freq = None  # no common frequency: no season or calendar of the panel's
     columns = {(s.targets, s.covariates) for s in series}

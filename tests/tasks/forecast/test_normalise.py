@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from rnnkit.data.series import series_from_frame
 from rnnkit.tasks.forecast.data import default_lookback, freq_season, resolve_split
 from rnnkit.tasks.forecast.known import model_input
 from rnnkit.tasks.forecast.metrics import last_value_forecast, seasonal_naive_forecast
-from rnnkit.tasks.forecast.normalise import WindowNorm
+from rnnkit.tasks.forecast.normalise import PER_SERIES, WindowNorm
 
 rng = np.random.default_rng(0)
 
@@ -58,6 +60,25 @@ def test_base_is_the_baselines_forecast(skip, reference):
     norm = WindowNorm.fit("window", skip, m, rng.normal(size=(20, 1)))
     X = rng.normal(size=(5, 9, 1))
     np.testing.assert_array_equal(norm.base(X, H), reference(X, H, m))
+
+
+def test_each_window_repeats_its_own_season():
+    """``seasons``: each window's seasonal naive forecast is the baselines' own with its own m (1: the last value),
+    the same numbers as a normalisation of that one m; encode and decode stay inverse."""
+    H, seasons = 7, np.array([12, 4, 1, 4, 12, 2])
+    norm = WindowNorm.fit("window", "seasonal", PER_SERIES, rng.normal(size=(40, 2)))
+    X, Y = rng.normal(size=(6, 12, 3)) * 5 + 2, rng.normal(size=(6, H, 2))
+    base = norm.base(X, H, seasons)
+    for w, m in enumerate(seasons):
+        ref = last_value_forecast(X[w:w + 1, :, :2], H) if m == 1 else seasonal_naive_forecast(X[w:w + 1, :, :2], H, m)
+        np.testing.assert_array_equal(base[w:w + 1], ref)
+        one = dataclasses.replace(norm, m=int(m))
+        np.testing.assert_array_equal(norm.encode(X, Y, seasons)[1][w:w + 1], one.encode(X[w:w + 1], Y[w:w + 1])[1])
+    np.testing.assert_allclose(norm.decode(X, norm.encode(X, Y, seasons)[1], seasons), Y, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="pass seasons"):  # never a silent single season
+        norm.base(X, H)
+    with pytest.raises(ValueError, match=r"in \[1, 12\]"):
+        norm.base(X, H, np.array([13, 4, 1, 4, 12, 2]))
 
 
 @pytest.mark.parametrize("d", [1, 4])

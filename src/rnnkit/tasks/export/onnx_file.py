@@ -92,6 +92,10 @@ def _parts(run, step: bool, horizon: int | None, path: Path) -> Parts:
             reason = known_inputs_reason(run, future=True)  # the step graph's known inputs: step_parts refuses
             if reason:
                 raise ConfigError(reason)
+            if run.per_series_seasons and run.norm.skip == "seasonal":
+                raise ConfigError("this run's series have different frequencies and its seasonal skip repeats each "
+                                  "series' own season, which the graph's inputs do not say; export covers one season "
+                                  "for all (refit with --seasonal-period M, or --skip last)")
             series_file = series_file_name(path)
         return step_parts(run, series_file) if step else forecast_parts(run, horizon, series_file)
     if isinstance(run, TextRun):

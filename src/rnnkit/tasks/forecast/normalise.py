@@ -35,12 +35,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WindowNorm", "NORMALISE", "SKIPS", "DIFFERENCES", "difference_lag", "choose_skip", "skip_errors",
-           "pick_skip"]
+__all__ = ["WindowNorm", "NORMALISE", "SKIPS", "DIFFERENCES", "PER_SERIES", "difference_lag", "choose_skip",
+           "skip_errors", "pick_skip"]
 
 NORMALISE = ("window", "none")
 SKIPS = ("none", "last", "drift", "seasonal")
 DIFFERENCES = ("none", "first", "seasonal")
+#: :attr:`WindowNorm.m` of a panel whose series have seasons of their own (each window's is passed)
+PER_SERIES = 0
 
 
 def difference_lag(difference: str, m: int) -> int:
@@ -61,7 +63,8 @@ class WindowNorm:
         skip: ``"seasonal"`` (the last season, needs lookback >= m), ``"last"`` (the last value),
             ``"drift"`` (the last value plus the window's mean step per step ahead) or ``"none"`` (the
             head predicts the normalised value itself).
-        m: the season length used by ``skip="seasonal"``.
+        m: the season length used by ``skip="seasonal"`` (:data:`PER_SERIES`: each window's own,
+            passed to :meth:`base`, :meth:`encode` and :meth:`decode`).
         n_targets: the number of target columns (the first columns of every window).
         floor: ``(C,)`` smallest scale per target, in scaled units (of the differences, when differencing).
         difference: the lag d of the differences the network reads and predicts (0: none; then
@@ -129,15 +132,25 @@ class WindowNorm:
         scale = np.maximum(y.std(axis=1, keepdims=True), np.asarray(self.floor))
         return level, scale
 
-    def base(self, X: np.ndarray, horizon: int) -> np.ndarray:
+    def base(self, X: np.ndarray, horizon: int, seasons: np.ndarray | None = None) -> np.ndarray:
         """The forecast the head corrects, ``(W, horizon, C)`` in scaled units: the naive forecast,
-        or the window's level when there is no skip (zero differences, when differencing)."""
+        or the window's level when there is no skip (zero differences, when differencing).
+        ``seasons (W,)``: each window's own season for the seasonal skip (a panel whose series have
+        different frequencies, :data:`PER_SERIES`; 1 repeats the last value), else :attr:`m`."""
         y = X[..., :self.n_targets]  # (W, L, C)
         if self.difference:
             return np.zeros((y.shape[0], horizon, y.shape[2]))
         if self.skip == "none":
             return np.repeat(self.stats(X)[0], horizon, axis=1)
         if self.skip == "seasonal":
+            if seasons is not None:
+                ms = np.asarray(seasons, dtype=np.int64)[:, None]  # (W, 1)
+                if len(ms) != len(y) or (ms < 1).any() or (ms > y.shape[1]).any():
+                    raise ValueError(f"seasons must be {len(y)} season(s) in [1, {y.shape[1]}] (the lookback)")
+                steps = y.shape[1] - ms + np.arange(horizon) % ms  # (W, H): each window's own last season
+                return np.take_along_axis(y, steps[..., None], axis=1)
+            if self.m == PER_SERIES:
+                raise ValueError("this normalisation's seasonal skip takes each window's season: pass seasons")
             m = self.m
             steps = y.shape[1] - m + np.arange(horizon) % m  # y[t+h] = y[t+h-m], repeated each season
             return y[:, steps]
@@ -157,29 +170,30 @@ class WindowNorm:
         out[:, :d, :C] = 0.0
         return out
 
-    def encode(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, X: np.ndarray, Y: np.ndarray, seasons: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Training pairs in the network's units: normalised inputs and the head's targets
         ``(Y - base) / scale`` for windows ``X (W, L, F)``, ``Y (W, H, C)`` (with differencing, the
-        horizon's differences ``Y[h] - Y[h-d]``, reaching back into the window, over the scale)."""
+        horizon's differences ``Y[h] - Y[h-d]``, reaching back into the window, over the scale);
+        ``seasons``: as for :meth:`base`."""
         _, scale = self.stats(X)
         d = self.difference
         if d:
             full = np.concatenate([np.asarray(X[..., :self.n_targets], dtype=np.float64), Y], axis=1)
             L = X.shape[1]
             return self.inputs(X), (full[:, L:] - full[:, L - d:L - d + Y.shape[1]]) / scale
-        return self.inputs(X), (Y - self.base(X, Y.shape[1])) / scale
+        return self.inputs(X), (Y - self.base(X, Y.shape[1], seasons)) / scale
 
-    def decode(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def decode(self, X: np.ndarray, out: np.ndarray, seasons: np.ndarray | None = None) -> np.ndarray:
         """Forecasts in scaled units from the network's outputs ``(W, H, C)`` after windows ``X``
         (with differencing, each step is the value d steps before it plus its forecast difference).
         Quantile forecasts ``(W, H, C, Q)`` are decoded level by level: an increasing map of each
-        (a positive scale), so their order is kept."""
+        (a positive scale), so their order is kept. ``seasons``: as for :meth:`base`."""
         if np.ndim(out) == 4:
-            return np.stack([self.decode(X, out[..., k]) for k in range(out.shape[-1])], axis=-1)
+            return np.stack([self.decode(X, out[..., k], seasons) for k in range(out.shape[-1])], axis=-1)
         _, scale = self.stats(X)
         d = self.difference
         if not d:
-            return self.base(X, out.shape[1]) + scale * out
+            return self.base(X, out.shape[1], seasons) + scale * out
         full = list(np.moveaxis(np.asarray(X[..., :self.n_targets], dtype=np.float64), 1, 0))  # L x (W, C)
         step = scale[:, 0] * np.asarray(out, dtype=np.float64).transpose(1, 0, 2)  # H x (W, C)
         for delta in step:

@@ -63,20 +63,20 @@ from ...data.scaler import Scaler
 from ...data.series import SeriesData
 from ...errors import ConfigError, DataError
 from .config import DataConfig, SearchConfig, refuse_unsupported
-from .data import absolute_source, default_lookback, seasonal_period
+from .data import absolute_source, default_lookback, freq_season, seasonal_period
 from .fitting import InputWidths, resolve_calendar, resolve_norm, series_known_rows
 from .future import with_future_columns
 from .known import calendar_width, known_windows
 from .linear import fit_effect
 from .model import head_loss
 from .negbin import check_counts, count_settings, unscaled_targets
-from .normalise import WindowNorm, difference_lag, pick_skip, skip_errors
+from .normalise import PER_SERIES, WindowNorm, difference_lag, pick_skip, skip_errors
 from .panel_intervals import check_panel_intervals
 from .panel_windows import PanelRows, PanelWindows
 from .predict import windows_for
 from .statics import StaticEncoder
 
-__all__ = ["PanelPrepared", "prepare_panel", "panel_lookback", "series_split", "panel_contexts",
+__all__ = ["PanelPrepared", "prepare_panel", "panel_lookback", "series_seasons", "series_split", "panel_contexts",
            "series_known_windows", "series_known_table", "panel_known_width", "static_values", "check_panel_counts"]
 
 
@@ -88,6 +88,18 @@ def panel_lookback(m: int, horizon: int, lengths: np.ndarray, held_out: int) -> 
     median = int(np.median(lengths))
     room = median - held_out - horizon
     return max(min(default_lookback(m, horizon), room), m, horizon, 2)
+
+
+def series_seasons(dc: DataConfig, panel: PanelData, lookback: int | None = None) -> np.ndarray | None:
+    """Each series' own season ``(S,)``, for a panel whose series have different frequencies and no
+    season given (``dc.seasonal_period`` None; with ``lookback``, a season longer than it becomes 1:
+    a window cannot repeat it); None where the series share one season (the run's ``m``)."""
+    if dc.seasonal_period is not None or panel.freq is not None:
+        return None
+    seasons = np.array([freq_season(s.freq) for s in panel.series], dtype=np.int64)
+    if len(set(seasons.tolist())) < 2:
+        return None
+    return seasons if lookback is None else np.where(seasons <= lookback, seasons, 1)
 
 
 def series_split(n: int, lookback: int, horizon: int, test: bool, val: bool) -> tuple[int, int]:
@@ -123,6 +135,18 @@ class PanelPrepared(InputWidths):
     #: balanced sampling (``sampling="balanced"``): the training windows of each series, which lie
     #: together in :attr:`train` (:func:`rnnkit.training.loop.fit`'s ``groups``); None: each window once
     groups: tuple[int, ...] | None = None
+    #: each series' season (:func:`series_seasons`: series of different frequencies), or None: one, ``m``
+    seasons: np.ndarray | None = None
+
+
+def _refuse_per_series_seasons(dc: DataConfig, mc: ModelConfig) -> None:
+    """Refuse what one season per series cannot do (the series have different frequencies)."""
+    why = ("the series have different frequencies, so each has its own season (seasonal naive repeats it); "
+           "{what} takes one season for all: pass --seasonal-period M (1: none), or fit a panel per frequency")
+    if dc.difference == "seasonal":
+        raise ConfigError(why.format(what="--difference seasonal"))
+    if mc.distribution == "negbin":
+        raise ConfigError(why.format(what="a negbin head's own naive forecast"))
 
 
 def _refuse_for_panels(dc: DataConfig, tc: TrainConfig, search: SearchConfig) -> None:
@@ -198,7 +222,12 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         dc = count_settings(dc)
         check_panel_counts([s.source for s in series], [s.target_values for s in series], dc.targets)
     recursive = model_config.strategy == "recursive"
-    m = seasonal_period(dc, panel.freq)
+    seasons = series_seasons(dc, panel)  # series of several frequencies, no season given: each its own
+    # (series whose frequencies differ but imply one season, as monthly from the start and the end: that one)
+    freq = panel.freq or next((s.freq for s in panel.series if s.freq), None)
+    m = int(seasons.max()) if seasons is not None else seasonal_period(dc, freq)
+    if seasons is not None:
+        _refuse_per_series_seasons(dc, model_config)
     want_test, want_val = dc.test_frac is None, dc.val_frac is None
     lengths = panel.lengths()
     L = dc.lookback or panel_lookback(m, H, lengths, H * (want_test + want_val))
@@ -207,9 +236,14 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         names = ", ".join(repr(panel.ids[i]) for i in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
         raise DataError(f"{panel.source}: series {names} {'has' if len(short) == 1 else 'have'} fewer rows than the "
                         f"lookback {L} (shortest: {int(lengths[short].min())}); pass a shorter --lookback or drop them")
+    if seasons is not None:
+        seasons = series_seasons(dc, panel, L)
+        m = int(seasons.max())
     normalise, skip = resolve_norm(dc, model_config, train_config, L, m)
     calendar = resolve_calendar(dc, series[0])
-    dc = dc.replace(lookback=L, seasonal_period=m, normalise=normalise, calendar=calendar)
+    # a season per series leaves the run's seasonal_period None: each series' comes from its frequency
+    dc = dc.replace(lookback=L, seasonal_period=None if seasons is not None else m, normalise=normalise,
+                    calendar=calendar)
     splits = tuple(series_split(int(n), L, H, want_test, want_val) for n in lengths)
     trained_ids = [k for k, (e, _) in enumerate(splits) if e >= L + H]
     if not trained_ids:
@@ -233,29 +267,30 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
     if skip == "auto":  # the naive forecast of least error on every series' training windows
         candidates = ("last", "drift") + (("seasonal",) if 1 < m <= L else ())
         totals = dict.fromkeys(candidates, 0.0)
-        for z, (train_end, _) in zip(scaled, splits):  # one series' float64 windows at a time
+        for k, (z, (train_end, _)) in enumerate(zip(scaled, splits)):  # one series' float64 windows at a time
             if train_end < L + H:
                 continue
             X, Y, _ = windows_for(z, C, L, H, dc.stride, 0, train_end)
-            for name, e in skip_errors(candidates, m, X, Y).items():
+            for name, e in skip_errors(candidates, m if seasons is None else int(seasons[k]), X, Y).items():
                 totals[name] += e
         skip = pick_skip(candidates, totals)
     dc = dc.replace(skip=skip)
     train_rows = np.concatenate([scaled[k][:splits[k][0], :C] for k in trained_ids])
     # a negbin head corrects its naive forecast itself, in counts (set_count_naive): the windows stay as they are
-    norm = WindowNorm.fit(normalise, "none" if counts else skip, m, train_rows, difference_lag(dc.difference, m))
+    norm = WindowNorm.fit(normalise, "none" if counts else skip, m if seasons is None else PER_SERIES, train_rows,
+                          difference_lag(dc.difference, m))
     norm = dataclasses.replace(norm, effect=effect, effect_col=n_values) if effect else norm
     del train_rows
 
     def part(bounds, stride: int) -> PanelWindows:
-        return PanelWindows(rows, bounds, stride, L, H, C, n_values, recursive, norm, dtype)
+        return PanelWindows(rows, bounds, stride, L, H, C, n_values, recursive, norm, dtype, seasons=seasons)
     train = part([(0, e) for e, _ in splits], dc.stride)
     held = part(splits, 1)  # one window a series (its targets are the validation rows): small, made now
     val = held.materialise() if len(held) else None
     groups = train.sizes if dc.sampling == "balanced" else None
     return PanelPrepared(dc, train_config, norm, train, val, dtype, scalers, splits,
                          len(trained_ids), statics, K, too_short=val is None and want_val, recursive=recursive,
-                         groups=groups)
+                         groups=groups, seasons=seasons)
 
 
 def panel_effect(rows: PanelRows, scaled: list[np.ndarray], train_ends: list[int], trained: list[int], C: int,

@@ -54,7 +54,12 @@ def fit_panel(a: argparse.Namespace, dc, mc, tc, search) -> int:
           f"{'fused native' if h.engine == 'fused' else 'torch'} trainer"
           + (f" on {h.device}" if h.device != "cpu" else "")
           + (f", best epoch {h.best_epoch}" if h.best_epoch else ""))
-    print(f"lookback {rd.lookback}, season m={rd.seasonal_period}, normalise {rd.normalise}, skip {rd.skip}, "
+    if run.per_series_seasons:  # series of different frequencies: how many have each season
+        counts = {m: meta["seasons"].count(m) for m in sorted(set(meta["seasons"]), reverse=True)}
+        season = "a season per series (" + ", ".join(f"m={m}: {n} series" for m, n in counts.items()) + ")"
+    else:
+        season = f"season m={rd.seasonal_period}"
+    print(f"lookback {rd.lookback}, {season}, normalise {rd.normalise}, skip {rd.skip}, "
           f"{rd.sampling} sampling" + (f", a learned id embedding of {len(run.statics.ids)} series" if rd.id_embedding else ""))
     if meta["naive_members"]:
         print(f"{meta['naive_members']} of {members} member(s) did not beat the {rd.skip} naive forecast on the "

@@ -25,9 +25,9 @@ def load_panel(dc: DataConfig, data=None) -> PanelData:
     else:
         targets = dc.targets or None
         covs = tuple(dc.covariates) + tuple(c for c in dc.future_covariates if c not in dc.covariates)
-        # series of several frequencies train one model only with a season given (m=1: none) and no calendar
-        opts = dict(static_covariates=dc.static_covariates,
-                    mixed_frequencies=dc.seasonal_period is not None and dc.calendar == "none")
+        # series of several frequencies train one model without calendar features (each keeps its own
+        # season, .panel.series_seasons, unless one is given)
+        opts = dict(static_covariates=dc.static_covariates, mixed_frequencies=dc.calendar == "none")
         if isinstance(data, pd.DataFrame):
             panel = panel_from_frame(data, dc.id_col, targets, dc.time_col, covs, dc.fill, **opts)
         elif data is not None:
@@ -38,10 +38,24 @@ def load_panel(dc: DataConfig, data=None) -> PanelData:
                               "Parquet with an id column)")
         else:
             panel = read_panel(dc.source, dc.id_col, targets, dc.time_col, covs, dc.fill, **opts)
+    if panel.freq is None and dc.seasonal_period is None:
+        _check_seasons(panel)
     if dc.future_covariates:
         panel = dataclasses.replace(panel, series=tuple(with_future_columns(s, dc.future_covariates)
                                                         for s in panel.series))
     return panel
+
+
+def _check_seasons(panel: PanelData) -> None:
+    """Refuse a panel where some series has a frequency and another, of several rows, has irregular
+    times, with no season given: the latter's season cannot be inferred (nor its times trusted)."""
+    dated = [(sid, s) for sid, s in zip(panel.ids, panel.series) if len(s) > 1]
+    regular = next(((sid, s) for sid, s in dated if s.freq), None)
+    irregular = next((sid for sid, s in dated if not s.freq), None)
+    if regular is not None and irregular is not None:
+        raise DataError(f"{panel.source}: series {irregular!r} has irregular times (no frequency) but series "
+                        f"{regular[0]!r} has frequency {regular[1].freq}, so its season cannot be inferred; fix its "
+                        "times, or pass --seasonal-period M (1: none) to give every series one season")
 
 
 def panel_future(future, panel: PanelData, dc: DataConfig, rows: int) -> list[np.ndarray] | None:

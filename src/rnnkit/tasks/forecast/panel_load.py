@@ -16,7 +16,7 @@ from .config import DataConfig, SearchConfig
 from .fitting import ForecastEnsemble
 from .model import Forecaster, head_width
 from .negbin import set_count_naive
-from .normalise import WindowNorm, difference_lag
+from .normalise import PER_SERIES, WindowNorm, difference_lag
 from .panel import panel_known_width
 from .panel_intervals import PanelIntervals
 from .panel_run import SCALERS_FILE, PanelRun
@@ -63,9 +63,15 @@ def load_panel_run(path: str | os.PathLike) -> PanelRun:
         check.agree(C >= 1 and dc.id_col is not None and (shapes["input_size"], shapes["n_targets"], shapes["horizon"])
                     == (n_in, C, dc.horizon), "config.json", f"shapes {shapes} do not match the data section "
                     f"({C} target(s), {n_in} input(s), horizon {dc.horizon})")
-        check.agree("auto" not in (dc.normalise, dc.skip) and dc.seasonal_period is not None and dc.lookback
-                    is not None and len(meta["norm_floor"]) == C, "config.json",
-                    "the data section or meta.norm_floor do not describe a trained run")
+        check.agree("auto" not in (dc.normalise, dc.skip) and dc.lookback is not None and len(meta["norm_floor"]) == C,
+                    "config.json", "the data section or meta.norm_floor do not describe a trained run")
+        seasons = meta.get("seasons")  # each series' own (series of different frequencies): seasonal_period None
+        check.agree((dc.seasonal_period is None) == (seasons is not None) and (seasons is None or (
+            meta["freq"] is None and isinstance(seasons, list) and len(seasons) == len(ids)
+            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= dc.lookback for v in seasons)
+            and dc.difference != "seasonal" and mc.distribution != "negbin")), "config.json",
+            "the data section's seasonal_period and meta.seasons (a season per series, each 1 to the lookback) "
+            "disagree")
         try:
             scalers = {sid: Scaler.from_dict(d) for sid, d in zip(ids, stored["scalers"])}
         except ConfigError as e:
@@ -94,8 +100,9 @@ def load_panel_run(path: str | os.PathLike) -> PanelRun:
         check.agree(not counts or all((s.offset[:C] == 0).all() and (s.scale[:C] == 1).all() for s in scalers.values()),
                     SCALERS_FILE, "scales the targets of a negbin run, whose counts reach the model as they are "
                     "(offset 0, scale 1)")
-        norm = WindowNorm(dc.normalise, "none" if counts else dc.skip, dc.seasonal_period, C, tuple(meta["norm_floor"]),
-                          difference_lag(dc.difference, dc.seasonal_period),
+        m = PER_SERIES if seasons is not None else dc.seasonal_period
+        norm = WindowNorm(dc.normalise, "none" if counts else dc.skip, m, C, tuple(meta["norm_floor"]),
+                          difference_lag(dc.difference, m),
                           tuple(tuple(float(v) for v in r) for r in effect), n_values if effect else 0)
         intervals = None
         check.agree(bool(sc.intervals) == ("intervals" in meta), "config.json",

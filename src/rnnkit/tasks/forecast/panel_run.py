@@ -30,6 +30,7 @@ from .model import Forecaster
 from .normalise import WindowNorm
 from .known import known_names
 from .negbin import is_negbin, unscaled_targets
+from .data import freq_season
 from .panel import (check_panel_counts, log_targets, panel_contexts, panel_known_width, prepare_panel,
                     series_known_windows, series_split, static_values)
 from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
@@ -44,6 +45,8 @@ from .statics import StaticEncoder
 __all__ = ["PanelRun", "fit_global", "load_panel", "panel_future", "write_panel_run", "SCALERS_FILE"]  # the two readers: .panel_data
 
 SCALERS_FILE = "scalers.json"
+#: the reference method of a run whose series have their own seasons (each series' seasonal naive)
+SEASONAL_NAIVE = "seasonal naive (each series' season)"
 
 
 @dataclass
@@ -72,9 +75,28 @@ class PanelRun:
         """``(S, C)`` each series' interval scale: of its training rows when the run trained on it,
         else of its rows before ``ends``."""
         splits = dict(zip(self.ids, self.meta["splits"]))
-        m = self.data_config.seasonal_period
         return np.stack([series_scale(s.target_values[:splits[sid][0] if sid in splits else e], m)
-                         for sid, s, e in zip(panel.ids, panel.series, ends)])
+                         for sid, s, e, m in zip(panel.ids, panel.series, ends, self.series_seasons(panel))])
+
+    @property
+    def per_series_seasons(self) -> bool:
+        """Whether each series has its own season (series of different frequencies, none given)."""
+        return self.data_config.seasonal_period is None
+
+    def series_seasons(self, panel: PanelData) -> list[int]:
+        """Each series' season m: the run's, or with :attr:`per_series_seasons` a training series'
+        own (``meta["seasons"]``) and a new series' from its frequency (1 where longer than the lookback)."""
+        if not self.per_series_seasons:
+            return [self.data_config.seasonal_period] * len(panel.ids)
+        known = dict(zip(self.ids, self.meta["seasons"]))
+        L = self.data_config.lookback
+        return [known[sid] if sid in known else (m if (m := freq_season(s.freq)) <= L else 1)
+                for sid, s in zip(panel.ids, panel.series)]
+
+    def _window_seasons(self, seasons: Sequence[int]) -> np.ndarray | None:
+        """The ``seasons`` argument of the forecasts (:func:`~.predict.predict_scaled_batched`): None
+        with one season for all."""
+        return np.asarray(seasons, dtype=np.int64) if self.per_series_seasons else None
 
     @property
     def recursive(self) -> bool:
@@ -152,7 +174,8 @@ class PanelRun:
                                      [e], H,
                                      None if future is None else future[k])
                 for k, (s, sc, e) in enumerate(zip(panel.series, scalers, ends))])
-        return self._forecast_scaled(scaled, scalers, horizon, known, all_levels)
+        return self._forecast_scaled(scaled, scalers, horizon, known, all_levels,
+                                     self._window_seasons(self.series_seasons(panel)))
 
     def predict_contexts(self, contexts: np.ndarray, ids: Sequence[str], horizon: int | None = None,
                          all_levels: bool = False, future: np.ndarray | None = None) -> np.ndarray:
@@ -189,7 +212,9 @@ class PanelRun:
             x = x.copy()
             x[..., :len(self.targets)] = self.transform.forward(x[..., :len(self.targets)])
         scaled = np.stack([sc.transform(c) for sc, c in zip(scalers, x)])
-        return self._forecast_scaled(scaled, scalers, horizon, known, all_levels)
+        seasons = dict(zip(self.ids, self.meta["seasons"])) if self.per_series_seasons else {}
+        return self._forecast_scaled(scaled, scalers, horizon, known, all_levels,
+                                     self._window_seasons([seasons.get(i, 0) for i in ids]))
 
     def _context_known(self, x: np.ndarray, scalers: list[Scaler], horizon: int,
                        future: np.ndarray | None) -> np.ndarray:
@@ -207,13 +232,14 @@ class PanelRun:
         return np.concatenate([window_known_rows(dc, sc, c[None], r[None]) for sc, c, r in zip(scalers, x, f)])
 
     def _forecast_scaled(self, scaled: np.ndarray, scalers: list[Scaler], horizon: int, known: np.ndarray | None,
-                         all_levels: bool) -> np.ndarray:
-        """The forecasts after scaled windows ``(S, L, F)``, each unscaled by its series' scaler."""
+                         all_levels: bool, seasons: np.ndarray | None = None) -> np.ndarray:
+        """The forecasts after scaled windows ``(S, L, F)``, each unscaled by its series' scaler
+        (``seasons``: each window's season, :meth:`_window_seasons`)."""
         C = len(self.targets)
         dtype = next(self.model.parameters()).dtype
         self.model.eval()
         with torch.no_grad():
-            out = predict_scaled_batched(self.model, scaled, horizon, self.norm, dtype, known)
+            out = predict_scaled_batched(self.model, scaled, horizon, self.norm, dtype, known, seasons=seasons)
         y = np.stack([unscale(sc, o, C) for sc, o in zip(scalers, out)])  # (S, H, C[, Q])
         if self.transform is not None:  # back from the log scale: exp keeps the levels' order
             y = self.transform.inverse(y)
@@ -274,7 +300,7 @@ class PanelRun:
         if not isinstance(folds, int) or isinstance(folds, bool) or folds < 1:
             raise ConfigError(f"folds must be a positive integer; got {folds!r}")
         panel = self.load_data(data)
-        m, H = self.data_config.seasonal_period, self.data_config.horizon
+        H, per_series = self.data_config.horizon, self.per_series_seasons
         splits = dict(zip(self.ids, self.meta["splits"]))
         items = []  # (series index, id, training rows, origin, fold)
         for i, (sid, s) in enumerate(zip(panel.ids, panel.series)):
@@ -292,11 +318,14 @@ class PanelRun:
         pred = (self._refit_forecasts(sub, origins, [f for *_, f in items], folds, quiet) if refit
                 else self.predict_at(sub, origins, H, all_levels=True))  # (N, H, C[, Q])
         levels, pred = (pred, pred[..., self.model.centre]) if self.levels else (None, pred)
-        per, reference = [], f"seasonal naive (m={m})" if m > 1 else "last value"
-        for (_, sid, train_end, o, fold), s, p in zip(items, sub.series, pred):
+        m = None if per_series else self.data_config.seasonal_period
+        per, reference = [], SEASONAL_NAIVE if per_series else f"seasonal naive (m={m})" if m > 1 else "last value"
+        for (_, sid, train_end, o, fold), s, p, m in zip(items, sub.series, pred, self.series_seasons(sub)):
             values = s.target_values
             actual = values[None, o:o + H]
             base = naive_baselines(values, np.array([o]), H, m if o >= m else 1)  # a season before o, or not
+            if per_series:  # each series' seasonal naive under one name (its last value where it has no season)
+                base[SEASONAL_NAIVE] = base.pop(f"seasonal naive (m={m})", base["last value"])
             y_train = values[:max(train_end, 2)]
             entry = {"id": sid, "origin": o, **({"fold": fold} if folds > 1 else {}),
                      "model": series_scores(actual, p[None], y_train, m)}
@@ -401,6 +430,8 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
             "n_rows": [int(n) for n in panel.lengths()], "trained_series": prep.trained_series,
             "train_windows": len(prep.train), "val_windows": 0 if prep.val is None else int(len(prep.val[0])),
             "known_inputs": known_names(panel.freq, dc.calendar, dc.future_covariates) + prep.statics.names}
+    if prep.seasons is not None:  # series of different frequencies: each one's season, in the order of ids
+        meta["seasons"] = [int(v) for v in prep.seasons]
     model = models[0] if len(models) == 1 else ForecastEnsemble(models)
     run = PanelRun(model, dict(zip(panel.ids, prep.scalers)), dc, model_config, prep.train_config, histories[0],
                    None, meta, prep.norm, search, prep.statics)

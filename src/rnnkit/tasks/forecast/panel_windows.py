@@ -65,10 +65,12 @@ class PanelWindows(LazyExamples):
 
     def __init__(self, rows: PanelRows, bounds: Sequence[tuple[int, int]], stride: int, lookback: int, horizon: int,
                  n_targets: int, n_values: int, recursive: bool, norm: WindowNorm,
-                 dtype: torch.dtype = torch.float32, chunk: int = LazyExamples.chunk) -> None:
+                 dtype: torch.dtype = torch.float32, chunk: int = LazyExamples.chunk,
+                 seasons: np.ndarray | None = None) -> None:
         self.rows, self.stride, self.lookback, self.horizon = rows, int(stride), int(lookback), int(horizon)
         self.n_targets, self.n_values, self.recursive, self.norm = n_targets, n_values, recursive, norm
         self.dtype, self.chunk = dtype, int(chunk)
+        self.seasons = None if seasons is None else np.asarray(seasons, dtype=np.int64)  # (S,) each series' season
         self._np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         L, H = self.lookback, self.horizon
         # window w of a series starts its context at row max(0, lo - L) + w * stride (make_windows)
@@ -90,20 +92,24 @@ class PanelWindows(LazyExamples):
 
     def target_rows(self, idx) -> np.ndarray:
         """The stacked row (in :attr:`rows`) of each window's first target."""
+        return self._locate(idx)[1]
+
+    def _locate(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """Each window's series and the stacked row of its first target, ``(W,)`` each."""
         idx = np.asarray(idx, dtype=np.int64)
         if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
             raise IndexError(f"window indices must lie in [0, {len(self)}); got {int(idx.min())}..{int(idx.max())}")
         k = np.searchsorted(self._ends, idx, side="right")  # (W,) the series of each window
-        return self._target0[k] + (idx - self._begins[k]) * self.stride
+        return k, self._target0[k] + (idx - self._begins[k]) * self.stride
 
     def take(self, idx) -> tuple[Tensor, Tensor]:
         idx = idx.numpy() if isinstance(idx, Tensor) else idx
-        t = self.target_rows(idx)  # (W,)
+        k, t = self._locate(idx)  # (W,) each
         L, H, C = self.lookback, self.horizon, self.n_targets
         X = self.rows.values[t[:, None] - L + np.arange(L)]  # (W, L, F), as make_windows cuts it
         Y = self.rows.values[:, :C][t[:, None] + np.arange(H)]  # (W, H, C)
         known = None if self.rows.known is None else self.rows.known[t[:, None] - L + np.arange(L + H)]  # (W, L + H, K)
         if self.norm.active:
-            X, Y = self.norm.encode(X, Y)
+            X, Y = self.norm.encode(X, Y, None if self.seasons is None else self.seasons[k])
         x = model_input(X, known, self.n_values, self.recursive).astype(self._np_dtype, copy=False)
         return torch.from_numpy(x), torch.from_numpy(np.asarray(Y).astype(self._np_dtype, copy=False))

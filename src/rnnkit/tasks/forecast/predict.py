@@ -101,12 +101,14 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
 
 
 def predict_scaled_batched(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
-                           known: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
+                           known: np.ndarray | None = None, batch_size: int = 4096,
+                           seasons: np.ndarray | None = None) -> np.ndarray:
     """:func:`predict_scaled` ``batch_size`` windows at a time (a layer holds every step's state of the
     windows it runs: memory in windows x lookback otherwise); a model forecasting by sampled paths in
     one call, as it chunks the windows itself, continuing one seeded stream. A run with a linear
     covariate effect (:mod:`.linear`) forecasts the targets less it, and gets it back from the
-    horizon's covariates, the first columns of the known inputs after the context."""
+    horizon's covariates, the first columns of the known inputs after the context. ``seasons (W,)``:
+    each window's season for the seasonal skip (:meth:`~.normalise.WindowNorm.base`)."""
     effect = norm is not None and bool(norm.effect)
     if effect:
         if known is None:
@@ -116,14 +118,16 @@ def predict_scaled_batched(model: Forecaster, x: np.ndarray, horizon: int, norm:
     if sampled(model):
         batch_size = max(1, len(x))
     y = np.concatenate([predict_scaled(model, x[i:i + batch_size], horizon, norm, dtype,
-                                       None if known is None else known[i:i + batch_size])
+                                       None if known is None else known[i:i + batch_size],
+                                       None if seasons is None else seasons[i:i + batch_size])
                         for i in range(0, len(x), batch_size)], 0)
     return norm.add_effect(y, np.asarray(known)[:, x.shape[1]:]) if effect else y
 
 
 def predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
-                    known: np.ndarray | None = None) -> np.ndarray:
-    """Forecasts in scaled units after windows ``x (W, L, F)`` (scaled units too)."""
+                    known: np.ndarray | None = None, seasons: np.ndarray | None = None) -> np.ndarray:
+    """Forecasts in scaled units after windows ``x (W, L, F)`` (scaled units too); ``seasons``: as
+    for :func:`predict_scaled_batched`."""
     as_t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
     if known is not None:  # the known inputs: over the horizon (direct) or at each step (recursive)
         active = norm is not None and norm.active
@@ -137,17 +141,17 @@ def predict_scaled(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowN
             check_known_horizon(model.horizon, horizon)
             n_values = model.input_size - K - 1  # the future flag
             out = model(as_t(model_input(x_in, known, n_values, recursive=False))).double().numpy()[:, :horizon]
-        return norm.decode(x, out) if active else out
+        return norm.decode(x, out, seasons) if active else out
     if norm is None or not norm.active:
         return model.predict(as_t(x), horizon).double().numpy()
     if model.recursive:  # generates in the window's normalised units, mapped back at the end
-        return norm.decode(x, model.predict(as_t(norm.inputs(x)), horizon).double().numpy())
+        return norm.decode(x, model.predict(as_t(norm.inputs(x)), horizon).double().numpy(), seasons)
     if horizon > model.horizon and model.input_size != model.n_targets:
         raise ConfigError(f"this model was trained for horizon {model.horizon} with covariates; it cannot "
                           f"forecast {horizon} steps (future covariates are unknown)")
     pieces, window, L, got = [], x, x.shape[1], 0
     while got < horizon:  # beyond the trained horizon: feed the forecasts back, one block at a time
-        y = norm.decode(window, model(as_t(norm.inputs(window))).double().numpy())  # (W, H, C)
+        y = norm.decode(window, model(as_t(norm.inputs(window))).double().numpy(), seasons)  # (W, H, C)
         pieces.append(y)
         got += y.shape[1]
         if got < horizon:
