@@ -180,3 +180,19 @@ def test_the_command_line(tmp_path, capsys):
     assert rnnkit.cli.main(fit) == 0
     assert "a season per series (m=12: 2 series, m=4: 2 series, m=1: 1 series)" in capsys.readouterr().out
     assert (tmp_path / "run" / "forecast.csv").exists()
+
+
+def test_intervals_and_a_refitted_backtest_keep_each_series_season():
+    """The calibration model and each refitted fold are fitted as the run was (a season per series);
+    each series' interval scale is its training rows' mean absolute difference at its own season."""
+    raw = mixed_panel(seasonal=True)
+    dc = rnnkit.DataConfig(id_col="id", time_col="date", horizon=4, skip="seasonal")
+    run = fit_global(dc, SMALL, QUICK, raw, quiet=True, search=rnnkit.SearchConfig(intervals=(80,)))
+    panel = run.load_data(raw)
+    for sid, s, scale in zip(panel.ids, panel.series, run.scales(panel, panel.lengths())):
+        y, m = s.target_values[:run.meta["splits"][run.ids.index(sid)][0]], SEASONS[sid]
+        np.testing.assert_allclose(scale, np.abs(y[m:] - y[:-m]).mean(axis=0), rtol=1e-12)
+    fc = run.forecast(raw)
+    assert (fc.y_lo_80 < fc.y).all() and (fc.y < fc.y_hi_80).all()
+    folds = run.backtest(raw, folds=1, refit=True)
+    assert folds["summary"]["reference"] == SEASONAL_NAIVE and len(folds["series"]) == len(run.evaluate(raw)["series"])
