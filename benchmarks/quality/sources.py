@@ -11,6 +11,7 @@ nothing but the standard library and numpy.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 from dataclasses import dataclass
 from typing import Callable
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["Series", "SequenceSet", "SEASON", "HORIZON", "horizon_for", "parse_tsf", "single_series",
-           "m1_yearly", "classification_sets", "SINGLE", "CLASSIFY", "QUICK_SINGLE", "QUICK_CLASSIFY"]
+           "m1_yearly", "uschange_panel", "classification_sets", "SINGLE", "CLASSIFY", "QUICK_SINGLE", "QUICK_CLASSIFY"]
 
 #: seasonal period m by frequency (M4's convention: yearly and "other" series are non-seasonal)
 SEASON = {"yearly": 1, "quarterly": 4, "monthly": 12, "other": 1}
@@ -130,6 +131,16 @@ def _uschange() -> Series:
     import sktime.datasets as S
     y, _ = S.load_uschange()  # quarterly percentage changes from 1970 Q1 (the CSV's Quarter column)
     return _series("Uschange.Consumption", "sktime.datasets.load_uschange", y.to_numpy(), "quarterly", "1970-01-01")
+
+
+def uschange_panel() -> list[Series]:
+    """sktime's Uschange as a panel: its five quarterly series (Consumption, Income, Production,
+    Savings, Unemployment percentage changes from 1970 Q1), each with the quarterly horizon."""
+    import sktime.datasets as S
+    y, X = S.load_uschange()
+    frame = pd.concat([y, X], axis=1)
+    return [dataclasses.replace(_series(f"Uschange.{c}", "sktime.datasets.load_uschange", frame[c].to_numpy(),
+                                        "quarterly", "1970-01-01"), panel="Uschange") for c in frame.columns]
 
 
 def _seatbelts() -> Series:

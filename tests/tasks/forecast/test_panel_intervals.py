@@ -12,7 +12,8 @@ import pytest
 import rnnkit
 from panel_cases import seasonal_panel
 from rnnkit.errors import ConfigError
-from rnnkit.tasks.forecast.panel_intervals import PanelIntervals, calibrate_panel, series_scale
+from rnnkit.tasks.forecast.panel_intervals import (MAX_ORIGINS, PanelIntervals, calibrate_panel, calibration_origins,
+                                                   series_scale)
 from rnnkit.tasks.forecast.panel_run import fit_global
 
 SMALL = rnnkit.ModelConfig(cell="gru", hidden_size=4)
@@ -62,10 +63,47 @@ def test_panel_forecast_bands_are_point_plus_minus_width_times_scale(tmp_path):
     pd.testing.assert_frame_equal(again.forecast(raw), fc, check_exact=True)
 
 
+def test_calibration_origins_are_as_few_as_the_levels_need():
+    ends, L, H = [20, 14, 9], 4, 3
+    assert calibration_origins(ends, L, H, (80,)) == [[(0, 17), (1, 11), (2, 6)], [(0, 14), (1, 8)]]  # 5 >= 4
+    plan = calibration_origins([40, 30, 20], L, H, (80, 95))  # 19 windows: 3 a fit, then fewer as series run out
+    assert [len(p) for p in plan] == [3, 3, 3, 3, 3, 2, 2] and plan[-1] == [(0, 19), (1, 9)]
+    with pytest.raises(rnnkit.RnnkitError, match="need at least 99 held-out horizons; this panel's series hold 9"):
+        calibration_origins(ends, L, H, (99,))
+    with pytest.raises(rnnkit.RnnkitError, match="no calibration window"):
+        calibration_origins([5, 6], L, H, (80,))
+    with pytest.raises(rnnkit.RnnkitError, match=f"hold {MAX_ORIGINS} "):  # one series: at most MAX_ORIGINS fits
+        calibration_origins([10 ** 6], 4, 1, (99,))
+    assert len(calibration_origins([10 ** 6] * 5, 4, 1, (99,))) == MAX_ORIGINS  # 100 windows >= 99
+
+
+def test_a_small_panel_calibrates_on_several_origins():
+    """Five series, 95 %: four calibration fits, one horizon apart; each fit's forecast errors are those
+    of a model fitted by hand on the series cut at that origin, and the half-widths their conformal rank."""
+    raw = panel(5)
+    dc = rnnkit.DataConfig(id_col="id", horizon=3, lookback=6, seasonal_period=6)
+    run = fit_global(dc, SMALL, QUICK, raw, quiet=True, search=rnnkit.SearchConfig(intervals=(95,)))
+    assert run.intervals.windows == 20
+    data = run.load_data(raw)
+    errors = []
+    for k in range(4):
+        origins = [v - 3 * (k + 1) for _, v in run.meta["splits"]]
+        cut = pd.concat([g.iloc[:o] for (_, g), o in zip(raw.groupby("id", sort=False), origins)])
+        by_hand = fit_global(run.data_config.replace(test_frac=0.0, seasonal_period=6, lookback=6), SMALL,
+                             run.train_config, cut, quiet=True, evaluate=False)
+        point = by_hand.predict_at(data, origins, 3)
+        actual = np.stack([s.target_values[o:o + 3] for s, o in zip(data.series, origins)])
+        cut_data = by_hand.load_data(cut)
+        errors.append(np.abs(actual - point) / by_hand.scales(cut_data, cut_data.lengths())[:, None, :])
+    errors = np.concatenate(errors)
+    rank = math.ceil(21 * 0.95)
+    np.testing.assert_allclose(run.intervals.widths[0], np.sort(errors, axis=0)[rank - 1], rtol=1e-12)
+
+
 def test_too_few_series_for_the_level_are_refused():
-    with pytest.raises(rnnkit.RnnkitError, match="need a held-out horizon of at least 19 series"):
-        fit_global(rnnkit.DataConfig(id_col="id", horizon=3, lookback=6), SMALL, QUICK, panel(5), quiet=True,
-                   search=rnnkit.SearchConfig(intervals=(95,)))
-    with pytest.raises(ConfigError, match="calibrated on one held-out horizon"):
+    with pytest.raises(rnnkit.RnnkitError, match="need at least 99 held-out horizons"):
+        fit_global(rnnkit.DataConfig(id_col="id", horizon=3, lookback=6), SMALL, QUICK, panel(2), quiet=True,
+                   search=rnnkit.SearchConfig(intervals=(99,)))
+    with pytest.raises(ConfigError, match="as many origins as the levels need"):
         fit_global(rnnkit.DataConfig(id_col="id", horizon=3, lookback=6), SMALL, QUICK, panel(5), quiet=True,
                    search=rnnkit.SearchConfig(intervals=(80,), calibration_refit="first"))

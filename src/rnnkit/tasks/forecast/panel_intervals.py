@@ -3,12 +3,13 @@
 The calibration errors come from one more global model fitted without the last fitted horizon of
 every series, which then forecasts that horizon: one out-of-sample window per series, the
 series' own future (:func:`~.panel_run.calibrate_global`; a panel needs one refit where one series
-needs K, :mod:`.conformal`). Series differ in scale, so each error is divided by its series' scale, the mean absolute seasonal
+needs K, :mod:`.conformal`). A panel of fewer series than its levels need takes more origins, one
+horizon apart, each one more global fit (:func:`calibration_origins`). Series differ in scale, so each error is divided by its series' scale, the mean absolute seasonal
 difference of its training rows (MASE's denominator, Hyndman and Koehler 2006; lag 1 where the
 series is too short for its season), and the half-widths (:func:`~.conformal.half_widths`, the
 finite-sample conformal quantile per horizon step) are in those units; a forecast's interval is
 ``point +- half-width x its series' scale``. The guarantee is marginal over series exchangeable
-with the calibration series: with K series, a level a needs ``K >= a / (100 - a)`` of them
+with the calibration series: with K windows, a level a needs ``K >= a / (100 - a)`` of them
 (:func:`~.levels.min_windows`: 4 for 80 %, 19 for 95 %).
 """
 
@@ -21,7 +22,35 @@ from .conformal import half_widths
 from .levels import check_interval_levels, level_name, min_windows
 from .probabilistic import interval_scores
 
-__all__ = ["series_scale", "calibrate_panel", "PanelIntervals", "check_panel_intervals"]
+__all__ = ["series_scale", "calibrate_panel", "calibration_origins", "PanelIntervals", "check_panel_intervals",
+           "MAX_ORIGINS"]
+
+#: calibration origins (global fits) a small panel may take to bound its levels
+MAX_ORIGINS = 20
+
+
+def calibration_origins(ends, lookback: int, horizon: int, levels) -> list[list[tuple[int, int]]]:
+    """The calibration fits of a panel whose series' fitted rows end at ``ends``: fit k (from 0) holds
+    out the horizon at origin ``end - (k + 1) horizon`` of every series that keeps a context there
+    (``origin >= lookback``), as ``[(series index, origin), ...]``; as few fits as give every level
+    enough windows (:func:`~.levels.min_windows`), at most :data:`MAX_ORIGINS`. A panel that cannot
+    reach them is refused (DataError) before anything is fitted."""
+    levels = check_interval_levels(levels)
+    need, plan, windows = min_windows(levels), [], 0
+    for k in range(MAX_ORIGINS):
+        origins = [(j, int(e) - (k + 1) * horizon) for j, e in enumerate(ends) if e - (k + 1) * horizon >= lookback]
+        if not origins:
+            break
+        plan.append(origins)
+        windows += len(origins)
+        if windows >= need:
+            return plan
+    if not plan:
+        raise DataError("intervals: no series is longer than lookback + horizon before its test part, so no "
+                        "calibration window can be held out")
+    raise DataError(f"intervals at {', '.join(level_name(a) for a in levels)} % need at least {need} held-out "
+                    f"horizons; this panel's series hold {windows} (one per series at each of {len(plan)} origin(s) "
+                    "before their test part): lower the levels, shorten --lookback, or add series")
 
 
 def series_scale(values: np.ndarray, m: int) -> np.ndarray:
@@ -40,7 +69,8 @@ def check_panel_intervals(search) -> None:
     if search.intervals and (search.calibration_windows is not None or search.calibration_spacing is not None
                              or search.calibration_refit != "each"):
         raise ConfigError("--calibration-windows/--calibration-spacing/--calibration-refit: a panel's intervals are "
-                          "calibrated on one held-out horizon of every series (one refit); drop them")
+                          "calibrated on one held-out horizon of every series at as many origins as the levels need "
+                          "(one global fit each: one for a panel of enough series); drop them")
 
 
 class PanelIntervals:
@@ -94,19 +124,18 @@ class PanelIntervals:
                               f"{bool(np.isfinite(widths).all() and (widths >= 0).all())}); the run forecasts "
                               f"{horizon} step(s) of {n_targets} target(s)")
         if windows < min_windows(levels):
-            raise ConfigError(f"{windows} calibration series cannot give intervals at {list(levels)} %")
+            raise ConfigError(f"{windows} calibration windows cannot give intervals at {list(levels)} %")
         return cls(levels, widths, windows)
 
 
 def calibrate_panel(levels, actual: np.ndarray, point: np.ndarray, scales: np.ndarray) -> PanelIntervals:
-    """Intervals from out-of-sample forecasts ``point`` of ``actual`` ``(K, H, C)``, one window per
-    series, each divided by its series' ``scales (K, C)``."""
+    """Intervals from out-of-sample forecasts ``point`` of ``actual`` ``(K, H, C)``, K windows (one
+    per series and origin), each divided by its series' ``scales (K, C)``."""
     levels = check_interval_levels(levels)
     K = len(actual)
     need = min_windows(levels)
     if K < need:
-        raise DataError(f"intervals at {', '.join(level_name(a) for a in levels)} % need a held-out horizon of at "
-                        f"least {need} series; this panel has {K} series long enough to hold one out (lower the "
-                        "levels, shorten --lookback, or add series)")
+        raise DataError(f"intervals at {', '.join(level_name(a) for a in levels)} % need at least {need} held-out "
+                        f"horizons; got {K} (lower the levels, shorten --lookback, or add series)")
     errors = np.abs(np.asarray(actual) - np.asarray(point)) / np.asarray(scales)[:, None, :]
     return PanelIntervals(levels, half_widths(errors, levels), K)

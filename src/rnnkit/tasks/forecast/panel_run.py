@@ -35,7 +35,7 @@ from .panel import (check_panel_counts, log_targets, panel_contexts, panel_known
                     series_known_windows, series_split, static_values)
 from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
 from .panel_data import load_panel, panel_future
-from .panel_intervals import PanelIntervals, calibrate_panel, series_scale
+from .panel_intervals import PanelIntervals, calibrate_panel, calibration_origins, series_scale
 from .panel_plot import write_panel_plot
 from .panel_quantiles import check_level_horizon, check_panel_heads, unscale
 from .panel_scores import level_entry, pooled_level_scores, series_scores, series_table, summarise
@@ -448,21 +448,25 @@ def calibrate_global(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, panel: Pa
     """Intervals from one more global model, fitted as this one but on every series without its
     last fitted horizon (the rows before the test part), which then forecasts that horizon of every
     series still as long as the lookback: one out-of-sample error window per series, each series'
-    errors in units of its scale (:mod:`.panel_intervals`). The validation windows are not used:
-    early stopping chose the epoch on them, and on M1 their errors covered the test horizons 0.60
-    of the time at a nominal 80 %."""
+    errors in units of its scale (:mod:`.panel_intervals`). A panel of too few series for the levels
+    (4 for 80 %, 19 for 95 %) takes more origins, each one horizon before the last and one more global
+    fit (:func:`~.panel_intervals.calibration_origins`), until the windows bound every level. The
+    validation windows are not used: early stopping chose the epoch on them, and on M1 their errors
+    covered the test horizons 0.60 of the time at a nominal 80 %."""
     H, L = dc.horizon, dc.lookback
-    splits = [series_split(len(s), L, H, dc.test_frac is None, dc.val_frac is None) for s in panel.series]
-    keep = [k for k, (_, v) in enumerate(splits) if v - H >= L]  # the calibration origin leaves a context
-    if not keep:
-        raise DataError("intervals: no series is longer than lookback + horizon before its test part, so no "
-                        "calibration window can be held out")
-    origins = [splits[k][1] - H for k in keep]
-    sub = panel.subset([panel.ids[k] for k in keep])
-    cut = dataclasses.replace(sub, series=tuple(dataclasses.replace(s, frame=s.frame.iloc[:o])
-                                                for s, o in zip(sub.series, origins)))
-    calib = fit_global(dc.replace(test_frac=0.0), mc, tc, cut, quiet=quiet, evaluate=False, dtype=dtype,
-                       search=dataclasses.replace(search, intervals=()))
-    point = calib.predict_at(sub, origins, H)  # the whole series: future covariates after the origin are data
-    actual = np.stack([s.target_values[o:o + H] for s, o in zip(sub.series, origins)])
-    return calibrate_panel(search.intervals, actual, point, calib.scales(cut, [len(s) for s in cut.series]))
+    ends = [series_split(len(s), L, H, dc.test_frac is None, dc.val_frac is None)[1] for s in panel.series]
+    plan = calibration_origins(ends, L, H, search.intervals)
+    actual, point, scales = [], [], []
+    for k, origins in enumerate(plan, 1):  # [(series index, origin), ...] of each calibration fit
+        if not quiet and len(plan) > 1:
+            print(f"intervals: calibration fit {k} of {len(plan)} ({len(origins)} series)", flush=True)
+        sub = panel.subset([panel.ids[j] for j, _ in origins])
+        at = [o for _, o in origins]
+        cut = dataclasses.replace(sub, series=tuple(dataclasses.replace(s, frame=s.frame.iloc[:o])
+                                                    for s, o in zip(sub.series, at)))
+        calib = fit_global(dc.replace(test_frac=0.0), mc, tc, cut, quiet=True, evaluate=False, dtype=dtype,
+                           search=dataclasses.replace(search, intervals=()))
+        point.append(calib.predict_at(sub, at, H))  # the whole series: future covariates after the origin are data
+        actual.append(np.stack([s.target_values[o:o + H] for s, o in zip(sub.series, at)]))
+        scales.append(calib.scales(cut, [len(s) for s in cut.series]))
+    return calibrate_panel(search.intervals, np.concatenate(actual), np.concatenate(point), np.concatenate(scales))
