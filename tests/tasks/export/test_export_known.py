@@ -1,7 +1,8 @@
 """The forecast graph of a run with future covariates (issue 17): ``context`` and ``future`` (the
 covariates' raw values over the forecast's rows) -> ``forecast`` in the data's units, equal to the
 run's own forecast of that context with those future values (``run.forecast(data, future=...)``), the
-linear covariate effect included; and the known inputs the graph cannot take, refused in one line.
+linear covariate effect included; and the known inputs the graph cannot take (the step graph's),
+refused in one line. Calendar features: test_export_calendar.py.
 
 Tolerance: 1e-5 relative to the forecasts' size for float32 networks, as in test_export_onnx.py
 (onnxruntime's and torch's recurrent kernels round differently by a few float32 ulps); the graph in
@@ -204,6 +205,7 @@ def test_the_command_line_exports_and_refuses_what_the_graph_cannot_take(tmp_pat
     cal = tmp_path / "cal"
     assert main(["fit", str(data), "--target", "y", "--time-col", "date", "--future-covariates", "x", "--calendar",
                  "sincos", *quick, "--out", str(cal)]) == 0
-    for extra in ([], ["--step"]):
-        assert "--calendar" in one_line_error(capsys, ["export", "--run", cal, "--out", tmp_path / "m.onnx", *extra])
+    assert "--calendar" in one_line_error(capsys, ["export", "--run", cal, "--out", tmp_path / "m.onnx", "--step"])
     assert not (tmp_path / "m.onnx").exists()
+    assert main(["export", "--run", str(cal), "--out", str(tmp_path / "cal.onnx")]) == 0  # test_export_calendar.py
+    assert "calendar (batch, time + 5, 4) float64" in capsys.readouterr().out

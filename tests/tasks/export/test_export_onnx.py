@@ -188,12 +188,18 @@ def test_cli_exports_a_quantile_run(tmp_path, capsys):
                                                                    tmp_path / "h.onnx", "--horizon", "3"])
 
 
-def test_cli_refuses_runs_with_calendar_features(tmp_path, capsys):
+def test_cli_exports_a_calendar_runs_forecast_graph_not_its_step(tmp_path, capsys):
+    """The forecast graph reads the calendar features as an input (test_export_calendar.py); the step
+    graph, whose step reads known inputs in the network's units, is refused."""
     run = tmp_path / "run"
     assert main(["fit", "builtin:macro", "--target", "realgdp", "--calendar", "sincos", "--lookback", "8",
                  "--horizon", "2", "--epochs", "1", "--hidden", "4", "--quiet", "--out", str(run)]) == 0
-    assert "known inputs (--calendar)" in one_line_error(capsys, ["export", "--run", run, "--out", tmp_path / "m.onnx"])
+    capsys.readouterr()
+    err = one_line_error(capsys, ["export", "--run", run, "--out", tmp_path / "m.onnx", "--step"])
+    assert "known inputs (--calendar)" in err
     assert not (tmp_path / "m.onnx").exists()
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert [i.name for i in session(tmp_path / "m.onnx").get_inputs()] == ["context", "calendar"]
 
 
 HEADS = {"quantiles": dict(quantiles=(0.1, 0.5, 0.9)), "normal": dict(distribution="normal")}

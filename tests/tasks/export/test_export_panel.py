@@ -206,12 +206,11 @@ def test_predict_contexts_is_predict_at_after_those_rows():
         run.predict_contexts(x[:1], ["nope"])
     with pytest.raises(ConfigError, match="trained horizon"):
         run.predict_contexts(x, panel.ids, horizon=H + 1)
-    with pytest.raises(ConfigError, match="known inputs"):
+    with pytest.raises(rnnkit.errors.ShapeError, match=r"calendar must be \(S, 11, 2\)"):  # its rows' features
         panel_run(cell="gru", calendar="sincos").predict_contexts(x, panel.ids)
 
 
 REFUSED = {
-    "calendar": (dict(calendar="sincos"), "--calendar"),
     "static covariates": (dict(static_covariates=("region",)), "--static-covariates"),
     "id embedding": (dict(id_embedding=True), "--id-embedding"),
     "recursive normal": (dict(distribution="normal", strategy="recursive", samples=8), "sampled paths"),
@@ -227,6 +226,13 @@ def test_what_is_refused(tmp_path, case, step):
     run = panel_run(cell="gru", **settings)
     with pytest.raises(ConfigError, match=said) as e:
         rnnkit.export_onnx(run, tmp_path / "m.onnx", step=step)
+    assert "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_calendar_runs_step_graph_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="--calendar.*without --step") as e:  # its forecast graph: test_export_calendar
+        rnnkit.export_onnx(panel_run(cell="gru", calendar="sincos"), tmp_path / "m.onnx", step=True)
     assert "\n" not in str(e.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -308,5 +314,7 @@ def test_cli_exports_a_panel_run(tmp_path, capsys):
            "--horizon", str(H), "--epochs", "1", "--hidden", "4", "--quiet", "--calendar", "sincos", "--out"]
     assert main(fit + [str(tmp_path / "cal")]) == 0
     assert "known inputs (--calendar)" in one_line_error(capsys, ["export", "--run", tmp_path / "cal", "--out",
-                                                                  tmp_path / "c.onnx"])
+                                                                  tmp_path / "c.onnx", "--step"])
     assert not (tmp_path / "c.onnx").exists() and not (tmp_path / "c.series.csv").exists()
+    assert main(["export", "--run", str(tmp_path / "cal"), "--out", str(tmp_path / "c.onnx")]) == 0
+    assert (tmp_path / "c.series.csv").exists()

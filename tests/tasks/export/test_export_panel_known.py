@@ -2,7 +2,8 @@
 row's series scaler, read from the table written next to the graph) and ``future`` (the covariates'
 raw values over the forecast's rows) -> ``forecast``, equal to the run's own forecast of each series
 with the same future values (``PanelRun.forecast(future=...)``), the panel's linear covariate effect
-included; the known inputs the graph cannot take, refused in one line.
+included (and with calendar features, their input ``calendar``); the known inputs the graph cannot
+take, refused in one line.
 
 Tolerance: 1e-5 relative to each series' forecasts (float32 networks), as in test_export_panel.py.
 """
@@ -18,6 +19,7 @@ import torch
 
 import rnnkit
 from rnnkit import ConfigError
+from rnnkit.data.calendar import calendar_features, future_index
 
 ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxruntime (pip install 'rnnkit[deploy]')")
 onnx = pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip install 'rnnkit[deploy]')")
@@ -146,8 +148,25 @@ def test_predict_contexts_with_future_is_predict_at():
                                   run.predict_at(panel, ends, H, [f for f in future]))
 
 
+def test_future_covariates_and_calendar_features_together(tmp_path):
+    """``future`` then ``calendar`` (the features of each context's stamps and of the H after them):
+    each series forecast as PanelRun.forecast forecasts it with the same future values."""
+    run = panel_run(strategy="direct", calendar="sincos")
+    path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
+    s = session(path)
+    assert [i.name for i in s.get_inputs()] == ["context", "shift", "scale", "future", "calendar"]
+    f = feeds(path, run, H)
+    panel = run.load_data(TABLE)
+    f["calendar"] = np.stack([calendar_features(s_.frame.index[-L:].append(future_index(s_.frame.index, "MS", H)),
+                                                "MS", "sincos")[0] for s_ in panel.series])
+    ahead = AFTER[AFTER.groupby("shop").cumcount() < H][["shop", "date", "promo", "noise"]]
+    ref = fc_array(run.forecast(TABLE, future=ahead))
+    (got,) = s.run(["forecast"], f)
+    for g, r in zip(got, ref):
+        assert rel_diff(g, r) < TOL
+
+
 REFUSED = {
-    "calendar": (dict(calendar="sincos"), "--calendar"),
     "static covariates": (dict(static_covariates=("region",)), "--static-covariates"),
     "id embedding": (dict(id_embedding=True), "--id-embedding"),
 }
@@ -164,8 +183,10 @@ def test_what_is_refused(tmp_path, case):
         assert list(tmp_path.iterdir()) == []
 
 
-def test_the_step_graph_with_future_covariates_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="reads known inputs .--future-covariates.*without --step") as e:
-        rnnkit.export_onnx(panel_run(strategy="direct"), tmp_path / "m.onnx", step=True)
+@pytest.mark.parametrize("settings, said", [({}, "--future-covariates"),
+                                             ({"calendar": "sincos"}, "--future-covariates, --calendar")])
+def test_the_step_graph_with_known_inputs_is_refused(tmp_path, settings, said):
+    with pytest.raises(ConfigError, match=f"reads known inputs .{said}.*without --step") as e:
+        rnnkit.export_onnx(panel_run(strategy="direct", **settings), tmp_path / "m.onnx", step=True)
     assert "\n" not in str(e.value)
     assert list(tmp_path.iterdir()) == []

@@ -14,6 +14,7 @@ import torch
 
 from export_cases import contexts, make_run, rel_diff
 from rnnkit import ConfigError
+from rnnkit.data.calendar import calendar_features
 from rnnkit.tasks.export.graphs import ForecastGraph, StepGraph, median, quantile_median
 from rnnkit.tasks.export.traceable import Unrolled, should_unroll, traceable
 
@@ -126,13 +127,23 @@ def test_quantile_and_distribution_heads_forecast_every_level(settings):
         ForecastGraph(run, run.data_config.horizon + 1)
 
 
-def test_runs_with_calendar_features_are_refused():
-    # future covariates are the graph's input ``future`` (test_export_known.py); calendar features of
-    # the forecast's stamps are not computed by a graph of numbers
+def test_in_float64_a_calendar_graph_is_rnnkits_forecast():
+    """Future covariates and calendar features: the graph's ``future`` and ``calendar`` inputs (the
+    calendar features of the window's stamps) give rnnkit's own forecast of a window inside the data
+    (its known inputs from the data, ``run.known``), to float64 rounding."""
     run = make_run(source="builtin:macro", targets=("realgdp",), future_covariates=("unemp",), calendar="sincos",
                    lookback=8)
-    with pytest.raises(ConfigError, match=r"known inputs \(--calendar\)"):
-        ForecastGraph(run)
+    data = run.load_data()
+    graph = ForecastGraph(run)
+    L, H, start = 8, 6, len(data) - 10
+    assert graph.n_calendar == 2 and graph.future_rows == H  # quarter of year, sin and cos
+    ref = run.predict_contexts(data.values[None, start - L:start], H, run.known(data, [start]))
+    unemp = data.values[start:start + H, list(run.columns).index("unemp")]
+    calendar = calendar_features(data.frame.index[start - L:start + H], data.freq, "sincos")[0]
+    with torch.no_grad():
+        got = graph(torch.tensor(data.values[None, start - L:start]), torch.tensor(unemp[None, :, None]),
+                    torch.tensor(calendar[None])).numpy()
+    assert rel_diff(got, ref) < 1e-12
 
 
 def test_a_step_graph_needs_one_input_for_every_member():

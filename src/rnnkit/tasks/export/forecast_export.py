@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import torch
 
+from ...data.calendar import calendar_features
 from ...errors import ConfigError
 from ..forecast.fitting import window_known_rows
 from .graphs import ForecastGraph, StepGraph, flat_states
@@ -42,7 +44,7 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
     panel = is_panel(run)
     inputs = [{"name": "context", "shape": ["batch", "time" if dynamic else L, F], "dtype": "float64",
                "columns": list(run.columns), "units": "data"}, *(panel_inputs(run) if panel else []),
-              *_future_inputs(run, graph)]
+              *_future_inputs(run, graph), *_calendar_inputs(run, graph)]
     outputs = [{"name": "forecast", "shape": ["batch", H, len(run.targets), *_levels_axis(run)], "dtype": "float64",
                 "columns": list(run.targets), "units": "data"}]
     in_names = [i["name"] for i in inputs]
@@ -51,32 +53,63 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
                               **{n: {0: "batch"} for n in in_names[1:]}}}
     meta = {**_common(run), "graph": "forecast", "horizon": str(H), "time_axis": "dynamic" if dynamic else "fixed",
             "units": "data", **io_meta(inputs, outputs), **(panel_meta(run, series_file) if panel else {}),
-            **(_future_meta(run, graph) if graph.future_rows else {})}
+            **(_future_meta(run, graph) if graph.future_rows else {}),
+            **(_calendar_meta(run) if graph.n_calendar else {})}
     ids = check_ids(run) if panel else None
 
     def check(session) -> float:
-        feeds = _feeds(run, 3, 1, ids, graph.future_rows)
-        x = feeds["context"]
+        feeds = _feeds(run, 3, 1, ids, graph)
+        x, calendar = feeds["context"], feeds.get("calendar")
         if panel:
-            ref = run.predict_contexts(x, ids, H, all_levels=True, future=feeds.get("future"))
+            ref = run.predict_contexts(x, ids, H, all_levels=True, future=feeds.get("future"), calendar=calendar)
         else:
-            ref = run.predict_contexts(x, H, known_of(run, x, feeds.get("future")), all_levels=True)
+            ref = run.predict_contexts(x, H, known_of(run, x, feeds.get("future"), calendar), all_levels=True)
         return rel_diff(session.run(None, feeds)[0], ref)
-    example = tuple(torch.from_numpy(a) for a in _feeds(run, 2, 0, None if ids is None else ids[:2],
-                                                        graph.future_rows).values())
+    example = tuple(torch.from_numpy(a) for a in _feeds(run, 2, 0, None if ids is None else ids[:2], graph).values())
     return Parts(graph, example, names, meta, check, _dtype(run.model),
                  f"rnnkit {run.model_config.cell} {'global ' if panel else ''}forecaster "
-                 f"({run.model_config.strategy}{', future covariates' if graph.future_rows else ''}), forecast graph",
+                 f"({run.model_config.strategy}{', future covariates' if run.data_config.future_covariates else ''}"
+                 f"{', calendar features' if graph.n_calendar else ''}), forecast graph",
                  {series_file: write_series_table(run)} if panel else {})
 
 
 def _future_inputs(run, graph: ForecastGraph) -> list[dict]:
     """The metadata entry of the graph's ``future`` input (none for a run without future covariates)."""
-    if not graph.future_rows:
+    if not run.data_config.future_covariates:
         return []
     names = list(run.data_config.future_covariates)
     return [{"name": "future", "shape": ["batch", graph.future_rows, len(names)], "dtype": "float64",
              "columns": names, "units": "data", "rows": "the forecast's, after the context's last"}]
+
+
+def _calendar_inputs(run, graph: ForecastGraph) -> list[dict]:
+    """The metadata entry of the graph's ``calendar`` input (none for a run without calendar features)."""
+    if not graph.n_calendar:
+        return []
+    return [{"name": "calendar", "shape": ["batch", "time + " + str(graph.future_rows), graph.n_calendar],
+             "dtype": "float64", "columns": calendar_names(run), "units": "features",
+             "rows": f"the context's, then the {graph.future_rows} forecast rows after it"}]
+
+
+def calendar_names(run) -> list[str]:
+    """The calendar features' names, in the graph's order (those of :func:`~rnnkit.data.calendar.calendar_features`)."""
+    freq = run.meta["freq"]
+    return calendar_features(pd.date_range("2001-01-01", periods=2, freq=freq), freq, run.data_config.calendar)[1]
+
+
+def _calendar_meta(run) -> dict[str, str]:
+    """What a graph with calendar features adds to the metadata: their kind, the data's frequency and names."""
+    return {"calendar": run.data_config.calendar, "freq": str(run.meta["freq"]),
+            "calendar_columns": json.dumps(calendar_names(run))}
+
+
+def calendar_rows(run, n: int, rows: int, seed: int) -> np.ndarray:
+    """Calendar features ``(n, rows, Kc)`` of ``n`` runs of ``rows`` consecutive stamps at the run's
+    frequency, each from a different start (the graph's check and example inputs)."""
+    freq, kind = run.meta["freq"], run.data_config.calendar
+    stamps = pd.date_range(pd.Timestamp("2001-01-01") + pd.Timedelta(days=seed), periods=rows + 7 * n, freq=freq)
+    features = calendar_features(stamps, freq, kind)[0]
+    return np.stack([features[7 * b:7 * b + rows] for b in range(n)])
 
 
 def _future_meta(run, graph: ForecastGraph) -> dict[str, str]:
@@ -87,17 +120,23 @@ def _future_meta(run, graph: ForecastGraph) -> dict[str, str]:
             "future_rows": str(graph.future_rows), "covariate_effect": json.dumps([list(r) for r in effect])}
 
 
-def known_of(run, contexts: np.ndarray, future: np.ndarray | None) -> np.ndarray | None:
+def known_of(run, contexts: np.ndarray, future: np.ndarray | None,
+             calendar: np.ndarray | None = None) -> np.ndarray | None:
     """rnnkit's known inputs ``(B, L + H', K)`` of raw ``contexts (B, L, F)`` followed by the rows of
     ``future (B, H', K)`` (raw future covariates), scaled with the run's scaler
-    (:func:`~rnnkit.tasks.forecast.fitting.window_known_rows`); None without."""
-    return None if future is None else window_known_rows(run.data_config, run.scaler, contexts, future)
+    (:func:`~rnnkit.tasks.forecast.fitting.window_known_rows`), then the ``calendar (B, L + H', Kc)``
+    features of those rows; None without either."""
+    parts = [] if future is None else [window_known_rows(run.data_config, run.scaler, contexts, future)]
+    parts += [] if calendar is None else [np.asarray(calendar, dtype=np.float64)]
+    return np.concatenate(parts, -1) if parts else None
 
 
-def _feeds(run, batch: int, seed: int, ids: list[str] | None, future_rows: int = 0) -> dict[str, np.ndarray]:
+def _feeds(run, batch: int, seed: int, ids: list[str] | None, graph: ForecastGraph) -> dict[str, np.ndarray]:
     """The forecast graph's inputs: ``batch`` random contexts (:func:`contexts`), or for a panel run
-    one context of each series ``ids`` with that series' ``shift`` and ``scale``; and, for a run with
-    future covariates, their ``future`` rows (random within the training range too)."""
+    one context of each series ``ids`` with that series' ``shift`` and ``scale``; for a run with
+    future covariates, their ``future`` rows (random within the training range too); for a run with
+    calendar features, those of consecutive stamps (:func:`calendar_rows`)."""
+    future_rows = graph.future_rows if run.data_config.future_covariates else 0
     scalers = None if ids is None else [run.scalers[i] for i in ids]
     n = batch if ids is None else len(ids)
     feeds = {"context": contexts(run, n, seed, scalers=scalers).numpy()}
@@ -108,6 +147,8 @@ def _feeds(run, batch: int, seed: int, ids: list[str] | None, future_rows: int =
         first = len(dc.targets) + len(dc.covariates)
         ahead = contexts(run, n, seed + 100, length=future_rows, scalers=scalers).numpy()  # (B, H', F)
         feeds["future"] = np.ascontiguousarray(ahead[..., first:first + len(dc.future_covariates)])
+    if graph.n_calendar:
+        feeds["calendar"] = calendar_rows(run, n, feeds["context"].shape[1] + graph.future_rows, seed)
     return feeds
 
 

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ...errors import ConfigError
 from ..forecast.fitting import ForecastEnsemble
+from ..forecast.known import calendar_width
 from ..forecast.normalise import WindowNorm
 from ..forecast.quantiles import quantile_horizon_message
 from ..forecast.predict import check_known_horizon
@@ -97,24 +98,24 @@ def head_reason(model: nn.Module) -> str | None:
 
 def known_inputs_reason(run, future: bool = False) -> str | None:
     """Why ``run`` cannot be exported (it reads known inputs, or has a head :func:`head_reason` refuses),
-    or None. With ``future`` (the forecast graph), future covariates are exportable: the graph reads
-    their values as its input ``future``; calendar features (the graph has no dates), static covariates
-    and an id embedding are not."""
+    or None. With ``future`` (the forecast graph), future covariates and calendar features are
+    exportable: the graph reads the covariates' values as its input ``future`` and the calendar
+    features of the context's and the forecast's rows as its input ``calendar``; static covariates and
+    an id embedding are not."""
     reason = head_reason(run.model)
     if reason:
         return reason
     dc = run.data_config
     flags = [flag for flag, on in (("--future-covariates", dc.future_covariates and not future),
-                                   ("--calendar", dc.calendar != "none"),
+                                   ("--calendar", dc.calendar != "none" and not future),
                                    ("--static-covariates", dc.static_covariates), ("--id-embedding", dc.id_embedding))
              if on]
-    if flags or (getattr(run.model, "n_known", 0) and not (future and dc.future_covariates)):
-        named = ", ".join(flags) or "known inputs"
+    if flags:
+        named = ", ".join(flags)
         if future:
-            return (f"this run reads known inputs ({named}) that the graph's inputs do not hold (calendar features "
-                    f"of the forecast's time stamps, a series' static covariates or id); export covers future "
-                    f"covariates but not calendar features, static covariates or an id embedding (refit without "
-                    f"{named} to export)")
+            return (f"this run reads known inputs ({named}) that the graph's inputs do not hold (each series' "
+                    f"encoded static covariates or id); export covers future covariates and calendar features but "
+                    f"not static covariates or an id embedding (refit without {named} to export)")
         return (f"this run reads known inputs ({named}), which a graph of the context windows alone cannot compute; "
                 f"export covers runs without future covariates, calendar features, static covariates and an id "
                 f"embedding (refit without {named} to export)")
@@ -183,15 +184,19 @@ class ForecastGraph(nn.Module):
         self.horizon = horizon or dc.horizon
         if run.levels and self.horizon > run.model.horizon:
             raise ConfigError(quantile_horizon_message(run.model.horizon, self.horizon))
-        #: the future covariates' rows ``future`` holds (0: the run has none, and the graph no ``future``)
+        #: the forecast's rows of the known inputs: ``future`` holds them (a run with future covariates),
+        #: and ``calendar`` the context's and them (calendar features); 0: the run has neither input
         self.future_rows = 0
         self.known = None
-        if dc.future_covariates:
+        #: the calendar features per row (0: none, and the graph has no ``calendar`` input)
+        self.n_calendar = calendar_width(run.meta.get("freq"), dc.calendar)
+        if dc.future_covariates or self.n_calendar:
             if not run.recursive:
                 check_known_horizon(run.model.horizon, self.horizon)
             self.future_rows = self.horizon if run.recursive else run.model.horizon
             first = len(dc.targets) + len(dc.covariates)
-            self.known = KnownRows(getattr(run, "scaler", None), first, len(dc.future_covariates))  # panel: None
+            self.known = KnownRows(getattr(run, "scaler", None), first, len(dc.future_covariates),  # panel: None
+                                   self.n_calendar)
         C = len(run.targets)
         model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)
@@ -204,13 +209,17 @@ class ForecastGraph(nn.Module):
 
     def forward(self, contexts: Tensor, *inputs: Tensor) -> Tensor:
         """``inputs``: a panel run's ``shift`` and ``scale`` ``(B, F)`` (each row's scaler), then for a run
-        with future covariates ``future (B, H', K)`` (raw values of the forecast's rows)."""
-        if self.known is not None:
-            *scaler, future = inputs
-            shift, scale = scaler if scaler else (None, None)
-            known = self.known(contexts, future, shift, scale)  # (B, L + H', K), the network's units
-            return median([m(contexts, shift, scale, known=known) for m in self.members])
+        with future covariates ``future (B, H', K)`` (raw values of the forecast's rows), then for a run
+        with calendar features ``calendar (B, L + H', Kc)`` (those of the context's and forecast's rows)."""
+        inputs = list(inputs)
+        calendar = inputs.pop() if self.n_calendar else None
+        future = inputs.pop() if self.known is not None and self.known.k else None
         shift, scale = inputs if inputs else (None, None)
+        if self.known is not None:
+            known = self.known(contexts, future, shift, scale, calendar)  # (B, L + H', K), the network's units
+            if calendar is not None and known.shape[1] != contexts.shape[1] + self.future_rows:
+                raise ConfigError(f"calendar must hold the context's rows and the {self.future_rows} forecast rows")
+            return median([m(contexts, shift, scale, known=known) for m in self.members])
         return median([m(contexts, shift, scale) for m in self.members])
 
 

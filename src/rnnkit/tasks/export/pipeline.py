@@ -171,31 +171,41 @@ class Norm(nn.Module):
 
 
 class KnownRows(nn.Module):
-    """The known inputs of contexts, in the network's units: the future covariates (columns ``[first,
-    first + K)`` of the run's columns) scaled with the run's scaler, of the context's rows (read from
-    the context) and of the forecast's rows (``future``), as
-    :func:`~rnnkit.tasks.forecast.fitting.series_known_rows` scales them. With ``scaler=None`` (a
-    panel) each row is scaled with its own series' ``shift`` and ``scale`` ``(B, F)``, their columns."""
+    """The known inputs of contexts, in the network's units, as
+    :func:`~rnnkit.tasks.forecast.fitting.series_known_rows` lays them out: the future covariates
+    (columns ``[first, first + K)`` of the run's columns) scaled with the run's scaler, of the
+    context's rows (read from the context) and of the forecast's rows (``future``); then ``calendar``
+    of those rows as they are (``n_calendar`` columns, :func:`rnnkit.data.calendar.calendar_features`
+    of their time stamps). With ``scaler=None`` (a panel) each row's future covariates are scaled with
+    its own series' ``shift`` and ``scale`` ``(B, F)``, their columns."""
 
-    def __init__(self, scaler: Scaler | None, first: int, k: int) -> None:
+    def __init__(self, scaler: Scaler | None, first: int, k: int, n_calendar: int = 0) -> None:
         super().__init__()
-        self.first, self.k = first, k
-        if scaler is not None:
+        self.first, self.k, self.n_calendar = first, k, n_calendar
+        if scaler is not None and k:
             self.register_buffer("offset", torch.tensor(scaler.offset[first:first + k], dtype=F64))  # (K,)
             self.register_buffer("scale", torch.tensor(scaler.scale[first:first + k], dtype=F64))  # (K,)
         else:
             self.offset = self.scale = None
+        self.per_series = scaler is None
 
-    def forward(self, contexts: Tensor, future: Tensor, shift: Tensor | None = None,
-                scale: Tensor | None = None) -> Tensor:
-        """Raw ``contexts (B, L, F)`` and ``future (B, H, K)`` -> ``(B, L + H, K)``."""
-        cols = slice(self.first, self.first + self.k)
-        rows = torch.cat([contexts[..., cols], future], 1)  # (B, L + H, K)
-        if self.offset is not None:
-            return (rows - self.offset) / self.scale
-        if shift is None or scale is None:
-            raise ConfigError("these known inputs are scaled per series: pass each row's shift and scale")
-        return (rows - shift[:, None, cols]) / scale[:, None, cols]
+    def forward(self, contexts: Tensor, future: Tensor | None, shift: Tensor | None = None,
+                scale: Tensor | None = None, calendar: Tensor | None = None) -> Tensor:
+        """Raw ``contexts (B, L, F)``, ``future (B, H, K)`` and ``calendar (B, L + H, n_calendar)``
+        -> ``(B, L + H, K + n_calendar)``."""
+        parts = []
+        if self.k:
+            cols = slice(self.first, self.first + self.k)
+            rows = torch.cat([contexts[..., cols], future], 1)  # (B, L + H, K)
+            if not self.per_series:
+                parts.append((rows - self.offset) / self.scale)
+            elif shift is None or scale is None:
+                raise ConfigError("these known inputs are scaled per series: pass each row's shift and scale")
+            else:
+                parts.append((rows - shift[:, None, cols]) / scale[:, None, cols])
+        if self.n_calendar:
+            parts.append(calendar)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 
 def model_input(x: Tensor, known: Tensor, n_values: int, recursive: bool) -> Tensor:

@@ -28,7 +28,7 @@ from .config import DataConfig, SearchConfig, refuse_distributed
 from .fitting import ForecastEnsemble, train_members, window_known_rows
 from .model import Forecaster
 from .normalise import WindowNorm
-from .known import known_names
+from .known import calendar_width, known_names
 from .negbin import is_negbin, unscaled_targets
 from .data import freq_season
 from .panel import (check_panel_counts, log_targets, panel_contexts, panel_known_width, prepare_panel,
@@ -178,18 +178,21 @@ class PanelRun:
                                      self._window_seasons(self.series_seasons(panel)))
 
     def predict_contexts(self, contexts: np.ndarray, ids: Sequence[str], horizon: int | None = None,
-                         all_levels: bool = False, future: np.ndarray | None = None) -> np.ndarray:
+                         all_levels: bool = False, future: np.ndarray | None = None,
+                         calendar: np.ndarray | None = None) -> np.ndarray:
         """Forecasts ``(S, horizon, C)`` in original units after raw context windows ``(S, L, F)``
         (:attr:`columns`), row i one of series ``ids[i]`` of the run, scaled by that series' scaler: what
         :meth:`predict_at` computes after those rows (a run with :attr:`levels`: the same levels), the
         exported graph's reference (:mod:`rnnkit.tasks.export`). A run with future covariates reads their
         raw values over the forecast's rows from ``future (S, H', K)`` (H': the trained horizon for a
         direct model, ``horizon`` for a recursive one; the context's rows bring their own); a run with
-        calendar features or static covariates is refused (the windows do not hold them)."""
+        calendar features reads those of the context's rows and of the H' rows after them from
+        ``calendar (S, L + H', Kc)`` (:func:`rnnkit.data.calendar.calendar_features` of their stamps); a
+        run with static covariates or an id embedding is refused (the windows do not hold them)."""
         dc = self.data_config
         known_width = panel_known_width(dc, self.meta["freq"], self.statics, self.recursive)
-        if known_width and (dc.calendar != "none" or self.statics.width):
-            raise ConfigError("this run reads known inputs (calendar features or static covariates), which context "
+        if known_width and self.statics.width:
+            raise ConfigError("this run reads known inputs (static covariates or an id embedding), which context "
                               "windows alone do not hold; use forecast() or predict_at()")
         x = np.asarray(contexts, dtype=np.float64)
         ids = [str(i) for i in ids]
@@ -205,9 +208,11 @@ class PanelRun:
         if is_negbin(self.model):
             check_panel_counts([f"series {i!r}" for i in ids], x, self.targets)
         scalers = [self.scalers[i] for i in ids]
-        known = self._context_known(x, scalers, horizon, future) if known_width else None
-        if future is not None and not known_width:
+        known = self._context_known(x, scalers, horizon, future, calendar) if known_width else None
+        if future is not None and not dc.future_covariates:
             raise ConfigError("this run has no future covariates, so it reads no future values; drop future=...")
+        if calendar is not None and dc.calendar == "none":
+            raise ConfigError("this run has no calendar features, so it reads none; drop calendar=...")
         if self.transform is not None:
             x = x.copy()
             x[..., :len(self.targets)] = self.transform.forward(x[..., :len(self.targets)])
@@ -216,20 +221,32 @@ class PanelRun:
         return self._forecast_scaled(scaled, scalers, horizon, known, all_levels,
                                      self._window_seasons([seasons.get(i, 0) for i in ids]))
 
-    def _context_known(self, x: np.ndarray, scalers: list[Scaler], horizon: int,
-                       future: np.ndarray | None) -> np.ndarray:
+    def _context_known(self, x: np.ndarray, scalers: list[Scaler], horizon: int, future: np.ndarray | None,
+                       calendar: np.ndarray | None) -> np.ndarray:
         """The known inputs ``(S, L + H', K)`` of raw contexts ``x`` and their ``future`` rows, each
-        row scaled by its series' scaler (:func:`~.fitting.window_known_rows`)."""
+        row scaled by its series' scaler (:func:`~.fitting.window_known_rows`), then ``calendar``."""
         dc = self.data_config
         if not self.recursive:
             check_known_horizon(dc.horizon, horizon)
         rows, K = horizon if self.recursive else dc.horizon, len(dc.future_covariates)
-        f = None if future is None else np.asarray(future, dtype=np.float64)
-        if f is None or f.shape != (len(x), rows, K):
-            raise ShapeError(f"future must be (S, {rows}, {K}): the raw values of the future covariates "
-                             f"{list(dc.future_covariates)} over the {rows} row(s) after each context; got "
-                             f"{'none' if f is None else f.shape}")
-        return np.concatenate([window_known_rows(dc, sc, c[None], r[None]) for sc, c, r in zip(scalers, x, f)])
+        parts = []
+        if K:
+            f = None if future is None else np.asarray(future, dtype=np.float64)
+            if f is None or f.shape != (len(x), rows, K):
+                raise ShapeError(f"future must be (S, {rows}, {K}): the raw values of the future covariates "
+                                 f"{list(dc.future_covariates)} over the {rows} row(s) after each context; got "
+                                 f"{'none' if f is None else f.shape}")
+            parts.append(np.concatenate([window_known_rows(dc, sc, c[None], r[None])
+                                         for sc, c, r in zip(scalers, x, f)]))
+        Kc = calendar_width(self.meta["freq"], dc.calendar)
+        if Kc:
+            c = None if calendar is None else np.asarray(calendar, dtype=np.float64)
+            if c is None or c.shape != (len(x), x.shape[1] + rows, Kc):
+                raise ShapeError(f"calendar must be (S, {x.shape[1] + rows}, {Kc}): the {dc.calendar} calendar "
+                                 f"features of each context's {x.shape[1]} rows and the {rows} after them; got "
+                                 f"{'none' if c is None else c.shape}")
+            parts.append(c)
+        return np.concatenate(parts, -1)
 
     def _forecast_scaled(self, scaled: np.ndarray, scalers: list[Scaler], horizon: int, known: np.ndarray | None,
                          all_levels: bool, seasons: np.ndarray | None = None) -> np.ndarray:
