@@ -202,7 +202,8 @@ def test_cli_exports_a_calendar_runs_forecast_graph_not_its_step(tmp_path, capsy
     assert [i.name for i in session(tmp_path / "m.onnx").get_inputs()] == ["context", "calendar"]
 
 
-HEADS = {"quantiles": dict(quantiles=(0.1, 0.5, 0.9)), "normal": dict(distribution="normal")}
+HEADS = {"quantiles": dict(quantiles=(0.1, 0.5, 0.9)), "normal": dict(distribution="normal"),
+         "student-t": dict(distribution="student_t")}  # its quantiles from a table in the graph (test_student_t.py)
 
 
 def assert_levels_round_trip(path, run, X):

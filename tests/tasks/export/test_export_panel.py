@@ -140,8 +140,8 @@ def test_round_trip_equals_each_series_forecast(tmp_path, cell, strategy):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.series.csv"]
 
 
-@pytest.mark.parametrize("head", [dict(quantiles=(0.1, 0.5, 0.9)), dict(distribution="normal")],
-                         ids=["quantiles", "normal"])
+@pytest.mark.parametrize("head", [dict(quantiles=(0.1, 0.5, 0.9)), dict(distribution="normal"),
+                                  dict(distribution="student_t")], ids=["quantiles", "normal", "student-t"])
 def test_level_heads_round_trip(tmp_path, head):
     run = panel_run(cell="gru", **head)
     path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
@@ -214,7 +214,6 @@ REFUSED = {
     "static covariates": (dict(static_covariates=("region",)), "--static-covariates"),
     "id embedding": (dict(id_embedding=True), "--id-embedding"),
     "recursive normal": (dict(distribution="normal", strategy="recursive", samples=8), "sampled paths"),
-    "student-t": (dict(distribution="student_t"), "Student-t"),
     "negative binomial": (dict(distribution="negbin", counts=True), "negative-binomial"),
 }
 

@@ -16,6 +16,7 @@ import rnnkit
 from rnnkit import ConfigError, DataConfig, ModelConfig, TrainConfig, fit_forecaster
 from rnnkit.config import DISTRIBUTION_LEVELS
 from rnnkit.tasks.forecast.distribution import (DF_FLOOR, params, student_t_cdf, student_t_nll, student_t_quantiles,
+                                                 tabulated_t_quantiles,
                                                 zero_mean)
 from rnnkit.tasks.forecast.model import Forecaster
 
@@ -52,6 +53,19 @@ def test_the_quantiles_match_scipy_for_fractional_degrees_of_freedom():
     got = student_t_quantiles(df, LEVELS).numpy()  # (6, Q)
     ref = stats.t.ppf(np.array(LEVELS)[None], df.numpy()[:, None])
     np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-12)
+
+
+def test_the_tabulated_quantiles_are_newtons():
+    """What an exported graph computes (a cubic interpolation in 1 / df of a table of Newton's quantiles)
+    against Newton's own, over the head's whole range of degrees of freedom (above DF_FLOOR)."""
+    g = torch.Generator().manual_seed(0)
+    df = torch.cat([DF_FLOOR + 3 * torch.rand(3000, generator=g, dtype=torch.float64),
+                    DF_FLOOR + torch.exp(11 * torch.rand(3000, generator=g, dtype=torch.float64)),
+                    torch.tensor([DF_FLOOR, DF_FLOOR + 1e-9, 1e4], dtype=torch.float64)])
+    got = tabulated_t_quantiles(df, DISTRIBUTION_LEVELS)
+    assert got.shape == (len(df), len(DISTRIBUTION_LEVELS))
+    assert (got - student_t_quantiles(df, DISTRIBUTION_LEVELS)).abs().max() < 1e-9
+    assert (tabulated_t_quantiles(torch.tensor([1e12], dtype=torch.float64), (0.9,)) - 1.2815515655446004).abs() < 1e-9
 
 
 def test_many_degrees_of_freedom_approach_the_normal():
@@ -132,12 +146,15 @@ def test_what_is_refused():
         fit_forecaster(dc, ModelConfig(distribution="student_t"), TrainConfig(epochs=1, engine="fused"), quiet=True)
 
 
-def test_export_refuses_a_student_t_head_in_one_line(t_ar1, tmp_path):
+def test_a_trained_student_t_head_exports(t_ar1, tmp_path):
+    """The forecast graph's levels are rnnkit's (the graph's t quantiles from the table, rnnkit's from
+    Newton's iterations) on the heavy-tailed series it learned, to float32 rounding."""
+    ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from rnnkit.tasks.export.graphs import StepGraph
-    run, _ = t_ar1
-    with pytest.raises(ConfigError, match="Student-t head"):
-        rnnkit.export_onnx(run, tmp_path / "m.onnx")
-    with pytest.raises(ConfigError, match="Student-t head"):
-        StepGraph(run.model)
-    assert not (tmp_path / "m.onnx").exists()
+    run, data = t_ar1
+    path = rnnkit.export_onnx(run, tmp_path / "m.onnx")
+    L = run.data_config.lookback
+    x = np.stack([data.values[e - L:e] for e in range(L, len(data), 7)])
+    got = ort.InferenceSession(str(path)).run(None, {"context": x})[0]
+    want = run.predict_contexts(x, run.data_config.horizon, all_levels=True)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()

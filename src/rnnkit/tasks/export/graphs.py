@@ -79,20 +79,17 @@ def exportable(model: nn.Module, unroll: bool | None = None) -> nn.Module:
 
 
 def head_reason(model: nn.Module) -> str | None:
-    """Why a forecaster's head cannot be exported (a Student-t head, a recursive distribution head), or None."""
+    """Why a forecaster's head cannot be exported (a negbin head, a recursive distribution head), or None.
+    A direct Student-t head's quantiles are traced from a table (:func:`~..forecast.distribution.tabulated_t_quantiles`)."""
     config = getattr(model, "config", None)  # an ensemble's members share their first member's config
     if getattr(config, "distribution", "none") != "none" and getattr(config, "strategy", "direct") == "recursive":
         return ("this run's recursive distribution head forecasts by sampled paths (--samples Monte-Carlo draws fed "
                 "back step by step), which an ONNX graph does not draw; export covers point, quantile and direct "
-                "normal heads")
+                "normal and Student-t heads")
     if getattr(config, "distribution", "none") == "negbin":
         return ("this run has a negative-binomial head (--distribution negbin), whose exact discrete quantiles are "
-                "a search over the counts that the graph does not compute; export covers point, quantile and "
-                "normal heads")
-    if getattr(config, "distribution", "none") == "student_t":
-        return ("this run has a Student-t head (--distribution student_t), whose quantiles depend on the forecast "
-                "degrees of freedom through an iterative inverse the graph does not compute; export covers point, "
-                "quantile and normal heads")
+                "a search over the counts that the graph does not compute; export covers point, quantile, normal "
+                "and Student-t heads")
     return None
 
 

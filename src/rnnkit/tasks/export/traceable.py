@@ -101,6 +101,9 @@ def traceable(model: nn.Module, unroll: bool = False) -> nn.Module:
                     sub.backend = "torch"
                 else:
                     setattr(child, attr, Unrolled(sub))
+    for module in twin.modules():  # a Student-t head's quantiles in traceable operations (no incomplete beta)
+        if hasattr(module, "tabulated_t"):
+            module.tabulated_t = True
     for p in twin.parameters():
         p.requires_grad_(False)
     return twin

@@ -48,7 +48,7 @@ from .negbin import negbin_nll, negbin_params, negbin_quantiles
 from .quantiles import head_rows, zero_output
 
 __all__ = ["DEFAULT_LEVELS", "SCALE_FLOOR", "DF_FLOOR", "DF_START", "params", "normal_params", "normal_levels",
-           "betainc", "student_t_cdf", "student_t_quantiles", "levels_of", "gaussian_nll", "student_t_nll", "nll", "nll_loss",
+           "betainc", "student_t_cdf", "student_t_quantiles", "tabulated_t_quantiles", "T_TABLE_POINTS", "levels_of", "gaussian_nll", "student_t_nll", "nll", "nll_loss",
            "init_distribution_head", "zero_mean"]
 
 #: the levels a distribution head reports when none are asked for (ModelConfig fills them in)
@@ -148,16 +148,47 @@ def student_t_quantiles(df: Tensor, levels, iterations: int = 40) -> Tensor:
     return t
 
 
-def levels_of(params: tuple[Tensor, ...], levels, kind: str = "normal") -> Tensor:
+#: points of the Student-t quantiles' table in u = 1 / df, over [0, 1 / DF_FLOOR] (:func:`tabulated_t_quantiles`)
+T_TABLE_POINTS = 1025
+
+
+@functools.lru_cache(maxsize=16)
+def _t_table(levels: tuple[float, ...]) -> Tensor:
+    """``(T_TABLE_POINTS, Q)`` float64: the standard t quantiles at ``levels`` for u = 1 / df on an even
+    grid over [0, 1 / DF_FLOOR] (:func:`student_t_quantiles`; u = 0, infinite df: the normal's)."""
+    u = torch.linspace(0.0, 1.0 / DF_FLOOR, T_TABLE_POINTS, dtype=torch.float64)
+    z = torch.special.ndtri(torch.tensor(levels, dtype=torch.float64))[None]
+    return torch.cat([z, student_t_quantiles(1.0 / u[1:], levels)])
+
+
+def tabulated_t_quantiles(df: Tensor, levels) -> Tensor:
+    """:func:`student_t_quantiles` ``(..., Q)`` in float64 by cubic (four-point Lagrange) interpolation
+    in u = 1 / df of a table of them (:data:`T_TABLE_POINTS`, made once per levels): the quantiles are
+    smooth in u over the head's whole range (df above DF_FLOOR: u in (0, 1/2]), so the table's
+    numbers agree with Newton's to about 1e-10 (test_student_t.py), in operations a traced graph
+    records (the exported forecast graph of a Student-t head: ONNX has no incomplete beta function)."""
+    table = _t_table(tuple(float(q) for q in levels)).to(df.device)  # (N, Q)
+    n = table.shape[0] - 1
+    pos = (1.0 / df.to(torch.float64)).clamp(0.0, 1.0 / DF_FLOOR) * (n * DF_FLOOR)  # (...,) in grid steps
+    j = torch.floor(pos).clamp(1, n - 2)
+    s = (pos - j).unsqueeze(-1)  # (..., 1): where u lies from point j (at most one step outside [0, 1])
+    k = j.long()
+    p0, p1, p2, p3 = table[k - 1], table[k], table[k + 1], table[k + 2]  # (..., Q)
+    return (-p0 * s * (s - 1) * (s - 2) / 6 + p1 * (s + 1) * (s - 1) * (s - 2) / 2
+            - p2 * (s + 1) * s * (s - 2) / 2 + p3 * (s + 1) * s * (s - 1) / 6)
+
+
+def levels_of(params: tuple[Tensor, ...], levels, kind: str = "normal", tabulated: bool = False) -> Tensor:
     """A ``kind`` head's quantiles ``(..., Q)`` at ``levels`` from its parameters (see :func:`params`):
-    ``mu + sigma * z_q``, with z the standard normal's or the standard t's quantiles; a negbin's exact
-    discrete quantiles (:func:`~.negbin.negbin_quantiles`)."""
+    ``mu + sigma * z_q``, with z the standard normal's or the standard t's quantiles (with
+    ``tabulated``, the t's from :func:`tabulated_t_quantiles`, as an exported graph computes them); a
+    negbin's exact discrete quantiles (:func:`~.negbin.negbin_quantiles`)."""
     if kind == "negbin":
         return negbin_quantiles(*params, levels).to(params[0].dtype)
     if len(params) == 2:
         return normal_levels(*params, levels)
     mu, sigma, df = params
-    z = student_t_quantiles(df, levels).to(mu.dtype)
+    z = (tabulated_t_quantiles(df, levels) if tabulated else student_t_quantiles(df, levels)).to(mu.dtype)
     return mu.unsqueeze(-1) + sigma.unsqueeze(-1) * z
 
 

@@ -95,6 +95,9 @@ class Forecaster(nn.Module):
         #: (:mod:`rnnkit.tasks.forecast.distribution`); "negbin": a count's mean and dispersion, the
         #: network reading the targets over the window's scale (:mod:`.negbin`); "none" otherwise
         self.distribution = config.distribution
+        #: a Student-t head's quantiles from :func:`~.distribution.tabulated_t_quantiles` (an exported
+        #: graph's copy, :mod:`rnnkit.tasks.export`) instead of Newton's iterations on the t's CDF
+        self.tabulated_t = False
         #: a direct negbin head's naive forecast, (skip, season), which its mean corrects
         #: (:func:`~.negbin.set_count_naive`; the run's DataConfig.skip)
         self.count_naive = ("none", 1)
@@ -150,7 +153,7 @@ class Forecaster(nn.Module):
         if self.distribution != "none":
             base = None if x is None else self._count_base(x)
             p = params(y, self.horizon, self.n_targets, self.distribution, scale, base)
-            return levels_of(p, self.levels, self.distribution)
+            return levels_of(p, self.levels, self.distribution, tabulated=self.tabulated_t)
         return ordered(y.view(y.shape[0], self.horizon, self.n_targets, len(self.levels)), self.centre)
 
     def params(self, x: Tensor) -> tuple[Tensor, ...]:
