@@ -210,9 +210,50 @@ def test_predict_contexts_is_predict_at_after_those_rows():
         panel_run(cell="gru", calendar="sincos").predict_contexts(x, panel.ids)
 
 
+@pytest.mark.parametrize("settings", [dict(static_covariates=("region",)), dict(id_embedding=True),
+                                      dict(static_covariates=("region",), id_embedding=True, strategy="recursive")],
+                         ids=["static covariates", "id embedding", "both, recursive"])
+def test_static_features_are_the_graphs_input_static(tmp_path, settings):
+    """Each series' encoded static features (a category one-hot, the id one-hot) are columns of the
+    series table and the graph's input ``static``; read from there, each series is forecast as
+    PanelRun.forecast forecasts it from the data's own static columns. The step graph is refused."""
+    run = panel_run(cell="gru", **settings)
+    path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
+    s = session(path)
+    assert [i.name for i in s.get_inputs()] == ["context", "shift", "scale", "static"]
+    t = pd.read_csv(tmp_path / "model.series.csv", dtype={"shop": str}).set_index("shop")
+    names = [c for c in t.columns if c.startswith("static_")]
+    assert names == [f"static_{n}" for n in run.statics.names] and len(names) == run.statics.width
+    if "static_covariates" in settings:
+        assert t.loc["s1", "static_region=S"] == 1.0 and t.loc["s1", "static_region=N"] == 0.0
+    panel = run.load_data(TABLE)
+    ids = list(panel.ids)
+    feeds = {"context": np.stack([x.values[-L:] for x in panel.series]),
+             "shift": t.loc[ids, [f"shift_{c}" for c in run.columns]].to_numpy(),
+             "scale": t.loc[ids, [f"scale_{c}" for c in run.columns]].to_numpy(), "static": t.loc[ids, names].to_numpy()}
+    fc = run.forecast(TABLE)
+    assert_each_series(s.run(["forecast"], feeds)[0], np.stack([g[["sales"]].to_numpy() for _, g in fc.groupby("shop")]))
+    other = dict(feeds, static=feeds["static"][::-1].copy())  # another series' features: another forecast
+    assert rel_diff(s.run(["forecast"], other)[0], s.run(["forecast"], feeds)[0]) > 1e-4
+    with pytest.raises(ConfigError, match="reads known inputs.*without --step"):
+        rnnkit.export_onnx(run, tmp_path / "step.onnx", step=True)
+
+
+def test_an_older_run_without_its_static_values_is_refused(tmp_path):
+    run = panel_run(cell="gru", static_covariates=("region",))
+    run.save(tmp_path / "run", data=TABLE)
+    stored = json.loads((tmp_path / "run" / "scalers.json").read_text())
+    assert stored["static_values"] == {"region": ["N", "S", "N", "S"]}
+    del stored["static_values"]  # as rnnkit wrote runs before it kept them
+    (tmp_path / "run" / "scalers.json").write_text(json.dumps(stored))
+    old = rnnkit.load_run(tmp_path / "run")
+    pd.testing.assert_frame_equal(old.forecast(TABLE), run.forecast(TABLE))  # it still forecasts from the data
+    with pytest.raises(ConfigError, match="does not keep each series' static covariate values.*refit"):
+        rnnkit.export_onnx(old, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 REFUSED = {
-    "static covariates": (dict(static_covariates=("region",)), "--static-covariates"),
-    "id embedding": (dict(id_embedding=True), "--id-embedding"),
     "recursive normal": (dict(distribution="normal", strategy="recursive", samples=8), "sampled paths"),
     "negative binomial": (dict(distribution="negbin", counts=True), "negative-binomial"),
 }

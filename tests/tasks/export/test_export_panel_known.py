@@ -2,8 +2,8 @@
 row's series scaler, read from the table written next to the graph) and ``future`` (the covariates'
 raw values over the forecast's rows) -> ``forecast``, equal to the run's own forecast of each series
 with the same future values (``PanelRun.forecast(future=...)``), the panel's linear covariate effect
-included (and with calendar features, their input ``calendar``); the known inputs the graph cannot
-take, refused in one line.
+included (with calendar features and static features, the inputs ``calendar`` and ``static``);
+the step graph of a run with known inputs, refused in one line.
 
 Tolerance: 1e-5 relative to each series' forecasts (float32 networks), as in test_export_panel.py.
 """
@@ -80,8 +80,8 @@ def panel_run(**settings):
 def read_series(path, run):
     """The ids, shifts and scales ``(S, F)`` of the table written next to the graph, as a user reads it."""
     t = pd.read_csv(path.with_name(panel_export.series_file_name(path)), dtype={run.data_config.id_col: str})
-    F = len(run.columns)
-    return list(t.iloc[:, 0]), t.iloc[:, 1:1 + F].to_numpy(), t.iloc[:, 1 + F:].to_numpy()
+    return (list(t.iloc[:, 0]), t[[f"shift_{c}" for c in run.columns]].to_numpy(),
+            t[[f"scale_{c}" for c in run.columns]].to_numpy())
 
 
 def feeds(path, run, rows):
@@ -166,25 +166,31 @@ def test_future_covariates_and_calendar_features_together(tmp_path):
         assert rel_diff(g, r) < TOL
 
 
-REFUSED = {
-    "static covariates": (dict(static_covariates=("region",)), "--static-covariates"),
-    "id embedding": (dict(id_embedding=True), "--id-embedding"),
-}
-
-
-@pytest.mark.parametrize("case", list(REFUSED))
-def test_what_is_refused(tmp_path, case):
-    settings, said = REFUSED[case]
-    run = panel_run(**settings)
-    for step in (False, True):
-        with pytest.raises(ConfigError, match=said) as e:
-            rnnkit.export_onnx(run, tmp_path / "m.onnx", step=step)
-        assert "\n" not in str(e.value)
-        assert list(tmp_path.iterdir()) == []
+def test_every_known_input_at_once(tmp_path):
+    """Future covariates, calendar features and static features (a region, the id embedding): the
+    inputs ``future``, ``calendar`` and ``static`` (from the series table), each series forecast as
+    PanelRun.forecast forecasts it from the data."""
+    run = panel_run(strategy="recursive", calendar="onehot", static_covariates=("region",), id_embedding=True)
+    path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
+    s = session(path)
+    assert [i.name for i in s.get_inputs()] == ["context", "shift", "scale", "future", "calendar", "static"]
+    f = feeds(path, run, H)
+    panel = run.load_data(TABLE)
+    f["calendar"] = np.stack([calendar_features(s_.frame.index[-L:].append(future_index(s_.frame.index, "MS", H)),
+                                                "MS", "onehot")[0] for s_ in panel.series])
+    t = pd.read_csv(tmp_path / "model.series.csv", dtype={"shop": str}).set_index("shop")
+    f["static"] = t.loc[list(panel.ids), [f"static_{n}" for n in run.statics.names]].to_numpy()
+    ahead = AFTER[AFTER.groupby("shop").cumcount() < H][["shop", "date", "promo", "noise"]]
+    ref = fc_array(run.forecast(TABLE, future=ahead))
+    (got,) = s.run(["forecast"], f)
+    for g, r in zip(got, ref):
+        assert rel_diff(g, r) < TOL
 
 
 @pytest.mark.parametrize("settings, said", [({}, "--future-covariates"),
-                                             ({"calendar": "sincos"}, "--future-covariates, --calendar")])
+                                             ({"calendar": "sincos"}, "--future-covariates, --calendar"),
+                                             ({"static_covariates": ("region",)},
+                                              "--future-covariates, --static-covariates")])
 def test_the_step_graph_with_known_inputs_is_refused(tmp_path, settings, said):
     with pytest.raises(ConfigError, match=f"reads known inputs .{said}.*without --step") as e:
         rnnkit.export_onnx(panel_run(strategy="direct", **settings), tmp_path / "m.onnx", step=True)

@@ -13,7 +13,7 @@ from ...data.calendar import calendar_features
 from ...errors import ConfigError
 from ..forecast.fitting import window_known_rows
 from .graphs import ForecastGraph, StepGraph, flat_states
-from .panel_export import check_ids, is_panel, panel_meta, panel_inputs, params, write_series_table
+from .panel_export import check_ids, is_panel, panel_meta, panel_inputs, params, static_inputs, write_series_table
 from .parts import Parts, io_meta, rel_diff, state_names
 from .pipeline import F64
 from .traceable import should_unroll
@@ -44,7 +44,7 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
     panel = is_panel(run)
     inputs = [{"name": "context", "shape": ["batch", "time" if dynamic else L, F], "dtype": "float64",
                "columns": list(run.columns), "units": "data"}, *(panel_inputs(run) if panel else []),
-              *_future_inputs(run, graph), *_calendar_inputs(run, graph)]
+              *_future_inputs(run, graph), *_calendar_inputs(run, graph), *(static_inputs(run) if panel else [])]
     outputs = [{"name": "forecast", "shape": ["batch", H, len(run.targets), *_levels_axis(run)], "dtype": "float64",
                 "columns": list(run.targets), "units": "data"}]
     in_names = [i["name"] for i in inputs]
@@ -69,7 +69,8 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
     return Parts(graph, example, names, meta, check, _dtype(run.model),
                  f"rnnkit {run.model_config.cell} {'global ' if panel else ''}forecaster "
                  f"({run.model_config.strategy}{', future covariates' if run.data_config.future_covariates else ''}"
-                 f"{', calendar features' if graph.n_calendar else ''}), forecast graph",
+                 f"{', calendar features' if graph.n_calendar else ''}{', static features' if graph.n_static else ''}"
+                 "), forecast graph",
                  {series_file: write_series_table(run)} if panel else {})
 
 
@@ -149,6 +150,8 @@ def _feeds(run, batch: int, seed: int, ids: list[str] | None, graph: ForecastGra
         feeds["future"] = np.ascontiguousarray(ahead[..., first:first + len(dc.future_covariates)])
     if graph.n_calendar:
         feeds["calendar"] = calendar_rows(run, n, feeds["context"].shape[1] + graph.future_rows, seed)
+    if graph.n_static:
+        feeds["static"] = run.static_rows(ids)
     return feeds
 
 
@@ -158,7 +161,9 @@ def step_parts(run, series_file: str | None = None) -> Parts:
     panel = is_panel(run)
     dc = run.data_config
     named = ", ".join(flag for flag, on in (("--future-covariates", dc.future_covariates),
-                                            ("--calendar", dc.calendar != "none")) if on)
+                                            ("--calendar", dc.calendar != "none"),
+                                            ("--static-covariates", dc.static_covariates),
+                                            ("--id-embedding", dc.id_embedding)) if on)
     if named:
         raise ConfigError(f"this run reads known inputs ({named}): its network's step reads values and known inputs "
                           "in the network's units, laid out per strategy (a direct model's input runs on over the "

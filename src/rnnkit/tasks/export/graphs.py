@@ -95,24 +95,24 @@ def head_reason(model: nn.Module) -> str | None:
 
 def known_inputs_reason(run, future: bool = False) -> str | None:
     """Why ``run`` cannot be exported (it reads known inputs, or has a head :func:`head_reason` refuses),
-    or None. With ``future`` (the forecast graph), future covariates and calendar features are
-    exportable: the graph reads the covariates' values as its input ``future`` and the calendar
-    features of the context's and the forecast's rows as its input ``calendar``; static covariates and
-    an id embedding are not."""
+    or None. With ``future`` (the forecast graph), every known input is exportable: the graph reads
+    the future covariates' values as its input ``future``, the calendar features of the context's and
+    the forecast's rows as ``calendar`` and a panel series' encoded static features (and id one-hot)
+    as ``static``; a panel run that does not keep its series' static values (an older run) is not."""
     reason = head_reason(run.model)
     if reason:
         return reason
     dc = run.data_config
-    flags = [flag for flag, on in (("--future-covariates", dc.future_covariates and not future),
-                                   ("--calendar", dc.calendar != "none" and not future),
+    if future:
+        if dc.static_covariates and getattr(run, "static_values", None) is None:
+            return ("this run does not keep each series' static covariate values (written by an older rnnkit), which "
+                    "the exported series table holds; refit it to export")
+        return None
+    flags = [flag for flag, on in (("--future-covariates", dc.future_covariates), ("--calendar", dc.calendar != "none"),
                                    ("--static-covariates", dc.static_covariates), ("--id-embedding", dc.id_embedding))
              if on]
     if flags:
         named = ", ".join(flags)
-        if future:
-            return (f"this run reads known inputs ({named}) that the graph's inputs do not hold (each series' "
-                    f"encoded static covariates or id); export covers future covariates and calendar features but "
-                    f"not static covariates or an id embedding (refit without {named} to export)")
         return (f"this run reads known inputs ({named}), which a graph of the context windows alone cannot compute; "
                 f"export covers runs without future covariates, calendar features, static covariates and an id "
                 f"embedding (refit without {named} to export)")
@@ -187,13 +187,16 @@ class ForecastGraph(nn.Module):
         self.known = None
         #: the calendar features per row (0: none, and the graph has no ``calendar`` input)
         self.n_calendar = calendar_width(run.meta.get("freq"), dc.calendar)
-        if dc.future_covariates or self.n_calendar:
+        #: a panel series' static features (0: none, and the graph has no ``static`` input)
+        self.n_static = run.statics.width if hasattr(run, "statics") else 0
+        if dc.future_covariates or self.n_calendar or self.n_static:
             if not run.recursive:
                 check_known_horizon(run.model.horizon, self.horizon)
             self.future_rows = self.horizon if run.recursive else run.model.horizon
             first = len(dc.targets) + len(dc.covariates)
             self.known = KnownRows(getattr(run, "scaler", None), first, len(dc.future_covariates),  # panel: None
-                                   self.n_calendar)
+                                   self.n_calendar, self.n_static)
+            self.known.rows = self.future_rows
         C = len(run.targets)
         model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)
@@ -207,13 +210,15 @@ class ForecastGraph(nn.Module):
     def forward(self, contexts: Tensor, *inputs: Tensor) -> Tensor:
         """``inputs``: a panel run's ``shift`` and ``scale`` ``(B, F)`` (each row's scaler), then for a run
         with future covariates ``future (B, H', K)`` (raw values of the forecast's rows), then for a run
-        with calendar features ``calendar (B, L + H', Kc)`` (those of the context's and forecast's rows)."""
+        with calendar features ``calendar (B, L + H', Kc)`` (those of the context's and forecast's rows), then
+        for a panel run with static features ``static (B, Ks)`` (each row's series')."""
         inputs = list(inputs)
+        static = inputs.pop() if self.n_static else None
         calendar = inputs.pop() if self.n_calendar else None
         future = inputs.pop() if self.known is not None and self.known.k else None
         shift, scale = inputs if inputs else (None, None)
         if self.known is not None:
-            known = self.known(contexts, future, shift, scale, calendar)  # (B, L + H', K), the network's units
+            known = self.known(contexts, future, shift, scale, calendar, static)  # (B, L + H', K), network units
             if calendar is not None and known.shape[1] != contexts.shape[1] + self.future_rows:
                 raise ConfigError(f"calendar must hold the context's rows and the {self.future_rows} forecast rows")
             return median([m(contexts, shift, scale, known=known) for m in self.members])

@@ -7,7 +7,10 @@ per column, fitted on that series' training rows). The forecast graph takes each
 two more inputs, ``shift`` and ``scale`` ``(batch, F)`` float64 (the scaler's offset and scale, one
 per column), so one graph forecasts every series, and a series new to the run too (its parameters
 computed as rnnkit fits them). The table ``<name>.series.csv`` next to the graph holds the training
-series' parameters: the id column, then ``shift_<column>`` for every column, then ``scale_<column>``.
+series' parameters: the id column, then ``shift_<column>`` for every column, then ``scale_<column>``,
+then for a run with static covariates or an id embedding each series' encoded features
+``static_<feature>`` (numbers standardised, categories and the id one-hot), the graph's input
+``static``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["is_panel", "series_file_name", "params", "series_table", "write_series_table", "panel_inputs",
-           "panel_meta", "check_ids"]
+           "static_inputs", "panel_meta", "check_ids"]
 
 #: what the per-series table's name adds to the graph's (``model.onnx`` -> ``model.series.csv``)
 SERIES_SUFFIX = ".series.csv"
@@ -42,12 +45,16 @@ def params(run, ids) -> tuple[np.ndarray, np.ndarray]:
 
 
 def series_table(run) -> pd.DataFrame:
-    """Every training series' scaler: the run's id column, ``shift_<column>``, ``scale_<column>``."""
+    """Every training series' scaler: the run's id column, ``shift_<column>``, ``scale_<column>``, then
+    with static features (static covariates, an id embedding) ``static_<feature>`` for each of them."""
     ids = list(run.scalers)
     shift, scale = params(run, ids)
     table = {run.data_config.id_col: ids}
     table.update({f"shift_{c}": shift[:, j] for j, c in enumerate(run.columns)})
     table.update({f"scale_{c}": scale[:, j] for j, c in enumerate(run.columns)})
+    if run.statics.width:
+        rows = run.static_rows(ids)
+        table.update({f"static_{name}": rows[:, j] for j, name in enumerate(run.statics.names)})
     return pd.DataFrame(table)
 
 
@@ -62,6 +69,15 @@ def panel_inputs(run) -> list[dict]:
     F = len(run.columns)
     return [{"name": name, "shape": ["batch", F], "dtype": "float64", "columns": list(run.columns),
              "units": "data", "per": "series"} for name in ("shift", "scale")]
+
+
+def static_inputs(run) -> list[dict]:
+    """The metadata entry of the graph's ``static`` input (none without static features)."""
+    if not run.statics.width:
+        return []
+    return [{"name": "static", "shape": ["batch", run.statics.width], "dtype": "float64",
+             "columns": list(run.statics.names), "units": "features", "per": "series",
+             "table": "the series table's static_<feature> columns"}]
 
 
 def panel_meta(run, series_file: str) -> dict[str, str]:

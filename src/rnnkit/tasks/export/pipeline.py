@@ -176,23 +176,26 @@ class KnownRows(nn.Module):
     (columns ``[first, first + K)`` of the run's columns) scaled with the run's scaler, of the
     context's rows (read from the context) and of the forecast's rows (``future``); then ``calendar``
     of those rows as they are (``n_calendar`` columns, :func:`rnnkit.data.calendar.calendar_features`
-    of their time stamps). With ``scaler=None`` (a panel) each row's future covariates are scaled with
-    its own series' ``shift`` and ``scale`` ``(B, F)``, their columns."""
+    of their time stamps), then a panel series' ``static`` features on every row. With ``scaler=None``
+    (a panel) each row's future covariates are scaled with its own series' ``shift`` and ``scale``
+    ``(B, F)``, their columns. :attr:`rows`: the forecast's rows (set by the graph), for static
+    features alone."""
 
-    def __init__(self, scaler: Scaler | None, first: int, k: int, n_calendar: int = 0) -> None:
+    def __init__(self, scaler: Scaler | None, first: int, k: int, n_calendar: int = 0, n_static: int = 0) -> None:
         super().__init__()
-        self.first, self.k, self.n_calendar = first, k, n_calendar
+        self.first, self.k, self.n_calendar, self.n_static = first, k, n_calendar, n_static
         if scaler is not None and k:
             self.register_buffer("offset", torch.tensor(scaler.offset[first:first + k], dtype=F64))  # (K,)
             self.register_buffer("scale", torch.tensor(scaler.scale[first:first + k], dtype=F64))  # (K,)
         else:
             self.offset = self.scale = None
         self.per_series = scaler is None
+        self.rows = 0
 
     def forward(self, contexts: Tensor, future: Tensor | None, shift: Tensor | None = None,
-                scale: Tensor | None = None, calendar: Tensor | None = None) -> Tensor:
-        """Raw ``contexts (B, L, F)``, ``future (B, H, K)`` and ``calendar (B, L + H, n_calendar)``
-        -> ``(B, L + H, K + n_calendar)``."""
+                scale: Tensor | None = None, calendar: Tensor | None = None, static: Tensor | None = None) -> Tensor:
+        """Raw ``contexts (B, L, F)``, ``future (B, H, K)``, ``calendar (B, L + H, n_calendar)`` and
+        ``static (B, n_static)`` -> ``(B, L + H, K + n_calendar + n_static)``."""
         parts = []
         if self.k:
             cols = slice(self.first, self.first + self.k)
@@ -205,6 +208,9 @@ class KnownRows(nn.Module):
                 parts.append((rows - shift[:, None, cols]) / scale[:, None, cols])
         if self.n_calendar:
             parts.append(calendar)
+        if self.n_static:  # the same on every row, the context's and the forecast's
+            rows = parts[0].shape[1] if parts else contexts.shape[1] + self.rows
+            parts.append(static[:, None, :].expand(-1, rows, -1))
         return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 

@@ -24,6 +24,7 @@ from ...kernels.dispatch import torch_mode
 from ...nn.formats import StateLike, format_output, reverse_padded, split_state
 from ...nn.layers import Recurrent
 from ...nn.loop import run_direction, valid_mask
+from ..forecast.distribution import t_table
 
 __all__ = ["Unrolled", "traceable", "should_unroll"]
 
@@ -104,6 +105,8 @@ def traceable(model: nn.Module, unroll: bool = False) -> nn.Module:
     for module in twin.modules():  # a Student-t head's quantiles in traceable operations (no incomplete beta)
         if hasattr(module, "tabulated_t"):
             module.tabulated_t = True
+            if module.distribution == "student_t":  # the table made now: made in a trace, its making is recorded
+                t_table(tuple(float(q) for q in module.levels))
     for p in twin.parameters():
         p.requires_grad_(False)
     return twin

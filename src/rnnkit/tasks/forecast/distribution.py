@@ -48,7 +48,7 @@ from .negbin import negbin_nll, negbin_params, negbin_quantiles
 from .quantiles import head_rows, zero_output
 
 __all__ = ["DEFAULT_LEVELS", "SCALE_FLOOR", "DF_FLOOR", "DF_START", "params", "normal_params", "normal_levels",
-           "betainc", "student_t_cdf", "student_t_quantiles", "tabulated_t_quantiles", "T_TABLE_POINTS", "levels_of", "gaussian_nll", "student_t_nll", "nll", "nll_loss",
+           "betainc", "student_t_cdf", "student_t_quantiles", "tabulated_t_quantiles", "t_table", "T_TABLE_POINTS", "levels_of", "gaussian_nll", "student_t_nll", "nll", "nll_loss",
            "init_distribution_head", "zero_mean"]
 
 #: the levels a distribution head reports when none are asked for (ModelConfig fills them in)
@@ -153,9 +153,10 @@ T_TABLE_POINTS = 1025
 
 
 @functools.lru_cache(maxsize=16)
-def _t_table(levels: tuple[float, ...]) -> Tensor:
+def t_table(levels: tuple[float, ...]) -> Tensor:
     """``(T_TABLE_POINTS, Q)`` float64: the standard t quantiles at ``levels`` for u = 1 / df on an even
-    grid over [0, 1 / DF_FLOOR] (:func:`student_t_quantiles`; u = 0, infinite df: the normal's)."""
+    grid over [0, 1 / DF_FLOOR] (:func:`student_t_quantiles`; u = 0, infinite df: the normal's); cached.
+    Made before a trace (:func:`rnnkit.tasks.export.traceable.traceable`), or the trace records its making."""
     u = torch.linspace(0.0, 1.0 / DF_FLOOR, T_TABLE_POINTS, dtype=torch.float64)
     z = torch.special.ndtri(torch.tensor(levels, dtype=torch.float64))[None]
     return torch.cat([z, student_t_quantiles(1.0 / u[1:], levels)])
@@ -167,7 +168,7 @@ def tabulated_t_quantiles(df: Tensor, levels) -> Tensor:
     smooth in u over the head's whole range (df above DF_FLOOR: u in (0, 1/2]), so the table's
     numbers agree with Newton's to about 1e-10 (test_student_t.py), in operations a traced graph
     records (the exported forecast graph of a Student-t head: ONNX has no incomplete beta function)."""
-    table = _t_table(tuple(float(q) for q in levels)).to(df.device)  # (N, Q)
+    table = t_table(tuple(float(q) for q in levels)).to(df.device)  # (N, Q)
     n = table.shape[0] - 1
     pos = (1.0 / df.to(torch.float64)).clamp(0.0, 1.0 / DF_FLOOR) * (n * DF_FLOOR)  # (...,) in grid steps
     j = torch.floor(pos).clamp(1, n - 2)

@@ -49,6 +49,14 @@ def load_panel_run(path: str | os.PathLike) -> PanelRun:
             check.fail(SCALERS_FILE, str(e))
         check.agree(statics.columns == dc.static_covariates, SCALERS_FILE,
                     f"encodes the static covariates {list(statics.columns)}, the run has {list(dc.static_covariates)}")
+        static_values = stored.get("static_values")  # each series' values (runs before it was kept: none)
+        check.agree(static_values is None or (
+            isinstance(static_values, dict) and tuple(static_values) == dc.static_covariates
+            and all(isinstance(v, list) and len(v) == len(ids) and all(isinstance(x, str) for x in v)
+                    for v in static_values.values())), SCALERS_FILE,
+            "static_values does not hold one value of each static covariate per series id")
+        if static_values is not None:
+            static_values = {c: tuple(v) for c, v in static_values.items()}
         window = (dc.lookback or 0) + dc.horizon
         trained = tuple(sid for sid, (e, _) in zip(ids, meta["splits"]) if e >= window) if dc.id_embedding else ()
         check.agree(statics.ids == trained, SCALERS_FILE, f"holds an id vocabulary of {len(statics.ids)} series; the "
@@ -114,4 +122,5 @@ def load_panel_run(path: str | os.PathLike) -> PanelRun:
                 check.fail("config.json", f"meta.intervals: {e}")
             check.agree(intervals.levels == tuple(sc.intervals), "config.json",
                         f"meta.intervals has levels {list(intervals.levels)}, the search section {list(sc.intervals)}")
-    return PanelRun(model, scalers, dc, mc, tc, history, metrics, meta, norm, sc, statics, intervals)
+    return PanelRun(model, scalers, dc, mc, tc, history, metrics, meta, norm, sc, statics, intervals,
+                    static_values)

@@ -70,6 +70,20 @@ class PanelRun:
     statics: StaticEncoder = field(default_factory=StaticEncoder)
     #: split-conformal intervals calibrated across the series (:mod:`.panel_intervals`), or None
     intervals: PanelIntervals | None = None
+    #: each series' static covariate values (the static columns, in the order of :attr:`ids`), or None
+    #: (a run without static covariates, or written before runs kept them)
+    static_values: dict[str, tuple[str, ...]] | None = None
+
+    def static_rows(self, ids: Sequence[str]) -> np.ndarray:
+        """``(S, statics.width)``: the encoded static features (and id one-hot) of the run's series ``ids``,
+        as their training windows read them (:meth:`~.statics.StaticEncoder.features`)."""
+        if self.statics.columns and self.static_values is None:
+            raise ConfigError("this run does not keep each series' static covariate values (written by an older "
+                              "rnnkit); refit it to read them from the run")
+        at = {sid: k for k, sid in enumerate(self.ids)}
+        values = self.static_values or {}
+        return np.stack([self.statics.features({c: v[at[sid]] for c, v in values.items()}, f"series {sid!r}", sid)
+                         for sid in ids]) if len(ids) else np.zeros((0, self.statics.width))
 
     def scales(self, panel: PanelData, ends: Sequence[int]) -> np.ndarray:
         """``(S, C)`` each series' interval scale: of its training rows when the run trained on it,
@@ -179,7 +193,7 @@ class PanelRun:
 
     def predict_contexts(self, contexts: np.ndarray, ids: Sequence[str], horizon: int | None = None,
                          all_levels: bool = False, future: np.ndarray | None = None,
-                         calendar: np.ndarray | None = None) -> np.ndarray:
+                         calendar: np.ndarray | None = None, static: np.ndarray | None = None) -> np.ndarray:
         """Forecasts ``(S, horizon, C)`` in original units after raw context windows ``(S, L, F)``
         (:attr:`columns`), row i one of series ``ids[i]`` of the run, scaled by that series' scaler: what
         :meth:`predict_at` computes after those rows (a run with :attr:`levels`: the same levels), the
@@ -188,12 +202,10 @@ class PanelRun:
         direct model, ``horizon`` for a recursive one; the context's rows bring their own); a run with
         calendar features reads those of the context's rows and of the H' rows after them from
         ``calendar (S, L + H', Kc)`` (:func:`rnnkit.data.calendar.calendar_features` of their stamps); a
-        run with static covariates or an id embedding is refused (the windows do not hold them)."""
+        run with static covariates or an id embedding reads each series' (:meth:`static_rows`), or the
+        rows ``static (S, statics.width)``."""
         dc = self.data_config
         known_width = panel_known_width(dc, self.meta["freq"], self.statics, self.recursive)
-        if known_width and self.statics.width:
-            raise ConfigError("this run reads known inputs (static covariates or an id embedding), which context "
-                              "windows alone do not hold; use forecast() or predict_at()")
         x = np.asarray(contexts, dtype=np.float64)
         ids = [str(i) for i in ids]
         if x.ndim != 3 or x.shape[0] != len(ids) or x.shape[2] != len(self.columns):
@@ -208,7 +220,9 @@ class PanelRun:
         if is_negbin(self.model):
             check_panel_counts([f"series {i!r}" for i in ids], x, self.targets)
         scalers = [self.scalers[i] for i in ids]
-        known = self._context_known(x, scalers, horizon, future, calendar) if known_width else None
+        if self.statics.width and static is None:
+            static = self.static_rows(ids)
+        known = self._context_known(x, scalers, horizon, future, calendar, static) if known_width else None
         if future is not None and not dc.future_covariates:
             raise ConfigError("this run has no future covariates, so it reads no future values; drop future=...")
         if calendar is not None and dc.calendar == "none":
@@ -222,9 +236,10 @@ class PanelRun:
                                      self._window_seasons([seasons.get(i, 0) for i in ids]))
 
     def _context_known(self, x: np.ndarray, scalers: list[Scaler], horizon: int, future: np.ndarray | None,
-                       calendar: np.ndarray | None) -> np.ndarray:
+                       calendar: np.ndarray | None, static: np.ndarray | None = None) -> np.ndarray:
         """The known inputs ``(S, L + H', K)`` of raw contexts ``x`` and their ``future`` rows, each
-        row scaled by its series' scaler (:func:`~.fitting.window_known_rows`), then ``calendar``."""
+        row scaled by its series' scaler (:func:`~.fitting.window_known_rows`), then ``calendar``, then
+        each series' ``static`` features ``(S, Ks)`` on every row (:func:`~.panel.series_known_table`)."""
         dc = self.data_config
         if not self.recursive:
             check_known_horizon(dc.horizon, horizon)
@@ -246,6 +261,12 @@ class PanelRun:
                                  f"features of each context's {x.shape[1]} rows and the {rows} after them; got "
                                  f"{'none' if c is None else c.shape}")
             parts.append(c)
+        if self.statics.width:
+            st = np.asarray(static, dtype=np.float64)
+            if st.shape != (len(x), self.statics.width):
+                raise ShapeError(f"static must be (S, {self.statics.width}): each series' static features "
+                                 f"{self.statics.names}; got {st.shape}")
+            parts.append(np.repeat(st[:, None, :], x.shape[1] + rows, axis=1))
         return np.concatenate(parts, -1)
 
     def _forecast_scaled(self, scaled: np.ndarray, scalers: list[Scaler], horizon: int, known: np.ndarray | None,
@@ -409,7 +430,9 @@ def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame
         write_run_files(d, "panel", sections, run.model, run.history, None,
                         curve_title=f"{run.model_config.cell} learning curve")
         write_json(d / SCALERS_FILE, {"ids": list(run.scalers), "scalers": [s.to_dict() for s in run.scalers.values()],
-                                      "statics": run.statics.to_dict()})
+                                      "statics": run.statics.to_dict(),
+                                      **({"static_values": {c: list(v) for c, v in run.static_values.items()}}
+                                         if run.static_values is not None else {})})
         if run.metrics:
             write_json(d / "metrics.json", json_safe(run.metrics))
             series_table(run.metrics).to_csv(d / "series_metrics.csv", index=False)
@@ -450,8 +473,10 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
     if prep.seasons is not None:  # series of different frequencies: each one's season, in the order of ids
         meta["seasons"] = [int(v) for v in prep.seasons]
     model = models[0] if len(models) == 1 else ForecastEnsemble(models)
+    static_values = {c: tuple(str(v) for v in panel.static[c]) for c in dc.static_covariates} \
+        if dc.static_covariates else None
     run = PanelRun(model, dict(zip(panel.ids, prep.scalers)), dc, model_config, prep.train_config, histories[0],
-                   None, meta, prep.norm, search, prep.statics)
+                   None, meta, prep.norm, search, prep.statics, static_values=static_values)
     if search.intervals:
         run.intervals = calibrate_global(dc, model_config, prep.train_config, panel, dtype, search, quiet)
         meta["intervals"] = run.intervals.to_dict()
