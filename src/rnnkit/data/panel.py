@@ -12,8 +12,9 @@ order (rnnkit never reorders rows; without a time column, file order is time ord
 
 A clean table (every value a finite number, each series' times increasing with no gap, one value
 of each static covariate per series) is validated in one pass over its columns, not one pandas
-frame per series: the same series, at 10,000 series of 200 rows about ten times faster and with
-a third of the memory. Its times are parsed once, in the format of the table's first row. Any
+frame per series: the same series, at 10,000 series of 200 rows (``make bench``'s panel) about
+twenty times faster and with a third of the memory (0.6 s against 12 s, 61 MB of peak above the
+table's against 174 MB). Its times are parsed once, in the format of the table's first row. Any
 other table goes one series at a time, so that the message names the series (or the fill runs).
 """
 
@@ -245,7 +246,7 @@ def _clean_panel(raw: pd.DataFrame, body: pd.DataFrame, codes: np.ndarray, order
                  source: str) -> tuple[list[SeriesData], dict[str, list[str]]] | None:
     """The series of a clean table in one pass over its columns, or None where any series needs
     :func:`_series_one_by_one` (a message, or a fill): the same series, built without a pandas
-    frame per raw series (at 10,000 series of 200 rows a tenth of the time and a third of the
+    frame per raw series (at 10,000 series of 200 rows a twentieth of the time and a third of the
     memory; the values of all series share one array). Clean: the columns resolve for the whole
     table as for each series, every value is a finite number, each series' times (parsed once, in
     the format of the table's first row) increase with no gap at their frequency, and each static
