@@ -4,6 +4,8 @@ table's row) it is about."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -321,3 +323,56 @@ def test_random_tables_load_as_one_series_at_a_time(freq, monkeypatch):
                     assert outcome[0] == outcome[1], (name, kw)
                 else:
                     _assert_same_panel(*outcome)
+
+
+# ---------------------------------------------------------------- memory-saving paths, same panel
+
+
+_RUNS = {  # id columns whose rows come in runs of one id, and one that does not
+    "text in runs": ["b", "b", "b", "a", "a", "c", "c", "c", "b", "b"],
+    "numpy text": [np.str_("x")] * 3 + ["y"] * 3 + [np.str_("x")] * 2,
+    "spaces read as one id": ["7", "7", " 7 ", " 7 ", "8", "8", "7", "7"],
+    "integers": [5, 5, 5, 2, 2, 2, 5, 5],
+    "numbers and text": [7, 7, "7", "7", " 7", " 7", 8, 8],
+    "interleaved": ["a", "b", "a", "b", "a", "b"],
+}
+
+
+@pytest.mark.parametrize("case", list(_RUNS))
+def test_ids_numbered_by_runs_as_row_by_row(case, monkeypatch):
+    """Numbering only the first cell of each run of equal ids gives every row the number the whole
+    column's lookup gives it."""
+    ids = pd.Series(_RUNS[case], dtype=object if case != "integers" else np.int64)
+    got = panel_module._series_codes(ids, "shop", "t")
+    monkeypatch.setattr(panel_module, "_run_heads", lambda ids: None)
+    want = panel_module._series_codes(ids, "shop", "t")
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1]
+
+
+def test_series_on_one_calendar_share_an_index_and_hold_none_of_the_tables_memory():
+    table = long_table({"a": 6, "b": 6, "c": 6, "d": 4}).assign(date=lambda d: pd.to_datetime(d.date))
+    panel = panel_from_frame(table, "shop", "sales", "date")
+    a, b, c, d = panel.series
+    assert a.frame.index is b.frame.index is c.frame.index and d.frame.index is not a.frame.index
+    assert a.freq == b.freq == "MS"
+    assert panel.sha256 == hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes()).hexdigest()
+    spread = long_table({"a": 6, "b": 7}).assign(date=lambda d: pd.to_datetime(d.date))  # no span shared
+    for t in (table, spread):
+        before = panel_from_frame(t, "shop", "sales", "date")
+        kept = [(s.frame.index.copy(deep=True), s.frame.to_numpy().copy()) for s in before.series]
+        t.loc[:, "date"] = pd.Timestamp("1999-01-01")  # the user's table changed (in place without copy-on-write)
+        t.loc[:, "sales"] = -1.0
+        for s, (index, values) in zip(before.series, kept):
+            pd.testing.assert_index_equal(s.frame.index, index)
+            np.testing.assert_array_equal(s.frame.to_numpy(), values)
+
+
+def test_times_increase_checked_a_block_of_rows_at_a_time():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        i8 = np.cumsum(rng.integers(-1, 4, 30))
+        ends = np.unique(np.append(rng.integers(1, 30, 4), 30))
+        step = np.diff(i8)
+        step[ends[:-1] - 1] = 1
+        assert panel_module._increasing(i8, ends, block=4) == (not (step <= 0).any())
