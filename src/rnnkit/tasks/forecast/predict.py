@@ -20,6 +20,7 @@ from .model import Forecaster
 from .known import generation_inputs, model_input
 from .normalise import WindowNorm
 from .negbin import check_counts, is_negbin
+from .passes import OUTPUT_BATCH
 from .paths import sampled
 from .quantiles import quantile_horizon_message
 
@@ -101,7 +102,7 @@ def predict_windows(model: Forecaster, scaler: Scaler, contexts: np.ndarray, hor
 
 
 def predict_scaled_batched(model: Forecaster, x: np.ndarray, horizon: int, norm: WindowNorm | None, dtype,
-                           known: np.ndarray | None = None, batch_size: int = 4096,
+                           known: np.ndarray | None = None, batch_size: int = OUTPUT_BATCH,
                            seasons: np.ndarray | None = None) -> np.ndarray:
     """:func:`predict_scaled` ``batch_size`` windows at a time (a layer holds every step's state of the
     windows it runs: memory in windows x lookback otherwise); a model forecasting by sampled paths in
