@@ -61,7 +61,7 @@ HONOURED: dict[str, tuple | None] = {
     "steps": None,                                       # fit passes each epoch's step limit (the budget left)
     "shuffle": None,                                     # fit draws each epoch's order, same generator
     "lr": None,                                          # passed to every native epoch
-    "schedule": ("none", "cosine", "step", "plateau"),   # fit steps torch's scheduler: the lr above
+    "schedule": ("none", "cosine", "step", "plateau"),   # fit steps training.schedules: the lr above
     # inside the native epoch, with torch's formulas (csrc/trainer_impl.h)
     "batch_size": None,
     "optimizer": tuple(OPTIMIZERS),                      # adam, sgd, adagrad, rmsprop

@@ -14,7 +14,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 from ..config import TrainConfig
 from ..errors import ConfigError, ShapeError, TrainingError
 from ..kernels import trainer as fused_trainer
-from . import devices, distributed, examples
+from . import devices, distributed, examples, schedules
 from .examples import LazyExamples
 from .members import GLOBAL_RNG
 
@@ -139,17 +138,6 @@ def planned_epochs(config: TrainConfig, per_epoch: int) -> int:
     return min(config.epochs, -(-config.steps // per_epoch))
 
 
-def _make_schedule(opt: torch.optim.Optimizer, config: TrainConfig, epochs: int):
-    """The schedule ``config`` names, sized by the ``epochs`` that will run and stepped once per epoch."""
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    if config.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1)
-    if config.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, config.patience // 2))
-    return None
-
-
 def _clip(model: nn.Module, config: TrainConfig) -> None:
     if config.clip_value is not None:
         nn.utils.clip_grad_value_(model.parameters(), config.clip_value)
@@ -250,10 +238,8 @@ def _fit(model, loss_fn, train, val, config: TrainConfig, quiet: bool, callbacks
     with GLOBAL_RNG:  # not while another thread builds a model from its seed (training.members)
         torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    opt = make_optimizer(model.parameters(), config)
     per_epoch = steps_per_epoch(train, config)
     planned = planned_epochs(config, per_epoch)
-    sched = _make_schedule(opt, config, planned)
     fixed = epochs is not None
     if fixed and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
         raise ConfigError(f"epochs={epochs!r}: a fixed number of epochs must be an integer >= 1")
@@ -261,6 +247,15 @@ def _fit(model, loss_fn, train, val, config: TrainConfig, quiet: bool, callbacks
     trainer, reason = None, "engine='torch'"
     if config.engine != "torch":
         trainer, reason = fused_trainer.create(model, fused, config, insist=config.engine == "fused")
+    if trainer is None:  # torch's optimiser steps the weights, its scheduler sets its lr
+        opt = make_optimizer(model.parameters(), config)
+        sched = schedules.torch_scheduler(opt, config, planned)
+    else:  # the native epochs update the weights: only the rates are needed, and building a torch
+        # optimiser for them would import torch._dynamo (seconds per process; see .schedules)
+        opt, sched = None, schedules.create(config, planned)
+
+    def current_lr() -> float:
+        return sched.lr if opt is None else opt.param_groups[0]["lr"]
     history = History(engine="fused" if trainer is not None else "torch", engine_reason=reason, device=str(device))
     best, best_state, bad_checks, done = math.inf, None, 0, 0
     bar = None
@@ -275,7 +270,7 @@ def _fit(model, loss_fn, train, val, config: TrainConfig, quiet: bool, callbacks
             limit = per_epoch if config.steps is None else min(per_epoch, config.steps - done)
             if trainer is not None:
                 order = epoch_order(examples.count(train), config, gen, groups)
-                train_loss = trainer.train_epoch(order, config.batch_size, opt.param_groups[0]["lr"], limit)
+                train_loss = trainer.train_epoch(order, config.batch_size, current_lr(), limit)
                 if callbacks:  # they may read the model: let torch see that the weights changed
                     trainer.touch()
             elif config.stateful:
@@ -299,24 +294,18 @@ def _fit(model, loss_fn, train, val, config: TrainConfig, quiet: bool, callbacks
                 else:
                     val_loss = evaluate_loss(model, val_fn, val)
             row = {"epoch": epoch, "steps": done, "train_loss": train_loss, "val_loss": val_loss if val is not None else math.nan,
-                   "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+                   "lr": current_lr(), "seconds": time.perf_counter() - t0}
             history.rows.append(row)
             for cb in callbacks:
                 cb(row)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if isinstance(sched, (torch.optim.lr_scheduler.ReduceLROnPlateau, schedules.Plateau)):
                 if checking:
                     sched.step(val_loss)
             elif sched is not None:
-                if trainer is not None and epoch == 1:  # torch's optimizer never steps here (the native
-                    # epochs update the weights, at its lr): its step-order warning does not apply
-                    with warnings.catch_warnings():
-                        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
-                        sched.step()
-                else:
-                    sched.step()
+                sched.step()
             if not checking:
                 continue
             if val_loss < best * (1.0 - config.min_delta) or best == math.inf:
