@@ -31,11 +31,17 @@ def make_run(dtype=torch.float64, ensemble=1, lookbacks=(), source="builtin:elni
     run = fit_forecaster(data, ModelConfig(**{"hidden_size": 4, **model}), TrainConfig(epochs=1), quiet=True,
                          evaluate=False, dtype=dtype, search=SearchConfig(ensemble=ensemble,
                                                                           ensemble_lookbacks=lookbacks))
+    scramble(run.model, seed)
+    return run
+
+
+def scramble(model, seed: int = 0) -> None:
+    """Random weights (0.3 x standard normal, from ``seed``), in place: a zero-initialised head (or one
+    that fell back to the naive forecast) would hide the network, and its inputs, from a comparison."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for p in run.model.parameters():
+        for p in model.parameters():
             p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return run
 
 
 def contexts(run, length=None, every=9):

@@ -14,7 +14,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import rnnkit
 from rnnkit import DataConfig, ModelConfig, TrainConfig, fit_forecaster
@@ -24,7 +23,7 @@ from rnnkit.data.series import series_from_frame
 ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxruntime (pip install 'rnnkit[deploy]')")
 onnx = pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip install 'rnnkit[deploy]')")
 
-from export_cases import props, rel_diff, session  # noqa: E402
+from export_cases import props, rel_diff, scramble, session  # noqa: E402
 
 TOL = 1e-5
 N, H, L = 150, 4, 12
@@ -38,14 +37,6 @@ FRAME = pd.DataFrame({"date": MONTHS.strftime("%Y-%m-%d"), "y": 10 + 3 * SEASON 
 @pytest.fixture(autouse=True)
 def _one_thread(single_thread):
     """Tiny models: one intra-op thread is faster on a loaded 2-core machine (see conftest)."""
-
-
-def _scramble(model) -> None:
-    """Random weights: a zero-initialised head would hide the network (and its known inputs)."""
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
 
 
 def _calendar(index: pd.DatetimeIndex, freq: str, kind: str, lookback: int, rows: int) -> np.ndarray:
@@ -72,7 +63,7 @@ def test_the_graph_forecasts_what_the_run_forecasts_from_its_data(tmp_path, sett
     data = series_from_frame(FRAME.iloc[:N][columns], target="y", time_col="date", covariates=list(future))
     run = fit_forecaster(dc, ModelConfig(hidden_size=4, **settings), TrainConfig(epochs=1), data=data, quiet=True,
                          evaluate=False)
-    _scramble(run.model)
+    scramble(run.model)
     path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
     s = session(path)
     names = ["context", *(["future"] if future else []), "calendar"]
@@ -110,7 +101,7 @@ def test_a_panel_graph_with_calendar_features(tmp_path):
     run = rnnkit.fit_forecaster(DataConfig(id_col="id", time_col="date", horizon=H, lookback=L, calendar="sincos"),
                                 ModelConfig(hidden_size=4, cell="gru"), TrainConfig(epochs=1), data=raw, quiet=True,
                                 evaluate=False)
-    _scramble(run.model)
+    scramble(run.model)
     want = run.forecast(raw)
     path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
     s = session(path)

@@ -31,7 +31,7 @@ from cli_cases import one_line_error  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.tasks.export import forecast_export, panel_export  # noqa: E402
 from rnnkit.training import atomic  # noqa: E402
-from export_cases import props, rel_diff, session  # noqa: E402
+from export_cases import props, rel_diff, scramble, session  # noqa: E402
 
 TOL = 1e-5
 L, H = 8, 3
@@ -73,10 +73,7 @@ def panel_run(ensemble=1, counts=False, **settings):
                                     rnnkit.TrainConfig(epochs=1, batch_size=16), quiet=True,
                                     data=TABLE.assign(sales=TABLE.sales.round()) if counts else TABLE,
                                     evaluate=False, search=rnnkit.SearchConfig(ensemble=ensemble))
-        g = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in run.model.parameters():
-                p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+        scramble(run.model)
         _RUNS[key] = run
     return _RUNS[key]
 

@@ -15,7 +15,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import rnnkit
 from rnnkit import ConfigError
@@ -25,7 +24,7 @@ ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxrunt
 onnx = pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip install 'rnnkit[deploy]')")
 
 from rnnkit.tasks.export import panel_export  # noqa: E402
-from export_cases import props, rel_diff, session  # noqa: E402
+from export_cases import props, rel_diff, scramble, session  # noqa: E402
 
 TOL = 1e-5
 L, H, AHEAD = 8, 3, 6  # AHEAD: rows kept after each series' end, its future covariates' values
@@ -69,10 +68,7 @@ def panel_run(**settings):
         run = rnnkit.fit_forecaster(dc, rnnkit.ModelConfig(**{"hidden_size": 4, "cell": "gru", **model}),
                                     rnnkit.TrainConfig(epochs=1, batch_size=16), quiet=True, data=TABLE,
                                     evaluate=False)
-        g = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in run.model.parameters():
-                p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+        scramble(run.model)
         _RUNS[key] = run
     return _RUNS[key]
 
