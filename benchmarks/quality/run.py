@@ -44,6 +44,16 @@ QUICK_M1 = 20
 RNNKIT_SRC = str(Path(rnnkit.__file__).resolve().parent)  # warnings raised in here are rnnkit's, and recorded
 
 
+def _portable(argv: list[str]) -> list[str]:
+    """The command's arguments as the report records them: the output folder (a path of this machine)
+    written as ``DIR``."""
+    out, after_out = [], False
+    for a in argv:
+        out.append("DIR" if after_out else "--out=DIR" if a.startswith("--out=") else a)
+        after_out = a == "--out"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help=f"{len(sources.QUICK_SINGLE)} series, {QUICK_M1} M1 series "
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # statsforecast/statsmodels convergence chatter; rnnkit's are recorded
     machine = harness.machine_info()
     results = {"machine": machine, "versions": _versions(), "torch_threads": torch.get_num_threads(),
-               "quick": args.quick, "argv": sys.argv[1:] if argv is None else list(argv), "options": options,
+               "quick": args.quick, "argv": _portable(sys.argv[1:] if argv is None else list(argv)), "options": options,
                "variants": {}, "forecast": [], "m1": [], "classify": []}
     print(f"rnnkit quality benchmark on {machine['cpu']} ({machine['usable_cpus']} usable CPUs), rnnkit commit "
           f"{machine['commit']}; {len(series)} series, {len(panel)} M1 series, {len(sets)} sets", flush=True)
