@@ -12,6 +12,7 @@ import torch
 from ...data.calendar import calendar_features
 from ...errors import ConfigError
 from ..forecast.fitting import window_known_rows
+from ..forecast.known import known_names
 from .graphs import ForecastGraph, StepGraph, flat_states
 from .panel_export import check_ids, is_panel, panel_meta, panel_inputs, params, static_inputs, write_series_table
 from .parts import Parts, io_meta, rel_diff, state_names
@@ -94,8 +95,7 @@ def _calendar_inputs(run, graph: ForecastGraph) -> list[dict]:
 
 def calendar_names(run) -> list[str]:
     """The calendar features' names, in the graph's order (those of :func:`~rnnkit.data.calendar.calendar_features`)."""
-    freq = run.meta["freq"]
-    return calendar_features(pd.date_range("2001-01-01", periods=2, freq=freq), freq, run.data_config.calendar)[1]
+    return known_names(run.meta["freq"], run.data_config.calendar)
 
 
 def _calendar_meta(run) -> dict[str, str]:

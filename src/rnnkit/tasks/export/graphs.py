@@ -195,8 +195,7 @@ class ForecastGraph(nn.Module):
             self.future_rows = self.horizon if run.recursive else run.model.horizon
             first = len(dc.targets) + len(dc.covariates)
             self.known = KnownRows(getattr(run, "scaler", None), first, len(dc.future_covariates),  # panel: None
-                                   self.n_calendar, self.n_static)
-            self.known.rows = self.future_rows
+                                   self.n_calendar, self.n_static, self.future_rows)
         C = len(run.targets)
         model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)

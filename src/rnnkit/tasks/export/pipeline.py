@@ -178,19 +178,18 @@ class KnownRows(nn.Module):
     of those rows as they are (``n_calendar`` columns, :func:`rnnkit.data.calendar.calendar_features`
     of their time stamps), then a panel series' ``static`` features on every row. With ``scaler=None``
     (a panel) each row's future covariates are scaled with its own series' ``shift`` and ``scale``
-    ``(B, F)``, their columns. :attr:`rows`: the forecast's rows (set by the graph), for static
-    features alone."""
+    ``(B, F)``, their columns. ``rows``: the forecast's rows, the length of static features alone."""
 
-    def __init__(self, scaler: Scaler | None, first: int, k: int, n_calendar: int = 0, n_static: int = 0) -> None:
+    def __init__(self, scaler: Scaler | None, first: int, k: int, n_calendar: int = 0, n_static: int = 0,
+                 rows: int = 0) -> None:
         super().__init__()
-        self.first, self.k, self.n_calendar, self.n_static = first, k, n_calendar, n_static
+        self.first, self.k, self.n_calendar, self.n_static, self.rows = first, k, n_calendar, n_static, rows
         if scaler is not None and k:
             self.register_buffer("offset", torch.tensor(scaler.offset[first:first + k], dtype=F64))  # (K,)
             self.register_buffer("scale", torch.tensor(scaler.scale[first:first + k], dtype=F64))  # (K,)
         else:
             self.offset = self.scale = None
         self.per_series = scaler is None
-        self.rows = 0
 
     def forward(self, contexts: Tensor, future: Tensor | None, shift: Tensor | None = None,
                 scale: Tensor | None = None, calendar: Tensor | None = None, static: Tensor | None = None) -> Tensor:

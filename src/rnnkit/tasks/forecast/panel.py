@@ -76,7 +76,8 @@ from .panel_windows import PanelRows, PanelWindows
 from .predict import windows_for
 from .statics import StaticEncoder
 
-__all__ = ["PanelPrepared", "prepare_panel", "panel_lookback", "series_seasons", "series_split", "panel_contexts",
+__all__ = ["PanelPrepared", "prepare_panel", "panel_lookback", "series_seasons", "within_lookback", "series_split",
+           "panel_contexts",
            "series_known_windows", "series_known_table", "panel_known_width", "static_values", "check_panel_counts"]
 
 
@@ -90,16 +91,20 @@ def panel_lookback(m: int, horizon: int, lengths: np.ndarray, held_out: int) -> 
     return max(min(default_lookback(m, horizon), room), m, horizon, 2)
 
 
-def series_seasons(dc: DataConfig, panel: PanelData, lookback: int | None = None) -> np.ndarray | None:
-    """Each series' own season ``(S,)``, for a panel whose series have different frequencies and no
-    season given (``dc.seasonal_period`` None; with ``lookback``, a season longer than it becomes 1:
-    a window cannot repeat it); None where the series share one season (the run's ``m``)."""
+def series_seasons(dc: DataConfig, panel: PanelData) -> np.ndarray | None:
+    """Each series' own season ``(S,)``, its frequency's, for a panel whose series have different
+    frequencies and no season given (``dc.seasonal_period`` None); None where the series share one
+    season (the run's ``m``). :func:`within_lookback` then drops those a window cannot repeat."""
     if dc.seasonal_period is not None or panel.freq is not None:
         return None
     seasons = np.array([freq_season(s.freq) for s in panel.series], dtype=np.int64)
-    if len(set(seasons.tolist())) < 2:
-        return None
-    return seasons if lookback is None else np.where(seasons <= lookback, seasons, 1)
+    return seasons if len(set(seasons.tolist())) > 1 else None
+
+
+def within_lookback(seasons, lookback: int) -> np.ndarray:
+    """``seasons`` with each one longer than ``lookback`` made 1 (a window cannot repeat it: no season)."""
+    seasons = np.asarray(seasons, dtype=np.int64)
+    return np.where(seasons <= lookback, seasons, 1)
 
 
 def series_split(n: int, lookback: int, horizon: int, test: bool, val: bool) -> tuple[int, int]:
@@ -237,7 +242,7 @@ def prepare_panel(data_config: DataConfig, model_config: ModelConfig, train_conf
         raise DataError(f"{panel.source}: series {names} {'has' if len(short) == 1 else 'have'} fewer rows than the "
                         f"lookback {L} (shortest: {int(lengths[short].min())}); pass a shorter --lookback or drop them")
     if seasons is not None:
-        seasons = series_seasons(dc, panel, L)
+        seasons = within_lookback(seasons, L)
         m = int(seasons.max())
     normalise, skip = resolve_norm(dc, model_config, train_config, L, m)
     calendar = resolve_calendar(dc, series[0])

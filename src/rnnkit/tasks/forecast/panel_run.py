@@ -32,7 +32,7 @@ from .known import calendar_width, known_names
 from .negbin import is_negbin, unscaled_targets
 from .data import freq_season
 from .panel import (check_panel_counts, log_targets, panel_contexts, panel_known_width, prepare_panel,
-                    series_known_windows, series_split, static_values)
+                    series_known_windows, series_split, static_values, within_lookback)
 from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
 from .panel_data import load_panel, panel_future
 from .panel_intervals import PanelIntervals, calibrate_panel, calibration_origins, series_scale
@@ -103,9 +103,8 @@ class PanelRun:
         if not self.per_series_seasons:
             return [self.data_config.seasonal_period] * len(panel.ids)
         known = dict(zip(self.ids, self.meta["seasons"]))
-        L = self.data_config.lookback
-        return [known[sid] if sid in known else (m if (m := freq_season(s.freq)) <= L else 1)
-                for sid, s in zip(panel.ids, panel.series)]
+        new = within_lookback([freq_season(s.freq) for s in panel.series], self.data_config.lookback)
+        return [known.get(sid, int(m)) for sid, m in zip(panel.ids, new)]
 
     def _window_seasons(self, seasons: Sequence[int]) -> np.ndarray | None:
         """The ``seasons`` argument of the forecasts (:func:`~.predict.predict_scaled_batched`): None
@@ -392,8 +391,7 @@ class PanelRun:
         for fold in range(1, folds + 1):
             pick = [i for i, f in enumerate(fold_of) if f == fold]
             part = sub.subset([sub.ids[i] for i in pick])
-            cut = dataclasses.replace(part, series=tuple(dataclasses.replace(s, frame=s.frame.iloc[:origins[i]])
-                                                         for s, i in zip(part.series, pick)))
+            cut = cut_series(part, [origins[i] for i in pick])
             if not quiet:
                 print(f"backtest --refit: fold {fold} of {folds}: fitting {len(pick)} series cut at their origins",
                       flush=True)
@@ -485,6 +483,12 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
     return run
 
 
+def cut_series(panel: PanelData, ends: Sequence[int]) -> PanelData:
+    """``panel`` with series k cut after its first ``ends[k]`` rows (a refit's or calibration's data)."""
+    return dataclasses.replace(panel, series=tuple(dataclasses.replace(s, frame=s.frame.iloc[:e])
+                                                   for s, e in zip(panel.series, ends)))
+
+
 def calibrate_global(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, panel: PanelData, dtype, search: SearchConfig,
                      quiet: bool = True) -> PanelIntervals:
     """Intervals from one more global model, fitted as this one but on every series without its
@@ -504,8 +508,7 @@ def calibrate_global(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, panel: Pa
             print(f"intervals: calibration fit {k} of {len(plan)} ({len(origins)} series)", flush=True)
         sub = panel.subset([panel.ids[j] for j, _ in origins])
         at = [o for _, o in origins]
-        cut = dataclasses.replace(sub, series=tuple(dataclasses.replace(s, frame=s.frame.iloc[:o])
-                                                    for s, o in zip(sub.series, at)))
+        cut = cut_series(sub, at)
         calib = fit_global(dc.replace(test_frac=0.0), mc, tc, cut, quiet=True, evaluate=False, dtype=dtype,
                            search=dataclasses.replace(search, intervals=()))
         point.append(calib.predict_at(sub, at, H))  # the whole series: future covariates after the origin are data
