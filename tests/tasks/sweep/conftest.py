@@ -9,9 +9,9 @@ def interrupt_job(monkeypatch):
     train = job_module._train
 
     def interrupt(name):
-        def train_or_stop(spec):
+        def train_or_stop(spec, *args):
             if spec["name"] == name:
                 raise KeyboardInterrupt
-            return train(spec)
+            return train(spec, *args)
         monkeypatch.setattr(job_module, "_train", train_or_stop)
     return interrupt

@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...training.examples import column
 from .model import Forecaster
 from .passes import evaluating, outputs
 
-__all__ = ["evaluating", "outputs", "val_losses", "naive_weight", "scale_correction"]
+__all__ = ["evaluating", "outputs", "val_losses", "naive_weight", "scale_correction", "relative_callbacks"]
 
 
 def val_losses(model: Forecaster, val, loss: str) -> tuple[float, float]:
@@ -53,3 +54,24 @@ def scale_correction(model: Forecaster, weight: float) -> None:
         raise ValueError("scale_correction: a quantile or distribution head is not combined")
     model.head.weight.mul_(weight)
     model.head.bias.mul_(weight)
+
+
+def relative_callbacks(callbacks, model: Forecaster, prep, train_config) -> list:
+    """``callbacks``, those with a true ``wants_relative`` attribute called with each epoch's row plus
+    ``val_relative``: the validation loss over the naive forecast's on the same windows (a zero
+    correction), a number without units that compares between runs whose lookbacks, normalisations
+    or losses differ (a sweep's ASHA rungs, :mod:`rnnkit.tasks.sweep.asha`). Not added where it is
+    not defined: a quantile or distribution head, no naive forecast (no skip, no differencing),
+    stateful training, no validation windows, a naive loss of 0. (Measured once, with one pass over
+    the validation targets, and only for a callback that asks.)"""
+    wanted = [cb for cb in callbacks if getattr(cb, "wants_relative", False)]
+    if not wanted or model.levels or model.distribution != "none" or train_config.stateful \
+            or prep.val is None or (prep.norm.skip == "none" and prep.norm.difference == 0):
+        return list(callbacks)
+    y = column(prep.val, 1)
+    crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss
+    naive = float(crit(torch.zeros_like(y), y))
+    if not naive > 0:
+        return list(callbacks)
+    return [(lambda row, cb=cb: cb({**row, "val_relative": row["val_loss"] / naive})) if cb in wanted else cb
+            for cb in callbacks]

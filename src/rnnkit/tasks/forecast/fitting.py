@@ -31,7 +31,7 @@ from ...training.checks import check_training_memory
 from ...training.examples import LazyExamples, column
 from ...training.loop import History, fit
 from ...training.members import seeded, threads_are_deterministic, train_side_by_side
-from .combine import evaluating, outputs, val_losses, naive_weight, scale_correction  # noqa: F401 (re-exported)
+from .combine import evaluating, outputs, relative_callbacks, val_losses, naive_weight, scale_correction  # noqa: F401
 from .config import DataConfig, refuse_unsupported
 from .ensemble import ForecastEnsemble, MemberView  # noqa: F401  (re-exported: their home was here)
 from .data import absolute_source, check_rows, load_data, resolve_split, seasonal_period, series_streams
@@ -256,7 +256,7 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     def one(k: int, halt) -> History:
         m, c, p = models[k], configs[k], preps[k]
         return fit(m, forecast_loss(m, c), p.train, p.val, c, quiet=quiet or n > 1,
-                   callbacks=[*(callbacks if k == 0 else ()), halt],
+                   callbacks=[*(relative_callbacks(callbacks, m, p, c) if k == 0 else ()), halt],
                    fused=forecast_fused_task(m, c, p.train, p.val), groups=getattr(p, "groups", None))
     histories = train_side_by_side(one, n, parallel=threads_are_deterministic(model_config))
     fallback = []

@@ -43,7 +43,8 @@ def register(sub) -> None:
                    "log-uniform); overrides the --config file's [grid] keys")
     g.add_argument("--config", metavar="FILE.toml", help="a TOML file with data, out, [settings] and [grid] "
                    "(and any option of this group); options given here override it")
-    for name in ("random", "optuna", "random_seed", "per_series", "workers", "executor", "address", "rank_by"):
+    for name in ("random", "optuna", "random_seed", "per_series", "workers", "executor", "address", "rank_by",
+                 "prune", "grace_epochs", "reduction_factor"):
         config_arg(g, _W, name)
     p.add_argument("--out", metavar="SWEEPDIR", help="sweep directory to create (or the --config file's out)")
     p.add_argument("--force", action="store_true", help="start an existing sweep directory again: its job "
@@ -117,7 +118,9 @@ def _report(result, quiet: bool) -> int:
             print("  ".join([row[0].rjust(widths[0]), row[1].ljust(widths[1]),
                              *(c.rjust(w) for c, w in zip(row[2:-1], widths[2:])), row[-1]]))
     failed = [r for r in rows if r["status"] == "failed"]
-    print(f"{len(trained)} of {len(rows)} job(s) trained" + (f", {len(failed)} failed" if failed else "")
+    pruned = sum(r["status"] == "pruned" for r in rows)
+    print(f"{len(trained)} of {len(rows)} job(s) trained" + (f", {pruned} stopped early by ASHA" if pruned else "")
+          + (f", {len(failed)} failed" if failed else "")
           + f"; leaderboard: {result.path / 'leaderboard.csv'}"
           + (f"; best: {result.best['job']}" if result.best else ""))
     if not trained:

@@ -13,7 +13,7 @@ from typing import Optional
 from ...config import MAX_SEED, Serialisable, check_choice, check_positive
 from ...errors import ConfigError
 
-__all__ = ["SweepConfig", "EXECUTORS", "RANK_BY", "MAX_JOBS"]
+__all__ = ["SweepConfig", "EXECUTORS", "RANK_BY", "MAX_JOBS", "PRUNE"]
 
 #: where the jobs run: processes on this machine, or tasks on a Ray cluster (the ``ray`` extra)
 EXECUTORS = ("local", "ray")
@@ -22,6 +22,8 @@ EXECUTORS = ("local", "ray")
 #: in the data's units (comparable between jobs that scale or transform the data differently), and
 #: the test rows' scores
 RANK_BY = ("val_loss", "val_mae", "val_rmse", "val_mase", "test_mae", "test_rmse", "test_mase", "test_smape")
+#: what stops jobs early: nothing, or asynchronous successive halving (:mod:`rnnkit.tasks.sweep.asha`)
+PRUNE = ("none", "asha")
 #: most jobs one sweep plans: beyond this a grid is a typo (a list pasted twice), and --random
 #: samples from it instead
 MAX_JOBS = 100_000
@@ -43,7 +45,9 @@ class SweepConfig(Serialisable):
     sequential reference: the same run directories, byte for byte). ``executor="ray"`` runs each
     job as a Ray task of one CPU on the cluster at ``address`` (``"auto"``: the running one;
     ``None``: a local Ray of ``workers`` CPUs, started and stopped by the sweep). The leaderboard
-    is ranked on ``rank_by``, lowest first (:data:`RANK_BY`).
+    is ranked on ``rank_by``, lowest first (:data:`RANK_BY`). ``prune="asha"`` stops jobs whose
+    validation loss falls behind at rungs ``grace_epochs x reduction_factor^k`` epochs
+    (:mod:`rnnkit.tasks.sweep.asha`).
     """
 
     random: Optional[int] = field(default=None, metadata={
@@ -68,6 +72,15 @@ class SweepConfig(Serialisable):
     address: Optional[str] = field(default=None, metadata={
         "help": "--executor ray: the cluster to join (auto = the running one)",
         "metavar": "ADDR", "off": "a local Ray of --workers CPUs"})
+    prune: str = field(default="none", metadata={
+        "help": "asha: stop jobs early by asynchronous successive halving (as Ray Tune's ASHA): at epochs "
+                "grace x factor^k a job whose best validation loss is not among the best 1/factor of the jobs that "
+                "reached that epoch before it stops there (a pruned row, no run directory)", "choices": PRUNE})
+    grace_epochs: int = field(default=5, metadata={
+        "help": "--prune asha: the first rung, in epochs (no job is stopped before it)", "metavar": "N"})
+    reduction_factor: int = field(default=4, metadata={
+        "help": "--prune asha: rungs at grace x factor^k epochs; a job goes on from a rung when its loss is among "
+                "the best 1/factor there", "metavar": "F"})
     rank_by: str = field(default="val_loss", metadata={
         "help": "the leaderboard's order, lowest first: val_loss is the best validation loss of the run's "
                 "history; val_* score the validation rows and test_* the test rows in the data's units",
@@ -92,6 +105,14 @@ class SweepConfig(Serialisable):
             check_positive("workers", self.workers)
         check_choice("executor", self.executor, EXECUTORS)
         check_choice("rank_by", self.rank_by, RANK_BY)
+        check_choice("prune", self.prune, PRUNE)
+        check_positive("grace_epochs", self.grace_epochs)
+        if not isinstance(self.reduction_factor, int) or isinstance(self.reduction_factor, bool) \
+                or self.reduction_factor < 2:
+            raise ConfigError(f"reduction_factor must be an integer >= 2; got {self.reduction_factor!r}")
+        if self.prune != "none" and self.per_series:
+            raise ConfigError("prune compares the jobs' validation losses; --per-series jobs fit different series, "
+                              "whose losses do not compare: drop --prune")
         if self.address is not None:
             if not isinstance(self.address, str) or not self.address.strip():
                 raise ConfigError(f"address must name a Ray cluster (such as auto or HOST:PORT); got {self.address!r}")

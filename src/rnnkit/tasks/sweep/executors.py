@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ...errors import ConfigError
+from .asha import Rungs, local_rungs, ray_rungs
 from .job import job_row, one_thread, run_job
 from ..._workers import children_ignore_sigint, pool_context
 
@@ -46,24 +47,25 @@ def ray_available() -> bool:
 
 
 def run_jobs(specs: Sequence[dict], done: Done, executor: str = "local", workers: int | None = None,
-             address: str | None = None) -> None:
+             address: str | None = None, rungs: Rungs | None = None) -> None:
     """Run every job of ``specs`` (see :func:`~rnnkit.tasks.sweep.job.run_job`), calling ``done(row)``
-    for each as it finishes; ``workers`` jobs at once (None: :func:`usable_cpus`)."""
+    for each as it finishes; ``workers`` jobs at once (None: :func:`usable_cpus`). ``rungs``: the
+    sweep's ASHA record (:mod:`.asha`), shared with the jobs wherever they run and updated in place."""
     if not specs:
         return
     if executor == "ray":
-        return _run_ray(specs, done, workers, address)
+        return _run_ray(specs, done, workers, address, rungs)
     workers = min(workers or usable_cpus(), len(specs))
     if workers == 1:
-        return _run_here(specs, done)
-    return _run_pool(specs, done, workers)
+        return _run_here(specs, done, rungs)
+    return _run_pool(specs, done, workers, rungs)
 
 
-def _run_here(specs: Sequence[dict], done: Done) -> None:
+def _run_here(specs: Sequence[dict], done: Done, rungs: Rungs | None = None) -> None:
     """One after another in this process, at one torch thread (as the workers run them)."""
     for k, spec in enumerate(specs):
         with one_thread():
-            row = run_job(spec)
+            row = run_job(spec, rungs)
         done(row)
         if row["status"] == "interrupted":
             for rest in specs[k + 1:]:
@@ -71,15 +73,24 @@ def _run_here(specs: Sequence[dict], done: Done) -> None:
             raise KeyboardInterrupt
 
 
-def _run_pool(specs: Sequence[dict], done: Done, workers: int) -> None:
+def _run_pool(specs: Sequence[dict], done: Done, workers: int, rungs: Rungs | None = None) -> None:
     import multiprocessing
+    ctx = pool_context(multiprocessing)
+    with ExitStack() as stack:
+        proxy = None
+        if rungs is not None:
+            with children_ignore_sigint():  # the manager, too, outlives a Ctrl-C until the workers stopped
+                proxy = stack.enter_context(local_rungs(ctx, rungs))
+        _run_pool_with(ctx, specs, done, workers, proxy)
+
+
+def _run_pool_with(ctx, specs: Sequence[dict], done: Done, workers: int, rungs) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
-    ctx = pool_context(multiprocessing)
     stop = ctx.Event()
     with children_ignore_sigint():
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(stop, list(sys.path)))
+                                   initargs=(stop, list(sys.path), rungs))
         futures = {pool.submit(run_job, spec): spec for spec in specs}  # the workers start here
     pending = set(futures)
 
@@ -112,11 +123,11 @@ def _run_pool(specs: Sequence[dict], done: Done, workers: int) -> None:
     pool.shutdown(wait=True)
 
 
-def _init_worker(stop, path: list[str]) -> None:
+def _init_worker(stop, path: list[str], rungs=None) -> None:
     """Each worker sees the modules this process sees (a checkout's src/ on sys.path included)."""
     sys.path[:] = path + [p for p in sys.path if p not in path]
     from .job import init_worker
-    init_worker(stop)
+    init_worker(stop, rungs)
 
 
 @contextmanager
@@ -151,15 +162,19 @@ def session(executor: str, workers: int | None = None, address: str | None = Non
         ray.shutdown()
 
 
-def _run_ray(specs: Sequence[dict], done: Done, workers: int | None, address: str | None) -> None:
+def _run_ray(specs: Sequence[dict], done: Done, workers: int | None, address: str | None,
+             rungs: Rungs | None = None) -> None:
     with session("ray", workers, address):
-        _run_ray_tasks(specs, done)
+        if rungs is None:
+            return _run_ray_tasks(specs, done, None)
+        with ray_rungs(rungs) as actor:
+            _run_ray_tasks(specs, done, actor)
 
 
-def _run_ray_tasks(specs: Sequence[dict], done: Done) -> None:
+def _run_ray_tasks(specs: Sequence[dict], done: Done, rungs) -> None:
     import ray
     task = ray.remote(num_cpus=1, max_retries=1)(_ray_job)
-    refs = {task.remote(spec): spec for spec in specs}
+    refs = {task.remote(spec, rungs): spec for spec in specs}
     pending = list(refs)
 
     def collect(ref) -> dict:
@@ -183,7 +198,8 @@ def _run_ray_tasks(specs: Sequence[dict], done: Done) -> None:
         raise
 
 
-def _ray_job(spec: dict) -> dict:
-    """run_job in a Ray worker, at one torch thread (Ray sets OMP_NUM_THREADS, torch may not follow)."""
+def _ray_job(spec: dict, rungs=None) -> dict:
+    """run_job in a Ray worker, at one torch thread (Ray sets OMP_NUM_THREADS, torch may not follow);
+    ``rungs``: the sweep's ASHA actor, or None."""
     with one_thread():
-        return run_job(spec)
+        return run_job(spec, rungs)

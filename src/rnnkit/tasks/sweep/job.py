@@ -29,18 +29,22 @@ from ...errors import RnnkitError
 
 __all__ = ["run_job", "init_worker", "job_row", "one_thread", "STATUSES"]
 
-#: a job's status: trained and saved; refused or failed (the message says why); stopped by Ctrl-C
-#: or not started before the sweep stopped
-STATUSES = ("ok", "failed", "interrupted")
+#: a job's status: trained and saved; stopped early by its rung (``--prune asha``, no run
+#: directory); refused or failed (the message says why); stopped by Ctrl-C or not started before
+#: the sweep stopped
+STATUSES = ("ok", "pruned", "failed", "interrupted")
 #: the sweep's stop event in a worker process (set by the parent on Ctrl-C), from init_worker
 _STOP: Any = None
+#: the sweep's rung record in a worker process when it prunes (a manager's proxy), from init_worker
+_RUNGS: Any = None
 
 
-def init_worker(stop=None) -> None:
+def init_worker(stop=None, rungs=None) -> None:
     """A pool worker's set-up: one torch thread, Ctrl-C left to the parent between jobs (it sets
-    ``stop``, which the jobs check), and rnnkit's one-line warnings."""
-    global _STOP
-    _STOP = stop
+    ``stop``, which the jobs check), the sweep's rung record (``--prune``) and rnnkit's one-line
+    warnings."""
+    global _STOP, _RUNGS
+    _STOP, _RUNGS = stop, rungs
     import torch
     torch.set_num_threads(1)
     if threading.current_thread() is threading.main_thread():
@@ -121,7 +125,16 @@ def _test_scores(metrics: dict | None) -> dict:
     return {f"test_{k}": _finite(model.get(k)) for k in ("mae", "rmse", "mase", "smape")}
 
 
-def _train(spec: dict) -> dict:
+def _reporter(rungs):
+    """``rungs.report`` as a plain call: a :class:`~.asha.Rungs`, a manager's proxy of one, or a Ray actor."""
+    report = rungs.report
+    if hasattr(report, "remote"):  # a Ray actor's method
+        import ray
+        return lambda job, epoch, loss: ray.get(report.remote(job, epoch, loss))
+    return report
+
+
+def _train(spec: dict, pruner=None) -> dict:
     from ..forecast.data import load_data
     from ..forecast.panel_run import load_panel
     from ..forecast.workflow import fit_forecaster
@@ -130,23 +143,28 @@ def _train(spec: dict) -> dict:
     dc = c["data"]
     data = load_panel(dc) if dc.id_col is not None else load_data(dc)
     run = fit_forecaster(dc, c["model"], c["train"], data=data, quiet=True, search=c["search"],
-                         callbacks=[_check_stop])
+                         callbacks=[_check_stop] + ([pruner] if pruner is not None else []))
     run.save(spec["out"], force=True, data=data, future=spec.get("future"))
     h = run.history
     val = [v for v in h.val_loss if _finite(v) is not None]
     return {"val_loss": min(val) if val else None,
             **({} if dc.id_col is not None else _validation_scores(run, data)), **_test_scores(run.metrics),
-            "best_epoch": h.best_epoch, "epochs": len(h.rows), "engine": h.engine}
+            "best_epoch": h.best_epoch, "epochs": len(h.rows), "engine": h.engine,
+            **({"rungs": pruner.rungs} if pruner is not None else {})}
 
 
-def run_job(spec: dict) -> dict:
+def run_job(spec: dict, rungs=None) -> dict:
     """Train and save one job; its leaderboard row (see the module docstring).
 
     ``spec``: ``name``, ``settings`` (the grid's values, for the row), ``configs`` (section ->
     the config's ``to_dict()``), ``out`` (the run directory, replaced if it exists: a job retried
-    writes the same run) and ``future`` (forecast's future covariates file, or None)."""
+    writes the same run), ``future`` (forecast's future covariates file, or None) and ``prune``
+    (whether the sweep's rungs judge it: ``rungs``, or the worker's from :func:`init_worker`)."""
     if _stopping():
         return job_row(spec, "interrupted", "not started: the sweep was stopped")
+    from .asha import Pruned, Pruner
+    rungs = rungs if rungs is not None else _RUNGS
+    pruner = Pruner(spec["name"], _reporter(rungs)) if spec.get("prune") and rungs is not None else None
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -154,7 +172,9 @@ def run_job(spec: dict) -> dict:
             with _interruptible():
                 if _stopping():  # set while this job was being handed over
                     raise _Stopped()
-                row = job_row(spec, "ok", **_train(spec))
+                row = job_row(spec, "ok", **_train(spec, pruner))
+        except Pruned as e:  # its rung stopped it: no run directory (written only at the end)
+            row = job_row(spec, "pruned", str(e), val_loss=pruner.best_loss, epochs=e.epoch, rungs=pruner.rungs)
         except KeyboardInterrupt:  # Ctrl-C, or the stop event: the run directory was not written
             row = job_row(spec, "interrupted", "stopped by Ctrl-C before it finished")
         except RnnkitError as e:

@@ -2,9 +2,9 @@
 ``leaderboard.png``.
 
 Trained jobs come first, lowest ``rank_by`` first (ties and jobs without the metric, such as a
-validation score of a run without validation rows, in job order after them); then the failed jobs
-with their messages, then those interrupted or never started. Only trained jobs with the metric
-get a rank.
+validation score of a run without validation rows, in job order after them); then the jobs ASHA
+stopped early (``--prune asha``), lowest validation loss first; then the failed jobs with their
+messages, then those interrupted or never started. Only trained jobs with the metric get a rank.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ __all__ = ["rank_rows", "write_leaderboard", "plot_leaderboard", "METRICS", "set
 
 #: the score columns, in the CSV's order
 METRICS = RANK_BY
-_STATUS_ORDER = {"ok": 0, "failed": 1, "interrupted": 2}
+_STATUS_ORDER = {"ok": 0, "pruned": 1, "failed": 2, "interrupted": 3}
 
 
 def _value(row: dict, metric: str) -> float:
@@ -33,8 +33,9 @@ def _value(row: dict, metric: str) -> float:
 
 def rank_rows(rows: Sequence[dict], rank_by: str) -> list[dict]:
     """The rows in the leaderboard's order, each with ``rank`` (1 = best; None when unranked)."""
-    order = sorted(rows, key=lambda r: (_STATUS_ORDER.get(r["status"], 3),
-                                        _value(r, rank_by) if r["status"] == "ok" else 0.0))
+    within = {"ok": rank_by, "pruned": "val_loss"}
+    order = sorted(rows, key=lambda r: (_STATUS_ORDER.get(r["status"], 4),
+                                        _value(r, within[r["status"]]) if r["status"] in within else 0.0))
     ranked, k = [], 0
     for r in order:
         has = r["status"] == "ok" and _value(r, rank_by) < math.inf

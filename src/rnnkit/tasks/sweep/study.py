@@ -83,14 +83,19 @@ class GridStudy:
         return trial, {k: v.snap(trial.params[k]) if isinstance(v, Range) else v[trial.params[k]]
                        for k, v in self.grid.items()}
 
-    def _tell(self, trial, value: float | None) -> None:
+    def _tell(self, trial, value: float | str | None) -> None:
         if value is None:
             self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+        elif value == "pruned":
+            self.study.tell(trial, state=self.optuna.trial.TrialState.PRUNED)
         else:
             self.study.tell(trial, value)
 
-    def score(self, row: dict) -> float | None:
-        """What a job's row tells the study: its ``rank_by`` score, None (failed) without one."""
+    def score(self, row: dict) -> float | str | None:
+        """What a job's row tells the study: its ``rank_by`` score, ``"pruned"`` for a job its rung
+        stopped (``--prune asha``: Optuna's pruned state), None (failed) without one."""
+        if row["status"] == "pruned":
+            return "pruned"
         value = row.get(self.rank_by)
         return float(value) if row["status"] == "ok" and isinstance(value, (int, float)) else None
 
@@ -98,7 +103,7 @@ class GridStudy:
             say: Callable[[str], None]) -> None:
         """Choose and run ``n`` distinct combinations, ``batch`` at a time: ``run_batch(settings)``
         runs the combinations ``settings`` as the next jobs and returns their rows, in order."""
-        told: dict[tuple, float | None] = {}  # each combination run (its values), and what it told
+        told: dict[tuple, float | str | None] = {}  # each combination run (its values), and what it told
         repeats, done = 0, 0
         with self._quiet():
             while done < n:

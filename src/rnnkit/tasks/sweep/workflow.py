@@ -37,6 +37,7 @@ from ...training.atomic import TAG, write_file_atomic
 from ...training.rundir import check_out, is_run_dir
 from ...training.runs import json_safe, read_json, write_json
 from ..forecast.config import DataConfig, SearchConfig
+from .asha import Rungs, rungs_of_rows
 from .config import MAX_JOBS, SweepConfig
 from .executors import ray_available, run_jobs, session, usable_cpus
 from .grid import SECTIONS, apply_settings, describe, listed, normalise_grid, plan_jobs
@@ -168,8 +169,8 @@ def _prepare(out: Path, plan: dict, force: bool, resume: bool, protect: list) ->
             rows = read_json(out / "jobs.json")["rows"] if (out / "jobs.json").exists() else []
         except (OSError, ValueError, KeyError, TypeError):
             rows = []
-        return {r["job"]: r for r in rows if isinstance(r, dict) and r.get("status") == "ok"
-                and is_run_dir(out / str(r.get("job")))}
+        return {r["job"]: r for r in rows if isinstance(r, dict) and (r.get("status") == "pruned" or (
+            r.get("status") == "ok" and is_run_dir(out / str(r.get("job")))))}
     for n in os.listdir(out):  # force: start again, so no job of the old sweep can pass for one of this one
         if n.startswith("job-") or n == SERIES_DIR:
             shutil.rmtree(out / n)
@@ -258,6 +259,13 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     configs = [_configs(j, base, sources) for j in jobs]
     _check_values(jobs, configs, grid)
     check_ranges(grid, jobs, lambda settings: _configs(settings, base, sources))
+    if config.prune != "none" and any(c["search"].auto for c, _ in configs if c is not None):
+        raise ConfigError("--prune stops a job by its training's validation loss; an --auto job trains many models "
+                          "in its own time budget: drop one of --prune and --auto")
+    if config.prune != "none" and any(c["data"].normalise == "auto" for c, _ in configs if c is not None):
+        raise ConfigError("--prune judges one training per job; --normalise auto (the default) trains one per "
+                          "normalisation and keeps the better, so the first could stop a job the second would win: "
+                          "pass --normalise window or none, or sweep it in the grid (normalise=window,none)")
     if any(c["train"].distributed for c, _ in configs if c is not None):
         raise ConfigError("--distributed trains one model over several processes; a sweep runs many one-process "
                           "jobs: drop --distributed")
@@ -269,6 +277,9 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
             "base": {s: c.to_dict() for s, c in base.items()},
             "grid": {k: v.to_dict() if isinstance(v, Range) else list(v) for k, v in grid.items()},
             "random": config.random, "random_seed": config.random_seed}
+    if config.prune != "none":  # which jobs are stopped depends on these: a resumed sweep keeps them
+        plan["prune"] = {"method": config.prune, "grace_epochs": config.grace_epochs,
+                         "reduction_factor": config.reduction_factor}
     if study:  # the plan is what the study chooses: the same for the same trials, ranking and batch size
         batch = _recorded_batch(out) if resume else None
         plan.update(optuna=n, rank_by=config.rank_by, optuna_batch=batch or config.workers or usable_cpus())
@@ -278,6 +289,8 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
         plan["jobs"] = [{"name": m, "settings": j} for m, j in zip(names, jobs)]
     protect = [base["data"].source] if ids is not None else [c["data"].source for c, _ in configs if c is not None]
     finished = _prepare(out, plan, force, resume, protect)
+    rungs = Rungs(config.grace_epochs, config.reduction_factor, rungs_of_rows(finished.values())) \
+        if config.prune != "none" else None
     planned: dict[str, dict] = {}  # the jobs chosen so far: every one at once, or the study's batch by batch
     results: dict[str, dict] = {}
     order = {m: k for k, m in enumerate(names)}
@@ -316,12 +329,12 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
                 results[name] = {"job": name, "settings": job, "status": "failed", "message": why, "warnings": []}
             else:
                 specs.append({"name": name, "settings": job, "configs": {s: v.to_dict() for s, v in c.items()},
-                              "out": str((out / name).absolute()), "future": future})
+                              "out": str((out / name).absolute()), "future": future, "prune": rungs is not None})
         record()
         save_rows()
         if study is None:
             say(_start_line(out, config, n, len(finished), n - len(specs) - len(finished), len(specs)))
-        run_jobs(specs, done, config.executor, config.workers, config.address)
+        run_jobs(specs, done, config.executor, config.workers, config.address, rungs)
         return [results[m] for m in batch_names]
 
     try:
@@ -345,7 +358,9 @@ def _start_line(out: Path, config: SweepConfig, n: int, finished: int, refused: 
     return (f"sweep: {n} job(s) in {out}" + (f", {finished} finished before" if finished else "")
             + (f", {refused} refused by the configs" if refused else "")
             + f"; {to_run} to run on {config.executor}"
-            + (f" ({config.workers} worker(s))" if config.workers else "") + f", ranked on {config.rank_by}")
+            + (f" ({config.workers} worker(s))" if config.workers else "") + f", ranked on {config.rank_by}"
+            + (f"; ASHA stops jobs behind at epochs {config.grace_epochs} x {config.reduction_factor}^k"
+               if config.prune != "none" else ""))
 
 
 def _same(a: Any, b: Any) -> bool:
