@@ -82,8 +82,10 @@ def test_failed_jobs_are_recorded_and_the_others_go_on(tmp_path):
     rows = _leaderboard(tmp_path / "s")
     assert [r["status"] for r in rows] == ["ok"] * 3 + ["failed"] * 5
     assert [r["rank"] for r in rows[:3]] == ["1", "2", "3"] and all(r["rank"] == "" for r in rows[3:])
-    losses = [float(r["val_loss"]) for r in rows[:3]]
-    assert losses == sorted(losses) and min(losses) == min(r["val_loss"] for r in result.rows if r.get("val_loss"))
+    # ranked on the validation rows' MASE (rank_by "auto" for one series): in the data's units
+    assert result.config.rank_by == "val_mase"
+    scores = [float(r["val_mase"]) for r in rows[:3]]
+    assert scores == sorted(scores) and min(scores) == min(r["val_mase"] for r in result.rows if r.get("val_mase"))
     assert list(rows[0])[:4] == ["rank", "job", "status", "val_loss"] and {"num_layers", "dropout",
                                                                           "lookback"} <= set(rows[0])
     names = sorted(os.listdir(tmp_path / "s"))

@@ -35,7 +35,7 @@ def test_optuna_runs_n_distinct_trials_the_same_for_the_same_seed(tmp_path):
     rows = leaderboard(tmp_path / "a")
     assert [r["job"] for r in rows] == [r["job"] for r in first.rows] and {"hidden_size", "lr"} <= set(rows[0])
     plan = json.loads((tmp_path / "a" / "sweep.json").read_text())
-    assert (plan["optuna"], plan["optuna_batch"], plan["rank_by"]) == (4, 2, "val_loss")
+    assert (plan["optuna"], plan["optuna_batch"], plan["rank_by"]) == (4, 2, "val_mase")  # rank_by auto, one series
     assert [j["settings"] for j in plan["jobs"]] == job_settings(first)
     # the same seed and batch size: the same trials in the same order, and the same runs
     same = _optuna(tmp_path / "b", workers=2)

@@ -45,7 +45,8 @@ class SweepConfig(Serialisable):
     sequential reference: the same run directories, byte for byte). ``executor="ray"`` runs each
     job as a Ray task of one CPU on the cluster at ``address`` (``"auto"``: the running one;
     ``None``: a local Ray of ``workers`` CPUs, started and stopped by the sweep). The leaderboard
-    is ranked on ``rank_by``, lowest first (:data:`RANK_BY`). ``prune="asha"`` stops jobs whose
+    is ranked on ``rank_by``, lowest first (:data:`RANK_BY`; ``"auto"``: ``val_mase``, in the data's
+    units whatever normalisation each job chose, or ``val_loss`` for a panel's global model). ``prune="asha"`` stops jobs whose
     validation loss falls behind at rungs ``grace_epochs x reduction_factor^k`` epochs
     (:mod:`rnnkit.tasks.sweep.asha`).
     """
@@ -81,10 +82,12 @@ class SweepConfig(Serialisable):
     reduction_factor: int = field(default=4, metadata={
         "help": "--prune asha: rungs at grace x factor^k epochs; a job goes on from a rung when its loss is among "
                 "the best 1/factor there", "metavar": "F"})
-    rank_by: str = field(default="val_loss", metadata={
+    rank_by: str = field(default="auto", metadata={
         "help": "the leaderboard's order, lowest first: val_loss is the best validation loss of the run's "
-                "history; val_* score the validation rows and test_* the test rows in the data's units",
-        "choices": RANK_BY})
+                "history (in the network's units, which differ between jobs that normalise the data differently); "
+                "val_* score the validation rows and test_* the test rows in the data's units; auto: val_mase, or "
+                "val_loss for a panel's global model (which has no validation scores of its own)",
+        "choices": ("auto", *RANK_BY)})
 
     def __post_init__(self) -> None:
         for name in ("random", "optuna"):
@@ -104,7 +107,7 @@ class SweepConfig(Serialisable):
         if self.workers is not None:
             check_positive("workers", self.workers)
         check_choice("executor", self.executor, EXECUTORS)
-        check_choice("rank_by", self.rank_by, RANK_BY)
+        check_choice("rank_by", self.rank_by, ("auto", *RANK_BY))
         check_choice("prune", self.prune, PRUNE)
         check_positive("grace_epochs", self.grace_epochs)
         if not isinstance(self.reduction_factor, int) or isinstance(self.reduction_factor, bool) \
