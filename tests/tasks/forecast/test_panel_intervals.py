@@ -12,8 +12,9 @@ import pytest
 import rnnkit
 from panel_cases import seasonal_panel
 from rnnkit.errors import ConfigError
-from rnnkit.tasks.forecast.panel_intervals import (MAX_ORIGINS, MIN_CALIBRATION_WINDOWS, PanelIntervals,
-                                                   calibrate_panel, calibration_origins, series_scale)
+from rnnkit.tasks.forecast.levels import min_windows
+from rnnkit.tasks.forecast.panel_intervals import (MAX_ORIGINS, PanelIntervals, calibrate_panel, calibration_origins,
+                                                   series_scale)
 from rnnkit.tasks.forecast.panel_run import fit_global
 
 SMALL = rnnkit.ModelConfig(cell="gru", hidden_size=4)
@@ -47,8 +48,7 @@ def test_half_widths_are_the_conformal_rank_of_the_scaled_errors():
 def test_panel_forecast_bands_are_point_plus_minus_width_times_scale(tmp_path):
     raw = panel()
     dc = rnnkit.DataConfig(id_col="id", horizon=3, lookback=6, seasonal_period=6)
-    search = rnnkit.SearchConfig(intervals=(80,), calibration_windows=12)  # one fit, not the floor's 9
-    run = fit_global(dc, SMALL, QUICK, raw, quiet=True, search=search)
+    run = fit_global(dc, SMALL, QUICK, raw, quiet=True, search=rnnkit.SearchConfig(intervals=(80,)))
     assert run.intervals.windows == 12  # every series holds out a calibration horizon
     fc = run.forecast(raw)
     for sid, g in fc.groupby("id", sort=False):
@@ -64,32 +64,46 @@ def test_panel_forecast_bands_are_point_plus_minus_width_times_scale(tmp_path):
     pd.testing.assert_frame_equal(again.forecast(raw), fc, check_exact=True)
 
 
-def test_calibration_origins_are_as_few_as_the_windows_need():
+def test_calibration_origins_are_as_few_as_the_levels_need():
     ends, L, H = [20, 14, 9], 4, 3
-    # calibration_windows=4 (the 80 % minimum): two fits, 3 + 2 windows
-    assert calibration_origins(ends, L, H, (80,), 4) == [[(0, 17), (1, 11), (2, 6)], [(0, 14), (1, 8)]]
-    plan = calibration_origins([40, 30, 20], L, H, (80, 95), 19)  # 19 windows: 3 a fit, then fewer as series run out
+    assert calibration_origins(ends, L, H, (80,)) == [[(0, 17), (1, 11), (2, 6)], [(0, 14), (1, 8)]]  # 5 >= 4
+    plan = calibration_origins([40, 30, 20], L, H, (80, 95))  # 19 windows: 3 a fit, then fewer as series run out
     assert [len(p) for p in plan] == [3, 3, 3, 3, 3, 2, 2] and plan[-1] == [(0, 19), (1, 9)]
-    assert calibration_origins([40, 30, 20], L, H, (95,), 4) == plan  # never fewer than the levels need
+    assert len(calibration_origins([10 ** 6] * 5, 4, 1, (99,))) == MAX_ORIGINS  # 100 windows >= 99
 
 
-def test_a_small_panel_takes_origins_until_the_floor():
+def test_the_default_is_the_levels_minimum():
+    """No calibration_windows: the fewest origins whose windows bound the levels, the same plan as
+    passing that minimum; a panel of as many series keeps its single fit."""
     L, H = 12, 8
-    plan = calibration_origins([200] * 12, L, H, (80, 95))  # the default floor, MIN_CALIBRATION_WINDOWS
-    assert MIN_CALIBRATION_WINDOWS == 100
+    for levels in ((80,), (95,), (80, 95)):
+        need = min_windows(levels)
+        plan = calibration_origins([200] * 12, L, H, levels)
+        assert plan == calibration_origins([200] * 12, L, H, levels, need)
+        assert sum(map(len, plan)) >= need > sum(map(len, plan[:-1]))  # one fit fewer would not bound them
+    assert len(calibration_origins([200] * 12, L, H, (80, 95))) == 2  # 24 windows >= 19
+    assert len(calibration_origins([200] * 19, L, H, (80, 95))) == 1
+
+
+def test_calibration_windows_is_a_floor_on_the_windows():
+    L, H = 12, 8
+    plan = calibration_origins([200] * 12, L, H, (80, 95), windows=100)
     assert len(plan) == 9 and sum(map(len, plan)) == 108  # 8 fits hold 96 < 100
     assert [o for _, o in plan[-1]] == [200 - 9 * H] * 12  # one horizon apart
-    assert len(calibration_origins([200] * 12, L, H, (80, 95), 24)) == 2  # calibration_windows: the floor
-    assert len(calibration_origins([200] * 181, L, H, (80, 95))) == 1  # M1-size: one fit, as before the floor
+    assert len(calibration_origins([200] * 12, L, H, (80, 95), windows=24)) == 2
+    assert len(calibration_origins([200] * 181, L, H, (80, 95), windows=100)) == 1  # M1-size: one fit
+    # never fewer than the levels need
+    ends = [40, 30, 20]
+    assert calibration_origins(ends, 4, 3, (95,), windows=4) == calibration_origins(ends, 4, 3, (95,))
 
 
 def test_a_panel_short_of_the_floor_takes_what_it_has():
     ends, L, H = [20, 14, 9], 4, 3
     # origins until no series leaves a training window (origin >= L + H = 7): 3 + 2 + 2 + 1 windows
-    assert [[o for _, o in p] for p in calibration_origins(ends, L, H, (80,))] == [[17, 11, 6], [14, 8], [11, 5], [8]]
-    assert sum(map(len, calibration_origins([40, 30, 20], L, H, (80, 95)))) == 24  # 11 fits, >= 19 though < 100
-    assert len(calibration_origins([10 ** 6] * 3, 4, 1, (80,))) == MAX_ORIGINS  # 60 windows: capped, not refused
-    assert len(calibration_origins([10 ** 6] * 5, 4, 1, (99,))) == MAX_ORIGINS  # 100 windows >= 99
+    plan = calibration_origins(ends, L, H, (80,), windows=100)
+    assert [[o for _, o in p] for p in plan] == [[17, 11, 6], [14, 8], [11, 5], [8]]
+    assert sum(map(len, calibration_origins([40, 30, 20], L, H, (80, 95), windows=100))) == 24  # 11 fits, < 100
+    assert len(calibration_origins([10 ** 6] * 3, 4, 1, (80,), windows=100)) == MAX_ORIGINS  # 60: capped, not refused
 
 
 def test_a_panel_short_of_the_levels_minimum_is_refused():
@@ -105,16 +119,16 @@ def test_a_panel_short_of_the_levels_minimum_is_refused():
 
 
 def test_a_small_panel_calibrates_on_several_origins():
-    """Five series, 95 %: seven calibration fits, one horizon apart (every origin that leaves a training
-    window, short of the floor of 100: 35 windows); each fit's forecast errors are those of a model
-    fitted by hand on the series cut at that origin, and the half-widths their conformal rank."""
+    """Five series, 95 %: four calibration fits, one horizon apart (20 windows, the fewest fits that
+    hold the 19 the level needs); each fit's forecast errors are those of a model fitted by hand on
+    the series cut at that origin, and the half-widths their conformal rank."""
     raw = panel(5)
     dc = rnnkit.DataConfig(id_col="id", horizon=3, lookback=6, seasonal_period=6)
     run = fit_global(dc, SMALL, QUICK, raw, quiet=True, search=rnnkit.SearchConfig(intervals=(95,)))
-    assert run.intervals.windows == 35  # series of 27 to 31 fitted rows: origins 24, 21, ..., 6 of the first
+    assert run.intervals.windows == 20
     data = run.load_data(raw)
     errors = []
-    for k in range(7):
+    for k in range(4):
         origins = [v - 3 * (k + 1) for _, v in run.meta["splits"]]
         cut = pd.concat([g.iloc[:o] for (_, g), o in zip(raw.groupby("id", sort=False), origins)])
         by_hand = fit_global(run.data_config.replace(test_frac=0.0, seasonal_period=6, lookback=6), SMALL,
@@ -124,7 +138,7 @@ def test_a_small_panel_calibrates_on_several_origins():
         cut_data = by_hand.load_data(cut)
         errors.append(np.abs(actual - point) / by_hand.scales(cut_data, cut_data.lengths())[:, None, :])
     errors = np.concatenate(errors)
-    rank = math.ceil(36 * 0.95)
+    rank = math.ceil(21 * 0.95)
     np.testing.assert_allclose(run.intervals.widths[0], np.sort(errors, axis=0)[rank - 1], rtol=1e-12)
 
 
@@ -132,6 +146,6 @@ def test_too_few_series_for_the_level_are_refused():
     with pytest.raises(rnnkit.RnnkitError, match="need at least 99 held-out horizons"):
         fit_global(rnnkit.DataConfig(id_col="id", horizon=3, lookback=6), SMALL, QUICK, panel(2), quiet=True,
                    search=rnnkit.SearchConfig(intervals=(99,)))
-    with pytest.raises(ConfigError, match="as many as --calibration-windows needs"):
+    with pytest.raises(ConfigError, match="as many as the levels \\(or --calibration-windows\\) need"):
         fit_global(rnnkit.DataConfig(id_col="id", horizon=3, lookback=6), SMALL, QUICK, panel(5), quiet=True,
                    search=rnnkit.SearchConfig(intervals=(80,), calibration_refit="first"))

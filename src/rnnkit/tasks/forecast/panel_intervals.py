@@ -3,13 +3,14 @@
 The calibration errors come from one more global model fitted without the last fitted horizon of
 every series, which then forecasts that horizon: one out-of-sample window per series, the
 series' own future (:func:`~.panel_run.calibrate_global`; a panel needs one refit where one series
-needs K, :mod:`.conformal`). A panel of fewer series than :data:`MIN_CALIBRATION_WINDOWS` takes
-more origins, one horizon apart, each one more global fit (:func:`calibration_origins`). Series
-differ in scale, so each error is divided by its series' scale, the mean absolute seasonal
-difference of its training rows (MASE's denominator, Hyndman and Koehler 2006; lag 1 where the
-series is too short for its season), and the half-widths (:func:`~.conformal.half_widths`, the
-finite-sample conformal quantile per horizon step) are in those units; a forecast's interval is
-``point +- half-width x its series' scale``. The guarantee is marginal over series exchangeable
+needs K, :mod:`.conformal`). A panel of fewer series than its levels need (or than
+``SearchConfig.calibration_windows``, an opt-in floor) takes more origins, one horizon apart,
+each one more global fit (:func:`calibration_origins`). Series differ in scale, so each error
+is divided by its series' scale, the mean absolute seasonal difference of its training rows
+(MASE's denominator, Hyndman and Koehler 2006; lag 1 where the series is too short for its
+season), and the half-widths (:func:`~.conformal.half_widths`, the finite-sample conformal
+quantile per horizon step) are in those units; a forecast's interval is ``point +- half-width x
+its series' scale``. The guarantee is marginal over series exchangeable
 with the calibration series: with K windows, a level a needs ``K >= a / (100 - a)`` of them
 (:func:`~.levels.min_windows`: 4 for 80 %, 19 for 95 %).
 """
@@ -24,23 +25,10 @@ from .levels import check_interval_levels, level_name, min_windows
 from .probabilistic import interval_scores
 
 __all__ = ["series_scale", "calibrate_panel", "calibration_origins", "PanelIntervals", "check_panel_intervals",
-           "MAX_ORIGINS", "MIN_CALIBRATION_WINDOWS"]
+           "MAX_ORIGINS"]
 
 #: calibration origins (global fits) a small panel may take to reach its windows
 MAX_ORIGINS = 20
-
-#: the calibration windows a panel's origins are taken until (``SearchConfig.calibration_windows``
-#: replaces it). The coverage of a split-conformal interval calibrated on n exchangeable windows is
-#: itself random, Beta-distributed with standard deviation about ``sqrt(a (1 - a) / (n + 2))``
-#: (Vovk 2012; Angelopoulos and Bates 2021), so the levels' minimum (4 windows for 80 %) bounds an
-#: interval but not its coverage: a 12-series panel's 24 windows leave 0.08 at 80 %. With n = 100,
-#: ``a (1 - a) <= 1/4`` bounds it by 1 / (2 sqrt(102)) < 0.05 at any level (0.040 at 80 %, 0.022 at
-#: 95 %): calibration's own spread at most the 5 points a level may miss by. (One series' windows at
-#: several origins are not independent, so the spread is somewhat larger.) A larger floor shrinks it
-#: only as 1 / sqrt(n) while each further origin is one more global fit on shorter series; a panel
-#: of 100 calibration series or more keeps its single fit. Chosen from this argument alone, for
-#: every panel.
-MIN_CALIBRATION_WINDOWS = 100
 
 
 def calibration_origins(ends, lookback: int, horizon: int, levels, windows: int | None = None
@@ -48,14 +36,17 @@ def calibration_origins(ends, lookback: int, horizon: int, levels, windows: int 
     """The calibration fits of a panel whose series' fitted rows end at ``ends``: fit k (from 0) holds
     out the horizon at origin ``end - (k + 1) horizon`` of every series that keeps a context there
     (``origin >= lookback``), as ``[(series index, origin), ...]``. Fits are taken until they hold
-    ``max(min_windows(levels), windows)`` windows (``windows``: :data:`MIN_CALIBRATION_WINDOWS` when
-    None), at most :data:`MAX_ORIGINS`, and only while some series is long enough to train on at the
-    origin (``origin >= lookback + horizon``). A panel that cannot reach that many takes all it has,
-    provided they bound every level (:func:`~.levels.min_windows`); one that cannot reach even those
-    is refused (DataError) before anything is fitted."""
+    ``min_windows(levels)`` windows, as few as bound every level (:func:`~.levels.min_windows`: 4 for
+    80 %, 19 for 95 %), or, with ``windows`` (``SearchConfig.calibration_windows``, an opt-in floor),
+    until they hold ``max(min_windows(levels), windows)``; at most :data:`MAX_ORIGINS`, and only while
+    some series is long enough to train on at the origin (``origin >= lookback + horizon``). A panel
+    that cannot reach ``windows`` takes all it has, provided they bound every level; one that cannot
+    bound its levels is refused (DataError) before anything is fitted. (A floor of 100 was measured
+    and not made the default: on the small dev panels it took coverage further from nominal,
+    docs/panels.md.)"""
     levels = check_interval_levels(levels)
     need = min_windows(levels)
-    goal = max(need, MIN_CALIBRATION_WINDOWS if windows is None else int(windows))
+    goal = need if windows is None else max(need, int(windows))
     plan, held = [], 0
     for k in range(MAX_ORIGINS):
         at = [int(e) - (k + 1) * horizon for e in ends]
@@ -89,11 +80,12 @@ def series_scale(values: np.ndarray, m: int) -> np.ndarray:
 
 def check_panel_intervals(search) -> None:
     """Refuse the one-series calibration settings a panel does not use (``calibration_windows`` it
-    does: the windows its origins are taken until, :func:`calibration_origins`)."""
+    does: an opt-in floor on the windows its origins are taken until, :func:`calibration_origins`)."""
     if search.intervals and (search.calibration_spacing is not None or search.calibration_refit != "each"):
         raise ConfigError("--calibration-spacing/--calibration-refit: a panel's intervals are calibrated on one "
                           "held-out horizon of every series at origins one horizon apart, one global fit each, as "
-                          "many as --calibration-windows needs (one for a panel of enough series); drop them")
+                          "many as the levels (or --calibration-windows) need, one for a panel of enough series; "
+                          "drop them")
 
 
 class PanelIntervals:

@@ -494,11 +494,11 @@ def calibrate_global(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, panel: Pa
     """Intervals from one more global model, fitted as this one but on every series without its
     last fitted horizon (the rows before the test part), which then forecasts that horizon of every
     series still as long as the lookback: one out-of-sample error window per series, each series'
-    errors in units of its scale (:mod:`.panel_intervals`). A panel of fewer series than
-    ``search.calibration_windows`` (:data:`~.panel_intervals.MIN_CALIBRATION_WINDOWS`, 100, when None)
-    takes more origins, each one horizon before the last and one more global fit
-    (:func:`~.panel_intervals.calibration_origins`), until the windows reach it or the series run out
-    (at most 20 fits; refused if they cannot bound every level: 4 windows for 80 %, 19 for 95 %). The
+    errors in units of its scale (:mod:`.panel_intervals`). A panel of too few series for the levels
+    (4 for 80 %, 19 for 95 %) takes more origins, each one horizon before the last and one more global
+    fit (:func:`~.panel_intervals.calibration_origins`), until the windows bound every level, or, with
+    ``search.calibration_windows`` (an opt-in floor), until they reach it or the series run out (at
+    most 20 fits; refused if they cannot bound every level). The
     validation windows are not used: early stopping chose the epoch on them, and on M1 their errors
     covered the test horizons 0.60 of the time at a nominal 80 %."""
     H, L = dc.horizon, dc.lookback
