@@ -240,8 +240,8 @@ class SearchConfig(Serialisable):
         "help": "--intervals: rolling origins whose forecast errors calibrate the intervals; for a panel, a floor: "
                 "the held-out windows (one per series and origin, origins one horizon apart, one global fit each, "
                 "at most 20) to reach before stopping, or all its series hold if fewer", "metavar": "K",
-        "off": "the fewest that bound every level: 4 for 80, 19 for 95 (a panel: the fewest origins that hold "
-               "them)"})
+        "off": "the fewest that bound every level: 4 for 80, 19 for 95; a panel: the fewest origins that hold "
+               "them"})
     calibration_spacing: Optional[int] = field(default=None, metadata={
         "help": "--intervals: steps between consecutive calibration origins", "metavar": "S",
         "off": "the horizon, or less so that the origins lie in the second half of the fitted rows (at least 1)"})
