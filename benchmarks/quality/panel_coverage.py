@@ -13,7 +13,8 @@ short to leave a training window is left to rnnkit, which forecasts it as it for
 and each series' intervals are compared with its held-out values. Reports the empirical coverage
 of every held-out point, per origin and pooled over the origins, and the mean width in units of
 each series' scale. Writes ``DIR/panel_coverage.json``. Nothing is downloaded. A small panel's conformal
-intervals take more calibration origins (one more global fit each) until they bound the levels.
+intervals take more calibration origins (one more global fit each) until they bound the levels
+(``--option calibration_windows=K``: until they hold K windows, or the series run out).
 
 ``--head`` picks the intervals: ``conformal`` (the default: ``intervals=(80, 95)``), or a head of
 levels instead, one global fit per origin: ``quantile`` (``quantiles=(0.025, 0.1, 0.5, 0.9, 0.975)``,

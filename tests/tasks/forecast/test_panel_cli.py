@@ -101,7 +101,8 @@ def test_fit_reports_the_series_too_short_to_train_on(tmp_path, capsys):
     (["--transform", "boxcox"], "--transform boxcox: not yet for panels"),
     (["--auto"], "--auto: not yet for panels"),
     (["--ensemble", "2", "--ensemble-lookbacks", "6,12"], "--ensemble-lookbacks: not yet for panels"),
-    (["--intervals", "80", "--calibration-windows", "5"], "as many origins as the levels need"),
+    (["--intervals", "80", "--calibration-spacing", "2"], "as many as the levels (or --calibration-windows) need"),
+    (["--intervals", "95", "--calibration-windows", "5"], "--calibration-windows 5 cannot bound a 95 % interval"),
     (["--intervals", "99"], "intervals at 99 % need at least 99 held-out horizons"),
     (["--val-frac", "0.3"], "val_frac=0.3: a panel holds out the last horizon of each series"),
     (["--future", "x.csv"], "this run has no future covariates, so it reads no future file"),
@@ -112,6 +113,19 @@ def test_bad_panel_fit_is_one_line_and_leaves_no_run(tmp_path, capsys, extra, me
     err = one_line_error(capsys, fit_args(data, tmp_path / "run", *extra))
     assert message in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]  # no run directory, no temp folder
+
+
+def test_calibration_windows_is_a_floor_on_the_windows_a_panel_takes(tmp_path):
+    """North, south and east hold a calibration window at every origin and 'short' (14 rows) at none:
+    the default, as few origins as bound 80 % (4 windows), takes two (3 + 3); --calibration-windows 100
+    every origin that leaves a training window (origin >= lookback + horizon = 15), seven, holding
+    7 + 7 + 5 windows, and stops there rather than fit a model on no training window."""
+    data = panel_csv(tmp_path / "p.csv")
+    for extra, windows in (([], 6), (["--calibration-windows", "100"], 19)):
+        assert main(fit_args(data, tmp_path / f"run{windows}", "--intervals", "80", *extra)) == 0
+        config = json.loads((tmp_path / f"run{windows}" / "config.json").read_text())
+        assert config["meta"]["intervals"]["windows"] == windows
+        assert main(["forecast", "--run", str(tmp_path / f"run{windows}")]) == 0  # reloads with the option
 
 
 def test_forecast_ids_and_backtest_of_one_fold(fitted, capsys):

@@ -12,6 +12,7 @@ import pytest
 import rnnkit
 from panel_cases import seasonal_panel
 from rnnkit.errors import ConfigError
+from rnnkit.tasks.forecast.levels import min_windows
 from rnnkit.tasks.forecast.panel_intervals import (MAX_ORIGINS, PanelIntervals, calibrate_panel, calibration_origins,
                                                    series_scale)
 from rnnkit.tasks.forecast.panel_run import fit_global
@@ -68,18 +69,59 @@ def test_calibration_origins_are_as_few_as_the_levels_need():
     assert calibration_origins(ends, L, H, (80,)) == [[(0, 17), (1, 11), (2, 6)], [(0, 14), (1, 8)]]  # 5 >= 4
     plan = calibration_origins([40, 30, 20], L, H, (80, 95))  # 19 windows: 3 a fit, then fewer as series run out
     assert [len(p) for p in plan] == [3, 3, 3, 3, 3, 2, 2] and plan[-1] == [(0, 19), (1, 9)]
-    with pytest.raises(rnnkit.RnnkitError, match="need at least 99 held-out horizons; this panel's series hold 9"):
-        calibration_origins(ends, L, H, (99,))
-    with pytest.raises(rnnkit.RnnkitError, match="no calibration window"):
-        calibration_origins([5, 6], L, H, (80,))
-    with pytest.raises(rnnkit.RnnkitError, match=f"hold {MAX_ORIGINS} "):  # one series: at most MAX_ORIGINS fits
-        calibration_origins([10 ** 6], 4, 1, (99,))
     assert len(calibration_origins([10 ** 6] * 5, 4, 1, (99,))) == MAX_ORIGINS  # 100 windows >= 99
 
 
+def test_the_default_is_the_levels_minimum():
+    """No calibration_windows: the fewest origins whose windows bound the levels, the same plan as
+    passing that minimum; a panel of as many series keeps its single fit."""
+    L, H = 12, 8
+    for levels in ((80,), (95,), (80, 95)):
+        need = min_windows(levels)
+        plan = calibration_origins([200] * 12, L, H, levels)
+        assert plan == calibration_origins([200] * 12, L, H, levels, need)
+        assert sum(map(len, plan)) >= need > sum(map(len, plan[:-1]))  # one fit fewer would not bound them
+    assert len(calibration_origins([200] * 12, L, H, (80, 95))) == 2  # 24 windows >= 19
+    assert len(calibration_origins([200] * 19, L, H, (80, 95))) == 1
+
+
+def test_calibration_windows_is_a_floor_on_the_windows():
+    L, H = 12, 8
+    plan = calibration_origins([200] * 12, L, H, (80, 95), windows=100)
+    assert len(plan) == 9 and sum(map(len, plan)) == 108  # 8 fits hold 96 < 100
+    assert [o for _, o in plan[-1]] == [200 - 9 * H] * 12  # one horizon apart
+    assert len(calibration_origins([200] * 12, L, H, (80, 95), windows=24)) == 2
+    assert len(calibration_origins([200] * 181, L, H, (80, 95), windows=100)) == 1  # M1-size: one fit
+    # never fewer than the levels need
+    ends = [40, 30, 20]
+    assert calibration_origins(ends, 4, 3, (95,), windows=4) == calibration_origins(ends, 4, 3, (95,))
+
+
+def test_a_panel_short_of_the_floor_takes_what_it_has():
+    ends, L, H = [20, 14, 9], 4, 3
+    # origins until no series leaves a training window (origin >= L + H = 7): 3 + 2 + 2 + 1 windows
+    plan = calibration_origins(ends, L, H, (80,), windows=100)
+    assert [[o for _, o in p] for p in plan] == [[17, 11, 6], [14, 8], [11, 5], [8]]
+    assert sum(map(len, calibration_origins([40, 30, 20], L, H, (80, 95), windows=100))) == 24  # 11 fits, < 100
+    assert len(calibration_origins([10 ** 6] * 3, 4, 1, (80,), windows=100)) == MAX_ORIGINS  # 60: capped, not refused
+
+
+def test_a_panel_short_of_the_levels_minimum_is_refused():
+    ends, L, H = [20, 14, 9], 4, 3
+    with pytest.raises(rnnkit.RnnkitError, match="need at least 99 held-out horizons; this panel's series hold 8"):
+        calibration_origins(ends, L, H, (99,))
+    with pytest.raises(rnnkit.RnnkitError, match="no calibration window"):
+        calibration_origins([5, 6], L, H, (80,))
+    with pytest.raises(rnnkit.RnnkitError, match="no calibration window"):  # a context, but no training window
+        calibration_origins([9, 8], L, H, (80,))
+    with pytest.raises(rnnkit.RnnkitError, match=f"hold {MAX_ORIGINS} "):  # one series: at most MAX_ORIGINS fits
+        calibration_origins([10 ** 6], 4, 1, (99,))
+
+
 def test_a_small_panel_calibrates_on_several_origins():
-    """Five series, 95 %: four calibration fits, one horizon apart; each fit's forecast errors are those
-    of a model fitted by hand on the series cut at that origin, and the half-widths their conformal rank."""
+    """Five series, 95 %: four calibration fits, one horizon apart (20 windows, the fewest fits that
+    hold the 19 the level needs); each fit's forecast errors are those of a model fitted by hand on
+    the series cut at that origin, and the half-widths their conformal rank."""
     raw = panel(5)
     dc = rnnkit.DataConfig(id_col="id", horizon=3, lookback=6, seasonal_period=6)
     run = fit_global(dc, SMALL, QUICK, raw, quiet=True, search=rnnkit.SearchConfig(intervals=(95,)))
@@ -104,6 +146,6 @@ def test_too_few_series_for_the_level_are_refused():
     with pytest.raises(rnnkit.RnnkitError, match="need at least 99 held-out horizons"):
         fit_global(rnnkit.DataConfig(id_col="id", horizon=3, lookback=6), SMALL, QUICK, panel(2), quiet=True,
                    search=rnnkit.SearchConfig(intervals=(99,)))
-    with pytest.raises(ConfigError, match="as many origins as the levels need"):
+    with pytest.raises(ConfigError, match="as many as the levels \\(or --calibration-windows\\) need"):
         fit_global(rnnkit.DataConfig(id_col="id", horizon=3, lookback=6), SMALL, QUICK, panel(5), quiet=True,
                    search=rnnkit.SearchConfig(intervals=(80,), calibration_refit="first"))

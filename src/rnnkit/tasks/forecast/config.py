@@ -204,7 +204,10 @@ class SearchConfig(Serialisable):
     origins ``calibration_spacing`` steps apart at the end of the fitted rows, each made by the
     pipeline refitted on the rows before it (``calibration_refit="each"``, K more fits: speed buys
     them too) or by one refit before the first (``"first"``). See
-    :mod:`rnnkit.tasks.forecast.conformal`.
+    :mod:`rnnkit.tasks.forecast.conformal`. A panel takes as few calibration origins as bound its
+    levels; ``calibration_windows`` is an opt-in floor there, the held-out windows (one per series and
+    origin) its origins are taken until
+    (:func:`rnnkit.tasks.forecast.panel_intervals.calibration_origins`); spacing and refit do not apply.
 
     ``combine`` ("inverse-mse") combines each trained member with its own naive forecast (the same
     model with its head's correction zeroed) by inverse-error weights measured on the validation
@@ -234,8 +237,11 @@ class SearchConfig(Serialisable):
                 "on the errors of forecasts from rolling origins at the end of the fitted rows, by the pipeline "
                 "refitted on the rows before each", "metavar": "A1,A2,...", "off": "none"})
     calibration_windows: Optional[int] = field(default=None, metadata={
-        "help": "--intervals: rolling origins whose forecast errors calibrate the intervals", "metavar": "K",
-        "off": "the fewest that bound every level: 4 for 80, 19 for 95"})
+        "help": "--intervals: rolling origins whose forecast errors calibrate the intervals; for a panel, a floor: "
+                "the held-out windows (one per series and origin, origins one horizon apart, one global fit each, "
+                "at most 20) to reach before stopping, or all its series hold if fewer", "metavar": "K",
+        "off": "the fewest that bound every level: 4 for 80, 19 for 95; a panel: the fewest origins that hold "
+               "them"})
     calibration_spacing: Optional[int] = field(default=None, metadata={
         "help": "--intervals: steps between consecutive calibration origins", "metavar": "S",
         "off": "the horizon, or less so that the origins lie in the second half of the fitted rows (at least 1)"})

@@ -496,12 +496,14 @@ def calibrate_global(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, panel: Pa
     series still as long as the lookback: one out-of-sample error window per series, each series'
     errors in units of its scale (:mod:`.panel_intervals`). A panel of too few series for the levels
     (4 for 80 %, 19 for 95 %) takes more origins, each one horizon before the last and one more global
-    fit (:func:`~.panel_intervals.calibration_origins`), until the windows bound every level. The
+    fit (:func:`~.panel_intervals.calibration_origins`), until the windows bound every level, or, with
+    ``search.calibration_windows`` (an opt-in floor), until they reach it or the series run out (at
+    most 20 fits; refused if they cannot bound every level). The
     validation windows are not used: early stopping chose the epoch on them, and on M1 their errors
     covered the test horizons 0.60 of the time at a nominal 80 %."""
     H, L = dc.horizon, dc.lookback
     ends = [series_split(len(s), L, H, dc.test_frac is None, dc.val_frac is None)[1] for s in panel.series]
-    plan = calibration_origins(ends, L, H, search.intervals)
+    plan = calibration_origins(ends, L, H, search.intervals, search.calibration_windows)
     actual, point, scales = [], [], []
     for k, origins in enumerate(plan, 1):  # [(series index, origin), ...] of each calibration fit
         if not quiet and len(plan) > 1:
@@ -510,7 +512,7 @@ def calibrate_global(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, panel: Pa
         at = [o for _, o in origins]
         cut = cut_series(sub, at)
         calib = fit_global(dc.replace(test_frac=0.0), mc, tc, cut, quiet=True, evaluate=False, dtype=dtype,
-                           search=dataclasses.replace(search, intervals=()))
+                           search=dataclasses.replace(search, intervals=(), calibration_windows=None))
         point.append(calib.predict_at(sub, at, H))  # the whole series: future covariates after the origin are data
         actual.append(np.stack([s.target_values[o:o + H] for s, o in zip(sub.series, at)]))
         scales.append(calib.scales(cut, [len(s) for s in cut.series]))
