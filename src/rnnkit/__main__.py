@@ -78,13 +78,34 @@ def run() -> None:
     unwound."""
     status = main()
     if status == EXIT_INTERRUPTED:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
+        _flush()
         os._exit(status)
-    sys.exit(status)
+    _exit_fast(status)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _exit_fast(status: int) -> None:
+    """End the process without the interpreter's teardown, which frees every module one by one:
+    0.5 to 1 s once torch is loaded, measured on 2 cores, on every command (a sweep's 16 jobs take
+    about 11 s). What a normal exit does that matters still runs first: the ``atexit`` handlers
+    (multiprocessing's, concurrent.futures'), then the output is flushed. Only when no other thread
+    is left (one would be cut off); otherwise, and where Python has no ``atexit._run_exitfuncs``, a
+    normal exit. Every file rnnkit writes is closed by then (run directories are renamed into place)."""
+    import atexit
+    import threading
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if run_exitfuncs is None or threading.active_count() > 1:
+        sys.exit(status)
+    run_exitfuncs()
+    _flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
