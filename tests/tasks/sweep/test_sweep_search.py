@@ -169,3 +169,31 @@ def test_a_bad_search_or_per_series_sweep_is_one_line(tmp_path, capsys, args, ne
     out = tmp_path / "s"
     assert needle in one_line_error(capsys, ["sweep", *args, "--out", str(out), "--epochs", "1", "--quiet"])
     assert not out.exists()
+
+
+def test_a_global_sweep_ranks_on_each_series_validation_horizon(tmp_path):
+    """A panel's global model: its row's val_* are the mean over the series of the scores of its
+    forecast from the end of each series' training rows, checked here by forecasting each series
+    cut there (the run's own forecast call) and scoring it by hand."""
+    panel = _panel(tmp_path / "panel.csv")
+    out = tmp_path / "s"
+    result = rnnkit.sweep(PANEL.replace(source=str(panel)), {"hidden_size": [2, 4]}, out, MODEL, TRAIN,
+                          config=SweepConfig(workers=1), quiet=True)
+    assert result.config.rank_by == "val_mase" and [r["rank"] for r in result.rows] == [1, 2]
+    assert result.rows[0]["val_mase"] <= result.rows[1]["val_mase"]
+    raw = pd.read_csv(panel, parse_dates=["date"])
+    H = PANEL.horizon
+    for row in result.rows:
+        run = rnnkit.load_run(out / row["job"])
+        maes, mases = [], []
+        for sid, (train_end, val_end) in zip(run.ids, run.meta["splits"]):
+            values = raw[raw["store"] == sid]["sales"].to_numpy()
+            cut = raw[raw["store"] == sid].iloc[:train_end]
+            pred = run.forecast(cut)["sales"].to_numpy()
+            err = np.abs(values[train_end:train_end + H] - pred)
+            m = run.series_seasons(run.load_data(cut))[0]
+            scale = np.mean(np.abs(values[m:train_end] - values[:train_end - m]))
+            maes.append(err.mean())
+            mases.append(err.mean() / scale)
+        assert row["val_mae"] == pytest.approx(np.mean(maes), rel=1e-9)
+        assert row["val_mase"] == pytest.approx(np.mean(mases), rel=1e-9)

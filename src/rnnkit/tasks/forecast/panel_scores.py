@@ -27,7 +27,7 @@ import pandas as pd
 from .metrics import forecast_metrics
 from .probabilistic import quantile_scores
 
-__all__ = ["series_scores", "summarise", "series_table", "level_entry", "pooled_level_scores"]
+__all__ = ["series_scores", "summarise", "series_table", "level_entry", "pooled_level_scores", "validation_scores"]
 
 
 def series_scores(actual: np.ndarray, pred: np.ndarray, y_train: np.ndarray, m: int) -> dict:
@@ -81,3 +81,27 @@ def series_table(metrics: dict) -> pd.DataFrame:
                 row.update({f"{name}: {k}": v for k, v in scores.items()})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def validation_scores(run, panel) -> dict[str, float]:
+    """A global model's scores on its validation rows, in the data's units: each series that held out
+    a whole horizon for validation is forecast from the end of its training rows by ``run`` (a
+    :class:`~.panel_run.PanelRun`, its point forecast), in one batch, and scored as
+    :meth:`~.panel_run.PanelRun.evaluate` scores its test rows (MASE at the series' season, scaled
+    by its training rows); the mean over those series of ``mae``, ``rmse``, ``mase`` and ``smape``
+    (``{}`` when no series has validation rows). What a sweep ranks global models on
+    (:mod:`rnnkit.tasks.sweep.job`)."""
+    H = run.data_config.horizon
+    splits = dict(zip(run.ids, run.meta["splits"]))
+    held = [sid for sid in panel.ids if sid in splits and splits[sid][1] - splits[sid][0] >= H]
+    if not held:
+        return {}
+    sub = panel.subset(held)
+    origins = [int(splits[sid][0]) for sid in held]
+    pred = run.predict_at(sub, origins, H)  # (S, H, C): the centre level of a run with levels
+    per = []
+    for s, o, p, m in zip(sub.series, origins, pred, run.series_seasons(sub)):
+        values = s.target_values
+        per.append(series_scores(values[None, o:o + H], p[None], values[:max(o, 2)], m))
+    return {k: float(np.nanmean([e[k] for e in per])) if any(np.isfinite(e[k]) for e in per) else math.nan
+            for k in ("mae", "rmse", "mase", "smape")}

@@ -46,7 +46,7 @@ class SweepConfig(Serialisable):
     job as a Ray task of one CPU on the cluster at ``address`` (``"auto"``: the running one;
     ``None``: a local Ray of ``workers`` CPUs, started and stopped by the sweep). The leaderboard
     is ranked on ``rank_by``, lowest first (:data:`RANK_BY`; ``"auto"``: ``val_mase``, in the data's
-    units whatever normalisation each job chose, or ``val_loss`` for a panel's global model). ``prune="asha"`` stops jobs whose
+    units whatever normalisation each job chose; a panel's global model: the mean over its series). ``prune="asha"`` stops jobs whose
     validation loss falls behind at rungs ``grace_epochs x reduction_factor^k`` epochs
     (:mod:`rnnkit.tasks.sweep.asha`).
     """
@@ -85,8 +85,7 @@ class SweepConfig(Serialisable):
     rank_by: str = field(default="auto", metadata={
         "help": "the leaderboard's order, lowest first: val_loss is the best validation loss of the run's "
                 "history (in the network's units, which differ between jobs that normalise the data differently); "
-                "val_* score the validation rows and test_* the test rows in the data's units; auto: val_mase, or "
-                "val_loss for a panel's global model (which has no validation scores of its own)",
+                "val_* score the validation rows and test_* the test rows in the data's units; auto: val_mase",
         "choices": ("auto", *RANK_BY)})
 
     def __post_init__(self) -> None:

@@ -105,10 +105,14 @@ def job_row(spec: dict, status: str, message: str = "", **scores: Any) -> dict:
 
 def _validation_scores(run, data) -> dict:
     """The model's scores on the validation rows in the data's units (windows whose targets lie in
-    them), so that jobs scaling or transforming the data differently compare; {} for a panel run
-    or fewer validation rows than the horizon."""
+    them; a panel's global model: each series' validation horizon, the mean over the series), so
+    that jobs scaling or transforming the data differently compare; {} with fewer validation rows
+    than the horizon."""
     from ..forecast.predict import score_forecasts, windows_for
     meta, dc = run.meta, run.data_config
+    if dc.id_col is not None:
+        from ..forecast.panel_scores import validation_scores
+        return {f"val_{k}": _finite(v) for k, v in validation_scores(run, data).items() if k != "smape"}
     if "train_rows" not in meta or meta["test_start"] - meta["train_rows"] < dc.horizon:
         return {}
     C = len(run.targets)
@@ -148,7 +152,7 @@ def _train(spec: dict, pruner=None) -> dict:
     h = run.history
     val = [v for v in h.val_loss if _finite(v) is not None]
     return {"val_loss": min(val) if val else None,
-            **({} if dc.id_col is not None else _validation_scores(run, data)), **_test_scores(run.metrics),
+            **_validation_scores(run, data), **_test_scores(run.metrics),
             "best_epoch": h.best_epoch, "epochs": len(h.rows), "engine": h.engine,
             **({"rungs": pruner.rungs} if pruner is not None else {})}
 

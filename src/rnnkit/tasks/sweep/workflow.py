@@ -241,9 +241,8 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
         if not isinstance(base[section], cls):
             raise ConfigError(f"the {section} settings must be a {cls.__name__}; got {type(base[section]).__name__}")
     grid = normalise_grid(grid) if grid else {}
-    if config.rank_by == "auto":  # a global model's runs score no validation rows of their own (job._validation_scores)
-        config = config.replace(rank_by="val_loss" if base["data"].id_col is not None and not config.per_series
-                                else "val_mase")
+    if config.rank_by == "auto":
+        config = config.replace(rank_by="val_mase")
     study = GridStudy(grid, config.random_seed, config.rank_by) if config.optuna else None
     ids = series_ids(base["data"], grid) if config.per_series else None
     if ids is not None and future is not None:
