@@ -243,6 +243,14 @@ def test_quantile_and_distribution_heads_round_trip(tmp_path, cell, head):
     assert not (tmp_path / "long.onnx").exists()
 
 
+@pytest.mark.parametrize("head", list(HEADS.values()), ids=list(HEADS))
+def test_float64_heads_export_although_onnxruntime_has_no_double_softplus(tmp_path, head):
+    """A float64 run's heads (their scales and increments are softplus) export and round trip: the
+    graph writes softplus as its formula there (it once failed to load: no double Softplus kernel)."""
+    run = make_run(torch.float64, cell="gru", **head)
+    assert_levels_round_trip(rnnkit.export_onnx(run, tmp_path / "model.onnx"), run, contexts(run))
+
+
 @pytest.mark.parametrize("head, ensemble, lookbacks", [(HEADS["quantiles"], 3, ()), (HEADS["normal"], 2, (24, 12))],
                          ids=["quantiles, median of 3", "normal, two lookbacks"])
 def test_level_ensembles_export_each_levels_median(tmp_path, head, ensemble, lookbacks):

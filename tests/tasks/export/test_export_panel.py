@@ -250,14 +250,30 @@ def test_an_older_run_without_its_static_values_is_refused(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_a_recursive_normal_head_round_trips_with_its_draws_as_an_input(tmp_path):
+    """Its sampled paths' standard normal draws are the graph's last input (test_export_paths.py);
+    with the draws rnnkit's own forecast of the four series makes, the graph's levels are rnnkit's."""
+    from rnnkit.tasks.forecast.paths import normal_draws
+    run = panel_run(cell="gru", distribution="normal", strategy="recursive", samples=8)
+    path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
+    ids, shift, scale = read_series(path, run)
+    panel = run.load_data(TABLE)
+    contexts = np.stack([s.values[-L:] for s in panel.series])
+    noise = normal_draws(run.model, len(ids), H).double().numpy()
+    got = session(path).run(["forecast"], {"context": contexts, "shift": shift, "scale": scale, "noise": noise})[0]
+    assert_each_series(got, run.predict_contexts(contexts, ids, H, all_levels=True))
+    assert [i["name"] for i in json.loads(props(path)["inputs"])] == ["context", "shift", "scale", "noise"]
+
+
 REFUSED = {
     "recursive normal": (dict(distribution="normal", strategy="recursive", samples=8), "sampled paths"),
     "negative binomial": (dict(distribution="negbin", counts=True), "negative-binomial"),
 }
+#: the graphs refused: a recursive normal head's step only (its forecast graph exports, above)
+GRAPHS = [("recursive normal", True), ("negative binomial", False), ("negative binomial", True)]
 
 
-@pytest.mark.parametrize("step", [False, True], ids=["forecast", "step"])
-@pytest.mark.parametrize("case", list(REFUSED))
+@pytest.mark.parametrize("case, step", GRAPHS, ids=[f"{c}-{'step' if s else 'forecast'}" for c, s in GRAPHS])
 def test_what_is_refused(tmp_path, case, step):
     settings, said = REFUSED[case]
     run = panel_run(cell="gru", **settings)

@@ -263,9 +263,9 @@ def test_what_is_refused(ar1, tmp_path):
         linear_model(0.8, 1.0, 0.0).generate(torch.zeros(1, 2, 1, dtype=torch.float64), 3)
     pytest.importorskip("onnx")
     from rnnkit.tasks.export.graphs import StepGraph
-    run = ar1
+    run = ar1  # its forecast graph exports, the draws an input (tests/tasks/export/test_export_paths.py); no step graph
     with pytest.raises(ConfigError, match="sampled paths") as e:
-        rnnkit.export_onnx(run, tmp_path / "m.onnx")
+        rnnkit.export_onnx(run, tmp_path / "m.onnx", step=True)
     assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="sampled paths"):
         StepGraph(run.model)

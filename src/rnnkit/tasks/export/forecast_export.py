@@ -13,6 +13,7 @@ from ...data.calendar import calendar_features
 from ...errors import ConfigError
 from ..forecast.fitting import window_known_rows
 from ..forecast.known import known_names
+from ..forecast.paths import normal_draws
 from .graphs import ForecastGraph, StepGraph, flat_states
 from .panel_export import check_ids, is_panel, panel_meta, panel_inputs, params, static_inputs, write_series_table
 from .parts import Parts, io_meta, rel_diff, state_names
@@ -45,7 +46,8 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
     panel = is_panel(run)
     inputs = [{"name": "context", "shape": ["batch", "time" if dynamic else L, F], "dtype": "float64",
                "columns": list(run.columns), "units": "data"}, *(panel_inputs(run) if panel else []),
-              *_future_inputs(run, graph), *_calendar_inputs(run, graph), *(static_inputs(run) if panel else [])]
+              *_future_inputs(run, graph), *_calendar_inputs(run, graph), *(static_inputs(run) if panel else []),
+              *_noise_inputs(run, graph)]
     outputs = [{"name": "forecast", "shape": ["batch", H, len(run.targets), *_levels_axis(run)], "dtype": "float64",
                 "columns": list(run.targets), "units": "data"}]
     in_names = [i["name"] for i in inputs]
@@ -55,7 +57,8 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
     meta = {**_common(run), "graph": "forecast", "horizon": str(H), "time_axis": "dynamic" if dynamic else "fixed",
             "units": "data", **io_meta(inputs, outputs), **(panel_meta(run, series_file) if panel else {}),
             **(_future_meta(run, graph) if graph.future_rows else {}),
-            **(_calendar_meta(run) if graph.n_calendar else {})}
+            **(_calendar_meta(run) if graph.n_calendar else {}),
+            **({"samples": str(graph.samples), "sample_seed": str(run.model.sample_seed)} if graph.samples else {})}
     ids = check_ids(run) if panel else None
 
     def check(session) -> float:
@@ -71,8 +74,20 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
                  f"rnnkit {run.model_config.cell} {'global ' if panel else ''}forecaster "
                  f"({run.model_config.strategy}{', future covariates' if run.data_config.future_covariates else ''}"
                  f"{', calendar features' if graph.n_calendar else ''}{', static features' if graph.n_static else ''}"
+                 f"{', sampled paths' if graph.samples else ''}"
                  "), forecast graph",
                  {series_file: write_series_table(run)} if panel else {})
+
+
+def _noise_inputs(run, graph: ForecastGraph) -> list[dict]:
+    """The metadata entry of the graph's ``noise`` input: a recursive normal head's paths' standard normal
+    draws (none for any other head)."""
+    if not graph.samples:
+        return []
+    return [{"name": "noise", "shape": ["batch", graph.samples, graph.horizon, len(run.targets)], "dtype": "float64",
+             "columns": list(run.targets), "units": "standard normal draws",
+             "rows": f"path s, forecast step h: the draw that makes step h of path s (mean + scale x draw); "
+                     f"rnnkit draws them from a generator seeded with sample_seed {run.model.sample_seed}"}]
 
 
 def _future_inputs(run, graph: ForecastGraph) -> list[dict]:
@@ -152,6 +167,8 @@ def _feeds(run, batch: int, seed: int, ids: list[str] | None, graph: ForecastGra
         feeds["calendar"] = calendar_rows(run, n, feeds["context"].shape[1] + graph.future_rows, seed)
     if graph.n_static:
         feeds["static"] = run.static_rows(ids)
+    if graph.samples:  # the draws rnnkit's own forecast of these n windows makes: the check compares like with like
+        feeds["noise"] = normal_draws(run.model, n, graph.horizon).to(F64).numpy()
     return feeds
 
 

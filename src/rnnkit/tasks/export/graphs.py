@@ -38,7 +38,7 @@ from .pipeline import KnownRows, Norm, Scaling, Transform, predict_scaled
 from .traceable import should_unroll, traceable
 
 __all__ = ["ForecastGraph", "StepGraph", "median", "quantile_median", "exportable", "known_inputs_reason",
-           "head_reason", "flat_states", "structure", "nest"]
+           "head_reason", "sampled_head", "flat_states", "structure", "nest"]
 
 
 def median(outs: list[Tensor]) -> Tensor:
@@ -83,14 +83,25 @@ def head_reason(model: nn.Module) -> str | None:
     A direct Student-t head's quantiles are traced from a table (:func:`~..forecast.distribution.tabulated_t_quantiles`)."""
     config = getattr(model, "config", None)  # an ensemble's members share their first member's config
     if getattr(config, "distribution", "none") != "none" and getattr(config, "strategy", "direct") == "recursive":
-        return ("this run's recursive distribution head forecasts by sampled paths (--samples Monte-Carlo draws fed "
-                "back step by step), which an ONNX graph does not draw; export covers point, quantile and direct "
-                "normal and Student-t heads")
+        if config.distribution == "normal" and not isinstance(model, ForecastEnsemble):
+            return None  # the graph reads the paths' standard normal draws as its input ``noise`` (:func:`sampled_head`)
+        what = ("an ensemble's members each draw their own paths" if config.distribution == "normal" else
+                f"a {config.distribution} head's draws depend on what the network predicts at each step")
+        return (f"this run's recursive distribution head forecasts by sampled paths (--samples Monte-Carlo draws fed "
+                f"back step by step), and {what}, which a graph's input of draws cannot give; export covers point, "
+                f"quantile, direct normal and Student-t heads, and a single recursive normal head (its draws an input)")
     if getattr(config, "distribution", "none") == "negbin":
         return ("this run has a negative-binomial head (--distribution negbin), whose exact discrete quantiles are "
                 "a search over the counts that the graph does not compute; export covers point, quantile, normal "
                 "and Student-t heads")
     return None
+
+
+def sampled_head(model: nn.Module) -> bool:
+    """Whether ``model`` forecasts by sampled paths: a recursive normal head, whose graph reads the
+    paths' standard normal draws as the input ``noise (B, samples, horizon, C)``."""
+    config = getattr(model, "config", None)
+    return getattr(config, "strategy", "direct") == "recursive" and getattr(config, "distribution", "none") != "none"
 
 
 def known_inputs_reason(run, future: bool = False) -> str | None:
@@ -133,8 +144,9 @@ class _Member(nn.Module):
         self.dtype = next(model.parameters()).dtype
 
     def forward(self, contexts: Tensor, shift: Tensor | None = None, scale: Tensor | None = None,
-                known: Tensor | None = None) -> Tensor:
-        """``known (B, L + H', K)``: the context's known inputs (:class:`~.pipeline.KnownRows`), if any."""
+                known: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
+        """``known (B, L + H', K)``: the context's known inputs (:class:`~.pipeline.KnownRows`), if any;
+        ``noise (B, S, H, C)``: a recursive normal head's draws (:func:`sampled_head`)."""
         raw = contexts if self.lookback is None else contexts[:, -self.lookback:]
         scaled = self.scaling(self.transform(raw), shift, scale)
         if known is not None:  # the rows of this member's context and the forecast's: (B, lookback + H', K)
@@ -142,7 +154,7 @@ class _Member(nn.Module):
             ahead = known.shape[1] - contexts.shape[1]
             known = known[:, -(L + ahead):]
             scaled = self.norm.remove_effect(scaled)  # the targets less the linear effect (none: as they are)
-        y = predict_scaled(self.model, scaled, self.horizon, self.norm, self.dtype, known)  # (B, H, C[, Q]), scaled
+        y = predict_scaled(self.model, scaled, self.horizon, self.norm, self.dtype, known, noise)  # (B, H, C[, Q])
         if known is not None:
             y = self.norm.add_effect(y, known[:, raw.shape[1]:])  # the horizon's own covariates' effect
         if y.dim() == 4:  # the scaler works on the targets' axis, the last: (B, H, C, Q) -> (B, H, Q, C) and back
@@ -197,6 +209,8 @@ class ForecastGraph(nn.Module):
             self.known = KnownRows(getattr(run, "scaler", None), first, len(dc.future_covariates),  # panel: None
                                    self.n_calendar, self.n_static, self.future_rows)
         C = len(run.targets)
+        #: a recursive normal head's paths per forecast: the graph's last input is their draws (0: none)
+        self.samples = run.model.samples if sampled_head(run.model) else 0
         model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)
         if views:  # each member through its own view, the median in the data's units
@@ -212,6 +226,7 @@ class ForecastGraph(nn.Module):
         with calendar features ``calendar (B, L + H', Kc)`` (those of the context's and forecast's rows), then
         for a panel run with static features ``static (B, Ks)`` (each row's series')."""
         inputs = list(inputs)
+        noise = inputs.pop() if self.samples else None
         static = inputs.pop() if self.n_static else None
         calendar = inputs.pop() if self.n_calendar else None
         future = inputs.pop() if self.known is not None and self.known.k else None
@@ -220,8 +235,8 @@ class ForecastGraph(nn.Module):
             known = self.known(contexts, future, shift, scale, calendar, static)  # (B, L + H', K), network units
             if calendar is not None and known.shape[1] != contexts.shape[1] + self.future_rows:
                 raise ConfigError(f"calendar must hold the context's rows and the {self.future_rows} forecast rows")
-            return median([m(contexts, shift, scale, known=known) for m in self.members])
-        return median([m(contexts, shift, scale) for m in self.members])
+            return median([m(contexts, shift, scale, known=known, noise=noise) for m in self.members])
+        return median([m(contexts, shift, scale, noise=noise) for m in self.members])
 
 
 def flat_states(state) -> list[Tensor]:
@@ -259,6 +274,9 @@ class StepGraph(nn.Module):
         super().__init__()
         if head_reason(model):
             raise ConfigError(head_reason(model))
+        if sampled_head(model):
+            raise ConfigError("a recursive distribution head forecasts by sampled paths, not by one step's output: "
+                              "it has no streaming step graph; export its forecast graph (without --step)")
         if getattr(model, "views", None):
             raise ConfigError("this ensemble's members read different lookbacks through their own scalers, so "
                               "they share no streaming input; export its forecast graph (without --step)")

@@ -228,25 +228,27 @@ def model_input(x: Tensor, known: Tensor, n_values: int, recursive: bool) -> Ten
 
 
 def predict_scaled(model: nn.Module, x: Tensor, horizon: int, norm: Norm, dtype: torch.dtype,
-                   known: Tensor | None = None) -> Tensor:
+                   known: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
     """:func:`rnnkit.tasks.forecast.predict.predict_scaled`: forecasts ``(B, horizon, C)`` (a quantile
     model's levels: ``(B, horizon, C, Q)``) in scaled units (float64) after scaled windows ``x (B, L,
     F)`` (float64) and, for a run with known inputs, their ``known (B, L + H', K)`` (float64: a direct
-    model's trained horizon's, a recursive one's ``horizon`` rows')."""
+    model's trained horizon's, a recursive one's ``horizon`` rows'); ``noise``: a recursive normal
+    head's draws (:func:`~rnnkit.tasks.forecast.paths.sample_paths`)."""
+    draws = {} if noise is None else {"noise": noise}
     if known is not None:  # over the horizon (direct) or at each step (recursive)
         x_in = norm.inputs(x) if norm.active else x
         L, K = x.shape[1], known.shape[2]
         if model.recursive:
             ctx = model_input(x_in, known, model.input_size - K, recursive=True).to(dtype)  # (B, L, V + K)
-            out = model.predict(ctx, horizon, known[:, L + 1:L + horizon].to(dtype)).to(F64)
+            out = model.predict(ctx, horizon, known[:, L + 1:L + horizon].to(dtype), **draws).to(F64)
         else:
             n_values = model.input_size - K - 1  # the future flag
             out = model(model_input(x_in, known, n_values, recursive=False).to(dtype)).to(F64)[:, :horizon]
         return norm.decode(x, out) if norm.active else out
     if not norm.active:
-        return model.predict(x.to(dtype), horizon).to(F64)
+        return model.predict(x.to(dtype), horizon, **draws).to(F64)
     if model.recursive:  # generates in the window's normalised units, mapped back at the end
-        return norm.decode(x, model.predict(norm.inputs(x).to(dtype), horizon).to(F64))
+        return norm.decode(x, model.predict(norm.inputs(x).to(dtype), horizon, **draws).to(F64))
     if horizon > model.horizon and model.input_size != model.n_targets:
         raise ConfigError(f"this model was trained for horizon {model.horizon} with covariates; it cannot "
                           f"forecast {horizon} steps (future covariates are unknown)")

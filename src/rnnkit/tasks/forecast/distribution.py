@@ -45,7 +45,7 @@ from torch import Tensor
 
 from ...config import DISTRIBUTION_LEVELS
 from .negbin import negbin_nll, negbin_params, negbin_quantiles
-from .quantiles import head_rows, zero_output
+from .quantiles import head_rows, softplus, zero_output
 
 __all__ = ["DEFAULT_LEVELS", "SCALE_FLOOR", "DF_FLOOR", "DF_START", "params", "normal_params", "normal_levels",
            "betainc", "student_t_cdf", "student_t_quantiles", "tabulated_t_quantiles", "t_table", "T_TABLE_POINTS", "levels_of", "gaussian_nll", "student_t_nll", "nll", "nll_loss",
@@ -68,7 +68,7 @@ DF_START = 5.0
 def normal_params(raw: Tensor, horizon: int, n_targets: int) -> tuple[Tensor, Tensor]:
     """The mean and scale ``(B, H, C)`` each from the head's raw outputs ``(B, H*C*2)``."""
     v = raw.view(raw.shape[0], horizon, n_targets, 2)
-    return v[..., 0], F.softplus(v[..., 1]) + SCALE_FLOOR
+    return v[..., 0], softplus(v[..., 1]) + SCALE_FLOOR
 
 
 def params(raw: Tensor, horizon: int, n_targets: int, kind: str, scale: Tensor | None = None,
@@ -82,7 +82,7 @@ def params(raw: Tensor, horizon: int, n_targets: int, kind: str, scale: Tensor |
     if kind == "normal":
         return normal_params(raw, horizon, n_targets)
     v = raw.view(raw.shape[0], horizon, n_targets, 3)
-    return v[..., 0], F.softplus(v[..., 1]) + SCALE_FLOOR, F.softplus(v[..., 2]) + DF_FLOOR
+    return v[..., 0], softplus(v[..., 1]) + SCALE_FLOOR, softplus(v[..., 2]) + DF_FLOOR
 
 
 @functools.lru_cache(maxsize=64)

@@ -194,7 +194,8 @@ class Forecaster(nn.Module):
         return (self._recursive(y[:, None])[:, 0] if self.recursive else self._direct(y)), state
 
     @torch.no_grad()
-    def predict(self, context: Tensor, horizon: int | None = None, known: Tensor | None = None) -> Tensor:
+    def predict(self, context: Tensor, horizon: int | None = None, known: Tensor | None = None,
+                noise: Tensor | None = None) -> Tensor:
         """Forecast ``horizon`` steps after each context window: ``(B, L, F)`` -> ``(B, horizon, C)``.
 
         Works in the model's (scaled) units. Recursive models prime on the context and run free,
@@ -203,20 +204,22 @@ class Forecaster(nn.Module):
         returns the quantiles ``(B, horizon, C, Q)`` of its sampled paths (:mod:`.paths`, the same
         numbers at every call); direct models asked for more than
         their trained horizon repeat in blocks, feeding their forecasts back (possible only without
-        covariates).
+        covariates). ``noise``: a recursive normal head's standard normal draws ``(B, samples,
+        horizon, C)``, given instead of drawn (:func:`~.paths.sample_paths`).
         """
         horizon = horizon or self.horizon
         was_training = self.training
         self.eval()  # forecasts never use dropout
         try:
-            return self._predict(context, horizon, known)
+            return self._predict(context, horizon, known, noise)
         finally:
             self.train(was_training)
 
-    def _predict(self, context: Tensor, horizon: int, known: Tensor | None = None) -> Tensor:
+    def _predict(self, context: Tensor, horizon: int, known: Tensor | None = None,
+                 noise: Tensor | None = None) -> Tensor:
         if self.recursive and self.distribution != "none":  # (B, horizon, C, Q): sampled paths' quantiles
             self._check_known(horizon, known)
-            return sample_levels(self, context, horizon, known if self.n_known else None)
+            return sample_levels(self, context, horizon, known if self.n_known else None, noise)
         if self.recursive:
             return self.generate(context, horizon, known)
         y = self(context)

@@ -41,7 +41,7 @@ from .negbin import negbin_draw
 from .passes import sampled
 
 __all__ = ["MAX_ROWS", "draw", "standard_t", "empirical_levels", "level_ranks", "sample_paths", "sample_levels",
-           "sampled"]
+           "sampled", "normal_draws"]
 
 #: the most rows (windows x paths) that go through the network in one batch; more windows are
 #: forecast in consecutive chunks that continue the same random stream
@@ -111,39 +111,72 @@ def _head_params(model, out: Tensor, scale: Tensor | None = None) -> tuple[Tenso
 
 @torch.no_grad()
 def sample_paths(model, context: Tensor, steps: int, samples: int, generator: torch.Generator | None = None,
-                 known: Tensor | None = None) -> Tensor:
+                 known: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
     """``samples`` sampled paths of ``steps`` steps after each context window ``(B, L, F)``, in the
     model's units: ``(B, S, steps, C)``. The state is primed on each context once and copied per path;
     draw k (from 1) is fed back with ``known[:, k - 1]``, the known inputs of the row after it
-    (``known (B, steps - 1, n_known)``, as :meth:`~.model.Forecaster.generate` takes them)."""
+    (``known (B, steps - 1, n_known)``, as :meth:`~.model.Forecaster.generate` takes them).
+    ``noise (B, S, steps, C)``: a normal head's standard normal draws, given instead of drawn from
+    ``generator`` (what an exported graph reads; :func:`normal_draws` makes rnnkit's own)."""
     B, C, S, kind = context.shape[0], model.n_targets, samples, model.distribution
+    if noise is not None:
+        if kind != "normal" or tuple(noise.shape) != (B, S, steps, C):
+            raise ValueError(f"noise must be standard normal draws (B, S, steps, C) = {(B, S, steps, C)} for a "
+                             f"normal head; got {tuple(noise.shape)} for a {kind} head")
+        z = noise.to(context.dtype).reshape(B * S, steps, C)
+
+        def draw_at(k: int, p: tuple[Tensor, ...]) -> Tensor:
+            return p[0] + p[1] * z[:, k:k + 1]
+    else:
+        def draw_at(k: int, p: tuple[Tensor, ...]) -> Tensor:
+            return draw(p, generator, kind)
     x_in, scale = model.network_inputs(context)  # a negbin head: the targets over the window's count scale
     out, state = model.rnn(x_in)  # (B, L, D*O): primed once per window
     p = tuple(t.repeat_interleave(S, 0) for t in _head_params(model, out[:, -1:], scale))  # (B*S, 1, C) each
     state = _repeat_state(state, S)
     scale = None if scale is None else scale.repeat_interleave(S, 0)  # (B*S, 1, C), fixed along the paths
     rep = None if known is None else known.to(context.dtype).repeat_interleave(S, 0)  # (B*S, steps - 1, K)
-    y = draw(p, generator, kind)  # (B*S, 1, C)
+    y = draw_at(0, p)  # (B*S, 1, C)
     ys = [y]
     for k in range(steps - 1):
         y_in = y if scale is None else y / scale  # what the network reads of the draw
         x_t = y_in if rep is None else torch.cat([y_in, rep[:, k:k + 1]], 2)  # (B*S, 1, C + K)
         out, state = model.rnn(x_t, state)
-        y = draw(_head_params(model, out, scale), generator, kind)
+        y = draw_at(k + 1, _head_params(model, out, scale))
         ys.append(y)
     return torch.cat(ys, 1).view(B, S, steps, C)  # (B*S, steps, C) -> (B, S, steps, C)
 
 
 @torch.no_grad()
-def sample_levels(model, context: Tensor, steps: int, known: Tensor | None = None) -> Tensor:
+def sample_levels(model, context: Tensor, steps: int, known: Tensor | None = None,
+                  noise: Tensor | None = None) -> Tensor:
     """A recursive distribution head's forecast ``(B, steps, C, Q)`` at its levels: the empirical
     quantiles of ``model.samples`` sampled paths per window (:func:`sample_paths`), drawn from a
     generator seeded with ``model.sample_seed``; windows go through in chunks of at most
-    :data:`MAX_ROWS` rows that continue one random stream."""
+    :data:`MAX_ROWS` rows that continue one random stream. ``noise``: a normal head's draws given
+    instead, ``(B, S, steps, C)``, all windows at once (with :func:`normal_draws`' the same numbers)."""
     S = model.samples
+    if noise is not None:
+        return empirical_levels(sample_paths(model, context, steps, S, None, known, noise), model.levels)
     generator = torch.Generator(device=context.device).manual_seed(int(model.sample_seed))
     chunk = max(1, MAX_ROWS // S)
     outs = [empirical_levels(sample_paths(model, context[i:i + chunk], steps, S, generator,
                                           None if known is None else known[i:i + chunk]), model.levels)
             for i in range(0, context.shape[0], chunk)]
     return torch.cat(outs, 0)  # (B, steps, C, Q)
+
+
+def normal_draws(model, batch: int, steps: int, dtype: torch.dtype | None = None) -> Tensor:
+    """The standard normal draws ``(batch, S, steps, C)`` that :func:`sample_levels` draws for ``batch``
+    windows of a normal head: its generator's stream (seeded with ``model.sample_seed``) in the order
+    the paths draw it, chunk by chunk and step by step; feeding them as ``noise`` forecasts the same
+    numbers. What an exported graph of a recursive normal head is checked with."""
+    S, C = model.samples, model.n_targets
+    dtype = dtype or next(model.parameters()).dtype
+    generator = torch.Generator().manual_seed(int(model.sample_seed))
+    chunk, parts = max(1, MAX_ROWS // S), []
+    for i in range(0, batch, chunk):
+        b = min(chunk, batch - i)
+        steps_z = [torch.randn((b * S, 1, C), generator=generator, dtype=dtype) for _ in range(steps)]
+        parts.append(torch.cat(steps_z, 1).view(b, S, steps, C))
+    return torch.cat(parts, 0)

@@ -42,11 +42,19 @@ from torch import Tensor
 
 __all__ = ["centre_index", "ordered", "pinball_loss", "centre_beats_naive", "quantile_horizon_message",
            "init_quantile_head", "zero_centre", "zero_output", "head_rows", "level_columns", "with_level_columns", "outer_band",
-           "describe_level_scores", "GAP_FLOOR"]
+           "describe_level_scores", "GAP_FLOOR", "softplus"]
 
 #: the smallest starting gap between two neighbouring levels, in the network's units, so a step
 #: whose training targets never vary still starts with increments softplus can invert
 GAP_FLOOR = 1e-3
+
+
+def softplus(x: Tensor) -> Tensor:
+    """``F.softplus``; while a float64 graph is exported to ONNX (onnxruntime has no double Softplus
+    kernel), its formula ``max(x, 0) + log(1 + exp(-|x|))`` instead, within 1e-16 of it absolutely."""
+    if x.dtype == torch.float64 and torch.onnx.is_in_onnx_export():
+        return x.clamp(min=0) + torch.log(1 + torch.exp(-x.abs()))
+    return F.softplus(x)
 
 
 def centre_index(levels) -> int:
@@ -61,10 +69,10 @@ def ordered(raw: Tensor, centre: int) -> Tensor:
     mid = raw[..., centre:centre + 1]  # (..., 1)
     parts = [mid]
     if centre > 0:  # (an empty side is left out: ONNX's shape inference miscounts a flipped empty slice)
-        down = mid - torch.cumsum(F.softplus(raw[..., :centre].flip(-1)), -1)  # (..., c), nearest the centre first
+        down = mid - torch.cumsum(softplus(raw[..., :centre].flip(-1)), -1)  # (..., c), nearest the centre first
         parts.insert(0, down.flip(-1))
     if centre + 1 < raw.shape[-1]:
-        parts.append(mid + torch.cumsum(F.softplus(raw[..., centre + 1:]), -1))  # (..., Q - c - 1)
+        parts.append(mid + torch.cumsum(softplus(raw[..., centre + 1:]), -1))  # (..., Q - c - 1)
     return torch.cat(parts, -1)  # (..., Q), increasing
 
 
