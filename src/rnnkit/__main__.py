@@ -95,16 +95,33 @@ def _exit_fast(status: int) -> None:
     """End the process without the interpreter's teardown, which frees every module one by one:
     0.5 to 1 s once torch is loaded, measured on 2 cores, on every command (a sweep's 16 jobs take
     about 11 s). What a normal exit does that matters still runs first: the ``atexit`` handlers
-    (multiprocessing's, concurrent.futures'), then the output is flushed. Only when no other thread
-    is left (one would be cut off); otherwise, and where Python has no ``atexit._run_exitfuncs``, a
-    normal exit. Every file rnnkit writes is closed by then (run directories are renamed into place)."""
+    (multiprocessing's, Ray's), then the output is flushed; output that cannot be written (a full
+    disk, a closed pipe) ends with status 120 (141 for a closed pipe) and a line on stderr, as a
+    normal exit's failed flush would. Only when no other thread is left (one would be cut off: a
+    live executor's or tqdm's thread, whose ``threading`` exit hooks run only in a normal exit), and
+    for an integer status; otherwise, and where Python has no ``atexit._run_exitfuncs``, a normal
+    exit. Every file rnnkit writes is closed by then (run directories are renamed into place)."""
     import atexit
     import threading
     run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
-    if run_exitfuncs is None or threading.active_count() > 1:
+    if run_exitfuncs is None or threading.active_count() > 1 or not isinstance(status, int) \
+            or isinstance(status, bool):
         sys.exit(status)
     run_exitfuncs()
-    _flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        status = 141
+    except (OSError, ValueError) as e:
+        try:
+            os.write(2, f"rnnkit: error: could not write the output ({e})\n".encode())
+        except OSError:
+            pass
+        status = 120
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     os._exit(status)
 
 

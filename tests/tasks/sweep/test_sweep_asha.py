@@ -13,6 +13,7 @@ import pytest
 
 import rnnkit
 from rnnkit import ConfigError, DataConfig, ModelConfig, SearchConfig, SweepConfig, TrainConfig
+from rnnkit.errors import RnnkitWarning
 from rnnkit.tasks.sweep.asha import Pruned, Pruner, Rungs, rungs_of_rows
 from sweep_cases import needs_optuna
 
@@ -38,7 +39,7 @@ def test_rungs_sit_at_grace_times_powers_of_the_factor():
 
 
 def test_a_job_behind_the_best_1_over_factor_stops():
-    r = Rungs(1, 4, {1: {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}})
+    r = Rungs(1, 4, {"": {1: {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}}})
     # the 25th percentile of 1, 2, 3, 4 with linear interpolation: 1 + 0.75 * (2 - 1)
     assert r.cutoff(1) == pytest.approx(1.75)
     assert r.report("e", 1, 1.8) == (True, 1, pytest.approx(1.75), 4)
@@ -53,7 +54,7 @@ def test_the_first_job_at_a_rung_goes_on_and_each_rung_judges_a_job_once():
     assert r.report("b", 1, 6.0)[0] is True
     # rungs jumped over (epoch 5 without a check at 2 or 4): the highest first, the one below at the next check
     assert r.report("c", 5, 1.0) == (False, 4, None, 0)
-    assert 2 not in r.recorded and r.recorded[4] == {"c": 1.0}
+    assert 2 not in r.recorded[""] and r.recorded[""][4] == {"c": 1.0}
     assert r.report("c", 6, 0.9) == (False, 2, None, 0)
     assert r.report("c", 7, 0.8) == (False, 1, pytest.approx(5.5), 2)  # below the median of a's 5 and b's 6
     assert r.report("c", 8, 0.7) == (False, 8, None, 0)
@@ -90,8 +91,9 @@ def test_the_rule_is_ray_tunes_asha():
 def test_the_pruner_reports_the_best_loss_of_the_first_training_only():
     seen = []
 
-    def report(job, epoch, loss):
+    def report(job, epoch, loss, footing):
         seen.append((epoch, loss))
+        assert footing == "raw"
         return False, (epoch if epoch in (1, 4) else None), None, 0
     p = Pruner("j", report)
     for epoch, loss in [(1, 3.0), (2, math.nan), (3, 4.0), (4, 2.0)]:
@@ -100,17 +102,43 @@ def test_the_pruner_reports_the_best_loss_of_the_first_training_only():
     p({"epoch": 5, "val_loss": 0.1})
     assert seen == [(1, 3.0), (3, 3.0), (4, 2.0)]
     assert p.rungs == {1: 3.0, 4: 2.0}
-    stopper = Pruner("k", lambda job, epoch, loss: (True, 1, 0.5, 3))
+    stopper = Pruner("k", lambda job, epoch, loss, footing: (True, 1, 0.5, 3))
     with pytest.raises(Pruned, match="epoch 1: its best validation loss 0.7 is above the rung's cutoff 0.5 "
                                      r"\(from 3 job"):
         stopper({"epoch": 1, "val_loss": 0.7})
     # where the fit says how the loss compares with the naive forecast's, that is what is judged
     judged = []
-    relative = Pruner("r", lambda job, epoch, loss: judged.append(loss) or (epoch == 2, 1, 0.5, 1))
-    relative({"epoch": 1, "val_loss": 0.3, "val_relative": 0.9})
+    relative = Pruner("r", lambda job, epoch, loss, footing: judged.append((loss, footing)) or (epoch == 2, 1, 0.5, 1))
+    relative({"epoch": 1, "val_loss": 0.3, "val_relative": 0.9, "val_relative_to": "mae"})
     with pytest.raises(Pruned, match="relative to the naive forecast's, 0.8, is above"):
-        relative({"epoch": 2, "val_loss": 0.4, "val_relative": 0.8})
-    assert judged == [0.9, 0.8] and relative.best_loss == 0.3
+        relative({"epoch": 2, "val_loss": 0.4, "val_relative": 0.8, "val_relative_to": "mae"})
+    assert judged == [(0.9, "relative mae"), (0.8, "relative mae")] and relative.best_loss == 0.3
+    # the epoch that ends the planned training is not judged: the job has trained (Ray's max_t)
+    last = Pruner("l", lambda *a: pytest.fail("judged at its last epoch"), epochs=3)
+    for epoch in (1, 2, 3):
+        if epoch < 3:
+            last.report = lambda job, e, loss, footing: (False, None, None, 0)
+        else:
+            last.report = lambda *a: pytest.fail("judged at its last epoch")
+        last({"epoch": epoch, "val_loss": 1.0})
+    # a record that cannot be reached stops the judging of this job, with a warning, not the job
+    def gone(*a):
+        raise ConnectionError("manager gone")
+    lost = Pruner("g", gone)
+    with pytest.warns(RnnkitWarning, match="could not be reached.*trains to the end"):
+        lost({"epoch": 1, "val_loss": 1.0})
+    lost({"epoch": 2, "val_loss": 9.0})  # not judged again (gone would raise)
+
+
+def test_jobs_are_held_to_the_jobs_of_their_footing_only():
+    r = Rungs(1, 2)
+    assert r.report("a", 1, 0.5, "relative mse")[0] is False
+    assert r.report("b", 1, 5.0, "raw mse/none///") == (False, 1, None, 0)  # first on its own footing
+    assert r.report("c", 1, 0.9, "relative mse")[0] is True
+    assert r.report("d", 1, 0.9, "relative mae") == (False, 1, None, 0)
+    r.forget("a")
+    assert "a" not in r.recorded["relative mse"][1] and r.report("e", 1, 2.0, "relative mse") == \
+        (True, 1, pytest.approx(0.9), 1)
 
 
 def test_a_pruning_sweep_stops_jobs_and_keeps_the_finished_runs_unchanged(tmp_path):
@@ -118,7 +146,8 @@ def test_a_pruning_sweep_stops_jobs_and_keeps_the_finished_runs_unchanged(tmp_pa
     pruned = _sweep(tmp_path / "asha")
     status = {r["job"]: r["status"] for r in pruned.rows}
     assert status == {"job-000": "ok", "job-001": "pruned", "job-002": "pruned", "job-003": "pruned"}
-    assert [r["job"] for r in pruned.rows] == ["job-000", "job-002", "job-003", "job-001"]  # pruned: by val_loss
+    stopped = sorted((r["rungs"][1], r["job"]) for r in pruned.rows if r["status"] == "pruned")
+    assert [r["job"] for r in pruned.rows] == ["job-000"] + [j for _, j in stopped]  # pruned: by their rung's loss
     for r in pruned.rows[1:]:
         assert r["rank"] is None and r["epochs"] == 1 and not (tmp_path / "asha" / r["job"]).exists()
         assert r["message"].startswith("stopped by ASHA at epoch 1") and set(r["rungs"]) == {1}
@@ -127,7 +156,8 @@ def test_a_pruning_sweep_stops_jobs_and_keeps_the_finished_runs_unchanged(tmp_pa
         history = (tmp_path / "plain" / full["job"] / "history.csv").read_text().splitlines()
         assert float(history[1].split(",")[history[0].split(",").index("val_loss")]) == pytest.approx(r["val_loss"])
     best = pruned.rows[0]
-    assert best["rank"] == 1 and set(best["rungs"]) == {1, 2, 4, 8}
+    assert best["rank"] == 1 and set(best["rungs"]) == {1, 2, 4}  # not 8: its last epoch
+    assert {r["footing"] for r in pruned.rows} == {"relative mse"}
     for f in RUN_FILES:  # pruning changes which jobs finish, never what a finished job trains
         assert (tmp_path / "asha" / "job-000" / f).read_bytes() == (tmp_path / "plain" / "job-000" / f).read_bytes()
     assert json.loads((tmp_path / "asha" / "sweep.json").read_text())["prune"] == {
@@ -142,7 +172,7 @@ def test_resume_keeps_the_pruned_jobs_and_starts_the_rungs_from_the_finished_one
     out = tmp_path / "s"
     first = _sweep(out)
     rows = json.loads((out / "jobs.json").read_text())
-    assert rungs_of_rows(rows["rows"])[1].keys() == {"job-000", "job-001", "job-002", "job-003"}
+    assert rungs_of_rows(rows["rows"])["relative mse"][1].keys() == {"job-000", "job-001", "job-002", "job-003"}
     # job-000 and job-002 lost: the resumed sweep runs them again, judged against the others' record
     kept = [r for r in rows["rows"] if r["job"] not in ("job-000", "job-002")]
     (out / "jobs.json").write_text(json.dumps({**rows, "rows": kept}))
@@ -152,6 +182,9 @@ def test_resume_keeps_the_pruned_jobs_and_starts_the_rungs_from_the_finished_one
     assert [(r["job"], r["status"]) for r in resumed.rows] == [(r["job"], r["status"]) for r in first.rows]
     with pytest.raises(rnnkit.RunError, match="another sweep"):  # other rungs: another plan
         _sweep(out, SweepConfig(workers=1, prune="asha", grace_epochs=2, reduction_factor=2), resume=True)
+    with pytest.raises(rnnkit.RunError, match="another sweep"):  # no pruning: its stopped jobs would never run
+        _sweep(out, SweepConfig(workers=1), resume=True)
+    assert json.loads((out / "sweep.json").read_text())["prune"]["grace_epochs"] == 1  # left as it was
 
 
 def test_two_workers_prune_and_their_finished_runs_are_the_sequential_runs(tmp_path):

@@ -130,3 +130,13 @@ def test_an_existing_sweep_is_refused_resumed_or_started_again(tmp_path):
         with pytest.raises(RunError, match="not an rnnkit sweep directory"):
             _sweep(other, grid, force=force)
     assert sorted(os.listdir(other)) == ["data.csv"]
+
+
+def test_a_resumed_sweep_keeps_the_ranking_it_recorded(tmp_path):
+    """rank_by "auto" (the default) is val_mase for a new sweep; a resumed one keeps what its
+    sweep.json recorded (an Optuna plan depends on it), here val_loss."""
+    out = tmp_path / "s"
+    first = _sweep(out, {"cell": ["gru"]}, config=SweepConfig(workers=1, rank_by="val_loss"))
+    assert first.config.rank_by == "val_loss"
+    assert _sweep(out, {"cell": ["gru"]}, resume=True).config.rank_by == "val_loss"
+    assert _sweep(tmp_path / "new", {"cell": ["gru"]}).config.rank_by == "val_mase"

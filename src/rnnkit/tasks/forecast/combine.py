@@ -58,7 +58,8 @@ def scale_correction(model: Forecaster, weight: float) -> None:
 
 def relative_callbacks(callbacks, model: Forecaster, prep, train_config) -> list:
     """``callbacks``, those with a true ``wants_relative`` attribute called with each epoch's row plus
-    ``val_relative``: the validation loss over the naive forecast's on the same windows (a zero
+    ``val_relative`` (and ``val_relative_to``, the loss: ``mse`` or ``mae``): the validation loss
+    over the naive forecast's on the same windows (a zero
     correction), a number without units that compares between runs whose lookbacks, normalisations
     or losses differ (a sweep's ASHA rungs, :mod:`rnnkit.tasks.sweep.asha`). Not added where it is
     not defined: a quantile or distribution head, no naive forecast (no skip, no differencing),
@@ -73,5 +74,6 @@ def relative_callbacks(callbacks, model: Forecaster, prep, train_config) -> list
     naive = float(crit(torch.zeros_like(y), y))
     if not naive > 0:
         return list(callbacks)
-    return [(lambda row, cb=cb: cb({**row, "val_relative": row["val_loss"] / naive})) if cb in wanted else cb
-            for cb in callbacks]
+    loss = "mae" if train_config.loss == "mae" else "mse"
+    return [(lambda row, cb=cb: cb({**row, "val_relative": row["val_loss"] / naive, "val_relative_to": loss}))
+            if cb in wanted else cb for cb in callbacks]

@@ -29,11 +29,15 @@ still byte for byte the same runs).
 from __future__ import annotations
 
 import math
+import threading
+import warnings
 from contextlib import contextmanager
 from multiprocessing.managers import BaseManager
 from typing import Callable, Iterator, Mapping
 
 import numpy as np
+
+from ...errors import RnnkitWarning
 
 __all__ = ["Rungs", "Pruned", "Pruner", "local_rungs", "ray_rungs", "rungs_of_rows"]
 
@@ -48,11 +52,26 @@ class Pruned(Exception):
 
 
 class Rungs:
-    """The record of one sweep's rungs: ``milestone -> {job: loss}``, and ASHA's decision."""
+    """The record of one sweep's rungs, ``footing -> milestone -> {job: loss}``, and ASHA's decision.
 
-    def __init__(self, grace: int, factor: int, recorded: Mapping[int, Mapping[str, float]] | None = None):
+    A *footing* names what a loss is measured in (:class:`Pruner`): jobs are held only to the jobs of
+    their footing, so a loss relative to the naive forecast's is never compared with a raw one, nor an
+    MSE ratio with an MAE ratio. One call at a time (a lock: a manager serves each connection from a
+    thread of its own)."""
+
+    def __init__(self, grace: int, factor: int,
+                 recorded: Mapping[str, Mapping[int, Mapping[str, float]]] | None = None):
         self.grace, self.factor = int(grace), int(factor)
-        self.recorded: dict[int, dict[str, float]] = {int(m): dict(r) for m, r in (recorded or {}).items()}
+        self.recorded: dict[str, dict[int, dict[str, float]]] = {
+            str(f): {int(m): dict(r) for m, r in rungs.items()} for f, rungs in (recorded or {}).items()}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def milestone(self, epoch: int) -> int | None:
         """The highest rung at or below ``epoch`` (None below the first)."""
@@ -63,37 +82,49 @@ class Rungs:
             m *= self.factor
         return m
 
-    def cutoff(self, milestone: int) -> float | None:
-        """The loss above which a job reaching ``milestone`` now is stopped (None: no job reached it yet)."""
-        losses = list(self.recorded.get(milestone, {}).values())
+    def cutoff(self, milestone: int, footing: str = "") -> float | None:
+        """The loss above which a job of ``footing`` reaching ``milestone`` now is stopped (None: no job
+        of that footing reached it yet)."""
+        losses = list(self.recorded.get(footing, {}).get(milestone, {}).values())
         return float(np.percentile(losses, 100.0 / self.factor)) if losses else None
 
-    def report(self, job: str, epoch: int, loss: float) -> tuple[bool, int | None, float | None, int]:
-        """Job ``job``'s best validation loss ``loss`` at ``epoch``: whether it stops, the rung it was
-        judged at (None: not judged now), the cutoff it was held to (None: first at the rung) and how
-        many jobs made that cutoff. A job is judged once per rung, at the highest rung it has reached
-        and not been judged at (as Ray Tune's ASHA: a rung jumped over, between two checks of the
-        validation loss, is judged at the next check)."""
-        m = self.milestone(int(epoch))
-        while m is not None and job in self.recorded.get(m, {}):
-            m = m // self.factor if m > self.grace else None
-        if m is None or not math.isfinite(loss):
-            return False, None, None, 0
-        record = self.recorded.setdefault(m, {})
-        cut, others = self.cutoff(m), len(record)
-        record[job] = float(loss)
-        return cut is not None and loss > cut, m, cut, others
+    def report(self, job: str, epoch: int, loss: float, footing: str = "") -> tuple[bool, int | None, float | None, int]:
+        """Job ``job``'s best validation loss ``loss`` (measured on ``footing``) at ``epoch``: whether it
+        stops, the rung it was judged at (None: not judged now), the cutoff it was held to (None: first
+        at the rung) and how many jobs made that cutoff. A job is judged once per rung, at the highest
+        rung it has reached and not been judged at (as Ray Tune's ASHA: a rung jumped over, between
+        two checks of the validation loss, is judged at the next check)."""
+        with self._lock:
+            rungs = self.recorded.setdefault(footing, {})
+            m = self.milestone(int(epoch))
+            while m is not None and job in rungs.get(m, {}):
+                m = m // self.factor if m > self.grace else None
+            if m is None or not math.isfinite(loss):
+                return False, None, None, 0
+            record = rungs.setdefault(m, {})
+            cut, others = self.cutoff(m, footing), len(record)
+            record[job] = float(loss)
+            return cut is not None and loss > cut, m, cut, others
 
-    def state(self) -> dict[int, dict[str, float]]:
-        return {m: dict(r) for m, r in self.recorded.items()}
+    def forget(self, job: str) -> None:
+        """Drop what ``job`` recorded (a resumed sweep that runs it again, with other settings)."""
+        with self._lock:
+            for rungs in self.recorded.values():
+                for record in rungs.values():
+                    record.pop(job, None)
+
+    def state(self) -> dict[str, dict[int, dict[str, float]]]:
+        with self._lock:
+            return {f: {m: dict(r) for m, r in rungs.items()} for f, rungs in self.recorded.items()}
 
 
-def rungs_of_rows(rows) -> dict[int, dict[str, float]]:
-    """The rung record kept in finished jobs' rows (their ``rungs``: milestone -> loss), to resume from."""
-    out: dict[int, dict[str, float]] = {}
+def rungs_of_rows(rows) -> dict[str, dict[int, dict[str, float]]]:
+    """The rung record kept in finished jobs' rows (their ``rungs``: milestone -> loss, on their
+    ``footing``), to resume from."""
+    out: dict[str, dict[int, dict[str, float]]] = {}
     for r in rows:
         for m, loss in (r.get("rungs") or {}).items():
-            out.setdefault(int(m), {})[r["job"]] = float(loss)
+            out.setdefault(str(r.get("footing", "")), {}).setdefault(int(m), {})[r["job"]] = float(loss)
     return out
 
 
@@ -101,16 +132,22 @@ class Pruner:
     """A job's epoch callback: reports the best validation loss so far to ``report`` (a
     :meth:`Rungs.report`, local or remote) at the epochs that checked it, raises :class:`Pruned`
     when the rung says stop. Only the job's first training is judged (the one with validation rows):
-    the epochs start again at 1 for the refit on the training and validation rows, which are not."""
+    the epochs start again at 1 for the refit on the training and validation rows, which are not.
+    Nor is the epoch that ends the planned training (``epochs``): the job has trained by then (as
+    Ray Tune's ASHA at ``max_t``). Where the fit gives the loss relative to the naive forecast's, that
+    is judged, on the footing ``relative <loss>``; else the raw loss, on ``raw_footing`` (what the
+    job's raw loss is measured in). A rung record that cannot be reached (its process gone) stops
+    the pruning of this job, with a warning, not the job."""
 
     #: the fit adds ``val_relative`` to the rows it hands this callback
     #: (:func:`~rnnkit.tasks.forecast.combine.relative_callbacks`)
     wants_relative = True
 
-    def __init__(self, job: str, report: Callable[[str, int, float], tuple]):
-        self.job, self.report = job, report
+    def __init__(self, job: str, report: Callable[..., tuple], epochs: int | None = None, raw_footing: str = "raw"):
+        self.job, self.report, self.epochs, self.raw_footing = job, report, epochs, raw_footing
         self.best, self.best_loss, self.last, self.done = math.inf, math.inf, 0, False
         self.rungs: dict[int, float] = {}
+        self.footing = raw_footing
 
     def __call__(self, row: dict) -> None:
         epoch = int(row["epoch"])
@@ -124,7 +161,16 @@ class Pruner:
         self.best_loss = min(self.best_loss, float(loss))
         relative = "val_relative" in row  # the loss over the naive forecast's (see the module docstring)
         self.best = min(self.best, float(row["val_relative"] if relative else loss))
-        stop, milestone, cutoff, others = self.report(self.job, epoch, self.best)
+        if self.epochs is not None and epoch >= self.epochs:
+            return
+        self.footing = f"relative {row.get('val_relative_to', '')}".strip() if relative else self.raw_footing
+        try:
+            stop, milestone, cutoff, others = self.report(self.job, epoch, self.best, self.footing)
+        except Exception as e:  # noqa: BLE001 - the manager's or actor's transport: the job goes on unjudged
+            self.done = True
+            warnings.warn(f"ASHA: the sweep's rung record could not be reached ({type(e).__name__}: {e}); this job "
+                          "trains to the end", RnnkitWarning, stacklevel=2)
+            return
         if milestone is not None:
             self.rungs[milestone] = self.best
         if stop:
@@ -150,7 +196,7 @@ def local_rungs(ctx, rungs: Rungs) -> Iterator[object]:
         try:
             yield proxy
         finally:
-            rungs.recorded = {int(m): dict(r) for m, r in proxy.state().items()}
+            _copy_back(rungs, proxy.state)
     finally:
         manager.shutdown()
 
@@ -164,6 +210,16 @@ def ray_rungs(rungs: Rungs) -> Iterator[object]:
         yield actor
     finally:
         try:
-            rungs.recorded = {int(m): dict(r) for m, r in ray.get(actor.state.remote()).items()}
+            _copy_back(rungs, lambda: ray.get(actor.state.remote()))
         finally:
             ray.kill(actor)
+
+
+def _copy_back(rungs: Rungs, state: Callable[[], dict]) -> None:
+    """The shared record into ``rungs`` (kept as it was, with a warning, when it cannot be read: the
+    jobs' rows keep what they recorded, and --resume rebuilds it from them)."""
+    try:
+        rungs.recorded = Rungs(rungs.grace, rungs.factor, state()).recorded
+    except Exception as e:  # noqa: BLE001 - the manager's or actor's transport
+        warnings.warn(f"ASHA: the sweep's rung record could not be read back ({type(e).__name__}: {e})",
+                      RnnkitWarning, stacklevel=2)

@@ -134,8 +134,18 @@ def _reporter(rungs):
     report = rungs.report
     if hasattr(report, "remote"):  # a Ray actor's method
         import ray
-        return lambda job, epoch, loss: ray.get(report.remote(job, epoch, loss))
+        return lambda job, epoch, loss, footing: ray.get(report.remote(job, epoch, loss, footing))
     return report
+
+
+def _raw_footing(configs: dict) -> str:
+    """What a job's raw validation loss is measured in (:class:`~.asha.Pruner`): its loss and head, and
+    how its targets reach the network; jobs whose raw losses compare share it."""
+    d, m, t = configs["data"], configs["model"], configs["train"]
+    parts = [t.get("loss") or "", m.get("distribution", "none"), ",".join(map(str, m.get("quantiles") or ())),
+             d.get("normalise", ""), d.get("skip", ""), d.get("scaler", ""), d.get("transform", ""),
+             d.get("difference", "")]
+    return "raw " + "/".join(str(x) for x in parts)
 
 
 def _train(spec: dict, pruner=None) -> dict:
@@ -154,7 +164,16 @@ def _train(spec: dict, pruner=None) -> dict:
     return {"val_loss": min(val) if val else None,
             **_validation_scores(run, data), **_test_scores(run.metrics),
             "best_epoch": h.best_epoch, "epochs": len(h.rows), "engine": h.engine,
-            **({"rungs": pruner.rungs} if pruner is not None else {})}
+            **({"rungs": pruner.rungs, "footing": pruner.footing} if pruner is not None else {})}
+
+
+def _remove_stale_run(out: str) -> None:
+    """A pruned job has no run directory: one of its name left by an earlier sweep in this directory
+    (a resumed Optuna search can give the name other settings) is removed, if it is a run."""
+    from ...training.rundir import is_run_dir
+    import shutil
+    if is_run_dir(Path(out)):
+        shutil.rmtree(out)
 
 
 def run_job(spec: dict, rungs=None) -> dict:
@@ -168,7 +187,8 @@ def run_job(spec: dict, rungs=None) -> dict:
         return job_row(spec, "interrupted", "not started: the sweep was stopped")
     from .asha import Pruned, Pruner
     rungs = rungs if rungs is not None else _RUNGS
-    pruner = Pruner(spec["name"], _reporter(rungs)) if spec.get("prune") and rungs is not None else None
+    pruner = Pruner(spec["name"], _reporter(rungs), spec["configs"]["train"].get("epochs"),
+                    _raw_footing(spec["configs"])) if spec.get("prune") and rungs is not None else None
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -178,7 +198,9 @@ def run_job(spec: dict, rungs=None) -> dict:
                     raise _Stopped()
                 row = job_row(spec, "ok", **_train(spec, pruner))
         except Pruned as e:  # its rung stopped it: no run directory (written only at the end)
-            row = job_row(spec, "pruned", str(e), val_loss=pruner.best_loss, epochs=e.epoch, rungs=pruner.rungs)
+            _remove_stale_run(spec["out"])
+            row = job_row(spec, "pruned", str(e), val_loss=pruner.best_loss, epochs=e.epoch, rungs=pruner.rungs,
+                          footing=pruner.footing)
         except KeyboardInterrupt:  # Ctrl-C, or the stop event: the run directory was not written
             row = job_row(spec, "interrupted", "stopped by Ctrl-C before it finished")
         except RnnkitError as e:

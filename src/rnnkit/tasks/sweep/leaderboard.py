@@ -3,7 +3,8 @@
 
 Trained jobs come first, lowest ``rank_by`` first (ties and jobs without the metric, such as a
 validation score of a run without validation rows, in job order after them); then the jobs ASHA
-stopped early (``--prune asha``), lowest validation loss first; then the failed jobs with their
+stopped early (``--prune asha``), those stopped later first, then by the loss their last rung
+judged; then the failed jobs with their
 messages, then those interrupted or never started. Only trained jobs with the metric get a rank.
 """
 
@@ -33,9 +34,15 @@ def _value(row: dict, metric: str) -> float:
 
 def rank_rows(rows: Sequence[dict], rank_by: str) -> list[dict]:
     """The rows in the leaderboard's order, each with ``rank`` (1 = best; None when unranked)."""
-    within = {"ok": rank_by, "pruned": "val_loss"}
-    order = sorted(rows, key=lambda r: (_STATUS_ORDER.get(r["status"], 4),
-                                        _value(r, within[r["status"]]) if r["status"] in within else 0.0))
+    def within(r: dict) -> tuple:
+        if r["status"] == "ok":
+            return (_value(r, rank_by),)
+        if r["status"] == "pruned":  # those that went further first, then by the loss their last rung judged
+            rungs = r.get("rungs") or {}
+            last = rungs[max(rungs, key=int)] if rungs else math.inf
+            return (-(r.get("epochs") or 0), last if isinstance(last, (int, float)) else math.inf)
+        return ()
+    order = sorted(rows, key=lambda r: (_STATUS_ORDER.get(r["status"], 4), within(r)))
     ranked, k = [], 0
     for r in order:
         has = r["status"] == "ok" and _value(r, rank_by) < math.inf

@@ -38,7 +38,7 @@ from ...training.rundir import check_out, is_run_dir
 from ...training.runs import json_safe, read_json, write_json
 from ..forecast.config import DataConfig, SearchConfig
 from .asha import Rungs, rungs_of_rows
-from .config import MAX_JOBS, SweepConfig
+from .config import MAX_JOBS, RANK_BY, SweepConfig
 from .executors import ray_available, run_jobs, session, usable_cpus
 from .grid import SECTIONS, apply_settings, describe, listed, normalise_grid, plan_jobs
 from .leaderboard import plot_leaderboard, rank_rows, settings_text, write_leaderboard
@@ -169,8 +169,12 @@ def _prepare(out: Path, plan: dict, force: bool, resume: bool, protect: list) ->
             rows = read_json(out / "jobs.json")["rows"] if (out / "jobs.json").exists() else []
         except (OSError, ValueError, KeyError, TypeError):
             rows = []
-        return {r["job"]: r for r in rows if isinstance(r, dict) and (r.get("status") == "pruned" or (
+        kept = {r["job"]: r for r in rows if isinstance(r, dict) and (r.get("status") == "pruned" or (
             r.get("status") == "ok" and is_run_dir(out / str(r.get("job")))))}
+        for r in kept.values():  # JSON wrote the rungs' epochs as strings
+            if isinstance(r.get("rungs"), dict):
+                r["rungs"] = {int(m): v for m, v in r["rungs"].items()}
+        return kept
     for n in os.listdir(out):  # force: start again, so no job of the old sweep can pass for one of this one
         if n.startswith("job-") or n == SERIES_DIR:
             shutil.rmtree(out / n)
@@ -241,8 +245,8 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
         if not isinstance(base[section], cls):
             raise ConfigError(f"the {section} settings must be a {cls.__name__}; got {type(base[section]).__name__}")
     grid = normalise_grid(grid) if grid else {}
-    if config.rank_by == "auto":
-        config = config.replace(rank_by="val_mase")
+    if config.rank_by == "auto":  # a resumed sweep keeps the ranking it recorded (an Optuna search's plan has it)
+        config = config.replace(rank_by=(_recorded_rank_by(out) if resume else None) or "val_mase")
     study = GridStudy(grid, config.random_seed, config.rank_by) if config.optuna else None
     ids = series_ids(base["data"], grid) if config.per_series else None
     if ids is not None and future is not None:
@@ -264,7 +268,8 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     if config.prune != "none" and any(c["search"].auto for c, _ in configs if c is not None):
         raise ConfigError("--prune stops a job by its training's validation loss; an --auto job trains many models "
                           "in its own time budget: drop one of --prune and --auto")
-    if config.prune != "none" and any(c["data"].normalise == "auto" for c, _ in configs if c is not None):
+    if config.prune != "none" and any(c["data"].normalise == "auto" and c["data"].id_col is None
+                                      and not c["train"].stateful for c, _ in configs if c is not None):
         raise ConfigError("--prune judges one training per job; --normalise auto (the default) trains one per "
                           "normalisation and keeps the better, so the first could stop a job the second would win: "
                           "pass --normalise window or none, or sweep it in the grid (normalise=window,none)")
@@ -279,9 +284,10 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
             "base": {s: c.to_dict() for s, c in base.items()},
             "grid": {k: v.to_dict() if isinstance(v, Range) else list(v) for k, v in grid.items()},
             "random": config.random, "random_seed": config.random_seed}
-    if config.prune != "none":  # which jobs are stopped depends on these: a resumed sweep keeps them
-        plan["prune"] = {"method": config.prune, "grace_epochs": config.grace_epochs,
-                         "reduction_factor": config.reduction_factor}
+    # which jobs are stopped depends on these: a resumed sweep keeps them (None: no pruning, which a
+    # pruned sweep's directory, whose stopped jobs would never run, does not resume as)
+    plan["prune"] = None if config.prune == "none" else {"method": config.prune, "grace_epochs": config.grace_epochs,
+                                                         "reduction_factor": config.reduction_factor}
     if study:  # the plan is what the study chooses: the same for the same trials, ranking and batch size
         batch = _recorded_batch(out) if resume else None
         plan.update(optuna=n, rank_by=config.rank_by, optuna_batch=batch or config.workers or usable_cpus())
@@ -327,6 +333,8 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
             old = finished.get(name)
             if old is not None and _same(old["settings"], job):  # finished before: kept
                 results[name] = old
+            elif old is not None and rungs is not None:  # its name now has other settings: its rungs go
+                rungs.forget(name)
             elif c is None:  # a combination the configs refuse: a failed job, nothing to run
                 results[name] = {"job": name, "settings": job, "status": "failed", "message": why, "warnings": []}
             else:
@@ -363,6 +371,8 @@ def _import_plots_meanwhile() -> None:
     process only waits for them, and would otherwise import it after the last job (half a second on
     2 cores, measured with `rnnkit sweep --workers 2`)."""
     import threading
+    if "matplotlib.pyplot" in sys.modules:  # loaded already (a notebook's pyplot): nothing to wait for, no backend to touch
+        return
 
     def load() -> None:
         import matplotlib
@@ -383,6 +393,15 @@ def _start_line(out: Path, config: SweepConfig, n: int, finished: int, refused: 
 def _same(a: Any, b: Any) -> bool:
     """Whether two jobs' settings are the same (one of them perhaps read back from JSON)."""
     return json.loads(json.dumps(json_safe(a))) == json.loads(json.dumps(json_safe(b)))
+
+
+def _recorded_rank_by(out: Path) -> str | None:
+    """The ranking the sweep in ``out`` recorded (its sweep.json's), or None."""
+    try:
+        rank_by = read_json(Path(out) / "sweep.json").get("sweep", {}).get("rank_by")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rank_by if rank_by in RANK_BY else None
 
 
 def _recorded_batch(out: Path) -> int | None:
