@@ -15,7 +15,7 @@ import rnnkit
 from rnnkit import ConfigError, DataConfig, ModelConfig, SearchConfig, SweepConfig, TrainConfig
 from rnnkit.errors import RnnkitWarning
 from rnnkit.tasks.sweep.asha import Pruned, Pruner, Rungs, rungs_of_rows
-from sweep_cases import needs_optuna
+from sweep_cases import local_ray, needs_optuna
 
 #: one normalisation per job (--prune refuses "auto": it trains one network per normalisation)
 DATA = DataConfig(source="builtin:sine", lookback=5, horizon=2, normalise="window")
@@ -254,18 +254,9 @@ def test_the_command_line_prunes(tmp_path, capsys):
 
 @pytest.mark.slow  # Ray's start-up and its fresh worker processes: tens of seconds on 2 cores
 def test_a_local_ray_prunes_through_its_actor(tmp_path):
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rnnkit[ray]')")
-    import os
     seq = _sweep(tmp_path / "seq", SweepConfig(workers=1))
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.path.dirname(os.path.dirname(rnnkit.__file__))}})
-    except Exception as e:  # noqa: BLE001 - Ray's own errors: this machine cannot start it
-        pytest.skip(f"Ray cannot start here: {type(e).__name__}: {e}")
-    try:
+    with local_ray():
         on_ray = _sweep(tmp_path / "ray", SweepConfig(executor="ray", **ASHA))
-    finally:
-        ray.shutdown()
     status = {r["job"]: r["status"] for r in on_ray.rows}
     assert status["job-000"] == "ok" and "pruned" in status.values() and set(status.values()) <= {"ok", "pruned"}
     for r in on_ray.rows:

@@ -12,6 +12,7 @@ import pytest
 
 import rnnkit
 from rnnkit import ConfigError, DataConfig, ModelConfig, RunError, SweepConfig, TrainConfig
+from sweep_cases import local_ray
 
 DATA = DataConfig(source="builtin:sine", lookback=5, horizon=2)
 MODEL = ModelConfig(hidden_size=4)
@@ -55,17 +56,9 @@ def test_two_workers_write_the_sequential_runs_byte_for_byte(tmp_path):
 
 @pytest.mark.slow  # Ray's start-up and its fresh worker processes: tens of seconds on 2 cores
 def test_a_local_ray_writes_the_same_runs(tmp_path):
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rnnkit[ray]')")
     seq = _sweep(tmp_path / "seq")
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.path.dirname(os.path.dirname(rnnkit.__file__))}})
-    except Exception as e:  # noqa: BLE001 - Ray's own errors: this machine cannot start it
-        pytest.skip(f"Ray cannot start here: {type(e).__name__}: {e}")
-    try:
+    with local_ray():
         on_ray = _sweep(tmp_path / "ray", config=SweepConfig(executor="ray"))
-    finally:
-        ray.shutdown()
     jobs = [r["job"] for r in seq.rows]
     assert all(r["status"] == "ok" for r in on_ray.rows), on_ray.rows
     assert _bytes(tmp_path / "seq", jobs) == _bytes(tmp_path / "ray", jobs)
