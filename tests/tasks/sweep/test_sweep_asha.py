@@ -275,3 +275,31 @@ def test_optuna_is_told_which_jobs_were_pruned(tmp_path):
     assert study.score({"status": "pruned", "val_loss": 0.5}) == "pruned"
     study._tell(study.study.ask(study.distributions), "pruned")
     assert study.study.trials[-1].state == study.optuna.trial.TrialState.PRUNED
+
+
+@needs_optuna
+def test_optuna_is_told_a_pruned_trials_rung_losses():
+    from rnnkit.tasks.sweep.study import GridStudy
+    study = GridStudy({"lr": [1e-3, 1e-2]}, 0, "val_mase")
+
+    def run_batch(chosen):
+        return [{"status": "pruned", "rungs": {"1": 0.9, "4": 0.8}} if s["lr"] == 1e-2 else
+                {"status": "ok", "val_mase": 0.5} for s in chosen]
+    study.run(2, 2, run_batch, say=lambda s: None)
+    pruned = [t for t in study.study.trials if t.state == study.optuna.trial.TrialState.PRUNED]
+    assert len(pruned) == 1 and pruned[0].intermediate_values == {1: 0.9, 4: 0.8}
+
+
+def test_the_stop_check_follows_both_normalisation_candidates():
+    """With --normalise auto, a long enough series trains a second candidate (no normalisation): a
+    callback marked every_training (a sweep's Ctrl-C check) sees its epochs too, the others do not."""
+    both, first = [], []
+
+    def stop_check(row):
+        both.append(row["epoch"])
+    stop_check.every_training = True
+    run = rnnkit.fit_forecaster(DataConfig(source="builtin:elnino", horizon=6, lookback=12), MODEL,
+                                TrainConfig(epochs=3, patience=0), quiet=True,
+                                callbacks=[stop_check, lambda r: first.append(r["epoch"])])
+    assert set(run.meta["selection"]["normalise"]) == {"window", "none"}  # both candidates trained
+    assert first == [1, 2, 3] and both == [1, 2, 3, 1, 2, 3]

@@ -162,7 +162,9 @@ def choose_normalisation(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, data:
         return window, *trained, {}
     plain = prepare(dc.replace(normalise="none", skip="none" if dc.skip == "auto" else dc.skip), mc, tc,
                     window.data, dtype, split=window.split)
-    other = train_members(plain, mc, plain.train_config, 1, quiet=True)
+    # only the callbacks that ask for every training (a sweep's stop check): the others follow the first
+    other = train_members(plain, mc, plain.train_config, 1, quiet=True,
+                          callbacks=[cb for cb in callbacks if getattr(cb, "every_training", False)])
     errors = {"window": validation_error(window, trained[0][0]), "none": validation_error(plain, other[0][0])}
     if errors["none"] < (1.0 - CHOICE_MARGIN) * errors["window"]:
         return plain, *other, errors

@@ -64,6 +64,10 @@ def _check_stop(row: dict) -> None:
         raise _Stopped()
 
 
+#: called after every epoch of every training of the job (the second normalisation candidate's too)
+_check_stop.every_training = True
+
+
 @contextmanager
 def one_thread() -> Iterator[None]:
     """torch at one thread inside the block (the sequential sweep runs its jobs as the workers do)."""

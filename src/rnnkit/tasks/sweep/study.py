@@ -127,6 +127,9 @@ class GridStudy:
                 rows = run_batch([s for _, s in picks])
                 for (trial, settings), row in zip(picks, rows):
                     told[tuple(settings.values())] = self.score(row)
+                    if row["status"] == "pruned":  # what its rungs judged, so that TPE can tell pruned trials apart
+                        for epoch, loss in sorted((int(m), float(v)) for m, v in (row.get("rungs") or {}).items()):
+                            trial.report(loss, epoch)
                     self._tell(trial, told[tuple(settings.values())])
                 for trial, index in echoes:
                     self._tell(trial, told[index])
