@@ -209,3 +209,23 @@ def test_the_command_line_exports_and_refuses_what_the_graph_cannot_take(tmp_pat
     assert not (tmp_path / "m.onnx").exists()
     assert main(["export", "--run", str(cal), "--out", str(tmp_path / "cal.onnx")]) == 0  # test_export_calendar.py
     assert "calendar (batch, time + 5, 4) float64" in capsys.readouterr().out
+
+
+def test_a_recursive_runs_step_graph_reads_the_next_rows_future_covariates(tmp_path):
+    """One series, future covariates: the recursive network's step reads this row's target and the
+    next row's covariate (network units), and the step graph is model.step; a direct run's is refused."""
+    run = _run(cell="lstm", strategy="recursive")
+    path = rnnkit.export_onnx(run, tmp_path / "step.onnx", step=True)
+    x_t = json.loads(props(path)["inputs"])[0]
+    assert x_t["columns"] == ["y", "x"] and x_t["shape"] == ["batch", 2]
+    model, s = run.model.eval(), session(path)
+    x = torch.randn(4, 6, 2, generator=torch.Generator().manual_seed(3))
+    state = model.init_state(4)
+    flat = [t.numpy() for t in state]
+    for t in range(6):
+        y, state = model.step(x[:, t], state)
+        got = s.run(None, {"x_t": x[:, t].numpy(), **{f"state_in_{i}": a for i, a in enumerate(flat)}})
+        flat = got[1:]
+        assert np.abs(got[0] - y.numpy()).max() < TOL
+    with pytest.raises(ConfigError, match="direct network's input runs on over the horizon"):
+        rnnkit.export_onnx(_run(cell="lstm"), tmp_path / "direct.onnx", step=True)

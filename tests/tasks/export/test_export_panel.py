@@ -213,7 +213,8 @@ def test_predict_contexts_is_predict_at_after_those_rows():
 def test_static_features_are_the_graphs_input_static(tmp_path, settings):
     """Each series' encoded static features (a category one-hot, the id one-hot) are columns of the
     series table and the graph's input ``static``; read from there, each series is forecast as
-    PanelRun.forecast forecasts it from the data's own static columns. The step graph is refused."""
+    PanelRun.forecast forecasts it from the data's own static columns. A direct run's step graph is
+    refused (a recursive one's reads them: test_a_recursive_runs_step_graph_reads_its_known_inputs)."""
     run = panel_run(cell="gru", **settings)
     path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
     s = session(path)
@@ -232,8 +233,9 @@ def test_static_features_are_the_graphs_input_static(tmp_path, settings):
     assert_each_series(s.run(["forecast"], feeds)[0], np.stack([g[["sales"]].to_numpy() for _, g in fc.groupby("shop")]))
     other = dict(feeds, static=feeds["static"][::-1].copy())  # another series' features: another forecast
     assert rel_diff(s.run(["forecast"], other)[0], s.run(["forecast"], feeds)[0]) > 1e-4
-    with pytest.raises(ConfigError, match="reads known inputs.*without --step"):
-        rnnkit.export_onnx(run, tmp_path / "step.onnx", step=True)
+    if settings.get("strategy") != "recursive":
+        with pytest.raises(ConfigError, match="reads known inputs.*without --step"):
+            rnnkit.export_onnx(run, tmp_path / "step.onnx", step=True)
 
 
 def test_an_older_run_without_its_static_values_is_refused(tmp_path):
@@ -281,6 +283,27 @@ def test_what_is_refused(tmp_path, case, step):
         rnnkit.export_onnx(run, tmp_path / "m.onnx", step=step)
     assert "\n" not in str(e.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_recursive_runs_step_graph_reads_its_known_inputs(tmp_path):
+    """A recursive network's step reads this row's targets and the next row's known inputs (calendar
+    features, a series' static features), in the network's units: the step graph is model.step."""
+    run = panel_run(cell="gru", strategy="recursive", calendar="sincos", static_covariates=("region",))
+    path = rnnkit.export_onnx(run, tmp_path / "step.onnx", step=True)
+    model, s = run.model.eval(), session(path)
+    x_t = json.loads(props(path)["inputs"])[0]
+    F = model.input_size
+    assert x_t["shape"] == ["batch", F] and len(x_t["columns"]) == F and F > 1
+    assert x_t["columns"][0] == "sales" and {"region=N", "region=S"} <= set(x_t["columns"])
+    assert "next row's" in x_t["rows"]
+    x = torch.randn(3, 5, F, generator=torch.Generator().manual_seed(2))
+    state = model.init_state(3)
+    flat = [t.numpy() for t in ((state,) if isinstance(state, torch.Tensor) else state)]
+    for t in range(5):
+        y, state = model.step(x[:, t], state)
+        got = s.run(None, {"x_t": x[:, t].numpy(), **{f"state_in_{i}": a for i, a in enumerate(flat)}})
+        flat = got[1:]
+        assert got[0].shape == tuple(y.shape) and np.abs(got[0] - y.numpy()).max() < TOL
 
 
 def test_a_calendar_runs_step_graph_is_refused(tmp_path):

@@ -181,10 +181,9 @@ def step_parts(run, series_file: str | None = None) -> Parts:
                                             ("--calendar", dc.calendar != "none"),
                                             ("--static-covariates", dc.static_covariates),
                                             ("--id-embedding", dc.id_embedding)) if on)
-    if named:
-        raise ConfigError(f"this run reads known inputs ({named}): its network's step reads values and known inputs "
-                          "in the network's units, laid out per strategy (a direct model's input runs on over the "
-                          "horizon with a future flag), which a stream of rows does not give; export its forecast "
+    if named and not run.model.recursive:
+        raise ConfigError(f"this run reads known inputs ({named}): a direct network's input runs on over the "
+                          "horizon with a future flag, which a stream of rows does not give; export its forecast "
                           "graph (without --step)")
     graph = StepGraph(run.model)
     model, dtype = run.model, _dtype(run.model)
@@ -193,7 +192,14 @@ def step_parts(run, series_file: str | None = None) -> Parts:
     ins, outs, in_meta, out_meta = state_names(states, dt)
     C, F = model.n_targets, model.input_size
     y_shape = ["batch", C] if model.recursive else ["batch", model.horizon, C, *_levels_axis(run)]
-    inputs = [{"name": "x_t", "shape": ["batch", F], "dtype": dt, "columns": list(run.columns), "units": "network"}]
+    known = _step_known_names(run) if named else []
+    x_t = {"name": "x_t", "shape": ["batch", F], "dtype": dt, "units": "network",
+           "columns": list(run.targets) + known if named else list(run.columns)}
+    if named:  # a recursive model's step: this row's targets, then the next row's known inputs
+        x_t["rows"] = (f"this row's targets, then the next row's {len(known)} known inputs (future covariates scaled "
+                       "as the run scales them, calendar features as calendar_features computes them, a series' "
+                       "static features), as rnnkit's step reads them")
+    inputs = [x_t]
     outputs = [{"name": "y", "shape": y_shape, "dtype": dt, "columns": list(run.targets), "units": "network"}]
     axes = {"x_t": {0: "batch"}, "y": {0: "batch"}, **{n: {1: "batch"} for n in ins + outs}}
     names = {"input_names": ["x_t", *ins], "output_names": ["y", *outs], "dynamic_axes": axes}
@@ -223,6 +229,14 @@ def step_parts(run, series_file: str | None = None) -> Parts:
                  f"rnnkit {run.model_config.cell} {'global ' if panel else ''}forecaster "
                  f"({run.model_config.strategy}), streaming step graph",
                  {series_file: write_series_table(run)} if panel else {})
+
+
+def _step_known_names(run) -> list[str]:
+    """The known inputs a recursive network reads per step after the targets, in its order: the future
+    covariates, the calendar features, then a panel series' static features (and id one-hot)."""
+    names = known_names(run.meta.get("freq"), run.data_config.calendar, run.data_config.future_covariates)
+    statics = getattr(run, "statics", None)
+    return names + (list(statics.names) if statics is not None and statics.width else [])
 
 
 def _dtype(model) -> torch.dtype:
