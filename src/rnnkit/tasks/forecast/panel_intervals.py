@@ -2,7 +2,7 @@
 
 The calibration errors come from one more global model fitted without the last fitted horizon of
 every series, which then forecasts that horizon: one out-of-sample window per series, the
-series' own future (:func:`~.panel_run.calibrate_global`; a panel needs one refit where one series
+series' own future (:func:`~.panel_backtest.calibrate_global`; a panel needs one refit where one series
 needs K, :mod:`.conformal`). A panel of fewer series than its levels need (or than
 ``SearchConfig.calibration_windows``, an opt-in floor) takes more origins, one horizon apart,
 each one more global fit (:func:`calibration_origins`). Series differ in scale, so each error

@@ -1,5 +1,5 @@
 """Loading a panel run directory (kind ``"panel"``, written by
-:func:`~rnnkit.tasks.forecast.panel_run.write_panel_run`), checked file by file: config.json's
+:func:`~rnnkit.tasks.forecast.panel_rundir.write_panel_run`), checked file by file: config.json's
 sections and meta, scalers.json (one scaler per series id and the static covariates' encoding),
 the weights, and the intervals' calibration when the run has one."""
 
@@ -19,7 +19,8 @@ from .negbin import set_count_naive
 from .normalise import PER_SERIES, WindowNorm, difference_lag
 from .panel import panel_known_width
 from .panel_intervals import PanelIntervals
-from .panel_run import SCALERS_FILE, PanelRun
+from .panel_run import PanelRun
+from .panel_rundir import SCALERS_FILE
 from .statics import StaticEncoder
 
 __all__ = ["load_panel_run"]

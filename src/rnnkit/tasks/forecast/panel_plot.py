@@ -21,7 +21,7 @@ recent history, the forecast past its end and the forecast's bands, drawn as one
 
 :func:`panel_figure` (and :func:`run_figure`, a run's) builds a :class:`matplotlib.figure.Figure`
 on an Agg canvas, without pyplot's global state (tests inspect it; nothing is left open);
-:func:`write_panel_plot` is what the run directory's writer (:func:`~.panel_run.write_panel_run`)
+:func:`write_panel_plot` is what the run directory's writer (:func:`~.panel_rundir.write_panel_run`)
 calls inside its atomic write, so a failure there leaves no run directory behind.
 """
 

@@ -1,7 +1,7 @@
-"""A global model's run: training it on a panel (:func:`fit_global`), forecasting and scoring every
-series (:class:`PanelRun`), and its run directory (kind ``"panel"``: config.json, weights.safetensors,
-scalers.json with one scaler per series id, history, metrics.json, series_metrics.csv, forecast.csv,
-forecast.png).
+"""A global model's run: training it on a panel (:func:`fit_global`) and forecasting every series
+(:class:`PanelRun`). Its scores and the refitted models behind them are :mod:`.panel_backtest`'s
+(:meth:`PanelRun.evaluate` and :meth:`PanelRun.backtest` call it), its run directory (kind
+``"panel"``) :mod:`.panel_rundir`'s.
 See :mod:`rnnkit.tasks.forecast.panel` for how the series meet in one training set."""
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from ...data.panel import PanelData
 from ...data.scaler import Scaler
 from ...errors import ConfigError, DataError, ShapeError
 from ...training.loop import History
-from ...training.rundir import write_run_dir
-from ...training.runs import json_safe, write_json, write_run_files
 from .config import DataConfig, SearchConfig, refuse_distributed
 from .fitting import ForecastEnsemble, train_members, window_known_rows
 from .model import Forecaster
@@ -32,21 +30,19 @@ from .known import calendar_width, known_names
 from .negbin import is_negbin, unscaled_targets
 from .data import freq_season
 from .panel import (check_panel_counts, log_targets, panel_contexts, panel_known_width, prepare_panel,
-                    series_known_windows, series_split, static_values, within_lookback)
-from .predict import check_known_horizon, forecast_frame, naive_baselines, predict_scaled_batched
+                    series_known_windows, static_values, within_lookback)
+from .predict import check_known_horizon, forecast_frame, predict_scaled_batched
+from . import panel_backtest
+from .panel_backtest import SEASONAL_NAIVE, calibrate_global  # noqa: F401 (SEASONAL_NAIVE re-exported)
 from .panel_data import load_panel, panel_future
-from .panel_intervals import PanelIntervals, calibrate_panel, calibration_origins, series_scale
-from .panel_plot import write_panel_plot
+from .panel_intervals import PanelIntervals, series_scale
 from .panel_quantiles import check_level_horizon, check_panel_heads, unscale
-from .panel_scores import level_entry, pooled_level_scores, series_scores, series_table, summarise
+from .panel_rundir import SCALERS_FILE, write_panel_run  # noqa: F401 (SCALERS_FILE re-exported)
 from .quantiles import with_level_columns
 from .statics import StaticEncoder
 
-__all__ = ["PanelRun", "fit_global", "load_panel", "panel_future", "write_panel_run", "SCALERS_FILE"]  # the two readers: .panel_data
-
-SCALERS_FILE = "scalers.json"
-#: the reference method of a run whose series have their own seasons (each series' seasonal naive)
-SEASONAL_NAIVE = "seasonal naive (each series' season)"
+__all__ = ["PanelRun", "fit_global", "load_panel", "panel_future", "write_panel_run",  # the two readers: .panel_data
+           "SCALERS_FILE"]  # the writer and its file name: .panel_rundir
 
 
 @dataclass
@@ -317,90 +313,12 @@ class PanelRun:
         return pd.concat(frames, ignore_index=True)
 
     def evaluate(self, data=None) -> dict:
-        """Scores on each series' rows after its training and validation rows (its test part, or
-        the new rows of ``data`` continuing it): ``{"summary": {method: {metric: mean}, ...,
-        "geomean_relative_mase": ...}, "series": [{"id", "origin", method: {...}}, ...]}``; a run with
-        levels adds their scores to the model's (``wql``, ``crps``, ``coverage_<a>``, ``width_<a>``) and
-        the summary's ``quantile_scores`` (every series' points pooled, :mod:`.panel_scores`)."""
-        return self.backtest(data, folds=1)
+        """Scores on each series' rows after its training and validation rows (:func:`.panel_backtest.evaluate`)."""
+        return panel_backtest.evaluate(self, data)
 
     def backtest(self, data=None, folds: int = 1, refit: bool = False, quiet: bool = True) -> dict:
-        """Rolling origins: fold k of each series forecasts the horizon from origin
-        ``n - (folds - k) * horizon``. Only rows after the series' training and validation rows are
-        scored, so a series with fewer than ``folds`` horizons of them is left out (none left:
-        DataError). Without ``refit`` all series and folds go through the trained model in one batch;
-        with it, fold k's forecasts come from a global model fitted again, with the run's settings
-        and ensemble, on every scored series cut at its fold-k origin (:meth:`_refit_forecasts`).
-        Returns :meth:`evaluate`'s layout, one ``series`` entry per series and fold (``"fold"``
-        numbered from 1); a refitted backtest has no interval scores (the run's calibration is its
-        own model's)."""
-        if not isinstance(folds, int) or isinstance(folds, bool) or folds < 1:
-            raise ConfigError(f"folds must be a positive integer; got {folds!r}")
-        panel = self.load_data(data)
-        H, per_series = self.data_config.horizon, self.per_series_seasons
-        splits = dict(zip(self.ids, self.meta["splits"]))
-        items = []  # (series index, id, training rows, origin, fold)
-        for i, (sid, s) in enumerate(zip(panel.ids, panel.series)):
-            if sid not in splits:
-                continue
-            origins = len(s) - (folds - np.arange(folds)) * H
-            if origins[0] >= splits[sid][1]:
-                items += [(i, sid, splits[sid][0], int(o), k + 1) for k, o in enumerate(origins)]
-        if not items:
-            raise DataError(f"no series of the data has {folds} horizon(s) of rows after its training and validation "
-                            "rows; evaluation scores only rows the model was not fitted or validated on (fit with "
-                            "the default test part, pass --data with the series continued, or use fewer folds)")
-        sub = panel.subset([sid for _, sid, _, _, _ in items])
-        origins = [o for _, _, _, o, _ in items]
-        pred = (self._refit_forecasts(sub, origins, [f for *_, f in items], folds, quiet) if refit
-                else self.predict_at(sub, origins, H, all_levels=True))  # (N, H, C[, Q])
-        levels, pred = (pred, pred[..., self.model.centre]) if self.levels else (None, pred)
-        m = None if per_series else self.data_config.seasonal_period
-        per, reference = [], SEASONAL_NAIVE if per_series else f"seasonal naive (m={m})" if m > 1 else "last value"
-        for (_, sid, train_end, o, fold), s, p, m in zip(items, sub.series, pred, self.series_seasons(sub)):
-            values = s.target_values
-            actual = values[None, o:o + H]
-            base = naive_baselines(values, np.array([o]), H, m if o >= m else 1)  # a season before o, or not
-            if per_series:  # each series' seasonal naive under one name (its last value where it has no season)
-                base[SEASONAL_NAIVE] = base.pop(f"seasonal naive (m={m})", base["last value"])
-            y_train = values[:max(train_end, 2)]
-            entry = {"id": sid, "origin": o, **({"fold": fold} if folds > 1 else {}),
-                     "model": series_scores(actual, p[None], y_train, m)}
-            if levels is not None:
-                entry["model"].update(level_entry(actual[0], levels[len(per)], self.levels))
-            for name, b in base.items():
-                entry[name] = series_scores(actual, b, y_train, m)
-            per.append(entry)
-        summary = summarise(per, reference)
-        actual = np.stack([s.target_values[o:o + H] for (_, _, _, o, _), s in zip(items, sub.series)])
-        if levels is not None:  # every series' points pooled, the single-series layout (:mod:`.panel_scores`)
-            summary["quantile_scores"] = pooled_level_scores(actual, levels, self.levels)
-        if self.intervals is not None and not refit:
-            summary["intervals"] = self.intervals.scores(actual, pred, self.scales(sub, [o for *_, o, _ in items]))
-        return {"summary": summary, "series": per}
-
-    def _refit_forecasts(self, sub: PanelData, origins: list[int], fold_of: list[int], folds: int,
-                         quiet: bool) -> np.ndarray:
-        """Every item's forecast (all levels) from a model fitted on its fold's series cut at their
-        origins: fit_global with the run's resolved settings (lookback, season, normalisation, skip,
-        transform), no test rows and the run's ensemble, then that model's forecast from each origin
-        of the whole series (so known inputs after the origin come from the data, as without refit)."""
-        dc = self.data_config.replace(test_frac=0.0, val_frac=None)
-        search = SearchConfig(ensemble=self.meta["ensemble"], combine=self.search.combine)
-        out: list = [None] * len(origins)
-        for fold in range(1, folds + 1):
-            pick = [i for i, f in enumerate(fold_of) if f == fold]
-            part = sub.subset([sub.ids[i] for i in pick])
-            cut = cut_series(part, [origins[i] for i in pick])
-            if not quiet:
-                print(f"backtest --refit: fold {fold} of {folds}: fitting {len(pick)} series cut at their origins",
-                      flush=True)
-            run = fit_global(dc, self.model_config, self.train_config, cut, quiet=True, evaluate=False,
-                             dtype=next(self.model.parameters()).dtype, search=search)
-            pred = run.predict_at(part, [origins[i] for i in pick], self.data_config.horizon, all_levels=True)
-            for i, p in zip(pick, pred):
-                out[i] = p
-        return np.stack(out)
+        """Rolling-origin scores, by the trained model or refitted ones (:func:`.panel_backtest.backtest`)."""
+        return panel_backtest.backtest(self, data, folds, refit, quiet, fit=fit_global)
 
     def save(self, out: str | os.PathLike, force: bool = False, data=None, future=None,
              plot_ids: Sequence[str] | None = None) -> Path:
@@ -413,32 +331,6 @@ class PanelRun:
         ahead = self.forecast(panel, future=future) if future is not None or not self.data_config.future_covariates \
             else None
         return write_panel_run(self, out, force, ahead, panel, plot_ids)
-
-
-def write_panel_run(run: PanelRun, out, force: bool = False, ahead: pd.DataFrame | None = None,
-                    panel: PanelData | None = None, plot_ids: Sequence[str] | None = None) -> Path:
-    """The run directory of :meth:`PanelRun.save`, written atomically: a failure (of the plot too)
-    leaves none. ``ahead`` (the forecast table) is its forecast.csv; with ``panel`` (the series
-    forecast) it has forecast.png (:func:`~rnnkit.tasks.forecast.run.save_run` passes neither)."""
-    def write(d: Path) -> None:
-        sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
-                    "train": run.train_config.to_dict(), "search": run.search.to_dict(), "meta": run.meta,
-                    "shapes": {"input_size": run.model.input_size, "n_targets": run.model.n_targets,
-                               "horizon": run.model.horizon}}
-        write_run_files(d, "panel", sections, run.model, run.history, None,
-                        curve_title=f"{run.model_config.cell} learning curve")
-        write_json(d / SCALERS_FILE, {"ids": list(run.scalers), "scalers": [s.to_dict() for s in run.scalers.values()],
-                                      "statics": run.statics.to_dict(),
-                                      **({"static_values": {c: list(v) for c, v in run.static_values.items()}}
-                                         if run.static_values is not None else {})})
-        if run.metrics:
-            write_json(d / "metrics.json", json_safe(run.metrics))
-            series_table(run.metrics).to_csv(d / "series_metrics.csv", index=False)
-        if ahead is not None:
-            ahead.to_csv(d / "forecast.csv", index=False)
-        if panel is not None:
-            write_panel_plot(d / "forecast.png", run, panel, ahead, plot_ids)
-    return write_run_dir(out, write, force, protect=[run.data_config.source])
 
 
 def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
@@ -476,44 +368,8 @@ def fit_global(data_config: DataConfig, model_config: ModelConfig | None = None,
     run = PanelRun(model, dict(zip(panel.ids, prep.scalers)), dc, model_config, prep.train_config, histories[0],
                    None, meta, prep.norm, search, prep.statics, static_values=static_values)
     if search.intervals:
-        run.intervals = calibrate_global(dc, model_config, prep.train_config, panel, dtype, search, quiet)
+        run.intervals = calibrate_global(fit_global, dc, model_config, prep.train_config, panel, dtype, search, quiet)
         meta["intervals"] = run.intervals.to_dict()
     if evaluate and any(v < n for (_, v), n in zip(prep.splits, meta["n_rows"])):
         run.metrics = run.evaluate(panel)
     return run
-
-
-def cut_series(panel: PanelData, ends: Sequence[int]) -> PanelData:
-    """``panel`` with series k cut after its first ``ends[k]`` rows (a refit's or calibration's data)."""
-    return dataclasses.replace(panel, series=tuple(dataclasses.replace(s, frame=s.frame.iloc[:e])
-                                                   for s, e in zip(panel.series, ends)))
-
-
-def calibrate_global(dc: DataConfig, mc: ModelConfig, tc: TrainConfig, panel: PanelData, dtype, search: SearchConfig,
-                     quiet: bool = True) -> PanelIntervals:
-    """Intervals from one more global model, fitted as this one but on every series without its
-    last fitted horizon (the rows before the test part), which then forecasts that horizon of every
-    series still as long as the lookback: one out-of-sample error window per series, each series'
-    errors in units of its scale (:mod:`.panel_intervals`). A panel of too few series for the levels
-    (4 for 80 %, 19 for 95 %) takes more origins, each one horizon before the last and one more global
-    fit (:func:`~.panel_intervals.calibration_origins`), until the windows bound every level, or, with
-    ``search.calibration_windows`` (an opt-in floor), until they reach it or the series run out (at
-    most 20 fits; refused if they cannot bound every level). The
-    validation windows are not used: early stopping chose the epoch on them, and on M1 their errors
-    covered the test horizons 0.60 of the time at a nominal 80 %."""
-    H, L = dc.horizon, dc.lookback
-    ends = [series_split(len(s), L, H, dc.test_frac is None, dc.val_frac is None)[1] for s in panel.series]
-    plan = calibration_origins(ends, L, H, search.intervals, search.calibration_windows)
-    actual, point, scales = [], [], []
-    for k, origins in enumerate(plan, 1):  # [(series index, origin), ...] of each calibration fit
-        if not quiet and len(plan) > 1:
-            print(f"intervals: calibration fit {k} of {len(plan)} ({len(origins)} series)", flush=True)
-        sub = panel.subset([panel.ids[j] for j, _ in origins])
-        at = [o for _, o in origins]
-        cut = cut_series(sub, at)
-        calib = fit_global(dc.replace(test_frac=0.0), mc, tc, cut, quiet=True, evaluate=False, dtype=dtype,
-                           search=dataclasses.replace(search, intervals=(), calibration_windows=None))
-        point.append(calib.predict_at(sub, at, H))  # the whole series: future covariates after the origin are data
-        actual.append(np.stack([s.target_values[o:o + H] for s, o in zip(sub.series, at)]))
-        scales.append(calib.scales(cut, [len(s) for s in cut.series]))
-    return calibrate_panel(search.intervals, np.concatenate(actual), np.concatenate(point), np.concatenate(scales))
