@@ -181,6 +181,8 @@ def test_a_global_sweep_ranks_on_each_series_validation_horizon(tmp_path):
                           config=SweepConfig(workers=1), quiet=True)
     assert result.config.rank_by == "val_mase" and [r["rank"] for r in result.rows] == [1, 2]
     assert result.rows[0]["val_mase"] <= result.rows[1]["val_mase"]
+    best = result.load()  # a global model's run (its loader once named a module that does not have it)
+    assert best.ids == ("a", "b", "c") and best.forecast(str(panel)).shape[0] == 3 * PANEL.horizon
     raw = pd.read_csv(panel, parse_dates=["date"])
     H = PANEL.horizon
     for row in result.rows:

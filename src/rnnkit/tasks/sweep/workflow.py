@@ -75,7 +75,7 @@ class SweepResult:
         if job is None:
             raise RunError(f"no job of the sweep in {self.path} trained; see its leaderboard.csv for why")
         if run_kind(self.path / job) == "panel":
-            from ..forecast.panel_run import load_panel_run
+            from ..forecast.panel_load import load_panel_run
             return load_panel_run(self.path / job)
         from ..forecast.run import load_forecast_run
         return load_forecast_run(self.path / job)
