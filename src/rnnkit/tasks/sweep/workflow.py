@@ -1,30 +1,12 @@
 """Many forecasting fits at once: :func:`sweep` plans the jobs of a grid, runs them (one process
-and one thread each, :mod:`rnnkit.tasks.sweep.executors`) and ranks them.
-
-A sweep directory holds:
-
-- ``sweep.json``: the plan (every job's name and grid values, the settings they share), written
-  before any job starts, so that ``resume`` can tell whether it is the same sweep (an Optuna
-  search's, :mod:`rnnkit.tasks.sweep.study`, grows batch by batch: its jobs are chosen as it goes);
-- ``series/``: with ``per_series``, each series' table (:mod:`rnnkit.tasks.sweep.series`);
-- ``job-000/``, ``job-001/``, ...: one forecasting run directory per trained job, written
-  atomically as every run (``rnnkit.load_run`` reads it);
-- ``jobs.json``: every finished job's row (scores, or why it failed), rewritten after each job, so
-  an interrupted sweep keeps what it did;
-- ``leaderboard.csv`` and ``leaderboard.png``: the rows ranked (:mod:`rnnkit.tasks.sweep.leaderboard`),
-  written at the end, also when the sweep is interrupted.
-
-An existing sweep directory is refused, unless ``resume`` (run the jobs it has not finished: failed,
-interrupted or never started; the plan must be the same) or ``force`` (start again: the old
-sweep's job directories and rows are removed first, then every job runs). Only a directory that is
-an rnnkit sweep, and holds nothing else, is ever changed.
+and one thread each, :mod:`rnnkit.tasks.sweep.executors`) and ranks them; :class:`SweepResult` is
+what it returns. The directory it writes, and when an existing one is resumed or replaced:
+:mod:`rnnkit.tasks.sweep.sweepdir`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,24 +15,19 @@ from typing import Any, Callable, Mapping
 from ..._version import __version__
 from ...config import ModelConfig, TrainConfig
 from ...errors import ConfigError, RnnkitError, RunError
-from ...training.atomic import TAG, write_file_atomic
-from ...training.rundir import check_out, is_run_dir
-from ...training.runs import json_safe, read_json, write_json
 from ..forecast.config import DataConfig, SearchConfig
 from .asha import Rungs, rungs_of_rows
-from .config import MAX_JOBS, RANK_BY, SweepConfig
+from .config import MAX_JOBS, SweepConfig
 from .executors import ray_available, run_jobs, session, usable_cpus
 from .grid import SECTIONS, apply_settings, describe, listed, normalise_grid, plan_jobs
 from .leaderboard import plot_leaderboard, rank_rows, settings_text, write_leaderboard
 from .ranges import Range, check_ranges, space_size
-from .series import SERIES, SERIES_DIR, series_files, series_ids, single_series, write_series
+from .series import SERIES, series_files, series_ids, single_series, write_series
 from .study import GridStudy
+from .sweepdir import FORMAT_VERSION, prepare, recorded_batch, recorded_rank_by, same_settings, write_record
+from .sweepdir import SWEEP_FILES, resume_args  # noqa: F401 (re-exported)
 
 __all__ = ["sweep", "SweepResult", "SWEEP_FILES", "job_name", "resume_args"]
-
-FORMAT_VERSION = 1
-#: the files of a sweep directory besides its jobs' run directories
-SWEEP_FILES = ("sweep.json", "jobs.json", "leaderboard.csv", "leaderboard.png")
 
 
 @dataclass
@@ -118,91 +95,7 @@ def _check_values(jobs: list[dict], configs: list, grid: Mapping[str, tuple]) ->
                 raise ConfigError(f"grid value {key}={describe(v)} is refused in every combination: {holding[0][1]}")
 
 
-def _ours(name: str) -> bool:
-    return name in SWEEP_FILES or name == SERIES_DIR or name.startswith("job-") \
-        or (name.startswith(".") and (f"~{TAG}~" in name or name.endswith(f".{TAG}-lock")))
 
-
-def _prepare(out: Path, plan: dict, force: bool, resume: bool, protect: list) -> dict[str, dict]:
-    """Check that the sweep may be written to ``out`` (see the module docstring); the rows of the
-    jobs a resumed sweep has finished, {} otherwise."""
-    if force and resume:
-        raise ConfigError("pass --force (start again) or --resume (finish the jobs left), not both")
-    for p in protect:
-        if p and not str(p).startswith("builtin:"):
-            try:
-                Path(p).resolve().relative_to(out.resolve())
-            except ValueError:
-                continue
-            raise RunError(f"refusing to use {out} as a sweep directory: it holds the data {p}; choose another --out")
-    if not os.path.lexists(out) or (out.is_dir() and not out.is_symlink() and not any(os.scandir(out))):
-        empty = os.path.lexists(out)
-        if empty:
-            out.rmdir()  # empty: checked as a new run directory would be, and created again
-        try:
-            check_out(out, force=False, protect=protect)
-        finally:
-            if empty:
-                out.mkdir(exist_ok=True)
-        return {}
-    record = out / "sweep.json"
-    try:
-        old = read_json(record)
-        ok = isinstance(old, dict) and old.get("kind") == "sweep"
-    except (OSError, ValueError):
-        ok = False
-    if not out.is_dir() or out.is_symlink() or not ok:
-        raise RunError(f"{out} exists and is not an rnnkit sweep directory; choose another --out")
-    if not (force or resume):
-        raise RunError(f"sweep directory {out} already exists; pass --resume to run the jobs it has not finished, "
-                       "--force to start again, or choose another --out")
-    foreign = sorted(n for n in os.listdir(out) if not _ours(n)
-                     or (n.startswith("job-") and not is_run_dir(out / n)))
-    if foreign:
-        raise RunError(f"{out} holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which is not "
-                       "part of an rnnkit sweep; nothing was changed: move it away or choose another --out")
-    if resume:
-        if not _same(plan, {k: old.get(k) for k in plan}):
-            raise RunError(f"{out} holds another sweep (its grid or settings differ); pass --force to replace it, "
-                           "or choose another --out")
-        try:
-            rows = read_json(out / "jobs.json")["rows"] if (out / "jobs.json").exists() else []
-        except (OSError, ValueError, KeyError, TypeError):
-            rows = []
-        kept = {r["job"]: r for r in rows if isinstance(r, dict) and (r.get("status") == "pruned" or (
-            r.get("status") == "ok" and is_run_dir(out / str(r.get("job")))))}
-        for r in kept.values():  # JSON wrote the rungs' epochs as strings
-            if isinstance(r.get("rungs"), dict):
-                r["rungs"] = {int(m): v for m, v in r["rungs"].items()}
-        return kept
-    for n in os.listdir(out):  # force: start again, so no job of the old sweep can pass for one of this one
-        if n.startswith("job-") or n == SERIES_DIR:
-            shutil.rmtree(out / n)
-    for n in ("jobs.json", "leaderboard.csv", "leaderboard.png"):
-        if (out / n).exists():
-            (out / n).unlink()
-    return {}
-
-
-def resume_args(out: str | os.PathLike) -> dict[str, Any]:
-    """:func:`sweep`'s arguments that planned the sweep in ``out`` (its sweep.json), to resume it."""
-    try:
-        record = read_json(Path(out) / "sweep.json")
-        base = {s: cls.from_dict(record["base"][s]) for s, cls in SECTIONS.items()}
-        config = SweepConfig.from_dict(record.get("sweep", {}))
-        grid = record["grid"]
-    except FileNotFoundError:
-        raise RunError(f"{out} is not a sweep directory (it has no sweep.json); pass DATA and --grid to start "
-                       "one") from None
-    except (OSError, ValueError, KeyError, TypeError, RnnkitError) as e:
-        raise RunError(f"{out}/sweep.json is damaged ({' '.join(str(e).split())[:200]}); pass DATA and --grid "
-                       "again, with --force to start again") from None
-    return {"data_config": base["data"], "model_config": base["model"], "train_config": base["train"],
-            "search": base["search"], "grid": grid, "config": config}
-
-
-def _write(out: Path, name: str, obj: Any) -> None:
-    write_file_atomic(out / name, lambda p: write_json(p, obj))
 
 
 def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.PathLike,
@@ -246,7 +139,7 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
             raise ConfigError(f"the {section} settings must be a {cls.__name__}; got {type(base[section]).__name__}")
     grid = normalise_grid(grid) if grid else {}
     if config.rank_by == "auto":  # a resumed sweep keeps the ranking it recorded (an Optuna search's plan has it)
-        config = config.replace(rank_by=(_recorded_rank_by(out) if resume else None) or "val_mase")
+        config = config.replace(rank_by=(recorded_rank_by(out) if resume else None) or "val_mase")
     study = GridStudy(grid, config.random_seed, config.rank_by) if config.optuna else None
     ids = series_ids(base["data"], grid) if config.per_series else None
     if ids is not None and future is not None:
@@ -289,14 +182,14 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
     plan["prune"] = None if config.prune == "none" else {"method": config.prune, "grace_epochs": config.grace_epochs,
                                                          "reduction_factor": config.reduction_factor}
     if study:  # the plan is what the study chooses: the same for the same trials, ranking and batch size
-        batch = _recorded_batch(out) if resume else None
+        batch = recorded_batch(out) if resume else None
         plan.update(optuna=n, rank_by=config.rank_by, optuna_batch=batch or config.workers or usable_cpus())
     else:
         if ids is not None:
             plan["per_series"] = True
         plan["jobs"] = [{"name": m, "settings": j} for m, j in zip(names, jobs)]
     protect = [base["data"].source] if ids is not None else [c["data"].source for c, _ in configs if c is not None]
-    finished = _prepare(out, plan, force, resume, protect)
+    finished = prepare(out, plan, force, resume, protect)
     rungs = Rungs(config.grace_epochs, config.reduction_factor, rungs_of_rows(finished.values())) \
         if config.prune != "none" else None
     planned: dict[str, dict] = {}  # the jobs chosen so far: every one at once, or the study's batch by batch
@@ -305,7 +198,7 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
 
     def record() -> None:  # a study's plan grows batch by batch
         chosen = {"jobs": [{"name": m, "settings": j} for m, j in planned.items()]} if study else {}
-        _write(out, "sweep.json", {**plan, **chosen, "sweep": config.to_dict(), "rnnkit": __version__})
+        write_record(out, "sweep.json", {**plan, **chosen, "sweep": config.to_dict(), "rnnkit": __version__})
 
     out.mkdir(parents=True, exist_ok=True)
     record()
@@ -313,8 +206,8 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
         write_series(base["data"], sources)
 
     def save_rows() -> None:
-        _write(out, "jobs.json", {"format_version": FORMAT_VERSION,
-                                  "rows": sorted(results.values(), key=lambda r: order[r["job"]])})
+        write_record(out, "jobs.json", {"format_version": FORMAT_VERSION,
+                                        "rows": sorted(results.values(), key=lambda r: order[r["job"]])})
 
     def done(row: dict) -> None:
         results[row["job"]] = row
@@ -331,7 +224,7 @@ def sweep(data_config: DataConfig, grid: Mapping[str, Any] | str, out: str | os.
             planned[name] = job
             c, why = configs[order[name]] if study is None else _configs(job, base, sources)
             old = finished.get(name)
-            if old is not None and _same(old["settings"], job):  # finished before: kept
+            if old is not None and same_settings(old["settings"], job):  # finished before: kept
                 results[name] = old
             elif old is not None and rungs is not None:  # its name now has other settings: its rungs go
                 rungs.forget(name)
@@ -390,27 +283,6 @@ def _start_line(out: Path, config: SweepConfig, n: int, finished: int, refused: 
                if config.prune != "none" else ""))
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Whether two jobs' settings are the same (one of them perhaps read back from JSON)."""
-    return json.loads(json.dumps(json_safe(a))) == json.loads(json.dumps(json_safe(b)))
-
-
-def _recorded_rank_by(out: Path) -> str | None:
-    """The ranking the sweep in ``out`` recorded (its sweep.json's), or None."""
-    try:
-        rank_by = read_json(Path(out) / "sweep.json").get("sweep", {}).get("rank_by")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return rank_by if rank_by in RANK_BY else None
-
-
-def _recorded_batch(out: Path) -> int | None:
-    """The batch size of the Optuna sweep in ``out`` (its plan depends on it), or None."""
-    try:
-        batch = read_json(out / "sweep.json").get("optuna_batch")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return batch if isinstance(batch, int) and batch >= 1 else None
 
 
 def _summary(row: dict, config: SweepConfig) -> str:
