@@ -1,4 +1,6 @@
-"""The training loop: optimisers, schedules, clipping, early stopping, stateful TBPTT, history.
+"""The training loop: :func:`fit` (optimisers, schedules, early stopping, the fused or the torch
+engine, the device) and what it returns, the :class:`History` of its epochs. One epoch of the
+torch loop (batches, clipping, stateful TBPTT, the validation loss): :mod:`.epochs`.
 
 :func:`fit` trains any model given a ``loss_fn(model, batch) -> scalar`` on in-memory tensors
 (no DataLoader: for the small models rnnkit targets, per-batch Python overhead matters), or on
@@ -24,13 +26,12 @@ from ..config import TrainConfig
 from ..errors import ConfigError, ShapeError, TrainingError
 from ..kernels import trainer as fused_trainer
 from . import devices, distributed, examples, schedules
+from .epochs import LossFn, epoch_order, evaluate_loss, sharded_loss, stateful_epoch, train_epoch
 from .examples import LazyExamples
 from .members import GLOBAL_RNG
 
 __all__ = ["History", "HISTORY_COLUMNS", "TIMING_COLUMNS", "fit", "make_optimizer", "progress_enabled", "loss_printer",
            "steps_per_epoch", "planned_epochs", "epoch_order"]
-
-LossFn = Callable[[nn.Module, Sequence[Tensor]], Tensor]
 
 
 #: the columns a run directory's history.csv holds: all reproduced exactly by the same seed on
@@ -138,27 +139,6 @@ def planned_epochs(config: TrainConfig, per_epoch: int) -> int:
     return min(config.epochs, -(-config.steps // per_epoch))
 
 
-def _clip(model: nn.Module, config: TrainConfig) -> None:
-    if config.clip_value is not None:
-        nn.utils.clip_grad_value_(model.parameters(), config.clip_value)
-    if config.clip_norm is not None:
-        nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-
-
-@torch.no_grad()
-def evaluate_loss(model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor], batch_size: int = 1024) -> float:
-    """Mean of ``loss_fn`` over ``data`` in eval mode (batches weighted by their size)."""
-    was = model.training
-    model.eval()
-    n = data[0].shape[0]
-    total = 0.0
-    for i in range(0, n, batch_size):
-        batch = [t[i:i + batch_size] for t in data]
-        total += float(loss_fn(model, batch)) * batch[0].shape[0]
-    model.train(was)
-    return total / n
-
-
 def _check_data(data: Sequence[Tensor] | LazyExamples, what: str) -> None:
     if isinstance(data, LazyExamples):
         if len(data) == 0:
@@ -179,7 +159,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train: Sequence[Tensor] | LazyExample
     ``train`` and ``val`` are tuples of tensors sharing their first (sample) dimension, sliced into
     batches and passed to ``loss_fn(model, batch)``. Without ``val``, early stopping watches the
     training loss. With ``config.stateful``, ``train`` holds long streams ``(B, N, ...)`` instead
-    (see :func:`_stateful_epoch`). ``train`` may also be :class:`~.examples.LazyExamples`, gathered a
+    (see :func:`~.epochs.stateful_epoch`). ``train`` may also be :class:`~.examples.LazyExamples`, gathered a
     chunk of batches at a time on either engine (on the CPU, each chunk moved to ``config.device``):
     the batches and so the weights are those of its materialised tensors. A NaN or infinite loss stops training with
     :class:`TrainingError`. Each callback receives the epoch's row after it is recorded.
@@ -274,9 +254,9 @@ def _fit(model, loss_fn, train, val, config: TrainConfig, quiet: bool, callbacks
                 if callbacks:  # they may read the model: let torch see that the weights changed
                     trainer.touch()
             elif config.stateful:
-                train_loss = _stateful_epoch(model, loss_fn, train, opt, config, limit)
+                train_loss = stateful_epoch(model, loss_fn, train, opt, config, limit)
             else:
-                train_loss = _epoch(model, loss_fn, train, opt, config, gen, limit, groups, rank, world)
+                train_loss = train_epoch(model, loss_fn, train, opt, config, gen, limit, groups, rank, world)
             done += limit
             if not math.isfinite(train_loss):
                 raise TrainingError(
@@ -290,7 +270,7 @@ def _fit(model, loss_fn, train, val, config: TrainConfig, quiet: bool, callbacks
                 elif trainer is not None and trainer.x_val is not None:
                     val_loss = trainer.val_loss()
                 elif world > 1:
-                    val_loss = _sharded_loss(model, val_fn, val, rank, world)
+                    val_loss = sharded_loss(model, val_fn, val, rank, world)
                 else:
                     val_loss = evaluate_loss(model, val_fn, val)
             row = {"epoch": epoch, "steps": done, "train_loss": train_loss, "val_loss": val_loss if val is not None else math.nan,
@@ -335,97 +315,6 @@ def _check_groups(groups, n: int) -> Tensor | None:
     if sizes.dim() != 1 or sizes.numel() == 0 or bool((sizes < 1).any()) or int(sizes.sum()) != n:
         raise ShapeError(f"groups must be positive sizes summing to the {n} training examples; got {list(groups)}")
     return sizes
-
-
-def epoch_order(n: int, config: TrainConfig, gen: torch.Generator, groups: Tensor | None = None) -> Tensor:
-    """The examples one epoch trains on, in order: a permutation of the ``n`` examples (or ``0..n-1``
-    without ``config.shuffle``), or with ``groups`` (consecutive group sizes) ``n`` draws balanced
-    across the groups: a group uniformly, then an example of it uniformly, with replacement, so each
-    group weighs the same whatever its size (drawn from ``gen`` whatever ``config.shuffle`` says)."""
-    if groups is None:
-        return torch.randperm(n, generator=gen) if config.shuffle else torch.arange(n)
-    starts = torch.cumsum(groups, 0) - groups
-    g = torch.randint(groups.numel(), (n,), generator=gen)
-    within = (torch.rand(n, generator=gen, dtype=torch.float64) * groups[g]).long()
-    return starts[g] + torch.minimum(within, groups[g] - 1)
-
-
-def _epoch(model, loss_fn, train, opt, config: TrainConfig, gen: torch.Generator, limit: int,
-           groups: Tensor | None = None, rank: int = 0, world: int = 1) -> float:
-    """One epoch of at most ``limit`` batches (the whole order is drawn either way, so the
-    generator advances alike); returns the mean loss over the examples trained on. With ``world``
-    ranks each batch is a global one of ``world x batch_size`` examples, of which this rank trains
-    its part (:mod:`.distributed`)."""
-    order = epoch_order(examples.count(train), config, gen, groups)
-    order = order[:limit * config.batch_size * world]
-    n = order.numel()
-    if world > 1:
-        return _sharded_epoch(model, loss_fn, train, opt, config, order, rank, world)
-    total = 0.0
-    for idx, batch in examples.batches(train, order, config.batch_size, devices.model_device(model)):
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model, batch)
-        loss.backward()
-        _clip(model, config)
-        opt.step()
-        total += float(loss.detach()) * idx.numel()
-    return total / n
-
-
-def _sharded_epoch(model, loss_fn, train, opt, config: TrainConfig, order: Tensor, rank: int, world: int) -> float:
-    """:func:`_epoch` on one rank of ``world``: its part of each global batch, the gradients summed
-    over the ranks by their shares before clipping and the step (:mod:`.distributed`)."""
-    total = 0.0
-    for idx, share in distributed.shard(order, config.batch_size, rank, world):
-        opt.zero_grad(set_to_none=True)
-        if idx.numel():
-            loss = loss_fn(model, examples.take(train, idx, devices.model_device(model)))
-            loss.backward()
-            total += float(loss.detach()) * idx.numel()
-        distributed.reduce_gradients(model, share)
-        _clip(model, config)
-        opt.step()
-    return distributed.reduce_sums(total)[0] / order.numel()
-
-
-@torch.no_grad()
-def _sharded_loss(model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor], rank: int, world: int) -> float:
-    """:func:`evaluate_loss` over every rank's contiguous part of ``data``, summed over the ranks."""
-    n = data[0].shape[0]
-    lo, hi = rank * n // world, (rank + 1) * n // world
-    part = evaluate_loss(model, loss_fn, [t[lo:hi] for t in data]) * (hi - lo) if hi > lo else 0.0
-    total, count = distributed.reduce_sums(part, hi - lo)
-    return total / count
-
-
-def _detach(state):
-    if state is None:
-        return None
-    return state.detach() if isinstance(state, Tensor) else tuple(s.detach() for s in state)
-
-
-def _stateful_epoch(model, loss_fn, train, opt, config: TrainConfig, limit: int) -> float:
-    """One pass over streams ``(B, N, ...)``: chunks of ``tbptt`` steps in order (the first
-    ``limit`` of them), the state carried (and detached) between chunks and reset at the start of
-    the epoch.
-
-    ``loss_fn(model, (x_chunk, y_chunk, state))`` must return ``(loss, new_state)`` here.
-    """
-    N = train[0].shape[1]
-    chunk = config.tbptt or N
-    state, total, count = None, 0.0, 0
-    for s in range(0, min(N, limit * chunk), chunk):
-        batch = [t[:, s:s + chunk] for t in train]
-        opt.zero_grad(set_to_none=True)
-        loss, state = loss_fn(model, (*batch, state))
-        loss.backward()
-        _clip(model, config)
-        opt.step()
-        state = _detach(state)
-        steps = batch[0].shape[1]
-        total += float(loss.detach()) * steps
-        count += steps
-    return total / count
 
 
 def loss_printer(epochs: int):
