@@ -55,3 +55,18 @@ def rel_diff(a, b) -> float:
     """``max |a - b|`` relative to ``max |b|`` (arrays or tensors)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def stepped(graph_session, model, x):
+    """A step graph and ``model.step`` side by side over ``x (B, T, F)``, from zero states, each
+    graph's ``state_out_k`` fed back as ``state_in_k``: per step, ``(the graph's outputs, model.step's
+    y, its state tensors)``."""
+    from rnnkit.tasks.export.graphs import flat_states
+    state = model.init_state(x.shape[0])
+    flat, out = [t.numpy() for t in flat_states(state)], []
+    for t in range(x.shape[1]):
+        y, state = model.step(x[:, t], state)
+        got = graph_session.run(None, {"x_t": x[:, t].numpy(), **{f"state_in_{i}": a for i, a in enumerate(flat)}})
+        flat = got[1:]
+        out.append((got, y, flat_states(state)))
+    return out

@@ -28,7 +28,7 @@ onnx = pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip inst
 from cli_cases import one_line_error  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.tasks.export.graphs import ForecastGraph  # noqa: E402
-from export_cases import props, rel_diff, session  # noqa: E402
+from export_cases import props, rel_diff, session, stepped  # noqa: E402
 
 TOL = 1e-5
 N, H, L = 160, 5, 12
@@ -220,12 +220,7 @@ def test_a_recursive_runs_step_graph_reads_the_next_rows_future_covariates(tmp_p
     assert x_t["columns"] == ["y", "x"] and x_t["shape"] == ["batch", 2]
     model, s = run.model.eval(), session(path)
     x = torch.randn(4, 6, 2, generator=torch.Generator().manual_seed(3))
-    state = model.init_state(4)
-    flat = [t.numpy() for t in state]
-    for t in range(6):
-        y, state = model.step(x[:, t], state)
-        got = s.run(None, {"x_t": x[:, t].numpy(), **{f"state_in_{i}": a for i, a in enumerate(flat)}})
-        flat = got[1:]
+    for got, y, _ in stepped(s, model, x):
         assert np.abs(got[0] - y.numpy()).max() < TOL
     with pytest.raises(ConfigError, match="direct network's input runs on over the horizon"):
         rnnkit.export_onnx(_run(cell="lstm"), tmp_path / "direct.onnx", step=True)

@@ -24,7 +24,7 @@ onnx = pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip inst
 
 from cli_cases import one_line_error  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
-from export_cases import contexts, make_run, props, rel_diff, session  # noqa: E402
+from export_cases import contexts, make_run, props, rel_diff, session, stepped  # noqa: E402
 
 TOL = 1e-5
 
@@ -230,12 +230,7 @@ def test_quantile_and_distribution_heads_round_trip(tmp_path, cell, head):
     s, model = session(path), run.model.eval()
     assert json.loads(props(path)["outputs"])[0]["shape"] == ["batch", 6, 1, len(run.levels)]
     x = torch.tensor(X[:4, :, :1], dtype=torch.float32)
-    state = model.init_state(4)
-    flat = [t.numpy() for t in ((state,) if isinstance(state, torch.Tensor) else state)]
-    for t in range(5):
-        y, state = model.step(x[:, t], state)
-        got = s.run(None, {"x_t": x[:, t].numpy(), **{f"state_in_{i}": a for i, a in enumerate(flat)}})
-        flat = got[1:]
+    for got, y, _ in stepped(s, model, x[:, :5]):
         assert got[0].shape == tuple(y.shape) and np.abs(got[0] - y.numpy()).max() < TOL
         assert (np.diff(got[0], axis=-1) >= 0).all()
     with pytest.raises(ConfigError, match="trained horizon"):  # still refused: a level fed back means nothing

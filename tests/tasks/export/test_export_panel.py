@@ -31,7 +31,7 @@ from cli_cases import one_line_error  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.tasks.export import forecast_export, panel_export  # noqa: E402
 from rnnkit.training import atomic  # noqa: E402
-from export_cases import props, rel_diff, scramble, session  # noqa: E402
+from export_cases import props, rel_diff, scramble, session, stepped  # noqa: E402
 
 TOL = 1e-5
 L, H = 8, 3
@@ -177,12 +177,7 @@ def test_the_step_graph_is_the_models_step(tmp_path):
     ids, shift, scale = read_series(path, run)
     raw = np.stack([v.values[:6] for v in run.load_data(TABLE).series[:3]])  # (3, 6, 1): three series' first rows
     x = torch.tensor((raw - shift[:3, None]) / scale[:3, None], dtype=torch.float32)  # through their own scalers
-    state = model.init_state(3)
-    flat = [t.numpy() for t in state]
-    for t in range(6):
-        y, state = model.step(x[:, t], state)
-        got = s.run(None, {"x_t": x[:, t].numpy(), **{f"state_in_{i}": a for i, a in enumerate(flat)}})
-        flat = got[1:]
+    for got, y, state in stepped(s, model, x):
         for g, r in zip(got, [y, *state]):
             assert g.shape == tuple(r.shape) and np.abs(g - r.numpy()).max() < TOL
     with pytest.raises(ConfigError, match="--horizon is for the forecast graph"):
@@ -297,12 +292,7 @@ def test_a_recursive_runs_step_graph_reads_its_known_inputs(tmp_path):
     assert x_t["columns"][0] == "sales" and {"region=N", "region=S"} <= set(x_t["columns"])
     assert "next row's" in x_t["rows"]
     x = torch.randn(3, 5, F, generator=torch.Generator().manual_seed(2))
-    state = model.init_state(3)
-    flat = [t.numpy() for t in ((state,) if isinstance(state, torch.Tensor) else state)]
-    for t in range(5):
-        y, state = model.step(x[:, t], state)
-        got = s.run(None, {"x_t": x[:, t].numpy(), **{f"state_in_{i}": a for i, a in enumerate(flat)}})
-        flat = got[1:]
+    for got, y, _ in stepped(s, model, x):
         assert got[0].shape == tuple(y.shape) and np.abs(got[0] - y.numpy()).max() < TOL
 
 

@@ -82,7 +82,7 @@ def head_reason(model: nn.Module) -> str | None:
     """Why a forecaster's head cannot be exported (a negbin head, a recursive distribution head), or None.
     A direct Student-t head's quantiles are traced from a table (:func:`~..forecast.distribution.tabulated_t_quantiles`)."""
     config = getattr(model, "config", None)  # an ensemble's members share their first member's config
-    if getattr(config, "distribution", "none") != "none" and getattr(config, "strategy", "direct") == "recursive":
+    if sampled_head(model):
         if config.distribution == "normal" and not isinstance(model, ForecastEnsemble):
             return None  # the graph reads the paths' standard normal draws as its input ``noise`` (:func:`sampled_head`)
         what = ("an ensemble's members each draw their own paths" if config.distribution == "normal" else

@@ -37,7 +37,7 @@ def naive_weight(model: Forecaster, prep, loss: str) -> float:
     the test horizon of ``make quality``'s series about once in four: their corrections overshoot
     out of sample, and one horizon of validation rows cannot tell which will. The measured effect
     is in the README ("Combined with the naive forecast")."""
-    if model.levels or (prep.norm.skip == "none" and prep.norm.difference == 0) or prep.val is None or prep.too_short:
+    if model.levels or not prep.norm.has_naive or prep.val is None or prep.too_short:
         return 1.0
     own, naive = val_losses(model, prep.val, loss)
     if own + naive <= 0:
@@ -67,7 +67,7 @@ def relative_callbacks(callbacks, model: Forecaster, prep, train_config) -> list
     the validation targets, and only for a callback that asks.)"""
     wanted = [cb for cb in callbacks if getattr(cb, "wants_relative", False)]
     if not wanted or model.levels or model.distribution != "none" or train_config.stateful \
-            or prep.val is None or (prep.norm.skip == "none" and prep.norm.difference == 0):
+            or prep.val is None or not prep.norm.has_naive:
         return list(callbacks)
     y = column(prep.val, 1)
     crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss

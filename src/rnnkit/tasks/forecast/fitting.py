@@ -262,7 +262,7 @@ def train_members(prep: Prepared | Sequence[Prepared], model_config: ModelConfig
     fallback = []
     for model, p in zip(models, preps):
         # on a series too short to validate, nothing shows that a network beats the naive forecast
-        has_naive = p.norm.skip != "none" or p.norm.difference > 0 or model.count_naive[0] != "none"  # (.negbin)
+        has_naive = p.norm.has_naive or model.count_naive[0] != "none"  # (.negbin)
         naive = has_naive and (p.too_short or (p.val is not None and not _beats_naive(model, p.val, train_config.loss)))
         if naive:  # on the validation windows the naive forecast did better: forecast it, exactly
             fall_back(model)

@@ -71,7 +71,7 @@ def rolling_gate(fit: Callable, run, data, k: int, quiet: bool = True) -> dict:
     """Run the gate on the fitted ``run`` (see the module docstring); falls its members back in place
     when the pipeline does not beat the naive forecast. Returns the record for ``meta["gate"]``."""
     dc, meta = run.data_config, run.meta
-    if run.norm.skip == "none" and run.norm.difference == 0 and not has_count_naive(run.model):
+    if not run.norm.has_naive and not has_count_naive(run.model):
         return {"origins": [], "skipped": "no naive forecast to fall back to (skip none, no differencing)"}
     H, C = dc.horizon, len(run.targets)
     origins = gate_origins(int(meta["test_start"]), H, k)

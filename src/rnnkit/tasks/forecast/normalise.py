@@ -114,7 +114,13 @@ class WindowNorm:
     @property
     def active(self) -> bool:
         """Whether this changes anything (``"none"``/``"none"`` without differencing is the identity)."""
-        return self.normalise != "none" or self.skip != "none" or self.difference > 0
+        return self.normalise != "none" or self.has_naive
+
+    @property
+    def has_naive(self) -> bool:
+        """Whether the head corrects a naive forecast (a skip, or differencing: a zero output is the
+        naive or seasonal-naive forecast), which the fallback and the gate compare it with."""
+        return self.skip != "none" or self.difference > 0
 
     def _series(self, X: np.ndarray) -> np.ndarray:
         """What the network reads of the targets: the window's values, or their ``L - d`` differences."""

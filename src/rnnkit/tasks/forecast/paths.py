@@ -123,13 +123,10 @@ def sample_paths(model, context: Tensor, steps: int, samples: int, generator: to
         if kind != "normal" or tuple(noise.shape) != (B, S, steps, C):
             raise ValueError(f"noise must be standard normal draws (B, S, steps, C) = {(B, S, steps, C)} for a "
                              f"normal head; got {tuple(noise.shape)} for a {kind} head")
-        z = noise.to(context.dtype).reshape(B * S, steps, C)
+    z = None if noise is None else noise.to(context.dtype).reshape(B * S, steps, C)
 
-        def draw_at(k: int, p: tuple[Tensor, ...]) -> Tensor:
-            return p[0] + p[1] * z[:, k:k + 1]
-    else:
-        def draw_at(k: int, p: tuple[Tensor, ...]) -> Tensor:
-            return draw(p, generator, kind)
+    def draw_at(k: int, p: tuple[Tensor, ...]) -> Tensor:  # step k's draw: given, or from the generator
+        return draw(p, generator, kind) if z is None else p[0] + p[1] * z[:, k:k + 1]
     x_in, scale = model.network_inputs(context)  # a negbin head: the targets over the window's count scale
     out, state = model.rnn(x_in)  # (B, L, D*O): primed once per window
     p = tuple(t.repeat_interleave(S, 0) for t in _head_params(model, out[:, -1:], scale))  # (B*S, 1, C) each

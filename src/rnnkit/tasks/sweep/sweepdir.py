@@ -137,19 +137,23 @@ def same_settings(a: Any, b: Any) -> bool:
     return json.loads(json.dumps(json_safe(a))) == json.loads(json.dumps(json_safe(b)))
 
 
+def _recorded(out: Path) -> dict:
+    """The sweep in ``out``'s recorded plan (its sweep.json), or {} where there is none to read."""
+    try:
+        record = read_json(Path(out) / "sweep.json")
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def recorded_rank_by(out: Path) -> str | None:
     """The ranking the sweep in ``out`` recorded (its sweep.json's), or None."""
-    try:
-        rank_by = read_json(Path(out) / "sweep.json").get("sweep", {}).get("rank_by")
-    except (OSError, ValueError, AttributeError):
-        return None
+    sweep = _recorded(out).get("sweep")
+    rank_by = sweep.get("rank_by") if isinstance(sweep, dict) else None
     return rank_by if rank_by in RANK_BY else None
 
 
 def recorded_batch(out: Path) -> int | None:
     """The batch size of the Optuna sweep in ``out`` (its plan depends on it), or None."""
-    try:
-        batch = read_json(out / "sweep.json").get("optuna_batch")
-    except (OSError, ValueError, AttributeError):
-        return None
+    batch = _recorded(out).get("optuna_batch")
     return batch if isinstance(batch, int) and batch >= 1 else None
