@@ -234,6 +234,46 @@ def test_a_damaged_calibration_is_refused_on_load(saved, tmp_path, edit, needle)
         rnnkit.load_run(_damaged(saved, tmp_path, edit))
 
 
+def test_half_widths_never_narrow_from_one_step_to_the_next():
+    # each step's conformal quantile, then the running maximum over the steps (a later step's dip
+    # below an earlier one's is raised to it; the other steps keep their own quantile)
+    rng = np.random.default_rng(3)
+    r = np.abs(rng.normal(size=(19, 5, 2))) * np.array([1.0, 0.6, 1.4, 0.9, 1.6])[None, :, None]
+    cal = Calibration.from_residuals(r, [80, 95], origins=range(19), spacing=1)
+    for i, a in enumerate([80, 95]):
+        per_step = np.sort(r, axis=0)[math.ceil(20 * a / 100) - 1]
+        for c in range(2):
+            assert cal.widths[i, :, c].tolist() == [max(per_step[:h + 1, c]) for h in range(5)]
+    assert (cal.widths[0, 1] > np.sort(r, axis=0)[15, 1]).any()  # this draw has a dip to raise
+    assert cal.to_dict()["steps"] == "envelope"
+
+
+def test_a_run_saved_before_the_step_envelope_loads_with_its_per_step_widths(saved, tmp_path):
+    run, data, _ = saved
+
+    def per_step(c):  # intervals.json as rnnkit wrote it before: no "steps", each step's own quantile
+        del c["steps"]
+        r = np.asarray(c["residuals"])
+        c["half_widths"] = {k: w.tolist() for k, w in zip(c["half_widths"], half_widths(r, run.calibration.levels))}
+    old = rnnkit.load_run(_damaged(saved, tmp_path, lambda d: _edit_json(d, per_step)))
+    assert old.calibration.steps == "per-step"
+    np.testing.assert_array_equal(old.calibration.widths,
+                                  half_widths(run.calibration.residuals, run.calibration.levels))
+    assert "steps" not in old.calibration.to_dict()
+
+
+def test_an_envelope_that_narrows_is_refused_on_load(saved, tmp_path):
+    def narrow(c):
+        c["residuals"] = None  # nothing to recompute them from: the shape of the widths is checked
+        w = c["half_widths"]["80"]
+        w[-1][0] = w[0][0] / 2
+    with pytest.raises(RunError, match="narrow from one step to the next"):
+        rnnkit.load_run(_damaged(saved, tmp_path / "a", lambda d: _edit_json(d, narrow)))
+    with pytest.raises(RunError, match="steps 'sideways'"):
+        rnnkit.load_run(_damaged(saved, tmp_path / "b", lambda d: _edit_json(d, lambda c: c.__setitem__(
+            "steps", "sideways"))))
+
+
 def test_a_calibration_the_config_does_not_ask_for_is_refused(saved, tmp_path):
     def drop_intervals(d):
         config = json.loads((d / "config.json").read_text())

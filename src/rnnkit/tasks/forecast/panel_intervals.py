@@ -9,7 +9,8 @@ each one more global fit (:func:`calibration_origins`). Series differ in scale, 
 is divided by its series' scale, the mean absolute seasonal difference of its training rows
 (MASE's denominator, Hyndman and Koehler 2006; lag 1 where the series is too short for its
 season), and the half-widths (:func:`~.conformal.half_widths`, the finite-sample conformal
-quantile per horizon step) are in those units; a forecast's interval is ``point +- half-width x
+quantile per horizon step, then non-decreasing over the steps: :func:`~.conformal.step_envelope`)
+are in those units; a forecast's interval is ``point +- half-width x
 its series' scale``. The guarantee is marginal over series exchangeable
 with the calibration series: with K windows, a level a needs ``K >= a / (100 - a)`` of them
 (:func:`~.levels.min_windows`: 4 for 80 %, 19 for 95 %).
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ConfigError, DataError
-from .conformal import half_widths
+from .conformal import half_widths, step_envelope
 from .levels import check_interval_levels, level_name, min_windows
 from .probabilistic import interval_scores
 
@@ -153,4 +154,4 @@ def calibrate_panel(levels, actual: np.ndarray, point: np.ndarray, scales: np.nd
         raise DataError(f"intervals at {', '.join(level_name(a) for a in levels)} % need at least {need} held-out "
                         f"horizons; got {K} (lower the levels, shorten --lookback, or add series)")
     errors = np.abs(np.asarray(actual) - np.asarray(point)) / np.asarray(scales)[:, None, :]
-    return PanelIntervals(levels, half_widths(errors, levels), K)
+    return PanelIntervals(levels, step_envelope(half_widths(errors, levels)), K)
