@@ -33,11 +33,11 @@ from . import rolling
 from .config import refuse_distributed, DataConfig, SearchConfig
 from .conformal import Calibration, calibrate_run, check_calibration_rows, level_name
 from .data import is_builtin, load_data, seasonal_period
-from .fitting import (ForecastEnsemble, forecast_fused_task, forecast_loss, naive_weight, scale_correction,
-                      series_known, train_members)
+from .fitting import ForecastEnsemble, naive_weight, scale_correction, series_known, train_members
 from .future import future_values
 from .gate import rolling_gate
 from .lookbacks import lookbacks_split, member_preps, view_of, view_record
+from .losses import forecast_fused_task, forecast_loss
 from .model import Forecaster
 from .known import known_names
 from .normalise import WindowNorm
