@@ -177,7 +177,8 @@ ALLOWED = {
     "rnnkit.kernels": ("rnnkit.kernels", "rnnkit.nn", "rnnkit.errors"),
     "rnnkit.data": ("rnnkit.data", "rnnkit.errors"),
     # the shared settings name cells: ModelConfig's choices and cell arguments come from the cell registry
-    "rnnkit.config": ("rnnkit.errors", "rnnkit.nn.cells"),
+    "rnnkit.config": ("rnnkit.errors", "rnnkit.nn.cells", "rnnkit.validators"),
+    "rnnkit.validators": ("rnnkit.errors",),
 }
 #: what a layer must never import
 FORBIDDEN = {

@@ -2,23 +2,22 @@
 
 The settings every job shares live here: ``ModelConfig`` says what network to build and
 ``TrainConfig`` how to fit. Each job's own settings (``DataConfig`` of forecasting, ...) are in its
-``tasks/X/config.py``, built with the validators below. Each validates itself on construction (a
-:class:`ConfigError` names the bad field and the allowed values) and round-trips through
-``to_dict``/``from_dict`` (JSON).
+``tasks/X/config.py``, built with the validators of :mod:`rnnkit.validators` (re-exported here,
+their home was here) and the helpers at the end of this module. Each validates itself on
+construction (a :class:`ConfigError` names the bad field and the allowed values) and round-trips
+through ``to_dict``/``from_dict`` (JSON).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import numpy as np
-
 from .errors import ConfigError
 from .nn.cells import cell_names, cell_spec, cell_specs
+from .validators import check_choice, check_device_name, check_levels, check_positive, check_real, refuse_setting
+from .validators import DEVICES_HELP, MAX_ENSEMBLE, check_ensemble, check_fraction  # noqa: F401 (re-exported)
 
 __all__ = ["ModelConfig", "TrainConfig", "Serialisable", "check_choice", "check_positive", "check_real",
            "check_fraction", "check_ensemble", "check_levels", "refuse_setting", "refuse_forecasting_settings"]
@@ -39,9 +38,6 @@ MAX_LR = 10.0
 FLOAT32_MAX = 3.4028234663852886e38
 #: seeds are stored and passed to torch's generators, which take integers in [0, 2^63 - 1] portably
 MAX_SEED = 2**63 - 1
-#: most members an ensemble (of forecasters or classifiers) may have: beyond a few dozen their
-#: combined prediction no longer moves
-MAX_ENSEMBLE = 100
 #: most quantile levels a forecaster's head may emit (percentiles 1-99 are 99)
 MAX_QUANTILES = 99
 #: the losses TrainConfig accepts: each job takes some of them (``refuse_unsupported``); "pinball"
@@ -58,47 +54,6 @@ DEFAULT_SAMPLES = 200
 MAX_SAMPLES = 100_000
 
 
-def check_choice(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
-
-
-def check_positive(name: str, value: Any, zero_ok: bool = False) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if zero_ok else value >= 1)
-    if not ok:
-        raise ConfigError(f"{name} must be an integer {'>= 0' if zero_ok else '>= 1'}; got {value!r}")
-
-
-def check_ensemble(value: Any) -> None:
-    """An ensemble's number of members: an integer in [1, :data:`MAX_ENSEMBLE`]."""
-    check_positive("ensemble", value)
-    if value > MAX_ENSEMBLE:
-        raise ConfigError(f"ensemble={value} is more members than rnnkit trains (at most {MAX_ENSEMBLE}); "
-                          "pass a smaller number")
-
-
-def check_real(name: str, value: Any, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False,
-          what: str = "a number") -> None:
-    """``value`` must be a finite real number in the interval from ``lo`` to ``hi`` (open or closed
-    at each end as given): NaN, infinities, booleans and strings are refused with the range."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        raise ConfigError(f"{name} must be {what} in {rng}; got {value!r}")
-
-
-def check_levels(levels, what: str = "quantile levels") -> np.ndarray:
-    """``levels`` as a float array, strictly increasing inside (0, 1); ConfigError otherwise.
-    (Here, with the other validators, because ModelConfig.quantiles uses it;
-    :mod:`rnnkit.tasks.forecast.probabilistic` scores with it.)"""
-    q = np.asarray(levels, dtype=np.float64).reshape(-1)
-    if q.size == 0 or not np.all((q > 0) & (q < 1)) or np.any(np.diff(q) <= 0):
-        raise ConfigError(f"{what} must be increasing numbers strictly between 0 and 1; got {list(map(float, q))}")
-    return q
-
-
 def _takes(cell: str, field: str) -> bool:
     """Whether the ``cell`` is built with the ModelConfig ``field`` (its CellSpec's ``config_kwargs``)."""
     return field in cell_spec(cell).config_kwargs
@@ -108,18 +63,6 @@ def _cells_taking(field: str) -> str:
     """``"elman and jordan"``: the registered cells built with the ModelConfig ``field``, for messages."""
     names = [s.name for s in cell_specs() if field in s.config_kwargs]
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
-
-
-#: TrainConfig.device's names (rnnkit/training/devices.py resolves them)
-DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-def check_device_name(name) -> None:
-    """Refuse a device name outside :data:`DEVICES_HELP` (the syntax only: whether this machine has
-    the device is checked when training starts, so a run's settings load on any machine)."""
-    if name is not None and (not isinstance(name, str) or not _DEVICE.match(name)):
-        raise ConfigError(f"device must be one of {DEVICES_HELP} (or None: where the model is); got {name!r}")
 
 
 class Serialisable:
@@ -396,18 +339,6 @@ class TrainConfig(Serialisable):
 # --- shared by the jobs' own configs (tasks/*/config.py) -----------------------------------------
 
 UNKNOWN_POLICIES = ("error", "skip", "replace")
-
-
-def check_fraction(name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise ConfigError(f"{name} must be a fraction in [0, 1); got {value!r}")
-
-
-def refuse_setting(job: str, what: str, why: str) -> None:
-    """Raise :class:`ConfigError`: the setting ``what`` does not apply to ``job``, because ``why``.
-    Each job refuses what it would ignore or replace (its ``tasks/X/config.py``'s
-    ``refuse_unsupported``); a setting at its dataclass default counts as "not set"."""
-    raise ConfigError(f"{what} does not apply to {job}: {why}")
 
 
 def refuse_forecasting_settings(job: str, model: ModelConfig, train: TrainConfig) -> None:

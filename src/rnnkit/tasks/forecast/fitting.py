@@ -1,6 +1,7 @@
-"""Training forecasters: the prepared windows of one run (:func:`prepare`), its loss for both
-engines, and the members of an ensemble trained from several seeds, on every core
-(:func:`train_members`), combined by the median (:class:`~.ensemble.ForecastEnsemble`).
+"""Training forecasters: the prepared windows of one run (:func:`prepare`) and the members of an
+ensemble trained from several seeds, on every core (:func:`train_members`), combined by the median
+(:class:`~.ensemble.ForecastEnsemble`). Their loss for both engines is :mod:`.losses`'
+(:func:`~.losses.forecast_loss`, :func:`~.losses.forecast_fused_task`, re-exported here).
 
 The data flows one way (see DESIGN.md): series -> split -> target transform -> scaler fitted on the
 training rows -> windows -> per-window normalisation (:mod:`.normalise`) -> tensors. What a run
@@ -17,7 +18,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import ModelConfig, TrainConfig
@@ -26,9 +26,8 @@ from ...data.scaler import Scaler
 from ...data.series import SeriesData
 from ...data.split import Split
 from ...errors import ConfigError
-from ...kernels.trainer import FusedTask
 from ...training.checks import check_training_memory
-from ...training.examples import LazyExamples, column
+from ...training.examples import column
 from ...training.loop import History, fit
 from ...training.members import seeded, threads_are_deterministic, train_side_by_side
 from .combine import evaluating, outputs, relative_callbacks, val_losses, naive_weight, scale_correction  # noqa: F401
@@ -39,17 +38,18 @@ from .future import with_future_columns
 from .model import Forecaster, head_loss, head_width
 from .known import known_rows, known_width, known_windows, model_input, resolve_calendar  # noqa: F401 (re-exported)
 from .linear import removed_effect
+from .losses import forecast_fused_task, forecast_loss  # (also re-exported: their home was here)
 from .normalise import WindowNorm, choose_skip, difference_lag
 from .predict import windows_for
-from .distribution import init_distribution_head, nll_loss, zero_mean
+from .distribution import init_distribution_head, zero_mean
 from .negbin import (count_config, init_negbin_head, negbin_beats_naive, set_count_naive, start_windows,
                      unscaled_targets)
-from .quantiles import centre_beats_naive, init_quantile_head, pinball_loss, zero_centre
+from .quantiles import centre_beats_naive, init_quantile_head, zero_centre
 
 __all__ = ["InputWidths", "Prepared", "prepare", "train_members", "new_member", "MemberView", "ForecastEnsemble", "forecast_loss",
            "forecast_fused_task", "resolve_norm", "series_known", "series_known_rows", "window_known_rows",
            "naive_weight",
-           "scale_correction"]  # the last two re-exported from .combine
+           "scale_correction"]  # re-exported: the last two from .combine, the two losses from .losses
 
 
 class InputWidths:
@@ -304,71 +304,6 @@ def new_member(prep: Prepared, model_config: ModelConfig, seed: int) -> Forecast
         nn.init.zeros_(model.head.weight)
         nn.init.zeros_(model.head.bias)
     return model
-
-
-def forecast_loss(model: Forecaster, train_config: TrainConfig):
-    """The loss function :func:`rnnkit.training.loop.fit` calls for a forecaster and these settings
-    (``loss=None`` is MSE, or the mean pinball loss over the levels of a quantile head; a loss
-    forecasting cannot use is refused, never replaced)."""
-    refuse_unsupported(model.config, train_config)
-    if model.distribution != "none":  # the negative log-likelihood of the targets (Gaussian or Student-t)
-        return nll_loss(model, train_config)
-    if model.levels:  # direct only (ModelConfig refuses recursive quantile models)
-        levels = torch.tensor(model.levels, dtype=next(model.parameters()).dtype)
-        return lambda m, batch: pinball_loss(m(batch[0]), batch[1], levels.to(batch[1].device))  # no-op on the CPU
-    crit = F.l1_loss if train_config.loss == "mae" else F.mse_loss
-    C, warm = model.n_targets, train_config.warmup
-    if train_config.stateful:
-        def stateful_loss(m, batch):
-            x, y, state = batch  # (B, T, F), (B, T, C)
-            pred, state = m(x, state, return_state=True)
-            return crit(pred[:, warm:], y[:, warm:]), state
-        return stateful_loss
-    if not model.recursive:
-        return lambda m, batch: crit(m(batch[0]), batch[1])
-    if train_config.many_to_many:
-        def many_to_many(m, batch):
-            x, y = batch
-            target = torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
-            return crit(m(x)[:, warm:], target[:, warm:])
-        return many_to_many
-    return lambda m, batch: crit(m(batch[0])[:, -1:], batch[1][:, :1])
-
-
-def forecast_fused_task(model: Forecaster, train_config: TrainConfig, train, val):
-    """The same loss as :func:`forecast_loss`, described for the fused trainer (which says what it
-    cannot run, e.g. stateful training with a warm-up). ``train`` may be lazily held windows
-    (:class:`~rnnkit.training.examples.LazyExamples`, a panel's): the task then gathers each chunk's
-    targets in the head's layout as the chunk trains."""
-    if train_config.stateful:  # streams (B, N, F) -> the next value (B, N, C) at every step
-        return FusedTask(head_mode="all", loss=train_config.loss or "mse", x=train[0], y=train[1], stateful=True,
-                         x_val=None if val is None else val[0], y_val=None if val is None else val[1],
-                         warmup=train_config.warmup)
-    C = model.n_targets
-
-    def targets(x, y):
-        if not model.recursive:
-            return "last", y.reshape(y.shape[0], -1)  # (N, H, C) -> (N, H*C), the head's layout
-        if train_config.many_to_many:
-            return "all", torch.cat([x[:, 1:, :C], y[:, :1]], 1)  # the next value at every step
-        return "last", y[:, 0]
-    lazy = {}
-    if isinstance(train, LazyExamples):  # the first examples stand for the shapes; the rest are gathered
-        windows = train
-
-        def gather(idx):
-            x, y = windows.take(idx)
-            return x, targets(x, y)[1]
-        lazy = {"gather": gather, "n": len(windows), "chunk": windows.chunk}
-        train = windows.take(torch.arange(min(len(windows), 64)))
-    mode, y = targets(*train)
-    yv = None if val is None else targets(*val)[1]
-    # a quantile head's task is the pinball loss, which the fused trainer declines (the run records why)
-    loss = head_loss(model.config) or train_config.loss or "mse"
-    return FusedTask(head_mode=mode, loss=loss, x=train[0], y=y,
-                     x_val=None if val is None else val[0], y_val=yv,
-                     warmup=train_config.warmup if mode == "all" else 0, **lazy)
-
 
 
 def resolve_norm(dc: DataConfig, model: ModelConfig, train: TrainConfig, lookback: int, m: int) -> tuple[str, str]:

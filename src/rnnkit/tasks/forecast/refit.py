@@ -41,7 +41,8 @@ from typing import Callable, Sequence
 from ...config import ModelConfig, TrainConfig
 from ...training.loop import History, fit, planned_epochs, steps_per_epoch
 from ...training.members import threads_are_deterministic, train_side_by_side
-from .fitting import Prepared, forecast_fused_task, forecast_loss, new_member
+from .fitting import Prepared, new_member
+from .losses import forecast_fused_task, forecast_loss
 from .model import Forecaster
 
 __all__ = ["refit_epochs", "refit_config", "refit_members"]

@@ -24,7 +24,8 @@ from .model import Forecaster
 from .negbin import set_count_naive
 from .normalise import WindowNorm, difference_lag
 from .panel_run import PanelRun, write_panel_run
-from .workflow import ForecastRun, write_forecast_run
+from .rundir import write_forecast_run
+from .workflow import ForecastRun
 
 __all__ = ["save_run", "save_forecast_run", "load_forecast_run"]
 
@@ -32,7 +33,7 @@ __all__ = ["save_run", "save_forecast_run", "load_forecast_run"]
 def save_run(run, out: str | os.PathLike, force: bool = False, extra: Callable[[Path], None] | None = None,
              kind: str = "forecast", plots: bool = False) -> Path:
     """Write a :class:`~rnnkit.tasks.forecast.workflow.ForecastRun`'s run files to ``out``, without
-    forecast.csv and its plot (:func:`~rnnkit.tasks.forecast.workflow.write_forecast_run`); a panel's
+    forecast.csv and its plot (:func:`~rnnkit.tasks.forecast.rundir.write_forecast_run`); a panel's
     run (:class:`~rnnkit.tasks.forecast.panel_run.PanelRun`) is written as its own kind."""
     if isinstance(run, PanelRun):
         return write_panel_run(run, out, force)

@@ -3,8 +3,8 @@
 Data flows one way: table -> validated :class:`SeriesData` -> chronological split -> scaler
 fitted on the training rows -> windows -> :func:`rnnkit.training.loop.fit` -> forecasts in original
 units -> metrics against naive baselines -> :class:`ForecastRun`, written by :meth:`ForecastRun.save`
-and read back by :mod:`rnnkit.tasks.forecast.run` (which imports this module, so the writing lives
-here: a run saves itself without an import cycle).
+(its files: :mod:`.rundir`) and read back by :mod:`rnnkit.tasks.forecast.run`, which imports this
+module (so a run saves itself without an import cycle).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,18 +26,15 @@ from ...data.scaler import Scaler
 from ...data.series import SeriesData
 from ...errors import ConfigError, DataError
 from ...training.loop import History, loss_printer
-from ...training.plots import plot_forecast
-from ...training.rundir import write_run_dir
-from ...training.runs import write_json, write_run_files
 from . import rolling
 from .config import refuse_distributed, DataConfig, SearchConfig
-from .conformal import Calibration, calibrate_run, check_calibration_rows, level_name
+from .conformal import Calibration, calibrate_run, check_calibration_rows
 from .data import is_builtin, load_data, seasonal_period
-from .fitting import (ForecastEnsemble, forecast_fused_task, forecast_loss, naive_weight, scale_correction,
-                      series_known, train_members)
+from .fitting import ForecastEnsemble, naive_weight, scale_correction, series_known, train_members
 from .future import future_values
 from .gate import rolling_gate
 from .lookbacks import lookbacks_split, member_preps, view_of, view_record
+from .losses import forecast_fused_task, forecast_loss
 from .model import Forecaster
 from .known import known_names
 from .normalise import WindowNorm
@@ -45,7 +42,8 @@ from .refit import refit_members
 from .predict import (check_known_horizon, forecast_frame, naive_baselines, predict_windows, score_forecasts,
                       windows_for)
 from .probabilistic import quantile_scores
-from .quantiles import outer_band, with_level_columns
+from .quantiles import with_level_columns
+from .rundir import forecast_files, write_forecast_run  # (write_forecast_run also re-exported: its home was here)
 from .search import AUTO_ENSEMBLE, auto_search, choose_normalisation
 
 __all__ = ["ForecastRun", "fit_forecaster", "forecast_loss", "forecast_fused_task", "backtest", "write_forecast_run"]
@@ -252,56 +250,8 @@ class ForecastRun:
         still exist). A run with future covariates forecasts past ``data`` only with their values
         (``future``, as :meth:`forecast` takes it); without them it has no forecast.csv."""
         data = data if data is not None else self.load_data()
-        dc, C = self.data_config, len(self.targets)
-        ahead = self.forecast(data, future=future) if future is not None or not dc.future_covariates else None
-        test_index = test_pred = None
-        start = self.meta["test_start"]
-        # a direct model with future covariates reads a whole horizon of them: without the future
-        # rows, only the windows whose horizon lies in the data are shown
-        reach = dc.horizon if dc.future_covariates and not self.recursive and ahead is None else 1
-        if len(data) - start >= reach:
-            X, _, starts = windows_for(data.values, C, dc.lookback, reach, 1, start, len(data))
-            values = self.future_values(data, future) if ahead is not None else None
-            test_pred = self.predict_contexts(X, 1, self.known(data, starts, values, 1))[:, 0]  # one step ahead, (W, C)
-            test_index = data.frame.index[starts]
-
-        point = None if ahead is None else ahead[list(self.targets)].to_numpy()  # (H, C)
-        bands = None
-        if point is not None and self.calibration is not None:  # conformal intervals
-            bands = [(f"{level_name(a)} % interval", lo[0], hi[0]) for a, lo, hi in self.calibration.bands(point[None])]
-        elif point is not None:  # a quantile run's outermost central interval (none for a point forecast)
-            band = outer_band(ahead, self.targets, self.levels)
-            bands = [band] if band is not None else None
-
-        def extra(d: Path) -> None:
-            if ahead is not None:
-                ahead.to_csv(d / "forecast.csv")
-            plot_forecast(data.frame.index, data.target_values, self.targets, d / "forecast.png",
-                          future_index=None if ahead is None else ahead.index, forecast=point, bands=bands,
-                          test_start=start if start < len(data) else None, test_index=test_index,
-                          test_pred=test_pred, title=f"{self.model_config.cell} forecast")
-        return write_forecast_run(self, out, force=force, extra=extra, plots=True)
-
-
-def write_forecast_run(run: ForecastRun, out: str | os.PathLike, force: bool = False,
-                       extra: Callable[[Path], None] | None = None, kind: str = "forecast",
-                       plots: bool = False) -> Path:
-    """Write the files every forecasting run has (config, weights, scaler, history, metrics) to ``out``
-    atomically; ``extra(tmp_dir)`` may add files (forecast.csv, plots) before the directory is
-    renamed into place. :meth:`ForecastRun.save` adds those; :func:`rnnkit.save_run` does not."""
-    def write(d: Path) -> None:
-        sections = {"model": run.model_config.to_dict(), "data": run.data_config.to_dict(),
-                    "train": run.train_config.to_dict(), "search": run.search.to_dict(), "meta": run.meta,
-                    "shapes": {"input_size": run.model.input_size, "n_targets": run.model.n_targets,
-                               "horizon": run.model.horizon}}
-        write_run_files(d, kind, sections, run.model, run.history, run.metrics,
-                        curve_title=f"{run.model_config.cell} learning curve" if plots else None)
-        write_json(d / "scaler.json", run.scaler.to_dict())
-        if run.calibration is not None:
-            write_json(d / "intervals.json", run.calibration.to_dict())
-        if extra is not None:
-            extra(d)
-    return write_run_dir(out, write, force, protect=[run.data_config.source])
+        ahead = None if self.data_config.future_covariates and future is None else self.forecast(data, future=future)
+        return write_forecast_run(self, out, force=force, extra=forecast_files(self, data, ahead, future), plots=True)
 
 
 def fit_forecaster(data_config: DataConfig, model_config: ModelConfig | None = None,
