@@ -247,11 +247,13 @@ def test_an_older_run_without_its_static_values_is_refused(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_a_recursive_normal_head_round_trips_with_its_draws_as_an_input(tmp_path):
-    """Its sampled paths' standard normal draws are the graph's last input (test_export_paths.py);
-    with the draws rnnkit's own forecast of the four series makes, the graph's levels are rnnkit's."""
+@pytest.mark.parametrize("ensemble", [1, 2])
+def test_a_recursive_normal_head_round_trips_with_its_draws_as_an_input(tmp_path, ensemble):
+    """Its sampled paths' standard normal draws are the graph's last input (test_export_paths.py; an
+    ensemble's, every member's); with the draws rnnkit's own forecast of the four series makes, the
+    graph's levels are rnnkit's."""
     from rnnkit.tasks.forecast.paths import normal_draws
-    run = panel_run(cell="gru", distribution="normal", strategy="recursive", samples=8)
+    run = panel_run(ensemble, cell="gru", distribution="normal", strategy="recursive", samples=8)
     path = rnnkit.export_onnx(run, tmp_path / "model.onnx")
     ids, shift, scale = read_series(path, run)
     panel = run.load_data(TABLE)

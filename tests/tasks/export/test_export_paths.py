@@ -1,5 +1,6 @@
 """Exporting a recursive normal head, which forecasts by sampled paths: the graph reads the paths'
-standard normal draws as its input ``noise (B, S, H, C)``. With the draws rnnkit's own forecast
+standard normal draws as its input ``noise (B, S, H, C)`` (an ensemble's: every member's,
+``(B, members, S, H, C)``). With the draws rnnkit's own forecast
 makes (:func:`~rnnkit.tasks.forecast.paths.normal_draws`), the graph's levels are rnnkit's to
 1e-5; with other draws, they are the empirical quantiles of paths computed here step by step in
 float64 from the network's own one-step outputs. The heads whose draws cannot be an input stay
@@ -86,9 +87,34 @@ def test_with_other_draws_the_graph_gives_those_paths_quantiles(tmp_path):
     assert rel_diff(got[:, :, 0], ref) < 1e-9
 
 
+@pytest.mark.parametrize("ensemble, lookbacks", [(3, ()), (2, (12, 24))], ids=["seeds", "lookbacks"])
+def test_an_ensemble_of_recursive_normal_heads_reads_every_members_draws(tmp_path, ensemble, lookbacks):
+    # each member draws from its own generator (its own sample_seed): the graph reads them all,
+    # noise (B, members, S, H, C), member k's on axis 1 at k, and takes each level's median as rnnkit does
+    run = make_run(torch.float32, cell="gru", ensemble=ensemble, lookbacks=lookbacks, **SAMPLED)
+    members = run.model.members
+    noise = normal_draws(run.model, 5, 6)
+    assert noise.shape == (5, len(members), 16, 6, 1)
+    for k, m in enumerate(members):
+        assert torch.equal(noise[:, k], normal_draws(m, 5, 6))
+    assert len({int(m.sample_seed) for m in members}) == len(members)  # the members' streams differ
+    path = rnnkit.export_onnx(run, tmp_path / "m.onnx")
+    X = contexts(run, length=24)[:7]
+    got = session(path).run(["forecast"], {"context": X,
+                                           "noise": normal_draws(run.model, len(X), 6).double().numpy()})[0]
+    want = run.predict_contexts(X, 6, all_levels=True)
+    assert got.shape == (7, 6, 1, 3) and rel_diff(got, want) < TOL
+    meta = props(path)
+    assert meta["sample_seed"] == ",".join(str(int(m.sample_seed)) for m in members)
+    entry = json.loads(meta["inputs"])[-1]
+    assert entry["name"] == "noise" and entry["shape"] == ["batch", len(members), 16, 6, 1]
+    # other draws give other levels (the input is read, not ignored)
+    other = np.random.default_rng(2).standard_normal((7, len(members), 16, 6, 1))
+    assert rel_diff(session(path).run(["forecast"], {"context": X, "noise": other})[0], want) > 1e-3
+
+
 @pytest.mark.parametrize("settings, needle", [
     (dict(SAMPLED, distribution="student_t"), "student_t head's draws depend"),
-    (dict(SAMPLED, ensemble=2), "ensemble's members each draw"),
 ])
 def test_heads_whose_draws_cannot_be_an_input_are_refused(tmp_path, settings, needle):
     run = make_run(torch.float32, cell="gru", **settings)

@@ -58,7 +58,8 @@ def forecast_parts(run, horizon: int | None, series_file: str | None = None) -> 
             "units": "data", **io_meta(inputs, outputs), **(panel_meta(run, series_file) if panel else {}),
             **(_future_meta(run, graph) if graph.future_rows else {}),
             **(_calendar_meta(run) if graph.n_calendar else {}),
-            **({"samples": str(graph.samples), "sample_seed": str(run.model.sample_seed)} if graph.samples else {})}
+            **({"samples": str(graph.samples), "sample_seed": ",".join(map(str, _sample_seeds(run)))}
+               if graph.samples else {})}
     ids = check_ids(run) if panel else None
 
     def check(session) -> float:
@@ -84,10 +85,22 @@ def _noise_inputs(run, graph: ForecastGraph) -> list[dict]:
     draws (none for any other head)."""
     if not graph.samples:
         return []
+    M = graph.noise_members
+    if M:
+        return [{"name": "noise", "shape": ["batch", M, graph.samples, graph.horizon, len(run.targets)],
+                 "dtype": "float64", "columns": list(run.targets), "units": "standard normal draws",
+                 "rows": f"member k, path s, forecast step h: the draw that makes step h of member k's path s "
+                         f"(mean + scale x draw); rnnkit draws member k's from a generator seeded with its "
+                         f"sample_seed ({', '.join(str(s) for s in _sample_seeds(run))})"}]
     return [{"name": "noise", "shape": ["batch", graph.samples, graph.horizon, len(run.targets)], "dtype": "float64",
              "columns": list(run.targets), "units": "standard normal draws",
              "rows": f"path s, forecast step h: the draw that makes step h of path s (mean + scale x draw); "
                      f"rnnkit draws them from a generator seeded with sample_seed {run.model.sample_seed}"}]
+
+
+def _sample_seeds(run) -> list[int]:
+    """The seed of each sampling model's draws: the run's model, or each member of its ensemble."""
+    return [int(m.sample_seed) for m in getattr(run.model, "members", [run.model])]
 
 
 def _future_inputs(run, graph: ForecastGraph) -> list[dict]:

@@ -18,7 +18,9 @@ A quantile or distribution head (``model.levels``) forecasts its Q levels, ``(B,
 as ``predict_contexts(..., all_levels=True)`` does: each level goes back through the same increasing
 maps, and an ensemble takes each level's median, so the levels keep the order the head gives them
 (:mod:`rnnkit.tasks.forecast.quantiles`). The distribution head's ``Phi^-1(q)`` enters the trace as
-constants (:func:`~rnnkit.tasks.forecast.distribution.normal_levels`).
+constants (:func:`~rnnkit.tasks.forecast.distribution.normal_levels`). A recursive normal head's
+sampled paths read their standard normal draws as the last input ``noise`` (an ensemble's: every
+member's, on axis 1; :func:`sampled_head`).
 """
 
 from __future__ import annotations
@@ -83,13 +85,12 @@ def head_reason(model: nn.Module) -> str | None:
     A direct Student-t head's quantiles are traced from a table (:func:`~..forecast.distribution.tabulated_t_quantiles`)."""
     config = getattr(model, "config", None)  # an ensemble's members share their first member's config
     if sampled_head(model):
-        if config.distribution == "normal" and not isinstance(model, ForecastEnsemble):
-            return None  # the graph reads the paths' standard normal draws as its input ``noise`` (:func:`sampled_head`)
-        what = ("an ensemble's members each draw their own paths" if config.distribution == "normal" else
-                f"a {config.distribution} head's draws depend on what the network predicts at each step")
+        if config.distribution == "normal":  # the graph reads the paths' standard normal draws as its input ``noise``
+            return None                      # (an ensemble's: every member's, :func:`sampled_head`)
         return (f"this run's recursive distribution head forecasts by sampled paths (--samples Monte-Carlo draws fed "
-                f"back step by step), and {what}, which a graph's input of draws cannot give; export covers point, "
-                f"quantile, direct normal and Student-t heads, and a single recursive normal head (its draws an input)")
+                f"back step by step), and a {config.distribution} head's draws depend on what the network predicts "
+                f"at each step, which a graph's input of draws cannot give; export covers point, quantile, direct "
+                f"normal and Student-t heads, and recursive normal heads (their draws an input)")
     if getattr(config, "distribution", "none") == "negbin":
         return ("this run has a negative-binomial head (--distribution negbin), whose exact discrete quantiles are "
                 "a search over the counts that the graph does not compute; export covers point, quantile, normal "
@@ -99,7 +100,8 @@ def head_reason(model: nn.Module) -> str | None:
 
 def sampled_head(model: nn.Module) -> bool:
     """Whether ``model`` forecasts by sampled paths: a recursive normal head, whose graph reads the
-    paths' standard normal draws as the input ``noise (B, samples, horizon, C)``."""
+    paths' standard normal draws as the input ``noise (B, samples, horizon, C)``; an ensemble's, every
+    member's, ``(B, members, samples, horizon, C)``."""
     config = getattr(model, "config", None)
     return getattr(config, "strategy", "direct") == "recursive" and getattr(config, "distribution", "none") != "none"
 
@@ -210,7 +212,10 @@ class ForecastGraph(nn.Module):
                                    self.n_calendar, self.n_static, self.future_rows)
         C = len(run.targets)
         #: a recursive normal head's paths per forecast: the graph's last input is their draws (0: none)
-        self.samples = run.model.samples if sampled_head(run.model) else 0
+        first = run.model.members[0] if isinstance(run.model, ForecastEnsemble) else run.model
+        self.samples = first.samples if sampled_head(run.model) else 0
+        #: the members whose draws ``noise`` holds on its axis 1 (0: one model's, no such axis)
+        self.noise_members = len(run.model.members) if self.samples and isinstance(run.model, ForecastEnsemble) else 0
         model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)
         if views:  # each member through its own view, the median in the data's units
@@ -235,8 +240,14 @@ class ForecastGraph(nn.Module):
             known = self.known(contexts, future, shift, scale, calendar, static)  # (B, L + H', K), network units
             if calendar is not None and known.shape[1] != contexts.shape[1] + self.future_rows:
                 raise ConfigError(f"calendar must hold the context's rows and the {self.future_rows} forecast rows")
-            return median([m(contexts, shift, scale, known=known, noise=noise) for m in self.members])
-        return median([m(contexts, shift, scale, noise=noise) for m in self.members])
+            return median([m(contexts, shift, scale, known=known, noise=self._noise(noise, k))
+                           for k, m in enumerate(self.members)])
+        return median([m(contexts, shift, scale, noise=self._noise(noise, k)) for k, m in enumerate(self.members)])
+
+    def _noise(self, noise: Tensor | None, k: int) -> Tensor | None:
+        """Pipeline k's draws: an ensemble over lookbacks has a pipeline per member (member k's draws);
+        one pipeline (one model, or an ensemble that splits them itself) takes them all."""
+        return noise[:, k] if noise is not None and len(self.members) > 1 else noise
 
 
 def flat_states(state) -> list[Tensor]:

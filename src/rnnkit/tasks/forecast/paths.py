@@ -167,7 +167,11 @@ def normal_draws(model, batch: int, steps: int, dtype: torch.dtype | None = None
     """The standard normal draws ``(batch, S, steps, C)`` that :func:`sample_levels` draws for ``batch``
     windows of a normal head: its generator's stream (seeded with ``model.sample_seed``) in the order
     the paths draw it, chunk by chunk and step by step; feeding them as ``noise`` forecasts the same
-    numbers. What an exported graph of a recursive normal head is checked with."""
+    numbers. What an exported graph of a recursive normal head is checked with. An ensemble's:
+    ``(batch, members, S, steps, C)``, each member's own stream (its own ``sample_seed``)."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        return torch.stack([normal_draws(m, batch, steps, dtype) for m in members], 1)
     S, C = model.samples, model.n_targets
     dtype = dtype or next(model.parameters()).dtype
     generator = torch.Generator().manual_seed(int(model.sample_seed))
