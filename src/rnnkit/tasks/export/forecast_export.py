@@ -85,17 +85,16 @@ def _noise_inputs(run, graph: ForecastGraph) -> list[dict]:
     draws (none for any other head)."""
     if not graph.samples:
         return []
-    M = graph.noise_members
-    if M:
-        return [{"name": "noise", "shape": ["batch", M, graph.samples, graph.horizon, len(run.targets)],
-                 "dtype": "float64", "columns": list(run.targets), "units": "standard normal draws",
-                 "rows": f"member k, path s, forecast step h: the draw that makes step h of member k's path s "
-                         f"(mean + scale x draw); rnnkit draws member k's from a generator seeded with its "
-                         f"sample_seed ({', '.join(str(s) for s in _sample_seeds(run))})"}]
-    return [{"name": "noise", "shape": ["batch", graph.samples, graph.horizon, len(run.targets)], "dtype": "float64",
-             "columns": list(run.targets), "units": "standard normal draws",
-             "rows": f"path s, forecast step h: the draw that makes step h of path s (mean + scale x draw); "
-                     f"rnnkit draws them from a generator seeded with sample_seed {run.model.sample_seed}"}]
+    M, seeds = graph.noise_members, _sample_seeds(run)
+    if M:  # an ensemble's: every member's draws, member k's at [:, k]
+        rows = (f"member k, path s, forecast step h: the draw that makes step h of member k's path s (mean + scale "
+                f"x draw); rnnkit draws member k's from a generator seeded with its sample_seed "
+                f"({', '.join(map(str, seeds))})")
+    else:
+        rows = (f"path s, forecast step h: the draw that makes step h of path s (mean + scale x draw); rnnkit draws "
+                f"them from a generator seeded with sample_seed {seeds[0]}")
+    return [{"name": "noise", "shape": ["batch", *([M] if M else []), graph.samples, graph.horizon, len(run.targets)],
+             "dtype": "float64", "columns": list(run.targets), "units": "standard normal draws", "rows": rows}]
 
 
 def _sample_seeds(run) -> list[int]:

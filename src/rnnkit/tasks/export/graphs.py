@@ -218,6 +218,8 @@ class ForecastGraph(nn.Module):
         self.noise_members = len(run.model.members) if self.samples and isinstance(run.model, ForecastEnsemble) else 0
         model = exportable(run.model, unroll)
         views = getattr(run.model, "views", None)
+        #: one pipeline per member (an ensemble over lookbacks), each reading its member's draws
+        self.per_member = bool(views)
         if views:  # each member through its own view, the median in the data's units
             self.members = nn.ModuleList(_Member(m, v.transform, v.scaler, v.norm, C, self.horizon, v.lookback)
                                          for m, v in zip(model.members, views))
@@ -247,7 +249,7 @@ class ForecastGraph(nn.Module):
     def _noise(self, noise: Tensor | None, k: int) -> Tensor | None:
         """Pipeline k's draws: an ensemble over lookbacks has a pipeline per member (member k's draws);
         one pipeline (one model, or an ensemble that splits them itself) takes them all."""
-        return noise[:, k] if noise is not None and len(self.members) > 1 else noise
+        return noise[:, k] if noise is not None and self.per_member else noise
 
 
 def flat_states(state) -> list[Tensor]:

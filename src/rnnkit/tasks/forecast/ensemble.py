@@ -93,10 +93,9 @@ class ForecastEnsemble(nn.Module):
         """The median of the members' forecasts; ``noise``: a recursive normal head's draws for every
         member, ``(B, members, samples, horizon, C)`` (member k's are ``noise[:, k]``, as
         :func:`~rnnkit.tasks.forecast.paths.normal_draws` gives them); None: each member draws its own."""
-        if noise is None:
-            return self._median([m.predict(c, horizon, known) for m, c in zip(self.members, self._inputs(context))])
-        return self._median([m.predict(c, horizon, known, noise[:, k])
-                             for k, (m, c) in enumerate(zip(self.members, self._inputs(context)))])
+        draws = [None] * len(self.members) if noise is None else noise.unbind(1)
+        return self._median([m.predict(c, horizon, known, d)
+                             for m, c, d in zip(self.members, self._inputs(context), draws)])
 
     def init_state(self, batch: int = 1):
         return tuple(m.init_state(batch) for m in self.members)
